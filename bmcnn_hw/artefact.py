@@ -1,0 +1,217 @@
+"""The CompiledModel: the one artefact that every back end executes.
+
+On disk a build directory holds ``manifest.json`` (schema name and version, the
+model, hardware and per-layer metadata, the SHA-256 of every file) and
+``arrays.npz`` (int8 +-1 weights in crossbar order, integer thresholds, flips,
+fixed-point score parameters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import HardwareConfig
+from .errors import ArtefactError, BmcnnError
+from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic
+
+SCHEMA = "bmcnn-hw/compiled-model"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a layer's (rows x cols) weight matrix is cut into crossbar tiles."""
+
+    tile_rows: int
+    tile_cols: int
+    n_row_tiles: int
+    n_col_tiles: int
+    pad_rows: int
+    """Unused rows in the last row tile (devices left at G_off on both sides)."""
+    pad_cols: int
+    """Unused weight columns in the last column tile."""
+
+    def row_range(self, rt: int, rows: int) -> tuple[int, int]:
+        """Weight-matrix rows [start, stop) held by row tile ``rt``."""
+        return rt * self.tile_rows, min((rt + 1) * self.tile_rows, rows)
+
+    def col_range(self, ct: int, cols: int) -> tuple[int, int]:
+        """Weight-matrix columns [start, stop) held by column tile ``ct``."""
+        return ct * self.tile_cols, min((ct + 1) * self.tile_cols, cols)
+
+
+@dataclass(frozen=True)
+class CompiledLayer:
+    """One memristive layer in crossbar form.
+
+    ``weight`` is (rows, cols) int8 in {-1, +1}; for conv, rows are in im2col order
+    (c_in, ky, kx) and cols are output channels. Hidden layers have ``theta``/``flip``
+    (``a = (acc >= theta) XOR flip``); the output layer has ``score_scale``/``score_bias``
+    (``score = acc * S + B``, fixed point with ``score_frac_bits`` fraction bits).
+    """
+
+    name: str
+    kind: str
+    in_shape: tuple
+    out_shape: tuple
+    kernel: int
+    pool: int
+    input_bits: int
+    weight: np.ndarray
+    acc_min: int
+    acc_max: int
+    theta: np.ndarray | None = None
+    flip: np.ndarray | None = None
+    score_scale: np.ndarray | None = None
+    score_bias: np.ndarray | None = None
+    tiling: Tiling | None = None
+    adc_bits: int = 0
+
+    @property
+    def rows(self) -> int:
+        """Crossbar rows (fan-in)."""
+        return self.weight.shape[0]
+
+    @property
+    def cols(self) -> int:
+        """Weight columns (outputs per position)."""
+        return self.weight.shape[1]
+
+    @property
+    def is_output(self) -> bool:
+        """True for the score layer."""
+        return self.score_scale is not None
+
+    @property
+    def acc_width(self) -> int:
+        """Bits of a signed accumulator that holds every value in [acc_min, acc_max + 1]."""
+        bound = max(-self.acc_min, self.acc_max + 1)
+        return int(bound).bit_length() + 1
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """A BMCNN compiled for crossbars: layers plus the hardware it was compiled for."""
+
+    layers: tuple
+    hardware: HardwareConfig
+    model_config: dict
+    score_frac_bits: int
+    provenance: dict = field(default_factory=dict)
+
+    def replace_layer(self, index: int, **changes) -> "CompiledModel":
+        """A copy with layer ``index`` changed."""
+        layers = list(self.layers)
+        layers[index] = dataclasses.replace(layers[index], **changes)
+        return dataclasses.replace(self, layers=tuple(layers))
+
+
+_ARRAY_FIELDS = ("weight", "theta", "flip", "score_scale", "score_bias")
+
+
+def _layer_meta(layer: CompiledLayer) -> dict:
+    meta = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in _ARRAY_FIELDS}
+    meta["in_shape"], meta["out_shape"] = list(layer.in_shape), list(layer.out_shape)
+    meta["tiling"] = dataclasses.asdict(layer.tiling) if layer.tiling else None
+    meta["rows"], meta["cols"], meta["acc_width"] = layer.rows, layer.cols, layer.acc_width
+    return meta
+
+
+def save_model(model: CompiledModel, build_dir: Path, extra_files: dict | None = None) -> Path:
+    """Write ``arrays.npz`` then ``manifest.json`` (last, so a half-written build never loads).
+
+    Args:
+        extra_files: relative path -> SHA-256 of further files of the build to list.
+    """
+    build_dir = Path(build_dir)
+    arrays = {}
+    for i, layer in enumerate(model.layers):
+        for name in _ARRAY_FIELDS:
+            value = getattr(layer, name)
+            if value is not None:
+                arrays[f"layer{i}.{name}"] = value
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_atomic_bytes(build_dir / "arrays.npz", buffer.getvalue())
+    files = {"arrays.npz": sha256_file(build_dir / "arrays.npz"), **(extra_files or {})}
+    manifest = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "model": model.model_config,
+        "hardware": model.hardware.to_dict(),
+        "score_frac_bits": model.score_frac_bits,
+        "provenance": model.provenance,
+        "layers": [_layer_meta(layer) for layer in model.layers],
+        "files": dict(sorted(files.items())),
+    }
+    write_json_atomic(build_dir / "manifest.json", manifest)
+    return build_dir / "manifest.json"
+
+
+def _read_manifest(build_dir: Path) -> dict:
+    path = build_dir / "manifest.json"
+    if not path.is_file():
+        raise ArtefactError(f"{path}: missing (is {build_dir} a build directory from `bmcnn-hw compile`?)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtefactError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        raise ArtefactError(f"{path}: field 'schema' must be {SCHEMA!r}")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ArtefactError(f"{path}: schema_version {manifest.get('schema_version')!r} is not supported "
+                            f"(this bmcnn-hw reads version {SCHEMA_VERSION}); recompile the checkpoint")
+    return manifest
+
+
+def verify_files(build_dir: Path, manifest: dict, names=None) -> None:
+    """Check the SHA-256 of the listed build files.
+
+    Raises:
+        ArtefactError: naming the first file that is missing or changed.
+    """
+    for rel, digest in manifest.get("files", {}).items():
+        if names is not None and rel not in names:
+            continue
+        path = build_dir / rel
+        if not path.is_file():
+            raise ArtefactError(f"{path}: listed in manifest.json but missing")
+        if sha256_file(path) != digest:
+            raise ArtefactError(f"{path}: SHA-256 differs from manifest.json (file changed or corrupt)")
+
+
+def load_model(build_dir: Path) -> CompiledModel:
+    """Load and verify a build directory.
+
+    Raises:
+        ArtefactError: for a missing/corrupt manifest or arrays file, a schema
+            mismatch, or a hash mismatch.
+    """
+    build_dir = Path(build_dir)
+    manifest = _read_manifest(build_dir)
+    verify_files(build_dir, manifest, names={"arrays.npz"})
+    try:
+        with np.load(build_dir / "arrays.npz") as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        layers = []
+        for i, meta in enumerate(manifest["layers"]):
+            meta = dict(meta)
+            for derived in ("rows", "cols", "acc_width"):
+                meta.pop(derived)
+            tiling = meta.pop("tiling")
+            fields = {name: arrays.get(f"layer{i}.{name}") for name in _ARRAY_FIELDS}
+            meta["in_shape"], meta["out_shape"] = tuple(meta["in_shape"]), tuple(meta["out_shape"])
+            layers.append(CompiledLayer(**meta, **fields, tiling=Tiling(**tiling) if tiling else None))
+        hardware = HardwareConfig.from_dict(manifest["hardware"], where=str(build_dir / "manifest.json"))
+        return CompiledModel(tuple(layers), hardware, manifest["model"], manifest["score_frac_bits"],
+                             manifest.get("provenance", {}))
+    except BmcnnError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtefactError(f"{build_dir / 'manifest.json'}: malformed layer description ({exc})") from None

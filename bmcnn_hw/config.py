@@ -1,0 +1,191 @@
+"""Frozen configuration dataclasses. Units are part of every field name.
+
+Every dataclass round-trips through plain dicts (JSON/TOML) with ``to_dict`` /
+``from_dict``; ``from_dict`` rejects unknown fields and wrong types with a
+``ConfigError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+
+def _check_positive(name: str, value, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = "a non-negative" if allow_zero else "a positive"
+        raise ConfigError(f"{name} must be {bound} number, not {value!r}")
+
+
+class _DictMixin:
+    """JSON/TOML round-trip for flat frozen dataclasses."""
+
+    def to_dict(self) -> dict:
+        """Return the fields as a plain dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = ""):
+        """Build from a dict, naming ``where`` (file or section) in errors.
+
+        Raises:
+            ConfigError: on unknown fields or invalid values.
+        """
+        prefix = f"{where}: " if where else ""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{prefix}{cls.__name__} must be a table/object, not {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"{prefix}unknown {cls.__name__} field(s) {unknown}; expected some of {sorted(names)}")
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{prefix}{exc}") from None
+        except TypeError as exc:
+            raise ConfigError(f"{prefix}{cls.__name__}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DeviceParams(_DictMixin):
+    """Electrical model of the memristors of a crossbar and their read circuit."""
+
+    r_on_ohm: float = 10e3
+    """Nominal low-resistance (ON, SET) state."""
+    r_off_ohm: float = 100e3
+    """Nominal high-resistance (OFF, RESET) state."""
+    sigma_on_rel: float = 0.0
+    """Relative standard deviation of R_on from device to device (0.1 = 10 %)."""
+    sigma_off_rel: float = 0.0
+    """Relative standard deviation of R_off from device to device."""
+    distribution: str = "normal"
+    """Device-to-device distribution of R: "normal" or "lognormal" (same mean and relative sigma)."""
+    p_stuck_on: float = 0.0
+    """Probability that a device is stuck in the ON state."""
+    p_stuck_off: float = 0.0
+    """Probability that a device is stuck in the OFF state."""
+    v_read_v: float = 0.2
+    """Read voltage applied to an active row."""
+
+    def __post_init__(self):
+        _check_positive("r_on_ohm", self.r_on_ohm)
+        _check_positive("r_off_ohm", self.r_off_ohm)
+        if not self.r_off_ohm > self.r_on_ohm:
+            raise ConfigError(f"r_off_ohm ({self.r_off_ohm!r}) must be greater than r_on_ohm ({self.r_on_ohm!r})")
+        _check_positive("sigma_on_rel", self.sigma_on_rel, allow_zero=True)
+        _check_positive("sigma_off_rel", self.sigma_off_rel, allow_zero=True)
+        if self.distribution not in ("normal", "lognormal"):
+            raise ConfigError(f"distribution must be 'normal' or 'lognormal', not {self.distribution!r}")
+        for name in ("p_stuck_on", "p_stuck_off"):
+            value = getattr(self, name)
+            _check_positive(name, value, allow_zero=True)
+            if value > 1:
+                raise ConfigError(f"{name} must be a probability in [0, 1], not {value!r}")
+        if self.p_stuck_on + self.p_stuck_off > 1:
+            raise ConfigError("p_stuck_on + p_stuck_off must not exceed 1")
+        _check_positive("v_read_v", self.v_read_v)
+
+    @property
+    def g_on_s(self) -> float:
+        """Nominal ON conductance."""
+        return 1.0 / self.r_on_ohm
+
+    @property
+    def g_off_s(self) -> float:
+        """Nominal OFF conductance."""
+        return 1.0 / self.r_off_ohm
+
+    @property
+    def unit_current_a(self) -> float:
+        """Column current of one unit of dot product, V_read * (G_on - G_off)."""
+        return self.v_read_v * (self.g_on_s - self.g_off_s)
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when every device sits exactly at its nominal resistance."""
+        return not (self.sigma_on_rel or self.sigma_off_rel or self.p_stuck_on or self.p_stuck_off)
+
+
+@dataclass(frozen=True)
+class CrossbarGeometry(_DictMixin):
+    """Size of one crossbar tile, in weights (each weight is a differential pair of devices)."""
+
+    tile_rows: int = 128
+    """Word lines (inputs) per tile."""
+    tile_cols: int = 128
+    """Weight columns per tile; each uses two device columns (G+ and G-)."""
+
+    def __post_init__(self):
+        for name in ("tile_rows", "tile_cols"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> "CrossbarGeometry":
+        """Parse ``"RxC"`` (e.g. ``"128x128"``).
+
+        Raises:
+            ConfigError: when the text is not two positive integers joined by 'x'.
+        """
+        parts = str(text).lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(f"tile size must look like RxC with positive integers (e.g. 128x128), not {text!r}")
+        return cls(int(parts[0]), int(parts[1]))
+
+
+@dataclass(frozen=True)
+class ReadoutParams(_DictMixin):
+    """TIA + ADC that turn a differential column current into a signed code."""
+
+    adc_bits: int = 0
+    """ADC resolution in bits; 0 derives the smallest exact width from the tile rows."""
+    lsb_units: float = 1.0
+    """ADC step in units of dot product (1.0: one code per unit, exact for an ideal chip)."""
+    tia_rf_ohm: float = 10e3
+    """TIA feedback resistor; the TIA output voltage is -R_f * I."""
+
+    def __post_init__(self):
+        if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
+            raise ConfigError(f"adc_bits must be an integer in [0, 32] (0 = derive), not {self.adc_bits!r}")
+        _check_positive("lsb_units", self.lsb_units)
+        _check_positive("tia_rf_ohm", self.tia_rf_ohm)
+
+    def resolved_bits(self, tile_rows: int) -> int:
+        """ADC bits actually used: ``adc_bits`` or the exact width for ``tile_rows`` binary inputs."""
+        if self.adc_bits:
+            return self.adc_bits
+        return max(2, math.ceil(math.log2(tile_rows + 1)) + 1)
+
+
+@dataclass(frozen=True)
+class HardwareConfig(_DictMixin):
+    """Everything the compiler needs besides the trained network."""
+
+    device: DeviceParams = field(default_factory=DeviceParams)
+    geometry: CrossbarGeometry = field(default_factory=CrossbarGeometry)
+    readout: ReadoutParams = field(default_factory=ReadoutParams)
+
+    def to_dict(self) -> dict:
+        """Return nested plain dicts."""
+        return {"device": self.device.to_dict(), "geometry": self.geometry.to_dict(), "readout": self.readout.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = "") -> "HardwareConfig":
+        """Build from nested dicts (missing sections take defaults)."""
+        prefix = f"{where}: " if where else ""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{prefix}hardware config must be an object")
+        unknown = sorted(set(data) - {"device", "geometry", "readout"})
+        if unknown:
+            raise ConfigError(f"{prefix}unknown hardware section(s) {unknown}; expected device, geometry, readout")
+        return cls(
+            device=DeviceParams.from_dict(data.get("device", {}), where=f"{where}[device]"),
+            geometry=CrossbarGeometry.from_dict(data.get("geometry", {}), where=f"{where}[geometry]"),
+            readout=ReadoutParams.from_dict(data.get("readout", {}), where=f"{where}[readout]"),
+        )

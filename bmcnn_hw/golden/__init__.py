@@ -1,0 +1,1 @@
+"""NumPy golden models: exact integer executor and crossbar physics executor."""

@@ -1,0 +1,48 @@
+"""Layer plumbing shared by every executor: im2col, pooling, thresholds, scores.
+
+Shapes: images are (N, C, H, W) integer arrays; a layer's crossbar input is
+(N, P, rows) with P output positions (P = H_out * W_out for conv, 1 for fc).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..artefact import CompiledLayer
+
+
+def layer_rows(layer: CompiledLayer, x: np.ndarray) -> np.ndarray:
+    """Crossbar input vectors of ``layer`` for its input ``x``: (N, P, rows).
+
+    conv: im2col, row order (c_in, ky, kx) like ``weight.reshape(out, -1)``;
+    fc: the flattened (C, H, W) input, one position.
+    """
+    n = x.shape[0]
+    if layer.kind == "fc":
+        return x.reshape(n, 1, -1)
+    k = layer.kernel
+    windows = sliding_window_view(x, (k, k), axis=(2, 3))  # (N, C, Ho, Wo, k, k)
+    ho, wo = windows.shape[2], windows.shape[3]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho * wo, -1)
+
+
+def layer_output(layer: CompiledLayer, acc: np.ndarray) -> np.ndarray:
+    """Turn integer accumulators (N, P, cols) into the layer's output.
+
+    Hidden layers: bits ``(acc >= theta) XOR flip``, max-pooled (= OR), shaped like
+    ``layer.out_shape``. Output layer: integer scores ``acc * S + B`` (N, classes).
+    """
+    n = acc.shape[0]
+    if layer.is_output:
+        return acc[:, 0, :].astype(np.int64) * layer.score_scale + layer.score_bias
+    bits = ((acc >= layer.theta) ^ layer.flip.astype(bool)).astype(np.uint8)
+    if layer.kind == "fc":
+        return bits.reshape(n, -1)
+    c = layer.cols
+    h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+    bits = bits.reshape(n, h, w, c).transpose(0, 3, 1, 2)  # (N, C, H, W)
+    p = layer.pool
+    if p > 1:
+        bits = bits.reshape(n, c, h // p, p, w // p, p).max(axis=(3, 5))
+    return bits

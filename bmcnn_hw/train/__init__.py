@@ -1,0 +1,1 @@
+"""PyTorch side: binarization (STE), the BMCNN model family, training loop, checkpoints."""

@@ -1,0 +1,52 @@
+"""Checkpoint directories: ``model.pt`` (state dict), ``config.json``, ``metrics.json``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import ArtefactError, BmcnnError
+from ..io_utils import write_atomic_bytes, write_json_atomic
+from .model import BMCNN, ModelConfig
+
+
+def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: dict) -> None:
+    """Write a checkpoint directory (each file atomically)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    write_atomic_bytes(directory / "model.pt", buffer.getvalue())
+    write_json_atomic(directory / "config.json", {"model": model.config.to_dict(), "train": train_params})
+    write_json_atomic(directory / "metrics.json", metrics)
+
+
+def load_checkpoint(directory: Path) -> tuple[BMCNN, dict]:
+    """Load a checkpoint directory; returns the model in eval mode and its config dict.
+
+    Raises:
+        ArtefactError: naming the file when it is missing, not JSON, or does not fit the model.
+    """
+    directory = Path(directory)
+    config_path, weights_path = directory / "config.json", directory / "model.pt"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ArtefactError(f"{path}: missing (is {directory} a checkpoint directory from `bmcnn-hw train`?)")
+    try:
+        config = json.loads(config_path.read_text())
+        model_config = ModelConfig.from_dict(config["model"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtefactError(f"{config_path}: malformed checkpoint config ({exc})") from None
+    except BmcnnError as exc:
+        raise ArtefactError(f"{config_path}: {exc}") from None
+    model = BMCNN(model_config)
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise ArtefactError(f"{weights_path}: corrupt or incompatible weights ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model, config
