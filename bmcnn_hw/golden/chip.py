@@ -1,0 +1,85 @@
+"""A Chip: one sampled set of device resistances for every tile of a CompiledModel.
+
+The same Chip feeds the physics executor and the netlist writer, so SPICE and the
+golden physics model see identical devices. Sampling is deterministic: tile
+(layer, rt, ct) uses ``numpy.random.default_rng([seed, layer, rt, ct])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..artefact import CompiledModel
+from ..compile.map_conductance import device_states, padded_tile
+from ..config import DeviceParams
+
+MIN_R_FRACTION = 0.01
+"""A normal sample below 1 % of its nominal R is clipped there (a resistance stays positive)."""
+
+
+@dataclass(frozen=True)
+class TileDevices:
+    """Resistances (ohm) of one tile's G+ and G- devices, (tile_rows, tile_cols) each."""
+
+    r_plus: np.ndarray
+    r_minus: np.ndarray
+
+    @property
+    def g_plus(self) -> np.ndarray:
+        """Conductances of the G+ devices (S)."""
+        return 1.0 / self.r_plus
+
+    @property
+    def g_minus(self) -> np.ndarray:
+        """Conductances of the G- devices (S)."""
+        return 1.0 / self.r_minus
+
+
+def _sample(nominal: np.ndarray, sigma: float, params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
+    z = rng.standard_normal(nominal.shape)
+    if sigma == 0:
+        return nominal.copy()
+    if params.distribution == "lognormal":
+        # Same mean and relative std as the normal case: var(R)/E(R)^2 = sigma^2.
+        s2 = np.log1p(sigma ** 2)
+        return nominal * np.exp(np.sqrt(s2) * z - s2 / 2)
+    return np.maximum(nominal * (1 + sigma * z), MIN_R_FRACTION * nominal)
+
+
+def sample_devices(on: np.ndarray, params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
+    """Resistances of devices programmed ON where ``on`` is True, OFF elsewhere."""
+    r_on = _sample(np.full(on.shape, params.r_on_ohm), params.sigma_on_rel, params, rng)
+    r_off = _sample(np.full(on.shape, params.r_off_ohm), params.sigma_off_rel, params, rng)
+    r = np.where(on, r_on, r_off)
+    if params.p_stuck_on or params.p_stuck_off:
+        u = rng.random(on.shape)
+        r = np.where(u < params.p_stuck_on, params.r_on_ohm, r)
+        r = np.where((u >= params.p_stuck_on) & (u < params.p_stuck_on + params.p_stuck_off), params.r_off_ohm, r)
+    return r
+
+
+class Chip:
+    """Every device of a CompiledModel, sampled once from ``params`` with ``seed``."""
+
+    def __init__(self, model: CompiledModel, params: DeviceParams | None = None, seed: int = 0):
+        self.params = params or model.hardware.device
+        self.seed = int(seed)
+        self.tiles: dict[tuple[int, int, int], TileDevices] = {}
+        for i, layer in enumerate(model.layers):
+            for rt in range(layer.tiling.n_row_tiles):
+                for ct in range(layer.tiling.n_col_tiles):
+                    plus_on, minus_on = device_states(padded_tile(layer, rt, ct))
+                    rng = np.random.default_rng([self.seed, i, rt, ct])
+                    self.tiles[(i, rt, ct)] = TileDevices(sample_devices(plus_on, self.params, rng),
+                                                          sample_devices(minus_on, self.params, rng))
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when every device is at its nominal resistance."""
+        return self.params.is_ideal
+
+    def describe(self) -> dict:
+        """Seed and device parameters (recorded in reports and netlist headers)."""
+        return {"seed": self.seed, **self.params.to_dict()}

@@ -1,0 +1,1 @@
+"""SPICE back end: netlist writer, ngspice runner (the only module that calls ngspice)."""
