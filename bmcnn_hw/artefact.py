@@ -89,10 +89,21 @@ class CompiledLayer:
         return self.score_scale is not None
 
     @property
+    def acc_bound(self) -> int:
+        """Largest |value| the accumulator can ever hold.
+
+        Covers the exact range [acc_min, acc_max + 1] (thresholds included) and any
+        sequence of ADC codes, even clipped ones from a chip with variation: at most
+        2**(adc_bits-1) per read, shifted by up to input_bits-1, over all row tiles.
+        """
+        adc_peak = 2 ** max(self.adc_bits - 1, 0) * (2 ** self.input_bits - 1)
+        n_row_tiles = self.tiling.n_row_tiles if self.tiling else 1
+        return max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles)
+
+    @property
     def acc_width(self) -> int:
-        """Bits of a signed accumulator that holds every value in [acc_min, acc_max + 1]."""
-        bound = max(-self.acc_min, self.acc_max + 1)
-        return int(bound).bit_length() + 1
+        """Bits of a signed accumulator that holds +-``acc_bound`` (never overflows)."""
+        return int(self.acc_bound).bit_length() + 1
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""cocotb testbenches and the orchestration that runs them against the golden model."""

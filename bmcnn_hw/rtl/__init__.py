@@ -1,0 +1,1 @@
+"""Digital periphery RTL (Amaranth components) and Verilog emission."""
