@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -68,7 +69,7 @@ def train(config: ModelConfig, train_set: Dataset, test_set: Dataset, params: Tr
         order = torch.randperm(len(data), generator=generator)
         start, total_loss, correct = time.perf_counter(), 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress,
-                   unit="batch", leave=True)
+                   unit="batch", leave=True, mininterval=0.2 if sys.stderr.isatty() else 10.0)
         for k in bar:
             idx = order[k * params.batch_size:(k + 1) * params.batch_size]
             scores = model(x_all[idx])

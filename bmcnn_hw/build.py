@@ -1,0 +1,48 @@
+"""``compile``: checkpoint -> build directory (CompiledModel, netlists, RTL), written atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .artefact import CompiledModel, save_model
+from .compile import compile_checkpoint
+from .config import HardwareConfig
+from .errors import ArtefactError
+from .golden.chip import Chip
+from .io_utils import sha256_file
+from .rtl.emit import write_rtl
+from .spice.netlist import write_netlists
+from .train.checkpoint import load_checkpoint
+
+
+def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_seed: int = 0) -> CompiledModel:
+    """Compile a checkpoint into ``build_dir``.
+
+    Everything is written into a sibling temp directory first and renamed into
+    place at the end, so an interrupted compile leaves no build that loads.
+    The netlists are for the chip sampled from ``hardware.device`` with ``chip_seed``
+    (the ideal chip when the device has no variation).
+    """
+    checkpoint_dir, build_dir = Path(checkpoint_dir), Path(build_dir)
+    torch_model, _ = load_checkpoint(checkpoint_dir)
+    provenance = {"checkpoint": str(checkpoint_dir.resolve()),
+                  "checkpoint_sha256": sha256_file(checkpoint_dir / "model.pt"), "chip_seed": chip_seed}
+    model = compile_checkpoint(torch_model, hardware, provenance)
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=build_dir.parent, prefix=f".{build_dir.name}."))
+    try:
+        files = write_netlists(model, Chip(model, hardware.device, chip_seed), staging / "netlists")
+        files.update(write_rtl(model, staging / "rtl"))
+        save_model(model, staging, extra_files=files)
+        if build_dir.exists():
+            if not (build_dir / "manifest.json").is_file():
+                raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
+            shutil.rmtree(build_dir)
+        os.replace(staging, build_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return model

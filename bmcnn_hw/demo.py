@@ -1,0 +1,142 @@
+"""``demo``: data -> training -> compile -> golden -> SPICE -> RTL, with a summary of what agreed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .artefact import load_model
+from .build import build
+from .config import HardwareConfig
+from .data.mnist import load_mnist
+from .golden.chip import Chip
+from .golden.crossbar import PhysicsReader, run_crossbar
+from .golden.integer import run_batched, run_integer
+from .io_utils import write_json_atomic, write_text_atomic
+from .train.checkpoint import load_checkpoint, save_checkpoint
+from .train.loop import TrainParams, predict, to_tensor, train
+
+
+@dataclass
+class Summary:
+    """Rows of (stage, result, agreed) collected while the demo runs."""
+
+    rows: list = field(default_factory=list)
+
+    def add(self, stage: str, result: str, agreed: bool | None = None) -> None:
+        """Record one stage and print it at once."""
+        self.rows.append({"stage": stage, "result": result, "agreed": agreed})
+        mark = {True: "OK  ", False: "FAIL", None: "    "}[agreed]
+        print(f"[{mark}] {stage}: {result}", flush=True)
+
+    @property
+    def ok(self) -> bool:
+        """True when no stage disagreed."""
+        return all(row["agreed"] is not False for row in self.rows)
+
+    def markdown(self) -> str:
+        """The summary as a Markdown table."""
+        lines = ["| stage | result | agreed |", "|---|---|---|"]
+        for row in self.rows:
+            agreed = {True: "yes", False: "**NO**", None: "-"}[row["agreed"]]
+            lines.append(f"| {row['stage']} | {row['result']} | {agreed} |")
+        return "\n".join(lines) + "\n"
+
+
+def torch_activations_match(torch_model, model, images: np.ndarray) -> bool:
+    """Every hidden activation and the scores of torch equal the integer golden model's."""
+    with torch.no_grad():
+        scores, acts = torch_model(to_tensor(images), return_activations=True)
+    trace = run_integer(model, images)
+    same = all(np.array_equal(a.numpy().astype(np.uint8).reshape(g.shape), g) for a, g in zip(acts, trace.outputs))
+    return same and np.array_equal(scores.numpy() * 2 ** model.score_frac_bits, trace.scores)
+
+
+def traces_equal(a, b) -> bool:
+    """Accumulators and outputs of two traces are identical."""
+    return all(np.array_equal(x, y) for x, y in zip(a.accumulators + a.outputs, b.accumulators + b.outputs))
+
+
+def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, spice_images: int = 2,
+             physics_images: int = 200, rtl_sim: str = "icarus", limit: int | None = None) -> Summary:
+    """Run every stage end to end; returns the summary (also written to ``out_dir``)."""
+    out_dir = Path(out_dir)
+    summary = Summary()
+    train_set, test_set = load_mnist(data_dir, "train"), load_mnist(data_dir, "test")
+    summary.add("data", f"{len(train_set)} train / {len(test_set)} test images from {data_dir}")
+
+    start = time.perf_counter()
+    params = TrainParams(epochs=epochs, seed=seed, limit=limit)
+    torch_model, metrics = train(load_model_config(), train_set, test_set, params)
+    save_checkpoint(out_dir / "checkpoint", torch_model, params.__dict__, metrics)
+    summary.add(f"train ({epochs} epoch, seed {seed})",
+                f"test accuracy {100 * metrics['test_acc']:.2f} % in {time.perf_counter() - start:.0f} s")
+
+    model = build(out_dir / "checkpoint", out_dir / "build", HardwareConfig(), chip_seed=seed)
+    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers)
+    summary.add("compile", f"{len(model.layers)} layers, {tiles} tiles -> {tiles} netlists, "
+                           f"{len(model.layers)} Verilog modules in {out_dir / 'build'}")
+
+    torch_model, _ = load_checkpoint(out_dir / "checkpoint")
+    golden = run_batched(model, test_set.images)
+    torch_preds = predict(torch_model, test_set.images)
+    same = int((golden == torch_preds).sum())
+    acts = torch_activations_match(torch_model, model, test_set.images[:physics_images])
+    summary.add("torch vs golden (integer)",
+                f"{same}/{len(test_set)} same class, golden accuracy {100 * (golden == test_set.labels).mean():.2f} %; "
+                f"activations and scores identical on {physics_images} images: {acts}",
+                same == len(test_set) and acts)
+
+    model = load_model(out_dir / "build")
+    chip = Chip(model, model.hardware.device, seed)
+    images = test_set.images[:physics_images]
+    physics, _ = run_crossbar(model, images, PhysicsReader(chip))
+    summary.add("crossbar physics (ideal chip) vs golden",
+                f"{physics_images} images, every accumulator and activation identical",
+                traces_equal(physics, run_integer(model, images)))
+
+    summary_spice(summary, model, chip, out_dir / "build", test_set.images[:spice_images])
+    summary_rtl(summary, model, test_set.images[:2], out_dir / "rtl_check", rtl_sim, seed)
+
+    write_json_atomic(out_dir / "summary.json", {"ok": summary.ok, "rows": summary.rows})
+    write_text_atomic(out_dir / "summary.md", summary.markdown())
+    print("\n" + summary.markdown())
+    return summary
+
+
+def load_model_config():
+    """The default (compact) BMCNN configuration."""
+    from .train.model import ModelConfig
+
+    return ModelConfig()
+
+
+def summary_spice(summary: Summary, model, chip, build_dir: Path, images: np.ndarray) -> None:
+    """SPICE does every crossbar read of ``images``; compare with the physics model and golden."""
+    from .spice.run import SpiceReader
+
+    start = time.perf_counter()
+    reader = SpiceReader(model, chip, build_dir / "netlists")
+    spice, spice_acc = run_crossbar(model, images, reader, record=True)
+    physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)
+    worst = max(float(np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30)))
+                for s, p in zip(spice_acc.reads, physics_acc.reads) for k in (5, 6))
+    agreed = traces_equal(spice, run_integer(model, images)) and worst <= 1e-9
+    summary.add("SPICE (ngspice) vs physics and golden",
+                f"{len(images)} images, {reader.solves} ngspice solves in {time.perf_counter() - start:.0f} s, "
+                f"max relative current error {worst:.1e}, classes {spice.predictions.tolist()} = golden", agreed)
+
+
+def summary_rtl(summary: Summary, model, images: np.ndarray, work_dir: Path, sim: str, seed: int) -> None:
+    """cocotb testbench of every layer's periphery against golden vectors."""
+    from .cosim.rtl_check import check_rtl
+
+    start = time.perf_counter()
+    checks = check_rtl(model, images, work_dir, sim=sim, seed=seed)
+    failed = [c for c in checks if not c.passed]
+    result = f"{sum(c.outputs for c in checks)} outputs of {len(checks)} layers bit-exact ({time.perf_counter() - start:.0f} s)"
+    summary.add(f"RTL ({sim}, cocotb) vs golden", failed[0].message if failed else result, not failed)
