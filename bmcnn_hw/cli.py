@@ -73,9 +73,11 @@ def cmd_compile(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from .artefact import load_model
     from .data.mnist import load_mnist
     from .evaluate import evaluate
 
+    load_model(args.build)  # a broken build fails before the data is read
     data = load_mnist(_data_dir(args), "test").head(args.limit)
     report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint)
     print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "

@@ -75,15 +75,22 @@ def run_periphery_tb(verilog_path: Path, toplevel: str, vectors: dict, build_dir
     build_args = ["-Wno-fatal"] if sim == "verilator" else []
     log = build_dir / "sim.log"
     try:
-        runner.build(verilog_sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
+        runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
                      timescale=("1ns", "1ps"), build_args=build_args, waves=waves, log_file=build_dir / "build.log")
+    except (SystemExit, Exception) as exc:
+        raise SimulationError(f"{verilog_path}: {sim} build failed ({exc}); see {build_dir / 'build.log'}") from None
+    # Under pytest the cocotb runner exits on a failing test instead of returning its
+    # results; hide pytest's marker so the CLI and the tests take the same path.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
         results = runner.test(hdl_toplevel=toplevel, test_module="bmcnn_hw.cosim.tb_periphery",
                               build_dir=build_dir, test_dir=build_dir, waves=waves, log_file=log,
                               extra_env={"BMCNN_TB_VECTORS": str(vectors_path)})
-    except SystemExit as exc:
-        raise SimulationError(f"{verilog_path}: {sim} build failed (exit {exc.code}); see {build_dir}") from None
-    except Exception as exc:
+    except (SystemExit, Exception) as exc:
         raise SimulationError(f"{verilog_path}: {sim} run failed ({exc}); see {log}") from None
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
     from cocotb_tools.check_results import get_results
 
     _, failed = get_results(results)

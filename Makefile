@@ -1,0 +1,32 @@
+# Two entry points, both self-installing on a fresh machine:
+#   make demo   - the main job end to end (data, training, compile, golden, SPICE, RTL)
+#   make test   - the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_MNIST := ../shared/datasets/mnist
+DATA_FROM := $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS.uncompressed),--data-from $(SHARED_MNIST),)
+PYTEST_ARGS ?=
+
+.PHONY: demo test system-deps venv clean
+
+system-deps:
+	@scripts/system-deps.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: system-deps $(STAMP)
+	$(BIN)/bmcnn-hw demo $(DATA_FROM)
+
+test: system-deps $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs build sim_build .pytest_cache

@@ -1,0 +1,83 @@
+"""Shared fixtures: real MNIST, one briefly trained checkpoint, its build directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mnist_dir() -> Path:
+    from bmcnn_hw.data.fetch import default_cache_dir
+
+    candidates = [os.environ.get("BMCNN_HW_TEST_DATA"), REPO.parent / "shared" / "datasets" / "mnist",
+                  default_cache_dir()]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "t10k-labels-idx1-ubyte.gz").exists() or \
+                candidate and (Path(candidate) / "t10k-labels-idx1-ubyte").exists():
+            return Path(candidate)
+    pytest.fail("MNIST not found: set BMCNN_HW_TEST_DATA or run `bmcnn-hw data fetch`", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """Directory with the four MNIST IDX files."""
+    return _mnist_dir()
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_dir):
+    """The 10,000 MNIST test images and labels."""
+    from bmcnn_hw.data import load_mnist
+
+    return load_mnist(mnist_dir, "test", verify=True)
+
+
+@pytest.fixture(scope="session")
+def mnist_train(mnist_dir):
+    """The 60,000 MNIST training images and labels."""
+    from bmcnn_hw.data import load_mnist
+
+    return load_mnist(mnist_dir, "train", verify=True)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, mnist_train, mnist_test) -> Path:
+    """A BMCNN trained for one epoch on 6,000 real images (seconds), saved as a checkpoint."""
+    from bmcnn_hw.train.checkpoint import save_checkpoint
+    from bmcnn_hw.train.loop import TrainParams, train
+    from bmcnn_hw.train.model import ModelConfig
+
+    params = TrainParams(epochs=1, seed=1, limit=6000)
+    model, metrics = train(ModelConfig(), mnist_train, mnist_test.head(1000), params, progress=False)
+    out = tmp_path_factory.mktemp("ckpt")
+    save_checkpoint(out, model, params.__dict__, metrics)
+    return out
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory, checkpoint) -> Path:
+    """The checkpoint compiled with the default hardware (ideal chip)."""
+    from bmcnn_hw.build import build
+    from bmcnn_hw.config import HardwareConfig
+
+    out = tmp_path_factory.mktemp("build") / "build"
+    build(checkpoint, out, HardwareConfig())
+    return out
+
+
+@pytest.fixture(scope="session")
+def compiled(build_dir):
+    """The CompiledModel of ``build_dir``."""
+    from bmcnn_hw.artefact import load_model
+
+    return load_model(build_dir)
+
+
+def needs(tool: str):
+    """Skip marker for a missing external tool (CI installs them all)."""
+    return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")

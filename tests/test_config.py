@@ -1,0 +1,55 @@
+"""Config dataclasses and presets: validation and round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig, ReadoutParams
+from bmcnn_hw.errors import ConfigError
+from bmcnn_hw.presets import PRESETS, get_preset
+
+
+def test_round_trip_through_json():
+    hw = HardwareConfig(DeviceParams(sigma_on_rel=0.1, distribution="lognormal"), CrossbarGeometry(64, 32),
+                        ReadoutParams(adc_bits=7))
+    assert HardwareConfig.from_dict(json.loads(json.dumps(hw.to_dict()))) == hw
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"r_on_ohm": 0}, "r_on_ohm must be a positive number"),
+    ({"r_on_ohm": 2e5}, "r_off_ohm .* must be greater than r_on_ohm"),
+    ({"sigma_on_rel": -0.1}, "sigma_on_rel must be a non-negative number"),
+    ({"distribution": "uniform"}, "distribution must be 'normal' or 'lognormal'"),
+    ({"p_stuck_on": 1.5}, "p_stuck_on must be a probability"),
+    ({"v_read_v": float("nan")}, "v_read_v must be a positive number"),
+])
+def test_device_params_reject_bad_values(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        DeviceParams(**kwargs)
+
+
+@pytest.mark.parametrize("text", ["0x128", "128", "ax4", "12x-3", ""])
+def test_tile_size_parse_errors(text):
+    with pytest.raises(ConfigError, match="tile"):
+        CrossbarGeometry.parse(text)
+
+
+def test_unknown_field_and_preset():
+    with pytest.raises(ConfigError, match="unknown DeviceParams field"):
+        DeviceParams.from_dict({"r_onn": 1})
+    with pytest.raises(ConfigError, match="unknown device preset 'nope'"):
+        get_preset("nope")
+
+
+def test_presets_are_valid_and_cited():
+    for name, (params, source) in PRESETS.items():
+        assert isinstance(params, DeviceParams) and len(source) > 40, name
+
+
+def test_adc_bits_derivation_is_exact_for_tile_rows():
+    readout = ReadoutParams()
+    assert readout.resolved_bits(128) == 9  # codes -128..128 need 9 signed bits
+    assert readout.resolved_bits(25) == 6
+    assert ReadoutParams(adc_bits=5).resolved_bits(128) == 5
