@@ -72,6 +72,8 @@ class CompiledLayer:
     score_bias: np.ndarray | None = None
     tiling: Tiling | None = None
     adc_bits: int = 0
+    bipolar: bool = False
+    """Rows are driven at {-V, +V}: ADC codes are 2 dot - colsum, corrected digitally."""
 
     @property
     def rows(self) -> int:
@@ -98,7 +100,9 @@ class CompiledLayer:
         """
         adc_peak = 2 ** max(self.adc_bits - 1, 0) * (2 ** self.input_bits - 1)
         n_row_tiles = self.tiling.n_row_tiles if self.tiling else 1
-        return max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles)
+        bound = max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles)
+        # Bipolar: the running sum holds codes plus column-sum offsets (2 dot) before halving.
+        return 2 * bound if self.bipolar else bound
 
     @property
     def acc_width(self) -> int:

@@ -71,6 +71,12 @@ class DeviceParams(_DictMixin):
     """Probability that a device is stuck in the OFF state."""
     v_read_v: float = 0.2
     """Read voltage applied to an active row."""
+    read_noise_rel: float = 0.0
+    """Relative std of each device's conductance at each read (cycle-to-cycle read noise)."""
+    r_wire_ohm: float = 0.0
+    """Resistance of one wire segment between adjacent cells, on rows and columns (0 = ideal wires)."""
+    r_source_ohm: float = 0.0
+    """Output resistance of each row driver (0 = ideal source)."""
 
     def __post_init__(self):
         _check_positive("r_on_ohm", self.r_on_ohm)
@@ -89,6 +95,8 @@ class DeviceParams(_DictMixin):
         if self.p_stuck_on + self.p_stuck_off > 1:
             raise ConfigError("p_stuck_on + p_stuck_off must not exceed 1")
         _check_positive("v_read_v", self.v_read_v)
+        for name in ("read_noise_rel", "r_wire_ohm", "r_source_ohm"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
 
     @property
     def g_on_s(self) -> float:
@@ -110,25 +118,48 @@ class DeviceParams(_DictMixin):
         """True when every device sits exactly at its nominal resistance."""
         return not (self.sigma_on_rel or self.sigma_off_rel or self.p_stuck_on or self.p_stuck_off)
 
+    @property
+    def has_parasitics(self) -> bool:
+        """True when wire or driver resistance must be solved by nodal analysis."""
+        return self.r_wire_ohm > 0 or self.r_source_ohm > 0
+
+
+ENCODINGS = ("differential", "reference")
+INPUT_MODES = ("unipolar", "bipolar")
+
 
 @dataclass(frozen=True)
 class CrossbarGeometry(_DictMixin):
-    """Size of one crossbar tile, in weights (each weight is a differential pair of devices)."""
+    """Size of one crossbar tile (in weights) and how weights and inputs are encoded."""
 
     tile_rows: int = 128
     """Word lines (inputs) per tile."""
     tile_cols: int = 128
-    """Weight columns per tile; each uses two device columns (G+ and G-)."""
+    """Weight columns per tile."""
+    encoding: str = "differential"
+    """"differential": two devices per weight (G+, G-), output I+ - I-; "reference": one device
+    per weight and one shared reference column at G_ref = (G_on + G_off) / 2, output I - I_ref."""
+    input_mode: str = "unipolar"
+    """Binary inputs drive rows at "unipolar" {0, V_read} or "bipolar" {-V_read, +V_read}."""
 
     def __post_init__(self):
         for name in ("tile_rows", "tile_cols"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+        if self.encoding not in ENCODINGS:
+            raise ConfigError(f"encoding must be one of {', '.join(ENCODINGS)}, not {self.encoding!r}")
+        if self.input_mode not in INPUT_MODES:
+            raise ConfigError(f"input_mode must be one of {', '.join(INPUT_MODES)}, not {self.input_mode!r}")
+
+    @property
+    def unit_scale(self) -> float:
+        """Output current of one unit of dot product, in units of V_read * (G_on - G_off)."""
+        return 1.0 if self.encoding == "differential" else 0.5
 
     @classmethod
-    def parse(cls, text: str) -> "CrossbarGeometry":
-        """Parse ``"RxC"`` (e.g. ``"128x128"``).
+    def parse(cls, text: str, **fields) -> "CrossbarGeometry":
+        """Parse ``"RxC"`` (e.g. ``"128x128"``); ``fields`` sets the other fields.
 
         Raises:
             ConfigError: when the text is not two positive integers joined by 'x'.
@@ -136,7 +167,7 @@ class CrossbarGeometry(_DictMixin):
         parts = str(text).lower().split("x")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
             raise ConfigError(f"tile size must look like RxC with positive integers (e.g. 128x128), not {text!r}")
-        return cls(int(parts[0]), int(parts[1]))
+        return cls(int(parts[0]), int(parts[1]), **fields)
 
 
 @dataclass(frozen=True)
@@ -149,15 +180,35 @@ class ReadoutParams(_DictMixin):
     """ADC step in units of dot product (1.0: one code per unit, exact for an ideal chip)."""
     tia_rf_ohm: float = 10e3
     """TIA feedback resistor; the TIA output voltage is -R_f * I."""
+    tia_gain: float = 0.0
+    """Open-loop gain A of the TIA op-amp; 0 = ideal (infinite). A finite gain puts R_f / (1 + A)
+    at the column end and scales the output by A / (1 + A)."""
+    t_read_s: float = 10e-9
+    """Duration of one read (row drivers on), for read energy = sum(V * I) * t_read."""
 
     def __post_init__(self):
         if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
             raise ConfigError(f"adc_bits must be an integer in [0, 32] (0 = derive), not {self.adc_bits!r}")
         _check_positive("lsb_units", self.lsb_units)
         _check_positive("tia_rf_ohm", self.tia_rf_ohm)
+        _check_positive("t_read_s", self.t_read_s)
+        _check_positive("tia_gain", self.tia_gain, allow_zero=True)
+
+    @property
+    def tia_input_ohm(self) -> float:
+        """Input resistance of the TIA, R_f / (1 + A) (0 for an ideal TIA)."""
+        return self.tia_rf_ohm / (1.0 + self.tia_gain) if self.tia_gain else 0.0
+
+    @property
+    def tia_gain_factor(self) -> float:
+        """Closed-loop gain error A / (1 + A) of the TIA output (1 for an ideal TIA)."""
+        return self.tia_gain / (1.0 + self.tia_gain) if self.tia_gain else 1.0
 
     def resolved_bits(self, tile_rows: int) -> int:
-        """ADC bits actually used: ``adc_bits`` or the exact width for ``tile_rows`` binary inputs."""
+        """ADC bits actually used: ``adc_bits`` or the exact width for ``tile_rows`` binary inputs.
+
+        Codes span [-rows, rows] in both input modes (bipolar codes are 2*dot - colsum).
+        """
         if self.adc_bits:
             return self.adc_bits
         return max(2, math.ceil(math.log2(tile_rows + 1)) + 1)

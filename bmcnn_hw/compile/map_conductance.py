@@ -1,7 +1,15 @@
-"""Weight -> device-state mapping of the differential-pair encoding.
+"""Weight -> device-state mapping of the two encodings, and the physical column layout.
 
-w = +1 -> (G+ = G_on, G- = G_off); w = -1 -> (G_off, G_on). Padding positions of a
-partial tile (w = 0) hold both devices at G_off, so they add no differential current.
+differential: w = +1 -> (G+ = G_on, G- = G_off); w = -1 -> (G_off, G_on). Padding positions
+of a partial tile (w = 0) hold both devices at G_off, so they add no differential current.
+
+reference: one device per weight, w = +1 -> G_on, w = -1 -> G_off (padding: G_off), and one
+shared reference column of resistors at R_ref = 1 / ((G_on + G_off) / 2); the output of a
+column is I - I_ref.
+
+Physical column order along the rows (it matters for IR drop): differential pairs
+interleaved (G+ of column 0, G- of column 0, G+ of column 1, ...); reference: the weight
+columns, then the reference column last.
 """
 
 from __future__ import annotations
@@ -19,6 +27,20 @@ def padded_tile(layer, rt: int, ct: int) -> np.ndarray:
     return out
 
 
-def device_states(weight_tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean ON-state maps (plus, minus) of a tile's differential pairs."""
+def device_states(weight_tile: np.ndarray, encoding: str = "differential") -> tuple[np.ndarray, np.ndarray | None]:
+    """Boolean ON-state maps (positive devices, negative devices or None) of a tile."""
+    if encoding == "reference":
+        return weight_tile > 0, None
     return weight_tile > 0, weight_tile < 0
+
+
+def physical_columns(encoding: str, used_cols: int) -> list[tuple[str, int]]:
+    """Physical columns in layout order as (side, weight column); side is "p", "m" or "ref"."""
+    if encoding == "reference":
+        return [("p", c) for c in range(used_cols)] + [("ref", -1)]
+    return [(side, c) for c in range(used_cols) for side in ("p", "m")]
+
+
+def reference_resistance(r_on_ohm: float, r_off_ohm: float) -> float:
+    """R_ref of the shared reference column: G_ref = (G_on + G_off) / 2."""
+    return 2.0 / (1.0 / r_on_ohm + 1.0 / r_off_ohm)

@@ -19,5 +19,6 @@ def tile(model: CompiledModel) -> CompiledModel:
     for i, layer in enumerate(model.layers):
         tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
         used_rows = min(layer.rows, geometry.tile_rows)
-        model = model.replace_layer(i, tiling=tiling, adc_bits=readout.resolved_bits(used_rows))
+        model = model.replace_layer(i, tiling=tiling, adc_bits=readout.resolved_bits(used_rows),
+                                    bipolar=geometry.input_mode == "bipolar")
     return model

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..artefact import CompiledModel
-from ..compile.map_conductance import device_states, padded_tile
+from ..compile.map_conductance import device_states, padded_tile, physical_columns, reference_resistance
 from ..config import DeviceParams
 
 MIN_R_FRACTION = 0.01
@@ -21,20 +21,38 @@ MIN_R_FRACTION = 0.01
 
 @dataclass(frozen=True)
 class TileDevices:
-    """Resistances (ohm) of one tile's G+ and G- devices, (tile_rows, tile_cols) each."""
+    """Resistances (ohm) of one tile's devices.
+
+    ``r_plus`` (tile_rows, tile_cols): G+ devices (differential) or the single device per
+    weight (reference encoding); ``r_minus``: G- devices (differential only); ``r_ref``
+    (tile_rows,): the shared reference column (reference encoding only; fixed resistors).
+    """
 
     r_plus: np.ndarray
-    r_minus: np.ndarray
+    r_minus: np.ndarray | None = None
+    r_ref: np.ndarray | None = None
 
     @property
     def g_plus(self) -> np.ndarray:
-        """Conductances of the G+ devices (S)."""
+        """Conductances of the positive devices (S)."""
         return 1.0 / self.r_plus
 
     @property
     def g_minus(self) -> np.ndarray:
         """Conductances of the G- devices (S)."""
         return 1.0 / self.r_minus
+
+    def physical(self, used_rows: int, used_cols: int) -> tuple[np.ndarray, list]:
+        """Resistances (used_rows, P) of the used physical columns in layout order, and the layout."""
+        encoding = "differential" if self.r_minus is not None else "reference"
+        layout = physical_columns(encoding, used_cols)
+        columns = []
+        for side, c in layout:
+            if side == "ref":
+                columns.append(self.r_ref[:used_rows])
+            else:
+                columns.append((self.r_plus if side == "p" else self.r_minus)[:used_rows, c])
+        return np.stack(columns, axis=1), layout
 
 
 def _sample(nominal: np.ndarray, sigma: float, params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
@@ -67,13 +85,20 @@ class Chip:
         self.params = params or model.hardware.device
         self.seed = int(seed)
         self.tiles: dict[tuple[int, int, int], TileDevices] = {}
+        self.encoding = model.hardware.geometry.encoding
+        self.readout = model.hardware.readout
+        r_ref = reference_resistance(self.params.r_on_ohm, self.params.r_off_ohm)
         for i, layer in enumerate(model.layers):
             for rt in range(layer.tiling.n_row_tiles):
                 for ct in range(layer.tiling.n_col_tiles):
-                    plus_on, minus_on = device_states(padded_tile(layer, rt, ct))
+                    plus_on, minus_on = device_states(padded_tile(layer, rt, ct), self.encoding)
                     rng = np.random.default_rng([self.seed, i, rt, ct])
-                    self.tiles[(i, rt, ct)] = TileDevices(sample_devices(plus_on, self.params, rng),
-                                                          sample_devices(minus_on, self.params, rng))
+                    r_plus = sample_devices(plus_on, self.params, rng)
+                    if minus_on is None:
+                        tile = TileDevices(r_plus, r_ref=np.full(layer.tiling.tile_rows, r_ref))
+                    else:
+                        tile = TileDevices(r_plus, sample_devices(minus_on, self.params, rng))
+                    self.tiles[(i, rt, ct)] = tile
 
     @property
     def is_ideal(self) -> bool:
@@ -82,4 +107,4 @@ class Chip:
 
     def describe(self) -> dict:
         """Seed and device parameters (recorded in reports and netlist headers)."""
-        return {"seed": self.seed, **self.params.to_dict()}
+        return {"seed": self.seed, "encoding": self.encoding, **self.params.to_dict()}

@@ -1,17 +1,22 @@
 """Crossbar physics executor: tiles of sampled devices, TIA + ADC, bit-serial accumulation.
 
-A tile read takes binary row inputs ``bits`` (M, used rows), drives active rows at
-V_read (columns held at virtual ground by the TIA), and gives per weight column
-the differential current ``I+ - I-``. The ADC turns it into a signed code with one
-step per ``lsb_units`` units of ``V_read * (G_on - G_off)``; for an ideal chip the
-code equals the integer dot product of the tile. The accumulator sums codes across
-row tiles and shift-adds the bit planes of multi-bit inputs.
+A tile read drives its used rows with voltages ``volts`` (M, rows): {0, V_read} for
+unipolar inputs, {-V_read, +V_read} for bipolar ones. The reader returns the physical
+column currents split into ``i_plus`` / ``i_minus`` (differential: G+ and G- columns;
+reference encoding: each weight column and the shared reference column) and the
+current of every row driver. The ADC turns ``I+ - I-`` into a signed code with one
+step per ``lsb_units`` units of the nominal unit current (``V_read (G_on - G_off)``,
+halved for the reference encoding); for an ideal chip the code is the tile's integer
+dot product (bipolar: ``2 dot - colsum``, corrected digitally). The accumulator sums
+codes over row tiles and shift-adds bit planes.
 
-The tile reader is pluggable: :class:`PhysicsReader` here (NumPy), and the SPICE
+The tile reader is pluggable: :class:`PhysicsReader` here (NumPy/SciPy) and the SPICE
 reader in :mod:`bmcnn_hw.spice.run`; everything around the read is shared.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,61 +24,126 @@ from ..artefact import CompiledModel
 from ..config import ReadoutParams
 from .chip import Chip
 from .integer import Trace, run_integer
+from .tile_physics import TileResponse, tile_response
+
+
+@dataclass(frozen=True)
+class TileRead:
+    """Currents of one batch of reads of one tile."""
+
+    i_plus: np.ndarray
+    """(M, C) current of each G+ column (or weight column, reference encoding), A."""
+    i_minus: np.ndarray
+    """(M, C) current of each G- column (or the reference column, repeated), A."""
+    i_drivers: np.ndarray
+    """(M, R) current delivered by each row driver, A."""
+
+
+def split_columns(i_phys: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray]:
+    """Physical column currents (M, P) in layout order -> (i_plus, i_minus), each (M, C)."""
+    if encoding == "reference":
+        return i_phys[:, :-1], np.repeat(i_phys[:, -1:], i_phys.shape[1] - 1, axis=1)
+    return i_phys[:, 0::2], i_phys[:, 1::2]
 
 
 class PhysicsReader:
-    """Ideal-wire tile read: ``I = V @ G`` for each side of the differential pairs."""
+    """Tile reads from the exact linear response of each tile (ideal or resistive wires)."""
 
     def __init__(self, chip: Chip):
         self.chip = chip
+        self._responses: dict[tuple, TileResponse] = {}
 
-    def read_currents(self, layer_index: int, rt: int, ct: int, bits: np.ndarray,
-                      used_cols: int) -> tuple[np.ndarray, np.ndarray]:
-        """Currents (A) of the first ``used_cols`` G+ and G- columns, each (M, used_cols).
+    def response(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileResponse:
+        """The (cached) linear response of the used part of a tile."""
+        key = (layer_index, rt, ct, used_rows, used_cols)
+        if key not in self._responses:
+            r_phys, _ = self.chip.tiles[(layer_index, rt, ct)].physical(used_rows, used_cols)
+            p = self.chip.params
+            self._responses[key] = tile_response(r_phys, p.r_wire_ohm, p.r_source_ohm, self.chip.readout.tia_input_ohm)
+        return self._responses[key]
 
-        ``bits`` (M, used_rows) drives the tile's first rows; padding rows sit at 0 V
-        and, with ideal wires, carry no current, so they are left out of the product.
+    def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
+        """Currents for row voltages ``volts`` (M, used_rows).
+
+        Padding rows sit at 0 V and padding columns are not read: with ideal wires they
+        carry no current; with resistive wires they are left out of the circuit (the
+        netlist writer does the same).
         """
-        devices = self.chip.tiles[(layer_index, rt, ct)]
-        used_rows = bits.shape[1]
-        volts = bits.astype(np.float64) * self.chip.params.v_read_v
-        return (volts @ devices.g_plus[:used_rows, :used_cols],
-                volts @ devices.g_minus[:used_rows, :used_cols])
+        resp = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
+        i_plus, i_minus = split_columns(volts @ resp.transfer, self.chip.encoding)
+        return TileRead(i_plus, i_minus, volts @ resp.admittance)
 
 
 def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int) -> np.ndarray:
-    """Signed ADC codes of differential currents: round(I / LSB), clipped to ``bits`` bits."""
+    """Signed ADC codes of differential column currents, clipped to ``bits`` bits.
+
+    The TIA output is ``-R_f I A/(1+A)``; the ADC step is the ideal TIA's output for
+    ``lsb_units`` unit currents, so code = round(I * A/(1+A) / (unit * lsb_units)).
+    """
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return np.clip(np.rint(i_diff / (unit_current_a * readout.lsb_units)), lo, hi).astype(np.int64)
+    scaled = i_diff * readout.tia_gain_factor / (unit_current_a * readout.lsb_units)
+    return np.clip(np.rint(scaled), lo, hi).astype(np.int64)
+
+
+def read_noise(chip: Chip, key: tuple, volts: np.ndarray, used_cols: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian read noise on ``I+ - I-`` (M, C): each device's conductance varies by ``read_noise_rel``.
+
+    The std of a column current is ``sigma * sqrt(sum_r V_r^2 G_r^2)`` (ideal-wire approximation).
+    """
+    r_phys, _ = chip.tiles[key].physical(volts.shape[1], used_cols)
+    var_plus, var_minus = split_columns((volts ** 2) @ (1.0 / r_phys) ** 2, chip.encoding)
+    return chip.params.read_noise_rel * np.sqrt(var_plus + var_minus) * rng.standard_normal(var_plus.shape)
 
 
 class CrossbarAccumulator:
-    """``accumulate`` callback for :func:`run_integer` that reads through crossbar tiles."""
+    """``accumulate`` callback for :func:`run_integer` that reads through crossbar tiles.
 
-    def __init__(self, model: CompiledModel, reader, record: bool = False):
+    Attributes:
+        energy_j: read energy per layer, summed over every read (J).
+        reads: when ``record``: (layer, rt, ct, plane, volts, i_plus, i_minus, codes) per tile read.
+    """
+
+    def __init__(self, model: CompiledModel, reader, record: bool = False, noise_seed: int = 0):
         self.model, self.reader = model, reader
-        self.unit = reader.chip.params.unit_current_a
+        geometry = model.hardware.geometry
+        self.unit = reader.chip.params.unit_current_a * geometry.unit_scale
+        self.bipolar = geometry.input_mode == "bipolar"
         self.record = record
         self.reads: list = []
-        """When ``record``: (layer, rt, ct, plane, bits, i_plus, i_minus, codes) per tile read."""
+        self.energy_j = [0.0] * len(model.layers)
+        self.rng = np.random.default_rng([reader.chip.seed, noise_seed])
+
+    def drive(self, bits: np.ndarray) -> np.ndarray:
+        """Row voltages for input bits: {0, V} (unipolar) or {-V, +V} (bipolar)."""
+        v = self.reader.chip.params.v_read_v
+        return (2.0 * bits - 1.0) * v if self.bipolar else bits * v
 
     def __call__(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
         n, p, _ = rows.shape
         flat = rows.reshape(n * p, layer.rows)
-        t = layer.tiling
+        t, readout = layer.tiling, self.model.hardware.readout
         acc = np.zeros((n * p, layer.cols), dtype=np.int64)
         for plane in range(layer.input_bits):
-            plane_bits = ((flat >> plane) & 1).astype(np.uint8)
+            plane_bits = ((flat >> plane) & 1).astype(np.float64)
             for rt in range(t.n_row_tiles):
                 r0, r1 = t.row_range(rt, layer.rows)
-                tile_bits = np.ascontiguousarray(plane_bits[:, r0:r1])
+                volts = self.drive(plane_bits[:, r0:r1])
                 for ct in range(t.n_col_tiles):
                     c0, c1 = t.col_range(ct, layer.cols)
-                    i_plus, i_minus = self.reader.read_currents(index, rt, ct, tile_bits, c1 - c0)
-                    codes = adc_codes(i_plus - i_minus, self.unit, self.model.hardware.readout, layer.adc_bits)
-                    acc[:, c0:c1] += codes << plane
+                    read = self.reader.read(index, rt, ct, volts, c1 - c0)
+                    i_diff = read.i_plus - read.i_minus
+                    if self.reader.chip.params.read_noise_rel:
+                        i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), volts, c1 - c0, self.rng)
+                    codes = adc_codes(i_diff, self.unit, readout, layer.adc_bits)
+                    if self.bipolar:  # code = 2 dot - colsum; keep 2 dot, halve at the end
+                        acc[:, c0:c1] += (codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=np.int64)) << plane
+                    else:
+                        acc[:, c0:c1] += codes << plane
+                    self.energy_j[index] += readout.t_read_s * float(np.sum(volts * read.i_drivers))
                     if self.record:
-                        self.reads.append((index, rt, ct, plane, tile_bits, i_plus, i_minus, codes))
+                        self.reads.append((index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
+        if self.bipolar:
+            acc >>= 1  # exact for an ideal chip (the sum is even); floor otherwise
         return acc.reshape(n, p, layer.cols)
 
 

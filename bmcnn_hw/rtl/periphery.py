@@ -30,6 +30,8 @@ class LayerPeriphery(wiring.Component):
         thetas, flips: per-channel threshold and flip; ``None`` for the output layer
             (``out_act`` is then 0).
         acc_bound: largest |accumulator| the layer can produce.
+        offsets: per-channel constant added on the last beat, then the sum is halved
+            (arithmetic shift): the bipolar-input correction ``(sum + colsum*(2**planes-1)) >> 1``.
 
     Ports:
         in_valid, in_code (signed adc_bits), in_plane, in_channel, in_first, in_last: input beat.
@@ -38,7 +40,7 @@ class LayerPeriphery(wiring.Component):
     """
 
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
-                 thetas=None, flips=None, acc_bound: int | None = None):
+                 thetas=None, flips=None, acc_bound: int | None = None, offsets=None):
         for name, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
                             ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
@@ -56,6 +58,11 @@ class LayerPeriphery(wiring.Component):
                 raise ConfigError(f"threshold {bad[0]} out of range [{lo}, {hi}] of a {acc_width}-bit accumulator")
             if any(f not in (0, 1) for f in flips):
                 raise ConfigError("flips must be 0 or 1")
+        if offsets is not None:
+            offsets = [int(o) for o in offsets]
+            if len(offsets) != channels or any(not lo <= o <= hi for o in offsets):
+                raise ConfigError(f"need {channels} offsets within [{lo}, {hi}]")
+        self.offsets = offsets
         self.channels, self.adc_bits, self.planes, self.acc_width = channels, adc_bits, planes, acc_width
         self.thetas, self.flips = thetas, flips
         super().__init__({
@@ -81,11 +88,17 @@ class LayerPeriphery(wiring.Component):
             term.eq(self.in_code << self.in_plane),
             total.eq(Mux(self.in_first, 0, acc) + term),
         ]
+        result = Signal(signed(self.acc_width))
+        if self.offsets is None:
+            m.d.comb += result.eq(total)
+        else:
+            offset = Array(Const(o, signed(self.acc_width)) for o in self.offsets)[self.in_channel]
+            m.d.comb += result.eq((total + offset) >> 1)
         act = Signal()
         if self.thetas is not None:
             theta = Array(Const(t, signed(self.acc_width)) for t in self.thetas)[self.in_channel]
             flip = Array(Const(f, 1) for f in self.flips)[self.in_channel]
-            m.d.comb += act.eq((total >= theta) ^ flip)
+            m.d.comb += act.eq((result >= theta) ^ flip)
         m.d.sync += self.out_valid.eq(0)
         with m.If(self.in_valid):
             m.d.sync += acc.eq(total)
@@ -93,14 +106,20 @@ class LayerPeriphery(wiring.Component):
                 m.d.sync += [
                     self.out_valid.eq(1),
                     self.out_channel.eq(self.in_channel),
-                    self.out_acc.eq(total),
+                    self.out_acc.eq(result),
                     self.out_act.eq(act),
                 ]
         return m
+
+
+def bipolar_offsets(layer) -> list[int]:
+    """Per-channel constant of the bipolar correction: column sum x (2**input_bits - 1)."""
+    return (layer.weight.sum(axis=0, dtype="int64") * (2 ** layer.input_bits - 1)).tolist()
 
 
 def periphery_for_layer(layer) -> LayerPeriphery:
     """The periphery of a CompiledLayer."""
     return LayerPeriphery(channels=layer.cols, adc_bits=layer.adc_bits, planes=layer.input_bits,
                           acc_width=layer.acc_width, thetas=None if layer.is_output else layer.theta,
-                          flips=None if layer.is_output else layer.flip, acc_bound=layer.acc_bound)
+                          flips=None if layer.is_output else layer.flip, acc_bound=layer.acc_bound,
+                          offsets=bipolar_offsets(layer) if layer.bipolar else None)

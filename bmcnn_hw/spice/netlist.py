@@ -1,10 +1,11 @@
-"""Netlist writer for crossbar tiles (differential pairs, TIA-held columns).
+"""Netlist writer: one netlist per crossbar tile, and per layer a top that instantiates its tiles.
 
-Netlists are deterministic text: the same model, chip and tile give the same
-bytes. Every device line ends with a comment naming layer, tile, row, column,
-weight and side. Only the rows and columns a layer uses are emitted; padding rows
-are driven at 0 V and padding columns are never read, so with ideal wires they
-are electrically inert (the header records the padding).
+Netlists are deterministic text: the same model, chip and tile give the same bytes. Every
+device line ends with a comment naming layer, tile, row, column, weight and side. Only the
+rows and columns a layer uses are emitted: padding rows would sit at 0 V and padding
+columns are never read (the header records the padding). The circuit is the one
+:mod:`bmcnn_hw.golden.tile_physics` solves: drivers (with ``r_source`` when > 0), row and
+column wire segments (when ``r_wire`` > 0), devices, and one TIA per physical column.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from ..artefact import CompiledLayer, CompiledModel
 from ..golden.chip import Chip
 from ..io_utils import sha256_file, write_text_atomic
 
-MODEL_LIBS = ("memristor.lib", "tia.lib")
+MODEL_LIBS = ("memristor.lib", "tia.lib", "vteam.lib")
+SIDE_NAMES = {"p": "G+", "m": "G-", "ref": "reference"}
 
 
 def spice_models_dir() -> Path:
@@ -29,50 +31,144 @@ def tile_netlist_name(layer: CompiledLayer, rt: int, ct: int) -> str:
     return f"{layer.name}_r{rt}_c{ct}.cir"
 
 
-def sense_branch(side: str, col: int) -> str:
-    """ngspice vector holding the current of G+ (side 'p') or G- (side 'm') column ``col``."""
-    return f"v.xt{side}{col}.vsense#branch"
+def layer_top_name(layer: CompiledLayer) -> str:
+    """File name of a layer's top netlist, e.g. ``fc1_top.cir``."""
+    return f"{layer.name}_top.cir"
+
+
+def sense_branch(col: int) -> str:
+    """ngspice vector holding the current into the TIA of physical column ``col``."""
+    return f"v.xt{col}.vsense#branch"
+
+
+def driver_branch(row: int) -> str:
+    """ngspice vector of row driver ``row`` (negative while it delivers current)."""
+    return f"vr{row}#branch"
+
+
+def _fmt(value: float) -> str:
+    return repr(float(value))
+
+
+class _TileCircuit:
+    """The element lines of one tile, with node names local to the tile."""
+
+    def __init__(self, model: CompiledModel, chip: Chip, index: int, rt: int, ct: int):
+        self.layer = layer = model.layers[index]
+        t = layer.tiling
+        self.rt, self.ct = rt, ct
+        self.r0, self.r1 = t.row_range(rt, layer.rows)
+        self.c0, self.c1 = t.col_range(ct, layer.cols)
+        self.rows, used_cols = self.r1 - self.r0, self.c1 - self.c0
+        self.r_phys, self.layout = chip.tiles[(index, rt, ct)].physical(self.rows, used_cols)
+        self.params, self.readout = chip.params, model.hardware.readout
+        self.wires = chip.params.r_wire_ohm > 0
+
+    def row_node(self, r: int, j: int) -> str:
+        return f"r{r}_{j}" if self.wires else f"r{r}"
+
+    def col_node(self, r: int, j: int) -> str:
+        return f"c{j}_{r}" if self.wires else f"c{j}"
+
+    def bottom_node(self, j: int) -> str:
+        return f"c{j}_b" if self.wires else f"c{j}"
+
+    def port(self, r: int) -> str:
+        """Node a row driver connects to."""
+        return f"d{r}" if self.params.r_source_ohm > 0 else self.row_node(r, 0)
+
+    def body(self) -> list[str]:
+        """Source resistors, wires, devices and TIAs."""
+        p, n_phys = self.params, len(self.layout)
+        lines = []
+        if p.r_source_ohm > 0:
+            lines.append("* driver output resistance")
+            lines += [f"Rs{r} d{r} {self.row_node(r, 0)} {_fmt(p.r_source_ohm)}" for r in range(self.rows)]
+        if self.wires:
+            lines.append("* row wire segments")
+            lines += [f"Rwr{r}_{j} {self.row_node(r, j)} {self.row_node(r, j + 1)} {_fmt(p.r_wire_ohm)}"
+                      for r in range(self.rows) for j in range(n_phys - 1)]
+        lines.append("* memristors: Xd_<row>_<physical column> row-node column-node memristor_read r=<ohm>")
+        for r in range(self.rows):
+            for j, (side, c) in enumerate(self.layout):
+                if side == "ref":
+                    where = f"{self.layer.name} tile({self.rt},{self.ct}) row {self.r0 + r} reference column"
+                else:
+                    w = int(self.layer.weight[self.r0 + r, self.c0 + c])
+                    where = (f"{self.layer.name} tile({self.rt},{self.ct}) row {self.r0 + r} col {self.c0 + c} "
+                             f"w={w:+d} {SIDE_NAMES[side]}")
+                lines.append(f"Xd_{r}_{j} {self.row_node(r, j)} {self.col_node(r, j)} memristor_read "
+                             f"r={_fmt(self.r_phys[r, j])} $ {where}")
+        if self.wires:
+            lines.append("* column wire segments (the last one reaches the TIA)")
+            for j in range(n_phys):
+                for r in range(self.rows):
+                    nxt = self.col_node(r + 1, j) if r + 1 < self.rows else self.bottom_node(j)
+                    lines.append(f"Rwc{j}_{r} {self.col_node(r, j)} {nxt} {_fmt(p.r_wire_ohm)}")
+        ro = self.readout
+        if ro.tia_gain:
+            lines.append(f"* column readout: op-amp TIA per physical column, open-loop gain {ro.tia_gain!r}")
+            tia = f"tia_opamp rf={_fmt(ro.tia_rf_ohm)} gain={_fmt(ro.tia_gain)}"
+        else:
+            lines.append("* column readout: each physical column held at virtual ground by an ideal TIA")
+            tia = f"tia_ideal rf={_fmt(ro.tia_rf_ohm)}"
+        for j, (side, c) in enumerate(self.layout):
+            what = "reference column" if side == "ref" else f"weight column {self.c0 + c} {SIDE_NAMES[side]}"
+            lines.append(f"Xt{j} {self.bottom_node(j)} o{j} {tia} $ {what}")
+        return lines
+
+    def header(self, chip: Chip) -> list[str]:
+        t = self.layer.tiling
+        chip_desc = ", ".join(f"{k}={v}" for k, v in chip.describe().items())
+        return [
+            f"* weight rows {self.r0}..{self.r1 - 1} on tile rows 0..{self.rows - 1} of {t.tile_rows}; "
+            f"weight columns {self.c0}..{self.c1 - 1} on tile columns 0..{self.c1 - self.c0 - 1} of {t.tile_cols}",
+            f"* padding (not emitted): {t.tile_rows - self.rows} rows, {t.tile_cols - (self.c1 - self.c0)} columns",
+            f"* physical columns in layout order: {len(self.layout)} ({chip.encoding} encoding)",
+            f"* chip: {chip_desc}",
+        ]
+
+
+def _includes() -> list[str]:
+    return [".include lib/memristor.lib", ".include lib/tia.lib"]
 
 
 def tile_netlist(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> str:
     """The SPICE netlist text of tile (rt, ct) of layer ``index`` on ``chip``."""
+    tile = _TileCircuit(model, chip, index, rt, ct)
+    lines = [f"* bmcnn-hw crossbar tile: layer {tile.layer.name} ({tile.layer.kind}), row tile {rt}, column tile {ct}"]
+    lines += tile.header(chip) + _includes()
+    lines.append("* row drivers (0 V, V_read or -V_read; changed with `alter` between reads)")
+    lines += [f"Vr{r} {tile.port(r)} 0 DC 0" for r in range(tile.rows)]
+    lines += tile.body() + [".end"]
+    return "\n".join(lines) + "\n"
+
+
+def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
+    """A netlist of a whole layer: each tile as a subcircuit, the layer inputs shared by its tiles."""
     layer = model.layers[index]
     t = layer.tiling
-    r0, r1 = t.row_range(rt, layer.rows)
-    c0, c1 = t.col_range(ct, layer.cols)
-    devices = chip.tiles[(index, rt, ct)]
-    rf = model.hardware.readout.tia_rf_ohm
-    chip_desc = ", ".join(f"{k}={v}" for k, v in chip.describe().items())
-    lines = [
-        f"* bmcnn-hw crossbar tile: layer {layer.name} ({layer.kind}), row tile {rt}, column tile {ct}",
-        f"* weight rows {r0}..{r1 - 1} on tile rows 0..{r1 - r0 - 1} of {t.tile_rows}; "
-        f"weight columns {c0}..{c1 - 1} on tile columns 0..{c1 - c0 - 1} of {t.tile_cols}",
-        f"* padding (inert with ideal wires, not emitted): {t.tile_rows - (r1 - r0)} rows, "
-        f"{t.tile_cols - (c1 - c0)} columns",
-        "* encoding: differential pair per weight, w=+1 -> (G+ on, G- off), w=-1 -> (G+ off, G- on)",
-        f"* chip: {chip_desc}",
-        ".include lib/memristor.lib",
-        ".include lib/tia.lib",
-        "* row drivers (0 V or V_read; changed with `alter` between reads)",
-    ]
-    lines += [f"Vr{r} r{r} 0 DC 0" for r in range(r1 - r0)]
-    lines.append("* memristors: X<side>_<row>_<col> row column memristor_read r=<ohm>")
-    for r in range(r1 - r0):
-        for c in range(c1 - c0):
-            w = int(layer.weight[r0 + r, c0 + c])
-            where = f"{layer.name} tile({rt},{ct}) row {r0 + r} col {c0 + c} w={w:+d}"
-            lines.append(f"Xp_{r}_{c} r{r} cp{c} memristor_read r={float(devices.r_plus[r, c])!r} $ {where} G+")
-            lines.append(f"Xm_{r}_{c} r{r} cm{c} memristor_read r={float(devices.r_minus[r, c])!r} $ {where} G-")
-    lines.append("* column readout: each column held at virtual ground by an ideal TIA")
-    for c in range(c1 - c0):
-        lines.append(f"Xtp{c} cp{c} op{c} tia_ideal rf={rf!r} $ weight column {c0 + c} G+")
-        lines.append(f"Xtm{c} cm{c} om{c} tia_ideal rf={rf!r} $ weight column {c0 + c} G-")
-    lines.append(".end")
+    lines = [f"* bmcnn-hw layer top: {layer.name} ({layer.kind}), {t.n_row_tiles} x {t.n_col_tiles} tiles",
+             f"* inputs in0..in{layer.rows - 1} drive every column tile of their row tile; tile outputs are",
+             "* TIA voltages out_<rt>_<ct>_<physical column>; accumulation across tiles is digital"] + _includes()
+    instances = []
+    for rt in range(t.n_row_tiles):
+        for ct in range(t.n_col_tiles):
+            tile = _TileCircuit(model, chip, index, rt, ct)
+            ports = [tile.port(r) for r in range(tile.rows)] + [f"o{j}" for j in range(len(tile.layout))]
+            name = f"tile_r{rt}_c{ct}"
+            lines += tile.header(chip) + [f".subckt {name} {' '.join(ports)}"] + tile.body() + [f".ends {name}"]
+            nodes = [f"in{tile.r0 + r}" for r in range(tile.rows)] + \
+                    [f"out_{rt}_{ct}_{j}" for j in range(len(tile.layout))]
+            instances.append(f"X{name} {' '.join(nodes)} {name}")
+    lines.append("* layer inputs")
+    lines += [f"Vin{k} in{k} 0 DC 0" for k in range(layer.rows)]
+    lines += instances + [".end"]
     return "\n".join(lines) + "\n"
 
 
 def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str, str]:
-    """Write every tile netlist and the model libraries under ``out_dir``.
+    """Write every tile netlist, each layer's top and the model libraries under ``out_dir``.
 
     Returns:
         relative path (from ``out_dir``'s parent) -> SHA-256, for the build manifest.
@@ -85,9 +181,11 @@ def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str,
         shutil.copyfile(spice_models_dir() / name, lib_dir / name)
         files[f"{out_dir.name}/lib/{name}"] = sha256_file(lib_dir / name)
     for i, layer in enumerate(model.layers):
+        texts = {layer_top_name(layer): layer_top_netlist(model, chip, i)}
         for rt in range(layer.tiling.n_row_tiles):
             for ct in range(layer.tiling.n_col_tiles):
-                path = out_dir / tile_netlist_name(layer, rt, ct)
-                write_text_atomic(path, tile_netlist(model, chip, i, rt, ct))
-                files[f"{out_dir.name}/{path.name}"] = sha256_file(path)
+                texts[tile_netlist_name(layer, rt, ct)] = tile_netlist(model, chip, i, rt, ct)
+        for name, text in texts.items():
+            write_text_atomic(out_dir / name, text)
+            files[f"{out_dir.name}/{name}"] = sha256_file(out_dir / name)
     return files

@@ -1,9 +1,9 @@
 """The only module that talks to ngspice (in-process, through PySpice's NgSpiceShared).
 
-A tile netlist is loaded once (``source``); each distinct input vector then costs
-``alter`` of the rows that changed, one ``op`` and a read of the column sense
-currents. Identical input vectors within a batch are read once (the circuit is
-deterministic), which matters for convolutions over mostly blank MNIST borders.
+A tile netlist is loaded once (``source``); an input vector then costs ``alter`` of the
+rows that changed, one ``op`` and a read of the column sense and driver currents. For
+linear tiles (every netlist the writer emits) the tile is characterised once by
+superposition; otherwise each distinct input vector of a batch is solved once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 
 from ..artefact import CompiledModel
 from ..errors import SimulationError, ToolNotFound
-from .netlist import sense_branch, tile_netlist_name
+from ..golden.crossbar import TileRead, split_columns
+from .netlist import driver_branch, sense_branch, tile_netlist_name
 
 INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` (Debian/Ubuntu)"
 
@@ -88,14 +89,33 @@ class SpiceReader:
     """Tile reader for :class:`~bmcnn_hw.golden.crossbar.CrossbarAccumulator` backed by ngspice.
 
     Reads the netlists in ``netlist_dir``, which must have been written for ``chip``.
+
+    Modes:
+        ``superposition``: every tile netlist in the library is linear (resistors, linear
+        controlled sources), so ngspice solves it once per row with that row at V_read;
+        the column and driver currents of any input are then exact sums of those
+        responses. Before use, the response is checked on ``check_vectors`` random
+        inputs solved directly by ngspice (relative error <= ``check_rtol``).
+        ``per-vector``: one ngspice solve per distinct input vector (what a nonlinear
+        device model needs).
+        ``auto``: every netlist this writer emits is linear, so per tile the cheaper of the
+        two: superposition once a batch has more distinct inputs than the tile has rows
+        (plus the check solves), per-vector solves otherwise. Both are exact.
     """
 
-    def __init__(self, model: CompiledModel, chip, netlist_dir: Path):
+    LINEAR_MODELS = ("memristor_read", "tia_ideal", "tia_opamp")
+
+    def __init__(self, model: CompiledModel, chip, netlist_dir: Path, mode: str = "auto",
+                 check_vectors: int = 3, check_rtol: float = 1e-9):
+        if mode not in ("auto", "superposition", "per-vector"):
+            raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         self.model, self.chip, self.netlist_dir = model, chip, Path(netlist_dir)
+        self.mode = mode
+        self.check_vectors, self.check_rtol = check_vectors, check_rtol
         self.ng = NgSpice.get()
-        self.v_read = repr(float(chip.params.v_read_v))
-        self.row_state: dict[int, bool] = {}
+        self.row_state: dict[int, float] = {}
         self.solves = 0
+        self._responses: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def _load(self, index: int, rt: int, ct: int) -> None:
         path = self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
@@ -103,20 +123,59 @@ class SpiceReader:
             self.ng.load(path)
             self.row_state = {}
 
-    def _solve(self, vector: np.ndarray, used_cols: int) -> np.ndarray:
-        for r, on in enumerate(vector.astype(bool)):
-            if self.row_state.get(r) != on:
-                self.ng.command(f"alter vr{r} dc = {self.v_read if on else '0'}", str(self.ng.current))
-                self.row_state[r] = on
+    def _solve(self, volts: np.ndarray, n_phys: int) -> tuple[np.ndarray, np.ndarray]:
+        """One operating point: physical column currents (P,) and driver currents (R,)."""
+        for r, v in enumerate(volts):
+            if self.row_state.get(r) != v:
+                self.ng.command(f"alter vr{r} dc = {float(v)!r}", str(self.ng.current))
+                self.row_state[r] = v
         self.ng.operating_point()
         self.solves += 1
-        return np.array([[self.ng.value(sense_branch(side, c)) for c in range(used_cols)] for side in "pm"])
+        cols = np.array([self.ng.value(sense_branch(j)) for j in range(n_phys)])
+        drivers = -np.array([self.ng.value(driver_branch(r)) for r in range(len(volts))])
+        return cols, drivers
 
-    def read_currents(self, layer_index: int, rt: int, ct: int, bits: np.ndarray,
-                      used_cols: int) -> tuple[np.ndarray, np.ndarray]:
-        """Column currents (A) of G+ and G- columns, each (M, used_cols), solved by ngspice."""
-        self._load(layer_index, rt, ct)
-        unique, inverse = np.unique(bits, axis=0, return_inverse=True)
-        currents = np.stack([self._solve(v, used_cols) for v in unique])  # (U, 2, cols)
-        currents = currents[inverse.reshape(-1)]
-        return currents[:, 0, :], currents[:, 1, :]
+    def _n_phys(self, used_cols: int) -> int:
+        return used_cols + 1 if self.chip.encoding == "reference" else 2 * used_cols
+
+    def response(self, index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """(transfer (R, P), admittance (R, R)) of a tile, characterised by ngspice and checked."""
+        key = (index, rt, ct)
+        if key in self._responses:
+            return self._responses[key]
+        self._load(index, rt, ct)
+        v_read, n_phys = float(self.chip.params.v_read_v), self._n_phys(used_cols)
+        transfer, admittance = np.zeros((used_rows, n_phys)), np.zeros((used_rows, used_rows))
+        for r in range(used_rows):
+            unit = np.zeros(used_rows)
+            unit[r] = v_read
+            cols, drivers = self._solve(unit, n_phys)
+            transfer[r], admittance[r] = cols / v_read, drivers / v_read
+        rng = np.random.default_rng([index, rt, ct])
+        for _ in range(self.check_vectors):
+            volts = rng.choice([-v_read, 0.0, v_read], size=used_rows)
+            cols, _ = self._solve(volts, n_phys)
+            predicted = volts @ transfer
+            scale = max(float(np.max(np.abs(cols))), 1e-30)
+            if np.max(np.abs(cols - predicted)) > self.check_rtol * scale:
+                raise SimulationError(f"{self.ng.current}: tile response is not linear (superposition off by "
+                                      f"{np.max(np.abs(cols - predicted)) / scale:.1e}); use mode='per-vector'")
+        self._responses[key] = (transfer, admittance)
+        return transfer, admittance
+
+    def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int):
+        """Currents for row voltages ``volts`` (M, used_rows), from ngspice."""
+        unique, inverse = np.unique(volts, axis=0, return_inverse=True)
+        known = (layer_index, rt, ct) in self._responses
+        cheaper = len(unique) > volts.shape[1] + self.check_vectors
+        if self.mode == "superposition" or (self.mode == "auto" and (known or cheaper)):
+            transfer, admittance = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
+            i_phys, i_drivers = volts @ transfer, volts @ admittance
+        else:
+            self._load(layer_index, rt, ct)
+            solved = [self._solve(v, self._n_phys(used_cols)) for v in unique]
+            inverse = inverse.reshape(-1)
+            i_phys = np.stack([c for c, _ in solved])[inverse]
+            i_drivers = np.stack([d for _, d in solved])[inverse]
+        i_plus, i_minus = split_columns(i_phys, self.chip.encoding)
+        return TileRead(i_plus, i_minus, i_drivers)

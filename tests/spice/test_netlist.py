@@ -11,7 +11,7 @@ from bmcnn_hw.spice.netlist import tile_netlist
 
 def test_every_device_line_names_layer_tile_row_col_weight(compiled):
     text = tile_netlist(compiled, Chip(compiled), 0, 0, 0)
-    devices = [line for line in text.splitlines() if line.startswith(("Xp_", "Xm_"))]
+    devices = [line for line in text.splitlines() if line.startswith("Xd_")]
     layer = compiled.layers[0]
     assert len(devices) == 2 * layer.rows * layer.cols
     first = devices[0]
@@ -35,5 +35,6 @@ def test_build_manifest_lists_every_netlist_with_hash(build_dir, compiled):
     manifest = json.loads((build_dir / "manifest.json").read_text())
     netlists = [k for k in manifest["files"] if k.startswith("netlists/") and k.endswith(".cir")]
     tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in compiled.layers)
-    assert len(netlists) == tiles == 38
+    tops = [k for k in netlists if k.endswith("_top.cir")]
+    assert len(netlists) - len(tops) == tiles == 38 and len(tops) == 3
     assert all(len(manifest["files"][k]) == 64 for k in netlists)

@@ -1,0 +1,103 @@
+"""Linear response of one crossbar tile with wire, driver and TIA resistance (sparse nodal analysis).
+
+Circuit (the same one the netlist writer emits): row r is driven by an ideal source V_r
+through ``r_source`` (omitted when 0) into the row's first cell; along a row, ``r_wire``
+joins adjacent cells; each device joins its row node to its column node; down a column,
+``r_wire`` joins adjacent cells and one last segment joins the bottom cell to the TIA.
+A TIA of open-loop gain A and feedback R_f presents R_f / (1 + A) at its input (0 for an
+ideal TIA: a virtual ground) and senses the column current.
+
+The circuit is linear in the row voltages, so the tile is characterised exactly by two
+matrices: ``transfer`` (R, P), column currents ``I = V @ transfer``, and ``admittance``
+(R, R), driver currents ``I_drv = V @ admittance`` (read power is ``V . I_drv``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+
+@dataclass(frozen=True)
+class TileResponse:
+    """Exact linear response of a tile (see module docstring)."""
+
+    transfer: np.ndarray
+    """(R, P) column current per volt on each row (A/V)."""
+    admittance: np.ndarray
+    """(R, R) current delivered by driver k per volt on row r (A/V)."""
+
+
+def tile_response(r_phys: np.ndarray, r_wire_ohm: float = 0.0, r_source_ohm: float = 0.0,
+                  r_tia_in_ohm: float = 0.0) -> TileResponse:
+    """Characterise a tile of resistances ``r_phys`` (R, P) in physical column order."""
+    g = 1.0 / r_phys
+    if r_wire_ohm == 0 and r_tia_in_ohm == 0:
+        if r_source_ohm == 0:
+            return TileResponse(g.copy(), np.diag(g.sum(axis=1)))
+        # Each row is one node: v_r = V_r * Gs / (Gs + sum_j g_rj); columns sit at 0 V.
+        gs = 1.0 / r_source_ohm
+        a = gs / (gs + g.sum(axis=1))
+        return TileResponse(g * a[:, None], np.diag(a * g.sum(axis=1)))
+    return _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm)
+
+
+def _node_maps(rows: int, cols: int, wires: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Row and column node index of every cell; with ideal wires a row (column) is one node."""
+    if wires:
+        row_node = np.arange(rows * cols).reshape(rows, cols)
+        return row_node, rows * cols + row_node, 2 * rows * cols
+    row_node = np.repeat(np.arange(rows)[:, None], cols, axis=1)
+    col_node = rows + np.repeat(np.arange(cols)[None, :], rows, axis=0)
+    return row_node, col_node, rows + cols
+
+
+def _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_diag=None):
+    """Sparse nodal matrix: devices, wire segments, the last segment to ground (+ ``extra_diag``)."""
+    a, b, v = [], [], []
+
+    def stamp(i, j, cond):
+        i, j = np.ravel(i), np.ravel(j)
+        cond = np.broadcast_to(cond, i.shape).ravel()
+        a.extend([i, j, i, j])
+        b.extend([i, j, j, i])
+        v.extend([cond, cond, -cond, -cond])
+
+    stamp(row_node, col_node, g)
+    if r_wire_ohm > 0:
+        stamp(row_node[:, :-1], row_node[:, 1:], 1.0 / r_wire_ohm)
+        stamp(col_node[:-1, :], col_node[1:, :], 1.0 / r_wire_ohm)
+    bottom = col_node[-1, :]
+    a.append(bottom), b.append(bottom), v.append(np.full(bottom.shape, 1.0 / r_last_ohm))
+    if extra_diag is not None:
+        nodes, cond = extra_diag
+        a.append(nodes), b.append(nodes), v.append(cond)
+    return sp.csr_matrix((np.concatenate(v), (np.concatenate(a), np.concatenate(b))), shape=(n, n))
+
+
+def _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm) -> TileResponse:
+    rows, cols = g.shape
+    row_node, col_node, n = _node_maps(rows, cols, r_wire_ohm > 0)
+    first = row_node[:, 0]
+    r_last = r_wire_ohm + r_tia_in_ohm  # last wire segment in series with the TIA input
+    eye = np.arange(rows)
+    if r_source_ohm > 0:
+        gs = 1.0 / r_source_ohm
+        matrix = _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last, (first, np.full(rows, gs)))
+        rhs = np.zeros((n, rows))
+        rhs[first, eye] = gs
+        x = spla.splu(matrix.tocsc()).solve(rhs)
+        drivers = (np.eye(rows) - x[first, :]) * gs  # (k, r): driver k's current for 1 V on row r
+    else:
+        # Ideal drivers fix the first node of each row; solve for the other nodes.
+        matrix = _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last)
+        free = np.setdiff1d(np.arange(n), first)
+        x = np.zeros((n, rows))
+        x[first, eye] = 1.0
+        x[free] = spla.splu(matrix[free][:, free].tocsc()).solve(-matrix[free][:, first].toarray())
+        drivers = np.asarray(matrix[first] @ x)  # net current injected at each driven node
+    currents = x[col_node[-1, :], :] / r_last  # (P, R)
+    return TileResponse(np.ascontiguousarray(currents.T), np.ascontiguousarray(drivers.T))
