@@ -201,6 +201,13 @@ def verify_files(build_dir: Path, manifest: dict, names=None) -> None:
             raise ArtefactError(f"{path}: SHA-256 differs from manifest.json (file changed or corrupt)")
 
 
+def _check_weight(build_dir: Path, index: int, weight) -> None:
+    if weight is None or weight.ndim != 2:
+        raise ArtefactError(f"{build_dir / 'arrays.npz'}: layer{index}.weight missing or not a matrix")
+    if weight.dtype != np.int8 or not np.isin(weight, (-1, 1)).all():
+        raise ArtefactError(f"{build_dir / 'arrays.npz'}: layer{index}.weight must be int8 with values -1 or +1")
+
+
 def load_model(build_dir: Path) -> CompiledModel:
     """Load and verify a build directory.
 
@@ -221,6 +228,7 @@ def load_model(build_dir: Path) -> CompiledModel:
                 meta.pop(derived)
             tiling = meta.pop("tiling")
             fields = {name: arrays.get(f"layer{i}.{name}") for name in _ARRAY_FIELDS}
+            _check_weight(build_dir, i, fields["weight"])
             meta["in_shape"], meta["out_shape"] = tuple(meta["in_shape"]), tuple(meta["out_shape"])
             layers.append(CompiledLayer(**meta, **fields, tiling=Tiling(**tiling) if tiling else None))
         hardware = HardwareConfig.from_dict(manifest["hardware"], where=str(build_dir / "manifest.json"))

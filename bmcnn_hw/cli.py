@@ -50,12 +50,28 @@ def cmd_train(args) -> int:
     return 0
 
 
+_DEVICE_OVERRIDES = {
+    "sigma_on": "sigma_on_rel", "sigma_off": "sigma_off_rel", "distribution": "distribution",
+    "stuck_on": "p_stuck_on", "stuck_off": "p_stuck_off", "read_noise": "read_noise_rel",
+    "r_wire": "r_wire_ohm", "r_source": "r_source_ohm", "v_read": "v_read_v",
+}
+
+
 def _hardware(args):
+    import dataclasses
+
     from .config import CrossbarGeometry, HardwareConfig, ReadoutParams
+    from .errors import ConfigError
     from .presets import get_preset
 
-    return HardwareConfig(device=get_preset(args.device), geometry=CrossbarGeometry.parse(args.tile),
-                          readout=ReadoutParams(adc_bits=args.adc_bits))
+    changes = {field: getattr(args, opt) for opt, field in _DEVICE_OVERRIDES.items() if getattr(args, opt) is not None}
+    try:
+        device = dataclasses.replace(get_preset(args.device), **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"device options: {exc}") from None
+    geometry = CrossbarGeometry.parse(args.tile, encoding=args.encoding, input_mode=args.input_mode)
+    return HardwareConfig(device=device, geometry=geometry,
+                          readout=ReadoutParams(adc_bits=args.adc_bits, tia_gain=args.tia_gain))
 
 
 def cmd_compile(args) -> int:
@@ -87,6 +103,23 @@ def cmd_evaluate(args) -> int:
 
         write_json_atomic(args.json, report)
     return 0
+
+
+def cmd_spice(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .spice.report import format_report, spice_report
+
+    load_model(args.build)
+    images = load_mnist(_data_dir(args), "test").images[: args.images]
+    report = spice_report(args.build, images, args.mode)
+    print(format_report(report))
+    if args.json:
+        from .io_utils import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_identical"]]
+    return 1 if bad else 0
 
 
 def cmd_demo(args) -> int:
@@ -130,10 +163,36 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("checkpoint", type=Path, metavar="CKPT_DIR", help="directory written by `bmcnn-hw train`")
     co.add_argument("-o", "--out", type=Path, required=True, metavar="BUILD_DIR", help="build directory to write")
     co.add_argument("--tile", default="128x128", metavar="RxC", help="crossbar tile size in weights (default 128x128)")
-    co.add_argument("--device", default="ideal", metavar="PRESET", help="device preset (see bmcnn_hw/presets.py)")
+    co.add_argument("--device", default="ideal", metavar="PRESET", help="device preset name (ideal, hfox-yu2016, taox-high-ratio) or a .json/.toml file of DeviceParams fields")
     co.add_argument("--adc-bits", type=int, default=0, help="ADC resolution; 0 = exact for the tile rows")
     co.add_argument("--chip-seed", type=int, default=0, help="seed of the sampled chip the netlists use")
+    co.add_argument("--encoding", default="differential", choices=["differential", "reference"],
+                    help="differential: two devices per weight; reference: one device per weight and a shared "
+                         "reference column at (G_on + G_off) / 2")
+    co.add_argument("--input-mode", default="unipolar", choices=["unipolar", "bipolar"],
+                    help="binary inputs drive rows at {0, V_read} (unipolar) or {-V_read, +V_read} (bipolar)")
+    co.add_argument("--tia-gain", type=float, default=0.0, help="op-amp open-loop gain of the TIA; 0 = ideal")
+    dev = co.add_argument_group("device overrides (applied on top of --device)")
+    dev.add_argument("--sigma-on", type=float, help="relative std of R_on from device to device (0.1 = 10 %%)")
+    dev.add_argument("--sigma-off", type=float, help="relative std of R_off from device to device")
+    dev.add_argument("--distribution", choices=["normal", "lognormal"], help="device-to-device distribution")
+    dev.add_argument("--stuck-on", type=float, help="probability that a device is stuck ON")
+    dev.add_argument("--stuck-off", type=float, help="probability that a device is stuck OFF")
+    dev.add_argument("--read-noise", type=float, help="relative std of each device's conductance at each read")
+    dev.add_argument("--r-wire", type=float, help="resistance of one wire segment between cells (ohm)")
+    dev.add_argument("--r-source", type=float, help="output resistance of each row driver (ohm)")
+    dev.add_argument("--v-read", type=float, help="read voltage (V)")
     co.set_defaults(func=cmd_compile)
+
+    sp = sub.add_parser("spice", help="run a build's netlists in ngspice on test images; currents, codes, energy")
+    sp.add_argument("build", type=Path, metavar="BUILD_DIR")
+    sp.add_argument("--images", type=int, default=1, help="test images to run (default 1)")
+    sp.add_argument("--mode", default="auto", choices=["auto", "superposition", "per-vector"],
+                    help="superposition: one ngspice solve per tile row, then exact sums (linear tiles); "
+                         "per-vector: one solve per distinct input; auto: the cheaper per tile")
+    sp.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    _add_data_dir(sp)
+    sp.set_defaults(func=cmd_spice)
 
     ev = sub.add_parser("evaluate", help="accuracy of a build on the test set with one back end")
     ev.add_argument("build", type=Path, metavar="BUILD_DIR")

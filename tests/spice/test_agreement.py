@@ -72,3 +72,14 @@ def test_real_model_tiles_and_image_through_spice(compiled, build_dir, mnist_tes
     # conv: characterised by superposition (25 rows + 3 checks); fc tiles: one solve per image each
     assert (0, 0, 0) in reader._responses
     assert reader.solves == 25 + 3 + 36 + 1
+
+
+@settings(max_examples=6, deadline=None)
+@given(rows=st.integers(1, 20), cols=st.integers(1, 10), seed=st.integers(0, 2**16),
+       r_wire=st.sampled_from([0.5, 3.0]), r_source=st.sampled_from([0.0, 75.0]))
+def test_random_tiles_with_wire_resistance_agree(tmp_path_factory, rows, cols, seed, r_wire, r_source):
+    device = DeviceParams(sigma_on_rel=0.3, sigma_off_rel=0.3, r_wire_ohm=r_wire, r_source_ohm=r_source)
+    model = random_fc_model(rows, cols, seed, tile_rows=32, tile_cols=16, device=device)
+    chip = Chip(model, device, seed)
+    bits = np.random.default_rng(seed).integers(0, 2, (3, rows)).astype(np.uint8)
+    _compare_tile(tmp_path_factory.mktemp("wtile"), model, chip, bits)

@@ -1,0 +1,94 @@
+"""Nodal tile model: limits, reciprocity, IR drop, energy, finite-gain TIA."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bmcnn_hw.compile.tile import tile
+from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig
+from bmcnn_hw.golden.chip import Chip
+from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.tile_physics import tile_response
+
+
+def _tile(seed=0, rows=12, cols=10):
+    return np.random.default_rng(seed).choice([1e4, 1e5], size=(rows, cols))
+
+
+def test_vanishing_wire_resistance_approaches_the_ideal_tile():
+    r = _tile()
+    ideal = tile_response(r)
+    nearly = tile_response(r, r_wire_ohm=1e-3)  # IR drop ~ 1e-3 ohm * 20 cells * 1e-4 S ~ 2e-6
+    assert np.allclose(nearly.transfer, ideal.transfer, rtol=1e-4, atol=0)
+    assert np.allclose(nearly.admittance, ideal.admittance, rtol=1e-4, atol=1e-4 * ideal.admittance.max())
+
+
+def test_source_resistance_closed_form_matches_nodal():
+    r = _tile(1)
+    closed = tile_response(r, r_source_ohm=200.0)
+    nodal = tile_response(r, r_wire_ohm=1e-3, r_source_ohm=200.0)  # IR drop ~ 1e-3 * 12 * 1e-4 S
+    assert np.allclose(closed.transfer, nodal.transfer, rtol=1e-4, atol=0)
+
+
+def test_reciprocity_and_ir_drop():
+    r = _tile(2, 20, 16)
+    resp = tile_response(r, r_wire_ohm=5.0, r_source_ohm=30.0)
+    assert np.allclose(resp.admittance, resp.admittance.T, rtol=1e-9, atol=1e-18)
+    ideal = tile_response(r)
+    assert (resp.transfer < ideal.transfer).all()  # every path loses voltage along the wires
+    volts = np.full(20, 0.2)
+    power = volts @ resp.admittance @ volts
+    assert 0 < power < volts @ ideal.admittance @ volts
+
+
+def test_finite_gain_tia_input_resistance():
+    r = np.array([[1e4], [3e4]])
+    rin = 10e3 / (1 + 1e3)
+    resp = tile_response(r, r_tia_in_ohm=rin)
+    # Two devices into one column node held by R_in: I = V1 g1 (1 - k) ... solved by hand:
+    g = 1 / r[:, 0]
+    v_col_per_v = g / (g.sum() + 1 / rin)  # column node voltage for 1 V on each row
+    expected = v_col_per_v / rin
+    assert np.allclose(resp.transfer[:, 0], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("encoding, input_mode", [("reference", "unipolar"), ("differential", "bipolar"),
+                                                  ("reference", "bipolar")])
+def test_every_encoding_is_exact_on_an_ideal_chip(compiled, mnist_test, encoding, input_mode):
+    hw = HardwareConfig(geometry=CrossbarGeometry(128, 128, encoding=encoding, input_mode=input_mode))
+    model = tile(dataclasses.replace(compiled, hardware=hw))
+    images = mnist_test.images[:50]
+    physics, _ = run_crossbar(model, images, PhysicsReader(Chip(model)))
+    golden = run_integer(model, images)
+    for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs):
+        assert np.array_equal(a, b)
+
+
+def test_wire_resistance_costs_accuracy_only_when_large():
+    from tests.helpers import random_fc_model
+
+    inputs = np.random.default_rng(0).integers(0, 2, (200, 1, 1, 256))
+    results = {}
+    for r_wire in (0.01, 20.0):
+        device = DeviceParams(r_wire_ohm=r_wire)
+        model = random_fc_model(256, 10, 3, tile_rows=128, tile_cols=10, device=device)
+        golden = run_integer(model, inputs)
+        trace, acc = run_crossbar(model, inputs, PhysicsReader(Chip(model, device)))
+        results[r_wire] = (trace.accumulators[0] == golden.accumulators[0]).mean()
+        assert acc.energy_j[0] > 0
+    assert results[0.01] == 1.0 and results[20.0] < 0.5
+
+
+def test_read_noise_is_seeded_and_perturbs(compiled, mnist_test):
+    device = DeviceParams(read_noise_rel=0.3)
+    model = dataclasses.replace(compiled, hardware=HardwareConfig(device=device))
+    images = mnist_test.images[:20]
+    a, _ = run_crossbar(model, images, PhysicsReader(Chip(model, device, 1)))
+    b, _ = run_crossbar(model, images, PhysicsReader(Chip(model, device, 1)))
+    golden = run_integer(model, images)
+    assert np.array_equal(a.accumulators[1], b.accumulators[1])
+    assert not np.array_equal(a.accumulators[1], golden.accumulators[1])
