@@ -88,7 +88,7 @@ def test_compile_sampled_chip_with_wires_then_spice_report(checkpoint, mnist_dir
     assert code == 0, err
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["hardware"]["device"]["sigma_off_rel"] == 0.3 and manifest["provenance"]["chip_seed"] == 4
-    assert "seed=4" in (build / "netlists" / "conv0_r0_c0.cir").read_text()
+    assert "seed=4" in (build / "netlists" / "conv0_r0_c0.sub").read_text()
     report = tmp_path / "spice.json"
     code, out, err = run_cli("spice", build, "--images", "1", "--data-dir", mnist_dir, "--json", report)
     assert code == 0, err

@@ -1,5 +1,9 @@
 """Netlist writer: one netlist per crossbar tile, and per layer a top that instantiates its tiles.
 
+Each tile's circuit is written once, as a subcircuit ``<layer>_r<rt>_c<ct>.sub``; the tile
+netlist ``.cir`` drives it with one source per row, and the layer top ``<layer>_top.cir``
+instantiates every tile of the layer on shared input rows.
+
 Netlists are deterministic text: the same model, chip and tile give the same bytes. Every
 device line ends with a comment naming layer, tile, row, column, weight and side. Only the
 rows and columns a layer uses are emitted: padding rows would sit at 0 V and padding
@@ -31,14 +35,19 @@ def tile_netlist_name(layer: CompiledLayer, rt: int, ct: int) -> str:
     return f"{layer.name}_r{rt}_c{ct}.cir"
 
 
+def tile_subckt_name(layer: CompiledLayer, rt: int, ct: int) -> str:
+    """Subcircuit (and ``.sub`` file stem) of a tile, e.g. ``conv0_r0_c0``."""
+    return f"{layer.name}_r{rt}_c{ct}"
+
+
 def layer_top_name(layer: CompiledLayer) -> str:
     """File name of a layer's top netlist, e.g. ``fc1_top.cir``."""
     return f"{layer.name}_top.cir"
 
 
 def sense_branch(col: int) -> str:
-    """ngspice vector holding the current into the TIA of physical column ``col``."""
-    return f"v.xt{col}.vsense#branch"
+    """ngspice vector (in a tile netlist) of the current into the TIA of physical column ``col``."""
+    return f"v.xtile.xt{col}.vsense#branch"
 
 
 def driver_branch(row: int) -> str:
@@ -133,19 +142,36 @@ def _includes() -> list[str]:
     return [".include lib/memristor.lib", ".include lib/tia.lib"]
 
 
-def tile_netlist(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> str:
-    """The SPICE netlist text of tile (rt, ct) of layer ``index`` on ``chip``."""
+def _ports(tile: _TileCircuit) -> list[str]:
+    return [tile.port(r) for r in range(tile.rows)] + [f"o{j}" for j in range(len(tile.layout))]
+
+
+def tile_subckt(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> str:
+    """The ``.sub`` text of a tile: its circuit as a subcircuit (ports: row inputs, TIA outputs)."""
     tile = _TileCircuit(model, chip, index, rt, ct)
+    name = tile_subckt_name(tile.layer, rt, ct)
     lines = [f"* bmcnn-hw crossbar tile: layer {tile.layer.name} ({tile.layer.kind}), row tile {rt}, column tile {ct}"]
-    lines += tile.header(chip) + _includes()
+    lines += tile.header(chip)
+    lines += [f"* ports: {tile.rows} row inputs, then {len(tile.layout)} TIA outputs",
+              f".subckt {name} {' '.join(_ports(tile))}"] + tile.body() + [f".ends {name}"]
+    return "\n".join(lines) + "\n"
+
+
+def tile_netlist(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> str:
+    """The SPICE netlist text of tile (rt, ct) of layer ``index``: its subcircuit and row drivers."""
+    tile = _TileCircuit(model, chip, index, rt, ct)
+    name = tile_subckt_name(tile.layer, rt, ct)
+    lines = [f"* bmcnn-hw tile netlist: layer {tile.layer.name}, row tile {rt}, column tile {ct} "
+             f"(circuit in {name}.sub)"] + _includes() + [f".include {name}.sub"]
     lines.append("* row drivers (0 V, V_read or -V_read; changed with `alter` between reads)")
-    lines += [f"Vr{r} {tile.port(r)} 0 DC 0" for r in range(tile.rows)]
-    lines += tile.body() + [".end"]
+    lines += [f"Vr{r} in{r} 0 DC 0" for r in range(tile.rows)]
+    nodes = [f"in{r}" for r in range(tile.rows)] + [f"o{j}" for j in range(len(tile.layout))]
+    lines += [f"Xtile {' '.join(nodes)} {name}", ".end"]
     return "\n".join(lines) + "\n"
 
 
 def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
-    """A netlist of a whole layer: each tile as a subcircuit, the layer inputs shared by its tiles."""
+    """A netlist of a whole layer: every tile subcircuit on the shared layer inputs."""
     layer = model.layers[index]
     t = layer.tiling
     lines = [f"* bmcnn-hw layer top: {layer.name} ({layer.kind}), {t.n_row_tiles} x {t.n_col_tiles} tiles",
@@ -155,9 +181,8 @@ def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
     for rt in range(t.n_row_tiles):
         for ct in range(t.n_col_tiles):
             tile = _TileCircuit(model, chip, index, rt, ct)
-            ports = [tile.port(r) for r in range(tile.rows)] + [f"o{j}" for j in range(len(tile.layout))]
-            name = f"tile_r{rt}_c{ct}"
-            lines += tile.header(chip) + [f".subckt {name} {' '.join(ports)}"] + tile.body() + [f".ends {name}"]
+            name = tile_subckt_name(layer, rt, ct)
+            lines.append(f".include {name}.sub")
             nodes = [f"in{tile.r0 + r}" for r in range(tile.rows)] + \
                     [f"out_{rt}_{ct}_{j}" for j in range(len(tile.layout))]
             instances.append(f"X{name} {' '.join(nodes)} {name}")
@@ -168,7 +193,7 @@ def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
 
 
 def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str, str]:
-    """Write every tile netlist, each layer's top and the model libraries under ``out_dir``.
+    """Write every tile subcircuit and netlist, each layer's top and the model libraries under ``out_dir``.
 
     Returns:
         relative path (from ``out_dir``'s parent) -> SHA-256, for the build manifest.
@@ -184,6 +209,7 @@ def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str,
         texts = {layer_top_name(layer): layer_top_netlist(model, chip, i)}
         for rt in range(layer.tiling.n_row_tiles):
             for ct in range(layer.tiling.n_col_tiles):
+                texts[f"{tile_subckt_name(layer, rt, ct)}.sub"] = tile_subckt(model, chip, i, rt, ct)
                 texts[tile_netlist_name(layer, rt, ct)] = tile_netlist(model, chip, i, rt, ct)
         for name, text in texts.items():
             write_text_atomic(out_dir / name, text)
