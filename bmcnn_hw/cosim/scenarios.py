@@ -1,0 +1,174 @@
+"""Testbench scenarios from the golden model: beats, register traffic, resets and expected outputs.
+
+Each generator returns the JSON-able scenario that :mod:`bmcnn_hw.cosim.tb_stream` runs.
+Expected values come from the golden integer model (accumulators, thresholds, pooling,
+scores) plus a Python model of the registers the scenario writes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..rtl.periphery import bipolar_offsets, periphery_registers
+
+PERIPHERY_IN = ["in_code", "in_plane", "in_channel", "in_first", "in_last"]
+
+
+def beat_order(layer) -> list[tuple[int, int]]:
+    """(plane, row tile) order of the beats of one output."""
+    return [(plane, rt) for plane in range(layer.input_bits) for rt in range(layer.tiling.n_row_tiles)]
+
+
+def _beats(layer, codes: dict, m: int, ch: int) -> list[dict]:
+    order = beat_order(layer)
+    return [{"beat": [int(codes[(plane, rt)][m, ch]), plane, ch, int(k == 0), int(k == len(order) - 1)]}
+            for k, (plane, rt) in enumerate(order)]
+
+
+class RegisterModel:
+    """Python mirror of a periphery's registers (reset values from the CompiledModel)."""
+
+    def __init__(self, layer):
+        self.map = periphery_registers("", layer.cols, layer.acc_width,
+                                       None if layer.is_output else layer.theta,
+                                       None if layer.is_output else layer.flip)
+        self.reset()
+
+    def reset(self) -> None:
+        self.values = {r.name: list(r.reset) for r in self.map.registers}
+
+    def random_write(self, rng: np.random.Generator, channel: int) -> tuple[int, int, str]:
+        """A random in-range write to a rw register of ``channel``; returns (addr, value, name)."""
+        names = [r.name for r in self.map.registers if r.access == "rw"]
+        reg = self.map[names[int(rng.integers(len(names)))]]
+        lo, hi = (-(1 << (reg.width - 1)), (1 << (reg.width - 1)) - 1) if reg.signed else (0, (1 << reg.width) - 1)
+        if reg.name == "tune_offset":
+            lo, hi = max(lo, -64), min(hi, 64)  # small corrections, like the tuning method's
+        value = int(rng.choice([lo, hi, int(rng.integers(lo, hi + 1))]))
+        self.values[reg.name][channel] = value
+        return reg.offset + channel, value, reg.name
+
+    def evaluate(self, layer, acc: int, ch: int) -> list[int]:
+        """Expected (channel, acc, act[, score]) for a golden accumulator."""
+        tuned = acc + self.values["tune_offset"][ch]
+        act = 0 if layer.is_output else int((tuned >= self.values["theta"][ch]) ^ bool(self.values["flip"][ch]))
+        out = [ch, tuned, act]
+        if layer.is_output:
+            out.append(tuned * int(layer.score_scale[ch]) + int(layer.score_bias[ch]))
+        return out
+
+
+def periphery_scenario(layer, acc: np.ndarray, codes: dict, picks: np.ndarray, *, seed: int = 0,
+                       write_prob: float = 0.1, reset_prob: float = 0.02, idle_prob: float = 0.2,
+                       stall_prob: float = 0.3) -> dict:
+    """Golden vectors for one layer's periphery, with register traffic, resets and extremes.
+
+    Args:
+        acc: golden accumulators (M, cols); codes: (plane, rt) -> ADC codes (M, cols).
+        picks: (K, 2) (vector index, channel) outputs to send, in order.
+    """
+    rng = np.random.default_rng(seed)
+    regs = RegisterModel(layer)
+    steps, expected = [], []
+    codes, acc = _with_extremes(layer, codes, acc)
+    n_vectors = acc.shape[0]
+    extremes = [(n_vectors - 2, 0), (n_vectors - 1, layer.cols - 1)]
+    for m, ch in [*extremes, *map(tuple, picks.tolist())]:
+        if rng.random() < write_prob:
+            addr, value, _ = regs.random_write(rng, ch)
+            steps += [{"write": [addr, value]}, {"read": [addr, value]}]
+        if rng.random() < reset_prob:
+            steps.append({"reset": len(expected)})
+            regs.reset()
+        steps += _beats(layer, codes, m, ch)
+        expected.append(regs.evaluate(layer, int(acc[m, ch]), ch))
+    outputs = ["out_channel", "out_acc", "out_act"] + (["out_score"] if layer.is_output else [])
+    ident = regs.map["id"]
+    steps.append({"read": [ident.offset, int(ident.reset[0])]})
+    return {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": ["out_acc", "out_score"], "steps": steps,
+            "expected": expected, "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
+
+
+def _with_extremes(layer, codes: dict, acc: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Append two directed vectors: every ADC code at its minimum, then at its maximum."""
+    lo, hi = -(2 ** (layer.adc_bits - 1)), 2 ** (layer.adc_bits - 1) - 1
+    cols = acc.shape[1]
+    extra = {key: np.vstack([value, np.full((1, cols), lo), np.full((1, cols), hi)]) for key, value in codes.items()}
+    totals = []
+    for code in (lo, hi):
+        total = sum(code << plane for plane, _ in beat_order(layer))
+        if layer.bipolar:
+            total = (total + np.asarray(bipolar_offsets(layer))) >> 1
+        totals.append(np.broadcast_to(total, (cols,)))
+    return extra, np.vstack([acc, np.stack(totals)])
+
+
+def pool_scenario(group: int, windows: int, channel_width: int, seed: int = 0) -> dict:
+    """Random windows of bits for :class:`~bmcnn_hw.rtl.pool.BinaryMaxPool`; expected = OR."""
+    rng = np.random.default_rng(seed)
+    steps, expected = [], []
+    for _ in range(windows):
+        ch = int(rng.integers(1 << channel_width))
+        bits = (rng.random(group) < rng.choice([0.0, 0.1, 0.5])).astype(int)
+        steps += [{"beat": [int(b), ch]} for b in bits]
+        expected.append([int(bits.max()), ch])
+    return {"inputs": ["in_bit", "in_channel"], "outputs": ["out_bit", "out_channel"], "signed": [],
+            "steps": steps, "expected": expected, "idle_prob": 0.2, "stall_prob": 0.3, "seed": seed}
+
+
+def argmax_scenario(classes: int, images: int, score_width: int, seed: int = 0) -> dict:
+    """Random score vectors (ties and extremes included) for :class:`~bmcnn_hw.rtl.argmax.Argmax`."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(2 ** (score_width - 1)), 2 ** (score_width - 1) - 1
+    steps, expected = [], []
+    for k in range(images):
+        if k % 3 == 0:
+            scores = rng.integers(-3, 3, classes)  # many ties
+        else:
+            scores = rng.integers(lo, hi + 1, classes)
+        if k == 1:
+            scores[:] = lo
+        steps += [{"beat": [c, int(s)]} for c, s in enumerate(scores)]
+        best = int(np.argmax(scores))
+        expected.append([best, int(scores[best])])
+    return {"inputs": ["in_class", "in_score"], "outputs": ["out_class", "out_score"], "signed": ["out_score"],
+            "steps": steps, "expected": expected, "idle_prob": 0.2, "stall_prob": 0.3, "seed": seed}
+
+
+def layer_top_scenario(layer, trace_acc: np.ndarray, output: np.ndarray, codes: dict, n_images: int,
+                       picks: int, seed: int = 0) -> dict:
+    """Golden vectors for a :class:`~bmcnn_hw.rtl.layer.LayerTop` (periphery + pool or argmax).
+
+    Args:
+        trace_acc: golden accumulators (N, P, cols); output: the golden layer output (pooled
+            bits (N, C, H', W') / (N, F), or scores (N, classes) for the output layer).
+        codes: (plane, rt) -> ADC codes (N * P, cols).
+    """
+    rng = np.random.default_rng(seed)
+    steps, expected = [], []
+    if layer.is_output:
+        for n in range(min(n_images, picks)):
+            for ch in range(layer.cols):
+                steps += _beats(layer, codes, n, ch)
+            best = int(np.argmax(output[n]))
+            expected.append([best, int(output[n, best])])
+        outputs, signed = ["out_class", "out_score"], ["out_score"]
+    elif layer.kind == "conv":
+        h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+        p = layer.pool
+        for _ in range(picks):
+            n, ch = int(rng.integers(n_images)), int(rng.integers(layer.cols))
+            py, px = int(rng.integers(h // p)), int(rng.integers(w // p))
+            for dy in range(p):
+                for dx in range(p):
+                    steps += _beats(layer, codes, n * h * w + (py * p + dy) * w + px * p + dx, ch)
+            expected.append([ch, int(output[n, ch, py, px])])
+        outputs, signed = ["out_channel", "out_bit"], []
+    else:
+        for _ in range(picks):
+            n, ch = int(rng.integers(n_images)), int(rng.integers(layer.cols))
+            steps += _beats(layer, codes, n, ch)
+            expected.append([ch, int(output[n, ch])])
+        outputs, signed = ["out_channel", "out_bit"], []
+    return {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": signed, "steps": steps, "expected": expected,
+            "idle_prob": 0.1, "stall_prob": 0.3, "seed": seed}
