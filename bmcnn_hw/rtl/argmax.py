@@ -43,7 +43,7 @@ class Argmax(wiring.Component):
         accept = Signal()
         m.d.comb += [
             self.in_ready.eq(~self.out_valid | self.out_ready), accept.eq(self.in_valid & self.in_ready),
-            take.eq((count == 0) | (self.in_score > best)),
+            take.eq(~count.any() | (self.in_score > best)),
             win.eq(self.in_score), win_class.eq(self.in_class),
         ]
         with m.If(~take):

@@ -129,24 +129,28 @@ class LayerPeriphery(wiring.Component):
         super().__init__(members)
 
     def _register_file(self, m: Module) -> dict:
-        """Register storage, bus writes and registered bus reads."""
-        storage = {}
+        """Register storage, bus writes (one decoder per register) and registered bus reads."""
+        storage, read_value = {}, Signal(DATA_WIDTH)
+        m.d.comb += read_value.eq(0)
         for reg in self.registers.registers:
             shape = signed(reg.width) if reg.signed else unsigned(reg.width)
-            storage[reg.name] = [Signal(shape, init=int(v), name=f"{reg.name}_{k}") if reg.access == "rw"
-                                 else Const(int(v), shape) for k, v in enumerate(reg.reset)]
-        with m.Switch(self.reg_addr):
-            for reg in self.registers.registers:
-                for k, addr in enumerate(reg.addresses):
-                    with m.Case(addr):
-                        value = storage[reg.name][k]
-                        m.d.sync += self.reg_rdata.eq(value.as_signed() if reg.signed else value)
-                        if reg.access == "rw":
-                            with m.If(self.reg_we):
-                                data = self.reg_wdata[: reg.width]
-                                m.d.sync += value.eq(data.as_signed() if reg.signed else data)
-            with m.Default():
-                m.d.sync += self.reg_rdata.eq(0)
+            cells = [Signal(shape, init=int(v), name=f"{reg.name}_{k}") if reg.access == "rw"
+                     else Const(int(v), shape) for k, v in enumerate(reg.reset)]
+            storage[reg.name] = cells
+            data = self.reg_wdata[: reg.width]
+            for k, cell in enumerate(cells):
+                if reg.access == "rw":
+                    with m.If(self.reg_we & (self.reg_addr == reg.offset + k)):
+                        m.d.sync += cell.eq(data.as_signed() if reg.signed else data)
+            # Arrays sit at a power-of-two aligned base, so the low address bits index them.
+            index_bits = max(1, (reg.count - 1).bit_length())
+            in_range = self.reg_addr < reg.offset + reg.count
+            if reg.offset:
+                in_range &= self.reg_addr >= reg.offset
+            with m.If(in_range):
+                cell = Array(cells)[self.reg_addr[:index_bits]] if reg.count > 1 else cells[0]
+                m.d.comb += read_value.eq(cell.as_signed() if reg.signed else cell)
+        m.d.sync += self.reg_rdata.eq(read_value)
         return storage
 
     def elaborate(self, platform):

@@ -39,7 +39,7 @@ class BinaryMaxPool(wiring.Component):
         merged = Signal()
         accept = Signal()
         m.d.comb += [self.in_ready.eq(~self.out_valid | self.out_ready), accept.eq(self.in_valid & self.in_ready),
-                     merged.eq(self.in_bit | (running & (count != 0)))]
+                     merged.eq(self.in_bit | (running & count.any()))]
         with m.If(self.out_ready):
             m.d.sync += self.out_valid.eq(0)
         with m.If(accept):
