@@ -9,7 +9,7 @@ SHARED_MNIST := ../shared/datasets/mnist
 DATA_FROM := $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS.uncompressed),--data-from $(SHARED_MNIST),)
 PYTEST_ARGS ?=
 
-.PHONY: demo test system-deps venv clean
+.PHONY: demo test system-deps venv clean rtl
 
 system-deps:
 	@scripts/system-deps.sh
@@ -27,6 +27,9 @@ demo: system-deps $(STAMP)
 
 test: system-deps $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+rtl: $(STAMP)  # regenerate the checked-in Verilog of the reference model
+	$(BIN)/bmcnn-hw rtl --reference --out rtl
 
 clean:
 	rm -rf $(VENV) runs build sim_build .pytest_cache

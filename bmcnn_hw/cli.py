@@ -105,6 +105,46 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_rtl(args) -> int:
+    from .artefact import load_model
+    from .errors import ConfigError
+    from .rtl.emit import write_rtl
+
+    if args.reference == (args.build is not None):
+        raise ConfigError("give either BUILD_DIR or --reference")
+    if args.reference:
+        from .rtl.reference import reference_model
+
+        model, out = reference_model(), args.out or Path("rtl")
+    else:
+        model, out = load_model(args.build), args.out or args.build / "rtl"
+    files = write_rtl(model, out)
+    print(f"{len(files)} files written to {out}")
+    failed = False
+    if args.stats or args.lint:
+        from .rtl.quality import cell_stats, lint
+
+        for name in sorted(f for f in files if f.endswith(".v")):
+            path = out / Path(name).name
+            line = f"{path.stem:18s}"
+            if args.stats:
+                line += f" {cell_stats(path, path.stem)['cells']:7d} cells"
+            if args.lint:
+                warnings = lint(path)
+                failed |= bool(warnings)
+                line += "  lint clean" if not warnings else f"  lint: {len(warnings)} warnings: {warnings[0]}"
+            print(line)
+    if args.check:
+        from .cosim.rtl_check import check_rtl
+        from .data.mnist import load_mnist
+
+        images = load_mnist(_data_dir(args), "test").images[: args.check]
+        for c in check_rtl(model, images, out.parent / "rtl_check", sim=args.sim):
+            failed |= not c.passed
+            print(f"{c.module:18s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
+    return 1 if failed else 0
+
+
 def cmd_spice(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
@@ -183,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--r-source", type=float, help="output resistance of each row driver (ohm)")
     dev.add_argument("--v-read", type=float, help="read voltage (V)")
     co.set_defaults(func=cmd_compile)
+
+    rt = sub.add_parser("rtl", help="emit each layer's Verilog and register map; lint, cell counts, cocotb check")
+    rt.add_argument("build", type=Path, nargs="?", metavar="BUILD_DIR", help="build directory (omit with --reference)")
+    rt.add_argument("--reference", action="store_true",
+                    help="emit the reference model (default configuration, seeded parameters) instead of a build")
+    rt.add_argument("--out", type=Path, help="output directory (default BUILD_DIR/rtl)")
+    rt.add_argument("--stats", action="store_true", help="Yosys synth + stat cell counts per module (area proxy)")
+    rt.add_argument("--lint", action="store_true", help="verilator --lint-only -Wall (justified waivers only)")
+    rt.add_argument("--check", type=int, default=0, metavar="N",
+                    help="run every layer's cocotb testbench on N test images (0 = skip)")
+    rt.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
+                    help="simulator for --check (default $SIM or icarus)")
+    _add_data_dir(rt)
+    rt.set_defaults(func=cmd_rtl)
 
     sp = sub.add_parser("spice", help="run a build's netlists in ngspice on test images; currents, codes, energy")
     sp.add_argument("build", type=Path, metavar="BUILD_DIR")
