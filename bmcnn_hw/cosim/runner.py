@@ -84,16 +84,19 @@ def _build(runner, sources, toplevel, build_dir, sim, vcd):
                 os.environ[key] = value
 
 
-def _test(runner, toplevel, build_dir, scenario_path, log) -> Path:
+def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) -> Path:
     # Under pytest the cocotb runner exits on a failing test instead of returning its
     # results; hide pytest's marker so the CLI and the tests take the same path.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    if vcd:  # the runner passes vvp `-none` (no dumps); a later `-vcd` selects VCD output
+        os.environ["SIM_CMD_SUFFIX"] = "-vcd"
     try:
         return runner.test(hdl_toplevel=toplevel, test_module=TB_MODULE, build_dir=build_dir, test_dir=build_dir,
                            log_file=log, extra_env={"BMCNN_TB_SCENARIO": str(scenario_path)})
     except (SystemExit, Exception) as exc:
         raise SimulationError(f"{toplevel}: simulation failed ({exc}); see {log}") from None
     finally:
+        os.environ.pop("SIM_CMD_SUFFIX", None)
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
 
@@ -126,6 +129,6 @@ def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: 
     waves = ""
     if sim == "icarus":
         _build(runner, [Path(verilog_path).resolve()], toplevel, build_dir, sim, vcd=True)
-        _test(runner, toplevel, build_dir, scenario_path, log)
+        _test(runner, toplevel, build_dir, scenario_path, log, vcd=True)
         waves = f"; waveform {build_dir / (toplevel + '.vcd')}"
     raise MismatchError(f"{toplevel}: RTL differs from golden: {detail or 'see ' + str(log)}{waves}")

@@ -1,24 +1,33 @@
-"""Layer periphery RTL: construction checks and cocotb testbenches against the golden model."""
+"""Layer periphery RTL: construction checks, the checked-in rtl/, and cocotb testbenches
+against the golden model on Icarus and Verilator."""
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.cosim.rtl_check import check_rtl
-from bmcnn_hw.cosim.runner import run_periphery_tb
-from bmcnn_hw.errors import ConfigError, MismatchError
-from bmcnn_hw.rtl.emit import emit_layer
-from bmcnn_hw.rtl.periphery import LayerPeriphery
-from tests.conftest import needs
+from bmcnn_hw.cosim.runner import check_simulator, run_stream_tb
+from bmcnn_hw.errors import ConfigError, MismatchError, ToolNotFound
+from bmcnn_hw.rtl.emit import emit_layer, layer_texts
+from bmcnn_hw.rtl.periphery import LayerPeriphery, periphery_for_layer
+from bmcnn_hw.rtl.reference import reference_model
+from bmcnn_hw.rtl.regs import RegisterMap, RegisterSpec
+from tests.conftest import REPO, needs
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"channels": 0}, "channels must be a positive integer"),
     ({"adc_bits": 0}, "adc_bits must be a positive integer"),
     ({"acc_width": 4}, "cannot hold the accumulator bound"),
+    ({"acc_width": 40}, "exceeds the 32-bit register bus"),
     ({"thetas": [1 << 20, 0], "flips": [0, 0]}, "threshold 1048576 out of range"),
     ({"thetas": [1], "flips": [0]}, "need 2 thresholds"),
     ({"thetas": [1, 2], "flips": [0, 2]}, "flips must be 0 or 1"),
@@ -30,39 +39,167 @@ def test_bad_parameters_raise_one_sentence(kwargs, message):
         LayerPeriphery(**args)
 
 
+def test_register_offset_collision_and_bad_specs():
+    a = RegisterSpec("a", 0x10, 8, "rw", (0, 0, 0), "a", count=3)
+    with pytest.raises(ConfigError, match="register offset collision at 0x12: a and b"):
+        RegisterMap("x", (a, RegisterSpec("b", 0x12, 8, "rw", (0,), "b")))
+    with pytest.raises(ConfigError, match="width must be an integer in"):
+        RegisterSpec("c", 0, 0, "rw", (0,), "c")
+    with pytest.raises(ConfigError, match="reset value 300 out of range"):
+        RegisterSpec("d", 0, 8, "rw", (300,), "d")
+
+
+def _layer(rows, cols, adc_bits, planes, n_row_tiles, bipolar):
+    weight = np.ones((rows * n_row_tiles, cols), dtype=np.int8)
+    peak = (2 ** planes - 1) * rows * n_row_tiles
+    return CompiledLayer(name="l", kind="fc", in_shape=(rows * n_row_tiles,), out_shape=(cols,), kernel=0, pool=1,
+                         input_bits=planes, weight=weight, acc_min=-peak, acc_max=peak,
+                         theta=np.zeros(cols, dtype=np.int64), flip=np.zeros(cols, dtype=np.uint8),
+                         tiling=Tiling(rows, cols, n_row_tiles, 1, 0, 0), adc_bits=adc_bits, bipolar=bipolar)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 512), adc_bits=st.integers(2, 12), planes=st.integers(1, 8),
+       n_row_tiles=st.integers(1, 64), bipolar=st.booleans())
+def test_accumulator_width_bounds_every_code_sequence(rows, adc_bits, planes, n_row_tiles, bipolar):
+    """The worst case of sum(code << plane) over every beat, offsets included, fits acc_width."""
+    layer = _layer(rows, 1, adc_bits, planes, n_row_tiles, bipolar)
+    extreme = 2 ** (adc_bits - 1) * (2 ** planes - 1) * n_row_tiles  # |min code| on every beat
+    offset = (2 ** planes - 1) * rows * n_row_tiles if bipolar else 0
+    worst = extreme + offset
+    assert worst <= 2 ** (layer.acc_width - 1) - 1
+    assert layer.acc_max + 1 <= 2 ** (layer.acc_width - 1) - 1  # thresholds fit too
+
+
+def test_checked_in_rtl_is_current(tmp_path):
+    model = reference_model()
+    for layer in model.layers:
+        for name, text in layer_texts(layer).items():
+            checked_in = REPO / "rtl" / name
+            assert checked_in.is_file(), f"rtl/{name} missing: run `make rtl`"
+            assert checked_in.read_text() == text, f"rtl/{name} is stale: run `make rtl`"
+
+
 def test_emitted_verilog_is_readable(compiled):
     text = emit_layer(compiled.layers[0])
     assert "module periphery_conv0(" in text
-    for port in ("in_code", "in_plane", "out_acc", "out_act", "clk", "rst"):
+    for port in ("in_code", "in_ready", "out_acc", "out_ready", "reg_addr", "reg_rdata", "clk", "rst"):
         assert port in text
 
 
+def _register_scenario(layer):
+    """Write then read back every rw register, read every ro register (the map document's claims)."""
+    registers = periphery_for_layer(layer).registers
+    rng = np.random.default_rng(0)
+    steps = []
+    for reg in registers.registers:
+        for k, addr in enumerate(reg.addresses):
+            if reg.access == "ro":
+                steps.append({"read": [addr, int(reg.reset[k])]})
+                continue
+            lo, hi = (-(1 << (reg.width - 1)), (1 << (reg.width - 1)) - 1) if reg.signed else (0, (1 << reg.width) - 1)
+            value = int(rng.integers(lo, hi + 1))
+            steps += [{"read": [addr, int(reg.reset[k])]}, {"write": [addr, value]}, {"read": [addr, value]}]
+    steps.append({"read": [max(r.offset + r.count for r in registers.registers), 0]})  # unmapped reads 0
+    return {"inputs": [], "outputs": [], "steps": steps, "expected": []}
+
+
 @pytest.mark.icarus
 @needs("iverilog")
-def test_every_layer_matches_golden_on_icarus(compiled, mnist_test, tmp_path):
+def test_every_register_of_the_map_writes_and_reads_back(compiled, tmp_path):
+    from bmcnn_hw.rtl.emit import write_rtl
+
+    write_rtl(compiled, tmp_path / "rtl")
+    for layer in compiled.layers[::2]:  # conv0 (hidden: theta, flip, tune_offset) and fc2 (output)
+        name = f"periphery_{layer.name}"
+        run_stream_tb(tmp_path / "rtl" / f"{name}.v", name, _register_scenario(layer), tmp_path / name)
+    doc = json.loads((tmp_path / "rtl" / "regmap_conv0.json").read_text())
+    assert [r["name"] for r in doc["registers"]] == ["id", "channels", "theta", "flip", "tune_offset"]
+
+
+@pytest.mark.icarus
+@needs("iverilog")
+def test_every_layer_and_top_matches_golden_on_icarus(compiled, mnist_test, tmp_path):
     checks = check_rtl(compiled, mnist_test.images[:3], tmp_path, sim="icarus", per_layer=300, seed=4)
-    assert [c.layer for c in checks] == ["conv0", "fc1", "fc2"]
-    assert all(c.passed for c in checks), [c.message for c in checks]
+    assert [c.module for c in checks] == ["periphery_conv0", "layer_conv0", "periphery_fc1", "layer_fc1",
+                                          "periphery_fc2", "layer_fc2"]
+    assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
 
 
 @pytest.mark.icarus
 @needs("iverilog")
-def test_a_wrong_golden_value_is_reported(compiled, mnist_test, tmp_path):
-    check_rtl(compiled, mnist_test.images[:1], tmp_path, sim="icarus", per_layer=20)
+def test_pool_and_argmax_components(tmp_path):
+    from amaranth.back import verilog
+
+    from bmcnn_hw.cosim.scenarios import argmax_scenario, pool_scenario
+    from bmcnn_hw.rtl.argmax import Argmax
+    from bmcnn_hw.rtl.pool import BinaryMaxPool
+
+    for name, component, scenario in (
+            ("pool4", BinaryMaxPool(group=4, channel_width=5), pool_scenario(4, 150, 5, seed=1)),
+            ("argmax10", Argmax(classes=10, score_width=12), argmax_scenario(10, 80, 12, seed=2))):
+        path = tmp_path / f"{name}.v"
+        path.write_text(verilog.convert(component, name=name, emit_src=False))
+        assert run_stream_tb(path, name, scenario, tmp_path / name) == len(scenario["expected"])
+
+
+@pytest.mark.icarus
+@needs("iverilog")
+def test_a_wrong_golden_value_fails_and_leaves_a_vcd(compiled, mnist_test, tmp_path):
+    check_rtl(compiled, mnist_test.images[:1], tmp_path, sim="icarus", per_layer=20, tops=False)
     sim_dir = tmp_path / "sim" / "icarus_periphery_fc1"
-    vectors = json.loads((sim_dir / "vectors.json").read_text())
-    vectors["expected"][5][1] += 1
-    with pytest.raises(MismatchError, match="output 5: RTL"):
-        run_periphery_tb(tmp_path / "rtl" / "periphery_fc1.v", "periphery_fc1", vectors, tmp_path / "again")
+    scenario = json.loads((sim_dir / "scenario.json").read_text())
+    scenario["expected"][5][1] += 1
+    with pytest.raises(MismatchError, match="output 5: RTL") as info:
+        run_stream_tb(tmp_path / "rtl" / "periphery_fc1.v", "periphery_fc1", scenario, tmp_path / "again")
+    vcd = tmp_path / "again" / "periphery_fc1.vcd"
+    assert vcd.is_file() and "$enddefinitions" in vcd.read_text() and "out_acc" in vcd.read_text()
+    assert str(vcd) in str(info.value) and (tmp_path / "again" / "sim.log").is_file()
+
+
+@pytest.mark.icarus
+@pytest.mark.slow
+@needs("iverilog")
+def test_regression_of_10000_vectors_through_one_layer(compiled, mnist_test, tmp_path):
+    from bmcnn_hw.cosim.rtl_check import layer_codes
+    from bmcnn_hw.cosim.scenarios import periphery_scenario
+    from bmcnn_hw.golden.chip import Chip
+    from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+    from bmcnn_hw.rtl.emit import write_rtl
+
+    images = mnist_test.images[:100]
+    trace, acc = run_crossbar(compiled, images, PhysicsReader(Chip(compiled)), record=True)
+    layer = compiled.layers[2]
+    golden = trace.accumulators[2].reshape(-1, layer.cols)
+    picks = np.stack([np.repeat(np.arange(100), 100), np.tile(np.arange(10), 1000)], axis=1)
+    scenario = periphery_scenario(layer, golden, layer_codes(acc.reads, 2), picks, seed=9)
+    write_rtl(compiled, tmp_path / "rtl")
+    n = run_stream_tb(tmp_path / "rtl" / "periphery_fc2.v", "periphery_fc2", scenario, tmp_path / "reg")
+    assert n == 10002
+
+
+def test_missing_simulator_is_tool_not_found(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolNotFound, match="apt-get install iverilog"):
+        check_simulator("icarus")
 
 
 @pytest.mark.verilator
 def test_every_layer_matches_golden_on_verilator(compiled, mnist_test, tmp_path):
     from bmcnn_hw.cosim.runner import simulator_path
-    import shutil
 
     simulator_path()
     if shutil.which("verilator") is None:
         pytest.skip("verilator not installed")
-    checks = check_rtl(compiled, mnist_test.images[:2], tmp_path, sim="verilator", per_layer=200)
-    assert all(c.passed for c in checks), [c.message for c in checks]
+    checks = check_rtl(compiled, mnist_test.images[:2], tmp_path, sim="verilator", per_layer=200, tops=False)
+    assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
+
+
+@pytest.mark.verilator
+def test_reference_rtl_is_lint_clean_and_has_cell_counts():
+    from bmcnn_hw.rtl.quality import cell_stats, lint
+
+    for path in sorted((REPO / "rtl").glob("*.v")):
+        assert lint(path) == [], path.name
+    stats = cell_stats(REPO / "rtl" / "periphery_fc2.v", "periphery_fc2")
+    assert stats["cells"] > 100 and any("DFF" in k for k in stats["by_type"])
