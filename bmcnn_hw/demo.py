@@ -78,8 +78,8 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
 
     model = build(out_dir / "checkpoint", out_dir / "build", HardwareConfig(), chip_seed=seed)
     tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers)
-    summary.add("compile", f"{len(model.layers)} layers, {tiles} tiles -> {tiles} netlists, "
-                           f"{len(model.layers)} Verilog modules in {out_dir / 'build'}")
+    summary.add("compile", f"{len(model.layers)} layers, {tiles} tiles -> {tiles} tile netlists, "
+                           f"{2 * len(model.layers)} Verilog files + register maps in {out_dir / 'build'}")
 
     torch_model, _ = load_checkpoint(out_dir / "checkpoint")
     golden = run_batched(model, test_set.images)
@@ -138,5 +138,7 @@ def summary_rtl(summary: Summary, model, images: np.ndarray, work_dir: Path, sim
     start = time.perf_counter()
     checks = check_rtl(model, images, work_dir, sim=sim, seed=seed)
     failed = [c for c in checks if not c.passed]
-    result = f"{sum(c.outputs for c in checks)} outputs of {len(checks)} layers bit-exact ({time.perf_counter() - start:.0f} s)"
+    result = (f"{sum(c.outputs for c in checks)} outputs of {len(checks)} modules (periphery and top of "
+              f"{len(model.layers)} layers) bit-exact, with stalls, register writes and resets "
+              f"({time.perf_counter() - start:.0f} s)")
     summary.add(f"RTL ({sim}, cocotb) vs golden", failed[0].message if failed else result, not failed)
