@@ -73,6 +73,7 @@ def periphery_scenario(layer, acc: np.ndarray, codes: dict, picks: np.ndarray, *
     codes, acc = _with_extremes(layer, codes, acc)
     n_vectors = acc.shape[0]
     extremes = [(n_vectors - 2, 0), (n_vectors - 1, layer.cols - 1)]
+    steps += _directed_thresholds(layer, regs, acc, codes, expected)
     for m, ch in [*extremes, *map(tuple, picks.tolist())]:
         if rng.random() < write_prob:
             addr, value, _ = regs.random_write(rng, ch)
@@ -87,6 +88,24 @@ def periphery_scenario(layer, acc: np.ndarray, codes: dict, picks: np.ndarray, *
     steps.append({"read": [ident.offset, int(ident.reset[0])]})
     return {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": ["out_acc", "out_score"], "steps": steps,
             "expected": expected, "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
+
+
+def _directed_thresholds(layer, regs: RegisterModel, acc: np.ndarray, codes: dict, expected: list) -> list[dict]:
+    """Channel 0 of vector 0 with theta at its minimum and maximum, each with flip 0 and 1."""
+    if layer.is_output:
+        return []
+    theta = regs.map["theta"]
+    lo, hi = -(1 << (theta.width - 1)), (1 << (theta.width - 1)) - 1
+    steps = []
+    for value in (lo, hi):
+        for flip in (0, 1):
+            regs.values["theta"][0], regs.values["flip"][0] = value, flip
+            steps += [{"write": [theta.offset, value]}, {"write": [regs.map["flip"].offset, flip]}]
+            steps += _beats(layer, codes, 0, 0)
+            expected.append(regs.evaluate(layer, int(acc[0, 0]), 0))
+    steps.append({"reset": len(expected)})  # back to the CompiledModel's values
+    regs.reset()
+    return steps
 
 
 def _with_extremes(layer, codes: dict, acc: np.ndarray) -> tuple[dict, np.ndarray]:

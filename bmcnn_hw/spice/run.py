@@ -98,9 +98,10 @@ class SpiceReader:
         inputs solved directly by ngspice (relative error <= ``check_rtol``).
         ``per-vector``: one ngspice solve per distinct input vector (what a nonlinear
         device model needs).
-        ``auto``: every netlist this writer emits is linear, so per tile the cheaper of the
-        two: superposition once a batch has more distinct inputs than the tile has rows
-        (plus the check solves), per-vector solves otherwise. Both are exact.
+        ``auto``: per tile the cheaper of the two: superposition once a batch has more
+        distinct inputs than the tile has rows (plus the check solves), per-vector solves
+        otherwise. Every netlist this writer emits is linear; a tile whose linearity check
+        fails is marked nonlinear (``nonlinear_tiles``) and solved per vector from then on.
     """
 
     LINEAR_MODELS = ("memristor_read", "tia_ideal", "tia_opamp")
@@ -116,6 +117,7 @@ class SpiceReader:
         self.row_state: dict[int, float] = {}
         self.solves = 0
         self._responses: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.nonlinear_tiles: set[tuple] = set()
 
     def _load(self, index: int, rt: int, ct: int) -> None:
         path = self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
@@ -166,11 +168,19 @@ class SpiceReader:
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int):
         """Currents for row voltages ``volts`` (M, used_rows), from ngspice."""
         unique, inverse = np.unique(volts, axis=0, return_inverse=True)
-        known = (layer_index, rt, ct) in self._responses
+        key = (layer_index, rt, ct)
         cheaper = len(unique) > volts.shape[1] + self.check_vectors
-        if self.mode == "superposition" or (self.mode == "auto" and (known or cheaper)):
-            transfer, admittance = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
-            i_phys, i_drivers = volts @ transfer, volts @ admittance
+        linear = None
+        if self.mode == "superposition" or (self.mode == "auto" and key not in self.nonlinear_tiles
+                                            and (key in self._responses or cheaper)):
+            try:
+                linear = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
+            except SimulationError:
+                if self.mode == "superposition":
+                    raise
+                self.nonlinear_tiles.add(key)
+        if linear is not None:
+            i_phys, i_drivers = volts @ linear[0], volts @ linear[1]
         else:
             self._load(layer_index, rt, ct)
             solved = [self._solve(v, self._n_phys(used_cols)) for v in unique]

@@ -147,3 +147,22 @@ def test_missing_ngspice_is_tool_not_found():
     proc = _run_python("from bmcnn_hw.spice.run import NgSpice\nNgSpice.get()",
                        NGSPICE_LIBRARY_PATH="/nonexistent/libngspice.so")
     assert "ToolNotFound" in proc.stderr and "apt-get install ngspice libngspice0" in proc.stderr
+
+
+def test_auto_mode_falls_back_to_per_vector_when_a_tile_is_not_linear(tmp_path, monkeypatch):
+    from bmcnn_hw.errors import SimulationError
+
+    model = _model(12, 6, 3)
+    chip = Chip(model)
+    write_netlists(model, chip, tmp_path / "n")
+    reader = SpiceReader(model, chip, tmp_path / "n", mode="auto")
+
+    def not_linear(*args):
+        raise SimulationError("tile response is not linear")
+
+    monkeypatch.setattr(reader, "response", not_linear)
+    volts = np.random.default_rng(1).integers(0, 2, (40, 12)) * 0.2  # enough inputs to try superposition
+    read = reader.read(0, 0, 0, volts, 6)
+    assert (0, 0, 0) in reader.nonlinear_tiles and reader.solves == len(np.unique(volts, axis=0))
+    physics = PhysicsReader(chip).read(0, 0, 0, volts, 6)
+    assert np.allclose(read.i_plus, physics.i_plus, rtol=1e-9)
