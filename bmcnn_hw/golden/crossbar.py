@@ -81,8 +81,8 @@ def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams,
     ``lsb_units`` unit currents, so code = round(I * A/(1+A) / (unit * lsb_units)).
     """
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    scaled = i_diff * readout.tia_gain_factor / (unit_current_a * readout.lsb_units)
-    return np.clip(np.rint(scaled), lo, hi).astype(np.int64)
+    scaled = i_diff * (readout.tia_gain_factor / (unit_current_a * readout.lsb_units))
+    return np.clip(np.rint(scaled), lo, hi).astype(np.int32 if bits < 32 else np.int64)
 
 
 def read_noise(chip: Chip, key: tuple, volts: np.ndarray, used_cols: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,11 +118,30 @@ class CrossbarAccumulator:
         v = self.reader.chip.params.v_read_v
         return (2.0 * bits - 1.0) * v if self.bipolar else bits * v
 
+    def _read_codes(self, index: int, layer, rt: int, ct: int, plane: int, volts: np.ndarray, used_cols: int):
+        """ADC codes (M, used_cols) of one tile read for row voltages ``volts``; accumulates energy."""
+        readout = self.model.hardware.readout
+        noisy = bool(self.reader.chip.params.read_noise_rel)
+        unique, inverse = (volts, None) if noisy or self.record else _unique_rows(volts)
+        read = self.reader.read(index, rt, ct, unique, used_cols)
+        i_diff = read.i_plus - read.i_minus
+        if noisy:
+            i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), unique, used_cols, self.rng)
+        codes = adc_codes(i_diff, self.unit, readout, layer.adc_bits)
+        energy = readout.t_read_s * np.sum(unique * read.i_drivers, axis=1)
+        if inverse is not None:
+            codes, energy = codes[inverse], energy[inverse]
+        self.energy_j[index] += float(energy.sum())
+        if self.record:
+            self.reads.append((index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
+        return codes
+
     def __call__(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
         n, p, _ = rows.shape
         flat = rows.reshape(n * p, layer.rows)
-        t, readout = layer.tiling, self.model.hardware.readout
-        acc = np.zeros((n * p, layer.cols), dtype=np.int64)
+        t = layer.tiling
+        # int32 when the accumulator provably fits (acc_width bits), else int64.
+        acc = np.zeros((n * p, layer.cols), dtype=np.int32 if layer.acc_width <= 31 else np.int64)
         for plane in range(layer.input_bits):
             plane_bits = ((flat >> plane) & 1).astype(np.float64)
             for rt in range(t.n_row_tiles):
@@ -130,21 +149,27 @@ class CrossbarAccumulator:
                 volts = self.drive(plane_bits[:, r0:r1])
                 for ct in range(t.n_col_tiles):
                     c0, c1 = t.col_range(ct, layer.cols)
-                    read = self.reader.read(index, rt, ct, volts, c1 - c0)
-                    i_diff = read.i_plus - read.i_minus
-                    if self.reader.chip.params.read_noise_rel:
-                        i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), volts, c1 - c0, self.rng)
-                    codes = adc_codes(i_diff, self.unit, readout, layer.adc_bits)
+                    codes = self._read_codes(index, layer, rt, ct, plane, volts, c1 - c0)
                     if self.bipolar:  # code = 2 dot - colsum; keep 2 dot, halve at the end
-                        acc[:, c0:c1] += (codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=np.int64)) << plane
-                    else:
-                        acc[:, c0:c1] += codes << plane
-                    self.energy_j[index] += readout.t_read_s * float(np.sum(volts * read.i_drivers))
-                    if self.record:
-                        self.reads.append((index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
+                        codes = codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=codes.dtype)
+                    acc[:, c0:c1] += codes << plane
         if self.bipolar:
             acc >>= 1  # exact for an ideal chip (the sum is even); floor otherwise
-        return acc.reshape(n, p, layer.cols)
+        return acc.astype(np.int64).reshape(n, p, layer.cols)
+
+
+def _unique_rows(volts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Distinct rows of ``volts`` and the inverse index (identical reads are computed once).
+
+    Rows are binary drives (two voltage levels), so up to 63 of them pack into one integer
+    key; wider tiles or small batches are read as they are.
+    """
+    rows = volts.shape[1]
+    if len(volts) < 256 or rows > 63:
+        return volts, None
+    keys = (volts > volts.min()).astype(np.int64) @ (np.int64(1) << np.arange(rows, dtype=np.int64))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return volts[first], inverse.reshape(-1)
 
 
 def run_crossbar(model: CompiledModel, images: np.ndarray, reader, record: bool = False) -> tuple[Trace, CrossbarAccumulator]:
