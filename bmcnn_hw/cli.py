@@ -57,18 +57,36 @@ _DEVICE_OVERRIDES = {
 }
 
 
-def _hardware(args):
+def _add_device_overrides(parser, where: str) -> None:
+    dev = parser.add_argument_group(f"device overrides ({where})")
+    dev.add_argument("--sigma-on", type=float, help="relative std of R_on from device to device (0.1 = 10 %%)")
+    dev.add_argument("--sigma-off", type=float, help="relative std of R_off from device to device")
+    dev.add_argument("--distribution", choices=["normal", "lognormal"], help="device-to-device distribution")
+    dev.add_argument("--stuck-on", type=float, help="probability that a device is stuck ON")
+    dev.add_argument("--stuck-off", type=float, help="probability that a device is stuck OFF")
+    dev.add_argument("--read-noise", type=float, help="relative std of each device's conductance at each read")
+    dev.add_argument("--r-wire", type=float, help="resistance of one wire segment between cells (ohm)")
+    dev.add_argument("--r-source", type=float, help="output resistance of each row driver (ohm)")
+    dev.add_argument("--v-read", type=float, help="read voltage (V)")
+
+
+def _device_with_overrides(base, args):
     import dataclasses
 
-    from .config import CrossbarGeometry, HardwareConfig, ReadoutParams
     from .errors import ConfigError
-    from .presets import get_preset
 
     changes = {field: getattr(args, opt) for opt, field in _DEVICE_OVERRIDES.items() if getattr(args, opt) is not None}
     try:
-        device = dataclasses.replace(get_preset(args.device), **changes)
+        return dataclasses.replace(base, **changes)
     except ConfigError as exc:
         raise ConfigError(f"device options: {exc}") from None
+
+
+def _hardware(args):
+    from .config import CrossbarGeometry, HardwareConfig, ReadoutParams
+    from .presets import get_preset
+
+    device = _device_with_overrides(get_preset(args.device), args)
     geometry = CrossbarGeometry.parse(args.tile, encoding=args.encoding, input_mode=args.input_mode)
     return HardwareConfig(device=device, geometry=geometry,
                           readout=ReadoutParams(adc_bits=args.adc_bits, tia_gain=args.tia_gain))
@@ -145,6 +163,55 @@ def cmd_rtl(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_tune(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .golden.chip import Chip
+    from .golden.crossbar import CrossbarAccumulator, PhysicsReader
+    from .golden.integer import run_batched
+    from .tune import calibrate, save_tuning
+
+    model = load_model(args.build)
+    data_dir = _data_dir(args)
+    chip = Chip(model, _device_with_overrides(model.hardware.device, args), args.chip_seed)
+    tuning = calibrate(model, chip, load_mnist(data_dir, "train").images[: args.calib])
+    tuning.meta["calibration"] = {"split": "train", "first_images": args.calib}
+    save_tuning(args.out, model, tuning)
+    test = load_mnist(data_dir, "test").head(args.limit)
+    accuracy = {}
+    for label, offsets in (("before", None), ("after", tuning.offsets)):
+        preds = run_batched(model, test.images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)),
+                            tuning=offsets)
+        accuracy[label] = float((preds == test.labels).mean())
+    print(f"chip seed {args.chip_seed}: accuracy on {len(test)} test images {100 * accuracy['before']:.2f} % -> "
+          f"{100 * accuracy['after']:.2f} % after tuning; corrections written to {args.out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .errors import ConfigError
+    from .sweep import run_sweep, sweep_markdown, write_sweep
+
+    try:
+        sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--sigmas must be comma-separated numbers, not {args.sigmas!r}") from None
+    if not sigmas or any(s < 0 for s in sigmas) or args.chips < 1:
+        raise ConfigError("--sigmas needs non-negative values and --chips a positive count")
+    load_model(args.build)
+    data_dir = _data_dir(args)
+    test = load_mnist(data_dir, "test").head(args.images)
+    calib = load_mnist(data_dir, "train").images[: args.calib]
+    result = run_sweep(args.build, test, calib, sigmas, args.chips, mode=args.mode, distribution=args.distribution,
+                       tune=not args.no_tune, seed=args.seed, workers=args.workers)
+    paths = write_sweep(result, args.out)
+    print(sweep_markdown(result))
+    print("written: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_spice(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
@@ -212,17 +279,35 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--input-mode", default="unipolar", choices=["unipolar", "bipolar"],
                     help="binary inputs drive rows at {0, V_read} (unipolar) or {-V_read, +V_read} (bipolar)")
     co.add_argument("--tia-gain", type=float, default=0.0, help="op-amp open-loop gain of the TIA; 0 = ideal")
-    dev = co.add_argument_group("device overrides (applied on top of --device)")
-    dev.add_argument("--sigma-on", type=float, help="relative std of R_on from device to device (0.1 = 10 %%)")
-    dev.add_argument("--sigma-off", type=float, help="relative std of R_off from device to device")
-    dev.add_argument("--distribution", choices=["normal", "lognormal"], help="device-to-device distribution")
-    dev.add_argument("--stuck-on", type=float, help="probability that a device is stuck ON")
-    dev.add_argument("--stuck-off", type=float, help="probability that a device is stuck OFF")
-    dev.add_argument("--read-noise", type=float, help="relative std of each device's conductance at each read")
-    dev.add_argument("--r-wire", type=float, help="resistance of one wire segment between cells (ohm)")
-    dev.add_argument("--r-source", type=float, help="output resistance of each row driver (ohm)")
-    dev.add_argument("--v-read", type=float, help="read voltage (V)")
+    _add_device_overrides(co, "applied on top of --device")
     co.set_defaults(func=cmd_compile)
+
+    tu = sub.add_parser("tune", help="fit per-column tuning-register corrections of a sampled chip (no reprogramming)")
+    tu.add_argument("build", type=Path, metavar="BUILD_DIR")
+    tu.add_argument("--chip-seed", type=int, default=0, help="seed of the sampled chip")
+    tu.add_argument("--calib", type=int, default=256, help="calibration images, the first N training images (default 256)")
+    tu.add_argument("--limit", type=int, default=2000, help="test images for the before/after accuracy (default 2000)")
+    tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"), help="tuning file to write")
+    _add_device_overrides(tu, "applied on top of the build's device")
+    _add_data_dir(tu)
+    tu.set_defaults(func=cmd_tune)
+
+    sw = sub.add_parser("sweep", help="accuracy vs device variation over many chips, with and without tuning")
+    sw.add_argument("build", type=Path, metavar="BUILD_DIR")
+    sw.add_argument("--sigmas", default="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5",
+                    help="comma-separated relative sigmas (default 0 to 0.5 in steps of 0.05)")
+    sw.add_argument("--mode", default="together", choices=["together", "on", "off"],
+                    help="apply sigma to R_on and R_off together, or to one of them")
+    sw.add_argument("--distribution", choices=["normal", "lognormal"], help="override the build's distribution")
+    sw.add_argument("--chips", type=int, default=10, help="sampled chips per sigma (default 10)")
+    sw.add_argument("--images", type=int, default=10000, help="test images per chip (default 10000)")
+    sw.add_argument("--calib", type=int, default=256, help="calibration (training) images for tuning")
+    sw.add_argument("--no-tune", action="store_true", help="skip the tuned accuracy")
+    sw.add_argument("--seed", type=int, default=0, help="chip k of every sigma uses seed SEED + k")
+    sw.add_argument("--workers", type=int, help="processes (default: one per core)")
+    sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
+    _add_data_dir(sw)
+    sw.set_defaults(func=cmd_sweep)
 
     rt = sub.add_parser("rtl", help="emit each layer's Verilog and register map; lint, cell counts, cocotb check")
     rt.add_argument("build", type=Path, nargs="?", metavar="BUILD_DIR", help="build directory (omit with --reference)")

@@ -38,12 +38,14 @@ def exact_matmul(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.rint(rows.astype(np.float64) @ weight.astype(np.float64)).astype(np.int64)
 
 
-def run_integer(model: CompiledModel, images: np.ndarray, accumulate=None) -> Trace:
+def run_integer(model: CompiledModel, images: np.ndarray, accumulate=None, tuning=None) -> Trace:
     """Run uint8 images (N, H, W) or (N, C, H, W) through the model.
 
     Args:
         accumulate: ``f(layer_index, layer, rows) -> acc``; the integer matmul by
             default. Crossbar executors pass their own (tiles, ADC, bit planes).
+        tuning: per layer, integer corrections (cols,) added to the accumulator before the
+            threshold or score (the tuning registers), or None.
     """
     x = images if images.ndim == 4 else images[:, None]
     x = x.astype(np.int64)
@@ -54,13 +56,17 @@ def run_integer(model: CompiledModel, images: np.ndarray, accumulate=None) -> Tr
             acc = exact_matmul(rows, layer.weight)
         else:
             acc = accumulate(i, layer, rows)
+        if tuning is not None and tuning[i] is not None:
+            acc = acc + np.asarray(tuning[i], dtype=np.int64)
         x = layer_output(layer, acc)
         trace.accumulators.append(acc)
         trace.outputs.append(x)
     return trace
 
 
-def run_batched(model: CompiledModel, images: np.ndarray, batch: int = 500, accumulate=None) -> np.ndarray:
+def run_batched(model: CompiledModel, images: np.ndarray, batch: int = 500, accumulate=None,
+                tuning=None) -> np.ndarray:
     """Predictions for many images, in batches (bounded memory)."""
-    preds = [run_integer(model, images[i:i + batch], accumulate).predictions for i in range(0, len(images), batch)]
+    preds = [run_integer(model, images[i:i + batch], accumulate, tuning).predictions
+             for i in range(0, len(images), batch)]
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,134 @@
+"""Variation study: accuracy vs relative sigma of R_on / R_off over many sampled chips,
+with and without tuning, on a local process pool. Writes JSON, Markdown and a plot."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .artefact import load_model
+from .errors import ConfigError
+from .golden.chip import Chip
+from .golden.crossbar import CrossbarAccumulator, PhysicsReader
+from .golden.integer import run_batched
+from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
+from .tune import calibrate
+
+MODES = ("together", "on", "off")
+_WORKER: dict = {}
+
+
+def _device(model, sigma: float, mode: str, distribution: str | None):
+    base = model.hardware.device
+    changes = {"sigma_on_rel": sigma if mode in ("together", "on") else base.sigma_on_rel,
+               "sigma_off_rel": sigma if mode in ("together", "off") else base.sigma_off_rel}
+    if distribution:
+        changes["distribution"] = distribution
+    return dataclasses.replace(base, **changes)
+
+
+def _init(build_dir, test_images, test_labels, calib_images):
+    _WORKER.update(model=load_model(build_dir), test=(test_images, test_labels), calib=calib_images)
+
+
+def run_point(job: tuple) -> dict:
+    """Accuracy of one sampled chip (sigma, chip seed), plain and tuned; runs in a worker."""
+    sigma, seed, mode, distribution, tune = job
+    model = _WORKER["model"]
+    images, labels = _WORKER["test"]
+    chip = Chip(model, _device(model, sigma, mode, distribution), seed)
+    plain = run_batched(model, images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)))
+    result = {"sigma": sigma, "seed": seed, "plain": float((plain == labels).mean())}
+    if tune:
+        tuning = calibrate(model, chip, _WORKER["calib"])
+        tuned = run_batched(model, images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)),
+                            tuning=tuning.offsets)
+        result["tuned"] = float((tuned == labels).mean())
+    return result
+
+
+def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips: int, *, mode: str = "together",
+              distribution: str | None = None, tune: bool = True, seed: int = 0, workers: int | None = None,
+              progress: bool = True) -> dict:
+    """Every (sigma, chip) point; chip k of every sigma has seed ``seed + k`` (same seeds, same result).
+
+    Returns the per-chip results and per-sigma mean and std of accuracy.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    jobs = [(float(s), seed + k, mode, distribution, tune) for s in sigmas for k in range(chips)]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    args = (str(build_dir), test_set.images, test_set.labels, calib_images)
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=args) as pool:
+        points = list(tqdm(pool.map(run_point, jobs), total=len(jobs), desc="sweep", unit="chip",
+                           disable=not progress))
+    summary = []
+    for s in sigmas:
+        rows = [p for p in points if p["sigma"] == float(s)]
+        entry = {"sigma": float(s)}
+        for key in ("plain", "tuned"):
+            if key in rows[0]:
+                values = np.array([r[key] for r in rows])
+                entry[f"{key}_mean"], entry[f"{key}_std"] = float(values.mean()), float(values.std())
+        summary.append(entry)
+    return {"build": str(build_dir), "mode": mode, "distribution": distribution, "chips": chips, "seed": seed,
+            "images": len(test_set), "calibration_images": len(calib_images), "points": points, "summary": summary}
+
+
+def sweep_markdown(result: dict) -> str:
+    """Table of accuracy (mean +- std over chips) per sigma."""
+    tuned = "tuned_mean" in result["summary"][0]
+    lines = [f"Accuracy on {result['images']} test images, {result['chips']} chips per point "
+             f"(seeds {result['seed']}..{result['seed'] + result['chips'] - 1}), sigma applied to "
+             f"{ {'together': 'R_on and R_off', 'on': 'R_on', 'off': 'R_off'}[result['mode']] }.", "",
+             "| sigma | plain | tuned |" if tuned else "| sigma | plain |", "|---|---|---|" if tuned else "|---|---|"]
+    for row in result["summary"]:
+        line = f"| {row['sigma']:.2f} | {100 * row['plain_mean']:.2f} +- {100 * row['plain_std']:.2f} % |"
+        if tuned:
+            line += f" {100 * row['tuned_mean']:.2f} +- {100 * row['tuned_std']:.2f} % |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(result: dict, out_stem: Path) -> list[Path]:
+    """Accuracy vs sigma with error bars (PNG and SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sigmas = [r["sigma"] for r in result["summary"]]
+    for key, label in (("plain", "no tuning"), ("tuned", "tuned (registers only)")):
+        if f"{key}_mean" in result["summary"][0]:
+            ax.errorbar(sigmas, [100 * r[f"{key}_mean"] for r in result["summary"]],
+                        yerr=[100 * r[f"{key}_std"] for r in result["summary"]], marker="o", capsize=3, label=label)
+    ax.set_xlabel(f"relative sigma ({result['mode']})")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"accuracy vs device variation ({result['chips']} chips per point)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "svg"):
+        path, buffer = Path(f"{out_stem}.{ext}"), io.BytesIO()
+        fig.savefig(buffer, format=ext, dpi=120)
+        write_atomic_bytes(path, buffer.getvalue())
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def write_sweep(result: dict, out_dir: Path) -> list[Path]:
+    """sweep.json, sweep.md, sweep.png, sweep.svg in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "sweep.json", result)
+    write_text_atomic(out_dir / "sweep.md", sweep_markdown(result))
+    return [out_dir / "sweep.json", out_dir / "sweep.md", *plot_sweep(result, out_dir / "sweep")]

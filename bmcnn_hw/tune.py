@@ -1,0 +1,104 @@
+"""Tuning without reprogramming: per-column corrections written to the tuning registers.
+
+A chip is "programmed" once; its devices are never rewritten. A calibration set (training
+images, never test images) runs through the chip's readout layer by layer. For each column,
+a least-squares fit relates the chip's accumulator to the ideal one on the same inputs,
+``acc_chip ~= g * acc_ideal + b``. Hidden layers only need the threshold crossing right:
+the correction ``theta - round(g * theta + b)`` makes ``acc_chip + correction >= theta``
+switch where ``acc_ideal >= theta`` does. The output layer gets the mean offset. The
+corrections are integers for the ``tune_offset`` registers (clipped to their width); the
+next layer is calibrated on the tuned activations of this one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .artefact import CompiledModel
+from .errors import ArtefactError
+from .golden.chip import Chip
+from .golden.crossbar import CrossbarAccumulator, PhysicsReader
+from .golden.integer import exact_matmul
+from .golden.layers import layer_output, layer_rows
+from .io_utils import write_json_atomic
+
+SCHEMA = "bmcnn-hw/tuning"
+
+
+@dataclass
+class Tuning:
+    """Per-layer integer corrections (``tune_offset`` register values) and how they were fitted."""
+
+    offsets: list
+    meta: dict = field(default_factory=dict)
+
+
+def fit_column_corrections(layer, acc_chip: np.ndarray, acc_ideal: np.ndarray) -> np.ndarray:
+    """Integer correction per column from (samples, cols) chip and ideal accumulators."""
+    chip, ideal = acc_chip.astype(np.float64), acc_ideal.astype(np.float64)
+    mean_c, mean_i = chip.mean(axis=0), ideal.mean(axis=0)
+    var_i = ((ideal - mean_i) ** 2).mean(axis=0)
+    cov = ((ideal - mean_i) * (chip - mean_c)).mean(axis=0)
+    offset_only = mean_i - mean_c
+    if layer.is_output:
+        correction = offset_only
+    else:
+        usable = (var_i > 0) & (cov > 0)
+        gain = np.where(usable, cov / np.where(var_i > 0, var_i, 1.0), 1.0)
+        bias = mean_c - gain * mean_i
+        theta = layer.theta.astype(np.float64)
+        correction = np.where(usable, theta - (gain * theta + bias), offset_only)
+    limit = 2 ** (layer.acc_width - 1) - 1
+    return np.clip(np.rint(correction), -limit - 1, limit).astype(np.int64)
+
+
+def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray) -> Tuning:
+    """Fit the tuning corrections of ``chip`` on calibration ``images`` (uint8, N x H x W)."""
+    x = (images if images.ndim == 4 else images[:, None]).astype(np.int64)
+    accumulate = CrossbarAccumulator(model, PhysicsReader(chip))
+    offsets = []
+    for i, layer in enumerate(model.layers):
+        rows = layer_rows(layer, x)
+        acc_chip = accumulate(i, layer, rows)
+        acc_ideal = exact_matmul(rows, layer.weight)
+        correction = fit_column_corrections(layer, acc_chip.reshape(-1, layer.cols), acc_ideal.reshape(-1, layer.cols))
+        offsets.append(correction)
+        x = layer_output(layer, acc_chip + correction)
+    return Tuning(offsets, {"calibration_images": len(images), "chip": chip.describe()})
+
+
+def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
+    """Write the tuning file: corrections per layer and the register writes that apply them."""
+    from .rtl.periphery import periphery_registers
+
+    layers, writes = {}, {}
+    for layer, offsets in zip(model.layers, tuning.offsets):
+        layers[layer.name] = [int(v) for v in offsets]
+        base = periphery_registers("", layer.cols, layer.acc_width, layer.theta, layer.flip)["tune_offset"].offset
+        writes[f"periphery_{layer.name}"] = [[base + k, int(v)] for k, v in enumerate(offsets) if v]
+    write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
+                             "register_writes": writes})
+
+
+def load_tuning(path: Path, model: CompiledModel) -> Tuning:
+    """Read a tuning file for ``model``.
+
+    Raises:
+        ArtefactError: naming the file when it is not a tuning file of this model's layers.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        if data.get("schema") != SCHEMA:
+            raise ArtefactError(f"{path}: field 'schema' must be {SCHEMA!r}")
+        offsets = [np.asarray(data["tune_offset"][layer.name], dtype=np.int64) for layer in model.layers]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ArtefactError(f"{path}: not a tuning file for this build ({exc})") from None
+    for layer, off in zip(model.layers, offsets):
+        if off.shape != (layer.cols,):
+            raise ArtefactError(f"{path}: tune_offset[{layer.name}] needs {layer.cols} values, has {off.size}")
+    return Tuning(offsets, {k: v for k, v in data.items() if k not in ("tune_offset", "register_writes")})
