@@ -1,0 +1,76 @@
+"""Tuning without reprogramming, and the variation sweep, on real MNIST."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bmcnn_hw.config import DeviceParams
+from bmcnn_hw.errors import ArtefactError
+from bmcnn_hw.golden.chip import Chip
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader
+from bmcnn_hw.golden.integer import run_batched, run_integer
+from bmcnn_hw.sweep import run_sweep, write_sweep
+from bmcnn_hw.tune import calibrate, load_tuning, save_tuning
+
+
+def _accuracy(model, chip, test, offsets=None):
+    preds = run_batched(model, test.images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)), tuning=offsets)
+    return (preds == test.labels).mean()
+
+
+def test_ideal_chip_needs_no_correction(compiled, mnist_train):
+    tuning = calibrate(compiled, Chip(compiled), mnist_train.images[:64])
+    assert all((np.asarray(o) == 0).all() for o in tuning.offsets)
+
+
+def test_tuning_recovers_accuracy_under_variation(compiled, mnist_train, mnist_test):
+    test = mnist_test.head(1000)
+    device = DeviceParams(sigma_on_rel=0.3, sigma_off_rel=0.3)
+    gains = []
+    for seed in (0, 1):
+        chip = Chip(compiled, device, seed)
+        tuning = calibrate(compiled, chip, mnist_train.images[:256])  # training images only
+        gains.append(_accuracy(compiled, chip, test, tuning.offsets) - _accuracy(compiled, chip, test))
+    assert np.mean(gains) > 0.02, gains
+
+
+def test_tuning_file_round_trip_and_register_writes(compiled, mnist_train, tmp_path):
+    chip = Chip(compiled, DeviceParams(sigma_on_rel=0.2, sigma_off_rel=0.2), 3)
+    tuning = calibrate(compiled, chip, mnist_train.images[:64])
+    save_tuning(tmp_path / "t.json", compiled, tuning)
+    again = load_tuning(tmp_path / "t.json", compiled)
+    for a, b in zip(tuning.offsets, again.offsets):
+        assert np.array_equal(a, b)
+    data = json.loads((tmp_path / "t.json").read_text())
+    writes = data["register_writes"]["periphery_fc1"]
+    assert writes and all(addr >= 0x300 for addr, _ in writes)
+    assert data["chip"]["seed"] == 3
+    (tmp_path / "bad.json").write_text('{"schema": "other"}')
+    with pytest.raises(ArtefactError, match="bad.json"):
+        load_tuning(tmp_path / "bad.json", compiled)
+
+
+def test_tuned_golden_matches_tuned_rtl_semantics(compiled, mnist_test):
+    """The golden model adds the corrections where the RTL's tune_offset register does."""
+    offsets = [None, None, np.full(compiled.layers[2].cols, 3, dtype=np.int64)]
+    plain, tuned = run_integer(compiled, mnist_test.images[:20]), run_integer(compiled, mnist_test.images[:20],
+                                                                               tuning=offsets)
+    assert np.array_equal(tuned.accumulators[2], plain.accumulators[2] + 3)
+
+
+@pytest.mark.slow
+def test_sweep_is_reproducible_and_writes_table_and_plot(build_dir, mnist_train, mnist_test, tmp_path):
+    test = mnist_test.head(300)
+    calib = mnist_train.images[:64]
+    a = run_sweep(build_dir, test, calib, [0.0, 0.3], 2, workers=2, progress=False)
+    b = run_sweep(build_dir, test, calib, [0.0, 0.3], 2, workers=1, progress=False)
+    assert a["points"] == b["points"]  # same seeds, same result, however scheduled
+    assert a["summary"][0]["plain_std"] == 0 and a["summary"][0]["plain_mean"] > 0.85
+    assert a["summary"][1]["plain_mean"] < a["summary"][0]["plain_mean"]
+    paths = write_sweep(a, tmp_path)
+    assert {p.suffix for p in paths} == {".json", ".md", ".png", ".svg"}
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| 0.30 |" in (tmp_path / "sweep.md").read_text()
