@@ -212,6 +212,43 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_cosim(args) -> int:
+    import json
+    import shutil
+
+    from .artefact import load_model
+    from .cosim.cosim import cosim_markdown, cosimulate
+    from .data.mnist import load_mnist
+    from .golden.chip import Chip
+    from .io_utils import write_json_atomic, write_text_atomic
+
+    model = load_model(args.build)
+    device = _device_with_overrides(model.hardware.device, args)
+    seed = args.chip_seed if args.chip_seed is not None else model.provenance.get("chip_seed", 0)
+    chip = Chip(model, device, seed)
+    build = args.build
+    if device != model.hardware.device or seed != model.provenance.get("chip_seed", 0):
+        from .spice.netlist import write_netlists
+
+        build = args.out / "build"  # the build's netlists are for another chip: write this chip's
+        if build.exists():
+            shutil.rmtree(build)
+        shutil.copytree(args.build, build, ignore=shutil.ignore_patterns("netlists"))
+        write_netlists(model, chip, build / "netlists")
+    tuning, writes = None, None
+    if args.tuning:
+        from .tune import load_tuning
+
+        tuning = load_tuning(args.tuning, model).offsets
+        writes = json.loads(args.tuning.read_text())["register_writes"]
+    images = load_mnist(_data_dir(args), "test").images[: args.images]
+    report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=args.sim)
+    write_json_atomic(args.out / "cosim.json", report)
+    write_text_atomic(args.out / "cosim.md", cosim_markdown(report))
+    print(cosim_markdown(report))
+    return 0 if report["ok"] else 1
+
+
 def cmd_spice(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
@@ -322,6 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="simulator for --check (default $SIM or icarus)")
     _add_data_dir(rt)
     rt.set_defaults(func=cmd_rtl)
+
+    cs = sub.add_parser("cosim", help="SPICE tiles + cocotb RTL layer by layer on real images, checked against golden")
+    cs.add_argument("build", type=Path, metavar="BUILD_DIR")
+    cs.add_argument("--images", type=int, default=1, help="test images (default 1)")
+    cs.add_argument("--chip-seed", type=int, help="sample a chip with this seed (default: the build's chip)")
+    cs.add_argument("--tuning", type=Path, help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
+    cs.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"])
+    cs.add_argument("--out", type=Path, default=Path("runs/cosim"), help="report directory (JSON, Markdown)")
+    _add_device_overrides(cs, "applied on top of the build's device; the netlists are rewritten for the chip")
+    _add_data_dir(cs)
+    cs.set_defaults(func=cmd_cosim)
 
     sp = sub.add_parser("spice", help="run a build's netlists in ngspice on test images; currents, codes, energy")
     sp.add_argument("build", type=Path, metavar="BUILD_DIR")

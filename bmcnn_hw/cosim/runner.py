@@ -85,6 +85,7 @@ def _build(runner, sources, toplevel, build_dir, sim, vcd):
 
 
 def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) -> Path:
+    output = build_dir / "outputs.json"
     # Under pytest the cocotb runner exits on a failing test instead of returning its
     # results; hide pytest's marker so the CLI and the tests take the same path.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
@@ -92,7 +93,8 @@ def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) ->
         os.environ["SIM_CMD_SUFFIX"] = "-vcd"
     try:
         return runner.test(hdl_toplevel=toplevel, test_module=TB_MODULE, build_dir=build_dir, test_dir=build_dir,
-                           log_file=log, extra_env={"BMCNN_TB_SCENARIO": str(scenario_path)})
+                           log_file=log, extra_env={"BMCNN_TB_SCENARIO": str(scenario_path),
+                                                    "BMCNN_TB_OUTPUT": str(output)})
     except (SystemExit, Exception) as exc:
         raise SimulationError(f"{toplevel}: simulation failed ({exc}); see {log}") from None
     finally:
@@ -103,6 +105,8 @@ def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) ->
 
 def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: Path, sim: str = "icarus") -> int:
     """Build the Verilog, run the cocotb testbench on ``scenario``; returns the outputs checked.
+
+    The monitored outputs are left in ``<build_dir>/outputs.json``.
 
     A failing run is repeated with waveform dumping (Icarus: ``<build_dir>/<toplevel>.vcd``),
     so the VCD lies next to ``sim.log``.
@@ -122,6 +126,7 @@ def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: 
     scenario_path.write_text(json.dumps(scenario))
     runner, log = get_runner(sim), build_dir / "sim.log"
     _build(runner, [Path(verilog_path).resolve()], toplevel, build_dir, sim, vcd=False)
+    (build_dir / "outputs.json").unlink(missing_ok=True)
     _, failed = get_results(_test(runner, toplevel, build_dir, scenario_path, log))
     if not failed:
         return len(scenario["expected"])

@@ -191,3 +191,44 @@ def layer_top_scenario(layer, trace_acc: np.ndarray, output: np.ndarray, codes: 
         outputs, signed = ["out_channel", "out_bit"], []
     return {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": signed, "steps": steps, "expected": expected,
             "idle_prob": 0.1, "stall_prob": 0.3, "seed": seed}
+
+
+def full_layer_scenario(layer, output: np.ndarray, codes: dict, n_images: int, register_writes=()) -> tuple[dict, list]:
+    """Every output of a layer top for ``n_images`` images, in hardware order.
+
+    Returns the scenario and, per expected output, where it lands: (image, channel, y, x) for
+    conv, (image, channel) for fc, (image,) for the output layer's prediction.
+    """
+    steps = [{"write": [int(a), int(v)]} for a, v in register_writes]
+    expected, where = [], []
+    if layer.is_output:
+        for n in range(n_images):
+            for ch in range(layer.cols):
+                steps += _beats(layer, codes, n, ch)
+            best = int(np.argmax(output[n]))
+            expected.append([best, int(output[n, best])])
+            where.append((n,))
+        outputs, signed = ["out_class", "out_score"], ["out_score"]
+    elif layer.kind == "conv":
+        h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+        p = layer.pool
+        for n in range(n_images):
+            for py in range(h // p):
+                for px in range(w // p):
+                    for ch in range(layer.cols):
+                        for dy in range(p):
+                            for dx in range(p):
+                                steps += _beats(layer, codes, n * h * w + (py * p + dy) * w + px * p + dx, ch)
+                        expected.append([ch, int(output[n, ch, py, px])])
+                        where.append((n, ch, py, px))
+        outputs, signed = ["out_channel", "out_bit"], []
+    else:
+        for n in range(n_images):
+            for ch in range(layer.cols):
+                steps += _beats(layer, codes, n, ch)
+                expected.append([ch, int(output[n, ch])])
+                where.append((n, ch))
+        outputs, signed = ["out_channel", "out_bit"], []
+    scenario = {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": signed, "steps": steps,
+                "expected": expected, "idle_prob": 0.0, "stall_prob": 0.0, "seed": 0}
+    return scenario, where

@@ -8,6 +8,8 @@ The scenario (JSON, path in ``$BMCNN_TB_SCENARIO``) comes from the golden model
                | {"reset": n_outputs_before}, ...],
      "expected": [[v, ...], ...], "idle_prob": p, "stall_prob": q, "seed": s}
 
+When ``$BMCNN_TB_OUTPUT`` is set, the monitored outputs are also written there (JSON).
+
 Driver: ``in_valid``/``in_ready`` handshake with random idle cycles; register writes and
 read-backs between beats; resets after the outputs so far have drained. Back-pressure:
 ``out_ready`` is low with probability ``stall_prob`` each cycle. Monitor: records the
@@ -117,6 +119,9 @@ async def stream_matches_golden(dut):
             await bench.drain(step["reset"])
             await bench.reset()
     await bench.drain(len(scenario["expected"]))
+    if os.environ.get("BMCNN_TB_OUTPUT"):  # the co-simulation feeds these to the next layer
+        with open(os.environ["BMCNN_TB_OUTPUT"], "w") as handle:
+            json.dump(bench.seen, handle)
     for k, (got, want) in enumerate(zip(bench.seen, scenario["expected"])):
         assert got == want, f"output {k}: RTL {dict(zip(scenario['outputs'], got))}, golden {dict(zip(scenario['outputs'], want))}"
     assert len(bench.seen) == len(scenario["expected"]), f"{len(bench.seen)} outputs, expected {len(scenario['expected'])}"

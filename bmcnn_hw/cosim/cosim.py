@@ -1,0 +1,123 @@
+"""SPICE + RTL co-simulation of a build on real images, checked against the golden model.
+
+Per layer: the layer's input bits drive its tile netlists in ngspice (the chip's sampled
+devices); the readout gives ADC codes; the cocotb-driven RTL layer top (periphery + pool or
+argmax, tuning registers loaded) accumulates, thresholds and pools; its output bits feed the
+next layer, and the last layer's RTL argmax is the prediction. At every interface (column
+currents, ADC codes, activations, scores, class) the values are compared with the golden
+physics model of the same chip; the first mismatch names image, layer, tile, column and
+both values.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..artefact import load_model
+from ..golden.chip import Chip
+from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
+from ..golden.layers import layer_output, layer_rows
+from ..rtl.emit import top_name, write_rtl
+from ..spice.run import SpiceReader
+from .rtl_check import layer_codes
+from .runner import run_stream_tb
+from .scenarios import full_layer_scenario
+
+RTOL = 1e-6
+
+
+def _compare_reads(layer, spice_reads, physics_reads, positions: int) -> tuple[float, str | None]:
+    """Worst relative current error and the first ADC-code mismatch (described) of one layer."""
+    worst, first = 0.0, None
+    for s, p in zip(spice_reads, physics_reads):
+        _, rt, ct, plane = s[:4]
+        for k in (5, 6):
+            worst = max(worst, float(np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30))))
+        bad = np.argwhere(s[7] != p[7])
+        if first is None and len(bad):
+            m, c = bad[0]
+            first = (f"image {m // positions}, layer {layer.name}, tile ({rt},{ct}), bit plane {plane}, "
+                     f"position {m % positions}, column {c}: SPICE code {s[7][m, c]}, golden {p[7][m, c]}")
+    return worst, first
+
+
+def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:
+    out = np.zeros(shape, dtype=np.int64)
+    for value, place in zip(seen, where):
+        out[place] = value[0] if layer.is_output else value[1]
+    return out
+
+
+def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, *, tuning=None,
+               register_writes: dict | None = None, sim: str = "icarus", progress: bool = True) -> dict:
+    """Co-simulate ``images`` through SPICE tiles and RTL layer tops; returns the report dict."""
+    model = load_model(build_dir)
+    work_dir = Path(work_dir)
+    write_rtl(model, work_dir / "rtl")
+    spice = SpiceReader(model, chip, Path(build_dir) / "netlists")
+    x = (images if images.ndim == 4 else images[:, None]).astype(np.int64)
+    n, layers, mismatch = len(images), [], None
+    for i, layer in enumerate(tqdm(model.layers, desc="cosim", unit="layer", disable=not progress)):
+        t0 = time.perf_counter()
+        rows = layer_rows(layer, x)
+        spice_acc = CrossbarAccumulator(model, spice, record=True)
+        spice_acc(i, layer, rows)
+        t1 = time.perf_counter()
+        physics_acc = CrossbarAccumulator(model, PhysicsReader(chip), record=True)
+        acc = physics_acc(i, layer, rows)
+        if tuning is not None:
+            acc = acc + tuning[i]
+        golden = layer_output(layer, acc)
+        worst, code_mismatch = _compare_reads(layer, spice_acc.reads, physics_acc.reads, rows.shape[1])
+        writes = (register_writes or {}).get(f"periphery_{layer.name}", [])
+        scenario, where = full_layer_scenario(layer, golden, layer_codes(spice_acc.reads, i), n, writes)
+        t2 = time.perf_counter()
+        sim_dir = work_dir / "sim" / f"{sim}_{top_name(layer)}"
+        rtl_error = None
+        try:
+            run_stream_tb(work_dir / "rtl" / f"{top_name(layer)}.v", top_name(layer), scenario, sim_dir, sim)
+        except Exception as exc:  # the outputs file still tells which value differed
+            rtl_error = str(exc)
+        seen = json.loads((sim_dir / "outputs.json").read_text()) if (sim_dir / "outputs.json").is_file() else []
+        t3 = time.perf_counter()
+        shape = (n,) if layer.is_output else golden.shape
+        rtl_out = _rtl_outputs(layer, seen, where, shape)
+        expected = golden.argmax(axis=1) if layer.is_output else golden
+        differs = np.argwhere(rtl_out != expected)
+        if mismatch is None and code_mismatch:
+            mismatch = code_mismatch
+        if mismatch is None and (rtl_error or len(differs) or len(seen) != len(where)):
+            place = tuple(differs[0]) if len(differs) else None
+            mismatch = (f"layer {layer.name}, output {place} (image, channel, ...): RTL {rtl_out[place]}, "
+                        f"golden {expected[place]}" if place is not None else f"layer {layer.name}: {rtl_error}")
+        layers.append({"layer": layer.name, "outputs": len(where), "rtl_outputs": len(seen),
+                       "max_rel_current_error": worst, "adc_codes_identical": code_mismatch is None,
+                       "rtl_equals_golden": not len(differs) and len(seen) == len(where) and rtl_error is None,
+                       "seconds_spice": round(t1 - t0, 3), "seconds_rtl": round(t3 - t2, 3),
+                       "seconds_python": round(t2 - t1, 3)})
+        x = rtl_out if not layer.is_output else x  # the RTL's bits feed the next layer
+    predictions = rtl_out.tolist()
+    return {"build": str(build_dir), "images": n, "chip": chip.describe(), "simulator": sim,
+            "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,
+            "mismatches": 0 if mismatch is None else 1, "first_mismatch": mismatch,
+            "ok": mismatch is None and all(l["max_rel_current_error"] <= RTOL for l in layers)}
+
+
+def cosim_markdown(report: dict) -> str:
+    """The report as a Markdown table."""
+    lines = [f"Co-simulation of {report['images']} image(s), chip seed {report['chip']['seed']}, "
+             f"{report['simulator']}, tuned: {report['tuned']}", "",
+             "| layer | outputs | max dI/I (SPICE vs golden) | ADC codes | RTL = golden | SPICE s | RTL s | Python s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in report["layers"]:
+        lines.append(f"| {row['layer']} | {row['outputs']} | {row['max_rel_current_error']:.1e} | "
+                     f"{'same' if row['adc_codes_identical'] else 'DIFFER'} | {'yes' if row['rtl_equals_golden'] else 'NO'} | "
+                     f"{row['seconds_spice']} | {row['seconds_rtl']} | {row['seconds_python']} |")
+    lines += ["", f"RTL predictions: {report['predictions_rtl']}; mismatches: {report['mismatches']}"
+              + (f" (first: {report['first_mismatch']})" if report["first_mismatch"] else "")]
+    return "\n".join(lines) + "\n"
