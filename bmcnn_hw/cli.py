@@ -249,6 +249,23 @@ def cmd_cosim(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_flow_run(args) -> int:
+    from .flows import flow_argv
+
+    argv = flow_argv(args.file)
+    print("bmcnn-hw " + " ".join(argv), flush=True)
+    return main(argv)
+
+
+def cmd_regress(args) -> int:
+    from .flows import run_regression, write_reports
+
+    results = run_regression(args.file, args.out, _data_dir(args), args.case)
+    paths = write_reports(args.file, results, args.out)
+    print(f"{sum(r['passed'] for r in results)}/{len(results)} cases passed; " + ", ".join(map(str, paths)))
+    return 0 if all(r["passed"] for r in results) else 1
+
+
 def cmd_spice(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
@@ -370,6 +387,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_overrides(cs, "applied on top of the build's device; the netlists are rewritten for the chip")
     _add_data_dir(cs)
     cs.set_defaults(func=cmd_cosim)
+
+    fl = sub.add_parser("flow", help="run a flow definition (TOML)").add_subparsers(dest="flow_command", required=True)
+    fr = fl.add_parser("run", help="run FLOW.toml: its [flow] command with its [options], as on the command line")
+    fr.add_argument("file", type=Path, metavar="FLOW.toml")
+    fr.set_defaults(func=cmd_flow_run)
+
+    rg = sub.add_parser("regress", help="run a regression matrix; JUnit XML plus Markdown/HTML summaries")
+    rg.add_argument("file", type=Path, metavar="REGRESSION.toml")
+    rg.add_argument("--out", type=Path, default=Path("runs/regress"), help="output directory")
+    rg.add_argument("--case", help="re-run only the case with this name (as printed in the summary)")
+    _add_data_dir(rg)
+    rg.set_defaults(func=cmd_regress)
 
     sp = sub.add_parser("spice", help="run a build's netlists in ngspice on test images; currents, codes, energy")
     sp.add_argument("build", type=Path, metavar="BUILD_DIR")

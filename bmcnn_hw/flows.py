@@ -1,0 +1,165 @@
+"""Flow definitions (TOML) and the regression matrix.
+
+A flow file names one command and its options::
+
+    [flow]
+    command = "compile"                 # compile | cosim | sweep | spice | evaluate | tune | rtl
+    args = ["runs/demo/checkpoint"]     # positional arguments
+    [options]                           # long options, e.g. tile = "128x128" -> --tile 128x128
+    tile = "128x128"
+
+``bmcnn-hw flow run FILE`` runs it exactly as the command line would. A regression file
+describes a matrix of cases (see ``flows/regression.toml``); every case compiles the
+checkpoint for its tile size and encoding, samples the chip of its sigma and seed, and
+checks physics = golden, SPICE = physics and RTL = golden on real images. Results go to
+JUnit XML plus Markdown and HTML summaries; each failing case prints the command that
+re-runs it alone.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import time
+import tomllib
+from pathlib import Path
+from xml.etree import ElementTree
+
+from .errors import BmcnnError, ConfigError
+from .io_utils import write_text_atomic
+
+COMMANDS = ("compile", "cosim", "sweep", "spice", "evaluate", "tune", "rtl")
+
+
+def load_toml(path: Path) -> dict:
+    """Parse a TOML file; ConfigError names the file on bad syntax."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def flow_argv(path: Path) -> list[str]:
+    """The ``bmcnn-hw`` argument list a flow file stands for."""
+    data = load_toml(path)
+    flow = data.get("flow")
+    if not isinstance(flow, dict) or flow.get("command") not in COMMANDS:
+        raise ConfigError(f"{path}: [flow] command must be one of {', '.join(COMMANDS)}")
+    argv = [flow["command"], *[str(a) for a in flow.get("args", [])]]
+    for key, value in data.get("options", {}).items():
+        option = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(option)
+        elif value is not False:
+            argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return argv
+
+
+def matrix_cases(path: Path) -> tuple[dict, list[dict]]:
+    """The regression settings and the list of cases (the cartesian product of [matrix])."""
+    data = load_toml(path)
+    matrix = data.get("matrix")
+    if not isinstance(matrix, dict) or not matrix:
+        raise ConfigError(f"{path}: needs a [matrix] table of lists")
+    keys = ("checkpoint", "tile", "encoding", "sigma", "seed", "sim")
+    missing = [k for k in keys if not isinstance(matrix.get(k), list) or not matrix[k]]
+    if missing:
+        raise ConfigError(f"{path}: [matrix] needs non-empty lists for {', '.join(missing)}")
+    cases = [dict(zip(keys, values)) for values in itertools.product(*(matrix[k] for k in keys))]
+    for k, case in enumerate(cases):
+        case["name"] = f"case{k}_{Path(case['checkpoint']).name}_{case['tile']}_{case['encoding']}_s{case['sigma']}_" \
+                       f"seed{case['seed']}_{case['sim']}"
+    return data.get("settings", {}), cases
+
+
+def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
+    """Compile, sample the chip, and check physics/SPICE/RTL against golden for one case."""
+    import numpy as np
+
+    from .build import build
+    from .config import CrossbarGeometry, DeviceParams, HardwareConfig
+    from .cosim.rtl_check import check_rtl
+    from .data.mnist import load_mnist
+    from .golden.chip import Chip
+    from .golden.crossbar import PhysicsReader, run_crossbar
+    from .golden.integer import run_integer
+    from .spice.report import spice_report
+
+    start = time.perf_counter()
+    device = DeviceParams(sigma_on_rel=case["sigma"], sigma_off_rel=case["sigma"])
+    hardware = HardwareConfig(device=device, geometry=CrossbarGeometry.parse(case["tile"], encoding=case["encoding"]))
+    model = build(Path(case["checkpoint"]), work / "build", hardware, chip_seed=case["seed"])
+    test = load_mnist(data_dir, "test").images
+    failures = []
+    ideal_images = test[: settings.get("physics_images", 100)]
+    ideal = Chip(model, DeviceParams(), 0)
+    physics, _ = run_crossbar(model, ideal_images, PhysicsReader(ideal))
+    golden = run_integer(model, ideal_images)
+    if not all(np.array_equal(a, b) for a, b in zip(physics.outputs, golden.outputs)):
+        failures.append("ideal-chip physics differs from the integer golden model")
+    report = spice_report(work / "build", test[: settings.get("spice_images", 1)])
+    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_identical"] or r["max_rel_current_error"] > 1e-6]
+    if bad:
+        failures.append(f"SPICE differs from physics in {', '.join(bad)}")
+    chip = Chip(model, device, case["seed"])
+    checks = check_rtl(model, test[:2], work / "rtl_check", sim=case["sim"], per_layer=settings.get("rtl_outputs", 100),
+                       seed=case["seed"], chip=chip, tops=False)
+    failures += [c.message for c in checks if not c.passed]
+    return {**case, "passed": not failures, "failures": failures, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def rerun_line(regression: Path, case: dict) -> str:
+    """The command that re-runs one case alone."""
+    return f"bmcnn-hw regress {regression} --case {case['name']}"
+
+
+def write_reports(regression: Path, results: list[dict], out_dir: Path) -> list[Path]:
+    """JUnit XML, Markdown and HTML summaries of a regression."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suite = ElementTree.Element("testsuite", name="bmcnn-hw-regression", tests=str(len(results)),
+                                failures=str(sum(not r["passed"] for r in results)),
+                                time=str(sum(r["seconds"] for r in results)))
+    for r in results:
+        case = ElementTree.SubElement(suite, "testcase", classname="regression", name=r["name"], time=str(r["seconds"]))
+        if not r["passed"]:
+            ElementTree.SubElement(case, "failure", message="; ".join(r["failures"])[:2000]).text = rerun_line(regression, r)
+    junit = out_dir / "junit.xml"
+    write_text_atomic(junit, ElementTree.tostring(suite, encoding="unicode") + "\n")
+    lines = [f"# Regression {regression}", "", f"{sum(r['passed'] for r in results)}/{len(results)} cases passed.", "",
+             "| case | result | seconds | re-run |", "|---|---|---|---|"]
+    rows = []
+    for r in results:
+        verdict = "pass" if r["passed"] else "FAIL: " + "; ".join(r["failures"])
+        lines.append(f"| {r['name']} | {verdict} | {r['seconds']} | `{rerun_line(regression, r)}` |")
+        rows.append(f"<tr><td>{html.escape(r['name'])}</td><td>{html.escape(verdict)}</td><td>{r['seconds']}</td>"
+                    f"<td><code>{html.escape(rerun_line(regression, r))}</code></td></tr>")
+    markdown = out_dir / "summary.md"
+    write_text_atomic(markdown, "\n".join(lines) + "\n")
+    page = out_dir / "summary.html"
+    write_text_atomic(page, "<!doctype html><meta charset=utf-8><title>bmcnn-hw regression</title>"
+                            f"<h1>Regression {html.escape(str(regression))}</h1><table border=1>"
+                            "<tr><th>case</th><th>result</th><th>seconds</th><th>re-run</th></tr>"
+                            + "".join(rows) + "</table>\n")
+    return [junit, markdown, page]
+
+
+def run_regression(regression: Path, out_dir: Path, data_dir: Path, only: str | None = None) -> list[dict]:
+    """Run every case (or the one named ``only``); a failing case does not stop the others."""
+    settings, cases = matrix_cases(regression)
+    if only is not None:
+        cases = [c for c in cases if c["name"] == only]
+        if not cases:
+            raise ConfigError(f"{regression}: no case named {only!r}")
+    results = []
+    for case in cases:
+        print(f"running {case['name']} ...", flush=True)
+        try:
+            results.append(run_case(case, settings, out_dir / case["name"], data_dir))
+        except BmcnnError as exc:
+            results.append({**case, "passed": False, "failures": [str(exc)], "seconds": 0.0})
+        verdict = "pass" if results[-1]["passed"] else "FAIL -> " + rerun_line(regression, case)
+        print(f"  {verdict}", flush=True)
+    return results

@@ -1,0 +1,70 @@
+"""Flow files and the regression matrix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from bmcnn_hw.errors import ConfigError
+from bmcnn_hw.flows import flow_argv, matrix_cases
+from tests.conftest import REPO, needs
+from tests.test_cli import run_cli
+
+
+def test_shipped_flows_parse_into_command_lines():
+    assert flow_argv(REPO / "flows" / "compile_to_netlist.toml")[:4] == ["compile", "runs/demo/checkpoint", "--out",
+                                                                          "runs/flows/build"]
+    assert "--sigmas" in flow_argv(REPO / "flows" / "sweep.toml")
+    _, cases = matrix_cases(REPO / "flows" / "regression.toml")
+    assert len(cases) == 8 and len({c["name"] for c in cases}) == 8
+
+
+def test_bad_flow_files_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[flow\n")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        flow_argv(bad)
+    bad.write_text('[flow]\ncommand = "format-disk"\n')
+    with pytest.raises(ConfigError, match="command must be one of"):
+        flow_argv(bad)
+    bad.write_text('[matrix]\ntile = ["128x128"]\n')
+    with pytest.raises(ConfigError, match="needs non-empty lists for checkpoint"):
+        matrix_cases(bad)
+
+
+def test_flow_run_compiles(checkpoint, tmp_path):
+    flow = tmp_path / "f.toml"
+    flow.write_text(f'[flow]\ncommand = "compile"\nargs = ["{checkpoint}"]\n[options]\nout = "{tmp_path / "b"}"\n'
+                    'tile = "64x64"\nsigma_on = 0.1\nchip_seed = 2\n')
+    code, out, err = run_cli("flow", "run", flow)
+    assert code == 0, err
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["provenance"]["chip_seed"] == 2
+
+
+@pytest.mark.ngspice
+@pytest.mark.icarus
+@pytest.mark.slow
+@needs("iverilog")
+def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp_path):
+    regression = tmp_path / "r.toml"
+    regression.write_text(f'[settings]\nphysics_images = 50\nrtl_outputs = 50\n[matrix]\ncheckpoint = ["{checkpoint}"]\n'
+                          'tile = ["128x128", "0x5"]\nencoding = ["differential"]\nsigma = [0.1]\nseed = [3]\n'
+                          'sim = ["icarus"]\n')
+    code, out, err = run_cli("regress", regression, "--out", tmp_path / "out", "--data-dir", mnist_dir)
+    assert code == 1, err
+    suite = ElementTree.parse(tmp_path / "out" / "junit.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failing = [c for c in suite.iter("testcase") if c.find("failure") is not None][0]
+    assert "tile_rows must be a positive integer" in failing.find("failure").get("message")
+    rerun = failing.find("failure").text
+    assert rerun.startswith("bmcnn-hw regress") and "--case" in rerun
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "1/2 cases passed" in summary and (tmp_path / "out" / "summary.html").is_file()
+    passing = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is None][0]
+    code, out, err = run_cli("regress", regression, "--out", tmp_path / "again", "--case", passing,
+                             "--data-dir", mnist_dir)
+    assert code == 0, err + out
+    assert "1/1 cases passed" in out
