@@ -53,21 +53,63 @@ def run_point(job: tuple) -> dict:
     return result
 
 
+def dask_point(job: tuple, build_dir: str, test_images, test_labels, calib) -> dict:
+    """:func:`run_point` for a Dask worker (loads the model once per worker process).
+
+    Fault injection for tests: when ``$BMCNN_HW_CRASH_ONCE`` names a file that does not exist
+    yet, the first task to see it creates it and kills its worker process.
+    """
+    marker = os.environ.get("BMCNN_HW_CRASH_ONCE")
+    if marker and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    if _WORKER.get("build") != build_dir:
+        _init(build_dir, test_images, test_labels, calib)
+        _WORKER["build"] = build_dir
+    return run_point(job)
+
+
+def _run_dask(scheduler: str, jobs: list, args: tuple, progress: bool) -> list:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ConfigError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+    with client:
+        build_dir, *data = args
+        shared = client.scatter(data, broadcast=True)
+        futures = client.map(dask_point, jobs, build_dir=build_dir, test_images=shared[0], test_labels=shared[1],
+                             calib=shared[2], retries=3, pure=False)
+        index = {f.key: k for k, f in enumerate(futures)}
+        points = [None] * len(jobs)
+        for future in tqdm(as_completed(futures), total=len(jobs), desc="sweep (dask)", unit="chip",
+                           disable=not progress):
+            points[index[future.key]] = future.result()
+    return points
+
+
 def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips: int, *, mode: str = "together",
               distribution: str | None = None, tune: bool = True, seed: int = 0, workers: int | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, scheduler: str | None = None) -> dict:
     """Every (sigma, chip) point; chip k of every sigma has seed ``seed + k`` (same seeds, same result).
 
-    Returns the per-chip results and per-sigma mean and std of accuracy.
+    Runs on a local process pool, or on the Dask cluster at ``scheduler`` (tasks of a worker
+    that dies are retried elsewhere). Returns the per-chip results and per-sigma mean and std.
     """
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     jobs = [(float(s), seed + k, mode, distribution, tune) for s in sigmas for k in range(chips)]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
     args = (str(build_dir), test_set.images, test_set.labels, calib_images)
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=args) as pool:
-        points = list(tqdm(pool.map(run_point, jobs), total=len(jobs), desc="sweep", unit="chip",
-                           disable=not progress))
+    if scheduler:
+        points = _run_dask(scheduler, jobs, args, progress)
+    else:
+        workers = workers or min(len(jobs), os.cpu_count() or 1)
+        with ProcessPoolExecutor(workers, initializer=_init, initargs=args) as pool:
+            points = list(tqdm(pool.map(run_point, jobs), total=len(jobs), desc="sweep", unit="chip",
+                               disable=not progress))
     summary = []
     for s in sigmas:
         rows = [p for p in points if p["sigma"] == float(s)]

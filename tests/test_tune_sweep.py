@@ -74,3 +74,18 @@ def test_sweep_is_reproducible_and_writes_table_and_plot(build_dir, mnist_train,
     assert {p.suffix for p in paths} == {".json", ".md", ".png", ".svg"}
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert "| 0.30 |" in (tmp_path / "sweep.md").read_text()
+
+
+@pytest.mark.slow
+def test_sweep_on_a_dask_local_cluster_matches_the_pool_and_survives_a_crash(build_dir, mnist_train, mnist_test,
+                                                                             tmp_path, monkeypatch):
+    from distributed import LocalCluster
+
+    test, calib = mnist_test.head(200), mnist_train.images[:32]
+    local = run_sweep(build_dir, test, calib, [0.0, 0.2], 2, workers=2, progress=False)
+    monkeypatch.setenv("BMCNN_HW_CRASH_ONCE", str(tmp_path / "crashed"))  # one worker dies on its first task
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        remote = run_sweep(build_dir, test, calib, [0.0, 0.2], 2, scheduler=cluster.scheduler_address, progress=False)
+    assert (tmp_path / "crashed").exists()  # the crash happened and its task was retried
+    assert remote["points"] == local["points"]
