@@ -260,7 +260,8 @@ def cmd_flow_run(args) -> int:
 def cmd_regress(args) -> int:
     from .flows import run_regression, write_reports
 
-    results = run_regression(args.file, args.out, _data_dir(args), args.case)
+    results = run_regression(args.file, args.out, _data_dir(args), args.case, workers=args.workers,
+                             scheduler=args.scheduler)
     paths = write_reports(args.file, results, args.out)
     print(f"{sum(r['passed'] for r in results)}/{len(results)} cases passed; " + ", ".join(map(str, paths)))
     return 0 if all(r["passed"] for r in results) else 1
@@ -398,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("file", type=Path, metavar="REGRESSION.toml")
     rg.add_argument("--out", type=Path, default=Path("runs/regress"), help="output directory")
     rg.add_argument("--case", help="re-run only the case with this name (as printed in the summary)")
+    rg.add_argument("--workers", type=int, default=1, help="run cases on a local process pool of this size")
+    rg.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run cases on this Dask distributed scheduler")
     _add_data_dir(rg)
     rg.set_defaults(func=cmd_regress)
 

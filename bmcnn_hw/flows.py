@@ -146,20 +146,39 @@ def write_reports(regression: Path, results: list[dict], out_dir: Path) -> list[
     return [junit, markdown, page]
 
 
-def run_regression(regression: Path, out_dir: Path, data_dir: Path, only: str | None = None) -> list[dict]:
-    """Run every case (or the one named ``only``); a failing case does not stop the others."""
+def _guarded_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
+    try:
+        return run_case(case, settings, work, data_dir)
+    except BmcnnError as exc:
+        return {**case, "passed": False, "failures": [str(exc)], "seconds": 0.0}
+
+
+def run_regression(regression: Path, out_dir: Path, data_dir: Path, only: str | None = None, *,
+                   workers: int = 1, scheduler: str | None = None) -> list[dict]:
+    """Run every case (or the one named ``only``); a failing case does not stop the others.
+
+    Cases run one after another (``workers=1``), on a local process pool, or on the Dask
+    cluster at ``scheduler`` (tasks of a crashed worker are retried); results keep case order.
+    """
     settings, cases = matrix_cases(regression)
     if only is not None:
         cases = [c for c in cases if c["name"] == only]
         if not cases:
             raise ConfigError(f"{regression}: no case named {only!r}")
-    results = []
-    for case in cases:
-        print(f"running {case['name']} ...", flush=True)
-        try:
-            results.append(run_case(case, settings, out_dir / case["name"], data_dir))
-        except BmcnnError as exc:
-            results.append({**case, "passed": False, "failures": [str(exc)], "seconds": 0.0})
-        verdict = "pass" if results[-1]["passed"] else "FAIL -> " + rerun_line(regression, case)
-        print(f"  {verdict}", flush=True)
+    args = [(c, settings, out_dir / c["name"], data_dir) for c in cases]
+    if scheduler:
+        from distributed import Client
+
+        with Client(scheduler, timeout="10s") as client:
+            futures = [client.submit(_guarded_case, *a, retries=3, pure=False) for a in args]
+            results = client.gather(futures)
+    elif workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_guarded_case, *zip(*args)))
+    else:
+        results = [_guarded_case(*a) for a in args]
+    for r in results:
+        print(f"{r['name']}: " + ("pass" if r["passed"] else "FAIL -> " + rerun_line(regression, r)), flush=True)
     return results

@@ -53,7 +53,8 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
     regression.write_text(f'[settings]\nphysics_images = 50\nrtl_outputs = 50\n[matrix]\ncheckpoint = ["{checkpoint}"]\n'
                           'tile = ["128x128", "0x5"]\nencoding = ["differential"]\nsigma = [0.1]\nseed = [3]\n'
                           'sim = ["icarus"]\n')
-    code, out, err = run_cli("regress", regression, "--out", tmp_path / "out", "--data-dir", mnist_dir)
+    code, out, err = run_cli("regress", regression, "--out", tmp_path / "out", "--data-dir", mnist_dir,
+                             "--workers", "2")
     assert code == 1, err
     suite = ElementTree.parse(tmp_path / "out" / "junit.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
@@ -68,3 +69,18 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
                              "--data-dir", mnist_dir)
     assert code == 0, err + out
     assert "1/1 cases passed" in out
+
+
+def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
+    from distributed import LocalCluster
+
+    from bmcnn_hw.flows import run_regression
+
+    regression = tmp_path / "r.toml"
+    regression.write_text(f'[matrix]\ncheckpoint = ["{checkpoint}"]\ntile = ["0x5", "5x0"]\nencoding = ["differential"]\n'
+                          'sigma = [0.0]\nseed = [0]\nsim = ["icarus"]\n')
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        results = run_regression(regression, tmp_path / "out", mnist_dir, scheduler=cluster.scheduler_address)
+    assert [r["tile"] for r in results] == ["0x5", "5x0"]  # case order kept
+    assert all(not r["passed"] and "must be a positive integer" in r["failures"][0] for r in results)
