@@ -167,8 +167,7 @@ def cmd_tune(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .golden.chip import Chip
-    from .golden.crossbar import CrossbarAccumulator, PhysicsReader
-    from .golden.integer import run_batched
+    from .golden.crossbar import physics_predictions
     from .tune import calibrate, save_tuning
 
     model = load_model(args.build)
@@ -180,8 +179,7 @@ def cmd_tune(args) -> int:
     test = load_mnist(data_dir, "test").head(args.limit)
     accuracy = {}
     for label, offsets in (("before", None), ("after", tuning.offsets)):
-        preds = run_batched(model, test.images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)),
-                            tuning=offsets)
+        preds = physics_predictions(model, chip, test.images, offsets)
         accuracy[label] = float((preds == test.labels).mean())
     print(f"chip seed {args.chip_seed}: accuracy on {len(test)} test images {100 * accuracy['before']:.2f} % -> "
           f"{100 * accuracy['after']:.2f} % after tuning; corrections written to {args.out}")

@@ -99,7 +99,7 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
                 f"{physics_images} images, every accumulator and activation identical",
                 traces_equal(physics, run_integer(model, images)))
 
-    summary_spice(summary, model, chip, out_dir / "build", test_set.images[:spice_images])
+    summary_spice(summary, model, out_dir / "build", test_set.images[:spice_images])
     summary_rtl(summary, model, test_set.images[:2], out_dir / "rtl_check", rtl_sim, seed)
 
     write_json_atomic(out_dir / "summary.json", {"ok": summary.ok, "rows": summary.rows})
@@ -115,20 +115,18 @@ def load_model_config():
     return ModelConfig()
 
 
-def summary_spice(summary: Summary, model, chip, build_dir: Path, images: np.ndarray) -> None:
+def summary_spice(summary: Summary, model, build_dir: Path, images: np.ndarray) -> None:
     """SPICE does every crossbar read of ``images``; compare with the physics model and golden."""
-    from .spice.run import SpiceReader
+    from .spice.report import spice_report
 
-    start = time.perf_counter()
-    reader = SpiceReader(model, chip, build_dir / "netlists")
-    spice, spice_acc = run_crossbar(model, images, reader, record=True)
-    physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)
-    worst = max(float(np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30)))
-                for s, p in zip(spice_acc.reads, physics_acc.reads) for k in (5, 6))
-    agreed = traces_equal(spice, run_integer(model, images)) and worst <= 1e-9
+    report = spice_report(build_dir, images)
+    worst = max(row["max_rel_current_error"] for row in report["layers"])
+    golden = run_integer(model, images).predictions.tolist()
+    agreed = (worst <= 1e-9 and all(row["adc_codes_identical"] for row in report["layers"])
+              and report["predictions_spice"] == golden)
     summary.add("SPICE (ngspice) vs physics and golden",
-                f"{len(images)} images, {reader.solves} ngspice solves in {time.perf_counter() - start:.0f} s, "
-                f"max relative current error {worst:.1e}, classes {spice.predictions.tolist()} = golden", agreed)
+                f"{len(images)} images, {report['ngspice_solves']} ngspice solves in {report['seconds']:.0f} s, "
+                f"max relative current error {worst:.1e}, classes {report['predictions_spice']} = golden", agreed)
 
 
 def summary_rtl(summary: Summary, model, images: np.ndarray, work_dir: Path, sim: str, seed: int) -> None:

@@ -15,8 +15,7 @@ from tqdm import tqdm
 from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
-from .golden.crossbar import CrossbarAccumulator, PhysicsReader
-from .golden.integer import run_batched
+from .golden.crossbar import physics_predictions
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
 from .tune import calibrate
 
@@ -43,12 +42,11 @@ def run_point(job: tuple) -> dict:
     model = _WORKER["model"]
     images, labels = _WORKER["test"]
     chip = Chip(model, _device(model, sigma, mode, distribution), seed)
-    plain = run_batched(model, images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)))
+    plain = physics_predictions(model, chip, images)
     result = {"sigma": sigma, "seed": seed, "plain": float((plain == labels).mean())}
     if tune:
         tuning = calibrate(model, chip, _WORKER["calib"])
-        tuned = run_batched(model, images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)),
-                            tuning=tuning.offsets)
+        tuned = physics_predictions(model, chip, images, tuning.offsets)
         result["tuned"] = float((tuned == labels).mean())
     return result
 

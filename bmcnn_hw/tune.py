@@ -73,12 +73,12 @@ def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray) -> Tuning:
 
 def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
     """Write the tuning file: corrections per layer and the register writes that apply them."""
-    from .rtl.periphery import periphery_registers
+    from .rtl.periphery import layer_registers
 
     layers, writes = {}, {}
     for layer, offsets in zip(model.layers, tuning.offsets):
         layers[layer.name] = [int(v) for v in offsets]
-        base = periphery_registers("", layer.cols, layer.acc_width, layer.theta, layer.flip)["tune_offset"].offset
+        base = layer_registers(layer)["tune_offset"].offset
         writes[f"periphery_{layer.name}"] = [[base + k, int(v)] for k, v in enumerate(offsets) if v]
     write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
                              "register_writes": writes})

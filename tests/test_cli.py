@@ -132,3 +132,15 @@ def test_non_binary_weight_array_is_rejected(build_dir, tmp_path):
     (target / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtefactError, match="layer1.weight must be int8 with values -1 or \\+1"):
         load_model(target)
+
+
+@pytest.mark.slow
+@pytest.mark.ngspice
+@pytest.mark.icarus
+def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
+    code, out, err = run_cli("demo", "--data-dir", mnist_dir, "--out", tmp_path, "--limit", "3000",
+                             "--spice-images", "1")
+    assert code == 0, err[-2000:] + out[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["ok"] and len(summary["rows"]) == 7
+    assert "| RTL (icarus, cocotb) vs golden |" in (tmp_path / "summary.md").read_text()

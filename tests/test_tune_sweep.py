@@ -10,14 +10,14 @@ import pytest
 from bmcnn_hw.config import DeviceParams
 from bmcnn_hw.errors import ArtefactError
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader
-from bmcnn_hw.golden.integer import run_batched, run_integer
+from bmcnn_hw.golden.crossbar import physics_predictions
+from bmcnn_hw.golden.integer import run_integer
 from bmcnn_hw.sweep import run_sweep, write_sweep
 from bmcnn_hw.tune import calibrate, load_tuning, save_tuning
 
 
 def _accuracy(model, chip, test, offsets=None):
-    preds = run_batched(model, test.images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)), tuning=offsets)
+    preds = physics_predictions(model, chip, test.images, offsets)
     return (preds == test.labels).mean()
 
 

@@ -23,6 +23,7 @@ from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.layers import layer_output, layer_rows
 from ..rtl.emit import top_name, write_rtl
+from ..spice.report import compare_reads
 from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
 from .runner import run_stream_tb
@@ -33,17 +34,13 @@ RTOL = 1e-6
 
 def _compare_reads(layer, spice_reads, physics_reads, positions: int) -> tuple[float, str | None]:
     """Worst relative current error and the first ADC-code mismatch (described) of one layer."""
-    worst, first = 0.0, None
-    for s, p in zip(spice_reads, physics_reads):
-        _, rt, ct, plane = s[:4]
-        for k in (5, 6):
-            worst = max(worst, float(np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30))))
-        bad = np.argwhere(s[7] != p[7])
-        if first is None and len(bad):
-            m, c = bad[0]
-            first = (f"image {m // positions}, layer {layer.name}, tile ({rt},{ct}), bit plane {plane}, "
-                     f"position {m % positions}, column {c}: SPICE code {s[7][m, c]}, golden {p[7][m, c]}")
-    return worst, first
+    worst, first = compare_reads(spice_reads, physics_reads)
+    if first is None:
+        return worst, None
+    s, p, m, c = first
+    _, rt, ct, plane = s[:4]
+    return worst, (f"image {m // positions}, layer {layer.name}, tile ({rt},{ct}), bit plane {plane}, "
+                   f"position {m % positions}, column {c}: SPICE code {s[7][m, c]}, golden {p[7][m, c]}")
 
 
 def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:

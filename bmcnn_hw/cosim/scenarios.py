@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rtl.periphery import bipolar_offsets, periphery_registers
+from ..rtl.periphery import bipolar_offsets, layer_registers
 
 PERIPHERY_IN = ["in_code", "in_plane", "in_channel", "in_first", "in_last"]
 
@@ -29,9 +29,7 @@ class RegisterModel:
     """Python mirror of a periphery's registers (reset values from the CompiledModel)."""
 
     def __init__(self, layer):
-        self.map = periphery_registers("", layer.cols, layer.acc_width,
-                                       None if layer.is_output else layer.theta,
-                                       None if layer.is_output else layer.flip)
+        self.map = layer_registers(layer)
         self.reset()
 
     def reset(self) -> None:

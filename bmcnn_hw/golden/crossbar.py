@@ -176,3 +176,10 @@ def run_crossbar(model: CompiledModel, images: np.ndarray, reader, record: bool 
     """Run images through the crossbar executor with ``reader`` doing every tile read."""
     accumulator = CrossbarAccumulator(model, reader, record)
     return run_integer(model, images, accumulator), accumulator
+
+
+def physics_predictions(model: CompiledModel, chip: Chip, images: np.ndarray, tuning=None) -> np.ndarray:
+    """Predicted classes of ``images`` on ``chip`` (crossbar physics), optionally tuned."""
+    from .integer import run_batched
+
+    return run_batched(model, images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)), tuning=tuning)

@@ -9,7 +9,7 @@ from amaranth.back import verilog
 from ..artefact import CompiledModel
 from ..io_utils import sha256_file, write_text_atomic
 from .layer import layer_top_for
-from .periphery import periphery_for_layer, periphery_registers
+from .periphery import layer_registers, periphery_for_layer
 
 
 def module_name(layer) -> str:
@@ -34,9 +34,7 @@ def emit_layer_top(layer) -> str:
 
 def layer_texts(layer) -> dict[str, str]:
     """File name -> text of everything emitted for one layer."""
-    registers = periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
-                                    None if layer.is_output else layer.theta,
-                                    None if layer.is_output else layer.flip)
+    registers = layer_registers(layer)
     return {
         f"{module_name(layer)}.v": emit_layer(layer),
         f"{top_name(layer)}.v": emit_layer_top(layer),

@@ -53,6 +53,13 @@ def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, f
     return RegisterMap(name, tuple(regs))
 
 
+def layer_registers(layer) -> RegisterMap:
+    """The register map of a CompiledLayer's periphery (reset values from the layer)."""
+    hidden = not layer.is_output
+    return periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
+                               layer.theta if hidden else None, layer.flip if hidden else None)
+
+
 class LayerPeriphery(wiring.Component):
     """Accumulator + tuning registers + threshold (or score) of one layer, with streams and a register bus.
 

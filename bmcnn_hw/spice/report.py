@@ -15,13 +15,27 @@ from .run import SpiceReader
 _I_PLUS, _I_MINUS, _CODES = 5, 6, 7  # positions in CrossbarAccumulator.reads records
 
 
+def compare_reads(spice_reads: list, physics_reads: list) -> tuple[float, tuple | None]:
+    """Worst relative column-current error of paired tile reads, and the first differing ADC code.
+
+    The mismatch is ``(spice record, physics record, vector, column)``; None when all codes agree.
+    """
+    worst, first = 0.0, None
+    for s, p in zip(spice_reads, physics_reads):
+        for k in (_I_PLUS, _I_MINUS):
+            worst = max(worst, float(np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30))))
+        bad = np.argwhere(s[_CODES] != p[_CODES])
+        if first is None and len(bad):
+            first = (s, p, int(bad[0][0]), int(bad[0][1]))
+    return worst, first
+
+
 def _layer_rows(model, spice_acc, physics_acc, n_images: int) -> list[dict]:
     rows = []
     for i, layer in enumerate(model.layers):
         pairs = [(s, p) for s, p in zip(spice_acc.reads, physics_acc.reads) if s[0] == i]
-        worst = max(float(np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30)))
-                    for s, p in pairs for k in (_I_PLUS, _I_MINUS))
-        same_codes = all(np.array_equal(s[_CODES], p[_CODES]) for s, p in pairs)
+        worst, first = compare_reads([s for s, _ in pairs], [p for _, p in pairs])
+        same_codes = first is None
         reads = sum(len(s[_CODES]) for s, _ in pairs)
         rows.append({
             "layer": layer.name, "tiles": layer.tiling.n_row_tiles * layer.tiling.n_col_tiles,
