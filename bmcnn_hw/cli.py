@@ -203,7 +203,8 @@ def cmd_sweep(args) -> int:
     test = load_mnist(data_dir, "test").head(args.images)
     calib = load_mnist(data_dir, "train").images[: args.calib]
     result = run_sweep(args.build, test, calib, sigmas, args.chips, mode=args.mode, distribution=args.distribution,
-                       tune=not args.no_tune, seed=args.seed, workers=args.workers, scheduler=args.scheduler)
+                       tune=not args.no_tune, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
+                       spice_spot=args.spice_spot)
     paths = write_sweep(result, args.out)
     print(sweep_markdown(result))
     print("written: " + ", ".join(str(p) for p in paths))
@@ -359,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=int, default=0, help="chip k of every sigma uses seed SEED + k")
     sw.add_argument("--workers", type=int, help="processes (default: one per core)")
     sw.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask distributed scheduler instead")
+    sw.add_argument("--spice-spot", type=int, default=0, metavar="N",
+                    help="also run N images of the first chip of every sigma through ngspice (spot check)")
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
     _add_data_dir(sw)
     sw.set_defaults(func=cmd_sweep)

@@ -36,14 +36,34 @@ def _init(build_dir, test_images, test_labels, calib_images):
     _WORKER.update(model=load_model(build_dir), test=(test_images, test_labels), calib=calib_images)
 
 
+def spice_spot_check(model, chip, images: np.ndarray) -> dict:
+    """Every crossbar read of ``images`` through ngspice on this chip's netlists vs the physics model."""
+    import tempfile
+
+    from .golden.crossbar import PhysicsReader, run_crossbar
+    from .spice.netlist import write_netlists
+    from .spice.report import compare_reads
+    from .spice.run import SpiceReader
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_netlists(model, chip, Path(tmp))
+        spice, spice_acc = run_crossbar(model, images, SpiceReader(model, chip, Path(tmp)), record=True)
+    physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)
+    worst, first = compare_reads(spice_acc.reads, physics_acc.reads)
+    return {"spice_images": len(images), "spice_max_rel_error": worst, "spice_codes_identical": first is None,
+            "spice_predictions_equal": bool((spice.predictions == physics.predictions).all())}
+
+
 def run_point(job: tuple) -> dict:
     """Accuracy of one sampled chip (sigma, chip seed), plain and tuned; runs in a worker."""
-    sigma, seed, mode, distribution, tune = job
+    sigma, seed, mode, distribution, tune, spot = job
     model = _WORKER["model"]
     images, labels = _WORKER["test"]
     chip = Chip(model, _device(model, sigma, mode, distribution), seed)
     plain = physics_predictions(model, chip, images)
     result = {"sigma": sigma, "seed": seed, "plain": float((plain == labels).mean())}
+    if spot:
+        result.update(spice_spot_check(model, chip, images[:spot]))
     if tune:
         tuning = calibrate(model, chip, _WORKER["calib"])
         tuned = physics_predictions(model, chip, images, tuning.offsets)
@@ -91,7 +111,7 @@ def _run_dask(scheduler: str, jobs: list, args: tuple, progress: bool) -> list:
 
 def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips: int, *, mode: str = "together",
               distribution: str | None = None, tune: bool = True, seed: int = 0, workers: int | None = None,
-              progress: bool = True, scheduler: str | None = None) -> dict:
+              progress: bool = True, scheduler: str | None = None, spice_spot: int = 0) -> dict:
     """Every (sigma, chip) point; chip k of every sigma has seed ``seed + k`` (same seeds, same result).
 
     Runs on a local process pool, or on the Dask cluster at ``scheduler`` (tasks of a worker
@@ -99,7 +119,8 @@ def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips
     """
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    jobs = [(float(s), seed + k, mode, distribution, tune) for s in sigmas for k in range(chips)]
+    jobs = [(float(s), seed + k, mode, distribution, tune, spice_spot if k == 0 else 0)
+            for s in sigmas for k in range(chips)]
     args = (str(build_dir), test_set.images, test_set.labels, calib_images)
     if scheduler:
         points = _run_dask(scheduler, jobs, args, progress)
@@ -133,6 +154,12 @@ def sweep_markdown(result: dict) -> str:
         if tuned:
             line += f" {100 * row['tuned_mean']:.2f} +- {100 * row['tuned_std']:.2f} % |"
         lines.append(line)
+    spots = [p for p in result["points"] if "spice_images" in p]
+    if spots:
+        worst = max(p["spice_max_rel_error"] for p in spots)
+        same = all(p["spice_codes_identical"] and p["spice_predictions_equal"] for p in spots)
+        lines += ["", f"SPICE spot checks: {len(spots)} chips x {spots[0]['spice_images']} image(s) through ngspice; "
+                      f"max relative current error {worst:.1e}; ADC codes and classes identical: {'yes' if same else 'NO'}"]
     return "\n".join(lines) + "\n"
 
 
