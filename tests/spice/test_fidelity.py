@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig, ReadoutParams
+from bmcnn_hw.config import CrossbarGeometry, DeviceParams, ReadoutParams
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.golden.crossbar import PhysicsReader, adc_codes
 from bmcnn_hw.spice.netlist import layer_top_netlist, write_netlists

@@ -1,0 +1,274 @@
+"""Handlers of the ``bmcnn-hw`` subcommands (the parser lives in :mod:`bmcnn_hw.cli`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import DataError
+
+
+def _data_dir(args) -> Path:
+    """``--data-dir``, else ``$BMCNN_HW_DATA``, else the fetch cache (must be fetched)."""
+    from .data.fetch import default_cache_dir
+
+    chosen = args.data_dir or os.environ.get("BMCNN_HW_DATA") or default_cache_dir()
+    path = Path(chosen)
+    if not path.is_dir():
+        raise DataError(f"{path}: no MNIST data here; run `bmcnn-hw data fetch` or pass --data-dir DIR")
+    return path
+
+
+def cmd_data_fetch(args) -> int:
+    from .data.fetch import fetch_mnist
+
+    fetch_mnist(args.dest, args.source, args.mirror)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .data.mnist import load_mnist
+    from .train.checkpoint import save_checkpoint
+    from .train.loop import TrainParams, train
+    from .train.model import ModelConfig
+
+    data_dir = _data_dir(args)
+    params = TrainParams(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+                         threads=args.threads, limit=args.limit)
+    model, metrics = train(ModelConfig(), load_mnist(data_dir, "train"), load_mnist(data_dir, "test"), params)
+    metrics["data_dir"] = str(data_dir)
+    save_checkpoint(args.out, model, params.__dict__, metrics)
+    print(f"test accuracy {100 * metrics['test_acc']:.2f} %; checkpoint written to {args.out}")
+    return 0
+
+
+_DEVICE_OVERRIDES = {
+    "sigma_on": "sigma_on_rel", "sigma_off": "sigma_off_rel", "distribution": "distribution",
+    "stuck_on": "p_stuck_on", "stuck_off": "p_stuck_off", "read_noise": "read_noise_rel",
+    "r_wire": "r_wire_ohm", "r_source": "r_source_ohm", "v_read": "v_read_v",
+}
+
+
+def _device_with_overrides(base, args):
+    import dataclasses
+
+    from .errors import ConfigError
+
+    changes = {field: getattr(args, opt) for opt, field in _DEVICE_OVERRIDES.items() if getattr(args, opt) is not None}
+    try:
+        return dataclasses.replace(base, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"device options: {exc}") from None
+
+
+def _hardware(args):
+    from .config import CrossbarGeometry, HardwareConfig, ReadoutParams
+    from .presets import get_preset
+
+    device = _device_with_overrides(get_preset(args.device), args)
+    geometry = CrossbarGeometry.parse(args.tile, encoding=args.encoding, input_mode=args.input_mode)
+    return HardwareConfig(device=device, geometry=geometry,
+                          readout=ReadoutParams(adc_bits=args.adc_bits, tia_gain=args.tia_gain))
+
+
+def cmd_compile(args) -> int:
+    from .build import build
+
+    model = build(args.checkpoint, args.out, _hardware(args), chip_seed=args.chip_seed)
+    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers)
+    for layer in model.layers:
+        t = layer.tiling
+        print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights -> {t.n_row_tiles} x {t.n_col_tiles} tiles "
+              f"of {t.tile_rows}x{t.tile_cols} (padding {t.pad_rows} rows, {t.pad_cols} cols), "
+              f"ADC {layer.adc_bits} bits, accumulator {layer.acc_width} bits")
+    print(f"{tiles} tile netlists, {len(model.layers)} Verilog modules written to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .evaluate import evaluate
+
+    load_model(args.build)  # a broken build fails before the data is read
+    data = load_mnist(_data_dir(args), "test").head(args.limit)
+    report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint)
+    print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "
+          f"({report['seconds']} s)")
+    if args.json:
+        from .io_utils import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    return 0
+
+
+def cmd_rtl(args) -> int:
+    from .artefact import load_model
+    from .errors import ConfigError
+    from .rtl.emit import write_rtl
+
+    if args.reference == (args.build is not None):
+        raise ConfigError("give either BUILD_DIR or --reference")
+    if args.reference:
+        from .rtl.reference import reference_model
+
+        model, out = reference_model(), args.out or Path("rtl")
+    else:
+        model, out = load_model(args.build), args.out or args.build / "rtl"
+    files = write_rtl(model, out)
+    print(f"{len(files)} files written to {out}")
+    failed = False
+    if args.stats or args.lint:
+        from .rtl.quality import cell_stats, lint
+
+        for name in sorted(f for f in files if f.endswith(".v")):
+            path = out / Path(name).name
+            line = f"{path.stem:18s}"
+            if args.stats:
+                line += f" {cell_stats(path, path.stem)['cells']:7d} cells"
+            if args.lint:
+                warnings = lint(path)
+                failed |= bool(warnings)
+                line += "  lint clean" if not warnings else f"  lint: {len(warnings)} warnings: {warnings[0]}"
+            print(line)
+    if args.check:
+        from .cosim.rtl_check import check_rtl
+        from .data.mnist import load_mnist
+
+        images = load_mnist(_data_dir(args), "test").images[: args.check]
+        for c in check_rtl(model, images, out.parent / "rtl_check", sim=args.sim):
+            failed |= not c.passed
+            print(f"{c.module:18s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
+    return 1 if failed else 0
+
+
+def cmd_tune(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .golden.chip import Chip
+    from .golden.crossbar import physics_predictions
+    from .tune import calibrate, save_tuning
+
+    model = load_model(args.build)
+    data_dir = _data_dir(args)
+    chip = Chip(model, _device_with_overrides(model.hardware.device, args), args.chip_seed)
+    tuning = calibrate(model, chip, load_mnist(data_dir, "train").images[: args.calib])
+    tuning.meta["calibration"] = {"split": "train", "first_images": args.calib}
+    save_tuning(args.out, model, tuning)
+    test = load_mnist(data_dir, "test").head(args.limit)
+    accuracy = {}
+    for label, offsets in (("before", None), ("after", tuning.offsets)):
+        preds = physics_predictions(model, chip, test.images, offsets)
+        accuracy[label] = float((preds == test.labels).mean())
+    print(f"chip seed {args.chip_seed}: accuracy on {len(test)} test images {100 * accuracy['before']:.2f} % -> "
+          f"{100 * accuracy['after']:.2f} % after tuning; corrections written to {args.out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .errors import ConfigError
+    from .sweep import run_sweep, sweep_markdown, write_sweep
+
+    try:
+        sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--sigmas must be comma-separated numbers, not {args.sigmas!r}") from None
+    if not sigmas or any(s < 0 for s in sigmas) or args.chips < 1:
+        raise ConfigError("--sigmas needs non-negative values and --chips a positive count")
+    load_model(args.build)
+    data_dir = _data_dir(args)
+    test = load_mnist(data_dir, "test").head(args.images)
+    calib = load_mnist(data_dir, "train").images[: args.calib]
+    result = run_sweep(args.build, test, calib, sigmas, args.chips, mode=args.mode, distribution=args.distribution,
+                       tune=not args.no_tune, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
+                       spice_spot=args.spice_spot)
+    paths = write_sweep(result, args.out)
+    print(sweep_markdown(result))
+    print("written: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_cosim(args) -> int:
+    import json
+    import shutil
+
+    from .artefact import load_model
+    from .cosim.cosim import cosim_markdown, cosimulate
+    from .data.mnist import load_mnist
+    from .golden.chip import Chip
+    from .io_utils import write_json_atomic, write_text_atomic
+
+    model = load_model(args.build)
+    device = _device_with_overrides(model.hardware.device, args)
+    seed = args.chip_seed if args.chip_seed is not None else model.provenance.get("chip_seed", 0)
+    chip = Chip(model, device, seed)
+    build = args.build
+    if device != model.hardware.device or seed != model.provenance.get("chip_seed", 0):
+        from .spice.netlist import write_netlists
+
+        build = args.out / "build"  # the build's netlists are for another chip: write this chip's
+        if build.exists():
+            shutil.rmtree(build)
+        shutil.copytree(args.build, build, ignore=shutil.ignore_patterns("netlists"))
+        write_netlists(model, chip, build / "netlists")
+    tuning, writes = None, None
+    if args.tuning:
+        from .tune import load_tuning
+
+        tuning = load_tuning(args.tuning, model).offsets
+        writes = json.loads(args.tuning.read_text())["register_writes"]
+    images = load_mnist(_data_dir(args), "test").images[: args.images]
+    report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=args.sim)
+    write_json_atomic(args.out / "cosim.json", report)
+    write_text_atomic(args.out / "cosim.md", cosim_markdown(report))
+    print(cosim_markdown(report))
+    return 0 if report["ok"] else 1
+
+
+def cmd_flow_run(args) -> int:
+    from .flows import flow_argv
+
+    from .cli import main
+
+    argv = flow_argv(args.file)
+    print("bmcnn-hw " + " ".join(argv), flush=True)
+    return main(argv)
+
+
+def cmd_regress(args) -> int:
+    from .flows import run_regression, write_reports
+
+    results = run_regression(args.file, args.out, _data_dir(args), args.case, workers=args.workers,
+                             scheduler=args.scheduler)
+    paths = write_reports(args.file, results, args.out)
+    print(f"{sum(r['passed'] for r in results)}/{len(results)} cases passed; " + ", ".join(map(str, paths)))
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+def cmd_spice(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .spice.report import format_report, spice_report
+
+    load_model(args.build)
+    images = load_mnist(_data_dir(args), "test").images[: args.images]
+    report = spice_report(args.build, images, args.mode)
+    print(format_report(report))
+    if args.json:
+        from .io_utils import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_identical"]]
+    return 1 if bad else 0
+
+
+def cmd_demo(args) -> int:
+    from .data.fetch import fetch_mnist
+    from .demo import run_demo
+
+    data_dir = args.data_dir or fetch_mnist(source_dir=args.data_from)
+    summary = run_demo(args.out, Path(data_dir), epochs=args.epochs, seed=args.seed, spice_images=args.spice_images,
+                       rtl_sim=args.sim, limit=args.limit)
+    return 0 if summary.ok else 1
