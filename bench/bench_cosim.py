@@ -27,7 +27,7 @@ def main() -> None:
                                                                              "../shared/datasets/mnist")))
     args = parser.parse_args()
     model = load_model(args.build)
-    chip = Chip(model, model.hardware.device, model.provenance.get("chip_seed", 0))
+    chip = Chip.of_build(model)
     images = load_mnist(args.data_dir, "test").images[: args.images]
     with tempfile.TemporaryDirectory() as tmp:
         report, total = timed(cosimulate, args.build, images, chip, Path(tmp), sim=args.sim, progress=False)

@@ -202,10 +202,11 @@ def cmd_cosim(args) -> int:
 
     model = load_model(args.build)
     device = _device_with_overrides(model.hardware.device, args)
-    seed = args.chip_seed if args.chip_seed is not None else model.provenance.get("chip_seed", 0)
+    build_chip = Chip.of_build(model)
+    seed = args.chip_seed if args.chip_seed is not None else build_chip.seed
     chip = Chip(model, device, seed)
     build = args.build
-    if device != model.hardware.device or seed != model.provenance.get("chip_seed", 0):
+    if device != build_chip.params or seed != build_chip.seed:
         from .spice.netlist import write_netlists
 
         build = args.out / "build"  # the build's netlists are for another chip: write this chip's

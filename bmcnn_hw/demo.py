@@ -56,11 +56,6 @@ def torch_activations_match(torch_model, model, images: np.ndarray) -> bool:
     return same and np.array_equal(scores.numpy() * 2 ** model.score_frac_bits, trace.scores)
 
 
-def traces_equal(a, b) -> bool:
-    """Accumulators and outputs of two traces are identical."""
-    return all(np.array_equal(x, y) for x, y in zip(a.accumulators + a.outputs, b.accumulators + b.outputs))
-
-
 def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, spice_images: int = 2,
              physics_images: int = 200, rtl_sim: str = "icarus", limit: int | None = None) -> Summary:
     """Run every stage end to end; returns the summary (also written to ``out_dir``)."""
@@ -97,7 +92,7 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
     physics, _ = run_crossbar(model, images, PhysicsReader(chip))
     summary.add("crossbar physics (ideal chip) vs golden",
                 f"{physics_images} images, every accumulator and activation identical",
-                traces_equal(physics, run_integer(model, images)))
+                physics.same_as(run_integer(model, images)))
 
     summary_spice(summary, model, out_dir / "build", test_set.images[:spice_images])
     summary_rtl(summary, model, test_set.images[:2], out_dir / "rtl_check", rtl_sim, seed)

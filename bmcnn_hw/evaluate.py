@@ -36,7 +36,7 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
         if not ckpt:
             raise ArtefactError(f"{build_dir}: manifest names no checkpoint; pass --checkpoint")
         return predict(load_checkpoint(Path(ckpt))[0], images)
-    chip = Chip(model, model.hardware.device, model.provenance.get("chip_seed", 0)) if backend != "golden" else None
+    chip = Chip.of_build(model) if backend != "golden" else None
     reader = None
     if backend == "physics":
         reader = PhysicsReader(chip)

@@ -77,8 +77,6 @@ def matrix_cases(path: Path) -> tuple[dict, list[dict]]:
 
 def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     """Compile, sample the chip, and check physics/SPICE/RTL against golden for one case."""
-    import numpy as np
-
     from .build import build
     from .config import CrossbarGeometry, DeviceParams, HardwareConfig
     from .cosim.rtl_check import check_rtl
@@ -98,7 +96,7 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     ideal = Chip(model, DeviceParams(), 0)
     physics, _ = run_crossbar(model, ideal_images, PhysicsReader(ideal))
     golden = run_integer(model, ideal_images)
-    if not all(np.array_equal(a, b) for a, b in zip(physics.outputs, golden.outputs)):
+    if not physics.same_as(golden):
         failures.append("ideal-chip physics differs from the integer golden model")
     report = spice_report(work / "build", test[: settings.get("spice_images", 1)])
     bad = [r["layer"] for r in report["layers"] if not r["adc_codes_identical"] or r["max_rel_current_error"] > 1e-6]

@@ -100,6 +100,11 @@ class Chip:
                         tile = TileDevices(r_plus, sample_devices(minus_on, self.params, rng))
                     self.tiles[(i, rt, ct)] = tile
 
+    @classmethod
+    def of_build(cls, model: CompiledModel) -> "Chip":
+        """The chip a build's netlists were written for: its device parameters and chip seed."""
+        return cls(model, model.hardware.device, model.provenance.get("chip_seed", 0))
+
     @property
     def is_ideal(self) -> bool:
         """True when every device is at its nominal resistance."""

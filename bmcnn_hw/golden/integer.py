@@ -24,6 +24,11 @@ class Trace:
         """(N, classes) int64 integer class scores."""
         return self.outputs[-1]
 
+    def same_as(self, other: "Trace") -> bool:
+        """True when every accumulator and every output equals ``other``'s."""
+        return all(np.array_equal(a, b) for a, b in zip(self.accumulators + self.outputs,
+                                                        other.accumulators + other.outputs))
+
     @property
     def predictions(self) -> np.ndarray:
         """(N,) predicted class (first maximum, like torch.argmax)."""

@@ -55,7 +55,7 @@ def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto") -> dic
     predictions of both, ngspice solve count and seconds.
     """
     model = load_model(build_dir)
-    chip = Chip(model, model.hardware.device, model.provenance.get("chip_seed", 0))
+    chip = Chip.of_build(model)
     start = time.perf_counter()
     reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode)
     spice, spice_acc = run_crossbar(model, images, reader, record=True)
