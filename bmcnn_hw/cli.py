@@ -46,16 +46,36 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default $BMCNN_HW_MNIST_MIRROR or a public mirror)")
     fetch.set_defaults(func=cmd.cmd_data_fetch)
 
-    tr = sub.add_parser("train", help="train the compact BMCNN with a straight-through estimator")
-    tr.add_argument("--epochs", type=int, default=1, help="passes over the training set (default 1)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order (default 0)")
+    tr = sub.add_parser("train", help="train a model (shipped name or TOML file) with straight-through estimators",
+                        description="Train a BMCNN on MNIST. Options left out take the model's [train] recipe, "
+                                    "then the built-in defaults. Writes model.pt, config.json, metrics.json, "
+                                    "learning_curve.png and a resumable train_state.pt (saved every epoch).")
+    tr.add_argument("--model", default="bmcnn-compact", metavar="NAME|FILE",
+                    help="shipped model (see `bmcnn-hw models`) or a model TOML file (default bmcnn-compact)")
+    tr.add_argument("--epochs", type=int, help="passes over the training set (default: the model's recipe, else 1)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of initialisation, split, order, augmentation (default 0)")
     tr.add_argument("--out", type=Path, default=Path("runs/checkpoint"), help="checkpoint directory")
-    tr.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
-    tr.add_argument("--lr", type=float, default=5e-3, help="peak learning rate of the one-cycle schedule")
-    tr.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    tr.add_argument("--batch-size", type=int, help="mini-batch size (default: recipe, else 32)")
+    tr.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default: recipe, else 5e-3)")
+    tr.add_argument("--augment-shift", type=int, help="random translation by up to N pixels (default: recipe, else 0)")
+    tr.add_argument("--val-size", type=int, default=5000, help="training images held out for validation (default 5000)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt (same options)")
+    tr.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2; the weights depend on it)")
     tr.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    va = tr.add_argument_group("variation-aware training")
+    va.add_argument("--variation-aware", action="store_true",
+                    help="sample device variation into every memristive layer, fresh per batch")
+    va.add_argument("--device", default="ideal", help="device preset or .json/.toml file whose spread is sampled")
+    va.add_argument("--encoding", choices=["differential", "reference"], default="differential",
+                    help="weight encoding assumed by the samples (default differential)")
+    _add_device_overrides(tr, "variation-aware training")
     _add_data_dir(tr)
     tr.set_defaults(func=cmd.cmd_train)
+
+    mo = sub.add_parser("models", help="list the shipped models: layers, parameters, crossbar tiles")
+    mo.add_argument("--tile", default="128x128", metavar="RxC", help="tile size used to count tiles (default 128x128)")
+    mo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    mo.set_defaults(func=cmd.cmd_models)
 
     co = sub.add_parser("compile", help="checkpoint -> CompiledModel, tile netlists and Verilog")
     co.add_argument("checkpoint", type=Path, metavar="CKPT_DIR", help="directory written by `bmcnn-hw train`")

@@ -26,19 +26,61 @@ def cmd_data_fetch(args) -> int:
     return 0
 
 
+def _train_params(args, config):
+    """TrainParams from CLI options, the model's [train] recipe and the defaults (in that order)."""
+    from .errors import ConfigError
+    from .train.loop import TrainParams
+
+    chosen = {key: getattr(args, key) for key in ("epochs", "batch_size", "lr", "augment_shift")
+              if getattr(args, key) is not None}
+    variation = None
+    if args.variation_aware:
+        from .presets import get_preset
+
+        variation = _device_with_overrides(get_preset(args.device), args)
+        if variation.is_ideal:
+            raise ConfigError("--variation-aware needs device variation: pass --sigma-on/--sigma-off "
+                              "or a --device with spread")
+    return TrainParams(**{**config.train, **chosen}, seed=args.seed, threads=args.threads, limit=args.limit,
+                       val_size=args.val_size, variation=variation, encoding=args.encoding)
+
+
 def cmd_train(args) -> int:
     from .data.mnist import load_mnist
     from .train.checkpoint import save_checkpoint
-    from .train.loop import TrainParams, train
-    from .train.model import ModelConfig
+    from .train.loop import train
+    from .train.registry import resolve_model
 
+    config = resolve_model(args.model)
+    params = _train_params(args, config)
     data_dir = _data_dir(args)
-    params = TrainParams(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                         threads=args.threads, limit=args.limit)
-    model, metrics = train(ModelConfig(), load_mnist(data_dir, "train"), load_mnist(data_dir, "test"), params)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model, metrics = train(config, load_mnist(data_dir, "train"), load_mnist(data_dir, "test"), params,
+                           out_dir=args.out, resume=args.resume)
     metrics["data_dir"] = str(data_dir)
-    save_checkpoint(args.out, model, params.__dict__, metrics)
-    print(f"test accuracy {100 * metrics['test_acc']:.2f} %; checkpoint written to {args.out}")
+    save_checkpoint(args.out, model, params.to_dict(), metrics)
+    print(f"{config.name}: test accuracy {100 * metrics['test_acc']:.2f} %; checkpoint written to {args.out}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    import json
+
+    from .config import CrossbarGeometry
+    from .train.registry import describe_models
+
+    geometry = CrossbarGeometry.parse(args.tile)
+    rows = describe_models(geometry.tile_rows, geometry.tile_cols)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<15} {'layers':>6} {'parameters':>11} {'tiles':>6}  precision per layer / description")
+    for r in rows:
+        tiles = "-" if r["tiles"] is None else str(r["tiles"])
+        print(f"{r['name']:<15} {r['layers']:>6} {r['parameters']:>11,} {tiles:>6}  {r['precision']}")
+        print(f"{'':<42}{r['description']}")
+    print(f"tiles: {geometry.tile_rows}x{geometry.tile_cols} crossbars of the binary (memristive) layers; "
+          f"train one with `bmcnn-hw train --model NAME`")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Checkpoint directories: ``model.pt`` (state dict), ``config.json``, ``metrics.json``."""
+"""Checkpoint directories: ``model.pt`` (state dict), ``config.json``, ``metrics.json``,
+``learning_curve.png`` (and ``train_state.pt``, written by the training loop to resume)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: 
     write_atomic_bytes(directory / "model.pt", buffer.getvalue())
     write_json_atomic(directory / "config.json", {"model": model.config.to_dict(), "train": train_params})
     write_json_atomic(directory / "metrics.json", metrics)
+    from .plots import plot_learning_curve
+
+    plot_learning_curve(metrics.get("history", []), directory / "learning_curve.png",
+                        f"{model.config.name}: test accuracy {100 * (metrics.get('test_acc') or 0):.2f} %")
 
 
 def load_checkpoint(directory: Path) -> tuple[BMCNN, dict]:

@@ -2,130 +2,30 @@
 
 Hardware semantics every layer follows (and the golden model reproduces):
 
-* binary weights w in {-1, +1}; activations in {0, 1} (rows driven at 0 or V_read);
-* the first layer takes unsigned ``input_bits``-bit pixels p (fixed point Q0.8: value
+* binary weights w in {-1, +1} (memristive), or fixed-point weight codes (digital);
+  activations in {0, 1} (rows driven at 0 or V_read);
+* the first layer takes unsigned ``input_bits``-bit pixels p (fixed point UQ0.8: value
   p / 256; the integer accumulator is in units of that LSB);
 * hidden layers: ``a = step(BN(acc))``, evaluated in float64 in eval mode so that the
   compiler can fold it into an exact integer threshold;
 * the output layer: integer scores ``acc * S + B`` with fixed-point S, B
-  (``score_frac_bits`` fraction bits), trained with a rounding STE.
+  (``score_format``), trained with a rounding STE.
+
+The architectures themselves are data: :mod:`bmcnn_hw.train.architecture`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from .architecture import FixedFormat, LayerSpec, ModelConfig
 from .binarize import binarize, quantize_fixed, step
 
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One memristive layer: ``kind`` is "conv" (square kernel, stride 1, no padding) or "fc"."""
-
-    kind: str
-    out: int
-    """Output channels (conv) or features (fc)."""
-    kernel: int = 0
-    """Conv kernel size (ignored for fc)."""
-    pool: int = 1
-    """Max-pool window and stride after the activation (1 = none)."""
-
-    def __post_init__(self):
-        if self.kind not in ("conv", "fc"):
-            raise ConfigError(f"layer kind must be 'conv' or 'fc', not {self.kind!r}")
-        if not isinstance(self.out, int) or self.out < 1:
-            raise ConfigError(f"layer out must be a positive integer, not {self.out!r}")
-        if self.kind == "conv" and (not isinstance(self.kernel, int) or self.kernel < 1):
-            raise ConfigError(f"conv kernel must be a positive integer, not {self.kernel!r}")
-        if not isinstance(self.pool, int) or self.pool < 1:
-            raise ConfigError(f"pool must be a positive integer, not {self.pool!r}")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """A BMCNN: input format and the list of memristive layers (the last gives class scores)."""
-
-    name: str = "bmcnn-compact"
-    input_shape: tuple = (1, 28, 28)
-    input_bits: int = 8
-    layers: tuple = (
-        LayerSpec("conv", 32, kernel=5, pool=2),
-        LayerSpec("fc", 128),
-        LayerSpec("fc", 10),
-    )
-    score_frac_bits: int = 10
-    """Fraction bits of the output layer's fixed-point scale and bias."""
-    bn_eps: float = 1e-5
-
-    def __post_init__(self):
-        if not self.layers:
-            raise ConfigError("model needs at least one layer")
-        if not 1 <= self.input_bits <= 16:
-            raise ConfigError(f"input_bits must be in [1, 16], not {self.input_bits!r}")
-        if self.layers[-1].pool != 1 or self.layers[-1].kind != "fc":
-            raise ConfigError("the last layer must be an fc layer without pooling (it gives class scores)")
-        self.shapes()  # raises on sizes that do not fit
-
-    def shapes(self) -> list[tuple]:
-        """Input shape of every layer, then the output shape (C, H, W) or (F,).
-
-        Raises:
-            ConfigError: when a kernel does not fit or a pool does not divide its input.
-        """
-        shape = tuple(self.input_shape)
-        shapes = [shape]
-        for i, spec in enumerate(self.layers):
-            if spec.kind == "conv":
-                if len(shape) != 3:
-                    raise ConfigError(f"layers[{i}]: conv after fc is not supported")
-                c, h, w = shape
-                h, w = h - spec.kernel + 1, w - spec.kernel + 1
-                if h < 1 or w < 1:
-                    raise ConfigError(f"layers[{i}]: kernel {spec.kernel} larger than input {shape[1:]}")
-                if h % spec.pool or w % spec.pool:
-                    raise ConfigError(f"layers[{i}]: pool {spec.pool} does not divide conv output {h}x{w}")
-                shape = (spec.out, h // spec.pool, w // spec.pool)
-            else:
-                if spec.pool != 1:
-                    raise ConfigError(f"layers[{i}]: pooling after fc is not supported")
-                shape = (spec.out,)
-            shapes.append(shape)
-        return shapes
-
-    def fan_ins(self) -> list[int]:
-        """Crossbar rows (weights per output) of every layer."""
-        fans = []
-        for spec, shape in zip(self.layers, self.shapes()):
-            fans.append(shape[0] * spec.kernel ** 2 if spec.kind == "conv" else math.prod(shape))
-        return fans
-
-    def to_dict(self) -> dict:
-        """Plain-dict form (JSON)."""
-        d = dataclasses.asdict(self)
-        d["input_shape"] = list(self.input_shape)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        """Build from the plain-dict form.
-
-        Raises:
-            ConfigError: on unknown fields or invalid sizes.
-        """
-        try:
-            data = dict(data)
-            layers = tuple(LayerSpec(**spec) for spec in data.pop("layers"))
-            shape = tuple(data.pop("input_shape", (1, 28, 28)))
-            return cls(layers=layers, input_shape=shape, **data)
-        except (TypeError, KeyError) as exc:
-            raise ConfigError(f"model config: {exc}") from None
+__all__ = ["BMCNN", "LayerSpec", "ModelConfig", "ScoreHead", "ThresholdBN"]
 
 
 class ThresholdBN(nn.Module):
@@ -169,75 +69,132 @@ class ThresholdBN(nn.Module):
 class ScoreHead(nn.Module):
     """Fixed-point per-class affine of the output layer: ``score = acc * S + B`` (S, B integers).
 
-    The float returned is ``score / 2**frac_bits``, computed in float64 (exact).
+    S and B are codes of ``fmt`` (clamped to its range); the float returned is
+    ``score / 2**frac_bits``, computed in float64 in eval mode (exact).
     """
 
-    def __init__(self, classes: int, frac_bits: int, fan_in: int):
+    def __init__(self, classes: int, fmt: FixedFormat, init_scale: float):
         super().__init__()
-        self.frac_bits = frac_bits
-        self.scale = nn.Parameter(torch.full((classes,), 1.0 / math.sqrt(fan_in)))
+        self.fmt = fmt
+        self.frac_bits = fmt.frac_bits
+        self.scale = nn.Parameter(torch.full((classes,), init_scale))
         self.bias = nn.Parameter(torch.zeros(classes))
+
+    def _codes(self, value: torch.Tensor) -> torch.Tensor:
+        return quantize_fixed(value, self.frac_bits).clamp(self.fmt.code_min, self.fmt.code_max)
 
     def integer_params(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, B) as int64 tensors."""
-        s = quantize_fixed(self.scale.detach(), self.frac_bits).to(torch.int64)
-        b = quantize_fixed(self.bias.detach(), self.frac_bits).to(torch.int64)
-        return s, b
+        return self._codes(self.scale.detach()).to(torch.int64), self._codes(self.bias.detach()).to(torch.int64)
 
     def forward(self, acc: torch.Tensor) -> torch.Tensor:
-        s = quantize_fixed(self.scale, self.frac_bits)
-        b = quantize_fixed(self.bias, self.frac_bits)
+        s, b = self._codes(self.scale), self._codes(self.bias)
         if self.training:
             return (acc * s + b) / 2 ** self.frac_bits
         return (acc.double() * s.double() + b.double()) / 2 ** self.frac_bits
 
 
+def fixed_codes(w: torch.Tensor, fmt: FixedFormat) -> torch.Tensor:
+    """Integer weight codes of a fixed-point layer (rounding STE, clamped to the format)."""
+    return quantize_fixed(w, fmt.frac_bits).clamp(fmt.code_min, fmt.code_max)
+
+
+def _init_bound(spec: LayerSpec, fan_in: int) -> float:
+    """Half-width of the uniform initialisation of a layer's latent weights."""
+    return 0.1 if spec.precision == "binary" else 1.0 / math.sqrt(fan_in)
+
+
+def _float_norm(spec: LayerSpec) -> nn.Module:
+    return nn.BatchNorm2d(spec.out) if spec.kind == "conv" else nn.BatchNorm1d(spec.out)
+
+
 class BMCNN(nn.Module):
-    """Binary conv/fc layers with {0,1} activations, built from a :class:`ModelConfig`."""
+    """Binary / fixed-point / float conv and fc layers, built from a :class:`ModelConfig`.
+
+    Binary and fixed layers use integer-valued weights (+-1 or fixed-point codes), so
+    every accumulator is an exact integer; hidden activations are {0, 1}. The float
+    baseline uses float weights, batch norm and ReLU on pixels scaled to [0, 1].
+
+    ``weight_noise``, when set, is called as ``weight_noise(index, weights)`` on the
+    effective weights of each binary (memristive) layer in training mode and returns the
+    perturbed weights (variation-aware training).
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        shapes = config.shapes()
+        self.weight_noise = None
+        shapes, fans = config.shapes(), config.fan_ins()
         self.weights = nn.ParameterList()
         self.norms = nn.ModuleList()
-        for spec, shape, fan_in in zip(config.layers, shapes, config.fan_ins()):
-            if spec.kind == "conv":
-                w = torch.empty(spec.out, shape[0], spec.kernel, spec.kernel)
-            else:
-                w = torch.empty(spec.out, fan_in)
-            nn.init.uniform_(w, -0.1, 0.1)
+        for spec, shape, fan_in in zip(config.layers, shapes, fans):
+            size = (spec.out, shape[0], spec.kernel, spec.kernel) if spec.kind == "conv" else (spec.out, fan_in)
+            w = torch.empty(size)
+            bound = _init_bound(spec, fan_in)
+            nn.init.uniform_(w, -bound, bound)
             self.weights.append(nn.Parameter(w))
         for spec in config.layers[:-1]:
-            self.norms.append(ThresholdBN(spec.out, config.bn_eps))
-        self.head = ScoreHead(config.layers[-1].out, config.score_frac_bits, config.fan_ins()[-1])
+            self.norms.append(_float_norm(spec) if config.is_float else ThresholdBN(spec.out, config.bn_eps))
+        last = config.layers[-1]
+        if config.is_float:
+            self.head_bias = nn.Parameter(torch.zeros(last.out))
+        else:
+            fmt = last.weight_fmt
+            typical = _init_bound(last, fans[-1]) * 2 ** fmt.frac_bits if fmt else 1.0
+            self.head = ScoreHead(last.out, FixedFormat.parse(config.score_format),
+                                  1.0 / (math.sqrt(fans[-1]) * max(1.0, typical)))
+
+    def effective_weight(self, i: int) -> torch.Tensor:
+        """Weights layer ``i`` computes with: +-1, fixed-point codes, or float (with STE)."""
+        spec, w = self.config.layers[i], self.weights[i]
+        if spec.precision == "binary":
+            w = binarize(w)
+            if self.training and self.weight_noise is not None:
+                w = self.weight_noise(i, w)
+            return w
+        if spec.precision == "fixed":
+            return fixed_codes(w, spec.weight_fmt)
+        return w
 
     def binary_weights(self) -> list[torch.Tensor]:
-        """Each layer's weights in {-1, +1} (conv: (out, in, k, k); fc: (out, in))."""
-        return [binarize(w.detach()) for w in self.weights]
+        """Each layer's integer weights: {-1, +1} or fixed-point codes (conv: (out, in, k, k); fc: (out, in))."""
+        spec_weights = []
+        for spec, w in zip(self.config.layers, self.weights):
+            w = w.detach()
+            spec_weights.append(binarize(w) if spec.precision == "binary" else fixed_codes(w, spec.weight_fmt))
+        return spec_weights
 
     def layer_accumulators(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        """Integer-valued accumulator of layer ``i`` for its input ``x``."""
+        """Accumulator of layer ``i`` for its input ``x`` (integer-valued unless float)."""
         spec = self.config.layers[i]
-        w = binarize(self.weights[i])
+        w = self.effective_weight(i)
         if spec.kind == "conv":
             return F.conv2d(x, w)
         return F.linear(x.flatten(1), w)
 
     def forward(self, x: torch.Tensor, return_activations: bool = False):
-        """Scores for uint8-valued pixels ``x`` (N, C, H, W) as float; optionally every layer's bits."""
+        """Scores for uint8-valued pixels ``x`` (N, C, H, W) as float; optionally every layer's output."""
         x = x.float()
+        if self.config.is_float:
+            x = x / (2 ** self.config.input_bits - 1)
         activations = []
         for i, spec in enumerate(self.config.layers[:-1]):
             x = self.norms[i](self.layer_accumulators(x, i))
+            if self.config.is_float:
+                x = F.relu(x)
             if spec.pool > 1:
                 x = F.max_pool2d(x, spec.pool)
             activations.append(x)
-        scores = self.head(self.layer_accumulators(x, len(self.config.layers) - 1))
+        acc = self.layer_accumulators(x, len(self.config.layers) - 1)
+        scores = acc + self.head_bias if self.config.is_float else self.head(acc)
         return (scores, activations) if return_activations else scores
 
     def clip_latent_weights(self) -> None:
-        """Keep latent weights in [-1, 1] (BinaryConnect)."""
+        """Keep latent weights inside the representable range (BinaryConnect clipping)."""
         with torch.no_grad():
-            for w in self.weights:
-                w.clamp_(-1.0, 1.0)
+            for spec, w in zip(self.config.layers, self.weights):
+                if spec.precision == "binary":
+                    w.clamp_(-1.0, 1.0)
+                elif spec.precision == "fixed":
+                    fmt = spec.weight_fmt
+                    w.clamp_(fmt.code_min / 2 ** fmt.frac_bits, fmt.code_max / 2 ** fmt.frac_bits)
