@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import HardwareConfig
-from .errors import ArtefactError, BmcnnError
+from .errors import ArtefactError, BmcnnError, ConfigError
 from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic
 
 SCHEMA = "bmcnn-hw/compiled-model"
@@ -74,6 +74,10 @@ class CompiledLayer:
     adc_bits: int = 0
     bipolar: bool = False
     """Rows are driven at {-V, +V}: ADC codes are 2 dot - colsum, corrected digitally."""
+    digital: bool = False
+    """A fixed-point layer computed by a digital MAC (no crossbar, no tiling, no ADC)."""
+    weight_bits: int = 1
+    """Width of the signed weight codes of a digital layer (1: binary +-1)."""
 
     @property
     def rows(self) -> int:
@@ -98,6 +102,8 @@ class CompiledLayer:
         sequence of ADC codes, even clipped ones from a chip with variation: at most
         2**(adc_bits-1) per read, shifted by up to input_bits-1, over all row tiles.
         """
+        if self.digital:
+            return max(-self.acc_min, self.acc_max + 1)
         adc_peak = 2 ** max(self.adc_bits - 1, 0) * (2 ** self.input_bits - 1)
         n_row_tiles = self.tiling.n_row_tiles if self.tiling else 1
         bound = max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles)
@@ -119,6 +125,18 @@ class CompiledModel:
     model_config: dict
     score_frac_bits: int
     provenance: dict = field(default_factory=dict)
+
+    @property
+    def memristive_layers(self) -> list[int]:
+        """Indices of the layers that run on crossbars (the others are digital)."""
+        return [i for i, layer in enumerate(self.layers) if not layer.digital]
+
+    def require_all_memristive(self, what: str) -> None:
+        """Raise ConfigError when a layer is digital (``what`` names the unsupported step)."""
+        digital = [layer.name for layer in self.layers if layer.digital]
+        if digital:
+            raise ConfigError(f"{what}: layer(s) {', '.join(digital)} are digital fixed-point layers, for which "
+                              f"no RTL is generated yet; use a model whose layers are all binary")
 
     def replace_layer(self, index: int, **changes) -> "CompiledModel":
         """A copy with layer ``index`` changed."""
@@ -201,11 +219,16 @@ def verify_files(build_dir: Path, manifest: dict, names=None) -> None:
             raise ArtefactError(f"{path}: SHA-256 differs from manifest.json (file changed or corrupt)")
 
 
-def _check_weight(build_dir: Path, index: int, weight) -> None:
+def _check_weight(build_dir: Path, index: int, weight, meta: dict) -> None:
+    where = f"{build_dir / 'arrays.npz'}: layer{index}.weight"
     if weight is None or weight.ndim != 2:
-        raise ArtefactError(f"{build_dir / 'arrays.npz'}: layer{index}.weight missing or not a matrix")
-    if weight.dtype != np.int8 or not np.isin(weight, (-1, 1)).all():
-        raise ArtefactError(f"{build_dir / 'arrays.npz'}: layer{index}.weight must be int8 with values -1 or +1")
+        raise ArtefactError(f"{where} missing or not a matrix")
+    if meta.get("digital"):
+        bound = 2 ** (int(meta.get("weight_bits", 1)) - 1)
+        if weight.dtype.kind != "i" or weight.min(initial=0) < -bound or weight.max(initial=0) >= bound:
+            raise ArtefactError(f"{where} must hold signed {meta.get('weight_bits')}-bit integer codes")
+    elif weight.dtype != np.int8 or not np.isin(weight, (-1, 1)).all():
+        raise ArtefactError(f"{where} must be int8 with values -1 or +1")
 
 
 def load_model(build_dir: Path) -> CompiledModel:
@@ -228,7 +251,7 @@ def load_model(build_dir: Path) -> CompiledModel:
                 meta.pop(derived)
             tiling = meta.pop("tiling")
             fields = {name: arrays.get(f"layer{i}.{name}") for name in _ARRAY_FIELDS}
-            _check_weight(build_dir, i, fields["weight"])
+            _check_weight(build_dir, i, fields["weight"], meta)
             meta["in_shape"], meta["out_shape"] = tuple(meta["in_shape"]), tuple(meta["out_shape"])
             layers.append(CompiledLayer(**meta, **fields, tiling=Tiling(**tiling) if tiling else None))
         hardware = HardwareConfig.from_dict(manifest["hardware"], where=str(build_dir / "manifest.json"))

@@ -117,13 +117,17 @@ def cmd_compile(args) -> int:
     from .build import build
 
     model = build(args.checkpoint, args.out, _hardware(args), chip_seed=args.chip_seed)
-    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers)
+    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers if not l.digital)
     for layer in model.layers:
         t = layer.tiling
+        if layer.digital:
+            print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights, digital {layer.weight_bits}-bit "
+                  f"fixed point (no crossbar, no netlist, no RTL yet), accumulator {layer.acc_width} bits")
+            continue
         print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights -> {t.n_row_tiles} x {t.n_col_tiles} tiles "
               f"of {t.tile_rows}x{t.tile_cols} (padding {t.pad_rows} rows, {t.pad_cols} cols), "
               f"ADC {layer.adc_bits} bits, accumulator {layer.acc_width} bits")
-    print(f"{tiles} tile netlists, {len(model.layers)} Verilog modules written to {args.out}")
+    print(f"{tiles} tile netlists, {len(model.memristive_layers)} Verilog modules written to {args.out}")
     return 0
 
 

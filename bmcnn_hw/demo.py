@@ -65,14 +65,14 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
     summary.add("data", f"{len(train_set)} train / {len(test_set)} test images from {data_dir}")
 
     start = time.perf_counter()
-    params = TrainParams(epochs=epochs, seed=seed, limit=limit)
+    params = TrainParams(epochs=epochs, seed=seed, limit=limit, val_size=0)
     torch_model, metrics = train(load_model_config(), train_set, test_set, params)
-    save_checkpoint(out_dir / "checkpoint", torch_model, params.__dict__, metrics)
+    save_checkpoint(out_dir / "checkpoint", torch_model, params.to_dict(), metrics)
     summary.add(f"train ({epochs} epoch, seed {seed})",
                 f"test accuracy {100 * metrics['test_acc']:.2f} % in {time.perf_counter() - start:.0f} s")
 
     model = build(out_dir / "checkpoint", out_dir / "build", HardwareConfig(), chip_seed=seed)
-    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers)
+    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers if not l.digital)
     summary.add("compile", f"{len(model.layers)} layers, {tiles} tiles -> {tiles} tile netlists, "
                            f"{2 * len(model.layers)} Verilog files + register maps in {out_dir / 'build'}")
 

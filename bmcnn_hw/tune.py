@@ -78,6 +78,8 @@ def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
     layers, writes = {}, {}
     for layer, offsets in zip(model.layers, tuning.offsets):
         layers[layer.name] = [int(v) for v in offsets]
+        if layer.digital:  # exact digital layer: nothing to tune, no periphery registers
+            continue
         base = layer_registers(layer)["tune_offset"].offset
         writes[f"periphery_{layer.name}"] = [[base + k, int(v)] for k, v in enumerate(offsets) if v]
     write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,

@@ -52,10 +52,10 @@ def checkpoint(tmp_path_factory, mnist_train, mnist_test) -> Path:
     from bmcnn_hw.train.loop import TrainParams, train
     from bmcnn_hw.train.model import ModelConfig
 
-    params = TrainParams(epochs=1, seed=1, limit=6000)
+    params = TrainParams(epochs=1, seed=1, limit=6000, val_size=0)
     model, metrics = train(ModelConfig(), mnist_train, mnist_test.head(1000), params, progress=False)
     out = tmp_path_factory.mktemp("ckpt")
-    save_checkpoint(out, model, params.__dict__, metrics)
+    save_checkpoint(out, model, params.to_dict(), metrics)
     return out
 
 

@@ -17,6 +17,29 @@ from ..artefact import CompiledModel
 from ..errors import ArtefactError
 
 
+GRID_LIMIT = 1 << 16
+"""Accumulator ranges up to this many integers are folded on the full grid (and checked
+for monotonicity everywhere); wider ones (digital fixed-point layers) by bisection."""
+
+
+def _active(norm, acc: torch.Tensor) -> np.ndarray:
+    """Activation of every channel for integer accumulators ``acc`` (points, channels)."""
+    with torch.no_grad():
+        return (norm.eval_preactivation(acc.to(torch.float64)) >= 0).numpy()
+
+
+def _first_true(predicate, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per channel, the smallest a in [lo, hi) with predicate true (hi when none), for
+    a predicate that is false then true along a (monotone)."""
+    lo, hi = lo.copy(), hi.copy()
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        true = predicate(mid)
+        hi = np.where((lo < hi) & true, mid, hi)
+        lo = np.where((lo < hi) & ~true, mid + 1, lo)
+    return lo
+
+
 def fold_threshold(norm, acc_min: int, acc_max: int) -> tuple[np.ndarray, np.ndarray]:
     """Integer ``theta`` (int64) and ``flip`` (uint8) per channel for a ThresholdBN.
 
@@ -24,19 +47,38 @@ def fold_threshold(norm, acc_min: int, acc_max: int) -> tuple[np.ndarray, np.nda
         ArtefactError: if the activation is not monotone over the range (cannot happen
             for finite parameters; guards against NaN in a corrupt checkpoint).
     """
-    grid = torch.arange(acc_min, acc_max + 1, dtype=torch.float64)
     channels = norm.weight.numel()
-    with torch.no_grad():
-        active = (norm.eval_preactivation(grid[:, None].expand(-1, channels)) >= 0).numpy()
-    count = active.sum(axis=0)
     decreasing = (norm.weight.detach().double() < 0).numpy()
-    theta = np.where(decreasing, acc_min + count, acc_max + 1 - count).astype(np.int64)
     flip = decreasing.astype(np.uint8)
+    if acc_max - acc_min + 1 > GRID_LIMIT:
+        # active(a) XOR decreasing switches from false to true at theta.
+        def switched(points: np.ndarray) -> np.ndarray:
+            return _active(norm, torch.from_numpy(points)[None, :])[0] ^ decreasing
+
+        lo = np.full(channels, acc_min, dtype=np.int64)
+        theta = _first_true(switched, lo, np.full(channels, acc_max + 1, dtype=np.int64))
+        _check_switch(norm, theta, acc_min, acc_max, decreasing)
+        return theta, flip
+    grid = torch.arange(acc_min, acc_max + 1, dtype=torch.float64)
+    active = _active(norm, grid[:, None].expand(-1, channels))
+    count = active.sum(axis=0)
+    theta = np.where(decreasing, acc_min + count, acc_max + 1 - count).astype(np.int64)
     rebuilt = (grid.numpy()[:, None] >= theta[None, :]) ^ flip.astype(bool)[None, :]
     if not np.array_equal(rebuilt, active):
         bad = int(np.argmax((rebuilt != active).any(axis=0)))
         raise ArtefactError(f"channel {bad}: batch-norm activation is not monotone (NaN in the checkpoint?)")
     return theta, flip
+
+
+def _check_switch(norm, theta: np.ndarray, acc_min: int, acc_max: int, decreasing: np.ndarray) -> None:
+    """The folded activation equals the BN one at both ends and on both sides of theta."""
+    points = np.stack([np.full_like(theta, acc_min), np.clip(theta - 1, acc_min, acc_max),
+                       np.clip(theta, acc_min, acc_max), np.full_like(theta, acc_max)])
+    active = _active(norm, torch.from_numpy(points))
+    rebuilt = (points >= theta[None, :]) ^ decreasing[None, :]
+    if not np.array_equal(rebuilt, active):
+        bad = int(np.argmax((rebuilt != active).any(axis=0)))
+        raise ArtefactError(f"channel {bad}: batch-norm activation is not monotone (NaN in the checkpoint?)")
 
 
 def fold_bn(model: CompiledModel, torch_model) -> CompiledModel:

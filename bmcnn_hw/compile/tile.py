@@ -17,6 +17,8 @@ def tile(model: CompiledModel) -> CompiledModel:
     """Record tiling and ADC bits of every layer (from the model's HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout
     for i, layer in enumerate(model.layers):
+        if layer.digital:
+            continue
         tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
         used_rows = min(layer.rows, geometry.tile_rows)
         model = model.replace_layer(i, tiling=tiling, adc_bits=readout.resolved_bits(used_rows),

@@ -1,4 +1,5 @@
-"""Pass: lay every trained layer out as a crossbar weight matrix (im2col order for conv)."""
+"""Pass: lay every trained layer out as a weight matrix (im2col order for conv): crossbar
++-1 for binary layers, integer codes for digital fixed-point layers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel
 from ..config import HardwareConfig
-from ..errors import ArtefactError
+from ..errors import ArtefactError, ConfigError
 
 
 def conv_weight_to_matrix(weight: np.ndarray) -> np.ndarray:
@@ -14,30 +15,46 @@ def conv_weight_to_matrix(weight: np.ndarray) -> np.ndarray:
     return weight.reshape(weight.shape[0], -1).T
 
 
-def accumulator_range(fan_in: int, input_bits: int) -> tuple[int, int]:
-    """Bounds of ``sum(w * x)`` for w in {-1, +1} and unsigned ``input_bits``-bit x."""
-    peak = (2 ** input_bits - 1) * fan_in
+def accumulator_range(fan_in: int, input_bits: int, weight_bound: int = 1) -> tuple[int, int]:
+    """Bounds of ``sum(w * x)`` for |w| <= ``weight_bound`` and unsigned ``input_bits``-bit x."""
+    peak = (2 ** input_bits - 1) * fan_in * weight_bound
     return -peak, peak
+
+
+def _weight_matrix(index: int, spec, w: np.ndarray) -> np.ndarray:
+    """Crossbar-order integer matrix of one layer, checked against its precision."""
+    if spec.precision == "binary" and not np.isin(w, (-1.0, 1.0)).all():
+        raise ArtefactError(f"layer {index}: binarized weights must be -1 or +1")
+    if spec.precision == "fixed" and not np.array_equal(w, np.rint(w)):
+        raise ArtefactError(f"layer {index}: fixed-point weight codes must be integers")
+    matrix = conv_weight_to_matrix(w) if spec.kind == "conv" else w.T
+    return np.ascontiguousarray(matrix, dtype=np.int8 if spec.precision == "binary" else np.int16)
 
 
 def to_crossbar(torch_model, hardware: HardwareConfig) -> CompiledModel:
     """Build the CompiledModel skeleton (weights, shapes, ranges) from a trained BMCNN.
 
+    Binary layers become crossbar matrices of +-1; fixed-point layers become digital
+    layers holding their integer weight codes.
+
     Raises:
+        ConfigError: for the float baseline (it has no hardware form).
         ArtefactError: when a binarized weight is not exactly -1 or +1.
     """
     config = torch_model.config
+    if config.is_float:
+        raise ConfigError(f"model {config.name!r} is a float baseline: only binary and fixed-point "
+                          f"layers compile to hardware")
     shapes = config.shapes()
     layers = []
     for i, (spec, w) in enumerate(zip(config.layers, torch_model.binary_weights())):
-        w = w.numpy()
-        if not np.isin(w, (-1.0, 1.0)).all():
-            raise ArtefactError(f"layer {i}: binarized weights must be -1 or +1")
-        matrix = conv_weight_to_matrix(w) if spec.kind == "conv" else w.T
+        matrix = _weight_matrix(i, spec, w.numpy())
         input_bits = config.input_bits if i == 0 else 1
-        acc_min, acc_max = accumulator_range(matrix.shape[0], input_bits)
+        acc_min, acc_max = accumulator_range(matrix.shape[0], input_bits, spec.weight_code_bound)
+        digital = spec.precision == "fixed"
         layers.append(CompiledLayer(
             name=f"{spec.kind}{i}", kind=spec.kind, in_shape=tuple(shapes[i]), out_shape=tuple(shapes[i + 1]),
             kernel=spec.kernel if spec.kind == "conv" else 0, pool=spec.pool, input_bits=input_bits,
-            weight=np.ascontiguousarray(matrix, dtype=np.int8), acc_min=acc_min, acc_max=acc_max))
+            weight=matrix, acc_min=acc_min, acc_max=acc_max, digital=digital,
+            weight_bits=spec.weight_fmt.bits if digital else 1))
     return CompiledModel(tuple(layers), hardware, config.to_dict(), config.score_frac_bits)

@@ -54,6 +54,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
                register_writes: dict | None = None, sim: str = "icarus", progress: bool = True) -> dict:
     """Co-simulate ``images`` through SPICE tiles and RTL layer tops; returns the report dict."""
     model = load_model(build_dir)
+    model.require_all_memristive("cosim")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists")

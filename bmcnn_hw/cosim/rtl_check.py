@@ -54,6 +54,7 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
     register writes/read-backs and resets; then (``tops``) the layer top (periphery + pool or
     argmax) on pooled outputs / predictions. Stimuli and stalls are drawn with ``seed``.
     """
+    model.require_all_memristive("RTL check")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
     chip = chip or Chip(model)

@@ -89,6 +89,8 @@ class Chip:
         self.readout = model.hardware.readout
         r_ref = reference_resistance(self.params.r_on_ohm, self.params.r_off_ohm)
         for i, layer in enumerate(model.layers):
+            if layer.digital:
+                continue
             for rt in range(layer.tiling.n_row_tiles):
                 for ct in range(layer.tiling.n_col_tiles):
                     plus_on, minus_on = device_states(padded_tile(layer, rt, ct), self.encoding)

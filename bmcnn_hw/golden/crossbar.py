@@ -23,7 +23,7 @@ import numpy as np
 from ..artefact import CompiledModel
 from ..config import ReadoutParams
 from .chip import Chip
-from .integer import Trace, run_integer
+from .integer import Trace, exact_matmul, run_integer
 from .tile_physics import TileResponse, tile_response
 
 
@@ -137,6 +137,8 @@ class CrossbarAccumulator:
         return codes
 
     def __call__(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
+        if layer.digital:  # a digital MAC: exact, no devices
+            return exact_matmul(rows, layer.weight)
         n, p, _ = rows.shape
         flat = rows.reshape(n * p, layer.rows)
         t = layer.tiling

@@ -206,6 +206,8 @@ def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str,
         shutil.copyfile(spice_models_dir() / name, lib_dir / name)
         files[f"{out_dir.name}/lib/{name}"] = sha256_file(lib_dir / name)
     for i, layer in enumerate(model.layers):
+        if layer.digital:
+            continue
         texts = {layer_top_name(layer): layer_top_netlist(model, chip, i)}
         for rt in range(layer.tiling.n_row_tiles):
             for ct in range(layer.tiling.n_col_tiles):

@@ -33,6 +33,8 @@ def compare_reads(spice_reads: list, physics_reads: list) -> tuple[float, tuple 
 def _layer_rows(model, spice_acc, physics_acc, n_images: int) -> list[dict]:
     rows = []
     for i, layer in enumerate(model.layers):
+        if layer.digital:
+            continue
         pairs = [(s, p) for s, p in zip(spice_acc.reads, physics_acc.reads) if s[0] == i]
         worst, first = compare_reads([s for s, _ in pairs], [p for _, p in pairs])
         same_codes = first is None

@@ -40,10 +40,10 @@ def test_straight_through_estimators():
 
 
 def test_same_seed_same_weights(mnist_train, mnist_test):
-    params = TrainParams(epochs=1, seed=3, limit=640)
+    params = TrainParams(epochs=1, seed=3, limit=640, val_size=0)
     a, _ = train(ModelConfig(), mnist_train, mnist_test.head(100), params, progress=False)
     b, _ = train(ModelConfig(), mnist_train, mnist_test.head(100), params, progress=False)
-    c, _ = train(ModelConfig(), mnist_train, mnist_test.head(100), TrainParams(epochs=1, seed=4, limit=640),
+    c, _ = train(ModelConfig(), mnist_train, mnist_test.head(100), TrainParams(epochs=1, seed=4, limit=640, val_size=0),
                  progress=False)
     for wa, wb in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(wa, wb)
