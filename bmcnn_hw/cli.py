@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd.cmd_tune)
 
     sw = sub.add_parser("sweep", help="accuracy vs device variation over many chips, with and without tuning")
-    sw.add_argument("build", type=Path, metavar="BUILD_DIR")
+    sw.add_argument("build", type=Path, nargs="+", metavar="BUILD_DIR",
+                    help="one build, or several to compare (e.g. plain vs variation-aware trained) on the same chips")
+    sw.add_argument("--labels", help="comma-separated names of the builds in tables and plots (default: dir names)")
     sw.add_argument("--sigmas", default="0,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5",
                     help="comma-separated relative sigmas (default 0 to 0.5 in steps of 0.05)")
     sw.add_argument("--mode", default="together", choices=["together", "on", "off"],

@@ -215,7 +215,7 @@ def cmd_sweep(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .errors import ConfigError
-    from .sweep import run_sweep, sweep_markdown, write_sweep
+    from .sweep import comparison_markdown, run_sweep, sweep_markdown, write_comparison, write_sweep
 
     try:
         sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
@@ -223,15 +223,25 @@ def cmd_sweep(args) -> int:
         raise ConfigError(f"--sigmas must be comma-separated numbers, not {args.sigmas!r}") from None
     if not sigmas or any(s < 0 for s in sigmas) or args.chips < 1:
         raise ConfigError("--sigmas needs non-negative values and --chips a positive count")
-    load_model(args.build)
+    labels = args.labels.split(",") if args.labels else [b.name for b in args.build]
+    if len(labels) != len(args.build) or len(set(labels)) != len(labels):
+        raise ConfigError("--labels needs one distinct name per BUILD_DIR (build directory names must differ too)")
+    for build in args.build:
+        load_model(build)
     data_dir = _data_dir(args)
     test = load_mnist(data_dir, "test").head(args.images)
     calib = load_mnist(data_dir, "train").images[: args.calib]
-    result = run_sweep(args.build, test, calib, sigmas, args.chips, mode=args.mode, distribution=args.distribution,
-                       tune=not args.no_tune, seed=args.seed, workers=args.workers, scheduler=args.scheduler,
-                       spice_spot=args.spice_spot)
-    paths = write_sweep(result, args.out)
-    print(sweep_markdown(result))
+    results = {label: run_sweep(build, test, calib, sigmas, args.chips, mode=args.mode,
+                                distribution=args.distribution, tune=not args.no_tune, seed=args.seed,
+                                workers=args.workers, scheduler=args.scheduler, spice_spot=args.spice_spot)
+               for label, build in zip(labels, args.build)}
+    if len(results) == 1:
+        result = next(iter(results.values()))
+        paths = write_sweep(result, args.out)
+        print(sweep_markdown(result))
+    else:
+        paths = write_comparison(results, args.out)
+        print(comparison_markdown(results))
     print("written: " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -163,19 +163,21 @@ def sweep_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_sweep(result: dict, out_stem: Path) -> list[Path]:
-    """Accuracy vs sigma with error bars (PNG and SVG)."""
+def plot_sweep(result: dict, out_stem: Path, labelled: dict | None = None) -> list[Path]:
+    """Accuracy vs sigma with error bars (PNG and SVG); ``labelled`` maps labels to more results."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    sigmas = [r["sigma"] for r in result["summary"]]
-    for key, label in (("plain", "no tuning"), ("tuned", "tuned (registers only)")):
-        if f"{key}_mean" in result["summary"][0]:
-            ax.errorbar(sigmas, [100 * r[f"{key}_mean"] for r in result["summary"]],
-                        yerr=[100 * r[f"{key}_std"] for r in result["summary"]], marker="o", capsize=3, label=label)
+    for name, res in (labelled or {"": result}).items():
+        sigmas = [r["sigma"] for r in res["summary"]]
+        for key, label in (("plain", "no tuning"), ("tuned", "tuned (registers only)")):
+            if f"{key}_mean" in res["summary"][0]:
+                ax.errorbar(sigmas, [100 * r[f"{key}_mean"] for r in res["summary"]],
+                            yerr=[100 * r[f"{key}_std"] for r in res["summary"]], marker="o", capsize=3,
+                            label=f"{name}: {label}" if name else label, linestyle="--" if key == "tuned" else "-")
     ax.set_xlabel(f"relative sigma ({result['mode']})")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"accuracy vs device variation ({result['chips']} chips per point)")
@@ -199,3 +201,36 @@ def write_sweep(result: dict, out_dir: Path) -> list[Path]:
     write_json_atomic(out_dir / "sweep.json", result)
     write_text_atomic(out_dir / "sweep.md", sweep_markdown(result))
     return [out_dir / "sweep.json", out_dir / "sweep.md", *plot_sweep(result, out_dir / "sweep")]
+
+
+def comparison_markdown(results: dict) -> str:
+    """One table over several builds (e.g. plain vs variation-aware trained): label -> sweep result."""
+    first = next(iter(results.values()))
+    tuned = "tuned_mean" in first["summary"][0]
+    header = ["sigma"] + [f"{name}{' plain' if tuned else ''}" for name in results]
+    if tuned:
+        header += [f"{name} tuned" for name in results]
+    lines = [f"Accuracy (mean +- std over {first['chips']} chips, seeds {first['seed']}.."
+             f"{first['seed'] + first['chips'] - 1}, {first['images']} test images; sigma on "
+             f"{ {'together': 'R_on and R_off', 'on': 'R_on', 'off': 'R_off'}[first['mode']] }).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for k, row in enumerate(first["summary"]):
+        cells = [f"{row['sigma']:.2f}"]
+        for key in ("plain", "tuned") if tuned else ("plain",):
+            for res in results.values():
+                r = res["summary"][k]
+                cells.append(f"{100 * r[key + '_mean']:.2f} +- {100 * r[key + '_std']:.2f} %")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(results: dict, out_dir: Path) -> list[Path]:
+    """Each build's sweep under ``out_dir/<label>/`` plus compare.json/.md and compare.png/.svg."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for label, result in results.items():
+        write_sweep(result, out_dir / label)
+    write_json_atomic(out_dir / "compare.json", results)
+    write_text_atomic(out_dir / "compare.md", comparison_markdown(results))
+    first = next(iter(results.values()))
+    return [out_dir / "compare.json", out_dir / "compare.md", *plot_sweep(first, out_dir / "compare", results)]
