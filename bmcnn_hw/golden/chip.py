@@ -66,16 +66,27 @@ def _sample(nominal: np.ndarray, sigma: float, params: DeviceParams, rng: np.ran
     return np.maximum(nominal * (1 + sigma * z), MIN_R_FRACTION * nominal)
 
 
+def _stuck(r: np.ndarray, params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
+    """Devices stuck ON with probability p_stuck_on, else stuck OFF with p_stuck_off."""
+    if params.p_stuck_on or params.p_stuck_off:
+        u = rng.random(r.shape)
+        r = np.where(u < params.p_stuck_on, params.r_on_ohm, r)
+        r = np.where((u >= params.p_stuck_on) & (u < params.p_stuck_on + params.p_stuck_off), params.r_off_ohm, r)
+    return r
+
+
 def sample_devices(on: np.ndarray, params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
     """Resistances of devices programmed ON where ``on`` is True, OFF elsewhere."""
     r_on = _sample(np.full(on.shape, params.r_on_ohm), params.sigma_on_rel, params, rng)
     r_off = _sample(np.full(on.shape, params.r_off_ohm), params.sigma_off_rel, params, rng)
-    r = np.where(on, r_on, r_off)
-    if params.p_stuck_on or params.p_stuck_off:
-        u = rng.random(on.shape)
-        r = np.where(u < params.p_stuck_on, params.r_on_ohm, r)
-        r = np.where((u >= params.p_stuck_on) & (u < params.p_stuck_on + params.p_stuck_off), params.r_off_ohm, r)
-    return r
+    return _stuck(np.where(on, r_on, r_off), params, rng)
+
+
+def sample_state(on: bool, shape: tuple, params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
+    """Resistances of ``shape`` devices all programmed ON (or all OFF): the distribution and
+    faults of :func:`sample_devices`, drawing only the state that is needed."""
+    nominal, sigma = (params.r_on_ohm, params.sigma_on_rel) if on else (params.r_off_ohm, params.sigma_off_rel)
+    return _stuck(_sample(np.full(shape, nominal), sigma, params, rng), params, rng)
 
 
 class Chip:

@@ -46,6 +46,24 @@ def split_columns(i_phys: np.ndarray, encoding: str) -> tuple[np.ndarray, np.nda
     return i_phys[:, 0::2], i_phys[:, 1::2]
 
 
+@dataclass(frozen=True)
+class TileDifference:
+    """Linear response of a tile reduced to what the ADC and the energy meter need."""
+
+    transfer: np.ndarray
+    """(R, C) differential column current ``I+ - I-`` per volt on each row (A/V)."""
+    admittance: np.ndarray
+    """(R, R) driver admittance (read power is ``V . V @ admittance``)."""
+    diagonal: np.ndarray | None
+    """The admittance's diagonal when it is diagonal (ideal wires), else None."""
+
+    def power_form(self, volts: np.ndarray) -> np.ndarray:
+        """``V . (V @ admittance)`` per read (W)."""
+        if self.diagonal is not None:
+            return (volts * volts) @ self.diagonal
+        return np.sum(volts * (volts @ self.admittance), axis=1)
+
+
 class PhysicsReader:
     """Tile reads from the exact linear response of each tile (ideal or resistive wires)."""
 
@@ -60,6 +78,17 @@ class PhysicsReader:
             r_phys, _ = self.chip.tiles[(layer_index, rt, ct)].physical(used_rows, used_cols)
             p = self.chip.params
             self._responses[key] = tile_response(r_phys, p.r_wire_ohm, p.r_source_ohm, self.chip.readout.tia_input_ohm)
+        return self._responses[key]
+
+    def difference(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference:
+        """The (cached) response of ``I+ - I-`` per volt and the read-power form of a tile."""
+        key = ("diff", layer_index, rt, ct, used_rows, used_cols)
+        if key not in self._responses:
+            resp = self.response(layer_index, rt, ct, used_rows, used_cols)
+            plus, minus = split_columns(resp.transfer, self.chip.encoding)
+            adm = resp.admittance
+            diagonal = np.diag(adm) if np.count_nonzero(adm - np.diag(np.diag(adm))) == 0 else None
+            self._responses[key] = TileDifference(plus - minus, adm, diagonal)
         return self._responses[key]
 
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
@@ -136,9 +165,45 @@ class CrossbarAccumulator:
             self.reads.append((index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
         return codes
 
+    @property
+    def _fast(self) -> bool:
+        """Physics reads without recording or read noise take the vectorised path."""
+        return isinstance(self.reader, PhysicsReader) and not self.record and not self.reader.chip.params.read_noise_rel
+
+    def _fast_tile_codes(self, index: int, layer, rt: int, ct: int, bits: np.ndarray, used_cols: int) -> np.ndarray:
+        """ADC codes of distinct input-bit rows of one tile (same numbers as a reader pass)."""
+        diff = self.reader.difference(index, rt, ct, bits.shape[1], used_cols)
+        volts = self.drive(bits.astype(np.float64))
+        codes = adc_codes(volts @ diff.transfer, self.unit, self.model.hardware.readout, layer.adc_bits)
+        return codes, self.model.hardware.readout.t_read_s * diff.power_form(volts)
+
+    def _fast_call(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
+        """:meth:`__call__` for the physics reader: bit planes as uint8, distinct rows read once."""
+        n, p, _ = rows.shape
+        flat = rows.reshape(n * p, layer.rows).astype(np.uint8 if layer.input_bits <= 8 else np.uint16)
+        t = layer.tiling
+        acc = np.zeros((n * p, layer.cols), dtype=np.int32 if layer.acc_width <= 31 else np.int64)
+        for plane in range(layer.input_bits):
+            bits = ((flat >> plane) & 1).astype(np.uint8)
+            for rt in range(t.n_row_tiles):
+                r0, r1 = t.row_range(rt, layer.rows)
+                unique, inverse, counts = _distinct_bit_rows(bits[:, r0:r1])
+                for ct in range(t.n_col_tiles):
+                    c0, c1 = t.col_range(ct, layer.cols)
+                    codes, energy = self._fast_tile_codes(index, layer, rt, ct, unique, c1 - c0)
+                    if self.bipolar:
+                        codes = codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=codes.dtype)
+                    self.energy_j[index] += float(energy @ counts) if counts is not None else float(energy.sum())
+                    acc[:, c0:c1] += (codes if inverse is None else codes[inverse]) << plane
+        if self.bipolar:
+            acc >>= 1
+        return acc.astype(np.int64).reshape(n, p, layer.cols)
+
     def __call__(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
         if layer.digital:  # a digital MAC: exact, no devices
             return exact_matmul(rows, layer.weight)
+        if self._fast:
+            return self._fast_call(index, layer, rows)
         n, p, _ = rows.shape
         flat = rows.reshape(n * p, layer.rows)
         t = layer.tiling
@@ -172,6 +237,23 @@ def _unique_rows(volts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     keys = (volts > volts.min()).astype(np.int64) @ (np.int64(1) << np.arange(rows, dtype=np.int64))
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     return volts[first], inverse.reshape(-1)
+
+
+def _distinct_bit_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Distinct rows of a (M, R) 0/1 uint8 matrix, the inverse index and the counts.
+
+    Rows of up to 64 bits pack into one uint64 key; small batches and wider rows are
+    returned as they are (inverse and counts None).
+    """
+    m, r = bits.shape
+    if m < 256 or r > 64:
+        return bits, None, None
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    keys = np.zeros((m, 8), dtype=np.uint8)
+    keys[:, :packed.shape[1]] = packed
+    _, first, inverse, counts = np.unique(keys.view(np.uint64).ravel(), return_index=True, return_inverse=True,
+                                          return_counts=True)
+    return bits[first], inverse.reshape(-1), counts
 
 
 def run_crossbar(model: CompiledModel, images: np.ndarray, reader, record: bool = False) -> tuple[Trace, CrossbarAccumulator]:

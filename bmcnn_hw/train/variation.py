@@ -4,7 +4,7 @@ The physics executor reads a column as ``sum_r x_r V (G+_rc - G-_rc)`` and the A
 divides by the nominal unit current ``V (G_on - G_off)``. With ideal wires a sampled
 chip therefore computes with effective weights ``(G+ - G-) / (G_on - G_off)`` instead of
 +-1. :class:`DeviceNoise` draws those conductances with the golden model's own sampler
-(:func:`bmcnn_hw.golden.chip.sample_devices`: the same DeviceParams, distribution,
+(:func:`bmcnn_hw.golden.chip.sample_state`: the same DeviceParams, distribution,
 clipping and stuck-at faults), fresh for every batch, and substitutes them in the
 forward pass; gradients pass straight through to the latent weights. (ADC rounding,
 bit-serial planes and wire resistance are not modelled in training.)
@@ -17,7 +17,7 @@ import torch
 
 from ..compile.map_conductance import reference_resistance
 from ..config import DeviceParams
-from ..golden.chip import sample_devices
+from ..golden.chip import sample_state
 from .loop import derived_seed
 
 
@@ -35,7 +35,7 @@ class DeviceNoise:
         self.epoch, self.step = epoch, step
 
     def _conductances(self, on: bool, shape, rng) -> np.ndarray:
-        return 1.0 / sample_devices(np.full(shape, on), self.params, rng)
+        return 1.0 / sample_state(on, shape, self.params, rng)
 
     def __call__(self, index: int, weights: torch.Tensor) -> torch.Tensor:
         """Effective weights of a chip sample for binary ``weights`` (+-1) of layer ``index``."""

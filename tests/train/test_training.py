@@ -12,7 +12,7 @@ import torch
 from bmcnn_hw.cli import main
 from bmcnn_hw.config import DeviceParams
 from bmcnn_hw.errors import ArtefactError, ConfigError
-from bmcnn_hw.golden.chip import sample_devices
+from bmcnn_hw.golden.chip import sample_state
 from bmcnn_hw.train.loop import TrainParams, derived_seed, shifted, split_validation, train
 from bmcnn_hw.train.model import ModelConfig
 from bmcnn_hw.train.variation import DeviceNoise
@@ -64,8 +64,8 @@ def test_device_noise_uses_the_golden_sampler():
     noise.at_step(0, 1)
     assert not torch.equal(noise(1, weights), a)  # fresh samples per batch
     rng = np.random.default_rng(derived_seed(0, 0, 0, 1))  # the golden chip sampler, drawn by hand
-    g_on = 1 / sample_devices(np.ones((64, 64), bool), params, rng)
-    g_off = 1 / sample_devices(np.zeros((64, 64), bool), params, rng)
+    g_on = 1 / sample_state(True, (64, 64), params, rng)
+    g_off = 1 / sample_state(False, (64, 64), params, rng)
     expected = weights.numpy() * (g_on - g_off) / (1 / params.r_on_ohm - 1 / params.r_off_ohm)
     assert np.allclose(a.numpy(), expected, rtol=1e-6)
     ref = DeviceNoise(params, "reference", seed=0)(1, weights)
