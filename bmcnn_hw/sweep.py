@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
-from .golden.crossbar import physics_predictions
+from .golden.crossbar import physics_predictions_shared
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
 from .tune import calibrate
 
@@ -60,14 +60,13 @@ def run_point(job: tuple) -> dict:
     model = _WORKER["model"]
     images, labels = _WORKER["test"]
     chip = Chip(model, _device(model, sigma, mode, distribution), seed)
-    plain = physics_predictions(model, chip, images)
-    result = {"sigma": sigma, "seed": seed, "plain": float((plain == labels).mean())}
+    tunings = [None, calibrate(model, chip, _WORKER["calib"]).offsets] if tune else [None]
+    preds = physics_predictions_shared(model, chip, images, tunings)
+    result = {"sigma": sigma, "seed": seed, "plain": float((preds[0] == labels).mean())}
+    if tune:
+        result["tuned"] = float((preds[1] == labels).mean())
     if spot:
         result.update(spice_spot_check(model, chip, images[:spot]))
-    if tune:
-        tuning = calibrate(model, chip, _WORKER["calib"])
-        tuned = physics_predictions(model, chip, images, tuning.offsets)
-        result["tuned"] = float((tuned == labels).mean())
     return result
 
 

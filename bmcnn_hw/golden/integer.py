@@ -53,7 +53,8 @@ def run_integer(model: CompiledModel, images: np.ndarray, accumulate=None, tunin
             threshold or score (the tuning registers), or None.
     """
     x = images if images.ndim == 4 else images[:, None]
-    x = x.astype(np.int64)
+    if x.dtype.kind not in "ui":  # integer pixels stay in their (small) dtype: im2col copies less
+        x = x.astype(np.int64)
     trace = Trace()
     for i, layer in enumerate(model.layers):
         rows = layer_rows(layer, x)
