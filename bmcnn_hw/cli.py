@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("file", type=Path, metavar="REGRESSION.toml")
     rg.add_argument("--out", type=Path, default=Path("runs/regress"), help="output directory")
     rg.add_argument("--case", help="re-run only the case with this name (as printed in the summary)")
+    rg.add_argument("--checkpoint", type=Path, action="append", metavar="CKPT_DIR",
+                    help="use this checkpoint instead of the matrix's checkpoint list (repeat for several)")
     rg.add_argument("--workers", type=int, default=1, help="run cases on a local process pool of this size")
     rg.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run cases on this Dask distributed scheduler")
     _add_data_dir(rg)

@@ -298,7 +298,7 @@ def cmd_regress(args) -> int:
     from .flows import run_regression, write_reports
 
     results = run_regression(args.file, args.out, _data_dir(args), args.case, workers=args.workers,
-                             scheduler=args.scheduler)
+                             scheduler=args.scheduler, checkpoints=args.checkpoint)
     paths = write_reports(args.file, results, args.out)
     print(f"{sum(r['passed'] for r in results)}/{len(results)} cases passed; " + ", ".join(map(str, paths)))
     return 0 if all(r["passed"] for r in results) else 1

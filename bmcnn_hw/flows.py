@@ -58,18 +58,24 @@ def flow_argv(path: Path) -> list[str]:
     return argv
 
 
-def matrix_cases(path: Path) -> tuple[dict, list[dict]]:
-    """The regression settings and the list of cases (the cartesian product of [matrix])."""
+def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, list[dict]]:
+    """The regression settings and the list of cases (the cartesian product of [matrix]).
+
+    ``checkpoints`` replaces the matrix's checkpoint list (``regress --checkpoint``).
+    """
     data = load_toml(path)
     matrix = data.get("matrix")
     if not isinstance(matrix, dict) or not matrix:
         raise ConfigError(f"{path}: needs a [matrix] table of lists")
+    if checkpoints:
+        matrix = {**matrix, "checkpoint": [str(c) for c in checkpoints]}
     keys = ("checkpoint", "tile", "encoding", "sigma", "seed", "sim")
     missing = [k for k in keys if not isinstance(matrix.get(k), list) or not matrix[k]]
     if missing:
         raise ConfigError(f"{path}: [matrix] needs non-empty lists for {', '.join(missing)}")
     cases = [dict(zip(keys, values)) for values in itertools.product(*(matrix[k] for k in keys))]
     for k, case in enumerate(cases):
+        case["override"] = bool(checkpoints)
         case["name"] = f"case{k}_{Path(case['checkpoint']).name}_{case['tile']}_{case['encoding']}_s{case['sigma']}_" \
                        f"seed{case['seed']}_{case['sim']}"
     return data.get("settings", {}), cases
@@ -111,7 +117,8 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
 
 def rerun_line(regression: Path, case: dict) -> str:
     """The command that re-runs one case alone."""
-    return f"bmcnn-hw regress {regression} --case {case['name']}"
+    override = f" --checkpoint {case['checkpoint']}" if case.get("override") else ""
+    return f"bmcnn-hw regress {regression}{override} --case {case['name']}"
 
 
 def write_reports(regression: Path, results: list[dict], out_dir: Path) -> list[Path]:
@@ -152,13 +159,13 @@ def _guarded_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dic
 
 
 def run_regression(regression: Path, out_dir: Path, data_dir: Path, only: str | None = None, *,
-                   workers: int = 1, scheduler: str | None = None) -> list[dict]:
+                   workers: int = 1, scheduler: str | None = None, checkpoints: list | None = None) -> list[dict]:
     """Run every case (or the one named ``only``); a failing case does not stop the others.
 
     Cases run one after another (``workers=1``), on a local process pool, or on the Dask
     cluster at ``scheduler`` (tasks of a crashed worker are retried); results keep case order.
     """
-    settings, cases = matrix_cases(regression)
+    settings, cases = matrix_cases(regression, checkpoints)
     if only is not None:
         cases = [c for c in cases if c["name"] == only]
         if not cases:

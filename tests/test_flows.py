@@ -70,6 +70,20 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
     assert "1/1 cases passed" in out
 
 
+@pytest.mark.ngspice
+@pytest.mark.icarus
+@pytest.mark.slow
+@needs("iverilog")
+def test_the_default_regression_matrix_passes(checkpoint, mnist_dir, tmp_path):
+    """flows/regression.toml as shipped (8 cases), on the test checkpoint instead of runs/demo's."""
+    code, out, err = run_cli("regress", REPO / "flows" / "regression.toml", "--checkpoint", checkpoint,
+                             "--out", tmp_path / "out", "--data-dir", mnist_dir, "--workers", "2")
+    assert code == 0, out + err
+    assert "8/8 cases passed" in out
+    suite = ElementTree.parse(tmp_path / "out" / "junit.xml").getroot()
+    assert suite.get("tests") == "8" and suite.get("failures") == "0"
+
+
 def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
     from distributed import LocalCluster
 
