@@ -104,10 +104,10 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
 
 
 def load_model_config():
-    """The default (compact) BMCNN configuration."""
-    from .train.model import ModelConfig
+    """The shipped compact BMCNN (``bmcnn_hw/models/bmcnn-compact.toml``)."""
+    from .train.registry import DEFAULT_MODEL, resolve_model
 
-    return ModelConfig()
+    return resolve_model(DEFAULT_MODEL)
 
 
 def summary_spice(summary: Summary, model, build_dir: Path, images: np.ndarray) -> None:

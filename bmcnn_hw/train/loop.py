@@ -140,7 +140,7 @@ class TrainState:
 
         path = Path(directory) / self.FILE
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=True)
             if state["config"] != self.model.config.to_dict():
                 raise ArtefactError(f"{path}: written for another model ({state['config'].get('name')}); "
                                     f"train into a fresh --out directory")
