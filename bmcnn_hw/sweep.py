@@ -206,9 +206,9 @@ def comparison_markdown(results: dict) -> str:
     """One table over several builds (e.g. plain vs variation-aware trained): label -> sweep result."""
     first = next(iter(results.values()))
     tuned = "tuned_mean" in first["summary"][0]
-    header = ["sigma"] + [f"{name}{' plain' if tuned else ''}" for name in results]
+    header = ["sigma"] + [f"{name}{', untuned' if tuned else ''}" for name in results]
     if tuned:
-        header += [f"{name} tuned" for name in results]
+        header += [f"{name}, tuned" for name in results]
     lines = [f"Accuracy (mean +- std over {first['chips']} chips, seeds {first['seed']}.."
              f"{first['seed'] + first['chips'] - 1}, {first['images']} test images; sigma on "
              f"{ {'together': 'R_on and R_off', 'on': 'R_on', 'off': 'R_off'}[first['mode']] }).", "",
