@@ -28,14 +28,16 @@ class LayerCheck:
 
 
 def layer_codes(reads: list, index: int) -> dict:
-    """(plane, rt) -> ADC codes (M, cols) of layer ``index`` from a recorded crossbar run."""
-    out = {}
+    """(plane, rt) -> ADC codes (M, cols) of layer ``index`` from a recorded crossbar run.
+
+    The column tiles of one (plane, row tile) read side by side: each tile's ADCs feed the
+    periphery channels of its columns, so their codes are joined in column order.
+    """
+    tiles: dict = {}
     for layer_index, rt, ct, plane, _volts, _ip, _im, codes in reads:
         if layer_index == index:
-            if ct != 0:
-                raise BmcnnError("the RTL check supports layers with one column tile")
-            out[(plane, rt)] = codes
-    return out
+            tiles.setdefault((plane, rt), {})[ct] = codes
+    return {key: np.concatenate([parts[ct] for ct in sorted(parts)], axis=1) for key, parts in tiles.items()}
 
 
 def _run(work_dir: Path, sim: str, layer, module: str, scenario: dict) -> LayerCheck:
