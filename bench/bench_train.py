@@ -74,14 +74,14 @@ def main() -> None:
     rows.insert(1, ("bmcnn-compact", DeviceParams(sigma_on_rel=0.25, sigma_off_rel=0.25)))
     base = None
     print(f"{args.steps} steps per model, {args.threads} threads; epoch = {TRAIN_IMAGES} images")
-    print(f"{'model':28s} {'images/s':>9s} {'s/epoch':>8s} {'vs compact':>10s} {'data share':>10s}")
+    print(f"{'model':32s} {'images/s':>9s} {'s/epoch':>8s} {'vs compact':>10s} {'data share':>10s}")
     for name, variation in rows:
         noise = DeviceNoise(variation, "differential", 0) if variation else None
         step_s, data_s, batch = _steps(name, x_all, y_all, args.steps, noise)
         rate = args.steps * batch / step_s
         base = base or rate
         label = name + (" (variation-aware)" if variation else "")
-        print(f"{label:28s} {rate:9.0f} {TRAIN_IMAGES / rate:8.1f} {base / rate:9.2f}x {100 * data_s / step_s:9.1f}%")
+        print(f"{label:32s} {rate:9.0f} {TRAIN_IMAGES / rate:8.1f} {base / rate:9.2f}x {100 * data_s / step_s:9.1f}%")
 
 
 if __name__ == "__main__":
