@@ -178,9 +178,9 @@ def run_regression(regression: Path, out_dir: Path, data_dir: Path, only: str | 
             futures = [client.submit(_guarded_case, *a, retries=3, pure=False) for a in args]
             results = client.gather(futures)
     elif workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from .parallel import single_threaded_pool
 
-        with ProcessPoolExecutor(workers) as pool:
+        with single_threaded_pool(workers) as pool:
             results = list(pool.map(_guarded_case, *zip(*args)))
     else:
         results = [_guarded_case(*a) for a in args]

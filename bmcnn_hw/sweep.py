@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from .errors import ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import physics_predictions_shared
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
+from .parallel import single_threaded_pool
 from .tune import calibrate
 
 MODES = ("together", "on", "off")
@@ -125,7 +125,7 @@ def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips
         points = _run_dask(scheduler, jobs, args, progress)
     else:
         workers = workers or min(len(jobs), os.cpu_count() or 1)
-        with ProcessPoolExecutor(workers, initializer=_init, initargs=args) as pool:
+        with single_threaded_pool(workers, _init, args) as pool:
             points = list(tqdm(pool.map(run_point, jobs), total=len(jobs), desc="sweep", unit="chip",
                                disable=not progress))
     summary = []
