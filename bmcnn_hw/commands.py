@@ -41,8 +41,11 @@ def _train_params(args, config):
         if variation.is_ideal:
             raise ConfigError("--variation-aware needs device variation: pass --sigma-on/--sigma-off "
                               "or a --device with spread")
-    return TrainParams(**{**config.train, **chosen}, seed=args.seed, threads=args.threads, limit=args.limit,
-                       val_size=args.val_size, variation=variation, encoding=args.encoding)
+    try:
+        return TrainParams(**{**config.train, **chosen}, seed=args.seed, threads=args.threads, limit=args.limit,
+                           val_size=args.val_size, variation=variation, encoding=args.encoding)
+    except TypeError as exc:  # e.g. lr = "fast" in a model file's [train] table
+        raise ConfigError(f"{config.name} [train]: values of the wrong type ({exc})") from None
 
 
 def cmd_train(args) -> int:

@@ -171,7 +171,8 @@ class CrossbarAccumulator:
         """Physics reads without recording or read noise take the vectorised path."""
         return isinstance(self.reader, PhysicsReader) and not self.record and not self.reader.chip.params.read_noise_rel
 
-    def _fast_tile_codes(self, index: int, layer, rt: int, ct: int, bits: np.ndarray, used_cols: int) -> np.ndarray:
+    def _fast_tile_codes(self, index: int, layer, rt: int, ct: int, bits: np.ndarray,
+                         used_cols: int) -> tuple[np.ndarray, np.ndarray]:
         """ADC codes of distinct input-bit rows of one tile (the :func:`adc_codes` arithmetic,
         with the ADC scale folded into the cached response) and the read energy of each row."""
         readout = self.model.hardware.readout
