@@ -33,7 +33,7 @@ def main() -> None:
         _, rtl_s = timed(write_rtl, model, Path(tmp) / "rtl")
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
     total = passes_s + chip_s + netlist_s + rtl_s
-    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers)
+    tiles = model.tile_count
     print(f"model {net.config.name}: {len(model.layers)} layers, {tiles} tiles; output {size / 1e6:.1f} MB")
     for name, seconds in (("compiler passes", passes_s), ("chip sampling", chip_s),
                           ("netlists", netlist_s), ("Verilog", rtl_s), ("total", total)):

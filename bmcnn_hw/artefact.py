@@ -127,6 +127,11 @@ class CompiledModel:
     provenance: dict = field(default_factory=dict)
 
     @property
+    def tile_count(self) -> int:
+        """Crossbar tiles of the whole model (digital layers have none)."""
+        return sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in self.layers if not l.digital)
+
+    @property
     def memristive_layers(self) -> list[int]:
         """Indices of the layers that run on crossbars (the others are digital)."""
         return [i for i, layer in enumerate(self.layers) if not layer.digital]

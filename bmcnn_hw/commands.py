@@ -120,7 +120,7 @@ def cmd_compile(args) -> int:
     from .build import build
 
     model = build(args.checkpoint, args.out, _hardware(args), chip_seed=args.chip_seed)
-    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers if not l.digital)
+    tiles = model.tile_count
     for layer in model.layers:
         t = layer.tiling
         if layer.digital:

@@ -72,7 +72,7 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
                 f"test accuracy {100 * metrics['test_acc']:.2f} % in {time.perf_counter() - start:.0f} s")
 
     model = build(out_dir / "checkpoint", out_dir / "build", HardwareConfig(), chip_seed=seed)
-    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in model.layers if not l.digital)
+    tiles = model.tile_count
     summary.add("compile", f"{len(model.layers)} layers, {tiles} tiles -> {tiles} tile netlists, "
                            f"{2 * len(model.layers)} Verilog files + register maps in {out_dir / 'build'}")
 

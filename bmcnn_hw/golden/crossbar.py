@@ -209,7 +209,10 @@ class CrossbarAccumulator:
             bits = ((flat >> plane) & 1).astype(np.uint8)
             for rt in range(t.n_row_tiles):
                 r0, r1 = t.row_range(rt, layer.rows)
-                unique, inverse, counts = _distinct_bit_rows(bits[:, r0:r1])
+                tile_bits = bits[:, r0:r1]
+                found = _distinct_rows(tile_bits)
+                unique, inverse, counts = (tile_bits, None, None) if found is None else \
+                    (tile_bits[found[0]], found[1], found[2])
                 for ct in range(t.n_col_tiles):
                     c0, c1 = t.col_range(ct, layer.cols)
                     codes, energy = self._fast_tile_codes(index, layer, rt, ct, unique, c1 - c0)
@@ -250,34 +253,27 @@ class CrossbarAccumulator:
 
 
 def _unique_rows(volts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Distinct rows of ``volts`` and the inverse index (identical reads are computed once).
-
-    Rows are binary drives (two voltage levels), so up to 63 of them pack into one integer
-    key; wider tiles or small batches are read as they are.
-    """
-    rows = volts.shape[1]
-    if len(volts) < 256 or rows > 63:
-        return volts, None
-    keys = (volts > volts.min()).astype(np.int64) @ (np.int64(1) << np.arange(rows, dtype=np.int64))
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return volts[first], inverse.reshape(-1)
+    """Distinct rows of binary drives ``volts`` (two voltage levels) and the inverse index
+    (identical reads are computed once); see :func:`_distinct_rows`."""
+    found = _distinct_rows((volts > volts.min()).astype(np.uint8))
+    return (volts, None) if found is None else (volts[found[0]], found[1])
 
 
-def _distinct_bit_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Distinct rows of a (M, R) 0/1 uint8 matrix, the inverse index and the counts.
+def _distinct_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(first index, inverse index, count) of the distinct rows of a (M, R) 0/1 uint8 matrix.
 
-    Rows of up to 64 bits pack into one uint64 key; small batches and wider rows are
-    returned as they are (inverse and counts None).
+    Rows of up to 64 bits pack into one uint64 key; for small batches and wider rows the
+    answer is None (read them as they are).
     """
     m, r = bits.shape
     if m < 256 or r > 64:
-        return bits, None, None
+        return None
     packed = np.packbits(bits, axis=1, bitorder="little")
     keys = np.zeros((m, 8), dtype=np.uint8)
     keys[:, :packed.shape[1]] = packed
     _, first, inverse, counts = np.unique(keys.view(np.uint64).ravel(), return_index=True, return_inverse=True,
                                           return_counts=True)
-    return bits[first], inverse.reshape(-1), counts
+    return first, inverse.reshape(-1), counts
 
 
 def run_crossbar(model: CompiledModel, images: np.ndarray, reader, record: bool = False) -> tuple[Trace, CrossbarAccumulator]:
@@ -312,6 +308,4 @@ def physics_predictions_shared(model: CompiledModel, chip: Chip, images: np.ndar
 
 def physics_predictions(model: CompiledModel, chip: Chip, images: np.ndarray, tuning=None) -> np.ndarray:
     """Predicted classes of ``images`` on ``chip`` (crossbar physics), optionally tuned."""
-    from .integer import run_batched
-
-    return run_batched(model, images, accumulate=CrossbarAccumulator(model, PhysicsReader(chip)), tuning=tuning)
+    return physics_predictions_shared(model, chip, images, [tuning])[0]
