@@ -14,13 +14,18 @@ from ..io_utils import write_atomic_bytes, write_json_atomic
 from .model import BMCNN, ModelConfig
 
 
+def write_torch_atomic(path: Path, obj) -> None:
+    """``torch.save`` of ``obj`` to ``path``, atomically (never a half-written file)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic_bytes(Path(path), buffer.getvalue())
+
+
 def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: dict) -> None:
     """Write a checkpoint directory (each file atomically)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    write_atomic_bytes(directory / "model.pt", buffer.getvalue())
+    write_torch_atomic(directory / "model.pt", model.state_dict())
     write_json_atomic(directory / "config.json", {"model": model.config.to_dict(), "train": train_params})
     write_json_atomic(directory / "metrics.json", metrics)
     from .plots import plot_learning_curve

@@ -120,15 +120,12 @@ class TrainState:
 
     def save(self, directory: Path, params: TrainParams) -> None:
         """Write ``train_state.pt`` atomically (after every epoch)."""
-        import io
+        from .checkpoint import write_torch_atomic
 
-        from ..io_utils import write_atomic_bytes
-
-        buffer = io.BytesIO()
-        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                    "history": self.history, "params": params.to_dict(),
-                    "config": self.model.config.to_dict()}, buffer)
-        write_atomic_bytes(Path(directory) / self.FILE, buffer.getvalue())
+        write_torch_atomic(Path(directory) / self.FILE,
+                           {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                            "sched": self.sched.state_dict(), "history": self.history, "params": params.to_dict(),
+                            "config": self.model.config.to_dict()})
 
     def load(self, directory: Path, params: TrainParams) -> None:
         """Restore from ``train_state.pt``.
