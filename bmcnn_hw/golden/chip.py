@@ -14,6 +14,8 @@ import numpy as np
 from ..artefact import CompiledModel
 from ..compile.map_conductance import device_states, padded_tile, physical_columns, reference_resistance
 from ..config import DeviceParams
+from ..errors import ConfigError
+from .cells import cell_model
 
 MIN_R_FRACTION = 0.01
 """A normal sample below 1 % of its nominal R is clipped there (a resistance stays positive)."""
@@ -31,6 +33,10 @@ class TileDevices:
     r_plus: np.ndarray
     r_minus: np.ndarray | None = None
     r_ref: np.ndarray | None = None
+    dvth_plus: np.ndarray | None = None
+    """(tile_rows, tile_cols) threshold shift (V) of the access transistors of ``r_plus`` (1T1R only)."""
+    dvth_minus: np.ndarray | None = None
+    """Threshold shifts of the ``r_minus`` access transistors (1T1R only)."""
 
     @property
     def g_plus(self) -> np.ndarray:
@@ -44,14 +50,23 @@ class TileDevices:
 
     def physical(self, used_rows: int, used_cols: int) -> tuple[np.ndarray, list]:
         """Resistances (used_rows, P) of the used physical columns in layout order, and the layout."""
+        return self._arrange(self.r_plus, self.r_minus, self.r_ref, used_rows, used_cols)
+
+    def physical_dvth(self, used_rows: int, used_cols: int) -> np.ndarray | None:
+        """Access-transistor threshold shifts (used_rows, P) in layout order, or None (no transistors)."""
+        if self.dvth_plus is None:
+            return None
+        return self._arrange(self.dvth_plus, self.dvth_minus, np.zeros(len(self.r_plus)), used_rows, used_cols)[0]
+
+    def _arrange(self, plus, minus, ref, used_rows: int, used_cols: int) -> tuple[np.ndarray, list]:
         encoding = "differential" if self.r_minus is not None else "reference"
         layout = physical_columns(encoding, used_cols)
         columns = []
         for side, c in layout:
             if side == "ref":
-                columns.append(self.r_ref[:used_rows])
+                columns.append(ref[:used_rows])
             else:
-                columns.append((self.r_plus if side == "p" else self.r_minus)[:used_rows, c])
+                columns.append((plus if side == "p" else minus)[:used_rows, c])
         return np.stack(columns, axis=1), layout
 
 
@@ -89,15 +104,49 @@ def sample_state(on: bool, shape: tuple, params: DeviceParams, rng: np.random.Ge
     return _stuck(_sample(np.full(shape, nominal), sigma, params, rng), params, rng)
 
 
-class Chip:
-    """Every device of a CompiledModel, sampled once from ``params`` with ``seed``."""
+def sample_dvth(shape: tuple, params: DeviceParams, rng: np.random.Generator) -> np.ndarray | None:
+    """Threshold shifts (V) of ``shape`` access transistors: normal with ``sigma_vth_v``, truncated at
+    +-6 sigma (the span of the characterised transistor table); None for cells without transistors."""
+    if params.cell != "1t1r":
+        return None
+    if not params.sigma_vth_v:
+        return np.zeros(shape)
+    return params.sigma_vth_v * np.clip(rng.standard_normal(shape), -6.0, 6.0)
 
-    def __init__(self, model: CompiledModel, params: DeviceParams | None = None, seed: int = 0):
+
+def _transistor_table(params: DeviceParams):
+    if params.cell != "1t1r":
+        return None
+    from ..spice.sky130 import transistor_table  # ngspice characterises the access transistor
+
+    return transistor_table(params)
+
+
+class Chip:
+    """Every device of a CompiledModel, sampled once from ``params`` with ``seed``.
+
+    Device resistances of tile (layer, rt, ct) come from ``default_rng([seed, layer, rt, ct])``
+    (G+ then G-); 1T1R threshold shifts from the separate stream ``[seed, layer, rt, ct, 1]``, so
+    adding transistors leaves the resistances of a seed unchanged.
+
+    Args:
+        model: the CompiledModel.
+        params: device parameters (default: the model's).
+        seed: chip seed.
+        transistor_table: the 1T1R access transistor's I-V table (default: characterised by
+            ngspice from the sky130 models, cached).
+    """
+
+    def __init__(self, model: CompiledModel, params: DeviceParams | None = None, seed: int = 0,
+                 transistor_table=None):
         self.params = params or model.hardware.device
         self.seed = int(seed)
         self.tiles: dict[tuple[int, int, int], TileDevices] = {}
         self.encoding = model.hardware.geometry.encoding
         self.readout = model.hardware.readout
+        check_cell_geometry(self.params, model.hardware.geometry)
+        self.transistor_table = transistor_table or _transistor_table(self.params)
+        self.cell = cell_model(self.params, self.transistor_table)
         r_ref = reference_resistance(self.params.r_on_ohm, self.params.r_off_ohm)
         for i, layer in enumerate(model.layers):
             if layer.digital:
@@ -107,10 +156,13 @@ class Chip:
                     plus_on, minus_on = device_states(padded_tile(layer, rt, ct), self.encoding)
                     rng = np.random.default_rng([self.seed, i, rt, ct])
                     r_plus = sample_devices(plus_on, self.params, rng)
+                    vth_rng = np.random.default_rng([self.seed, i, rt, ct, 1])
+                    dvth_plus = sample_dvth(plus_on.shape, self.params, vth_rng)
                     if minus_on is None:
-                        tile = TileDevices(r_plus, r_ref=np.full(layer.tiling.tile_rows, r_ref))
+                        tile = TileDevices(r_plus, r_ref=np.full(layer.tiling.tile_rows, r_ref), dvth_plus=dvth_plus)
                     else:
-                        tile = TileDevices(r_plus, sample_devices(minus_on, self.params, rng))
+                        tile = TileDevices(r_plus, sample_devices(minus_on, self.params, rng), dvth_plus=dvth_plus,
+                                           dvth_minus=sample_dvth(minus_on.shape, self.params, vth_rng))
                     self.tiles[(i, rt, ct)] = tile
 
     @classmethod
@@ -119,10 +171,38 @@ class Chip:
         return cls(model, model.hardware.device, model.provenance.get("chip_seed", 0))
 
     @property
+    def unit_current_a(self) -> float:
+        """Differential column current of one unit of dot product: the nominal cell's
+        ``I_on(V_read) - I_off(V_read)`` with its column at 0 V (the ADC's unit)."""
+        v = self.params.v_read_v
+        on, off = (float(self.cell.current(np.array(v), np.array(r))) for r in (self.params.r_on_ohm, self.params.r_off_ohm))
+        return on - off
+
+    @property
     def is_ideal(self) -> bool:
         """True when every device is at its nominal resistance."""
         return self.params.is_ideal
 
     def describe(self) -> dict:
         """Seed and device parameters (recorded in reports and netlist headers)."""
-        return {"seed": self.seed, "encoding": self.encoding, **self.params.to_dict()}
+        described = {"seed": self.seed, "encoding": self.encoding, **self.params.to_dict()}
+        if self.transistor_table is not None:
+            described["transistor_model"] = self.transistor_table.source
+        return described
+
+
+def check_cell_geometry(params: DeviceParams, geometry) -> None:
+    """Reject cell and geometry combinations the models do not cover.
+
+    Raises:
+        ConfigError: for 1T1R cells with bipolar inputs (a negative bit-line voltage turns the
+            access transistor's source and drain around, outside the characterised table) or the
+            reference encoding (a reference column of transistors is not modelled).
+    """
+    if params.cell != "1t1r":
+        return
+    if geometry.input_mode != "unipolar":
+        raise ConfigError("cell '1t1r' needs input_mode 'unipolar' (the access transistor is characterised "
+                          "for non-negative bit-line voltages)")
+    if geometry.encoding != "differential":
+        raise ConfigError("cell '1t1r' needs the 'differential' encoding (no 1T1R reference column is modelled)")

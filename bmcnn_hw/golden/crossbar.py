@@ -22,8 +22,10 @@ import numpy as np
 
 from ..artefact import CompiledModel
 from ..config import ReadoutParams
+from ..errors import SimulationError
 from .chip import Chip
 from .integer import Trace, exact_matmul, run_integer
+from .tile_nonlinear import NonlinearTile
 from .tile_physics import TileResponse, tile_response
 
 
@@ -65,20 +67,53 @@ class TileDifference:
 
 
 class PhysicsReader:
-    """Tile reads from the exact linear response of each tile (ideal or resistive wires)."""
+    """Tile reads of a chip: from each tile's exact linear response where the tile is linear in
+    its binary inputs, else by the nonlinear nodal solve of :mod:`bmcnn_hw.golden.tile_nonlinear`.
+
+    A tile is linear in its inputs when its cells are linear resistors, or when every cell sees
+    exactly its row's drive (ideal wires, drivers and TIA): a cell then carries
+    ``F(+-V_read) = +-V_read g_eff`` or nothing, with ``g_eff = F(V_read) / V_read``.
+    """
 
     def __init__(self, chip: Chip):
         self.chip = chip
         self._responses: dict[tuple, TileResponse] = {}
+        self._nonlinear: dict[tuple, NonlinearTile] = {}
+        p = chip.params
+        self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
+        """True when every tile read is a linear map of the row voltages (see class docstring)."""
+
+    def _effective_resistance(self, key: tuple, used_rows: int, used_cols: int) -> np.ndarray:
+        tile = self.chip.tiles[key]
+        r_phys, _ = tile.physical(used_rows, used_cols)
+        if self.chip.cell.linear:
+            return r_phys
+        v = self.chip.params.v_read_v
+        return v / self.chip.cell.current(np.full(r_phys.shape, v), r_phys, tile.physical_dvth(used_rows, used_cols))
 
     def response(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileResponse:
-        """The (cached) linear response of the used part of a tile."""
+        """The (cached) linear response of the used part of a tile (for ``level_linear`` chips)."""
         key = (layer_index, rt, ct, used_rows, used_cols)
+        if not self.level_linear:
+            raise SimulationError("a tile of nonlinear cells with wire, driver or TIA resistance has no linear "
+                                  "response; read it with PhysicsReader.read")
         if key not in self._responses:
-            r_phys, _ = self.chip.tiles[(layer_index, rt, ct)].physical(used_rows, used_cols)
+            r_phys = self._effective_resistance((layer_index, rt, ct), used_rows, used_cols)
             p = self.chip.params
             self._responses[key] = tile_response(r_phys, p.r_wire_ohm, p.r_source_ohm, self.chip.readout.tia_input_ohm)
         return self._responses[key]
+
+    def nonlinear_tile(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> NonlinearTile:
+        """The (cached) factorised nonlinear circuit of the used part of a tile."""
+        key = (layer_index, rt, ct, used_rows, used_cols)
+        if key not in self._nonlinear:
+            tile = self.chip.tiles[(layer_index, rt, ct)]
+            r_phys, _ = tile.physical(used_rows, used_cols)
+            p = self.chip.params
+            self._nonlinear[key] = NonlinearTile(self.chip.cell, r_phys, tile.physical_dvth(used_rows, used_cols),
+                                                 p.r_wire_ohm, p.r_source_ohm, self.chip.readout.tia_input_ohm,
+                                                 name=f"layer {layer_index} tile ({rt},{ct})")
+        return self._nonlinear[key]
 
     def difference(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference:
         """The (cached) response of ``I+ - I-`` per volt and the read-power form of a tile."""
@@ -98,16 +133,30 @@ class PhysicsReader:
         carry no current; with resistive wires they are left out of the circuit (the
         netlist writer does the same).
         """
+        if not self.level_linear:
+            i_phys, i_drivers = self.nonlinear_tile(layer_index, rt, ct, volts.shape[1], used_cols).read(volts)
+            i_plus, i_minus = split_columns(i_phys, self.chip.encoding)
+            return TileRead(i_plus, i_minus, i_drivers)
         resp = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
         i_plus, i_minus = split_columns(volts @ resp.transfer, self.chip.encoding)
         return TileRead(i_plus, i_minus, volts @ resp.admittance)
+
+
+def tia_clip(i_plus: np.ndarray, i_minus: np.ndarray, readout: ReadoutParams) -> np.ndarray:
+    """``I+ - I-`` as the ADC sees it: each TIA output clips at its rails (+-v_swing), i.e. each
+    column current at +-``clip_current_a``, before the difference is digitised."""
+    if not readout.v_swing_v:
+        return i_plus - i_minus
+    limit = readout.clip_current_a
+    return np.clip(i_plus, -limit, limit) - np.clip(i_minus, -limit, limit)
 
 
 def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int) -> np.ndarray:
     """Signed ADC codes of differential column currents, clipped to ``bits`` bits.
 
     The TIA output is ``-R_f I A/(1+A)``; the ADC step is the ideal TIA's output for
-    ``lsb_units`` unit currents, so code = round(I * A/(1+A) / (unit * lsb_units)).
+    ``lsb_units`` unit currents, so code = round(I * A/(1+A) / (unit * lsb_units)). Pass
+    ``i_diff`` through :func:`tia_clip` first when the TIAs have rails.
     """
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     scaled = i_diff * (readout.tia_gain_factor / (unit_current_a * readout.lsb_units))
@@ -135,7 +184,7 @@ class CrossbarAccumulator:
     def __init__(self, model: CompiledModel, reader, record: bool = False, noise_seed: int = 0):
         self.model, self.reader = model, reader
         geometry = model.hardware.geometry
-        self.unit = reader.chip.params.unit_current_a * geometry.unit_scale
+        self.unit = reader.chip.unit_current_a * geometry.unit_scale
         self.bipolar = geometry.input_mode == "bipolar"
         self.record = record
         self.reads: list = []
@@ -154,7 +203,7 @@ class CrossbarAccumulator:
         noisy = bool(self.reader.chip.params.read_noise_rel)
         unique, inverse = (volts, None) if noisy or self.record else _unique_rows(volts)
         read = self.reader.read(index, rt, ct, unique, used_cols)
-        i_diff = read.i_plus - read.i_minus
+        i_diff = tia_clip(read.i_plus, read.i_minus, readout)
         if noisy:
             i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), unique, used_cols, self.rng)
         codes = adc_codes(i_diff, self.unit, readout, layer.adc_bits)
@@ -168,8 +217,10 @@ class CrossbarAccumulator:
 
     @property
     def _fast(self) -> bool:
-        """Physics reads without recording or read noise take the vectorised path."""
-        return isinstance(self.reader, PhysicsReader) and not self.record and not self.reader.chip.params.read_noise_rel
+        """Physics reads of linear-in-input tiles without recording, read noise or TIA rails take the
+        vectorised path."""
+        return (isinstance(self.reader, PhysicsReader) and self.reader.level_linear and not self.record
+                and not self.reader.chip.params.read_noise_rel and not self.model.hardware.readout.v_swing_v)
 
     def _fast_tile_codes(self, index: int, layer, rt: int, ct: int, bits: np.ndarray,
                          used_cols: int) -> tuple[np.ndarray, np.ndarray]:

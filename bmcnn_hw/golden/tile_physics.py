@@ -48,7 +48,7 @@ def tile_response(r_phys: np.ndarray, r_wire_ohm: float = 0.0, r_source_ohm: flo
     return _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm)
 
 
-def _node_maps(rows: int, cols: int, wires: bool) -> tuple[np.ndarray, np.ndarray, int]:
+def node_maps(rows: int, cols: int, wires: bool) -> tuple[np.ndarray, np.ndarray, int]:
     """Row and column node index of every cell; with ideal wires a row (column) is one node."""
     if wires:
         row_node = np.arange(rows * cols).reshape(rows, cols)
@@ -58,8 +58,9 @@ def _node_maps(rows: int, cols: int, wires: bool) -> tuple[np.ndarray, np.ndarra
     return row_node, col_node, rows + cols
 
 
-def _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_diag=None):
-    """Sparse nodal matrix: devices, wire segments, the last segment to ground (+ ``extra_diag``)."""
+def conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_diag=None):
+    """Sparse nodal matrix: devices ``g``, wire segments, the last segment to ground (left out when
+    ``r_last_ohm`` is 0: the caller then holds the column nodes at 0 V) and ``extra_diag``."""
     a, b, v = [], [], []
 
     def stamp(i, j, cond):
@@ -73,8 +74,9 @@ def _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_
     if r_wire_ohm > 0:
         stamp(row_node[:, :-1], row_node[:, 1:], 1.0 / r_wire_ohm)
         stamp(col_node[:-1, :], col_node[1:, :], 1.0 / r_wire_ohm)
-    bottom = col_node[-1, :]
-    a.append(bottom), b.append(bottom), v.append(np.full(bottom.shape, 1.0 / r_last_ohm))
+    if r_last_ohm > 0:
+        bottom = col_node[-1, :]
+        a.append(bottom), b.append(bottom), v.append(np.full(bottom.shape, 1.0 / r_last_ohm))
     if extra_diag is not None:
         nodes, cond = extra_diag
         a.append(nodes), b.append(nodes), v.append(cond)
@@ -83,20 +85,20 @@ def _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_
 
 def _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm) -> TileResponse:
     rows, cols = g.shape
-    row_node, col_node, n = _node_maps(rows, cols, r_wire_ohm > 0)
+    row_node, col_node, n = node_maps(rows, cols, r_wire_ohm > 0)
     first = row_node[:, 0]
     r_last = r_wire_ohm + r_tia_in_ohm  # last wire segment in series with the TIA input
     eye = np.arange(rows)
     if r_source_ohm > 0:
         gs = 1.0 / r_source_ohm
-        matrix = _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last, (first, np.full(rows, gs)))
+        matrix = conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last, (first, np.full(rows, gs)))
         rhs = np.zeros((n, rows))
         rhs[first, eye] = gs
         x = spla.splu(matrix.tocsc(), permc_spec=_ORDERING).solve(rhs)
         drivers = (np.eye(rows) - x[first, :]) * gs  # (k, r): driver k's current for 1 V on row r
     else:
         # Ideal drivers fix the first node of each row; solve for the other nodes.
-        matrix = _conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last)
+        matrix = conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last)
         free = np.setdiff1d(np.arange(n), first)
         x = np.zeros((n, rows))
         x[first, eye] = 1.0

