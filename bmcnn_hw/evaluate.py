@@ -19,11 +19,12 @@ BACKENDS = ("torch", "golden", "physics", "spice")
 
 
 def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkpoint: Path | None = None,
-                    batch: int | None = None, progress: bool = True) -> np.ndarray:
+                    batch: int | None = None, progress: bool = True, spice_mode: str = "auto") -> np.ndarray:
     """Predicted classes of ``images`` with one back end.
 
     torch: the trained checkpoint; golden: exact integer model; physics: crossbar
-    physics on the build's chip; spice: ngspice on the build's netlists.
+    physics on the build's chip; spice: ngspice on the build's netlists, reads solved as
+    ``spice_mode`` says (see :class:`~bmcnn_hw.spice.run.SpiceReader`).
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -43,7 +44,7 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
     elif backend == "spice":
         from .spice.run import SpiceReader
 
-        reader = SpiceReader(model, chip, Path(build_dir) / "netlists")
+        reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=spice_mode)
     batch = batch or (1 if backend == "spice" else 500)
     preds = []
     for start in tqdm(range(0, len(images), batch), desc=f"{backend}", unit="batch", disable=not progress):

