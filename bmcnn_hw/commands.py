@@ -349,7 +349,7 @@ def cmd_spice(args) -> int:
         from .io_utils import write_json_atomic
 
         write_json_atomic(args.json, report)
-    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_identical"]]
+    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_agree"] or r["max_rel_current_error"] > r["rtol"]]
     return 1 if bad else 0
 
 

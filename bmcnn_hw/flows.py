@@ -18,6 +18,7 @@ re-runs it alone.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import itertools
 import time
@@ -29,6 +30,8 @@ from .errors import BmcnnError, ConfigError
 from .io_utils import write_text_atomic
 
 COMMANDS = ("compile", "cosim", "sweep", "spice", "evaluate", "tune", "rtl")
+CELL_PRESETS = {"linear": "ideal", "sinh": "rram-sinh", "1t1r": "rram-1t1r-sky130"}
+"""Device preset of each value of the regression matrix's optional ``cell`` axis (sigma from the case)."""
 
 
 def load_toml(path: Path) -> dict:
@@ -73,18 +76,24 @@ def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, lis
     missing = [k for k in keys if not isinstance(matrix.get(k), list) or not matrix[k]]
     if missing:
         raise ConfigError(f"{path}: [matrix] needs non-empty lists for {', '.join(missing)}")
-    cases = [dict(zip(keys, values)) for values in itertools.product(*(matrix[k] for k in keys))]
+    cells = matrix.get("cell", ["linear"])
+    if not isinstance(cells, list) or not cells or any(c not in CELL_PRESETS for c in cells):
+        raise ConfigError(f"{path}: [matrix] cell must be a non-empty list of {', '.join(CELL_PRESETS)}")
+    axes = keys + ("cell",)
+    cases = [dict(zip(axes, values)) for values in itertools.product(*(matrix[k] for k in keys), cells)]
     for k, case in enumerate(cases):
         case["override"] = bool(checkpoints)
+        cell = "" if case["cell"] == "linear" else f"_{case['cell']}"
         case["name"] = f"case{k}_{Path(case['checkpoint']).name}_{case['tile']}_{case['encoding']}_s{case['sigma']}_" \
-                       f"seed{case['seed']}_{case['sim']}"
+                       f"seed{case['seed']}_{case['sim']}{cell}"
     return data.get("settings", {}), cases
 
 
 def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     """Compile, sample the chip, and check physics/SPICE/RTL against golden for one case."""
     from .build import build
-    from .config import CrossbarGeometry, DeviceParams, HardwareConfig
+    from .config import CrossbarGeometry, HardwareConfig
+    from .presets import get_preset
     from .cosim.rtl_check import check_rtl
     from .data.mnist import load_mnist
     from .golden.chip import Chip
@@ -93,19 +102,20 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     from .spice.report import spice_report
 
     start = time.perf_counter()
-    device = DeviceParams(sigma_on_rel=case["sigma"], sigma_off_rel=case["sigma"])
+    base = get_preset(CELL_PRESETS[case.get("cell", "linear")])
+    device = dataclasses.replace(base, sigma_on_rel=case["sigma"], sigma_off_rel=case["sigma"])
     hardware = HardwareConfig(device=device, geometry=CrossbarGeometry.parse(case["tile"], encoding=case["encoding"]))
     model = build(Path(case["checkpoint"]), work / "build", hardware, chip_seed=case["seed"])
     test = load_mnist(data_dir, "test").images
     failures = []
     ideal_images = test[: settings.get("physics_images", 100)]
-    ideal = Chip(model, DeviceParams(), 0)
+    ideal = Chip(model, dataclasses.replace(base, r_wire_ohm=0.0, r_source_ohm=0.0, sigma_vth_v=0.0), 0)
     physics, _ = run_crossbar(model, ideal_images, PhysicsReader(ideal))
     golden = run_integer(model, ideal_images)
     if not physics.same_as(golden):
         failures.append("ideal-chip physics differs from the integer golden model")
     report = spice_report(work / "build", test[: settings.get("spice_images", 1)])
-    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_identical"] or r["max_rel_current_error"] > 1e-6]
+    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_agree"] or r["max_rel_current_error"] > r["rtol"]]
     if bad:
         failures.append(f"SPICE differs from physics in {', '.join(bad)}")
     chip = Chip(model, device, case["seed"])

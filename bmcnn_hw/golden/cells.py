@@ -82,6 +82,15 @@ class LinearCell:
         """Fixed conductance used as the Jacobian of the nodal iteration (S)."""
         return 1.0 / r
 
+    series_resistor = False
+    """Two-terminal: the nodal solve's nonlinear element is the whole cell, row to column node."""
+
+    def element(self, v_a, v_b, r, dvth=None):
+        """Current of the nonlinear element from node a (row) to node b (column)."""
+        return self.current(v_a - v_b, r)
+
+    element_chord = chord
+
 
 class SinhCell:
     """Filamentary RRAM read model ``I = I_s sinh(v / V_0)``, ``I(V_read) = V_read / r``."""
@@ -100,6 +109,15 @@ class SinhCell:
     def chord(self, r, dvth=None):
         """Tangent conductance at V_read (the operating point of an active cell)."""
         return (self._shape / r) * np.cosh(self.params.v_read_v / self.v0) / self.v0
+
+    series_resistor = False
+    """Two-terminal: the nodal solve's nonlinear element is the whole cell, row to column node."""
+
+    def element(self, v_a, v_b, r, dvth=None):
+        """Current of the nonlinear element from node a (row) to node b (column)."""
+        return self.current(v_a - v_b, r)
+
+    element_chord = chord
 
 
 class OneTransistorOneResistorCell:
@@ -140,6 +158,19 @@ class OneTransistorOneResistorCell:
     def chord(self, r, dvth=None):
         """Series conductance of the device and the channel at v_ds = 0."""
         return 1.0 / (r + self._r_channel)
+
+    series_resistor = True
+    """The nodal solve gives each cell an internal node m: the linear device ``r`` from the row
+    node to m, and the transistor (the nonlinear element) from m to the column node."""
+
+    def element(self, v_a, v_b, r, dvth=None):
+        """Drain current of the access transistor, drain at ``v_a`` (node m), source at ``v_b``."""
+        vg = self.params.v_wordline_v - (0.0 if dvth is None else dvth)
+        return self.table.current(vg, v_a, v_b)[0]
+
+    def element_chord(self, r, dvth=None):
+        """The channel conductance at v_ds = 0 for every transistor."""
+        return np.full(np.shape(r), 1.0 / self._r_channel)
 
 
 def cell_model(params: DeviceParams, table: TransistorTable | None = None):

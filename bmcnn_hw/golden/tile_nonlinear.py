@@ -1,19 +1,21 @@
 """Reads of a tile of nonlinear cells with wire, driver and TIA resistance (nodal analysis).
 
-The circuit is the one :mod:`bmcnn_hw.golden.tile_physics` describes, with each cell a
-nonlinear element ``I = F(v)`` (:mod:`bmcnn_hw.golden.cells`). Kirchhoff's current law at
-every node reads ``G x + A F(A^T x) = b``: ``G`` holds the linear elements (wires, driver
-and TIA input resistance) plus each cell's fixed chord conductance ``g_c``, ``A`` is the
-cell incidence (+1 at its row node, -1 at its column node) and the cells' deviation from
-their chord, ``c = F(v) - g_c v``, moves to the right-hand side:
+The circuit is the one :mod:`bmcnn_hw.golden.tile_physics` describes, with each cell's
+nonlinear element ``I = F(v_a, v_b)`` from :mod:`bmcnn_hw.golden.cells`: the whole cell from
+row node to column node (sinh), or, for 1T1R, the access transistor from an internal node m
+to the column node, the linear device joining the row node to m. Kirchhoff's current law at
+every node reads ``G x + A F(x) = b``: ``G`` holds the linear elements (wires, driver and TIA
+input resistance, 1T1R devices) plus each nonlinear element's fixed chord conductance
+``g_c``, ``A`` is the element incidence (+1 at node a, -1 at node b) and the elements'
+deviation from their chord, ``c = F - g_c (v_a - v_b)``, moves to the right-hand side:
 
     G x_{k+1} = b - A c(x_k)
 
 ``G`` is factorised once per tile (sparse LU) and every iteration is a pair of triangular
-solves for all reads of a batch at once (the chord, or "fixed Jacobian", Newton method). It
-converges linearly at a rate set by how far ``F'`` strays from ``g_c`` times the share of a
-cell's voltage the wires let move: a few iterations per decade for the cells of this
-toolkit. The iteration stops when no node moves by more than ``tol_v``.
+solves for a batch of reads at once (the chord, or "fixed Jacobian", Newton method). It
+converges linearly at a rate set by how far the elements' slopes stray from ``g_c`` times
+the share of their voltage the rest of the circuit lets move: a few iterations per decade
+for the cells of this toolkit. It stops when no node moves by more than ``tol_v``.
 """
 
 from __future__ import annotations
@@ -26,15 +28,24 @@ from ..errors import SimulationError
 from .tile_physics import conductance_matrix, node_maps
 
 _ORDERING = "MMD_AT_PLUS_A"
-BATCH = 32
-"""Reads solved together (memory: nodes x BATCH doubles, cells x BATCH for the cell currents)."""
+BATCH_ELEMENTS = 1 << 21
+"""Element evaluations per iteration (batch of reads x cells) kept in memory at once."""
+
+
+def _stamps(a: np.ndarray, b: np.ndarray, g: np.ndarray, n: int) -> sp.csr_matrix:
+    """Nodal matrix of conductances ``g`` between nodes ``a`` and ``b`` (same shapes)."""
+    a, b, g = a.ravel(), b.ravel(), np.broadcast_to(g, a.shape).ravel()
+    rows = np.concatenate([a, b, a, b])
+    cols = np.concatenate([a, b, b, a])
+    return sp.csr_matrix((np.concatenate([g, g, -g, -g]), (rows, cols)), shape=(n, n))
 
 
 class NonlinearTile:
     """One tile's circuit, factorised for the chord iteration; :meth:`read` solves batches of reads.
 
     Args:
-        cell: cell model (``current``, ``chord``) of :mod:`bmcnn_hw.golden.cells`.
+        cell: cell model (``element``, ``element_chord``, ``series_resistor``) of
+            :mod:`bmcnn_hw.golden.cells`.
         r_phys: (R, P) device resistances in physical column order.
         dvth: (R, P) access-transistor threshold shifts (1T1R) or None.
         r_wire_ohm, r_source_ohm, r_tia_in_ohm: parasitics as in :func:`tile_response`.
@@ -42,7 +53,7 @@ class NonlinearTile:
     """
 
     def __init__(self, cell, r_phys: np.ndarray, dvth: np.ndarray | None, r_wire_ohm: float,
-                 r_source_ohm: float, r_tia_in_ohm: float, name: str = "tile", tol_v: float = 1e-15,
+                 r_source_ohm: float, r_tia_in_ohm: float, name: str = "tile", tol_v: float = 1e-11,
                  max_iter: int = 300):
         self.cell, self.r, self.dvth, self.name = cell, r_phys, dvth, name
         self.tol_v, self.max_iter = tol_v, max_iter
@@ -50,36 +61,44 @@ class NonlinearTile:
         self.row_node, self.col_node, n = node_maps(rows, cols, r_wire_ohm > 0)
         self.r_last = r_wire_ohm + r_tia_in_ohm
         self.gs = 1.0 / r_source_ohm if r_source_ohm > 0 else 0.0
-        self.gc = cell.chord(r_phys, dvth)
         self.first = self.row_node[:, 0]
+        if cell.series_resistor:  # 1T1R: device row -> m (linear), transistor m -> column
+            self.a = n + np.arange(rows * cols).reshape(rows, cols)
+            n += rows * cols
+            linear = _stamps(self.row_node, self.a, 1.0 / r_phys, n)
+        else:
+            self.a, linear = self.row_node, None
+        self.gc = cell.element_chord(r_phys, dvth)
         extra = (self.first, np.full(rows, self.gs)) if self.gs else None
-        self.matrix = conductance_matrix(self.gc, self.row_node, self.col_node, n, r_wire_ohm, self.r_last, extra)
+        matrix = conductance_matrix(np.zeros_like(r_phys), self.row_node, self.col_node, n, r_wire_ohm, self.r_last,
+                                    extra) + _stamps(self.a, self.col_node, self.gc, n)
+        self.matrix = (matrix + linear if linear is not None else matrix).tocsr()
         fixed = [] if self.gs else [self.first]
         if self.r_last == 0:  # columns held at 0 V by ideal TIAs
             fixed.append(np.unique(self.col_node))
         self.fixed = np.concatenate(fixed) if fixed else np.zeros(0, dtype=np.intp)
         self.free = np.setdiff1d(np.arange(n), self.fixed)
-        m = self.matrix.tocsr()
-        # Ideal wires and drivers fix every node: the cells see the drives directly.
+        m = self.matrix
+        # Ideal wires and drivers with two-terminal cells fix every node: cells see the drives.
         self.lu = spla.splu(m[self.free][:, self.free].tocsc(), permc_spec=_ORDERING) if len(self.free) else None
         self.g_free_fixed = m[self.free][:, self.fixed]
         cells = rows * cols
         data = np.concatenate([np.ones(cells), -np.ones(cells)])
-        idx = np.concatenate([self.row_node.ravel(), self.col_node.ravel()])
+        idx = np.concatenate([self.a.ravel(), self.col_node.ravel()])
         self.incidence = sp.csr_matrix((data, (idx, np.tile(np.arange(cells), 2))), shape=(n, cells))
+        self.incidence_free = self.incidence[self.free]
         self.n = n
 
-    def _cell_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Actual cell currents F(v) and deviations c = F(v) - g_c v, each (R*P, M)."""
-        v = x[self.row_node.ravel()] - x[self.col_node.ravel()]
-        v_col = x[self.col_node.ravel()]
+    def _element_currents(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Element currents F and deviations c = F - g_c v, each (R*P, M)."""
+        v_a, v_b = x[self.a.ravel()], x[self.col_node.ravel()]
         r = self.r.reshape(-1, 1)
         dvth = None if self.dvth is None else self.dvth.reshape(-1, 1)
-        current = self.cell.current(v, r, dvth, v_col)
-        return current, current - self.gc.reshape(-1, 1) * v
+        current = self.cell.element(v_a, v_b, r, dvth)
+        return current, current - self.gc.reshape(-1, 1) * (v_a - v_b)
 
     def _solve(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Node voltages (n, M), cell currents and deviations for row drives ``volts`` (M, R)."""
+        """Node voltages (n, M), element currents and deviations for row drives ``volts`` (M, R)."""
         m = volts.shape[0]
         x = np.zeros((self.n, m))
         b = np.zeros((self.n, m))
@@ -88,17 +107,18 @@ class NonlinearTile:
         else:
             x[self.first] = volts.T
         if self.lu is None:
-            current, c = self._cell_currents(x)
+            current, c = self._element_currents(x)
             return x, current, c
         base = b[self.free] - self.g_free_fixed @ x[self.fixed]
         x[self.free] = self.lu.solve(base)
+        moved = np.inf
         for _ in range(self.max_iter):
-            current, c = self._cell_currents(x)
-            new = self.lu.solve(base - self.incidence[self.free] @ c)
+            current, c = self._element_currents(x)
+            new = self.lu.solve(base - self.incidence_free @ c)
             moved = float(np.max(np.abs(new - x[self.free]), initial=0.0))
             x[self.free] = new
             if moved <= self.tol_v:
-                current, c = self._cell_currents(x)
+                current, c = self._element_currents(x)
                 return x, current, c
         raise SimulationError(f"{self.name}: nonlinear nodal solve did not converge in {self.max_iter} "
                               f"iterations (last change {moved:.1e} V)")
@@ -107,8 +127,9 @@ class NonlinearTile:
         """Physical column currents (M, P) into the TIAs and driver currents (M, R) for ``volts`` (M, R)."""
         cols_out, drivers_out = [], []
         rows, cols = self.r.shape
-        for start in range(0, len(volts), BATCH):
-            chunk = volts[start:start + BATCH]
+        batch = max(1, BATCH_ELEMENTS // (rows * cols))
+        for start in range(0, len(volts), batch):
+            chunk = volts[start:start + batch]
             x, current, c = self._solve(chunk)
             if self.r_last > 0:
                 i_cols = x[self.col_node[-1, :]] / self.r_last
