@@ -45,7 +45,8 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
         from .spice.run import SpiceReader
 
         reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=spice_mode)
-    batch = batch or (1 if backend == "spice" else 500)
+    # SPICE: a few images per batch, so each tile netlist is loaded once for all their reads
+    batch = batch or (4 if backend == "spice" else 500)
     preds = []
     for start in tqdm(range(0, len(images), batch), desc=f"{backend}", unit="batch", disable=not progress):
         chunk = images[start:start + batch]

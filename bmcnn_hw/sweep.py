@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
-from .golden.crossbar import physics_predictions_shared
+from .golden.crossbar import PhysicsReader, physics_predictions_shared
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
 from .parallel import single_threaded_pool
 from .tune import calibrate
@@ -62,8 +62,9 @@ def run_point(job: tuple) -> dict:
     model = _WORKER["model"]
     images, labels = _WORKER["test"]
     chip = Chip(model, _device(model, sigma, mode, distribution), seed)
-    tunings = [None, calibrate(model, chip, _WORKER["calib"]).offsets] if tune else [None]
-    preds = physics_predictions_shared(model, chip, images, tunings)
+    reader = PhysicsReader(chip)  # tiles characterised once for calibration and evaluation
+    tunings = [None, calibrate(model, chip, _WORKER["calib"], reader).offsets] if tune else [None]
+    preds = physics_predictions_shared(model, chip, images, tunings, reader=reader)
     result = {"sigma": sigma, "seed": seed, "plain": float((preds[0] == labels).mean())}
     if tune:
         result["tuned"] = float((preds[1] == labels).mean())

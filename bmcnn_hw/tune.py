@@ -56,10 +56,11 @@ def fit_column_corrections(layer, acc_chip: np.ndarray, acc_ideal: np.ndarray) -
     return np.clip(np.rint(correction), -limit - 1, limit).astype(np.int64)
 
 
-def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray) -> Tuning:
-    """Fit the tuning corrections of ``chip`` on calibration ``images`` (uint8, N x H x W)."""
+def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray, reader: PhysicsReader | None = None) -> Tuning:
+    """Fit the tuning corrections of ``chip`` on calibration ``images`` (uint8, N x H x W); ``reader``
+    shares its characterised tiles with other runs on the same chip."""
     x = (images if images.ndim == 4 else images[:, None]).astype(np.int64)
-    accumulate = CrossbarAccumulator(model, PhysicsReader(chip))
+    accumulate = CrossbarAccumulator(model, reader or PhysicsReader(chip))
     offsets = []
     for i, layer in enumerate(model.layers):
         rows = layer_rows(layer, x)

