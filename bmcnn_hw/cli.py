@@ -109,12 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--input-mode", default="unipolar", choices=["unipolar", "bipolar"],
                     help="binary inputs drive rows at {0, V_read} (unipolar) or {-V_read, +V_read} (bipolar)")
     co.add_argument("--tia-gain", type=float, default=0.0, help="op-amp open-loop gain of the TIA; 0 = ideal")
-    co.add_argument("--v-swing", type=float, default=0.0,
-                    help="TIA output swing about its virtual ground (V): outputs clip at +-V (0.9 for a 1.8 V "
-                         "supply with mid-rail virtual ground); 0 = no rails (default)")
-    co.add_argument("--tia-rf", default="10000", metavar="OHM|auto",
-                    help="TIA feedback resistor in ohm (default 10000), or `auto`: sized so the worst-case column "
-                         "current (every row on, every device ON at +3 sigma) just fits --v-swing")
+    co.add_argument("--v-swing", type=float,
+                    help="TIA output swing about its virtual ground (V): outputs clip at +-V; 0 = no rails. Default: "
+                         "0.9 (a sky130 1.8 V supply, virtual ground at mid-rail) for 1T1R cells, else 0")
+    co.add_argument("--tia-rf", metavar="OHM|auto",
+                    help="TIA feedback resistor in ohm, or `auto`: sized so the worst-case column current (every "
+                         "row on, every device ON at R_on (1 - 3 sigma_on)) just reaches --v-swing. Default: auto "
+                         "with rails, else 10000")
     _add_device_overrides(co, "applied on top of --device")
     co.set_defaults(func=cmd.cmd_compile)
 

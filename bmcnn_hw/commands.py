@@ -117,8 +117,8 @@ def _device_with_overrides(base, args):
 
 
 def _hardware(args):
-    from .config import CrossbarGeometry, HardwareConfig, ReadoutParams
-    from .golden.chip import check_cell_geometry
+    from .config import CrossbarGeometry, HardwareConfig
+    from .golden.chip import check_cell_geometry, sized_readout
     from .presets import get_preset
     from .spice.sky130 import require_models
 
@@ -127,22 +127,7 @@ def _hardware(args):
     check_cell_geometry(device, geometry)
     require_models(device)
     return HardwareConfig(device=device, geometry=geometry,
-                          readout=ReadoutParams(adc_bits=args.adc_bits, tia_gain=args.tia_gain, v_swing_v=args.v_swing,
-                                                tia_rf_ohm=_tia_rf(args, device, geometry)))
-
-
-def _tia_rf(args, device, geometry) -> float:
-    from .errors import ConfigError
-    from .golden.chip import size_tia_rf
-
-    if args.tia_rf == "auto":
-        if not args.v_swing:
-            raise ConfigError("--tia-rf auto sizes R_f for the TIA rails: give --v-swing too")
-        return size_tia_rf(device, geometry.tile_rows, args.v_swing)
-    try:
-        return float(args.tia_rf)
-    except ValueError:
-        raise ConfigError(f"--tia-rf must be a resistance in ohm or 'auto', not {args.tia_rf!r}") from None
+                          readout=sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing, args.tia_rf))
 
 
 def cmd_compile(args) -> int:

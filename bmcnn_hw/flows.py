@@ -96,7 +96,7 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     from .presets import get_preset
     from .cosim.rtl_check import check_rtl
     from .data.mnist import load_mnist
-    from .golden.chip import Chip
+    from .golden.chip import Chip, sized_readout
     from .golden.crossbar import PhysicsReader, run_crossbar
     from .golden.integer import run_integer
     from .spice.report import spice_report
@@ -104,7 +104,8 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     start = time.perf_counter()
     base = get_preset(CELL_PRESETS[case.get("cell", "linear")])
     device = dataclasses.replace(base, sigma_on_rel=case["sigma"], sigma_off_rel=case["sigma"])
-    hardware = HardwareConfig(device=device, geometry=CrossbarGeometry.parse(case["tile"], encoding=case["encoding"]))
+    geometry = CrossbarGeometry.parse(case["tile"], encoding=case["encoding"])
+    hardware = HardwareConfig(device=device, geometry=geometry, readout=sized_readout(device, geometry))
     model = build(Path(case["checkpoint"]), work / "build", hardware, chip_seed=case["seed"])
     test = load_mnist(data_dir, "test").images
     failures = []

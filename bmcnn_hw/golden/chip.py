@@ -13,7 +13,7 @@ import numpy as np
 
 from ..artefact import CompiledModel
 from ..compile.map_conductance import device_states, padded_tile, physical_columns, reference_resistance
-from ..config import DeviceParams
+from ..config import DeviceParams, ReadoutParams
 from ..errors import ConfigError
 from .cells import cell_model
 
@@ -133,6 +133,34 @@ def size_tia_rf(params: DeviceParams, tile_rows: int, v_swing_v: float) -> float
     current: every one of ``tile_rows`` rows on, every device ON at R_on (1 - 3 sigma_on)."""
     r_worst = params.r_on_ohm * max(1.0 - 3.0 * params.sigma_on_rel, MIN_R_FRACTION)
     return v_swing_v / (tile_rows * nominal_cell_current(params, r_worst))
+
+
+SKY130_SWING_V = 0.9
+"""TIA swing of a 1.8 V sky130 supply with the virtual ground at mid-rail (the 1T1R default)."""
+
+
+def sized_readout(device: DeviceParams, geometry, adc_bits: int = 0, tia_gain: float = 0.0,
+                  v_swing_v: float | None = None, tia_rf: str | float | None = None) -> ReadoutParams:
+    """ReadoutParams with the TIA rails and feedback resistor resolved.
+
+    ``v_swing_v`` None: 0.9 V for 1T1R cells (sky130 1.8 V supply), else no rails. ``tia_rf``
+    None: ``"auto"`` with rails, else 10 kOhm; ``"auto"``: :func:`size_tia_rf`.
+
+    Raises:
+        ConfigError: for ``auto`` without rails or a value that is not a resistance.
+    """
+    v_swing = v_swing_v if v_swing_v is not None else (SKY130_SWING_V if device.cell == "1t1r" else 0.0)
+    option = tia_rf if tia_rf is not None else ("auto" if v_swing else 10e3)
+    if option == "auto":
+        if not v_swing:
+            raise ConfigError("--tia-rf auto sizes R_f for the TIA rails: give --v-swing too")
+        rf = size_tia_rf(device, geometry.tile_rows, v_swing)
+    else:
+        try:
+            rf = float(option)
+        except ValueError:
+            raise ConfigError(f"--tia-rf must be a resistance in ohm or 'auto', not {option!r}") from None
+    return ReadoutParams(adc_bits=adc_bits, tia_gain=tia_gain, v_swing_v=v_swing, tia_rf_ohm=rf)
 
 
 class Chip:

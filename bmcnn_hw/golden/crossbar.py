@@ -217,10 +217,9 @@ class CrossbarAccumulator:
 
     @property
     def _fast(self) -> bool:
-        """Physics reads of linear-in-input tiles without recording, read noise or TIA rails take the
-        vectorised path."""
+        """Physics reads of linear-in-input tiles without recording or read noise take the vectorised path."""
         return (isinstance(self.reader, PhysicsReader) and self.reader.level_linear and not self.record
-                and not self.reader.chip.params.read_noise_rel and not self.model.hardware.readout.v_swing_v)
+                and not self.reader.chip.params.read_noise_rel)
 
     def _fast_tile_codes(self, index: int, layer, rt: int, ct: int, bits: np.ndarray,
                          used_cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +232,12 @@ class CrossbarAccumulator:
             self._scaled[key] = (diff.transfer * (readout.tia_gain_factor / (self.unit * readout.lsb_units)), diff)
         scaled, diff = self._scaled[key]
         volts = self.drive(bits.astype(np.float64))
-        codes = volts @ scaled
+        if readout.v_swing_v:  # rails clip each column before the difference: read both sides
+            read = self.reader.read(index, rt, ct, volts, used_cols)
+            codes = tia_clip(read.i_plus, read.i_minus, readout) * (readout.tia_gain_factor /
+                                                                     (self.unit * readout.lsb_units))
+        else:
+            codes = volts @ scaled
         lo, hi = -(2 ** (layer.adc_bits - 1)), 2 ** (layer.adc_bits - 1) - 1
         np.clip(np.rint(codes, out=codes), lo, hi, out=codes)
         return codes.astype(np.int32 if layer.adc_bits < 32 else np.int64), readout.t_read_s * diff.power_form(volts)
