@@ -116,27 +116,31 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Accuracy vs wire resistance, one panel per cell model, one line per tile/design/sigma."""
+    """Accuracy vs wire resistance (or vs sigma when the wire is fixed), one panel per cell model,
+    one line per tile/design/(other axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    x_key = "r_wire" if len({r["r_wire"] for r in rows}) > 1 else "sigma"
+    other = "sigma" if x_key == "r_wire" else "r_wire"
     cells = sorted({r["cell"] for r in rows})
     fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 4), squeeze=False)
     for ax, cell in zip(axes[0], cells):
         series: dict = {}
         for r in rows:
             if r["cell"] == cell:
-                series.setdefault((r["tile"], r["design"], r["sigma"]), []).append(r)
-        for (tile, design, sigma), members in sorted(series.items()):
-            members.sort(key=lambda r: r["r_wire"])
-            wires = [m["r_wire"] for m in members]
-            label = f"tile {tile}, {design}" + (f", sigma {sigma:g}" if sigma else "")
-            line = ax.plot(wires, [100 * m["plain_mean"] for m in members], marker="o", label=f"{label}: untuned")
-            ax.plot(wires, [100 * m["tuned_mean"] for m in members], marker="s", linestyle="--",
-                    color=line[0].get_color(), label=f"{label}: tuned")
-        ax.set_xlabel("wire resistance per cell segment (ohm)")
+                series.setdefault((r["tile"], r["design"], r[other]), []).append(r)
+        for (tile, design, fixed), members in sorted(series.items()):
+            members.sort(key=lambda r: r[x_key])
+            xs = [m[x_key] for m in members]
+            label = f"tile {tile}, {design}" + (f", {other} {fixed:g}" if fixed else "")
+            line = ax.errorbar(xs, [100 * m["plain_mean"] for m in members], [100 * m["plain_std"] for m in members],
+                               marker="o", capsize=3, label=f"{label}: untuned")
+            ax.errorbar(xs, [100 * m["tuned_mean"] for m in members], [100 * m["tuned_std"] for m in members],
+                        marker="s", capsize=3, linestyle="--", color=line[0].get_color(), label=f"{label}: tuned")
+        ax.set_xlabel("wire resistance per cell segment (ohm)" if x_key == "r_wire" else "relative sigma of R_on, R_off")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{cell} cells")
         ax.grid(alpha=0.3)
@@ -160,7 +164,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-dir", default="../shared/datasets/mnist")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--replot", action="store_true", help="only redraw study.png/study.md from OUT/study.json")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads((args.out / "study.json").read_text())
+        write_text_atomic(args.out / "study.md", markdown(saved["summary"], saved))
+        plot(saved["summary"], args.out / "study.png")
+        return
     jobs = jobs_of(args)
     print(f"{len(jobs)} points", flush=True)
     points = []
