@@ -188,3 +188,32 @@ def test_nominal_include_folds_every_mismatch_term():
     assert out.index(".ends sky130_fd_pr__nfet_01v8") < out.index(".model m.0 nmos")  # models shared
     with pytest.raises(DataError, match="not the expected"):
         sky130.nominal_include("* nothing", "tt")
+
+
+def test_tile_netlist_runs_alone_in_batch_ngspice(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("ngspice") is None:
+        pytest.skip("ngspice executable not installed")
+    device = DeviceParams(cell="sinh", r_wire_ohm=1.0)
+    model = random_fc_model(4, 3, 0, tile_rows=4, tile_cols=3, device=device)
+    write_netlists(model, Chip(model, device), tmp_path / "n")
+    proc = subprocess.run(["ngspice", "-b", "fc0_r0_c0.cir"], cwd=tmp_path / "n", capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-1000:]
+    assert "error" not in proc.stdout.lower()
+
+
+def test_stepped_netlist_is_deterministic_text(tmp_path):
+    from bmcnn_hw.spice.stepped import stepped_netlist
+
+    device = DeviceParams(cell="sinh")
+    model = random_fc_model(3, 2, 0, tile_rows=3, tile_cols=2, device=device)
+    write_netlists(model, Chip(model, device), tmp_path / "n")
+    volts = np.array([[0.2, 0.0, 0.2], [0.2, 0.2, 0.0]])
+    text = stepped_netlist(tmp_path / "n" / "fc0_r0_c0.cir", volts)
+    assert text == stepped_netlist(tmp_path / "n" / "fc0_r0_c0.cir", volts)
+    assert "Vr0 in0 0 DC 0.2" in text  # constant over the batch: a plain source
+    assert "Br1 b1 0 V = pwl(v(sel),\n+ 0, 0.0, 1, 0.2)\nVr1 in1 b1 DC 0" in text
+    assert f".include {(tmp_path / 'n' / 'lib' / 'rram_sinh.lib').resolve()}" in text and "\n.op\n" not in text
