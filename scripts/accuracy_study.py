@@ -95,7 +95,7 @@ def summarise(points: list[dict]) -> list[dict]:
         groups.setdefault(tuple(p[k] for k in keys), []).append(p)
     rows = []
     for key, members in groups.items():
-        row = dict(zip(keys, key), chips=len(members))
+        row = dict(zip(keys, key, strict=True), chips=len(members))
         for what in ("plain", "tuned"):
             values = np.array([m[what] for m in members])
             row[f"{what}_mean"], row[f"{what}_std"] = float(values.mean()), float(values.std())
@@ -127,7 +127,7 @@ def plot(rows: list[dict], path: Path) -> None:
     other = "sigma" if x_key == "r_wire" else "r_wire"
     cells = sorted({r["cell"] for r in rows})
     fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 4), squeeze=False)
-    for ax, cell in zip(axes[0], cells):
+    for ax, cell in zip(axes[0], cells, strict=True):
         series: dict = {}
         for r in rows:
             if r["cell"] == cell:

@@ -139,7 +139,8 @@ class _TileCircuit:
         if p.cell == "1t1r":
             return self._one_t_one_r_lines()
         if p.cell == "sinh":
-            head = "* RRAM cells (sinh read I-V): Xd_<row>_<physical column> row-node column-node memristor_sinh r=<ohm at V_read>"
+            head = ("* RRAM cells (sinh read I-V): Xd_<row>_<physical column> row-node column-node memristor_sinh "
+                    "r=<ohm at V_read>")
             extra = f" v0={_fmt(p.sinh_v0_v)} vread={_fmt(p.v_read_v)}"
             model = "memristor_sinh"
         else:
@@ -219,8 +220,8 @@ def tile_netlist(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int)
     lines.append("* row drivers (0 V, V_read or -V_read; changed with `alter` between reads)")
     lines += [f"Vr{r} in{r} 0 DC 0" for r in range(tile.rows)]
     nodes = [f"in{r}" for r in range(tile.rows)] + [f"o{j}" for j in range(len(tile.layout))]
-    lines += [f"Xtile {' '.join(nodes)} {name}", "* `ngspice -b` solves this operating point (all rows at 0 V until altered)",
-              ".op", ".end"]
+    lines += [f"Xtile {' '.join(nodes)} {name}",
+              "* `ngspice -b` solves this operating point (all rows at 0 V until altered)", ".op", ".end"]
     return "\n".join(lines) + "\n"
 
 
