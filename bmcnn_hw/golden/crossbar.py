@@ -197,23 +197,54 @@ class CrossbarAccumulator:
         v = self.reader.chip.params.v_read_v
         return (2.0 * bits - 1.0) * v if self.bipolar else bits * v
 
+    def _tile_codes(self, index: int, layer, rt: int, ct: int, volts: np.ndarray, used_cols: int):
+        """(read, ADC codes (M, used_cols), read energy per read (M,)) of row voltages ``volts``,
+        with read noise when the chip has it."""
+        readout = self.model.hardware.readout
+        read = self.reader.read(index, rt, ct, volts, used_cols)
+        i_diff = tia_clip(read.i_plus, read.i_minus, readout)
+        if self.reader.chip.params.read_noise_rel:
+            i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), volts, used_cols, self.rng)
+        codes = adc_codes(i_diff, self.unit, readout, layer.adc_bits)
+        return read, codes, readout.t_read_s * np.sum(volts * read.i_drivers, axis=1)
+
     def _read_codes(self, index: int, layer, rt: int, ct: int, plane: int, volts: np.ndarray, used_cols: int):
         """ADC codes (M, used_cols) of one tile read for row voltages ``volts``; accumulates energy."""
-        readout = self.model.hardware.readout
         noisy = bool(self.reader.chip.params.read_noise_rel)
         unique, inverse = (volts, None) if noisy or self.record else _unique_rows(volts)
-        read = self.reader.read(index, rt, ct, unique, used_cols)
-        i_diff = tia_clip(read.i_plus, read.i_minus, readout)
-        if noisy:
-            i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), unique, used_cols, self.rng)
-        codes = adc_codes(i_diff, self.unit, readout, layer.adc_bits)
-        energy = readout.t_read_s * np.sum(unique * read.i_drivers, axis=1)
+        read, codes, energy = self._tile_codes(index, layer, rt, ct, unique, used_cols)
         if inverse is not None:
             codes, energy = codes[inverse], energy[inverse]
         self.energy_j[index] += float(energy.sum())
         if self.record:
             self.reads.append((index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
         return codes
+
+    def _planes_shareable(self, layer, m: int) -> bool:
+        """Bit planes can be read together: several planes, rows narrow enough to deduplicate,
+        nothing recorded per plane and no read noise (which differs per read)."""
+        return (layer.input_bits > 1 and not self.record and not self.reader.chip.params.read_noise_rel
+                and min(layer.tiling.tile_rows, layer.rows) <= 64 and layer.input_bits * m >= 256)
+
+    def _shared_planes(self, index: int, layer, flat: np.ndarray, acc: np.ndarray) -> None:
+        """Accumulate every bit plane of ``flat`` into ``acc``, reading each distinct input row once
+        over all planes and positions (a pattern recurs across planes: fewer nonlinear or SPICE
+        solves than plane by plane)."""
+        t, m = layer.tiling, len(flat)
+        for rt in range(t.n_row_tiles):
+            r0, r1 = t.row_range(rt, layer.rows)
+            stacked = np.concatenate([((flat[:, r0:r1] >> plane) & 1).astype(np.uint8)
+                                      for plane in range(layer.input_bits)])
+            first, inverse, counts = _distinct_rows(stacked)
+            volts = self.drive(stacked[first].astype(np.float64))
+            for ct in range(t.n_col_tiles):
+                c0, c1 = t.col_range(ct, layer.cols)
+                _, codes, energy = self._tile_codes(index, layer, rt, ct, volts, c1 - c0)
+                self.energy_j[index] += float(energy @ counts)
+                if self.bipolar:
+                    codes = codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=codes.dtype)
+                for plane in range(layer.input_bits):
+                    acc[:, c0:c1] += codes[inverse[plane * m:(plane + 1) * m]].astype(acc.dtype) << plane
 
     @property
     def _fast(self) -> bool:
@@ -281,16 +312,9 @@ class CrossbarAccumulator:
             acc >>= 1
         return acc
 
-    def __call__(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
-        if layer.digital:  # a digital MAC: exact, no devices
-            return exact_matmul(rows, layer.weight)
-        if self._fast:
-            return self._fast_call(index, layer, rows)
-        n, p, _ = rows.shape
-        flat = rows.reshape(n * p, layer.rows)
+    def _plane_by_plane(self, index: int, layer, flat: np.ndarray, acc: np.ndarray) -> None:
+        """Accumulate the bit planes of ``flat`` into ``acc`` one plane and tile at a time."""
         t = layer.tiling
-        # int32 when the accumulator provably fits (acc_width bits), else int64.
-        acc = np.zeros((n * p, layer.cols), dtype=np.int32 if layer.acc_width <= 31 else np.int64)
         for plane in range(layer.input_bits):
             plane_bits = ((flat >> plane) & 1).astype(np.float64)
             for rt in range(t.n_row_tiles):
@@ -302,6 +326,20 @@ class CrossbarAccumulator:
                     if self.bipolar:  # code = 2 dot - colsum; keep 2 dot, halve at the end
                         codes = codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=codes.dtype)
                     acc[:, c0:c1] += codes << plane
+
+    def __call__(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
+        if layer.digital:  # a digital MAC: exact, no devices
+            return exact_matmul(rows, layer.weight)
+        if self._fast:
+            return self._fast_call(index, layer, rows)
+        n, p, _ = rows.shape
+        flat = rows.reshape(n * p, layer.rows)
+        # int32 when the accumulator provably fits (acc_width bits), else int64.
+        acc = np.zeros((n * p, layer.cols), dtype=np.int32 if layer.acc_width <= 31 else np.int64)
+        if self._planes_shareable(layer, n * p):
+            self._shared_planes(index, layer, flat, acc)
+        else:
+            self._plane_by_plane(index, layer, flat, acc)
         if self.bipolar:
             acc >>= 1  # exact for an ideal chip (the sum is even); floor otherwise
         return acc.astype(np.int64).reshape(n, p, layer.cols)

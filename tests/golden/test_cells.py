@@ -114,3 +114,22 @@ def test_cell_model_needs_a_table_for_1t1r():
 
     with pytest.raises(SimulationError, match="transistor table"):
         cell_model(DeviceParams(cell="1t1r"))
+
+
+def test_bit_planes_read_together_equal_plane_by_plane(compiled, mnist_test):
+    """The slow path reads each distinct input row once over all bit planes; same accumulators
+    and energy as reading plane by plane (sinh cells behind driver resistance: nonlinear reads)."""
+    from bmcnn_hw.golden.crossbar import CrossbarAccumulator
+    from bmcnn_hw.golden.layers import layer_rows
+
+    params = DeviceParams(cell="sinh", sinh_v0_v=0.1, r_source_ohm=30.0, sigma_on_rel=0.2, sigma_off_rel=0.2)
+    chip = Chip(compiled, params, 1)
+    layer = compiled.layers[0]
+    rows = layer_rows(layer, mnist_test.images[:2, None].astype(np.int64))
+    reader = PhysicsReader(chip)
+    together = CrossbarAccumulator(compiled, reader)
+    assert together._planes_shareable(layer, rows.shape[0] * rows.shape[1])
+    apart = CrossbarAccumulator(compiled, reader)
+    apart._planes_shareable = lambda *_: False
+    assert np.array_equal(together(0, layer, rows), apart(0, layer, rows))
+    assert together.energy_j[0] == pytest.approx(apart.energy_j[0], rel=1e-12)
