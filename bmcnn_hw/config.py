@@ -146,7 +146,8 @@ class DeviceParams(_DictMixin):
 
     @property
     def unit_current_a(self) -> float:
-        """Column current of one unit of dot product, V_read * (G_on - G_off)."""
+        """Column current of one unit of dot product, V_read * (G_on - G_off), for two-terminal cells
+        (linear, sinh); ``Chip.unit_current_a`` gives it for every cell type, 1T1R included."""
         return self.v_read_v * (self.g_on_s - self.g_off_s)
 
     @property
