@@ -97,3 +97,15 @@ def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
         results = run_regression(regression, tmp_path / "out", mnist_dir, scheduler=cluster.scheduler_address)
     assert [r["tile"] for r in results] == ["0x5", "5x0"]  # case order kept
     assert all(not r["passed"] and "must be a positive integer" in r["failures"][0] for r in results)
+
+
+def test_cell_axis_of_the_regression_matrix(tmp_path):
+    settings, cases = matrix_cases(REPO / "flows" / "regression_cells.toml")
+    assert [c["cell"] for c in cases] == ["linear", "sinh", "1t1r"]
+    assert cases[0]["name"].endswith("_icarus") and cases[2]["name"].endswith("_icarus_1t1r")
+    _, default = matrix_cases(REPO / "flows" / "regression.toml")
+    assert {c["cell"] for c in default} == {"linear"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text((REPO / "flows" / "regression_cells.toml").read_text().replace('"1t1r"]', '"memristor"]'))
+    with pytest.raises(ConfigError, match="cell must be a non-empty list of linear, sinh, 1t1r"):
+        matrix_cases(bad)
