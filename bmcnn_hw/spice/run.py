@@ -1,9 +1,10 @@
 """The only module that talks to ngspice (in-process, through PySpice's NgSpiceShared).
 
 A tile netlist is loaded once (``source``); an input vector then costs ``alter`` of the
-rows that changed, one ``op`` and a read of the column sense and driver currents. For
-linear tiles (every netlist the writer emits) the tile is characterised once by
-superposition; otherwise each distinct input vector of a batch is solved once.
+rows that changed, one ``op`` and a read of the column sense and driver currents. Tiles
+linear in their binary inputs (linear cells, or any cell behind ideal wires, drivers and
+TIAs) may be characterised once by superposition; otherwise each distinct input vector of a
+batch is solved once, for nonlinear cells many vectors per DC sweep of a stepped netlist.
 """
 
 from __future__ import annotations
