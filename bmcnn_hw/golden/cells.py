@@ -17,6 +17,11 @@ row to column:
   ``(v - v_ds) / r = I_d(v_g, v_col + v_ds, v_col)`` is solved per cell by safeguarded
   Newton on the table's trilinear interpolant. The interpolation is the only difference
   from ngspice; the tests measure the residual.
+
+``current`` is the two-terminal view (ideal wires, the ADC unit). The nodal solve of
+:mod:`bmcnn_hw.golden.tile_nonlinear` uses ``element`` / ``element_chord`` instead: the whole
+cell for two-terminal models, and for 1T1R only the transistor (the device becomes a linear
+element to an internal node), so no per-cell inner solve is needed there.
 """
 
 from __future__ import annotations
