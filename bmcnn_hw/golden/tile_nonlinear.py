@@ -78,10 +78,10 @@ class NonlinearTile:
             fixed.append(np.unique(self.col_node))
         self.fixed = np.concatenate(fixed) if fixed else np.zeros(0, dtype=np.intp)
         self.free = np.setdiff1d(np.arange(n), self.fixed)
-        m = self.matrix
+        free_rows = self.matrix[self.free]
         # Ideal wires and drivers with two-terminal cells fix every node: cells see the drives.
-        self.lu = spla.splu(m[self.free][:, self.free].tocsc(), permc_spec=_ORDERING) if len(self.free) else None
-        self.g_free_fixed = m[self.free][:, self.fixed]
+        self.lu = spla.splu(free_rows[:, self.free].tocsc(), permc_spec=_ORDERING) if len(self.free) else None
+        self.g_free_fixed = free_rows[:, self.fixed]
         cells = rows * cols
         data = np.concatenate([np.ones(cells), -np.ones(cells)])
         idx = np.concatenate([self.a.ravel(), self.col_node.ravel()])
