@@ -18,6 +18,12 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                         "Default: $BMCNN_HW_DATA, else the cache filled by `bmcnn-hw data fetch`")
 
 
+def _add_spice_jobs(parser) -> None:
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="ngspice processes solving tiles side by side (default: one per core this process may "
+                             "use); results equal within ngspice's convergence tolerance for any N")
+
+
 def _add_device_overrides(parser, where: str) -> None:
     dev = parser.add_argument_group(f"device overrides ({where})")
     dev.add_argument("--sigma-on", type=float, help="relative std of R_on from device to device (0.1 = 10 %%)")
@@ -173,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"])
     cs.add_argument("--out", type=Path, default=Path("runs/cosim"), help="report directory (JSON, Markdown)")
     _add_device_overrides(cs, "applied on top of the build's device; the netlists are rewritten for the chip")
+    _add_spice_jobs(cs)
     _add_data_dir(cs)
     cs.set_defaults(func=cmd.cmd_cosim)
 
@@ -199,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="superposition: one ngspice solve per tile row, then exact sums (linear tiles); "
                          "per-vector: one solve per distinct input; auto: the cheaper per tile")
     sp.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
+    _add_spice_jobs(sp)
     _add_data_dir(sp)
     sp.set_defaults(func=cmd.cmd_spice)
 
@@ -214,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--backend spice: superposition (one solve per tile row, then exact sums; tiles linear in "
                          "their inputs), per-vector (one solve per distinct input; nonlinear cells step through "
                          "inputs in one DC sweep), auto (the cheaper per tile; default)")
+    _add_spice_jobs(ev)
     _add_data_dir(ev)
     ev.set_defaults(func=cmd.cmd_evaluate)
 

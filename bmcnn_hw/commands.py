@@ -148,6 +148,18 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def _spice_jobs(args) -> int:
+    """``--jobs`` (ngspice worker processes), default one per core; below 1 is a ConfigError."""
+    from .errors import ConfigError
+    from .spice.run import default_jobs
+
+    if args.jobs is None:
+        return default_jobs()
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    return args.jobs
+
+
 def cmd_evaluate(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
@@ -155,7 +167,8 @@ def cmd_evaluate(args) -> int:
 
     load_model(args.build)  # a broken build fails before the data is read
     data = load_mnist(_data_dir(args), "test").head(args.limit)
-    report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode)
+    report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode,
+                      spice_jobs=_spice_jobs(args))
     print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "
           f"({report['seconds']} s)")
     if args.json:
@@ -294,7 +307,8 @@ def cmd_cosim(args) -> int:
         tuning = load_tuning(args.tuning, model).offsets
         writes = json.loads(args.tuning.read_text())["register_writes"]
     images = load_mnist(_data_dir(args), "test").images[: args.images]
-    report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=args.sim)
+    report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=args.sim,
+                        spice_jobs=_spice_jobs(args))
     write_json_atomic(args.out / "cosim.json", report)
     write_text_atomic(args.out / "cosim.md", cosim_markdown(report))
     print(cosim_markdown(report))
@@ -328,7 +342,7 @@ def cmd_spice(args) -> int:
 
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
-    report = spice_report(args.build, images, args.mode)
+    report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args))
     print(format_report(report))
     if args.json:
         from .io_utils import write_json_atomic

@@ -19,12 +19,14 @@ BACKENDS = ("torch", "golden", "physics", "spice")
 
 
 def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkpoint: Path | None = None,
-                    batch: int | None = None, progress: bool = True, spice_mode: str = "auto") -> np.ndarray:
+                    batch: int | None = None, progress: bool = True, spice_mode: str = "auto",
+                    spice_jobs: int = 1) -> np.ndarray:
     """Predicted classes of ``images`` with one back end.
 
     torch: the trained checkpoint; golden: exact integer model; physics: crossbar
     physics on the build's chip; spice: ngspice on the build's netlists, reads solved as
-    ``spice_mode`` says (see :class:`~bmcnn_hw.spice.run.SpiceReader`).
+    ``spice_mode`` says, ``spice_jobs`` ngspice processes at a time (see
+    :class:`~bmcnn_hw.spice.run.SpiceReader`).
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -44,9 +46,9 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
     elif backend == "spice":
         from .spice.run import SpiceReader
 
-        reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=spice_mode)
-    # SPICE: a few images per batch, so each tile netlist is loaded once for all their reads
-    batch = batch or (4 if backend == "spice" else 500)
+        reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=spice_mode, jobs=spice_jobs)
+    # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads
+    batch = batch or (16 if backend == "spice" else 500)
     preds = []
     for start in tqdm(range(0, len(images), batch), desc=f"{backend}", unit="batch", disable=not progress):
         chunk = images[start:start + batch]

@@ -49,13 +49,15 @@ def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:
 
 
 def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, *, tuning=None,
-               register_writes: dict | None = None, sim: str = "icarus", progress: bool = True) -> dict:
-    """Co-simulate ``images`` through SPICE tiles and RTL layer tops; returns the report dict."""
+               register_writes: dict | None = None, sim: str = "icarus", progress: bool = True,
+               spice_jobs: int = 1) -> dict:
+    """Co-simulate ``images`` through SPICE tiles (``spice_jobs`` ngspice processes at a time) and
+    RTL layer tops; returns the report dict."""
     model = load_model(build_dir)
     model.require_all_memristive("cosim")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
-    spice = SpiceReader(model, chip, Path(build_dir) / "netlists")
+    spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs)
     x = (images if images.ndim == 4 else images[:, None]).astype(np.int64)
     n, layers, mismatch = len(images), [], None
     for i, layer in enumerate(tqdm(model.layers, desc="cosim", unit="layer", disable=not progress)):

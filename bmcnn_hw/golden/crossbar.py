@@ -330,6 +330,22 @@ class CrossbarAccumulator:
                         codes = codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=codes.dtype)
                     acc[:, c0:c1] += codes << plane
 
+    def _prefetch(self, index: int, layer, flat: np.ndarray) -> None:
+        """Let a reader that solves in bulk (``reader.prefetch``, e.g. ngspice in worker
+        processes) solve every distinct tile input of this layer before it is read."""
+        prefetch = getattr(self.reader, "prefetch", None)
+        if prefetch is None:
+            return
+        t, requests = layer.tiling, []
+        for rt in range(t.n_row_tiles):
+            r0, r1 = t.row_range(rt, layer.rows)
+            bits = np.concatenate([((flat[:, r0:r1] >> plane) & 1) for plane in range(layer.input_bits)])
+            volts = self.drive(np.unique(bits.astype(np.uint8), axis=0).astype(np.float64))
+            for ct in range(t.n_col_tiles):
+                c0, c1 = t.col_range(ct, layer.cols)
+                requests.append((rt, ct, volts, c1 - c0))
+        prefetch(index, requests)
+
     def __call__(self, index: int, layer, rows: np.ndarray) -> np.ndarray:
         if layer.digital:  # a digital MAC: exact, no devices
             return exact_matmul(rows, layer.weight)
@@ -337,6 +353,7 @@ class CrossbarAccumulator:
             return self._fast_call(index, layer, rows)
         n, p, _ = rows.shape
         flat = rows.reshape(n * p, layer.rows)
+        self._prefetch(index, layer, flat)
         # int32 when the accumulator provably fits (acc_width bits), else int64.
         acc = np.zeros((n * p, layer.cols), dtype=np.int32 if layer.acc_width <= 31 else np.int64)
         if self._planes_shareable(layer, n * p):

@@ -77,23 +77,23 @@ def _layer_rows(model, chip, spice_acc, physics_acc, n_images: int) -> list[dict
     return rows
 
 
-def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto") -> dict:
+def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto", jobs: int = 1) -> dict:
     """Every crossbar read of ``images`` through ngspice and through the physics model.
 
     Returns per-layer rows (tiles, reads, worst relative current error, ADC agreement,
     read energy per inference from SPICE and physics, energy per tile read), the
-    predictions of both, ngspice solve count and seconds.
+    predictions of both, ngspice solve count and seconds; ``jobs`` ngspice processes at a time.
     """
     model = load_model(build_dir)
     chip = Chip.of_build(model)
     start = time.perf_counter()
-    reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode)
+    reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode, jobs=jobs)
     spice, spice_acc = run_crossbar(model, images, reader, record=True)
     seconds = time.perf_counter() - start
     physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)
     return {
-        "build": str(build_dir), "images": len(images), "mode": mode, "ngspice_solves": reader.solves,
-        "characterised_tiles": len(reader._responses), "seconds": round(seconds, 3),
+        "build": str(build_dir), "images": len(images), "mode": mode, "jobs": jobs, "ngspice_solves": reader.solves,
+        "characterised_tiles": len(reader.responses), "seconds": round(seconds, 3),
         "layers": _layer_rows(model, chip, spice_acc, physics_acc, len(images)),
         "cell": chip.params.cell,
         "predictions_spice": spice.predictions.tolist(), "predictions_physics": physics.predictions.tolist(),

@@ -1,16 +1,23 @@
-"""The only module that talks to ngspice (in-process, through PySpice's NgSpiceShared).
+"""The only module that talks to ngspice (through PySpice's NgSpiceShared, one per process).
 
 A tile netlist is loaded once (``source``); an input vector then costs ``alter`` of the
 rows that changed, one ``op`` and a read of the column sense and driver currents. Tiles
 linear in their binary inputs (linear cells, or any cell behind ideal wires, drivers and
 TIAs) may be characterised once by superposition; otherwise each distinct input vector of a
 batch is solved once, for nonlinear cells many vectors per DC sweep of a stepped netlist.
+
+ngspice's shared library is one circuit per process and every analysis starts with a fresh
+sparse-matrix ordering (seconds for a 64 x 128 1T1R tile with wires), so the reader can hand
+a layer's tiles to worker processes (``jobs``): :meth:`SpiceReader.prefetch` solves every
+tile read a layer will ask for, in parallel, before the reads are made.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +50,9 @@ class NgSpice:
         # from 10 ms to 21 s on a busy 2-core machine.
         self._ng.exec_command("set num_threads=1")
         self.current: Path | None = None
+        self._stamp: list = []
+        self.row_volts: dict[int, float] = {}
+        """Row driver voltages set by ``alter`` on the current circuit (empty: as in the netlist)."""
 
     @classmethod
     def get(cls) -> "NgSpice":
@@ -66,27 +76,31 @@ class NgSpice:
             raise SimulationError(f"{context}: ngspice failed on `{cmd}`: {said[:400]}") from None
 
     def load(self, netlist: Path, hs_models: bool = False) -> None:
-        """Make ``netlist`` the current circuit (no-op if it already is).
+        """Make ``netlist`` the current circuit (no-op if it already is and neither it nor its
+        ``.sub`` file changed since).
 
         ``hs_models``: parse in ngspice's HSPICE-compatible mode (``ngbehavior=hsa``), which the
         sky130 models need to load fast (it drops unused size bins before expanding subcircuits).
         """
         netlist = Path(netlist).resolve()
-        if self.current == netlist:
-            return
         if not netlist.is_file():
             raise SimulationError(f"{netlist}: netlist not found")
+        stamp = [(f.stat().st_mtime_ns, f.stat().st_size) for f in (netlist, netlist.with_suffix(".sub")) if f.is_file()]
+        if self.current == netlist and self._stamp == stamp:
+            return
         self.unload()
         # ngspice reads ngbehavior whenever it reads a netlist, so it applies to this one only.
         self.command("set ngbehavior=hsa" if hs_models else "unset ngbehavior", str(netlist))
         self.command(f"source {netlist}", str(netlist))
-        self.current = netlist
+        self.current, self._stamp = netlist, stamp
+        self.row_volts = {}
 
     def unload(self) -> None:
         """Remove the current circuit, if any."""
         if self.current is not None:
             self.command("remcirc", str(self.current))
             self.current = None
+            self.row_volts = {}
 
     def vector(self, name: str) -> np.ndarray:
         """A real vector of the last analysis as a float64 array (a copy)."""
@@ -108,6 +122,134 @@ class NgSpice:
         self.command("op", str(self.current))
 
 
+class TileSolver:
+    """ngspice solves of tile netlists in this process (the in-process solver of a
+    :class:`SpiceReader`, or a worker's)."""
+
+    STEP_BATCH = 64
+    """Input vectors per stepped DC sweep."""
+
+    def __init__(self):
+        self.ng = NgSpice.get()
+
+    def load(self, cir: Path, hs_models: bool) -> None:
+        """Make tile netlist ``cir`` the current circuit (kept if it already is)."""
+        self.ng.load(cir, hs_models=hs_models)
+
+    def operating_point(self, volts: np.ndarray, n_phys: int) -> tuple[np.ndarray, np.ndarray]:
+        """One operating point of the loaded tile: physical column currents (P,) and driver
+        currents (R,)."""
+        for r, v in enumerate(volts):
+            if self.ng.row_volts.get(r) != v:
+                self.ng.command(f"alter vr{r} dc = {float(v)!r}", str(self.ng.current))
+                self.ng.row_volts[r] = v
+        self.ng.operating_point()
+        cols = np.array([self.ng.value(sense_branch(j)) for j in range(n_phys)])
+        drivers = -np.array([self.ng.value(driver_branch(r)) for r in range(len(volts))])
+        return cols, drivers
+
+    def vectors(self, cir: Path, hs_models: bool, volts: np.ndarray, n_phys: int,
+                stepped: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Column (K, P) and driver (K, R) currents of row voltages ``volts`` (K, R): one
+        ``alter`` + ``op`` per vector, or ``STEP_BATCH`` vectors per stepped DC sweep."""
+        if not stepped:
+            self.load(cir, hs_models)
+            solved = [self.operating_point(v, n_phys) for v in volts]
+            return np.stack([c for c, _ in solved]), np.stack([d for _, d in solved])
+        if not Path(cir).is_file():
+            raise SimulationError(f"{cir}: netlist not found")
+        cols, drivers = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for start in range(0, len(volts), self.STEP_BATCH):
+                chunk = volts[start:start + self.STEP_BATCH]
+                path = Path(tmp) / f"{Path(cir).stem}_{start}.cir"
+                path.write_text(stepped_netlist(cir, chunk))
+                self.ng.load(path, hs_models=hs_models)
+                self.ng.command("destroy all", f"{cir} (stepped)")
+                self.ng.command(f"dc vsel 0 {len(chunk) - 1} 1", f"{cir} (stepped)")
+                cols.append(np.stack([self.ng.vector(sense_branch(j)) for j in range(n_phys)], axis=1))
+                drivers.append(-np.stack([self.ng.vector(driver_branch(r)) for r in range(volts.shape[1])], axis=1))
+                self.ng.unload()
+        return np.concatenate(cols), np.concatenate(drivers)
+
+    def response(self, job: ResponseJob) -> tuple[np.ndarray, np.ndarray]:
+        """(transfer (R, P), admittance (R, R)) of a linear tile: one solve per row at V_read,
+        then ``job.check_vectors`` random inputs solved directly must match the sums.
+
+        Raises:
+            SimulationError: the tile is not linear (or ngspice failed).
+        """
+        self.load(job.cir, job.hs_models)
+        transfer, admittance = np.zeros((job.used_rows, job.n_phys)), np.zeros((job.used_rows, job.used_rows))
+        for r in range(job.used_rows):
+            unit = np.zeros(job.used_rows)
+            unit[r] = job.v_read
+            cols, drivers = self.operating_point(unit, job.n_phys)
+            transfer[r], admittance[r] = cols / job.v_read, drivers / job.v_read
+        rng = np.random.default_rng(list(job.seed))
+        for _ in range(job.check_vectors):
+            volts = rng.choice(job.levels, size=job.used_rows)
+            cols, _ = self.operating_point(volts, job.n_phys)
+            predicted = volts @ transfer
+            scale = max(float(np.max(np.abs(cols))), 1e-30)
+            if np.max(np.abs(cols - predicted)) > job.check_rtol * scale:
+                raise SimulationError(f"{self.ng.current}: tile response is not linear (superposition off by "
+                                      f"{np.max(np.abs(cols - predicted)) / scale:.1e}); use mode='per-vector'")
+        return transfer, admittance
+
+
+@dataclass(frozen=True)
+class VectorJob:
+    """Solve input vectors of one tile netlist (a unit of work for a worker process)."""
+
+    cir: Path
+    hs_models: bool
+    volts: np.ndarray
+    n_phys: int
+    stepped: bool
+
+    def run(self, solver: TileSolver):
+        """(column currents (K, P), driver currents (K, R))."""
+        return solver.vectors(self.cir, self.hs_models, self.volts, self.n_phys, self.stepped)
+
+
+@dataclass(frozen=True)
+class ResponseJob:
+    """Characterise one linear tile netlist by superposition (a unit of work for a worker)."""
+
+    cir: Path
+    hs_models: bool
+    used_rows: int
+    n_phys: int
+    v_read: float
+    levels: tuple
+    check_vectors: int
+    check_rtol: float
+    seed: tuple
+
+    def run(self, solver: TileSolver):
+        """(transfer (R, P), admittance (R, R)); a SimulationError if the tile is not linear."""
+        return solver.response(self)
+
+
+_WORKER_SOLVER: TileSolver | None = None
+
+
+def run_job(job):
+    """Run ``job`` on this process's solver, returning the result or the SimulationError it
+    raised (so that one nonlinear tile does not cancel the other jobs of a pool)."""
+    global _WORKER_SOLVER
+    if _WORKER_SOLVER is None:
+        _WORKER_SOLVER = TileSolver()
+    return _result_or_error(job, _WORKER_SOLVER)
+
+
+def default_jobs() -> int:
+    """Worker processes for SPICE reads when the user does not say: one per core this process
+    may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 class SpiceReader:
     """Tile reader for :class:`~bmcnn_hw.golden.crossbar.CrossbarAccumulator` backed by ngspice.
 
@@ -121,25 +263,27 @@ class SpiceReader:
         inputs solved directly by ngspice (relative error <= ``check_rtol``).
         ``per-vector``: one ngspice solve per distinct input vector (what a nonlinear
         device model needs): ``alter`` + ``op`` per vector, or (``stepped``, the default for
-        nonlinear cells) up to ``STEP_BATCH`` vectors per DC sweep of a stepped netlist.
+        nonlinear cells) up to ``TileSolver.STEP_BATCH`` vectors per DC sweep of a stepped netlist.
         ``auto``: per tile the cheaper of the two: superposition once a batch has more
         distinct inputs than the tile has rows (plus the check solves), per-vector solves
         otherwise. Every netlist this writer emits is linear; a tile whose linearity check
         fails is marked nonlinear (``nonlinear_tiles``) and solved per vector from then on.
+
+    ``jobs``: worker processes for :meth:`prefetch` (1: everything in this process). Each job
+    solves the same netlist on the same vectors, so results depend on it only within ngspice's
+    convergence tolerance (a stepped sweep split over workers starts Newton from other points).
     """
 
-    LINEAR_MODELS = ("memristor_read", "tia_ideal", "tia_opamp")
-    STEP_BATCH = 64
-    """Input vectors per stepped DC sweep."""
-
     def __init__(self, model: CompiledModel, chip, netlist_dir: Path, mode: str = "auto",
-                 check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None):
+                 check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1):
         if mode not in ("auto", "superposition", "per-vector"):
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
+        if jobs < 1:
+            raise SimulationError(f"SPICE jobs must be at least 1, not {jobs}")
         self.model, self.chip, self.netlist_dir = model, chip, Path(netlist_dir)
-        self.mode = mode
+        self.mode, self.jobs = mode, jobs
         self.check_vectors, self.check_rtol = check_vectors, check_rtol
-        self.ng = NgSpice.get()
+        self.solver = TileSolver()
         p = chip.params
         self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
         """Whether superposition of per-row solves is exact for binary inputs (as in PhysicsReader)."""
@@ -149,88 +293,116 @@ class SpiceReader:
         self.stepped = (not chip.cell.linear) if stepped is None else stepped
         """Per-vector solves step through a batch in one DC sweep (default for nonlinear cells)
         instead of ``alter`` + ``op`` per vector."""
-        self.row_state: dict[int, float] = {}
+        self.hs_models = p.cell == "1t1r"
         self.solves = 0
-        self._responses: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.responses: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        """Superposition responses (transfer, admittance) per characterised tile."""
         self.nonlinear_tiles: set[tuple] = set()
+        self._solved: dict[tuple, dict[bytes, tuple[np.ndarray, np.ndarray]]] = {}
 
-    def _load(self, index: int, rt: int, ct: int) -> None:
-        path = self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
-        if self.ng.current != path.resolve():
-            self.ng.load(path, hs_models=self.chip.params.cell == "1t1r")
-            self.row_state = {}
-
-    def _solve(self, volts: np.ndarray, n_phys: int) -> tuple[np.ndarray, np.ndarray]:
-        """One operating point: physical column currents (P,) and driver currents (R,)."""
-        for r, v in enumerate(volts):
-            if self.row_state.get(r) != v:
-                self.ng.command(f"alter vr{r} dc = {float(v)!r}", str(self.ng.current))
-                self.row_state[r] = v
-        self.ng.operating_point()
-        self.solves += 1
-        cols = np.array([self.ng.value(sense_branch(j)) for j in range(n_phys)])
-        drivers = -np.array([self.ng.value(driver_branch(r)) for r in range(len(volts))])
-        return cols, drivers
-
-    def _solve_stepped(self, index: int, rt: int, ct: int, volts: np.ndarray, n_phys: int):
-        """Column (K, P) and driver (K, R) currents of ``volts`` (K, R), ``STEP_BATCH`` vectors per
-        DC sweep of a stepped netlist (:mod:`bmcnn_hw.spice.stepped`)."""
-        cir = self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
-        if not cir.is_file():
-            raise SimulationError(f"{cir}: netlist not found")
-        cols, drivers = [], []
-        with tempfile.TemporaryDirectory() as tmp:
-            for start in range(0, len(volts), self.STEP_BATCH):
-                chunk = volts[start:start + self.STEP_BATCH]
-                path = Path(tmp) / f"{cir.stem}_{start}.cir"
-                path.write_text(stepped_netlist(cir, chunk))
-                self.ng.load(path, hs_models=self.chip.params.cell == "1t1r")
-                self.row_state = {}
-                self.ng.command("destroy all", f"{cir} (stepped)")
-                self.ng.command(f"dc vsel 0 {len(chunk) - 1} 1", f"{cir} (stepped)")
-                self.solves += len(chunk)
-                cols.append(np.stack([self.ng.vector(sense_branch(j)) for j in range(n_phys)], axis=1))
-                drivers.append(-np.stack([self.ng.vector(driver_branch(r)) for r in range(volts.shape[1])], axis=1))
-                self.ng.unload()
-        return np.concatenate(cols), np.concatenate(drivers)
+    def _netlist(self, index: int, rt: int, ct: int) -> Path:
+        return self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
 
     def _n_phys(self, used_cols: int) -> int:
         return used_cols + 1 if self.chip.encoding == "reference" else 2 * used_cols
 
+    def _response_job(self, index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> ResponseJob:
+        v_read = float(self.chip.params.v_read_v)
+        bipolar = self.model.hardware.geometry.input_mode == "bipolar"
+        return ResponseJob(self._netlist(index, rt, ct), self.hs_models, used_rows, self._n_phys(used_cols), v_read,
+                           (-v_read, 0.0, v_read) if bipolar else (0.0, v_read), self.check_vectors,
+                           self.check_rtol, (index, rt, ct))
+
+    def _superposition(self, key: tuple, distinct: int, used_rows: int) -> bool:
+        """Whether the reads of tile ``key`` come from its superposition response."""
+        if self.mode != "auto":
+            return self.mode == "superposition"
+        cheaper = distinct > used_rows + self.check_vectors
+        return self.level_linear and key not in self.nonlinear_tiles and (key in self.responses or cheaper)
+
     def response(self, index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> tuple[np.ndarray, np.ndarray]:
         """(transfer (R, P), admittance (R, R)) of a tile, characterised by ngspice and checked."""
         key = (index, rt, ct)
-        if key in self._responses:
-            return self._responses[key]
-        self._load(index, rt, ct)
-        v_read, n_phys = float(self.chip.params.v_read_v), self._n_phys(used_cols)
-        transfer, admittance = np.zeros((used_rows, n_phys)), np.zeros((used_rows, used_rows))
-        for r in range(used_rows):
-            unit = np.zeros(used_rows)
-            unit[r] = v_read
-            cols, drivers = self._solve(unit, n_phys)
-            transfer[r], admittance[r] = cols / v_read, drivers / v_read
-        rng = np.random.default_rng([index, rt, ct])
-        for _ in range(self.check_vectors):
-            levels = [-v_read, 0.0, v_read] if self.model.hardware.geometry.input_mode == "bipolar" else [0.0, v_read]
-            volts = rng.choice(levels, size=used_rows)
-            cols, _ = self._solve(volts, n_phys)
-            predicted = volts @ transfer
-            scale = max(float(np.max(np.abs(cols))), 1e-30)
-            if np.max(np.abs(cols - predicted)) > self.check_rtol * scale:
-                raise SimulationError(f"{self.ng.current}: tile response is not linear (superposition off by "
-                                      f"{np.max(np.abs(cols - predicted)) / scale:.1e}); use mode='per-vector'")
-        self._responses[key] = (transfer, admittance)
-        return transfer, admittance
+        if key not in self.responses:
+            self.responses[key] = self._response_job(index, rt, ct, used_rows, used_cols).run(self.solver)
+            self.solves += used_rows + self.check_vectors
+        return self.responses[key]
+
+    def _run(self, jobs: list) -> list:
+        """Results of ``jobs`` (a result or the SimulationError it raised, in order), in worker
+        processes when ``self.jobs`` > 1 and there is more than one job."""
+        if self.jobs == 1 or len(jobs) < 2:
+            return [_result_or_error(job, self.solver) for job in jobs]
+        from ..parallel import single_threaded_pool
+
+        with single_threaded_pool(min(self.jobs, len(jobs))) as pool:
+            return list(pool.map(run_job, jobs))
+
+    def prefetch(self, index: int, requests: list) -> None:
+        """Solve, ``jobs`` processes at a time, every read of layer ``index`` that ``requests``
+        (``(rt, ct, volts (M, R), used_cols)`` per tile) names; :meth:`read` then serves them.
+
+        Tiles read by superposition are characterised first; if one proves nonlinear (mode
+        auto) its vectors are solved with the rest. Reads of other layers are forgotten.
+        """
+        self._solved = {key: v for key, v in self._solved.items() if key[0] == index}
+        wanted = []
+        for rt, ct, volts, used_cols in requests:
+            distinct = np.unique(volts, axis=0)
+            wanted.append(((index, rt, ct), distinct, used_cols))
+        todo = [(key, distinct.shape[1], used) for key, distinct, used in wanted
+                if key not in self.responses and self._superposition(key, len(distinct), distinct.shape[1])]
+        jobs = [self._response_job(*key, rows, used) for key, rows, used in todo]
+        for (key, _, _), job, result in zip(todo, jobs, self._run(jobs)):
+            if isinstance(result, SimulationError):
+                if self.mode == "superposition" or "not linear" not in str(result):
+                    raise result
+                self.nonlinear_tiles.add(key)
+            else:
+                self.responses[key] = result
+                self.solves += job.used_rows + job.check_vectors
+        self._prefetch_vectors([(key, d, used) for key, d, used in wanted
+                                if not self._superposition(key, len(d), d.shape[1])])
+
+    def _prefetch_vectors(self, wanted: list) -> None:
+        """Solve the not yet solved vectors of ``(key, distinct volts, used_cols)`` tiles, split so
+        that every worker has work (a single large tile is shared out by vector chunks)."""
+        pending = []
+        for key, distinct, used in wanted:
+            known = self._solved.setdefault(key, {})
+            missing = np.array([v for v in distinct if v.tobytes() not in known]).reshape(-1, distinct.shape[1])
+            if len(missing):
+                pending.append((key, missing, used))
+        total = sum(len(m) for _, m, _ in pending)
+        if not total:
+            return
+        # at most one stepped sweep per job, and at least one job per worker when vectors allow
+        chunk = -(-total // self.jobs)
+        if self.stepped:
+            chunk = min(chunk, TileSolver.STEP_BATCH)
+        jobs, owners = [], []
+        for key, missing, used in pending:
+            for start in range(0, len(missing), chunk):
+                part = missing[start:start + chunk]
+                jobs.append(VectorJob(self._netlist(*key), self.hs_models, part, self._n_phys(used), self.stepped))
+                owners.append(key)
+        for key, job, result in zip(owners, jobs, self._run(jobs)):
+            if isinstance(result, SimulationError):
+                raise result
+            cols, drivers = result
+            known = self._solved[key]
+            for v, c, d in zip(job.volts, cols, drivers):
+                known[v.tobytes()] = (c, d)
+            self.solves += len(job.volts)
 
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int):
-        """Currents for row voltages ``volts`` (M, used_rows), from ngspice."""
-        unique, inverse = np.unique(volts, axis=0, return_inverse=True)
+        """Currents for row voltages ``volts`` (M, used_rows), from ngspice (reads solved by
+        :meth:`prefetch` are served from there)."""
         key = (layer_index, rt, ct)
-        cheaper = len(unique) > volts.shape[1] + self.check_vectors
+        unique, inverse = np.unique(volts, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
         linear = None
-        if self.mode == "superposition" or (self.mode == "auto" and self.level_linear and key not in self.nonlinear_tiles
-                                            and (key in self._responses or cheaper)):
+        if self._superposition(key, len(unique), volts.shape[1]):
             try:
                 linear = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
             except SimulationError:
@@ -239,15 +411,26 @@ class SpiceReader:
                 self.nonlinear_tiles.add(key)
         if linear is not None:
             i_phys, i_drivers = volts @ linear[0], volts @ linear[1]
-        elif self.stepped:
-            i_phys, i_drivers = self._solve_stepped(layer_index, rt, ct, unique, self._n_phys(used_cols))
-            inverse = inverse.reshape(-1)
-            i_phys, i_drivers = i_phys[inverse], i_drivers[inverse]
         else:
-            self._load(layer_index, rt, ct)
-            solved = [self._solve(v, self._n_phys(used_cols)) for v in unique]
-            inverse = inverse.reshape(-1)
-            i_phys = np.stack([c for c, _ in solved])[inverse]
-            i_drivers = np.stack([d for _, d in solved])[inverse]
+            self._solve_here(key, unique, used_cols)
+            known = self._solved[key]
+            i_phys = np.stack([known[v.tobytes()][0] for v in unique])[inverse]
+            i_drivers = np.stack([known[v.tobytes()][1] for v in unique])[inverse]
         i_plus, i_minus = split_columns(i_phys, self.chip.encoding)
         return TileRead(i_plus, i_minus, i_drivers)
+
+    def _solve_here(self, key: tuple, unique: np.ndarray, used_cols: int) -> None:
+        """Solve in this process the vectors of tile ``key`` that no prefetch solved."""
+        jobs, self.jobs = self.jobs, 1
+        try:
+            self._prefetch_vectors([(key, unique, used_cols)])
+        finally:
+            self.jobs = jobs
+
+
+def _result_or_error(job, solver: TileSolver):
+    """``job.run(solver)``, or the SimulationError it raised."""
+    try:
+        return job.run(solver)
+    except SimulationError as exc:
+        return exc

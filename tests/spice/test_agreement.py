@@ -70,7 +70,7 @@ def test_real_model_tiles_and_image_through_spice(compiled, build_dir, mnist_tes
     for a, b in zip(spice.accumulators + spice.outputs, golden.accumulators + golden.outputs):
         assert np.array_equal(a, b)
     # conv: characterised by superposition (25 rows + 3 checks); fc tiles: one solve per image each
-    assert (0, 0, 0) in reader._responses
+    assert (0, 0, 0) in reader.responses
     assert reader.solves == 25 + 3 + 36 + 1
 
 

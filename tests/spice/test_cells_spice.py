@@ -13,7 +13,7 @@ from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.config import DeviceParams, ReadoutParams
 from bmcnn_hw.errors import DataError, SimulationError
 from bmcnn_hw.golden.chip import Chip, size_tia_rf
-from bmcnn_hw.golden.crossbar import PhysicsReader, adc_codes
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader, adc_codes
 from bmcnn_hw.golden.integer import exact_matmul, run_integer
 from bmcnn_hw.presets import get_preset
 from bmcnn_hw.spice import sky130
@@ -217,3 +217,25 @@ def test_stepped_netlist_is_deterministic_text(tmp_path):
     assert "Vr0 in0 0 DC 0.2" in text  # constant over the batch: a plain source
     assert "Br1 b1 0 V = pwl(v(sel),\n+ 0, 0.0, 1, 0.2)\nVr1 in1 b1 DC 0" in text
     assert f".include {(tmp_path / 'n' / 'lib' / 'rram_sinh.lib').resolve()}" in text and "\n.op\n" not in text
+
+
+def test_worker_processes_give_the_reads_of_one_process(tmp_path):
+    """A layer's tiles solved by two ngspice worker processes (prefetch, tiles and vector chunks
+    shared out) equal the same reads solved in this process; misses are solved here."""
+    device = DeviceParams(cell="sinh", sinh_v0_v=0.2, r_wire_ohm=2.0, sigma_on_rel=0.2, sigma_off_rel=0.2)
+    model = random_fc_model(20, 10, 5, tile_rows=8, tile_cols=4, device=device)  # 3 x 3 tiles
+    chip = Chip(model, device, 1)
+    write_netlists(model, chip, tmp_path / "n")
+    rows = np.random.default_rng(3).integers(0, 2, (1, 30, 20))
+    layer = model.layers[0]
+    results = []
+    for jobs in (1, 2):
+        reader = SpiceReader(model, chip, tmp_path / "n", jobs=jobs)
+        accumulator = CrossbarAccumulator(model, reader, record=True)
+        results.append((accumulator(0, layer, rows), accumulator.reads, reader.solves))
+    (acc1, reads1, solves1), (acc2, reads2, solves2) = results
+    assert np.array_equal(acc1, acc2) and solves1 == solves2 > 100  # each distinct input of each tile once
+    for one, two in zip(reads1, reads2):
+        assert one[:4] == two[:4]
+        assert np.max(np.abs(one[5] - two[5])) <= 1e-9 * np.max(np.abs(one[5]))
+    assert np.array_equal(acc1, CrossbarAccumulator(model, PhysicsReader(chip))(0, layer, rows))
