@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl = sub.add_parser("flow", help="run a flow definition (TOML)").add_subparsers(dest="flow_command", required=True)
     fr = fl.add_parser("run", help="run FLOW.toml: its [flow] command with its [options], as on the command line")
     fr.add_argument("file", type=Path, metavar="FLOW.toml")
-    fr.set_defaults(func=cmd.cmd_flow_run)
+    fr.set_defaults(func=cmd.cmd_flow_run, run_command_line=main)
 
     rg = sub.add_parser("regress", help="run a regression matrix; JUnit XML plus Markdown/HTML summaries")
     rg.add_argument("file", type=Path, metavar="REGRESSION.toml")

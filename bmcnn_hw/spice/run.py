@@ -1,4 +1,4 @@
-"""The only module that talks to ngspice (through PySpice's NgSpiceShared, one per process).
+"""ngspice as a tile reader: the executor that solves the build's tile netlists.
 
 A tile netlist is loaded once (``source``); an input vector then costs ``alter`` of the
 rows that changed, one ``op`` and a read of the column sense and driver currents. Tiles
@@ -14,7 +14,6 @@ tile read a layer will ask for, in parallel, before the reads are made.
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -23,103 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from ..artefact import CompiledModel
-from ..errors import SimulationError, ToolNotFound
+from ..errors import SimulationError
 from ..golden.crossbar import TileRead, split_columns
 from .netlist import driver_branch, sense_branch, tile_netlist_name
+from .ngspice import NgSpice
 from .stepped import stepped_netlist
-
-INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` (Debian/Ubuntu)"
-
-
-class NgSpice:
-    """One shared ngspice instance per process (ngspice's shared library is a singleton)."""
-
-    _instance: "NgSpice | None" = None
-
-    def __init__(self):
-        logging.getLogger("PySpice").setLevel(logging.CRITICAL)
-        try:
-            from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi
-            self._ng = NgSpiceShared.new_instance()
-        except ImportError as exc:
-            raise ToolNotFound(f"PySpice is not installed ({exc}); run `pip install PySpice==1.5`") from None
-        except Exception as exc:  # cffi raises OSError (or others) when libngspice is missing
-            raise ToolNotFound(f"ngspice shared library not found ({exc}); {INSTALL_HINT}") from None
-        self._ffi = ffi
-        # One solver thread: libngspice's OpenMP device loading made identical sweeps take
-        # from 10 ms to 21 s on a busy 2-core machine.
-        self._ng.exec_command("set num_threads=1")
-        self.current: Path | None = None
-        self._stamp: list = []
-        self.row_volts: dict[int, float] = {}
-        """Row driver voltages set by ``alter`` on the current circuit (empty: as in the netlist)."""
-
-    @classmethod
-    def get(cls) -> "NgSpice":
-        """The process-wide instance (created on first use)."""
-        if cls._instance is None:
-            cls._instance = NgSpice()
-        return cls._instance
-
-    def command(self, cmd: str, context: str) -> str:
-        """Run an ngspice command.
-
-        Raises:
-            SimulationError: naming ``context`` (the netlist) and quoting ngspice.
-        """
-        from PySpice.Spice.NgSpice.Shared import NgSpiceCommandError
-
-        try:
-            return self._ng.exec_command(cmd)
-        except (NgSpiceCommandError, NameError) as exc:
-            said = " ".join((self._ng.stderr or self._ng.stdout or str(exc)).split())
-            raise SimulationError(f"{context}: ngspice failed on `{cmd}`: {said[:400]}") from None
-
-    def load(self, netlist: Path, hs_models: bool = False) -> None:
-        """Make ``netlist`` the current circuit (no-op if it already is and neither it nor its
-        ``.sub`` file changed since).
-
-        ``hs_models``: parse in ngspice's HSPICE-compatible mode (``ngbehavior=hsa``), which the
-        sky130 models need to load fast (it drops unused size bins before expanding subcircuits).
-        """
-        netlist = Path(netlist).resolve()
-        if not netlist.is_file():
-            raise SimulationError(f"{netlist}: netlist not found")
-        stamp = [(f.stat().st_mtime_ns, f.stat().st_size) for f in (netlist, netlist.with_suffix(".sub")) if f.is_file()]
-        if self.current == netlist and self._stamp == stamp:
-            return
-        self.unload()
-        # ngspice reads ngbehavior whenever it reads a netlist, so it applies to this one only.
-        self.command("set ngbehavior=hsa" if hs_models else "unset ngbehavior", str(netlist))
-        self.command(f"source {netlist}", str(netlist))
-        self.current, self._stamp = netlist, stamp
-        self.row_volts = {}
-
-    def unload(self) -> None:
-        """Remove the current circuit, if any."""
-        if self.current is not None:
-            self.command("remcirc", str(self.current))
-            self.current = None
-            self.row_volts = {}
-
-    def vector(self, name: str) -> np.ndarray:
-        """A real vector of the last analysis as a float64 array (a copy)."""
-        info = self._ng._ngspice_shared.ngGet_Vec_Info(name.encode())
-        if info == self._ffi.NULL or info.v_length < 1 or info.v_realdata == self._ffi.NULL:
-            raise SimulationError(f"{self.current}: ngspice produced no real vector {name!r}")
-        return np.frombuffer(self._ffi.buffer(info.v_realdata, info.v_length * 8), dtype=np.float64).copy()
-
-    def value(self, vector: str) -> float:
-        """A real scalar vector of the last analysis (e.g. ``v.xtp0.vsense#branch``)."""
-        info = self._ng._ngspice_shared.ngGet_Vec_Info(vector.encode())
-        if info == self._ffi.NULL or info.v_length < 1:
-            raise SimulationError(f"{self.current}: ngspice produced no vector {vector!r}")
-        return float(info.v_realdata[info.v_length - 1])
-
-    def operating_point(self) -> None:
-        """Solve the DC operating point of the current circuit."""
-        self.command("destroy all", str(self.current))
-        self.command("op", str(self.current))
 
 
 class TileSolver:

@@ -191,7 +191,7 @@ def _table_key(params: DeviceParams, grid) -> str:
 
 def characterise(params: DeviceParams, include: Path, grid) -> np.ndarray:
     """I_d (A, into the drain) on ``grid`` (gate, drain, source), body at 0 V, from ngspice."""
-    from .run import NgSpice
+    from .ngspice import NgSpice
 
     vg, vd, vs = grid
     netlist = "\n".join([

@@ -23,6 +23,8 @@ from ..config import DeviceParams
 from ..data.mnist import Dataset
 from ..errors import ConfigError
 from .model import BMCNN, ModelConfig
+from .seeds import derived_seed
+from .variation import DeviceNoise
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,6 @@ def seed_everything(seed: int, threads: int) -> None:
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) -> float (N, 1, H, W) with integer pixel values."""
     return torch.from_numpy(images).unsqueeze(1).float()
-
-
-def derived_seed(*keys: int) -> int:
-    """A 63-bit seed derived from integer keys (run seed, epoch, step ...)."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 @torch.no_grad()
@@ -219,7 +216,6 @@ def train(config: ModelConfig, train_set: Dataset, test_set: Dataset, params: Tr
             tqdm.write(f"resuming after epoch {len(state.history)} from {out_dir / TrainState.FILE}")
     noise = None
     if params.variation is not None and not config.is_float:
-        from .variation import DeviceNoise
 
         noise = DeviceNoise(params.variation, params.encoding, params.seed)
         model.weight_noise = noise

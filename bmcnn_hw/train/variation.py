@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..compile.map_conductance import reference_resistance
 from ..config import DeviceParams
 from ..golden.chip import sample_state
-from .loop import derived_seed
+from ..golden.device_map import reference_resistance
+from .seeds import derived_seed
 
 
 class DeviceNoise:

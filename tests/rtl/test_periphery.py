@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.cosim.rtl_check import check_rtl
-from bmcnn_hw.cosim.runner import check_simulator, run_stream_tb
+from bmcnn_hw.cosim.runner import run_stream_tb
+from bmcnn_hw.rtl.simulators import check_simulator
 from bmcnn_hw.errors import ConfigError, MismatchError, ToolNotFound
 from bmcnn_hw.rtl.emit import emit_layer, layer_texts
 from bmcnn_hw.rtl.periphery import LayerPeriphery, periphery_for_layer
@@ -185,7 +186,7 @@ def test_missing_simulator_is_tool_not_found(monkeypatch):
 
 @pytest.mark.verilator
 def test_every_layer_matches_golden_on_verilator(compiled, mnist_test, tmp_path):
-    from bmcnn_hw.cosim.runner import simulator_path
+    from bmcnn_hw.rtl.simulators import simulator_path
 
     simulator_path()
     if shutil.which("verilator") is None:

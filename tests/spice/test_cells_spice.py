@@ -18,7 +18,8 @@ from bmcnn_hw.golden.integer import exact_matmul, run_integer
 from bmcnn_hw.presets import get_preset
 from bmcnn_hw.spice import sky130
 from bmcnn_hw.spice.netlist import write_netlists
-from bmcnn_hw.spice.run import NgSpice, SpiceReader
+from bmcnn_hw.spice.ngspice import NgSpice
+from bmcnn_hw.spice.run import SpiceReader
 from tests.conftest import needs
 from tests.helpers import random_fc_model
 

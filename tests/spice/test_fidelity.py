@@ -13,8 +13,9 @@ from bmcnn_hw.config import CrossbarGeometry, DeviceParams, ReadoutParams
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.golden.crossbar import PhysicsReader, adc_codes
 from bmcnn_hw.spice.netlist import layer_top_netlist, write_netlists
+from bmcnn_hw.spice.ngspice import NgSpice
 from bmcnn_hw.spice.read_disturb import read_disturb
-from bmcnn_hw.spice.run import NgSpice, SpiceReader
+from bmcnn_hw.spice.run import SpiceReader
 from tests.conftest import needs
 from tests.helpers import random_fc_model
 
@@ -136,7 +137,7 @@ def test_ngspice_error_is_a_simulation_error_naming_the_netlist(tmp_path):
     bad = tmp_path / "bad.cir"
     bad.write_text("* broken\nVr0 r0 0 DC 0\nXd r0 c0 no_such_model r=1\n.end\n")
     proc = _run_python(
-        "from bmcnn_hw.spice.run import NgSpice\n"
+        "from bmcnn_hw.spice.ngspice import NgSpice\n"
         "from bmcnn_hw.errors import SimulationError\n"
         f"try:\n    NgSpice.get().load({str(bad)!r})\n    NgSpice.get().operating_point()\n"
         "except SimulationError as e:\n    print('SimulationError', e)\n")
@@ -144,7 +145,7 @@ def test_ngspice_error_is_a_simulation_error_naming_the_netlist(tmp_path):
 
 
 def test_missing_ngspice_is_tool_not_found():
-    proc = _run_python("from bmcnn_hw.spice.run import NgSpice\nNgSpice.get()",
+    proc = _run_python("from bmcnn_hw.spice.ngspice import NgSpice\nNgSpice.get()",
                        NGSPICE_LIBRARY_PATH="/nonexistent/libngspice.so")
     assert "ToolNotFound" in proc.stderr and "apt-get install ngspice libngspice0" in proc.stderr
 
