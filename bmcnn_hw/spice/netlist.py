@@ -15,6 +15,7 @@ column wire segments (when ``r_wire`` > 0), devices, and one TIA per physical co
 from __future__ import annotations
 
 import shutil
+from importlib import resources
 from pathlib import Path
 
 from ..artefact import CompiledLayer, CompiledModel
@@ -30,8 +31,8 @@ SIDE_NAMES = {"p": "G+", "m": "G-", "ref": "reference"}
 
 
 def spice_models_dir() -> Path:
-    """The repository's ``spice_models/`` directory."""
-    return Path(__file__).resolve().parents[2] / "spice_models"
+    """The package's ``spice_models/`` directory (package data: present in a wheel install too)."""
+    return Path(str(resources.files("bmcnn_hw") / "spice_models"))
 
 
 def tile_netlist_name(layer: CompiledLayer, rt: int, ct: int) -> str:
