@@ -340,7 +340,7 @@ def cmd_spice(args) -> int:
 
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
-    report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args))
+    report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True)
     print(format_report(report))
     if args.json:
         from .io_utils import write_json_atomic

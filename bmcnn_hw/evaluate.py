@@ -46,7 +46,8 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
     elif backend == "spice":
         from .spice.run import SpiceReader
 
-        reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=spice_mode, jobs=spice_jobs)
+        reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=spice_mode, jobs=spice_jobs,
+                             progress=progress)
     # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads
     batch = batch or (16 if backend == "spice" else 500)
     preds = []

@@ -57,7 +57,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
     model.require_all_memristive("cosim")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
-    spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs)
+    spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress)
     x = (images if images.ndim == 4 else images[:, None]).astype(np.int64)
     n, layers, mismatch = len(images), [], None
     for i, layer in enumerate(tqdm(model.layers, desc="cosim", unit="layer", disable=not progress)):

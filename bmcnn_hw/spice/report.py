@@ -77,17 +77,19 @@ def _layer_rows(model, chip, spice_acc, physics_acc, n_images: int) -> list[dict
     return rows
 
 
-def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto", jobs: int = 1) -> dict:
+def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto", jobs: int = 1,
+                 progress: bool = False) -> dict:
     """Every crossbar read of ``images`` through ngspice and through the physics model.
 
     Returns per-layer rows (tiles, reads, worst relative current error, ADC agreement,
     read energy per inference from SPICE and physics, energy per tile read), the
-    predictions of both, ngspice solve count and seconds; ``jobs`` ngspice processes at a time.
+    predictions of both, ngspice solve count and seconds; ``jobs`` ngspice processes at a time
+    (a progress bar per layer with ``progress``).
     """
     model = load_model(build_dir)
     chip = Chip.of_build(model)
     start = time.perf_counter()
-    reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode, jobs=jobs)
+    reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode, jobs=jobs, progress=progress)
     spice, spice_acc = run_crossbar(model, images, reader, record=True)
     seconds = time.perf_counter() - start
     physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..artefact import CompiledModel
 from ..errors import SimulationError
@@ -182,13 +183,14 @@ class SpiceReader:
     """
 
     def __init__(self, model: CompiledModel, chip, netlist_dir: Path, mode: str = "auto",
-                 check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1):
+                 check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1,
+                 progress: bool = False):
         if mode not in ("auto", "superposition", "per-vector"):
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         if jobs < 1:
             raise SimulationError(f"SPICE jobs must be at least 1, not {jobs}")
         self.model, self.chip, self.netlist_dir = model, chip, Path(netlist_dir)
-        self.mode, self.jobs = mode, jobs
+        self.mode, self.jobs, self.progress = mode, jobs, progress
         self.check_vectors, self.check_rtol = check_vectors, check_rtol
         self.solver = TileSolver()
         p = chip.params
@@ -235,15 +237,24 @@ class SpiceReader:
             self.solves += used_rows + self.check_vectors
         return self.responses[key]
 
-    def _run(self, jobs: list) -> list:
+    def _run(self, jobs: list, what: str) -> list:
         """Results of ``jobs`` (a result or the SimulationError it raised, in order), in worker
-        processes when ``self.jobs`` > 1 and there is more than one job."""
-        if self.jobs == 1 or len(jobs) < 2:
-            return [_result_or_error(job, self.solver) for job in jobs]
-        from ..parallel import single_threaded_pool
+        processes when ``self.jobs`` > 1 and there is more than one job; a progress bar with
+        ``progress``."""
+        results: list = []
+        with tqdm(total=len(jobs), desc=what, unit="job", leave=False, disable=not self.progress or len(jobs) < 2) as bar:
+            if self.jobs == 1 or len(jobs) < 2:
+                for job in jobs:
+                    results.append(_result_or_error(job, self.solver))
+                    bar.update()
+                return results
+            from ..parallel import single_threaded_pool
 
-        with single_threaded_pool(min(self.jobs, len(jobs))) as pool:
-            return list(pool.map(run_job, jobs))
+            with single_threaded_pool(min(self.jobs, len(jobs))) as pool:
+                for result in pool.map(run_job, jobs):
+                    results.append(result)
+                    bar.update()
+        return results
 
     def prefetch(self, index: int, requests: list) -> None:
         """Solve, ``jobs`` processes at a time, every read of layer ``index`` that ``requests``
@@ -260,7 +271,7 @@ class SpiceReader:
         todo = [(key, distinct.shape[1], used) for key, distinct, used in wanted
                 if key not in self.responses and self._superposition(key, len(distinct), distinct.shape[1])]
         jobs = [self._response_job(*key, rows, used) for key, rows, used in todo]
-        for (key, _, _), job, result in zip(todo, jobs, self._run(jobs)):
+        for (key, _, _), job, result in zip(todo, jobs, self._run(jobs, f"ngspice: {self.model.layers[index].name} tiles by superposition")):
             if isinstance(result, SimulationError):
                 if self.mode == "superposition" or "not linear" not in str(result):
                     raise result
@@ -293,7 +304,8 @@ class SpiceReader:
                 part = missing[start:start + chunk]
                 jobs.append(VectorJob(self._netlist(*key), self.hs_models, part, self._n_phys(used), self.stepped))
                 owners.append(key)
-        for key, job, result in zip(owners, jobs, self._run(jobs)):
+        layer = self.model.layers[owners[0][0]].name
+        for key, job, result in zip(owners, jobs, self._run(jobs, f"ngspice: {layer} tile reads")):
             if isinstance(result, SimulationError):
                 raise result
             cols, drivers = result
