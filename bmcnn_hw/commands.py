@@ -144,7 +144,8 @@ def cmd_compile(args) -> int:
         print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights -> {t.n_row_tiles} x {t.n_col_tiles} tiles "
               f"of {t.tile_rows}x{t.tile_cols} (padding {t.pad_rows} rows, {t.pad_cols} cols), "
               f"ADC {layer.adc_bits} bits, accumulator {layer.acc_width} bits")
-    print(f"{tiles} tile netlists, {len(model.memristive_layers)} Verilog modules written to {args.out}")
+    verilog = sorted(p.name for p in (Path(args.out) / "rtl").glob("*.v"))
+    print(f"{tiles} tile netlists and {len(verilog)} Verilog files ({', '.join(verilog)}) written to {args.out}")
     return 0
 
 

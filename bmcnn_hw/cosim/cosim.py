@@ -36,9 +36,8 @@ def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: in
     if first is None:
         return worst, None, explained
     s, p, m, c = first
-    _, rt, ct, plane = s[:4]
-    return worst, (f"image {m // positions}, layer {layer.name}, tile ({rt},{ct}), bit plane {plane}, "
-                   f"position {m % positions}, column {c}: SPICE code {s[7][m, c]}, golden {p[7][m, c]}"), explained
+    return worst, (f"image {m // positions}, layer {layer.name}, tile ({s.rt},{s.ct}), bit plane {s.plane}, "
+                   f"position {m % positions}, column {c}: SPICE code {s.codes[m, c]}, golden {p.codes[m, c]}"), explained
 
 
 def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:

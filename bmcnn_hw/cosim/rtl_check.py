@@ -34,9 +34,9 @@ def layer_codes(reads: list, index: int) -> dict:
     periphery channels of its columns, so their codes are joined in column order.
     """
     tiles: dict = {}
-    for layer_index, rt, ct, plane, _volts, _ip, _im, codes in reads:
-        if layer_index == index:
-            tiles.setdefault((plane, rt), {})[ct] = codes
+    for read in reads:
+        if read.layer == index:
+            tiles.setdefault((read.plane, read.rt), {})[read.ct] = read.codes
     return {key: np.concatenate([parts[ct] for ct in sorted(parts)], axis=1) for key, parts in tiles.items()}
 
 

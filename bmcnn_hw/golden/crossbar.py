@@ -17,6 +17,7 @@ reader in :mod:`bmcnn_hw.spice.run`; everything around the read is shared.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,27 @@ class TileRead:
     """(M, C) current of each G- column (or the reference column, repeated), A."""
     i_drivers: np.ndarray
     """(M, R) current delivered by each row driver, A."""
+
+
+class RecordedRead(NamedTuple):
+    """One tile read as :class:`CrossbarAccumulator` records it (``record=True``)."""
+
+    layer: int
+    """Layer index."""
+    rt: int
+    """Row tile."""
+    ct: int
+    """Column tile."""
+    plane: int
+    """Input bit plane (0 = least significant)."""
+    volts: np.ndarray
+    """(M, R) row voltages."""
+    i_plus: np.ndarray
+    """(M, C) G+ (or weight) column currents, A."""
+    i_minus: np.ndarray
+    """(M, C) G- (or reference) column currents, A."""
+    codes: np.ndarray
+    """(M, C) ADC codes."""
 
 
 def split_columns(i_phys: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +204,7 @@ class CrossbarAccumulator:
 
     Attributes:
         energy_j: read energy per layer, summed over every read (J).
-        reads: when ``record``: (layer, rt, ct, plane, volts, i_plus, i_minus, codes) per tile read.
+        reads: when ``record``: a :class:`RecordedRead` per tile read.
     """
 
     def __init__(self, model: CompiledModel, reader, record: bool = False, noise_seed: int = 0):
@@ -191,7 +213,7 @@ class CrossbarAccumulator:
         self.unit = reader.chip.unit_current_a * geometry.unit_scale
         self.bipolar = geometry.input_mode == "bipolar"
         self.record = record
-        self.reads: list = []
+        self.reads: list[RecordedRead] = []
         self.energy_j = [0.0] * len(model.layers)
         self.rng = np.random.default_rng([reader.chip.seed, noise_seed])
         self._scaled: dict = {}
@@ -221,7 +243,7 @@ class CrossbarAccumulator:
             codes, energy = codes[inverse], energy[inverse]
         self.energy_j[index] += float(energy.sum())
         if self.record:
-            self.reads.append((index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
+            self.reads.append(RecordedRead(index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
         return codes
 
     def _planes_shareable(self, layer, m: int) -> bool:

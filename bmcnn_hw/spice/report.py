@@ -9,11 +9,8 @@ import numpy as np
 
 from ..artefact import load_model
 from ..golden.chip import Chip
-from ..golden.crossbar import PhysicsReader, adc_scale, run_crossbar
+from ..golden.crossbar import PhysicsReader, RecordedRead, adc_scale, run_crossbar
 from .run import SpiceReader
-
-_I_PLUS, _I_MINUS, _CODES = 5, 6, 7  # positions in CrossbarAccumulator.reads records
-
 
 AGREEMENT_RTOL = {"linear": 1e-6, "sinh": 1e-6, "1t1r": 2e-6}
 """Relative agreement of SPICE and physics column currents asserted per cell type. Linear and
@@ -22,7 +19,7 @@ physics executor interpolates an ngspice-characterised transistor table (measure
 of the largest column current; this bound leaves a margin)."""
 
 
-def compare_reads(spice_reads: list, physics_reads: list, codes_per_amp: float = 0.0,
+def compare_reads(spice_reads: list[RecordedRead], physics_reads: list[RecordedRead], codes_per_amp: float = 0.0,
                   rtol: float = 0.0) -> tuple[float, tuple | None, int]:
     """Worst relative column-current error of paired tile reads, the first unexplained ADC-code
     difference, and the number of explained ones.
@@ -34,13 +31,13 @@ def compare_reads(spice_reads: list, physics_reads: list, codes_per_amp: float =
     difference is explained.
     """
     worst, first, explained = 0.0, None, 0
-    for s, p in zip(spice_reads, physics_reads):
-        for k in (_I_PLUS, _I_MINUS):
-            worst = max(worst, float(np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30))))
-        bad = np.argwhere(s[_CODES] != p[_CODES])
+    for s, p in zip(spice_reads, physics_reads, strict=True):
+        for got, want in ((s.i_plus, p.i_plus), (s.i_minus, p.i_minus)):
+            worst = max(worst, float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-30))))
+        bad = np.argwhere(s.codes != p.codes)
         if len(bad) and codes_per_amp and rtol:
-            scaled = (p[_I_PLUS] - p[_I_MINUS])[bad[:, 0], bad[:, 1]] * codes_per_amp
-            scale = np.maximum(np.abs(p[_I_PLUS]), np.abs(p[_I_MINUS])).max(axis=1)[bad[:, 0]]
+            scaled = (p.i_plus - p.i_minus)[bad[:, 0], bad[:, 1]] * codes_per_amp
+            scale = np.maximum(np.abs(p.i_plus), np.abs(p.i_minus)).max(axis=1)[bad[:, 0]]
             near = np.abs(scaled - np.floor(scaled) - 0.5) <= rtol * scale * codes_per_amp
             explained += int(near.sum())
             bad = bad[~near]
@@ -62,9 +59,9 @@ def _layer_rows(model, chip, spice_acc, physics_acc, n_images: int) -> list[dict
     for i, layer in enumerate(model.layers):
         if layer.digital:
             continue
-        pairs = [(s, p) for s, p in zip(spice_acc.reads, physics_acc.reads) if s[0] == i]
+        pairs = [(s, p) for s, p in zip(spice_acc.reads, physics_acc.reads, strict=True) if s.layer == i]
         worst, first, explained = compare_chip_reads(model, chip, [s for s, _ in pairs], [p for _, p in pairs])
-        reads = sum(len(s[_CODES]) for s, _ in pairs)
+        reads = sum(len(s.codes) for s, _ in pairs)
         rows.append({
             "layer": layer.name, "tiles": layer.tiling.n_row_tiles * layer.tiling.n_col_tiles,
             "tile_reads": reads, "max_rel_current_error": worst, "rtol": rtol,

@@ -62,10 +62,10 @@ def test_real_model_tiles_and_image_through_spice(compiled, build_dir, mnist_tes
     reader = SpiceReader(compiled, chip, build_dir / "netlists")
     spice, spice_reads = run_crossbar(compiled, images, reader, record=True)
     physics, physics_reads = run_crossbar(compiled, images, PhysicsReader(chip), record=True)
-    for s, p in zip(spice_reads.reads, physics_reads.reads):
-        for k in (5, 6):  # I+ and I-
-            assert np.max(np.abs(s[k] - p[k]) / np.maximum(np.abs(p[k]), 1e-30)) <= RTOL
-        assert np.array_equal(s[7], p[7])  # identical ADC codes
+    for s, p in zip(spice_reads.reads, physics_reads.reads, strict=True):
+        for got, want in ((s.i_plus, p.i_plus), (s.i_minus, p.i_minus)):
+            assert np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-30)) <= RTOL
+        assert np.array_equal(s.codes, p.codes)  # identical ADC codes
     golden = run_integer(compiled, images)
     for a, b in zip(spice.accumulators + spice.outputs, golden.accumulators + golden.outputs):
         assert np.array_equal(a, b)

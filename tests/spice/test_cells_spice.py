@@ -236,7 +236,7 @@ def test_worker_processes_give_the_reads_of_one_process(tmp_path):
         results.append((accumulator(0, layer, rows), accumulator.reads, reader.solves))
     (acc1, reads1, solves1), (acc2, reads2, solves2) = results
     assert np.array_equal(acc1, acc2) and solves1 == solves2 > 100  # each distinct input of each tile once
-    for one, two in zip(reads1, reads2):
-        assert one[:4] == two[:4]
-        assert np.max(np.abs(one[5] - two[5])) <= 1e-9 * np.max(np.abs(one[5]))
+    for one, two in zip(reads1, reads2, strict=True):
+        assert (one.layer, one.rt, one.ct, one.plane) == (two.layer, two.rt, two.ct, two.plane)
+        assert np.max(np.abs(one.i_plus - two.i_plus)) <= 1e-9 * np.max(np.abs(one.i_plus))
     assert np.array_equal(acc1, CrossbarAccumulator(model, PhysicsReader(chip))(0, layer, rows))
