@@ -337,7 +337,7 @@ def cmd_regress(args) -> int:
 def cmd_spice(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
-    from .spice.report import format_report, spice_report
+    from .spice.report import disagreeing_layers, format_report, spice_report
 
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
@@ -347,8 +347,7 @@ def cmd_spice(args) -> int:
         from .io_utils import write_json_atomic
 
         write_json_atomic(args.json, report)
-    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_agree"] or r["max_rel_current_error"] > r["rtol"]]
-    return 1 if bad else 0
+    return 1 if disagreeing_layers(report) else 0
 
 
 def cmd_demo(args) -> int:

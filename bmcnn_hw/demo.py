@@ -112,13 +112,12 @@ def load_model_config():
 
 def summary_spice(summary: Summary, model, build_dir: Path, images: np.ndarray) -> None:
     """SPICE does every crossbar read of ``images``; compare with the physics model and golden."""
-    from .spice.report import spice_report
+    from .spice.report import disagreeing_layers, spice_report
 
     report = spice_report(build_dir, images)
     worst = max(row["max_rel_current_error"] for row in report["layers"])
     golden = run_integer(model, images).predictions.tolist()
-    agreed = (worst <= 1e-9 and all(row["adc_codes_identical"] for row in report["layers"])
-              and report["predictions_spice"] == golden)
+    agreed = not disagreeing_layers(report) and report["predictions_spice"] == golden
     summary.add("SPICE (ngspice) vs physics and golden",
                 f"{len(images)} images, {report['ngspice_solves']} ngspice solves in {report['seconds']:.0f} s, "
                 f"max relative current error {worst:.1e}, classes {report['predictions_spice']} = golden", agreed)

@@ -99,7 +99,7 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     from .golden.chip import Chip, sized_readout
     from .golden.crossbar import PhysicsReader, run_crossbar
     from .golden.integer import run_integer
-    from .spice.report import spice_report
+    from .spice.report import disagreeing_layers, spice_report
 
     start = time.perf_counter()
     base = get_preset(CELL_PRESETS[case.get("cell", "linear")])
@@ -116,7 +116,7 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     if not physics.same_as(golden):
         failures.append("ideal-chip physics differs from the integer golden model")
     report = spice_report(work / "build", test[: settings.get("spice_images", 1)])
-    bad = [r["layer"] for r in report["layers"] if not r["adc_codes_agree"] or r["max_rel_current_error"] > r["rtol"]]
+    bad = disagreeing_layers(report)
     if bad:
         failures.append(f"SPICE differs from physics in {', '.join(bad)}")
     chip = Chip(model, device, case["seed"])

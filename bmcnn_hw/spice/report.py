@@ -100,6 +100,14 @@ def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto", jobs: 
     }
 
 
+def disagreeing_layers(report: dict) -> list[str]:
+    """Layers of a :func:`spice_report` where SPICE and physics disagree: a column current off by
+    more than the cell type's ``AGREEMENT_RTOL``, or an ADC code that differs other than at a
+    rounding boundary within it. The one agreement rule of ``spice``, ``demo`` and ``regress``."""
+    return [row["layer"] for row in report["layers"]
+            if not row["adc_codes_agree"] or row["max_rel_current_error"] > row["rtol"]]
+
+
 def format_report(report: dict) -> str:
     """A plain-text table of :func:`spice_report`."""
     lines = [f"{'layer':6s} {'tiles':>5s} {'reads':>8s} {'max |dI|/I':>11s} {'codes':>6s} "
