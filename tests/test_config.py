@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig, ReadoutParams
+from bmcnn_hw.config import (
+    CrossbarGeometry,
+    DeviceParams,
+    HardwareConfig,
+    ReadoutParams,
+)
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.presets import PRESETS, get_preset
 
@@ -44,8 +50,13 @@ def test_unknown_field_and_preset():
 
 
 def test_presets_are_valid_and_cited():
+    """Every preset survives validation (a round trip through from_dict) and cites a dated
+    source or a versioned PDK release, except the ideal one, which says it is not fitted."""
     for name, (params, source) in PRESETS.items():
-        assert isinstance(params, DeviceParams) and len(source) > 40, name
+        assert DeviceParams.from_dict(params.to_dict()) == params == get_preset(name), name
+        assert re.search(r"\b(19|20)\d\d\b|wheel \d+\.\d+\.\d+", source) or (name == "ideal" and "Not fitted" in source), name
+    assert get_preset("rram-1t1r-sky130").cell == "1t1r" and get_preset("rram-sinh").cell == "sinh"
+    assert get_preset("rram-1t1r-sky130-hr").r_on_ohm == 10 * get_preset("rram-1t1r-sky130").r_on_ohm
 
 
 def test_adc_bits_derivation_is_exact_for_tile_rows():

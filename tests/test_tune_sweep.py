@@ -12,6 +12,7 @@ from bmcnn_hw.errors import ArtefactError
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.golden.crossbar import physics_predictions
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.layers import layer_output
 from bmcnn_hw.sweep import run_sweep, write_sweep
 from bmcnn_hw.tune import calibrate, load_tuning, save_tuning
 
@@ -53,12 +54,16 @@ def test_tuning_file_round_trip_and_register_writes(compiled, mnist_train, tmp_p
         load_tuning(tmp_path / "bad.json", compiled)
 
 
-def test_tuned_golden_matches_tuned_rtl_semantics(compiled, mnist_test):
-    """The golden model adds the corrections where the RTL's tune_offset register does."""
-    offsets = [None, None, np.full(compiled.layers[2].cols, 3, dtype=np.int64)]
+def test_tuning_offsets_add_to_the_accumulator_before_the_output_stage(compiled, mnist_test):
+    """The golden model adds a layer's corrections to its accumulator (where the RTL's tune_offset
+    register acts; ``test_cosim`` checks the RTL with tuning loaded) and derives the scores from
+    the corrected sums."""
+    offsets = [None, None, np.arange(compiled.layers[2].cols, dtype=np.int64) - 4]
     plain, tuned = run_integer(compiled, mnist_test.images[:20]), run_integer(compiled, mnist_test.images[:20],
                                                                                tuning=offsets)
-    assert np.array_equal(tuned.accumulators[2], plain.accumulators[2] + 3)
+    assert np.array_equal(tuned.accumulators[2], plain.accumulators[2] + offsets[2])
+    assert np.array_equal(tuned.outputs[2], layer_output(compiled.layers[2], plain.accumulators[2] + offsets[2]))
+    assert np.array_equal(tuned.accumulators[1], plain.accumulators[1])
 
 
 @pytest.mark.slow

@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-
-from bmcnn_hw.config import DeviceParams, ReadoutParams
-from bmcnn_hw.golden.chip import Chip
 import pytest
 
-from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader, adc_codes, run_crossbar
+from bmcnn_hw.config import DeviceParams, ReadoutParams
+from bmcnn_hw.golden.chip import Chip, sample_state
+from bmcnn_hw.golden.crossbar import (
+    CrossbarAccumulator,
+    PhysicsReader,
+    adc_codes,
+    run_crossbar,
+)
 from bmcnn_hw.golden.integer import run_integer
 
 
@@ -31,6 +35,21 @@ def test_chip_sampling_is_seeded(compiled):
     on = compiled.layers[1].weight[384:512, :] > 0
     r = a.tiles[key].r_plus[on]
     assert abs(r.mean() / params.r_on_ohm - 1) < 0.02 and abs(r.std() / r.mean() - 0.2) < 0.02
+
+
+@pytest.mark.parametrize("distribution", ["normal", "lognormal"])
+def test_sampled_resistances_have_the_stated_mean_and_spread(distribution):
+    """Mean R_on and relative std sigma for both distributions; the lognormal's log-std is
+    sqrt(log(1 + sigma^2)) and its mean is corrected (without the correction the mean is 12 %
+    high; with log-std = sigma the relative std is 0.53, not 0.5)."""
+    sigma = 0.5
+    params = DeviceParams(sigma_on_rel=sigma, distribution=distribution)
+    r = sample_state(True, (400_000,), params, np.random.default_rng(0)) / params.r_on_ohm
+    if distribution == "normal":  # clipped at MIN_R_FRACTION: a 2-sigma tail is cut, so compare below it
+        assert abs(np.median(r) - 1) < 0.005 and abs(np.percentile(r, 84.13) - 1 - sigma) < 0.01
+        return
+    assert abs(r.mean() - 1) < 0.005 and abs(r.std() - sigma) < 0.005
+    assert abs(np.log(r).std() - np.sqrt(np.log1p(sigma ** 2))) < 0.002 and (r > 0).all()
 
 
 def test_stuck_devices_take_their_stuck_state(compiled):
