@@ -30,6 +30,10 @@ from .ngspice import NgSpice
 from .stepped import stepped_netlist
 
 
+class NotLinearError(SimulationError):
+    """A tile's superposition response fails its check against direct solves."""
+
+
 class TileSolver:
     """ngspice solves of tile netlists in this process (the in-process solver of a
     :class:`SpiceReader`, or a worker's)."""
@@ -85,7 +89,8 @@ class TileSolver:
         then ``job.check_vectors`` random inputs solved directly must match the sums.
 
         Raises:
-            SimulationError: the tile is not linear (or ngspice failed).
+            NotLinearError: the tile is not linear.
+            SimulationError: ngspice failed.
         """
         self.load(job.cir, job.hs_models)
         transfer, admittance = np.zeros((job.used_rows, job.n_phys)), np.zeros((job.used_rows, job.used_rows))
@@ -101,7 +106,7 @@ class TileSolver:
             predicted = volts @ transfer
             scale = max(float(np.max(np.abs(cols))), 1e-30)
             if np.max(np.abs(cols - predicted)) > job.check_rtol * scale:
-                raise SimulationError(f"{self.ng.current}: tile response is not linear (superposition off by "
+                raise NotLinearError(f"{self.ng.current}: tile response is not linear (superposition off by "
                                       f"{np.max(np.abs(cols - predicted)) / scale:.1e}); use mode='per-vector'")
         return transfer, admittance
 
@@ -136,7 +141,7 @@ class ResponseJob:
     seed: tuple
 
     def run(self, solver: TileSolver):
-        """(transfer (R, P), admittance (R, R)); a SimulationError if the tile is not linear."""
+        """(transfer (R, P), admittance (R, R)); a NotLinearError if the tile is not linear."""
         return solver.response(self)
 
 
@@ -242,7 +247,8 @@ class SpiceReader:
         processes when ``self.jobs`` > 1 and there is more than one job; a progress bar with
         ``progress``."""
         results: list = []
-        with tqdm(total=len(jobs), desc=what, unit="job", leave=False, disable=not self.progress or len(jobs) < 2) as bar:
+        quiet = not self.progress or len(jobs) < 2
+        with tqdm(total=len(jobs), desc=what, unit="job", leave=False, disable=quiet) as bar:
             if self.jobs == 1 or len(jobs) < 2:
                 for job in jobs:
                     results.append(_result_or_error(job, self.solver))
@@ -271,9 +277,10 @@ class SpiceReader:
         todo = [(key, distinct.shape[1], used) for key, distinct, used in wanted
                 if key not in self.responses and self._superposition(key, len(distinct), distinct.shape[1])]
         jobs = [self._response_job(*key, rows, used) for key, rows, used in todo]
-        for (key, _, _), job, result in zip(todo, jobs, self._run(jobs, f"ngspice: {self.model.layers[index].name} tiles by superposition")):
+        results = self._run(jobs, f"ngspice: {self.model.layers[index].name} tiles by superposition")
+        for (key, _, _), job, result in zip(todo, jobs, results, strict=True):
             if isinstance(result, SimulationError):
-                if self.mode == "superposition" or "not linear" not in str(result):
+                if self.mode == "superposition" or not isinstance(result, NotLinearError):
                     raise result
                 self.nonlinear_tiles.add(key)
             else:
@@ -305,12 +312,12 @@ class SpiceReader:
                 jobs.append(VectorJob(self._netlist(*key), self.hs_models, part, self._n_phys(used), self.stepped))
                 owners.append(key)
         layer = self.model.layers[owners[0][0]].name
-        for key, job, result in zip(owners, jobs, self._run(jobs, f"ngspice: {layer} tile reads")):
+        for key, job, result in zip(owners, jobs, self._run(jobs, f"ngspice: {layer} tile reads"), strict=True):
             if isinstance(result, SimulationError):
                 raise result
             cols, drivers = result
             known = self._solved[key]
-            for v, c, d in zip(job.volts, cols, drivers):
+            for v, c, d in zip(job.volts, cols, drivers, strict=True):
                 known[v.tobytes()] = (c, d)
             self.solves += len(job.volts)
 
@@ -324,7 +331,7 @@ class SpiceReader:
         if self._superposition(key, len(unique), volts.shape[1]):
             try:
                 linear = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
-            except SimulationError:
+            except NotLinearError:
                 if self.mode == "superposition":
                     raise
                 self.nonlinear_tiles.add(key)

@@ -151,7 +151,7 @@ def test_missing_ngspice_is_tool_not_found():
 
 
 def test_auto_mode_falls_back_to_per_vector_when_a_tile_is_not_linear(tmp_path, monkeypatch):
-    from bmcnn_hw.errors import SimulationError
+    from bmcnn_hw.spice.run import NotLinearError
 
     model = _model(12, 6, 3)
     chip = Chip(model)
@@ -159,7 +159,7 @@ def test_auto_mode_falls_back_to_per_vector_when_a_tile_is_not_linear(tmp_path, 
     reader = SpiceReader(model, chip, tmp_path / "n", mode="auto")
 
     def not_linear(*args):
-        raise SimulationError("tile response is not linear")
+        raise NotLinearError("tile response is not linear")
 
     monkeypatch.setattr(reader, "response", not_linear)
     volts = np.random.default_rng(1).integers(0, 2, (40, 12)) * 0.2  # enough inputs to try superposition
