@@ -26,6 +26,7 @@ demo: system-deps $(STAMP)
 	$(BIN)/bmcnn-hw demo $(DATA_FROM)
 
 test: system-deps $(STAMP)
+	$(BIN)/ruff check bmcnn_hw tests bench scripts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 rtl: $(STAMP)  # regenerate the checked-in Verilog of the reference model

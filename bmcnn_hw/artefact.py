@@ -129,7 +129,7 @@ class CompiledModel:
     @property
     def tile_count(self) -> int:
         """Crossbar tiles of the whole model (digital layers have none)."""
-        return sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in self.layers if not l.digital)
+        return sum(layer.tiling.n_row_tiles * layer.tiling.n_col_tiles for layer in self.layers if not layer.digital)
 
     @property
     def memristive_layers(self) -> list[int]:
@@ -143,7 +143,7 @@ class CompiledModel:
             raise ConfigError(f"{what}: layer(s) {', '.join(digital)} are digital fixed-point layers, for which "
                               f"no RTL is generated yet; use a model whose layers are all binary")
 
-    def replace_layer(self, index: int, **changes) -> "CompiledModel":
+    def replace_layer(self, index: int, **changes) -> CompiledModel:
         """A copy with layer ``index`` changed."""
         layers = list(self.layers)
         layers[index] = dataclasses.replace(layers[index], **changes)

@@ -76,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", default="bmcnn-compact", metavar="NAME|FILE",
                     help="shipped model (see `bmcnn-hw models`) or a model TOML file (default bmcnn-compact)")
     tr.add_argument("--epochs", type=int, help="passes over the training set (default: the model's recipe, else 1)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of initialisation, split, order, augmentation (default 0)")
+    tr.add_argument("--seed", type=int, default=0,
+                    help="seed of initialisation, split, order, augmentation (default 0)")
     tr.add_argument("--out", type=Path, default=Path("runs/checkpoint"), help="checkpoint directory")
     tr.add_argument("--batch-size", type=int, help="mini-batch size (default: recipe, else 32)")
-    tr.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule (default: recipe, else 5e-3)")
+    tr.add_argument("--lr", type=float,
+                    help="peak learning rate of the one-cycle schedule (default: recipe, else 5e-3)")
     tr.add_argument("--augment-shift", type=int, help="random translation by up to N pixels (default: recipe, else 0)")
     tr.add_argument("--val-size", type=int, default=5000, help="training images held out for validation (default 5000)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt (same options)")
@@ -128,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", help="fit per-column tuning-register corrections of a sampled chip (no reprogramming)")
     tu.add_argument("build", type=Path, metavar="BUILD_DIR")
     tu.add_argument("--chip-seed", type=int, default=0, help="seed of the sampled chip")
-    tu.add_argument("--calib", type=int, default=256, help="calibration images, the first N training images (default 256)")
+    tu.add_argument("--calib", type=int, default=256,
+                    help="calibration images, the first N training images (default 256)")
     tu.add_argument("--limit", type=int, default=2000, help="test images for the before/after accuracy (default 2000)")
     tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"), help="tuning file to write")
     _add_device_overrides(tu, "applied on top of the build's device")
@@ -175,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("build", type=Path, metavar="BUILD_DIR")
     cs.add_argument("--images", type=int, default=1, help="test images (default 1)")
     cs.add_argument("--chip-seed", type=int, help="sample a chip with this seed (default: the build's chip)")
-    cs.add_argument("--tuning", type=Path, help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
+    cs.add_argument("--tuning", type=Path,
+                    help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
     cs.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"])
     cs.add_argument("--out", type=Path, default=Path("runs/cosim"), help="report directory (JSON, Markdown)")
     _add_device_overrides(cs, "applied on top of the build's device; the netlists are rewritten for the chip")

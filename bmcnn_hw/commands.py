@@ -127,7 +127,8 @@ def _hardware(args):
     check_cell_geometry(device, geometry)
     require_models(device)
     return HardwareConfig(device=device, geometry=geometry,
-                          readout=sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing, args.tia_rf))
+                          readout=sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing,
+                                                args.tia_rf))
 
 
 def cmd_compile(args) -> int:
@@ -265,7 +266,7 @@ def cmd_sweep(args) -> int:
     results = {label: run_sweep(build, test, calib, sigmas, args.chips, mode=args.mode,
                                 distribution=args.distribution, tune=not args.no_tune, seed=args.seed,
                                 workers=args.workers, scheduler=args.scheduler, spice_spot=args.spice_spot)
-               for label, build in zip(labels, args.build)}
+               for label, build in zip(labels, args.build, strict=True)}
     if len(results) == 1:
         result = next(iter(results.values()))
         paths = write_sweep(result, args.out)

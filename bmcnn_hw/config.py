@@ -122,7 +122,8 @@ class DeviceParams(_DictMixin):
         _check_positive("access_w_um", self.access_w_um)
         _check_positive("sigma_vth_v", self.sigma_vth_v, allow_zero=True)
         if not (isinstance(self.access_l_um, (int, float)) and self.access_l_um >= 0.15):
-            raise ConfigError(f"access_l_um must be >= 0.15 (sky130 nfet_01v8 minimum length), not {self.access_l_um!r}")
+            raise ConfigError("access_l_um must be >= 0.15 (sky130 nfet_01v8 minimum length), "
+                              f"not {self.access_l_um!r}")
         wl = self.v_wordline_v
         if not (isinstance(wl, (int, float)) and 0.5 <= wl <= 1.95):
             raise ConfigError(f"v_wordline_v must be in [0.5, 1.95] V (sky130 nfet_01v8 is a 1.8 V device), not {wl!r}")
@@ -198,7 +199,7 @@ class CrossbarGeometry(_DictMixin):
         return 1.0 if self.encoding == "differential" else 0.5
 
     @classmethod
-    def parse(cls, text: str, **fields) -> "CrossbarGeometry":
+    def parse(cls, text: str, **fields) -> CrossbarGeometry:
         """Parse ``"RxC"`` (e.g. ``"128x128"``); ``fields`` sets the other fields.
 
         Raises:
@@ -279,7 +280,7 @@ class HardwareConfig(_DictMixin):
         return {"device": self.device.to_dict(), "geometry": self.geometry.to_dict(), "readout": self.readout.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict, *, where: str = "") -> "HardwareConfig":
+    def from_dict(cls, data: dict, *, where: str = "") -> HardwareConfig:
         """Build from nested dicts (missing sections take defaults)."""
         prefix = f"{where}: " if where else ""
         if not isinstance(data, dict):

@@ -52,7 +52,8 @@ def torch_activations_match(torch_model, model, images: np.ndarray) -> bool:
     with torch.no_grad():
         scores, acts = torch_model(to_tensor(images), return_activations=True)
     trace = run_integer(model, images)
-    same = all(np.array_equal(a.numpy().astype(np.uint8).reshape(g.shape), g) for a, g in zip(acts, trace.outputs))
+    same = all(np.array_equal(a.numpy().astype(np.uint8).reshape(g.shape), g)
+               for a, g in zip(acts, trace.outputs, strict=True))
     return same and np.array_equal(scores.numpy() * 2 ** model.score_frac_bits, trace.scores)
 
 

@@ -80,7 +80,7 @@ def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, lis
     if not isinstance(cells, list) or not cells or any(c not in CELL_PRESETS for c in cells):
         raise ConfigError(f"{path}: [matrix] cell must be a non-empty list of {', '.join(CELL_PRESETS)}")
     axes = keys + ("cell",)
-    cases = [dict(zip(axes, values)) for values in itertools.product(*(matrix[k] for k in keys), cells)]
+    cases = [dict(zip(axes, values, strict=True)) for values in itertools.product(*(matrix[k] for k in keys), cells)]
     for k, case in enumerate(cases):
         case["override"] = bool(checkpoints)
         cell = "" if case["cell"] == "linear" else f"_{case['cell']}"
@@ -93,12 +93,12 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     """Compile, sample the chip, and check physics/SPICE/RTL against golden for one case."""
     from .build import build
     from .config import CrossbarGeometry, HardwareConfig
-    from .presets import get_preset
     from .cosim.rtl_check import check_rtl
     from .data.mnist import load_mnist
     from .golden.chip import Chip, sized_readout
     from .golden.crossbar import PhysicsReader, run_crossbar
     from .golden.integer import run_integer
+    from .presets import get_preset
     from .spice.report import disagreeing_layers, spice_report
 
     start = time.perf_counter()
@@ -141,7 +141,8 @@ def write_reports(regression: Path, results: list[dict], out_dir: Path) -> list[
     for r in results:
         case = ElementTree.SubElement(suite, "testcase", classname="regression", name=r["name"], time=str(r["seconds"]))
         if not r["passed"]:
-            ElementTree.SubElement(case, "failure", message="; ".join(r["failures"])[:2000]).text = rerun_line(regression, r)
+            failure = ElementTree.SubElement(case, "failure", message="; ".join(r["failures"])[:2000])
+            failure.text = rerun_line(regression, r)
     junit = out_dir / "junit.xml"
     write_text_atomic(junit, ElementTree.tostring(suite, encoding="unicode") + "\n")
     lines = [f"# Regression {regression}", "", f"{sum(r['passed'] for r in results)}/{len(results)} cases passed.", "",
@@ -192,7 +193,7 @@ def run_regression(regression: Path, out_dir: Path, data_dir: Path, only: str | 
         from .parallel import single_threaded_pool
 
         with single_threaded_pool(workers) as pool:
-            results = list(pool.map(_guarded_case, *zip(*args)))
+            results = list(pool.map(_guarded_case, *zip(*args, strict=True)))
     else:
         results = [_guarded_case(*a) for a in args]
     for r in results:

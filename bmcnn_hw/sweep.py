@@ -160,7 +160,8 @@ def sweep_markdown(result: dict) -> str:
         worst = max(p["spice_max_rel_error"] for p in spots)
         same = all(p["spice_codes_identical"] and p["spice_predictions_equal"] for p in spots)
         lines += ["", f"SPICE spot checks: {len(spots)} chips x {spots[0]['spice_images']} image(s) through ngspice; "
-                      f"max relative current error {worst:.1e}; ADC codes and classes identical: {'yes' if same else 'NO'}"]
+                      f"max relative current error {worst:.1e}; ADC codes and classes identical: "
+                      f"{'yes' if same else 'NO'}"]
     return "\n".join(lines) + "\n"
 
 

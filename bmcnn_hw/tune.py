@@ -77,7 +77,7 @@ def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
     from .rtl.periphery import layer_registers
 
     layers, writes = {}, {}
-    for layer, offsets in zip(model.layers, tuning.offsets):
+    for layer, offsets in zip(model.layers, tuning.offsets, strict=True):
         layers[layer.name] = [int(v) for v in offsets]
         if layer.digital:  # exact digital layer: nothing to tune, no periphery registers
             continue
@@ -101,7 +101,7 @@ def load_tuning(path: Path, model: CompiledModel) -> Tuning:
         offsets = [np.asarray(data["tune_offset"][layer.name], dtype=np.int64) for layer in model.layers]
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ArtefactError(f"{path}: not a tuning file for this build ({exc})") from None
-    for layer, off in zip(model.layers, offsets):
+    for layer, off in zip(model.layers, offsets, strict=True):
         if off.shape != (layer.cols,):
             raise ArtefactError(f"{path}: tune_offset[{layer.name}] needs {layer.cols} values, has {off.size}")
     return Tuning(offsets, {k: v for k, v in data.items() if k not in ("tune_offset", "register_writes")})

@@ -26,14 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bmcnn_hw.artefact import load_model  # noqa: E402
-from bmcnn_hw.data.mnist import load_mnist  # noqa: E402
-from bmcnn_hw.golden.chip import Chip  # noqa: E402
-from bmcnn_hw.golden.crossbar import PhysicsReader, physics_predictions_shared  # noqa: E402
-from bmcnn_hw.io_utils import write_json_atomic, write_text_atomic  # noqa: E402
-from bmcnn_hw.parallel import single_threaded_pool  # noqa: E402
-from bmcnn_hw.presets import get_preset  # noqa: E402
-from bmcnn_hw.tune import calibrate  # noqa: E402
+from bmcnn_hw.artefact import load_model
+from bmcnn_hw.data.mnist import load_mnist
+from bmcnn_hw.golden.chip import Chip
+from bmcnn_hw.golden.crossbar import PhysicsReader, physics_predictions_shared
+from bmcnn_hw.io_utils import write_json_atomic, write_text_atomic
+from bmcnn_hw.parallel import single_threaded_pool
+from bmcnn_hw.presets import get_preset
+from bmcnn_hw.tune import calibrate
 
 CELL_PRESETS = {"linear": "ideal", "sinh": "rram-sinh", "1t1r": "rram-1t1r-sky130"}
 _DATA: dict = {}
@@ -140,7 +140,8 @@ def plot(rows: list[dict], path: Path) -> None:
                                marker="o", capsize=3, label=f"{label}: untuned")
             ax.errorbar(xs, [100 * m["tuned_mean"] for m in members], [100 * m["tuned_std"] for m in members],
                         marker="s", capsize=3, linestyle="--", color=line[0].get_color(), label=f"{label}: tuned")
-        ax.set_xlabel("wire resistance per cell segment (ohm)" if x_key == "r_wire" else "relative sigma of R_on, R_off")
+        ax.set_xlabel("wire resistance per cell segment (ohm)" if x_key == "r_wire"
+                      else "relative sigma of R_on, R_off")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{cell} cells")
         ax.grid(alpha=0.3)

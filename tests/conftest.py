@@ -20,8 +20,8 @@ def _mnist_dir() -> Path:
     candidates = [os.environ.get("BMCNN_HW_TEST_DATA"), REPO.parent / "shared" / "datasets" / "mnist",
                   default_cache_dir()]
     for candidate in candidates:
-        if candidate and (Path(candidate) / "t10k-labels-idx1-ubyte.gz").exists() or \
-                candidate and (Path(candidate) / "t10k-labels-idx1-ubyte").exists():
+        if (candidate and (Path(candidate) / "t10k-labels-idx1-ubyte.gz").exists()) or \
+                (candidate and (Path(candidate) / "t10k-labels-idx1-ubyte").exists()):
             return Path(candidate)
     try:
         return fetch_mnist(log=lambda _: None)

@@ -14,7 +14,7 @@ from bmcnn_hw.errors import ArtefactError
 
 def test_round_trip_keeps_every_array(build_dir, compiled):
     again = load_model(build_dir)
-    for a, b in zip(compiled.layers, again.layers):
+    for a, b in zip(compiled.layers, again.layers, strict=True):
         assert np.array_equal(a.weight, b.weight) and a.tiling == b.tiling
         assert a.weight.dtype == np.int8 and set(np.unique(a.weight)) <= {-1, 1}
     manifest = json.loads((build_dir / "manifest.json").read_text())
@@ -31,7 +31,7 @@ def test_changed_arrays_fail_the_hash(build_dir, tmp_path):
     target = _copy(build_dir, tmp_path)
     with open(target / "arrays.npz", "ab") as handle:
         handle.write(b"x")
-    with pytest.raises(ArtefactError, match="arrays.npz: SHA-256 differs"):
+    with pytest.raises(ArtefactError, match=r"arrays\.npz: SHA-256 differs"):
         load_model(target)
 
 
@@ -43,7 +43,7 @@ def test_schema_version_and_malformed_manifest(build_dir, tmp_path):
     with pytest.raises(ArtefactError, match="schema_version 99 is not supported"):
         load_model(target)
     (target / "manifest.json").write_text("{not json")
-    with pytest.raises(ArtefactError, match="manifest.json: not valid JSON"):
+    with pytest.raises(ArtefactError, match=r"manifest\.json: not valid JSON"):
         load_model(target)
     with pytest.raises(ArtefactError, match="missing"):
         load_model(tmp_path / "nothing")

@@ -35,7 +35,7 @@ def test_compile_and_evaluate_golden_and_torch(checkpoint, mnist_dir, tmp_path, 
 @pytest.mark.ngspice
 def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
     path = tmp_path / "spice.json"
-    code, out, err = run_cli("evaluate", build_dir, "--backend", "spice", "--limit", "1", "--data-dir", mnist_dir,
+    code, _, err = run_cli("evaluate", build_dir, "--backend", "spice", "--limit", "1", "--data-dir", mnist_dir,
                              "--json", path)
     assert code == 0, err
     golden = tmp_path / "golden.json"
@@ -56,7 +56,7 @@ def test_user_errors_are_one_line_without_traceback(args, message, tmp_path, che
     monkeypatch.setenv("PIP_INDEX_URL", "file:///nonexistent")  # keep the PyPI fallback offline
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     args = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
-    code, out, err = run_cli(*args)
+    code, _, err = run_cli(*args)
     assert code == 2
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -73,7 +73,7 @@ def test_user_errors_are_one_line_without_traceback(args, message, tmp_path, che
 ])
 def test_cell_and_readout_errors_are_one_line(args, message, tmp_path, checkpoint, monkeypatch):
     monkeypatch.setenv("BMCNN_HW_CACHE", str(tmp_path / "empty-cache"))
-    code, out, err = run_cli("compile", checkpoint, "-o", tmp_path / "b", *args)
+    code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "b", *args)
     assert code == 2 and message in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists()
@@ -82,14 +82,14 @@ def test_cell_and_readout_errors_are_one_line(args, message, tmp_path, checkpoin
 @pytest.mark.ngspice
 def test_sinh_cells_with_driver_resistance_through_spice(checkpoint, mnist_dir, tmp_path):
     build = tmp_path / "b"
-    code, out, err = run_cli("compile", checkpoint, "-o", build, "--cell", "sinh", "--sinh-v0", "0.1",
+    code, _, err = run_cli("compile", checkpoint, "-o", build, "--cell", "sinh", "--sinh-v0", "0.1",
                              "--r-source", "20", "--sigma-on", "0.1", "--v-swing", "0.9", "--tia-rf", "auto")
     assert code == 0, err
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["hardware"]["device"]["cell"] == "sinh" and manifest["hardware"]["readout"]["v_swing_v"] == 0.9
     assert "memristor_sinh r=" in (build / "netlists" / "fc2_r0_c0.sub").read_text()
     report = tmp_path / "spice.json"
-    code, out, err = run_cli("spice", build, "--images", "1", "--data-dir", mnist_dir, "--json", report)
+    code, _, err = run_cli("spice", build, "--images", "1", "--data-dir", mnist_dir, "--json", report)
     assert code == 0, err
     data = json.loads(report.read_text())
     assert all(row["adc_codes_agree"] and row["max_rel_current_error"] < 1e-6 for row in data["layers"])
@@ -176,7 +176,7 @@ def test_non_binary_weight_array_is_rejected(build_dir, tmp_path):
     manifest = json.loads((target / "manifest.json").read_text())
     manifest["files"]["arrays.npz"] = sha256_file(target / "arrays.npz")
     (target / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtefactError, match="layer1.weight must be int8 with values -1 or \\+1"):
+    with pytest.raises(ArtefactError, match=r"layer1\.weight must be int8 with values -1 or \+1"):
         load_model(target)
 
 

@@ -54,7 +54,8 @@ def test_presets_are_valid_and_cited():
     source or a versioned PDK release, except the ideal one, which says it is not fitted."""
     for name, (params, source) in PRESETS.items():
         assert DeviceParams.from_dict(params.to_dict()) == params == get_preset(name), name
-        assert re.search(r"\b(19|20)\d\d\b|wheel \d+\.\d+\.\d+", source) or (name == "ideal" and "Not fitted" in source), name
+        cited = re.search(r"\b(19|20)\d\d\b|wheel \d+\.\d+\.\d+", source)
+        assert cited or (name == "ideal" and "Not fitted" in source), name
     assert get_preset("rram-1t1r-sky130").cell == "1t1r" and get_preset("rram-sinh").cell == "sinh"
     assert get_preset("rram-1t1r-sky130-hr").r_on_ohm == 10 * get_preset("rram-1t1r-sky130").r_on_ohm
 

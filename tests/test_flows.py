@@ -24,7 +24,7 @@ def test_shipped_flows_parse_into_command_lines():
 def test_bad_flow_files_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[flow\n")
-    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
         flow_argv(bad)
     bad.write_text('[flow]\ncommand = "format-disk"\n')
     with pytest.raises(ConfigError, match="command must be one of"):
@@ -38,7 +38,7 @@ def test_flow_run_compiles(checkpoint, tmp_path):
     flow = tmp_path / "f.toml"
     flow.write_text(f'[flow]\ncommand = "compile"\nargs = ["{checkpoint}"]\n[options]\nout = "{tmp_path / "b"}"\n'
                     'tile = "64x64"\nsigma_on = 0.1\nchip_seed = 2\n')
-    code, out, err = run_cli("flow", "run", flow)
+    code, _, err = run_cli("flow", "run", flow)
     assert code == 0, err
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["provenance"]["chip_seed"] == 2
 
@@ -49,7 +49,8 @@ def test_flow_run_compiles(checkpoint, tmp_path):
 @needs("iverilog")
 def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp_path):
     regression = tmp_path / "r.toml"
-    regression.write_text(f'[settings]\nphysics_images = 50\nrtl_outputs = 50\n[matrix]\ncheckpoint = ["{checkpoint}"]\n'
+    regression.write_text('[settings]\nphysics_images = 50\nrtl_outputs = 50\n'
+                          f'[matrix]\ncheckpoint = ["{checkpoint}"]\n'
                           'tile = ["128x128", "0x5"]\nencoding = ["differential"]\nsigma = [0.1]\nseed = [3]\n'
                           'sim = ["icarus"]\n')
     code, out, err = run_cli("regress", regression, "--out", tmp_path / "out", "--data-dir", mnist_dir,
@@ -57,13 +58,13 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
     assert code == 1, err
     suite = ElementTree.parse(tmp_path / "out" / "junit.xml").getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
-    failing = [c for c in suite.iter("testcase") if c.find("failure") is not None][0]
+    failing = next(c for c in suite.iter("testcase") if c.find("failure") is not None)
     assert "tile_rows must be a positive integer" in failing.find("failure").get("message")
     rerun = failing.find("failure").text
     assert rerun.startswith("bmcnn-hw regress") and "--case" in rerun
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "1/2 cases passed" in summary and (tmp_path / "out" / "summary.html").is_file()
-    passing = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is None][0]
+    passing = next(c.get("name") for c in suite.iter("testcase") if c.find("failure") is None)
     code, out, err = run_cli("regress", regression, "--out", tmp_path / "again", "--case", passing,
                              "--data-dir", mnist_dir)
     assert code == 0, err + out
@@ -90,7 +91,8 @@ def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
     from bmcnn_hw.flows import run_regression
 
     regression = tmp_path / "r.toml"
-    regression.write_text(f'[matrix]\ncheckpoint = ["{checkpoint}"]\ntile = ["0x5", "5x0"]\nencoding = ["differential"]\n'
+    regression.write_text(f'[matrix]\ncheckpoint = ["{checkpoint}"]\n'
+                          'tile = ["0x5", "5x0"]\nencoding = ["differential"]\n'
                           'sigma = [0.0]\nseed = [0]\nsim = ["icarus"]\n')
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
@@ -100,7 +102,7 @@ def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
 
 
 def test_cell_axis_of_the_regression_matrix(tmp_path):
-    settings, cases = matrix_cases(REPO / "flows" / "regression_cells.toml")
+    _, cases = matrix_cases(REPO / "flows" / "regression_cells.toml")
     assert [c["cell"] for c in cases] == ["linear", "sinh", "1t1r"]
     assert cases[0]["name"].endswith("_icarus") and cases[2]["name"].endswith("_icarus_1t1r")
     _, default = matrix_cases(REPO / "flows" / "regression.toml")

@@ -43,14 +43,14 @@ def test_tuning_file_round_trip_and_register_writes(compiled, mnist_train, tmp_p
     tuning = calibrate(compiled, chip, mnist_train.images[:64])
     save_tuning(tmp_path / "t.json", compiled, tuning)
     again = load_tuning(tmp_path / "t.json", compiled)
-    for a, b in zip(tuning.offsets, again.offsets):
+    for a, b in zip(tuning.offsets, again.offsets, strict=True):
         assert np.array_equal(a, b)
     data = json.loads((tmp_path / "t.json").read_text())
     writes = data["register_writes"]["periphery_fc1"]
     assert writes and all(addr >= 0x300 for addr, _ in writes)
     assert data["chip"]["seed"] == 3
     (tmp_path / "bad.json").write_text('{"schema": "other"}')
-    with pytest.raises(ArtefactError, match="bad.json"):
+    with pytest.raises(ArtefactError, match=r"bad\.json"):
         load_tuning(tmp_path / "bad.json", compiled)
 
 

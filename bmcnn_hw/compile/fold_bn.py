@@ -16,7 +16,6 @@ import torch
 from ..artefact import CompiledModel
 from ..errors import ArtefactError
 
-
 GRID_LIMIT = 1 << 16
 """Accumulator ranges up to this many integers are folded on the full grid (and checked
 for monotonicity everywhere); wider ones (digital fixed-point layers) by bisection."""

@@ -47,7 +47,7 @@ def to_crossbar(torch_model, hardware: HardwareConfig) -> CompiledModel:
                           f"layers compile to hardware")
     shapes = config.shapes()
     layers = []
-    for i, (spec, w) in enumerate(zip(config.layers, torch_model.binary_weights())):
+    for i, (spec, w) in enumerate(zip(config.layers, torch_model.binary_weights(), strict=True)):
         matrix = _weight_matrix(i, spec, w.numpy())
         input_bits = config.input_bits if i == 0 else 1
         acc_min, acc_max = accumulator_range(matrix.shape[0], input_bits, spec.weight_code_bound)

@@ -29,6 +29,7 @@ from .rtl_check import layer_codes
 from .runner import run_stream_tb
 from .scenarios import full_layer_scenario
 
+
 def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: int) -> tuple[float, str | None, int]:
     """Worst relative current error, the first unexplained ADC-code mismatch (described) and the
     number of codes that differ at a rounding boundary within the cell type's tolerance."""
@@ -36,13 +37,14 @@ def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: in
     if first is None:
         return worst, None, explained
     s, p, m, c = first
-    return worst, (f"image {m // positions}, layer {layer.name}, tile ({s.rt},{s.ct}), bit plane {s.plane}, "
-                   f"position {m % positions}, column {c}: SPICE code {s.codes[m, c]}, golden {p.codes[m, c]}"), explained
+    where = (f"image {m // positions}, layer {layer.name}, tile ({s.rt},{s.ct}), bit plane {s.plane}, "
+             f"position {m % positions}, column {c}: SPICE code {s.codes[m, c]}, golden {p.codes[m, c]}")
+    return worst, where, explained
 
 
 def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:
     out = np.zeros(shape, dtype=np.int64)
-    for value, place in zip(seen, where):
+    for value, place in zip(seen, where, strict=False):
         out[place] = value[0] if layer.is_output else value[1]
     return out
 
@@ -81,7 +83,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         rtl_error = None
         try:
             run_stream_tb(work_dir / "rtl" / f"{top_name(layer)}.v", top_name(layer), scenario, sim_dir, sim)
-        except Exception as exc:  # the outputs file still tells which value differed
+        except Exception as exc:  # the outputs file still tells which value differed  # noqa: BLE001
             rtl_error = str(exc)
         seen = json.loads((sim_dir / "outputs.json").read_text()) if (sim_dir / "outputs.json").is_file() else []
         t3 = time.perf_counter()
@@ -107,14 +109,15 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,
             "mismatches": 0 if mismatch is None else 1, "first_mismatch": mismatch,
             "rtol": AGREEMENT_RTOL[chip.params.cell],
-            "ok": mismatch is None and all(row["max_rel_current_error"] <= AGREEMENT_RTOL[chip.params.cell] for row in layers)}
+            "ok": mismatch is None and all(row["max_rel_current_error"] <= AGREEMENT_RTOL[chip.params.cell]
+                                           for row in layers)}
 
 
 def _codes(row: dict) -> str:
     if row["adc_codes_identical"]:
         return "same"
-    return f"{row['codes_differing_at_boundary']} differ at a rounding boundary" if row.get("codes_differing_at_boundary") \
-        else "DIFFER"
+    at_boundary = row.get("codes_differing_at_boundary")
+    return f"{at_boundary} differ at a rounding boundary" if at_boundary else "DIFFER"
 
 
 def cosim_markdown(report: dict) -> str:

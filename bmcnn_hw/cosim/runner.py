@@ -49,7 +49,7 @@ def _build(runner, sources, toplevel, build_dir, sim, vcd):
     try:
         runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir, timescale=("1ns", "1ps"),
                      build_args=args, always=True, log_file=build_dir / "build.log")
-    except (SystemExit, Exception) as exc:
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 (cocotb raises anything; one clear error)
         raise SimulationError(f"{sources[0]}: {sim} build failed ({exc}); see {build_dir / 'build.log'}") from None
     finally:
         for key, value in saved.items():
@@ -70,7 +70,7 @@ def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) ->
         return runner.test(hdl_toplevel=toplevel, test_module=TB_MODULE, build_dir=build_dir, test_dir=build_dir,
                            log_file=log, extra_env={"BMCNN_TB_SCENARIO": str(scenario_path),
                                                     "BMCNN_TB_OUTPUT": str(output)})
-    except (SystemExit, Exception) as exc:
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 (cocotb raises anything; one clear error)
         raise SimulationError(f"{toplevel}: simulation failed ({exc}); see {log}") from None
     finally:
         os.environ.pop("SIM_CMD_SUFFIX", None)

@@ -66,7 +66,7 @@ class Bench:
         while self.rng.random() < self.sc.get("idle_prob", 0.0):
             self.dut.in_valid.value = 0
             await RisingEdge(self.dut.clk)
-        for port, value in zip(self.sc["inputs"], values):
+        for port, value in zip(self.sc["inputs"], values, strict=True):
             getattr(self.dut, port).value = value
         self.dut.in_valid.value = 1
         while True:
@@ -122,6 +122,9 @@ async def stream_matches_golden(dut):
     if os.environ.get("BMCNN_TB_OUTPUT"):  # the co-simulation feeds these to the next layer
         with open(os.environ["BMCNN_TB_OUTPUT"], "w") as handle:
             json.dump(bench.seen, handle)
-    for k, (got, want) in enumerate(zip(bench.seen, scenario["expected"])):
-        assert got == want, f"output {k}: RTL {dict(zip(scenario['outputs'], got))}, golden {dict(zip(scenario['outputs'], want))}"
-    assert len(bench.seen) == len(scenario["expected"]), f"{len(bench.seen)} outputs, expected {len(scenario['expected'])}"
+    for k, (got, want) in enumerate(zip(bench.seen, scenario["expected"], strict=False)):
+        names = scenario["outputs"]
+        assert got == want, (f"output {k}: RTL {dict(zip(names, got, strict=True))}, "
+                             f"golden {dict(zip(names, want, strict=True))}")
+    expected = len(scenario["expected"])
+    assert len(bench.seen) == expected, f"{len(bench.seen)} outputs, expected {expected}"

@@ -3,4 +3,4 @@
 from .idx import read_idx, write_idx
 from .mnist import MNIST_FILES, Dataset, load_mnist
 
-__all__ = ["read_idx", "write_idx", "MNIST_FILES", "Dataset", "load_mnist"]
+__all__ = ["MNIST_FILES", "Dataset", "load_mnist", "read_idx", "write_idx"]

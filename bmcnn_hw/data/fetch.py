@@ -23,8 +23,8 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def convert_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
     """Convert the classic ``mnist.pkl.gz`` (50k/10k/10k float splits, pixel = p/256) to IDX bytes."""
     try:
         (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = pickle.loads(gzip.decompress(pickle_gz), encoding="latin1")
-    except Exception as exc:  # any unpickling failure means the file is not what we expect
+    except Exception as exc:  # any unpickling failure means the file is not what we expect  # noqa: BLE001
         raise DataError(f"mnist.pkl.gz: not the expected (train, valid, test) pickle ({exc})") from None
 
     def images(*parts):

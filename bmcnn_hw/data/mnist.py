@@ -30,7 +30,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def head(self, n: int | None) -> "Dataset":
+    def head(self, n: int | None) -> Dataset:
         """The first ``n`` samples (all when ``n`` is None)."""
         if n is None:
             return self

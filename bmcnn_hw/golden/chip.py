@@ -215,7 +215,7 @@ class Chip:
                     self.tiles[(i, rt, ct)] = tile
 
     @classmethod
-    def of_build(cls, model: CompiledModel) -> "Chip":
+    def of_build(cls, model: CompiledModel) -> Chip:
         """The chip a build's netlists were written for: its device parameters and chip seed."""
         return cls(model, model.hardware.device, model.provenance.get("chip_seed", 0))
 

@@ -411,7 +411,8 @@ def _distinct_rows(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return first, inverse.reshape(-1), counts
 
 
-def run_crossbar(model: CompiledModel, images: np.ndarray, reader, record: bool = False) -> tuple[Trace, CrossbarAccumulator]:
+def run_crossbar(model: CompiledModel, images: np.ndarray, reader,
+                 record: bool = False) -> tuple[Trace, CrossbarAccumulator]:
     """Run images through the crossbar executor with ``reader`` doing every tile read."""
     accumulator = CrossbarAccumulator(model, reader, record)
     return run_integer(model, images, accumulator), accumulator

@@ -24,10 +24,10 @@ class Trace:
         """(N, classes) int64 integer class scores."""
         return self.outputs[-1]
 
-    def same_as(self, other: "Trace") -> bool:
+    def same_as(self, other: Trace) -> bool:
         """True when every accumulator and every output equals ``other``'s."""
         return all(np.array_equal(a, b) for a, b in zip(self.accumulators + self.outputs,
-                                                        other.accumulators + other.outputs))
+                                                        other.accumulators + other.outputs, strict=True))
 
     @property
     def predictions(self) -> np.ndarray:

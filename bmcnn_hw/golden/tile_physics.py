@@ -20,7 +20,6 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-
 _ORDERING = "MMD_AT_PLUS_A"  # the nodal matrix is structurally symmetric: ~25 % less fill than COLAMD
 
 
@@ -102,7 +101,8 @@ def _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm) -> TileResponse:
         free = np.setdiff1d(np.arange(n), first)
         x = np.zeros((n, rows))
         x[first, eye] = 1.0
-        x[free] = spla.splu(matrix[free][:, free].tocsc(), permc_spec=_ORDERING).solve(-matrix[free][:, first].toarray())
+        lu = spla.splu(matrix[free][:, free].tocsc(), permc_spec=_ORDERING)
+        x[free] = lu.solve(-matrix[free][:, first].toarray())
         drivers = np.asarray(matrix[first] @ x)  # net current injected at each driven node
     currents = x[col_node[-1, :], :] / r_last  # (P, R)
     return TileResponse(np.ascontiguousarray(currents.T), np.ascontiguousarray(drivers.T))

@@ -25,7 +25,7 @@ def reference_model() -> CompiledModel:
     with torch.no_grad():
         for w in net.weights:
             w.copy_(torch.from_numpy(rng.uniform(-1, 1, tuple(w.shape))))
-        for norm, fan_in in zip(net.norms, net.config.fan_ins()):
+        for norm, fan_in in zip(net.norms, net.config.fan_ins()[:len(net.norms)], strict=True):
             n = norm.weight.numel()
             norm.weight.copy_(torch.from_numpy(rng.normal(0, 1, n)))
             norm.bias.copy_(torch.from_numpy(rng.normal(0, 1, n)))

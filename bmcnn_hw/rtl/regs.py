@@ -39,7 +39,8 @@ class RegisterSpec:
         if not self.name.isidentifier():
             raise ConfigError(f"register name must be an identifier, not {self.name!r}")
         if not isinstance(self.width, int) or not 1 <= self.width <= DATA_WIDTH:
-            raise ConfigError(f"register {self.name}: width must be an integer in [1, {DATA_WIDTH}], not {self.width!r}")
+            raise ConfigError(f"register {self.name}: width must be an integer in [1, {DATA_WIDTH}], "
+                              f"not {self.width!r}")
         if self.access not in ("rw", "ro"):
             raise ConfigError(f"register {self.name}: access must be 'rw' or 'ro', not {self.access!r}")
         if not isinstance(self.offset, int) or self.offset < 0 or self.count < 1:

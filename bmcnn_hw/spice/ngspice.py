@@ -19,7 +19,7 @@ INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` (Debian/Ub
 class NgSpice:
     """One shared ngspice instance per process (ngspice's shared library is a singleton)."""
 
-    _instance: "NgSpice | None" = None
+    _instance: NgSpice | None = None
 
     def __init__(self):
         logging.getLogger("PySpice").setLevel(logging.CRITICAL)
@@ -28,7 +28,7 @@ class NgSpice:
             self._ng = NgSpiceShared.new_instance()
         except ImportError as exc:
             raise ToolNotFound(f"PySpice is not installed ({exc}); run `pip install PySpice==1.5`") from None
-        except Exception as exc:  # cffi raises OSError (or others) when libngspice is missing
+        except Exception as exc:  # cffi raises OSError (or others) when libngspice is missing  # noqa: BLE001
             raise ToolNotFound(f"ngspice shared library not found ({exc}); {INSTALL_HINT}") from None
         self._ffi = ffi
         # One solver thread: libngspice's OpenMP device loading made identical sweeps take
@@ -40,7 +40,7 @@ class NgSpice:
         """Row driver voltages set by ``alter`` on the current circuit (empty: as in the netlist)."""
 
     @classmethod
-    def get(cls) -> "NgSpice":
+    def get(cls) -> NgSpice:
         """The process-wide instance (created on first use)."""
         if cls._instance is None:
             cls._instance = NgSpice()
@@ -70,7 +70,8 @@ class NgSpice:
         netlist = Path(netlist).resolve()
         if not netlist.is_file():
             raise SimulationError(f"{netlist}: netlist not found")
-        stamp = [(f.stat().st_mtime_ns, f.stat().st_size) for f in (netlist, netlist.with_suffix(".sub")) if f.is_file()]
+        stamp = [(f.stat().st_mtime_ns, f.stat().st_size)
+                 for f in (netlist, netlist.with_suffix(".sub")) if f.is_file()]
         if self.current == netlist and self._stamp == stamp:
             return
         self.unload()

@@ -30,8 +30,8 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -177,10 +177,10 @@ def table_grid(params: DeviceParams) -> tuple[np.ndarray, np.ndarray, np.ndarray
     These steps keep the trilinear interpolation within ~3e-7 of ngspice on cell currents.
     """
     half = 0.004 * np.ceil((6 * params.sigma_vth_v + 0.008) / 0.004)
-    vg = params.v_wordline_v + np.linspace(-half, half, int(round(2 * half / 0.004)) + 1)
+    vg = params.v_wordline_v + np.linspace(-half, half, int(np.rint(2 * half / 0.004)) + 1)
     hi = params.v_read_v + 0.010
-    vd = np.linspace(-0.020, hi, int(round((hi + 0.020) / 0.0005)) + 1)
-    vs = np.linspace(-0.020, hi, int(round((hi + 0.020) / 0.001)) + 1)
+    vd = np.linspace(-0.020, hi, int(np.rint((hi + 0.020) / 0.0005)) + 1)
+    vs = np.linspace(-0.020, hi, int(np.rint((hi + 0.020) / 0.001)) + 1)
     return vg, vd, vs
 
 

@@ -33,7 +33,7 @@ class FixedFormat:
     frac_bits: int
 
     @classmethod
-    def parse(cls, text: str, where: str = "format") -> "FixedFormat":
+    def parse(cls, text: str, where: str = "format") -> FixedFormat:
         """Parse ``Qm.n`` / ``UQm.n``.
 
         Raises:
@@ -176,7 +176,7 @@ class ModelConfig:
             if spec.kind == "conv":
                 if len(shape) != 3:
                     raise ConfigError(f"layers[{i}]: conv after fc is not supported")
-                c, h, w = shape
+                _, h, w = shape
                 h, w = h - spec.kernel + 1, w - spec.kernel + 1
                 if h < 1 or w < 1:
                     raise ConfigError(f"layers[{i}]: kernel {spec.kernel} larger than input {shape[1:]}")
@@ -193,7 +193,7 @@ class ModelConfig:
     def fan_ins(self) -> list[int]:
         """Weights per output (crossbar rows for binary layers) of every layer."""
         fans = []
-        for spec, shape in zip(self.layers, self.shapes()):
+        for spec, shape in zip(self.layers, self.shapes()[:-1], strict=True):
             fans.append(shape[0] * spec.kernel ** 2 if spec.kind == "conv" else math.prod(shape))
         return fans
 
@@ -218,12 +218,12 @@ class ModelConfig:
 
     def parameter_count(self) -> int:
         """Trainable weights (not counting batch-norm and score parameters)."""
-        return sum(fan * spec.out for fan, spec in zip(self.fan_ins(), self.layers))
+        return sum(fan * spec.out for fan, spec in zip(self.fan_ins(), self.layers, strict=True))
 
     def crossbar_tiles(self, tile_rows: int = 128, tile_cols: int = 128) -> list[int]:
         """Crossbar tiles per layer (0 for digital and float layers)."""
         return [math.ceil(fan / tile_rows) * math.ceil(spec.out / tile_cols) if spec.precision == "binary" else 0
-                for fan, spec in zip(self.fan_ins(), self.layers)]
+                for fan, spec in zip(self.fan_ins(), self.layers, strict=True)]
 
     def to_dict(self) -> dict:
         """Plain-dict form (JSON)."""
@@ -232,7 +232,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "model config") -> "ModelConfig":
+    def from_dict(cls, data: dict, where: str = "model config") -> ModelConfig:
         """Build from the plain-dict form (also a parsed TOML model file).
 
         Raises:

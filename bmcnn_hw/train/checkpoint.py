@@ -56,7 +56,7 @@ def load_checkpoint(directory: Path) -> tuple[BMCNN, dict]:
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except Exception as exc:  # torch raises many types for corrupt files
+    except Exception as exc:  # torch raises many types for corrupt files  # noqa: BLE001
         raise ArtefactError(f"{weights_path}: corrupt or incompatible weights ({str(exc).splitlines()[0]})") from None
     model.eval()
     return model, config

@@ -149,7 +149,7 @@ class TrainState:
             self.history[:] = state["history"]
         except ArtefactError:
             raise
-        except Exception as exc:  # torch raises many types for corrupt files
+        except Exception as exc:  # torch raises many types for corrupt files  # noqa: BLE001
             raise ArtefactError(f"{path}: corrupt training state ({str(exc).splitlines()[0]})") from None
 
 

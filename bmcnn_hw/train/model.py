@@ -49,7 +49,8 @@ class ThresholdBN(nn.Module):
         shape = [1] * acc.dim()
         shape[channel_dim] = -1
         scale = self.weight.detach().double() / torch.sqrt(self.running_var + self.eps)
-        return (acc.double() - self.running_mean.view(shape)) * scale.view(shape) + self.bias.detach().double().view(shape)
+        centred = acc.double() - self.running_mean.view(shape)
+        return centred * scale.view(shape) + self.bias.detach().double().view(shape)
 
     def forward(self, acc: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -127,7 +128,7 @@ class BMCNN(nn.Module):
         shapes, fans = config.shapes(), config.fan_ins()
         self.weights = nn.ParameterList()
         self.norms = nn.ModuleList()
-        for spec, shape, fan_in in zip(config.layers, shapes, fans):
+        for spec, shape, fan_in in zip(config.layers, shapes[:-1], fans, strict=True):
             size = (spec.out, shape[0], spec.kernel, spec.kernel) if spec.kind == "conv" else (spec.out, fan_in)
             w = torch.empty(size)
             bound = _init_bound(spec, fan_in)
@@ -159,7 +160,7 @@ class BMCNN(nn.Module):
     def binary_weights(self) -> list[torch.Tensor]:
         """Each layer's integer weights: {-1, +1} or fixed-point codes (conv: (out, in, k, k); fc: (out, in))."""
         spec_weights = []
-        for spec, w in zip(self.config.layers, self.weights):
+        for spec, w in zip(self.config.layers, self.weights, strict=True):
             w = w.detach()
             spec_weights.append(binarize(w) if spec.precision == "binary" else fixed_codes(w, spec.weight_fmt))
         return spec_weights
@@ -192,7 +193,7 @@ class BMCNN(nn.Module):
     def clip_latent_weights(self) -> None:
         """Keep latent weights inside the representable range (BinaryConnect clipping)."""
         with torch.no_grad():
-            for spec, w in zip(self.config.layers, self.weights):
+            for spec, w in zip(self.config.layers, self.weights, strict=True):
                 if spec.precision == "binary":
                     w.clamp_(-1.0, 1.0)
                 elif spec.precision == "fixed":

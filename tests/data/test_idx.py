@@ -76,7 +76,7 @@ def test_pickle_conversion_reproduces_idx_bytes():
     rng = np.random.default_rng(0)
     pixels = [rng.integers(0, 256, (n, 784)) for n in (5, 3, 4)]
     labels = [rng.integers(0, 10, n) for n in (5, 3, 4)]
-    splits = tuple((p.astype(np.float32) / 256, l) for p, l in zip(pixels, labels))
+    splits = tuple((p.astype(np.float32) / 256, y) for p, y in zip(pixels, labels, strict=True))
     files = convert_mnist_pickle(gzip.compress(pickle.dumps(splits)))
     train = np.concatenate(pixels[:2]).reshape(-1, 28, 28).astype(np.uint8)
     assert files["train-images-idx3-ubyte"] == encode_idx(train)
@@ -84,5 +84,5 @@ def test_pickle_conversion_reproduces_idx_bytes():
 
 
 def test_unreadable_pickle_is_a_data_error():
-    with pytest.raises(DataError, match="mnist.pkl.gz"):
+    with pytest.raises(DataError, match=r"mnist\.pkl\.gz"):
         convert_mnist_pickle(gzip.compress(b"not a pickle"))

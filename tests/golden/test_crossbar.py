@@ -22,7 +22,7 @@ def test_ideal_chip_reproduces_integer_model_exactly(compiled, mnist_test):
     images = mnist_test.images[:100]
     physics, _ = run_crossbar(compiled, images, PhysicsReader(Chip(compiled)))
     golden = run_integer(compiled, images)
-    for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs):
+    for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs, strict=True):
         assert np.array_equal(a, b)
 
 

@@ -25,6 +25,6 @@ def test_every_activation_and_score_is_identical(checkpoint, compiled, mnist_tes
     with torch.no_grad():
         scores, activations = model(to_tensor(images), return_activations=True)
     trace = run_integer(compiled, images)
-    for torch_bits, golden_bits in zip(activations, trace.outputs[:-1]):
+    for torch_bits, golden_bits in zip(activations, trace.outputs[:-1], strict=True):
         assert np.array_equal(torch_bits.numpy().astype(np.uint8), golden_bits.reshape(torch_bits.shape))
     assert np.array_equal(scores.numpy() * 2 ** compiled.score_frac_bits, trace.scores)

@@ -64,7 +64,7 @@ def test_every_encoding_is_exact_on_an_ideal_chip(compiled, mnist_test, encoding
     images = mnist_test.images[:50]
     physics, _ = run_crossbar(model, images, PhysicsReader(Chip(model)))
     golden = run_integer(model, images)
-    for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs):
+    for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs, strict=True):
         assert np.array_equal(a, b)
 
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.cosim.rtl_check import check_rtl
 from bmcnn_hw.cosim.runner import run_stream_tb
-from bmcnn_hw.rtl.simulators import check_simulator
 from bmcnn_hw.errors import ConfigError, MismatchError, ToolNotFound
 from bmcnn_hw.rtl.emit import emit_layer, layer_texts
 from bmcnn_hw.rtl.periphery import LayerPeriphery, periphery_for_layer
 from bmcnn_hw.rtl.reference import reference_model
 from bmcnn_hw.rtl.regs import RegisterMap, RegisterSpec
+from bmcnn_hw.rtl.simulators import check_simulator
 from tests.conftest import REPO, needs
 
 

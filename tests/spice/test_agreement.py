@@ -32,7 +32,7 @@ def _compare_tile(tmp_path, model, chip, bits):
             volts = bits[:, r0:r1] * chip.params.v_read_v
             got = spice.read(0, rt, ct, volts, c1 - c0)
             want = physics.read(0, rt, ct, volts, c1 - c0)
-            for g, w in zip((got.i_plus, got.i_minus), (want.i_plus, want.i_minus)):
+            for g, w in zip((got.i_plus, got.i_minus), (want.i_plus, want.i_minus), strict=True):
                 scale = np.maximum(np.abs(w), chip.params.v_read_v * chip.params.g_off_s)
                 assert np.max(np.abs(g - w) / scale) <= RTOL
 
@@ -61,13 +61,13 @@ def test_real_model_tiles_and_image_through_spice(compiled, build_dir, mnist_tes
     images = mnist_test.images[:1]
     reader = SpiceReader(compiled, chip, build_dir / "netlists")
     spice, spice_reads = run_crossbar(compiled, images, reader, record=True)
-    physics, physics_reads = run_crossbar(compiled, images, PhysicsReader(chip), record=True)
+    _, physics_reads = run_crossbar(compiled, images, PhysicsReader(chip), record=True)
     for s, p in zip(spice_reads.reads, physics_reads.reads, strict=True):
         for got, want in ((s.i_plus, p.i_plus), (s.i_minus, p.i_minus)):
             assert np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-30)) <= RTOL
         assert np.array_equal(s.codes, p.codes)  # identical ADC codes
     golden = run_integer(compiled, images)
-    for a, b in zip(spice.accumulators + spice.outputs, golden.accumulators + golden.outputs):
+    for a, b in zip(spice.accumulators + spice.outputs, golden.accumulators + golden.outputs, strict=True):
         assert np.array_equal(a, b)
     # conv: characterised by superposition (25 rows + 3 checks); fc tiles: one solve per image each
     assert (0, 0, 0) in reader.responses

@@ -165,9 +165,9 @@ def test_corrupted_model_cache_names_the_fetch_command(tmp_path, sky130_models):
     shutil.copytree(sky130_models, cache, ignore=shutil.ignore_patterns("tables"))
     with open(cache / sky130.include_name("ss"), "a") as f:
         f.write("* edited\n")
-    with pytest.raises(DataError, match="corrupted.*bmcnn-hw pdk fetch"):
+    with pytest.raises(DataError, match=r"corrupted.*bmcnn-hw pdk fetch"):
         sky130.model_include("ss", cache)
-    with pytest.raises(DataError, match="no valid sky130 model cache.*bmcnn-hw pdk fetch"):
+    with pytest.raises(DataError, match=r"no valid sky130 model cache.*bmcnn-hw pdk fetch"):
         sky130.model_include("tt", tmp_path / "empty")
 
 

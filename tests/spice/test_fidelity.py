@@ -40,7 +40,7 @@ def _agree(tmp_path, model, chip, volts, mode="per-vector"):
     return spice, physics
 
 
-def _model(rows, cols, seed, device=DeviceParams(), **geometry):
+def _model(rows, cols, seed, device: DeviceParams | None = None, **geometry):
     model = random_fc_model(rows, cols, seed, tile_rows=rows, tile_cols=cols, device=device)
     if geometry:
         import dataclasses
@@ -74,7 +74,8 @@ def test_encodings_wires_and_finite_gain_tia(tmp_path, encoding, input_mode, tia
 
     device = DeviceParams(r_wire_ohm=1.0, sigma_on_rel=0.3, sigma_off_rel=0.3, p_stuck_off=0.05)
     model = _model(20, 12, 4, device, encoding=encoding, input_mode=input_mode)
-    model = dataclasses.replace(model, hardware=dataclasses.replace(model.hardware, readout=ReadoutParams(tia_gain=tia_gain)))
+    hardware = dataclasses.replace(model.hardware, readout=ReadoutParams(tia_gain=tia_gain))
+    model = dataclasses.replace(model, hardware=hardware)
     chip = Chip(model, device, 9)
     bits = np.random.default_rng(5).integers(0, 2, (6, 20))
     volts = (2 * bits - 1) * 0.2 if input_mode == "bipolar" else bits * 0.2

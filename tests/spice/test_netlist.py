@@ -37,7 +37,7 @@ def test_netlists_are_deterministic_and_follow_the_chip(compiled):
 def test_build_manifest_lists_every_netlist_with_hash(build_dir, compiled):
     manifest = json.loads((build_dir / "manifest.json").read_text())
     netlists = [k for k in manifest["files"] if k.startswith("netlists/") and k.endswith(".cir")]
-    tiles = sum(l.tiling.n_row_tiles * l.tiling.n_col_tiles for l in compiled.layers)
+    tiles = sum(layer.tiling.n_row_tiles * layer.tiling.n_col_tiles for layer in compiled.layers)
     tops = [k for k in netlists if k.endswith("_top.cir")]
     assert len(netlists) - len(tops) == tiles == 38 and len(tops) == 3
     assert all(len(manifest["files"][k]) == 64 for k in netlists)

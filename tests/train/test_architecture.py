@@ -50,7 +50,8 @@ def test_bad_model_files_name_the_file_and_field(tmp_path):
         load_model_file(_write(tmp_path, '[[layers]]\nkind = "conv"\nout = 4\nkernel = 5\npool = 5\n' + FC))
     with pytest.raises(ConfigError, match=r"layers\[1\].weight_format 'Q8.8'.*over the 24-bit accumulator"):
         load_model_file(_write(tmp_path, '[[layers]]\nkind = "conv"\nout = 4\nkernel = 5\n'
-                                         '[[layers]]\nkind = "fc"\nout = 10\nprecision = "fixed"\nweight_format = "Q8.8"\n'))
+                                         '[[layers]]\nkind = "fc"\nout = 10\nprecision = "fixed"\n'
+                                         'weight_format = "Q8.8"\n'))
     with pytest.raises(ConfigError, match=r"weight_format: 'Q1' is not a fixed-point format"):
         load_model_file(_write(tmp_path, FC + 'precision = "fixed"\nweight_format = "Q1"\n'))
     with pytest.raises(ConfigError, match=r"unknown key\(s\) momentum"):

@@ -45,7 +45,7 @@ def test_same_seed_same_weights(mnist_train, mnist_test):
     b, _ = train(ModelConfig(), mnist_train, mnist_test.head(100), params, progress=False)
     c, _ = train(ModelConfig(), mnist_train, mnist_test.head(100), TrainParams(epochs=1, seed=4, limit=640, val_size=0),
                  progress=False)
-    for wa, wb in zip(a.state_dict().values(), b.state_dict().values()):
+    for wa, wb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(wa, wb)
     assert not torch.equal(a.weights[0], c.weights[0])
 
@@ -56,10 +56,10 @@ def test_corrupt_checkpoint_is_an_artefact_error(tmp_path, checkpoint):
     bad = tmp_path / "ckpt"
     shutil.copytree(checkpoint, bad)
     (bad / "model.pt").write_bytes(b"garbage")
-    with pytest.raises(ArtefactError, match="model.pt: corrupt"):
+    with pytest.raises(ArtefactError, match=r"model\.pt: corrupt"):
         load_checkpoint(bad)
     (bad / "config.json").write_text("{")
-    with pytest.raises(ArtefactError, match="config.json: malformed"):
+    with pytest.raises(ArtefactError, match=r"config\.json: malformed"):
         load_checkpoint(bad)
     with pytest.raises(ArtefactError, match="missing"):
         load_checkpoint(tmp_path / "nowhere")

@@ -19,7 +19,7 @@ from bmcnn_hw.train.variation import DeviceNoise
 
 
 def _same_weights(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, mnist_train, mnist_test):
@@ -38,7 +38,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, mnist_train, m
 def test_validation_split_is_seeded_and_disjoint(mnist_train):
     data = mnist_train.head(1000)
     fit, val = split_validation(data, 100, seed=3)
-    fit2, val2 = split_validation(data, 100, seed=3)
+    _, val2 = split_validation(data, 100, seed=3)
     assert len(fit) == 900 and len(val) == 100 and np.array_equal(val.labels, val2.labels)
     with pytest.raises(ConfigError, match="leaves no training images"):
         split_validation(data, 1000, seed=0)
