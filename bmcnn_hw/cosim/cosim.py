@@ -124,7 +124,8 @@ def cosim_markdown(report: dict) -> str:
     """The report as a Markdown table."""
     lines = [f"Co-simulation of {report['images']} image(s), chip seed {report['chip']['seed']}, "
              f"{report['simulator']}, tuned: {report['tuned']}", "",
-             "| layer | outputs | max dI/I (SPICE vs golden) | ADC codes | RTL = golden | SPICE s | RTL s | Python s |",
+             "| layer | outputs | max dI / I_max (SPICE vs golden) | ADC codes | RTL = golden | SPICE s | RTL s "
+             "| Python s |",
              "|---|---|---|---|---|---|---|---|"]
     for row in report["layers"]:
         lines.append(f"| {row['layer']} | {row['outputs']} | {row['max_rel_current_error']:.1e} | "

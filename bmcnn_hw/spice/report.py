@@ -21,24 +21,27 @@ of the largest column current; this bound leaves a margin)."""
 
 def compare_reads(spice_reads: list[RecordedRead], physics_reads: list[RecordedRead], codes_per_amp: float = 0.0,
                   rtol: float = 0.0) -> tuple[float, tuple | None, int]:
-    """Worst relative column-current error of paired tile reads, the first unexplained ADC-code
-    difference, and the number of explained ones.
+    """Worst current error of paired tile reads, the first unexplained ADC-code difference, and
+    the number of explained ones.
 
-    A code difference is explained when the physics current ``I+ - I-`` lies within ``rtol``
-    of the read's largest column current of a rounding boundary (``codes_per_amp`` converts
-    current to code units): a current difference inside the stated tolerance can move it
-    across. The mismatch is ``(spice record, physics record, vector, column)``; None when every
-    difference is explained.
+    The error of a read is its largest column-current difference relative to its largest
+    column current (at least one ADC step, ``1 / codes_per_amp``, so that a read of all-zero
+    inputs, where physics and ngspice both give ~0 A, compares on the ADC's scale): the
+    measure the tests hold SPICE and physics to. A code difference is explained when the
+    physics current ``I+ - I-`` lies within ``rtol`` of that scale of a rounding boundary: a
+    current difference inside the stated tolerance can move it across. The mismatch is
+    ``(spice record, physics record, vector, column)``; None when every difference is explained.
     """
     worst, first, explained = 0.0, None, 0
+    floor = 1.0 / codes_per_amp if codes_per_amp else 1e-30
     for s, p in zip(spice_reads, physics_reads, strict=True):
+        scale = np.maximum(np.maximum(np.abs(p.i_plus), np.abs(p.i_minus)).max(axis=1), floor)  # per read
         for got, want in ((s.i_plus, p.i_plus), (s.i_minus, p.i_minus)):
-            worst = max(worst, float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-30))))
+            worst = max(worst, float(np.max(np.abs(got - want).max(axis=1) / scale)))
         bad = np.argwhere(s.codes != p.codes)
         if len(bad) and codes_per_amp and rtol:
             scaled = (p.i_plus - p.i_minus)[bad[:, 0], bad[:, 1]] * codes_per_amp
-            scale = np.maximum(np.abs(p.i_plus), np.abs(p.i_minus)).max(axis=1)[bad[:, 0]]
-            near = np.abs(scaled - np.floor(scaled) - 0.5) <= rtol * scale * codes_per_amp
+            near = np.abs(scaled - np.floor(scaled) - 0.5) <= rtol * scale[bad[:, 0]] * codes_per_amp
             explained += int(near.sum())
             bad = bad[~near]
         if first is None and len(bad):
@@ -110,7 +113,7 @@ def disagreeing_layers(report: dict) -> list[str]:
 
 def format_report(report: dict) -> str:
     """A plain-text table of :func:`spice_report`."""
-    lines = [f"{'layer':6s} {'tiles':>5s} {'reads':>8s} {'max |dI|/I':>11s} {'codes':>6s} "
+    lines = [f"{'layer':6s} {'tiles':>5s} {'reads':>8s} {'dI/I_max':>11s} {'codes':>6s} "
              f"{'E/inference SPICE':>18s} {'physics':>11s} {'E/tile read':>12s}"]
     for row in report["layers"]:
         codes = "same" if row["adc_codes_identical"] else (f"{row['codes_differing_at_boundary']}@b"
@@ -119,8 +122,9 @@ def format_report(report: dict) -> str:
                      f"{codes:>6s} {row['energy_per_inference_j']:16.4e} J "
                      f"{row['energy_per_inference_physics_j']:9.4e} J {row['energy_per_tile_read_j']:10.3e} J")
     total = sum(r["energy_per_inference_j"] for r in report["layers"])
-    lines.append(f"cell {report['cell']}: currents agree when max |dI|/I <= {report['layers'][0]['rtol']:g} if any; "
-                 "N@b = N codes differ where the current sits within that tolerance of a rounding boundary")
+    lines.append(f"cell {report['cell']}: currents agree when dI/I_max (a read's largest difference over its largest "
+                 f"current) <= {report['layers'][0]['rtol']:g}; N@b = N codes differ where the current sits within "
+                 "that tolerance of a rounding boundary")
     lines.append(f"read energy per inference {total:.4e} J (t_read {report['t_read_s']:g} s); "
                  f"{report['ngspice_solves']} ngspice solves, {report['characterised_tiles']} tiles characterised by "
                  f"superposition, {report['seconds']} s; predictions SPICE {report['predictions_spice']} "
