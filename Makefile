@@ -27,6 +27,7 @@ demo: system-deps $(STAMP)
 
 test: system-deps $(STAMP)
 	$(BIN)/ruff check bmcnn_hw tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 rtl: $(STAMP)  # regenerate the checked-in Verilog of the reference model

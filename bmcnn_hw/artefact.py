@@ -13,6 +13,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -255,7 +256,7 @@ def load_model(build_dir: Path) -> CompiledModel:
             for derived in ("rows", "cols", "acc_width"):
                 meta.pop(derived)
             tiling = meta.pop("tiling")
-            fields = {name: arrays.get(f"layer{i}.{name}") for name in _ARRAY_FIELDS}
+            fields: dict[str, Any] = {name: arrays.get(f"layer{i}.{name}") for name in _ARRAY_FIELDS}
             _check_weight(build_dir, i, fields["weight"], meta)
             meta["in_shape"], meta["out_shape"] = tuple(meta["in_shape"]), tuple(meta["out_shape"])
             layers.append(CompiledLayer(**meta, **fields, tiling=Tiling(**tiling) if tiling else None))

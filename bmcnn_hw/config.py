@@ -27,7 +27,7 @@ class _DictMixin:
 
     def to_dict(self) -> dict:
         """Return the fields as a plain dict."""
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
 
     @classmethod
     def from_dict(cls, data: dict, *, where: str = ""):
@@ -39,7 +39,7 @@ class _DictMixin:
         prefix = f"{where}: " if where else ""
         if not isinstance(data, dict):
             raise ConfigError(f"{prefix}{cls.__name__} must be a table/object, not {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # subclasses are dataclasses
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"{prefix}unknown {cls.__name__} field(s) {unknown}; expected some of {sorted(names)}")

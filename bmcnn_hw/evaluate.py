@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -14,6 +15,9 @@ from .errors import ArtefactError, ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
+
+if TYPE_CHECKING:
+    from .spice.run import SpiceReader
 
 BACKENDS = ("torch", "golden", "physics", "spice")
 
@@ -39,15 +43,14 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
         if not ckpt:
             raise ArtefactError(f"{build_dir}: manifest names no checkpoint; pass --checkpoint")
         return predict(load_checkpoint(Path(ckpt))[0], images)
-    chip = Chip.of_build(model) if backend != "golden" else None
-    reader = None
+    reader: PhysicsReader | SpiceReader | None = None
     if backend == "physics":
-        reader = PhysicsReader(chip)
+        reader = PhysicsReader(Chip.of_build(model))
     elif backend == "spice":
         from .spice.run import SpiceReader
 
-        reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=spice_mode, jobs=spice_jobs,
-                             progress=progress)
+        reader = SpiceReader(model, Chip.of_build(model), Path(build_dir) / "netlists", mode=spice_mode,
+                             jobs=spice_jobs, progress=progress)
     # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads
     batch = batch or (16 if backend == "spice" else 500)
     preds = []

@@ -67,7 +67,8 @@ def periphery_scenario(layer, acc: np.ndarray, codes: dict, picks: np.ndarray, *
     """
     rng = np.random.default_rng(seed)
     regs = RegisterModel(layer)
-    steps, expected = [], []
+    steps: list[dict] = []
+    expected: list[list[int]] = []
     codes, acc = _with_extremes(layer, codes, acc)
     n_vectors = acc.shape[0]
     extremes = [(n_vectors - 2, 0), (n_vectors - 1, layer.cols - 1)]
@@ -94,7 +95,7 @@ def _directed_thresholds(layer, regs: RegisterModel, acc: np.ndarray, codes: dic
         return []
     theta = regs.map["theta"]
     lo, hi = -(1 << (theta.width - 1)), (1 << (theta.width - 1)) - 1
-    steps = []
+    steps: list[dict] = []
     for value in (lo, hi):
         for flip in (0, 1):
             regs.values["theta"][0], regs.values["flip"][0] = value, flip
@@ -197,8 +198,9 @@ def full_layer_scenario(layer, output: np.ndarray, codes: dict, n_images: int, r
     Returns the scenario and, per expected output, where it lands: (image, channel, y, x) for
     conv, (image, channel) for fc, (image,) for the output layer's prediction.
     """
-    steps = [{"write": [int(a), int(v)]} for a, v in register_writes]
-    expected, where = [], []
+    steps: list[dict] = [{"write": [int(a), int(v)]} for a, v in register_writes]
+    expected: list[list[int]] = []
+    where: list[tuple[int, ...]] = []
     if layer.is_output:
         for n in range(n_images):
             for ch in range(layer.cols):

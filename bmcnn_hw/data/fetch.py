@@ -177,7 +177,8 @@ def fetch_mnist(dest: Path | None = None, source_dir: Path | None = None, mirror
         return dest
     except DataError:
         pass
-    source_dir = source_dir or os.environ.get("BMCNN_HW_DATA")
+    env_dir = os.environ.get("BMCNN_HW_DATA")
+    source_dir = source_dir or (Path(env_dir) if env_dir else None)
     mirror = mirror or os.environ.get("BMCNN_HW_MNIST_MIRROR") or DEFAULT_MIRROR
     attempts: list[tuple[str, Callable[[], dict[str, bytes]]]] = []
     if source_dir:

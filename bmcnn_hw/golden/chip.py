@@ -50,7 +50,9 @@ class TileDevices:
 
     @property
     def g_minus(self) -> np.ndarray:
-        """Conductances of the G- devices (S)."""
+        """Conductances of the G- devices (S; differential tiles only)."""
+        if self.r_minus is None:
+            raise ValueError("a reference-encoded tile has no G- devices")
         return 1.0 / self.r_minus
 
     def physical(self, used_rows: int, used_cols: int) -> tuple[np.ndarray, list]:

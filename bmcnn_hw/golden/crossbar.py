@@ -100,6 +100,7 @@ class PhysicsReader:
     def __init__(self, chip: Chip):
         self.chip = chip
         self._responses: dict[tuple, TileResponse] = {}
+        self._differences: dict[tuple, TileDifference] = {}
         self._nonlinear: dict[tuple, NonlinearTile] = {}
         p = chip.params
         self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
@@ -139,14 +140,14 @@ class PhysicsReader:
 
     def difference(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference:
         """The (cached) response of ``I+ - I-`` per volt and the read-power form of a tile."""
-        key = ("diff", layer_index, rt, ct, used_rows, used_cols)
-        if key not in self._responses:
+        key = (layer_index, rt, ct, used_rows, used_cols)
+        if key not in self._differences:
             resp = self.response(layer_index, rt, ct, used_rows, used_cols)
             plus, minus = split_columns(resp.transfer, self.chip.encoding)
             adm = resp.admittance
             diagonal = np.diag(adm) if np.count_nonzero(adm - np.diag(np.diag(adm))) == 0 else None
-            self._responses[key] = TileDifference(plus - minus, adm, diagonal)
-        return self._responses[key]
+            self._differences[key] = TileDifference(plus - minus, adm, diagonal)
+        return self._differences[key]
 
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
         """Currents for row voltages ``volts`` (M, used_rows).
@@ -261,7 +262,9 @@ class CrossbarAccumulator:
             r0, r1 = t.row_range(rt, layer.rows)
             stacked = np.concatenate([((flat[:, r0:r1] >> plane) & 1).astype(np.uint8)
                                       for plane in range(layer.input_bits)])
-            first, inverse, counts = _distinct_rows(stacked)
+            found = _distinct_rows(stacked)
+            assert found is not None  # _planes_shareable: enough rows, narrow enough to pack
+            first, inverse, counts = found
             volts = self.drive(stacked[first].astype(np.float64))
             for ct in range(t.n_col_tiles):
                 c0, c1 = t.col_range(ct, layer.cols)

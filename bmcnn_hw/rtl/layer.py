@@ -31,6 +31,7 @@ class LayerTop(wiring.Component):
         sig = periphery.signature.members
         members = {name: sig[name] for name in sig if name.startswith(("in_", "reg_"))}
         members["out_valid"], members["out_ready"] = Out(1), In(1)
+        self.tail: Argmax | BinaryMaxPool | None
         if is_output:
             self.tail = Argmax(classes=periphery.channels, score_width=periphery.score_width)
             members["out_class"] = Out(self.tail.signature.members["out_class"].shape)

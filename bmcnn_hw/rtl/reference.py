@@ -15,7 +15,7 @@ import torch
 from ..artefact import CompiledModel
 from ..compile import compile_checkpoint
 from ..config import HardwareConfig
-from ..train.model import BMCNN, ModelConfig
+from ..train.model import BMCNN, ModelConfig, ThresholdBN
 
 
 def reference_model() -> CompiledModel:
@@ -26,6 +26,7 @@ def reference_model() -> CompiledModel:
         for w in net.weights:
             w.copy_(torch.from_numpy(rng.uniform(-1, 1, tuple(w.shape))))
         for norm, fan_in in zip(net.norms, net.config.fan_ins()[:len(net.norms)], strict=True):
+            assert isinstance(norm, ThresholdBN)  # the binary default model folds integer thresholds
             n = norm.weight.numel()
             norm.weight.copy_(torch.from_numpy(rng.normal(0, 1, n)))
             norm.bias.copy_(torch.from_numpy(rng.normal(0, 1, n)))

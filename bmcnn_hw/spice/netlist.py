@@ -169,6 +169,7 @@ class _TileCircuit:
                 lines.append(f"Xd_{r}_{j} {self.row_node(r, j)} m{r}_{j} memristor_read r={_fmt(self.r_phys[r, j])} "
                              f"$ {self.where(r, side, c)}")
                 if mismatch:
+                    assert self.dvth is not None  # mismatch implies per-cell offsets
                     lines.append(f"Vg_{r}_{j} wl {gate} DC {_fmt(self.dvth[r, j])}")
                 lines.append(f"Xa_{r}_{j} m{r}_{j} {gate} {self.col_node(r, j)} 0 {DEVICE} "
                              f"w={p.access_w_um!r} l={p.access_l_um!r}")

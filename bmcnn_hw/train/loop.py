@@ -214,7 +214,7 @@ def train(config: ModelConfig, train_set: Dataset, test_set: Dataset, params: Tr
         state.load(out_dir, params)
         if progress and state.history:
             tqdm.write(f"resuming after epoch {len(state.history)} from {out_dir / TrainState.FILE}")
-    noise = None
+    noise: DeviceNoise | None = None
     if params.variation is not None and not config.is_float:
 
         noise = DeviceNoise(params.variation, params.encoding, params.seed)

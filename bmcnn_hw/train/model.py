@@ -17,6 +17,7 @@ The architectures themselves are data: :mod:`bmcnn_hw.train.architecture`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,9 @@ class ThresholdBN(nn.Module):
     Eval formula (the compiler folds exactly this function):
     ``y = (acc - running_mean) * (weight / sqrt(running_var + eps)) + bias``.
     """
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, channels: int, eps: float):
         super().__init__()
@@ -124,7 +128,7 @@ class BMCNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.weight_noise = None
+        self.weight_noise: Callable[[int, torch.Tensor], torch.Tensor] | None = None
         shapes, fans = config.shapes(), config.fan_ins()
         self.weights = nn.ParameterList()
         self.norms = nn.ModuleList()
