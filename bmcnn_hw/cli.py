@@ -7,10 +7,30 @@ import os
 import sys
 from pathlib import Path
 
+from . import __version__
 from . import commands as cmd
 from .errors import BmcnnError
 from .presets import PRESETS
 
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a count of images, chips, epochs, workers ...)."""
+    return _bounded_int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (seeds, and counts where 0 means off or automatic)."""
+    return _bounded_int(text, 0)
+
+
+def _bounded_int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {text!r}")
+    return value
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, metavar="DIR",
@@ -19,7 +39,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def _add_spice_jobs(parser) -> None:
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="ngspice processes solving tiles side by side (default: one per core this process may "
                              "use); results equal within ngspice's convergence tolerance for any N")
 
@@ -50,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bmcnn-hw", description=(
         "Binarized Memristive CNN -> crossbar netlists (ngspice), Amaranth RTL, and co-simulation "
         "against one NumPy golden model."))
+    parser.add_argument("--version", action="version", version=f"bmcnn-hw {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="obtain datasets").add_subparsers(dest="data_command", required=True)
@@ -75,18 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
                                     "learning_curve.png and a resumable train_state.pt (saved every epoch).")
     tr.add_argument("--model", default="bmcnn-compact", metavar="NAME|FILE",
                     help="shipped model (see `bmcnn-hw models`) or a model TOML file (default bmcnn-compact)")
-    tr.add_argument("--epochs", type=int, help="passes over the training set (default: the model's recipe, else 1)")
-    tr.add_argument("--seed", type=int, default=0,
+    tr.add_argument("--epochs", type=positive_int,
+                    help="passes over the training set (default: the model's recipe, else 1)")
+    tr.add_argument("--seed", type=non_negative_int, default=0,
                     help="seed of initialisation, split, order, augmentation (default 0)")
     tr.add_argument("--out", type=Path, default=Path("runs/checkpoint"), help="checkpoint directory")
-    tr.add_argument("--batch-size", type=int, help="mini-batch size (default: recipe, else 32)")
+    tr.add_argument("--batch-size", type=positive_int, help="mini-batch size (default: recipe, else 32)")
     tr.add_argument("--lr", type=float,
                     help="peak learning rate of the one-cycle schedule (default: recipe, else 5e-3)")
-    tr.add_argument("--augment-shift", type=int, help="random translation by up to N pixels (default: recipe, else 0)")
-    tr.add_argument("--val-size", type=int, default=5000, help="training images held out for validation (default 5000)")
+    tr.add_argument("--augment-shift", type=non_negative_int,
+                    help="random translation by up to N pixels (default: recipe, else 0)")
+    tr.add_argument("--val-size", type=non_negative_int,
+                    default=5000, help="training images held out for validation (default 5000)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt (same options)")
-    tr.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2; the weights depend on it)")
-    tr.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    tr.add_argument("--threads", type=positive_int,
+                    default=2, help="torch CPU threads (default 2; the weights depend on it)")
+    tr.add_argument("--limit", type=positive_int, help="train on the first N images only (smoke runs)")
     va = tr.add_argument_group("variation-aware training")
     va.add_argument("--variation-aware", action="store_true",
                     help="sample device variation into every memristive layer, fresh per batch")
@@ -109,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--device", default="ideal", metavar="PRESET",
                     help="device preset name (" + ", ".join(PRESETS) + ") or a .json/.toml file of DeviceParams "
                          "fields; 1T1R presets need `bmcnn-hw pdk fetch` once")
-    co.add_argument("--adc-bits", type=int, default=0, help="ADC resolution; 0 = exact for the tile rows")
-    co.add_argument("--chip-seed", type=int, default=0, help="seed of the sampled chip the netlists use")
+    co.add_argument("--adc-bits", type=non_negative_int, default=0, help="ADC resolution; 0 = exact for the tile rows")
+    co.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip the netlists use")
     co.add_argument("--encoding", default="differential", choices=["differential", "reference"],
                     help="differential: two devices per weight; reference: one device per weight and a shared "
                          "reference column at (G_on + G_off) / 2")
@@ -129,10 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tu = sub.add_parser("tune", help="fit per-column tuning-register corrections of a sampled chip (no reprogramming)")
     tu.add_argument("build", type=Path, metavar="BUILD_DIR")
-    tu.add_argument("--chip-seed", type=int, default=0, help="seed of the sampled chip")
-    tu.add_argument("--calib", type=int, default=256,
+    tu.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip")
+    tu.add_argument("--calib", type=positive_int, default=256,
                     help="calibration images, the first N training images (default 256)")
-    tu.add_argument("--limit", type=int, default=2000, help="test images for the before/after accuracy (default 2000)")
+    tu.add_argument("--limit", type=positive_int,
+                    default=2000, help="test images for the before/after accuracy (default 2000)")
     tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"), help="tuning file to write")
     _add_device_overrides(tu, "applied on top of the build's device")
     _add_data_dir(tu)
@@ -147,14 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--mode", default="together", choices=["together", "on", "off"],
                     help="apply sigma to R_on and R_off together, or to one of them")
     sw.add_argument("--distribution", choices=["normal", "lognormal"], help="override the build's distribution")
-    sw.add_argument("--chips", type=int, default=10, help="sampled chips per sigma (default 10)")
-    sw.add_argument("--images", type=int, default=10000, help="test images per chip (default 10000)")
-    sw.add_argument("--calib", type=int, default=256, help="calibration (training) images for tuning")
+    sw.add_argument("--chips", type=positive_int, default=10, help="sampled chips per sigma (default 10)")
+    sw.add_argument("--images", type=positive_int, default=10000, help="test images per chip (default 10000)")
+    sw.add_argument("--calib", type=positive_int, default=256, help="calibration (training) images for tuning")
     sw.add_argument("--no-tune", action="store_true", help="skip the tuned accuracy")
-    sw.add_argument("--seed", type=int, default=0, help="chip k of every sigma uses seed SEED + k")
-    sw.add_argument("--workers", type=int, help="processes (default: one per core)")
+    sw.add_argument("--seed", type=non_negative_int, default=0, help="chip k of every sigma uses seed SEED + k")
+    sw.add_argument("--workers", type=positive_int, help="processes (default: one per core)")
     sw.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask distributed scheduler instead")
-    sw.add_argument("--spice-spot", type=int, default=0, metavar="N",
+    sw.add_argument("--spice-spot", type=non_negative_int, default=0, metavar="N",
                     help="also run N images of the first chip of every sigma through ngspice (spot check)")
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
     _add_data_dir(sw)
@@ -167,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--out", type=Path, help="output directory (default BUILD_DIR/rtl)")
     rt.add_argument("--stats", action="store_true", help="Yosys synth + stat cell counts per module (area proxy)")
     rt.add_argument("--lint", action="store_true", help="verilator --lint-only -Wall (justified waivers only)")
-    rt.add_argument("--check", type=int, default=0, metavar="N",
+    rt.add_argument("--check", type=non_negative_int, default=0, metavar="N",
                     help="run every layer's cocotb testbench on N test images (0 = skip)")
     rt.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
                     help="simulator for --check (default $SIM or icarus)")
@@ -176,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cs = sub.add_parser("cosim", help="SPICE tiles + cocotb RTL layer by layer on real images, checked against golden")
     cs.add_argument("build", type=Path, metavar="BUILD_DIR")
-    cs.add_argument("--images", type=int, default=1, help="test images (default 1)")
-    cs.add_argument("--chip-seed", type=int, help="sample a chip with this seed (default: the build's chip)")
+    cs.add_argument("--images", type=positive_int, default=1, help="test images (default 1)")
+    cs.add_argument("--chip-seed", type=non_negative_int,
+                    help="sample a chip with this seed (default: the build's chip)")
     cs.add_argument("--tuning", type=Path,
                     help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
     cs.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"])
@@ -198,14 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("--case", help="re-run only the case with this name (as printed in the summary)")
     rg.add_argument("--checkpoint", type=Path, action="append", metavar="CKPT_DIR",
                     help="use this checkpoint instead of the matrix's checkpoint list (repeat for several)")
-    rg.add_argument("--workers", type=int, default=1, help="run cases on a local process pool of this size")
+    rg.add_argument("--workers", type=positive_int, default=1, help="run cases on a local process pool of this size")
     rg.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run cases on this Dask distributed scheduler")
     _add_data_dir(rg)
     rg.set_defaults(func=cmd.cmd_regress)
 
     sp = sub.add_parser("spice", help="run a build's netlists in ngspice on test images; currents, codes, energy")
     sp.add_argument("build", type=Path, metavar="BUILD_DIR")
-    sp.add_argument("--images", type=int, default=1, help="test images to run (default 1)")
+    sp.add_argument("--images", type=positive_int, default=1, help="test images to run (default 1)")
     sp.add_argument("--mode", default="auto", choices=["auto", "superposition", "per-vector"],
                     help="superposition: one ngspice solve per tile row, then exact sums (linear tiles); "
                          "per-vector: one solve per distinct input; auto: the cheaper per tile")
@@ -219,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--backend", default="golden", choices=["torch", "golden", "physics", "spice"],
                     help="torch: trained model; golden: exact integer; physics: crossbar model of the build's chip; "
                          "spice: ngspice on the build's netlists (see --mode for how reads are solved)")
-    ev.add_argument("--limit", type=int, help="first N test images only")
+    ev.add_argument("--limit", type=positive_int, help="first N test images only")
     ev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     ev.add_argument("--checkpoint", type=Path, help="checkpoint for --backend torch (default: the build's)")
     ev.add_argument("--mode", default="auto", choices=["auto", "superposition", "per-vector"],
@@ -233,12 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     de = sub.add_parser("demo", help="end to end: data, training, compile, golden, SPICE, RTL, summary")
     de.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
     de.add_argument("--data-from", type=Path, metavar="DIR", help="local MNIST directory to fetch from first")
-    de.add_argument("--epochs", type=int, default=1)
-    de.add_argument("--seed", type=int, default=0)
-    de.add_argument("--spice-images", type=int, default=2, help="test images run through ngspice (default 2)")
+    de.add_argument("--epochs", type=positive_int, default=1)
+    de.add_argument("--seed", type=non_negative_int, default=0)
+    de.add_argument("--spice-images", type=non_negative_int,
+                    default=2, help="test images run through ngspice (default 2)")
     de.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
                     help="RTL simulator (default $SIM or icarus)")
-    de.add_argument("--limit", type=int, help="train on the first N images only (smoke runs)")
+    de.add_argument("--limit", type=positive_int, help="train on the first N images only (smoke runs)")
     _add_data_dir(de)
     de.set_defaults(func=cmd.cmd_demo)
     return parser
@@ -248,13 +276,18 @@ def main(argv=None) -> int:
     """Entry point of the ``bmcnn-hw`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return code
     except BmcnnError as exc:
         print(f"bmcnn-hw: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bmcnn-hw: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -151,15 +151,10 @@ def cmd_compile(args) -> int:
 
 
 def _spice_jobs(args) -> int:
-    """``--jobs`` (ngspice worker processes), default one per core; below 1 is a ConfigError."""
-    from .errors import ConfigError
+    """``--jobs`` (ngspice worker processes; the parser keeps it >= 1), default one per core."""
     from .spice.run import default_jobs
 
-    if args.jobs is None:
-        return default_jobs()
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
-    return args.jobs
+    return default_jobs() if args.jobs is None else args.jobs
 
 
 def cmd_evaluate(args) -> int:

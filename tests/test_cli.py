@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from bmcnn_hw import __version__
 from bmcnn_hw.cli import main
 
 
@@ -190,3 +192,34 @@ def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["ok"] and len(summary["rows"]) == 7
     assert "| RTL (icarus, cocotb) vs golden |" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("args, option", [
+    (["evaluate", "B", "--limit", "-1"], "--limit"),
+    (["evaluate", "B", "--limit", "0"], "--limit"),
+    (["train", "--out", "X", "--limit", "-1"], "--limit"),
+    (["sweep", "B", "--images", "-1"], "--images"),
+    (["spice", "B", "--images", "0"], "--images"),
+    (["spice", "B", "--images", "-1"], "--images"),
+    (["rtl", "B", "--check", "-1"], "--check"),
+    (["cosim", "B", "--images", "0"], "--images"),
+    (["evaluate", "B", "--backend", "spice", "--jobs", "0"], "--jobs"),
+    (["compile", "C", "-o", "B", "--adc-bits", "-2"], "--adc-bits"),
+    (["sweep", "B", "--chips", "two"], "--chips"),
+])
+def test_counts_below_their_minimum_are_refused_before_any_work(args, option):
+    """Negative counts used to mean "all but one" and 0 gave tracebacks or empty reports."""
+    code, out, err = run_cli(*args)
+    assert code == 2 and out == ""
+    assert f"argument {option}: must be a whole number >= " in err.splitlines()[-1]
+
+
+def test_version_and_a_closed_pipe():
+    code, out, _ = run_cli("--version")
+    assert code == 0 and out.strip() == f"bmcnn-hw {__version__}"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited: every write fails with EPIPE
+    proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", "models", "--json"], stdout=write_end,
+                          stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == ""
