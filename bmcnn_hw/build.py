@@ -12,7 +12,7 @@ from .compile import compile_checkpoint
 from .config import HardwareConfig
 from .errors import ArtefactError
 from .golden.chip import Chip
-from .io_utils import sha256_file
+from .io_utils import sha256_file, umask
 from .rtl.emit import write_rtl
 from .spice.netlist import write_netlists
 from .train.checkpoint import load_checkpoint
@@ -47,6 +47,7 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
             if not (build_dir / "manifest.json").is_file():
                 raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
             shutil.rmtree(build_dir)
+        staging.chmod(0o777 & ~umask())  # mkdtemp's 0700 -> what mkdir would give
         os.replace(staging, build_dir)
     finally:
         if staging.exists():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -47,3 +49,20 @@ def test_schema_version_and_malformed_manifest(build_dir, tmp_path):
         load_model(target)
     with pytest.raises(ArtefactError, match="missing"):
         load_model(tmp_path / "nothing")
+
+
+def test_written_files_and_builds_follow_the_umask(tmp_path, checkpoint):
+    """Atomic writes and build directories get open()/mkdir() permissions, not 0600/0700."""
+    from bmcnn_hw.build import build
+    from bmcnn_hw.config import CrossbarGeometry, HardwareConfig
+    from bmcnn_hw.io_utils import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        build(checkpoint, tmp_path / "b", HardwareConfig(geometry=CrossbarGeometry(128, 128)))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "b" / "manifest.json").stat().st_mode) == 0o644
