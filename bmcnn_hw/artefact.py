@@ -225,6 +225,17 @@ def verify_files(build_dir: Path, manifest: dict, names=None) -> None:
             raise ArtefactError(f"{path}: SHA-256 differs from manifest.json (file changed or corrupt)")
 
 
+def verify_netlists(build_dir: Path) -> None:
+    """Check that every netlist of a build is the one compile wrote (before ngspice reads them).
+
+    Raises:
+        ArtefactError: naming the first netlist that is missing or was edited since.
+    """
+    manifest = _read_manifest(Path(build_dir))
+    names = {rel for rel in manifest.get("files", {}) if rel.startswith("netlists/")}
+    verify_files(Path(build_dir), manifest, names=names)
+
+
 def _check_weight(build_dir: Path, index: int, weight, meta: dict) -> None:
     where = f"{build_dir / 'arrays.npz'}: layer{index}.weight"
     if weight is None or weight.ndim != 2:

@@ -297,6 +297,10 @@ def cmd_cosim(args) -> int:
             shutil.rmtree(build)
         shutil.copytree(args.build, build, ignore=shutil.ignore_patterns("netlists"))
         write_netlists(model, chip, build / "netlists")
+    else:
+        from .artefact import verify_netlists
+
+        verify_netlists(build)
     tuning, writes = None, None
     if args.tuning:
         from .tune import load_tuning

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from .artefact import load_model
+from .artefact import load_model, verify_netlists
 from .data.mnist import Dataset
 from .errors import ArtefactError, ConfigError
 from .golden.chip import Chip
@@ -49,6 +49,7 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
     elif backend == "spice":
         from .spice.run import SpiceReader
 
+        verify_netlists(build_dir)
         reader = SpiceReader(model, Chip.of_build(model), Path(build_dir) / "netlists", mode=spice_mode,
                              jobs=spice_jobs, progress=progress)
     # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads

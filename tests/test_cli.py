@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -223,3 +224,14 @@ def test_version_and_a_closed_pipe():
                           stderr=subprocess.PIPE, text=True)
     os.close(write_end)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_a_netlist_edited_after_compile_is_refused(build_dir, mnist_dir, tmp_path):
+    build = tmp_path / "b"
+    shutil.copytree(build_dir, build)
+    sub = build / "netlists" / "fc2_r0_c0.sub"
+    sub.write_text(sub.read_text().replace("r=", "r=1", 1))
+    for args in (("spice", build, "--images", "1"), ("evaluate", build, "--backend", "spice", "--limit", "1")):
+        code, _, err = run_cli(*args, "--data-dir", mnist_dir)
+        assert code == 2 and err.strip() == f"bmcnn-hw: error: {sub}: SHA-256 differs from manifest.json (file " \
+                                            "changed or corrupt)", err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artefact import load_model
+from ..artefact import load_model, verify_netlists
 from ..golden.chip import Chip
 from ..golden.crossbar import PhysicsReader, RecordedRead, adc_scale, run_crossbar
 from .run import SpiceReader
@@ -87,6 +87,7 @@ def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto", jobs: 
     (a progress bar per layer with ``progress``).
     """
     model = load_model(build_dir)
+    verify_netlists(build_dir)
     chip = Chip.of_build(model)
     start = time.perf_counter()
     reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode, jobs=jobs, progress=progress)
