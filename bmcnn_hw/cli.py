@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--val-size", type=non_negative_int,
                     default=5000, help="training images held out for validation (default 5000)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt (same options)")
+    tr.add_argument("--force", action="store_true", help="overwrite a trained checkpoint already in OUT")
     tr.add_argument("--threads", type=positive_int,
                     default=2, help="torch CPU threads (default 2; the weights depend on it)")
     tr.add_argument("--limit", type=positive_int, help="train on the first N images only (smoke runs)")

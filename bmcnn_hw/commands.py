@@ -55,12 +55,28 @@ def cmd_pdk_fetch(args) -> int:
     return 0
 
 
+def _check_train_out(out: Path, resume: bool, force: bool) -> None:
+    """Refuse what would lose work, before any data is read: a file as OUT, a finished
+    checkpoint overwritten without ``--force``, ``--resume`` with no saved state."""
+    from .errors import ConfigError
+    from .train.loop import TrainState
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    if resume and not (out / TrainState.FILE).is_file():
+        raise ConfigError(f"--resume: no saved training state {out / TrainState.FILE}; train without --resume")
+    if not resume and not force and (out / "model.pt").is_file():
+        raise ConfigError(f"--out {out}: holds a trained checkpoint (model.pt); pass --force to overwrite it, "
+                          "--resume to continue it, or another --out")
+
+
 def cmd_train(args) -> int:
     from .data.mnist import load_mnist
     from .train.checkpoint import save_checkpoint
     from .train.loop import train
     from .train.registry import resolve_model
 
+    _check_train_out(args.out, args.resume, args.force)
     config = resolve_model(args.model)
     params = _train_params(args, config)
     data_dir = _data_dir(args)

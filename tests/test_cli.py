@@ -235,3 +235,18 @@ def test_a_netlist_edited_after_compile_is_refused(build_dir, mnist_dir, tmp_pat
         code, _, err = run_cli(*args, "--data-dir", mnist_dir)
         assert code == 2 and err.strip() == f"bmcnn-hw: error: {sub}: SHA-256 differs from manifest.json (file " \
                                             "changed or corrupt)", err
+
+
+def test_train_refuses_to_lose_work(tmp_path):
+    """Checked before any data is read: a finished checkpoint, a missing saved state, a file as OUT."""
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "model.pt").write_bytes(b"a trained model")
+    (tmp_path / "file").write_text("x")
+    cases = [(["--out", done], f"--out {done}: holds a trained checkpoint (model.pt); pass --force"),
+             (["--out", tmp_path / "new", "--resume"], "--resume: no saved training state"),
+             (["--out", tmp_path / "file"], "exists and is not a directory")]
+    for args, message in cases:
+        code, _, err = run_cli("train", *args, "--data-dir", tmp_path / "no-data")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert (done / "model.pt").read_bytes() == b"a trained model"
