@@ -27,6 +27,8 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
     (the ideal chip when the device has no variation).
     """
     checkpoint_dir, build_dir = Path(checkpoint_dir), Path(build_dir)
+    if build_dir.exists() and not (build_dir / "manifest.json").is_file():  # checked before any work
+        raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
     torch_model, _ = load_checkpoint(checkpoint_dir)
     provenance = {"checkpoint": str(checkpoint_dir.resolve()),
                   "checkpoint_sha256": sha256_file(checkpoint_dir / "model.pt"), "chip_seed": chip_seed}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,13 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0 (seeds, and counts where 0 means off or automatic)."""
     return _bounded_int(text, 0)
+
+
+def scheduler_address(text: str) -> str:
+    """argparse type: a Dask scheduler address ``PROTOCOL://HOST:PORT``."""
+    if not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s:/]+:\d{1,5}", text):
+        raise argparse.ArgumentTypeError(f"must be a scheduler address like tcp://HOST:PORT, not {text!r}")
+    return text
 
 
 def _bounded_int(text: str, low: int) -> int:
@@ -180,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-tune", action="store_true", help="skip the tuned accuracy")
     sw.add_argument("--seed", type=non_negative_int, default=0, help="chip k of every sigma uses seed SEED + k")
     sw.add_argument("--workers", type=positive_int, help="processes (default: one per core)")
-    sw.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask distributed scheduler instead")
+    sw.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
+                    help="run on this Dask distributed scheduler instead")
     sw.add_argument("--spice-spot", type=non_negative_int, default=0, metavar="N",
                     help="also run N images of the first chip of every sigma through ngspice (spot check)")
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
@@ -227,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("--checkpoint", type=Path, action="append", metavar="CKPT_DIR",
                     help="use this checkpoint instead of the matrix's checkpoint list (repeat for several)")
     rg.add_argument("--workers", type=positive_int, default=1, help="run cases on a local process pool of this size")
-    rg.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run cases on this Dask distributed scheduler")
+    rg.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
+                    help="run cases on this Dask distributed scheduler")
     _add_data_dir(rg)
     rg.set_defaults(func=cmd.cmd_regress)
 
@@ -289,6 +299,10 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a path the user named: unwritable, a directory where a file goes, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"bmcnn-hw: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -250,3 +250,16 @@ def test_train_refuses_to_lose_work(tmp_path):
         code, _, err = run_cli("train", *args, "--data-dir", tmp_path / "no-data")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert (done / "model.pt").read_bytes() == b"a trained model"
+
+
+def test_bad_paths_and_addresses_are_one_line_errors(tmp_path, build_dir, mnist_dir):
+    (tmp_path / "afile").write_text("x")
+    cases = [(["sweep", build_dir, "--scheduler", "notaurl"], "must be a scheduler address like tcp://HOST:PORT"),
+             (["evaluate", build_dir, "--limit", "2", "--data-dir", mnist_dir, "--json", tmp_path],
+              f"bmcnn-hw: error: {tmp_path}: is a directory, not a file"),
+             (["compile", tmp_path / "no-checkpoint", "-o", tmp_path / "afile"],
+              f"bmcnn-hw: error: {tmp_path / 'afile'}: exists and is not a build directory")]
+    for args, message in cases:
+        code, _, err = run_cli(*args)
+        assert code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err, err
+    assert (tmp_path / "afile").read_text() == "x"
