@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .errors import DataError
@@ -127,9 +128,25 @@ def _device_with_overrides(base, args):
     changes = {field: getattr(args, opt) for opt, field in _DEVICE_OVERRIDES.items()
                if getattr(args, opt, None) is not None}
     try:
-        return dataclasses.replace(base, **changes)
+        device = dataclasses.replace(base, **changes)
     except ConfigError as exc:
         raise ConfigError(f"device options: {exc}") from None
+    for warning in implausible_device(device):
+        print(f"bmcnn-hw: warning: {warning}", file=sys.stderr)
+    return device
+
+
+def implausible_device(device) -> list[str]:
+    """Valid but physically implausible device settings, each with the reason (warned, not refused)."""
+    found = []
+    for name, sigma in (("sigma-on", device.sigma_on_rel), ("sigma-off", device.sigma_off_rel)):
+        if sigma > 1.0:
+            found.append(f"--{name} {sigma:g} is a {100 * sigma:.0f} % spread; published RRAM spreads are below "
+                         "~50 %, and a normal draw that wide clips most devices at 1 % of nominal")
+    if device.v_read_v > 0.5:
+        found.append(f"--v-read {device.v_read_v:g} V: reads above ~0.5 V disturb filamentary RRAM (the VTEAM "
+                     "model in bmcnn_hw/spice_models switches near 1 V); typical reads are 0.1-0.3 V")
+    return found
 
 
 def _hardware(args):
@@ -142,6 +159,11 @@ def _hardware(args):
     geometry = CrossbarGeometry.parse(args.tile, encoding=args.encoding, input_mode=args.input_mode)
     check_cell_geometry(device, geometry)
     require_models(device)
+    if 0 < args.adc_bits < 4:
+        print(f"bmcnn-hw: warning: --adc-bits {args.adc_bits} clips every column at "
+              f"{-(2 ** (args.adc_bits - 1))}..{2 ** (args.adc_bits - 1) - 1} unit currents while a "
+              f"{geometry.tile_rows}-row tile spans +-{geometry.tile_rows}; expect accuracy near chance "
+              "(0 sizes the ADC exactly)", file=sys.stderr)
     return HardwareConfig(device=device, geometry=geometry,
                           readout=sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing,
                                                 args.tia_rf))

@@ -263,3 +263,11 @@ def test_bad_paths_and_addresses_are_one_line_errors(tmp_path, build_dir, mnist_
         code, _, err = run_cli(*args)
         assert code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err, err
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_implausible_physics_is_warned_with_the_reason(checkpoint, tmp_path):
+    code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "b", "--sigma-on", "5", "--v-read", "5",
+                           "--adc-bits", "2", "--tile", "128x128")
+    warnings = [line for line in err.splitlines() if line.startswith("bmcnn-hw: warning:")]
+    assert code == 0 and len(warnings) == 3, err
+    assert "500 % spread" in warnings[0] and "disturb" in warnings[1] and "clips every column at -2..1" in warnings[2]
