@@ -363,8 +363,12 @@ def cmd_flow_run(args) -> int:
 
 
 def cmd_regress(args) -> int:
+    from .errors import ConfigError
     from .flows import run_regression, write_reports
 
+    for checkpoint in args.checkpoint or []:  # one up-front error, not one failing case per entry
+        if not (checkpoint / "model.pt").is_file():
+            raise ConfigError(f"--checkpoint {checkpoint}: not a checkpoint directory (no model.pt)")
     results = run_regression(args.file, args.out, _data_dir(args), args.case, workers=args.workers,
                              scheduler=args.scheduler, checkpoints=args.checkpoint)
     paths = write_reports(args.file, results, args.out)

@@ -7,11 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from bmcnn_hw import __version__
 from bmcnn_hw.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args):
@@ -271,3 +274,11 @@ def test_implausible_physics_is_warned_with_the_reason(checkpoint, tmp_path):
     warnings = [line for line in err.splitlines() if line.startswith("bmcnn-hw: warning:")]
     assert code == 0 and len(warnings) == 3, err
     assert "500 % spread" in warnings[0] and "disturb" in warnings[1] and "clips every column at -2..1" in warnings[2]
+
+
+def test_regress_with_a_missing_checkpoint_is_one_error(tmp_path):
+    code, _, err = run_cli("regress", REPO / "flows" / "regression.toml", "--checkpoint", tmp_path / "missing",
+                           "--out", tmp_path / "r")
+    assert code == 2 and err.strip() == f"bmcnn-hw: error: --checkpoint {tmp_path / 'missing'}: not a checkpoint " \
+                                        "directory (no model.pt)"
+    assert not (tmp_path / "r").exists()

@@ -191,6 +191,7 @@ def fetch_mnist(dest: Path | None = None, source_dir: Path | None = None, mirror
             files = attempt()
         except DataError as exc:
             failures.append(f"{label}: {exc}")
+            log(f"MNIST: {label} failed ({exc}); trying the next source")
             continue
         _write_atomically(dest, files)
         log(f"MNIST from {label} verified (SHA-256) into {dest}")

