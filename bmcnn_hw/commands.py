@@ -220,6 +220,10 @@ def cmd_rtl(args) -> int:
 
     if args.reference == (args.build is not None):
         raise ConfigError("give either BUILD_DIR or --reference")
+    if args.check:
+        from .rtl.simulators import check_simulator
+
+        check_simulator(args.sim)  # before any file is written
     if args.reference:
         from .rtl.reference import reference_model
 
@@ -320,7 +324,9 @@ def cmd_cosim(args) -> int:
     from .data.mnist import load_mnist
     from .golden.chip import Chip
     from .io_utils import write_json_atomic, write_text_atomic
+    from .rtl.simulators import check_simulator
 
+    check_simulator(args.sim)  # before minutes of SPICE
     model = load_model(args.build)
     device = _device_with_overrides(model.hardware.device, args)
     build_chip = Chip.of_build(model)

@@ -282,3 +282,14 @@ def test_regress_with_a_missing_checkpoint_is_one_error(tmp_path):
     assert code == 2 and err.strip() == f"bmcnn-hw: error: --checkpoint {tmp_path / 'missing'}: not a checkpoint " \
                                         "directory (no model.pt)"
     assert not (tmp_path / "r").exists()
+
+
+def test_a_missing_simulator_is_one_line_before_any_output(build_dir, mnist_dir, tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # no iverilog (nor anything else) on PATH
+    for args in (["rtl", build_dir, "--out", tmp_path / "rtl", "--check", "1"],
+                 ["cosim", build_dir, "--out", tmp_path / "cosim"]):
+        proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", *map(str, args), "--data-dir", str(mnist_dir)],
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 2 and proc.stderr.strip() == ("bmcnn-hw: error: iverilog not found on PATH; "
+                                                                "install Icarus Verilog: `apt-get install iverilog`")
+    assert not (tmp_path / "rtl").exists() and not (tmp_path / "cosim").exists()
