@@ -96,11 +96,17 @@ def load_tuning(path: Path, model: CompiledModel) -> Tuning:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-        if data.get("schema") != SCHEMA:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ArtefactError(f"{path}: field 'schema' must be {SCHEMA!r}")
-        offsets = [np.asarray(data["tune_offset"][layer.name], dtype=np.int64) for layer in model.layers]
+        table = data["tune_offset"]
+        names = [layer.name for layer in model.layers]
+        if not isinstance(table, dict) or sorted(table) != sorted(names):
+            found = sorted(table) if isinstance(table, dict) else type(table).__name__
+            raise ArtefactError(f"{path}: tune_offset has layers {found}, this build has {names}: a tuning file "
+                                "of another build")
+        offsets = [np.asarray(table[name], dtype=np.int64) for name in names]
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ArtefactError(f"{path}: not a tuning file for this build ({exc})") from None
+        raise ArtefactError(f"{path}: not a tuning file for this build ({type(exc).__name__}: {exc})") from None
     for layer, off in zip(model.layers, offsets, strict=True):
         if off.shape != (layer.cols,):
             raise ArtefactError(f"{path}: tune_offset[{layer.name}] needs {layer.cols} values, has {off.size}")

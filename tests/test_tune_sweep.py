@@ -52,6 +52,11 @@ def test_tuning_file_round_trip_and_register_writes(compiled, mnist_train, tmp_p
     (tmp_path / "bad.json").write_text('{"schema": "other"}')
     with pytest.raises(ArtefactError, match=r"bad\.json"):
         load_tuning(tmp_path / "bad.json", compiled)
+    data["tune_offset"] = {"conv0": [0] * 32, "conv1": [0] * 64}  # another model's layers
+    (tmp_path / "other.json").write_text(json.dumps(data))
+    with pytest.raises(ArtefactError, match=r"tune_offset has layers \['conv0', 'conv1'\], this build has "
+                                            r"\['conv0', 'fc1', 'fc2'\]: a tuning file of another build"):
+        load_tuning(tmp_path / "other.json", compiled)
 
 
 def test_tuning_offsets_add_to_the_accumulator_before_the_output_stage(compiled, mnist_test):
