@@ -81,9 +81,15 @@ def cmd_train(args) -> int:
     config = resolve_model(args.model)
     params = _train_params(args, config)
     data_dir = _data_dir(args)
+    created = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
-    model, metrics = train(config, load_mnist(data_dir, "train"), load_mnist(data_dir, "test"), params,
-                           out_dir=args.out, resume=args.resume)
+    try:
+        model, metrics = train(config, load_mnist(data_dir, "train"), load_mnist(data_dir, "test"), params,
+                               out_dir=args.out, resume=args.resume)
+    except BaseException:
+        if created and not any(args.out.iterdir()):  # refused or stopped before writing: leave nothing
+            args.out.rmdir()
+        raise
     metrics["data_dir"] = str(data_dir)
     save_checkpoint(args.out, model, params.to_dict(), metrics)
     print(f"{config.name}: test accuracy {100 * metrics['test_acc']:.2f} %; checkpoint written to {args.out}")

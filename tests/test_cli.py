@@ -121,6 +121,13 @@ def test_corrupt_data_file_names_the_file(tmp_path, mnist_dir, checkpoint):
     target.write_bytes(b"\x1f\x8b\x08\x00garbage" if target.suffix == ".gz" else b"\x00\x00\x08\x03garbage")
     code, _, err = run_cli("train", "--data-dir", data, "--limit", "10", "--out", tmp_path / "c")
     assert code == 2 and target.name in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()  # a refused run leaves no empty checkpoint directory
+
+
+def test_a_validation_set_larger_than_the_data_leaves_nothing(tmp_path, mnist_dir):
+    code, _, err = run_cli("train", "--data-dir", mnist_dir, "--limit", "10", "--val-size", "5000",
+                           "--out", tmp_path / "c")
+    assert code == 2 and "val_size 5000" in err and not (tmp_path / "c").exists()
 
 
 def test_help_explains_every_option():
