@@ -44,7 +44,7 @@ def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: in
 
 def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:
     out = np.zeros(shape, dtype=np.int64)
-    for value, place in zip(seen, where, strict=False):
+    for value, place in zip(seen, where, strict=False):  # a failing RTL may return fewer outputs (reported)
         out[place] = value[0] if layer.is_output else value[1]
     return out
 

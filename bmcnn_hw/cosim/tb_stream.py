@@ -122,7 +122,7 @@ async def stream_matches_golden(dut):
     if os.environ.get("BMCNN_TB_OUTPUT"):  # the co-simulation feeds these to the next layer
         with open(os.environ["BMCNN_TB_OUTPUT"], "w") as handle:
             json.dump(bench.seen, handle)
-    for k, (got, want) in enumerate(zip(bench.seen, scenario["expected"], strict=False)):
+    for k, (got, want) in enumerate(zip(bench.seen, scenario["expected"], strict=False)):  # count checked below
         names = scenario["outputs"]
         assert got == want, (f"output {k}: RTL {dict(zip(names, got, strict=True))}, "
                              f"golden {dict(zip(names, want, strict=True))}")
