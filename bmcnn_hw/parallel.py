@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -18,16 +19,34 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 @contextlib.contextmanager
 def single_threaded_pool(workers: int, initializer=None, initargs: tuple = ()):
-    """A spawned ProcessPoolExecutor of ``workers`` single-threaded processes."""
+    """A spawned ProcessPoolExecutor of ``workers`` single-threaded processes.
+
+    Workers ignore SIGINT; on Ctrl-C (or any error) in the caller the queued jobs are cancelled
+    and the workers terminated at once, instead of the executor finishing every queued job.
+    """
     saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
     os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(initializer, initargs))
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=initializer, initargs=initargs) as pool:
-            yield pool
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # 3.14 has terminate_workers()
+            process.terminate()
+        raise
+    else:
+        pool.shutdown(wait=True)
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _worker_init(initializer, initargs: tuple) -> None:
+    """Ignore Ctrl-C in a worker (the caller stops the pool), then run the pool's initializer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
