@@ -55,8 +55,13 @@ def load_checkpoint(directory: Path) -> tuple[BMCNN, dict]:
     model = BMCNN(model_config)
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
     except Exception as exc:  # torch raises many types for corrupt files  # noqa: BLE001
-        raise ArtefactError(f"{weights_path}: corrupt or incompatible weights ({str(exc).splitlines()[0]})") from None
+        raise ArtefactError(f"{weights_path}: corrupt weights file ({str(exc).splitlines()[0]})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        # torch lists every mismatch on its own line after a header: keep them all, on one line
+        details = "; ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip()) or str(exc)
+        raise ArtefactError(f"{weights_path}: weights do not fit the model of {config_path} ({details})") from None
     model.eval()
     return model, config

@@ -65,6 +65,22 @@ def test_corrupt_checkpoint_is_an_artefact_error(tmp_path, checkpoint):
         load_checkpoint(tmp_path / "nowhere")
 
 
+def test_a_config_that_does_not_fit_the_weights_names_every_mismatch(tmp_path, checkpoint):
+    import json
+    import shutil
+
+    other = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, other)
+    config = json.loads((other / "config.json").read_text())
+    config["model"]["layers"][0]["out"] *= 2  # conv0 twice as wide as the saved weights
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtefactError) as info:
+        load_checkpoint(other)
+    message = str(info.value)
+    assert "\n" not in message and "weights do not fit the model of" in message
+    assert message.count("size mismatch for") >= 2  # conv0's weight and the next layer's input, not just the first
+
+
 @pytest.mark.slow
 def test_one_epoch_full_mnist_reaches_97_percent(mnist_train, mnist_test):
     _, metrics = train(ModelConfig(), mnist_train, mnist_test, TrainParams(epochs=1, seed=0), progress=False)
