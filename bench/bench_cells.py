@@ -10,7 +10,7 @@ with the wires of the rram-1t1r-sky130 preset, random binary inputs:
 
 Prints vectors/s, the ratios to the baseline, and the largest current difference.
 
-    python bench/bench_cells.py [--rows 128] [--vectors 32] [--baseline-vectors 3]
+    python bench/bench_cells.py [--rows 128] [--vectors 32] [--baseline-vectors 3] [--cells sinh,1t1r]
 """
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=128, help="tile rows (= device columns)")
     parser.add_argument("--vectors", type=int, default=32, help="vectors for the stepped and physics runs")
     parser.add_argument("--baseline-vectors", type=int, default=3, help="vectors for the op-per-vector baseline")
+    parser.add_argument("--cells", default="sinh,1t1r", help="cell types to run, comma-separated (default both)")
     args = parser.parse_args()
     wire = get_preset("rram-1t1r-sky130").r_wire_ohm
     print(f"{args.rows} x {args.rows} devices, wire {wire:.3f} ohm/segment, {args.vectors} random vectors")
-    _bench("sinh", dataclasses.replace(get_preset("rram-sinh"), r_wire_ohm=wire), args.rows, args.vectors,
-           args.baseline_vectors)
-    _bench("1t1r", get_preset("rram-1t1r-sky130"), args.rows, args.vectors, args.baseline_vectors)
+    devices = {"sinh": dataclasses.replace(get_preset("rram-sinh"), r_wire_ohm=wire),
+               "1t1r": get_preset("rram-1t1r-sky130")}
+    for cell in args.cells.split(","):
+        _bench(cell, devices[cell], args.rows, args.vectors, args.baseline_vectors)
 
 
 if __name__ == "__main__":
