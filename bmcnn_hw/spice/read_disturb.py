@@ -30,7 +30,6 @@ def read_disturb(v_read_v: float, duration_s: float, x0: float = 0.0, steps: int
         ng.command("destroy all", str(netlist))
         ng.command(f"tran {duration_s / steps!r} {float(duration_s)!r} uic", str(netlist))
         final = ng.value("x1.x")
-        ng.command("remcirc", str(netlist))
-        ng.current = None
+        ng.unload()
     return {"v_read_v": v_read_v, "duration_s": duration_s, "state_initial": x0, "state_final": final,
             "delta_state": final - x0}
