@@ -257,9 +257,17 @@ def cmd_rtl(args) -> int:
         from .data.mnist import load_mnist
 
         images = load_mnist(_data_dir(args), "test").images[: args.check]
-        for c in check_rtl(model, images, out.parent / "rtl_check", sim=args.sim):
-            failed |= not c.passed
+        scratch = out.parent / "rtl_check"
+        checks = check_rtl(model, images, scratch, sim=args.sim)
+        for c in checks:
             print(f"{c.module:18s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
+        if all(c.passed for c in checks):
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)  # simulator builds: hundreds of MB
+        else:
+            failed = True
+            print(f"simulator builds, logs and waveforms of the failing checks kept in {scratch}")
     return 1 if failed else 0
 
 

@@ -300,3 +300,11 @@ def test_a_missing_simulator_is_one_line_before_any_output(build_dir, mnist_dir,
         assert proc.returncode == 2 and proc.stderr.strip() == ("bmcnn-hw: error: iverilog not found on PATH; "
                                                                 "install Icarus Verilog: `apt-get install iverilog`")
     assert not (tmp_path / "rtl").exists() and not (tmp_path / "cosim").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.icarus
+def test_rtl_check_cleans_its_simulator_builds_when_everything_passes(build_dir, mnist_dir, tmp_path):
+    code, out, err = run_cli("rtl", build_dir, "--out", tmp_path / "rtl", "--check", "1", "--data-dir", mnist_dir)
+    assert code == 0 and out.count("bit-exact") == 6, err[-2000:]
+    assert not (tmp_path / "rtl_check").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["rtl"]
