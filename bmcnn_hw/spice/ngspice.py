@@ -70,8 +70,8 @@ class NgSpice:
         netlist = Path(netlist).resolve()
         if not netlist.is_file():
             raise SimulationError(f"{netlist}: netlist not found")
-        stamp = [(f.stat().st_mtime_ns, f.stat().st_size)
-                 for f in (netlist, netlist.with_suffix(".sub")) if f.is_file()]
+        stamp = [(st.st_mtime_ns, st.st_size)
+                 for st in (f.stat() for f in (netlist, netlist.with_suffix(".sub")) if f.is_file())]
         if self.current == netlist and self._stamp == stamp:
             return
         self.unload()

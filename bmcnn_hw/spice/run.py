@@ -238,25 +238,29 @@ class SpiceReader:
         """(transfer (R, P), admittance (R, R)) of a tile, characterised by ngspice and checked."""
         key = (index, rt, ct)
         if key not in self.responses:
-            self.responses[key] = self._response_job(index, rt, ct, used_rows, used_cols).run(self.solver)
-            self.solves += used_rows + self.check_vectors
+            job = self._response_job(index, rt, ct, used_rows, used_cols)
+            self._keep_response(key, job, job.run(self.solver))
         return self.responses[key]
 
-    def _run(self, jobs: list, what: str) -> list:
-        """Results of ``jobs`` (a result or the SimulationError it raised, in order), in worker
-        processes when ``self.jobs`` > 1 and there is more than one job; a progress bar with
-        ``progress``."""
+    def _keep_response(self, key: tuple, job: ResponseJob, response: tuple[np.ndarray, np.ndarray]) -> None:
+        self.responses[key] = response
+        self.solves += job.used_rows + job.check_vectors
+
+    def _run(self, jobs: list, what: str, workers: int) -> list:
+        """Results of ``jobs`` (a result or the SimulationError it raised, in order), in
+        ``workers`` processes when that is more than 1 and there is more than one job; a progress
+        bar with ``progress``."""
         results: list = []
         quiet = not self.progress or len(jobs) < 2
         with tqdm(total=len(jobs), desc=what, unit="job", leave=False, disable=quiet) as bar:
-            if self.jobs == 1 or len(jobs) < 2:
+            if workers == 1 or len(jobs) < 2:
                 for job in jobs:
                     results.append(_result_or_error(job, self.solver))
                     bar.update()
                 return results
             from ..parallel import single_threaded_pool
 
-            with single_threaded_pool(min(self.jobs, len(jobs))) as pool:
+            with single_threaded_pool(min(workers, len(jobs))) as pool:
                 for result in pool.map(run_job, jobs):
                     results.append(result)
                     bar.update()
@@ -277,21 +281,22 @@ class SpiceReader:
         todo = [(key, distinct.shape[1], used) for key, distinct, used in wanted
                 if key not in self.responses and self._superposition(key, len(distinct), distinct.shape[1])]
         jobs = [self._response_job(*key, rows, used) for key, rows, used in todo]
-        results = self._run(jobs, f"ngspice: {self.model.layers[index].name} tiles by superposition")
+        results = self._run(jobs, f"ngspice: {self.model.layers[index].name} tiles by superposition", self.jobs)
         for (key, _, _), job, result in zip(todo, jobs, results, strict=True):
             if isinstance(result, SimulationError):
                 if self.mode == "superposition" or not isinstance(result, NotLinearError):
                     raise result
                 self.nonlinear_tiles.add(key)
             else:
-                self.responses[key] = result
-                self.solves += job.used_rows + job.check_vectors
+                self._keep_response(key, job, result)
         self._prefetch_vectors([(key, d, used) for key, d, used in wanted
                                 if not self._superposition(key, len(d), d.shape[1])])
 
-    def _prefetch_vectors(self, wanted: list) -> None:
-        """Solve the not yet solved vectors of ``(key, distinct volts, used_cols)`` tiles, split so
-        that every worker has work (a single large tile is shared out by vector chunks)."""
+    def _prefetch_vectors(self, wanted: list, workers: int | None = None) -> None:
+        """Solve the not yet solved vectors of ``(key, distinct volts, used_cols)`` tiles on
+        ``workers`` processes (default ``jobs``), split so that every worker has work (a single
+        large tile is shared out by vector chunks)."""
+        workers = workers or self.jobs
         pending = []
         for key, distinct, used in wanted:
             known = self._solved.setdefault(key, {})
@@ -302,7 +307,7 @@ class SpiceReader:
         if not total:
             return
         # at most one stepped sweep per job, and at least one job per worker when vectors allow
-        chunk = -(-total // self.jobs)
+        chunk = -(-total // workers)
         if self.stepped:
             chunk = min(chunk, TileSolver.STEP_BATCH)
         jobs, owners = [], []
@@ -312,7 +317,8 @@ class SpiceReader:
                 jobs.append(VectorJob(self._netlist(*key), self.hs_models, part, self._n_phys(used), self.stepped))
                 owners.append(key)
         layer = self.model.layers[owners[0][0]].name
-        for key, job, result in zip(owners, jobs, self._run(jobs, f"ngspice: {layer} tile reads"), strict=True):
+        results = self._run(jobs, f"ngspice: {layer} tile reads", workers)
+        for key, job, result in zip(owners, jobs, results, strict=True):
             if isinstance(result, SimulationError):
                 raise result
             cols, drivers = result
@@ -338,20 +344,12 @@ class SpiceReader:
         if linear is not None:
             i_phys, i_drivers = volts @ linear[0], volts @ linear[1]
         else:
-            self._solve_here(key, unique, used_cols)
+            self._prefetch_vectors([(key, unique, used_cols)], workers=1)  # what no prefetch solved
             known = self._solved[key]
             i_phys = np.stack([known[v.tobytes()][0] for v in unique])[inverse]
             i_drivers = np.stack([known[v.tobytes()][1] for v in unique])[inverse]
         i_plus, i_minus = split_columns(i_phys, self.chip.encoding)
         return TileRead(i_plus, i_minus, i_drivers)
-
-    def _solve_here(self, key: tuple, unique: np.ndarray, used_cols: int) -> None:
-        """Solve in this process the vectors of tile ``key`` that no prefetch solved."""
-        jobs, self.jobs = self.jobs, 1
-        try:
-            self._prefetch_vectors([(key, unique, used_cols)])
-        finally:
-            self.jobs = jobs
 
 
 def _result_or_error(job, solver: TileSolver):
