@@ -124,9 +124,8 @@ def sample_dvth(shape: tuple, params: DeviceParams, rng: np.random.Generator) ->
 def _transistor_table(params: DeviceParams):
     if params.cell != "1t1r":
         return None
-    from ..spice.sky130 import (
-        transistor_table,  # ngspice characterises the access transistor
-    )
+    # ngspice characterises the access transistor
+    from ..spice.sky130 import transistor_table
 
     return transistor_table(params)
 

@@ -260,8 +260,7 @@ class CrossbarAccumulator:
         t, m = layer.tiling, len(flat)
         for rt in range(t.n_row_tiles):
             r0, r1 = t.row_range(rt, layer.rows)
-            stacked = np.concatenate([((flat[:, r0:r1] >> plane) & 1).astype(np.uint8)
-                                      for plane in range(layer.input_bits)])
+            stacked = _stacked_planes(flat[:, r0:r1], layer.input_bits)
             found = _distinct_rows(stacked)
             assert found is not None  # _planes_shareable: enough rows, narrow enough to pack
             first, inverse, counts = found
@@ -364,8 +363,8 @@ class CrossbarAccumulator:
         t, requests = layer.tiling, []
         for rt in range(t.n_row_tiles):
             r0, r1 = t.row_range(rt, layer.rows)
-            bits = np.concatenate([((flat[:, r0:r1] >> plane) & 1) for plane in range(layer.input_bits)])
-            volts = self.drive(np.unique(bits.astype(np.uint8), axis=0).astype(np.float64))
+            distinct = np.unique(_stacked_planes(flat[:, r0:r1], layer.input_bits), axis=0)
+            volts = self.drive(distinct.astype(np.float64))
             for ct in range(t.n_col_tiles):
                 c0, c1 = t.col_range(ct, layer.cols)
                 requests.append((rt, ct, volts, c1 - c0))
@@ -388,6 +387,11 @@ class CrossbarAccumulator:
         if self.bipolar:
             acc >>= 1  # exact for an ideal chip (the sum is even); floor otherwise
         return acc.astype(np.int64).reshape(n, p, layer.cols)
+
+
+def _stacked_planes(rows: np.ndarray, planes: int) -> np.ndarray:
+    """The bit planes of unsigned input rows (M, R) stacked plane after plane: (planes * M, R) uint8."""
+    return np.concatenate([((rows >> plane) & 1).astype(np.uint8) for plane in range(planes)])
 
 
 def _unique_rows(volts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
