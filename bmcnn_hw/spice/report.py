@@ -16,9 +16,9 @@ AGREEMENT_RTOL = {"linear": 1e-6, "sinh": 1e-6, "1t1r": 1e-5}
 """Agreement of SPICE and physics column currents asserted per cell type, as a read's largest
 difference over its largest current (at least one ADC step). Linear and sinh cells: both solve
 the same equations (measured ~1e-13). 1T1R: the physics executor interpolates an
-ngspice-characterised transistor table; measured up to 7.1e-6 (the 10 kOhm preset with met1
-wires, where a read with one active row compares one cell's interpolation error with one
-cell's current), 4.2e-7 at 100 kOhm; 1e-5 leaves a margin."""
+ngspice-characterised transistor table; measured up to 7.1e-6 per read on the 10 kOhm preset
+with met1 wires (cosim, 1 image) and 4.2e-7 of a batch's largest current on a random 64 x 64
+tile of that preset (``bench/bench_cells.py``); 1e-5 leaves a margin."""
 
 
 def compare_reads(spice_reads: list[RecordedRead], physics_reads: list[RecordedRead], codes_per_amp: float = 0.0,
