@@ -73,6 +73,50 @@ def _add_device_overrides(parser, where: str) -> None:
     dev.add_argument("--access-l", type=float, help="1T1R access transistor length (um, >= 0.15)")
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}")
+    return value
+
+
+def _add_ppa_parser(sub) -> None:
+    pp = sub.add_parser("ppa", help="energy, latency, throughput and area per inference (SPICE, cited models, "
+                                    "Yosys + OpenSTA)", description=(
+        "Per crossbar layer: an ngspice transient read of its first tile (read time = settling to 1/2 ADC step; "
+        "worst-case read energy, scaled to real inputs by the physics executor's DC power), ADC and TIA figures "
+        "from a cited cost model, and the layer's Verilog through Yosys, a gate-level simulation of real beats "
+        "(checked against golden; switching activity) and OpenSTA (fmax, power). Writes ppa.json, ppa.md and "
+        "ppa.png (energy and area by component). Needs `apt-get install yosys opensta qflow-tech-osu018`."))
+    pp.add_argument("build", type=Path, metavar="BUILD_DIR")
+    pp.add_argument("-o", "--out", type=Path, metavar="DIR", help="output directory (default BUILD_DIR/ppa)")
+    pp.add_argument("--images", type=positive_int, default=20,
+                    help="test images for the DC power of real inputs and the gate-level activity (default 20)")
+    pp.add_argument("--liberty", type=Path, metavar="FILE",
+                    help="standard-cell Liberty file (default: OSU 0.18 um, qflow-tech-osu018); needs --cell-models")
+    pp.add_argument("--cell-models", type=Path, metavar="FILE",
+                    help="Verilog simulation models of the Liberty file's cells (gate-level activity)")
+    pp.add_argument("--cost-model", type=Path, metavar="FILE",
+                    help="TOML of ADC, TIA and interconnect figures with sources (default: the shipped one; "
+                         "copy bmcnn_hw/ppa/cost_model.toml to change it)")
+    pp.add_argument("--clock-mhz", type=positive_float, metavar="F",
+                    help="digital clock; a layer that fails timing at it is an error that reports the slack "
+                         "(default: the slowest layer's fmax, rounded down to 1 MHz)")
+    pp.add_argument("--columns-per-adc", type=positive_int, default=1, metavar="N",
+                    help="weight columns sharing one ADC, converted one after another (default 1)")
+    pp.add_argument("--activity-beats", type=positive_int, default=20000, metavar="N",
+                    help="beats of real images simulated at gate level per layer for switching activity "
+                         "(whole outputs; default 20000)")
+    pp.add_argument("--no-digital", action="store_true",
+                    help="skip synthesis, timing and digital power (analog and model figures only)")
+    _add_data_dir(pp)
+    pp.set_defaults(func=cmd.cmd_ppa)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="bmcnn-hw", description=(
@@ -267,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spice_jobs(ev)
     _add_data_dir(ev)
     ev.set_defaults(func=cmd.cmd_evaluate)
+
+    _add_ppa_parser(sub)
 
     de = sub.add_parser("demo", help="end to end: data, training, compile, golden, SPICE, RTL, summary")
     de.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")

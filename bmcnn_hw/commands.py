@@ -412,6 +412,25 @@ def cmd_spice(args) -> int:
     return 1 if disagreeing_layers(report) else 0
 
 
+def cmd_ppa(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .ppa.command import check_out_dir, options_from_args, run_command
+    from .ppa.summary import format_markdown
+
+    out = args.out or args.build / "ppa"
+    check_out_dir(out)
+    load_model(args.build).require_all_memristive("ppa")
+    options = options_from_args(args)
+    images = load_mnist(_data_dir(args), "test").images[: args.images]
+    report = run_command(args.build, images, out, options)
+    print(format_markdown(report).split("\n## Energy per inference")[0].rstrip())
+    print(f"\nwrote {out}/ppa.json, ppa.md, ppa.png ({report['seconds']:.0f} s)")
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .data.fetch import fetch_mnist
     from .demo import run_demo

@@ -1,0 +1,1 @@
+"""Power, performance and area: SPICE transient reads, cited analog models, Yosys + OpenSTA."""

@@ -1,0 +1,77 @@
+"""``bmcnn-hw ppa``: run the PPA flow on a build and write ppa.json, ppa.md and ppa.png atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..io_utils import umask, write_json_atomic, write_text_atomic
+from .cost_model import load_cost_model
+from .flow import run_ppa
+from .records import PpaOptions
+from .summary import format_markdown, plot_breakdown
+from .tools import DEFAULT_CELL_MODELS, DEFAULT_LIBERTY, require_file, require_tool
+
+OUTPUTS = ("ppa.json", "ppa.md", "ppa.png")
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an output path that exists and is not an earlier PPA report (checked before any work)."""
+    if out.exists() and not (out.is_dir() and (out / "ppa.json").is_file()):
+        raise ConfigError(f"{out}: exists and is not a PPA output directory (no ppa.json); refusing to replace it")
+
+
+def options_from_args(args) -> PpaOptions:
+    """PpaOptions from the command line, with the tools and files checked up front.
+
+    Raises:
+        ConfigError: a Liberty file without the Verilog models of its cells for the gate-level
+            simulation (or the reverse).
+        ToolNotFound: yosys, sta, iverilog or a named file missing.
+    """
+    liberty, models = args.liberty, args.cell_models
+    if (liberty is None) != (models is None) and not args.no_digital:
+        raise ConfigError("--liberty and --cell-models go together: the gate-level simulation that measures "
+                          "switching activity needs the Verilog models of the Liberty file's cells")
+    options = PpaOptions(liberty=liberty or DEFAULT_LIBERTY, cell_models=models or DEFAULT_CELL_MODELS,
+                         cost_model=args.cost_model, clock_mhz=args.clock_mhz, activity_beats=args.activity_beats,
+                         digital=not args.no_digital, columns_per_adc=args.columns_per_adc)
+    load_cost_model(options.cost_model)
+    if options.digital:
+        require_tool("yosys")
+        require_tool("sta")
+        require_file(options.liberty, "Liberty file")
+        require_file(options.cell_models, "cell Verilog models")
+        from ..rtl.simulators import check_simulator
+
+        check_simulator("icarus")
+    return options
+
+
+def write_report(report: dict, staging: Path) -> None:
+    """ppa.json, ppa.md and the stacked-bar plot ppa.png into ``staging``."""
+    write_json_atomic(staging / "ppa.json", report)
+    write_text_atomic(staging / "ppa.md", format_markdown(report))
+    plot_breakdown(report, staging / "ppa.png")
+
+
+def run_command(build: Path, images: np.ndarray, out: Path, options: PpaOptions, progress: bool = True) -> dict:
+    """Run the flow into a sibling temp directory and rename it to ``out`` when everything is written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        report = run_ppa(build, images, staging, options, progress=progress)
+        write_report(report, staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.chmod(0o777 & ~umask())
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return report

@@ -1,0 +1,110 @@
+"""The analog cost model (ADC, TIA, interconnect): a TOML file, every figure with its source."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+
+from ..config import _check_positive
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AdcModel:
+    """ADC energy, area and conversion rate."""
+
+    fom_walden_j: float
+    """Walden figure of merit: energy per conversion step (J); E_conv = FoM * 2^bits."""
+    area_um2: float
+    sample_rate_hz: float
+    source: str
+
+    def energy_per_conversion_j(self, bits: int) -> float:
+        """Energy of one conversion at ``bits`` effective bits."""
+        return self.fom_walden_j * 2.0 ** bits
+
+
+@dataclass(frozen=True)
+class TiaModel:
+    """Column readout amplifier: bias energy per read and area; op-amp macro-model for SPICE."""
+
+    energy_per_read_j: float
+    area_um2: float
+    gbw_hz: float
+    open_loop_gain: float
+    supply_v: float
+    source: str
+
+
+@dataclass(frozen=True)
+class ArrayModel:
+    """Crossbar interconnect: cell pitch, wire capacitance, driver rise time."""
+
+    cell_pitch_um: float
+    wire_cap_f_per_um: float
+    driver_rise_s: float
+    source: str
+
+    @property
+    def segment_cap_f(self) -> float:
+        """Capacitance of one wire segment between adjacent cells (F)."""
+        return self.cell_pitch_um * self.wire_cap_f_per_um
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The three sections of a cost-model TOML file."""
+
+    adc: AdcModel
+    tia: TiaModel
+    array: ArrayModel
+    path: str
+
+    def sources(self) -> dict[str, str]:
+        """Section -> source sentence."""
+        return {"adc": self.adc.source, "tia": self.tia.source, "array": self.array.source}
+
+
+def default_cost_model_path() -> Path:
+    """The shipped cost model (package data)."""
+    return Path(str(resources.files("bmcnn_hw.ppa") / "cost_model.toml"))
+
+
+def _section(data: dict, name: str, cls, path: Path):
+    table = data.get(name)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: missing [{name}] table")
+    names = [f.name for f in fields(cls)]
+    unknown, missing = sorted(set(table) - set(names)), [n for n in names if n not in table]
+    if unknown or missing:
+        raise ConfigError(f"{path}: [{name}] " + (f"unknown field(s) {unknown}" if unknown else f"lacks {missing}")
+                          + f"; expected {names}")
+    for key in names:
+        if key == "source":
+            if not isinstance(table[key], str) or not table[key].strip():
+                raise ConfigError(f"{path}: [{name}] source must name where the numbers come from")
+        else:
+            try:
+                _check_positive(key, table[key])
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: [{name}] {exc}") from None
+    return cls(**{k: (float(v) if k != "source" else v) for k, v in table.items()})
+
+
+def load_cost_model(path: Path | None = None) -> CostModel:
+    """The cost model in ``path`` (default: the shipped one).
+
+    Raises:
+        ConfigError: unreadable TOML, a missing or unknown field, a non-positive number, no source.
+    """
+    path = Path(path) if path is not None else default_cost_model_path()
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: cost-model file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return CostModel(_section(data, "adc", AdcModel, path), _section(data, "tia", TiaModel, path),
+                     _section(data, "array", ArrayModel, path), str(path))

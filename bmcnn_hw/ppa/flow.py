@@ -1,0 +1,156 @@
+"""``bmcnn-hw ppa``: energy, latency, throughput and area per inference of a build, every figure sourced.
+
+Per crossbar layer: a SPICE transient read of its first tile (read time, worst-case read
+energy), the physics executor's DC power on real test images (to scale that energy to the
+inputs the chip really sees), the cost model (ADC, TIA bias, array pitch), and the layer's
+Verilog through Yosys, a gate-level simulation of real beats (activity) and OpenSTA (fmax,
+power).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..artefact import CompiledModel, load_model
+from ..cosim.rtl_check import layer_codes
+from ..cosim.scenarios import PERIPHERY_IN, full_layer_scenario
+from ..errors import ConfigError
+from ..golden.chip import Chip
+from ..golden.crossbar import PhysicsReader, run_crossbar
+from ..rtl.emit import top_name
+from .cost_model import CostModel, load_cost_model
+from .gatesim import run_gate_level
+from .records import LayerPpa, PpaOptions
+from .schedule import layer_schedule
+from .sta import run_sta
+from .summary import summarize
+from .synth import synthesize
+from .transient import transient_read
+
+NOMINAL_PERIOD_NS = 10.0
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def truncate_scenario(scenario: dict, max_beats: int) -> dict:
+    """The scenario cut to its first whole outputs that fit ``max_beats`` beats (at least one output)."""
+    beats = [s for s in scenario["steps"] if "beat" in s]
+    per_output = len(beats) // max(len(scenario["expected"]), 1)
+    keep = max(1, max_beats // max(per_output, 1))
+    if keep >= len(scenario["expected"]):
+        return scenario
+    return {**scenario, "steps": beats[: keep * per_output], "expected": scenario["expected"][:keep]}
+
+
+def _activity_scenario(layer, index: int, trace, accumulator, n_images: int, budget: int) -> dict:
+    codes = layer_codes(accumulator.reads, index)
+    scenario, _ = full_layer_scenario(layer, trace.outputs[index], codes, n_images)
+    return truncate_scenario(scenario, budget)
+
+
+def _choose_clock(layers: list[LayerPpa], clock_mhz: float | None) -> float:
+    """Clock period (ns): the requested one, checked, or the slowest layer's fmax rounded down."""
+    timed = [lp for lp in layers if lp.sta is not None]
+    if not timed:
+        return 1e3 / (clock_mhz or 1e3 / NOMINAL_PERIOD_NS)
+    slowest = min(timed, key=lambda lp: lp.sta.fmax_mhz if lp.sta else math.inf)
+    assert slowest.sta is not None
+    if clock_mhz is None:
+        return 1e3 / max(math.floor(slowest.sta.fmax_mhz), 1)
+    if clock_mhz > slowest.sta.fmax_mhz:
+        period = 1e3 / clock_mhz
+        slack = period - (NOMINAL_PERIOD_NS - slowest.sta.slack_ns)
+        raise ConfigError(f"--clock-mhz {clock_mhz:g}: layer {slowest.schedule.name} fails timing (slack "
+                          f"{slack:.3f} ns at {period:.3f} ns; its fmax is {slowest.sta.fmax_mhz:.1f} MHz)")
+    return 1e3 / clock_mhz
+
+
+def _energy_and_area(lp: LayerPpa, model: CompiledModel, cost: CostModel, period_ns: float,
+                     options: PpaOptions) -> None:
+    s, tr = lp.schedule, lp.transient
+    layer = next(la for la in model.layers if la.name == s.name)
+    scale = lp.dc_power_per_inference_w_s / tr.power_dc_w if tr.power_dc_w else 0.0
+    encoding = model.hardware.geometry.encoding
+    used_phys = s.row_tiles * (2 * layer.cols if encoding == "differential" else layer.cols + s.col_tiles)
+    digital_power = lp.sta.power_w["total"] if lp.sta else 0.0
+    lp.digital_time_s = s.beats * period_ns * 1e-9
+    share = options.columns_per_adc
+    lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) / cost.adc.sample_rate_hz)
+    lp.energy_j = {
+        "array_drivers": tr.energy_drivers_j * scale,
+        "tia_output": tr.energy_tia_output_j * scale,
+        "tia_bias": cost.tia.energy_per_read_j * s.reads * used_phys,
+        "adc": s.conversions * cost.adc.energy_per_conversion_j(layer.adc_bits),
+        "digital": digital_power * lp.digital_time_s,
+    }
+    lp.area_um2 = {
+        "array": s.devices * cost.array.cell_pitch_um ** 2,
+        "tia": s.tias * cost.tia.area_um2,
+        "adc": s.col_tiles * s.row_tiles * math.ceil(layer.tiling.tile_cols / share) * cost.adc.area_um2,
+        "digital": lp.synth.area_um2 if lp.synth else 0.0,
+    }
+
+
+def _analog(model, chip, cost, trace_energy, images, work, progress) -> list[LayerPpa]:
+    layers = []
+    for i, layer in enumerate(model.layers):
+        schedule = layer_schedule(layer, model.hardware.geometry.encoding)
+        started = time.perf_counter()
+        tr = transient_read(model, chip, i, 0, 0, cost, work / layer.name / "transient")
+        _say(progress, f"ppa: {layer.name}: transient read of tile (0,0) settles in {tr.read_time_s * 1e9:.2f} ns "
+                       f"({time.perf_counter() - started:.1f} s)")
+        dc = trace_energy[i] / len(images) / model.hardware.readout.t_read_s
+        layers.append(LayerPpa(schedule, tr, dc))
+    return layers
+
+
+def _digital(model, layers, trace, accumulator, n_images, options: PpaOptions, build: Path, work: Path,
+             progress: bool) -> float:
+    for layer, lp in zip(model.layers, layers, strict=True):
+        top = top_name(layer)
+        lp.synth = synthesize(build / "rtl" / f"{top}.v", top, options.liberty, work / layer.name / "synth")
+        lp.sta = run_sta(lp.synth, NOMINAL_PERIOD_NS, work / layer.name / "synth")
+        _say(progress, f"ppa: {layer.name}: {lp.synth.cells} cells, {lp.synth.area_um2:,.0f} um^2, "
+                       f"fmax {lp.sta.fmax_mhz:.1f} MHz")
+    period = _choose_clock(layers, options.clock_mhz)
+    for i, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
+        assert lp.synth is not None
+        scenario = _activity_scenario(layer, i, trace, accumulator, n_images, options.activity_beats)
+        sim = run_gate_level(lp.synth.netlist, lp.synth.top, options.cell_models, scenario, work / layer.name / "gates")
+        (work / layer.name / "gates" / "activity.vcd").unlink(missing_ok=True)  # large; the Tcl keeps the figures
+        lp.gate_beats, lp.gate_outputs_checked = sim.beats, sim.outputs_checked
+        lp.sta = run_sta(lp.synth, period, work / layer.name / "synth", sim.activity, sim.cycles,
+                         {*PERIPHERY_IN, "in_valid", "rst", "out_ready", "reg_addr", "reg_wdata", "reg_we"})
+        _say(progress, f"ppa: {layer.name}: gate-level netlist = golden on {sim.outputs_checked} outputs "
+                       f"({sim.beats} beats); {lp.sta.power_w['total'] * 1e3:.3f} mW at {1e3 / period:.1f} MHz")
+    return period
+
+
+def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions, progress: bool = True) -> dict:
+    """Measure a build's PPA on ``images``; work files (netlists, logs) under ``out_dir / "work"``.
+
+    Raises:
+        ConfigError, ToolNotFound, SimulationError, MismatchError: as the steps do.
+    """
+    model = load_model(build)
+    model.require_all_memristive("ppa")
+    cost = load_cost_model(options.cost_model)
+    chip = Chip.of_build(model)
+    work = Path(out_dir) / "work"
+    started = time.perf_counter()
+    trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=options.digital)
+    layers = _analog(model, chip, cost, accumulator.energy_j, images, work, progress)
+    period = NOMINAL_PERIOD_NS if not options.clock_mhz else 1e3 / options.clock_mhz
+    if options.digital:
+        period = _digital(model, layers, trace, accumulator, len(images), options, Path(build), work, progress)
+    for lp in layers:
+        _energy_and_area(lp, model, cost, period, options)
+    return summarize(model, chip, cost, layers, period, len(images), options, time.perf_counter() - started)

@@ -1,0 +1,160 @@
+"""Gate-level simulation of a synthesised layer on real beats (Icarus + the cells' Verilog models).
+
+The netlist runs the beats of real images in hardware order (one beat per cycle, outputs
+always ready); its outputs are checked against the golden model, and the VCD of the DUT's
+nets gives the switching activity OpenSTA's power analysis uses. Cell models are simulated
+without delays, so the activity counts functional transitions, not glitches.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MismatchError, SimulationError, ToolNotFound
+from .vcd import NetActivity, net_activity
+
+PERIOD_NS = 10
+"""Clock period of the simulation (ns); activity is per cycle, so it does not depend on it."""
+RESET_CYCLES = 2
+
+
+@dataclass(frozen=True)
+class GateSimResult:
+    """Outputs checked and per-net activity of one gate-level run."""
+
+    beats: int
+    cycles: int
+    outputs_checked: int
+    activity: dict[str, NetActivity]
+
+
+def port_widths(netlist_text: str, top: str) -> dict[str, tuple[str, int]]:
+    """Port name -> (direction, width) from the gate-level netlist's declarations of ``top``."""
+    body = netlist_text.split(f"module {top}(", 1)[1].split("endmodule", 1)[0]
+    ports = {}
+    for direction, rng, name in re.findall(r"^\s*(input|output)\s+(\[\d+:\d+\]\s+)?(\w+);", body, re.MULTILINE):
+        width = 1
+        if rng:
+            hi, lo = (int(x) for x in rng.strip(" []").split(":"))
+            width = abs(hi - lo) + 1
+        ports[name] = (direction, width)
+    return ports
+
+
+def testbench(top: str, ports: dict[str, tuple[str, int]], inputs: list[str], outputs: list[str]) -> str:
+    """A Verilog testbench: beats from ``beats.txt`` (one per line, ``inputs`` order), outputs to ``outputs.txt``.
+
+    Inputs change on the falling edge; a beat is taken on the rising edge when in_valid and
+    in_ready hold (both are settled 1 ns after the falling edge, as nothing changes until the
+    rising edge); out_ready is always 1, so a valid output is held for exactly one cycle.
+    """
+    def decl(name: str, kind: str) -> str:
+        width = ports[name][1]
+        bus = f"[{width - 1}:0] " if width > 1 else ""
+        return f"  {kind} {bus}{name};"
+
+    regs = [decl(n, "reg") for n in ports if ports[n][0] == "input"]
+    wires = [decl(n, "wire") for n in ports if ports[n][0] == "output"]
+    conns = ", ".join(f".{n}({n})" for n in ports)
+    reads = ", ".join(f"v[{k}]" for k in range(len(inputs)))
+    assigns = " ".join(f"{name} = v[{k}];" for k, name in enumerate(inputs))
+    fmt = " ".join(["%0d"] * len(outputs))
+    half = PERIOD_NS // 2
+    others = [n for n in ports if ports[n][0] == "input" and n not in (*inputs, "clk", "rst", "in_valid")]
+    return "\n".join([
+        "`timescale 1ns/10ps", "module bmcnn_gate_tb;", *regs, *wires, f"  reg [63:0] v [0:{len(inputs) - 1}];",
+        "  integer fin, fout, got, beats, cycles; reg take;",
+        f"  {top} dut({conns});",
+        f"  always #{half} clk = ~clk;",
+        "  initial begin",
+        '    fin = $fopen("beats.txt", "r"); fout = $fopen("outputs.txt", "w");',
+        '    $dumpfile("activity.vcd"); $dumpvars(1, dut);',
+        "    clk = 0; rst = 1; in_valid = 0; take = 0; beats = 0; cycles = 0;",
+        *[f"    {n} = 0;" for n in [*inputs, *others]],
+        "    out_ready = 1;" if "out_ready" in ports else "",
+        f"    repeat ({RESET_CYCLES}) @(negedge clk);",
+        "    rst = 0;",
+        "    forever begin",
+        "      if (take || !in_valid) begin",
+        f"        got = $fscanf(fin, \"{' '.join(['%d'] * len(inputs))}\\n\", {reads});",
+        f"        if (got == {len(inputs)}) begin {assigns} in_valid = 1; beats = beats + 1; end",
+        "        else in_valid = 0;",
+        "      end",
+        "      #1 take = in_valid & in_ready;",
+        "      @(negedge clk); cycles = cycles + 1;",
+        f"      if (out_valid) $fwrite(fout, \"{fmt}\\n\", {', '.join(outputs)});",
+        f"      if (!in_valid && !out_valid && cycles > 8 && got != {len(inputs)}) begin",
+        '        $fwrite(fout, "# beats %0d cycles %0d\\n", beats, cycles); $fclose(fout); $finish;',
+        "      end",
+        "    end",
+        "  end",
+        "endmodule", ""])
+
+
+def _to_signed(value: int, width: int) -> int:
+    return value - (1 << width) if value >> (width - 1) else value
+
+
+def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict, work_dir: Path) -> GateSimResult:
+    """Simulate the gate-level ``netlist`` on the beats of ``scenario`` and check its outputs.
+
+    ``scenario`` is a :func:`~bmcnn_hw.cosim.scenarios.full_layer_scenario` (beats only, no
+    stalls); a run cut short keeps its first expected outputs.
+
+    Raises:
+        ToolNotFound: iverilog missing.
+        SimulationError: compile or run failed.
+        MismatchError: the netlist disagrees with the golden model.
+    """
+    if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+        raise ToolNotFound("iverilog not found on PATH; gate-level simulation needs Icarus: `apt-get install iverilog`")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ports = port_widths(Path(netlist).read_text(), top)
+    inputs, outputs = scenario["inputs"], scenario["outputs"]
+    masks = [(1 << ports[name][1]) - 1 for name in inputs]
+    beats = [step["beat"] for step in scenario["steps"] if "beat" in step]
+    (work_dir / "beats.txt").write_text("".join(
+        " ".join(str(int(v) & m) for v, m in zip(beat, masks, strict=True)) + "\n" for beat in beats))
+    (work_dir / "tb.v").write_text(testbench(top, ports, inputs, outputs))
+    _run(["iverilog", "-o", "sim.vvp", "-s", "bmcnn_gate_tb", "tb.v", str(Path(netlist).resolve()),
+          str(Path(cell_models).resolve())], work_dir, "compile")
+    _run(["vvp", "-n", "sim.vvp"], work_dir, "run")
+    got, cycles = _read_outputs(work_dir / "outputs.txt", outputs, scenario.get("signed", []), ports)
+    _compare(top, got, scenario["expected"])
+    t_start = (RESET_CYCLES * PERIOD_NS)  # in ns; VCD time unit is 10 ps
+    activity = net_activity(work_dir / "activity.vcd", t_start * 100, (RESET_CYCLES + cycles) * PERIOD_NS * 100)
+    return GateSimResult(len(beats), cycles, len(got), activity)
+
+
+def _run(args: list[str], cwd: Path, what: str) -> None:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    (cwd / f"{what}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        line = next((x for x in (proc.stdout + proc.stderr).splitlines() if x.strip()), "no output")
+        raise SimulationError(f"gate-level {what} failed in {cwd} ({line}); see {cwd / (what + '.log')}")
+
+
+def _read_outputs(path: Path, names: list[str], signed: list[str], ports) -> tuple[list[list[int]], int]:
+    rows, cycles = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("# beats"):
+            cycles = int(line.split()[-1])
+            continue
+        values = [int(x) for x in line.split()]
+        rows.append([_to_signed(v, ports[n][1]) if n in signed else v for v, n in zip(values, names, strict=True)])
+    if cycles is None:
+        raise SimulationError(f"{path}: the gate-level simulation did not finish")
+    return rows, cycles
+
+
+def _compare(top: str, got: list[list[int]], expected: list[list[int]]) -> None:
+    if len(got) != len(expected):
+        raise MismatchError(f"{top}: the gate-level netlist gave {len(got)} outputs, golden expects {len(expected)}")
+    for k, (g, e) in enumerate(zip(got, expected, strict=True)):
+        if list(g) != list(e):
+            raise MismatchError(f"{top}: gate-level output {k} is {g}, golden says {e}")

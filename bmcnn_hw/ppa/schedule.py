@@ -1,0 +1,60 @@
+"""What one inference asks of each layer's hardware: reads, ADC conversions, stream beats, MACs.
+
+The schedule is the one the generated RTL implements: for every output position and input
+bit plane, all tiles of a layer read at once (each tile has its drivers, TIAs and ADCs); the
+codes then stream into the layer's periphery one ADC code per clock cycle, ordered
+(plane, row tile) per output channel (:func:`bmcnn_hw.cosim.scenarios.beat_order`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..artefact import CompiledLayer
+
+
+@dataclass(frozen=True)
+class LayerSchedule:
+    """Per-inference counts of one crossbar layer."""
+
+    name: str
+    positions: int
+    """Output positions (conv: H_out x W_out before pooling; fc: 1)."""
+    planes: int
+    row_tiles: int
+    col_tiles: int
+    reads: int
+    """Parallel reads of the layer's tiles (positions x planes)."""
+    tile_reads: int
+    """Reads summed over tiles (reads x tiles)."""
+    conversions: int
+    """ADC conversions: one per used weight column of every tile read."""
+    beats: int
+    """Codes streamed into the periphery (one per clock cycle)."""
+    macs: int
+    """Binary multiply-accumulates of the layer (positions x fan-in x outputs; padding excluded)."""
+    tias: int
+    """TIAs: one per physical column of every tile (differential: two per weight column)."""
+    devices: int
+    """Memristors of every tile (rows x physical columns, padding included)."""
+
+
+def positions(layer: CompiledLayer) -> int:
+    """Output positions of a layer before pooling."""
+    if layer.kind != "conv":
+        return 1
+    return (layer.in_shape[1] - layer.kernel + 1) * (layer.in_shape[2] - layer.kernel + 1)
+
+
+def layer_schedule(layer: CompiledLayer, encoding: str) -> LayerSchedule:
+    """The counts of ``layer`` for one inference (``encoding``: "differential" or "reference")."""
+    t = layer.tiling
+    assert t is not None  # memristive layers are tiled
+    pos, tiles = positions(layer), t.n_row_tiles * t.n_col_tiles
+    reads = pos * layer.input_bits
+    phys = 2 * t.tile_cols if encoding == "differential" else t.tile_cols + 1
+    return LayerSchedule(
+        name=layer.name, positions=pos, planes=layer.input_bits, row_tiles=t.n_row_tiles, col_tiles=t.n_col_tiles,
+        reads=reads, tile_reads=reads * tiles, conversions=reads * t.n_row_tiles * layer.cols,
+        beats=reads * t.n_row_tiles * layer.cols, macs=pos * layer.rows * layer.cols,
+        tias=tiles * phys, devices=tiles * t.tile_rows * phys)

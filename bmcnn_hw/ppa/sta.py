@@ -1,0 +1,98 @@
+"""Static timing and power of a synthesised netlist with OpenSTA."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SimulationError
+from .synth import SynthResult
+from .tools import require_tool, run_tool
+from .vcd import NetActivity
+
+
+@dataclass(frozen=True)
+class StaResult:
+    """Timing at the requested clock and power at the measured activity."""
+
+    period_ns: float
+    critical_path_ns: float
+    """Data arrival time of the worst setup path (register or input to register or output)."""
+    slack_ns: float
+    """Required minus arrival at ``period_ns`` (negative: the design fails timing)."""
+    fmax_mhz: float
+    """1 / (period - slack): the fastest clock the worst path allows."""
+    power_w: dict[str, float]
+    """Internal, switching, leakage and total power (W) at ``period_ns`` with the annotated activity."""
+    annotated_nets: int
+
+
+def sta_script(synth: SynthResult, period_ns: float, activity_file: Path | None) -> str:
+    """OpenSTA commands: link, clock, I/O delays of zero, worst setup path, power."""
+    lines = [
+        f"read_liberty {synth.liberty}",
+        f"read_verilog {Path(synth.netlist).resolve()}",
+        f"link_design {synth.top}",
+        f"create_clock -name clk -period {period_ns!r} [get_ports clk]",
+        "set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]",
+        "set_output_delay 0 -clock clk [all_outputs]",
+        "report_checks -path_delay max -digits 4",
+    ]
+    if activity_file is not None:
+        lines.append(f"source {activity_file.resolve()}")
+    lines += ["report_power -digits 8", "exit"]
+    return "\n".join(lines) + "\n"
+
+
+def activity_tcl(activity: dict[str, NetActivity], cycles: int, inputs: set[str]) -> tuple[str, int]:
+    """``set_power_activity`` on every pin of each simulated net (and on input ports); skips the clock."""
+    lines = ["proc bmcnn_act {net a d} {",
+             "  set pins [get_pins -quiet -of_objects [get_nets -quiet $net]]",
+             "  if {[llength $pins]} { set_power_activity -pins $pins -activity $a -duty $d }",
+             "}"]
+    count = 0
+    for name, act in sorted(activity.items()):
+        if name == "clk":
+            continue
+        a, d = act.toggles / max(cycles, 1), act.high_fraction
+        braced = "{" + name + "}"
+        if name.split("[")[0] in inputs:
+            lines.append(f"set_power_activity -input_ports [get_ports {braced}] -activity {a!r} -duty {d!r}")
+        lines.append(f"bmcnn_act {braced} {a!r} {d!r}")
+        count += 1
+    return "\n".join(lines) + "\n", count
+
+
+def parse_sta(text: str, period_ns: float) -> tuple[float, float, dict[str, float]]:
+    """(arrival, slack, power by group) from ``report_checks`` and ``report_power`` output."""
+    arrival = re.search(r"([-0-9.]+)\s+data arrival time", text)
+    slack = re.search(r"([-0-9.]+)\s+slack \((MET|VIOLATED)\)", text)
+    total = re.search(r"^Total\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)", text, re.MULTILINE)
+    if arrival is None or slack is None or total is None:
+        raise SimulationError("OpenSTA printed no setup path or power report (is the clock port named clk?)")
+    power = dict(zip(("internal", "switching", "leakage", "total"), (float(x) for x in total.groups()), strict=True))
+    return float(arrival.group(1)), float(slack.group(1)), power
+
+
+def run_sta(synth: SynthResult, period_ns: float, work_dir: Path, activity: dict[str, NetActivity] | None = None,
+            cycles: int = 0, inputs: set[str] | None = None) -> StaResult:
+    """Time and power ``synth`` at ``period_ns`` with OpenSTA; activity from a gate-level VCD.
+
+    Raises:
+        ToolNotFound: sta missing.
+        SimulationError: OpenSTA failed or printed no report.
+    """
+    sta = require_tool("sta")
+    work_dir = Path(work_dir)
+    act_file, annotated = None, 0
+    if activity is not None:
+        text, annotated = activity_tcl(activity, cycles, inputs or set())
+        act_file = work_dir / "activity.tcl"
+        act_file.write_text(text)
+    script = work_dir / "sta.tcl"
+    script.write_text(sta_script(synth, period_ns, act_file))
+    out = run_tool([sta, "-no_splash", "-exit", str(script.resolve())], work_dir, work_dir / "sta.log",
+                   f"{synth.top}: static timing")
+    arrival, slack, power = parse_sta(out, period_ns)
+    return StaResult(period_ns, arrival, slack, 1e3 / (period_ns - slack), power, annotated)

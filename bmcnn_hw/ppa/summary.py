@@ -1,0 +1,152 @@
+"""The PPA report: totals per inference, per layer and component, with the source of every figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..artefact import CompiledModel
+from ..golden.chip import Chip
+from .cost_model import CostModel
+from .records import COMPONENTS, LayerPpa, PpaOptions, layer_record
+
+AREA_COMPONENTS = ("array", "tia", "adc", "digital")
+
+
+def _sources(cost: CostModel, options: PpaOptions, n_images: int) -> dict[str, str]:
+    spice = ("SPICE: ngspice transient of the worst-case read (all rows switched) of each layer's tile (0,0), "
+             f"scaled by the physics executor's DC driver power on {n_images} test images relative to that read's")
+    digital = (f"OpenSTA report_power on the Yosys netlist ({Path(options.liberty).name}), switching activity from a "
+               "gate-level Icarus simulation of real beats (functional transitions, no glitches), busy time only")
+    return {
+        "energy.array_drivers": spice, "energy.tia_output": spice + "; output current drawn from a rail at supply/2",
+        "energy.tia_bias": f"model [tia]: {cost.tia.source}", "energy.adc": f"model [adc]: {cost.adc.source}",
+        "energy.digital": digital if options.digital else "not measured (--no-digital)",
+        "area.array": f"devices x cell pitch^2, model [array]: {cost.array.source}",
+        "area.tia": f"model [tia]: {cost.tia.source}", "area.adc": f"model [adc]: {cost.adc.source}",
+        "area.digital": "Yosys stat -liberty" if options.digital else "not measured (--no-digital)",
+        "read_time": "SPICE transient: latest time a TIA output stays within 1/2 ADC step, after rise and after fall",
+        "clock": "OpenSTA worst setup path of the slowest layer" if options.digital else "assumed",
+    }
+
+
+def _warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> list[str]:
+    notes = []
+    rail = cost.tia.supply_v / 2
+    for lp in layers:
+        if not model.hardware.readout.v_swing_v and lp.transient.v_out_max_v > rail:
+            notes.append(f"{lp.schedule.name}: worst-case TIA output {lp.transient.v_out_max_v:.3g} V exceeds the "
+                         f"+-{rail:g} V a {cost.tia.supply_v:g} V TIA can swing; this build has no rails (compile with "
+                         "--v-swing and --tia-rf auto for a realisable readout)")
+    return notes
+
+
+def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[LayerPpa], period_ns: float,
+              n_images: int, options: PpaOptions, seconds: float) -> dict:
+    """The report dict (JSON-able): totals, per layer, sources, assumptions, warnings."""
+    energy = {c: sum(lp.energy_j[c] for lp in layers) for c in COMPONENTS}
+    area = {c: sum(lp.area_um2[c] for lp in layers) for c in AREA_COMPONENTS}
+    e_total, a_total_mm2 = sum(energy.values()), sum(area.values()) * 1e-6
+    times = [max(lp.analog_time_s, lp.digital_time_s) for lp in layers]
+    latency, bottleneck = sum(times), max(times)
+    ops = 2 * sum(lp.schedule.macs for lp in layers)
+    throughput = 1.0 / bottleneck if bottleneck else 0.0
+    return {
+        "build": {"layers": [la.name for la in model.layers], "device": chip.describe(),
+                  "geometry": model.hardware.geometry.to_dict(), "readout": model.hardware.readout.to_dict()},
+        "images": n_images, "clock_mhz": 1e3 / period_ns, "columns_per_adc": options.columns_per_adc,
+        "cost_model": cost.path,
+        "liberty": str(options.liberty) if options.digital else None,
+        "totals": {"energy_per_inference_j": e_total, "energy_j": energy, "area_mm2": a_total_mm2,
+                   "area_um2": area, "latency_s": latency, "throughput_inferences_per_s": throughput,
+                   "ops_per_inference": ops, "tops_per_w": ops / e_total / 1e12 if e_total else 0.0,
+                   "tops_per_mm2": ops * throughput / 1e12 / a_total_mm2 if a_total_mm2 else 0.0},
+        "layers": {lp.schedule.name: layer_record(lp) for lp in layers},
+        "sources": _sources(cost, options, n_images),
+        "assumptions": [
+            "all tiles of a layer read in parallel, one read per output position and input bit plane",
+            f"read cycle = SPICE settling time + {options.columns_per_adc} ADC conversion(s) (1 / sample rate each): "
+            f"{options.columns_per_adc} weight column(s) share one ADC",
+            "ADC codes are double-buffered: a layer's next read overlaps the streaming of the last one, so a "
+            "layer takes max(analog time, digital time); latency sums the layers, throughput is set by the "
+            "slowest layer (layers pipelined across images)",
+            "the periphery takes one ADC code per clock cycle and is clock-gated when idle",
+            "ops = 2 x binary MACs of the network (padding excluded)",
+            "row drivers: ideal ramps (plus the build's source resistance); their own area is not counted",
+        ],
+        "warnings": _warnings(model, cost, layers),
+        "seconds": seconds,
+    }
+
+
+def _si(value: float, unit: str) -> str:
+    for scale, prefix in ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, "")):
+        if abs(value) < scale * 1000:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def format_markdown(report: dict) -> str:
+    """The report as Markdown: totals, per-layer energy/area/time tables, sources, warnings."""
+    t = report["totals"]
+    lines = ["# PPA per inference", "",
+             f"Clock {report['clock_mhz']:.1f} MHz; {report['images']} test images; "
+             f"cost model `{report['cost_model']}`.",
+             "", "| figure | value |", "|---|---|",
+             f"| energy per inference | {_si(t['energy_per_inference_j'], 'J')} |",
+             f"| latency | {_si(t['latency_s'], 's')} |",
+             f"| throughput | {t['throughput_inferences_per_s']:.4g} inferences/s |",
+             f"| area | {t['area_mm2']:.4g} mm^2 |",
+             f"| ops per inference | {t['ops_per_inference']:,} |",
+             f"| TOPS/W | {t['tops_per_w']:.4g} |", f"| TOPS/mm^2 | {t['tops_per_mm2']:.4g} |", "",
+             "## Energy per inference by layer and component", "",
+             "| layer | " + " | ".join(COMPONENTS) + " | total |", "|---" * (len(COMPONENTS) + 2) + "|"]
+    for name, rec in report["layers"].items():
+        e = rec["energy_j"]
+        cells = " | ".join(_si(e[c], "J") for c in COMPONENTS)
+        lines.append(f"| {name} | {cells} | {_si(sum(e.values()), 'J')} |")
+    lines += ["", "## Area by layer and component", "",
+              "| layer | " + " | ".join(AREA_COMPONENTS) + " | total |", "|---" * (len(AREA_COMPONENTS) + 2) + "|"]
+    for name, rec in report["layers"].items():
+        a = rec["area_um2"]
+        lines.append(f"| {name} | " + " | ".join(f"{a[c] * 1e-6:.4g} mm^2" for c in AREA_COMPONENTS)
+                     + f" | {sum(a.values()) * 1e-6:.4g} mm^2 |")
+    lines += ["", "## Time per layer", "",
+              "| layer | reads | read time (SPICE) | analog time | beats | digital time | fmax | cells |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, rec in report["layers"].items():
+        d = rec.get("digital", {})
+        fmax = f"{d['fmax_mhz']:.1f} MHz" if d else "-"
+        lines.append(f"| {name} | {rec['schedule']['reads']:,} | {_si(rec['transient']['read_time_s'], 's')} | "
+                     f"{_si(rec['analog_time_s'], 's')} | {rec['schedule']['beats']:,} | "
+                     f"{_si(rec['digital_time_s'], 's')} | {fmax} | {d.get('cells', '-')} |")
+    lines += ["", "## Sources", ""] + [f"- **{k}**: {v}" for k, v in report["sources"].items()]
+    lines += ["", "## Assumptions", ""] + [f"- {a}" for a in report["assumptions"]]
+    if report["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_breakdown(report: dict, path: Path) -> None:
+    """Stacked bars of energy and area per layer by component (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["layers"])
+    fig, (ax_e, ax_a) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, comps, scale, label in ((ax_e, "energy_j", COMPONENTS, 1e9, "energy per inference (nJ)"),
+                                         (ax_a, "area_um2", AREA_COMPONENTS, 1e-6, "area (mm$^2$)")):
+        bottom = [0.0] * len(names)
+        for comp in comps:
+            values = [report["layers"][n][key][comp] * scale for n in names]
+            ax.bar(names, values, bottom=bottom, label=comp)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    t = report["totals"]
+    fig.suptitle(f"{t['energy_per_inference_j'] * 1e9:.4g} nJ/inference, {t['area_mm2']:.3g} mm$^2$, "
+                 f"{t['tops_per_w']:.3g} TOPS/W at {report['clock_mhz']:.0f} MHz")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,86 @@
+"""Logic synthesis of a layer's Verilog with Yosys onto a Liberty standard-cell library."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SimulationError
+from .tools import require_file, require_tool, run_tool
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """A synthesised netlist and what Yosys' ``stat -liberty`` says about it."""
+
+    top: str
+    netlist: Path
+    """Gate-level Verilog (flattened; internal nets renamed n_<k>, one bit each)."""
+    cells: int
+    area_um2: float
+    """Yosys ``stat -liberty`` chip area (the Liberty's area unit, um^2 for OSU 0.18 um)."""
+    cell_counts: dict[str, int]
+    liberty: Path
+
+
+def yosys_script(verilog: Path, top: str, liberty: Path, netlist: Path) -> str:
+    """The Yosys commands: generic synthesis, flip-flop and logic mapping, single-bit named nets.
+
+    The nets are split to bits and renumbered so that every net of the netlist is a plain
+    identifier the gate-level VCD and OpenSTA name the same way.
+    """
+    return "\n".join([
+        f"read_verilog {verilog}",
+        f"synth -flatten -top {top}",
+        f"dfflibmap -liberty {liberty}",
+        f"abc -liberty {liberty}",
+        "opt_clean -purge",
+        "rename -hide w:*",
+        "splitnets",
+        "rename -enumerate -pattern n_%",
+        f"tee -o stat.txt stat -liberty {liberty}",
+        f"write_verilog -noattr -noexpr {netlist}",
+    ]) + "\n"
+
+
+def parse_stat(text: str, top: str) -> tuple[int, float, dict[str, int]]:
+    """(cells, chip area, cell type -> count) from ``stat -liberty`` output.
+
+    Raises:
+        SimulationError: when a cell type has no Liberty area or was left unmapped.
+    """
+    unknown = re.findall(r"Area for cell type (\S+) is unknown", text)
+    if unknown:
+        raise SimulationError(f"the Liberty library lacks cells the design needs ({', '.join(sorted(set(unknown)))}"
+                              f" have no area): map them or pick another library")
+    cells = re.search(r"Number of cells:\s+(\d+)", text)
+    area = re.search(r"Chip area for module '\\?" + re.escape(top) + r"':\s+([0-9.eE+-]+)", text)
+    if cells is None or area is None:
+        raise SimulationError(f"{top}: Yosys printed no cell count or chip area (stat -liberty)")
+    counts = {name: int(n) for name, n in re.findall(r"^\s+(\S+)\s+(\d+)$", text.split("Number of cells:")[1],
+                                                     re.MULTILINE)}
+    unmapped = sorted(name for name in counts if name.startswith("$"))
+    if unmapped:
+        raise SimulationError(f"the Liberty library has no cell for {', '.join(unmapped)}: pick a library with "
+                              "flip-flops and basic gates")
+    return int(cells.group(1)), float(area.group(1)), counts
+
+
+def synthesize(verilog: Path, top: str, liberty: Path, work_dir: Path) -> SynthResult:
+    """Synthesise module ``top`` of ``verilog`` onto ``liberty`` in ``work_dir``.
+
+    Raises:
+        ToolNotFound: yosys or the Liberty file missing.
+        SimulationError: Yosys failed (e.g. the Liberty file does not parse) or cells are missing.
+    """
+    yosys = require_tool("yosys")
+    liberty = require_file(Path(liberty), "Liberty file").resolve()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    netlist = work_dir / f"{top}_gates.v"
+    script = work_dir / "synth.ys"
+    script.write_text(yosys_script(Path(verilog).resolve(), top, liberty, netlist.resolve()))
+    run_tool([yosys, "-q", "-s", str(script)], work_dir, work_dir / "yosys.log", f"{top}: synthesis")
+    cells, area, counts = parse_stat((work_dir / "stat.txt").read_text(), top)
+    return SynthResult(top, netlist, cells, area, counts, liberty)

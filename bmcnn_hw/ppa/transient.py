@@ -1,0 +1,252 @@
+"""Transient tile reads in ngspice: settling time to half an ADC step, and read energy.
+
+A worst-case read of one tile: every row driver ramps from 0 to V_read (rise time from the
+cost model), holds for half the window, and ramps back. Wires carry their sky130 met1
+capacitance per cell segment (lumped per row and column when the build has ideal wires;
+the padding part of each wire is lumped at its far end), and every physical column's TIA is
+a single-pole op-amp macro-model with finite gain-bandwidth and a feedback capacitor sized
+for a maximally flat response. The read time is the latest time any TIA output enters, and
+stays within, half an ADC step of its final value, after the rise and after the fall.
+
+Energy of the on-phase (ramp + settling): drivers = integral of sum(V_row * I_row) dt, TIA
+output stages = (supply / 2) * integral of sum |I_column| dt. The DC reference is the
+steady driver power times the integral of (V_row(t) / V_read)^2 over the same interval: on a
+tile without capacitance and with an ideal TIA the two are the same number.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..artefact import CompiledModel
+from ..errors import SimulationError
+from ..golden.chip import Chip
+from ..io_utils import write_text_atomic
+from ..spice.netlist import _includes, _TileCircuit, driver_branch, sense_branch, spice_models_dir, tile_subckt_name
+from ..spice.ngspice import NgSpice
+from ..spice.sky130 import model_include
+from .cost_model import CostModel
+
+SETTLE_LSB = 0.5
+POINTS = 4000
+"""Largest time step is the window / POINTS (ngspice adds its own points at the ramp corners)."""
+
+
+@dataclass(frozen=True)
+class TransientRead:
+    """Settling and energy of one worst-case read of a tile (all rows switched together)."""
+
+    layer: str
+    tile: tuple[int, int]
+    rows: int
+    physical_columns: int
+    settle_rise_s: float
+    """From the start of the rising ramp until every TIA output stays within half a step."""
+    settle_fall_s: float
+    read_time_s: float
+    """max(settle_rise, settle_fall): the read time, no longer an assumption."""
+    energy_drivers_j: float
+    """Supply energy of the row drivers over the on-phase (ramp + settle_rise): array, wires, charging."""
+    energy_tia_output_j: float
+    energy_dc_j: float
+    """Steady driver power x integral of (V/V_read)^2 over the same on-phase (the V*I*t model)."""
+    power_dc_w: float
+    lsb_v: float
+    v_out_max_v: float
+    """Largest |TIA output| of the read (compare with the supply rails)."""
+    cf_f: float
+    window_s: float
+    solve_s: float
+
+
+def feedback_cap_f(c_in_f: float, rf_ohm: float, gbw_hz: float) -> float:
+    """C_f = sqrt(C_in / (2 pi R_f GBW)), the maximally flat TIA compensation (at least 1 fF)."""
+    return max(math.sqrt(c_in_f / (2 * math.pi * rf_ohm * gbw_hz)), 1e-15)
+
+
+class _TransientTile:
+    """The transient netlist of one tile: its static circuit plus capacitors, TIA macro-models, ramps."""
+
+    def __init__(self, model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel,
+                 window_s: float, ideal_tia: bool = False):
+        self.circuit = _TileCircuit(model, chip, index, rt, ct)
+        self.chip, self.cost, self.window_s, self.ideal_tia = chip, cost, window_s, ideal_tia
+        t = self.circuit.layer.tiling
+        self.n_phys = len(self.circuit.layout)
+        self.full_phys = 2 * t.tile_cols if chip.encoding == "differential" else t.tile_cols + 1
+        self.full_rows = t.tile_rows
+        self.readout = model.hardware.readout
+        c_seg = cost.array.segment_cap_f
+        self.cf = feedback_cap_f(self.full_rows * c_seg, self.readout.tia_rf_ohm, cost.tia.gbw_hz)
+
+    def capacitors(self) -> list[str]:
+        """Wire capacitance to ground per cell segment (lumped per wire without wire resistance)."""
+        c = self.circuit
+        c_seg = self.cost.array.segment_cap_f
+        if not c_seg:
+            return []
+        lines = [f"* wire capacitance: {c_seg!r} F per cell segment (met1), padding part of each wire at its far end"]
+        if c.wires:
+            lines += [f"Cr{r}_{j} {c.row_node(r, j)} 0 {c_seg!r}" for r in range(c.rows) for j in range(self.n_phys)]
+            lines += [f"Cc{j}_{r} {c.col_node(r, j)} 0 {c_seg!r}" for j in range(self.n_phys) for r in range(c.rows)]
+            extra_row = (self.full_phys - self.n_phys) * c_seg
+            extra_col = (self.full_rows - c.rows) * c_seg
+            if extra_row > 0:
+                lines += [f"Crp{r} {c.row_node(r, self.n_phys - 1)} 0 {extra_row!r}" for r in range(c.rows)]
+            if extra_col > 0:
+                lines += [f"Ccp{j} {c.bottom_node(j)} 0 {extra_col!r}" for j in range(self.n_phys)]
+            return lines
+        lines += [f"Cr{r} {c.row_node(r, 0)} 0 {self.full_phys * c_seg!r}" for r in range(c.rows)]
+        lines += [f"Cc{j} {c.bottom_node(j)} 0 {self.full_rows * c_seg!r}" for j in range(self.n_phys)]
+        return lines
+
+    def tia(self) -> str:
+        """The instance parameters of every column's TIA."""
+        ro, tia = self.readout, self.cost.tia
+        if self.ideal_tia:
+            return f"tia_ideal rf={ro.tia_rf_ohm!r}"
+        vsw = ro.v_swing_v or 1e3
+        return (f"tia_gbw rf={ro.tia_rf_ohm!r} cf={self.cf!r} a0={tia.open_loop_gain!r} "
+                f"fp={tia.gbw_hz / tia.open_loop_gain!r} vsw={vsw!r}")
+
+    def ramps(self) -> list[str]:
+        """Row drivers: 0 -> V_read -> 0, with the cost model's rise time."""
+        tr, v = self.cost.array.driver_rise_s, self.chip.params.v_read_v
+        t0, t1 = tr, tr + self.window_s / 2
+        pwl = f"PWL(0 0 {t0!r} 0 {t0 + tr!r} {v!r} {t1!r} {v!r} {t1 + tr!r} 0)"
+        return [f"Vr{r} in{r} 0 {pwl}" for r in range(self.circuit.rows)]
+
+    def text(self) -> str:
+        """The netlist: includes, the tile subcircuit with capacitors and TIAs, drivers, saves."""
+        c = self.circuit
+        name = tile_subckt_name(c.layer, c.rt, c.ct)
+        ports = [c.port(r) for r in range(c.rows)] + [f"o{j}" for j in range(self.n_phys)]
+        body = [re.sub(r"tia_(ideal|rails|opamp) [^$]*", self.tia() + " ", line) for line in c.body()]
+        nodes = [f"in{r}" for r in range(c.rows)] + [f"o{j}" for j in range(self.n_phys)]
+        saves = ["time"] + [f"in{r}" for r in range(c.rows)] + [f"o{j}" for j in range(self.n_phys)]
+        saves += [driver_branch(r) for r in range(c.rows)] + [sense_branch(j) for j in range(self.n_phys)]
+        lines = [f"* bmcnn-hw transient read: layer {c.layer.name}, tile ({c.rt},{c.ct}), all {c.rows} rows "
+                 f"switched 0 -> V_read -> 0; window {self.window_s!r} s",
+                 *_includes(self.chip), f".subckt {name} {' '.join(ports)}", *body, *self.capacitors(),
+                 f".ends {name}", *self.ramps(), f"Xtile {' '.join(nodes)} {name}",
+                 ".save " + " ".join(saves[1:]), ".end"]
+        return "\n".join(lines) + "\n"
+
+
+def _settle(time: np.ndarray, wave: np.ndarray, start: float, stop: float, tol: float) -> float | None:
+    """Time after ``start`` from which ``wave`` stays within ``tol`` of its value at ``stop``; None if never."""
+    inside = (time >= start) & (time <= stop)
+    t, w = time[inside], wave[inside]
+    outside = np.abs(w - w[-1]) > tol
+    if not outside.any():
+        return 0.0
+    last = int(np.nonzero(outside)[0][-1])
+    if t[last] > start + 0.5 * (stop - start):
+        return None  # still moving in the second half of the phase: not settled
+    return float(t[min(last + 1, len(t) - 1)] - start)
+
+
+def _write_libs(chip: Chip, lib_dir: Path) -> None:
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("memristor.lib", "rram_sinh.lib", "tia.lib"):
+        shutil.copyfile(spice_models_dir() / name, lib_dir / name)
+    if chip.params.cell == "1t1r":
+        source = model_include(chip.params.corner)
+        shutil.copyfile(source, lib_dir / source.name)
+
+
+def estimated_window_s(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel) -> float:
+    """A simulation window long enough for ~10 closed-loop time constants of the slowest TIA, twice.
+
+    With every row on, a column is a source of conductance G = sum of its cells', so the op-amp
+    works at a noise gain of 1 + R_f G and its closed-loop bandwidth is GBW / (1 + R_f G).
+    """
+    devices = chip.tiles[(index, rt, ct)]
+    layer = model.layers[index]
+    r_phys, _ = devices.physical(*[b - a for a, b in (layer.tiling.row_range(rt, layer.rows),
+                                                      layer.tiling.col_range(ct, layer.cols))])
+    g_col = float(np.max(np.sum(1.0 / r_phys, axis=0)))
+    noise_gain = 1.0 + model.hardware.readout.tia_rf_ohm * g_col
+    tau = noise_gain / (2 * math.pi * cost.tia.gbw_hz)
+    return 2 * max(10 * tau, 10 * cost.array.driver_rise_s, 5e-9)
+
+
+def transient_read(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel,
+                   work_dir: Path, window_s: float | None = None, ideal_tia: bool = False,
+                   attempts: int = 3) -> TransientRead:
+    """Run the worst-case transient read of tile (rt, ct) of layer ``index``.
+
+    ``window_s`` (default :func:`estimated_window_s`) is doubled up to ``attempts`` - 1 times
+    while some TIA output has not settled.
+
+    Raises:
+        SimulationError: ngspice failed, or a TIA output did not settle within the longest
+            window (the message names the tile).
+    """
+    window = window_s or estimated_window_s(model, chip, index, rt, ct, cost)
+    for attempt in range(attempts):
+        try:
+            return _transient_once(model, chip, index, rt, ct, cost, Path(work_dir), window, ideal_tia)
+        except _NotSettled as exc:
+            if attempt == attempts - 1:
+                raise SimulationError(str(exc)) from None
+            window *= 2
+    raise AssertionError("unreachable")
+
+
+class _NotSettled(Exception):
+    pass
+
+
+def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel,
+                    work_dir: Path, window_s: float, ideal_tia: bool) -> TransientRead:
+    import time as clock
+
+    tile = _TransientTile(model, chip, index, rt, ct, cost, window_s, ideal_tia)
+    c = tile.circuit
+    name = f"{tile_subckt_name(c.layer, rt, ct)}_tran"
+    _write_libs(chip, work_dir / "lib")
+    netlist = work_dir / f"{name}.cir"
+    write_text_atomic(netlist, tile.text())
+    ng = NgSpice.get()
+    ng.load(netlist, hs_models=chip.params.cell == "1t1r")
+    tr = cost.array.driver_rise_s
+    stop = 2 * tr + window_s
+    started = clock.perf_counter()
+    ng.command("destroy all", str(netlist))
+    ng.command(f"tran {tr / 10!r} {stop!r} 0 {window_s / POINTS!r}", str(netlist))
+    solve_s = clock.perf_counter() - started
+    time = ng.vector("time")
+    v_in = np.stack([ng.vector(f"in{r}") for r in range(c.rows)])
+    i_drv = -np.stack([ng.vector(driver_branch(r)) for r in range(c.rows)])
+    i_col = np.stack([ng.vector(sense_branch(j)) for j in range(tile.n_phys)])
+    v_out = np.stack([ng.vector(f"o{j}") for j in range(tile.n_phys)])
+    ng.unload()
+    lsb_v = model.hardware.readout.tia_rf_ohm * chip.unit_current_a * model.hardware.readout.lsb_units
+    tol = SETTLE_LSB * lsb_v
+    t0, t1 = tr, tr + window_s / 2
+    rise = [_settle(time, w, t0, t1, tol) for w in v_out]
+    fall = [_settle(time, w, t1, stop, tol) for w in v_out]
+    if any(s is None for s in rise + fall):
+        raise _NotSettled(f"{c.layer.name} tile ({rt},{ct}): a TIA output did not settle to half an ADC step "
+                          f"({tol:.3g} V) within a {window_s * 1e9:.4g} ns window (transient {netlist})")
+    settle_rise, settle_fall = max(s for s in rise if s is not None), max(s for s in fall if s is not None)
+    on = (time >= 0) & (time <= t0 + settle_rise)
+    t_on = time[on]
+    p_drv = np.sum(v_in[:, on] * i_drv[:, on], axis=0)
+    e_drv = float(np.trapezoid(p_drv, t_on))
+    e_tia = cost.tia.supply_v / 2 * float(np.trapezoid(np.sum(np.abs(i_col[:, on]), axis=0), t_on))
+    end = int(np.searchsorted(time, t1) - 1)
+    power_dc = float(np.sum(v_in[:, end] * i_drv[:, end]))
+    v_read = chip.params.v_read_v
+    e_dc = power_dc * float(np.trapezoid(np.mean((v_in[:, on] / v_read) ** 2, axis=0), t_on))
+    return TransientRead(c.layer.name, (rt, ct), c.rows, tile.n_phys, settle_rise, settle_fall,
+                         max(settle_rise, settle_fall), e_drv, e_tia, e_dc, power_dc, lsb_v,
+                         float(np.max(np.abs(v_out))), tile.cf, window_s,
+                         solve_s)
