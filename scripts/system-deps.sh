@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install the Debian packages bmcnn-hw needs (ngspice shared library, Icarus Verilog).
+# Install the Debian packages bmcnn-hw needs (ngspice shared library, Icarus Verilog, and for
+# `bmcnn-hw ppa` Yosys, OpenSTA and the OSU 0.18 um standard cells).
 # As root: installs them with apt-get. Otherwise: prints one line saying what to install.
 set -euo pipefail
-packages=(ngspice libngspice0 libngspice0-dev iverilog)
+packages=(ngspice libngspice0 libngspice0-dev iverilog yosys opensta qflow-tech-osu018)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

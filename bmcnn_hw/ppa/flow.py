@@ -27,7 +27,7 @@ from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
 from .records import LayerPpa, PpaOptions
 from .schedule import layer_schedule
-from .sta import run_sta
+from .sta import StaResult, run_sta
 from .summary import summarize
 from .synth import synthesize
 from .transient import transient_read
@@ -56,20 +56,23 @@ def _activity_scenario(layer, index: int, trace, accumulator, n_images: int, bud
     return truncate_scenario(scenario, budget)
 
 
-def _choose_clock(layers: list[LayerPpa], clock_mhz: float | None) -> float:
-    """Clock period (ns): the requested one, checked, or the slowest layer's fmax rounded down."""
-    timed = [lp for lp in layers if lp.sta is not None]
-    if not timed:
-        return 1e3 / (clock_mhz or 1e3 / NOMINAL_PERIOD_NS)
-    slowest = min(timed, key=lambda lp: lp.sta.fmax_mhz if lp.sta else math.inf)
-    assert slowest.sta is not None
+def _choose_clock(timings: list[tuple[str, StaResult]], clock_mhz: float | None) -> float:
+    """Clock period (ns): the requested one, checked against every layer's timing, or the
+    slowest layer's fmax rounded down to 1 MHz.
+
+    Raises:
+        ConfigError: the requested clock is faster than a layer's fmax (names it and the slack).
+    """
+    if not timings:
+        return 1e3 / clock_mhz if clock_mhz else NOMINAL_PERIOD_NS
+    name, slowest = min(timings, key=lambda item: item[1].fmax_mhz)
     if clock_mhz is None:
-        return 1e3 / max(math.floor(slowest.sta.fmax_mhz), 1)
-    if clock_mhz > slowest.sta.fmax_mhz:
+        return 1e3 / max(math.floor(slowest.fmax_mhz), 1)
+    if clock_mhz > slowest.fmax_mhz:
         period = 1e3 / clock_mhz
-        slack = period - (NOMINAL_PERIOD_NS - slowest.sta.slack_ns)
-        raise ConfigError(f"--clock-mhz {clock_mhz:g}: layer {slowest.schedule.name} fails timing (slack "
-                          f"{slack:.3f} ns at {period:.3f} ns; its fmax is {slowest.sta.fmax_mhz:.1f} MHz)")
+        slack = period - (slowest.period_ns - slowest.slack_ns)
+        raise ConfigError(f"--clock-mhz {clock_mhz:g}: layer {name} fails timing (slack {slack:.3f} ns at "
+                          f"{period:.3f} ns; its fmax is {slowest.fmax_mhz:.1f} MHz)")
     return 1e3 / clock_mhz
 
 
@@ -112,15 +115,22 @@ def _analog(model, chip, cost, trace_energy, images, work, progress) -> list[Lay
     return layers
 
 
-def _digital(model, layers, trace, accumulator, n_images, options: PpaOptions, build: Path, work: Path,
-             progress: bool) -> float:
-    for layer, lp in zip(model.layers, layers, strict=True):
+def _synthesize_and_time(model, options: PpaOptions, build: Path, work: Path, progress: bool) -> list:
+    """Per layer: the Yosys netlist and its OpenSTA timing at the nominal period (before any long run)."""
+    results = []
+    for layer in model.layers:
         top = top_name(layer)
-        lp.synth = synthesize(build / "rtl" / f"{top}.v", top, options.liberty, work / layer.name / "synth")
-        lp.sta = run_sta(lp.synth, NOMINAL_PERIOD_NS, work / layer.name / "synth")
-        _say(progress, f"ppa: {layer.name}: {lp.synth.cells} cells, {lp.synth.area_um2:,.0f} um^2, "
-                       f"fmax {lp.sta.fmax_mhz:.1f} MHz")
-    period = _choose_clock(layers, options.clock_mhz)
+        synth = synthesize(build / "rtl" / f"{top}.v", top, options.liberty, work / layer.name / "synth")
+        sta = run_sta(synth, NOMINAL_PERIOD_NS, work / layer.name / "synth")
+        _say(progress, f"ppa: {layer.name}: {synth.cells} cells, {synth.area_um2:,.0f} um^2, "
+                       f"fmax {sta.fmax_mhz:.1f} MHz")
+        results.append((synth, sta))
+    return results
+
+
+def _measure_power(model, layers, trace, accumulator, n_images, options: PpaOptions, period: float, work: Path,
+                   progress: bool) -> None:
+    """Per layer: gate-level simulation of real beats (checked against golden), then power at ``period``."""
     for i, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
         assert lp.synth is not None
         scenario = _activity_scenario(layer, i, trace, accumulator, n_images, options.activity_beats)
@@ -131,7 +141,6 @@ def _digital(model, layers, trace, accumulator, n_images, options: PpaOptions, b
                          {*PERIPHERY_IN, "in_valid", "rst", "out_ready", "reg_addr", "reg_wdata", "reg_we"})
         _say(progress, f"ppa: {layer.name}: gate-level netlist = golden on {sim.outputs_checked} outputs "
                        f"({sim.beats} beats); {lp.sta.power_w['total'] * 1e3:.3f} mW at {1e3 / period:.1f} MHz")
-    return period
 
 
 def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions, progress: bool = True) -> dict:
@@ -146,11 +155,15 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     chip = Chip.of_build(model)
     work = Path(out_dir) / "work"
     started = time.perf_counter()
+    timed = _synthesize_and_time(model, options, Path(build), work, progress) if options.digital else []
+    period = _choose_clock([(la.name, sta) for la, (_, sta) in zip(model.layers, timed, strict=False)],
+                           options.clock_mhz)
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=options.digital)
     layers = _analog(model, chip, cost, accumulator.energy_j, images, work, progress)
-    period = NOMINAL_PERIOD_NS if not options.clock_mhz else 1e3 / options.clock_mhz
+    for lp, (synth, sta) in zip(layers, timed, strict=False):
+        lp.synth, lp.sta = synth, sta
     if options.digital:
-        period = _digital(model, layers, trace, accumulator, len(images), options, Path(build), work, progress)
+        _measure_power(model, layers, trace, accumulator, len(images), options, period, work, progress)
     for lp in layers:
         _energy_and_area(lp, model, cost, period, options)
     return summarize(model, chip, cost, layers, period, len(images), options, time.perf_counter() - started)

@@ -34,6 +34,9 @@ from ..spice.sky130 import model_include
 from .cost_model import CostModel
 
 SETTLE_LSB = 0.5
+TRAN_OPTIONS = ".options reltol=1e-6 abstol=1e-15 vntol=1e-9"
+"""Transient tolerances: far below half an ADC step, yet loose enough for ngspice's time-step
+control (the DC reads' reltol 1e-9 / abstol 1e-18 stall 1T1R transients at t = 0)."""
 POINTS = 4000
 """Largest time step is the window / POINTS (ngspice adds its own points at the ramp corners)."""
 
@@ -115,10 +118,17 @@ class _TransientTile:
         return (f"tia_gbw rf={ro.tia_rf_ohm!r} cf={self.cf!r} a0={tia.open_loop_gain!r} "
                 f"fp={tia.gbw_hz / tia.open_loop_gain!r} vsw={vsw!r}")
 
+    @property
+    def t_start(self) -> float:
+        """Start of the rising ramp: after the pre-roll in which 1T1R word lines and gates settle."""
+        tr = self.cost.array.driver_rise_s
+        return tr + (self.window_s / 4 if self.chip.params.cell == "1t1r" else 0.0)
+
     def ramps(self) -> list[str]:
         """Row drivers: 0 -> V_read -> 0, with the cost model's rise time."""
         tr, v = self.cost.array.driver_rise_s, self.chip.params.v_read_v
-        t0, t1 = tr, tr + self.window_s / 2
+        t0 = self.t_start
+        t1 = t0 + self.window_s / 2
         pwl = f"PWL(0 0 {t0!r} 0 {t0 + tr!r} {v!r} {t1!r} {v!r} {t1 + tr!r} 0)"
         return [f"Vr{r} in{r} 0 {pwl}" for r in range(self.circuit.rows)]
 
@@ -133,7 +143,8 @@ class _TransientTile:
         saves += [driver_branch(r) for r in range(c.rows)] + [sense_branch(j) for j in range(self.n_phys)]
         lines = [f"* bmcnn-hw transient read: layer {c.layer.name}, tile ({c.rt},{c.ct}), all {c.rows} rows "
                  f"switched 0 -> V_read -> 0; window {self.window_s!r} s",
-                 *_includes(self.chip), f".subckt {name} {' '.join(ports)}", *body, *self.capacitors(),
+                 *[line for line in _includes(self.chip) if not line.startswith(".options")], TRAN_OPTIONS,
+                 f".subckt {name} {' '.join(ports)}", *body, *self.capacitors(),
                  f".ends {name}", *self.ramps(), f"Xtile {' '.join(nodes)} {name}",
                  ".save " + " ".join(saves[1:]), ".end"]
         return "\n".join(lines) + "\n"
@@ -150,6 +161,20 @@ def _settle(time: np.ndarray, wave: np.ndarray, start: float, stop: float, tol: 
     if t[last] > start + 0.5 * (stop - start):
         return None  # still moving in the second half of the phase: not settled
     return float(t[min(last + 1, len(t) - 1)] - start)
+
+
+def _steady_at(time: np.ndarray, v_out: np.ndarray, i_col: np.ndarray, t: float, *, rf: float, gain: float,
+               clip: float, tol: float) -> bool:
+    """True when at time ``t`` every unclipped TIA output is its DC value -R_f I A / (1 + A) within ``tol``.
+
+    Settling is measured against the output's own value at the end of the phase; this check
+    rejects the case where the output has hardly moved yet (a loop far slower than the window),
+    since only in steady state does the feedback resistor alone carry the column current.
+    """
+    k = int(np.searchsorted(time, t) - 1)
+    expected = -rf * i_col[:, k] * gain
+    free = np.abs(expected) < clip if clip else np.ones(len(expected), dtype=bool)
+    return bool(np.all(np.abs(v_out[free, k] - expected[free]) <= tol))
 
 
 def _write_libs(chip: Chip, lib_dir: Path) -> None:
@@ -216,11 +241,13 @@ def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: i
     write_text_atomic(netlist, tile.text())
     ng = NgSpice.get()
     ng.load(netlist, hs_models=chip.params.cell == "1t1r")
-    tr = cost.array.driver_rise_s
-    stop = 2 * tr + window_s
+    tr, t0 = cost.array.driver_rise_s, tile.t_start
+    t1, stop = t0 + window_s / 2, t0 + window_s + tr
     started = clock.perf_counter()
     ng.command("destroy all", str(netlist))
-    ng.command(f"tran {tr / 10!r} {stop!r} 0 {window_s / POINTS!r}", str(netlist))
+    # uic: start from the all-zero state the sources define at t = 0 (no DC operating point: the
+    # op-amp loops around 1T1R columns defeat ngspice's gmin stepping, and nothing is biased yet).
+    ng.command(f"tran {tr / 10!r} {stop!r} 0 {window_s / POINTS!r} uic", str(netlist))
     solve_s = clock.perf_counter() - started
     time = ng.vector("time")
     v_in = np.stack([ng.vector(f"in{r}") for r in range(c.rows)])
@@ -230,14 +257,15 @@ def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: i
     ng.unload()
     lsb_v = model.hardware.readout.tia_rf_ohm * chip.unit_current_a * model.hardware.readout.lsb_units
     tol = SETTLE_LSB * lsb_v
-    t0, t1 = tr, tr + window_s / 2
     rise = [_settle(time, w, t0, t1, tol) for w in v_out]
     fall = [_settle(time, w, t1, stop, tol) for w in v_out]
-    if any(s is None for s in rise + fall):
+    gain = 1.0 if ideal_tia else cost.tia.open_loop_gain / (1.0 + cost.tia.open_loop_gain)
+    if any(s is None for s in rise + fall) or not _steady_at(time, v_out, i_col, t1, rf=tile.readout.tia_rf_ohm,
+                                                             gain=gain, clip=tile.readout.v_swing_v, tol=tol):
         raise _NotSettled(f"{c.layer.name} tile ({rt},{ct}): a TIA output did not settle to half an ADC step "
                           f"({tol:.3g} V) within a {window_s * 1e9:.4g} ns window (transient {netlist})")
     settle_rise, settle_fall = max(s for s in rise if s is not None), max(s for s in fall if s is not None)
-    on = (time >= 0) & (time <= t0 + settle_rise)
+    on = (time >= t0) & (time <= t0 + settle_rise)
     t_on = time[on]
     p_drv = np.sum(v_in[:, on] * i_drv[:, on], axis=0)
     e_drv = float(np.trapezoid(p_drv, t_on))

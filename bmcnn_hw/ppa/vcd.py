@@ -90,8 +90,8 @@ def net_activity(vcd: Path, t_start: int, t_end: int) -> dict[str, NetActivity]:
             old[k] = bit
     window = max(t_end - t_start, 1)
     result = {}
-    for code, bits in codes.items():
-        for k, name in enumerate(bits):
+    for code, names in codes.items():
+        for k, name in enumerate(names):
             held = high[code][k] + (t_end - since[code][k] if value[code][k] == "1" else 0)
             result[name] = NetActivity(toggles[code][k], held / window)
     return result

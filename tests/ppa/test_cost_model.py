@@ -1,0 +1,53 @@
+"""The cost-model TOML: shipped values with sources, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import pytest
+
+from bmcnn_hw.errors import ConfigError
+from bmcnn_hw.ppa.cost_model import default_cost_model_path, load_cost_model
+from bmcnn_hw.ppa.schedule import layer_schedule
+from tests.helpers import random_fc_model
+
+
+def test_shipped_model_has_sources_and_the_survey_figures():
+    cost = load_cost_model()
+    assert all(len(s) > 40 for s in cost.sources().values())
+    assert cost.adc.energy_per_conversion_j(6) == pytest.approx(28.72e-15 * 64)
+    assert cost.array.segment_cap_f == pytest.approx(0.14 * 25.7784e-18 + 2 * 40.567e-18, rel=1e-3)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace("fom_walden_j = 28.72e-15", "fom_walden_j = -1.0"),
+     r"\[adc\] fom_walden_j must be a positive"),
+    (lambda t: t.replace("area_um2 = 350.0\n", ""), r"\[tia\] lacks \['area_um2'\]"),
+    (lambda t: t.replace("gbw_hz = 1e9", "gbw_hz = 1e9\nbandwidth = 2"), r"\[tia\] unknown field\(s\) \['bandwidth'\]"),
+    (lambda t: t.replace("[array]", "[arrays]"), r"missing \[array\] table"),
+    (lambda t: t + "\n[[", "not valid TOML"),
+])
+def test_bad_cost_model_names_file_and_field(tmp_path, edit, message):
+    path = tmp_path / "cost.toml"
+    path.write_text(edit(default_cost_model_path().read_text()))
+    with pytest.raises(ConfigError, match=message) as info:
+        load_cost_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_cost_model_without_sources_is_refused(tmp_path):
+    text = default_cost_model_path().read_text()
+    path = tmp_path / "cost.toml"
+    lines = [line if not line.startswith("source") or "Murmann" not in line else 'source = " "'
+             for line in text.splitlines()]
+    path.write_text("\n".join(lines))
+    with pytest.raises(ConfigError, match=r"\[adc\] source must name where the numbers come from"):
+        load_cost_model(path)
+
+
+def test_schedule_counts_of_a_tiled_fc_layer():
+    model = random_fc_model(300, 20, seed=0, tile_rows=128, tile_cols=16)
+    s = layer_schedule(model.layers[0], "differential")
+    assert (s.row_tiles, s.col_tiles, s.reads, s.tile_reads) == (3, 2, 1, 6)
+    assert s.conversions == s.beats == 3 * 20
+    assert s.macs == 300 * 20
+    assert s.tias == 6 * 32 and s.devices == 6 * 128 * 32
+    assert layer_schedule(model.layers[0], "reference").tias == 6 * 17

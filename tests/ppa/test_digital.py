@@ -1,0 +1,136 @@
+"""Yosys synthesis, gate-level simulation against golden, OpenSTA timing and power, VCD activity."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bmcnn_hw.cosim.rtl_check import layer_codes
+from bmcnn_hw.cosim.scenarios import full_layer_scenario
+from bmcnn_hw.errors import ConfigError, MismatchError, SimulationError
+from bmcnn_hw.golden.chip import Chip
+from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.ppa.flow import _choose_clock, truncate_scenario
+from bmcnn_hw.ppa.gatesim import run_gate_level
+from bmcnn_hw.ppa.sta import StaResult, run_sta
+from bmcnn_hw.ppa.synth import parse_stat, synthesize
+from bmcnn_hw.ppa.tools import DEFAULT_CELL_MODELS, DEFAULT_LIBERTY
+from bmcnn_hw.ppa.vcd import net_activity
+from bmcnn_hw.rtl.emit import top_name, write_rtl
+from tests.conftest import needs
+
+
+def ppa_tools(test):
+    """Skip ``test`` without Yosys, OpenSTA, Icarus or the OSU 0.18 um library (CI installs them)."""
+    for mark in (needs("yosys"), needs("sta"), needs("iverilog"),
+                 pytest.mark.skipif(not DEFAULT_LIBERTY.is_file(), reason="qflow-tech-osu018 not installed")):
+        test = mark(test)
+    return test
+
+
+def liberty_areas(path: Path) -> dict[str, float]:
+    """Cell name -> area, read straight from the Liberty text (independent of Yosys)."""
+    text = path.read_text()
+    cells = re.split(r"\n\s*cell\s*\(", text)[1:]
+    return {chunk.split(")")[0].strip(): float(re.search(r"\barea\s*:\s*([0-9.]+)", chunk).group(1)) for chunk in cells}
+
+
+COUNTER = """module counter(input clk, input rst, input en, output reg [7:0] q);
+  always @(posedge clk) if (rst) q <= 0; else if (en) q <= q + 1;
+endmodule
+"""
+
+
+@ppa_tools
+def test_synthesis_area_is_the_sum_of_liberty_cell_areas(tmp_path):
+    src = tmp_path / "counter.v"
+    src.write_text(COUNTER)
+    result = synthesize(src, "counter", DEFAULT_LIBERTY, tmp_path / "synth")
+    areas = liberty_areas(DEFAULT_LIBERTY)
+    assert result.cells == sum(result.cell_counts.values())
+    assert result.cell_counts["DFFPOSX1"] == 8
+    assert result.area_um2 == pytest.approx(sum(n * areas[c] for c, n in result.cell_counts.items()))
+    assert "n_" in result.netlist.read_text()
+
+
+def test_stat_without_liberty_areas_is_a_clear_error():
+    text = "Number of cells: 3\n  FOO 3\n   Area for cell type \\FOO is unknown!\nChip area for module '\\top': 0\n"
+    with pytest.raises(SimulationError, match="lacks cells the design needs"):
+        parse_stat(text, "top")
+    unmapped = "Number of cells: 2\n  $_DFF_P_ 2\nChip area for module '\\top': 0.000000\n"
+    with pytest.raises(SimulationError, match=r"no cell for \$_DFF_P_"):
+        parse_stat(unmapped, "top")
+
+
+@pytest.mark.icarus
+@ppa_tools
+@pytest.mark.parametrize("index", [0, 2])
+def test_gate_level_layer_equals_golden_and_gives_activity(tmp_path, compiled, mnist_test, index):
+    """The synthesised layer top, simulated from its cells' Verilog, reproduces golden on real beats."""
+    layer = compiled.layers[index]
+    images = mnist_test.images[:3]
+    trace, acc = run_crossbar(compiled, images, PhysicsReader(Chip(compiled)), record=True)
+    scenario, _ = full_layer_scenario(layer, trace.outputs[index], layer_codes(acc.reads, index), len(images))
+    scenario = truncate_scenario(scenario, 3000)
+    write_rtl(compiled, tmp_path / "rtl")
+    top = top_name(layer)
+    synth = synthesize(tmp_path / "rtl" / f"{top}.v", top, DEFAULT_LIBERTY, tmp_path / "synth")
+    sim = run_gate_level(synth.netlist, top, DEFAULT_CELL_MODELS, scenario, tmp_path / "gates")
+    assert sim.outputs_checked == len(scenario["expected"]) > 0
+    assert sim.beats <= 3000
+    assert sum(a.toggles for a in sim.activity.values()) > 0
+    nominal = run_sta(synth, 10.0, tmp_path / "synth")
+    annotated = run_sta(synth, 10.0, tmp_path / "synth", sim.activity, sim.cycles, {"in_code", "in_valid"})
+    assert annotated.annotated_nets > 0.9 * len(sim.activity) - 2
+    assert annotated.power_w["total"] != nominal.power_w["total"]
+    assert nominal.fmax_mhz == pytest.approx(1e3 / (10.0 - nominal.slack_ns))
+    tight = run_sta(synth, nominal.critical_path_ns / 2, tmp_path / "synth")
+    assert tight.slack_ns < 0
+    bad = {**scenario, "expected": [list(e) for e in scenario["expected"]]}
+    bad["expected"][-1][-1] += 1
+    with pytest.raises(MismatchError, match=f"{top}: gate-level output"):
+        run_gate_level(synth.netlist, top, DEFAULT_CELL_MODELS, bad, tmp_path / "gates_bad")
+
+
+def test_vcd_activity_counts_toggles_and_time_high(tmp_path):
+    vcd = tmp_path / "a.vcd"
+    vcd.write_text("$timescale 10ps $end\n$scope module tb $end\n$scope module dut $end\n"
+                   "$var wire 1 ! a $end\n$var wire 2 \" bus [1:0] $end\n$upscope $end\n$upscope $end\n"
+                   "$enddefinitions $end\n#0\n0!\nb00 \"\n#10\n1!\n#20\n0!\nb11 \"\n#30\n1!\nb01 \"\n#40\n")
+    act = net_activity(vcd, 10, 40)
+    assert act["a"].toggles == 3 and act["a"].high_fraction == pytest.approx(20 / 30)
+    assert act["bus[1]"].toggles == 2 and act["bus[1]"].high_fraction == pytest.approx(10 / 30)
+    assert act["bus[0]"].toggles == 1 and act["bus[0]"].high_fraction == pytest.approx(20 / 30)
+
+
+def test_truncated_scenario_keeps_whole_outputs():
+    scenario = {"steps": [{"beat": [k]} for k in range(12)], "expected": [[0], [1], [2], [3]]}
+    cut = truncate_scenario(scenario, 7)
+    assert cut["expected"] == [[0], [1]] and len(cut["steps"]) == 6
+    assert truncate_scenario(scenario, 100) is scenario
+    assert len(truncate_scenario(scenario, 1)["expected"]) == 1
+
+
+def _timing(fmax: float, slack: float) -> StaResult:
+    return StaResult(10.0, 10.0 - slack - 0.2, slack, fmax, {}, 0)
+
+
+def test_clock_is_the_slowest_fmax_or_a_checked_request():
+    timings = [("a", _timing(150.0, 3.3)), ("b", _timing(23.9, -31.8))]
+    assert _choose_clock(timings, None) == pytest.approx(1e3 / 23)
+    assert _choose_clock(timings, 20.0) == pytest.approx(50.0)
+    assert _choose_clock([], None) == 10.0
+    with pytest.raises(ConfigError, match=r"layer b fails timing \(slack -8\.\d+ ns"):
+        _choose_clock(timings, 30.0)
+
+
+def test_numbers_in_the_vcd_window_are_clipped(tmp_path):
+    vcd = tmp_path / "b.vcd"
+    vcd.write_text("$scope module tb $end\n$scope module dut $end\n$var wire 1 ! a $end\n$upscope $end\n"
+                   "$upscope $end\n$enddefinitions $end\n#0\n1!\n#5\n0!\n#50\n1!\n#100\n")
+    act = net_activity(vcd, 10, 60)
+    assert act["a"].toggles == 1 and act["a"].high_fraction == pytest.approx(10 / 50)
+    assert np.isclose(net_activity(vcd, 0, 100)["a"].high_fraction, (5 + 50) / 100)

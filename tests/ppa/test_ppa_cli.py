@@ -1,0 +1,69 @@
+"""``bmcnn-hw ppa`` end to end on a real build, and its bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bmcnn_hw.ppa.records import COMPONENTS
+from bmcnn_hw.ppa.tools import DEFAULT_LIBERTY
+from tests.conftest import needs
+from tests.test_cli import run_cli
+
+TOOLS = [needs("yosys"), needs("sta"), needs("iverilog"), needs("ngspice"),
+         pytest.mark.skipif(not DEFAULT_LIBERTY.is_file(), reason="qflow-tech-osu018 not installed")]
+
+
+@pytest.mark.ngspice
+@pytest.mark.icarus
+@pytest.mark.slow
+def test_ppa_writes_the_breakdown_with_sources(build_dir, mnist_dir, tmp_path):
+    for mark in TOOLS:
+        if mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    out = tmp_path / "ppa"
+    code, stdout, err = run_cli("ppa", build_dir, "-o", out, "--images", "2", "--activity-beats", "1500",
+                                "--data-dir", mnist_dir)
+    assert code == 0, err
+    assert "TOPS/W" in stdout and "energy per inference" in stdout
+    report = json.loads((out / "ppa.json").read_text())
+    assert (out / "ppa.md").is_file() and (out / "ppa.png").stat().st_size > 10_000
+    totals = report["totals"]
+    assert totals["energy_per_inference_j"] == pytest.approx(sum(totals["energy_j"].values()))
+    assert totals["tops_per_w"] == pytest.approx(totals["ops_per_inference"] / totals["energy_per_inference_j"] / 1e12)
+    assert set(totals["energy_j"]) == set(COMPONENTS)
+    for name, layer in report["layers"].items():
+        d = layer["digital"]
+        assert d["gate_level_outputs_checked"] > 0, name
+        assert layer["area_um2"]["digital"] == d["area_um2"] > 0
+        assert layer["transient"]["read_time_s"] > 0
+        assert all(v >= 0 for v in layer["energy_j"].values())
+    assert report["clock_mhz"] <= min(la["digital"]["fmax_mhz"] for la in report["layers"].values())
+    assert all(report["sources"][k] for k in report["sources"])
+    assert not list(tmp_path.glob(".ppa.*")), "the staging directory was left behind"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--liberty", "/usr/share/x.lib"], "--liberty and --cell-models go together"),
+    (["--cost-model", "{tmp}/missing.toml"], "missing.toml: cost-model file not found"),
+    (["-o", "{tmp}/afile"], "afile: exists and is not a PPA output directory"),
+    (["--clock-mhz", "-3"], "argument --clock-mhz: must be a number > 0"),
+    (["--columns-per-adc", "0"], "argument --columns-per-adc: must be a whole number >= 1"),
+])
+def test_ppa_bad_input_is_one_line(build_dir, tmp_path, args, message):
+    (tmp_path / "afile").write_text("keep me")
+    code, _, err = run_cli("ppa", build_dir, *[a.format(tmp=tmp_path) for a in args])
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_ppa_refuses_a_clock_the_design_cannot_meet(build_dir, mnist_dir, tmp_path):
+    for mark in TOOLS:
+        if mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    code, _, err = run_cli("ppa", build_dir, "-o", tmp_path / "p", "--images", "1", "--clock-mhz", "5000",
+                           "--data-dir", mnist_dir)
+    assert code == 2 and "fails timing (slack -" in err and "Traceback" not in err
+    assert not (tmp_path / "p").exists()
