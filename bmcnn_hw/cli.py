@@ -117,6 +117,25 @@ def _add_ppa_parser(sub) -> None:
     pp.set_defaults(func=cmd.cmd_ppa)
 
 
+def _add_explore_parser(sub) -> None:
+    ex = sub.add_parser("explore", help="accuracy and PPA over a grid of design points; Pareto plots",
+                        description="Compile a checkpoint for every point of a grid (tile size x ADC bits x device "
+                                    "preset x encoding, listed in a TOML file such as flows/explore_grid.toml), "
+                                    "measure accuracy with the physics executor on sampled chips and PPA with "
+                                    "`bmcnn-hw ppa`, and write explore.json, explore.md and explore.png.")
+    ex.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_DIR")
+    ex.add_argument("--grid", type=Path, required=True, metavar="FILE", help="TOML file of axes and settings")
+    ex.add_argument("-o", "--out", type=Path, default=Path("runs/explore"),
+                    help="output directory: explore.*, and points/<label>/ with each build and ppa.json "
+                         "(default runs/explore)")
+    ex.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                    help="design points measured side by side in worker processes (default 1)")
+    ex.add_argument("--scheduler", type=scheduler_address, metavar="ADDRESS",
+                    help="run the points on this Dask distributed scheduler instead of local workers")
+    _add_data_dir(ex)
+    ex.set_defaults(func=cmd.cmd_explore)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="bmcnn-hw", description=(
@@ -313,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd.cmd_evaluate)
 
     _add_ppa_parser(sub)
+    _add_explore_parser(sub)
 
     de = sub.add_parser("demo", help="end to end: data, training, compile, golden, SPICE, RTL, summary")
     de.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")

@@ -431,6 +431,23 @@ def cmd_ppa(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    from .data.mnist import load_mnist
+    from .explore import explore_markdown, load_grid, run_explore, write_explore
+    from .ppa.command import check_tools
+    from .ppa.records import PpaOptions
+    from .train.checkpoint import load_checkpoint
+
+    grid = load_grid(args.grid)
+    load_checkpoint(args.checkpoint)
+    check_tools(PpaOptions(digital=grid["ppa"]["digital"]))
+    result = run_explore(args.checkpoint, grid, load_mnist(_data_dir(args), "test"), args.out, workers=args.jobs,
+                         scheduler=args.scheduler)
+    print(explore_markdown(result))
+    print(f"wrote {', '.join(str(p) for p in write_explore(result, args.out))}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .data.fetch import fetch_mnist
     from .demo import run_demo

@@ -24,7 +24,8 @@ LAYERS = (
     ("spice", "train", "compile"),
     ("rtl", "tune"),
     ("cosim",),
-    ("build", "evaluate", "sweep", "flows", "demo"),
+    ("build", "evaluate", "sweep", "flows", "demo", "ppa"),
+    ("explore",),
     ("commands", "cli", "__init__", "__main__"),
 )
 """Top-level parts of the package, lowest first: a part may import its own layer and below."""

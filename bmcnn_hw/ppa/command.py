@@ -41,6 +41,17 @@ def options_from_args(args) -> PpaOptions:
     options = PpaOptions(liberty=liberty or DEFAULT_LIBERTY, cell_models=models or DEFAULT_CELL_MODELS,
                          cost_model=args.cost_model, clock_mhz=args.clock_mhz, activity_beats=args.activity_beats,
                          digital=not args.no_digital, columns_per_adc=args.columns_per_adc)
+    check_tools(options)
+    return options
+
+
+def check_tools(options: PpaOptions) -> None:
+    """Load the cost model and, for the digital flow, find Yosys, OpenSTA, Icarus and the cell files.
+
+    Raises:
+        ConfigError: a bad cost-model file.
+        ToolNotFound: a missing tool or file (with the apt line).
+    """
     load_cost_model(options.cost_model)
     if options.digital:
         require_tool("yosys")
@@ -50,7 +61,6 @@ def options_from_args(args) -> PpaOptions:
         from ..rtl.simulators import check_simulator
 
         check_simulator("icarus")
-    return options
 
 
 def write_report(report: dict, staging: Path) -> None:

@@ -81,6 +81,6 @@ def synthesize(verilog: Path, top: str, liberty: Path, work_dir: Path) -> SynthR
     netlist = work_dir / f"{top}_gates.v"
     script = work_dir / "synth.ys"
     script.write_text(yosys_script(Path(verilog).resolve(), top, liberty, netlist.resolve()))
-    run_tool([yosys, "-q", "-s", str(script)], work_dir, work_dir / "yosys.log", f"{top}: synthesis")
+    run_tool([yosys, "-q", "-s", str(script.resolve())], work_dir, work_dir / "yosys.log", f"{top}: synthesis")
     cells, area, counts = parse_stat((work_dir / "stat.txt").read_text(), top)
     return SynthResult(top, netlist, cells, area, counts, liberty)

@@ -1,0 +1,267 @@
+"""``bmcnn-hw explore``: accuracy and PPA over a grid of design points, with Pareto plots.
+
+The grid file (TOML) lists the axes and how each point is measured::
+
+    [axes]                                  # every combination is one design point
+    tile = ["64x64", "128x128"]
+    adc_bits = [0, 5]                       # 0 = the exact width for the tile
+    device = ["ideal", "rram-1t1r-sky130-hr"]
+    encoding = ["differential"]
+    [accuracy]                              # golden physics on sampled chips
+    sigma = 0.1                             # relative spread of R_on and R_off of each chip
+    chips = 3                               # chip k has seed k
+    images = 1000                           # first N test images
+    [ppa]                                   # bmcnn-hw ppa on each point's build
+    images = 5
+    digital = true                          # Yosys + gate-level activity + OpenSTA
+    activity_beats = 5000
+
+Every point compiles the checkpoint into ``OUT/points/<label>/build`` and runs ``ppa`` on it.
+Points run on a local process pool (one point per worker) or on a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .config import CrossbarGeometry, HardwareConfig
+from .errors import ConfigError
+from .flows import load_toml
+from .golden.chip import Chip, check_cell_geometry, sized_readout
+from .golden.crossbar import PhysicsReader, run_crossbar
+from .golden.integer import run_integer
+from .io_utils import write_json_atomic, write_text_atomic
+from .parallel import single_threaded_pool
+from .presets import get_preset
+
+AXES = {"tile": str, "adc_bits": int, "device": str, "encoding": str}
+SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int},
+                                        "ppa": {"images": int, "digital": bool, "activity_beats": int}}
+DEFAULTS: dict[str, dict] = {"accuracy": {"sigma": 0.0, "chips": 1, "images": 1000},
+                             "ppa": {"images": 5, "digital": True, "activity_beats": 5000}}
+_WORKER: dict = {}
+
+
+def load_grid(path: Path) -> dict:
+    """The grid file: axes (lists) and the accuracy and ppa settings, checked.
+
+    Raises:
+        ConfigError: naming the file and the field.
+    """
+    data = load_toml(path)
+    axes = data.get("axes")
+    if not isinstance(axes, dict) or not axes:
+        raise ConfigError(f"{path}: [axes] must list at least one of {', '.join(AXES)}")
+    unknown = sorted(set(axes) - set(AXES)) + sorted(set(data) - {"axes", *SECTIONS})
+    if unknown:
+        raise ConfigError(f"{path}: unknown field(s) {unknown}; axes are {', '.join(AXES)}, sections "
+                          f"{', '.join(SECTIONS)}")
+    grid: dict = {"axes": {}}
+    for name, kind in AXES.items():
+        values = axes.get(name, [{"tile": "128x128", "adc_bits": 0, "device": "ideal",
+                                  "encoding": "differential"}[name]])
+        if not isinstance(values, list) or not values or not all(isinstance(v, kind) for v in values):
+            raise ConfigError(f"{path}: [axes] {name} must be a non-empty list of {kind.__name__}")
+        grid["axes"][name] = values
+    for section, fields in SECTIONS.items():
+        table = {**DEFAULTS[section], **data.get(section, {})}
+        for key, value in table.items():
+            if key not in fields or not _valid(fields[key], value, at_least=1 if fields[key] is int else 0):
+                raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected one of {sorted(fields)} "
+                                  "with a positive value of the right type")
+        grid[section] = table
+    for device in grid["axes"]["device"]:
+        get_preset(device)
+    for tile in grid["axes"]["tile"]:
+        CrossbarGeometry.parse(tile)
+    return grid
+
+
+def _valid(kind: type, value: object, at_least: float) -> bool:
+    """``value`` is a ``kind`` (an int counts as a float, a bool as nothing else) of at least ``at_least``."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+        return False
+    return isinstance(value, (int, float)) and value >= at_least
+
+
+def design_points(grid: dict) -> list[dict]:
+    """Every combination of the axes, in file order."""
+    names = list(AXES)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(grid["axes"][n] for n in names))]
+
+
+def point_label(point: dict) -> str:
+    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential``."""
+    return f"{point['tile']}_adc{point['adc_bits']}_{point['device']}_{point['encoding']}".replace("/", "-")
+
+
+def point_hardware(point: dict) -> HardwareConfig:
+    """The HardwareConfig of a point (TIA rails and R_f sized as ``compile`` sizes them)."""
+    device = get_preset(point["device"])
+    geometry = CrossbarGeometry.parse(point["tile"], encoding=point["encoding"])
+    check_cell_geometry(device, geometry)
+    return HardwareConfig(device=device, geometry=geometry, readout=sized_readout(device, geometry, point["adc_bits"]))
+
+
+def _init(checkpoint: str, out_dir: str, grid: dict, images: np.ndarray, labels: np.ndarray) -> None:
+    _WORKER.update(checkpoint=Path(checkpoint), out=Path(out_dir), grid=grid, images=images, labels=labels)
+
+
+def _accuracy(model, grid: dict, images: np.ndarray, labels: np.ndarray) -> dict:
+    acc = grid["accuracy"]
+    n = acc["images"]
+    golden = float((run_integer(model, images[:n]).predictions == labels[:n]).mean())
+    device = dataclasses.replace(model.hardware.device, sigma_on_rel=acc["sigma"], sigma_off_rel=acc["sigma"])
+    chips = []
+    for seed in range(acc["chips"]):
+        preds = run_crossbar(model, images[:n], PhysicsReader(Chip(model, device, seed)))[0].predictions
+        chips.append(float((preds == labels[:n]).mean()))
+    return {"golden": golden, "chips": chips, "mean": float(np.mean(chips)), "std": float(np.std(chips))}
+
+
+def run_design_point(point: dict) -> dict:
+    """Compile, measure accuracy and PPA of one point (in a worker)."""
+    from .build import build
+    from .ppa.flow import run_ppa
+    from .ppa.records import PpaOptions
+
+    started = time.perf_counter()
+    grid, work = _WORKER["grid"], _WORKER["out"] / "points" / point_label(point)
+    model = build(_WORKER["checkpoint"], work / "build", point_hardware(point))
+    accuracy = _accuracy(model, grid, _WORKER["images"], _WORKER["labels"])
+    ppa = grid["ppa"]
+    options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"])
+    report = run_ppa(work / "build", _WORKER["images"][: ppa["images"]], work / "ppa", options, progress=False)
+    write_json_atomic(work / "ppa.json", report)
+    t = report["totals"]
+    return {"point": point, "label": point_label(point), "adc_bits": [la.adc_bits for la in model.layers],
+            "accuracy": accuracy, "energy_per_inference_j": t["energy_per_inference_j"], "area_mm2": t["area_mm2"],
+            "latency_s": t["latency_s"], "throughput_inferences_per_s": t["throughput_inferences_per_s"],
+            "tops_per_w": t["tops_per_w"], "clock_mhz": report["clock_mhz"], "warnings": report["warnings"],
+            "seconds": time.perf_counter() - started}
+
+
+def _dask_point(point: dict, checkpoint: str, out_dir: str, grid: dict, images, labels) -> dict:
+    if _WORKER.get("out") != Path(out_dir):
+        _init(checkpoint, out_dir, grid, images, labels)
+    return run_design_point(point)
+
+
+def _run_dask(scheduler: str, points: list[dict], args: tuple, progress: bool) -> list[dict]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ConfigError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+    with client:
+        checkpoint, out_dir, grid, images, labels = args
+        shared = client.scatter([images, labels], broadcast=True)
+        futures = client.map(_dask_point, points, checkpoint=checkpoint, out_dir=out_dir, grid=grid,
+                             images=shared[0], labels=shared[1], retries=2, pure=False)
+        index = {f.key: k for k, f in enumerate(futures)}
+        results: list = [None] * len(points)
+        for future in tqdm(as_completed(futures), total=len(points), desc="explore (dask)", unit="point",
+                           disable=not progress):
+            results[index[future.key]] = future.result()
+    return results
+
+
+def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, workers: int = 1,
+                scheduler: str | None = None, progress: bool = True) -> dict:
+    """Every design point of ``grid``: accuracy (physics on sampled chips) and PPA; Pareto flags."""
+    points = design_points(grid)
+    for point in points:
+        point_hardware(point)  # bad combinations fail before any work
+    n = max(grid["accuracy"]["images"], grid["ppa"]["images"])
+    args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, test_set.images[:n],
+            test_set.labels[:n])
+    if scheduler:
+        results = _run_dask(scheduler, points, args, progress)
+    else:
+        with single_threaded_pool(min(workers, len(points)), _init, args) as pool:
+            results = list(tqdm(pool.map(run_design_point, points), total=len(points), desc="explore", unit="point",
+                                disable=not progress))
+    for key in ("energy_per_inference_j", "area_mm2"):
+        front = pareto_front([(r["accuracy"]["mean"], r[key]) for r in results])
+        for r, on in zip(results, front, strict=True):
+            r[f"pareto_{key}"] = on
+    return {"checkpoint": str(checkpoint), "grid": grid, "points": results}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """For (accuracy, cost) pairs: True where no other point is as accurate and cheaper, or better and as cheap."""
+    flags = []
+    for a, c in points:
+        dominated = any((a2 >= a and c2 <= c) and (a2 > a or c2 < c) for a2, c2 in points)
+        flags.append(not dominated)
+    return flags
+
+
+def explore_markdown(result: dict) -> str:
+    """The table of design points (Pareto points marked)."""
+    acc = result["grid"]["accuracy"]
+    lines = ["# Design-space exploration", "",
+             f"Accuracy: physics executor on {acc['chips']} sampled chip(s) (sigma {acc['sigma']:g}, seeds 0..), "
+             f"first {acc['images']} test images; PPA: `bmcnn-hw ppa` on each point's build. "
+             "P: on the Pareto front of accuracy vs energy (E) or area (A).", "",
+             "| point | ADC bits | accuracy (golden) | accuracy (chips) | energy/inference | area | latency | "
+             "TOPS/W | Pareto |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["points"]:
+        a = r["accuracy"]
+        pareto = "".join(k for k, key in (("E", "pareto_energy_per_inference_j"), ("A", "pareto_area_mm2")) if r[key])
+        lines.append(f"| {r['label']} | {','.join(map(str, r['adc_bits']))} | {100 * a['golden']:.2f} % | "
+                     f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} % | {r['energy_per_inference_j'] * 1e9:.4g} nJ | "
+                     f"{r['area_mm2']:.4g} mm^2 | {r['latency_s'] * 1e6:.4g} us | {r['tops_per_w']:.3g} | "
+                     f"{pareto or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_pareto(result: dict, path: Path) -> None:
+    """Accuracy vs energy per inference and vs area, Pareto fronts drawn (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    points = result["points"]
+    for ax, key, scale, label in ((axes[0], "energy_per_inference_j", 1e9, "energy per inference (nJ)"),
+                                  (axes[1], "area_mm2", 1.0, "area (mm$^2$)")):
+        for r in points:
+            ax.scatter(r[key] * scale, 100 * r["accuracy"]["mean"], color="C1" if r[f"pareto_{key}"] else "C0")
+            ax.annotate(r["label"], (r[key] * scale, 100 * r["accuracy"]["mean"]), fontsize=6,
+                        textcoords="offset points", xytext=(3, 3))
+        front = sorted((r[key] * scale, 100 * r["accuracy"]["mean"]) for r in points if r[f"pareto_{key}"])
+        ax.plot(*zip(*front, strict=True), color="C1", linestyle="--", label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy on sampled chips (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_explore(result: dict, out_dir: Path) -> list[Path]:
+    """explore.json, explore.md and explore.png in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "explore.json", out_dir / "explore.md", out_dir / "explore.png"]
+    write_json_atomic(paths[0], result)
+    write_text_atomic(paths[1], explore_markdown(result))
+    tmp = out_dir / ".explore.png.partial.png"
+    plot_pareto(result, tmp)
+    os.replace(tmp, paths[2])
+    return paths

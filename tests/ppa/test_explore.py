@@ -1,0 +1,82 @@
+"""``bmcnn-hw explore``: a small grid end to end, Pareto flags, and bad grid files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bmcnn_hw.errors import ConfigError
+from bmcnn_hw.explore import design_points, load_grid, pareto_front
+from tests.conftest import needs
+from tests.test_cli import run_cli
+
+GRID = """[axes]
+tile = ["64x64", "128x128"]
+adc_bits = [0]
+[accuracy]
+sigma = 0.1
+chips = 2
+images = 200
+[ppa]
+images = 2
+digital = false
+"""
+
+
+@pytest.mark.ngspice
+@pytest.mark.slow
+@needs("ngspice")
+def test_explore_small_grid_writes_table_and_pareto_plot(checkpoint, mnist_dir, tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    out = tmp_path / "explore"
+    code, stdout, err = run_cli("explore", checkpoint, "--grid", grid, "-o", out, "--jobs", "2",
+                                "--data-dir", mnist_dir)
+    assert code == 0, err
+    result = json.loads((out / "explore.json").read_text())
+    assert [p["label"] for p in result["points"]] == ["64x64_adc0_ideal_differential",
+                                                      "128x128_adc0_ideal_differential"]
+    for point in result["points"]:
+        assert 0.5 < point["accuracy"]["mean"] <= 1 and len(point["accuracy"]["chips"]) == 2
+        assert point["energy_per_inference_j"] > 0 and point["area_mm2"] > 0
+        assert (out / "points" / point["label"] / "ppa.json").is_file()
+    assert any(p["pareto_energy_per_inference_j"] for p in result["points"])
+    assert (out / "explore.png").stat().st_size > 10_000 and "| point |" in stdout
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    assert pareto_front([(0.9, 10.0), (0.95, 20.0), (0.9, 30.0), (0.8, 5.0), (0.95, 20.0)]) == \
+        [True, True, False, True, True]
+
+
+def test_grid_defaults_and_combinations(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('[axes]\ntile = ["32x32", "64x64"]\nadc_bits = [0, 5]\n')
+    grid = load_grid(path)
+    assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
+    assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "device": "ideal", "encoding": "differential"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[axes]\n", r"\[axes\] must list at least one"),
+    ('[axes]\ntiles = ["64x64"]\n', r"unknown field\(s\) \['tiles'\]"),
+    ("[axes]\nadc_bits = [5.5]\n", r"\[axes\] adc_bits must be a non-empty list of int"),
+    ('[axes]\ndevice = ["unobtainium"]\n', "unknown device preset 'unobtainium'"),
+    ('[axes]\ntile = ["64"]\n', "tile size must look like RxC"),
+    ('[axes]\ntile = ["64x64"]\n[accuracy]\nchips = 0\n', r"\[accuracy\] chips = 0"),
+    ('[axes]\ntile = ["64x64"]\n[ppa]\ndigital = "yes"\n', r"\[ppa\] digital = 'yes'"),
+])
+def test_bad_grid_names_the_field(tmp_path, text, message):
+    path = tmp_path / "g.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_grid(path)
+
+
+def test_explore_bad_grid_is_one_line(checkpoint, tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text("[axes]\nadc_bits = [-1]\n")
+    code, _, err = run_cli("explore", checkpoint, "--grid", path, "-o", tmp_path / "x")
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
