@@ -134,3 +134,15 @@ def test_numbers_in_the_vcd_window_are_clipped(tmp_path):
     act = net_activity(vcd, 10, 60)
     assert act["a"].toggles == 1 and act["a"].high_fraction == pytest.approx(10 / 50)
     assert np.isclose(net_activity(vcd, 0, 100)["a"].high_fraction, (5 + 50) / 100)
+
+
+@ppa_tools
+def test_a_liberty_file_that_does_not_parse_is_one_clear_error(tmp_path, monkeypatch):
+    src = tmp_path / "counter.v"
+    src.write_text(COUNTER)
+    bad = tmp_path / "bad.lib"
+    bad.write_text("library (x) { cell (INV) { area : ; \n")
+    monkeypatch.chdir(tmp_path)  # relative work directories work too
+    with pytest.raises(SimulationError, match=r"counter: synthesis: yosys failed \(ERROR"):
+        synthesize(src, "counter", bad, Path("synth"))
+    assert synthesize(src, "counter", DEFAULT_LIBERTY, Path("synth_ok")).cells > 8
