@@ -231,8 +231,22 @@ def verify_netlists(build_dir: Path) -> None:
     Raises:
         ArtefactError: naming the first netlist that is missing or was edited since.
     """
+    _verify_under(build_dir, "netlists/")
+
+
+def verify_rtl(build_dir: Path) -> None:
+    """Check that every Verilog file and register map of a build is the one compile wrote
+    (before synthesis reads them).
+
+    Raises:
+        ArtefactError: naming the first file that is missing or was edited since.
+    """
+    _verify_under(build_dir, "rtl/")
+
+
+def _verify_under(build_dir: Path, prefix: str) -> None:
     manifest = _read_manifest(Path(build_dir))
-    names = {rel for rel in manifest.get("files", {}) if rel.startswith("netlists/")}
+    names = {rel for rel in manifest.get("files", {}) if rel.startswith(prefix)}
     verify_files(Path(build_dir), manifest, names=names)
 
 

@@ -413,7 +413,7 @@ def cmd_spice(args) -> int:
 
 
 def cmd_ppa(args) -> int:
-    from .artefact import load_model
+    from .artefact import load_model, verify_rtl
     from .data.mnist import load_mnist
     from .ppa.command import check_out_dir, options_from_args, run_command
     from .ppa.summary import format_markdown
@@ -422,6 +422,8 @@ def cmd_ppa(args) -> int:
     check_out_dir(out)
     load_model(args.build).require_all_memristive("ppa")
     options = options_from_args(args)
+    if options.digital:
+        verify_rtl(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = run_command(args.build, images, out, options)
     print(format_markdown(report).split("\n## Energy per inference")[0].rstrip())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import itertools
+import shutil
 import time
 import tomllib
 from pathlib import Path
@@ -123,6 +124,8 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     checks = check_rtl(model, test[:2], work / "rtl_check", sim=case["sim"], per_layer=settings.get("rtl_outputs", 100),
                        seed=case["seed"], chip=chip, tops=False)
     failures += [c.message for c in checks if not c.passed]
+    if not failures:  # a passing case's build and simulator builds (~80 MB) are scratch; a failing one keeps them
+        shutil.rmtree(work, ignore_errors=True)
     return {**case, "passed": not failures, "failures": failures, "seconds": round(time.perf_counter() - start, 2)}
 
 

@@ -69,6 +69,7 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
                              "--data-dir", mnist_dir)
     assert code == 0, err + out
     assert "1/1 cases passed" in out
+    assert not (tmp_path / "again" / passing).exists(), "a passing case left its scratch builds"
 
 
 @pytest.mark.ngspice

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artefact import CompiledModel, load_model
+from ..artefact import CompiledModel, load_model, verify_rtl
 from ..cosim.rtl_check import layer_codes
 from ..cosim.scenarios import PERIPHERY_IN, full_layer_scenario
 from ..errors import ConfigError
@@ -151,6 +151,8 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     """
     model = load_model(build)
     model.require_all_memristive("ppa")
+    if options.digital:
+        verify_rtl(build)
     cost = load_cost_model(options.cost_model)
     chip = Chip.of_build(model)
     work = Path(out_dir) / "work"

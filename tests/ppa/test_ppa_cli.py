@@ -67,3 +67,15 @@ def test_ppa_refuses_a_clock_the_design_cannot_meet(build_dir, mnist_dir, tmp_pa
                            "--data-dir", mnist_dir)
     assert code == 2 and "fails timing (slack -" in err and "Traceback" not in err
     assert not (tmp_path / "p").exists()
+
+
+def test_ppa_refuses_verilog_edited_after_compile(build_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "build"
+    shutil.copytree(build_dir, copy)
+    verilog = copy / "rtl" / "layer_fc2.v"
+    verilog.write_text(verilog.read_text().replace("module layer_fc2", "module layer_fc2 ", 1))
+    code, _, err = run_cli("ppa", copy, "-o", tmp_path / "p", "--images", "1")
+    assert code == 2 and "layer_fc2.v: SHA-256 differs from manifest.json" in err
+    assert not (tmp_path / "p").exists()
