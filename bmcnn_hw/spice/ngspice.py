@@ -6,7 +6,10 @@ touches it, and imports nothing of the executors (the sky130 characterisation us
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,29 @@ import numpy as np
 from ..errors import SimulationError, ToolNotFound
 
 INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` (Debian/Ubuntu)"
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Hold Ctrl-C while ngspice runs a command, then raise KeyboardInterrupt once it returns.
+
+    A KeyboardInterrupt raised inside one of ngspice's output callbacks is swallowed by cffi
+    ("Exception ignored from cffi callback") and the run goes on; noting the signal instead
+    stops the run cleanly after the current analysis. Where Ctrl-C is ignored (pool workers)
+    or this is not the main thread, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class NgSpice:
@@ -55,7 +81,8 @@ class NgSpice:
         from PySpice.Spice.NgSpice.Shared import NgSpiceCommandError
 
         try:
-            return self._ng.exec_command(cmd)
+            with _deferred_interrupt():
+                return self._ng.exec_command(cmd)
         except (NgSpiceCommandError, NameError) as exc:
             said = " ".join((self._ng.stderr or self._ng.stdout or str(exc)).split())
             raise SimulationError(f"{context}: ngspice failed on `{cmd}`: {said[:400]}") from None
