@@ -39,6 +39,7 @@ from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
 from .io_utils import write_json_atomic, write_text_atomic
 from .parallel import single_threaded_pool
+from .ppa.summary import si_units
 from .presets import get_preset
 
 AXES = {"tile": str, "adc_bits": int, "device": str, "encoding": str}
@@ -221,10 +222,10 @@ def explore_markdown(result: dict) -> str:
     for r in result["points"]:
         a = r["accuracy"]
         pareto = "".join(k for k, key in (("E", "pareto_energy_per_inference_j"), ("A", "pareto_area_mm2")) if r[key])
+        energy, latency = si_units(r["energy_per_inference_j"], "J"), si_units(r["latency_s"], "s")
         lines.append(f"| {r['label']} | {','.join(map(str, r['adc_bits']))} | {100 * a['golden']:.2f} % | "
-                     f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} % | {r['energy_per_inference_j'] * 1e9:.4g} nJ | "
-                     f"{r['area_mm2']:.4g} mm^2 | {r['latency_s'] * 1e6:.4g} us | {r['tops_per_w']:.3g} | "
-                     f"{pareto or '-'} |")
+                     f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} % | {energy} | {r['area_mm2']:.4g} mm^2 | "
+                     f"{latency} | {r['tops_per_w']:.3g} | {pareto or '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -237,15 +238,14 @@ def plot_pareto(result: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     points = result["points"]
-    for ax, key, scale, label in ((axes[0], "energy_per_inference_j", 1e9, "energy per inference (nJ)"),
+    for ax, key, scale, label in ((axes[0], "energy_per_inference_j", 1e6, "energy per inference (uJ)"),
                                   (axes[1], "area_mm2", 1.0, "area (mm$^2$)")):
         for r in points:
             ax.scatter(r[key] * scale, 100 * r["accuracy"]["mean"], color="C1" if r[f"pareto_{key}"] else "C0")
-            ax.annotate(r["label"], (r[key] * scale, 100 * r["accuracy"]["mean"]), fontsize=6,
+            ax.annotate(r["label"].replace("_", " "), (r[key] * scale, 100 * r["accuracy"]["mean"]), fontsize=6,
                         textcoords="offset points", xytext=(3, 3))
         front = sorted((r[key] * scale, 100 * r["accuracy"]["mean"]) for r in points if r[f"pareto_{key}"])
         ax.plot(*zip(*front, strict=True), color="C1", linestyle="--", label="Pareto front")
-        ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy on sampled chips (%)")
         ax.grid(alpha=0.3)

@@ -78,7 +78,8 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
     }
 
 
-def _si(value: float, unit: str) -> str:
+def si_units(value: float, unit: str) -> str:
+    """``value`` with an SI prefix and three significant digits, e.g. ``47.7 uJ``."""
     for scale, prefix in ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, "")):
         if abs(value) < scale * 1000:
             return f"{value / scale:.3g} {prefix}{unit}"
@@ -92,8 +93,8 @@ def format_markdown(report: dict) -> str:
              f"Clock {report['clock_mhz']:.1f} MHz; {report['images']} test images; "
              f"cost model `{report['cost_model']}`.",
              "", "| figure | value |", "|---|---|",
-             f"| energy per inference | {_si(t['energy_per_inference_j'], 'J')} |",
-             f"| latency | {_si(t['latency_s'], 's')} |",
+             f"| energy per inference | {si_units(t['energy_per_inference_j'], 'J')} |",
+             f"| latency | {si_units(t['latency_s'], 's')} |",
              f"| throughput | {t['throughput_inferences_per_s']:.4g} inferences/s |",
              f"| area | {t['area_mm2']:.4g} mm^2 |",
              f"| ops per inference | {t['ops_per_inference']:,} |",
@@ -102,8 +103,8 @@ def format_markdown(report: dict) -> str:
              "| layer | " + " | ".join(COMPONENTS) + " | total |", "|---" * (len(COMPONENTS) + 2) + "|"]
     for name, rec in report["layers"].items():
         e = rec["energy_j"]
-        cells = " | ".join(_si(e[c], "J") for c in COMPONENTS)
-        lines.append(f"| {name} | {cells} | {_si(sum(e.values()), 'J')} |")
+        cells = " | ".join(si_units(e[c], "J") for c in COMPONENTS)
+        lines.append(f"| {name} | {cells} | {si_units(sum(e.values()), 'J')} |")
     lines += ["", "## Area by layer and component", "",
               "| layer | " + " | ".join(AREA_COMPONENTS) + " | total |", "|---" * (len(AREA_COMPONENTS) + 2) + "|"]
     for name, rec in report["layers"].items():
@@ -116,9 +117,9 @@ def format_markdown(report: dict) -> str:
     for name, rec in report["layers"].items():
         d = rec.get("digital", {})
         fmax = f"{d['fmax_mhz']:.1f} MHz" if d else "-"
-        lines.append(f"| {name} | {rec['schedule']['reads']:,} | {_si(rec['transient']['read_time_s'], 's')} | "
-                     f"{_si(rec['analog_time_s'], 's')} | {rec['schedule']['beats']:,} | "
-                     f"{_si(rec['digital_time_s'], 's')} | {fmax} | {d.get('cells', '-')} |")
+        lines.append(f"| {name} | {rec['schedule']['reads']:,} | {si_units(rec['transient']['read_time_s'], 's')} | "
+                     f"{si_units(rec['analog_time_s'], 's')} | {rec['schedule']['beats']:,} | "
+                     f"{si_units(rec['digital_time_s'], 's')} | {fmax} | {d.get('cells', '-')} |")
     lines += ["", "## Sources", ""] + [f"- **{k}**: {v}" for k, v in report["sources"].items()]
     lines += ["", "## Assumptions", ""] + [f"- {a}" for a in report["assumptions"]]
     if report["warnings"]:
@@ -134,19 +135,21 @@ def plot_breakdown(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(report["layers"])
+    colors = {"array_drivers": "C0", "array": "C0", "tia_output": "C1", "tia": "C1", "tia_bias": "C2", "adc": "C3",
+              "digital": "C4"}
     fig, (ax_e, ax_a) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, comps, scale, label in ((ax_e, "energy_j", COMPONENTS, 1e9, "energy per inference (nJ)"),
+    for ax, key, comps, scale, label in ((ax_e, "energy_j", COMPONENTS, 1e6, "energy per inference (uJ)"),
                                          (ax_a, "area_um2", AREA_COMPONENTS, 1e-6, "area (mm$^2$)")):
         bottom = [0.0] * len(names)
         for comp in comps:
             values = [report["layers"][n][key][comp] * scale for n in names]
-            ax.bar(names, values, bottom=bottom, label=comp)
+            ax.bar(names, values, bottom=bottom, label=comp, color=colors[comp])
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
     t = report["totals"]
-    fig.suptitle(f"{t['energy_per_inference_j'] * 1e9:.4g} nJ/inference, {t['area_mm2']:.3g} mm$^2$, "
-                 f"{t['tops_per_w']:.3g} TOPS/W at {report['clock_mhz']:.0f} MHz")
+    fig.suptitle(f"{si_units(t['energy_per_inference_j'], 'J')} per inference, {t['area_mm2']:.3g} mm$^2$, "
+                 f"{t['tops_per_w']:.3g} TOPS/W, digital clock {report['clock_mhz']:.0f} MHz")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
