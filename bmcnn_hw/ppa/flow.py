@@ -120,7 +120,8 @@ def _synthesize_and_time(model, options: PpaOptions, build: Path, work: Path, pr
     results = []
     for layer in model.layers:
         top = top_name(layer)
-        synth = synthesize(build / "rtl" / f"{top}.v", top, options.liberty, work / layer.name / "synth")
+        target = 1e3 / options.clock_mhz if options.clock_mhz else NOMINAL_PERIOD_NS
+        synth = synthesize(build / "rtl" / f"{top}.v", top, options.liberty, work / layer.name / "synth", target)
         sta = run_sta(synth, NOMINAL_PERIOD_NS, work / layer.name / "synth")
         _say(progress, f"ppa: {layer.name}: {synth.cells} cells, {synth.area_um2:,.0f} um^2, "
                        f"fmax {sta.fmax_mhz:.1f} MHz")

@@ -28,11 +28,15 @@ class StaResult:
     annotated_nets: int
 
 
-def sta_script(synth: SynthResult, period_ns: float, activity_file: Path | None) -> str:
-    """OpenSTA commands: link, clock, I/O delays of zero, worst setup path, power."""
+def sta_script(synth: SynthResult, period_ns: float, activity_file: Path | None, work_dir: Path) -> str:
+    """OpenSTA commands: link, clock, I/O delays of zero, worst setup path, power.
+
+    Files in ``work_dir`` (where OpenSTA runs) are named relative to it, so the script still
+    runs by hand after the output directory is moved into place.
+    """
     lines = [
         f"read_liberty {synth.liberty}",
-        f"read_verilog {Path(synth.netlist).resolve()}",
+        f"read_verilog {_relative(Path(synth.netlist), work_dir)}",
         f"link_design {synth.top}",
         f"create_clock -name clk -period {period_ns!r} [get_ports clk]",
         "set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]",
@@ -40,9 +44,14 @@ def sta_script(synth: SynthResult, period_ns: float, activity_file: Path | None)
         "report_checks -path_delay max -digits 4",
     ]
     if activity_file is not None:
-        lines.append(f"source {activity_file.resolve()}")
+        lines.append(f"source {_relative(activity_file, work_dir)}")
     lines += ["report_power -digits 8", "exit"]
     return "\n".join(lines) + "\n"
+
+
+def _relative(path: Path, base: Path) -> str:
+    path, base = Path(path).resolve(), Path(base).resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 def activity_tcl(activity: dict[str, NetActivity], cycles: int, inputs: set[str]) -> tuple[str, int]:
@@ -95,7 +104,7 @@ def run_sta(synth: SynthResult, period_ns: float, work_dir: Path, activity: dict
         act_file = work_dir / "activity.tcl"
         act_file.write_text(text)
     script = work_dir / "sta.tcl"
-    script.write_text(sta_script(synth, period_ns, act_file))
+    script.write_text(sta_script(synth, period_ns, act_file, work_dir))
     out = run_tool([sta, "-no_splash", "-exit", str(script.resolve())], work_dir, work_dir / "sta.log",
                    f"{synth.top}: static timing")
     arrival, slack, power = parse_sta(out, period_ns)
