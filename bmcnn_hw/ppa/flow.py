@@ -161,6 +161,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     timed = _synthesize_and_time(model, options, Path(build), work, progress) if options.digital else []
     period = _choose_clock([(la.name, sta) for la, (_, sta) in zip(model.layers, timed, strict=False)],
                            options.clock_mhz)
+    _say(progress, f"ppa: physics executor on {len(images)} test image(s) (DC power of real inputs, ADC codes)")
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=options.digital)
     layers = _analog(model, chip, cost, accumulator.energy_j, images, work, progress)
     for lp, (synth, sta) in zip(layers, timed, strict=False):
