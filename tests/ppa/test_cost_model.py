@@ -51,3 +51,15 @@ def test_schedule_counts_of_a_tiled_fc_layer():
     assert s.macs == 300 * 20
     assert s.tias == 6 * 32 and s.devices == 6 * 128 * 32
     assert layer_schedule(model.layers[0], "reference").tias == 6 * 17
+
+
+def test_missing_tools_and_files_name_the_apt_line(tmp_path):
+    from bmcnn_hw.errors import ToolNotFound
+    from bmcnn_hw.ppa.tools import DEFAULT_LIBERTY, require_file, require_tool
+
+    with pytest.raises(ToolNotFound, match="apt-get install yosys opensta qflow-tech-osu018"):
+        require_tool("yosys-not-installed-here")
+    with pytest.raises(ToolNotFound, match=r"Liberty file .*nope.lib not found$"):
+        require_file(tmp_path / "nope.lib", "Liberty file")
+    with pytest.raises(ToolNotFound, match="comes with `apt-get install yosys opensta qflow-tech-osu018`"):
+        require_file(DEFAULT_LIBERTY.with_name("missing.lib"), "Liberty file")
