@@ -321,11 +321,15 @@ def test_ctrl_c_inside_ngspice_is_held_until_the_command_returns():
 
     from bmcnn_hw.spice.ngspice import _deferred_interrupt
 
-    finished = False
-    with pytest.raises(KeyboardInterrupt):
-        with _deferred_interrupt():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            finished = True
-    assert finished
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the CLI, whatever ran before
+    try:
+        finished = False
+        with pytest.raises(KeyboardInterrupt):
+            with _deferred_interrupt():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                finished = True
+        assert finished
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, saved)

@@ -21,15 +21,16 @@ INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` (Debian/Ub
 
 @contextlib.contextmanager
 def _deferred_interrupt():
-    """Hold Ctrl-C while ngspice runs a command, then raise KeyboardInterrupt once it returns.
+    """Hold Ctrl-C while ngspice runs a command, then deliver it once the command returns.
 
     A KeyboardInterrupt raised inside one of ngspice's output callbacks is swallowed by cffi
     ("Exception ignored from cffi callback") and the run goes on; noting the signal instead
-    stops the run cleanly after the current analysis. Where Ctrl-C is ignored (pool workers)
-    or this is not the main thread, nothing changes.
+    stops the run cleanly after the current analysis. The held signal goes to the handler that
+    was installed (Python's default raises KeyboardInterrupt). Where Ctrl-C is ignored (pool
+    workers) or this is not the main thread, nothing changes.
     """
     if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     caught: list[int] = []
@@ -39,6 +40,8 @@ def _deferred_interrupt():
     finally:
         signal.signal(signal.SIGINT, previous)
     if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)
         raise KeyboardInterrupt
 
 
