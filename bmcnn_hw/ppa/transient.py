@@ -69,8 +69,13 @@ class TransientRead:
 
 
 def feedback_cap_f(c_in_f: float, rf_ohm: float, gbw_hz: float) -> float:
-    """C_f = sqrt(C_in / (2 pi R_f GBW)), the maximally flat TIA compensation (at least 1 fF)."""
-    return max(math.sqrt(c_in_f / (2 * math.pi * rf_ohm * gbw_hz)), 1e-15)
+    """C_f = sqrt(2 C_in / (2 pi R_f GBW)): the TIA compensation for a maximally flat (Q = 1/sqrt(2))
+    closed-loop response of a single-pole op-amp with input capacitance C_in (at least 1 fF).
+
+    The closed loop is 1 + s (R_f C_f + 1/w_a) + s^2 R_f (C_f + C_in) / w_a (w_a = 2 pi GBW);
+    with C_f << C_in and 1/w_a << R_f C_f, Q = sqrt(C_in / (w_a R_f)) / C_f.
+    """
+    return max(math.sqrt(2 * c_in_f / (2 * math.pi * rf_ohm * gbw_hz)), 1e-15)
 
 
 class _TransientTile:
