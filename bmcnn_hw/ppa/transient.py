@@ -265,8 +265,11 @@ def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: i
     rise = [_settle(time, w, t0, t1, tol) for w in v_out]
     fall = [_settle(time, w, t1, stop, tol) for w in v_out]
     gain = 1.0 if ideal_tia else cost.tia.open_loop_gain / (1.0 + cost.tia.open_loop_gain)
-    if any(s is None for s in rise + fall) or not _steady_at(time, v_out, i_col, t1, rf=tile.readout.tia_rf_ohm,
-                                                             gain=gain, clip=tile.readout.v_swing_v, tol=tol):
+    before = int(np.searchsorted(time, t0))  # the fall returns to the output before the read
+    back = bool(np.all(np.abs(v_out[:, -1] - v_out[:, before]) <= tol))
+    steady = _steady_at(time, v_out, i_col, t1, rf=tile.readout.tia_rf_ohm, gain=gain,
+                        clip=tile.readout.v_swing_v, tol=tol)
+    if any(s is None for s in rise + fall) or not (steady and back):
         raise _NotSettled(f"{c.layer.name} tile ({rt},{ct}): a TIA output did not settle to half an ADC step "
                           f"({tol:.3g} V) within a {window_s * 1e9:.4g} ns window (transient {netlist})")
     settle_rise, settle_fall = max(s for s in rise if s is not None), max(s for s in fall if s is not None)
