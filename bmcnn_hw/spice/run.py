@@ -15,6 +15,7 @@ tile read a layer will ask for, in parallel, before the reads are made.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +281,8 @@ class SpiceReader:
             wanted.append(((index, rt, ct), distinct, used_cols))
         todo = [(key, distinct.shape[1], used) for key, distinct, used in wanted
                 if key not in self.responses and self._superposition(key, len(distinct), distinct.shape[1])]
+        if self.progress:
+            self._announce(index, wanted, todo)
         jobs = [self._response_job(*key, rows, used) for key, rows, used in todo]
         results = self._run(jobs, f"ngspice: {self.model.layers[index].name} tiles by superposition", self.jobs)
         for (key, _, _), job, result in zip(todo, jobs, results, strict=True):
@@ -291,6 +294,16 @@ class SpiceReader:
                 self._keep_response(key, job, result)
         self._prefetch_vectors([(key, d, used) for key, d, used in wanted
                                 if not self._superposition(key, len(d), d.shape[1])])
+
+    def _announce(self, index: int, wanted: list, todo: list) -> None:
+        """Say, before a layer's solves start, how many there will be (the bars then give the pace)."""
+        by_response = sum(rows + self.check_vectors for _, rows, _ in todo)
+        superposed = {key for key, _, _ in todo} | set(self.responses)
+        per_vector = sum(len(d) for key, d, _ in wanted if key not in superposed)
+        tqdm.write(f"ngspice: {self.model.layers[index].name}: {len(wanted)} tile(s), about "
+                   f"{by_response + per_vector:,} solves ({by_response:,} for superposition responses, "
+                   f"{per_vector:,} distinct input vectors), {self.jobs} ngspice process(es)",
+                   file=sys.stderr)
 
     def _prefetch_vectors(self, wanted: list, workers: int | None = None) -> None:
         """Solve the not yet solved vectors of ``(key, distinct volts, used_cols)`` tiles on
