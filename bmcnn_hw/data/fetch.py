@@ -181,6 +181,8 @@ def fetch_mnist(dest: Path | None = None, source_dir: Path | None = None, mirror
             message lists why each source failed.
     """
     dest = Path(dest) if dest else default_cache_dir()
+    if dest.exists() and not dest.is_dir():  # checked before any download
+        raise DataError(f"{dest}: exists and is not a directory; --dest names the directory MNIST goes into")
     try:
         from_directory(dest)
         log(f"MNIST already present and verified in {dest}")
