@@ -94,7 +94,7 @@ def _add_ppa_parser(sub) -> None:
         "ppa.png (energy and area by component). Needs `apt-get install yosys opensta qflow-tech-osu018`."))
     pp.add_argument("build", type=Path, metavar="BUILD_DIR")
     pp.add_argument("-o", "--out", type=Path, metavar="DIR", help="output directory (default BUILD_DIR/ppa)")
-    pp.add_argument("--images", type=positive_int, default=20,
+    pp.add_argument("--images", type=positive_int, default=20, metavar="N",
                     help="test images for the DC power of real inputs and the gate-level activity (default 20)")
     pp.add_argument("--liberty", type=Path, metavar="FILE",
                     help="standard-cell Liberty file (default: OSU 0.18 um, qflow-tech-osu018); needs --cell-models")
