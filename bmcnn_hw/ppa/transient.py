@@ -37,8 +37,11 @@ SETTLE_LSB = 0.5
 TRAN_OPTIONS = ".options reltol=1e-6 abstol=1e-15 vntol=1e-9"
 """Transient tolerances: far below half an ADC step, yet loose enough for ngspice's time-step
 control (the DC reads' reltol 1e-9 / abstol 1e-18 stall 1T1R transients at t = 0)."""
-POINTS = 4000
-"""Largest time step is the window / POINTS (ngspice adds its own points at the ramp corners)."""
+POINTS = 1000
+"""Largest time step is the window / POINTS (ngspice adds its own points at the ramp corners).
+The window spans ~20 closed-loop time constants, so this resolves settling to ~tau / 50;
+against 4,000 points, read times moved by 0.2-0.4 % and read energies by 0.03-0.5 % on the
+compact model's conv0 and fc2 tiles, in a third of the time."""
 
 
 @dataclass(frozen=True)
