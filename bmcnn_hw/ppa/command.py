@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +28,7 @@ def check_out_dir(out: Path) -> None:
         raise ConfigError(f"{out}: exists and is not a PPA output directory (no ppa.json); refusing to replace it")
 
 
-def options_from_args(args) -> PpaOptions:
+def options_from_args(args: argparse.Namespace) -> PpaOptions:
     """PpaOptions from the command line, with the tools and files checked up front.
 
     Raises:
@@ -63,14 +65,15 @@ def check_tools(options: PpaOptions) -> None:
         check_simulator("icarus")
 
 
-def write_report(report: dict, staging: Path) -> None:
+def write_report(report: dict[str, Any], staging: Path) -> None:
     """ppa.json, ppa.md and the stacked-bar plot ppa.png into ``staging``."""
     write_json_atomic(staging / "ppa.json", report)
     write_text_atomic(staging / "ppa.md", format_markdown(report))
     plot_breakdown(report, staging / "ppa.png")
 
 
-def run_command(build: Path, images: np.ndarray, out: Path, options: PpaOptions, progress: bool = True) -> dict:
+def run_command(build: Path, images: np.ndarray, out: Path, options: PpaOptions,
+                progress: bool = True) -> dict[str, Any]:
     """Run the flow into a sibling temp directory and rename it to ``out`` when everything is written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))

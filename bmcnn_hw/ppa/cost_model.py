@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..config import _check_positive
 from ..errors import ConfigError
@@ -72,7 +73,10 @@ def default_cost_model_path() -> Path:
     return Path(str(resources.files("bmcnn_hw.ppa") / "cost_model.toml"))
 
 
-def _section(data: dict, name: str, cls, path: Path):
+_T = TypeVar("_T", AdcModel, TiaModel, ArrayModel)
+
+
+def _section(data: dict[str, Any], name: str, cls: type[_T], path: Path) -> _T:
     table = data.get(name)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: missing [{name}] table")
@@ -90,7 +94,8 @@ def _section(data: dict, name: str, cls, path: Path):
                 _check_positive(key, table[key])
             except ConfigError as exc:
                 raise ConfigError(f"{path}: [{name}] {exc}") from None
-    return cls(**{k: (float(v) if k != "source" else v) for k, v in table.items()})
+    values: dict[str, Any] = {k: (float(v) if k != "source" else v) for k, v in table.items()}
+    return cls(**values)
 
 
 def load_cost_model(path: Path | None = None) -> CostModel:

@@ -13,15 +13,16 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..artefact import CompiledModel, load_model, verify_rtl
+from ..artefact import CompiledLayer, CompiledModel, load_model, verify_rtl
 from ..cosim.rtl_check import layer_codes
 from ..cosim.scenarios import PERIPHERY_IN, full_layer_scenario
 from ..errors import ConfigError
 from ..golden.chip import Chip
-from ..golden.crossbar import PhysicsReader, run_crossbar
+from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
 from ..rtl.emit import top_name
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
@@ -29,7 +30,7 @@ from .records import LayerPpa, PpaOptions
 from .schedule import layer_schedule
 from .sta import StaResult, run_sta
 from .summary import summarize
-from .synth import synthesize
+from .synth import SynthResult, synthesize
 from .transient import transient_read
 
 NOMINAL_PERIOD_NS = 10.0
@@ -40,7 +41,7 @@ def _say(progress: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def truncate_scenario(scenario: dict, max_beats: int) -> dict:
+def truncate_scenario(scenario: dict[str, Any], max_beats: int) -> dict[str, Any]:
     """The scenario cut to its first whole outputs that fit ``max_beats`` beats (at least one output)."""
     beats = [s for s in scenario["steps"] if "beat" in s]
     per_output = len(beats) // max(len(scenario["expected"]), 1)
@@ -50,7 +51,8 @@ def truncate_scenario(scenario: dict, max_beats: int) -> dict:
     return {**scenario, "steps": beats[: keep * per_output], "expected": scenario["expected"][:keep]}
 
 
-def _activity_scenario(layer, index: int, trace, accumulator, n_images: int, budget: int) -> dict:
+def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator: CrossbarAccumulator,
+                       n_images: int, budget: int) -> dict[str, Any]:
     codes = layer_codes(accumulator.reads, index)
     scenario, _ = full_layer_scenario(layer, trace.outputs[index], codes, n_images)
     return truncate_scenario(scenario, budget)
@@ -102,7 +104,8 @@ def _energy_and_area(lp: LayerPpa, model: CompiledModel, cost: CostModel, period
     }
 
 
-def _analog(model, chip, cost, trace_energy, images, work, progress) -> list[LayerPpa]:
+def _analog(model: CompiledModel, chip: Chip, cost: CostModel, trace_energy: list[float], images: np.ndarray,
+            work: Path, progress: bool) -> list[LayerPpa]:
     layers = []
     for i, layer in enumerate(model.layers):
         schedule = layer_schedule(layer, model.hardware.geometry.encoding)
@@ -115,7 +118,8 @@ def _analog(model, chip, cost, trace_energy, images, work, progress) -> list[Lay
     return layers
 
 
-def _synthesize_and_time(model, options: PpaOptions, build: Path, work: Path, progress: bool) -> list:
+def _synthesize_and_time(model: CompiledModel, options: PpaOptions, build: Path, work: Path,
+                         progress: bool) -> list[tuple[SynthResult, StaResult]]:
     """Per layer: the Yosys netlist and its OpenSTA timing at the nominal period (before any long run)."""
     results = []
     for layer in model.layers:
@@ -129,8 +133,8 @@ def _synthesize_and_time(model, options: PpaOptions, build: Path, work: Path, pr
     return results
 
 
-def _measure_power(model, layers, trace, accumulator, n_images, options: PpaOptions, period: float, work: Path,
-                   progress: bool) -> None:
+def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, accumulator: CrossbarAccumulator,
+                   n_images: int, options: PpaOptions, period: float, work: Path, progress: bool) -> None:
     """Per layer: gate-level simulation of real beats (checked against golden), then power at ``period``."""
     for i, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
         assert lp.synth is not None
@@ -144,7 +148,8 @@ def _measure_power(model, layers, trace, accumulator, n_images, options: PpaOpti
                        f"({sim.beats} beats); {lp.sta.power_w['total'] * 1e3:.3f} mW at {1e3 / period:.1f} MHz")
 
 
-def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions, progress: bool = True) -> dict:
+def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
+            progress: bool = True) -> dict[str, Any]:
     """Measure a build's PPA on ``images``; work files (netlists, logs) under ``out_dir / "work"``.
 
     Raises:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import MismatchError, SimulationError, ToolNotFound
 from .vcd import NetActivity, net_activity
@@ -99,7 +100,8 @@ def _to_signed(value: int, width: int) -> int:
     return value - (1 << width) if value >> (width - 1) else value
 
 
-def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict, work_dir: Path) -> GateSimResult:
+def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict[str, Any],
+                   work_dir: Path) -> GateSimResult:
     """Simulate the gate-level ``netlist`` on the beats of ``scenario`` and check its outputs.
 
     ``scenario`` is a :func:`~bmcnn_hw.cosim.scenarios.full_layer_scenario` (beats only, no
@@ -139,7 +141,8 @@ def _run(args: list[str], cwd: Path, what: str) -> None:
         raise SimulationError(f"gate-level {what} failed in {cwd} ({line}); see {cwd / (what + '.log')}")
 
 
-def _read_outputs(path: Path, names: list[str], signed: list[str], ports) -> tuple[list[list[int]], int]:
+def _read_outputs(path: Path, names: list[str], signed: list[str],
+                  ports: dict[str, tuple[str, int]]) -> tuple[list[list[int]], int]:
     rows, cycles = [], None
     for line in path.read_text().splitlines():
         if line.startswith("# beats"):

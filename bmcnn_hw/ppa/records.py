@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .schedule import LayerSchedule
 from .sta import StaResult
@@ -49,7 +50,7 @@ class LayerPpa:
     digital_time_s: float = 0.0
 
 
-def layer_record(lp: LayerPpa) -> dict:
+def layer_record(lp: LayerPpa) -> dict[str, Any]:
     """JSON-able record of one layer."""
     out = {"schedule": asdict(lp.schedule), "transient": asdict(lp.transient), "energy_j": lp.energy_j,
            "area_um2": lp.area_um2, "analog_time_s": lp.analog_time_s, "digital_time_s": lp.digital_time_s,

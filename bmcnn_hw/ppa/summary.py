@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..artefact import CompiledModel
 from ..golden.chip import Chip
@@ -41,7 +42,7 @@ def _warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> 
 
 
 def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[LayerPpa], period_ns: float,
-              n_images: int, options: PpaOptions, seconds: float) -> dict:
+              n_images: int, options: PpaOptions, seconds: float) -> dict[str, Any]:
     """The report dict (JSON-able): totals, per layer, sources, assumptions, warnings."""
     energy = {c: sum(lp.energy_j[c] for lp in layers) for c in COMPONENTS}
     area = {c: sum(lp.area_um2[c] for lp in layers) for c in AREA_COMPONENTS}
@@ -86,7 +87,7 @@ def si_units(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def format_markdown(report: dict) -> str:
+def format_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: totals, per-layer energy/area/time tables, sources, warnings."""
     t = report["totals"]
     lines = ["# PPA per inference", "",
@@ -127,7 +128,7 @@ def format_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_breakdown(report: dict, path: Path) -> None:
+def plot_breakdown(report: dict[str, Any], path: Path) -> None:
     """Stacked bars of energy and area per layer by component (PNG)."""
     import matplotlib
 

@@ -27,7 +27,7 @@ def _bit_names(name: str, ref: str, width: int) -> list[str]:
     return [f"{name}[{k}]" for k in range(hi, lo + step, step)]
 
 
-def _parse_header(lines) -> tuple[dict[str, list[str]], int]:
+def _parse_header(lines: list[str]) -> tuple[dict[str, list[str]], int]:
     """VCD identifier code -> bit names of the top scope's variables; number of header lines."""
     codes: dict[str, list[str]] = {}
     depth = 0
