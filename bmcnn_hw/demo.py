@@ -97,6 +97,7 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
 
     summary_spice(summary, model, out_dir / "build", test_set.images[:spice_images])
     summary_rtl(summary, model, test_set.images[:2], out_dir / "rtl_check", rtl_sim, seed)
+    summary_ppa(summary, out_dir / "build", test_set.images[:2], out_dir / "ppa")
 
     write_json_atomic(out_dir / "summary.json", {"ok": summary.ok, "rows": summary.rows})
     write_text_atomic(out_dir / "summary.md", summary.markdown())
@@ -122,6 +123,30 @@ def summary_spice(summary: Summary, model, build_dir: Path, images: np.ndarray) 
     summary.add("SPICE (ngspice) vs physics and golden",
                 f"{len(images)} images, {report['ngspice_solves']} ngspice solves in {report['seconds']:.0f} s, "
                 f"max relative current error {worst:.1e}, classes {report['predictions_spice']} = golden", agreed)
+
+
+def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path) -> None:
+    """Energy, latency and area per inference (``bmcnn-hw ppa`` with a short activity run)."""
+    from .errors import BmcnnError
+    from .ppa.command import check_out_dir, check_tools, run_command
+    from .ppa.records import PpaOptions
+
+    options = PpaOptions(activity_beats=2000)
+    start = time.perf_counter()
+    try:
+        check_out_dir(out)
+        check_tools(options)
+        report = run_command(build_dir, images, out, options, progress=False)
+    except BmcnnError as exc:
+        summary.add("PPA (SPICE transient, cost model, Yosys + OpenSTA)", str(exc), False)
+        return
+    t = report["totals"]
+    checked = sum(la["digital"]["gate_level_outputs_checked"] for la in report["layers"].values())
+    summary.add("PPA (SPICE transient, cost model, Yosys + OpenSTA)",
+                f"{t['energy_per_inference_j'] * 1e6:.3g} uJ and {t['latency_s'] * 1e6:.3g} us per inference, "
+                f"{t['area_mm2']:.3g} mm^2, {t['tops_per_w']:.3g} TOPS/W at {report['clock_mhz']:.0f} MHz; "
+                f"gate-level netlists = golden on {checked} outputs; {out / 'ppa.md'} "
+                f"({time.perf_counter() - start:.0f} s)")
 
 
 def summary_rtl(summary: Summary, model, images: np.ndarray, work_dir: Path, sim: str, seed: int) -> None:

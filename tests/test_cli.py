@@ -203,8 +203,10 @@ def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
                              "--spice-images", "1")
     assert code == 0, err[-2000:] + out[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["ok"] and len(summary["rows"]) == 7
-    assert "| RTL (icarus, cocotb) vs golden |" in (tmp_path / "summary.md").read_text()
+    assert summary["ok"] and len(summary["rows"]) == 8
+    text = (tmp_path / "summary.md").read_text()
+    assert "| RTL (icarus, cocotb) vs golden |" in text and "TOPS/W" in text
+    assert json.loads((tmp_path / "ppa" / "ppa.json").read_text())["totals"]["energy_per_inference_j"] > 0
 
 
 @pytest.mark.parametrize("args, option", [
