@@ -146,7 +146,7 @@ def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path
                 f"{t['energy_per_inference_j'] * 1e6:.3g} uJ and {t['latency_s'] * 1e6:.3g} us per inference, "
                 f"{t['area_mm2']:.3g} mm^2, {t['tops_per_w']:.3g} TOPS/W at {report['clock_mhz']:.0f} MHz; "
                 f"gate-level netlists = golden on {checked} outputs; {out / 'ppa.md'} "
-                f"({time.perf_counter() - start:.0f} s)")
+                f"({time.perf_counter() - start:.0f} s)", True)  # a gate-level mismatch raises above
 
 
 def summary_rtl(summary: Summary, model, images: np.ndarray, work_dir: Path, sim: str, seed: int) -> None:
