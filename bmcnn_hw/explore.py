@@ -38,7 +38,7 @@ from .golden.chip import Chip, check_cell_geometry, sized_readout
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
 from .io_utils import write_json_atomic, write_text_atomic
-from .parallel import single_threaded_pool
+from .parallel import dask_client, results_in_order, single_threaded_pool
 from .ppa.summary import si_units
 from .presets import get_preset
 
@@ -158,25 +158,12 @@ def _dask_point(point: dict, checkpoint: str, out_dir: str, grid: dict, images, 
 
 
 def _run_dask(scheduler: str, points: list[dict], args: tuple, progress: bool) -> list[dict]:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise ConfigError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
-    try:
-        client = Client(scheduler, timeout="10s")
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
-    with client:
+    with dask_client(scheduler) as client:
         checkpoint, out_dir, grid, images, labels = args
         shared = client.scatter([images, labels], broadcast=True)
         futures = client.map(_dask_point, points, checkpoint=checkpoint, out_dir=out_dir, grid=grid,
                              images=shared[0], labels=shared[1], retries=2, pure=False)
-        index = {f.key: k for k, f in enumerate(futures)}
-        results: list = [None] * len(points)
-        for future in tqdm(as_completed(futures), total=len(points), desc="explore (dask)", unit="point",
-                           disable=not progress):
-            results[index[future.key]] = future.result()
-    return results
+        return results_in_order(futures, "explore (dask)", "point", progress)
 
 
 def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, workers: int = 1,

@@ -14,6 +14,8 @@ import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 
+from .errors import ConfigError
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -43,6 +45,37 @@ def single_threaded_pool(workers: int, initializer=None, initargs: tuple = ()):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str):
+    """A ``distributed.Client`` connected to ``scheduler``, closed on exit.
+
+    Raises:
+        ConfigError: dask.distributed is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+    with client:
+        yield client
+
+
+def results_in_order(futures: list, desc: str, unit: str, progress: bool) -> list:
+    """The results of Dask ``futures`` in submission order, collected as they complete (progress bar)."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    index = {f.key: k for k, f in enumerate(futures)}
+    results: list = [None] * len(futures)
+    for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit=unit, disable=not progress):
+        results[index[future.key]] = future.result()
+    return results
 
 
 def _worker_init(initializer, initargs: tuple) -> None:

@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
-from .parallel import single_threaded_pool
+from .parallel import dask_client, results_in_order, single_threaded_pool
 from .tune import calibrate
 
 MODES = ("together", "on", "off")
@@ -89,25 +89,12 @@ def dask_point(job: tuple, build_dir: str, test_images, test_labels, calib) -> d
 
 
 def _run_dask(scheduler: str, jobs: list, args: tuple, progress: bool) -> list:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise ConfigError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
-    try:
-        client = Client(scheduler, timeout="10s")
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
-    with client:
+    with dask_client(scheduler) as client:
         build_dir, *data = args
         shared = client.scatter(data, broadcast=True)
         futures = client.map(dask_point, jobs, build_dir=build_dir, test_images=shared[0], test_labels=shared[1],
                              calib=shared[2], retries=3, pure=False)
-        index = {f.key: k for k, f in enumerate(futures)}
-        points = [None] * len(jobs)
-        for future in tqdm(as_completed(futures), total=len(jobs), desc="sweep (dask)", unit="chip",
-                           disable=not progress):
-            points[index[future.key]] = future.result()
-    return points
+        return results_in_order(futures, "sweep (dask)", "chip", progress)
 
 
 def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips: int, *, mode: str = "together",
