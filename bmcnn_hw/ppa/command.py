@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..io_utils import umask, write_json_atomic, write_text_atomic
+from ..io_utils import replaced_directory, write_json_atomic, write_text_atomic
 from .cost_model import load_cost_model
 from .flow import run_ppa
 from .records import PpaOptions
@@ -75,16 +72,7 @@ def write_report(report: dict[str, Any], staging: Path) -> None:
 def run_command(build: Path, images: np.ndarray, out: Path, options: PpaOptions,
                 progress: bool = True) -> dict[str, Any]:
     """Run the flow into a sibling temp directory and rename it to ``out`` when everything is written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with replaced_directory(out) as staging:
         report = run_ppa(build, images, staging, options, progress=progress)
         write_report(report, staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.chmod(0o777 & ~umask())
-        os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return report
