@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +27,15 @@ from ..artefact import CompiledModel
 from ..errors import SimulationError
 from ..golden.chip import Chip
 from ..io_utils import write_text_atomic
-from ..spice.netlist import _includes, _TileCircuit, driver_branch, sense_branch, spice_models_dir, tile_subckt_name
+from ..spice.netlist import (
+    _includes,
+    _TileCircuit,
+    copy_model_libs,
+    driver_branch,
+    sense_branch,
+    tile_subckt_name,
+)
 from ..spice.ngspice import NgSpice
-from ..spice.sky130 import model_include
 from .cost_model import CostModel
 
 SETTLE_LSB = 0.5
@@ -185,15 +190,6 @@ def _steady_at(time: np.ndarray, v_out: np.ndarray, i_col: np.ndarray, t: float,
     return bool(np.all(np.abs(v_out[free, k] - expected[free]) <= tol))
 
 
-def _write_libs(chip: Chip, lib_dir: Path) -> None:
-    lib_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("memristor.lib", "rram_sinh.lib", "tia.lib"):
-        shutil.copyfile(spice_models_dir() / name, lib_dir / name)
-    if chip.params.cell == "1t1r":
-        source = model_include(chip.params.corner)
-        shutil.copyfile(source, lib_dir / source.name)
-
-
 def estimated_window_s(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel) -> float:
     """A simulation window long enough for ~10 closed-loop time constants of the slowest TIA, twice.
 
@@ -244,7 +240,7 @@ def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: i
     tile = _TransientTile(model, chip, index, rt, ct, cost, window_s, ideal_tia)
     c = tile.circuit
     name = f"{tile_subckt_name(c.layer, rt, ct)}_tran"
-    _write_libs(chip, work_dir / "lib")
+    copy_model_libs(chip, work_dir / "lib")
     netlist = work_dir / f"{name}.cir"
     write_text_atomic(netlist, tile.text())
     ng = NgSpice.get()

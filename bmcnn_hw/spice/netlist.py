@@ -249,6 +249,17 @@ def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def copy_model_libs(chip: Chip, lib_dir: Path) -> list[Path]:
+    """Copy the model libraries a netlist for ``chip`` includes into ``lib_dir``; returns the copies."""
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    sources = [spice_models_dir() / name for name in MODEL_LIBS]
+    if chip.params.cell == "1t1r":
+        sources.append(model_include(chip.params.corner))  # verified against the cache manifest
+    for source in sources:
+        shutil.copyfile(source, lib_dir / source.name)
+    return [lib_dir / source.name for source in sources]
+
+
 def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str, str]:
     """Write every tile subcircuit and netlist, each layer's top and the model libraries under ``out_dir``.
 
@@ -256,15 +267,9 @@ def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str,
         relative path (from ``out_dir``'s parent) -> SHA-256, for the build manifest.
     """
     out_dir = Path(out_dir)
-    lib_dir = out_dir / "lib"
-    lib_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    sources = [spice_models_dir() / name for name in MODEL_LIBS]
-    if chip.params.cell == "1t1r":
-        sources.append(model_include(chip.params.corner))  # verified against the cache manifest
-    for source in sources:
-        shutil.copyfile(source, lib_dir / source.name)
-        files[f"{out_dir.name}/lib/{source.name}"] = sha256_file(lib_dir / source.name)
+    for copied in copy_model_libs(chip, out_dir / "lib"):
+        files[f"{out_dir.name}/lib/{copied.name}"] = sha256_file(copied)
     for i, layer in enumerate(model.layers):
         if layer.digital:
             continue
