@@ -78,10 +78,10 @@ def _choose_clock(timings: list[tuple[str, StaResult]], clock_mhz: float | None)
     return 1e3 / clock_mhz
 
 
-def _energy_and_area(lp: LayerPpa, model: CompiledModel, cost: CostModel, period_ns: float,
+def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, cost: CostModel, period_ns: float,
                      options: PpaOptions) -> None:
     s, tr = lp.schedule, lp.transient
-    layer = next(la for la in model.layers if la.name == s.name)
+    assert layer.tiling is not None  # memristive layers are tiled (require_all_memristive)
     scale = lp.dc_power_per_inference_w_s / tr.power_dc_w if tr.power_dc_w else 0.0
     encoding = model.hardware.geometry.encoding
     used_phys = s.row_tiles * (2 * layer.cols if encoding == "differential" else layer.cols + s.col_tiles)
@@ -173,6 +173,6 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
         lp.synth, lp.sta = synth, sta
     if options.digital:
         _measure_power(model, layers, trace, accumulator, len(images), options, period, work, progress)
-    for lp in layers:
-        _energy_and_area(lp, model, cost, period, options)
+    for layer, lp in zip(model.layers, layers, strict=True):
+        _energy_and_area(lp, layer, model, cost, period, options)
     return summarize(model, chip, cost, layers, period, len(images), options, time.perf_counter() - started)

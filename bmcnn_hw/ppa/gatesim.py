@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import MismatchError, SimulationError, ToolNotFound
+from .tools import run_tool
 from .vcd import NetActivity, net_activity
 
 PERIOD_NS = 10
@@ -123,22 +123,15 @@ def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict[st
     (work_dir / "beats.txt").write_text("".join(
         " ".join(str(int(v) & m) for v, m in zip(beat, masks, strict=True)) + "\n" for beat in beats))
     (work_dir / "tb.v").write_text(testbench(top, ports, inputs, outputs))
-    _run(["iverilog", "-o", "sim.vvp", "-s", "bmcnn_gate_tb", "tb.v", str(Path(netlist).resolve()),
-          str(Path(cell_models).resolve())], work_dir, "compile")
-    _run(["vvp", "-n", "sim.vvp"], work_dir, "run")
+    compile_args = ["iverilog", "-o", "sim.vvp", "-s", "bmcnn_gate_tb", "tb.v", str(Path(netlist).resolve()),
+                    str(Path(cell_models).resolve())]
+    run_tool(compile_args, work_dir, work_dir / "compile.log", f"{top}: gate-level compile", timeout_s=None)
+    run_tool(["vvp", "-n", "sim.vvp"], work_dir, work_dir / "run.log", f"{top}: gate-level run", timeout_s=None)
     got, cycles = _read_outputs(work_dir / "outputs.txt", outputs, scenario.get("signed", []), ports)
     _compare(top, got, scenario["expected"])
     t_start = (RESET_CYCLES * PERIOD_NS)  # in ns; VCD time unit is 10 ps
     activity = net_activity(work_dir / "activity.vcd", t_start * 100, (RESET_CYCLES + cycles) * PERIOD_NS * 100)
     return GateSimResult(len(beats), cycles, len(got), activity)
-
-
-def _run(args: list[str], cwd: Path, what: str) -> None:
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
-    (cwd / f"{what}.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        line = next((x for x in (proc.stdout + proc.stderr).splitlines() if x.strip()), "no output")
-        raise SimulationError(f"gate-level {what} failed in {cwd} ({line}); see {cwd / (what + '.log')}")
 
 
 def _read_outputs(path: Path, names: list[str], signed: list[str],

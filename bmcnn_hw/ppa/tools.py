@@ -38,8 +38,8 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
-def run_tool(args: list[str], cwd: Path, log: Path, what: str, timeout_s: float = 600) -> str:
-    """Run a tool, keep its output in ``log`` and return it.
+def run_tool(args: list[str], cwd: Path, log: Path, what: str, timeout_s: float | None = 600) -> str:
+    """Run a tool, keep its output in ``log`` and return it (``timeout_s`` None: no limit).
 
     Raises:
         SimulationError: non-zero exit or timeout, quoting the tool's first error line.
