@@ -52,9 +52,12 @@ def truncate_scenario(scenario: dict[str, Any], max_beats: int) -> dict[str, Any
 
 
 def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator: CrossbarAccumulator,
-                       n_images: int, budget: int) -> dict[str, Any]:
+                       n_images: int, beats_per_image: int, budget: int) -> dict[str, Any]:
+    """The first whole outputs, in hardware order, that fit ``budget`` beats (built only for the
+    images they need: conv0 of the compact model has 147,456 beats per image)."""
+    needed = min(n_images, max(1, -(-budget // max(beats_per_image, 1))))
     codes = layer_codes(accumulator.reads, index)
-    scenario, _ = full_layer_scenario(layer, trace.outputs[index], codes, n_images)
+    scenario, _ = full_layer_scenario(layer, trace.outputs[index], codes, needed)
     return truncate_scenario(scenario, budget)
 
 
@@ -138,7 +141,8 @@ def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, acc
     """Per layer: gate-level simulation of real beats (checked against golden), then power at ``period``."""
     for i, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
         assert lp.synth is not None
-        scenario = _activity_scenario(layer, i, trace, accumulator, n_images, options.activity_beats)
+        scenario = _activity_scenario(layer, i, trace, accumulator, n_images, lp.schedule.beats,
+                                      options.activity_beats)
         sim = run_gate_level(lp.synth.netlist, lp.synth.top, options.cell_models, scenario, work / layer.name / "gates")
         (work / layer.name / "gates" / "activity.vcd").unlink(missing_ok=True)  # large; the Tcl keeps the figures
         lp.gate_beats, lp.gate_outputs_checked = sim.beats, sim.outputs_checked
