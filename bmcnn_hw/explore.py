@@ -23,8 +23,8 @@ Points run on a local process pool (one point per worker) or on a Dask cluster.
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
-import os
 import time
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from .flows import load_toml
 from .golden.chip import Chip, check_cell_geometry, sized_readout
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
-from .io_utils import write_json_atomic, write_text_atomic
+from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
 from .parallel import dask_client, results_in_order, single_threaded_pool
 from .ppa.summary import si_units
 from .presets import get_preset
@@ -216,8 +216,8 @@ def explore_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_pareto(result: dict, path: Path) -> None:
-    """Accuracy vs energy per inference and vs area, Pareto fronts drawn (PNG)."""
+def plot_pareto(result: dict) -> bytes:
+    """Accuracy vs energy per inference and vs area, Pareto fronts drawn: PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -238,8 +238,10 @@ def plot_pareto(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    return buffer.getvalue()
 
 
 def write_explore(result: dict, out_dir: Path) -> list[Path]:
@@ -248,7 +250,5 @@ def write_explore(result: dict, out_dir: Path) -> list[Path]:
     paths = [out_dir / "explore.json", out_dir / "explore.md", out_dir / "explore.png"]
     write_json_atomic(paths[0], result)
     write_text_atomic(paths[1], explore_markdown(result))
-    tmp = out_dir / ".explore.png.partial.png"
-    plot_pareto(result, tmp)
-    os.replace(tmp, paths[2])
+    write_atomic_bytes(paths[2], plot_pareto(result))
     return paths
