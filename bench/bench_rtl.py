@@ -39,14 +39,11 @@ def amaranth_run(layer, scenario: dict) -> float:
     beats = [s["beat"] for s in scenario["steps"] if "beat" in s]
 
     async def bench(ctx):
-        ctx.set(dut.out_ready, 1)
-        for code, plane, channel, first, last in beats:
-            ctx.set(dut.in_code, code)
-            ctx.set(dut.in_plane, plane)
-            ctx.set(dut.in_channel, channel)
-            ctx.set(dut.in_first, first)
-            ctx.set(dut.in_last, last)
-            ctx.set(dut.in_valid, 1)
+        ctx.set(dut.o.ready, 1)
+        for code, plane, channel, first, last, group_last in beats:
+            ctx.set(dut.i.payload, {"code": code, "plane": plane, "channel": channel, "first": first,
+                                    "last": last, "group_last": group_last})
+            ctx.set(dut.i.valid, 1)
             await ctx.tick()
 
     sim = Simulator(dut)

@@ -2,118 +2,141 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module layer_conv0(in_code, in_plane, in_channel, in_first, in_last, reg_addr, reg_wdata, reg_we, out_ready, clk, rst, in_ready, reg_rdata, out_valid, out_channel, out_bit, in_valid);
+module layer_conv0(i__valid, bus__addr, bus__wdata, bus__we, o__ready, clk, rst, i__ready, bus__rdata, o__payload, o__valid, i__payload);
+  input [9:0] bus__addr;
+  wire [9:0] bus__addr;
+  wire [9:0] \bus__addr$15 ;
+  output [31:0] bus__rdata;
+  wire [31:0] bus__rdata;
+  wire [31:0] \bus__rdata$16 ;
+  input [31:0] bus__wdata;
+  wire [31:0] bus__wdata;
+  wire [31:0] \bus__wdata$17 ;
+  input bus__we;
+  wire bus__we;
+  wire \bus__we$18 ;
   input clk;
   wire clk;
-  wire in_bit;
-  input [4:0] in_channel;
-  wire [4:0] in_channel;
-  wire [4:0] \in_channel$20 ;
-  wire [4:0] \in_channel$36 ;
-  input [5:0] in_code;
-  wire [5:0] in_code;
-  wire [5:0] \in_code$18 ;
-  input in_first;
-  wire in_first;
-  wire \in_first$21 ;
-  input in_last;
-  wire in_last;
-  wire \in_last$22 ;
-  input [2:0] in_plane;
-  wire [2:0] in_plane;
-  wire [2:0] \in_plane$19 ;
-  output in_ready;
-  wire in_ready;
-  wire \in_ready$26 ;
-  wire \in_ready$31 ;
-  input in_valid;
-  wire in_valid;
-  wire \in_valid$17 ;
-  wire \in_valid$28 ;
-  wire out_act;
-  output out_bit;
-  wire out_bit;
-  wire \out_bit$38 ;
-  output [4:0] out_channel;
-  wire [4:0] out_channel;
-  wire [4:0] \out_channel$37 ;
-  wire [4:0] \out_channel$39 ;
-  input out_ready;
-  wire out_ready;
-  wire \out_ready$30 ;
-  wire \out_ready$33 ;
-  output out_valid;
-  wire out_valid;
-  wire \out_valid$29 ;
-  wire \out_valid$32 ;
-  input [9:0] reg_addr;
-  wire [9:0] reg_addr;
-  wire [9:0] \reg_addr$23 ;
-  output [31:0] reg_rdata;
-  wire [31:0] reg_rdata;
-  wire [31:0] \reg_rdata$27 ;
-  input [31:0] reg_wdata;
-  wire [31:0] reg_wdata;
-  wire [31:0] \reg_wdata$24 ;
-  input reg_we;
-  wire reg_we;
-  wire \reg_we$25 ;
+  wire error;
+  wire group_error;
+  input [16:0] i__payload;
+  wire [16:0] i__payload;
+  wire [16:0] \i__payload$12 ;
+  wire [4:0] \i__payload$12.channel ;
+  wire [5:0] \i__payload$12.code ;
+  wire \i__payload$12.first ;
+  wire \i__payload$12.group_last ;
+  wire \i__payload$12.last ;
+  wire [2:0] \i__payload$12.plane ;
+  wire [6:0] \i__payload$25 ;
+  wire \i__payload$25.bit ;
+  wire [4:0] \i__payload$25.channel ;
+  wire \i__payload$25.last ;
+  wire [4:0] \i__payload.channel ;
+  wire [5:0] \i__payload.code ;
+  wire \i__payload.first ;
+  wire \i__payload.group_last ;
+  wire \i__payload.last ;
+  wire [2:0] \i__payload.plane ;
+  output i__ready;
+  wire i__ready;
+  wire \i__ready$13 ;
+  wire \i__ready$22 ;
+  input i__valid;
+  wire i__valid;
+  wire \i__valid$14 ;
+  wire \i__valid$19 ;
+  output [5:0] o__payload;
+  wire [5:0] o__payload;
+  wire [21:0] \o__payload$26 ;
+  wire [14:0] \o__payload$26.acc ;
+  wire \o__payload$26.act ;
+  wire [4:0] \o__payload$26.channel ;
+  wire \o__payload$26.last ;
+  wire [5:0] \o__payload$27 ;
+  wire \o__payload$27.bit ;
+  wire [4:0] \o__payload$27.channel ;
+  wire \o__payload.bit ;
+  wire [4:0] \o__payload.channel ;
+  input o__ready;
+  wire o__ready;
+  wire \o__ready$21 ;
+  wire \o__ready$28 ;
+  output o__valid;
+  wire o__valid;
+  wire \o__valid$20 ;
+  wire \o__valid$29 ;
   input rst;
   wire rst;
   \layer_conv0.periphery  periphery (
+    .bus__addr(bus__addr),
+    .bus__rdata(bus__rdata),
+    .bus__wdata(bus__wdata),
+    .bus__we(bus__we),
     .clk(clk),
-    .in_channel(in_channel),
-    .in_code(in_code),
-    .in_first(in_first),
-    .in_last(in_last),
-    .in_plane(in_plane),
-    .in_ready(in_ready),
-    .in_valid(in_valid),
-    .out_act(in_bit),
-    .out_channel(\in_channel$36 ),
-    .out_ready(\out_ready$30 ),
-    .out_valid(\in_valid$28 ),
-    .reg_addr(reg_addr),
-    .reg_rdata(reg_rdata),
-    .reg_wdata(reg_wdata),
-    .reg_we(reg_we),
+    .group_error(group_error),
+    .i__payload(i__payload),
+    .i__ready(i__ready),
+    .i__valid(i__valid),
+    .o__payload(\o__payload$26 ),
+    .o__ready(\o__ready$21 ),
+    .o__valid(\i__valid$19 ),
     .rst(rst)
   );
   \layer_conv0.tail  tail (
     .clk(clk),
-    .in_bit(in_bit),
-    .in_channel(\in_channel$36 ),
-    .in_ready(\out_ready$30 ),
-    .in_valid(\in_valid$28 ),
-    .out_bit(out_bit),
-    .out_channel(out_channel),
-    .out_ready(out_ready),
-    .out_valid(out_valid),
+    .error(group_error),
+    .i__payload(\i__payload$25 ),
+    .i__ready(\o__ready$21 ),
+    .i__valid(\i__valid$19 ),
+    .o__payload(o__payload),
+    .o__ready(o__ready),
+    .o__valid(o__valid),
     .rst(rst)
   );
-  assign \in_valid$17  = in_valid;
-  assign \in_code$18  = in_code;
-  assign \in_plane$19  = in_plane;
-  assign \in_channel$20  = in_channel;
-  assign \in_first$21  = in_first;
-  assign \in_last$22  = in_last;
-  assign \reg_addr$23  = reg_addr;
-  assign \reg_wdata$24  = reg_wdata;
-  assign \reg_we$25  = reg_we;
-  assign \in_ready$26  = in_ready;
-  assign \reg_rdata$27  = reg_rdata;
-  assign \out_valid$29  = \in_valid$28 ;
-  assign \in_ready$31  = \out_ready$30 ;
-  assign \out_valid$32  = out_valid;
-  assign \out_ready$33  = out_ready;
-  assign out_act = in_bit;
-  assign \out_channel$37  = \in_channel$36 ;
-  assign \out_bit$38  = out_bit;
-  assign \out_channel$39  = out_channel;
+  assign \i__payload$12  = i__payload;
+  assign \i__ready$13  = i__ready;
+  assign \i__valid$14  = i__valid;
+  assign \bus__addr$15  = bus__addr;
+  assign \bus__rdata$16  = bus__rdata;
+  assign \bus__wdata$17  = bus__wdata;
+  assign \bus__we$18  = bus__we;
+  assign \o__valid$20  = \i__valid$19 ;
+  assign \i__ready$22  = \o__ready$21 ;
+  assign error = group_error;
+  assign \o__payload$27  = o__payload;
+  assign \o__ready$28  = o__ready;
+  assign \o__valid$29  = o__valid;
+  assign \i__payload.code  = i__payload[5:0];
+  assign \i__payload.plane  = i__payload[8:6];
+  assign \i__payload.channel  = i__payload[13:9];
+  assign \i__payload.first  = i__payload[14];
+  assign \i__payload.last  = i__payload[15];
+  assign \i__payload.group_last  = i__payload[16];
+  assign \o__payload.bit  = o__payload[0];
+  assign \o__payload.channel  = o__payload[5:1];
+  assign \i__payload$12.code  = i__payload[5:0];
+  assign \i__payload$12.plane  = i__payload[8:6];
+  assign \i__payload$12.channel  = i__payload[13:9];
+  assign \i__payload$12.first  = i__payload[14];
+  assign \i__payload$12.last  = i__payload[15];
+  assign \i__payload$12.group_last  = i__payload[16];
+  assign \i__payload$25.bit  = \i__payload$25 [0];
+  assign \i__payload$25.channel  = \i__payload$25 [5:1];
+  assign \i__payload$25.last  = \i__payload$25 [6];
+  assign \o__payload$26.channel  = \o__payload$26 [4:0];
+  assign \o__payload$26.acc  = \o__payload$26 [19:5];
+  assign \o__payload$26.act  = \o__payload$26 [20];
+  assign \o__payload$26.last  = \o__payload$26 [21];
+  assign \o__payload$27.bit  = o__payload[0];
+  assign \o__payload$27.channel  = o__payload[5:1];
+  assign \i__payload$25 [5:1] = \o__payload$26 [4:0];
+  assign \i__payload$25 [0] = \o__payload$26 [20];
+  assign \i__payload$25 [6] = \o__payload$26 [21];
 endmodule
 
 (* generator = "Amaranth" *)
-module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last, reg_addr, reg_wdata, reg_we, clk, rst, in_ready, out_ready, reg_rdata, out_valid, out_channel, out_act, in_valid);
+module \layer_conv0.periphery (i__valid, bus__addr, bus__wdata, bus__we, clk, rst, i__ready, o__ready, group_error, o__valid, bus__rdata, o__payload, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -138,7 +161,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$117 ;
   wire \$118 ;
   wire \$119 ;
-  reg \$12 ;
+  wire \$12 ;
   wire \$120 ;
   wire \$121 ;
   wire \$122 ;
@@ -182,7 +205,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  reg [13:0] \$16 ;
+  wire \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
@@ -193,7 +216,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire [13:0] \$17 ;
+  wire \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
@@ -204,7 +227,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$177 ;
   wire \$178 ;
   wire \$179 ;
-  wire [20:0] \$18 ;
+  wire \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
@@ -215,7 +238,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [21:0] \$19 ;
+  wire \$19 ;
   wire \$190 ;
   wire \$191 ;
   wire \$192 ;
@@ -227,7 +250,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  reg [13:0] \$20 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -238,7 +261,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  reg [13:0] \$21 ;
+  wire \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -246,137 +269,162 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$214 ;
   wire \$215 ;
   wire \$216 ;
-  reg [13:0] \$217 ;
-  reg [13:0] \$218 ;
-  reg [13:0] \$219 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
-  reg [13:0] \$220 ;
-  reg [13:0] \$221 ;
-  reg [13:0] \$222 ;
-  reg [13:0] \$223 ;
-  reg [13:0] \$224 ;
-  reg [13:0] \$225 ;
-  reg [13:0] \$226 ;
-  reg [13:0] \$227 ;
-  reg [13:0] \$228 ;
-  reg [13:0] \$229 ;
-  reg \$23 ;
-  reg [13:0] \$230 ;
-  reg [13:0] \$231 ;
-  reg [13:0] \$232 ;
-  reg [13:0] \$233 ;
-  reg [13:0] \$234 ;
-  reg [13:0] \$235 ;
-  reg [13:0] \$236 ;
-  reg [13:0] \$237 ;
-  reg [13:0] \$238 ;
-  reg [13:0] \$239 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
-  reg [13:0] \$240 ;
-  reg [13:0] \$241 ;
-  reg [13:0] \$242 ;
-  reg [13:0] \$243 ;
-  reg [13:0] \$244 ;
+  wire \$240 ;
+  reg \$241 ;
+  reg \$242 ;
+  reg [4:0] \$243 ;
+  reg [3:0] \$244 ;
   reg [13:0] \$245 ;
   reg [13:0] \$246 ;
   reg [13:0] \$247 ;
   reg [13:0] \$248 ;
-  reg \$249 ;
+  reg [13:0] \$249 ;
   wire \$25 ;
-  reg \$250 ;
-  reg \$251 ;
-  reg \$252 ;
-  reg \$253 ;
-  reg \$254 ;
-  reg \$255 ;
-  reg \$256 ;
-  reg \$257 ;
-  reg \$258 ;
-  reg \$259 ;
-  wire \$26 ;
-  reg \$260 ;
-  reg \$261 ;
-  reg \$262 ;
-  reg \$263 ;
-  reg \$264 ;
-  reg \$265 ;
-  reg \$266 ;
-  reg \$267 ;
-  reg \$268 ;
-  reg \$269 ;
+  reg [13:0] \$250 ;
+  reg [13:0] \$251 ;
+  reg [13:0] \$252 ;
+  reg [13:0] \$253 ;
+  reg [13:0] \$254 ;
+  reg [13:0] \$255 ;
+  reg [13:0] \$256 ;
+  reg [13:0] \$257 ;
+  reg [13:0] \$258 ;
+  reg [13:0] \$259 ;
+  reg [13:0] \$26 ;
+  reg [13:0] \$260 ;
+  reg [13:0] \$261 ;
+  reg [13:0] \$262 ;
+  reg [13:0] \$263 ;
+  reg [13:0] \$264 ;
+  reg [13:0] \$265 ;
+  reg [13:0] \$266 ;
+  reg [13:0] \$267 ;
+  reg [13:0] \$268 ;
+  reg [13:0] \$269 ;
   wire \$27 ;
-  reg \$270 ;
-  reg \$271 ;
-  reg \$272 ;
-  reg \$273 ;
-  reg \$274 ;
-  reg \$275 ;
-  reg \$276 ;
+  reg [13:0] \$270 ;
+  reg [13:0] \$271 ;
+  reg [13:0] \$272 ;
+  reg [13:0] \$273 ;
+  reg [13:0] \$274 ;
+  reg [13:0] \$275 ;
+  reg [13:0] \$276 ;
   reg \$277 ;
   reg \$278 ;
   reg \$279 ;
   wire \$28 ;
   reg \$280 ;
-  reg [13:0] \$281 ;
-  reg [13:0] \$282 ;
-  reg [13:0] \$283 ;
-  reg [13:0] \$284 ;
-  reg [13:0] \$285 ;
-  reg [13:0] \$286 ;
-  reg [13:0] \$287 ;
-  reg [13:0] \$288 ;
-  reg [13:0] \$289 ;
+  reg \$281 ;
+  reg \$282 ;
+  reg \$283 ;
+  reg \$284 ;
+  reg \$285 ;
+  reg \$286 ;
+  reg \$287 ;
+  reg \$288 ;
+  reg \$289 ;
   wire \$29 ;
-  reg [13:0] \$290 ;
-  reg [13:0] \$291 ;
-  reg [13:0] \$292 ;
-  reg [13:0] \$293 ;
-  reg [13:0] \$294 ;
-  reg [13:0] \$295 ;
-  reg [13:0] \$296 ;
-  reg [13:0] \$297 ;
-  reg [13:0] \$298 ;
-  reg [13:0] \$299 ;
+  reg \$290 ;
+  reg \$291 ;
+  reg \$292 ;
+  reg \$293 ;
+  reg \$294 ;
+  reg \$295 ;
+  reg \$296 ;
+  reg \$297 ;
+  reg \$298 ;
+  reg \$299 ;
   wire \$3 ;
-  wire \$30 ;
-  reg [13:0] \$300 ;
-  reg [13:0] \$301 ;
-  reg [13:0] \$302 ;
-  reg [13:0] \$303 ;
-  reg [13:0] \$304 ;
-  reg [13:0] \$305 ;
-  reg [13:0] \$306 ;
-  reg [13:0] \$307 ;
-  reg [13:0] \$308 ;
+  reg \$30 ;
+  reg \$300 ;
+  reg \$301 ;
+  reg \$302 ;
+  reg \$303 ;
+  reg \$304 ;
+  reg \$305 ;
+  reg \$306 ;
+  reg \$307 ;
+  reg \$308 ;
   reg [13:0] \$309 ;
   wire \$31 ;
   reg [13:0] \$310 ;
   reg [13:0] \$311 ;
   reg [13:0] \$312 ;
-  reg [31:0] \$313 ;
-  reg \$314 ;
+  reg [13:0] \$313 ;
+  reg [13:0] \$314 ;
   reg [13:0] \$315 ;
-  reg [4:0] \$316 ;
-  reg [14:0] \$317 ;
-  reg \$318 ;
+  reg [13:0] \$316 ;
+  reg [13:0] \$317 ;
+  reg [13:0] \$318 ;
+  reg [13:0] \$319 ;
   wire \$32 ;
+  reg [13:0] \$320 ;
+  reg [13:0] \$321 ;
+  reg [13:0] \$322 ;
+  reg [13:0] \$323 ;
+  reg [13:0] \$324 ;
+  reg [13:0] \$325 ;
+  reg [13:0] \$326 ;
+  reg [13:0] \$327 ;
+  reg [13:0] \$328 ;
+  reg [13:0] \$329 ;
   wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  reg [13:0] \$330 ;
+  reg [13:0] \$331 ;
+  reg [13:0] \$332 ;
+  reg [13:0] \$333 ;
+  reg [13:0] \$334 ;
+  reg [13:0] \$335 ;
+  reg [13:0] \$336 ;
+  reg [13:0] \$337 ;
+  reg [13:0] \$338 ;
+  reg [13:0] \$339 ;
+  reg [13:0] \$34 ;
+  reg [13:0] \$340 ;
+  reg [31:0] \$341 ;
+  reg [13:0] \$342 ;
+  reg [21:0] \$343 ;
+  wire [13:0] \$35 ;
+  wire [20:0] \$36 ;
+  wire [21:0] \$37 ;
+  reg [13:0] \$38 ;
+  reg [13:0] \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  reg \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
+  wire [3:0] \$45 ;
+  wire [3:0] \$46 ;
+  wire [3:0] \$47 ;
+  wire [3:0] \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
@@ -411,7 +459,7 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  reg [13:0] \$8 ;
+  wire \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
@@ -433,13 +481,25 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   wire \$97 ;
   wire \$98 ;
   wire \$99 ;
-  wire [13:0] \$signal ;
-  reg [13:0] \$signal$102  = 14'h0000;
+  reg \$signal  = 1'h0;
+  wire [13:0] \$signal$111 ;
+  reg [13:0] \$signal$112  = 14'h0000;
   wire accept;
   wire act;
+  reg [31:0] bus;
+  input [9:0] bus__addr;
+  wire [9:0] bus__addr;
+  output [31:0] bus__rdata;
+  reg [31:0] bus__rdata = 32'd0;
+  input [31:0] bus__wdata;
+  wire [31:0] bus__wdata;
+  input bus__we;
+  wire bus__we;
   input clk;
   wire clk;
   wire [13:0] code;
+  reg [3:0] error_0 = 4'h0;
+  wire [3:0] errors;
   reg flip_0 = 1'h1;
   reg flip_1 = 1'h1;
   reg flip_10 = 1'h1;
@@ -472,38 +532,31 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   reg flip_7 = 1'h0;
   reg flip_8 = 1'h1;
   reg flip_9 = 1'h1;
-  input [4:0] in_channel;
-  wire [4:0] in_channel;
-  input [5:0] in_code;
-  wire [5:0] in_code;
-  input in_first;
-  wire in_first;
-  input in_last;
-  wire in_last;
-  input [2:0] in_plane;
-  wire [2:0] in_plane;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
-  reg [14:0] out_acc = 15'h0000;
-  output out_act;
-  reg out_act = 1'h0;
-  output [4:0] out_channel;
-  reg [4:0] out_channel = 5'h00;
-  input out_ready;
-  wire out_ready;
-  output out_valid;
-  reg out_valid = 1'h0;
-  reg [31:0] read_value;
-  input [9:0] reg_addr;
-  wire [9:0] reg_addr;
-  output [31:0] reg_rdata;
-  reg [31:0] reg_rdata = 32'd0;
-  input [31:0] reg_wdata;
-  wire [31:0] reg_wdata;
-  input reg_we;
-  wire reg_we;
+  input group_error;
+  wire group_error;
+  input [16:0] i__payload;
+  wire [16:0] i__payload;
+  wire [4:0] \i__payload.channel ;
+  wire [5:0] \i__payload.code ;
+  wire \i__payload.first ;
+  wire \i__payload.group_last ;
+  wire \i__payload.last ;
+  wire [2:0] \i__payload.plane ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [21:0] o__payload;
+  reg [21:0] o__payload = 22'h000000;
+  wire [14:0] \o__payload.acc ;
+  wire \o__payload.act ;
+  wire [4:0] \o__payload.channel ;
+  wire \o__payload.last ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  reg [4:0] open_channel = 5'h00;
   wire [13:0] result;
   input rst;
   wire rst;
@@ -572,1468 +625,1259 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   reg [13:0] tune_offset_8 = 14'h0000;
   reg [13:0] tune_offset_9 = 14'h0000;
   wire [14:0] tuned;
-  assign \$1  = reg_addr < 1'h1;
-  assign \$2  = reg_addr < 2'h2;
-  assign \$3  = reg_addr >= 1'h1;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = reg_addr < 9'h120;
-  assign \$6  = reg_addr >= 9'h100;
-  assign \$7  = \$5  & \$6 ;
-  assign \$9  = reg_addr < 10'h220;
-  assign \$10  = reg_addr >= 10'h200;
-  assign \$11  = \$9  & \$10 ;
-  assign \$13  = reg_addr < 10'h320;
-  assign \$14  = reg_addr >= 10'h300;
-  assign \$15  = \$13  & \$14 ;
-  assign \$17  = in_first ? 14'h0000 : \$signal$102 ;
-  assign \$18  = $signed(in_code) << in_plane;
-  assign \$19  = $signed(\$17 ) + $signed(\$18 );
-  assign tuned = $signed(\$19 [13:0]) + $signed(\$20 );
-  assign \$22  = $signed(\$21 ) <= $signed(tuned);
-  assign act = \$22  ^ \$23 ;
-  assign \$24  = ~ out_valid;
-  assign in_ready = \$24  | out_ready;
-  assign accept = in_valid & in_ready;
-  assign \$25  = reg_addr == 9'h100;
-  assign \$26  = reg_we & \$25 ;
-  assign \$27  = reg_addr == 9'h101;
-  assign \$28  = reg_we & \$27 ;
-  assign \$29  = reg_addr == 9'h102;
-  assign \$30  = reg_we & \$29 ;
-  assign \$31  = reg_addr == 9'h103;
-  assign \$32  = reg_we & \$31 ;
-  assign \$33  = reg_addr == 9'h104;
-  assign \$34  = reg_we & \$33 ;
-  assign \$35  = reg_addr == 9'h105;
-  assign \$36  = reg_we & \$35 ;
-  assign \$37  = reg_addr == 9'h106;
-  assign \$38  = reg_we & \$37 ;
-  assign \$39  = reg_addr == 9'h107;
-  assign \$40  = reg_we & \$39 ;
-  assign \$41  = reg_addr == 9'h108;
-  assign \$42  = reg_we & \$41 ;
-  assign \$43  = reg_addr == 9'h109;
-  assign \$44  = reg_we & \$43 ;
-  assign \$45  = reg_addr == 9'h10a;
-  assign \$46  = reg_we & \$45 ;
-  assign \$47  = reg_addr == 9'h10b;
-  assign \$48  = reg_we & \$47 ;
-  assign \$49  = reg_addr == 9'h10c;
-  assign \$50  = reg_we & \$49 ;
-  assign \$51  = reg_addr == 9'h10d;
-  assign \$52  = reg_we & \$51 ;
-  assign \$53  = reg_addr == 9'h10e;
-  assign \$54  = reg_we & \$53 ;
-  assign \$55  = reg_addr == 9'h10f;
-  assign \$56  = reg_we & \$55 ;
-  assign \$57  = reg_addr == 9'h110;
-  assign \$58  = reg_we & \$57 ;
-  assign \$59  = reg_addr == 9'h111;
-  assign \$60  = reg_we & \$59 ;
-  assign \$61  = reg_addr == 9'h112;
-  assign \$62  = reg_we & \$61 ;
-  assign \$63  = reg_addr == 9'h113;
-  assign \$64  = reg_we & \$63 ;
-  assign \$65  = reg_addr == 9'h114;
-  assign \$66  = reg_we & \$65 ;
-  assign \$67  = reg_addr == 9'h115;
-  assign \$68  = reg_we & \$67 ;
-  assign \$69  = reg_addr == 9'h116;
-  assign \$70  = reg_we & \$69 ;
-  assign \$71  = reg_addr == 9'h117;
-  assign \$72  = reg_we & \$71 ;
-  assign \$73  = reg_addr == 9'h118;
-  assign \$74  = reg_we & \$73 ;
-  assign \$75  = reg_addr == 9'h119;
-  assign \$76  = reg_we & \$75 ;
-  assign \$77  = reg_addr == 9'h11a;
-  assign \$78  = reg_we & \$77 ;
-  assign \$79  = reg_addr == 9'h11b;
-  assign \$80  = reg_we & \$79 ;
-  assign \$81  = reg_addr == 9'h11c;
-  assign \$82  = reg_we & \$81 ;
-  assign \$83  = reg_addr == 9'h11d;
-  assign \$84  = reg_we & \$83 ;
-  assign \$85  = reg_addr == 9'h11e;
-  assign \$86  = reg_we & \$85 ;
-  assign \$87  = reg_addr == 9'h11f;
-  assign \$88  = reg_we & \$87 ;
-  assign \$89  = reg_addr == 10'h200;
-  assign \$90  = reg_we & \$89 ;
-  assign \$91  = reg_addr == 10'h201;
-  assign \$92  = reg_we & \$91 ;
-  assign \$93  = reg_addr == 10'h202;
-  assign \$94  = reg_we & \$93 ;
-  assign \$95  = reg_addr == 10'h203;
-  assign \$96  = reg_we & \$95 ;
-  assign \$97  = reg_addr == 10'h204;
-  assign \$98  = reg_we & \$97 ;
-  assign \$99  = reg_addr == 10'h205;
-  assign \$100  = reg_we & \$99 ;
-  assign \$101  = reg_addr == 10'h206;
-  assign \$102  = reg_we & \$101 ;
-  assign \$103  = reg_addr == 10'h207;
-  assign \$104  = reg_we & \$103 ;
-  assign \$105  = reg_addr == 10'h208;
-  assign \$106  = reg_we & \$105 ;
-  assign \$107  = reg_addr == 10'h209;
-  assign \$108  = reg_we & \$107 ;
-  assign \$109  = reg_addr == 10'h20a;
-  assign \$110  = reg_we & \$109 ;
-  assign \$111  = reg_addr == 10'h20b;
-  assign \$112  = reg_we & \$111 ;
-  assign \$113  = reg_addr == 10'h20c;
-  assign \$114  = reg_we & \$113 ;
-  assign \$115  = reg_addr == 10'h20d;
-  assign \$116  = reg_we & \$115 ;
-  assign \$117  = reg_addr == 10'h20e;
-  assign \$118  = reg_we & \$117 ;
-  assign \$119  = reg_addr == 10'h20f;
-  assign \$120  = reg_we & \$119 ;
-  assign \$121  = reg_addr == 10'h210;
-  assign \$122  = reg_we & \$121 ;
-  assign \$123  = reg_addr == 10'h211;
-  assign \$124  = reg_we & \$123 ;
-  assign \$125  = reg_addr == 10'h212;
-  assign \$126  = reg_we & \$125 ;
-  assign \$127  = reg_addr == 10'h213;
-  assign \$128  = reg_we & \$127 ;
-  assign \$129  = reg_addr == 10'h214;
-  assign \$130  = reg_we & \$129 ;
-  assign \$131  = reg_addr == 10'h215;
-  assign \$132  = reg_we & \$131 ;
-  assign \$133  = reg_addr == 10'h216;
-  assign \$134  = reg_we & \$133 ;
-  assign \$135  = reg_addr == 10'h217;
-  assign \$136  = reg_we & \$135 ;
-  assign \$137  = reg_addr == 10'h218;
-  assign \$138  = reg_we & \$137 ;
-  assign \$139  = reg_addr == 10'h219;
-  assign \$140  = reg_we & \$139 ;
-  assign \$141  = reg_addr == 10'h21a;
-  assign \$142  = reg_we & \$141 ;
-  assign \$143  = reg_addr == 10'h21b;
-  assign \$144  = reg_we & \$143 ;
-  assign \$145  = reg_addr == 10'h21c;
-  assign \$146  = reg_we & \$145 ;
-  assign \$147  = reg_addr == 10'h21d;
-  assign \$148  = reg_we & \$147 ;
-  assign \$149  = reg_addr == 10'h21e;
-  assign \$150  = reg_we & \$149 ;
-  assign \$151  = reg_addr == 10'h21f;
-  assign \$152  = reg_we & \$151 ;
-  assign \$153  = reg_addr == 10'h300;
-  assign \$154  = reg_we & \$153 ;
-  assign \$155  = reg_addr == 10'h301;
-  assign \$156  = reg_we & \$155 ;
-  assign \$157  = reg_addr == 10'h302;
-  assign \$158  = reg_we & \$157 ;
-  assign \$159  = reg_addr == 10'h303;
-  assign \$160  = reg_we & \$159 ;
-  assign \$161  = reg_addr == 10'h304;
-  assign \$162  = reg_we & \$161 ;
-  assign \$163  = reg_addr == 10'h305;
-  assign \$164  = reg_we & \$163 ;
-  assign \$165  = reg_addr == 10'h306;
-  assign \$166  = reg_we & \$165 ;
-  assign \$167  = reg_addr == 10'h307;
-  assign \$168  = reg_we & \$167 ;
-  assign \$169  = reg_addr == 10'h308;
-  assign \$170  = reg_we & \$169 ;
-  assign \$171  = reg_addr == 10'h309;
-  assign \$172  = reg_we & \$171 ;
-  assign \$173  = reg_addr == 10'h30a;
-  assign \$174  = reg_we & \$173 ;
-  assign \$175  = reg_addr == 10'h30b;
-  assign \$176  = reg_we & \$175 ;
-  assign \$177  = reg_addr == 10'h30c;
-  assign \$178  = reg_we & \$177 ;
-  assign \$179  = reg_addr == 10'h30d;
-  assign \$180  = reg_we & \$179 ;
-  assign \$181  = reg_addr == 10'h30e;
-  assign \$182  = reg_we & \$181 ;
-  assign \$183  = reg_addr == 10'h30f;
-  assign \$184  = reg_we & \$183 ;
-  assign \$185  = reg_addr == 10'h310;
-  assign \$186  = reg_we & \$185 ;
-  assign \$187  = reg_addr == 10'h311;
-  assign \$188  = reg_we & \$187 ;
-  assign \$189  = reg_addr == 10'h312;
-  assign \$190  = reg_we & \$189 ;
-  assign \$191  = reg_addr == 10'h313;
-  assign \$192  = reg_we & \$191 ;
-  assign \$193  = reg_addr == 10'h314;
-  assign \$194  = reg_we & \$193 ;
-  assign \$195  = reg_addr == 10'h315;
-  assign \$196  = reg_we & \$195 ;
-  assign \$197  = reg_addr == 10'h316;
-  assign \$198  = reg_we & \$197 ;
-  assign \$199  = reg_addr == 10'h317;
-  assign \$200  = reg_we & \$199 ;
-  assign \$201  = reg_addr == 10'h318;
-  assign \$202  = reg_we & \$201 ;
-  assign \$203  = reg_addr == 10'h319;
-  assign \$204  = reg_we & \$203 ;
-  assign \$205  = reg_addr == 10'h31a;
-  assign \$206  = reg_we & \$205 ;
-  assign \$207  = reg_addr == 10'h31b;
-  assign \$208  = reg_we & \$207 ;
-  assign \$209  = reg_addr == 10'h31c;
-  assign \$210  = reg_we & \$209 ;
-  assign \$211  = reg_addr == 10'h31d;
-  assign \$212  = reg_we & \$211 ;
-  assign \$213  = reg_addr == 10'h31e;
-  assign \$214  = reg_we & \$213 ;
-  assign \$215  = reg_addr == 10'h31f;
-  assign \$216  = reg_we & \$215 ;
-  always @(posedge clk)
-    theta_0 <= \$217 ;
-  always @(posedge clk)
-    theta_1 <= \$218 ;
-  always @(posedge clk)
-    theta_2 <= \$219 ;
-  always @(posedge clk)
-    theta_3 <= \$220 ;
-  always @(posedge clk)
-    theta_4 <= \$221 ;
-  always @(posedge clk)
-    theta_5 <= \$222 ;
-  always @(posedge clk)
-    theta_6 <= \$223 ;
+  assign \$1  = ~ rst;
+  assign \$2  = ~ o__valid;
+  assign \$3  = \$2  | o__ready;
+  assign i__ready = \$1  & \$3 ;
+  assign accept = i__valid & i__ready;
+  assign \$4  = i__payload[13:9] >= 6'h20;
+  assign \$5  = accept & \$4 ;
+  assign \$6  = i__payload[8:6] >= 4'h8;
+  assign \$7  = accept & \$6 ;
+  assign \$8  = i__payload[14] & \$signal ;
+  assign \$9  = ~ i__payload[14];
+  assign \$10  = ~ \$signal ;
+  assign \$11  = i__payload[13:9] != open_channel;
+  assign \$12  = \$10  | \$11 ;
+  assign \$13  = \$9  & \$12 ;
+  assign \$14  = \$8  | \$13 ;
+  assign \$15  = accept & \$14 ;
+  assign \$16  = bus__addr < 1'h1;
+  assign \$17  = bus__addr < 2'h2;
+  assign \$18  = bus__addr >= 1'h1;
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = bus__addr < 2'h3;
+  assign \$21  = bus__addr >= 2'h2;
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = bus__addr < 9'h120;
+  assign \$24  = bus__addr >= 9'h100;
+  assign \$25  = \$23  & \$24 ;
+  assign \$27  = bus__addr < 10'h220;
+  assign \$28  = bus__addr >= 10'h200;
+  assign \$29  = \$27  & \$28 ;
+  assign \$31  = bus__addr < 10'h320;
+  assign \$32  = bus__addr >= 10'h300;
+  assign \$33  = \$31  & \$32 ;
+  assign \$35  = i__payload[14] ? 14'h0000 : \$signal$112 ;
+  assign \$36  = $signed(i__payload[5:0]) << i__payload[8:6];
+  assign \$37  = $signed(\$35 ) + $signed(\$36 );
+  assign tuned = $signed(\$37 [13:0]) + $signed(\$38 );
+  assign \$40  = $signed(\$39 ) <= $signed(tuned);
+  assign act = \$40  ^ \$41 ;
+  assign \$42  = ~ i__payload[15];
+  assign \$43  = bus__addr == 2'h2;
+  assign \$44  = bus__we & \$43 ;
+  assign \$45  = \$44  ? bus__wdata[3:0] : 4'h0;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = error_0 & \$46 ;
+  assign \$48  = \$47  | { group_error, \$15 , \$7 , \$5  };
+  assign \$49  = bus__addr == 9'h100;
+  assign \$50  = bus__we & \$49 ;
+  assign \$51  = bus__addr == 9'h101;
+  assign \$52  = bus__we & \$51 ;
+  assign \$53  = bus__addr == 9'h102;
+  assign \$54  = bus__we & \$53 ;
+  assign \$55  = bus__addr == 9'h103;
+  assign \$56  = bus__we & \$55 ;
+  assign \$57  = bus__addr == 9'h104;
+  assign \$58  = bus__we & \$57 ;
+  assign \$59  = bus__addr == 9'h105;
+  assign \$60  = bus__we & \$59 ;
+  assign \$61  = bus__addr == 9'h106;
+  assign \$62  = bus__we & \$61 ;
+  assign \$63  = bus__addr == 9'h107;
+  assign \$64  = bus__we & \$63 ;
+  assign \$65  = bus__addr == 9'h108;
+  assign \$66  = bus__we & \$65 ;
+  assign \$67  = bus__addr == 9'h109;
+  assign \$68  = bus__we & \$67 ;
+  assign \$69  = bus__addr == 9'h10a;
+  assign \$70  = bus__we & \$69 ;
+  assign \$71  = bus__addr == 9'h10b;
+  assign \$72  = bus__we & \$71 ;
+  assign \$73  = bus__addr == 9'h10c;
+  assign \$74  = bus__we & \$73 ;
+  assign \$75  = bus__addr == 9'h10d;
+  assign \$76  = bus__we & \$75 ;
+  assign \$77  = bus__addr == 9'h10e;
+  assign \$78  = bus__we & \$77 ;
+  assign \$79  = bus__addr == 9'h10f;
+  assign \$80  = bus__we & \$79 ;
+  assign \$81  = bus__addr == 9'h110;
+  assign \$82  = bus__we & \$81 ;
+  assign \$83  = bus__addr == 9'h111;
+  assign \$84  = bus__we & \$83 ;
+  assign \$85  = bus__addr == 9'h112;
+  assign \$86  = bus__we & \$85 ;
+  assign \$87  = bus__addr == 9'h113;
+  assign \$88  = bus__we & \$87 ;
+  assign \$89  = bus__addr == 9'h114;
+  assign \$90  = bus__we & \$89 ;
+  assign \$91  = bus__addr == 9'h115;
+  assign \$92  = bus__we & \$91 ;
+  assign \$93  = bus__addr == 9'h116;
+  assign \$94  = bus__we & \$93 ;
+  assign \$95  = bus__addr == 9'h117;
+  assign \$96  = bus__we & \$95 ;
+  assign \$97  = bus__addr == 9'h118;
+  assign \$98  = bus__we & \$97 ;
+  assign \$99  = bus__addr == 9'h119;
+  assign \$100  = bus__we & \$99 ;
+  assign \$101  = bus__addr == 9'h11a;
+  assign \$102  = bus__we & \$101 ;
+  assign \$103  = bus__addr == 9'h11b;
+  assign \$104  = bus__we & \$103 ;
+  assign \$105  = bus__addr == 9'h11c;
+  assign \$106  = bus__we & \$105 ;
+  assign \$107  = bus__addr == 9'h11d;
+  assign \$108  = bus__we & \$107 ;
+  assign \$109  = bus__addr == 9'h11e;
+  assign \$110  = bus__we & \$109 ;
+  assign \$111  = bus__addr == 9'h11f;
+  assign \$112  = bus__we & \$111 ;
+  assign \$113  = bus__addr == 10'h200;
+  assign \$114  = bus__we & \$113 ;
+  assign \$115  = bus__addr == 10'h201;
+  assign \$116  = bus__we & \$115 ;
+  assign \$117  = bus__addr == 10'h202;
+  assign \$118  = bus__we & \$117 ;
+  assign \$119  = bus__addr == 10'h203;
+  assign \$120  = bus__we & \$119 ;
+  assign \$121  = bus__addr == 10'h204;
+  assign \$122  = bus__we & \$121 ;
+  assign \$123  = bus__addr == 10'h205;
+  assign \$124  = bus__we & \$123 ;
+  assign \$125  = bus__addr == 10'h206;
+  assign \$126  = bus__we & \$125 ;
+  assign \$127  = bus__addr == 10'h207;
+  assign \$128  = bus__we & \$127 ;
+  assign \$129  = bus__addr == 10'h208;
+  assign \$130  = bus__we & \$129 ;
+  assign \$131  = bus__addr == 10'h209;
+  assign \$132  = bus__we & \$131 ;
+  assign \$133  = bus__addr == 10'h20a;
+  assign \$134  = bus__we & \$133 ;
+  assign \$135  = bus__addr == 10'h20b;
+  assign \$136  = bus__we & \$135 ;
+  assign \$137  = bus__addr == 10'h20c;
+  assign \$138  = bus__we & \$137 ;
+  assign \$139  = bus__addr == 10'h20d;
+  assign \$140  = bus__we & \$139 ;
+  assign \$141  = bus__addr == 10'h20e;
+  assign \$142  = bus__we & \$141 ;
+  assign \$143  = bus__addr == 10'h20f;
+  assign \$144  = bus__we & \$143 ;
+  assign \$145  = bus__addr == 10'h210;
+  assign \$146  = bus__we & \$145 ;
+  assign \$147  = bus__addr == 10'h211;
+  assign \$148  = bus__we & \$147 ;
+  assign \$149  = bus__addr == 10'h212;
+  assign \$150  = bus__we & \$149 ;
+  assign \$151  = bus__addr == 10'h213;
+  assign \$152  = bus__we & \$151 ;
+  assign \$153  = bus__addr == 10'h214;
+  assign \$154  = bus__we & \$153 ;
+  assign \$155  = bus__addr == 10'h215;
+  assign \$156  = bus__we & \$155 ;
+  assign \$157  = bus__addr == 10'h216;
+  assign \$158  = bus__we & \$157 ;
+  assign \$159  = bus__addr == 10'h217;
+  assign \$160  = bus__we & \$159 ;
+  assign \$161  = bus__addr == 10'h218;
+  assign \$162  = bus__we & \$161 ;
+  assign \$163  = bus__addr == 10'h219;
+  assign \$164  = bus__we & \$163 ;
+  assign \$165  = bus__addr == 10'h21a;
+  assign \$166  = bus__we & \$165 ;
+  assign \$167  = bus__addr == 10'h21b;
+  assign \$168  = bus__we & \$167 ;
+  assign \$169  = bus__addr == 10'h21c;
+  assign \$170  = bus__we & \$169 ;
+  assign \$171  = bus__addr == 10'h21d;
+  assign \$172  = bus__we & \$171 ;
+  assign \$173  = bus__addr == 10'h21e;
+  assign \$174  = bus__we & \$173 ;
+  assign \$175  = bus__addr == 10'h21f;
+  assign \$176  = bus__we & \$175 ;
+  assign \$177  = bus__addr == 10'h300;
+  assign \$178  = bus__we & \$177 ;
+  assign \$179  = bus__addr == 10'h301;
+  assign \$180  = bus__we & \$179 ;
+  assign \$181  = bus__addr == 10'h302;
+  assign \$182  = bus__we & \$181 ;
+  assign \$183  = bus__addr == 10'h303;
+  assign \$184  = bus__we & \$183 ;
+  assign \$185  = bus__addr == 10'h304;
+  assign \$186  = bus__we & \$185 ;
+  assign \$187  = bus__addr == 10'h305;
+  assign \$188  = bus__we & \$187 ;
+  assign \$189  = bus__addr == 10'h306;
+  assign \$190  = bus__we & \$189 ;
+  assign \$191  = bus__addr == 10'h307;
+  assign \$192  = bus__we & \$191 ;
+  assign \$193  = bus__addr == 10'h308;
+  assign \$194  = bus__we & \$193 ;
+  assign \$195  = bus__addr == 10'h309;
+  assign \$196  = bus__we & \$195 ;
+  assign \$197  = bus__addr == 10'h30a;
+  assign \$198  = bus__we & \$197 ;
+  assign \$199  = bus__addr == 10'h30b;
+  assign \$200  = bus__we & \$199 ;
+  assign \$201  = bus__addr == 10'h30c;
+  assign \$202  = bus__we & \$201 ;
+  assign \$203  = bus__addr == 10'h30d;
+  assign \$204  = bus__we & \$203 ;
+  assign \$205  = bus__addr == 10'h30e;
+  assign \$206  = bus__we & \$205 ;
+  assign \$207  = bus__addr == 10'h30f;
+  assign \$208  = bus__we & \$207 ;
+  assign \$209  = bus__addr == 10'h310;
+  assign \$210  = bus__we & \$209 ;
+  assign \$211  = bus__addr == 10'h311;
+  assign \$212  = bus__we & \$211 ;
+  assign \$213  = bus__addr == 10'h312;
+  assign \$214  = bus__we & \$213 ;
+  assign \$215  = bus__addr == 10'h313;
+  assign \$216  = bus__we & \$215 ;
+  assign \$217  = bus__addr == 10'h314;
+  assign \$218  = bus__we & \$217 ;
+  assign \$219  = bus__addr == 10'h315;
+  assign \$220  = bus__we & \$219 ;
+  assign \$221  = bus__addr == 10'h316;
+  assign \$222  = bus__we & \$221 ;
+  assign \$223  = bus__addr == 10'h317;
+  assign \$224  = bus__we & \$223 ;
+  assign \$225  = bus__addr == 10'h318;
+  assign \$226  = bus__we & \$225 ;
+  assign \$227  = bus__addr == 10'h319;
+  assign \$228  = bus__we & \$227 ;
+  assign \$229  = bus__addr == 10'h31a;
+  assign \$230  = bus__we & \$229 ;
+  assign \$231  = bus__addr == 10'h31b;
+  assign \$232  = bus__we & \$231 ;
+  assign \$233  = bus__addr == 10'h31c;
+  assign \$234  = bus__we & \$233 ;
+  assign \$235  = bus__addr == 10'h31d;
+  assign \$236  = bus__we & \$235 ;
+  assign \$237  = bus__addr == 10'h31e;
+  assign \$238  = bus__we & \$237 ;
+  assign \$239  = bus__addr == 10'h31f;
+  assign \$240  = bus__we & \$239 ;
+  always @(posedge clk)
+    o__valid <= \$241 ;
+  always @(posedge clk)
+    \$signal  <= \$242 ;
+  always @(posedge clk)
+    open_channel <= \$243 ;
+  always @(posedge clk)
+    error_0 <= \$244 ;
+  always @(posedge clk)
+    theta_0 <= \$245 ;
+  always @(posedge clk)
+    theta_1 <= \$246 ;
+  always @(posedge clk)
+    theta_2 <= \$247 ;
+  always @(posedge clk)
+    theta_3 <= \$248 ;
+  always @(posedge clk)
+    theta_4 <= \$249 ;
+  always @(posedge clk)
+    theta_5 <= \$250 ;
+  always @(posedge clk)
+    theta_6 <= \$251 ;
+  always @(posedge clk)
+    theta_7 <= \$252 ;
+  always @(posedge clk)
+    theta_8 <= \$253 ;
+  always @(posedge clk)
+    theta_9 <= \$254 ;
+  always @(posedge clk)
+    theta_10 <= \$255 ;
+  always @(posedge clk)
+    theta_11 <= \$256 ;
+  always @(posedge clk)
+    theta_12 <= \$257 ;
+  always @(posedge clk)
+    theta_13 <= \$258 ;
+  always @(posedge clk)
+    theta_14 <= \$259 ;
   always @(posedge clk)
-    theta_7 <= \$224 ;
+    theta_15 <= \$260 ;
   always @(posedge clk)
-    theta_8 <= \$225 ;
+    theta_16 <= \$261 ;
   always @(posedge clk)
-    theta_9 <= \$226 ;
+    theta_17 <= \$262 ;
   always @(posedge clk)
-    theta_10 <= \$227 ;
+    theta_18 <= \$263 ;
   always @(posedge clk)
-    theta_11 <= \$228 ;
+    theta_19 <= \$264 ;
   always @(posedge clk)
-    theta_12 <= \$229 ;
+    theta_20 <= \$265 ;
   always @(posedge clk)
-    theta_13 <= \$230 ;
+    theta_21 <= \$266 ;
   always @(posedge clk)
-    theta_14 <= \$231 ;
+    theta_22 <= \$267 ;
   always @(posedge clk)
-    theta_15 <= \$232 ;
+    theta_23 <= \$268 ;
   always @(posedge clk)
-    theta_16 <= \$233 ;
+    theta_24 <= \$269 ;
   always @(posedge clk)
-    theta_17 <= \$234 ;
+    theta_25 <= \$270 ;
   always @(posedge clk)
-    theta_18 <= \$235 ;
+    theta_26 <= \$271 ;
   always @(posedge clk)
-    theta_19 <= \$236 ;
+    theta_27 <= \$272 ;
   always @(posedge clk)
-    theta_20 <= \$237 ;
+    theta_28 <= \$273 ;
   always @(posedge clk)
-    theta_21 <= \$238 ;
+    theta_29 <= \$274 ;
   always @(posedge clk)
-    theta_22 <= \$239 ;
+    theta_30 <= \$275 ;
   always @(posedge clk)
-    theta_23 <= \$240 ;
+    theta_31 <= \$276 ;
   always @(posedge clk)
-    theta_24 <= \$241 ;
+    flip_0 <= \$277 ;
   always @(posedge clk)
-    theta_25 <= \$242 ;
+    flip_1 <= \$278 ;
   always @(posedge clk)
-    theta_26 <= \$243 ;
+    flip_2 <= \$279 ;
   always @(posedge clk)
-    theta_27 <= \$244 ;
+    flip_3 <= \$280 ;
   always @(posedge clk)
-    theta_28 <= \$245 ;
+    flip_4 <= \$281 ;
   always @(posedge clk)
-    theta_29 <= \$246 ;
+    flip_5 <= \$282 ;
   always @(posedge clk)
-    theta_30 <= \$247 ;
+    flip_6 <= \$283 ;
   always @(posedge clk)
-    theta_31 <= \$248 ;
+    flip_7 <= \$284 ;
   always @(posedge clk)
-    flip_0 <= \$249 ;
+    flip_8 <= \$285 ;
   always @(posedge clk)
-    flip_1 <= \$250 ;
+    flip_9 <= \$286 ;
   always @(posedge clk)
-    flip_2 <= \$251 ;
+    flip_10 <= \$287 ;
   always @(posedge clk)
-    flip_3 <= \$252 ;
+    flip_11 <= \$288 ;
   always @(posedge clk)
-    flip_4 <= \$253 ;
+    flip_12 <= \$289 ;
   always @(posedge clk)
-    flip_5 <= \$254 ;
+    flip_13 <= \$290 ;
   always @(posedge clk)
-    flip_6 <= \$255 ;
+    flip_14 <= \$291 ;
   always @(posedge clk)
-    flip_7 <= \$256 ;
+    flip_15 <= \$292 ;
   always @(posedge clk)
-    flip_8 <= \$257 ;
+    flip_16 <= \$293 ;
   always @(posedge clk)
-    flip_9 <= \$258 ;
+    flip_17 <= \$294 ;
   always @(posedge clk)
-    flip_10 <= \$259 ;
+    flip_18 <= \$295 ;
   always @(posedge clk)
-    flip_11 <= \$260 ;
+    flip_19 <= \$296 ;
   always @(posedge clk)
-    flip_12 <= \$261 ;
+    flip_20 <= \$297 ;
   always @(posedge clk)
-    flip_13 <= \$262 ;
+    flip_21 <= \$298 ;
   always @(posedge clk)
-    flip_14 <= \$263 ;
+    flip_22 <= \$299 ;
   always @(posedge clk)
-    flip_15 <= \$264 ;
+    flip_23 <= \$300 ;
   always @(posedge clk)
-    flip_16 <= \$265 ;
+    flip_24 <= \$301 ;
   always @(posedge clk)
-    flip_17 <= \$266 ;
+    flip_25 <= \$302 ;
   always @(posedge clk)
-    flip_18 <= \$267 ;
+    flip_26 <= \$303 ;
   always @(posedge clk)
-    flip_19 <= \$268 ;
+    flip_27 <= \$304 ;
   always @(posedge clk)
-    flip_20 <= \$269 ;
+    flip_28 <= \$305 ;
   always @(posedge clk)
-    flip_21 <= \$270 ;
+    flip_29 <= \$306 ;
   always @(posedge clk)
-    flip_22 <= \$271 ;
+    flip_30 <= \$307 ;
   always @(posedge clk)
-    flip_23 <= \$272 ;
+    flip_31 <= \$308 ;
   always @(posedge clk)
-    flip_24 <= \$273 ;
+    tune_offset_0 <= \$309 ;
   always @(posedge clk)
-    flip_25 <= \$274 ;
+    tune_offset_1 <= \$310 ;
   always @(posedge clk)
-    flip_26 <= \$275 ;
+    tune_offset_2 <= \$311 ;
   always @(posedge clk)
-    flip_27 <= \$276 ;
+    tune_offset_3 <= \$312 ;
   always @(posedge clk)
-    flip_28 <= \$277 ;
+    tune_offset_4 <= \$313 ;
   always @(posedge clk)
-    flip_29 <= \$278 ;
+    tune_offset_5 <= \$314 ;
   always @(posedge clk)
-    flip_30 <= \$279 ;
+    tune_offset_6 <= \$315 ;
   always @(posedge clk)
-    flip_31 <= \$280 ;
+    tune_offset_7 <= \$316 ;
   always @(posedge clk)
-    tune_offset_0 <= \$281 ;
+    tune_offset_8 <= \$317 ;
   always @(posedge clk)
-    tune_offset_1 <= \$282 ;
+    tune_offset_9 <= \$318 ;
   always @(posedge clk)
-    tune_offset_2 <= \$283 ;
+    tune_offset_10 <= \$319 ;
   always @(posedge clk)
-    tune_offset_3 <= \$284 ;
+    tune_offset_11 <= \$320 ;
   always @(posedge clk)
-    tune_offset_4 <= \$285 ;
+    tune_offset_12 <= \$321 ;
   always @(posedge clk)
-    tune_offset_5 <= \$286 ;
+    tune_offset_13 <= \$322 ;
   always @(posedge clk)
-    tune_offset_6 <= \$287 ;
+    tune_offset_14 <= \$323 ;
   always @(posedge clk)
-    tune_offset_7 <= \$288 ;
+    tune_offset_15 <= \$324 ;
   always @(posedge clk)
-    tune_offset_8 <= \$289 ;
+    tune_offset_16 <= \$325 ;
   always @(posedge clk)
-    tune_offset_9 <= \$290 ;
+    tune_offset_17 <= \$326 ;
   always @(posedge clk)
-    tune_offset_10 <= \$291 ;
+    tune_offset_18 <= \$327 ;
   always @(posedge clk)
-    tune_offset_11 <= \$292 ;
+    tune_offset_19 <= \$328 ;
   always @(posedge clk)
-    tune_offset_12 <= \$293 ;
+    tune_offset_20 <= \$329 ;
   always @(posedge clk)
-    tune_offset_13 <= \$294 ;
+    tune_offset_21 <= \$330 ;
   always @(posedge clk)
-    tune_offset_14 <= \$295 ;
+    tune_offset_22 <= \$331 ;
   always @(posedge clk)
-    tune_offset_15 <= \$296 ;
+    tune_offset_23 <= \$332 ;
   always @(posedge clk)
-    tune_offset_16 <= \$297 ;
+    tune_offset_24 <= \$333 ;
   always @(posedge clk)
-    tune_offset_17 <= \$298 ;
+    tune_offset_25 <= \$334 ;
   always @(posedge clk)
-    tune_offset_18 <= \$299 ;
+    tune_offset_26 <= \$335 ;
   always @(posedge clk)
-    tune_offset_19 <= \$300 ;
+    tune_offset_27 <= \$336 ;
   always @(posedge clk)
-    tune_offset_20 <= \$301 ;
+    tune_offset_28 <= \$337 ;
   always @(posedge clk)
-    tune_offset_21 <= \$302 ;
+    tune_offset_29 <= \$338 ;
   always @(posedge clk)
-    tune_offset_22 <= \$303 ;
+    tune_offset_30 <= \$339 ;
   always @(posedge clk)
-    tune_offset_23 <= \$304 ;
+    tune_offset_31 <= \$340 ;
   always @(posedge clk)
-    tune_offset_24 <= \$305 ;
+    bus__rdata <= \$341 ;
   always @(posedge clk)
-    tune_offset_25 <= \$306 ;
+    \$signal$112  <= \$342 ;
   always @(posedge clk)
-    tune_offset_26 <= \$307 ;
-  always @(posedge clk)
-    tune_offset_27 <= \$308 ;
-  always @(posedge clk)
-    tune_offset_28 <= \$309 ;
-  always @(posedge clk)
-    tune_offset_29 <= \$310 ;
-  always @(posedge clk)
-    tune_offset_30 <= \$311 ;
-  always @(posedge clk)
-    tune_offset_31 <= \$312 ;
-  always @(posedge clk)
-    reg_rdata <= \$313 ;
-  always @(posedge clk)
-    out_valid <= \$314 ;
-  always @(posedge clk)
-    \$signal$102  <= \$315 ;
-  always @(posedge clk)
-    out_channel <= \$316 ;
-  always @(posedge clk)
-    out_acc <= \$317 ;
-  always @(posedge clk)
-    out_act <= \$318 ;
+    o__payload <= \$343 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (reg_addr[4:0])
+    casez (bus__addr[4:0])
       5'h00:
-          \$8  = theta_0;
+          \$26  = theta_0;
       5'h01:
-          \$8  = theta_1;
+          \$26  = theta_1;
       5'h02:
-          \$8  = theta_2;
+          \$26  = theta_2;
       5'h03:
-          \$8  = theta_3;
+          \$26  = theta_3;
       5'h04:
-          \$8  = theta_4;
+          \$26  = theta_4;
       5'h05:
-          \$8  = theta_5;
+          \$26  = theta_5;
       5'h06:
-          \$8  = theta_6;
+          \$26  = theta_6;
       5'h07:
-          \$8  = theta_7;
+          \$26  = theta_7;
       5'h08:
-          \$8  = theta_8;
+          \$26  = theta_8;
       5'h09:
-          \$8  = theta_9;
+          \$26  = theta_9;
       5'h0a:
-          \$8  = theta_10;
+          \$26  = theta_10;
       5'h0b:
-          \$8  = theta_11;
+          \$26  = theta_11;
       5'h0c:
-          \$8  = theta_12;
+          \$26  = theta_12;
       5'h0d:
-          \$8  = theta_13;
+          \$26  = theta_13;
       5'h0e:
-          \$8  = theta_14;
+          \$26  = theta_14;
       5'h0f:
-          \$8  = theta_15;
+          \$26  = theta_15;
       5'h10:
-          \$8  = theta_16;
+          \$26  = theta_16;
       5'h11:
-          \$8  = theta_17;
+          \$26  = theta_17;
       5'h12:
-          \$8  = theta_18;
+          \$26  = theta_18;
       5'h13:
-          \$8  = theta_19;
+          \$26  = theta_19;
       5'h14:
-          \$8  = theta_20;
+          \$26  = theta_20;
       5'h15:
-          \$8  = theta_21;
+          \$26  = theta_21;
       5'h16:
-          \$8  = theta_22;
+          \$26  = theta_22;
       5'h17:
-          \$8  = theta_23;
+          \$26  = theta_23;
       5'h18:
-          \$8  = theta_24;
+          \$26  = theta_24;
       5'h19:
-          \$8  = theta_25;
+          \$26  = theta_25;
       5'h1a:
-          \$8  = theta_26;
+          \$26  = theta_26;
       5'h1b:
-          \$8  = theta_27;
+          \$26  = theta_27;
       5'h1c:
-          \$8  = theta_28;
+          \$26  = theta_28;
       5'h1d:
-          \$8  = theta_29;
+          \$26  = theta_29;
       5'h1e:
-          \$8  = theta_30;
+          \$26  = theta_30;
       5'h1f:
-          \$8  = theta_31;
+          \$26  = theta_31;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (reg_addr[4:0])
+    casez (bus__addr[4:0])
       5'h00:
-          \$12  = flip_0;
+          \$30  = flip_0;
       5'h01:
-          \$12  = flip_1;
+          \$30  = flip_1;
       5'h02:
-          \$12  = flip_2;
+          \$30  = flip_2;
       5'h03:
-          \$12  = flip_3;
+          \$30  = flip_3;
       5'h04:
-          \$12  = flip_4;
+          \$30  = flip_4;
       5'h05:
-          \$12  = flip_5;
+          \$30  = flip_5;
       5'h06:
-          \$12  = flip_6;
+          \$30  = flip_6;
       5'h07:
-          \$12  = flip_7;
+          \$30  = flip_7;
       5'h08:
-          \$12  = flip_8;
+          \$30  = flip_8;
       5'h09:
-          \$12  = flip_9;
+          \$30  = flip_9;
       5'h0a:
-          \$12  = flip_10;
+          \$30  = flip_10;
       5'h0b:
-          \$12  = flip_11;
+          \$30  = flip_11;
       5'h0c:
-          \$12  = flip_12;
+          \$30  = flip_12;
       5'h0d:
-          \$12  = flip_13;
+          \$30  = flip_13;
       5'h0e:
-          \$12  = flip_14;
+          \$30  = flip_14;
       5'h0f:
-          \$12  = flip_15;
+          \$30  = flip_15;
       5'h10:
-          \$12  = flip_16;
+          \$30  = flip_16;
       5'h11:
-          \$12  = flip_17;
+          \$30  = flip_17;
       5'h12:
-          \$12  = flip_18;
+          \$30  = flip_18;
       5'h13:
-          \$12  = flip_19;
+          \$30  = flip_19;
       5'h14:
-          \$12  = flip_20;
+          \$30  = flip_20;
       5'h15:
-          \$12  = flip_21;
+          \$30  = flip_21;
       5'h16:
-          \$12  = flip_22;
+          \$30  = flip_22;
       5'h17:
-          \$12  = flip_23;
+          \$30  = flip_23;
       5'h18:
-          \$12  = flip_24;
+          \$30  = flip_24;
       5'h19:
-          \$12  = flip_25;
+          \$30  = flip_25;
       5'h1a:
-          \$12  = flip_26;
+          \$30  = flip_26;
       5'h1b:
-          \$12  = flip_27;
+          \$30  = flip_27;
       5'h1c:
-          \$12  = flip_28;
+          \$30  = flip_28;
       5'h1d:
-          \$12  = flip_29;
+          \$30  = flip_29;
       5'h1e:
-          \$12  = flip_30;
+          \$30  = flip_30;
       5'h1f:
-          \$12  = flip_31;
+          \$30  = flip_31;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (reg_addr[4:0])
+    casez (bus__addr[4:0])
       5'h00:
-          \$16  = tune_offset_0;
+          \$34  = tune_offset_0;
       5'h01:
-          \$16  = tune_offset_1;
+          \$34  = tune_offset_1;
       5'h02:
-          \$16  = tune_offset_2;
+          \$34  = tune_offset_2;
       5'h03:
-          \$16  = tune_offset_3;
+          \$34  = tune_offset_3;
       5'h04:
-          \$16  = tune_offset_4;
+          \$34  = tune_offset_4;
       5'h05:
-          \$16  = tune_offset_5;
+          \$34  = tune_offset_5;
       5'h06:
-          \$16  = tune_offset_6;
+          \$34  = tune_offset_6;
       5'h07:
-          \$16  = tune_offset_7;
+          \$34  = tune_offset_7;
       5'h08:
-          \$16  = tune_offset_8;
+          \$34  = tune_offset_8;
       5'h09:
-          \$16  = tune_offset_9;
+          \$34  = tune_offset_9;
       5'h0a:
-          \$16  = tune_offset_10;
+          \$34  = tune_offset_10;
       5'h0b:
-          \$16  = tune_offset_11;
+          \$34  = tune_offset_11;
       5'h0c:
-          \$16  = tune_offset_12;
+          \$34  = tune_offset_12;
       5'h0d:
-          \$16  = tune_offset_13;
+          \$34  = tune_offset_13;
       5'h0e:
-          \$16  = tune_offset_14;
+          \$34  = tune_offset_14;
       5'h0f:
-          \$16  = tune_offset_15;
+          \$34  = tune_offset_15;
       5'h10:
-          \$16  = tune_offset_16;
+          \$34  = tune_offset_16;
       5'h11:
-          \$16  = tune_offset_17;
+          \$34  = tune_offset_17;
       5'h12:
-          \$16  = tune_offset_18;
+          \$34  = tune_offset_18;
       5'h13:
-          \$16  = tune_offset_19;
+          \$34  = tune_offset_19;
       5'h14:
-          \$16  = tune_offset_20;
+          \$34  = tune_offset_20;
       5'h15:
-          \$16  = tune_offset_21;
+          \$34  = tune_offset_21;
       5'h16:
-          \$16  = tune_offset_22;
+          \$34  = tune_offset_22;
       5'h17:
-          \$16  = tune_offset_23;
+          \$34  = tune_offset_23;
       5'h18:
-          \$16  = tune_offset_24;
+          \$34  = tune_offset_24;
       5'h19:
-          \$16  = tune_offset_25;
+          \$34  = tune_offset_25;
       5'h1a:
-          \$16  = tune_offset_26;
+          \$34  = tune_offset_26;
       5'h1b:
-          \$16  = tune_offset_27;
+          \$34  = tune_offset_27;
       5'h1c:
-          \$16  = tune_offset_28;
+          \$34  = tune_offset_28;
       5'h1d:
-          \$16  = tune_offset_29;
+          \$34  = tune_offset_29;
       5'h1e:
-          \$16  = tune_offset_30;
+          \$34  = tune_offset_30;
       5'h1f:
-          \$16  = tune_offset_31;
+          \$34  = tune_offset_31;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (in_channel)
+    casez (i__payload[13:9])
       5'h00:
-          \$20  = tune_offset_0;
+          \$38  = tune_offset_0;
       5'h01:
-          \$20  = tune_offset_1;
+          \$38  = tune_offset_1;
       5'h02:
-          \$20  = tune_offset_2;
+          \$38  = tune_offset_2;
       5'h03:
-          \$20  = tune_offset_3;
+          \$38  = tune_offset_3;
       5'h04:
-          \$20  = tune_offset_4;
+          \$38  = tune_offset_4;
       5'h05:
-          \$20  = tune_offset_5;
+          \$38  = tune_offset_5;
       5'h06:
-          \$20  = tune_offset_6;
+          \$38  = tune_offset_6;
       5'h07:
-          \$20  = tune_offset_7;
+          \$38  = tune_offset_7;
       5'h08:
-          \$20  = tune_offset_8;
+          \$38  = tune_offset_8;
       5'h09:
-          \$20  = tune_offset_9;
+          \$38  = tune_offset_9;
       5'h0a:
-          \$20  = tune_offset_10;
+          \$38  = tune_offset_10;
       5'h0b:
-          \$20  = tune_offset_11;
+          \$38  = tune_offset_11;
       5'h0c:
-          \$20  = tune_offset_12;
+          \$38  = tune_offset_12;
       5'h0d:
-          \$20  = tune_offset_13;
+          \$38  = tune_offset_13;
       5'h0e:
-          \$20  = tune_offset_14;
+          \$38  = tune_offset_14;
       5'h0f:
-          \$20  = tune_offset_15;
+          \$38  = tune_offset_15;
       5'h10:
-          \$20  = tune_offset_16;
+          \$38  = tune_offset_16;
       5'h11:
-          \$20  = tune_offset_17;
+          \$38  = tune_offset_17;
       5'h12:
-          \$20  = tune_offset_18;
+          \$38  = tune_offset_18;
       5'h13:
-          \$20  = tune_offset_19;
+          \$38  = tune_offset_19;
       5'h14:
-          \$20  = tune_offset_20;
+          \$38  = tune_offset_20;
       5'h15:
-          \$20  = tune_offset_21;
+          \$38  = tune_offset_21;
       5'h16:
-          \$20  = tune_offset_22;
+          \$38  = tune_offset_22;
       5'h17:
-          \$20  = tune_offset_23;
+          \$38  = tune_offset_23;
       5'h18:
-          \$20  = tune_offset_24;
+          \$38  = tune_offset_24;
       5'h19:
-          \$20  = tune_offset_25;
+          \$38  = tune_offset_25;
       5'h1a:
-          \$20  = tune_offset_26;
+          \$38  = tune_offset_26;
       5'h1b:
-          \$20  = tune_offset_27;
+          \$38  = tune_offset_27;
       5'h1c:
-          \$20  = tune_offset_28;
+          \$38  = tune_offset_28;
       5'h1d:
-          \$20  = tune_offset_29;
+          \$38  = tune_offset_29;
       5'h1e:
-          \$20  = tune_offset_30;
+          \$38  = tune_offset_30;
       5'h1f:
-          \$20  = tune_offset_31;
+          \$38  = tune_offset_31;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (in_channel)
+    casez (i__payload[13:9])
       5'h00:
-          \$21  = theta_0;
+          \$39  = theta_0;
       5'h01:
-          \$21  = theta_1;
+          \$39  = theta_1;
       5'h02:
-          \$21  = theta_2;
+          \$39  = theta_2;
       5'h03:
-          \$21  = theta_3;
+          \$39  = theta_3;
       5'h04:
-          \$21  = theta_4;
+          \$39  = theta_4;
       5'h05:
-          \$21  = theta_5;
+          \$39  = theta_5;
       5'h06:
-          \$21  = theta_6;
+          \$39  = theta_6;
       5'h07:
-          \$21  = theta_7;
+          \$39  = theta_7;
       5'h08:
-          \$21  = theta_8;
+          \$39  = theta_8;
       5'h09:
-          \$21  = theta_9;
+          \$39  = theta_9;
       5'h0a:
-          \$21  = theta_10;
+          \$39  = theta_10;
       5'h0b:
-          \$21  = theta_11;
+          \$39  = theta_11;
       5'h0c:
-          \$21  = theta_12;
+          \$39  = theta_12;
       5'h0d:
-          \$21  = theta_13;
+          \$39  = theta_13;
       5'h0e:
-          \$21  = theta_14;
+          \$39  = theta_14;
       5'h0f:
-          \$21  = theta_15;
+          \$39  = theta_15;
       5'h10:
-          \$21  = theta_16;
+          \$39  = theta_16;
       5'h11:
-          \$21  = theta_17;
+          \$39  = theta_17;
       5'h12:
-          \$21  = theta_18;
+          \$39  = theta_18;
       5'h13:
-          \$21  = theta_19;
+          \$39  = theta_19;
       5'h14:
-          \$21  = theta_20;
+          \$39  = theta_20;
       5'h15:
-          \$21  = theta_21;
+          \$39  = theta_21;
       5'h16:
-          \$21  = theta_22;
+          \$39  = theta_22;
       5'h17:
-          \$21  = theta_23;
+          \$39  = theta_23;
       5'h18:
-          \$21  = theta_24;
+          \$39  = theta_24;
       5'h19:
-          \$21  = theta_25;
+          \$39  = theta_25;
       5'h1a:
-          \$21  = theta_26;
+          \$39  = theta_26;
       5'h1b:
-          \$21  = theta_27;
+          \$39  = theta_27;
       5'h1c:
-          \$21  = theta_28;
+          \$39  = theta_28;
       5'h1d:
-          \$21  = theta_29;
+          \$39  = theta_29;
       5'h1e:
-          \$21  = theta_30;
+          \$39  = theta_30;
       5'h1f:
-          \$21  = theta_31;
+          \$39  = theta_31;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (in_channel)
+    casez (i__payload[13:9])
       5'h00:
-          \$23  = flip_0;
+          \$41  = flip_0;
       5'h01:
-          \$23  = flip_1;
+          \$41  = flip_1;
       5'h02:
-          \$23  = flip_2;
+          \$41  = flip_2;
       5'h03:
-          \$23  = flip_3;
+          \$41  = flip_3;
       5'h04:
-          \$23  = flip_4;
+          \$41  = flip_4;
       5'h05:
-          \$23  = flip_5;
+          \$41  = flip_5;
       5'h06:
-          \$23  = flip_6;
+          \$41  = flip_6;
       5'h07:
-          \$23  = flip_7;
+          \$41  = flip_7;
       5'h08:
-          \$23  = flip_8;
+          \$41  = flip_8;
       5'h09:
-          \$23  = flip_9;
+          \$41  = flip_9;
       5'h0a:
-          \$23  = flip_10;
+          \$41  = flip_10;
       5'h0b:
-          \$23  = flip_11;
+          \$41  = flip_11;
       5'h0c:
-          \$23  = flip_12;
+          \$41  = flip_12;
       5'h0d:
-          \$23  = flip_13;
+          \$41  = flip_13;
       5'h0e:
-          \$23  = flip_14;
+          \$41  = flip_14;
       5'h0f:
-          \$23  = flip_15;
+          \$41  = flip_15;
       5'h10:
-          \$23  = flip_16;
+          \$41  = flip_16;
       5'h11:
-          \$23  = flip_17;
+          \$41  = flip_17;
       5'h12:
-          \$23  = flip_18;
+          \$41  = flip_18;
       5'h13:
-          \$23  = flip_19;
+          \$41  = flip_19;
       5'h14:
-          \$23  = flip_20;
+          \$41  = flip_20;
       5'h15:
-          \$23  = flip_21;
+          \$41  = flip_21;
       5'h16:
-          \$23  = flip_22;
+          \$41  = flip_22;
       5'h17:
-          \$23  = flip_23;
+          \$41  = flip_23;
       5'h18:
-          \$23  = flip_24;
+          \$41  = flip_24;
       5'h19:
-          \$23  = flip_25;
+          \$41  = flip_25;
       5'h1a:
-          \$23  = flip_26;
+          \$41  = flip_26;
       5'h1b:
-          \$23  = flip_27;
+          \$41  = flip_27;
       5'h1c:
-          \$23  = flip_28;
+          \$41  = flip_28;
       5'h1d:
-          \$23  = flip_29;
+          \$41  = flip_29;
       5'h1e:
-          \$23  = flip_30;
+          \$41  = flip_30;
       5'h1f:
-          \$23  = flip_31;
+          \$41  = flip_31;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    read_value = 32'd0;
-    if (\$1 ) begin
-      read_value = 32'd3015704577;
+    bus = 32'd0;
+    if (\$16 ) begin
+      bus = 32'd3015704578;
     end
-    if (\$4 ) begin
-      read_value = 32'd32;
+    if (\$19 ) begin
+      bus = 32'd32;
     end
-    if (\$7 ) begin
-      read_value = { \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8 [13], \$8  };
+    if (\$22 ) begin
+      bus = { 28'h0000000, error_0 };
     end
-    if (\$11 ) begin
-      read_value = { 31'h00000000, \$12  };
+    if (\$25 ) begin
+      bus = { \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26 [13], \$26  };
     end
-    if (\$15 ) begin
-      read_value = { \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16 [13], \$16  };
+    if (\$29 ) begin
+      bus = { 31'h00000000, \$30  };
+    end
+    if (\$33 ) begin
+      bus = { \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34 [13], \$34  };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = theta_0;
-    if (\$26 ) begin
-      \$217  = reg_wdata[13:0];
+    \$241  = o__valid;
+    if (o__ready) begin
+      \$241  = 1'h0;
+    end
+    if (accept) begin
+      if (i__payload[15]) begin
+        \$241  = 1'h1;
+      end
     end
     if (rst) begin
-      \$217  = 14'h0006;
+      \$241  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = theta_1;
-    if (\$28 ) begin
-      \$218  = reg_wdata[13:0];
+    \$242  = \$signal ;
+    if (accept) begin
+      \$242  = \$42 ;
     end
     if (rst) begin
-      \$218  = 14'h0000;
+      \$242  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = theta_2;
-    if (\$30 ) begin
-      \$219  = reg_wdata[13:0];
+    \$243  = open_channel;
+    if (accept) begin
+      \$243  = i__payload[13:9];
     end
     if (rst) begin
-      \$219  = 14'h0010;
+      \$243  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = theta_3;
-    if (\$32 ) begin
-      \$220  = reg_wdata[13:0];
-    end
+    \$244  = \$48 ;
     if (rst) begin
-      \$220  = 14'h000a;
+      \$244  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = theta_4;
-    if (\$34 ) begin
-      \$221  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$221  = 14'h00db;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = theta_5;
-    if (\$36 ) begin
-      \$222  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$222  = 14'h3ffc;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = theta_6;
-    if (\$38 ) begin
-      \$223  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$223  = 14'h001e;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = theta_7;
-    if (\$40 ) begin
-      \$224  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$224  = 14'h0007;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = theta_8;
-    if (\$42 ) begin
-      \$225  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$225  = 14'h3f24;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = theta_9;
-    if (\$44 ) begin
-      \$226  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$226  = 14'h0008;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = theta_10;
-    if (\$46 ) begin
-      \$227  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$227  = 14'h3ff6;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = theta_11;
-    if (\$48 ) begin
-      \$228  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$228  = 14'h3ff9;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = theta_12;
+    \$245  = theta_0;
     if (\$50 ) begin
-      \$229  = reg_wdata[13:0];
+      \$245  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$229  = 14'h0001;
+      \$245  = 14'h0006;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = theta_13;
+    \$246  = theta_1;
     if (\$52 ) begin
-      \$230  = reg_wdata[13:0];
+      \$246  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$230  = 14'h001f;
+      \$246  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = theta_14;
+    \$247  = theta_2;
     if (\$54 ) begin
-      \$231  = reg_wdata[13:0];
+      \$247  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$231  = 14'h0006;
+      \$247  = 14'h0010;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = theta_15;
+    \$248  = theta_3;
     if (\$56 ) begin
-      \$232  = reg_wdata[13:0];
+      \$248  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$232  = 14'h000b;
+      \$248  = 14'h000a;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = theta_16;
+    \$249  = theta_4;
     if (\$58 ) begin
-      \$233  = reg_wdata[13:0];
+      \$249  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$233  = 14'h3ffc;
+      \$249  = 14'h00db;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = theta_17;
+    \$250  = theta_5;
     if (\$60 ) begin
-      \$234  = reg_wdata[13:0];
+      \$250  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$234  = 14'h3ffb;
+      \$250  = 14'h3ffc;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = theta_18;
+    \$251  = theta_6;
     if (\$62 ) begin
-      \$235  = reg_wdata[13:0];
+      \$251  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$235  = 14'h3fe2;
+      \$251  = 14'h001e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = theta_19;
+    \$252  = theta_7;
     if (\$64 ) begin
-      \$236  = reg_wdata[13:0];
+      \$252  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$236  = 14'h000b;
+      \$252  = 14'h0007;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = theta_20;
+    \$253  = theta_8;
     if (\$66 ) begin
-      \$237  = reg_wdata[13:0];
+      \$253  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$237  = 14'h0004;
+      \$253  = 14'h3f24;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = theta_21;
+    \$254  = theta_9;
     if (\$68 ) begin
-      \$238  = reg_wdata[13:0];
+      \$254  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$238  = 14'h000e;
+      \$254  = 14'h0008;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = theta_22;
+    \$255  = theta_10;
     if (\$70 ) begin
-      \$239  = reg_wdata[13:0];
+      \$255  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$239  = 14'h3ffa;
+      \$255  = 14'h3ff6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = theta_23;
+    \$256  = theta_11;
     if (\$72 ) begin
-      \$240  = reg_wdata[13:0];
+      \$256  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$240  = 14'h0002;
+      \$256  = 14'h3ff9;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = theta_24;
+    \$257  = theta_12;
     if (\$74 ) begin
-      \$241  = reg_wdata[13:0];
+      \$257  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$241  = 14'h0000;
+      \$257  = 14'h0001;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = theta_25;
+    \$258  = theta_13;
     if (\$76 ) begin
-      \$242  = reg_wdata[13:0];
+      \$258  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$242  = 14'h3ff5;
+      \$258  = 14'h001f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = theta_26;
+    \$259  = theta_14;
     if (\$78 ) begin
-      \$243  = reg_wdata[13:0];
+      \$259  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$243  = 14'h3ffb;
+      \$259  = 14'h0006;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = theta_27;
+    \$260  = theta_15;
     if (\$80 ) begin
-      \$244  = reg_wdata[13:0];
+      \$260  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$244  = 14'h0009;
+      \$260  = 14'h000b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = theta_28;
+    \$261  = theta_16;
     if (\$82 ) begin
-      \$245  = reg_wdata[13:0];
+      \$261  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$245  = 14'h3ffd;
+      \$261  = 14'h3ffc;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = theta_29;
+    \$262  = theta_17;
     if (\$84 ) begin
-      \$246  = reg_wdata[13:0];
+      \$262  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$246  = 14'h0005;
+      \$262  = 14'h3ffb;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = theta_30;
+    \$263  = theta_18;
     if (\$86 ) begin
-      \$247  = reg_wdata[13:0];
+      \$263  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$247  = 14'h3ff4;
+      \$263  = 14'h3fe2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = theta_31;
+    \$264  = theta_19;
     if (\$88 ) begin
-      \$248  = reg_wdata[13:0];
+      \$264  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$248  = 14'h0005;
+      \$264  = 14'h000b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = flip_0;
+    \$265  = theta_20;
     if (\$90 ) begin
-      \$249  = reg_wdata[0];
+      \$265  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$249  = 1'h1;
+      \$265  = 14'h0004;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = flip_1;
+    \$266  = theta_21;
     if (\$92 ) begin
-      \$250  = reg_wdata[0];
+      \$266  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$250  = 1'h1;
+      \$266  = 14'h000e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = flip_2;
+    \$267  = theta_22;
     if (\$94 ) begin
-      \$251  = reg_wdata[0];
+      \$267  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$251  = 1'h1;
+      \$267  = 14'h3ffa;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = flip_3;
+    \$268  = theta_23;
     if (\$96 ) begin
-      \$252  = reg_wdata[0];
+      \$268  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$252  = 1'h0;
+      \$268  = 14'h0002;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = flip_4;
+    \$269  = theta_24;
     if (\$98 ) begin
-      \$253  = reg_wdata[0];
+      \$269  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$253  = 1'h0;
+      \$269  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = flip_5;
+    \$270  = theta_25;
     if (\$100 ) begin
-      \$254  = reg_wdata[0];
+      \$270  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$254  = 1'h0;
+      \$270  = 14'h3ff5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = flip_6;
+    \$271  = theta_26;
     if (\$102 ) begin
-      \$255  = reg_wdata[0];
+      \$271  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$255  = 1'h0;
+      \$271  = 14'h3ffb;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = flip_7;
+    \$272  = theta_27;
     if (\$104 ) begin
-      \$256  = reg_wdata[0];
+      \$272  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$256  = 1'h0;
+      \$272  = 14'h0009;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = flip_8;
+    \$273  = theta_28;
     if (\$106 ) begin
-      \$257  = reg_wdata[0];
+      \$273  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$257  = 1'h1;
+      \$273  = 14'h3ffd;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = flip_9;
+    \$274  = theta_29;
     if (\$108 ) begin
-      \$258  = reg_wdata[0];
+      \$274  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$258  = 1'h1;
+      \$274  = 14'h0005;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = flip_10;
+    \$275  = theta_30;
     if (\$110 ) begin
-      \$259  = reg_wdata[0];
+      \$275  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$259  = 1'h1;
+      \$275  = 14'h3ff4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = flip_11;
+    \$276  = theta_31;
     if (\$112 ) begin
-      \$260  = reg_wdata[0];
+      \$276  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$260  = 1'h1;
+      \$276  = 14'h0005;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = flip_12;
+    \$277  = flip_0;
     if (\$114 ) begin
-      \$261  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$261  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = flip_13;
-    if (\$116 ) begin
-      \$262  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$262  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = flip_14;
-    if (\$118 ) begin
-      \$263  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$263  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = flip_15;
-    if (\$120 ) begin
-      \$264  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$264  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = flip_16;
-    if (\$122 ) begin
-      \$265  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$265  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = flip_17;
-    if (\$124 ) begin
-      \$266  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$266  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = flip_18;
-    if (\$126 ) begin
-      \$267  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$267  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = flip_19;
-    if (\$128 ) begin
-      \$268  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$268  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = flip_20;
-    if (\$130 ) begin
-      \$269  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$269  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = flip_21;
-    if (\$132 ) begin
-      \$270  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$270  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = flip_22;
-    if (\$134 ) begin
-      \$271  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$271  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = flip_23;
-    if (\$136 ) begin
-      \$272  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$272  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = flip_24;
-    if (\$138 ) begin
-      \$273  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$273  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = flip_25;
-    if (\$140 ) begin
-      \$274  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$274  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = flip_26;
-    if (\$142 ) begin
-      \$275  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$275  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = flip_27;
-    if (\$144 ) begin
-      \$276  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$276  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = flip_28;
-    if (\$146 ) begin
-      \$277  = reg_wdata[0];
+      \$277  = bus__wdata[0];
     end
     if (rst) begin
       \$277  = 1'h1;
@@ -2041,9 +1885,9 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = flip_29;
-    if (\$148 ) begin
-      \$278  = reg_wdata[0];
+    \$278  = flip_1;
+    if (\$116 ) begin
+      \$278  = bus__wdata[0];
     end
     if (rst) begin
       \$278  = 1'h1;
@@ -2051,9 +1895,9 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = flip_30;
-    if (\$150 ) begin
-      \$279  = reg_wdata[0];
+    \$279  = flip_2;
+    if (\$118 ) begin
+      \$279  = bus__wdata[0];
     end
     if (rst) begin
       \$279  = 1'h1;
@@ -2061,299 +1905,299 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = flip_31;
+    \$280  = flip_3;
+    if (\$120 ) begin
+      \$280  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$280  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$281  = flip_4;
+    if (\$122 ) begin
+      \$281  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$281  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$282  = flip_5;
+    if (\$124 ) begin
+      \$282  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$282  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$283  = flip_6;
+    if (\$126 ) begin
+      \$283  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$283  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$284  = flip_7;
+    if (\$128 ) begin
+      \$284  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$284  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$285  = flip_8;
+    if (\$130 ) begin
+      \$285  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$285  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$286  = flip_9;
+    if (\$132 ) begin
+      \$286  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$286  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$287  = flip_10;
+    if (\$134 ) begin
+      \$287  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$287  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$288  = flip_11;
+    if (\$136 ) begin
+      \$288  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$288  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$289  = flip_12;
+    if (\$138 ) begin
+      \$289  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$289  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$290  = flip_13;
+    if (\$140 ) begin
+      \$290  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$290  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$291  = flip_14;
+    if (\$142 ) begin
+      \$291  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$291  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$292  = flip_15;
+    if (\$144 ) begin
+      \$292  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$292  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$293  = flip_16;
+    if (\$146 ) begin
+      \$293  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$293  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$294  = flip_17;
+    if (\$148 ) begin
+      \$294  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$294  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$295  = flip_18;
+    if (\$150 ) begin
+      \$295  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$295  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$296  = flip_19;
     if (\$152 ) begin
-      \$280  = reg_wdata[0];
+      \$296  = bus__wdata[0];
     end
     if (rst) begin
-      \$280  = 1'h1;
+      \$296  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = tune_offset_0;
+    \$297  = flip_20;
     if (\$154 ) begin
-      \$281  = reg_wdata[13:0];
+      \$297  = bus__wdata[0];
     end
     if (rst) begin
-      \$281  = 14'h0000;
+      \$297  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = tune_offset_1;
+    \$298  = flip_21;
     if (\$156 ) begin
-      \$282  = reg_wdata[13:0];
+      \$298  = bus__wdata[0];
     end
     if (rst) begin
-      \$282  = 14'h0000;
+      \$298  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = tune_offset_2;
+    \$299  = flip_22;
     if (\$158 ) begin
-      \$283  = reg_wdata[13:0];
+      \$299  = bus__wdata[0];
     end
     if (rst) begin
-      \$283  = 14'h0000;
+      \$299  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = tune_offset_3;
+    \$300  = flip_23;
     if (\$160 ) begin
-      \$284  = reg_wdata[13:0];
+      \$300  = bus__wdata[0];
     end
     if (rst) begin
-      \$284  = 14'h0000;
+      \$300  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = tune_offset_4;
+    \$301  = flip_24;
     if (\$162 ) begin
-      \$285  = reg_wdata[13:0];
+      \$301  = bus__wdata[0];
     end
     if (rst) begin
-      \$285  = 14'h0000;
+      \$301  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = tune_offset_5;
+    \$302  = flip_25;
     if (\$164 ) begin
-      \$286  = reg_wdata[13:0];
+      \$302  = bus__wdata[0];
     end
     if (rst) begin
-      \$286  = 14'h0000;
+      \$302  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = tune_offset_6;
+    \$303  = flip_26;
     if (\$166 ) begin
-      \$287  = reg_wdata[13:0];
+      \$303  = bus__wdata[0];
     end
     if (rst) begin
-      \$287  = 14'h0000;
+      \$303  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = tune_offset_7;
+    \$304  = flip_27;
     if (\$168 ) begin
-      \$288  = reg_wdata[13:0];
+      \$304  = bus__wdata[0];
     end
     if (rst) begin
-      \$288  = 14'h0000;
+      \$304  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = tune_offset_8;
+    \$305  = flip_28;
     if (\$170 ) begin
-      \$289  = reg_wdata[13:0];
+      \$305  = bus__wdata[0];
     end
     if (rst) begin
-      \$289  = 14'h0000;
+      \$305  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = tune_offset_9;
+    \$306  = flip_29;
     if (\$172 ) begin
-      \$290  = reg_wdata[13:0];
+      \$306  = bus__wdata[0];
     end
     if (rst) begin
-      \$290  = 14'h0000;
+      \$306  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = tune_offset_10;
+    \$307  = flip_30;
     if (\$174 ) begin
-      \$291  = reg_wdata[13:0];
+      \$307  = bus__wdata[0];
     end
     if (rst) begin
-      \$291  = 14'h0000;
+      \$307  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = tune_offset_11;
+    \$308  = flip_31;
     if (\$176 ) begin
-      \$292  = reg_wdata[13:0];
+      \$308  = bus__wdata[0];
     end
     if (rst) begin
-      \$292  = 14'h0000;
+      \$308  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = tune_offset_12;
+    \$309  = tune_offset_0;
     if (\$178 ) begin
-      \$293  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$293  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = tune_offset_13;
-    if (\$180 ) begin
-      \$294  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$294  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = tune_offset_14;
-    if (\$182 ) begin
-      \$295  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$295  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = tune_offset_15;
-    if (\$184 ) begin
-      \$296  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$296  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = tune_offset_16;
-    if (\$186 ) begin
-      \$297  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$297  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = tune_offset_17;
-    if (\$188 ) begin
-      \$298  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$298  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = tune_offset_18;
-    if (\$190 ) begin
-      \$299  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$299  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = tune_offset_19;
-    if (\$192 ) begin
-      \$300  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$300  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = tune_offset_20;
-    if (\$194 ) begin
-      \$301  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$301  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = tune_offset_21;
-    if (\$196 ) begin
-      \$302  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$302  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = tune_offset_22;
-    if (\$198 ) begin
-      \$303  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$303  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = tune_offset_23;
-    if (\$200 ) begin
-      \$304  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$304  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = tune_offset_24;
-    if (\$202 ) begin
-      \$305  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$305  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = tune_offset_25;
-    if (\$204 ) begin
-      \$306  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$306  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = tune_offset_26;
-    if (\$206 ) begin
-      \$307  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$307  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = tune_offset_27;
-    if (\$208 ) begin
-      \$308  = reg_wdata[13:0];
-    end
-    if (rst) begin
-      \$308  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = tune_offset_28;
-    if (\$210 ) begin
-      \$309  = reg_wdata[13:0];
+      \$309  = bus__wdata[13:0];
     end
     if (rst) begin
       \$309  = 14'h0000;
@@ -2361,9 +2205,9 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = tune_offset_29;
-    if (\$212 ) begin
-      \$310  = reg_wdata[13:0];
+    \$310  = tune_offset_1;
+    if (\$180 ) begin
+      \$310  = bus__wdata[13:0];
     end
     if (rst) begin
       \$310  = 14'h0000;
@@ -2371,9 +2215,9 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = tune_offset_30;
-    if (\$214 ) begin
-      \$311  = reg_wdata[13:0];
+    \$311  = tune_offset_2;
+    if (\$182 ) begin
+      \$311  = bus__wdata[13:0];
     end
     if (rst) begin
       \$311  = 14'h0000;
@@ -2381,9 +2225,9 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = tune_offset_31;
-    if (\$216 ) begin
-      \$312  = reg_wdata[13:0];
+    \$312  = tune_offset_3;
+    if (\$184 ) begin
+      \$312  = bus__wdata[13:0];
     end
     if (rst) begin
       \$312  = 14'h0000;
@@ -2391,31 +2235,29 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = read_value;
+    \$313  = tune_offset_4;
+    if (\$186 ) begin
+      \$313  = bus__wdata[13:0];
+    end
     if (rst) begin
-      \$313  = 32'd0;
+      \$313  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = out_valid;
-    if (out_ready) begin
-      \$314  = 1'h0;
-    end
-    if (accept) begin
-      if (in_last) begin
-        \$314  = 1'h1;
-      end
+    \$314  = tune_offset_5;
+    if (\$188 ) begin
+      \$314  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$314  = 1'h0;
+      \$314  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = \$signal$102 ;
-    if (accept) begin
-      \$315  = \$19 [13:0];
+    \$315  = tune_offset_6;
+    if (\$190 ) begin
+      \$315  = bus__wdata[13:0];
     end
     if (rst) begin
       \$315  = 14'h0000;
@@ -2423,162 +2265,423 @@ module \layer_conv0.periphery (in_code, in_plane, in_channel, in_first, in_last,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = out_channel;
-    if (accept) begin
-      if (in_last) begin
-        \$316  = in_channel;
-      end
+    \$316  = tune_offset_7;
+    if (\$192 ) begin
+      \$316  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$316  = 5'h00;
+      \$316  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = out_acc;
-    if (accept) begin
-      if (in_last) begin
-        \$317  = tuned;
-      end
+    \$317  = tune_offset_8;
+    if (\$194 ) begin
+      \$317  = bus__wdata[13:0];
     end
     if (rst) begin
-      \$317  = 15'h0000;
+      \$317  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = out_act;
+    \$318  = tune_offset_9;
+    if (\$196 ) begin
+      \$318  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$318  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$319  = tune_offset_10;
+    if (\$198 ) begin
+      \$319  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$319  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$320  = tune_offset_11;
+    if (\$200 ) begin
+      \$320  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$320  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$321  = tune_offset_12;
+    if (\$202 ) begin
+      \$321  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$321  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$322  = tune_offset_13;
+    if (\$204 ) begin
+      \$322  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$322  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$323  = tune_offset_14;
+    if (\$206 ) begin
+      \$323  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$323  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$324  = tune_offset_15;
+    if (\$208 ) begin
+      \$324  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$324  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$325  = tune_offset_16;
+    if (\$210 ) begin
+      \$325  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$325  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$326  = tune_offset_17;
+    if (\$212 ) begin
+      \$326  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$326  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$327  = tune_offset_18;
+    if (\$214 ) begin
+      \$327  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$327  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$328  = tune_offset_19;
+    if (\$216 ) begin
+      \$328  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$328  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$329  = tune_offset_20;
+    if (\$218 ) begin
+      \$329  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$329  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$330  = tune_offset_21;
+    if (\$220 ) begin
+      \$330  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$330  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$331  = tune_offset_22;
+    if (\$222 ) begin
+      \$331  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$331  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$332  = tune_offset_23;
+    if (\$224 ) begin
+      \$332  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$332  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$333  = tune_offset_24;
+    if (\$226 ) begin
+      \$333  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$333  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$334  = tune_offset_25;
+    if (\$228 ) begin
+      \$334  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$334  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$335  = tune_offset_26;
+    if (\$230 ) begin
+      \$335  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$335  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$336  = tune_offset_27;
+    if (\$232 ) begin
+      \$336  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$336  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$337  = tune_offset_28;
+    if (\$234 ) begin
+      \$337  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$337  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$338  = tune_offset_29;
+    if (\$236 ) begin
+      \$338  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$338  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$339  = tune_offset_30;
+    if (\$238 ) begin
+      \$339  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$339  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$340  = tune_offset_31;
+    if (\$240 ) begin
+      \$340  = bus__wdata[13:0];
+    end
+    if (rst) begin
+      \$340  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$341  = bus;
+    if (rst) begin
+      \$341  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$342  = \$signal$112 ;
     if (accept) begin
-      if (in_last) begin
-        \$318  = act;
+      \$342  = \$37 [13:0];
+    end
+    if (rst) begin
+      \$342  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$343  = o__payload;
+    if (accept) begin
+      if (i__payload[15]) begin
+        \$343 [4:0] = i__payload[13:9];
+        \$343 [19:5] = tuned;
+        \$343 [20] = act;
+        \$343 [21] = i__payload[16];
       end
     end
     if (rst) begin
-      \$318  = 1'h0;
+      \$343  = 22'h000000;
     end
   end
-  assign code = { in_code[5], in_code[5], in_code[5], in_code[5], in_code[5], in_code[5], in_code[5], in_code[5], in_code };
-  assign \$signal  = \$19 [13:0];
-  assign result = \$19 [13:0];
+  assign errors = { group_error, \$15 , \$7 , \$5  };
+  assign code = { i__payload[5], i__payload[5], i__payload[5], i__payload[5], i__payload[5], i__payload[5], i__payload[5], i__payload[5], i__payload[5:0] };
+  assign \$signal$111  = \$37 [13:0];
+  assign result = \$37 [13:0];
+  assign \i__payload.code  = i__payload[5:0];
+  assign \i__payload.plane  = i__payload[8:6];
+  assign \i__payload.channel  = i__payload[13:9];
+  assign \i__payload.first  = i__payload[14];
+  assign \i__payload.last  = i__payload[15];
+  assign \i__payload.group_last  = i__payload[16];
+  assign \o__payload.channel  = o__payload[4:0];
+  assign \o__payload.acc  = o__payload[19:5];
+  assign \o__payload.act  = o__payload[20];
+  assign \o__payload.last  = o__payload[21];
 endmodule
 
 (* generator = "Amaranth" *)
-module \layer_conv0.tail (clk, rst, in_ready, in_valid, in_channel, in_bit, out_valid, out_bit, out_channel, out_ready);
+module \layer_conv0.tail (clk, rst, i__ready, error, i__payload, i__valid, o__valid, o__payload, o__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
-  reg [4:0] \$10 ;
+  wire [2:0] \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg [1:0] \$13 ;
+  reg [5:0] \$14 ;
   wire \$2 ;
   wire \$3 ;
   wire \$4 ;
-  wire [2:0] \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg [1:0] \$8 ;
-  reg \$9 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  reg \$signal  = 1'h0;
   wire accept;
   input clk;
   wire clk;
   reg [1:0] count = 2'h0;
-  input in_bit;
-  wire in_bit;
-  input [4:0] in_channel;
-  wire [4:0] in_channel;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
+  output error;
+  wire error;
+  input [6:0] i__payload;
+  wire [6:0] i__payload;
+  wire \i__payload.bit ;
+  wire [4:0] \i__payload.channel ;
+  wire \i__payload.last ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
   wire merged;
-  output out_bit;
-  reg out_bit = 1'h0;
-  output [4:0] out_channel;
-  reg [4:0] out_channel = 5'h00;
-  input out_ready;
-  wire out_ready;
-  output out_valid;
-  reg out_valid = 1'h0;
+  output [5:0] o__payload;
+  reg [5:0] o__payload = 6'h00;
+  wire \o__payload.bit ;
+  wire [4:0] \o__payload.channel ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
   input rst;
   wire rst;
-  reg running = 1'h0;
-  assign \$1  = ~ out_valid;
-  assign in_ready = \$1  | out_ready;
-  assign accept = in_valid & in_ready;
-  assign \$2  = | count;
-  assign \$3  = running & \$2 ;
-  assign merged = in_bit | \$3 ;
-  assign \$4  = count == 2'h3;
-  assign \$5  = count + 1'h1;
+  assign \$1  = ~ rst;
+  assign \$2  = ~ o__valid;
+  assign \$3  = \$2  | o__ready;
+  assign i__ready = \$1  & \$3 ;
+  assign accept = i__valid & i__ready;
+  assign \$4  = | count;
+  assign \$5  = \$signal  & \$4 ;
+  assign merged = i__payload[0] | \$5 ;
+  assign \$6  = count == 2'h3;
+  assign \$7  = i__payload[6] ^ \$6 ;
+  assign error = accept & \$7 ;
+  assign \$8  = count == 2'h3;
+  assign \$9  = ~ \$8 ;
+  assign \$10  = count + 1'h1;
   always @(posedge clk)
-    out_valid <= \$6 ;
+    o__valid <= \$11 ;
   always @(posedge clk)
-    running <= \$7 ;
+    \$signal  <= \$12 ;
   always @(posedge clk)
-    count <= \$8 ;
+    count <= \$13 ;
   always @(posedge clk)
-    out_bit <= \$9 ;
-  always @(posedge clk)
-    out_channel <= \$10 ;
+    o__payload <= \$14 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$6  = out_valid;
-    if (out_ready) begin
-      \$6  = 1'h0;
+    \$11  = o__valid;
+    if (o__ready) begin
+      \$11  = 1'h0;
     end
     if (accept) begin
-      if (\$4 ) begin
-        \$6  = 1'h1;
+      if (i__payload[6]) begin
+        \$11  = 1'h1;
       end
     end
     if (rst) begin
-      \$6  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$7  = running;
+    \$12  = \$signal ;
     if (accept) begin
-      \$7  = merged;
+      \$12  = merged;
     end
     if (rst) begin
-      \$7  = 1'h0;
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$8  = count;
+    \$13  = count;
     if (accept) begin
-      (* full_case = 32'd1 *)
-      if (\$4 ) begin
-        \$8  = 2'h0;
-      end else begin
-        \$8  = \$5 [1:0];
+      if (i__payload[6]) begin
+        \$13  = 2'h0;
+      end else if (\$9 ) begin
+        \$13  = \$10 [1:0];
       end
     end
     if (rst) begin
-      \$8  = 2'h0;
+      \$13  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$9  = out_bit;
+    \$14  = o__payload;
     if (accept) begin
-      if (\$4 ) begin
-        \$9  = merged;
+      if (i__payload[6]) begin
+        \$14 [0] = merged;
+        \$14 [5:1] = i__payload[5:1];
       end
     end
     if (rst) begin
-      \$9  = 1'h0;
+      \$14  = 6'h00;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$10  = out_channel;
-    if (accept) begin
-      if (\$4 ) begin
-        \$10  = in_channel;
-      end
-    end
-    if (rst) begin
-      \$10  = 5'h00;
-    end
-  end
+  assign \i__payload.bit  = i__payload[0];
+  assign \i__payload.channel  = i__payload[5:1];
+  assign \i__payload.last  = i__payload[6];
+  assign \o__payload.bit  = o__payload[0];
+  assign \o__payload.channel  = o__payload[5:1];
 endmodule

@@ -2,7 +2,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready, reg_addr, reg_wdata, reg_we, clk, rst, in_ready, out_valid, out_channel, out_acc, out_act, reg_rdata, in_valid);
+module periphery_fc1(i__valid, o__ready, bus__addr, bus__wdata, bus__we, clk, rst, i__ready, o__payload, o__valid, bus__rdata, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -60,37 +60,37 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   reg \$1046 ;
   reg \$1047 ;
   reg \$1048 ;
-  reg [14:0] \$1049 ;
+  reg \$1049 ;
   wire \$105 ;
-  reg [14:0] \$1050 ;
-  reg [14:0] \$1051 ;
-  reg [14:0] \$1052 ;
-  reg [14:0] \$1053 ;
-  reg [14:0] \$1054 ;
-  reg [14:0] \$1055 ;
-  reg [14:0] \$1056 ;
-  reg [14:0] \$1057 ;
-  reg [14:0] \$1058 ;
-  reg [14:0] \$1059 ;
+  reg \$1050 ;
+  reg \$1051 ;
+  reg \$1052 ;
+  reg \$1053 ;
+  reg \$1054 ;
+  reg \$1055 ;
+  reg \$1056 ;
+  reg \$1057 ;
+  reg \$1058 ;
+  reg \$1059 ;
   wire \$106 ;
-  reg [14:0] \$1060 ;
-  reg [14:0] \$1061 ;
-  reg [14:0] \$1062 ;
-  reg [14:0] \$1063 ;
-  reg [14:0] \$1064 ;
-  reg [14:0] \$1065 ;
-  reg [14:0] \$1066 ;
-  reg [14:0] \$1067 ;
-  reg [14:0] \$1068 ;
-  reg [14:0] \$1069 ;
+  reg \$1060 ;
+  reg \$1061 ;
+  reg \$1062 ;
+  reg \$1063 ;
+  reg \$1064 ;
+  reg \$1065 ;
+  reg \$1066 ;
+  reg \$1067 ;
+  reg \$1068 ;
+  reg \$1069 ;
   wire \$107 ;
-  reg [14:0] \$1070 ;
-  reg [14:0] \$1071 ;
-  reg [14:0] \$1072 ;
-  reg [14:0] \$1073 ;
-  reg [14:0] \$1074 ;
-  reg [14:0] \$1075 ;
-  reg [14:0] \$1076 ;
+  reg \$1070 ;
+  reg \$1071 ;
+  reg \$1072 ;
+  reg \$1073 ;
+  reg \$1074 ;
+  reg \$1075 ;
+  reg \$1076 ;
   reg [14:0] \$1077 ;
   reg [14:0] \$1078 ;
   reg [14:0] \$1079 ;
@@ -202,16 +202,41 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   reg [14:0] \$1174 ;
   reg [14:0] \$1175 ;
   reg [14:0] \$1176 ;
-  reg [31:0] \$1177 ;
-  reg \$1178 ;
+  reg [14:0] \$1177 ;
+  reg [14:0] \$1178 ;
   reg [14:0] \$1179 ;
   wire \$118 ;
-  reg [6:0] \$1180 ;
-  reg [15:0] \$1181 ;
-  reg \$1182 ;
+  reg [14:0] \$1180 ;
+  reg [14:0] \$1181 ;
+  reg [14:0] \$1182 ;
+  reg [14:0] \$1183 ;
+  reg [14:0] \$1184 ;
+  reg [14:0] \$1185 ;
+  reg [14:0] \$1186 ;
+  reg [14:0] \$1187 ;
+  reg [14:0] \$1188 ;
+  reg [14:0] \$1189 ;
   wire \$119 ;
-  reg \$12 ;
+  reg [14:0] \$1190 ;
+  reg [14:0] \$1191 ;
+  reg [14:0] \$1192 ;
+  reg [14:0] \$1193 ;
+  reg [14:0] \$1194 ;
+  reg [14:0] \$1195 ;
+  reg [14:0] \$1196 ;
+  reg [14:0] \$1197 ;
+  reg [14:0] \$1198 ;
+  reg [14:0] \$1199 ;
+  wire \$12 ;
   wire \$120 ;
+  reg [14:0] \$1200 ;
+  reg [14:0] \$1201 ;
+  reg [14:0] \$1202 ;
+  reg [14:0] \$1203 ;
+  reg [14:0] \$1204 ;
+  reg [31:0] \$1205 ;
+  reg [14:0] \$1206 ;
+  reg [24:0] \$1207 ;
   wire \$121 ;
   wire \$122 ;
   wire \$123 ;
@@ -254,7 +279,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  reg [14:0] \$16 ;
+  wire \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
@@ -265,7 +290,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire [14:0] \$17 ;
+  wire \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
@@ -276,7 +301,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$177 ;
   wire \$178 ;
   wire \$179 ;
-  wire [15:0] \$18 ;
+  wire \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
@@ -287,7 +312,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [16:0] \$19 ;
+  wire \$19 ;
   wire \$190 ;
   wire \$191 ;
   wire \$192 ;
@@ -299,7 +324,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  reg [14:0] \$20 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -310,7 +335,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  reg [14:0] \$21 ;
+  wire \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -332,7 +357,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$227 ;
   wire \$228 ;
   wire \$229 ;
-  reg \$23 ;
+  wire \$23 ;
   wire \$230 ;
   wire \$231 ;
   wire \$232 ;
@@ -365,7 +390,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire \$26 ;
+  reg [14:0] \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -410,7 +435,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
-  wire \$30 ;
+  reg \$30 ;
   wire \$300 ;
   wire \$301 ;
   wire \$302 ;
@@ -454,7 +479,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$337 ;
   wire \$338 ;
   wire \$339 ;
-  wire \$34 ;
+  reg [14:0] \$34 ;
   wire \$340 ;
   wire \$341 ;
   wire \$342 ;
@@ -465,7 +490,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$347 ;
   wire \$348 ;
   wire \$349 ;
-  wire \$35 ;
+  wire [14:0] \$35 ;
   wire \$350 ;
   wire \$351 ;
   wire \$352 ;
@@ -476,7 +501,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
-  wire \$36 ;
+  wire [15:0] \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
@@ -487,7 +512,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire \$37 ;
+  wire [16:0] \$37 ;
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
@@ -498,7 +523,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
-  wire \$38 ;
+  reg [14:0] \$38 ;
   wire \$380 ;
   wire \$381 ;
   wire \$382 ;
@@ -509,7 +534,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$387 ;
   wire \$388 ;
   wire \$389 ;
-  wire \$39 ;
+  reg [14:0] \$39 ;
   wire \$390 ;
   wire \$391 ;
   wire \$392 ;
@@ -532,7 +557,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire \$41 ;
+  reg \$41 ;
   wire \$410 ;
   wire \$411 ;
   wire \$412 ;
@@ -576,7 +601,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$447 ;
   wire \$448 ;
   wire \$449 ;
-  wire \$45 ;
+  wire [3:0] \$45 ;
   wire \$450 ;
   wire \$451 ;
   wire \$452 ;
@@ -587,7 +612,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$457 ;
   wire \$458 ;
   wire \$459 ;
-  wire \$46 ;
+  wire [3:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
   wire \$462 ;
@@ -598,7 +623,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$467 ;
   wire \$468 ;
   wire \$469 ;
-  wire \$47 ;
+  wire [3:0] \$47 ;
   wire \$470 ;
   wire \$471 ;
   wire \$472 ;
@@ -609,7 +634,7 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$477 ;
   wire \$478 ;
   wire \$479 ;
-  wire \$48 ;
+  wire [3:0] \$48 ;
   wire \$480 ;
   wire \$481 ;
   wire \$482 ;
@@ -957,38 +982,38 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$790 ;
   wire \$791 ;
   wire \$792 ;
-  reg [14:0] \$793 ;
-  reg [14:0] \$794 ;
-  reg [14:0] \$795 ;
-  reg [14:0] \$796 ;
-  reg [14:0] \$797 ;
-  reg [14:0] \$798 ;
-  reg [14:0] \$799 ;
-  reg [14:0] \$8 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
+  wire \$8 ;
   wire \$80 ;
-  reg [14:0] \$800 ;
-  reg [14:0] \$801 ;
-  reg [14:0] \$802 ;
-  reg [14:0] \$803 ;
-  reg [14:0] \$804 ;
-  reg [14:0] \$805 ;
-  reg [14:0] \$806 ;
-  reg [14:0] \$807 ;
-  reg [14:0] \$808 ;
-  reg [14:0] \$809 ;
+  wire \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
   wire \$81 ;
-  reg [14:0] \$810 ;
-  reg [14:0] \$811 ;
-  reg [14:0] \$812 ;
-  reg [14:0] \$813 ;
-  reg [14:0] \$814 ;
-  reg [14:0] \$815 ;
-  reg [14:0] \$816 ;
-  reg [14:0] \$817 ;
-  reg [14:0] \$818 ;
-  reg [14:0] \$819 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  reg \$817 ;
+  reg \$818 ;
+  reg [6:0] \$819 ;
   wire \$82 ;
-  reg [14:0] \$820 ;
+  reg [3:0] \$820 ;
   reg [14:0] \$821 ;
   reg [14:0] \$822 ;
   reg [14:0] \$823 ;
@@ -1100,36 +1125,36 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   reg [14:0] \$919 ;
   wire \$92 ;
   reg [14:0] \$920 ;
-  reg \$921 ;
-  reg \$922 ;
-  reg \$923 ;
-  reg \$924 ;
-  reg \$925 ;
-  reg \$926 ;
-  reg \$927 ;
-  reg \$928 ;
-  reg \$929 ;
+  reg [14:0] \$921 ;
+  reg [14:0] \$922 ;
+  reg [14:0] \$923 ;
+  reg [14:0] \$924 ;
+  reg [14:0] \$925 ;
+  reg [14:0] \$926 ;
+  reg [14:0] \$927 ;
+  reg [14:0] \$928 ;
+  reg [14:0] \$929 ;
   wire \$93 ;
-  reg \$930 ;
-  reg \$931 ;
-  reg \$932 ;
-  reg \$933 ;
-  reg \$934 ;
-  reg \$935 ;
-  reg \$936 ;
-  reg \$937 ;
-  reg \$938 ;
-  reg \$939 ;
+  reg [14:0] \$930 ;
+  reg [14:0] \$931 ;
+  reg [14:0] \$932 ;
+  reg [14:0] \$933 ;
+  reg [14:0] \$934 ;
+  reg [14:0] \$935 ;
+  reg [14:0] \$936 ;
+  reg [14:0] \$937 ;
+  reg [14:0] \$938 ;
+  reg [14:0] \$939 ;
   wire \$94 ;
-  reg \$940 ;
-  reg \$941 ;
-  reg \$942 ;
-  reg \$943 ;
-  reg \$944 ;
-  reg \$945 ;
-  reg \$946 ;
-  reg \$947 ;
-  reg \$948 ;
+  reg [14:0] \$940 ;
+  reg [14:0] \$941 ;
+  reg [14:0] \$942 ;
+  reg [14:0] \$943 ;
+  reg [14:0] \$944 ;
+  reg [14:0] \$945 ;
+  reg [14:0] \$946 ;
+  reg [14:0] \$947 ;
+  reg [14:0] \$948 ;
   reg \$949 ;
   wire \$95 ;
   reg \$950 ;
@@ -1186,13 +1211,25 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   reg \$997 ;
   reg \$998 ;
   reg \$999 ;
-  wire [14:0] \$signal ;
-  reg [14:0] \$signal$405  = 15'h0000;
+  reg \$signal  = 1'h0;
+  wire [14:0] \$signal$403 ;
+  reg [14:0] \$signal$404  = 15'h0000;
   wire accept;
   wire act;
+  reg [31:0] bus;
+  input [9:0] bus__addr;
+  wire [9:0] bus__addr;
+  output [31:0] bus__rdata;
+  reg [31:0] bus__rdata = 32'd0;
+  input [31:0] bus__wdata;
+  wire [31:0] bus__wdata;
+  input bus__we;
+  wire bus__we;
   input clk;
   wire clk;
   wire [14:0] code;
+  reg [3:0] error_0 = 4'h0;
+  wire [3:0] errors;
   reg flip_0 = 1'h0;
   reg flip_1 = 1'h0;
   reg flip_10 = 1'h0;
@@ -1321,39 +1358,29 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   reg flip_97 = 1'h0;
   reg flip_98 = 1'h0;
   reg flip_99 = 1'h0;
-  input [6:0] in_channel;
-  wire [6:0] in_channel;
-  input [8:0] in_code;
-  wire [8:0] in_code;
-  input in_first;
-  wire in_first;
-  input in_last;
-  wire in_last;
-  input in_plane;
-  wire in_plane;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
-  output [15:0] out_acc;
-  reg [15:0] out_acc = 16'h0000;
-  output out_act;
-  reg out_act = 1'h0;
-  output [6:0] out_channel;
-  reg [6:0] out_channel = 7'h00;
-  input out_ready;
-  wire out_ready;
-  output out_valid;
-  reg out_valid = 1'h0;
-  reg [31:0] read_value;
-  input [9:0] reg_addr;
-  wire [9:0] reg_addr;
-  output [31:0] reg_rdata;
-  reg [31:0] reg_rdata = 32'd0;
-  input [31:0] reg_wdata;
-  wire [31:0] reg_wdata;
-  input reg_we;
-  wire reg_we;
+  input [19:0] i__payload;
+  wire [19:0] i__payload;
+  wire [6:0] \i__payload.channel ;
+  wire [8:0] \i__payload.code ;
+  wire \i__payload.first ;
+  wire \i__payload.group_last ;
+  wire \i__payload.last ;
+  wire \i__payload.plane ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [24:0] o__payload;
+  reg [24:0] o__payload = 25'h0000000;
+  wire [15:0] \o__payload.acc ;
+  wire \o__payload.act ;
+  wire [6:0] \o__payload.channel ;
+  wire \o__payload.last ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  reg [6:0] open_channel = 7'h00;
   wire [14:0] result;
   input rst;
   wire rst;
@@ -1614,4732 +1641,4523 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   reg [14:0] tune_offset_98 = 15'h0000;
   reg [14:0] tune_offset_99 = 15'h0000;
   wire [15:0] tuned;
-  assign \$1  = reg_addr < 1'h1;
-  assign \$2  = reg_addr < 2'h2;
-  assign \$3  = reg_addr >= 1'h1;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = reg_addr < 9'h180;
-  assign \$6  = reg_addr >= 9'h100;
-  assign \$7  = \$5  & \$6 ;
-  assign \$9  = reg_addr < 10'h280;
-  assign \$10  = reg_addr >= 10'h200;
-  assign \$11  = \$9  & \$10 ;
-  assign \$13  = reg_addr < 10'h380;
-  assign \$14  = reg_addr >= 10'h300;
-  assign \$15  = \$13  & \$14 ;
-  assign \$17  = in_first ? 15'h0000 : \$signal$405 ;
-  assign \$18  = $signed(in_code) << in_plane;
-  assign \$19  = $signed(\$17 ) + $signed(\$18 );
-  assign tuned = $signed(\$19 [14:0]) + $signed(\$20 );
-  assign \$22  = $signed(\$21 ) <= $signed(tuned);
-  assign act = \$22  ^ \$23 ;
-  assign \$24  = ~ out_valid;
-  assign in_ready = \$24  | out_ready;
-  assign accept = in_valid & in_ready;
-  assign \$25  = reg_addr == 9'h100;
-  assign \$26  = reg_we & \$25 ;
-  assign \$27  = reg_addr == 9'h101;
-  assign \$28  = reg_we & \$27 ;
-  assign \$29  = reg_addr == 9'h102;
-  assign \$30  = reg_we & \$29 ;
-  assign \$31  = reg_addr == 9'h103;
-  assign \$32  = reg_we & \$31 ;
-  assign \$33  = reg_addr == 9'h104;
-  assign \$34  = reg_we & \$33 ;
-  assign \$35  = reg_addr == 9'h105;
-  assign \$36  = reg_we & \$35 ;
-  assign \$37  = reg_addr == 9'h106;
-  assign \$38  = reg_we & \$37 ;
-  assign \$39  = reg_addr == 9'h107;
-  assign \$40  = reg_we & \$39 ;
-  assign \$41  = reg_addr == 9'h108;
-  assign \$42  = reg_we & \$41 ;
-  assign \$43  = reg_addr == 9'h109;
-  assign \$44  = reg_we & \$43 ;
-  assign \$45  = reg_addr == 9'h10a;
-  assign \$46  = reg_we & \$45 ;
-  assign \$47  = reg_addr == 9'h10b;
-  assign \$48  = reg_we & \$47 ;
-  assign \$49  = reg_addr == 9'h10c;
-  assign \$50  = reg_we & \$49 ;
-  assign \$51  = reg_addr == 9'h10d;
-  assign \$52  = reg_we & \$51 ;
-  assign \$53  = reg_addr == 9'h10e;
-  assign \$54  = reg_we & \$53 ;
-  assign \$55  = reg_addr == 9'h10f;
-  assign \$56  = reg_we & \$55 ;
-  assign \$57  = reg_addr == 9'h110;
-  assign \$58  = reg_we & \$57 ;
-  assign \$59  = reg_addr == 9'h111;
-  assign \$60  = reg_we & \$59 ;
-  assign \$61  = reg_addr == 9'h112;
-  assign \$62  = reg_we & \$61 ;
-  assign \$63  = reg_addr == 9'h113;
-  assign \$64  = reg_we & \$63 ;
-  assign \$65  = reg_addr == 9'h114;
-  assign \$66  = reg_we & \$65 ;
-  assign \$67  = reg_addr == 9'h115;
-  assign \$68  = reg_we & \$67 ;
-  assign \$69  = reg_addr == 9'h116;
-  assign \$70  = reg_we & \$69 ;
-  assign \$71  = reg_addr == 9'h117;
-  assign \$72  = reg_we & \$71 ;
-  assign \$73  = reg_addr == 9'h118;
-  assign \$74  = reg_we & \$73 ;
-  assign \$75  = reg_addr == 9'h119;
-  assign \$76  = reg_we & \$75 ;
-  assign \$77  = reg_addr == 9'h11a;
-  assign \$78  = reg_we & \$77 ;
-  assign \$79  = reg_addr == 9'h11b;
-  assign \$80  = reg_we & \$79 ;
-  assign \$81  = reg_addr == 9'h11c;
-  assign \$82  = reg_we & \$81 ;
-  assign \$83  = reg_addr == 9'h11d;
-  assign \$84  = reg_we & \$83 ;
-  assign \$85  = reg_addr == 9'h11e;
-  assign \$86  = reg_we & \$85 ;
-  assign \$87  = reg_addr == 9'h11f;
-  assign \$88  = reg_we & \$87 ;
-  assign \$89  = reg_addr == 9'h120;
-  assign \$90  = reg_we & \$89 ;
-  assign \$91  = reg_addr == 9'h121;
-  assign \$92  = reg_we & \$91 ;
-  assign \$93  = reg_addr == 9'h122;
-  assign \$94  = reg_we & \$93 ;
-  assign \$95  = reg_addr == 9'h123;
-  assign \$96  = reg_we & \$95 ;
-  assign \$97  = reg_addr == 9'h124;
-  assign \$98  = reg_we & \$97 ;
-  assign \$99  = reg_addr == 9'h125;
-  assign \$100  = reg_we & \$99 ;
-  assign \$101  = reg_addr == 9'h126;
-  assign \$102  = reg_we & \$101 ;
-  assign \$103  = reg_addr == 9'h127;
-  assign \$104  = reg_we & \$103 ;
-  assign \$105  = reg_addr == 9'h128;
-  assign \$106  = reg_we & \$105 ;
-  assign \$107  = reg_addr == 9'h129;
-  assign \$108  = reg_we & \$107 ;
-  assign \$109  = reg_addr == 9'h12a;
-  assign \$110  = reg_we & \$109 ;
-  assign \$111  = reg_addr == 9'h12b;
-  assign \$112  = reg_we & \$111 ;
-  assign \$113  = reg_addr == 9'h12c;
-  assign \$114  = reg_we & \$113 ;
-  assign \$115  = reg_addr == 9'h12d;
-  assign \$116  = reg_we & \$115 ;
-  assign \$117  = reg_addr == 9'h12e;
-  assign \$118  = reg_we & \$117 ;
-  assign \$119  = reg_addr == 9'h12f;
-  assign \$120  = reg_we & \$119 ;
-  assign \$121  = reg_addr == 9'h130;
-  assign \$122  = reg_we & \$121 ;
-  assign \$123  = reg_addr == 9'h131;
-  assign \$124  = reg_we & \$123 ;
-  assign \$125  = reg_addr == 9'h132;
-  assign \$126  = reg_we & \$125 ;
-  assign \$127  = reg_addr == 9'h133;
-  assign \$128  = reg_we & \$127 ;
-  assign \$129  = reg_addr == 9'h134;
-  assign \$130  = reg_we & \$129 ;
-  assign \$131  = reg_addr == 9'h135;
-  assign \$132  = reg_we & \$131 ;
-  assign \$133  = reg_addr == 9'h136;
-  assign \$134  = reg_we & \$133 ;
-  assign \$135  = reg_addr == 9'h137;
-  assign \$136  = reg_we & \$135 ;
-  assign \$137  = reg_addr == 9'h138;
-  assign \$138  = reg_we & \$137 ;
-  assign \$139  = reg_addr == 9'h139;
-  assign \$140  = reg_we & \$139 ;
-  assign \$141  = reg_addr == 9'h13a;
-  assign \$142  = reg_we & \$141 ;
-  assign \$143  = reg_addr == 9'h13b;
-  assign \$144  = reg_we & \$143 ;
-  assign \$145  = reg_addr == 9'h13c;
-  assign \$146  = reg_we & \$145 ;
-  assign \$147  = reg_addr == 9'h13d;
-  assign \$148  = reg_we & \$147 ;
-  assign \$149  = reg_addr == 9'h13e;
-  assign \$150  = reg_we & \$149 ;
-  assign \$151  = reg_addr == 9'h13f;
-  assign \$152  = reg_we & \$151 ;
-  assign \$153  = reg_addr == 9'h140;
-  assign \$154  = reg_we & \$153 ;
-  assign \$155  = reg_addr == 9'h141;
-  assign \$156  = reg_we & \$155 ;
-  assign \$157  = reg_addr == 9'h142;
-  assign \$158  = reg_we & \$157 ;
-  assign \$159  = reg_addr == 9'h143;
-  assign \$160  = reg_we & \$159 ;
-  assign \$161  = reg_addr == 9'h144;
-  assign \$162  = reg_we & \$161 ;
-  assign \$163  = reg_addr == 9'h145;
-  assign \$164  = reg_we & \$163 ;
-  assign \$165  = reg_addr == 9'h146;
-  assign \$166  = reg_we & \$165 ;
-  assign \$167  = reg_addr == 9'h147;
-  assign \$168  = reg_we & \$167 ;
-  assign \$169  = reg_addr == 9'h148;
-  assign \$170  = reg_we & \$169 ;
-  assign \$171  = reg_addr == 9'h149;
-  assign \$172  = reg_we & \$171 ;
-  assign \$173  = reg_addr == 9'h14a;
-  assign \$174  = reg_we & \$173 ;
-  assign \$175  = reg_addr == 9'h14b;
-  assign \$176  = reg_we & \$175 ;
-  assign \$177  = reg_addr == 9'h14c;
-  assign \$178  = reg_we & \$177 ;
-  assign \$179  = reg_addr == 9'h14d;
-  assign \$180  = reg_we & \$179 ;
-  assign \$181  = reg_addr == 9'h14e;
-  assign \$182  = reg_we & \$181 ;
-  assign \$183  = reg_addr == 9'h14f;
-  assign \$184  = reg_we & \$183 ;
-  assign \$185  = reg_addr == 9'h150;
-  assign \$186  = reg_we & \$185 ;
-  assign \$187  = reg_addr == 9'h151;
-  assign \$188  = reg_we & \$187 ;
-  assign \$189  = reg_addr == 9'h152;
-  assign \$190  = reg_we & \$189 ;
-  assign \$191  = reg_addr == 9'h153;
-  assign \$192  = reg_we & \$191 ;
-  assign \$193  = reg_addr == 9'h154;
-  assign \$194  = reg_we & \$193 ;
-  assign \$195  = reg_addr == 9'h155;
-  assign \$196  = reg_we & \$195 ;
-  assign \$197  = reg_addr == 9'h156;
-  assign \$198  = reg_we & \$197 ;
-  assign \$199  = reg_addr == 9'h157;
-  assign \$200  = reg_we & \$199 ;
-  assign \$201  = reg_addr == 9'h158;
-  assign \$202  = reg_we & \$201 ;
-  assign \$203  = reg_addr == 9'h159;
-  assign \$204  = reg_we & \$203 ;
-  assign \$205  = reg_addr == 9'h15a;
-  assign \$206  = reg_we & \$205 ;
-  assign \$207  = reg_addr == 9'h15b;
-  assign \$208  = reg_we & \$207 ;
-  assign \$209  = reg_addr == 9'h15c;
-  assign \$210  = reg_we & \$209 ;
-  assign \$211  = reg_addr == 9'h15d;
-  assign \$212  = reg_we & \$211 ;
-  assign \$213  = reg_addr == 9'h15e;
-  assign \$214  = reg_we & \$213 ;
-  assign \$215  = reg_addr == 9'h15f;
-  assign \$216  = reg_we & \$215 ;
-  assign \$217  = reg_addr == 9'h160;
-  assign \$218  = reg_we & \$217 ;
-  assign \$219  = reg_addr == 9'h161;
-  assign \$220  = reg_we & \$219 ;
-  assign \$221  = reg_addr == 9'h162;
-  assign \$222  = reg_we & \$221 ;
-  assign \$223  = reg_addr == 9'h163;
-  assign \$224  = reg_we & \$223 ;
-  assign \$225  = reg_addr == 9'h164;
-  assign \$226  = reg_we & \$225 ;
-  assign \$227  = reg_addr == 9'h165;
-  assign \$228  = reg_we & \$227 ;
-  assign \$229  = reg_addr == 9'h166;
-  assign \$230  = reg_we & \$229 ;
-  assign \$231  = reg_addr == 9'h167;
-  assign \$232  = reg_we & \$231 ;
-  assign \$233  = reg_addr == 9'h168;
-  assign \$234  = reg_we & \$233 ;
-  assign \$235  = reg_addr == 9'h169;
-  assign \$236  = reg_we & \$235 ;
-  assign \$237  = reg_addr == 9'h16a;
-  assign \$238  = reg_we & \$237 ;
-  assign \$239  = reg_addr == 9'h16b;
-  assign \$240  = reg_we & \$239 ;
-  assign \$241  = reg_addr == 9'h16c;
-  assign \$242  = reg_we & \$241 ;
-  assign \$243  = reg_addr == 9'h16d;
-  assign \$244  = reg_we & \$243 ;
-  assign \$245  = reg_addr == 9'h16e;
-  assign \$246  = reg_we & \$245 ;
-  assign \$247  = reg_addr == 9'h16f;
-  assign \$248  = reg_we & \$247 ;
-  assign \$249  = reg_addr == 9'h170;
-  assign \$250  = reg_we & \$249 ;
-  assign \$251  = reg_addr == 9'h171;
-  assign \$252  = reg_we & \$251 ;
-  assign \$253  = reg_addr == 9'h172;
-  assign \$254  = reg_we & \$253 ;
-  assign \$255  = reg_addr == 9'h173;
-  assign \$256  = reg_we & \$255 ;
-  assign \$257  = reg_addr == 9'h174;
-  assign \$258  = reg_we & \$257 ;
-  assign \$259  = reg_addr == 9'h175;
-  assign \$260  = reg_we & \$259 ;
-  assign \$261  = reg_addr == 9'h176;
-  assign \$262  = reg_we & \$261 ;
-  assign \$263  = reg_addr == 9'h177;
-  assign \$264  = reg_we & \$263 ;
-  assign \$265  = reg_addr == 9'h178;
-  assign \$266  = reg_we & \$265 ;
-  assign \$267  = reg_addr == 9'h179;
-  assign \$268  = reg_we & \$267 ;
-  assign \$269  = reg_addr == 9'h17a;
-  assign \$270  = reg_we & \$269 ;
-  assign \$271  = reg_addr == 9'h17b;
-  assign \$272  = reg_we & \$271 ;
-  assign \$273  = reg_addr == 9'h17c;
-  assign \$274  = reg_we & \$273 ;
-  assign \$275  = reg_addr == 9'h17d;
-  assign \$276  = reg_we & \$275 ;
-  assign \$277  = reg_addr == 9'h17e;
-  assign \$278  = reg_we & \$277 ;
-  assign \$279  = reg_addr == 9'h17f;
-  assign \$280  = reg_we & \$279 ;
-  assign \$281  = reg_addr == 10'h200;
-  assign \$282  = reg_we & \$281 ;
-  assign \$283  = reg_addr == 10'h201;
-  assign \$284  = reg_we & \$283 ;
-  assign \$285  = reg_addr == 10'h202;
-  assign \$286  = reg_we & \$285 ;
-  assign \$287  = reg_addr == 10'h203;
-  assign \$288  = reg_we & \$287 ;
-  assign \$289  = reg_addr == 10'h204;
-  assign \$290  = reg_we & \$289 ;
-  assign \$291  = reg_addr == 10'h205;
-  assign \$292  = reg_we & \$291 ;
-  assign \$293  = reg_addr == 10'h206;
-  assign \$294  = reg_we & \$293 ;
-  assign \$295  = reg_addr == 10'h207;
-  assign \$296  = reg_we & \$295 ;
-  assign \$297  = reg_addr == 10'h208;
-  assign \$298  = reg_we & \$297 ;
-  assign \$299  = reg_addr == 10'h209;
-  assign \$300  = reg_we & \$299 ;
-  assign \$301  = reg_addr == 10'h20a;
-  assign \$302  = reg_we & \$301 ;
-  assign \$303  = reg_addr == 10'h20b;
-  assign \$304  = reg_we & \$303 ;
-  assign \$305  = reg_addr == 10'h20c;
-  assign \$306  = reg_we & \$305 ;
-  assign \$307  = reg_addr == 10'h20d;
-  assign \$308  = reg_we & \$307 ;
-  assign \$309  = reg_addr == 10'h20e;
-  assign \$310  = reg_we & \$309 ;
-  assign \$311  = reg_addr == 10'h20f;
-  assign \$312  = reg_we & \$311 ;
-  assign \$313  = reg_addr == 10'h210;
-  assign \$314  = reg_we & \$313 ;
-  assign \$315  = reg_addr == 10'h211;
-  assign \$316  = reg_we & \$315 ;
-  assign \$317  = reg_addr == 10'h212;
-  assign \$318  = reg_we & \$317 ;
-  assign \$319  = reg_addr == 10'h213;
-  assign \$320  = reg_we & \$319 ;
-  assign \$321  = reg_addr == 10'h214;
-  assign \$322  = reg_we & \$321 ;
-  assign \$323  = reg_addr == 10'h215;
-  assign \$324  = reg_we & \$323 ;
-  assign \$325  = reg_addr == 10'h216;
-  assign \$326  = reg_we & \$325 ;
-  assign \$327  = reg_addr == 10'h217;
-  assign \$328  = reg_we & \$327 ;
-  assign \$329  = reg_addr == 10'h218;
-  assign \$330  = reg_we & \$329 ;
-  assign \$331  = reg_addr == 10'h219;
-  assign \$332  = reg_we & \$331 ;
-  assign \$333  = reg_addr == 10'h21a;
-  assign \$334  = reg_we & \$333 ;
-  assign \$335  = reg_addr == 10'h21b;
-  assign \$336  = reg_we & \$335 ;
-  assign \$337  = reg_addr == 10'h21c;
-  assign \$338  = reg_we & \$337 ;
-  assign \$339  = reg_addr == 10'h21d;
-  assign \$340  = reg_we & \$339 ;
-  assign \$341  = reg_addr == 10'h21e;
-  assign \$342  = reg_we & \$341 ;
-  assign \$343  = reg_addr == 10'h21f;
-  assign \$344  = reg_we & \$343 ;
-  assign \$345  = reg_addr == 10'h220;
-  assign \$346  = reg_we & \$345 ;
-  assign \$347  = reg_addr == 10'h221;
-  assign \$348  = reg_we & \$347 ;
-  assign \$349  = reg_addr == 10'h222;
-  assign \$350  = reg_we & \$349 ;
-  assign \$351  = reg_addr == 10'h223;
-  assign \$352  = reg_we & \$351 ;
-  assign \$353  = reg_addr == 10'h224;
-  assign \$354  = reg_we & \$353 ;
-  assign \$355  = reg_addr == 10'h225;
-  assign \$356  = reg_we & \$355 ;
-  assign \$357  = reg_addr == 10'h226;
-  assign \$358  = reg_we & \$357 ;
-  assign \$359  = reg_addr == 10'h227;
-  assign \$360  = reg_we & \$359 ;
-  assign \$361  = reg_addr == 10'h228;
-  assign \$362  = reg_we & \$361 ;
-  assign \$363  = reg_addr == 10'h229;
-  assign \$364  = reg_we & \$363 ;
-  assign \$365  = reg_addr == 10'h22a;
-  assign \$366  = reg_we & \$365 ;
-  assign \$367  = reg_addr == 10'h22b;
-  assign \$368  = reg_we & \$367 ;
-  assign \$369  = reg_addr == 10'h22c;
-  assign \$370  = reg_we & \$369 ;
-  assign \$371  = reg_addr == 10'h22d;
-  assign \$372  = reg_we & \$371 ;
-  assign \$373  = reg_addr == 10'h22e;
-  assign \$374  = reg_we & \$373 ;
-  assign \$375  = reg_addr == 10'h22f;
-  assign \$376  = reg_we & \$375 ;
-  assign \$377  = reg_addr == 10'h230;
-  assign \$378  = reg_we & \$377 ;
-  assign \$379  = reg_addr == 10'h231;
-  assign \$380  = reg_we & \$379 ;
-  assign \$381  = reg_addr == 10'h232;
-  assign \$382  = reg_we & \$381 ;
-  assign \$383  = reg_addr == 10'h233;
-  assign \$384  = reg_we & \$383 ;
-  assign \$385  = reg_addr == 10'h234;
-  assign \$386  = reg_we & \$385 ;
-  assign \$387  = reg_addr == 10'h235;
-  assign \$388  = reg_we & \$387 ;
-  assign \$389  = reg_addr == 10'h236;
-  assign \$390  = reg_we & \$389 ;
-  assign \$391  = reg_addr == 10'h237;
-  assign \$392  = reg_we & \$391 ;
-  assign \$393  = reg_addr == 10'h238;
-  assign \$394  = reg_we & \$393 ;
-  assign \$395  = reg_addr == 10'h239;
-  assign \$396  = reg_we & \$395 ;
-  assign \$397  = reg_addr == 10'h23a;
-  assign \$398  = reg_we & \$397 ;
-  assign \$399  = reg_addr == 10'h23b;
-  assign \$400  = reg_we & \$399 ;
-  assign \$401  = reg_addr == 10'h23c;
-  assign \$402  = reg_we & \$401 ;
-  assign \$403  = reg_addr == 10'h23d;
-  assign \$404  = reg_we & \$403 ;
-  assign \$405  = reg_addr == 10'h23e;
-  assign \$406  = reg_we & \$405 ;
-  assign \$407  = reg_addr == 10'h23f;
-  assign \$408  = reg_we & \$407 ;
-  assign \$409  = reg_addr == 10'h240;
-  assign \$410  = reg_we & \$409 ;
-  assign \$411  = reg_addr == 10'h241;
-  assign \$412  = reg_we & \$411 ;
-  assign \$413  = reg_addr == 10'h242;
-  assign \$414  = reg_we & \$413 ;
-  assign \$415  = reg_addr == 10'h243;
-  assign \$416  = reg_we & \$415 ;
-  assign \$417  = reg_addr == 10'h244;
-  assign \$418  = reg_we & \$417 ;
-  assign \$419  = reg_addr == 10'h245;
-  assign \$420  = reg_we & \$419 ;
-  assign \$421  = reg_addr == 10'h246;
-  assign \$422  = reg_we & \$421 ;
-  assign \$423  = reg_addr == 10'h247;
-  assign \$424  = reg_we & \$423 ;
-  assign \$425  = reg_addr == 10'h248;
-  assign \$426  = reg_we & \$425 ;
-  assign \$427  = reg_addr == 10'h249;
-  assign \$428  = reg_we & \$427 ;
-  assign \$429  = reg_addr == 10'h24a;
-  assign \$430  = reg_we & \$429 ;
-  assign \$431  = reg_addr == 10'h24b;
-  assign \$432  = reg_we & \$431 ;
-  assign \$433  = reg_addr == 10'h24c;
-  assign \$434  = reg_we & \$433 ;
-  assign \$435  = reg_addr == 10'h24d;
-  assign \$436  = reg_we & \$435 ;
-  assign \$437  = reg_addr == 10'h24e;
-  assign \$438  = reg_we & \$437 ;
-  assign \$439  = reg_addr == 10'h24f;
-  assign \$440  = reg_we & \$439 ;
-  assign \$441  = reg_addr == 10'h250;
-  assign \$442  = reg_we & \$441 ;
-  assign \$443  = reg_addr == 10'h251;
-  assign \$444  = reg_we & \$443 ;
-  assign \$445  = reg_addr == 10'h252;
-  assign \$446  = reg_we & \$445 ;
-  assign \$447  = reg_addr == 10'h253;
-  assign \$448  = reg_we & \$447 ;
-  assign \$449  = reg_addr == 10'h254;
-  assign \$450  = reg_we & \$449 ;
-  assign \$451  = reg_addr == 10'h255;
-  assign \$452  = reg_we & \$451 ;
-  assign \$453  = reg_addr == 10'h256;
-  assign \$454  = reg_we & \$453 ;
-  assign \$455  = reg_addr == 10'h257;
-  assign \$456  = reg_we & \$455 ;
-  assign \$457  = reg_addr == 10'h258;
-  assign \$458  = reg_we & \$457 ;
-  assign \$459  = reg_addr == 10'h259;
-  assign \$460  = reg_we & \$459 ;
-  assign \$461  = reg_addr == 10'h25a;
-  assign \$462  = reg_we & \$461 ;
-  assign \$463  = reg_addr == 10'h25b;
-  assign \$464  = reg_we & \$463 ;
-  assign \$465  = reg_addr == 10'h25c;
-  assign \$466  = reg_we & \$465 ;
-  assign \$467  = reg_addr == 10'h25d;
-  assign \$468  = reg_we & \$467 ;
-  assign \$469  = reg_addr == 10'h25e;
-  assign \$470  = reg_we & \$469 ;
-  assign \$471  = reg_addr == 10'h25f;
-  assign \$472  = reg_we & \$471 ;
-  assign \$473  = reg_addr == 10'h260;
-  assign \$474  = reg_we & \$473 ;
-  assign \$475  = reg_addr == 10'h261;
-  assign \$476  = reg_we & \$475 ;
-  assign \$477  = reg_addr == 10'h262;
-  assign \$478  = reg_we & \$477 ;
-  assign \$479  = reg_addr == 10'h263;
-  assign \$480  = reg_we & \$479 ;
-  assign \$481  = reg_addr == 10'h264;
-  assign \$482  = reg_we & \$481 ;
-  assign \$483  = reg_addr == 10'h265;
-  assign \$484  = reg_we & \$483 ;
-  assign \$485  = reg_addr == 10'h266;
-  assign \$486  = reg_we & \$485 ;
-  assign \$487  = reg_addr == 10'h267;
-  assign \$488  = reg_we & \$487 ;
-  assign \$489  = reg_addr == 10'h268;
-  assign \$490  = reg_we & \$489 ;
-  assign \$491  = reg_addr == 10'h269;
-  assign \$492  = reg_we & \$491 ;
-  assign \$493  = reg_addr == 10'h26a;
-  assign \$494  = reg_we & \$493 ;
-  assign \$495  = reg_addr == 10'h26b;
-  assign \$496  = reg_we & \$495 ;
-  assign \$497  = reg_addr == 10'h26c;
-  assign \$498  = reg_we & \$497 ;
-  assign \$499  = reg_addr == 10'h26d;
-  assign \$500  = reg_we & \$499 ;
-  assign \$501  = reg_addr == 10'h26e;
-  assign \$502  = reg_we & \$501 ;
-  assign \$503  = reg_addr == 10'h26f;
-  assign \$504  = reg_we & \$503 ;
-  assign \$505  = reg_addr == 10'h270;
-  assign \$506  = reg_we & \$505 ;
-  assign \$507  = reg_addr == 10'h271;
-  assign \$508  = reg_we & \$507 ;
-  assign \$509  = reg_addr == 10'h272;
-  assign \$510  = reg_we & \$509 ;
-  assign \$511  = reg_addr == 10'h273;
-  assign \$512  = reg_we & \$511 ;
-  assign \$513  = reg_addr == 10'h274;
-  assign \$514  = reg_we & \$513 ;
-  assign \$515  = reg_addr == 10'h275;
-  assign \$516  = reg_we & \$515 ;
-  assign \$517  = reg_addr == 10'h276;
-  assign \$518  = reg_we & \$517 ;
-  assign \$519  = reg_addr == 10'h277;
-  assign \$520  = reg_we & \$519 ;
-  assign \$521  = reg_addr == 10'h278;
-  assign \$522  = reg_we & \$521 ;
-  assign \$523  = reg_addr == 10'h279;
-  assign \$524  = reg_we & \$523 ;
-  assign \$525  = reg_addr == 10'h27a;
-  assign \$526  = reg_we & \$525 ;
-  assign \$527  = reg_addr == 10'h27b;
-  assign \$528  = reg_we & \$527 ;
-  assign \$529  = reg_addr == 10'h27c;
-  assign \$530  = reg_we & \$529 ;
-  assign \$531  = reg_addr == 10'h27d;
-  assign \$532  = reg_we & \$531 ;
-  assign \$533  = reg_addr == 10'h27e;
-  assign \$534  = reg_we & \$533 ;
-  assign \$535  = reg_addr == 10'h27f;
-  assign \$536  = reg_we & \$535 ;
-  assign \$537  = reg_addr == 10'h300;
-  assign \$538  = reg_we & \$537 ;
-  assign \$539  = reg_addr == 10'h301;
-  assign \$540  = reg_we & \$539 ;
-  assign \$541  = reg_addr == 10'h302;
-  assign \$542  = reg_we & \$541 ;
-  assign \$543  = reg_addr == 10'h303;
-  assign \$544  = reg_we & \$543 ;
-  assign \$545  = reg_addr == 10'h304;
-  assign \$546  = reg_we & \$545 ;
-  assign \$547  = reg_addr == 10'h305;
-  assign \$548  = reg_we & \$547 ;
-  assign \$549  = reg_addr == 10'h306;
-  assign \$550  = reg_we & \$549 ;
-  assign \$551  = reg_addr == 10'h307;
-  assign \$552  = reg_we & \$551 ;
-  assign \$553  = reg_addr == 10'h308;
-  assign \$554  = reg_we & \$553 ;
-  assign \$555  = reg_addr == 10'h309;
-  assign \$556  = reg_we & \$555 ;
-  assign \$557  = reg_addr == 10'h30a;
-  assign \$558  = reg_we & \$557 ;
-  assign \$559  = reg_addr == 10'h30b;
-  assign \$560  = reg_we & \$559 ;
-  assign \$561  = reg_addr == 10'h30c;
-  assign \$562  = reg_we & \$561 ;
-  assign \$563  = reg_addr == 10'h30d;
-  assign \$564  = reg_we & \$563 ;
-  assign \$565  = reg_addr == 10'h30e;
-  assign \$566  = reg_we & \$565 ;
-  assign \$567  = reg_addr == 10'h30f;
-  assign \$568  = reg_we & \$567 ;
-  assign \$569  = reg_addr == 10'h310;
-  assign \$570  = reg_we & \$569 ;
-  assign \$571  = reg_addr == 10'h311;
-  assign \$572  = reg_we & \$571 ;
-  assign \$573  = reg_addr == 10'h312;
-  assign \$574  = reg_we & \$573 ;
-  assign \$575  = reg_addr == 10'h313;
-  assign \$576  = reg_we & \$575 ;
-  assign \$577  = reg_addr == 10'h314;
-  assign \$578  = reg_we & \$577 ;
-  assign \$579  = reg_addr == 10'h315;
-  assign \$580  = reg_we & \$579 ;
-  assign \$581  = reg_addr == 10'h316;
-  assign \$582  = reg_we & \$581 ;
-  assign \$583  = reg_addr == 10'h317;
-  assign \$584  = reg_we & \$583 ;
-  assign \$585  = reg_addr == 10'h318;
-  assign \$586  = reg_we & \$585 ;
-  assign \$587  = reg_addr == 10'h319;
-  assign \$588  = reg_we & \$587 ;
-  assign \$589  = reg_addr == 10'h31a;
-  assign \$590  = reg_we & \$589 ;
-  assign \$591  = reg_addr == 10'h31b;
-  assign \$592  = reg_we & \$591 ;
-  assign \$593  = reg_addr == 10'h31c;
-  assign \$594  = reg_we & \$593 ;
-  assign \$595  = reg_addr == 10'h31d;
-  assign \$596  = reg_we & \$595 ;
-  assign \$597  = reg_addr == 10'h31e;
-  assign \$598  = reg_we & \$597 ;
-  assign \$599  = reg_addr == 10'h31f;
-  assign \$600  = reg_we & \$599 ;
-  assign \$601  = reg_addr == 10'h320;
-  assign \$602  = reg_we & \$601 ;
-  assign \$603  = reg_addr == 10'h321;
-  assign \$604  = reg_we & \$603 ;
-  assign \$605  = reg_addr == 10'h322;
-  assign \$606  = reg_we & \$605 ;
-  assign \$607  = reg_addr == 10'h323;
-  assign \$608  = reg_we & \$607 ;
-  assign \$609  = reg_addr == 10'h324;
-  assign \$610  = reg_we & \$609 ;
-  assign \$611  = reg_addr == 10'h325;
-  assign \$612  = reg_we & \$611 ;
-  assign \$613  = reg_addr == 10'h326;
-  assign \$614  = reg_we & \$613 ;
-  assign \$615  = reg_addr == 10'h327;
-  assign \$616  = reg_we & \$615 ;
-  assign \$617  = reg_addr == 10'h328;
-  assign \$618  = reg_we & \$617 ;
-  assign \$619  = reg_addr == 10'h329;
-  assign \$620  = reg_we & \$619 ;
-  assign \$621  = reg_addr == 10'h32a;
-  assign \$622  = reg_we & \$621 ;
-  assign \$623  = reg_addr == 10'h32b;
-  assign \$624  = reg_we & \$623 ;
-  assign \$625  = reg_addr == 10'h32c;
-  assign \$626  = reg_we & \$625 ;
-  assign \$627  = reg_addr == 10'h32d;
-  assign \$628  = reg_we & \$627 ;
-  assign \$629  = reg_addr == 10'h32e;
-  assign \$630  = reg_we & \$629 ;
-  assign \$631  = reg_addr == 10'h32f;
-  assign \$632  = reg_we & \$631 ;
-  assign \$633  = reg_addr == 10'h330;
-  assign \$634  = reg_we & \$633 ;
-  assign \$635  = reg_addr == 10'h331;
-  assign \$636  = reg_we & \$635 ;
-  assign \$637  = reg_addr == 10'h332;
-  assign \$638  = reg_we & \$637 ;
-  assign \$639  = reg_addr == 10'h333;
-  assign \$640  = reg_we & \$639 ;
-  assign \$641  = reg_addr == 10'h334;
-  assign \$642  = reg_we & \$641 ;
-  assign \$643  = reg_addr == 10'h335;
-  assign \$644  = reg_we & \$643 ;
-  assign \$645  = reg_addr == 10'h336;
-  assign \$646  = reg_we & \$645 ;
-  assign \$647  = reg_addr == 10'h337;
-  assign \$648  = reg_we & \$647 ;
-  assign \$649  = reg_addr == 10'h338;
-  assign \$650  = reg_we & \$649 ;
-  assign \$651  = reg_addr == 10'h339;
-  assign \$652  = reg_we & \$651 ;
-  assign \$653  = reg_addr == 10'h33a;
-  assign \$654  = reg_we & \$653 ;
-  assign \$655  = reg_addr == 10'h33b;
-  assign \$656  = reg_we & \$655 ;
-  assign \$657  = reg_addr == 10'h33c;
-  assign \$658  = reg_we & \$657 ;
-  assign \$659  = reg_addr == 10'h33d;
-  assign \$660  = reg_we & \$659 ;
-  assign \$661  = reg_addr == 10'h33e;
-  assign \$662  = reg_we & \$661 ;
-  assign \$663  = reg_addr == 10'h33f;
-  assign \$664  = reg_we & \$663 ;
-  assign \$665  = reg_addr == 10'h340;
-  assign \$666  = reg_we & \$665 ;
-  assign \$667  = reg_addr == 10'h341;
-  assign \$668  = reg_we & \$667 ;
-  assign \$669  = reg_addr == 10'h342;
-  assign \$670  = reg_we & \$669 ;
-  assign \$671  = reg_addr == 10'h343;
-  assign \$672  = reg_we & \$671 ;
-  assign \$673  = reg_addr == 10'h344;
-  assign \$674  = reg_we & \$673 ;
-  assign \$675  = reg_addr == 10'h345;
-  assign \$676  = reg_we & \$675 ;
-  assign \$677  = reg_addr == 10'h346;
-  assign \$678  = reg_we & \$677 ;
-  assign \$679  = reg_addr == 10'h347;
-  assign \$680  = reg_we & \$679 ;
-  assign \$681  = reg_addr == 10'h348;
-  assign \$682  = reg_we & \$681 ;
-  assign \$683  = reg_addr == 10'h349;
-  assign \$684  = reg_we & \$683 ;
-  assign \$685  = reg_addr == 10'h34a;
-  assign \$686  = reg_we & \$685 ;
-  assign \$687  = reg_addr == 10'h34b;
-  assign \$688  = reg_we & \$687 ;
-  assign \$689  = reg_addr == 10'h34c;
-  assign \$690  = reg_we & \$689 ;
-  assign \$691  = reg_addr == 10'h34d;
-  assign \$692  = reg_we & \$691 ;
-  assign \$693  = reg_addr == 10'h34e;
-  assign \$694  = reg_we & \$693 ;
-  assign \$695  = reg_addr == 10'h34f;
-  assign \$696  = reg_we & \$695 ;
-  assign \$697  = reg_addr == 10'h350;
-  assign \$698  = reg_we & \$697 ;
-  assign \$699  = reg_addr == 10'h351;
-  assign \$700  = reg_we & \$699 ;
-  assign \$701  = reg_addr == 10'h352;
-  assign \$702  = reg_we & \$701 ;
-  assign \$703  = reg_addr == 10'h353;
-  assign \$704  = reg_we & \$703 ;
-  assign \$705  = reg_addr == 10'h354;
-  assign \$706  = reg_we & \$705 ;
-  assign \$707  = reg_addr == 10'h355;
-  assign \$708  = reg_we & \$707 ;
-  assign \$709  = reg_addr == 10'h356;
-  assign \$710  = reg_we & \$709 ;
-  assign \$711  = reg_addr == 10'h357;
-  assign \$712  = reg_we & \$711 ;
-  assign \$713  = reg_addr == 10'h358;
-  assign \$714  = reg_we & \$713 ;
-  assign \$715  = reg_addr == 10'h359;
-  assign \$716  = reg_we & \$715 ;
-  assign \$717  = reg_addr == 10'h35a;
-  assign \$718  = reg_we & \$717 ;
-  assign \$719  = reg_addr == 10'h35b;
-  assign \$720  = reg_we & \$719 ;
-  assign \$721  = reg_addr == 10'h35c;
-  assign \$722  = reg_we & \$721 ;
-  assign \$723  = reg_addr == 10'h35d;
-  assign \$724  = reg_we & \$723 ;
-  assign \$725  = reg_addr == 10'h35e;
-  assign \$726  = reg_we & \$725 ;
-  assign \$727  = reg_addr == 10'h35f;
-  assign \$728  = reg_we & \$727 ;
-  assign \$729  = reg_addr == 10'h360;
-  assign \$730  = reg_we & \$729 ;
-  assign \$731  = reg_addr == 10'h361;
-  assign \$732  = reg_we & \$731 ;
-  assign \$733  = reg_addr == 10'h362;
-  assign \$734  = reg_we & \$733 ;
-  assign \$735  = reg_addr == 10'h363;
-  assign \$736  = reg_we & \$735 ;
-  assign \$737  = reg_addr == 10'h364;
-  assign \$738  = reg_we & \$737 ;
-  assign \$739  = reg_addr == 10'h365;
-  assign \$740  = reg_we & \$739 ;
-  assign \$741  = reg_addr == 10'h366;
-  assign \$742  = reg_we & \$741 ;
-  assign \$743  = reg_addr == 10'h367;
-  assign \$744  = reg_we & \$743 ;
-  assign \$745  = reg_addr == 10'h368;
-  assign \$746  = reg_we & \$745 ;
-  assign \$747  = reg_addr == 10'h369;
-  assign \$748  = reg_we & \$747 ;
-  assign \$749  = reg_addr == 10'h36a;
-  assign \$750  = reg_we & \$749 ;
-  assign \$751  = reg_addr == 10'h36b;
-  assign \$752  = reg_we & \$751 ;
-  assign \$753  = reg_addr == 10'h36c;
-  assign \$754  = reg_we & \$753 ;
-  assign \$755  = reg_addr == 10'h36d;
-  assign \$756  = reg_we & \$755 ;
-  assign \$757  = reg_addr == 10'h36e;
-  assign \$758  = reg_we & \$757 ;
-  assign \$759  = reg_addr == 10'h36f;
-  assign \$760  = reg_we & \$759 ;
-  assign \$761  = reg_addr == 10'h370;
-  assign \$762  = reg_we & \$761 ;
-  assign \$763  = reg_addr == 10'h371;
-  assign \$764  = reg_we & \$763 ;
-  assign \$765  = reg_addr == 10'h372;
-  assign \$766  = reg_we & \$765 ;
-  assign \$767  = reg_addr == 10'h373;
-  assign \$768  = reg_we & \$767 ;
-  assign \$769  = reg_addr == 10'h374;
-  assign \$770  = reg_we & \$769 ;
-  assign \$771  = reg_addr == 10'h375;
-  assign \$772  = reg_we & \$771 ;
-  assign \$773  = reg_addr == 10'h376;
-  assign \$774  = reg_we & \$773 ;
-  assign \$775  = reg_addr == 10'h377;
-  assign \$776  = reg_we & \$775 ;
-  assign \$777  = reg_addr == 10'h378;
-  assign \$778  = reg_we & \$777 ;
-  assign \$779  = reg_addr == 10'h379;
-  assign \$780  = reg_we & \$779 ;
-  assign \$781  = reg_addr == 10'h37a;
-  assign \$782  = reg_we & \$781 ;
-  assign \$783  = reg_addr == 10'h37b;
-  assign \$784  = reg_we & \$783 ;
-  assign \$785  = reg_addr == 10'h37c;
-  assign \$786  = reg_we & \$785 ;
-  assign \$787  = reg_addr == 10'h37d;
-  assign \$788  = reg_we & \$787 ;
-  assign \$789  = reg_addr == 10'h37e;
-  assign \$790  = reg_we & \$789 ;
-  assign \$791  = reg_addr == 10'h37f;
-  assign \$792  = reg_we & \$791 ;
-  always @(posedge clk)
-    theta_0 <= \$793 ;
-  always @(posedge clk)
-    theta_1 <= \$794 ;
-  always @(posedge clk)
-    theta_2 <= \$795 ;
-  always @(posedge clk)
-    theta_3 <= \$796 ;
-  always @(posedge clk)
-    theta_4 <= \$797 ;
-  always @(posedge clk)
-    theta_5 <= \$798 ;
-  always @(posedge clk)
-    theta_6 <= \$799 ;
-  always @(posedge clk)
-    theta_7 <= \$800 ;
-  always @(posedge clk)
-    theta_8 <= \$801 ;
-  always @(posedge clk)
-    theta_9 <= \$802 ;
-  always @(posedge clk)
-    theta_10 <= \$803 ;
-  always @(posedge clk)
-    theta_11 <= \$804 ;
-  always @(posedge clk)
-    theta_12 <= \$805 ;
-  always @(posedge clk)
-    theta_13 <= \$806 ;
-  always @(posedge clk)
-    theta_14 <= \$807 ;
-  always @(posedge clk)
-    theta_15 <= \$808 ;
-  always @(posedge clk)
-    theta_16 <= \$809 ;
-  always @(posedge clk)
-    theta_17 <= \$810 ;
-  always @(posedge clk)
-    theta_18 <= \$811 ;
-  always @(posedge clk)
-    theta_19 <= \$812 ;
-  always @(posedge clk)
-    theta_20 <= \$813 ;
-  always @(posedge clk)
-    theta_21 <= \$814 ;
-  always @(posedge clk)
-    theta_22 <= \$815 ;
-  always @(posedge clk)
-    theta_23 <= \$816 ;
-  always @(posedge clk)
-    theta_24 <= \$817 ;
-  always @(posedge clk)
-    theta_25 <= \$818 ;
-  always @(posedge clk)
-    theta_26 <= \$819 ;
-  always @(posedge clk)
-    theta_27 <= \$820 ;
-  always @(posedge clk)
-    theta_28 <= \$821 ;
-  always @(posedge clk)
-    theta_29 <= \$822 ;
-  always @(posedge clk)
-    theta_30 <= \$823 ;
-  always @(posedge clk)
-    theta_31 <= \$824 ;
-  always @(posedge clk)
-    theta_32 <= \$825 ;
-  always @(posedge clk)
-    theta_33 <= \$826 ;
-  always @(posedge clk)
-    theta_34 <= \$827 ;
-  always @(posedge clk)
-    theta_35 <= \$828 ;
-  always @(posedge clk)
-    theta_36 <= \$829 ;
-  always @(posedge clk)
-    theta_37 <= \$830 ;
-  always @(posedge clk)
-    theta_38 <= \$831 ;
-  always @(posedge clk)
-    theta_39 <= \$832 ;
-  always @(posedge clk)
-    theta_40 <= \$833 ;
-  always @(posedge clk)
-    theta_41 <= \$834 ;
-  always @(posedge clk)
-    theta_42 <= \$835 ;
-  always @(posedge clk)
-    theta_43 <= \$836 ;
-  always @(posedge clk)
-    theta_44 <= \$837 ;
-  always @(posedge clk)
-    theta_45 <= \$838 ;
-  always @(posedge clk)
-    theta_46 <= \$839 ;
-  always @(posedge clk)
-    theta_47 <= \$840 ;
-  always @(posedge clk)
-    theta_48 <= \$841 ;
-  always @(posedge clk)
-    theta_49 <= \$842 ;
-  always @(posedge clk)
-    theta_50 <= \$843 ;
-  always @(posedge clk)
-    theta_51 <= \$844 ;
-  always @(posedge clk)
-    theta_52 <= \$845 ;
-  always @(posedge clk)
-    theta_53 <= \$846 ;
-  always @(posedge clk)
-    theta_54 <= \$847 ;
-  always @(posedge clk)
-    theta_55 <= \$848 ;
-  always @(posedge clk)
-    theta_56 <= \$849 ;
-  always @(posedge clk)
-    theta_57 <= \$850 ;
-  always @(posedge clk)
-    theta_58 <= \$851 ;
-  always @(posedge clk)
-    theta_59 <= \$852 ;
-  always @(posedge clk)
-    theta_60 <= \$853 ;
-  always @(posedge clk)
-    theta_61 <= \$854 ;
-  always @(posedge clk)
-    theta_62 <= \$855 ;
-  always @(posedge clk)
-    theta_63 <= \$856 ;
-  always @(posedge clk)
-    theta_64 <= \$857 ;
-  always @(posedge clk)
-    theta_65 <= \$858 ;
-  always @(posedge clk)
-    theta_66 <= \$859 ;
-  always @(posedge clk)
-    theta_67 <= \$860 ;
-  always @(posedge clk)
-    theta_68 <= \$861 ;
-  always @(posedge clk)
-    theta_69 <= \$862 ;
-  always @(posedge clk)
-    theta_70 <= \$863 ;
-  always @(posedge clk)
-    theta_71 <= \$864 ;
-  always @(posedge clk)
-    theta_72 <= \$865 ;
-  always @(posedge clk)
-    theta_73 <= \$866 ;
-  always @(posedge clk)
-    theta_74 <= \$867 ;
-  always @(posedge clk)
-    theta_75 <= \$868 ;
-  always @(posedge clk)
-    theta_76 <= \$869 ;
-  always @(posedge clk)
-    theta_77 <= \$870 ;
-  always @(posedge clk)
-    theta_78 <= \$871 ;
-  always @(posedge clk)
-    theta_79 <= \$872 ;
-  always @(posedge clk)
-    theta_80 <= \$873 ;
-  always @(posedge clk)
-    theta_81 <= \$874 ;
-  always @(posedge clk)
-    theta_82 <= \$875 ;
-  always @(posedge clk)
-    theta_83 <= \$876 ;
-  always @(posedge clk)
-    theta_84 <= \$877 ;
-  always @(posedge clk)
-    theta_85 <= \$878 ;
-  always @(posedge clk)
-    theta_86 <= \$879 ;
-  always @(posedge clk)
-    theta_87 <= \$880 ;
-  always @(posedge clk)
-    theta_88 <= \$881 ;
-  always @(posedge clk)
-    theta_89 <= \$882 ;
-  always @(posedge clk)
-    theta_90 <= \$883 ;
-  always @(posedge clk)
-    theta_91 <= \$884 ;
-  always @(posedge clk)
-    theta_92 <= \$885 ;
-  always @(posedge clk)
-    theta_93 <= \$886 ;
-  always @(posedge clk)
-    theta_94 <= \$887 ;
-  always @(posedge clk)
-    theta_95 <= \$888 ;
-  always @(posedge clk)
-    theta_96 <= \$889 ;
-  always @(posedge clk)
-    theta_97 <= \$890 ;
-  always @(posedge clk)
-    theta_98 <= \$891 ;
-  always @(posedge clk)
-    theta_99 <= \$892 ;
-  always @(posedge clk)
-    theta_100 <= \$893 ;
-  always @(posedge clk)
-    theta_101 <= \$894 ;
-  always @(posedge clk)
-    theta_102 <= \$895 ;
-  always @(posedge clk)
-    theta_103 <= \$896 ;
-  always @(posedge clk)
-    theta_104 <= \$897 ;
-  always @(posedge clk)
-    theta_105 <= \$898 ;
-  always @(posedge clk)
-    theta_106 <= \$899 ;
-  always @(posedge clk)
-    theta_107 <= \$900 ;
-  always @(posedge clk)
-    theta_108 <= \$901 ;
-  always @(posedge clk)
-    theta_109 <= \$902 ;
-  always @(posedge clk)
-    theta_110 <= \$903 ;
-  always @(posedge clk)
-    theta_111 <= \$904 ;
-  always @(posedge clk)
-    theta_112 <= \$905 ;
-  always @(posedge clk)
-    theta_113 <= \$906 ;
-  always @(posedge clk)
-    theta_114 <= \$907 ;
-  always @(posedge clk)
-    theta_115 <= \$908 ;
-  always @(posedge clk)
-    theta_116 <= \$909 ;
-  always @(posedge clk)
-    theta_117 <= \$910 ;
-  always @(posedge clk)
-    theta_118 <= \$911 ;
-  always @(posedge clk)
-    theta_119 <= \$912 ;
-  always @(posedge clk)
-    theta_120 <= \$913 ;
-  always @(posedge clk)
-    theta_121 <= \$914 ;
-  always @(posedge clk)
-    theta_122 <= \$915 ;
-  always @(posedge clk)
-    theta_123 <= \$916 ;
-  always @(posedge clk)
-    theta_124 <= \$917 ;
-  always @(posedge clk)
-    theta_125 <= \$918 ;
-  always @(posedge clk)
-    theta_126 <= \$919 ;
-  always @(posedge clk)
-    theta_127 <= \$920 ;
-  always @(posedge clk)
-    flip_0 <= \$921 ;
-  always @(posedge clk)
-    flip_1 <= \$922 ;
-  always @(posedge clk)
-    flip_2 <= \$923 ;
-  always @(posedge clk)
-    flip_3 <= \$924 ;
-  always @(posedge clk)
-    flip_4 <= \$925 ;
-  always @(posedge clk)
-    flip_5 <= \$926 ;
-  always @(posedge clk)
-    flip_6 <= \$927 ;
-  always @(posedge clk)
-    flip_7 <= \$928 ;
-  always @(posedge clk)
-    flip_8 <= \$929 ;
-  always @(posedge clk)
-    flip_9 <= \$930 ;
-  always @(posedge clk)
-    flip_10 <= \$931 ;
-  always @(posedge clk)
-    flip_11 <= \$932 ;
-  always @(posedge clk)
-    flip_12 <= \$933 ;
-  always @(posedge clk)
-    flip_13 <= \$934 ;
-  always @(posedge clk)
-    flip_14 <= \$935 ;
-  always @(posedge clk)
-    flip_15 <= \$936 ;
-  always @(posedge clk)
-    flip_16 <= \$937 ;
-  always @(posedge clk)
-    flip_17 <= \$938 ;
-  always @(posedge clk)
-    flip_18 <= \$939 ;
-  always @(posedge clk)
-    flip_19 <= \$940 ;
-  always @(posedge clk)
-    flip_20 <= \$941 ;
-  always @(posedge clk)
-    flip_21 <= \$942 ;
-  always @(posedge clk)
-    flip_22 <= \$943 ;
-  always @(posedge clk)
-    flip_23 <= \$944 ;
-  always @(posedge clk)
-    flip_24 <= \$945 ;
-  always @(posedge clk)
-    flip_25 <= \$946 ;
-  always @(posedge clk)
-    flip_26 <= \$947 ;
-  always @(posedge clk)
-    flip_27 <= \$948 ;
-  always @(posedge clk)
-    flip_28 <= \$949 ;
-  always @(posedge clk)
-    flip_29 <= \$950 ;
-  always @(posedge clk)
-    flip_30 <= \$951 ;
-  always @(posedge clk)
-    flip_31 <= \$952 ;
-  always @(posedge clk)
-    flip_32 <= \$953 ;
-  always @(posedge clk)
-    flip_33 <= \$954 ;
-  always @(posedge clk)
-    flip_34 <= \$955 ;
-  always @(posedge clk)
-    flip_35 <= \$956 ;
-  always @(posedge clk)
-    flip_36 <= \$957 ;
-  always @(posedge clk)
-    flip_37 <= \$958 ;
-  always @(posedge clk)
-    flip_38 <= \$959 ;
-  always @(posedge clk)
-    flip_39 <= \$960 ;
-  always @(posedge clk)
-    flip_40 <= \$961 ;
-  always @(posedge clk)
-    flip_41 <= \$962 ;
-  always @(posedge clk)
-    flip_42 <= \$963 ;
-  always @(posedge clk)
-    flip_43 <= \$964 ;
-  always @(posedge clk)
-    flip_44 <= \$965 ;
-  always @(posedge clk)
-    flip_45 <= \$966 ;
-  always @(posedge clk)
-    flip_46 <= \$967 ;
-  always @(posedge clk)
-    flip_47 <= \$968 ;
-  always @(posedge clk)
-    flip_48 <= \$969 ;
-  always @(posedge clk)
-    flip_49 <= \$970 ;
-  always @(posedge clk)
-    flip_50 <= \$971 ;
-  always @(posedge clk)
-    flip_51 <= \$972 ;
-  always @(posedge clk)
-    flip_52 <= \$973 ;
-  always @(posedge clk)
-    flip_53 <= \$974 ;
-  always @(posedge clk)
-    flip_54 <= \$975 ;
-  always @(posedge clk)
-    flip_55 <= \$976 ;
-  always @(posedge clk)
-    flip_56 <= \$977 ;
-  always @(posedge clk)
-    flip_57 <= \$978 ;
-  always @(posedge clk)
-    flip_58 <= \$979 ;
-  always @(posedge clk)
-    flip_59 <= \$980 ;
-  always @(posedge clk)
-    flip_60 <= \$981 ;
-  always @(posedge clk)
-    flip_61 <= \$982 ;
-  always @(posedge clk)
-    flip_62 <= \$983 ;
-  always @(posedge clk)
-    flip_63 <= \$984 ;
-  always @(posedge clk)
-    flip_64 <= \$985 ;
-  always @(posedge clk)
-    flip_65 <= \$986 ;
-  always @(posedge clk)
-    flip_66 <= \$987 ;
-  always @(posedge clk)
-    flip_67 <= \$988 ;
-  always @(posedge clk)
-    flip_68 <= \$989 ;
-  always @(posedge clk)
-    flip_69 <= \$990 ;
-  always @(posedge clk)
-    flip_70 <= \$991 ;
-  always @(posedge clk)
-    flip_71 <= \$992 ;
-  always @(posedge clk)
-    flip_72 <= \$993 ;
-  always @(posedge clk)
-    flip_73 <= \$994 ;
-  always @(posedge clk)
-    flip_74 <= \$995 ;
-  always @(posedge clk)
-    flip_75 <= \$996 ;
-  always @(posedge clk)
-    flip_76 <= \$997 ;
-  always @(posedge clk)
-    flip_77 <= \$998 ;
-  always @(posedge clk)
-    flip_78 <= \$999 ;
-  always @(posedge clk)
-    flip_79 <= \$1000 ;
-  always @(posedge clk)
-    flip_80 <= \$1001 ;
-  always @(posedge clk)
-    flip_81 <= \$1002 ;
-  always @(posedge clk)
-    flip_82 <= \$1003 ;
-  always @(posedge clk)
-    flip_83 <= \$1004 ;
-  always @(posedge clk)
-    flip_84 <= \$1005 ;
-  always @(posedge clk)
-    flip_85 <= \$1006 ;
-  always @(posedge clk)
-    flip_86 <= \$1007 ;
-  always @(posedge clk)
-    flip_87 <= \$1008 ;
-  always @(posedge clk)
-    flip_88 <= \$1009 ;
-  always @(posedge clk)
-    flip_89 <= \$1010 ;
-  always @(posedge clk)
-    flip_90 <= \$1011 ;
-  always @(posedge clk)
-    flip_91 <= \$1012 ;
-  always @(posedge clk)
-    flip_92 <= \$1013 ;
-  always @(posedge clk)
-    flip_93 <= \$1014 ;
-  always @(posedge clk)
-    flip_94 <= \$1015 ;
-  always @(posedge clk)
-    flip_95 <= \$1016 ;
-  always @(posedge clk)
-    flip_96 <= \$1017 ;
-  always @(posedge clk)
-    flip_97 <= \$1018 ;
-  always @(posedge clk)
-    flip_98 <= \$1019 ;
-  always @(posedge clk)
-    flip_99 <= \$1020 ;
-  always @(posedge clk)
-    flip_100 <= \$1021 ;
-  always @(posedge clk)
-    flip_101 <= \$1022 ;
-  always @(posedge clk)
-    flip_102 <= \$1023 ;
-  always @(posedge clk)
-    flip_103 <= \$1024 ;
-  always @(posedge clk)
-    flip_104 <= \$1025 ;
-  always @(posedge clk)
-    flip_105 <= \$1026 ;
-  always @(posedge clk)
-    flip_106 <= \$1027 ;
-  always @(posedge clk)
-    flip_107 <= \$1028 ;
-  always @(posedge clk)
-    flip_108 <= \$1029 ;
-  always @(posedge clk)
-    flip_109 <= \$1030 ;
-  always @(posedge clk)
-    flip_110 <= \$1031 ;
-  always @(posedge clk)
-    flip_111 <= \$1032 ;
-  always @(posedge clk)
-    flip_112 <= \$1033 ;
-  always @(posedge clk)
-    flip_113 <= \$1034 ;
-  always @(posedge clk)
-    flip_114 <= \$1035 ;
-  always @(posedge clk)
-    flip_115 <= \$1036 ;
-  always @(posedge clk)
-    flip_116 <= \$1037 ;
-  always @(posedge clk)
-    flip_117 <= \$1038 ;
-  always @(posedge clk)
-    flip_118 <= \$1039 ;
-  always @(posedge clk)
-    flip_119 <= \$1040 ;
-  always @(posedge clk)
-    flip_120 <= \$1041 ;
-  always @(posedge clk)
-    flip_121 <= \$1042 ;
-  always @(posedge clk)
-    flip_122 <= \$1043 ;
-  always @(posedge clk)
-    flip_123 <= \$1044 ;
-  always @(posedge clk)
-    flip_124 <= \$1045 ;
-  always @(posedge clk)
-    flip_125 <= \$1046 ;
-  always @(posedge clk)
-    flip_126 <= \$1047 ;
-  always @(posedge clk)
-    flip_127 <= \$1048 ;
-  always @(posedge clk)
-    tune_offset_0 <= \$1049 ;
-  always @(posedge clk)
-    tune_offset_1 <= \$1050 ;
-  always @(posedge clk)
-    tune_offset_2 <= \$1051 ;
-  always @(posedge clk)
-    tune_offset_3 <= \$1052 ;
-  always @(posedge clk)
-    tune_offset_4 <= \$1053 ;
-  always @(posedge clk)
-    tune_offset_5 <= \$1054 ;
-  always @(posedge clk)
-    tune_offset_6 <= \$1055 ;
-  always @(posedge clk)
-    tune_offset_7 <= \$1056 ;
-  always @(posedge clk)
-    tune_offset_8 <= \$1057 ;
-  always @(posedge clk)
-    tune_offset_9 <= \$1058 ;
-  always @(posedge clk)
-    tune_offset_10 <= \$1059 ;
-  always @(posedge clk)
-    tune_offset_11 <= \$1060 ;
-  always @(posedge clk)
-    tune_offset_12 <= \$1061 ;
-  always @(posedge clk)
-    tune_offset_13 <= \$1062 ;
-  always @(posedge clk)
-    tune_offset_14 <= \$1063 ;
-  always @(posedge clk)
-    tune_offset_15 <= \$1064 ;
-  always @(posedge clk)
-    tune_offset_16 <= \$1065 ;
-  always @(posedge clk)
-    tune_offset_17 <= \$1066 ;
-  always @(posedge clk)
-    tune_offset_18 <= \$1067 ;
-  always @(posedge clk)
-    tune_offset_19 <= \$1068 ;
-  always @(posedge clk)
-    tune_offset_20 <= \$1069 ;
-  always @(posedge clk)
-    tune_offset_21 <= \$1070 ;
-  always @(posedge clk)
-    tune_offset_22 <= \$1071 ;
-  always @(posedge clk)
-    tune_offset_23 <= \$1072 ;
-  always @(posedge clk)
-    tune_offset_24 <= \$1073 ;
-  always @(posedge clk)
-    tune_offset_25 <= \$1074 ;
-  always @(posedge clk)
-    tune_offset_26 <= \$1075 ;
-  always @(posedge clk)
-    tune_offset_27 <= \$1076 ;
-  always @(posedge clk)
-    tune_offset_28 <= \$1077 ;
-  always @(posedge clk)
-    tune_offset_29 <= \$1078 ;
-  always @(posedge clk)
-    tune_offset_30 <= \$1079 ;
-  always @(posedge clk)
-    tune_offset_31 <= \$1080 ;
-  always @(posedge clk)
-    tune_offset_32 <= \$1081 ;
-  always @(posedge clk)
-    tune_offset_33 <= \$1082 ;
-  always @(posedge clk)
-    tune_offset_34 <= \$1083 ;
-  always @(posedge clk)
-    tune_offset_35 <= \$1084 ;
-  always @(posedge clk)
-    tune_offset_36 <= \$1085 ;
-  always @(posedge clk)
-    tune_offset_37 <= \$1086 ;
-  always @(posedge clk)
-    tune_offset_38 <= \$1087 ;
+  assign \$1  = ~ rst;
+  assign \$2  = ~ o__valid;
+  assign \$3  = \$2  | o__ready;
+  assign i__ready = \$1  & \$3 ;
+  assign accept = i__valid & i__ready;
+  assign \$4  = i__payload[16:10] >= 8'h80;
+  assign \$5  = accept & \$4 ;
+  assign \$6  = i__payload[9] >= 1'h1;
+  assign \$7  = accept & \$6 ;
+  assign \$8  = i__payload[17] & \$signal ;
+  assign \$9  = ~ i__payload[17];
+  assign \$10  = ~ \$signal ;
+  assign \$11  = i__payload[16:10] != open_channel;
+  assign \$12  = \$10  | \$11 ;
+  assign \$13  = \$9  & \$12 ;
+  assign \$14  = \$8  | \$13 ;
+  assign \$15  = accept & \$14 ;
+  assign \$16  = bus__addr < 1'h1;
+  assign \$17  = bus__addr < 2'h2;
+  assign \$18  = bus__addr >= 1'h1;
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = bus__addr < 2'h3;
+  assign \$21  = bus__addr >= 2'h2;
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = bus__addr < 9'h180;
+  assign \$24  = bus__addr >= 9'h100;
+  assign \$25  = \$23  & \$24 ;
+  assign \$27  = bus__addr < 10'h280;
+  assign \$28  = bus__addr >= 10'h200;
+  assign \$29  = \$27  & \$28 ;
+  assign \$31  = bus__addr < 10'h380;
+  assign \$32  = bus__addr >= 10'h300;
+  assign \$33  = \$31  & \$32 ;
+  assign \$35  = i__payload[17] ? 15'h0000 : \$signal$404 ;
+  assign \$36  = $signed(i__payload[8:0]) << i__payload[9];
+  assign \$37  = $signed(\$35 ) + $signed(\$36 );
+  assign tuned = $signed(\$37 [14:0]) + $signed(\$38 );
+  assign \$40  = $signed(\$39 ) <= $signed(tuned);
+  assign act = \$40  ^ \$41 ;
+  assign \$42  = ~ i__payload[18];
+  assign \$43  = bus__addr == 2'h2;
+  assign \$44  = bus__we & \$43 ;
+  assign \$45  = \$44  ? bus__wdata[3:0] : 4'h0;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = error_0 & \$46 ;
+  assign \$48  = \$47  | { 1'h0, \$15 , \$7 , \$5  };
+  assign \$49  = bus__addr == 9'h100;
+  assign \$50  = bus__we & \$49 ;
+  assign \$51  = bus__addr == 9'h101;
+  assign \$52  = bus__we & \$51 ;
+  assign \$53  = bus__addr == 9'h102;
+  assign \$54  = bus__we & \$53 ;
+  assign \$55  = bus__addr == 9'h103;
+  assign \$56  = bus__we & \$55 ;
+  assign \$57  = bus__addr == 9'h104;
+  assign \$58  = bus__we & \$57 ;
+  assign \$59  = bus__addr == 9'h105;
+  assign \$60  = bus__we & \$59 ;
+  assign \$61  = bus__addr == 9'h106;
+  assign \$62  = bus__we & \$61 ;
+  assign \$63  = bus__addr == 9'h107;
+  assign \$64  = bus__we & \$63 ;
+  assign \$65  = bus__addr == 9'h108;
+  assign \$66  = bus__we & \$65 ;
+  assign \$67  = bus__addr == 9'h109;
+  assign \$68  = bus__we & \$67 ;
+  assign \$69  = bus__addr == 9'h10a;
+  assign \$70  = bus__we & \$69 ;
+  assign \$71  = bus__addr == 9'h10b;
+  assign \$72  = bus__we & \$71 ;
+  assign \$73  = bus__addr == 9'h10c;
+  assign \$74  = bus__we & \$73 ;
+  assign \$75  = bus__addr == 9'h10d;
+  assign \$76  = bus__we & \$75 ;
+  assign \$77  = bus__addr == 9'h10e;
+  assign \$78  = bus__we & \$77 ;
+  assign \$79  = bus__addr == 9'h10f;
+  assign \$80  = bus__we & \$79 ;
+  assign \$81  = bus__addr == 9'h110;
+  assign \$82  = bus__we & \$81 ;
+  assign \$83  = bus__addr == 9'h111;
+  assign \$84  = bus__we & \$83 ;
+  assign \$85  = bus__addr == 9'h112;
+  assign \$86  = bus__we & \$85 ;
+  assign \$87  = bus__addr == 9'h113;
+  assign \$88  = bus__we & \$87 ;
+  assign \$89  = bus__addr == 9'h114;
+  assign \$90  = bus__we & \$89 ;
+  assign \$91  = bus__addr == 9'h115;
+  assign \$92  = bus__we & \$91 ;
+  assign \$93  = bus__addr == 9'h116;
+  assign \$94  = bus__we & \$93 ;
+  assign \$95  = bus__addr == 9'h117;
+  assign \$96  = bus__we & \$95 ;
+  assign \$97  = bus__addr == 9'h118;
+  assign \$98  = bus__we & \$97 ;
+  assign \$99  = bus__addr == 9'h119;
+  assign \$100  = bus__we & \$99 ;
+  assign \$101  = bus__addr == 9'h11a;
+  assign \$102  = bus__we & \$101 ;
+  assign \$103  = bus__addr == 9'h11b;
+  assign \$104  = bus__we & \$103 ;
+  assign \$105  = bus__addr == 9'h11c;
+  assign \$106  = bus__we & \$105 ;
+  assign \$107  = bus__addr == 9'h11d;
+  assign \$108  = bus__we & \$107 ;
+  assign \$109  = bus__addr == 9'h11e;
+  assign \$110  = bus__we & \$109 ;
+  assign \$111  = bus__addr == 9'h11f;
+  assign \$112  = bus__we & \$111 ;
+  assign \$113  = bus__addr == 9'h120;
+  assign \$114  = bus__we & \$113 ;
+  assign \$115  = bus__addr == 9'h121;
+  assign \$116  = bus__we & \$115 ;
+  assign \$117  = bus__addr == 9'h122;
+  assign \$118  = bus__we & \$117 ;
+  assign \$119  = bus__addr == 9'h123;
+  assign \$120  = bus__we & \$119 ;
+  assign \$121  = bus__addr == 9'h124;
+  assign \$122  = bus__we & \$121 ;
+  assign \$123  = bus__addr == 9'h125;
+  assign \$124  = bus__we & \$123 ;
+  assign \$125  = bus__addr == 9'h126;
+  assign \$126  = bus__we & \$125 ;
+  assign \$127  = bus__addr == 9'h127;
+  assign \$128  = bus__we & \$127 ;
+  assign \$129  = bus__addr == 9'h128;
+  assign \$130  = bus__we & \$129 ;
+  assign \$131  = bus__addr == 9'h129;
+  assign \$132  = bus__we & \$131 ;
+  assign \$133  = bus__addr == 9'h12a;
+  assign \$134  = bus__we & \$133 ;
+  assign \$135  = bus__addr == 9'h12b;
+  assign \$136  = bus__we & \$135 ;
+  assign \$137  = bus__addr == 9'h12c;
+  assign \$138  = bus__we & \$137 ;
+  assign \$139  = bus__addr == 9'h12d;
+  assign \$140  = bus__we & \$139 ;
+  assign \$141  = bus__addr == 9'h12e;
+  assign \$142  = bus__we & \$141 ;
+  assign \$143  = bus__addr == 9'h12f;
+  assign \$144  = bus__we & \$143 ;
+  assign \$145  = bus__addr == 9'h130;
+  assign \$146  = bus__we & \$145 ;
+  assign \$147  = bus__addr == 9'h131;
+  assign \$148  = bus__we & \$147 ;
+  assign \$149  = bus__addr == 9'h132;
+  assign \$150  = bus__we & \$149 ;
+  assign \$151  = bus__addr == 9'h133;
+  assign \$152  = bus__we & \$151 ;
+  assign \$153  = bus__addr == 9'h134;
+  assign \$154  = bus__we & \$153 ;
+  assign \$155  = bus__addr == 9'h135;
+  assign \$156  = bus__we & \$155 ;
+  assign \$157  = bus__addr == 9'h136;
+  assign \$158  = bus__we & \$157 ;
+  assign \$159  = bus__addr == 9'h137;
+  assign \$160  = bus__we & \$159 ;
+  assign \$161  = bus__addr == 9'h138;
+  assign \$162  = bus__we & \$161 ;
+  assign \$163  = bus__addr == 9'h139;
+  assign \$164  = bus__we & \$163 ;
+  assign \$165  = bus__addr == 9'h13a;
+  assign \$166  = bus__we & \$165 ;
+  assign \$167  = bus__addr == 9'h13b;
+  assign \$168  = bus__we & \$167 ;
+  assign \$169  = bus__addr == 9'h13c;
+  assign \$170  = bus__we & \$169 ;
+  assign \$171  = bus__addr == 9'h13d;
+  assign \$172  = bus__we & \$171 ;
+  assign \$173  = bus__addr == 9'h13e;
+  assign \$174  = bus__we & \$173 ;
+  assign \$175  = bus__addr == 9'h13f;
+  assign \$176  = bus__we & \$175 ;
+  assign \$177  = bus__addr == 9'h140;
+  assign \$178  = bus__we & \$177 ;
+  assign \$179  = bus__addr == 9'h141;
+  assign \$180  = bus__we & \$179 ;
+  assign \$181  = bus__addr == 9'h142;
+  assign \$182  = bus__we & \$181 ;
+  assign \$183  = bus__addr == 9'h143;
+  assign \$184  = bus__we & \$183 ;
+  assign \$185  = bus__addr == 9'h144;
+  assign \$186  = bus__we & \$185 ;
+  assign \$187  = bus__addr == 9'h145;
+  assign \$188  = bus__we & \$187 ;
+  assign \$189  = bus__addr == 9'h146;
+  assign \$190  = bus__we & \$189 ;
+  assign \$191  = bus__addr == 9'h147;
+  assign \$192  = bus__we & \$191 ;
+  assign \$193  = bus__addr == 9'h148;
+  assign \$194  = bus__we & \$193 ;
+  assign \$195  = bus__addr == 9'h149;
+  assign \$196  = bus__we & \$195 ;
+  assign \$197  = bus__addr == 9'h14a;
+  assign \$198  = bus__we & \$197 ;
+  assign \$199  = bus__addr == 9'h14b;
+  assign \$200  = bus__we & \$199 ;
+  assign \$201  = bus__addr == 9'h14c;
+  assign \$202  = bus__we & \$201 ;
+  assign \$203  = bus__addr == 9'h14d;
+  assign \$204  = bus__we & \$203 ;
+  assign \$205  = bus__addr == 9'h14e;
+  assign \$206  = bus__we & \$205 ;
+  assign \$207  = bus__addr == 9'h14f;
+  assign \$208  = bus__we & \$207 ;
+  assign \$209  = bus__addr == 9'h150;
+  assign \$210  = bus__we & \$209 ;
+  assign \$211  = bus__addr == 9'h151;
+  assign \$212  = bus__we & \$211 ;
+  assign \$213  = bus__addr == 9'h152;
+  assign \$214  = bus__we & \$213 ;
+  assign \$215  = bus__addr == 9'h153;
+  assign \$216  = bus__we & \$215 ;
+  assign \$217  = bus__addr == 9'h154;
+  assign \$218  = bus__we & \$217 ;
+  assign \$219  = bus__addr == 9'h155;
+  assign \$220  = bus__we & \$219 ;
+  assign \$221  = bus__addr == 9'h156;
+  assign \$222  = bus__we & \$221 ;
+  assign \$223  = bus__addr == 9'h157;
+  assign \$224  = bus__we & \$223 ;
+  assign \$225  = bus__addr == 9'h158;
+  assign \$226  = bus__we & \$225 ;
+  assign \$227  = bus__addr == 9'h159;
+  assign \$228  = bus__we & \$227 ;
+  assign \$229  = bus__addr == 9'h15a;
+  assign \$230  = bus__we & \$229 ;
+  assign \$231  = bus__addr == 9'h15b;
+  assign \$232  = bus__we & \$231 ;
+  assign \$233  = bus__addr == 9'h15c;
+  assign \$234  = bus__we & \$233 ;
+  assign \$235  = bus__addr == 9'h15d;
+  assign \$236  = bus__we & \$235 ;
+  assign \$237  = bus__addr == 9'h15e;
+  assign \$238  = bus__we & \$237 ;
+  assign \$239  = bus__addr == 9'h15f;
+  assign \$240  = bus__we & \$239 ;
+  assign \$241  = bus__addr == 9'h160;
+  assign \$242  = bus__we & \$241 ;
+  assign \$243  = bus__addr == 9'h161;
+  assign \$244  = bus__we & \$243 ;
+  assign \$245  = bus__addr == 9'h162;
+  assign \$246  = bus__we & \$245 ;
+  assign \$247  = bus__addr == 9'h163;
+  assign \$248  = bus__we & \$247 ;
+  assign \$249  = bus__addr == 9'h164;
+  assign \$250  = bus__we & \$249 ;
+  assign \$251  = bus__addr == 9'h165;
+  assign \$252  = bus__we & \$251 ;
+  assign \$253  = bus__addr == 9'h166;
+  assign \$254  = bus__we & \$253 ;
+  assign \$255  = bus__addr == 9'h167;
+  assign \$256  = bus__we & \$255 ;
+  assign \$257  = bus__addr == 9'h168;
+  assign \$258  = bus__we & \$257 ;
+  assign \$259  = bus__addr == 9'h169;
+  assign \$260  = bus__we & \$259 ;
+  assign \$261  = bus__addr == 9'h16a;
+  assign \$262  = bus__we & \$261 ;
+  assign \$263  = bus__addr == 9'h16b;
+  assign \$264  = bus__we & \$263 ;
+  assign \$265  = bus__addr == 9'h16c;
+  assign \$266  = bus__we & \$265 ;
+  assign \$267  = bus__addr == 9'h16d;
+  assign \$268  = bus__we & \$267 ;
+  assign \$269  = bus__addr == 9'h16e;
+  assign \$270  = bus__we & \$269 ;
+  assign \$271  = bus__addr == 9'h16f;
+  assign \$272  = bus__we & \$271 ;
+  assign \$273  = bus__addr == 9'h170;
+  assign \$274  = bus__we & \$273 ;
+  assign \$275  = bus__addr == 9'h171;
+  assign \$276  = bus__we & \$275 ;
+  assign \$277  = bus__addr == 9'h172;
+  assign \$278  = bus__we & \$277 ;
+  assign \$279  = bus__addr == 9'h173;
+  assign \$280  = bus__we & \$279 ;
+  assign \$281  = bus__addr == 9'h174;
+  assign \$282  = bus__we & \$281 ;
+  assign \$283  = bus__addr == 9'h175;
+  assign \$284  = bus__we & \$283 ;
+  assign \$285  = bus__addr == 9'h176;
+  assign \$286  = bus__we & \$285 ;
+  assign \$287  = bus__addr == 9'h177;
+  assign \$288  = bus__we & \$287 ;
+  assign \$289  = bus__addr == 9'h178;
+  assign \$290  = bus__we & \$289 ;
+  assign \$291  = bus__addr == 9'h179;
+  assign \$292  = bus__we & \$291 ;
+  assign \$293  = bus__addr == 9'h17a;
+  assign \$294  = bus__we & \$293 ;
+  assign \$295  = bus__addr == 9'h17b;
+  assign \$296  = bus__we & \$295 ;
+  assign \$297  = bus__addr == 9'h17c;
+  assign \$298  = bus__we & \$297 ;
+  assign \$299  = bus__addr == 9'h17d;
+  assign \$300  = bus__we & \$299 ;
+  assign \$301  = bus__addr == 9'h17e;
+  assign \$302  = bus__we & \$301 ;
+  assign \$303  = bus__addr == 9'h17f;
+  assign \$304  = bus__we & \$303 ;
+  assign \$305  = bus__addr == 10'h200;
+  assign \$306  = bus__we & \$305 ;
+  assign \$307  = bus__addr == 10'h201;
+  assign \$308  = bus__we & \$307 ;
+  assign \$309  = bus__addr == 10'h202;
+  assign \$310  = bus__we & \$309 ;
+  assign \$311  = bus__addr == 10'h203;
+  assign \$312  = bus__we & \$311 ;
+  assign \$313  = bus__addr == 10'h204;
+  assign \$314  = bus__we & \$313 ;
+  assign \$315  = bus__addr == 10'h205;
+  assign \$316  = bus__we & \$315 ;
+  assign \$317  = bus__addr == 10'h206;
+  assign \$318  = bus__we & \$317 ;
+  assign \$319  = bus__addr == 10'h207;
+  assign \$320  = bus__we & \$319 ;
+  assign \$321  = bus__addr == 10'h208;
+  assign \$322  = bus__we & \$321 ;
+  assign \$323  = bus__addr == 10'h209;
+  assign \$324  = bus__we & \$323 ;
+  assign \$325  = bus__addr == 10'h20a;
+  assign \$326  = bus__we & \$325 ;
+  assign \$327  = bus__addr == 10'h20b;
+  assign \$328  = bus__we & \$327 ;
+  assign \$329  = bus__addr == 10'h20c;
+  assign \$330  = bus__we & \$329 ;
+  assign \$331  = bus__addr == 10'h20d;
+  assign \$332  = bus__we & \$331 ;
+  assign \$333  = bus__addr == 10'h20e;
+  assign \$334  = bus__we & \$333 ;
+  assign \$335  = bus__addr == 10'h20f;
+  assign \$336  = bus__we & \$335 ;
+  assign \$337  = bus__addr == 10'h210;
+  assign \$338  = bus__we & \$337 ;
+  assign \$339  = bus__addr == 10'h211;
+  assign \$340  = bus__we & \$339 ;
+  assign \$341  = bus__addr == 10'h212;
+  assign \$342  = bus__we & \$341 ;
+  assign \$343  = bus__addr == 10'h213;
+  assign \$344  = bus__we & \$343 ;
+  assign \$345  = bus__addr == 10'h214;
+  assign \$346  = bus__we & \$345 ;
+  assign \$347  = bus__addr == 10'h215;
+  assign \$348  = bus__we & \$347 ;
+  assign \$349  = bus__addr == 10'h216;
+  assign \$350  = bus__we & \$349 ;
+  assign \$351  = bus__addr == 10'h217;
+  assign \$352  = bus__we & \$351 ;
+  assign \$353  = bus__addr == 10'h218;
+  assign \$354  = bus__we & \$353 ;
+  assign \$355  = bus__addr == 10'h219;
+  assign \$356  = bus__we & \$355 ;
+  assign \$357  = bus__addr == 10'h21a;
+  assign \$358  = bus__we & \$357 ;
+  assign \$359  = bus__addr == 10'h21b;
+  assign \$360  = bus__we & \$359 ;
+  assign \$361  = bus__addr == 10'h21c;
+  assign \$362  = bus__we & \$361 ;
+  assign \$363  = bus__addr == 10'h21d;
+  assign \$364  = bus__we & \$363 ;
+  assign \$365  = bus__addr == 10'h21e;
+  assign \$366  = bus__we & \$365 ;
+  assign \$367  = bus__addr == 10'h21f;
+  assign \$368  = bus__we & \$367 ;
+  assign \$369  = bus__addr == 10'h220;
+  assign \$370  = bus__we & \$369 ;
+  assign \$371  = bus__addr == 10'h221;
+  assign \$372  = bus__we & \$371 ;
+  assign \$373  = bus__addr == 10'h222;
+  assign \$374  = bus__we & \$373 ;
+  assign \$375  = bus__addr == 10'h223;
+  assign \$376  = bus__we & \$375 ;
+  assign \$377  = bus__addr == 10'h224;
+  assign \$378  = bus__we & \$377 ;
+  assign \$379  = bus__addr == 10'h225;
+  assign \$380  = bus__we & \$379 ;
+  assign \$381  = bus__addr == 10'h226;
+  assign \$382  = bus__we & \$381 ;
+  assign \$383  = bus__addr == 10'h227;
+  assign \$384  = bus__we & \$383 ;
+  assign \$385  = bus__addr == 10'h228;
+  assign \$386  = bus__we & \$385 ;
+  assign \$387  = bus__addr == 10'h229;
+  assign \$388  = bus__we & \$387 ;
+  assign \$389  = bus__addr == 10'h22a;
+  assign \$390  = bus__we & \$389 ;
+  assign \$391  = bus__addr == 10'h22b;
+  assign \$392  = bus__we & \$391 ;
+  assign \$393  = bus__addr == 10'h22c;
+  assign \$394  = bus__we & \$393 ;
+  assign \$395  = bus__addr == 10'h22d;
+  assign \$396  = bus__we & \$395 ;
+  assign \$397  = bus__addr == 10'h22e;
+  assign \$398  = bus__we & \$397 ;
+  assign \$399  = bus__addr == 10'h22f;
+  assign \$400  = bus__we & \$399 ;
+  assign \$401  = bus__addr == 10'h230;
+  assign \$402  = bus__we & \$401 ;
+  assign \$403  = bus__addr == 10'h231;
+  assign \$404  = bus__we & \$403 ;
+  assign \$405  = bus__addr == 10'h232;
+  assign \$406  = bus__we & \$405 ;
+  assign \$407  = bus__addr == 10'h233;
+  assign \$408  = bus__we & \$407 ;
+  assign \$409  = bus__addr == 10'h234;
+  assign \$410  = bus__we & \$409 ;
+  assign \$411  = bus__addr == 10'h235;
+  assign \$412  = bus__we & \$411 ;
+  assign \$413  = bus__addr == 10'h236;
+  assign \$414  = bus__we & \$413 ;
+  assign \$415  = bus__addr == 10'h237;
+  assign \$416  = bus__we & \$415 ;
+  assign \$417  = bus__addr == 10'h238;
+  assign \$418  = bus__we & \$417 ;
+  assign \$419  = bus__addr == 10'h239;
+  assign \$420  = bus__we & \$419 ;
+  assign \$421  = bus__addr == 10'h23a;
+  assign \$422  = bus__we & \$421 ;
+  assign \$423  = bus__addr == 10'h23b;
+  assign \$424  = bus__we & \$423 ;
+  assign \$425  = bus__addr == 10'h23c;
+  assign \$426  = bus__we & \$425 ;
+  assign \$427  = bus__addr == 10'h23d;
+  assign \$428  = bus__we & \$427 ;
+  assign \$429  = bus__addr == 10'h23e;
+  assign \$430  = bus__we & \$429 ;
+  assign \$431  = bus__addr == 10'h23f;
+  assign \$432  = bus__we & \$431 ;
+  assign \$433  = bus__addr == 10'h240;
+  assign \$434  = bus__we & \$433 ;
+  assign \$435  = bus__addr == 10'h241;
+  assign \$436  = bus__we & \$435 ;
+  assign \$437  = bus__addr == 10'h242;
+  assign \$438  = bus__we & \$437 ;
+  assign \$439  = bus__addr == 10'h243;
+  assign \$440  = bus__we & \$439 ;
+  assign \$441  = bus__addr == 10'h244;
+  assign \$442  = bus__we & \$441 ;
+  assign \$443  = bus__addr == 10'h245;
+  assign \$444  = bus__we & \$443 ;
+  assign \$445  = bus__addr == 10'h246;
+  assign \$446  = bus__we & \$445 ;
+  assign \$447  = bus__addr == 10'h247;
+  assign \$448  = bus__we & \$447 ;
+  assign \$449  = bus__addr == 10'h248;
+  assign \$450  = bus__we & \$449 ;
+  assign \$451  = bus__addr == 10'h249;
+  assign \$452  = bus__we & \$451 ;
+  assign \$453  = bus__addr == 10'h24a;
+  assign \$454  = bus__we & \$453 ;
+  assign \$455  = bus__addr == 10'h24b;
+  assign \$456  = bus__we & \$455 ;
+  assign \$457  = bus__addr == 10'h24c;
+  assign \$458  = bus__we & \$457 ;
+  assign \$459  = bus__addr == 10'h24d;
+  assign \$460  = bus__we & \$459 ;
+  assign \$461  = bus__addr == 10'h24e;
+  assign \$462  = bus__we & \$461 ;
+  assign \$463  = bus__addr == 10'h24f;
+  assign \$464  = bus__we & \$463 ;
+  assign \$465  = bus__addr == 10'h250;
+  assign \$466  = bus__we & \$465 ;
+  assign \$467  = bus__addr == 10'h251;
+  assign \$468  = bus__we & \$467 ;
+  assign \$469  = bus__addr == 10'h252;
+  assign \$470  = bus__we & \$469 ;
+  assign \$471  = bus__addr == 10'h253;
+  assign \$472  = bus__we & \$471 ;
+  assign \$473  = bus__addr == 10'h254;
+  assign \$474  = bus__we & \$473 ;
+  assign \$475  = bus__addr == 10'h255;
+  assign \$476  = bus__we & \$475 ;
+  assign \$477  = bus__addr == 10'h256;
+  assign \$478  = bus__we & \$477 ;
+  assign \$479  = bus__addr == 10'h257;
+  assign \$480  = bus__we & \$479 ;
+  assign \$481  = bus__addr == 10'h258;
+  assign \$482  = bus__we & \$481 ;
+  assign \$483  = bus__addr == 10'h259;
+  assign \$484  = bus__we & \$483 ;
+  assign \$485  = bus__addr == 10'h25a;
+  assign \$486  = bus__we & \$485 ;
+  assign \$487  = bus__addr == 10'h25b;
+  assign \$488  = bus__we & \$487 ;
+  assign \$489  = bus__addr == 10'h25c;
+  assign \$490  = bus__we & \$489 ;
+  assign \$491  = bus__addr == 10'h25d;
+  assign \$492  = bus__we & \$491 ;
+  assign \$493  = bus__addr == 10'h25e;
+  assign \$494  = bus__we & \$493 ;
+  assign \$495  = bus__addr == 10'h25f;
+  assign \$496  = bus__we & \$495 ;
+  assign \$497  = bus__addr == 10'h260;
+  assign \$498  = bus__we & \$497 ;
+  assign \$499  = bus__addr == 10'h261;
+  assign \$500  = bus__we & \$499 ;
+  assign \$501  = bus__addr == 10'h262;
+  assign \$502  = bus__we & \$501 ;
+  assign \$503  = bus__addr == 10'h263;
+  assign \$504  = bus__we & \$503 ;
+  assign \$505  = bus__addr == 10'h264;
+  assign \$506  = bus__we & \$505 ;
+  assign \$507  = bus__addr == 10'h265;
+  assign \$508  = bus__we & \$507 ;
+  assign \$509  = bus__addr == 10'h266;
+  assign \$510  = bus__we & \$509 ;
+  assign \$511  = bus__addr == 10'h267;
+  assign \$512  = bus__we & \$511 ;
+  assign \$513  = bus__addr == 10'h268;
+  assign \$514  = bus__we & \$513 ;
+  assign \$515  = bus__addr == 10'h269;
+  assign \$516  = bus__we & \$515 ;
+  assign \$517  = bus__addr == 10'h26a;
+  assign \$518  = bus__we & \$517 ;
+  assign \$519  = bus__addr == 10'h26b;
+  assign \$520  = bus__we & \$519 ;
+  assign \$521  = bus__addr == 10'h26c;
+  assign \$522  = bus__we & \$521 ;
+  assign \$523  = bus__addr == 10'h26d;
+  assign \$524  = bus__we & \$523 ;
+  assign \$525  = bus__addr == 10'h26e;
+  assign \$526  = bus__we & \$525 ;
+  assign \$527  = bus__addr == 10'h26f;
+  assign \$528  = bus__we & \$527 ;
+  assign \$529  = bus__addr == 10'h270;
+  assign \$530  = bus__we & \$529 ;
+  assign \$531  = bus__addr == 10'h271;
+  assign \$532  = bus__we & \$531 ;
+  assign \$533  = bus__addr == 10'h272;
+  assign \$534  = bus__we & \$533 ;
+  assign \$535  = bus__addr == 10'h273;
+  assign \$536  = bus__we & \$535 ;
+  assign \$537  = bus__addr == 10'h274;
+  assign \$538  = bus__we & \$537 ;
+  assign \$539  = bus__addr == 10'h275;
+  assign \$540  = bus__we & \$539 ;
+  assign \$541  = bus__addr == 10'h276;
+  assign \$542  = bus__we & \$541 ;
+  assign \$543  = bus__addr == 10'h277;
+  assign \$544  = bus__we & \$543 ;
+  assign \$545  = bus__addr == 10'h278;
+  assign \$546  = bus__we & \$545 ;
+  assign \$547  = bus__addr == 10'h279;
+  assign \$548  = bus__we & \$547 ;
+  assign \$549  = bus__addr == 10'h27a;
+  assign \$550  = bus__we & \$549 ;
+  assign \$551  = bus__addr == 10'h27b;
+  assign \$552  = bus__we & \$551 ;
+  assign \$553  = bus__addr == 10'h27c;
+  assign \$554  = bus__we & \$553 ;
+  assign \$555  = bus__addr == 10'h27d;
+  assign \$556  = bus__we & \$555 ;
+  assign \$557  = bus__addr == 10'h27e;
+  assign \$558  = bus__we & \$557 ;
+  assign \$559  = bus__addr == 10'h27f;
+  assign \$560  = bus__we & \$559 ;
+  assign \$561  = bus__addr == 10'h300;
+  assign \$562  = bus__we & \$561 ;
+  assign \$563  = bus__addr == 10'h301;
+  assign \$564  = bus__we & \$563 ;
+  assign \$565  = bus__addr == 10'h302;
+  assign \$566  = bus__we & \$565 ;
+  assign \$567  = bus__addr == 10'h303;
+  assign \$568  = bus__we & \$567 ;
+  assign \$569  = bus__addr == 10'h304;
+  assign \$570  = bus__we & \$569 ;
+  assign \$571  = bus__addr == 10'h305;
+  assign \$572  = bus__we & \$571 ;
+  assign \$573  = bus__addr == 10'h306;
+  assign \$574  = bus__we & \$573 ;
+  assign \$575  = bus__addr == 10'h307;
+  assign \$576  = bus__we & \$575 ;
+  assign \$577  = bus__addr == 10'h308;
+  assign \$578  = bus__we & \$577 ;
+  assign \$579  = bus__addr == 10'h309;
+  assign \$580  = bus__we & \$579 ;
+  assign \$581  = bus__addr == 10'h30a;
+  assign \$582  = bus__we & \$581 ;
+  assign \$583  = bus__addr == 10'h30b;
+  assign \$584  = bus__we & \$583 ;
+  assign \$585  = bus__addr == 10'h30c;
+  assign \$586  = bus__we & \$585 ;
+  assign \$587  = bus__addr == 10'h30d;
+  assign \$588  = bus__we & \$587 ;
+  assign \$589  = bus__addr == 10'h30e;
+  assign \$590  = bus__we & \$589 ;
+  assign \$591  = bus__addr == 10'h30f;
+  assign \$592  = bus__we & \$591 ;
+  assign \$593  = bus__addr == 10'h310;
+  assign \$594  = bus__we & \$593 ;
+  assign \$595  = bus__addr == 10'h311;
+  assign \$596  = bus__we & \$595 ;
+  assign \$597  = bus__addr == 10'h312;
+  assign \$598  = bus__we & \$597 ;
+  assign \$599  = bus__addr == 10'h313;
+  assign \$600  = bus__we & \$599 ;
+  assign \$601  = bus__addr == 10'h314;
+  assign \$602  = bus__we & \$601 ;
+  assign \$603  = bus__addr == 10'h315;
+  assign \$604  = bus__we & \$603 ;
+  assign \$605  = bus__addr == 10'h316;
+  assign \$606  = bus__we & \$605 ;
+  assign \$607  = bus__addr == 10'h317;
+  assign \$608  = bus__we & \$607 ;
+  assign \$609  = bus__addr == 10'h318;
+  assign \$610  = bus__we & \$609 ;
+  assign \$611  = bus__addr == 10'h319;
+  assign \$612  = bus__we & \$611 ;
+  assign \$613  = bus__addr == 10'h31a;
+  assign \$614  = bus__we & \$613 ;
+  assign \$615  = bus__addr == 10'h31b;
+  assign \$616  = bus__we & \$615 ;
+  assign \$617  = bus__addr == 10'h31c;
+  assign \$618  = bus__we & \$617 ;
+  assign \$619  = bus__addr == 10'h31d;
+  assign \$620  = bus__we & \$619 ;
+  assign \$621  = bus__addr == 10'h31e;
+  assign \$622  = bus__we & \$621 ;
+  assign \$623  = bus__addr == 10'h31f;
+  assign \$624  = bus__we & \$623 ;
+  assign \$625  = bus__addr == 10'h320;
+  assign \$626  = bus__we & \$625 ;
+  assign \$627  = bus__addr == 10'h321;
+  assign \$628  = bus__we & \$627 ;
+  assign \$629  = bus__addr == 10'h322;
+  assign \$630  = bus__we & \$629 ;
+  assign \$631  = bus__addr == 10'h323;
+  assign \$632  = bus__we & \$631 ;
+  assign \$633  = bus__addr == 10'h324;
+  assign \$634  = bus__we & \$633 ;
+  assign \$635  = bus__addr == 10'h325;
+  assign \$636  = bus__we & \$635 ;
+  assign \$637  = bus__addr == 10'h326;
+  assign \$638  = bus__we & \$637 ;
+  assign \$639  = bus__addr == 10'h327;
+  assign \$640  = bus__we & \$639 ;
+  assign \$641  = bus__addr == 10'h328;
+  assign \$642  = bus__we & \$641 ;
+  assign \$643  = bus__addr == 10'h329;
+  assign \$644  = bus__we & \$643 ;
+  assign \$645  = bus__addr == 10'h32a;
+  assign \$646  = bus__we & \$645 ;
+  assign \$647  = bus__addr == 10'h32b;
+  assign \$648  = bus__we & \$647 ;
+  assign \$649  = bus__addr == 10'h32c;
+  assign \$650  = bus__we & \$649 ;
+  assign \$651  = bus__addr == 10'h32d;
+  assign \$652  = bus__we & \$651 ;
+  assign \$653  = bus__addr == 10'h32e;
+  assign \$654  = bus__we & \$653 ;
+  assign \$655  = bus__addr == 10'h32f;
+  assign \$656  = bus__we & \$655 ;
+  assign \$657  = bus__addr == 10'h330;
+  assign \$658  = bus__we & \$657 ;
+  assign \$659  = bus__addr == 10'h331;
+  assign \$660  = bus__we & \$659 ;
+  assign \$661  = bus__addr == 10'h332;
+  assign \$662  = bus__we & \$661 ;
+  assign \$663  = bus__addr == 10'h333;
+  assign \$664  = bus__we & \$663 ;
+  assign \$665  = bus__addr == 10'h334;
+  assign \$666  = bus__we & \$665 ;
+  assign \$667  = bus__addr == 10'h335;
+  assign \$668  = bus__we & \$667 ;
+  assign \$669  = bus__addr == 10'h336;
+  assign \$670  = bus__we & \$669 ;
+  assign \$671  = bus__addr == 10'h337;
+  assign \$672  = bus__we & \$671 ;
+  assign \$673  = bus__addr == 10'h338;
+  assign \$674  = bus__we & \$673 ;
+  assign \$675  = bus__addr == 10'h339;
+  assign \$676  = bus__we & \$675 ;
+  assign \$677  = bus__addr == 10'h33a;
+  assign \$678  = bus__we & \$677 ;
+  assign \$679  = bus__addr == 10'h33b;
+  assign \$680  = bus__we & \$679 ;
+  assign \$681  = bus__addr == 10'h33c;
+  assign \$682  = bus__we & \$681 ;
+  assign \$683  = bus__addr == 10'h33d;
+  assign \$684  = bus__we & \$683 ;
+  assign \$685  = bus__addr == 10'h33e;
+  assign \$686  = bus__we & \$685 ;
+  assign \$687  = bus__addr == 10'h33f;
+  assign \$688  = bus__we & \$687 ;
+  assign \$689  = bus__addr == 10'h340;
+  assign \$690  = bus__we & \$689 ;
+  assign \$691  = bus__addr == 10'h341;
+  assign \$692  = bus__we & \$691 ;
+  assign \$693  = bus__addr == 10'h342;
+  assign \$694  = bus__we & \$693 ;
+  assign \$695  = bus__addr == 10'h343;
+  assign \$696  = bus__we & \$695 ;
+  assign \$697  = bus__addr == 10'h344;
+  assign \$698  = bus__we & \$697 ;
+  assign \$699  = bus__addr == 10'h345;
+  assign \$700  = bus__we & \$699 ;
+  assign \$701  = bus__addr == 10'h346;
+  assign \$702  = bus__we & \$701 ;
+  assign \$703  = bus__addr == 10'h347;
+  assign \$704  = bus__we & \$703 ;
+  assign \$705  = bus__addr == 10'h348;
+  assign \$706  = bus__we & \$705 ;
+  assign \$707  = bus__addr == 10'h349;
+  assign \$708  = bus__we & \$707 ;
+  assign \$709  = bus__addr == 10'h34a;
+  assign \$710  = bus__we & \$709 ;
+  assign \$711  = bus__addr == 10'h34b;
+  assign \$712  = bus__we & \$711 ;
+  assign \$713  = bus__addr == 10'h34c;
+  assign \$714  = bus__we & \$713 ;
+  assign \$715  = bus__addr == 10'h34d;
+  assign \$716  = bus__we & \$715 ;
+  assign \$717  = bus__addr == 10'h34e;
+  assign \$718  = bus__we & \$717 ;
+  assign \$719  = bus__addr == 10'h34f;
+  assign \$720  = bus__we & \$719 ;
+  assign \$721  = bus__addr == 10'h350;
+  assign \$722  = bus__we & \$721 ;
+  assign \$723  = bus__addr == 10'h351;
+  assign \$724  = bus__we & \$723 ;
+  assign \$725  = bus__addr == 10'h352;
+  assign \$726  = bus__we & \$725 ;
+  assign \$727  = bus__addr == 10'h353;
+  assign \$728  = bus__we & \$727 ;
+  assign \$729  = bus__addr == 10'h354;
+  assign \$730  = bus__we & \$729 ;
+  assign \$731  = bus__addr == 10'h355;
+  assign \$732  = bus__we & \$731 ;
+  assign \$733  = bus__addr == 10'h356;
+  assign \$734  = bus__we & \$733 ;
+  assign \$735  = bus__addr == 10'h357;
+  assign \$736  = bus__we & \$735 ;
+  assign \$737  = bus__addr == 10'h358;
+  assign \$738  = bus__we & \$737 ;
+  assign \$739  = bus__addr == 10'h359;
+  assign \$740  = bus__we & \$739 ;
+  assign \$741  = bus__addr == 10'h35a;
+  assign \$742  = bus__we & \$741 ;
+  assign \$743  = bus__addr == 10'h35b;
+  assign \$744  = bus__we & \$743 ;
+  assign \$745  = bus__addr == 10'h35c;
+  assign \$746  = bus__we & \$745 ;
+  assign \$747  = bus__addr == 10'h35d;
+  assign \$748  = bus__we & \$747 ;
+  assign \$749  = bus__addr == 10'h35e;
+  assign \$750  = bus__we & \$749 ;
+  assign \$751  = bus__addr == 10'h35f;
+  assign \$752  = bus__we & \$751 ;
+  assign \$753  = bus__addr == 10'h360;
+  assign \$754  = bus__we & \$753 ;
+  assign \$755  = bus__addr == 10'h361;
+  assign \$756  = bus__we & \$755 ;
+  assign \$757  = bus__addr == 10'h362;
+  assign \$758  = bus__we & \$757 ;
+  assign \$759  = bus__addr == 10'h363;
+  assign \$760  = bus__we & \$759 ;
+  assign \$761  = bus__addr == 10'h364;
+  assign \$762  = bus__we & \$761 ;
+  assign \$763  = bus__addr == 10'h365;
+  assign \$764  = bus__we & \$763 ;
+  assign \$765  = bus__addr == 10'h366;
+  assign \$766  = bus__we & \$765 ;
+  assign \$767  = bus__addr == 10'h367;
+  assign \$768  = bus__we & \$767 ;
+  assign \$769  = bus__addr == 10'h368;
+  assign \$770  = bus__we & \$769 ;
+  assign \$771  = bus__addr == 10'h369;
+  assign \$772  = bus__we & \$771 ;
+  assign \$773  = bus__addr == 10'h36a;
+  assign \$774  = bus__we & \$773 ;
+  assign \$775  = bus__addr == 10'h36b;
+  assign \$776  = bus__we & \$775 ;
+  assign \$777  = bus__addr == 10'h36c;
+  assign \$778  = bus__we & \$777 ;
+  assign \$779  = bus__addr == 10'h36d;
+  assign \$780  = bus__we & \$779 ;
+  assign \$781  = bus__addr == 10'h36e;
+  assign \$782  = bus__we & \$781 ;
+  assign \$783  = bus__addr == 10'h36f;
+  assign \$784  = bus__we & \$783 ;
+  assign \$785  = bus__addr == 10'h370;
+  assign \$786  = bus__we & \$785 ;
+  assign \$787  = bus__addr == 10'h371;
+  assign \$788  = bus__we & \$787 ;
+  assign \$789  = bus__addr == 10'h372;
+  assign \$790  = bus__we & \$789 ;
+  assign \$791  = bus__addr == 10'h373;
+  assign \$792  = bus__we & \$791 ;
+  assign \$793  = bus__addr == 10'h374;
+  assign \$794  = bus__we & \$793 ;
+  assign \$795  = bus__addr == 10'h375;
+  assign \$796  = bus__we & \$795 ;
+  assign \$797  = bus__addr == 10'h376;
+  assign \$798  = bus__we & \$797 ;
+  assign \$799  = bus__addr == 10'h377;
+  assign \$800  = bus__we & \$799 ;
+  assign \$801  = bus__addr == 10'h378;
+  assign \$802  = bus__we & \$801 ;
+  assign \$803  = bus__addr == 10'h379;
+  assign \$804  = bus__we & \$803 ;
+  assign \$805  = bus__addr == 10'h37a;
+  assign \$806  = bus__we & \$805 ;
+  assign \$807  = bus__addr == 10'h37b;
+  assign \$808  = bus__we & \$807 ;
+  assign \$809  = bus__addr == 10'h37c;
+  assign \$810  = bus__we & \$809 ;
+  assign \$811  = bus__addr == 10'h37d;
+  assign \$812  = bus__we & \$811 ;
+  assign \$813  = bus__addr == 10'h37e;
+  assign \$814  = bus__we & \$813 ;
+  assign \$815  = bus__addr == 10'h37f;
+  assign \$816  = bus__we & \$815 ;
+  always @(posedge clk)
+    o__valid <= \$817 ;
+  always @(posedge clk)
+    \$signal  <= \$818 ;
+  always @(posedge clk)
+    open_channel <= \$819 ;
+  always @(posedge clk)
+    error_0 <= \$820 ;
+  always @(posedge clk)
+    theta_0 <= \$821 ;
+  always @(posedge clk)
+    theta_1 <= \$822 ;
+  always @(posedge clk)
+    theta_2 <= \$823 ;
+  always @(posedge clk)
+    theta_3 <= \$824 ;
+  always @(posedge clk)
+    theta_4 <= \$825 ;
+  always @(posedge clk)
+    theta_5 <= \$826 ;
+  always @(posedge clk)
+    theta_6 <= \$827 ;
+  always @(posedge clk)
+    theta_7 <= \$828 ;
+  always @(posedge clk)
+    theta_8 <= \$829 ;
+  always @(posedge clk)
+    theta_9 <= \$830 ;
+  always @(posedge clk)
+    theta_10 <= \$831 ;
+  always @(posedge clk)
+    theta_11 <= \$832 ;
+  always @(posedge clk)
+    theta_12 <= \$833 ;
+  always @(posedge clk)
+    theta_13 <= \$834 ;
+  always @(posedge clk)
+    theta_14 <= \$835 ;
+  always @(posedge clk)
+    theta_15 <= \$836 ;
+  always @(posedge clk)
+    theta_16 <= \$837 ;
+  always @(posedge clk)
+    theta_17 <= \$838 ;
+  always @(posedge clk)
+    theta_18 <= \$839 ;
+  always @(posedge clk)
+    theta_19 <= \$840 ;
+  always @(posedge clk)
+    theta_20 <= \$841 ;
+  always @(posedge clk)
+    theta_21 <= \$842 ;
+  always @(posedge clk)
+    theta_22 <= \$843 ;
+  always @(posedge clk)
+    theta_23 <= \$844 ;
+  always @(posedge clk)
+    theta_24 <= \$845 ;
+  always @(posedge clk)
+    theta_25 <= \$846 ;
+  always @(posedge clk)
+    theta_26 <= \$847 ;
+  always @(posedge clk)
+    theta_27 <= \$848 ;
+  always @(posedge clk)
+    theta_28 <= \$849 ;
+  always @(posedge clk)
+    theta_29 <= \$850 ;
+  always @(posedge clk)
+    theta_30 <= \$851 ;
+  always @(posedge clk)
+    theta_31 <= \$852 ;
+  always @(posedge clk)
+    theta_32 <= \$853 ;
+  always @(posedge clk)
+    theta_33 <= \$854 ;
+  always @(posedge clk)
+    theta_34 <= \$855 ;
+  always @(posedge clk)
+    theta_35 <= \$856 ;
+  always @(posedge clk)
+    theta_36 <= \$857 ;
+  always @(posedge clk)
+    theta_37 <= \$858 ;
+  always @(posedge clk)
+    theta_38 <= \$859 ;
+  always @(posedge clk)
+    theta_39 <= \$860 ;
+  always @(posedge clk)
+    theta_40 <= \$861 ;
+  always @(posedge clk)
+    theta_41 <= \$862 ;
+  always @(posedge clk)
+    theta_42 <= \$863 ;
+  always @(posedge clk)
+    theta_43 <= \$864 ;
+  always @(posedge clk)
+    theta_44 <= \$865 ;
+  always @(posedge clk)
+    theta_45 <= \$866 ;
+  always @(posedge clk)
+    theta_46 <= \$867 ;
+  always @(posedge clk)
+    theta_47 <= \$868 ;
+  always @(posedge clk)
+    theta_48 <= \$869 ;
+  always @(posedge clk)
+    theta_49 <= \$870 ;
+  always @(posedge clk)
+    theta_50 <= \$871 ;
+  always @(posedge clk)
+    theta_51 <= \$872 ;
+  always @(posedge clk)
+    theta_52 <= \$873 ;
+  always @(posedge clk)
+    theta_53 <= \$874 ;
+  always @(posedge clk)
+    theta_54 <= \$875 ;
+  always @(posedge clk)
+    theta_55 <= \$876 ;
+  always @(posedge clk)
+    theta_56 <= \$877 ;
+  always @(posedge clk)
+    theta_57 <= \$878 ;
+  always @(posedge clk)
+    theta_58 <= \$879 ;
+  always @(posedge clk)
+    theta_59 <= \$880 ;
+  always @(posedge clk)
+    theta_60 <= \$881 ;
+  always @(posedge clk)
+    theta_61 <= \$882 ;
+  always @(posedge clk)
+    theta_62 <= \$883 ;
+  always @(posedge clk)
+    theta_63 <= \$884 ;
+  always @(posedge clk)
+    theta_64 <= \$885 ;
+  always @(posedge clk)
+    theta_65 <= \$886 ;
+  always @(posedge clk)
+    theta_66 <= \$887 ;
+  always @(posedge clk)
+    theta_67 <= \$888 ;
+  always @(posedge clk)
+    theta_68 <= \$889 ;
+  always @(posedge clk)
+    theta_69 <= \$890 ;
+  always @(posedge clk)
+    theta_70 <= \$891 ;
+  always @(posedge clk)
+    theta_71 <= \$892 ;
+  always @(posedge clk)
+    theta_72 <= \$893 ;
+  always @(posedge clk)
+    theta_73 <= \$894 ;
+  always @(posedge clk)
+    theta_74 <= \$895 ;
+  always @(posedge clk)
+    theta_75 <= \$896 ;
+  always @(posedge clk)
+    theta_76 <= \$897 ;
+  always @(posedge clk)
+    theta_77 <= \$898 ;
+  always @(posedge clk)
+    theta_78 <= \$899 ;
+  always @(posedge clk)
+    theta_79 <= \$900 ;
+  always @(posedge clk)
+    theta_80 <= \$901 ;
+  always @(posedge clk)
+    theta_81 <= \$902 ;
+  always @(posedge clk)
+    theta_82 <= \$903 ;
+  always @(posedge clk)
+    theta_83 <= \$904 ;
+  always @(posedge clk)
+    theta_84 <= \$905 ;
+  always @(posedge clk)
+    theta_85 <= \$906 ;
+  always @(posedge clk)
+    theta_86 <= \$907 ;
+  always @(posedge clk)
+    theta_87 <= \$908 ;
+  always @(posedge clk)
+    theta_88 <= \$909 ;
+  always @(posedge clk)
+    theta_89 <= \$910 ;
+  always @(posedge clk)
+    theta_90 <= \$911 ;
+  always @(posedge clk)
+    theta_91 <= \$912 ;
+  always @(posedge clk)
+    theta_92 <= \$913 ;
+  always @(posedge clk)
+    theta_93 <= \$914 ;
+  always @(posedge clk)
+    theta_94 <= \$915 ;
+  always @(posedge clk)
+    theta_95 <= \$916 ;
+  always @(posedge clk)
+    theta_96 <= \$917 ;
+  always @(posedge clk)
+    theta_97 <= \$918 ;
+  always @(posedge clk)
+    theta_98 <= \$919 ;
+  always @(posedge clk)
+    theta_99 <= \$920 ;
+  always @(posedge clk)
+    theta_100 <= \$921 ;
+  always @(posedge clk)
+    theta_101 <= \$922 ;
+  always @(posedge clk)
+    theta_102 <= \$923 ;
+  always @(posedge clk)
+    theta_103 <= \$924 ;
+  always @(posedge clk)
+    theta_104 <= \$925 ;
+  always @(posedge clk)
+    theta_105 <= \$926 ;
+  always @(posedge clk)
+    theta_106 <= \$927 ;
+  always @(posedge clk)
+    theta_107 <= \$928 ;
+  always @(posedge clk)
+    theta_108 <= \$929 ;
+  always @(posedge clk)
+    theta_109 <= \$930 ;
+  always @(posedge clk)
+    theta_110 <= \$931 ;
+  always @(posedge clk)
+    theta_111 <= \$932 ;
+  always @(posedge clk)
+    theta_112 <= \$933 ;
+  always @(posedge clk)
+    theta_113 <= \$934 ;
+  always @(posedge clk)
+    theta_114 <= \$935 ;
+  always @(posedge clk)
+    theta_115 <= \$936 ;
+  always @(posedge clk)
+    theta_116 <= \$937 ;
+  always @(posedge clk)
+    theta_117 <= \$938 ;
+  always @(posedge clk)
+    theta_118 <= \$939 ;
+  always @(posedge clk)
+    theta_119 <= \$940 ;
+  always @(posedge clk)
+    theta_120 <= \$941 ;
+  always @(posedge clk)
+    theta_121 <= \$942 ;
+  always @(posedge clk)
+    theta_122 <= \$943 ;
+  always @(posedge clk)
+    theta_123 <= \$944 ;
+  always @(posedge clk)
+    theta_124 <= \$945 ;
+  always @(posedge clk)
+    theta_125 <= \$946 ;
+  always @(posedge clk)
+    theta_126 <= \$947 ;
+  always @(posedge clk)
+    theta_127 <= \$948 ;
+  always @(posedge clk)
+    flip_0 <= \$949 ;
+  always @(posedge clk)
+    flip_1 <= \$950 ;
+  always @(posedge clk)
+    flip_2 <= \$951 ;
+  always @(posedge clk)
+    flip_3 <= \$952 ;
+  always @(posedge clk)
+    flip_4 <= \$953 ;
+  always @(posedge clk)
+    flip_5 <= \$954 ;
+  always @(posedge clk)
+    flip_6 <= \$955 ;
+  always @(posedge clk)
+    flip_7 <= \$956 ;
+  always @(posedge clk)
+    flip_8 <= \$957 ;
+  always @(posedge clk)
+    flip_9 <= \$958 ;
+  always @(posedge clk)
+    flip_10 <= \$959 ;
+  always @(posedge clk)
+    flip_11 <= \$960 ;
+  always @(posedge clk)
+    flip_12 <= \$961 ;
+  always @(posedge clk)
+    flip_13 <= \$962 ;
+  always @(posedge clk)
+    flip_14 <= \$963 ;
+  always @(posedge clk)
+    flip_15 <= \$964 ;
+  always @(posedge clk)
+    flip_16 <= \$965 ;
+  always @(posedge clk)
+    flip_17 <= \$966 ;
+  always @(posedge clk)
+    flip_18 <= \$967 ;
+  always @(posedge clk)
+    flip_19 <= \$968 ;
+  always @(posedge clk)
+    flip_20 <= \$969 ;
+  always @(posedge clk)
+    flip_21 <= \$970 ;
+  always @(posedge clk)
+    flip_22 <= \$971 ;
+  always @(posedge clk)
+    flip_23 <= \$972 ;
+  always @(posedge clk)
+    flip_24 <= \$973 ;
+  always @(posedge clk)
+    flip_25 <= \$974 ;
+  always @(posedge clk)
+    flip_26 <= \$975 ;
+  always @(posedge clk)
+    flip_27 <= \$976 ;
+  always @(posedge clk)
+    flip_28 <= \$977 ;
+  always @(posedge clk)
+    flip_29 <= \$978 ;
+  always @(posedge clk)
+    flip_30 <= \$979 ;
+  always @(posedge clk)
+    flip_31 <= \$980 ;
+  always @(posedge clk)
+    flip_32 <= \$981 ;
+  always @(posedge clk)
+    flip_33 <= \$982 ;
+  always @(posedge clk)
+    flip_34 <= \$983 ;
+  always @(posedge clk)
+    flip_35 <= \$984 ;
+  always @(posedge clk)
+    flip_36 <= \$985 ;
+  always @(posedge clk)
+    flip_37 <= \$986 ;
+  always @(posedge clk)
+    flip_38 <= \$987 ;
+  always @(posedge clk)
+    flip_39 <= \$988 ;
+  always @(posedge clk)
+    flip_40 <= \$989 ;
+  always @(posedge clk)
+    flip_41 <= \$990 ;
+  always @(posedge clk)
+    flip_42 <= \$991 ;
+  always @(posedge clk)
+    flip_43 <= \$992 ;
+  always @(posedge clk)
+    flip_44 <= \$993 ;
+  always @(posedge clk)
+    flip_45 <= \$994 ;
+  always @(posedge clk)
+    flip_46 <= \$995 ;
+  always @(posedge clk)
+    flip_47 <= \$996 ;
+  always @(posedge clk)
+    flip_48 <= \$997 ;
+  always @(posedge clk)
+    flip_49 <= \$998 ;
+  always @(posedge clk)
+    flip_50 <= \$999 ;
+  always @(posedge clk)
+    flip_51 <= \$1000 ;
+  always @(posedge clk)
+    flip_52 <= \$1001 ;
+  always @(posedge clk)
+    flip_53 <= \$1002 ;
+  always @(posedge clk)
+    flip_54 <= \$1003 ;
+  always @(posedge clk)
+    flip_55 <= \$1004 ;
+  always @(posedge clk)
+    flip_56 <= \$1005 ;
+  always @(posedge clk)
+    flip_57 <= \$1006 ;
+  always @(posedge clk)
+    flip_58 <= \$1007 ;
+  always @(posedge clk)
+    flip_59 <= \$1008 ;
+  always @(posedge clk)
+    flip_60 <= \$1009 ;
+  always @(posedge clk)
+    flip_61 <= \$1010 ;
+  always @(posedge clk)
+    flip_62 <= \$1011 ;
+  always @(posedge clk)
+    flip_63 <= \$1012 ;
+  always @(posedge clk)
+    flip_64 <= \$1013 ;
+  always @(posedge clk)
+    flip_65 <= \$1014 ;
+  always @(posedge clk)
+    flip_66 <= \$1015 ;
+  always @(posedge clk)
+    flip_67 <= \$1016 ;
+  always @(posedge clk)
+    flip_68 <= \$1017 ;
+  always @(posedge clk)
+    flip_69 <= \$1018 ;
+  always @(posedge clk)
+    flip_70 <= \$1019 ;
+  always @(posedge clk)
+    flip_71 <= \$1020 ;
+  always @(posedge clk)
+    flip_72 <= \$1021 ;
+  always @(posedge clk)
+    flip_73 <= \$1022 ;
+  always @(posedge clk)
+    flip_74 <= \$1023 ;
+  always @(posedge clk)
+    flip_75 <= \$1024 ;
+  always @(posedge clk)
+    flip_76 <= \$1025 ;
+  always @(posedge clk)
+    flip_77 <= \$1026 ;
+  always @(posedge clk)
+    flip_78 <= \$1027 ;
+  always @(posedge clk)
+    flip_79 <= \$1028 ;
+  always @(posedge clk)
+    flip_80 <= \$1029 ;
+  always @(posedge clk)
+    flip_81 <= \$1030 ;
+  always @(posedge clk)
+    flip_82 <= \$1031 ;
+  always @(posedge clk)
+    flip_83 <= \$1032 ;
+  always @(posedge clk)
+    flip_84 <= \$1033 ;
+  always @(posedge clk)
+    flip_85 <= \$1034 ;
+  always @(posedge clk)
+    flip_86 <= \$1035 ;
+  always @(posedge clk)
+    flip_87 <= \$1036 ;
+  always @(posedge clk)
+    flip_88 <= \$1037 ;
+  always @(posedge clk)
+    flip_89 <= \$1038 ;
+  always @(posedge clk)
+    flip_90 <= \$1039 ;
+  always @(posedge clk)
+    flip_91 <= \$1040 ;
+  always @(posedge clk)
+    flip_92 <= \$1041 ;
+  always @(posedge clk)
+    flip_93 <= \$1042 ;
+  always @(posedge clk)
+    flip_94 <= \$1043 ;
+  always @(posedge clk)
+    flip_95 <= \$1044 ;
+  always @(posedge clk)
+    flip_96 <= \$1045 ;
+  always @(posedge clk)
+    flip_97 <= \$1046 ;
+  always @(posedge clk)
+    flip_98 <= \$1047 ;
+  always @(posedge clk)
+    flip_99 <= \$1048 ;
+  always @(posedge clk)
+    flip_100 <= \$1049 ;
+  always @(posedge clk)
+    flip_101 <= \$1050 ;
+  always @(posedge clk)
+    flip_102 <= \$1051 ;
+  always @(posedge clk)
+    flip_103 <= \$1052 ;
+  always @(posedge clk)
+    flip_104 <= \$1053 ;
+  always @(posedge clk)
+    flip_105 <= \$1054 ;
+  always @(posedge clk)
+    flip_106 <= \$1055 ;
+  always @(posedge clk)
+    flip_107 <= \$1056 ;
+  always @(posedge clk)
+    flip_108 <= \$1057 ;
+  always @(posedge clk)
+    flip_109 <= \$1058 ;
+  always @(posedge clk)
+    flip_110 <= \$1059 ;
+  always @(posedge clk)
+    flip_111 <= \$1060 ;
+  always @(posedge clk)
+    flip_112 <= \$1061 ;
+  always @(posedge clk)
+    flip_113 <= \$1062 ;
+  always @(posedge clk)
+    flip_114 <= \$1063 ;
+  always @(posedge clk)
+    flip_115 <= \$1064 ;
+  always @(posedge clk)
+    flip_116 <= \$1065 ;
+  always @(posedge clk)
+    flip_117 <= \$1066 ;
+  always @(posedge clk)
+    flip_118 <= \$1067 ;
+  always @(posedge clk)
+    flip_119 <= \$1068 ;
+  always @(posedge clk)
+    flip_120 <= \$1069 ;
+  always @(posedge clk)
+    flip_121 <= \$1070 ;
+  always @(posedge clk)
+    flip_122 <= \$1071 ;
+  always @(posedge clk)
+    flip_123 <= \$1072 ;
+  always @(posedge clk)
+    flip_124 <= \$1073 ;
+  always @(posedge clk)
+    flip_125 <= \$1074 ;
+  always @(posedge clk)
+    flip_126 <= \$1075 ;
+  always @(posedge clk)
+    flip_127 <= \$1076 ;
+  always @(posedge clk)
+    tune_offset_0 <= \$1077 ;
+  always @(posedge clk)
+    tune_offset_1 <= \$1078 ;
+  always @(posedge clk)
+    tune_offset_2 <= \$1079 ;
+  always @(posedge clk)
+    tune_offset_3 <= \$1080 ;
+  always @(posedge clk)
+    tune_offset_4 <= \$1081 ;
+  always @(posedge clk)
+    tune_offset_5 <= \$1082 ;
+  always @(posedge clk)
+    tune_offset_6 <= \$1083 ;
+  always @(posedge clk)
+    tune_offset_7 <= \$1084 ;
+  always @(posedge clk)
+    tune_offset_8 <= \$1085 ;
+  always @(posedge clk)
+    tune_offset_9 <= \$1086 ;
+  always @(posedge clk)
+    tune_offset_10 <= \$1087 ;
+  always @(posedge clk)
+    tune_offset_11 <= \$1088 ;
+  always @(posedge clk)
+    tune_offset_12 <= \$1089 ;
+  always @(posedge clk)
+    tune_offset_13 <= \$1090 ;
+  always @(posedge clk)
+    tune_offset_14 <= \$1091 ;
+  always @(posedge clk)
+    tune_offset_15 <= \$1092 ;
+  always @(posedge clk)
+    tune_offset_16 <= \$1093 ;
+  always @(posedge clk)
+    tune_offset_17 <= \$1094 ;
+  always @(posedge clk)
+    tune_offset_18 <= \$1095 ;
+  always @(posedge clk)
+    tune_offset_19 <= \$1096 ;
+  always @(posedge clk)
+    tune_offset_20 <= \$1097 ;
+  always @(posedge clk)
+    tune_offset_21 <= \$1098 ;
+  always @(posedge clk)
+    tune_offset_22 <= \$1099 ;
+  always @(posedge clk)
+    tune_offset_23 <= \$1100 ;
+  always @(posedge clk)
+    tune_offset_24 <= \$1101 ;
+  always @(posedge clk)
+    tune_offset_25 <= \$1102 ;
+  always @(posedge clk)
+    tune_offset_26 <= \$1103 ;
+  always @(posedge clk)
+    tune_offset_27 <= \$1104 ;
+  always @(posedge clk)
+    tune_offset_28 <= \$1105 ;
+  always @(posedge clk)
+    tune_offset_29 <= \$1106 ;
+  always @(posedge clk)
+    tune_offset_30 <= \$1107 ;
+  always @(posedge clk)
+    tune_offset_31 <= \$1108 ;
+  always @(posedge clk)
+    tune_offset_32 <= \$1109 ;
+  always @(posedge clk)
+    tune_offset_33 <= \$1110 ;
+  always @(posedge clk)
+    tune_offset_34 <= \$1111 ;
+  always @(posedge clk)
+    tune_offset_35 <= \$1112 ;
+  always @(posedge clk)
+    tune_offset_36 <= \$1113 ;
+  always @(posedge clk)
+    tune_offset_37 <= \$1114 ;
+  always @(posedge clk)
+    tune_offset_38 <= \$1115 ;
+  always @(posedge clk)
+    tune_offset_39 <= \$1116 ;
+  always @(posedge clk)
+    tune_offset_40 <= \$1117 ;
+  always @(posedge clk)
+    tune_offset_41 <= \$1118 ;
+  always @(posedge clk)
+    tune_offset_42 <= \$1119 ;
+  always @(posedge clk)
+    tune_offset_43 <= \$1120 ;
+  always @(posedge clk)
+    tune_offset_44 <= \$1121 ;
+  always @(posedge clk)
+    tune_offset_45 <= \$1122 ;
+  always @(posedge clk)
+    tune_offset_46 <= \$1123 ;
   always @(posedge clk)
-    tune_offset_39 <= \$1088 ;
+    tune_offset_47 <= \$1124 ;
   always @(posedge clk)
-    tune_offset_40 <= \$1089 ;
+    tune_offset_48 <= \$1125 ;
   always @(posedge clk)
-    tune_offset_41 <= \$1090 ;
+    tune_offset_49 <= \$1126 ;
   always @(posedge clk)
-    tune_offset_42 <= \$1091 ;
+    tune_offset_50 <= \$1127 ;
   always @(posedge clk)
-    tune_offset_43 <= \$1092 ;
+    tune_offset_51 <= \$1128 ;
   always @(posedge clk)
-    tune_offset_44 <= \$1093 ;
+    tune_offset_52 <= \$1129 ;
   always @(posedge clk)
-    tune_offset_45 <= \$1094 ;
+    tune_offset_53 <= \$1130 ;
   always @(posedge clk)
-    tune_offset_46 <= \$1095 ;
+    tune_offset_54 <= \$1131 ;
   always @(posedge clk)
-    tune_offset_47 <= \$1096 ;
+    tune_offset_55 <= \$1132 ;
   always @(posedge clk)
-    tune_offset_48 <= \$1097 ;
+    tune_offset_56 <= \$1133 ;
   always @(posedge clk)
-    tune_offset_49 <= \$1098 ;
+    tune_offset_57 <= \$1134 ;
   always @(posedge clk)
-    tune_offset_50 <= \$1099 ;
+    tune_offset_58 <= \$1135 ;
   always @(posedge clk)
-    tune_offset_51 <= \$1100 ;
+    tune_offset_59 <= \$1136 ;
   always @(posedge clk)
-    tune_offset_52 <= \$1101 ;
+    tune_offset_60 <= \$1137 ;
   always @(posedge clk)
-    tune_offset_53 <= \$1102 ;
+    tune_offset_61 <= \$1138 ;
   always @(posedge clk)
-    tune_offset_54 <= \$1103 ;
+    tune_offset_62 <= \$1139 ;
   always @(posedge clk)
-    tune_offset_55 <= \$1104 ;
+    tune_offset_63 <= \$1140 ;
   always @(posedge clk)
-    tune_offset_56 <= \$1105 ;
+    tune_offset_64 <= \$1141 ;
   always @(posedge clk)
-    tune_offset_57 <= \$1106 ;
+    tune_offset_65 <= \$1142 ;
   always @(posedge clk)
-    tune_offset_58 <= \$1107 ;
+    tune_offset_66 <= \$1143 ;
   always @(posedge clk)
-    tune_offset_59 <= \$1108 ;
+    tune_offset_67 <= \$1144 ;
   always @(posedge clk)
-    tune_offset_60 <= \$1109 ;
+    tune_offset_68 <= \$1145 ;
   always @(posedge clk)
-    tune_offset_61 <= \$1110 ;
+    tune_offset_69 <= \$1146 ;
   always @(posedge clk)
-    tune_offset_62 <= \$1111 ;
+    tune_offset_70 <= \$1147 ;
   always @(posedge clk)
-    tune_offset_63 <= \$1112 ;
+    tune_offset_71 <= \$1148 ;
   always @(posedge clk)
-    tune_offset_64 <= \$1113 ;
+    tune_offset_72 <= \$1149 ;
   always @(posedge clk)
-    tune_offset_65 <= \$1114 ;
+    tune_offset_73 <= \$1150 ;
   always @(posedge clk)
-    tune_offset_66 <= \$1115 ;
+    tune_offset_74 <= \$1151 ;
   always @(posedge clk)
-    tune_offset_67 <= \$1116 ;
+    tune_offset_75 <= \$1152 ;
   always @(posedge clk)
-    tune_offset_68 <= \$1117 ;
+    tune_offset_76 <= \$1153 ;
   always @(posedge clk)
-    tune_offset_69 <= \$1118 ;
+    tune_offset_77 <= \$1154 ;
   always @(posedge clk)
-    tune_offset_70 <= \$1119 ;
+    tune_offset_78 <= \$1155 ;
   always @(posedge clk)
-    tune_offset_71 <= \$1120 ;
+    tune_offset_79 <= \$1156 ;
   always @(posedge clk)
-    tune_offset_72 <= \$1121 ;
+    tune_offset_80 <= \$1157 ;
   always @(posedge clk)
-    tune_offset_73 <= \$1122 ;
+    tune_offset_81 <= \$1158 ;
   always @(posedge clk)
-    tune_offset_74 <= \$1123 ;
+    tune_offset_82 <= \$1159 ;
   always @(posedge clk)
-    tune_offset_75 <= \$1124 ;
+    tune_offset_83 <= \$1160 ;
   always @(posedge clk)
-    tune_offset_76 <= \$1125 ;
+    tune_offset_84 <= \$1161 ;
   always @(posedge clk)
-    tune_offset_77 <= \$1126 ;
+    tune_offset_85 <= \$1162 ;
   always @(posedge clk)
-    tune_offset_78 <= \$1127 ;
+    tune_offset_86 <= \$1163 ;
   always @(posedge clk)
-    tune_offset_79 <= \$1128 ;
+    tune_offset_87 <= \$1164 ;
   always @(posedge clk)
-    tune_offset_80 <= \$1129 ;
+    tune_offset_88 <= \$1165 ;
   always @(posedge clk)
-    tune_offset_81 <= \$1130 ;
+    tune_offset_89 <= \$1166 ;
   always @(posedge clk)
-    tune_offset_82 <= \$1131 ;
+    tune_offset_90 <= \$1167 ;
   always @(posedge clk)
-    tune_offset_83 <= \$1132 ;
+    tune_offset_91 <= \$1168 ;
   always @(posedge clk)
-    tune_offset_84 <= \$1133 ;
+    tune_offset_92 <= \$1169 ;
   always @(posedge clk)
-    tune_offset_85 <= \$1134 ;
+    tune_offset_93 <= \$1170 ;
   always @(posedge clk)
-    tune_offset_86 <= \$1135 ;
+    tune_offset_94 <= \$1171 ;
   always @(posedge clk)
-    tune_offset_87 <= \$1136 ;
+    tune_offset_95 <= \$1172 ;
   always @(posedge clk)
-    tune_offset_88 <= \$1137 ;
+    tune_offset_96 <= \$1173 ;
   always @(posedge clk)
-    tune_offset_89 <= \$1138 ;
+    tune_offset_97 <= \$1174 ;
   always @(posedge clk)
-    tune_offset_90 <= \$1139 ;
+    tune_offset_98 <= \$1175 ;
   always @(posedge clk)
-    tune_offset_91 <= \$1140 ;
+    tune_offset_99 <= \$1176 ;
   always @(posedge clk)
-    tune_offset_92 <= \$1141 ;
+    tune_offset_100 <= \$1177 ;
   always @(posedge clk)
-    tune_offset_93 <= \$1142 ;
+    tune_offset_101 <= \$1178 ;
   always @(posedge clk)
-    tune_offset_94 <= \$1143 ;
+    tune_offset_102 <= \$1179 ;
   always @(posedge clk)
-    tune_offset_95 <= \$1144 ;
+    tune_offset_103 <= \$1180 ;
   always @(posedge clk)
-    tune_offset_96 <= \$1145 ;
+    tune_offset_104 <= \$1181 ;
   always @(posedge clk)
-    tune_offset_97 <= \$1146 ;
+    tune_offset_105 <= \$1182 ;
   always @(posedge clk)
-    tune_offset_98 <= \$1147 ;
+    tune_offset_106 <= \$1183 ;
   always @(posedge clk)
-    tune_offset_99 <= \$1148 ;
+    tune_offset_107 <= \$1184 ;
   always @(posedge clk)
-    tune_offset_100 <= \$1149 ;
+    tune_offset_108 <= \$1185 ;
   always @(posedge clk)
-    tune_offset_101 <= \$1150 ;
+    tune_offset_109 <= \$1186 ;
   always @(posedge clk)
-    tune_offset_102 <= \$1151 ;
+    tune_offset_110 <= \$1187 ;
   always @(posedge clk)
-    tune_offset_103 <= \$1152 ;
+    tune_offset_111 <= \$1188 ;
   always @(posedge clk)
-    tune_offset_104 <= \$1153 ;
+    tune_offset_112 <= \$1189 ;
   always @(posedge clk)
-    tune_offset_105 <= \$1154 ;
+    tune_offset_113 <= \$1190 ;
   always @(posedge clk)
-    tune_offset_106 <= \$1155 ;
+    tune_offset_114 <= \$1191 ;
   always @(posedge clk)
-    tune_offset_107 <= \$1156 ;
+    tune_offset_115 <= \$1192 ;
   always @(posedge clk)
-    tune_offset_108 <= \$1157 ;
+    tune_offset_116 <= \$1193 ;
   always @(posedge clk)
-    tune_offset_109 <= \$1158 ;
+    tune_offset_117 <= \$1194 ;
   always @(posedge clk)
-    tune_offset_110 <= \$1159 ;
+    tune_offset_118 <= \$1195 ;
   always @(posedge clk)
-    tune_offset_111 <= \$1160 ;
+    tune_offset_119 <= \$1196 ;
   always @(posedge clk)
-    tune_offset_112 <= \$1161 ;
+    tune_offset_120 <= \$1197 ;
   always @(posedge clk)
-    tune_offset_113 <= \$1162 ;
+    tune_offset_121 <= \$1198 ;
   always @(posedge clk)
-    tune_offset_114 <= \$1163 ;
+    tune_offset_122 <= \$1199 ;
   always @(posedge clk)
-    tune_offset_115 <= \$1164 ;
+    tune_offset_123 <= \$1200 ;
   always @(posedge clk)
-    tune_offset_116 <= \$1165 ;
+    tune_offset_124 <= \$1201 ;
   always @(posedge clk)
-    tune_offset_117 <= \$1166 ;
+    tune_offset_125 <= \$1202 ;
   always @(posedge clk)
-    tune_offset_118 <= \$1167 ;
+    tune_offset_126 <= \$1203 ;
   always @(posedge clk)
-    tune_offset_119 <= \$1168 ;
+    tune_offset_127 <= \$1204 ;
   always @(posedge clk)
-    tune_offset_120 <= \$1169 ;
+    bus__rdata <= \$1205 ;
   always @(posedge clk)
-    tune_offset_121 <= \$1170 ;
+    \$signal$404  <= \$1206 ;
   always @(posedge clk)
-    tune_offset_122 <= \$1171 ;
-  always @(posedge clk)
-    tune_offset_123 <= \$1172 ;
-  always @(posedge clk)
-    tune_offset_124 <= \$1173 ;
-  always @(posedge clk)
-    tune_offset_125 <= \$1174 ;
-  always @(posedge clk)
-    tune_offset_126 <= \$1175 ;
-  always @(posedge clk)
-    tune_offset_127 <= \$1176 ;
-  always @(posedge clk)
-    reg_rdata <= \$1177 ;
-  always @(posedge clk)
-    out_valid <= \$1178 ;
-  always @(posedge clk)
-    \$signal$405  <= \$1179 ;
-  always @(posedge clk)
-    out_channel <= \$1180 ;
-  always @(posedge clk)
-    out_acc <= \$1181 ;
-  always @(posedge clk)
-    out_act <= \$1182 ;
+    o__payload <= \$1207 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (reg_addr[6:0])
+    casez (bus__addr[6:0])
       7'h00:
-          \$8  = theta_0;
+          \$26  = theta_0;
       7'h01:
-          \$8  = theta_1;
+          \$26  = theta_1;
       7'h02:
-          \$8  = theta_2;
+          \$26  = theta_2;
       7'h03:
-          \$8  = theta_3;
+          \$26  = theta_3;
       7'h04:
-          \$8  = theta_4;
+          \$26  = theta_4;
       7'h05:
-          \$8  = theta_5;
+          \$26  = theta_5;
       7'h06:
-          \$8  = theta_6;
+          \$26  = theta_6;
       7'h07:
-          \$8  = theta_7;
+          \$26  = theta_7;
       7'h08:
-          \$8  = theta_8;
+          \$26  = theta_8;
       7'h09:
-          \$8  = theta_9;
+          \$26  = theta_9;
       7'h0a:
-          \$8  = theta_10;
+          \$26  = theta_10;
       7'h0b:
-          \$8  = theta_11;
+          \$26  = theta_11;
       7'h0c:
-          \$8  = theta_12;
+          \$26  = theta_12;
       7'h0d:
-          \$8  = theta_13;
+          \$26  = theta_13;
       7'h0e:
-          \$8  = theta_14;
+          \$26  = theta_14;
       7'h0f:
-          \$8  = theta_15;
+          \$26  = theta_15;
       7'h10:
-          \$8  = theta_16;
+          \$26  = theta_16;
       7'h11:
-          \$8  = theta_17;
+          \$26  = theta_17;
       7'h12:
-          \$8  = theta_18;
+          \$26  = theta_18;
       7'h13:
-          \$8  = theta_19;
+          \$26  = theta_19;
       7'h14:
-          \$8  = theta_20;
+          \$26  = theta_20;
       7'h15:
-          \$8  = theta_21;
+          \$26  = theta_21;
       7'h16:
-          \$8  = theta_22;
+          \$26  = theta_22;
       7'h17:
-          \$8  = theta_23;
+          \$26  = theta_23;
       7'h18:
-          \$8  = theta_24;
+          \$26  = theta_24;
       7'h19:
-          \$8  = theta_25;
+          \$26  = theta_25;
       7'h1a:
-          \$8  = theta_26;
+          \$26  = theta_26;
       7'h1b:
-          \$8  = theta_27;
+          \$26  = theta_27;
       7'h1c:
-          \$8  = theta_28;
+          \$26  = theta_28;
       7'h1d:
-          \$8  = theta_29;
+          \$26  = theta_29;
       7'h1e:
-          \$8  = theta_30;
+          \$26  = theta_30;
       7'h1f:
-          \$8  = theta_31;
+          \$26  = theta_31;
       7'h20:
-          \$8  = theta_32;
+          \$26  = theta_32;
       7'h21:
-          \$8  = theta_33;
+          \$26  = theta_33;
       7'h22:
-          \$8  = theta_34;
+          \$26  = theta_34;
       7'h23:
-          \$8  = theta_35;
+          \$26  = theta_35;
       7'h24:
-          \$8  = theta_36;
+          \$26  = theta_36;
       7'h25:
-          \$8  = theta_37;
+          \$26  = theta_37;
       7'h26:
-          \$8  = theta_38;
+          \$26  = theta_38;
       7'h27:
-          \$8  = theta_39;
+          \$26  = theta_39;
       7'h28:
-          \$8  = theta_40;
+          \$26  = theta_40;
       7'h29:
-          \$8  = theta_41;
+          \$26  = theta_41;
       7'h2a:
-          \$8  = theta_42;
+          \$26  = theta_42;
       7'h2b:
-          \$8  = theta_43;
+          \$26  = theta_43;
       7'h2c:
-          \$8  = theta_44;
+          \$26  = theta_44;
       7'h2d:
-          \$8  = theta_45;
+          \$26  = theta_45;
       7'h2e:
-          \$8  = theta_46;
+          \$26  = theta_46;
       7'h2f:
-          \$8  = theta_47;
+          \$26  = theta_47;
       7'h30:
-          \$8  = theta_48;
+          \$26  = theta_48;
       7'h31:
-          \$8  = theta_49;
+          \$26  = theta_49;
       7'h32:
-          \$8  = theta_50;
+          \$26  = theta_50;
       7'h33:
-          \$8  = theta_51;
+          \$26  = theta_51;
       7'h34:
-          \$8  = theta_52;
+          \$26  = theta_52;
       7'h35:
-          \$8  = theta_53;
+          \$26  = theta_53;
       7'h36:
-          \$8  = theta_54;
+          \$26  = theta_54;
       7'h37:
-          \$8  = theta_55;
+          \$26  = theta_55;
       7'h38:
-          \$8  = theta_56;
+          \$26  = theta_56;
       7'h39:
-          \$8  = theta_57;
+          \$26  = theta_57;
       7'h3a:
-          \$8  = theta_58;
+          \$26  = theta_58;
       7'h3b:
-          \$8  = theta_59;
+          \$26  = theta_59;
       7'h3c:
-          \$8  = theta_60;
+          \$26  = theta_60;
       7'h3d:
-          \$8  = theta_61;
+          \$26  = theta_61;
       7'h3e:
-          \$8  = theta_62;
+          \$26  = theta_62;
       7'h3f:
-          \$8  = theta_63;
+          \$26  = theta_63;
       7'h40:
-          \$8  = theta_64;
+          \$26  = theta_64;
       7'h41:
-          \$8  = theta_65;
+          \$26  = theta_65;
       7'h42:
-          \$8  = theta_66;
+          \$26  = theta_66;
       7'h43:
-          \$8  = theta_67;
+          \$26  = theta_67;
       7'h44:
-          \$8  = theta_68;
+          \$26  = theta_68;
       7'h45:
-          \$8  = theta_69;
+          \$26  = theta_69;
       7'h46:
-          \$8  = theta_70;
+          \$26  = theta_70;
       7'h47:
-          \$8  = theta_71;
+          \$26  = theta_71;
       7'h48:
-          \$8  = theta_72;
+          \$26  = theta_72;
       7'h49:
-          \$8  = theta_73;
+          \$26  = theta_73;
       7'h4a:
-          \$8  = theta_74;
+          \$26  = theta_74;
       7'h4b:
-          \$8  = theta_75;
+          \$26  = theta_75;
       7'h4c:
-          \$8  = theta_76;
+          \$26  = theta_76;
       7'h4d:
-          \$8  = theta_77;
+          \$26  = theta_77;
       7'h4e:
-          \$8  = theta_78;
+          \$26  = theta_78;
       7'h4f:
-          \$8  = theta_79;
+          \$26  = theta_79;
       7'h50:
-          \$8  = theta_80;
+          \$26  = theta_80;
       7'h51:
-          \$8  = theta_81;
+          \$26  = theta_81;
       7'h52:
-          \$8  = theta_82;
+          \$26  = theta_82;
       7'h53:
-          \$8  = theta_83;
+          \$26  = theta_83;
       7'h54:
-          \$8  = theta_84;
+          \$26  = theta_84;
       7'h55:
-          \$8  = theta_85;
+          \$26  = theta_85;
       7'h56:
-          \$8  = theta_86;
+          \$26  = theta_86;
       7'h57:
-          \$8  = theta_87;
+          \$26  = theta_87;
       7'h58:
-          \$8  = theta_88;
+          \$26  = theta_88;
       7'h59:
-          \$8  = theta_89;
+          \$26  = theta_89;
       7'h5a:
-          \$8  = theta_90;
+          \$26  = theta_90;
       7'h5b:
-          \$8  = theta_91;
+          \$26  = theta_91;
       7'h5c:
-          \$8  = theta_92;
+          \$26  = theta_92;
       7'h5d:
-          \$8  = theta_93;
+          \$26  = theta_93;
       7'h5e:
-          \$8  = theta_94;
+          \$26  = theta_94;
       7'h5f:
-          \$8  = theta_95;
+          \$26  = theta_95;
       7'h60:
-          \$8  = theta_96;
+          \$26  = theta_96;
       7'h61:
-          \$8  = theta_97;
+          \$26  = theta_97;
       7'h62:
-          \$8  = theta_98;
+          \$26  = theta_98;
       7'h63:
-          \$8  = theta_99;
+          \$26  = theta_99;
       7'h64:
-          \$8  = theta_100;
+          \$26  = theta_100;
       7'h65:
-          \$8  = theta_101;
+          \$26  = theta_101;
       7'h66:
-          \$8  = theta_102;
+          \$26  = theta_102;
       7'h67:
-          \$8  = theta_103;
+          \$26  = theta_103;
       7'h68:
-          \$8  = theta_104;
+          \$26  = theta_104;
       7'h69:
-          \$8  = theta_105;
+          \$26  = theta_105;
       7'h6a:
-          \$8  = theta_106;
+          \$26  = theta_106;
       7'h6b:
-          \$8  = theta_107;
+          \$26  = theta_107;
       7'h6c:
-          \$8  = theta_108;
+          \$26  = theta_108;
       7'h6d:
-          \$8  = theta_109;
+          \$26  = theta_109;
       7'h6e:
-          \$8  = theta_110;
+          \$26  = theta_110;
       7'h6f:
-          \$8  = theta_111;
+          \$26  = theta_111;
       7'h70:
-          \$8  = theta_112;
+          \$26  = theta_112;
       7'h71:
-          \$8  = theta_113;
+          \$26  = theta_113;
       7'h72:
-          \$8  = theta_114;
+          \$26  = theta_114;
       7'h73:
-          \$8  = theta_115;
+          \$26  = theta_115;
       7'h74:
-          \$8  = theta_116;
+          \$26  = theta_116;
       7'h75:
-          \$8  = theta_117;
+          \$26  = theta_117;
       7'h76:
-          \$8  = theta_118;
+          \$26  = theta_118;
       7'h77:
-          \$8  = theta_119;
+          \$26  = theta_119;
       7'h78:
-          \$8  = theta_120;
+          \$26  = theta_120;
       7'h79:
-          \$8  = theta_121;
+          \$26  = theta_121;
       7'h7a:
-          \$8  = theta_122;
+          \$26  = theta_122;
       7'h7b:
-          \$8  = theta_123;
+          \$26  = theta_123;
       7'h7c:
-          \$8  = theta_124;
+          \$26  = theta_124;
       7'h7d:
-          \$8  = theta_125;
+          \$26  = theta_125;
       7'h7e:
-          \$8  = theta_126;
+          \$26  = theta_126;
       7'h7f:
-          \$8  = theta_127;
+          \$26  = theta_127;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (reg_addr[6:0])
+    casez (bus__addr[6:0])
       7'h00:
-          \$12  = flip_0;
+          \$30  = flip_0;
       7'h01:
-          \$12  = flip_1;
+          \$30  = flip_1;
       7'h02:
-          \$12  = flip_2;
+          \$30  = flip_2;
       7'h03:
-          \$12  = flip_3;
+          \$30  = flip_3;
       7'h04:
-          \$12  = flip_4;
+          \$30  = flip_4;
       7'h05:
-          \$12  = flip_5;
+          \$30  = flip_5;
       7'h06:
-          \$12  = flip_6;
+          \$30  = flip_6;
       7'h07:
-          \$12  = flip_7;
+          \$30  = flip_7;
       7'h08:
-          \$12  = flip_8;
+          \$30  = flip_8;
       7'h09:
-          \$12  = flip_9;
+          \$30  = flip_9;
       7'h0a:
-          \$12  = flip_10;
+          \$30  = flip_10;
       7'h0b:
-          \$12  = flip_11;
+          \$30  = flip_11;
       7'h0c:
-          \$12  = flip_12;
+          \$30  = flip_12;
       7'h0d:
-          \$12  = flip_13;
+          \$30  = flip_13;
       7'h0e:
-          \$12  = flip_14;
+          \$30  = flip_14;
       7'h0f:
-          \$12  = flip_15;
+          \$30  = flip_15;
       7'h10:
-          \$12  = flip_16;
+          \$30  = flip_16;
       7'h11:
-          \$12  = flip_17;
+          \$30  = flip_17;
       7'h12:
-          \$12  = flip_18;
+          \$30  = flip_18;
       7'h13:
-          \$12  = flip_19;
+          \$30  = flip_19;
       7'h14:
-          \$12  = flip_20;
+          \$30  = flip_20;
       7'h15:
-          \$12  = flip_21;
+          \$30  = flip_21;
       7'h16:
-          \$12  = flip_22;
+          \$30  = flip_22;
       7'h17:
-          \$12  = flip_23;
+          \$30  = flip_23;
       7'h18:
-          \$12  = flip_24;
+          \$30  = flip_24;
       7'h19:
-          \$12  = flip_25;
+          \$30  = flip_25;
       7'h1a:
-          \$12  = flip_26;
+          \$30  = flip_26;
       7'h1b:
-          \$12  = flip_27;
+          \$30  = flip_27;
       7'h1c:
-          \$12  = flip_28;
+          \$30  = flip_28;
       7'h1d:
-          \$12  = flip_29;
+          \$30  = flip_29;
       7'h1e:
-          \$12  = flip_30;
+          \$30  = flip_30;
       7'h1f:
-          \$12  = flip_31;
+          \$30  = flip_31;
       7'h20:
-          \$12  = flip_32;
+          \$30  = flip_32;
       7'h21:
-          \$12  = flip_33;
+          \$30  = flip_33;
       7'h22:
-          \$12  = flip_34;
+          \$30  = flip_34;
       7'h23:
-          \$12  = flip_35;
+          \$30  = flip_35;
       7'h24:
-          \$12  = flip_36;
+          \$30  = flip_36;
       7'h25:
-          \$12  = flip_37;
+          \$30  = flip_37;
       7'h26:
-          \$12  = flip_38;
+          \$30  = flip_38;
       7'h27:
-          \$12  = flip_39;
+          \$30  = flip_39;
       7'h28:
-          \$12  = flip_40;
+          \$30  = flip_40;
       7'h29:
-          \$12  = flip_41;
+          \$30  = flip_41;
       7'h2a:
-          \$12  = flip_42;
+          \$30  = flip_42;
       7'h2b:
-          \$12  = flip_43;
+          \$30  = flip_43;
       7'h2c:
-          \$12  = flip_44;
+          \$30  = flip_44;
       7'h2d:
-          \$12  = flip_45;
+          \$30  = flip_45;
       7'h2e:
-          \$12  = flip_46;
+          \$30  = flip_46;
       7'h2f:
-          \$12  = flip_47;
+          \$30  = flip_47;
       7'h30:
-          \$12  = flip_48;
+          \$30  = flip_48;
       7'h31:
-          \$12  = flip_49;
+          \$30  = flip_49;
       7'h32:
-          \$12  = flip_50;
+          \$30  = flip_50;
       7'h33:
-          \$12  = flip_51;
+          \$30  = flip_51;
       7'h34:
-          \$12  = flip_52;
+          \$30  = flip_52;
       7'h35:
-          \$12  = flip_53;
+          \$30  = flip_53;
       7'h36:
-          \$12  = flip_54;
+          \$30  = flip_54;
       7'h37:
-          \$12  = flip_55;
+          \$30  = flip_55;
       7'h38:
-          \$12  = flip_56;
+          \$30  = flip_56;
       7'h39:
-          \$12  = flip_57;
+          \$30  = flip_57;
       7'h3a:
-          \$12  = flip_58;
+          \$30  = flip_58;
       7'h3b:
-          \$12  = flip_59;
+          \$30  = flip_59;
       7'h3c:
-          \$12  = flip_60;
+          \$30  = flip_60;
       7'h3d:
-          \$12  = flip_61;
+          \$30  = flip_61;
       7'h3e:
-          \$12  = flip_62;
+          \$30  = flip_62;
       7'h3f:
-          \$12  = flip_63;
+          \$30  = flip_63;
       7'h40:
-          \$12  = flip_64;
+          \$30  = flip_64;
       7'h41:
-          \$12  = flip_65;
+          \$30  = flip_65;
       7'h42:
-          \$12  = flip_66;
+          \$30  = flip_66;
       7'h43:
-          \$12  = flip_67;
+          \$30  = flip_67;
       7'h44:
-          \$12  = flip_68;
+          \$30  = flip_68;
       7'h45:
-          \$12  = flip_69;
+          \$30  = flip_69;
       7'h46:
-          \$12  = flip_70;
+          \$30  = flip_70;
       7'h47:
-          \$12  = flip_71;
+          \$30  = flip_71;
       7'h48:
-          \$12  = flip_72;
+          \$30  = flip_72;
       7'h49:
-          \$12  = flip_73;
+          \$30  = flip_73;
       7'h4a:
-          \$12  = flip_74;
+          \$30  = flip_74;
       7'h4b:
-          \$12  = flip_75;
+          \$30  = flip_75;
       7'h4c:
-          \$12  = flip_76;
+          \$30  = flip_76;
       7'h4d:
-          \$12  = flip_77;
+          \$30  = flip_77;
       7'h4e:
-          \$12  = flip_78;
+          \$30  = flip_78;
       7'h4f:
-          \$12  = flip_79;
+          \$30  = flip_79;
       7'h50:
-          \$12  = flip_80;
+          \$30  = flip_80;
       7'h51:
-          \$12  = flip_81;
+          \$30  = flip_81;
       7'h52:
-          \$12  = flip_82;
+          \$30  = flip_82;
       7'h53:
-          \$12  = flip_83;
+          \$30  = flip_83;
       7'h54:
-          \$12  = flip_84;
+          \$30  = flip_84;
       7'h55:
-          \$12  = flip_85;
+          \$30  = flip_85;
       7'h56:
-          \$12  = flip_86;
+          \$30  = flip_86;
       7'h57:
-          \$12  = flip_87;
+          \$30  = flip_87;
       7'h58:
-          \$12  = flip_88;
+          \$30  = flip_88;
       7'h59:
-          \$12  = flip_89;
+          \$30  = flip_89;
       7'h5a:
-          \$12  = flip_90;
+          \$30  = flip_90;
       7'h5b:
-          \$12  = flip_91;
+          \$30  = flip_91;
       7'h5c:
-          \$12  = flip_92;
+          \$30  = flip_92;
       7'h5d:
-          \$12  = flip_93;
+          \$30  = flip_93;
       7'h5e:
-          \$12  = flip_94;
+          \$30  = flip_94;
       7'h5f:
-          \$12  = flip_95;
+          \$30  = flip_95;
       7'h60:
-          \$12  = flip_96;
+          \$30  = flip_96;
       7'h61:
-          \$12  = flip_97;
+          \$30  = flip_97;
       7'h62:
-          \$12  = flip_98;
+          \$30  = flip_98;
       7'h63:
-          \$12  = flip_99;
+          \$30  = flip_99;
       7'h64:
-          \$12  = flip_100;
+          \$30  = flip_100;
       7'h65:
-          \$12  = flip_101;
+          \$30  = flip_101;
       7'h66:
-          \$12  = flip_102;
+          \$30  = flip_102;
       7'h67:
-          \$12  = flip_103;
+          \$30  = flip_103;
       7'h68:
-          \$12  = flip_104;
+          \$30  = flip_104;
       7'h69:
-          \$12  = flip_105;
+          \$30  = flip_105;
       7'h6a:
-          \$12  = flip_106;
+          \$30  = flip_106;
       7'h6b:
-          \$12  = flip_107;
+          \$30  = flip_107;
       7'h6c:
-          \$12  = flip_108;
+          \$30  = flip_108;
       7'h6d:
-          \$12  = flip_109;
+          \$30  = flip_109;
       7'h6e:
-          \$12  = flip_110;
+          \$30  = flip_110;
       7'h6f:
-          \$12  = flip_111;
+          \$30  = flip_111;
       7'h70:
-          \$12  = flip_112;
+          \$30  = flip_112;
       7'h71:
-          \$12  = flip_113;
+          \$30  = flip_113;
       7'h72:
-          \$12  = flip_114;
+          \$30  = flip_114;
       7'h73:
-          \$12  = flip_115;
+          \$30  = flip_115;
       7'h74:
-          \$12  = flip_116;
+          \$30  = flip_116;
       7'h75:
-          \$12  = flip_117;
+          \$30  = flip_117;
       7'h76:
-          \$12  = flip_118;
+          \$30  = flip_118;
       7'h77:
-          \$12  = flip_119;
+          \$30  = flip_119;
       7'h78:
-          \$12  = flip_120;
+          \$30  = flip_120;
       7'h79:
-          \$12  = flip_121;
+          \$30  = flip_121;
       7'h7a:
-          \$12  = flip_122;
+          \$30  = flip_122;
       7'h7b:
-          \$12  = flip_123;
+          \$30  = flip_123;
       7'h7c:
-          \$12  = flip_124;
+          \$30  = flip_124;
       7'h7d:
-          \$12  = flip_125;
+          \$30  = flip_125;
       7'h7e:
-          \$12  = flip_126;
+          \$30  = flip_126;
       7'h7f:
-          \$12  = flip_127;
+          \$30  = flip_127;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (reg_addr[6:0])
+    casez (bus__addr[6:0])
       7'h00:
-          \$16  = tune_offset_0;
+          \$34  = tune_offset_0;
       7'h01:
-          \$16  = tune_offset_1;
+          \$34  = tune_offset_1;
       7'h02:
-          \$16  = tune_offset_2;
+          \$34  = tune_offset_2;
       7'h03:
-          \$16  = tune_offset_3;
+          \$34  = tune_offset_3;
       7'h04:
-          \$16  = tune_offset_4;
+          \$34  = tune_offset_4;
       7'h05:
-          \$16  = tune_offset_5;
+          \$34  = tune_offset_5;
       7'h06:
-          \$16  = tune_offset_6;
+          \$34  = tune_offset_6;
       7'h07:
-          \$16  = tune_offset_7;
+          \$34  = tune_offset_7;
       7'h08:
-          \$16  = tune_offset_8;
+          \$34  = tune_offset_8;
       7'h09:
-          \$16  = tune_offset_9;
+          \$34  = tune_offset_9;
       7'h0a:
-          \$16  = tune_offset_10;
+          \$34  = tune_offset_10;
       7'h0b:
-          \$16  = tune_offset_11;
+          \$34  = tune_offset_11;
       7'h0c:
-          \$16  = tune_offset_12;
+          \$34  = tune_offset_12;
       7'h0d:
-          \$16  = tune_offset_13;
+          \$34  = tune_offset_13;
       7'h0e:
-          \$16  = tune_offset_14;
+          \$34  = tune_offset_14;
       7'h0f:
-          \$16  = tune_offset_15;
+          \$34  = tune_offset_15;
       7'h10:
-          \$16  = tune_offset_16;
+          \$34  = tune_offset_16;
       7'h11:
-          \$16  = tune_offset_17;
+          \$34  = tune_offset_17;
       7'h12:
-          \$16  = tune_offset_18;
+          \$34  = tune_offset_18;
       7'h13:
-          \$16  = tune_offset_19;
+          \$34  = tune_offset_19;
       7'h14:
-          \$16  = tune_offset_20;
+          \$34  = tune_offset_20;
       7'h15:
-          \$16  = tune_offset_21;
+          \$34  = tune_offset_21;
       7'h16:
-          \$16  = tune_offset_22;
+          \$34  = tune_offset_22;
       7'h17:
-          \$16  = tune_offset_23;
+          \$34  = tune_offset_23;
       7'h18:
-          \$16  = tune_offset_24;
+          \$34  = tune_offset_24;
       7'h19:
-          \$16  = tune_offset_25;
+          \$34  = tune_offset_25;
       7'h1a:
-          \$16  = tune_offset_26;
+          \$34  = tune_offset_26;
       7'h1b:
-          \$16  = tune_offset_27;
+          \$34  = tune_offset_27;
       7'h1c:
-          \$16  = tune_offset_28;
+          \$34  = tune_offset_28;
       7'h1d:
-          \$16  = tune_offset_29;
+          \$34  = tune_offset_29;
       7'h1e:
-          \$16  = tune_offset_30;
+          \$34  = tune_offset_30;
       7'h1f:
-          \$16  = tune_offset_31;
+          \$34  = tune_offset_31;
       7'h20:
-          \$16  = tune_offset_32;
+          \$34  = tune_offset_32;
       7'h21:
-          \$16  = tune_offset_33;
+          \$34  = tune_offset_33;
       7'h22:
-          \$16  = tune_offset_34;
+          \$34  = tune_offset_34;
       7'h23:
-          \$16  = tune_offset_35;
+          \$34  = tune_offset_35;
       7'h24:
-          \$16  = tune_offset_36;
+          \$34  = tune_offset_36;
       7'h25:
-          \$16  = tune_offset_37;
+          \$34  = tune_offset_37;
       7'h26:
-          \$16  = tune_offset_38;
+          \$34  = tune_offset_38;
       7'h27:
-          \$16  = tune_offset_39;
+          \$34  = tune_offset_39;
       7'h28:
-          \$16  = tune_offset_40;
+          \$34  = tune_offset_40;
       7'h29:
-          \$16  = tune_offset_41;
+          \$34  = tune_offset_41;
       7'h2a:
-          \$16  = tune_offset_42;
+          \$34  = tune_offset_42;
       7'h2b:
-          \$16  = tune_offset_43;
+          \$34  = tune_offset_43;
       7'h2c:
-          \$16  = tune_offset_44;
+          \$34  = tune_offset_44;
       7'h2d:
-          \$16  = tune_offset_45;
+          \$34  = tune_offset_45;
       7'h2e:
-          \$16  = tune_offset_46;
+          \$34  = tune_offset_46;
       7'h2f:
-          \$16  = tune_offset_47;
+          \$34  = tune_offset_47;
       7'h30:
-          \$16  = tune_offset_48;
+          \$34  = tune_offset_48;
       7'h31:
-          \$16  = tune_offset_49;
+          \$34  = tune_offset_49;
       7'h32:
-          \$16  = tune_offset_50;
+          \$34  = tune_offset_50;
       7'h33:
-          \$16  = tune_offset_51;
+          \$34  = tune_offset_51;
       7'h34:
-          \$16  = tune_offset_52;
+          \$34  = tune_offset_52;
       7'h35:
-          \$16  = tune_offset_53;
+          \$34  = tune_offset_53;
       7'h36:
-          \$16  = tune_offset_54;
+          \$34  = tune_offset_54;
       7'h37:
-          \$16  = tune_offset_55;
+          \$34  = tune_offset_55;
       7'h38:
-          \$16  = tune_offset_56;
+          \$34  = tune_offset_56;
       7'h39:
-          \$16  = tune_offset_57;
+          \$34  = tune_offset_57;
       7'h3a:
-          \$16  = tune_offset_58;
+          \$34  = tune_offset_58;
       7'h3b:
-          \$16  = tune_offset_59;
+          \$34  = tune_offset_59;
       7'h3c:
-          \$16  = tune_offset_60;
+          \$34  = tune_offset_60;
       7'h3d:
-          \$16  = tune_offset_61;
+          \$34  = tune_offset_61;
       7'h3e:
-          \$16  = tune_offset_62;
+          \$34  = tune_offset_62;
       7'h3f:
-          \$16  = tune_offset_63;
+          \$34  = tune_offset_63;
       7'h40:
-          \$16  = tune_offset_64;
+          \$34  = tune_offset_64;
       7'h41:
-          \$16  = tune_offset_65;
+          \$34  = tune_offset_65;
       7'h42:
-          \$16  = tune_offset_66;
+          \$34  = tune_offset_66;
       7'h43:
-          \$16  = tune_offset_67;
+          \$34  = tune_offset_67;
       7'h44:
-          \$16  = tune_offset_68;
+          \$34  = tune_offset_68;
       7'h45:
-          \$16  = tune_offset_69;
+          \$34  = tune_offset_69;
       7'h46:
-          \$16  = tune_offset_70;
+          \$34  = tune_offset_70;
       7'h47:
-          \$16  = tune_offset_71;
+          \$34  = tune_offset_71;
       7'h48:
-          \$16  = tune_offset_72;
+          \$34  = tune_offset_72;
       7'h49:
-          \$16  = tune_offset_73;
+          \$34  = tune_offset_73;
       7'h4a:
-          \$16  = tune_offset_74;
+          \$34  = tune_offset_74;
       7'h4b:
-          \$16  = tune_offset_75;
+          \$34  = tune_offset_75;
       7'h4c:
-          \$16  = tune_offset_76;
+          \$34  = tune_offset_76;
       7'h4d:
-          \$16  = tune_offset_77;
+          \$34  = tune_offset_77;
       7'h4e:
-          \$16  = tune_offset_78;
+          \$34  = tune_offset_78;
       7'h4f:
-          \$16  = tune_offset_79;
+          \$34  = tune_offset_79;
       7'h50:
-          \$16  = tune_offset_80;
+          \$34  = tune_offset_80;
       7'h51:
-          \$16  = tune_offset_81;
+          \$34  = tune_offset_81;
       7'h52:
-          \$16  = tune_offset_82;
+          \$34  = tune_offset_82;
       7'h53:
-          \$16  = tune_offset_83;
+          \$34  = tune_offset_83;
       7'h54:
-          \$16  = tune_offset_84;
+          \$34  = tune_offset_84;
       7'h55:
-          \$16  = tune_offset_85;
+          \$34  = tune_offset_85;
       7'h56:
-          \$16  = tune_offset_86;
+          \$34  = tune_offset_86;
       7'h57:
-          \$16  = tune_offset_87;
+          \$34  = tune_offset_87;
       7'h58:
-          \$16  = tune_offset_88;
+          \$34  = tune_offset_88;
       7'h59:
-          \$16  = tune_offset_89;
+          \$34  = tune_offset_89;
       7'h5a:
-          \$16  = tune_offset_90;
+          \$34  = tune_offset_90;
       7'h5b:
-          \$16  = tune_offset_91;
+          \$34  = tune_offset_91;
       7'h5c:
-          \$16  = tune_offset_92;
+          \$34  = tune_offset_92;
       7'h5d:
-          \$16  = tune_offset_93;
+          \$34  = tune_offset_93;
       7'h5e:
-          \$16  = tune_offset_94;
+          \$34  = tune_offset_94;
       7'h5f:
-          \$16  = tune_offset_95;
+          \$34  = tune_offset_95;
       7'h60:
-          \$16  = tune_offset_96;
+          \$34  = tune_offset_96;
       7'h61:
-          \$16  = tune_offset_97;
+          \$34  = tune_offset_97;
       7'h62:
-          \$16  = tune_offset_98;
+          \$34  = tune_offset_98;
       7'h63:
-          \$16  = tune_offset_99;
+          \$34  = tune_offset_99;
       7'h64:
-          \$16  = tune_offset_100;
+          \$34  = tune_offset_100;
       7'h65:
-          \$16  = tune_offset_101;
+          \$34  = tune_offset_101;
       7'h66:
-          \$16  = tune_offset_102;
+          \$34  = tune_offset_102;
       7'h67:
-          \$16  = tune_offset_103;
+          \$34  = tune_offset_103;
       7'h68:
-          \$16  = tune_offset_104;
+          \$34  = tune_offset_104;
       7'h69:
-          \$16  = tune_offset_105;
+          \$34  = tune_offset_105;
       7'h6a:
-          \$16  = tune_offset_106;
+          \$34  = tune_offset_106;
       7'h6b:
-          \$16  = tune_offset_107;
+          \$34  = tune_offset_107;
       7'h6c:
-          \$16  = tune_offset_108;
+          \$34  = tune_offset_108;
       7'h6d:
-          \$16  = tune_offset_109;
+          \$34  = tune_offset_109;
       7'h6e:
-          \$16  = tune_offset_110;
+          \$34  = tune_offset_110;
       7'h6f:
-          \$16  = tune_offset_111;
+          \$34  = tune_offset_111;
       7'h70:
-          \$16  = tune_offset_112;
+          \$34  = tune_offset_112;
       7'h71:
-          \$16  = tune_offset_113;
+          \$34  = tune_offset_113;
       7'h72:
-          \$16  = tune_offset_114;
+          \$34  = tune_offset_114;
       7'h73:
-          \$16  = tune_offset_115;
+          \$34  = tune_offset_115;
       7'h74:
-          \$16  = tune_offset_116;
+          \$34  = tune_offset_116;
       7'h75:
-          \$16  = tune_offset_117;
+          \$34  = tune_offset_117;
       7'h76:
-          \$16  = tune_offset_118;
+          \$34  = tune_offset_118;
       7'h77:
-          \$16  = tune_offset_119;
+          \$34  = tune_offset_119;
       7'h78:
-          \$16  = tune_offset_120;
+          \$34  = tune_offset_120;
       7'h79:
-          \$16  = tune_offset_121;
+          \$34  = tune_offset_121;
       7'h7a:
-          \$16  = tune_offset_122;
+          \$34  = tune_offset_122;
       7'h7b:
-          \$16  = tune_offset_123;
+          \$34  = tune_offset_123;
       7'h7c:
-          \$16  = tune_offset_124;
+          \$34  = tune_offset_124;
       7'h7d:
-          \$16  = tune_offset_125;
+          \$34  = tune_offset_125;
       7'h7e:
-          \$16  = tune_offset_126;
+          \$34  = tune_offset_126;
       7'h7f:
-          \$16  = tune_offset_127;
+          \$34  = tune_offset_127;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (in_channel)
+    casez (i__payload[16:10])
       7'h00:
-          \$20  = tune_offset_0;
+          \$38  = tune_offset_0;
       7'h01:
-          \$20  = tune_offset_1;
+          \$38  = tune_offset_1;
       7'h02:
-          \$20  = tune_offset_2;
+          \$38  = tune_offset_2;
       7'h03:
-          \$20  = tune_offset_3;
+          \$38  = tune_offset_3;
       7'h04:
-          \$20  = tune_offset_4;
+          \$38  = tune_offset_4;
       7'h05:
-          \$20  = tune_offset_5;
+          \$38  = tune_offset_5;
       7'h06:
-          \$20  = tune_offset_6;
+          \$38  = tune_offset_6;
       7'h07:
-          \$20  = tune_offset_7;
+          \$38  = tune_offset_7;
       7'h08:
-          \$20  = tune_offset_8;
+          \$38  = tune_offset_8;
       7'h09:
-          \$20  = tune_offset_9;
+          \$38  = tune_offset_9;
       7'h0a:
-          \$20  = tune_offset_10;
+          \$38  = tune_offset_10;
       7'h0b:
-          \$20  = tune_offset_11;
+          \$38  = tune_offset_11;
       7'h0c:
-          \$20  = tune_offset_12;
+          \$38  = tune_offset_12;
       7'h0d:
-          \$20  = tune_offset_13;
+          \$38  = tune_offset_13;
       7'h0e:
-          \$20  = tune_offset_14;
+          \$38  = tune_offset_14;
       7'h0f:
-          \$20  = tune_offset_15;
+          \$38  = tune_offset_15;
       7'h10:
-          \$20  = tune_offset_16;
+          \$38  = tune_offset_16;
       7'h11:
-          \$20  = tune_offset_17;
+          \$38  = tune_offset_17;
       7'h12:
-          \$20  = tune_offset_18;
+          \$38  = tune_offset_18;
       7'h13:
-          \$20  = tune_offset_19;
+          \$38  = tune_offset_19;
       7'h14:
-          \$20  = tune_offset_20;
+          \$38  = tune_offset_20;
       7'h15:
-          \$20  = tune_offset_21;
+          \$38  = tune_offset_21;
       7'h16:
-          \$20  = tune_offset_22;
+          \$38  = tune_offset_22;
       7'h17:
-          \$20  = tune_offset_23;
+          \$38  = tune_offset_23;
       7'h18:
-          \$20  = tune_offset_24;
+          \$38  = tune_offset_24;
       7'h19:
-          \$20  = tune_offset_25;
+          \$38  = tune_offset_25;
       7'h1a:
-          \$20  = tune_offset_26;
+          \$38  = tune_offset_26;
       7'h1b:
-          \$20  = tune_offset_27;
+          \$38  = tune_offset_27;
       7'h1c:
-          \$20  = tune_offset_28;
+          \$38  = tune_offset_28;
       7'h1d:
-          \$20  = tune_offset_29;
+          \$38  = tune_offset_29;
       7'h1e:
-          \$20  = tune_offset_30;
+          \$38  = tune_offset_30;
       7'h1f:
-          \$20  = tune_offset_31;
+          \$38  = tune_offset_31;
       7'h20:
-          \$20  = tune_offset_32;
+          \$38  = tune_offset_32;
       7'h21:
-          \$20  = tune_offset_33;
+          \$38  = tune_offset_33;
       7'h22:
-          \$20  = tune_offset_34;
+          \$38  = tune_offset_34;
       7'h23:
-          \$20  = tune_offset_35;
+          \$38  = tune_offset_35;
       7'h24:
-          \$20  = tune_offset_36;
+          \$38  = tune_offset_36;
       7'h25:
-          \$20  = tune_offset_37;
+          \$38  = tune_offset_37;
       7'h26:
-          \$20  = tune_offset_38;
+          \$38  = tune_offset_38;
       7'h27:
-          \$20  = tune_offset_39;
+          \$38  = tune_offset_39;
       7'h28:
-          \$20  = tune_offset_40;
+          \$38  = tune_offset_40;
       7'h29:
-          \$20  = tune_offset_41;
+          \$38  = tune_offset_41;
       7'h2a:
-          \$20  = tune_offset_42;
+          \$38  = tune_offset_42;
       7'h2b:
-          \$20  = tune_offset_43;
+          \$38  = tune_offset_43;
       7'h2c:
-          \$20  = tune_offset_44;
+          \$38  = tune_offset_44;
       7'h2d:
-          \$20  = tune_offset_45;
+          \$38  = tune_offset_45;
       7'h2e:
-          \$20  = tune_offset_46;
+          \$38  = tune_offset_46;
       7'h2f:
-          \$20  = tune_offset_47;
+          \$38  = tune_offset_47;
       7'h30:
-          \$20  = tune_offset_48;
+          \$38  = tune_offset_48;
       7'h31:
-          \$20  = tune_offset_49;
+          \$38  = tune_offset_49;
       7'h32:
-          \$20  = tune_offset_50;
+          \$38  = tune_offset_50;
       7'h33:
-          \$20  = tune_offset_51;
+          \$38  = tune_offset_51;
       7'h34:
-          \$20  = tune_offset_52;
+          \$38  = tune_offset_52;
       7'h35:
-          \$20  = tune_offset_53;
+          \$38  = tune_offset_53;
       7'h36:
-          \$20  = tune_offset_54;
+          \$38  = tune_offset_54;
       7'h37:
-          \$20  = tune_offset_55;
+          \$38  = tune_offset_55;
       7'h38:
-          \$20  = tune_offset_56;
+          \$38  = tune_offset_56;
       7'h39:
-          \$20  = tune_offset_57;
+          \$38  = tune_offset_57;
       7'h3a:
-          \$20  = tune_offset_58;
+          \$38  = tune_offset_58;
       7'h3b:
-          \$20  = tune_offset_59;
+          \$38  = tune_offset_59;
       7'h3c:
-          \$20  = tune_offset_60;
+          \$38  = tune_offset_60;
       7'h3d:
-          \$20  = tune_offset_61;
+          \$38  = tune_offset_61;
       7'h3e:
-          \$20  = tune_offset_62;
+          \$38  = tune_offset_62;
       7'h3f:
-          \$20  = tune_offset_63;
+          \$38  = tune_offset_63;
       7'h40:
-          \$20  = tune_offset_64;
+          \$38  = tune_offset_64;
       7'h41:
-          \$20  = tune_offset_65;
+          \$38  = tune_offset_65;
       7'h42:
-          \$20  = tune_offset_66;
+          \$38  = tune_offset_66;
       7'h43:
-          \$20  = tune_offset_67;
+          \$38  = tune_offset_67;
       7'h44:
-          \$20  = tune_offset_68;
+          \$38  = tune_offset_68;
       7'h45:
-          \$20  = tune_offset_69;
+          \$38  = tune_offset_69;
       7'h46:
-          \$20  = tune_offset_70;
+          \$38  = tune_offset_70;
       7'h47:
-          \$20  = tune_offset_71;
+          \$38  = tune_offset_71;
       7'h48:
-          \$20  = tune_offset_72;
+          \$38  = tune_offset_72;
       7'h49:
-          \$20  = tune_offset_73;
+          \$38  = tune_offset_73;
       7'h4a:
-          \$20  = tune_offset_74;
+          \$38  = tune_offset_74;
       7'h4b:
-          \$20  = tune_offset_75;
+          \$38  = tune_offset_75;
       7'h4c:
-          \$20  = tune_offset_76;
+          \$38  = tune_offset_76;
       7'h4d:
-          \$20  = tune_offset_77;
+          \$38  = tune_offset_77;
       7'h4e:
-          \$20  = tune_offset_78;
+          \$38  = tune_offset_78;
       7'h4f:
-          \$20  = tune_offset_79;
+          \$38  = tune_offset_79;
       7'h50:
-          \$20  = tune_offset_80;
+          \$38  = tune_offset_80;
       7'h51:
-          \$20  = tune_offset_81;
+          \$38  = tune_offset_81;
       7'h52:
-          \$20  = tune_offset_82;
+          \$38  = tune_offset_82;
       7'h53:
-          \$20  = tune_offset_83;
+          \$38  = tune_offset_83;
       7'h54:
-          \$20  = tune_offset_84;
+          \$38  = tune_offset_84;
       7'h55:
-          \$20  = tune_offset_85;
+          \$38  = tune_offset_85;
       7'h56:
-          \$20  = tune_offset_86;
+          \$38  = tune_offset_86;
       7'h57:
-          \$20  = tune_offset_87;
+          \$38  = tune_offset_87;
       7'h58:
-          \$20  = tune_offset_88;
+          \$38  = tune_offset_88;
       7'h59:
-          \$20  = tune_offset_89;
+          \$38  = tune_offset_89;
       7'h5a:
-          \$20  = tune_offset_90;
+          \$38  = tune_offset_90;
       7'h5b:
-          \$20  = tune_offset_91;
+          \$38  = tune_offset_91;
       7'h5c:
-          \$20  = tune_offset_92;
+          \$38  = tune_offset_92;
       7'h5d:
-          \$20  = tune_offset_93;
+          \$38  = tune_offset_93;
       7'h5e:
-          \$20  = tune_offset_94;
+          \$38  = tune_offset_94;
       7'h5f:
-          \$20  = tune_offset_95;
+          \$38  = tune_offset_95;
       7'h60:
-          \$20  = tune_offset_96;
+          \$38  = tune_offset_96;
       7'h61:
-          \$20  = tune_offset_97;
+          \$38  = tune_offset_97;
       7'h62:
-          \$20  = tune_offset_98;
+          \$38  = tune_offset_98;
       7'h63:
-          \$20  = tune_offset_99;
+          \$38  = tune_offset_99;
       7'h64:
-          \$20  = tune_offset_100;
+          \$38  = tune_offset_100;
       7'h65:
-          \$20  = tune_offset_101;
+          \$38  = tune_offset_101;
       7'h66:
-          \$20  = tune_offset_102;
+          \$38  = tune_offset_102;
       7'h67:
-          \$20  = tune_offset_103;
+          \$38  = tune_offset_103;
       7'h68:
-          \$20  = tune_offset_104;
+          \$38  = tune_offset_104;
       7'h69:
-          \$20  = tune_offset_105;
+          \$38  = tune_offset_105;
       7'h6a:
-          \$20  = tune_offset_106;
+          \$38  = tune_offset_106;
       7'h6b:
-          \$20  = tune_offset_107;
+          \$38  = tune_offset_107;
       7'h6c:
-          \$20  = tune_offset_108;
+          \$38  = tune_offset_108;
       7'h6d:
-          \$20  = tune_offset_109;
+          \$38  = tune_offset_109;
       7'h6e:
-          \$20  = tune_offset_110;
+          \$38  = tune_offset_110;
       7'h6f:
-          \$20  = tune_offset_111;
+          \$38  = tune_offset_111;
       7'h70:
-          \$20  = tune_offset_112;
+          \$38  = tune_offset_112;
       7'h71:
-          \$20  = tune_offset_113;
+          \$38  = tune_offset_113;
       7'h72:
-          \$20  = tune_offset_114;
+          \$38  = tune_offset_114;
       7'h73:
-          \$20  = tune_offset_115;
+          \$38  = tune_offset_115;
       7'h74:
-          \$20  = tune_offset_116;
+          \$38  = tune_offset_116;
       7'h75:
-          \$20  = tune_offset_117;
+          \$38  = tune_offset_117;
       7'h76:
-          \$20  = tune_offset_118;
+          \$38  = tune_offset_118;
       7'h77:
-          \$20  = tune_offset_119;
+          \$38  = tune_offset_119;
       7'h78:
-          \$20  = tune_offset_120;
+          \$38  = tune_offset_120;
       7'h79:
-          \$20  = tune_offset_121;
+          \$38  = tune_offset_121;
       7'h7a:
-          \$20  = tune_offset_122;
+          \$38  = tune_offset_122;
       7'h7b:
-          \$20  = tune_offset_123;
+          \$38  = tune_offset_123;
       7'h7c:
-          \$20  = tune_offset_124;
+          \$38  = tune_offset_124;
       7'h7d:
-          \$20  = tune_offset_125;
+          \$38  = tune_offset_125;
       7'h7e:
-          \$20  = tune_offset_126;
+          \$38  = tune_offset_126;
       7'h7f:
-          \$20  = tune_offset_127;
+          \$38  = tune_offset_127;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (in_channel)
+    casez (i__payload[16:10])
       7'h00:
-          \$21  = theta_0;
+          \$39  = theta_0;
       7'h01:
-          \$21  = theta_1;
+          \$39  = theta_1;
       7'h02:
-          \$21  = theta_2;
+          \$39  = theta_2;
       7'h03:
-          \$21  = theta_3;
+          \$39  = theta_3;
       7'h04:
-          \$21  = theta_4;
+          \$39  = theta_4;
       7'h05:
-          \$21  = theta_5;
+          \$39  = theta_5;
       7'h06:
-          \$21  = theta_6;
+          \$39  = theta_6;
       7'h07:
-          \$21  = theta_7;
+          \$39  = theta_7;
       7'h08:
-          \$21  = theta_8;
+          \$39  = theta_8;
       7'h09:
-          \$21  = theta_9;
+          \$39  = theta_9;
       7'h0a:
-          \$21  = theta_10;
+          \$39  = theta_10;
       7'h0b:
-          \$21  = theta_11;
+          \$39  = theta_11;
       7'h0c:
-          \$21  = theta_12;
+          \$39  = theta_12;
       7'h0d:
-          \$21  = theta_13;
+          \$39  = theta_13;
       7'h0e:
-          \$21  = theta_14;
+          \$39  = theta_14;
       7'h0f:
-          \$21  = theta_15;
+          \$39  = theta_15;
       7'h10:
-          \$21  = theta_16;
+          \$39  = theta_16;
       7'h11:
-          \$21  = theta_17;
+          \$39  = theta_17;
       7'h12:
-          \$21  = theta_18;
+          \$39  = theta_18;
       7'h13:
-          \$21  = theta_19;
+          \$39  = theta_19;
       7'h14:
-          \$21  = theta_20;
+          \$39  = theta_20;
       7'h15:
-          \$21  = theta_21;
+          \$39  = theta_21;
       7'h16:
-          \$21  = theta_22;
+          \$39  = theta_22;
       7'h17:
-          \$21  = theta_23;
+          \$39  = theta_23;
       7'h18:
-          \$21  = theta_24;
+          \$39  = theta_24;
       7'h19:
-          \$21  = theta_25;
+          \$39  = theta_25;
       7'h1a:
-          \$21  = theta_26;
+          \$39  = theta_26;
       7'h1b:
-          \$21  = theta_27;
+          \$39  = theta_27;
       7'h1c:
-          \$21  = theta_28;
+          \$39  = theta_28;
       7'h1d:
-          \$21  = theta_29;
+          \$39  = theta_29;
       7'h1e:
-          \$21  = theta_30;
+          \$39  = theta_30;
       7'h1f:
-          \$21  = theta_31;
+          \$39  = theta_31;
       7'h20:
-          \$21  = theta_32;
+          \$39  = theta_32;
       7'h21:
-          \$21  = theta_33;
+          \$39  = theta_33;
       7'h22:
-          \$21  = theta_34;
+          \$39  = theta_34;
       7'h23:
-          \$21  = theta_35;
+          \$39  = theta_35;
       7'h24:
-          \$21  = theta_36;
+          \$39  = theta_36;
       7'h25:
-          \$21  = theta_37;
+          \$39  = theta_37;
       7'h26:
-          \$21  = theta_38;
+          \$39  = theta_38;
       7'h27:
-          \$21  = theta_39;
+          \$39  = theta_39;
       7'h28:
-          \$21  = theta_40;
+          \$39  = theta_40;
       7'h29:
-          \$21  = theta_41;
+          \$39  = theta_41;
       7'h2a:
-          \$21  = theta_42;
+          \$39  = theta_42;
       7'h2b:
-          \$21  = theta_43;
+          \$39  = theta_43;
       7'h2c:
-          \$21  = theta_44;
+          \$39  = theta_44;
       7'h2d:
-          \$21  = theta_45;
+          \$39  = theta_45;
       7'h2e:
-          \$21  = theta_46;
+          \$39  = theta_46;
       7'h2f:
-          \$21  = theta_47;
+          \$39  = theta_47;
       7'h30:
-          \$21  = theta_48;
+          \$39  = theta_48;
       7'h31:
-          \$21  = theta_49;
+          \$39  = theta_49;
       7'h32:
-          \$21  = theta_50;
+          \$39  = theta_50;
       7'h33:
-          \$21  = theta_51;
+          \$39  = theta_51;
       7'h34:
-          \$21  = theta_52;
+          \$39  = theta_52;
       7'h35:
-          \$21  = theta_53;
+          \$39  = theta_53;
       7'h36:
-          \$21  = theta_54;
+          \$39  = theta_54;
       7'h37:
-          \$21  = theta_55;
+          \$39  = theta_55;
       7'h38:
-          \$21  = theta_56;
+          \$39  = theta_56;
       7'h39:
-          \$21  = theta_57;
+          \$39  = theta_57;
       7'h3a:
-          \$21  = theta_58;
+          \$39  = theta_58;
       7'h3b:
-          \$21  = theta_59;
+          \$39  = theta_59;
       7'h3c:
-          \$21  = theta_60;
+          \$39  = theta_60;
       7'h3d:
-          \$21  = theta_61;
+          \$39  = theta_61;
       7'h3e:
-          \$21  = theta_62;
+          \$39  = theta_62;
       7'h3f:
-          \$21  = theta_63;
+          \$39  = theta_63;
       7'h40:
-          \$21  = theta_64;
+          \$39  = theta_64;
       7'h41:
-          \$21  = theta_65;
+          \$39  = theta_65;
       7'h42:
-          \$21  = theta_66;
+          \$39  = theta_66;
       7'h43:
-          \$21  = theta_67;
+          \$39  = theta_67;
       7'h44:
-          \$21  = theta_68;
+          \$39  = theta_68;
       7'h45:
-          \$21  = theta_69;
+          \$39  = theta_69;
       7'h46:
-          \$21  = theta_70;
+          \$39  = theta_70;
       7'h47:
-          \$21  = theta_71;
+          \$39  = theta_71;
       7'h48:
-          \$21  = theta_72;
+          \$39  = theta_72;
       7'h49:
-          \$21  = theta_73;
+          \$39  = theta_73;
       7'h4a:
-          \$21  = theta_74;
+          \$39  = theta_74;
       7'h4b:
-          \$21  = theta_75;
+          \$39  = theta_75;
       7'h4c:
-          \$21  = theta_76;
+          \$39  = theta_76;
       7'h4d:
-          \$21  = theta_77;
+          \$39  = theta_77;
       7'h4e:
-          \$21  = theta_78;
+          \$39  = theta_78;
       7'h4f:
-          \$21  = theta_79;
+          \$39  = theta_79;
       7'h50:
-          \$21  = theta_80;
+          \$39  = theta_80;
       7'h51:
-          \$21  = theta_81;
+          \$39  = theta_81;
       7'h52:
-          \$21  = theta_82;
+          \$39  = theta_82;
       7'h53:
-          \$21  = theta_83;
+          \$39  = theta_83;
       7'h54:
-          \$21  = theta_84;
+          \$39  = theta_84;
       7'h55:
-          \$21  = theta_85;
+          \$39  = theta_85;
       7'h56:
-          \$21  = theta_86;
+          \$39  = theta_86;
       7'h57:
-          \$21  = theta_87;
+          \$39  = theta_87;
       7'h58:
-          \$21  = theta_88;
+          \$39  = theta_88;
       7'h59:
-          \$21  = theta_89;
+          \$39  = theta_89;
       7'h5a:
-          \$21  = theta_90;
+          \$39  = theta_90;
       7'h5b:
-          \$21  = theta_91;
+          \$39  = theta_91;
       7'h5c:
-          \$21  = theta_92;
+          \$39  = theta_92;
       7'h5d:
-          \$21  = theta_93;
+          \$39  = theta_93;
       7'h5e:
-          \$21  = theta_94;
+          \$39  = theta_94;
       7'h5f:
-          \$21  = theta_95;
+          \$39  = theta_95;
       7'h60:
-          \$21  = theta_96;
+          \$39  = theta_96;
       7'h61:
-          \$21  = theta_97;
+          \$39  = theta_97;
       7'h62:
-          \$21  = theta_98;
+          \$39  = theta_98;
       7'h63:
-          \$21  = theta_99;
+          \$39  = theta_99;
       7'h64:
-          \$21  = theta_100;
+          \$39  = theta_100;
       7'h65:
-          \$21  = theta_101;
+          \$39  = theta_101;
       7'h66:
-          \$21  = theta_102;
+          \$39  = theta_102;
       7'h67:
-          \$21  = theta_103;
+          \$39  = theta_103;
       7'h68:
-          \$21  = theta_104;
+          \$39  = theta_104;
       7'h69:
-          \$21  = theta_105;
+          \$39  = theta_105;
       7'h6a:
-          \$21  = theta_106;
+          \$39  = theta_106;
       7'h6b:
-          \$21  = theta_107;
+          \$39  = theta_107;
       7'h6c:
-          \$21  = theta_108;
+          \$39  = theta_108;
       7'h6d:
-          \$21  = theta_109;
+          \$39  = theta_109;
       7'h6e:
-          \$21  = theta_110;
+          \$39  = theta_110;
       7'h6f:
-          \$21  = theta_111;
+          \$39  = theta_111;
       7'h70:
-          \$21  = theta_112;
+          \$39  = theta_112;
       7'h71:
-          \$21  = theta_113;
+          \$39  = theta_113;
       7'h72:
-          \$21  = theta_114;
+          \$39  = theta_114;
       7'h73:
-          \$21  = theta_115;
+          \$39  = theta_115;
       7'h74:
-          \$21  = theta_116;
+          \$39  = theta_116;
       7'h75:
-          \$21  = theta_117;
+          \$39  = theta_117;
       7'h76:
-          \$21  = theta_118;
+          \$39  = theta_118;
       7'h77:
-          \$21  = theta_119;
+          \$39  = theta_119;
       7'h78:
-          \$21  = theta_120;
+          \$39  = theta_120;
       7'h79:
-          \$21  = theta_121;
+          \$39  = theta_121;
       7'h7a:
-          \$21  = theta_122;
+          \$39  = theta_122;
       7'h7b:
-          \$21  = theta_123;
+          \$39  = theta_123;
       7'h7c:
-          \$21  = theta_124;
+          \$39  = theta_124;
       7'h7d:
-          \$21  = theta_125;
+          \$39  = theta_125;
       7'h7e:
-          \$21  = theta_126;
+          \$39  = theta_126;
       7'h7f:
-          \$21  = theta_127;
+          \$39  = theta_127;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (in_channel)
+    casez (i__payload[16:10])
       7'h00:
-          \$23  = flip_0;
+          \$41  = flip_0;
       7'h01:
-          \$23  = flip_1;
+          \$41  = flip_1;
       7'h02:
-          \$23  = flip_2;
+          \$41  = flip_2;
       7'h03:
-          \$23  = flip_3;
+          \$41  = flip_3;
       7'h04:
-          \$23  = flip_4;
+          \$41  = flip_4;
       7'h05:
-          \$23  = flip_5;
+          \$41  = flip_5;
       7'h06:
-          \$23  = flip_6;
+          \$41  = flip_6;
       7'h07:
-          \$23  = flip_7;
+          \$41  = flip_7;
       7'h08:
-          \$23  = flip_8;
+          \$41  = flip_8;
       7'h09:
-          \$23  = flip_9;
+          \$41  = flip_9;
       7'h0a:
-          \$23  = flip_10;
+          \$41  = flip_10;
       7'h0b:
-          \$23  = flip_11;
+          \$41  = flip_11;
       7'h0c:
-          \$23  = flip_12;
+          \$41  = flip_12;
       7'h0d:
-          \$23  = flip_13;
+          \$41  = flip_13;
       7'h0e:
-          \$23  = flip_14;
+          \$41  = flip_14;
       7'h0f:
-          \$23  = flip_15;
+          \$41  = flip_15;
       7'h10:
-          \$23  = flip_16;
+          \$41  = flip_16;
       7'h11:
-          \$23  = flip_17;
+          \$41  = flip_17;
       7'h12:
-          \$23  = flip_18;
+          \$41  = flip_18;
       7'h13:
-          \$23  = flip_19;
+          \$41  = flip_19;
       7'h14:
-          \$23  = flip_20;
+          \$41  = flip_20;
       7'h15:
-          \$23  = flip_21;
+          \$41  = flip_21;
       7'h16:
-          \$23  = flip_22;
+          \$41  = flip_22;
       7'h17:
-          \$23  = flip_23;
+          \$41  = flip_23;
       7'h18:
-          \$23  = flip_24;
+          \$41  = flip_24;
       7'h19:
-          \$23  = flip_25;
+          \$41  = flip_25;
       7'h1a:
-          \$23  = flip_26;
+          \$41  = flip_26;
       7'h1b:
-          \$23  = flip_27;
+          \$41  = flip_27;
       7'h1c:
-          \$23  = flip_28;
+          \$41  = flip_28;
       7'h1d:
-          \$23  = flip_29;
+          \$41  = flip_29;
       7'h1e:
-          \$23  = flip_30;
+          \$41  = flip_30;
       7'h1f:
-          \$23  = flip_31;
+          \$41  = flip_31;
       7'h20:
-          \$23  = flip_32;
+          \$41  = flip_32;
       7'h21:
-          \$23  = flip_33;
+          \$41  = flip_33;
       7'h22:
-          \$23  = flip_34;
+          \$41  = flip_34;
       7'h23:
-          \$23  = flip_35;
+          \$41  = flip_35;
       7'h24:
-          \$23  = flip_36;
+          \$41  = flip_36;
       7'h25:
-          \$23  = flip_37;
+          \$41  = flip_37;
       7'h26:
-          \$23  = flip_38;
+          \$41  = flip_38;
       7'h27:
-          \$23  = flip_39;
+          \$41  = flip_39;
       7'h28:
-          \$23  = flip_40;
+          \$41  = flip_40;
       7'h29:
-          \$23  = flip_41;
+          \$41  = flip_41;
       7'h2a:
-          \$23  = flip_42;
+          \$41  = flip_42;
       7'h2b:
-          \$23  = flip_43;
+          \$41  = flip_43;
       7'h2c:
-          \$23  = flip_44;
+          \$41  = flip_44;
       7'h2d:
-          \$23  = flip_45;
+          \$41  = flip_45;
       7'h2e:
-          \$23  = flip_46;
+          \$41  = flip_46;
       7'h2f:
-          \$23  = flip_47;
+          \$41  = flip_47;
       7'h30:
-          \$23  = flip_48;
+          \$41  = flip_48;
       7'h31:
-          \$23  = flip_49;
+          \$41  = flip_49;
       7'h32:
-          \$23  = flip_50;
+          \$41  = flip_50;
       7'h33:
-          \$23  = flip_51;
+          \$41  = flip_51;
       7'h34:
-          \$23  = flip_52;
+          \$41  = flip_52;
       7'h35:
-          \$23  = flip_53;
+          \$41  = flip_53;
       7'h36:
-          \$23  = flip_54;
+          \$41  = flip_54;
       7'h37:
-          \$23  = flip_55;
+          \$41  = flip_55;
       7'h38:
-          \$23  = flip_56;
+          \$41  = flip_56;
       7'h39:
-          \$23  = flip_57;
+          \$41  = flip_57;
       7'h3a:
-          \$23  = flip_58;
+          \$41  = flip_58;
       7'h3b:
-          \$23  = flip_59;
+          \$41  = flip_59;
       7'h3c:
-          \$23  = flip_60;
+          \$41  = flip_60;
       7'h3d:
-          \$23  = flip_61;
+          \$41  = flip_61;
       7'h3e:
-          \$23  = flip_62;
+          \$41  = flip_62;
       7'h3f:
-          \$23  = flip_63;
+          \$41  = flip_63;
       7'h40:
-          \$23  = flip_64;
+          \$41  = flip_64;
       7'h41:
-          \$23  = flip_65;
+          \$41  = flip_65;
       7'h42:
-          \$23  = flip_66;
+          \$41  = flip_66;
       7'h43:
-          \$23  = flip_67;
+          \$41  = flip_67;
       7'h44:
-          \$23  = flip_68;
+          \$41  = flip_68;
       7'h45:
-          \$23  = flip_69;
+          \$41  = flip_69;
       7'h46:
-          \$23  = flip_70;
+          \$41  = flip_70;
       7'h47:
-          \$23  = flip_71;
+          \$41  = flip_71;
       7'h48:
-          \$23  = flip_72;
+          \$41  = flip_72;
       7'h49:
-          \$23  = flip_73;
+          \$41  = flip_73;
       7'h4a:
-          \$23  = flip_74;
+          \$41  = flip_74;
       7'h4b:
-          \$23  = flip_75;
+          \$41  = flip_75;
       7'h4c:
-          \$23  = flip_76;
+          \$41  = flip_76;
       7'h4d:
-          \$23  = flip_77;
+          \$41  = flip_77;
       7'h4e:
-          \$23  = flip_78;
+          \$41  = flip_78;
       7'h4f:
-          \$23  = flip_79;
+          \$41  = flip_79;
       7'h50:
-          \$23  = flip_80;
+          \$41  = flip_80;
       7'h51:
-          \$23  = flip_81;
+          \$41  = flip_81;
       7'h52:
-          \$23  = flip_82;
+          \$41  = flip_82;
       7'h53:
-          \$23  = flip_83;
+          \$41  = flip_83;
       7'h54:
-          \$23  = flip_84;
+          \$41  = flip_84;
       7'h55:
-          \$23  = flip_85;
+          \$41  = flip_85;
       7'h56:
-          \$23  = flip_86;
+          \$41  = flip_86;
       7'h57:
-          \$23  = flip_87;
+          \$41  = flip_87;
       7'h58:
-          \$23  = flip_88;
+          \$41  = flip_88;
       7'h59:
-          \$23  = flip_89;
+          \$41  = flip_89;
       7'h5a:
-          \$23  = flip_90;
+          \$41  = flip_90;
       7'h5b:
-          \$23  = flip_91;
+          \$41  = flip_91;
       7'h5c:
-          \$23  = flip_92;
+          \$41  = flip_92;
       7'h5d:
-          \$23  = flip_93;
+          \$41  = flip_93;
       7'h5e:
-          \$23  = flip_94;
+          \$41  = flip_94;
       7'h5f:
-          \$23  = flip_95;
+          \$41  = flip_95;
       7'h60:
-          \$23  = flip_96;
+          \$41  = flip_96;
       7'h61:
-          \$23  = flip_97;
+          \$41  = flip_97;
       7'h62:
-          \$23  = flip_98;
+          \$41  = flip_98;
       7'h63:
-          \$23  = flip_99;
+          \$41  = flip_99;
       7'h64:
-          \$23  = flip_100;
+          \$41  = flip_100;
       7'h65:
-          \$23  = flip_101;
+          \$41  = flip_101;
       7'h66:
-          \$23  = flip_102;
+          \$41  = flip_102;
       7'h67:
-          \$23  = flip_103;
+          \$41  = flip_103;
       7'h68:
-          \$23  = flip_104;
+          \$41  = flip_104;
       7'h69:
-          \$23  = flip_105;
+          \$41  = flip_105;
       7'h6a:
-          \$23  = flip_106;
+          \$41  = flip_106;
       7'h6b:
-          \$23  = flip_107;
+          \$41  = flip_107;
       7'h6c:
-          \$23  = flip_108;
+          \$41  = flip_108;
       7'h6d:
-          \$23  = flip_109;
+          \$41  = flip_109;
       7'h6e:
-          \$23  = flip_110;
+          \$41  = flip_110;
       7'h6f:
-          \$23  = flip_111;
+          \$41  = flip_111;
       7'h70:
-          \$23  = flip_112;
+          \$41  = flip_112;
       7'h71:
-          \$23  = flip_113;
+          \$41  = flip_113;
       7'h72:
-          \$23  = flip_114;
+          \$41  = flip_114;
       7'h73:
-          \$23  = flip_115;
+          \$41  = flip_115;
       7'h74:
-          \$23  = flip_116;
+          \$41  = flip_116;
       7'h75:
-          \$23  = flip_117;
+          \$41  = flip_117;
       7'h76:
-          \$23  = flip_118;
+          \$41  = flip_118;
       7'h77:
-          \$23  = flip_119;
+          \$41  = flip_119;
       7'h78:
-          \$23  = flip_120;
+          \$41  = flip_120;
       7'h79:
-          \$23  = flip_121;
+          \$41  = flip_121;
       7'h7a:
-          \$23  = flip_122;
+          \$41  = flip_122;
       7'h7b:
-          \$23  = flip_123;
+          \$41  = flip_123;
       7'h7c:
-          \$23  = flip_124;
+          \$41  = flip_124;
       7'h7d:
-          \$23  = flip_125;
+          \$41  = flip_125;
       7'h7e:
-          \$23  = flip_126;
+          \$41  = flip_126;
       7'h7f:
-          \$23  = flip_127;
+          \$41  = flip_127;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    read_value = 32'd0;
-    if (\$1 ) begin
-      read_value = 32'd3015704577;
+    bus = 32'd0;
+    if (\$16 ) begin
+      bus = 32'd3015704578;
     end
-    if (\$4 ) begin
-      read_value = 32'd128;
+    if (\$19 ) begin
+      bus = 32'd128;
     end
-    if (\$7 ) begin
-      read_value = { \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8 [14], \$8  };
+    if (\$22 ) begin
+      bus = { 28'h0000000, error_0 };
     end
-    if (\$11 ) begin
-      read_value = { 31'h00000000, \$12  };
+    if (\$25 ) begin
+      bus = { \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26 [14], \$26  };
     end
-    if (\$15 ) begin
-      read_value = { \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16 [14], \$16  };
+    if (\$29 ) begin
+      bus = { 31'h00000000, \$30  };
+    end
+    if (\$33 ) begin
+      bus = { \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34 [14], \$34  };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$793  = theta_0;
-    if (\$26 ) begin
-      \$793  = reg_wdata[14:0];
+    \$817  = o__valid;
+    if (o__ready) begin
+      \$817  = 1'h0;
+    end
+    if (accept) begin
+      if (i__payload[18]) begin
+        \$817  = 1'h1;
+      end
     end
     if (rst) begin
-      \$793  = 15'h008b;
+      \$817  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$794  = theta_1;
-    if (\$28 ) begin
-      \$794  = reg_wdata[14:0];
+    \$818  = \$signal ;
+    if (accept) begin
+      \$818  = \$42 ;
     end
     if (rst) begin
-      \$794  = 15'h7f79;
+      \$818  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$795  = theta_2;
-    if (\$30 ) begin
-      \$795  = reg_wdata[14:0];
+    \$819  = open_channel;
+    if (accept) begin
+      \$819  = i__payload[16:10];
     end
     if (rst) begin
-      \$795  = 15'h7ed2;
+      \$819  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$796  = theta_3;
-    if (\$32 ) begin
-      \$796  = reg_wdata[14:0];
-    end
+    \$820  = \$48 ;
     if (rst) begin
-      \$796  = 15'h0051;
+      \$820  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$797  = theta_4;
-    if (\$34 ) begin
-      \$797  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$797  = 15'h00e2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$798  = theta_5;
-    if (\$36 ) begin
-      \$798  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$798  = 15'h004b;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$799  = theta_6;
-    if (\$38 ) begin
-      \$799  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$799  = 15'h007f;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$800  = theta_7;
-    if (\$40 ) begin
-      \$800  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$800  = 15'h7fa3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$801  = theta_8;
-    if (\$42 ) begin
-      \$801  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$801  = 15'h7f6a;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$802  = theta_9;
-    if (\$44 ) begin
-      \$802  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$802  = 15'h7fed;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$803  = theta_10;
-    if (\$46 ) begin
-      \$803  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$803  = 15'h7fe8;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$804  = theta_11;
-    if (\$48 ) begin
-      \$804  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$804  = 15'h7f0d;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$805  = theta_12;
+    \$821  = theta_0;
     if (\$50 ) begin
-      \$805  = reg_wdata[14:0];
+      \$821  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$805  = 15'h003a;
+      \$821  = 15'h008b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$806  = theta_13;
+    \$822  = theta_1;
     if (\$52 ) begin
-      \$806  = reg_wdata[14:0];
+      \$822  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$806  = 15'h0142;
+      \$822  = 15'h7f79;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$807  = theta_14;
+    \$823  = theta_2;
     if (\$54 ) begin
-      \$807  = reg_wdata[14:0];
+      \$823  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$807  = 15'h7fd8;
+      \$823  = 15'h7ed2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$808  = theta_15;
+    \$824  = theta_3;
     if (\$56 ) begin
-      \$808  = reg_wdata[14:0];
+      \$824  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$808  = 15'h7fae;
+      \$824  = 15'h0051;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$809  = theta_16;
+    \$825  = theta_4;
     if (\$58 ) begin
-      \$809  = reg_wdata[14:0];
+      \$825  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$809  = 15'h002e;
+      \$825  = 15'h00e2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$810  = theta_17;
+    \$826  = theta_5;
     if (\$60 ) begin
-      \$810  = reg_wdata[14:0];
+      \$826  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$810  = 15'h7fee;
+      \$826  = 15'h004b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$811  = theta_18;
+    \$827  = theta_6;
     if (\$62 ) begin
-      \$811  = reg_wdata[14:0];
+      \$827  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$811  = 15'h7fed;
+      \$827  = 15'h007f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$812  = theta_19;
+    \$828  = theta_7;
     if (\$64 ) begin
-      \$812  = reg_wdata[14:0];
+      \$828  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$812  = 15'h00b1;
+      \$828  = 15'h7fa3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$813  = theta_20;
+    \$829  = theta_8;
     if (\$66 ) begin
-      \$813  = reg_wdata[14:0];
+      \$829  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$813  = 15'h00af;
+      \$829  = 15'h7f6a;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$814  = theta_21;
+    \$830  = theta_9;
     if (\$68 ) begin
-      \$814  = reg_wdata[14:0];
+      \$830  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$814  = 15'h0013;
+      \$830  = 15'h7fed;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$815  = theta_22;
+    \$831  = theta_10;
     if (\$70 ) begin
-      \$815  = reg_wdata[14:0];
+      \$831  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$815  = 15'h7ff4;
+      \$831  = 15'h7fe8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$816  = theta_23;
+    \$832  = theta_11;
     if (\$72 ) begin
-      \$816  = reg_wdata[14:0];
+      \$832  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$816  = 15'h0045;
+      \$832  = 15'h7f0d;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$817  = theta_24;
+    \$833  = theta_12;
     if (\$74 ) begin
-      \$817  = reg_wdata[14:0];
+      \$833  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$817  = 15'h01d3;
+      \$833  = 15'h003a;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$818  = theta_25;
+    \$834  = theta_13;
     if (\$76 ) begin
-      \$818  = reg_wdata[14:0];
+      \$834  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$818  = 15'h7f09;
+      \$834  = 15'h0142;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$819  = theta_26;
+    \$835  = theta_14;
     if (\$78 ) begin
-      \$819  = reg_wdata[14:0];
+      \$835  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$819  = 15'h0015;
+      \$835  = 15'h7fd8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$820  = theta_27;
+    \$836  = theta_15;
     if (\$80 ) begin
-      \$820  = reg_wdata[14:0];
+      \$836  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$820  = 15'h7fef;
+      \$836  = 15'h7fae;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$821  = theta_28;
+    \$837  = theta_16;
     if (\$82 ) begin
-      \$821  = reg_wdata[14:0];
+      \$837  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$821  = 15'h0044;
+      \$837  = 15'h002e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$822  = theta_29;
+    \$838  = theta_17;
     if (\$84 ) begin
-      \$822  = reg_wdata[14:0];
+      \$838  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$822  = 15'h7f21;
+      \$838  = 15'h7fee;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$823  = theta_30;
+    \$839  = theta_18;
     if (\$86 ) begin
-      \$823  = reg_wdata[14:0];
+      \$839  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$823  = 15'h0065;
+      \$839  = 15'h7fed;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$824  = theta_31;
+    \$840  = theta_19;
     if (\$88 ) begin
-      \$824  = reg_wdata[14:0];
+      \$840  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$824  = 15'h0046;
+      \$840  = 15'h00b1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$825  = theta_32;
+    \$841  = theta_20;
     if (\$90 ) begin
-      \$825  = reg_wdata[14:0];
+      \$841  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$825  = 15'h7e08;
+      \$841  = 15'h00af;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$826  = theta_33;
+    \$842  = theta_21;
     if (\$92 ) begin
-      \$826  = reg_wdata[14:0];
+      \$842  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$826  = 15'h00d8;
+      \$842  = 15'h0013;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$827  = theta_34;
+    \$843  = theta_22;
     if (\$94 ) begin
-      \$827  = reg_wdata[14:0];
+      \$843  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$827  = 15'h7f9b;
+      \$843  = 15'h7ff4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$828  = theta_35;
+    \$844  = theta_23;
     if (\$96 ) begin
-      \$828  = reg_wdata[14:0];
+      \$844  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$828  = 15'h0106;
+      \$844  = 15'h0045;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$829  = theta_36;
+    \$845  = theta_24;
     if (\$98 ) begin
-      \$829  = reg_wdata[14:0];
+      \$845  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$829  = 15'h7f8b;
+      \$845  = 15'h01d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$830  = theta_37;
+    \$846  = theta_25;
     if (\$100 ) begin
-      \$830  = reg_wdata[14:0];
+      \$846  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$830  = 15'h7ff9;
+      \$846  = 15'h7f09;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$831  = theta_38;
+    \$847  = theta_26;
     if (\$102 ) begin
-      \$831  = reg_wdata[14:0];
+      \$847  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$831  = 15'h7f9b;
+      \$847  = 15'h0015;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$832  = theta_39;
+    \$848  = theta_27;
     if (\$104 ) begin
-      \$832  = reg_wdata[14:0];
+      \$848  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$832  = 15'h7fde;
+      \$848  = 15'h7fef;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$833  = theta_40;
+    \$849  = theta_28;
     if (\$106 ) begin
-      \$833  = reg_wdata[14:0];
+      \$849  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$833  = 15'h0048;
+      \$849  = 15'h0044;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$834  = theta_41;
+    \$850  = theta_29;
     if (\$108 ) begin
-      \$834  = reg_wdata[14:0];
+      \$850  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$834  = 15'h7fdf;
+      \$850  = 15'h7f21;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$835  = theta_42;
+    \$851  = theta_30;
     if (\$110 ) begin
-      \$835  = reg_wdata[14:0];
+      \$851  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$835  = 15'h7fe9;
+      \$851  = 15'h0065;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$836  = theta_43;
+    \$852  = theta_31;
     if (\$112 ) begin
-      \$836  = reg_wdata[14:0];
+      \$852  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$836  = 15'h000e;
+      \$852  = 15'h0046;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$837  = theta_44;
+    \$853  = theta_32;
     if (\$114 ) begin
-      \$837  = reg_wdata[14:0];
+      \$853  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$837  = 15'h7f83;
+      \$853  = 15'h7e08;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$838  = theta_45;
+    \$854  = theta_33;
     if (\$116 ) begin
-      \$838  = reg_wdata[14:0];
+      \$854  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$838  = 15'h7f6c;
+      \$854  = 15'h00d8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$839  = theta_46;
+    \$855  = theta_34;
     if (\$118 ) begin
-      \$839  = reg_wdata[14:0];
+      \$855  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$839  = 15'h0099;
+      \$855  = 15'h7f9b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$840  = theta_47;
+    \$856  = theta_35;
     if (\$120 ) begin
-      \$840  = reg_wdata[14:0];
+      \$856  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$840  = 15'h00ad;
+      \$856  = 15'h0106;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$841  = theta_48;
+    \$857  = theta_36;
     if (\$122 ) begin
-      \$841  = reg_wdata[14:0];
+      \$857  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$841  = 15'h7ffe;
+      \$857  = 15'h7f8b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$842  = theta_49;
+    \$858  = theta_37;
     if (\$124 ) begin
-      \$842  = reg_wdata[14:0];
+      \$858  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$842  = 15'h7f40;
+      \$858  = 15'h7ff9;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$843  = theta_50;
+    \$859  = theta_38;
     if (\$126 ) begin
-      \$843  = reg_wdata[14:0];
+      \$859  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$843  = 15'h0051;
+      \$859  = 15'h7f9b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$844  = theta_51;
+    \$860  = theta_39;
     if (\$128 ) begin
-      \$844  = reg_wdata[14:0];
+      \$860  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$844  = 15'h00da;
+      \$860  = 15'h7fde;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$845  = theta_52;
+    \$861  = theta_40;
     if (\$130 ) begin
-      \$845  = reg_wdata[14:0];
+      \$861  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$845  = 15'h7fac;
+      \$861  = 15'h0048;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$846  = theta_53;
+    \$862  = theta_41;
     if (\$132 ) begin
-      \$846  = reg_wdata[14:0];
+      \$862  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$846  = 15'h7f9f;
+      \$862  = 15'h7fdf;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$847  = theta_54;
+    \$863  = theta_42;
     if (\$134 ) begin
-      \$847  = reg_wdata[14:0];
+      \$863  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$847  = 15'h7f52;
+      \$863  = 15'h7fe9;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$848  = theta_55;
+    \$864  = theta_43;
     if (\$136 ) begin
-      \$848  = reg_wdata[14:0];
+      \$864  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$848  = 15'h7f79;
+      \$864  = 15'h000e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$849  = theta_56;
+    \$865  = theta_44;
     if (\$138 ) begin
-      \$849  = reg_wdata[14:0];
+      \$865  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$849  = 15'h0006;
+      \$865  = 15'h7f83;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$850  = theta_57;
+    \$866  = theta_45;
     if (\$140 ) begin
-      \$850  = reg_wdata[14:0];
+      \$866  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$850  = 15'h0302;
+      \$866  = 15'h7f6c;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$851  = theta_58;
+    \$867  = theta_46;
     if (\$142 ) begin
-      \$851  = reg_wdata[14:0];
+      \$867  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$851  = 15'h7fe3;
+      \$867  = 15'h0099;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$852  = theta_59;
+    \$868  = theta_47;
     if (\$144 ) begin
-      \$852  = reg_wdata[14:0];
+      \$868  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$852  = 15'h0044;
+      \$868  = 15'h00ad;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$853  = theta_60;
+    \$869  = theta_48;
     if (\$146 ) begin
-      \$853  = reg_wdata[14:0];
+      \$869  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$853  = 15'h0045;
+      \$869  = 15'h7ffe;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$854  = theta_61;
+    \$870  = theta_49;
     if (\$148 ) begin
-      \$854  = reg_wdata[14:0];
+      \$870  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$854  = 15'h0001;
+      \$870  = 15'h7f40;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$855  = theta_62;
+    \$871  = theta_50;
     if (\$150 ) begin
-      \$855  = reg_wdata[14:0];
+      \$871  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$855  = 15'h7f7b;
+      \$871  = 15'h0051;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$856  = theta_63;
+    \$872  = theta_51;
     if (\$152 ) begin
-      \$856  = reg_wdata[14:0];
+      \$872  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$856  = 15'h0098;
+      \$872  = 15'h00da;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$857  = theta_64;
+    \$873  = theta_52;
     if (\$154 ) begin
-      \$857  = reg_wdata[14:0];
+      \$873  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$857  = 15'h7e80;
+      \$873  = 15'h7fac;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$858  = theta_65;
+    \$874  = theta_53;
     if (\$156 ) begin
-      \$858  = reg_wdata[14:0];
+      \$874  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$858  = 15'h009d;
+      \$874  = 15'h7f9f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$859  = theta_66;
+    \$875  = theta_54;
     if (\$158 ) begin
-      \$859  = reg_wdata[14:0];
+      \$875  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$859  = 15'h0029;
+      \$875  = 15'h7f52;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$860  = theta_67;
+    \$876  = theta_55;
     if (\$160 ) begin
-      \$860  = reg_wdata[14:0];
+      \$876  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$860  = 15'h00eb;
+      \$876  = 15'h7f79;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$861  = theta_68;
+    \$877  = theta_56;
     if (\$162 ) begin
-      \$861  = reg_wdata[14:0];
+      \$877  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$861  = 15'h0091;
+      \$877  = 15'h0006;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$862  = theta_69;
+    \$878  = theta_57;
     if (\$164 ) begin
-      \$862  = reg_wdata[14:0];
+      \$878  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$862  = 15'h7f91;
+      \$878  = 15'h0302;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$863  = theta_70;
+    \$879  = theta_58;
     if (\$166 ) begin
-      \$863  = reg_wdata[14:0];
+      \$879  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$863  = 15'h7ee7;
+      \$879  = 15'h7fe3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$864  = theta_71;
+    \$880  = theta_59;
     if (\$168 ) begin
-      \$864  = reg_wdata[14:0];
+      \$880  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$864  = 15'h7e85;
+      \$880  = 15'h0044;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$865  = theta_72;
+    \$881  = theta_60;
     if (\$170 ) begin
-      \$865  = reg_wdata[14:0];
+      \$881  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$865  = 15'h7faf;
+      \$881  = 15'h0045;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$866  = theta_73;
+    \$882  = theta_61;
     if (\$172 ) begin
-      \$866  = reg_wdata[14:0];
+      \$882  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$866  = 15'h0060;
+      \$882  = 15'h0001;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$867  = theta_74;
+    \$883  = theta_62;
     if (\$174 ) begin
-      \$867  = reg_wdata[14:0];
+      \$883  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$867  = 15'h00a1;
+      \$883  = 15'h7f7b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$868  = theta_75;
+    \$884  = theta_63;
     if (\$176 ) begin
-      \$868  = reg_wdata[14:0];
+      \$884  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$868  = 15'h00b9;
+      \$884  = 15'h0098;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$869  = theta_76;
+    \$885  = theta_64;
     if (\$178 ) begin
-      \$869  = reg_wdata[14:0];
+      \$885  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$869  = 15'h002f;
+      \$885  = 15'h7e80;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$870  = theta_77;
+    \$886  = theta_65;
     if (\$180 ) begin
-      \$870  = reg_wdata[14:0];
+      \$886  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$870  = 15'h7f9f;
+      \$886  = 15'h009d;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$871  = theta_78;
+    \$887  = theta_66;
     if (\$182 ) begin
-      \$871  = reg_wdata[14:0];
+      \$887  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$871  = 15'h7fb5;
+      \$887  = 15'h0029;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$872  = theta_79;
+    \$888  = theta_67;
     if (\$184 ) begin
-      \$872  = reg_wdata[14:0];
+      \$888  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$872  = 15'h002e;
+      \$888  = 15'h00eb;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$873  = theta_80;
+    \$889  = theta_68;
     if (\$186 ) begin
-      \$873  = reg_wdata[14:0];
+      \$889  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$873  = 15'h7f17;
+      \$889  = 15'h0091;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$874  = theta_81;
+    \$890  = theta_69;
     if (\$188 ) begin
-      \$874  = reg_wdata[14:0];
+      \$890  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$874  = 15'h002d;
+      \$890  = 15'h7f91;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$875  = theta_82;
+    \$891  = theta_70;
     if (\$190 ) begin
-      \$875  = reg_wdata[14:0];
+      \$891  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$875  = 15'h011f;
+      \$891  = 15'h7ee7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$876  = theta_83;
+    \$892  = theta_71;
     if (\$192 ) begin
-      \$876  = reg_wdata[14:0];
+      \$892  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$876  = 15'h7f81;
+      \$892  = 15'h7e85;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$877  = theta_84;
+    \$893  = theta_72;
     if (\$194 ) begin
-      \$877  = reg_wdata[14:0];
+      \$893  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$877  = 15'h7ff6;
+      \$893  = 15'h7faf;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$878  = theta_85;
+    \$894  = theta_73;
     if (\$196 ) begin
-      \$878  = reg_wdata[14:0];
+      \$894  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$878  = 15'h0026;
+      \$894  = 15'h0060;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$879  = theta_86;
+    \$895  = theta_74;
     if (\$198 ) begin
-      \$879  = reg_wdata[14:0];
+      \$895  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$879  = 15'h7ff6;
+      \$895  = 15'h00a1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$880  = theta_87;
+    \$896  = theta_75;
     if (\$200 ) begin
-      \$880  = reg_wdata[14:0];
+      \$896  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$880  = 15'h7f95;
+      \$896  = 15'h00b9;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$881  = theta_88;
+    \$897  = theta_76;
     if (\$202 ) begin
-      \$881  = reg_wdata[14:0];
+      \$897  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$881  = 15'h01d4;
+      \$897  = 15'h002f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$882  = theta_89;
+    \$898  = theta_77;
     if (\$204 ) begin
-      \$882  = reg_wdata[14:0];
+      \$898  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$882  = 15'h7ff4;
+      \$898  = 15'h7f9f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$883  = theta_90;
+    \$899  = theta_78;
     if (\$206 ) begin
-      \$883  = reg_wdata[14:0];
+      \$899  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$883  = 15'h7fa7;
+      \$899  = 15'h7fb5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$884  = theta_91;
+    \$900  = theta_79;
     if (\$208 ) begin
-      \$884  = reg_wdata[14:0];
+      \$900  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$884  = 15'h7f90;
+      \$900  = 15'h002e;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$885  = theta_92;
+    \$901  = theta_80;
     if (\$210 ) begin
-      \$885  = reg_wdata[14:0];
+      \$901  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$885  = 15'h05bc;
+      \$901  = 15'h7f17;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$886  = theta_93;
+    \$902  = theta_81;
     if (\$212 ) begin
-      \$886  = reg_wdata[14:0];
+      \$902  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$886  = 15'h0086;
+      \$902  = 15'h002d;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$887  = theta_94;
+    \$903  = theta_82;
     if (\$214 ) begin
-      \$887  = reg_wdata[14:0];
+      \$903  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$887  = 15'h7fd1;
+      \$903  = 15'h011f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$888  = theta_95;
+    \$904  = theta_83;
     if (\$216 ) begin
-      \$888  = reg_wdata[14:0];
+      \$904  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$888  = 15'h7f57;
+      \$904  = 15'h7f81;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$889  = theta_96;
+    \$905  = theta_84;
     if (\$218 ) begin
-      \$889  = reg_wdata[14:0];
+      \$905  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$889  = 15'h0039;
+      \$905  = 15'h7ff6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$890  = theta_97;
+    \$906  = theta_85;
     if (\$220 ) begin
-      \$890  = reg_wdata[14:0];
+      \$906  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$890  = 15'h7f71;
+      \$906  = 15'h0026;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$891  = theta_98;
+    \$907  = theta_86;
     if (\$222 ) begin
-      \$891  = reg_wdata[14:0];
+      \$907  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$891  = 15'h0041;
+      \$907  = 15'h7ff6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$892  = theta_99;
+    \$908  = theta_87;
     if (\$224 ) begin
-      \$892  = reg_wdata[14:0];
+      \$908  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$892  = 15'h003a;
+      \$908  = 15'h7f95;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$893  = theta_100;
+    \$909  = theta_88;
     if (\$226 ) begin
-      \$893  = reg_wdata[14:0];
+      \$909  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$893  = 15'h0069;
+      \$909  = 15'h01d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$894  = theta_101;
+    \$910  = theta_89;
     if (\$228 ) begin
-      \$894  = reg_wdata[14:0];
+      \$910  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$894  = 15'h7f7d;
+      \$910  = 15'h7ff4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$895  = theta_102;
+    \$911  = theta_90;
     if (\$230 ) begin
-      \$895  = reg_wdata[14:0];
+      \$911  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$895  = 15'h000c;
+      \$911  = 15'h7fa7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$896  = theta_103;
+    \$912  = theta_91;
     if (\$232 ) begin
-      \$896  = reg_wdata[14:0];
+      \$912  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$896  = 15'h0099;
+      \$912  = 15'h7f90;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$897  = theta_104;
+    \$913  = theta_92;
     if (\$234 ) begin
-      \$897  = reg_wdata[14:0];
+      \$913  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$897  = 15'h001a;
+      \$913  = 15'h05bc;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$898  = theta_105;
+    \$914  = theta_93;
     if (\$236 ) begin
-      \$898  = reg_wdata[14:0];
+      \$914  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$898  = 15'h6e00;
+      \$914  = 15'h0086;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$899  = theta_106;
+    \$915  = theta_94;
     if (\$238 ) begin
-      \$899  = reg_wdata[14:0];
+      \$915  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$899  = 15'h7f68;
+      \$915  = 15'h7fd1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$900  = theta_107;
+    \$916  = theta_95;
     if (\$240 ) begin
-      \$900  = reg_wdata[14:0];
+      \$916  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$900  = 15'h7b16;
+      \$916  = 15'h7f57;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$901  = theta_108;
+    \$917  = theta_96;
     if (\$242 ) begin
-      \$901  = reg_wdata[14:0];
+      \$917  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$901  = 15'h7f30;
+      \$917  = 15'h0039;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$902  = theta_109;
+    \$918  = theta_97;
     if (\$244 ) begin
-      \$902  = reg_wdata[14:0];
+      \$918  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$902  = 15'h0022;
+      \$918  = 15'h7f71;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$903  = theta_110;
+    \$919  = theta_98;
     if (\$246 ) begin
-      \$903  = reg_wdata[14:0];
+      \$919  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$903  = 15'h763f;
+      \$919  = 15'h0041;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$904  = theta_111;
+    \$920  = theta_99;
     if (\$248 ) begin
-      \$904  = reg_wdata[14:0];
+      \$920  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$904  = 15'h000b;
+      \$920  = 15'h003a;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$905  = theta_112;
+    \$921  = theta_100;
     if (\$250 ) begin
-      \$905  = reg_wdata[14:0];
+      \$921  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$905  = 15'h003b;
+      \$921  = 15'h0069;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$906  = theta_113;
+    \$922  = theta_101;
     if (\$252 ) begin
-      \$906  = reg_wdata[14:0];
+      \$922  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$906  = 15'h7b19;
+      \$922  = 15'h7f7d;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$907  = theta_114;
+    \$923  = theta_102;
     if (\$254 ) begin
-      \$907  = reg_wdata[14:0];
+      \$923  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$907  = 15'h7e70;
+      \$923  = 15'h000c;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$908  = theta_115;
+    \$924  = theta_103;
     if (\$256 ) begin
-      \$908  = reg_wdata[14:0];
+      \$924  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$908  = 15'h0014;
+      \$924  = 15'h0099;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$909  = theta_116;
+    \$925  = theta_104;
     if (\$258 ) begin
-      \$909  = reg_wdata[14:0];
+      \$925  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$909  = 15'h7fde;
+      \$925  = 15'h001a;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$910  = theta_117;
+    \$926  = theta_105;
     if (\$260 ) begin
-      \$910  = reg_wdata[14:0];
+      \$926  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$910  = 15'h7fd7;
+      \$926  = 15'h6e00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$911  = theta_118;
+    \$927  = theta_106;
     if (\$262 ) begin
-      \$911  = reg_wdata[14:0];
+      \$927  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$911  = 15'h7fb4;
+      \$927  = 15'h7f68;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$912  = theta_119;
+    \$928  = theta_107;
     if (\$264 ) begin
-      \$912  = reg_wdata[14:0];
+      \$928  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$912  = 15'h7b88;
+      \$928  = 15'h7b16;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$913  = theta_120;
+    \$929  = theta_108;
     if (\$266 ) begin
-      \$913  = reg_wdata[14:0];
+      \$929  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$913  = 15'h01d7;
+      \$929  = 15'h7f30;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$914  = theta_121;
+    \$930  = theta_109;
     if (\$268 ) begin
-      \$914  = reg_wdata[14:0];
+      \$930  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$914  = 15'h0528;
+      \$930  = 15'h0022;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$915  = theta_122;
+    \$931  = theta_110;
     if (\$270 ) begin
-      \$915  = reg_wdata[14:0];
+      \$931  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$915  = 15'h7fc8;
+      \$931  = 15'h763f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$916  = theta_123;
+    \$932  = theta_111;
     if (\$272 ) begin
-      \$916  = reg_wdata[14:0];
+      \$932  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$916  = 15'h7f8f;
+      \$932  = 15'h000b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$917  = theta_124;
+    \$933  = theta_112;
     if (\$274 ) begin
-      \$917  = reg_wdata[14:0];
+      \$933  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$917  = 15'h000d;
+      \$933  = 15'h003b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$918  = theta_125;
+    \$934  = theta_113;
     if (\$276 ) begin
-      \$918  = reg_wdata[14:0];
+      \$934  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$918  = 15'h004b;
+      \$934  = 15'h7b19;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$919  = theta_126;
+    \$935  = theta_114;
     if (\$278 ) begin
-      \$919  = reg_wdata[14:0];
+      \$935  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$919  = 15'h7fe0;
+      \$935  = 15'h7e70;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$920  = theta_127;
+    \$936  = theta_115;
     if (\$280 ) begin
-      \$920  = reg_wdata[14:0];
+      \$936  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$920  = 15'h7f86;
+      \$936  = 15'h0014;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$921  = flip_0;
+    \$937  = theta_116;
     if (\$282 ) begin
-      \$921  = reg_wdata[0];
+      \$937  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$921  = 1'h0;
+      \$937  = 15'h7fde;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$922  = flip_1;
+    \$938  = theta_117;
     if (\$284 ) begin
-      \$922  = reg_wdata[0];
+      \$938  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$922  = 1'h0;
+      \$938  = 15'h7fd7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$923  = flip_2;
+    \$939  = theta_118;
     if (\$286 ) begin
-      \$923  = reg_wdata[0];
+      \$939  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$923  = 1'h0;
+      \$939  = 15'h7fb4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$924  = flip_3;
+    \$940  = theta_119;
     if (\$288 ) begin
-      \$924  = reg_wdata[0];
+      \$940  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$924  = 1'h0;
+      \$940  = 15'h7b88;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$925  = flip_4;
+    \$941  = theta_120;
     if (\$290 ) begin
-      \$925  = reg_wdata[0];
+      \$941  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$925  = 1'h1;
+      \$941  = 15'h01d7;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$926  = flip_5;
+    \$942  = theta_121;
     if (\$292 ) begin
-      \$926  = reg_wdata[0];
+      \$942  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$926  = 1'h0;
+      \$942  = 15'h0528;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$927  = flip_6;
+    \$943  = theta_122;
     if (\$294 ) begin
-      \$927  = reg_wdata[0];
+      \$943  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$927  = 1'h0;
+      \$943  = 15'h7fc8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$928  = flip_7;
+    \$944  = theta_123;
     if (\$296 ) begin
-      \$928  = reg_wdata[0];
+      \$944  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$928  = 1'h0;
+      \$944  = 15'h7f8f;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$929  = flip_8;
+    \$945  = theta_124;
     if (\$298 ) begin
-      \$929  = reg_wdata[0];
+      \$945  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$929  = 1'h1;
+      \$945  = 15'h000d;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$930  = flip_9;
+    \$946  = theta_125;
     if (\$300 ) begin
-      \$930  = reg_wdata[0];
+      \$946  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$930  = 1'h0;
+      \$946  = 15'h004b;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$931  = flip_10;
+    \$947  = theta_126;
     if (\$302 ) begin
-      \$931  = reg_wdata[0];
+      \$947  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$931  = 1'h0;
+      \$947  = 15'h7fe0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$932  = flip_11;
+    \$948  = theta_127;
     if (\$304 ) begin
-      \$932  = reg_wdata[0];
+      \$948  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$932  = 1'h0;
+      \$948  = 15'h7f86;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$933  = flip_12;
+    \$949  = flip_0;
     if (\$306 ) begin
-      \$933  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$933  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$934  = flip_13;
-    if (\$308 ) begin
-      \$934  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$934  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$935  = flip_14;
-    if (\$310 ) begin
-      \$935  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$935  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$936  = flip_15;
-    if (\$312 ) begin
-      \$936  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$936  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$937  = flip_16;
-    if (\$314 ) begin
-      \$937  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$937  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$938  = flip_17;
-    if (\$316 ) begin
-      \$938  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$938  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$939  = flip_18;
-    if (\$318 ) begin
-      \$939  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$939  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$940  = flip_19;
-    if (\$320 ) begin
-      \$940  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$940  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$941  = flip_20;
-    if (\$322 ) begin
-      \$941  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$941  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$942  = flip_21;
-    if (\$324 ) begin
-      \$942  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$942  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$943  = flip_22;
-    if (\$326 ) begin
-      \$943  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$943  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$944  = flip_23;
-    if (\$328 ) begin
-      \$944  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$944  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$945  = flip_24;
-    if (\$330 ) begin
-      \$945  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$945  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$946  = flip_25;
-    if (\$332 ) begin
-      \$946  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$946  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$947  = flip_26;
-    if (\$334 ) begin
-      \$947  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$947  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$948  = flip_27;
-    if (\$336 ) begin
-      \$948  = reg_wdata[0];
-    end
-    if (rst) begin
-      \$948  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$949  = flip_28;
-    if (\$338 ) begin
-      \$949  = reg_wdata[0];
+      \$949  = bus__wdata[0];
     end
     if (rst) begin
       \$949  = 1'h0;
@@ -6347,19 +6165,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$950  = flip_29;
-    if (\$340 ) begin
-      \$950  = reg_wdata[0];
+    \$950  = flip_1;
+    if (\$308 ) begin
+      \$950  = bus__wdata[0];
     end
     if (rst) begin
-      \$950  = 1'h1;
+      \$950  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$951  = flip_30;
-    if (\$342 ) begin
-      \$951  = reg_wdata[0];
+    \$951  = flip_2;
+    if (\$310 ) begin
+      \$951  = bus__wdata[0];
     end
     if (rst) begin
       \$951  = 1'h0;
@@ -6367,19 +6185,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$952  = flip_31;
-    if (\$344 ) begin
-      \$952  = reg_wdata[0];
+    \$952  = flip_3;
+    if (\$312 ) begin
+      \$952  = bus__wdata[0];
     end
     if (rst) begin
-      \$952  = 1'h1;
+      \$952  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$953  = flip_32;
-    if (\$346 ) begin
-      \$953  = reg_wdata[0];
+    \$953  = flip_4;
+    if (\$314 ) begin
+      \$953  = bus__wdata[0];
     end
     if (rst) begin
       \$953  = 1'h1;
@@ -6387,19 +6205,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$954  = flip_33;
-    if (\$348 ) begin
-      \$954  = reg_wdata[0];
+    \$954  = flip_5;
+    if (\$316 ) begin
+      \$954  = bus__wdata[0];
     end
     if (rst) begin
-      \$954  = 1'h1;
+      \$954  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$955  = flip_34;
-    if (\$350 ) begin
-      \$955  = reg_wdata[0];
+    \$955  = flip_6;
+    if (\$318 ) begin
+      \$955  = bus__wdata[0];
     end
     if (rst) begin
       \$955  = 1'h0;
@@ -6407,9 +6225,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$956  = flip_35;
-    if (\$352 ) begin
-      \$956  = reg_wdata[0];
+    \$956  = flip_7;
+    if (\$320 ) begin
+      \$956  = bus__wdata[0];
     end
     if (rst) begin
       \$956  = 1'h0;
@@ -6417,19 +6235,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$957  = flip_36;
-    if (\$354 ) begin
-      \$957  = reg_wdata[0];
+    \$957  = flip_8;
+    if (\$322 ) begin
+      \$957  = bus__wdata[0];
     end
     if (rst) begin
-      \$957  = 1'h0;
+      \$957  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$958  = flip_37;
-    if (\$356 ) begin
-      \$958  = reg_wdata[0];
+    \$958  = flip_9;
+    if (\$324 ) begin
+      \$958  = bus__wdata[0];
     end
     if (rst) begin
       \$958  = 1'h0;
@@ -6437,59 +6255,59 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$959  = flip_38;
-    if (\$358 ) begin
-      \$959  = reg_wdata[0];
+    \$959  = flip_10;
+    if (\$326 ) begin
+      \$959  = bus__wdata[0];
     end
     if (rst) begin
-      \$959  = 1'h1;
+      \$959  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$960  = flip_39;
-    if (\$360 ) begin
-      \$960  = reg_wdata[0];
+    \$960  = flip_11;
+    if (\$328 ) begin
+      \$960  = bus__wdata[0];
     end
     if (rst) begin
-      \$960  = 1'h1;
+      \$960  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$961  = flip_40;
-    if (\$362 ) begin
-      \$961  = reg_wdata[0];
+    \$961  = flip_12;
+    if (\$330 ) begin
+      \$961  = bus__wdata[0];
     end
     if (rst) begin
-      \$961  = 1'h0;
+      \$961  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$962  = flip_41;
-    if (\$364 ) begin
-      \$962  = reg_wdata[0];
+    \$962  = flip_13;
+    if (\$332 ) begin
+      \$962  = bus__wdata[0];
     end
     if (rst) begin
-      \$962  = 1'h1;
+      \$962  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$963  = flip_42;
-    if (\$366 ) begin
-      \$963  = reg_wdata[0];
+    \$963  = flip_14;
+    if (\$334 ) begin
+      \$963  = bus__wdata[0];
     end
     if (rst) begin
-      \$963  = 1'h0;
+      \$963  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$964  = flip_43;
-    if (\$368 ) begin
-      \$964  = reg_wdata[0];
+    \$964  = flip_15;
+    if (\$336 ) begin
+      \$964  = bus__wdata[0];
     end
     if (rst) begin
       \$964  = 1'h1;
@@ -6497,19 +6315,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$965  = flip_44;
-    if (\$370 ) begin
-      \$965  = reg_wdata[0];
+    \$965  = flip_16;
+    if (\$338 ) begin
+      \$965  = bus__wdata[0];
     end
     if (rst) begin
-      \$965  = 1'h0;
+      \$965  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$966  = flip_45;
-    if (\$372 ) begin
-      \$966  = reg_wdata[0];
+    \$966  = flip_17;
+    if (\$340 ) begin
+      \$966  = bus__wdata[0];
     end
     if (rst) begin
       \$966  = 1'h1;
@@ -6517,9 +6335,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$967  = flip_46;
-    if (\$374 ) begin
-      \$967  = reg_wdata[0];
+    \$967  = flip_18;
+    if (\$342 ) begin
+      \$967  = bus__wdata[0];
     end
     if (rst) begin
       \$967  = 1'h1;
@@ -6527,9 +6345,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$968  = flip_47;
-    if (\$376 ) begin
-      \$968  = reg_wdata[0];
+    \$968  = flip_19;
+    if (\$344 ) begin
+      \$968  = bus__wdata[0];
     end
     if (rst) begin
       \$968  = 1'h0;
@@ -6537,9 +6355,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$969  = flip_48;
-    if (\$378 ) begin
-      \$969  = reg_wdata[0];
+    \$969  = flip_20;
+    if (\$346 ) begin
+      \$969  = bus__wdata[0];
     end
     if (rst) begin
       \$969  = 1'h0;
@@ -6547,19 +6365,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$970  = flip_49;
-    if (\$380 ) begin
-      \$970  = reg_wdata[0];
+    \$970  = flip_21;
+    if (\$348 ) begin
+      \$970  = bus__wdata[0];
     end
     if (rst) begin
-      \$970  = 1'h0;
+      \$970  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$971  = flip_50;
-    if (\$382 ) begin
-      \$971  = reg_wdata[0];
+    \$971  = flip_22;
+    if (\$350 ) begin
+      \$971  = bus__wdata[0];
     end
     if (rst) begin
       \$971  = 1'h0;
@@ -6567,19 +6385,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$972  = flip_51;
-    if (\$384 ) begin
-      \$972  = reg_wdata[0];
+    \$972  = flip_23;
+    if (\$352 ) begin
+      \$972  = bus__wdata[0];
     end
     if (rst) begin
-      \$972  = 1'h1;
+      \$972  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$973  = flip_52;
-    if (\$386 ) begin
-      \$973  = reg_wdata[0];
+    \$973  = flip_24;
+    if (\$354 ) begin
+      \$973  = bus__wdata[0];
     end
     if (rst) begin
       \$973  = 1'h0;
@@ -6587,9 +6405,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$974  = flip_53;
-    if (\$388 ) begin
-      \$974  = reg_wdata[0];
+    \$974  = flip_25;
+    if (\$356 ) begin
+      \$974  = bus__wdata[0];
     end
     if (rst) begin
       \$974  = 1'h0;
@@ -6597,9 +6415,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$975  = flip_54;
-    if (\$390 ) begin
-      \$975  = reg_wdata[0];
+    \$975  = flip_26;
+    if (\$358 ) begin
+      \$975  = bus__wdata[0];
     end
     if (rst) begin
       \$975  = 1'h1;
@@ -6607,19 +6425,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$976  = flip_55;
-    if (\$392 ) begin
-      \$976  = reg_wdata[0];
+    \$976  = flip_27;
+    if (\$360 ) begin
+      \$976  = bus__wdata[0];
     end
     if (rst) begin
-      \$976  = 1'h0;
+      \$976  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$977  = flip_56;
-    if (\$394 ) begin
-      \$977  = reg_wdata[0];
+    \$977  = flip_28;
+    if (\$362 ) begin
+      \$977  = bus__wdata[0];
     end
     if (rst) begin
       \$977  = 1'h0;
@@ -6627,9 +6445,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$978  = flip_57;
-    if (\$396 ) begin
-      \$978  = reg_wdata[0];
+    \$978  = flip_29;
+    if (\$364 ) begin
+      \$978  = bus__wdata[0];
     end
     if (rst) begin
       \$978  = 1'h1;
@@ -6637,29 +6455,29 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$979  = flip_58;
-    if (\$398 ) begin
-      \$979  = reg_wdata[0];
+    \$979  = flip_30;
+    if (\$366 ) begin
+      \$979  = bus__wdata[0];
     end
     if (rst) begin
-      \$979  = 1'h1;
+      \$979  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$980  = flip_59;
-    if (\$400 ) begin
-      \$980  = reg_wdata[0];
+    \$980  = flip_31;
+    if (\$368 ) begin
+      \$980  = bus__wdata[0];
     end
     if (rst) begin
-      \$980  = 1'h0;
+      \$980  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$981  = flip_60;
-    if (\$402 ) begin
-      \$981  = reg_wdata[0];
+    \$981  = flip_32;
+    if (\$370 ) begin
+      \$981  = bus__wdata[0];
     end
     if (rst) begin
       \$981  = 1'h1;
@@ -6667,9 +6485,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$982  = flip_61;
-    if (\$404 ) begin
-      \$982  = reg_wdata[0];
+    \$982  = flip_33;
+    if (\$372 ) begin
+      \$982  = bus__wdata[0];
     end
     if (rst) begin
       \$982  = 1'h1;
@@ -6677,9 +6495,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$983  = flip_62;
-    if (\$406 ) begin
-      \$983  = reg_wdata[0];
+    \$983  = flip_34;
+    if (\$374 ) begin
+      \$983  = bus__wdata[0];
     end
     if (rst) begin
       \$983  = 1'h0;
@@ -6687,19 +6505,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$984  = flip_63;
-    if (\$408 ) begin
-      \$984  = reg_wdata[0];
+    \$984  = flip_35;
+    if (\$376 ) begin
+      \$984  = bus__wdata[0];
     end
     if (rst) begin
-      \$984  = 1'h1;
+      \$984  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$985  = flip_64;
-    if (\$410 ) begin
-      \$985  = reg_wdata[0];
+    \$985  = flip_36;
+    if (\$378 ) begin
+      \$985  = bus__wdata[0];
     end
     if (rst) begin
       \$985  = 1'h0;
@@ -6707,9 +6525,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$986  = flip_65;
-    if (\$412 ) begin
-      \$986  = reg_wdata[0];
+    \$986  = flip_37;
+    if (\$380 ) begin
+      \$986  = bus__wdata[0];
     end
     if (rst) begin
       \$986  = 1'h0;
@@ -6717,19 +6535,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$987  = flip_66;
-    if (\$414 ) begin
-      \$987  = reg_wdata[0];
+    \$987  = flip_38;
+    if (\$382 ) begin
+      \$987  = bus__wdata[0];
     end
     if (rst) begin
-      \$987  = 1'h0;
+      \$987  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$988  = flip_67;
-    if (\$416 ) begin
-      \$988  = reg_wdata[0];
+    \$988  = flip_39;
+    if (\$384 ) begin
+      \$988  = bus__wdata[0];
     end
     if (rst) begin
       \$988  = 1'h1;
@@ -6737,9 +6555,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$989  = flip_68;
-    if (\$418 ) begin
-      \$989  = reg_wdata[0];
+    \$989  = flip_40;
+    if (\$386 ) begin
+      \$989  = bus__wdata[0];
     end
     if (rst) begin
       \$989  = 1'h0;
@@ -6747,9 +6565,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$990  = flip_69;
-    if (\$420 ) begin
-      \$990  = reg_wdata[0];
+    \$990  = flip_41;
+    if (\$388 ) begin
+      \$990  = bus__wdata[0];
     end
     if (rst) begin
       \$990  = 1'h1;
@@ -6757,9 +6575,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$991  = flip_70;
-    if (\$422 ) begin
-      \$991  = reg_wdata[0];
+    \$991  = flip_42;
+    if (\$390 ) begin
+      \$991  = bus__wdata[0];
     end
     if (rst) begin
       \$991  = 1'h0;
@@ -6767,9 +6585,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$992  = flip_71;
-    if (\$424 ) begin
-      \$992  = reg_wdata[0];
+    \$992  = flip_43;
+    if (\$392 ) begin
+      \$992  = bus__wdata[0];
     end
     if (rst) begin
       \$992  = 1'h1;
@@ -6777,29 +6595,29 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$993  = flip_72;
-    if (\$426 ) begin
-      \$993  = reg_wdata[0];
+    \$993  = flip_44;
+    if (\$394 ) begin
+      \$993  = bus__wdata[0];
     end
     if (rst) begin
-      \$993  = 1'h1;
+      \$993  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$994  = flip_73;
-    if (\$428 ) begin
-      \$994  = reg_wdata[0];
+    \$994  = flip_45;
+    if (\$396 ) begin
+      \$994  = bus__wdata[0];
     end
     if (rst) begin
-      \$994  = 1'h0;
+      \$994  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$995  = flip_74;
-    if (\$430 ) begin
-      \$995  = reg_wdata[0];
+    \$995  = flip_46;
+    if (\$398 ) begin
+      \$995  = bus__wdata[0];
     end
     if (rst) begin
       \$995  = 1'h1;
@@ -6807,19 +6625,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$996  = flip_75;
-    if (\$432 ) begin
-      \$996  = reg_wdata[0];
+    \$996  = flip_47;
+    if (\$400 ) begin
+      \$996  = bus__wdata[0];
     end
     if (rst) begin
-      \$996  = 1'h1;
+      \$996  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$997  = flip_76;
-    if (\$434 ) begin
-      \$997  = reg_wdata[0];
+    \$997  = flip_48;
+    if (\$402 ) begin
+      \$997  = bus__wdata[0];
     end
     if (rst) begin
       \$997  = 1'h0;
@@ -6827,9 +6645,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$998  = flip_77;
-    if (\$436 ) begin
-      \$998  = reg_wdata[0];
+    \$998  = flip_49;
+    if (\$404 ) begin
+      \$998  = bus__wdata[0];
     end
     if (rst) begin
       \$998  = 1'h0;
@@ -6837,19 +6655,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$999  = flip_78;
-    if (\$438 ) begin
-      \$999  = reg_wdata[0];
+    \$999  = flip_50;
+    if (\$406 ) begin
+      \$999  = bus__wdata[0];
     end
     if (rst) begin
-      \$999  = 1'h1;
+      \$999  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1000  = flip_79;
-    if (\$440 ) begin
-      \$1000  = reg_wdata[0];
+    \$1000  = flip_51;
+    if (\$408 ) begin
+      \$1000  = bus__wdata[0];
     end
     if (rst) begin
       \$1000  = 1'h1;
@@ -6857,49 +6675,49 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1001  = flip_80;
-    if (\$442 ) begin
-      \$1001  = reg_wdata[0];
+    \$1001  = flip_52;
+    if (\$410 ) begin
+      \$1001  = bus__wdata[0];
     end
     if (rst) begin
-      \$1001  = 1'h1;
+      \$1001  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1002  = flip_81;
-    if (\$444 ) begin
-      \$1002  = reg_wdata[0];
+    \$1002  = flip_53;
+    if (\$412 ) begin
+      \$1002  = bus__wdata[0];
     end
     if (rst) begin
-      \$1002  = 1'h1;
+      \$1002  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1003  = flip_82;
-    if (\$446 ) begin
-      \$1003  = reg_wdata[0];
+    \$1003  = flip_54;
+    if (\$414 ) begin
+      \$1003  = bus__wdata[0];
     end
     if (rst) begin
-      \$1003  = 1'h0;
+      \$1003  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1004  = flip_83;
-    if (\$448 ) begin
-      \$1004  = reg_wdata[0];
+    \$1004  = flip_55;
+    if (\$416 ) begin
+      \$1004  = bus__wdata[0];
     end
     if (rst) begin
-      \$1004  = 1'h1;
+      \$1004  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1005  = flip_84;
-    if (\$450 ) begin
-      \$1005  = reg_wdata[0];
+    \$1005  = flip_56;
+    if (\$418 ) begin
+      \$1005  = bus__wdata[0];
     end
     if (rst) begin
       \$1005  = 1'h0;
@@ -6907,39 +6725,39 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1006  = flip_85;
-    if (\$452 ) begin
-      \$1006  = reg_wdata[0];
+    \$1006  = flip_57;
+    if (\$420 ) begin
+      \$1006  = bus__wdata[0];
     end
     if (rst) begin
-      \$1006  = 1'h0;
+      \$1006  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1007  = flip_86;
-    if (\$454 ) begin
-      \$1007  = reg_wdata[0];
+    \$1007  = flip_58;
+    if (\$422 ) begin
+      \$1007  = bus__wdata[0];
     end
     if (rst) begin
-      \$1007  = 1'h0;
+      \$1007  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1008  = flip_87;
-    if (\$456 ) begin
-      \$1008  = reg_wdata[0];
+    \$1008  = flip_59;
+    if (\$424 ) begin
+      \$1008  = bus__wdata[0];
     end
     if (rst) begin
-      \$1008  = 1'h1;
+      \$1008  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1009  = flip_88;
-    if (\$458 ) begin
-      \$1009  = reg_wdata[0];
+    \$1009  = flip_60;
+    if (\$426 ) begin
+      \$1009  = bus__wdata[0];
     end
     if (rst) begin
       \$1009  = 1'h1;
@@ -6947,19 +6765,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1010  = flip_89;
-    if (\$460 ) begin
-      \$1010  = reg_wdata[0];
+    \$1010  = flip_61;
+    if (\$428 ) begin
+      \$1010  = bus__wdata[0];
     end
     if (rst) begin
-      \$1010  = 1'h0;
+      \$1010  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1011  = flip_90;
-    if (\$462 ) begin
-      \$1011  = reg_wdata[0];
+    \$1011  = flip_62;
+    if (\$430 ) begin
+      \$1011  = bus__wdata[0];
     end
     if (rst) begin
       \$1011  = 1'h0;
@@ -6967,9 +6785,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1012  = flip_91;
-    if (\$464 ) begin
-      \$1012  = reg_wdata[0];
+    \$1012  = flip_63;
+    if (\$432 ) begin
+      \$1012  = bus__wdata[0];
     end
     if (rst) begin
       \$1012  = 1'h1;
@@ -6977,9 +6795,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1013  = flip_92;
-    if (\$466 ) begin
-      \$1013  = reg_wdata[0];
+    \$1013  = flip_64;
+    if (\$434 ) begin
+      \$1013  = bus__wdata[0];
     end
     if (rst) begin
       \$1013  = 1'h0;
@@ -6987,9 +6805,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1014  = flip_93;
-    if (\$468 ) begin
-      \$1014  = reg_wdata[0];
+    \$1014  = flip_65;
+    if (\$436 ) begin
+      \$1014  = bus__wdata[0];
     end
     if (rst) begin
       \$1014  = 1'h0;
@@ -6997,9 +6815,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1015  = flip_94;
-    if (\$470 ) begin
-      \$1015  = reg_wdata[0];
+    \$1015  = flip_66;
+    if (\$438 ) begin
+      \$1015  = bus__wdata[0];
     end
     if (rst) begin
       \$1015  = 1'h0;
@@ -7007,39 +6825,39 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1016  = flip_95;
-    if (\$472 ) begin
-      \$1016  = reg_wdata[0];
+    \$1016  = flip_67;
+    if (\$440 ) begin
+      \$1016  = bus__wdata[0];
     end
     if (rst) begin
-      \$1016  = 1'h0;
+      \$1016  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1017  = flip_96;
-    if (\$474 ) begin
-      \$1017  = reg_wdata[0];
+    \$1017  = flip_68;
+    if (\$442 ) begin
+      \$1017  = bus__wdata[0];
     end
     if (rst) begin
-      \$1017  = 1'h1;
+      \$1017  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1018  = flip_97;
-    if (\$476 ) begin
-      \$1018  = reg_wdata[0];
+    \$1018  = flip_69;
+    if (\$444 ) begin
+      \$1018  = bus__wdata[0];
     end
     if (rst) begin
-      \$1018  = 1'h0;
+      \$1018  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1019  = flip_98;
-    if (\$478 ) begin
-      \$1019  = reg_wdata[0];
+    \$1019  = flip_70;
+    if (\$446 ) begin
+      \$1019  = bus__wdata[0];
     end
     if (rst) begin
       \$1019  = 1'h0;
@@ -7047,39 +6865,39 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1020  = flip_99;
-    if (\$480 ) begin
-      \$1020  = reg_wdata[0];
+    \$1020  = flip_71;
+    if (\$448 ) begin
+      \$1020  = bus__wdata[0];
     end
     if (rst) begin
-      \$1020  = 1'h0;
+      \$1020  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1021  = flip_100;
-    if (\$482 ) begin
-      \$1021  = reg_wdata[0];
+    \$1021  = flip_72;
+    if (\$450 ) begin
+      \$1021  = bus__wdata[0];
     end
     if (rst) begin
-      \$1021  = 1'h0;
+      \$1021  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1022  = flip_101;
-    if (\$484 ) begin
-      \$1022  = reg_wdata[0];
+    \$1022  = flip_73;
+    if (\$452 ) begin
+      \$1022  = bus__wdata[0];
     end
     if (rst) begin
-      \$1022  = 1'h1;
+      \$1022  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1023  = flip_102;
-    if (\$486 ) begin
-      \$1023  = reg_wdata[0];
+    \$1023  = flip_74;
+    if (\$454 ) begin
+      \$1023  = bus__wdata[0];
     end
     if (rst) begin
       \$1023  = 1'h1;
@@ -7087,29 +6905,29 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1024  = flip_103;
-    if (\$488 ) begin
-      \$1024  = reg_wdata[0];
+    \$1024  = flip_75;
+    if (\$456 ) begin
+      \$1024  = bus__wdata[0];
     end
     if (rst) begin
-      \$1024  = 1'h0;
+      \$1024  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1025  = flip_104;
-    if (\$490 ) begin
-      \$1025  = reg_wdata[0];
+    \$1025  = flip_76;
+    if (\$458 ) begin
+      \$1025  = bus__wdata[0];
     end
     if (rst) begin
-      \$1025  = 1'h1;
+      \$1025  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1026  = flip_105;
-    if (\$492 ) begin
-      \$1026  = reg_wdata[0];
+    \$1026  = flip_77;
+    if (\$460 ) begin
+      \$1026  = bus__wdata[0];
     end
     if (rst) begin
       \$1026  = 1'h0;
@@ -7117,29 +6935,29 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1027  = flip_106;
-    if (\$494 ) begin
-      \$1027  = reg_wdata[0];
+    \$1027  = flip_78;
+    if (\$462 ) begin
+      \$1027  = bus__wdata[0];
     end
     if (rst) begin
-      \$1027  = 1'h0;
+      \$1027  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1028  = flip_107;
-    if (\$496 ) begin
-      \$1028  = reg_wdata[0];
+    \$1028  = flip_79;
+    if (\$464 ) begin
+      \$1028  = bus__wdata[0];
     end
     if (rst) begin
-      \$1028  = 1'h0;
+      \$1028  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1029  = flip_108;
-    if (\$498 ) begin
-      \$1029  = reg_wdata[0];
+    \$1029  = flip_80;
+    if (\$466 ) begin
+      \$1029  = bus__wdata[0];
     end
     if (rst) begin
       \$1029  = 1'h1;
@@ -7147,9 +6965,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1030  = flip_109;
-    if (\$500 ) begin
-      \$1030  = reg_wdata[0];
+    \$1030  = flip_81;
+    if (\$468 ) begin
+      \$1030  = bus__wdata[0];
     end
     if (rst) begin
       \$1030  = 1'h1;
@@ -7157,19 +6975,19 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1031  = flip_110;
-    if (\$502 ) begin
-      \$1031  = reg_wdata[0];
+    \$1031  = flip_82;
+    if (\$470 ) begin
+      \$1031  = bus__wdata[0];
     end
     if (rst) begin
-      \$1031  = 1'h1;
+      \$1031  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1032  = flip_111;
-    if (\$504 ) begin
-      \$1032  = reg_wdata[0];
+    \$1032  = flip_83;
+    if (\$472 ) begin
+      \$1032  = bus__wdata[0];
     end
     if (rst) begin
       \$1032  = 1'h1;
@@ -7177,9 +6995,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1033  = flip_112;
-    if (\$506 ) begin
-      \$1033  = reg_wdata[0];
+    \$1033  = flip_84;
+    if (\$474 ) begin
+      \$1033  = bus__wdata[0];
     end
     if (rst) begin
       \$1033  = 1'h0;
@@ -7187,9 +7005,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1034  = flip_113;
-    if (\$508 ) begin
-      \$1034  = reg_wdata[0];
+    \$1034  = flip_85;
+    if (\$476 ) begin
+      \$1034  = bus__wdata[0];
     end
     if (rst) begin
       \$1034  = 1'h0;
@@ -7197,9 +7015,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1035  = flip_114;
-    if (\$510 ) begin
-      \$1035  = reg_wdata[0];
+    \$1035  = flip_86;
+    if (\$478 ) begin
+      \$1035  = bus__wdata[0];
     end
     if (rst) begin
       \$1035  = 1'h0;
@@ -7207,39 +7025,39 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1036  = flip_115;
-    if (\$512 ) begin
-      \$1036  = reg_wdata[0];
+    \$1036  = flip_87;
+    if (\$480 ) begin
+      \$1036  = bus__wdata[0];
     end
     if (rst) begin
-      \$1036  = 1'h0;
+      \$1036  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1037  = flip_116;
-    if (\$514 ) begin
-      \$1037  = reg_wdata[0];
+    \$1037  = flip_88;
+    if (\$482 ) begin
+      \$1037  = bus__wdata[0];
     end
     if (rst) begin
-      \$1037  = 1'h0;
+      \$1037  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1038  = flip_117;
-    if (\$516 ) begin
-      \$1038  = reg_wdata[0];
+    \$1038  = flip_89;
+    if (\$484 ) begin
+      \$1038  = bus__wdata[0];
     end
     if (rst) begin
-      \$1038  = 1'h1;
+      \$1038  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1039  = flip_118;
-    if (\$518 ) begin
-      \$1039  = reg_wdata[0];
+    \$1039  = flip_90;
+    if (\$486 ) begin
+      \$1039  = bus__wdata[0];
     end
     if (rst) begin
       \$1039  = 1'h0;
@@ -7247,59 +7065,59 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1040  = flip_119;
-    if (\$520 ) begin
-      \$1040  = reg_wdata[0];
+    \$1040  = flip_91;
+    if (\$488 ) begin
+      \$1040  = bus__wdata[0];
     end
     if (rst) begin
-      \$1040  = 1'h0;
+      \$1040  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1041  = flip_120;
-    if (\$522 ) begin
-      \$1041  = reg_wdata[0];
+    \$1041  = flip_92;
+    if (\$490 ) begin
+      \$1041  = bus__wdata[0];
     end
     if (rst) begin
-      \$1041  = 1'h1;
+      \$1041  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1042  = flip_121;
-    if (\$524 ) begin
-      \$1042  = reg_wdata[0];
+    \$1042  = flip_93;
+    if (\$492 ) begin
+      \$1042  = bus__wdata[0];
     end
     if (rst) begin
-      \$1042  = 1'h1;
+      \$1042  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1043  = flip_122;
-    if (\$526 ) begin
-      \$1043  = reg_wdata[0];
+    \$1043  = flip_94;
+    if (\$494 ) begin
+      \$1043  = bus__wdata[0];
     end
     if (rst) begin
-      \$1043  = 1'h1;
+      \$1043  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1044  = flip_123;
-    if (\$528 ) begin
-      \$1044  = reg_wdata[0];
+    \$1044  = flip_95;
+    if (\$496 ) begin
+      \$1044  = bus__wdata[0];
     end
     if (rst) begin
-      \$1044  = 1'h1;
+      \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1045  = flip_124;
-    if (\$530 ) begin
-      \$1045  = reg_wdata[0];
+    \$1045  = flip_96;
+    if (\$498 ) begin
+      \$1045  = bus__wdata[0];
     end
     if (rst) begin
       \$1045  = 1'h1;
@@ -7307,29 +7125,29 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1046  = flip_125;
-    if (\$532 ) begin
-      \$1046  = reg_wdata[0];
+    \$1046  = flip_97;
+    if (\$500 ) begin
+      \$1046  = bus__wdata[0];
     end
     if (rst) begin
-      \$1046  = 1'h1;
+      \$1046  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1047  = flip_126;
-    if (\$534 ) begin
-      \$1047  = reg_wdata[0];
+    \$1047  = flip_98;
+    if (\$502 ) begin
+      \$1047  = bus__wdata[0];
     end
     if (rst) begin
-      \$1047  = 1'h1;
+      \$1047  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1048  = flip_127;
-    if (\$536 ) begin
-      \$1048  = reg_wdata[0];
+    \$1048  = flip_99;
+    if (\$504 ) begin
+      \$1048  = bus__wdata[0];
     end
     if (rst) begin
       \$1048  = 1'h0;
@@ -7337,289 +7155,289 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1049  = tune_offset_0;
+    \$1049  = flip_100;
+    if (\$506 ) begin
+      \$1049  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1049  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1050  = flip_101;
+    if (\$508 ) begin
+      \$1050  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1050  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1051  = flip_102;
+    if (\$510 ) begin
+      \$1051  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1051  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1052  = flip_103;
+    if (\$512 ) begin
+      \$1052  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1052  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1053  = flip_104;
+    if (\$514 ) begin
+      \$1053  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1053  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1054  = flip_105;
+    if (\$516 ) begin
+      \$1054  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1054  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1055  = flip_106;
+    if (\$518 ) begin
+      \$1055  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1055  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1056  = flip_107;
+    if (\$520 ) begin
+      \$1056  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1056  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1057  = flip_108;
+    if (\$522 ) begin
+      \$1057  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1057  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1058  = flip_109;
+    if (\$524 ) begin
+      \$1058  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1058  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1059  = flip_110;
+    if (\$526 ) begin
+      \$1059  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1059  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1060  = flip_111;
+    if (\$528 ) begin
+      \$1060  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1060  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1061  = flip_112;
+    if (\$530 ) begin
+      \$1061  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1061  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1062  = flip_113;
+    if (\$532 ) begin
+      \$1062  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1062  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1063  = flip_114;
+    if (\$534 ) begin
+      \$1063  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1063  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1064  = flip_115;
+    if (\$536 ) begin
+      \$1064  = bus__wdata[0];
+    end
+    if (rst) begin
+      \$1064  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1065  = flip_116;
     if (\$538 ) begin
-      \$1049  = reg_wdata[14:0];
+      \$1065  = bus__wdata[0];
     end
     if (rst) begin
-      \$1049  = 15'h0000;
+      \$1065  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1050  = tune_offset_1;
+    \$1066  = flip_117;
     if (\$540 ) begin
-      \$1050  = reg_wdata[14:0];
+      \$1066  = bus__wdata[0];
     end
     if (rst) begin
-      \$1050  = 15'h0000;
+      \$1066  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1051  = tune_offset_2;
+    \$1067  = flip_118;
     if (\$542 ) begin
-      \$1051  = reg_wdata[14:0];
+      \$1067  = bus__wdata[0];
     end
     if (rst) begin
-      \$1051  = 15'h0000;
+      \$1067  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1052  = tune_offset_3;
+    \$1068  = flip_119;
     if (\$544 ) begin
-      \$1052  = reg_wdata[14:0];
+      \$1068  = bus__wdata[0];
     end
     if (rst) begin
-      \$1052  = 15'h0000;
+      \$1068  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1053  = tune_offset_4;
+    \$1069  = flip_120;
     if (\$546 ) begin
-      \$1053  = reg_wdata[14:0];
+      \$1069  = bus__wdata[0];
     end
     if (rst) begin
-      \$1053  = 15'h0000;
+      \$1069  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1054  = tune_offset_5;
+    \$1070  = flip_121;
     if (\$548 ) begin
-      \$1054  = reg_wdata[14:0];
+      \$1070  = bus__wdata[0];
     end
     if (rst) begin
-      \$1054  = 15'h0000;
+      \$1070  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1055  = tune_offset_6;
+    \$1071  = flip_122;
     if (\$550 ) begin
-      \$1055  = reg_wdata[14:0];
+      \$1071  = bus__wdata[0];
     end
     if (rst) begin
-      \$1055  = 15'h0000;
+      \$1071  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1056  = tune_offset_7;
+    \$1072  = flip_123;
     if (\$552 ) begin
-      \$1056  = reg_wdata[14:0];
+      \$1072  = bus__wdata[0];
     end
     if (rst) begin
-      \$1056  = 15'h0000;
+      \$1072  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1057  = tune_offset_8;
+    \$1073  = flip_124;
     if (\$554 ) begin
-      \$1057  = reg_wdata[14:0];
+      \$1073  = bus__wdata[0];
     end
     if (rst) begin
-      \$1057  = 15'h0000;
+      \$1073  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1058  = tune_offset_9;
+    \$1074  = flip_125;
     if (\$556 ) begin
-      \$1058  = reg_wdata[14:0];
+      \$1074  = bus__wdata[0];
     end
     if (rst) begin
-      \$1058  = 15'h0000;
+      \$1074  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1059  = tune_offset_10;
+    \$1075  = flip_126;
     if (\$558 ) begin
-      \$1059  = reg_wdata[14:0];
+      \$1075  = bus__wdata[0];
     end
     if (rst) begin
-      \$1059  = 15'h0000;
+      \$1075  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1060  = tune_offset_11;
+    \$1076  = flip_127;
     if (\$560 ) begin
-      \$1060  = reg_wdata[14:0];
+      \$1076  = bus__wdata[0];
     end
     if (rst) begin
-      \$1060  = 15'h0000;
+      \$1076  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1061  = tune_offset_12;
+    \$1077  = tune_offset_0;
     if (\$562 ) begin
-      \$1061  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1061  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1062  = tune_offset_13;
-    if (\$564 ) begin
-      \$1062  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1062  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1063  = tune_offset_14;
-    if (\$566 ) begin
-      \$1063  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1063  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1064  = tune_offset_15;
-    if (\$568 ) begin
-      \$1064  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1064  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1065  = tune_offset_16;
-    if (\$570 ) begin
-      \$1065  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1065  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1066  = tune_offset_17;
-    if (\$572 ) begin
-      \$1066  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1066  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1067  = tune_offset_18;
-    if (\$574 ) begin
-      \$1067  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1067  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1068  = tune_offset_19;
-    if (\$576 ) begin
-      \$1068  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1068  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1069  = tune_offset_20;
-    if (\$578 ) begin
-      \$1069  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1069  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1070  = tune_offset_21;
-    if (\$580 ) begin
-      \$1070  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1070  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1071  = tune_offset_22;
-    if (\$582 ) begin
-      \$1071  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1071  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1072  = tune_offset_23;
-    if (\$584 ) begin
-      \$1072  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1072  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1073  = tune_offset_24;
-    if (\$586 ) begin
-      \$1073  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1073  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1074  = tune_offset_25;
-    if (\$588 ) begin
-      \$1074  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1074  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1075  = tune_offset_26;
-    if (\$590 ) begin
-      \$1075  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1075  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1076  = tune_offset_27;
-    if (\$592 ) begin
-      \$1076  = reg_wdata[14:0];
-    end
-    if (rst) begin
-      \$1076  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1077  = tune_offset_28;
-    if (\$594 ) begin
-      \$1077  = reg_wdata[14:0];
+      \$1077  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1077  = 15'h0000;
@@ -7627,9 +7445,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1078  = tune_offset_29;
-    if (\$596 ) begin
-      \$1078  = reg_wdata[14:0];
+    \$1078  = tune_offset_1;
+    if (\$564 ) begin
+      \$1078  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1078  = 15'h0000;
@@ -7637,9 +7455,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1079  = tune_offset_30;
-    if (\$598 ) begin
-      \$1079  = reg_wdata[14:0];
+    \$1079  = tune_offset_2;
+    if (\$566 ) begin
+      \$1079  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1079  = 15'h0000;
@@ -7647,9 +7465,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1080  = tune_offset_31;
-    if (\$600 ) begin
-      \$1080  = reg_wdata[14:0];
+    \$1080  = tune_offset_3;
+    if (\$568 ) begin
+      \$1080  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1080  = 15'h0000;
@@ -7657,9 +7475,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1081  = tune_offset_32;
-    if (\$602 ) begin
-      \$1081  = reg_wdata[14:0];
+    \$1081  = tune_offset_4;
+    if (\$570 ) begin
+      \$1081  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1081  = 15'h0000;
@@ -7667,9 +7485,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1082  = tune_offset_33;
-    if (\$604 ) begin
-      \$1082  = reg_wdata[14:0];
+    \$1082  = tune_offset_5;
+    if (\$572 ) begin
+      \$1082  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1082  = 15'h0000;
@@ -7677,9 +7495,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1083  = tune_offset_34;
-    if (\$606 ) begin
-      \$1083  = reg_wdata[14:0];
+    \$1083  = tune_offset_6;
+    if (\$574 ) begin
+      \$1083  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1083  = 15'h0000;
@@ -7687,9 +7505,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1084  = tune_offset_35;
-    if (\$608 ) begin
-      \$1084  = reg_wdata[14:0];
+    \$1084  = tune_offset_7;
+    if (\$576 ) begin
+      \$1084  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1084  = 15'h0000;
@@ -7697,9 +7515,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1085  = tune_offset_36;
-    if (\$610 ) begin
-      \$1085  = reg_wdata[14:0];
+    \$1085  = tune_offset_8;
+    if (\$578 ) begin
+      \$1085  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1085  = 15'h0000;
@@ -7707,9 +7525,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1086  = tune_offset_37;
-    if (\$612 ) begin
-      \$1086  = reg_wdata[14:0];
+    \$1086  = tune_offset_9;
+    if (\$580 ) begin
+      \$1086  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1086  = 15'h0000;
@@ -7717,9 +7535,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1087  = tune_offset_38;
-    if (\$614 ) begin
-      \$1087  = reg_wdata[14:0];
+    \$1087  = tune_offset_10;
+    if (\$582 ) begin
+      \$1087  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1087  = 15'h0000;
@@ -7727,9 +7545,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1088  = tune_offset_39;
-    if (\$616 ) begin
-      \$1088  = reg_wdata[14:0];
+    \$1088  = tune_offset_11;
+    if (\$584 ) begin
+      \$1088  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1088  = 15'h0000;
@@ -7737,9 +7555,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1089  = tune_offset_40;
-    if (\$618 ) begin
-      \$1089  = reg_wdata[14:0];
+    \$1089  = tune_offset_12;
+    if (\$586 ) begin
+      \$1089  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1089  = 15'h0000;
@@ -7747,9 +7565,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1090  = tune_offset_41;
-    if (\$620 ) begin
-      \$1090  = reg_wdata[14:0];
+    \$1090  = tune_offset_13;
+    if (\$588 ) begin
+      \$1090  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1090  = 15'h0000;
@@ -7757,9 +7575,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1091  = tune_offset_42;
-    if (\$622 ) begin
-      \$1091  = reg_wdata[14:0];
+    \$1091  = tune_offset_14;
+    if (\$590 ) begin
+      \$1091  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1091  = 15'h0000;
@@ -7767,9 +7585,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1092  = tune_offset_43;
-    if (\$624 ) begin
-      \$1092  = reg_wdata[14:0];
+    \$1092  = tune_offset_15;
+    if (\$592 ) begin
+      \$1092  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1092  = 15'h0000;
@@ -7777,9 +7595,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1093  = tune_offset_44;
-    if (\$626 ) begin
-      \$1093  = reg_wdata[14:0];
+    \$1093  = tune_offset_16;
+    if (\$594 ) begin
+      \$1093  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1093  = 15'h0000;
@@ -7787,9 +7605,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1094  = tune_offset_45;
-    if (\$628 ) begin
-      \$1094  = reg_wdata[14:0];
+    \$1094  = tune_offset_17;
+    if (\$596 ) begin
+      \$1094  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1094  = 15'h0000;
@@ -7797,9 +7615,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1095  = tune_offset_46;
-    if (\$630 ) begin
-      \$1095  = reg_wdata[14:0];
+    \$1095  = tune_offset_18;
+    if (\$598 ) begin
+      \$1095  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1095  = 15'h0000;
@@ -7807,9 +7625,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1096  = tune_offset_47;
-    if (\$632 ) begin
-      \$1096  = reg_wdata[14:0];
+    \$1096  = tune_offset_19;
+    if (\$600 ) begin
+      \$1096  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1096  = 15'h0000;
@@ -7817,9 +7635,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1097  = tune_offset_48;
-    if (\$634 ) begin
-      \$1097  = reg_wdata[14:0];
+    \$1097  = tune_offset_20;
+    if (\$602 ) begin
+      \$1097  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1097  = 15'h0000;
@@ -7827,9 +7645,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1098  = tune_offset_49;
-    if (\$636 ) begin
-      \$1098  = reg_wdata[14:0];
+    \$1098  = tune_offset_21;
+    if (\$604 ) begin
+      \$1098  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1098  = 15'h0000;
@@ -7837,9 +7655,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1099  = tune_offset_50;
-    if (\$638 ) begin
-      \$1099  = reg_wdata[14:0];
+    \$1099  = tune_offset_22;
+    if (\$606 ) begin
+      \$1099  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1099  = 15'h0000;
@@ -7847,9 +7665,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1100  = tune_offset_51;
-    if (\$640 ) begin
-      \$1100  = reg_wdata[14:0];
+    \$1100  = tune_offset_23;
+    if (\$608 ) begin
+      \$1100  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1100  = 15'h0000;
@@ -7857,9 +7675,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1101  = tune_offset_52;
-    if (\$642 ) begin
-      \$1101  = reg_wdata[14:0];
+    \$1101  = tune_offset_24;
+    if (\$610 ) begin
+      \$1101  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1101  = 15'h0000;
@@ -7867,9 +7685,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1102  = tune_offset_53;
-    if (\$644 ) begin
-      \$1102  = reg_wdata[14:0];
+    \$1102  = tune_offset_25;
+    if (\$612 ) begin
+      \$1102  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1102  = 15'h0000;
@@ -7877,9 +7695,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1103  = tune_offset_54;
-    if (\$646 ) begin
-      \$1103  = reg_wdata[14:0];
+    \$1103  = tune_offset_26;
+    if (\$614 ) begin
+      \$1103  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1103  = 15'h0000;
@@ -7887,9 +7705,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1104  = tune_offset_55;
-    if (\$648 ) begin
-      \$1104  = reg_wdata[14:0];
+    \$1104  = tune_offset_27;
+    if (\$616 ) begin
+      \$1104  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1104  = 15'h0000;
@@ -7897,9 +7715,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1105  = tune_offset_56;
-    if (\$650 ) begin
-      \$1105  = reg_wdata[14:0];
+    \$1105  = tune_offset_28;
+    if (\$618 ) begin
+      \$1105  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1105  = 15'h0000;
@@ -7907,9 +7725,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1106  = tune_offset_57;
-    if (\$652 ) begin
-      \$1106  = reg_wdata[14:0];
+    \$1106  = tune_offset_29;
+    if (\$620 ) begin
+      \$1106  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1106  = 15'h0000;
@@ -7917,9 +7735,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1107  = tune_offset_58;
-    if (\$654 ) begin
-      \$1107  = reg_wdata[14:0];
+    \$1107  = tune_offset_30;
+    if (\$622 ) begin
+      \$1107  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1107  = 15'h0000;
@@ -7927,9 +7745,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1108  = tune_offset_59;
-    if (\$656 ) begin
-      \$1108  = reg_wdata[14:0];
+    \$1108  = tune_offset_31;
+    if (\$624 ) begin
+      \$1108  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1108  = 15'h0000;
@@ -7937,9 +7755,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1109  = tune_offset_60;
-    if (\$658 ) begin
-      \$1109  = reg_wdata[14:0];
+    \$1109  = tune_offset_32;
+    if (\$626 ) begin
+      \$1109  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1109  = 15'h0000;
@@ -7947,9 +7765,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1110  = tune_offset_61;
-    if (\$660 ) begin
-      \$1110  = reg_wdata[14:0];
+    \$1110  = tune_offset_33;
+    if (\$628 ) begin
+      \$1110  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1110  = 15'h0000;
@@ -7957,9 +7775,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1111  = tune_offset_62;
-    if (\$662 ) begin
-      \$1111  = reg_wdata[14:0];
+    \$1111  = tune_offset_34;
+    if (\$630 ) begin
+      \$1111  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1111  = 15'h0000;
@@ -7967,9 +7785,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1112  = tune_offset_63;
-    if (\$664 ) begin
-      \$1112  = reg_wdata[14:0];
+    \$1112  = tune_offset_35;
+    if (\$632 ) begin
+      \$1112  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1112  = 15'h0000;
@@ -7977,9 +7795,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1113  = tune_offset_64;
-    if (\$666 ) begin
-      \$1113  = reg_wdata[14:0];
+    \$1113  = tune_offset_36;
+    if (\$634 ) begin
+      \$1113  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1113  = 15'h0000;
@@ -7987,9 +7805,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1114  = tune_offset_65;
-    if (\$668 ) begin
-      \$1114  = reg_wdata[14:0];
+    \$1114  = tune_offset_37;
+    if (\$636 ) begin
+      \$1114  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1114  = 15'h0000;
@@ -7997,9 +7815,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1115  = tune_offset_66;
-    if (\$670 ) begin
-      \$1115  = reg_wdata[14:0];
+    \$1115  = tune_offset_38;
+    if (\$638 ) begin
+      \$1115  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1115  = 15'h0000;
@@ -8007,9 +7825,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1116  = tune_offset_67;
-    if (\$672 ) begin
-      \$1116  = reg_wdata[14:0];
+    \$1116  = tune_offset_39;
+    if (\$640 ) begin
+      \$1116  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1116  = 15'h0000;
@@ -8017,9 +7835,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1117  = tune_offset_68;
-    if (\$674 ) begin
-      \$1117  = reg_wdata[14:0];
+    \$1117  = tune_offset_40;
+    if (\$642 ) begin
+      \$1117  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1117  = 15'h0000;
@@ -8027,9 +7845,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1118  = tune_offset_69;
-    if (\$676 ) begin
-      \$1118  = reg_wdata[14:0];
+    \$1118  = tune_offset_41;
+    if (\$644 ) begin
+      \$1118  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1118  = 15'h0000;
@@ -8037,9 +7855,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1119  = tune_offset_70;
-    if (\$678 ) begin
-      \$1119  = reg_wdata[14:0];
+    \$1119  = tune_offset_42;
+    if (\$646 ) begin
+      \$1119  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1119  = 15'h0000;
@@ -8047,9 +7865,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1120  = tune_offset_71;
-    if (\$680 ) begin
-      \$1120  = reg_wdata[14:0];
+    \$1120  = tune_offset_43;
+    if (\$648 ) begin
+      \$1120  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1120  = 15'h0000;
@@ -8057,9 +7875,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1121  = tune_offset_72;
-    if (\$682 ) begin
-      \$1121  = reg_wdata[14:0];
+    \$1121  = tune_offset_44;
+    if (\$650 ) begin
+      \$1121  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1121  = 15'h0000;
@@ -8067,9 +7885,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1122  = tune_offset_73;
-    if (\$684 ) begin
-      \$1122  = reg_wdata[14:0];
+    \$1122  = tune_offset_45;
+    if (\$652 ) begin
+      \$1122  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1122  = 15'h0000;
@@ -8077,9 +7895,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1123  = tune_offset_74;
-    if (\$686 ) begin
-      \$1123  = reg_wdata[14:0];
+    \$1123  = tune_offset_46;
+    if (\$654 ) begin
+      \$1123  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1123  = 15'h0000;
@@ -8087,9 +7905,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1124  = tune_offset_75;
-    if (\$688 ) begin
-      \$1124  = reg_wdata[14:0];
+    \$1124  = tune_offset_47;
+    if (\$656 ) begin
+      \$1124  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1124  = 15'h0000;
@@ -8097,9 +7915,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1125  = tune_offset_76;
-    if (\$690 ) begin
-      \$1125  = reg_wdata[14:0];
+    \$1125  = tune_offset_48;
+    if (\$658 ) begin
+      \$1125  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1125  = 15'h0000;
@@ -8107,9 +7925,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1126  = tune_offset_77;
-    if (\$692 ) begin
-      \$1126  = reg_wdata[14:0];
+    \$1126  = tune_offset_49;
+    if (\$660 ) begin
+      \$1126  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1126  = 15'h0000;
@@ -8117,9 +7935,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1127  = tune_offset_78;
-    if (\$694 ) begin
-      \$1127  = reg_wdata[14:0];
+    \$1127  = tune_offset_50;
+    if (\$662 ) begin
+      \$1127  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1127  = 15'h0000;
@@ -8127,9 +7945,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1128  = tune_offset_79;
-    if (\$696 ) begin
-      \$1128  = reg_wdata[14:0];
+    \$1128  = tune_offset_51;
+    if (\$664 ) begin
+      \$1128  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1128  = 15'h0000;
@@ -8137,9 +7955,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1129  = tune_offset_80;
-    if (\$698 ) begin
-      \$1129  = reg_wdata[14:0];
+    \$1129  = tune_offset_52;
+    if (\$666 ) begin
+      \$1129  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1129  = 15'h0000;
@@ -8147,9 +7965,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1130  = tune_offset_81;
-    if (\$700 ) begin
-      \$1130  = reg_wdata[14:0];
+    \$1130  = tune_offset_53;
+    if (\$668 ) begin
+      \$1130  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1130  = 15'h0000;
@@ -8157,9 +7975,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1131  = tune_offset_82;
-    if (\$702 ) begin
-      \$1131  = reg_wdata[14:0];
+    \$1131  = tune_offset_54;
+    if (\$670 ) begin
+      \$1131  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1131  = 15'h0000;
@@ -8167,9 +7985,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1132  = tune_offset_83;
-    if (\$704 ) begin
-      \$1132  = reg_wdata[14:0];
+    \$1132  = tune_offset_55;
+    if (\$672 ) begin
+      \$1132  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1132  = 15'h0000;
@@ -8177,9 +7995,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1133  = tune_offset_84;
-    if (\$706 ) begin
-      \$1133  = reg_wdata[14:0];
+    \$1133  = tune_offset_56;
+    if (\$674 ) begin
+      \$1133  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1133  = 15'h0000;
@@ -8187,9 +8005,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1134  = tune_offset_85;
-    if (\$708 ) begin
-      \$1134  = reg_wdata[14:0];
+    \$1134  = tune_offset_57;
+    if (\$676 ) begin
+      \$1134  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1134  = 15'h0000;
@@ -8197,9 +8015,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1135  = tune_offset_86;
-    if (\$710 ) begin
-      \$1135  = reg_wdata[14:0];
+    \$1135  = tune_offset_58;
+    if (\$678 ) begin
+      \$1135  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1135  = 15'h0000;
@@ -8207,9 +8025,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1136  = tune_offset_87;
-    if (\$712 ) begin
-      \$1136  = reg_wdata[14:0];
+    \$1136  = tune_offset_59;
+    if (\$680 ) begin
+      \$1136  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1136  = 15'h0000;
@@ -8217,9 +8035,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1137  = tune_offset_88;
-    if (\$714 ) begin
-      \$1137  = reg_wdata[14:0];
+    \$1137  = tune_offset_60;
+    if (\$682 ) begin
+      \$1137  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1137  = 15'h0000;
@@ -8227,9 +8045,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1138  = tune_offset_89;
-    if (\$716 ) begin
-      \$1138  = reg_wdata[14:0];
+    \$1138  = tune_offset_61;
+    if (\$684 ) begin
+      \$1138  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1138  = 15'h0000;
@@ -8237,9 +8055,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1139  = tune_offset_90;
-    if (\$718 ) begin
-      \$1139  = reg_wdata[14:0];
+    \$1139  = tune_offset_62;
+    if (\$686 ) begin
+      \$1139  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1139  = 15'h0000;
@@ -8247,9 +8065,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1140  = tune_offset_91;
-    if (\$720 ) begin
-      \$1140  = reg_wdata[14:0];
+    \$1140  = tune_offset_63;
+    if (\$688 ) begin
+      \$1140  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1140  = 15'h0000;
@@ -8257,9 +8075,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1141  = tune_offset_92;
-    if (\$722 ) begin
-      \$1141  = reg_wdata[14:0];
+    \$1141  = tune_offset_64;
+    if (\$690 ) begin
+      \$1141  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1141  = 15'h0000;
@@ -8267,9 +8085,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1142  = tune_offset_93;
-    if (\$724 ) begin
-      \$1142  = reg_wdata[14:0];
+    \$1142  = tune_offset_65;
+    if (\$692 ) begin
+      \$1142  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1142  = 15'h0000;
@@ -8277,9 +8095,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1143  = tune_offset_94;
-    if (\$726 ) begin
-      \$1143  = reg_wdata[14:0];
+    \$1143  = tune_offset_66;
+    if (\$694 ) begin
+      \$1143  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1143  = 15'h0000;
@@ -8287,9 +8105,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1144  = tune_offset_95;
-    if (\$728 ) begin
-      \$1144  = reg_wdata[14:0];
+    \$1144  = tune_offset_67;
+    if (\$696 ) begin
+      \$1144  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1144  = 15'h0000;
@@ -8297,9 +8115,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1145  = tune_offset_96;
-    if (\$730 ) begin
-      \$1145  = reg_wdata[14:0];
+    \$1145  = tune_offset_68;
+    if (\$698 ) begin
+      \$1145  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1145  = 15'h0000;
@@ -8307,9 +8125,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1146  = tune_offset_97;
-    if (\$732 ) begin
-      \$1146  = reg_wdata[14:0];
+    \$1146  = tune_offset_69;
+    if (\$700 ) begin
+      \$1146  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1146  = 15'h0000;
@@ -8317,9 +8135,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1147  = tune_offset_98;
-    if (\$734 ) begin
-      \$1147  = reg_wdata[14:0];
+    \$1147  = tune_offset_70;
+    if (\$702 ) begin
+      \$1147  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1147  = 15'h0000;
@@ -8327,9 +8145,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1148  = tune_offset_99;
-    if (\$736 ) begin
-      \$1148  = reg_wdata[14:0];
+    \$1148  = tune_offset_71;
+    if (\$704 ) begin
+      \$1148  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1148  = 15'h0000;
@@ -8337,9 +8155,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1149  = tune_offset_100;
-    if (\$738 ) begin
-      \$1149  = reg_wdata[14:0];
+    \$1149  = tune_offset_72;
+    if (\$706 ) begin
+      \$1149  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1149  = 15'h0000;
@@ -8347,9 +8165,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1150  = tune_offset_101;
-    if (\$740 ) begin
-      \$1150  = reg_wdata[14:0];
+    \$1150  = tune_offset_73;
+    if (\$708 ) begin
+      \$1150  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1150  = 15'h0000;
@@ -8357,9 +8175,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1151  = tune_offset_102;
-    if (\$742 ) begin
-      \$1151  = reg_wdata[14:0];
+    \$1151  = tune_offset_74;
+    if (\$710 ) begin
+      \$1151  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1151  = 15'h0000;
@@ -8367,9 +8185,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1152  = tune_offset_103;
-    if (\$744 ) begin
-      \$1152  = reg_wdata[14:0];
+    \$1152  = tune_offset_75;
+    if (\$712 ) begin
+      \$1152  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1152  = 15'h0000;
@@ -8377,9 +8195,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1153  = tune_offset_104;
-    if (\$746 ) begin
-      \$1153  = reg_wdata[14:0];
+    \$1153  = tune_offset_76;
+    if (\$714 ) begin
+      \$1153  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1153  = 15'h0000;
@@ -8387,9 +8205,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1154  = tune_offset_105;
-    if (\$748 ) begin
-      \$1154  = reg_wdata[14:0];
+    \$1154  = tune_offset_77;
+    if (\$716 ) begin
+      \$1154  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1154  = 15'h0000;
@@ -8397,9 +8215,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1155  = tune_offset_106;
-    if (\$750 ) begin
-      \$1155  = reg_wdata[14:0];
+    \$1155  = tune_offset_78;
+    if (\$718 ) begin
+      \$1155  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1155  = 15'h0000;
@@ -8407,9 +8225,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1156  = tune_offset_107;
-    if (\$752 ) begin
-      \$1156  = reg_wdata[14:0];
+    \$1156  = tune_offset_79;
+    if (\$720 ) begin
+      \$1156  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1156  = 15'h0000;
@@ -8417,9 +8235,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1157  = tune_offset_108;
-    if (\$754 ) begin
-      \$1157  = reg_wdata[14:0];
+    \$1157  = tune_offset_80;
+    if (\$722 ) begin
+      \$1157  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1157  = 15'h0000;
@@ -8427,9 +8245,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1158  = tune_offset_109;
-    if (\$756 ) begin
-      \$1158  = reg_wdata[14:0];
+    \$1158  = tune_offset_81;
+    if (\$724 ) begin
+      \$1158  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1158  = 15'h0000;
@@ -8437,9 +8255,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1159  = tune_offset_110;
-    if (\$758 ) begin
-      \$1159  = reg_wdata[14:0];
+    \$1159  = tune_offset_82;
+    if (\$726 ) begin
+      \$1159  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1159  = 15'h0000;
@@ -8447,9 +8265,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1160  = tune_offset_111;
-    if (\$760 ) begin
-      \$1160  = reg_wdata[14:0];
+    \$1160  = tune_offset_83;
+    if (\$728 ) begin
+      \$1160  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1160  = 15'h0000;
@@ -8457,9 +8275,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1161  = tune_offset_112;
-    if (\$762 ) begin
-      \$1161  = reg_wdata[14:0];
+    \$1161  = tune_offset_84;
+    if (\$730 ) begin
+      \$1161  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1161  = 15'h0000;
@@ -8467,9 +8285,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1162  = tune_offset_113;
-    if (\$764 ) begin
-      \$1162  = reg_wdata[14:0];
+    \$1162  = tune_offset_85;
+    if (\$732 ) begin
+      \$1162  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1162  = 15'h0000;
@@ -8477,9 +8295,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1163  = tune_offset_114;
-    if (\$766 ) begin
-      \$1163  = reg_wdata[14:0];
+    \$1163  = tune_offset_86;
+    if (\$734 ) begin
+      \$1163  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1163  = 15'h0000;
@@ -8487,9 +8305,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1164  = tune_offset_115;
-    if (\$768 ) begin
-      \$1164  = reg_wdata[14:0];
+    \$1164  = tune_offset_87;
+    if (\$736 ) begin
+      \$1164  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1164  = 15'h0000;
@@ -8497,9 +8315,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1165  = tune_offset_116;
-    if (\$770 ) begin
-      \$1165  = reg_wdata[14:0];
+    \$1165  = tune_offset_88;
+    if (\$738 ) begin
+      \$1165  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1165  = 15'h0000;
@@ -8507,9 +8325,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1166  = tune_offset_117;
-    if (\$772 ) begin
-      \$1166  = reg_wdata[14:0];
+    \$1166  = tune_offset_89;
+    if (\$740 ) begin
+      \$1166  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1166  = 15'h0000;
@@ -8517,9 +8335,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1167  = tune_offset_118;
-    if (\$774 ) begin
-      \$1167  = reg_wdata[14:0];
+    \$1167  = tune_offset_90;
+    if (\$742 ) begin
+      \$1167  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1167  = 15'h0000;
@@ -8527,9 +8345,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1168  = tune_offset_119;
-    if (\$776 ) begin
-      \$1168  = reg_wdata[14:0];
+    \$1168  = tune_offset_91;
+    if (\$744 ) begin
+      \$1168  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1168  = 15'h0000;
@@ -8537,9 +8355,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1169  = tune_offset_120;
-    if (\$778 ) begin
-      \$1169  = reg_wdata[14:0];
+    \$1169  = tune_offset_92;
+    if (\$746 ) begin
+      \$1169  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1169  = 15'h0000;
@@ -8547,9 +8365,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1170  = tune_offset_121;
-    if (\$780 ) begin
-      \$1170  = reg_wdata[14:0];
+    \$1170  = tune_offset_93;
+    if (\$748 ) begin
+      \$1170  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1170  = 15'h0000;
@@ -8557,9 +8375,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1171  = tune_offset_122;
-    if (\$782 ) begin
-      \$1171  = reg_wdata[14:0];
+    \$1171  = tune_offset_94;
+    if (\$750 ) begin
+      \$1171  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1171  = 15'h0000;
@@ -8567,9 +8385,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1172  = tune_offset_123;
-    if (\$784 ) begin
-      \$1172  = reg_wdata[14:0];
+    \$1172  = tune_offset_95;
+    if (\$752 ) begin
+      \$1172  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1172  = 15'h0000;
@@ -8577,9 +8395,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1173  = tune_offset_124;
-    if (\$786 ) begin
-      \$1173  = reg_wdata[14:0];
+    \$1173  = tune_offset_96;
+    if (\$754 ) begin
+      \$1173  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1173  = 15'h0000;
@@ -8587,9 +8405,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1174  = tune_offset_125;
-    if (\$788 ) begin
-      \$1174  = reg_wdata[14:0];
+    \$1174  = tune_offset_97;
+    if (\$756 ) begin
+      \$1174  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1174  = 15'h0000;
@@ -8597,9 +8415,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1175  = tune_offset_126;
-    if (\$790 ) begin
-      \$1175  = reg_wdata[14:0];
+    \$1175  = tune_offset_98;
+    if (\$758 ) begin
+      \$1175  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1175  = 15'h0000;
@@ -8607,9 +8425,9 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1176  = tune_offset_127;
-    if (\$792 ) begin
-      \$1176  = reg_wdata[14:0];
+    \$1176  = tune_offset_99;
+    if (\$760 ) begin
+      \$1176  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1176  = 15'h0000;
@@ -8617,31 +8435,29 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1177  = read_value;
+    \$1177  = tune_offset_100;
+    if (\$762 ) begin
+      \$1177  = bus__wdata[14:0];
+    end
     if (rst) begin
-      \$1177  = 32'd0;
+      \$1177  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1178  = out_valid;
-    if (out_ready) begin
-      \$1178  = 1'h0;
-    end
-    if (accept) begin
-      if (in_last) begin
-        \$1178  = 1'h1;
-      end
+    \$1178  = tune_offset_101;
+    if (\$764 ) begin
+      \$1178  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$1178  = 1'h0;
+      \$1178  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1179  = \$signal$405 ;
-    if (accept) begin
-      \$1179  = \$19 [14:0];
+    \$1179  = tune_offset_102;
+    if (\$766 ) begin
+      \$1179  = bus__wdata[14:0];
     end
     if (rst) begin
       \$1179  = 15'h0000;
@@ -8649,41 +8465,298 @@ module periphery_fc1(in_code, in_plane, in_channel, in_first, in_last, out_ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1180  = out_channel;
-    if (accept) begin
-      if (in_last) begin
-        \$1180  = in_channel;
-      end
+    \$1180  = tune_offset_103;
+    if (\$768 ) begin
+      \$1180  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$1180  = 7'h00;
+      \$1180  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1181  = out_acc;
-    if (accept) begin
-      if (in_last) begin
-        \$1181  = tuned;
-      end
+    \$1181  = tune_offset_104;
+    if (\$770 ) begin
+      \$1181  = bus__wdata[14:0];
     end
     if (rst) begin
-      \$1181  = 16'h0000;
+      \$1181  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1182  = out_act;
+    \$1182  = tune_offset_105;
+    if (\$772 ) begin
+      \$1182  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1182  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1183  = tune_offset_106;
+    if (\$774 ) begin
+      \$1183  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1183  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1184  = tune_offset_107;
+    if (\$776 ) begin
+      \$1184  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1184  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1185  = tune_offset_108;
+    if (\$778 ) begin
+      \$1185  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1185  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1186  = tune_offset_109;
+    if (\$780 ) begin
+      \$1186  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1186  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1187  = tune_offset_110;
+    if (\$782 ) begin
+      \$1187  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1187  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1188  = tune_offset_111;
+    if (\$784 ) begin
+      \$1188  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1188  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1189  = tune_offset_112;
+    if (\$786 ) begin
+      \$1189  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1189  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1190  = tune_offset_113;
+    if (\$788 ) begin
+      \$1190  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1190  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1191  = tune_offset_114;
+    if (\$790 ) begin
+      \$1191  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1191  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1192  = tune_offset_115;
+    if (\$792 ) begin
+      \$1192  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1192  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1193  = tune_offset_116;
+    if (\$794 ) begin
+      \$1193  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1193  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1194  = tune_offset_117;
+    if (\$796 ) begin
+      \$1194  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1194  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1195  = tune_offset_118;
+    if (\$798 ) begin
+      \$1195  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1195  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1196  = tune_offset_119;
+    if (\$800 ) begin
+      \$1196  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1196  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1197  = tune_offset_120;
+    if (\$802 ) begin
+      \$1197  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1197  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1198  = tune_offset_121;
+    if (\$804 ) begin
+      \$1198  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1198  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1199  = tune_offset_122;
+    if (\$806 ) begin
+      \$1199  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1199  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1200  = tune_offset_123;
+    if (\$808 ) begin
+      \$1200  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1200  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1201  = tune_offset_124;
+    if (\$810 ) begin
+      \$1201  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1201  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1202  = tune_offset_125;
+    if (\$812 ) begin
+      \$1202  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1202  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1203  = tune_offset_126;
+    if (\$814 ) begin
+      \$1203  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1203  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1204  = tune_offset_127;
+    if (\$816 ) begin
+      \$1204  = bus__wdata[14:0];
+    end
+    if (rst) begin
+      \$1204  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1205  = bus;
+    if (rst) begin
+      \$1205  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1206  = \$signal$404 ;
     if (accept) begin
-      if (in_last) begin
-        \$1182  = act;
+      \$1206  = \$37 [14:0];
+    end
+    if (rst) begin
+      \$1206  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1207  = o__payload;
+    if (accept) begin
+      if (i__payload[18]) begin
+        \$1207 [6:0] = i__payload[16:10];
+        \$1207 [22:7] = tuned;
+        \$1207 [23] = act;
+        \$1207 [24] = i__payload[19];
       end
     end
     if (rst) begin
-      \$1182  = 1'h0;
+      \$1207  = 25'h0000000;
     end
   end
-  assign code = { in_code[8], in_code[8], in_code[8], in_code[8], in_code[8], in_code[8], in_code };
-  assign \$signal  = \$19 [14:0];
-  assign result = \$19 [14:0];
+  assign errors = { 1'h0, \$15 , \$7 , \$5  };
+  assign code = { i__payload[8], i__payload[8], i__payload[8], i__payload[8], i__payload[8], i__payload[8], i__payload[8:0] };
+  assign \$signal$403  = \$37 [14:0];
+  assign result = \$37 [14:0];
+  assign \i__payload.code  = i__payload[8:0];
+  assign \i__payload.plane  = i__payload[9];
+  assign \i__payload.channel  = i__payload[16:10];
+  assign \i__payload.first  = i__payload[17];
+  assign \i__payload.last  = i__payload[18];
+  assign \i__payload.group_last  = i__payload[19];
+  assign \o__payload.channel  = o__payload[6:0];
+  assign \o__payload.acc  = o__payload[22:7];
+  assign \o__payload.act  = o__payload[23];
+  assign \o__payload.last  = o__payload[24];
 endmodule

@@ -2,12 +2,12 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module periphery_fc2(in_code, in_plane, in_channel, in_first, in_last, out_ready, reg_addr, reg_wdata, reg_we, clk, rst, in_ready, out_valid, out_channel, out_acc, out_act, reg_rdata, out_score, in_valid);
+module periphery_fc2(i__valid, o__ready, bus__addr, bus__wdata, bus__we, clk, rst, i__ready, o__payload, o__valid, bus__rdata, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire [10:0] \$10 ;
-  wire [11:0] \$11 ;
-  reg [9:0] \$12 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
@@ -22,84 +22,109 @@ module periphery_fc2(in_code, in_plane, in_channel, in_first, in_last, out_ready
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  reg [9:0] \$26 ;
+  wire [9:0] \$27 ;
+  wire [10:0] \$28 ;
+  wire [11:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  reg [9:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  reg [10:0] \$34 ;
-  wire [21:0] \$35 ;
-  reg [12:0] \$36 ;
-  wire [22:0] \$37 ;
-  reg [9:0] \$38 ;
-  reg [9:0] \$39 ;
+  wire [3:0] \$34 ;
+  wire [3:0] \$35 ;
+  wire [3:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  reg [9:0] \$40 ;
-  reg [9:0] \$41 ;
-  reg [9:0] \$42 ;
-  reg [9:0] \$43 ;
-  reg [9:0] \$44 ;
-  reg [9:0] \$45 ;
-  reg [9:0] \$46 ;
-  reg [9:0] \$47 ;
-  reg [31:0] \$48 ;
-  reg \$49 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  reg [9:0] \$50 ;
-  reg [3:0] \$51 ;
-  reg [10:0] \$52 ;
-  reg \$53 ;
-  reg [22:0] \$54 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  reg [10:0] \$58 ;
+  wire [21:0] \$59 ;
   wire \$6 ;
+  reg [12:0] \$60 ;
+  wire [22:0] \$61 ;
+  reg \$62 ;
+  reg \$63 ;
+  reg [3:0] \$64 ;
+  reg [3:0] \$65 ;
+  reg [9:0] \$66 ;
+  reg [9:0] \$67 ;
+  reg [9:0] \$68 ;
+  reg [9:0] \$69 ;
   wire \$7 ;
-  reg [9:0] \$8 ;
-  wire [9:0] \$9 ;
-  wire [9:0] \$signal ;
-  reg [9:0] \$signal$32  = 10'h000;
+  reg [9:0] \$70 ;
+  reg [9:0] \$71 ;
+  reg [9:0] \$72 ;
+  reg [9:0] \$73 ;
+  reg [9:0] \$74 ;
+  reg [9:0] \$75 ;
+  reg [31:0] \$76 ;
+  reg [9:0] \$77 ;
+  reg [39:0] \$78 ;
+  wire \$8 ;
+  wire \$9 ;
+  reg \$signal  = 1'h0;
+  wire [9:0] \$signal$29 ;
+  reg [9:0] \$signal$30  = 10'h000;
   wire accept;
   wire act;
+  reg [31:0] bus;
+  input [9:0] bus__addr;
+  wire [9:0] bus__addr;
+  output [31:0] bus__rdata;
+  reg [31:0] bus__rdata = 32'd0;
+  input [31:0] bus__wdata;
+  wire [31:0] bus__wdata;
+  input bus__we;
+  wire bus__we;
   input clk;
   wire clk;
   wire [9:0] code;
-  input [3:0] in_channel;
-  wire [3:0] in_channel;
-  input [8:0] in_code;
-  wire [8:0] in_code;
-  input in_first;
-  wire in_first;
-  input in_last;
-  wire in_last;
-  input in_plane;
-  wire in_plane;
-  output in_ready;
-  wire in_ready;
-  input in_valid;
-  wire in_valid;
-  output [10:0] out_acc;
-  reg [10:0] out_acc = 11'h000;
-  output out_act;
-  reg out_act = 1'h0;
-  output [3:0] out_channel;
-  reg [3:0] out_channel = 4'h0;
-  input out_ready;
-  wire out_ready;
-  output [22:0] out_score;
-  reg [22:0] out_score = 23'h000000;
-  output out_valid;
-  reg out_valid = 1'h0;
-  reg [31:0] read_value;
-  input [9:0] reg_addr;
-  wire [9:0] reg_addr;
-  output [31:0] reg_rdata;
-  reg [31:0] reg_rdata = 32'd0;
-  input [31:0] reg_wdata;
-  wire [31:0] reg_wdata;
-  input reg_we;
-  wire reg_we;
+  reg [3:0] error_0 = 4'h0;
+  wire [3:0] errors;
+  input [16:0] i__payload;
+  wire [16:0] i__payload;
+  wire [3:0] \i__payload.channel ;
+  wire [8:0] \i__payload.code ;
+  wire \i__payload.first ;
+  wire \i__payload.group_last ;
+  wire \i__payload.last ;
+  wire \i__payload.plane ;
+  output i__ready;
+  wire i__ready;
+  input i__valid;
+  wire i__valid;
+  output [39:0] o__payload;
+  reg [39:0] o__payload = 40'h0000000000;
+  wire [10:0] \o__payload.acc ;
+  wire \o__payload.act ;
+  wire [3:0] \o__payload.channel ;
+  wire \o__payload.last ;
+  wire [22:0] \o__payload.score ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  reg [3:0] open_channel = 4'h0;
   wire [9:0] result;
   input rst;
   wire rst;
@@ -114,375 +139,409 @@ module periphery_fc2(in_code, in_plane, in_channel, in_first, in_last, out_ready
   reg [9:0] tune_offset_8 = 10'h000;
   reg [9:0] tune_offset_9 = 10'h000;
   wire [10:0] tuned;
+  assign \$20  = bus__addr < 2'h3;
+  assign \$21  = bus__addr >= 2'h2;
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = bus__addr < 10'h30a;
+  assign \$24  = bus__addr >= 10'h300;
+  assign \$25  = \$23  & \$24 ;
+  assign \$27  = i__payload[14] ? 10'h000 : \$signal$30 ;
+  assign \$28  = $signed(i__payload[8:0]) << i__payload[9];
+  assign \$29  = $signed(\$27 ) + $signed(\$28 );
+  assign tuned = $signed(\$29 [9:0]) + $signed(\$30 );
+  assign \$31  = ~ i__payload[15];
+  assign \$32  = bus__addr == 2'h2;
+  assign \$33  = bus__we & \$32 ;
+  assign \$34  = \$33  ? bus__wdata[3:0] : 4'h0;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = error_0 & \$35 ;
+  assign \$37  = \$36  | { 1'h0, \$15 , \$7 , \$5  };
+  assign \$38  = bus__addr == 10'h300;
+  assign \$39  = bus__we & \$38 ;
+  assign \$40  = bus__addr == 10'h301;
+  assign \$41  = bus__we & \$40 ;
+  assign \$42  = bus__addr == 10'h302;
+  assign \$43  = bus__we & \$42 ;
+  assign \$44  = bus__addr == 10'h303;
+  assign \$45  = bus__we & \$44 ;
+  assign \$46  = bus__addr == 10'h304;
+  assign \$47  = bus__we & \$46 ;
+  assign \$48  = bus__addr == 10'h305;
+  assign \$49  = bus__we & \$48 ;
+  assign \$50  = bus__addr == 10'h306;
+  assign \$51  = bus__we & \$50 ;
+  assign \$52  = bus__addr == 10'h307;
+  assign \$53  = bus__we & \$52 ;
+  assign \$54  = bus__addr == 10'h308;
+  assign \$55  = bus__we & \$54 ;
+  assign \$56  = bus__addr == 10'h309;
+  assign \$57  = bus__we & \$56 ;
+  assign \$59  = $signed(tuned) * $signed(\$58 );
+  assign \$61  = $signed(\$59 ) + $signed(\$60 );
   always @(posedge clk)
-    tune_offset_2 <= \$40 ;
+    o__valid <= \$62 ;
   always @(posedge clk)
-    tune_offset_3 <= \$41 ;
+    \$signal  <= \$63 ;
   always @(posedge clk)
-    tune_offset_4 <= \$42 ;
+    open_channel <= \$64 ;
   always @(posedge clk)
-    tune_offset_5 <= \$43 ;
+    error_0 <= \$65 ;
   always @(posedge clk)
-    tune_offset_6 <= \$44 ;
+    tune_offset_0 <= \$66 ;
   always @(posedge clk)
-    tune_offset_7 <= \$45 ;
+    tune_offset_1 <= \$67 ;
   always @(posedge clk)
-    tune_offset_8 <= \$46 ;
+    tune_offset_2 <= \$68 ;
   always @(posedge clk)
-    tune_offset_9 <= \$47 ;
+    tune_offset_3 <= \$69 ;
   always @(posedge clk)
-    reg_rdata <= \$48 ;
+    tune_offset_4 <= \$70 ;
   always @(posedge clk)
-    out_valid <= \$49 ;
+    tune_offset_5 <= \$71 ;
   always @(posedge clk)
-    \$signal$32  <= \$50 ;
+    tune_offset_6 <= \$72 ;
   always @(posedge clk)
-    out_channel <= \$51 ;
+    tune_offset_7 <= \$73 ;
   always @(posedge clk)
-    out_acc <= \$52 ;
+    tune_offset_8 <= \$74 ;
   always @(posedge clk)
-    out_act <= \$53 ;
+    tune_offset_9 <= \$75 ;
   always @(posedge clk)
-    out_score <= \$54 ;
-  assign \$1  = reg_addr < 1'h1;
-  assign \$2  = reg_addr < 2'h2;
-  assign \$3  = reg_addr >= 1'h1;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = reg_addr < 10'h30a;
-  assign \$6  = reg_addr >= 10'h300;
-  assign \$7  = \$5  & \$6 ;
-  assign \$9  = in_first ? 10'h000 : \$signal$32 ;
-  assign \$10  = $signed(in_code) << in_plane;
-  assign \$11  = $signed(\$9 ) + $signed(\$10 );
-  assign tuned = $signed(\$11 [9:0]) + $signed(\$12 );
-  assign \$13  = ~ out_valid;
-  assign in_ready = \$13  | out_ready;
-  assign accept = in_valid & in_ready;
-  assign \$14  = reg_addr == 10'h300;
-  assign \$15  = reg_we & \$14 ;
-  assign \$16  = reg_addr == 10'h301;
-  assign \$17  = reg_we & \$16 ;
-  assign \$18  = reg_addr == 10'h302;
-  assign \$19  = reg_we & \$18 ;
-  assign \$20  = reg_addr == 10'h303;
-  assign \$21  = reg_we & \$20 ;
-  assign \$22  = reg_addr == 10'h304;
-  assign \$23  = reg_we & \$22 ;
-  assign \$24  = reg_addr == 10'h305;
-  assign \$25  = reg_we & \$24 ;
-  assign \$26  = reg_addr == 10'h306;
-  assign \$27  = reg_we & \$26 ;
-  assign \$28  = reg_addr == 10'h307;
-  assign \$29  = reg_we & \$28 ;
-  assign \$30  = reg_addr == 10'h308;
-  assign \$31  = reg_we & \$30 ;
-  assign \$32  = reg_addr == 10'h309;
-  assign \$33  = reg_we & \$32 ;
-  assign \$35  = $signed(tuned) * $signed(\$34 );
-  assign \$37  = $signed(\$35 ) + $signed(\$36 );
+    bus__rdata <= \$76 ;
   always @(posedge clk)
-    tune_offset_0 <= \$38 ;
+    \$signal$30  <= \$77 ;
   always @(posedge clk)
-    tune_offset_1 <= \$39 ;
+    o__payload <= \$78 ;
+  assign \$1  = ~ rst;
+  assign \$2  = ~ o__valid;
+  assign \$3  = \$2  | o__ready;
+  assign i__ready = \$1  & \$3 ;
+  assign accept = i__valid & i__ready;
+  assign \$4  = i__payload[13:10] >= 4'ha;
+  assign \$5  = accept & \$4 ;
+  assign \$6  = i__payload[9] >= 1'h1;
+  assign \$7  = accept & \$6 ;
+  assign \$8  = i__payload[14] & \$signal ;
+  assign \$9  = ~ i__payload[14];
+  assign \$10  = ~ \$signal ;
+  assign \$11  = i__payload[13:10] != open_channel;
+  assign \$12  = \$10  | \$11 ;
+  assign \$13  = \$9  & \$12 ;
+  assign \$14  = \$8  | \$13 ;
+  assign \$15  = accept & \$14 ;
+  assign \$16  = bus__addr < 1'h1;
+  assign \$17  = bus__addr < 2'h2;
+  assign \$18  = bus__addr >= 1'h1;
+  assign \$19  = \$17  & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$40  = tune_offset_2;
+    \$26  = 10'h000;
+    casez (bus__addr[3:0])
+      4'h0:
+          \$26  = tune_offset_0;
+      4'h1:
+          \$26  = tune_offset_1;
+      4'h2:
+          \$26  = tune_offset_2;
+      4'h3:
+          \$26  = tune_offset_3;
+      4'h4:
+          \$26  = tune_offset_4;
+      4'h5:
+          \$26  = tune_offset_5;
+      4'h6:
+          \$26  = tune_offset_6;
+      4'h7:
+          \$26  = tune_offset_7;
+      4'h8:
+          \$26  = tune_offset_8;
+      4'h9:
+          \$26  = tune_offset_9;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$30  = 10'h000;
+    casez (i__payload[13:10])
+      4'h0:
+          \$30  = tune_offset_0;
+      4'h1:
+          \$30  = tune_offset_1;
+      4'h2:
+          \$30  = tune_offset_2;
+      4'h3:
+          \$30  = tune_offset_3;
+      4'h4:
+          \$30  = tune_offset_4;
+      4'h5:
+          \$30  = tune_offset_5;
+      4'h6:
+          \$30  = tune_offset_6;
+      4'h7:
+          \$30  = tune_offset_7;
+      4'h8:
+          \$30  = tune_offset_8;
+      4'h9:
+          \$30  = tune_offset_9;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$58  = 11'h000;
+    casez (i__payload[13:10])
+      4'h0:
+          \$58  = 11'h14b;
+      4'h1:
+          \$58  = 11'h092;
+      4'h2:
+          \$58  = 11'h085;
+      4'h3:
+          \$58  = 11'h193;
+      4'h4:
+          \$58  = 11'h149;
+      4'h5:
+          \$58  = 11'h109;
+      4'h6:
+          \$58  = 11'h1da;
+      4'h7:
+          \$58  = 11'h058;
+      4'h8:
+          \$58  = 11'h200;
+      4'h9:
+          \$58  = 11'h068;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$60  = 13'h0000;
+    casez (i__payload[13:10])
+      4'h0:
+          \$60  = 13'h04f1;
+      4'h1:
+          \$60  = 13'h024e;
+      4'h2:
+          \$60  = 13'h034b;
+      4'h3:
+          \$60  = 13'h1e4b;
+      4'h4:
+          \$60  = 13'h00cc;
+      4'h5:
+          \$60  = 13'h1eea;
+      4'h6:
+          \$60  = 13'h1704;
+      4'h7:
+          \$60  = 13'h09b5;
+      4'h8:
+          \$60  = 13'h044c;
+      4'h9:
+          \$60  = 13'h1e68;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    bus = 32'd0;
+    if (\$16 ) begin
+      bus = 32'd3015704578;
+    end
     if (\$19 ) begin
-      \$40  = reg_wdata[9:0];
+      bus = 32'd10;
     end
-    if (rst) begin
-      \$40  = 10'h000;
+    if (\$22 ) begin
+      bus = { 28'h0000000, error_0 };
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$41  = tune_offset_3;
-    if (\$21 ) begin
-      \$41  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$41  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$42  = tune_offset_4;
-    if (\$23 ) begin
-      \$42  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$42  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$43  = tune_offset_5;
     if (\$25 ) begin
-      \$43  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$43  = 10'h000;
+      bus = { \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26 [9], \$26  };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$44  = tune_offset_6;
-    if (\$27 ) begin
-      \$44  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$44  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$45  = tune_offset_7;
-    if (\$29 ) begin
-      \$45  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$45  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$46  = tune_offset_8;
-    if (\$31 ) begin
-      \$46  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$46  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$47  = tune_offset_9;
-    if (\$33 ) begin
-      \$47  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$47  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$48  = read_value;
-    if (rst) begin
-      \$48  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$49  = out_valid;
-    if (out_ready) begin
-      \$49  = 1'h0;
+    \$62  = o__valid;
+    if (o__ready) begin
+      \$62  = 1'h0;
     end
     if (accept) begin
-      if (in_last) begin
-        \$49  = 1'h1;
+      if (i__payload[15]) begin
+        \$62  = 1'h1;
       end
     end
     if (rst) begin
-      \$49  = 1'h0;
+      \$62  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$50  = \$signal$32 ;
+    \$63  = \$signal ;
     if (accept) begin
-      \$50  = \$11 [9:0];
+      \$63  = \$31 ;
     end
     if (rst) begin
-      \$50  = 10'h000;
+      \$63  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$51  = out_channel;
+    \$64  = open_channel;
     if (accept) begin
-      if (in_last) begin
-        \$51  = in_channel;
+      \$64  = i__payload[13:10];
+    end
+    if (rst) begin
+      \$64  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$65  = \$37 ;
+    if (rst) begin
+      \$65  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$66  = tune_offset_0;
+    if (\$39 ) begin
+      \$66  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$66  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$67  = tune_offset_1;
+    if (\$41 ) begin
+      \$67  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$67  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$68  = tune_offset_2;
+    if (\$43 ) begin
+      \$68  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$68  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$69  = tune_offset_3;
+    if (\$45 ) begin
+      \$69  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$69  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$70  = tune_offset_4;
+    if (\$47 ) begin
+      \$70  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$70  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$71  = tune_offset_5;
+    if (\$49 ) begin
+      \$71  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$71  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$72  = tune_offset_6;
+    if (\$51 ) begin
+      \$72  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$72  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$73  = tune_offset_7;
+    if (\$53 ) begin
+      \$73  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$73  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$74  = tune_offset_8;
+    if (\$55 ) begin
+      \$74  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$74  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$75  = tune_offset_9;
+    if (\$57 ) begin
+      \$75  = bus__wdata[9:0];
+    end
+    if (rst) begin
+      \$75  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$76  = bus;
+    if (rst) begin
+      \$76  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$77  = \$signal$30 ;
+    if (accept) begin
+      \$77  = \$29 [9:0];
+    end
+    if (rst) begin
+      \$77  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$78  = o__payload;
+    if (accept) begin
+      if (i__payload[15]) begin
+        \$78 [3:0] = i__payload[13:10];
+        \$78 [14:4] = tuned;
+        \$78 [15] = 1'h0;
+        \$78 [16] = i__payload[16];
+        \$78 [39:17] = \$61 ;
       end
     end
     if (rst) begin
-      \$51  = 4'h0;
+      \$78  = 40'h0000000000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$52  = out_acc;
-    if (accept) begin
-      if (in_last) begin
-        \$52  = tuned;
-      end
-    end
-    if (rst) begin
-      \$52  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$53  = out_act;
-    if (accept) begin
-      if (in_last) begin
-        \$53  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$53  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$54  = out_score;
-    if (accept) begin
-      if (in_last) begin
-        \$54  = \$37 ;
-      end
-    end
-    if (rst) begin
-      \$54  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8  = 10'h000;
-    casez (reg_addr[3:0])
-      4'h0:
-          \$8  = tune_offset_0;
-      4'h1:
-          \$8  = tune_offset_1;
-      4'h2:
-          \$8  = tune_offset_2;
-      4'h3:
-          \$8  = tune_offset_3;
-      4'h4:
-          \$8  = tune_offset_4;
-      4'h5:
-          \$8  = tune_offset_5;
-      4'h6:
-          \$8  = tune_offset_6;
-      4'h7:
-          \$8  = tune_offset_7;
-      4'h8:
-          \$8  = tune_offset_8;
-      4'h9:
-          \$8  = tune_offset_9;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$12  = 10'h000;
-    casez (in_channel)
-      4'h0:
-          \$12  = tune_offset_0;
-      4'h1:
-          \$12  = tune_offset_1;
-      4'h2:
-          \$12  = tune_offset_2;
-      4'h3:
-          \$12  = tune_offset_3;
-      4'h4:
-          \$12  = tune_offset_4;
-      4'h5:
-          \$12  = tune_offset_5;
-      4'h6:
-          \$12  = tune_offset_6;
-      4'h7:
-          \$12  = tune_offset_7;
-      4'h8:
-          \$12  = tune_offset_8;
-      4'h9:
-          \$12  = tune_offset_9;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$34  = 11'h000;
-    casez (in_channel)
-      4'h0:
-          \$34  = 11'h14b;
-      4'h1:
-          \$34  = 11'h092;
-      4'h2:
-          \$34  = 11'h085;
-      4'h3:
-          \$34  = 11'h193;
-      4'h4:
-          \$34  = 11'h149;
-      4'h5:
-          \$34  = 11'h109;
-      4'h6:
-          \$34  = 11'h1da;
-      4'h7:
-          \$34  = 11'h058;
-      4'h8:
-          \$34  = 11'h200;
-      4'h9:
-          \$34  = 11'h068;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$36  = 13'h0000;
-    casez (in_channel)
-      4'h0:
-          \$36  = 13'h04f1;
-      4'h1:
-          \$36  = 13'h024e;
-      4'h2:
-          \$36  = 13'h034b;
-      4'h3:
-          \$36  = 13'h1e4b;
-      4'h4:
-          \$36  = 13'h00cc;
-      4'h5:
-          \$36  = 13'h1eea;
-      4'h6:
-          \$36  = 13'h1704;
-      4'h7:
-          \$36  = 13'h09b5;
-      4'h8:
-          \$36  = 13'h044c;
-      4'h9:
-          \$36  = 13'h1e68;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    read_value = 32'd0;
-    if (\$1 ) begin
-      read_value = 32'd3015704577;
-    end
-    if (\$4 ) begin
-      read_value = 32'd10;
-    end
-    if (\$7 ) begin
-      read_value = { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8  };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$38  = tune_offset_0;
-    if (\$15 ) begin
-      \$38  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$38  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$39  = tune_offset_1;
-    if (\$17 ) begin
-      \$39  = reg_wdata[9:0];
-    end
-    if (rst) begin
-      \$39  = 10'h000;
-    end
-  end
-  assign code = { in_code[8], in_code };
-  assign \$signal  = \$11 [9:0];
-  assign result = \$11 [9:0];
+  assign errors = { 1'h0, \$15 , \$7 , \$5  };
+  assign code = { i__payload[8], i__payload[8:0] };
+  assign \$signal$29  = \$29 [9:0];
+  assign result = \$29 [9:0];
   assign act = 1'h0;
+  assign \i__payload.code  = i__payload[8:0];
+  assign \i__payload.plane  = i__payload[9];
+  assign \i__payload.channel  = i__payload[13:10];
+  assign \i__payload.first  = i__payload[14];
+  assign \i__payload.last  = i__payload[15];
+  assign \i__payload.group_last  = i__payload[16];
+  assign \o__payload.channel  = o__payload[3:0];
+  assign \o__payload.acc  = o__payload[14:4];
+  assign \o__payload.act  = o__payload[15];
+  assign \o__payload.last  = o__payload[16];
+  assign \o__payload.score  = o__payload[39:17];
 endmodule

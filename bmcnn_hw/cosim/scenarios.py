@@ -2,16 +2,25 @@
 
 Each generator returns the JSON-able scenario that :mod:`bmcnn_hw.cosim.tb_stream` runs.
 Expected values come from the golden integer model (accumulators, thresholds, pooling,
-scores) plus a Python model of the registers the scenario writes.
+scores) plus a Python model of the registers the scenario writes. Scenarios on real data
+end by reading the sticky ``error`` register, which must still be 0.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..rtl.layer import layer_stream_fields
 from ..rtl.periphery import bipolar_offsets, layer_registers
+from ..rtl.streams import activation_layout, layout_fields, score_layout
 
-PERIPHERY_IN = ["in_code", "in_plane", "in_channel", "in_first", "in_last"]
+PERIPHERY_IN = ["code", "plane", "channel", "first", "last", "group_last"]
+"""Payload fields of a beat into a periphery, in the order scenarios list them."""
+
+
+def error_read(layer) -> dict:
+    """The step that reads the periphery's sticky ``error`` register and expects 0."""
+    return {"read": [layer_registers(layer)["error"].offset, 0]}
 
 
 def beat_order(layer) -> list[tuple[int, int]]:
@@ -19,9 +28,12 @@ def beat_order(layer) -> list[tuple[int, int]]:
     return [(plane, rt) for plane in range(layer.input_bits) for rt in range(layer.tiling.n_row_tiles)]
 
 
-def _beats(layer, codes: dict, m: int, ch: int) -> list[dict]:
+def _beats(layer, codes: dict, m: int, ch: int, group_last: int = 0) -> list[dict]:
+    """The beats of output (vector ``m``, channel ``ch``); ``group_last`` rides on its last beat."""
     order = beat_order(layer)
-    return [{"beat": [int(codes[(plane, rt)][m, ch]), plane, ch, int(k == 0), int(k == len(order) - 1)]}
+    end = len(order) - 1
+    return [{"beat": [int(codes[(plane, rt)][m, ch]), plane, ch, int(k == 0), int(k == end),
+                      int(group_last and k == end)]}
             for k, (plane, rt) in enumerate(order)]
 
 
@@ -37,7 +49,7 @@ class RegisterModel:
 
     def random_write(self, rng: np.random.Generator, channel: int) -> tuple[int, int, str]:
         """A random in-range write to a rw register of ``channel``; returns (addr, value, name)."""
-        names = [r.name for r in self.map.registers if r.access == "rw"]
+        names = [r.name for r in self.map.registers if r.access == "rw"]  # error (w1c) is set by hardware
         reg = self.map[names[int(rng.integers(len(names)))]]
         lo, hi = (-(1 << (reg.width - 1)), (1 << (reg.width - 1)) - 1) if reg.signed else (0, (1 << reg.width) - 1)
         if reg.name == "tune_offset":
@@ -46,11 +58,11 @@ class RegisterModel:
         self.values[reg.name][channel] = value
         return reg.offset + channel, value, reg.name
 
-    def evaluate(self, layer, acc: int, ch: int) -> list[int]:
-        """Expected (channel, acc, act[, score]) for a golden accumulator."""
+    def evaluate(self, layer, acc: int, ch: int, last: int = 0) -> list[int]:
+        """Expected (channel, acc, act, last[, score]) for a golden accumulator."""
         tuned = acc + self.values["tune_offset"][ch]
         act = 0 if layer.is_output else int((tuned >= self.values["theta"][ch]) ^ bool(self.values["flip"][ch]))
-        out = [ch, tuned, act]
+        out = [ch, tuned, act, last]
         if layer.is_output:
             out.append(tuned * int(layer.score_scale[ch]) + int(layer.score_bias[ch]))
         return out
@@ -80,13 +92,14 @@ def periphery_scenario(layer, acc: np.ndarray, codes: dict, picks: np.ndarray, *
         if rng.random() < reset_prob:
             steps.append({"reset": len(expected)})
             regs.reset()
-        steps += _beats(layer, codes, m, ch)
-        expected.append(regs.evaluate(layer, int(acc[m, ch]), ch))
-    outputs = ["out_channel", "out_acc", "out_act"] + (["out_score"] if layer.is_output else [])
+        last = int(rng.integers(2))  # passed through to the pool/argmax
+        steps += _beats(layer, codes, m, ch, last)
+        expected.append(regs.evaluate(layer, int(acc[m, ch]), ch, last))
+    outputs = ["channel", "acc", "act", "last"] + (["score"] if layer.is_output else [])
     ident = regs.map["id"]
-    steps.append({"read": [ident.offset, int(ident.reset[0])]})
-    return {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": ["out_acc", "out_score"], "steps": steps,
-            "expected": expected, "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
+    steps += [{"read": [ident.offset, int(ident.reset[0])]}, error_read(layer)]
+    return {"fields": layer_stream_fields(layer, top=False), "inputs": PERIPHERY_IN, "outputs": outputs,
+            "steps": steps, "expected": expected, "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
 
 
 def _directed_thresholds(layer, regs: RegisterModel, acc: np.ndarray, codes: dict, expected: list) -> list[dict]:
@@ -101,7 +114,7 @@ def _directed_thresholds(layer, regs: RegisterModel, acc: np.ndarray, codes: dic
             regs.values["theta"][0], regs.values["flip"][0] = value, flip
             steps += [{"write": [theta.offset, value]}, {"write": [regs.map["flip"].offset, flip]}]
             steps += _beats(layer, codes, 0, 0)
-            expected.append(regs.evaluate(layer, int(acc[0, 0]), 0))
+            expected.append(regs.evaluate(layer, int(acc[0, 0]), 0, 0))
     steps.append({"reset": len(expected)})  # back to the CompiledModel's values
     regs.reset()
     return steps
@@ -128,9 +141,12 @@ def pool_scenario(group: int, windows: int, channel_width: int, seed: int = 0) -
     for _ in range(windows):
         ch = int(rng.integers(1 << channel_width))
         bits = (rng.random(group) < rng.choice([0.0, 0.1, 0.5])).astype(int)
-        steps += [{"beat": [int(b), ch]} for b in bits]
+        steps += [{"beat": [int(b), ch, int(k == group - 1)]} for k, b in enumerate(bits)]
         expected.append([int(bits.max()), ch])
-    return {"inputs": ["in_bit", "in_channel"], "outputs": ["out_bit", "out_channel"], "signed": [],
+    fields = {"i": layout_fields(activation_layout(channel_width, last=True)),
+              "o": layout_fields(activation_layout(channel_width))}
+    return {"fields": fields,
+            "inputs": ["bit", "channel", "last"], "outputs": ["bit", "channel"],
             "steps": steps, "expected": expected, "idle_prob": 0.2, "stall_prob": 0.3, "seed": seed}
 
 
@@ -146,11 +162,43 @@ def argmax_scenario(classes: int, images: int, score_width: int, seed: int = 0) 
             scores = rng.integers(lo, hi + 1, classes)
         if k == 1:
             scores[:] = lo
-        steps += [{"beat": [c, int(s)]} for c, s in enumerate(scores)]
+        steps += [{"beat": [c, int(s), int(c == classes - 1)]} for c, s in enumerate(scores)]
         best = int(np.argmax(scores))
         expected.append([best, int(scores[best])])
-    return {"inputs": ["in_class", "in_score"], "outputs": ["out_class", "out_score"], "signed": ["out_score"],
+    fields = {"i": layout_fields(score_layout(classes, score_width, last=True)),
+              "o": layout_fields(score_layout(classes, score_width))}
+    return {"fields": fields,
+            "inputs": ["class", "score", "last"], "outputs": ["class", "score"],
             "steps": steps, "expected": expected, "idle_prob": 0.2, "stall_prob": 0.3, "seed": seed}
+
+
+def _top_outputs(layer) -> list[str]:
+    return ["class", "score"] if layer.is_output else ["channel", "bit"]
+
+
+def _window_beats(layer, codes: dict, n: int, ch: int, py: int, px: int) -> list[dict]:
+    """The beats of one pool window (its members in turn; the last closes the window)."""
+    h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+    p = layer.pool
+    members = [(dy, dx) for dy in range(p) for dx in range(p)]
+    steps: list[dict] = []
+    for k, (dy, dx) in enumerate(members):
+        steps += _beats(layer, codes, n * h * w + (py * p + dy) * w + px * p + dx, ch, int(k == len(members) - 1))
+    return steps
+
+
+def _image_beats(layer, codes: dict, n: int) -> list[dict]:
+    """The beats of every class of image ``n`` (output layer; the last class closes the image)."""
+    steps: list[dict] = []
+    for ch in range(layer.cols):
+        steps += _beats(layer, codes, n, ch, int(ch == layer.cols - 1))
+    return steps
+
+
+def _top_scenario(layer, steps: list, expected: list, idle_prob: float, stall_prob: float, seed: int) -> dict:
+    return {"fields": layer_stream_fields(layer, top=True), "inputs": PERIPHERY_IN, "outputs": _top_outputs(layer),
+            "steps": [*steps, error_read(layer)], "expected": expected, "idle_prob": idle_prob,
+            "stall_prob": stall_prob, "seed": seed}
 
 
 def layer_top_scenario(layer, trace_acc: np.ndarray, output: np.ndarray, codes: dict, n_images: int,
@@ -166,30 +214,22 @@ def layer_top_scenario(layer, trace_acc: np.ndarray, output: np.ndarray, codes: 
     steps, expected = [], []
     if layer.is_output:
         for n in range(min(n_images, picks)):
-            for ch in range(layer.cols):
-                steps += _beats(layer, codes, n, ch)
+            steps += _image_beats(layer, codes, n)
             best = int(np.argmax(output[n]))
             expected.append([best, int(output[n, best])])
-        outputs, signed = ["out_class", "out_score"], ["out_score"]
     elif layer.kind == "conv":
         h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
-        p = layer.pool
         for _ in range(picks):
             n, ch = int(rng.integers(n_images)), int(rng.integers(layer.cols))
-            py, px = int(rng.integers(h // p)), int(rng.integers(w // p))
-            for dy in range(p):
-                for dx in range(p):
-                    steps += _beats(layer, codes, n * h * w + (py * p + dy) * w + px * p + dx, ch)
+            py, px = int(rng.integers(h // layer.pool)), int(rng.integers(w // layer.pool))
+            steps += _window_beats(layer, codes, n, ch, py, px)
             expected.append([ch, int(output[n, ch, py, px])])
-        outputs, signed = ["out_channel", "out_bit"], []
     else:
         for _ in range(picks):
             n, ch = int(rng.integers(n_images)), int(rng.integers(layer.cols))
-            steps += _beats(layer, codes, n, ch)
+            steps += _beats(layer, codes, n, ch, 1)
             expected.append([ch, int(output[n, ch])])
-        outputs, signed = ["out_channel", "out_bit"], []
-    return {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": signed, "steps": steps, "expected": expected,
-            "idle_prob": 0.1, "stall_prob": 0.3, "seed": seed}
+    return _top_scenario(layer, steps, expected, 0.1, 0.3, seed)
 
 
 def full_layer_scenario(layer, output: np.ndarray, codes: dict, n_images: int, register_writes=()) -> tuple[dict, list]:
@@ -203,32 +243,23 @@ def full_layer_scenario(layer, output: np.ndarray, codes: dict, n_images: int, r
     where: list[tuple[int, ...]] = []
     if layer.is_output:
         for n in range(n_images):
-            for ch in range(layer.cols):
-                steps += _beats(layer, codes, n, ch)
+            steps += _image_beats(layer, codes, n)
             best = int(np.argmax(output[n]))
             expected.append([best, int(output[n, best])])
             where.append((n,))
-        outputs, signed = ["out_class", "out_score"], ["out_score"]
     elif layer.kind == "conv":
         h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
-        p = layer.pool
         for n in range(n_images):
-            for py in range(h // p):
-                for px in range(w // p):
+            for py in range(h // layer.pool):
+                for px in range(w // layer.pool):
                     for ch in range(layer.cols):
-                        for dy in range(p):
-                            for dx in range(p):
-                                steps += _beats(layer, codes, n * h * w + (py * p + dy) * w + px * p + dx, ch)
+                        steps += _window_beats(layer, codes, n, ch, py, px)
                         expected.append([ch, int(output[n, ch, py, px])])
                         where.append((n, ch, py, px))
-        outputs, signed = ["out_channel", "out_bit"], []
     else:
         for n in range(n_images):
             for ch in range(layer.cols):
-                steps += _beats(layer, codes, n, ch)
+                steps += _beats(layer, codes, n, ch, 1)
                 expected.append([ch, int(output[n, ch])])
                 where.append((n, ch))
-        outputs, signed = ["out_channel", "out_bit"], []
-    scenario = {"inputs": PERIPHERY_IN, "outputs": outputs, "signed": signed, "steps": steps,
-                "expected": expected, "idle_prob": 0.0, "stall_prob": 0.0, "seed": 0}
-    return scenario, where
+    return _top_scenario(layer, steps, expected, 0.0, 0.0, 0), where

@@ -3,17 +3,22 @@
 The scenario (JSON, path in ``$BMCNN_TB_SCENARIO``) comes from the golden model
 (:mod:`bmcnn_hw.cosim.scenarios`)::
 
-    {"inputs": [port, ...], "outputs": [port, ...], "signed": [port, ...],
+    {"fields": {"i": {field: [offset, width, signed], ...}, "o": {...}},
+     "inputs": [field of i, ...], "outputs": [field of o, ...],
      "steps": [{"beat": [v, ...]} | {"write": [addr, value]} | {"read": [addr, expected]}
-               | {"reset": n_outputs_before}, ...],
+               | {"reset": n_outputs_before} | {"idle": cycles}, ...],
      "expected": [[v, ...], ...], "idle_prob": p, "stall_prob": q, "seed": s}
 
+The DUT has the stream ports of :mod:`bmcnn_hw.rtl.streams` (``i__valid``/``i__ready``/
+``i__payload``, ``o__...``) and, optionally, a register bus (``bus__addr``/``wdata``/``we``/
+``rdata``). Payload fields are packed into and unpacked from ``*__payload`` with ``fields``.
 When ``$BMCNN_TB_OUTPUT`` is set, the monitored outputs are also written there (JSON).
 
-Driver: ``in_valid``/``in_ready`` handshake with random idle cycles; register writes and
-read-backs between beats; resets after the outputs so far have drained. Back-pressure:
-``out_ready`` is low with probability ``stall_prob`` each cycle. Monitor: records the
-output ports on every transfer. Scoreboard: compares with ``expected`` in order.
+Driver: valid/ready handshake with random idle cycles; register writes and read-backs
+between beats; resets after the outputs so far have drained. Every reset offers a beat and
+asserts that ``i__ready`` stays low and ``o__valid`` falls while ``rst`` is high.
+Back-pressure: ``o__ready`` is low with probability ``stall_prob`` each cycle. Monitor:
+records the output fields on every transfer. Scoreboard: compares with ``expected`` in order.
 """
 
 from __future__ import annotations
@@ -26,9 +31,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-
-def _value(handle, signed: bool) -> int:
-    return handle.value.to_signed() if signed else int(handle.value)
+from bmcnn_hw.cosim.payload import pack, unpack
 
 
 class Bench:
@@ -38,55 +41,62 @@ class Bench:
         self.dut, self.sc = dut, scenario
         self.rng = random.Random(scenario.get("seed", 0))
         self.seen: list = []
-        self.has_bus = hasattr(dut, "reg_we")
+        self.has_bus = hasattr(dut, "bus__we")
+        self.fields = scenario.get("fields", {})
 
     async def reset(self) -> None:
+        """Two cycles of reset with a beat offered: it must not be taken, and no result may be valid."""
         self.dut.rst.value = 1
-        self.dut.in_valid.value = 0
+        self.dut.i__payload.value = 0
+        self.dut.i__valid.value = 1
         if self.has_bus:
-            self.dut.reg_we.value = 0
-        for _ in range(2):
+            self.dut.bus__we.value, self.dut.bus__addr.value, self.dut.bus__wdata.value = 0, 0, 0
+        for cycle in range(2):
+            await ReadOnly()
+            assert int(self.dut.i__ready.value) == 0, f"i__ready is high during reset (cycle {cycle})"
             await RisingEdge(self.dut.clk)
+        await ReadOnly()
+        assert int(self.dut.o__valid.value) == 0, "o__valid is high after reset"
+        await RisingEdge(self.dut.clk)
+        self.dut.i__valid.value = 0
         self.dut.rst.value = 0
 
     async def backpressure(self) -> None:
         while True:
-            self.dut.out_ready.value = int(self.rng.random() >= self.sc.get("stall_prob", 0.0))
+            self.dut.o__ready.value = int(self.rng.random() >= self.sc.get("stall_prob", 0.0))
             await RisingEdge(self.dut.clk)
 
     async def monitor(self) -> None:
-        signed = set(self.sc.get("signed", []))
         while True:
             await RisingEdge(self.dut.clk)
             await ReadOnly()
-            if int(self.dut.rst.value) == 0 and int(self.dut.out_valid.value) and int(self.dut.out_ready.value):
-                self.seen.append([_value(getattr(self.dut, p), p in signed) for p in self.sc["outputs"]])
+            if int(self.dut.rst.value) == 0 and int(self.dut.o__valid.value) and int(self.dut.o__ready.value):
+                self.seen.append(unpack(self.fields["o"], self.sc["outputs"], int(self.dut.o__payload.value)))
 
     async def beat(self, values: list) -> None:
         while self.rng.random() < self.sc.get("idle_prob", 0.0):
-            self.dut.in_valid.value = 0
+            self.dut.i__valid.value = 0
             await RisingEdge(self.dut.clk)
-        for port, value in zip(self.sc["inputs"], values, strict=True):
-            getattr(self.dut, port).value = value
-        self.dut.in_valid.value = 1
+        self.dut.i__payload.value = pack(self.fields["i"], self.sc["inputs"], values)
+        self.dut.i__valid.value = 1
         while True:
             await ReadOnly()
-            ready = int(self.dut.in_ready.value)
+            ready = int(self.dut.i__ready.value)
             await RisingEdge(self.dut.clk)
             if ready:
                 break
-        self.dut.in_valid.value = 0
+        self.dut.i__valid.value = 0
 
     async def write(self, addr: int, value: int) -> None:
-        self.dut.reg_addr.value, self.dut.reg_wdata.value, self.dut.reg_we.value = addr, value & 0xFFFFFFFF, 1
+        self.dut.bus__addr.value, self.dut.bus__wdata.value, self.dut.bus__we.value = addr, value & 0xFFFFFFFF, 1
         await RisingEdge(self.dut.clk)
-        self.dut.reg_we.value = 0
+        self.dut.bus__we.value = 0
 
     async def read(self, addr: int, expected: int) -> None:
-        self.dut.reg_addr.value = addr
+        self.dut.bus__addr.value = addr
         await RisingEdge(self.dut.clk)
         await ReadOnly()
-        got = self.dut.reg_rdata.value.to_signed() if expected < 0 else int(self.dut.reg_rdata.value)
+        got = self.dut.bus__rdata.value.to_signed() if expected < 0 else int(self.dut.bus__rdata.value)
         assert got == expected, f"register 0x{addr:x}: read {got}, expected {expected}"
         await RisingEdge(self.dut.clk)
 
@@ -118,6 +128,9 @@ async def stream_matches_golden(dut):
         elif "reset" in step:
             await bench.drain(step["reset"])
             await bench.reset()
+        elif "idle" in step:
+            for _ in range(step["idle"]):
+                await RisingEdge(dut.clk)
     await bench.drain(len(scenario["expected"]))
     if os.environ.get("BMCNN_TB_OUTPUT"):  # the co-simulation feeds these to the next layer
         with open(os.environ["BMCNN_TB_OUTPUT"], "w") as handle:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel, load_model, verify_rtl
 from ..cosim.rtl_check import layer_codes
-from ..cosim.scenarios import PERIPHERY_IN, full_layer_scenario
+from ..cosim.scenarios import full_layer_scenario
 from ..errors import ConfigError
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
@@ -34,6 +34,8 @@ from .synth import SynthResult, synthesize
 from .transient import transient_read
 
 NOMINAL_PERIOD_NS = 10.0
+INPUT_PORTS = {"i__payload", "i__valid", "o__ready", "rst", "bus__addr", "bus__wdata", "bus__we"}
+"""Input ports of a layer top (:mod:`bmcnn_hw.rtl.streams`, :class:`~bmcnn_hw.rtl.regs.RegisterBus`)."""
 
 
 def _say(progress: bool, text: str) -> None:
@@ -147,7 +149,7 @@ def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, acc
         (work / layer.name / "gates" / "activity.vcd").unlink(missing_ok=True)  # large; the Tcl keeps the figures
         lp.gate_beats, lp.gate_outputs_checked = sim.beats, sim.outputs_checked
         lp.sta = run_sta(lp.synth, period, work / layer.name / "synth", sim.activity, sim.cycles,
-                         {*PERIPHERY_IN, "in_valid", "rst", "out_ready", "reg_addr", "reg_wdata", "reg_we"})
+                         INPUT_PORTS)
         _say(progress, f"ppa: {layer.name}: gate-level netlist = golden on {sim.outputs_checked} outputs "
                        f"({sim.beats} beats); {lp.sta.power_w['total'] * 1e3:.3f} mW at {1e3 / period:.1f} MHz")
 

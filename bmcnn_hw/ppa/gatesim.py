@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..cosim.payload import pack, unpack
 from ..errors import MismatchError, SimulationError, ToolNotFound
 from .tools import run_tool
 from .vcd import NetActivity, net_activity
@@ -46,12 +47,13 @@ def port_widths(netlist_text: str, top: str) -> dict[str, tuple[str, int]]:
     return ports
 
 
-def testbench(top: str, ports: dict[str, tuple[str, int]], inputs: list[str], outputs: list[str]) -> str:
-    """A Verilog testbench: beats from ``beats.txt`` (one per line, ``inputs`` order), outputs to ``outputs.txt``.
+def testbench(top: str, ports: dict[str, tuple[str, int]]) -> str:
+    """A Verilog testbench: payload words from ``beats.txt`` (one per line), result words to ``outputs.txt``.
 
-    Inputs change on the falling edge; a beat is taken on the rising edge when in_valid and
-    in_ready hold (both are settled 1 ns after the falling edge, as nothing changes until the
-    rising edge); out_ready is always 1, so a valid output is held for exactly one cycle.
+    Inputs change on the falling edge; a beat is taken on the rising edge when ``i__valid``
+    and ``i__ready`` hold (both are settled 1 ns after the falling edge, as nothing changes
+    until the rising edge); ``o__ready`` is always 1, so a valid result is held for exactly
+    one cycle. The register bus (if any) stays idle.
     """
     def decl(name: str, kind: str) -> str:
         width = ports[name][1]
@@ -61,34 +63,31 @@ def testbench(top: str, ports: dict[str, tuple[str, int]], inputs: list[str], ou
     regs = [decl(n, "reg") for n in ports if ports[n][0] == "input"]
     wires = [decl(n, "wire") for n in ports if ports[n][0] == "output"]
     conns = ", ".join(f".{n}({n})" for n in ports)
-    reads = ", ".join(f"v[{k}]" for k in range(len(inputs)))
-    assigns = " ".join(f"{name} = v[{k}];" for k, name in enumerate(inputs))
-    fmt = " ".join(["%0d"] * len(outputs))
     half = PERIOD_NS // 2
-    others = [n for n in ports if ports[n][0] == "input" and n not in (*inputs, "clk", "rst", "in_valid")]
+    others = [n for n in ports if ports[n][0] == "input" and n not in ("clk", "rst", "i__valid", "o__ready")]
     return "\n".join([
-        "`timescale 1ns/10ps", "module bmcnn_gate_tb;", *regs, *wires, f"  reg [63:0] v [0:{len(inputs) - 1}];",
+        "`timescale 1ns/10ps", "module bmcnn_gate_tb;", *regs, *wires,
+        f"  reg [{ports['i__payload'][1] - 1}:0] word;",
         "  integer fin, fout, got, beats, cycles; reg take;",
         f"  {top} dut({conns});",
         f"  always #{half} clk = ~clk;",
         "  initial begin",
         '    fin = $fopen("beats.txt", "r"); fout = $fopen("outputs.txt", "w");',
         '    $dumpfile("activity.vcd"); $dumpvars(1, dut);',
-        "    clk = 0; rst = 1; in_valid = 0; take = 0; beats = 0; cycles = 0;",
-        *[f"    {n} = 0;" for n in [*inputs, *others]],
-        "    out_ready = 1;" if "out_ready" in ports else "",
+        "    clk = 0; rst = 1; i__valid = 0; o__ready = 1; take = 0; beats = 0; cycles = 0;",
+        *[f"    {n} = 0;" for n in others],
         f"    repeat ({RESET_CYCLES}) @(negedge clk);",
         "    rst = 0;",
         "    forever begin",
-        "      if (take || !in_valid) begin",
-        f"        got = $fscanf(fin, \"{' '.join(['%d'] * len(inputs))}\\n\", {reads});",
-        f"        if (got == {len(inputs)}) begin {assigns} in_valid = 1; beats = beats + 1; end",
-        "        else in_valid = 0;",
+        "      if (take || !i__valid) begin",
+        '        got = $fscanf(fin, "%d\\n", word);',
+        "        if (got == 1) begin i__payload = word; i__valid = 1; beats = beats + 1; end",
+        "        else i__valid = 0;",
         "      end",
-        "      #1 take = in_valid & in_ready;",
+        "      #1 take = i__valid & i__ready;",
         "      @(negedge clk); cycles = cycles + 1;",
-        f"      if (out_valid) $fwrite(fout, \"{fmt}\\n\", {', '.join(outputs)});",
-        f"      if (!in_valid && !out_valid && cycles > 8 && got != {len(inputs)}) begin",
+        '      if (o__valid) $fwrite(fout, "%0d\\n", o__payload);',
+        "      if (!i__valid && !o__valid && cycles > 8 && got != 1) begin",
         '        $fwrite(fout, "# beats %0d cycles %0d\\n", beats, cycles); $fclose(fout); $finish;',
         "      end",
         "    end",
@@ -96,16 +95,13 @@ def testbench(top: str, ports: dict[str, tuple[str, int]], inputs: list[str], ou
         "endmodule", ""])
 
 
-def _to_signed(value: int, width: int) -> int:
-    return value - (1 << width) if value >> (width - 1) else value
-
-
 def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict[str, Any],
                    work_dir: Path) -> GateSimResult:
     """Simulate the gate-level ``netlist`` on the beats of ``scenario`` and check its outputs.
 
     ``scenario`` is a :func:`~bmcnn_hw.cosim.scenarios.full_layer_scenario` (beats only, no
-    stalls); a run cut short keeps its first expected outputs.
+    stalls; its payload ``fields`` pack the beats); a run cut short keeps its first expected
+    outputs.
 
     Raises:
         ToolNotFound: iverilog missing.
@@ -117,32 +113,28 @@ def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict[st
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     ports = port_widths(Path(netlist).read_text(), top)
-    inputs, outputs = scenario["inputs"], scenario["outputs"]
-    masks = [(1 << ports[name][1]) - 1 for name in inputs]
+    fields = scenario["fields"]
     beats = [step["beat"] for step in scenario["steps"] if "beat" in step]
-    (work_dir / "beats.txt").write_text("".join(
-        " ".join(str(int(v) & m) for v, m in zip(beat, masks, strict=True)) + "\n" for beat in beats))
-    (work_dir / "tb.v").write_text(testbench(top, ports, inputs, outputs))
+    (work_dir / "beats.txt").write_text("".join(f"{pack(fields['i'], scenario['inputs'], b)}\n" for b in beats))
+    (work_dir / "tb.v").write_text(testbench(top, ports))
     compile_args = ["iverilog", "-o", "sim.vvp", "-s", "bmcnn_gate_tb", "tb.v", str(Path(netlist).resolve()),
                     str(Path(cell_models).resolve())]
     run_tool(compile_args, work_dir, work_dir / "compile.log", f"{top}: gate-level compile", timeout_s=None)
     run_tool(["vvp", "-n", "sim.vvp"], work_dir, work_dir / "run.log", f"{top}: gate-level run", timeout_s=None)
-    got, cycles = _read_outputs(work_dir / "outputs.txt", outputs, scenario.get("signed", []), ports)
+    got, cycles = _read_outputs(work_dir / "outputs.txt", fields["o"], scenario["outputs"])
     _compare(top, got, scenario["expected"])
     t_start = (RESET_CYCLES * PERIOD_NS)  # in ns; VCD time unit is 10 ps
     activity = net_activity(work_dir / "activity.vcd", t_start * 100, (RESET_CYCLES + cycles) * PERIOD_NS * 100)
     return GateSimResult(len(beats), cycles, len(got), activity)
 
 
-def _read_outputs(path: Path, names: list[str], signed: list[str],
-                  ports: dict[str, tuple[str, int]]) -> tuple[list[list[int]], int]:
+def _read_outputs(path: Path, fields: dict[str, list[int]], names: list[str]) -> tuple[list[list[int]], int]:
     rows, cycles = [], None
     for line in path.read_text().splitlines():
         if line.startswith("# beats"):
             cycles = int(line.split()[-1])
             continue
-        values = [int(x) for x in line.split()]
-        rows.append([_to_signed(v, ports[n][1]) if n in signed else v for v, n in zip(values, names, strict=True)])
+        rows.append(unpack(fields, names, int(line)))
     if cycles is None:
         raise SimulationError(f"{path}: the gate-level simulation did not finish")
     return rows, cycles

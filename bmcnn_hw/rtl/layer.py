@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from .argmax import Argmax
-from .periphery import LayerPeriphery, periphery_for_layer
+from .periphery import LayerPeriphery, output_score_width, periphery_for_layer
 from .pool import BinaryMaxPool
-
-_BUS = ("reg_addr", "reg_wdata", "reg_we")
+from .streams import (
+    activation_layout,
+    beat_layout,
+    index_width,
+    layout_fields,
+    result_layout,
+    score_layout,
+    stream_signature,
+)
 
 
 class LayerTop(wiring.Component):
@@ -18,56 +25,66 @@ class LayerTop(wiring.Component):
 
     Producer order: hidden layers send, per pooled position and channel, the beats of each
     window member in turn, so a window's activations reach the pool consecutively; the
-    output layer sends the classes of one image in turn.
+    output layer sends the classes of one image in turn. The beat that closes a window (or
+    an image's last class) carries ``group_last``.
 
     Ports:
-        in_* and reg_*: as :class:`~bmcnn_hw.rtl.periphery.LayerPeriphery`.
-        out_valid, out_ready, out_channel, out_bit: activation stream (hidden layers);
-        out_valid, out_ready, out_class, out_score: the prediction (output layer).
+        i, bus: as :class:`~bmcnn_hw.rtl.periphery.LayerPeriphery` (connected to it unchanged).
+        o: activation stream (bit, channel) of hidden layers, or the prediction (class, score)
+            of the output layer.
     """
 
     def __init__(self, periphery: LayerPeriphery, pool: int = 1, is_output: bool = False):
+        """``periphery`` needs ``group_errors`` when a tail follows (output layer or pool > 1)."""
         self.periphery, self.pool, self.is_output = periphery, pool, is_output
         sig = periphery.signature.members
-        members = {name: sig[name] for name in sig if name.startswith(("in_", "reg_"))}
-        members["out_valid"], members["out_ready"] = Out(1), In(1)
-        self.tail: Argmax | BinaryMaxPool | None
+        channel_width = sig["o"].signature.members["payload"].shape["channel"].width
+        self.tail: Argmax | BinaryMaxPool | None = None
         if is_output:
             self.tail = Argmax(classes=periphery.channels, score_width=periphery.score_width)
-            members["out_class"] = Out(self.tail.signature.members["out_class"].shape)
-            members["out_score"] = Out(self.tail.signature.members["out_score"].shape)
-        else:
-            width = sig["out_channel"].shape.width
-            self.tail = BinaryMaxPool(group=pool * pool, channel_width=width) if pool > 1 else None
-            members["out_channel"], members["out_bit"] = Out(sig["out_channel"].shape), Out(1)
-        super().__init__(members)
+        elif pool > 1:
+            self.tail = BinaryMaxPool(group=pool * pool, channel_width=channel_width)
+        out = (self.tail.signature.members["o"] if self.tail is not None
+               else Out(stream_signature(activation_layout(channel_width))))
+        super().__init__({"i": sig["i"], "bus": sig["bus"], "o": out})
 
     def elaborate(self, platform):
-        """Wire the periphery to its tail and the tail to the outputs."""
+        """Connect input and bus to the periphery, the periphery to its tail, the tail to the output."""
         m = Module()
         p = m.submodules.periphery = self.periphery
-        for name in self.signature.members:
-            if name.startswith("in_") and name != "in_ready":
-                m.d.comb += getattr(p, name).eq(getattr(self, name))
-            if name in _BUS:
-                m.d.comb += getattr(p, name).eq(getattr(self, name))
-        m.d.comb += [self.in_ready.eq(p.in_ready), self.reg_rdata.eq(p.reg_rdata)]
+        wiring.connect(m, wiring.flipped(self.i), p.i)
+        wiring.connect(m, wiring.flipped(self.bus), p.bus)
+        result = p.o.payload
         if self.tail is None:
-            m.d.comb += [self.out_valid.eq(p.out_valid), p.out_ready.eq(self.out_ready),
-                         self.out_channel.eq(p.out_channel), self.out_bit.eq(p.out_act)]
+            m.d.comb += [self.o.valid.eq(p.o.valid), p.o.ready.eq(self.o.ready),
+                         self.o.payload.bit.eq(result.act), self.o.payload.channel.eq(result.channel)]
             return m
         t = m.submodules.tail = self.tail
-        m.d.comb += [t.in_valid.eq(p.out_valid), p.out_ready.eq(t.in_ready),
-                     self.out_valid.eq(t.out_valid), t.out_ready.eq(self.out_ready)]
+        # The periphery's result carries more than the tail reads (acc), so its fields map by name.
+        m.d.comb += [t.i.valid.eq(p.o.valid), p.o.ready.eq(t.i.ready), p.group_error.eq(t.error),
+                     t.i.payload.last.eq(result.last)]
         if self.is_output:
-            m.d.comb += [t.in_class.eq(p.out_channel), t.in_score.eq(p.out_score),
-                         self.out_class.eq(t.out_class), self.out_score.eq(t.out_score)]
+            m.d.comb += [t.i.payload["class"].eq(result.channel), t.i.payload.score.eq(result.score)]
         else:
-            m.d.comb += [t.in_bit.eq(p.out_act), t.in_channel.eq(p.out_channel),
-                         self.out_bit.eq(t.out_bit), self.out_channel.eq(t.out_channel)]
+            m.d.comb += [t.i.payload.bit.eq(result.act), t.i.payload.channel.eq(result.channel)]
+        wiring.connect(m, t.o, wiring.flipped(self.o))
         return m
 
 
 def layer_top_for(layer) -> LayerTop:
     """The LayerTop of a CompiledLayer."""
-    return LayerTop(periphery_for_layer(layer), pool=layer.pool, is_output=layer.is_output)
+    tail = layer.is_output or layer.pool > 1
+    return LayerTop(periphery_for_layer(layer, group_errors=tail), pool=layer.pool, is_output=layer.is_output)
+
+
+def layer_stream_fields(layer, top: bool) -> dict[str, dict[str, list[int]]]:
+    """Payload fields of the periphery's (``top`` False) or the layer top's streams, without
+    building the component (what :func:`~bmcnn_hw.rtl.streams.stream_fields` reads from one)."""
+    score_width = output_score_width(layer.acc_width, layer.score_scale) if layer.is_output else None
+    if not top:
+        out = result_layout(layer.cols, layer.acc_width, score_width)
+    elif score_width is not None:
+        out = score_layout(layer.cols, score_width)
+    else:
+        out = activation_layout(index_width(layer.cols))
+    return {"i": layout_fields(beat_layout(layer.adc_bits, layer.input_bits, layer.cols)), "o": layout_fields(out)}

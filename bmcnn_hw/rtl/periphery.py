@@ -1,45 +1,61 @@
 """Layer periphery: accumulator, tuning registers and threshold unit of one crossbar layer.
 
-One input beat carries one ADC code of one output channel. A channel's beats arrive in
-sequence (bit planes x row tiles), the first flagged ``in_first`` and the last ``in_last``.
-On the last beat the sum (bipolar: ``(sum + offset) >> 1``), plus the channel's tuning
-correction, is compared with the channel's threshold: ``act = (acc >= theta) XOR flip``.
-The output layer instead gives the integer score ``acc * S + B``. Thresholds, flips and
-tuning corrections are registers (reset values from the CompiledModel) on a small bus,
-described once in :func:`periphery_registers`.
-
-Streams use valid/ready: a beat moves when ``in_valid & in_ready``, a result when
-``out_valid & out_ready``; the input stalls while a result waits (``in_ready = ~out_valid
-| out_ready``).
+One input beat (``i``, :func:`~bmcnn_hw.rtl.streams.beat_layout`) carries one ADC code of
+one output channel. A channel's beats arrive in sequence (bit planes x row tiles), the first
+flagged ``first`` and the last ``last``. On the last beat the sum (bipolar:
+``(sum + offset) >> 1``), plus the channel's tuning correction, is compared with the
+channel's threshold: ``act = (acc >= theta) XOR flip``. The output layer instead gives the
+integer score ``acc * S + B``. Thresholds, flips and tuning corrections are registers (reset
+values from the CompiledModel) on a :class:`~bmcnn_hw.rtl.regs.RegisterBus`, described once
+in :func:`periphery_registers`; the sticky ``error`` register flags beats that break the
+protocol (see :data:`ERROR_BITS`). The stream rule is
+:func:`~bmcnn_hw.rtl.streams.stage_handshake`; the interface spec is in ``rtl/README.md``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..errors import ConfigError
-from .regs import DATA_WIDTH, RegisterMap, RegisterSpec
+from .regs import DATA_WIDTH, RegisterBus, RegisterMap, RegisterSpec
+from .streams import beat_layout, result_layout, stage_handshake, stream_signature
 
-ID_VALUE = 0xB3C0_0001
-"""Constant of the read-only ``id`` register (bmcnn-hw periphery, version 1)."""
+ERROR_BITS = {
+    "channel": (0, "a beat's channel is >= the number of channels"),
+    "plane": (1, "a beat's bit plane is >= the number of planes"),
+    "frame": (2, "beat framing: `first` while a channel is open, or a beat without `first` for a "
+                 "channel that is not open"),
+    "group": (3, "the pool/argmax saw `last` after the wrong number of items (a pool window or an "
+                 "image's classes)"),
+}
+"""Bits of the sticky ``error`` register: name -> (bit, what sets it)."""
 
-
-def _index_width(count: int) -> int:
-    return max(1, (count - 1).bit_length())
+ID_VALUE = 0xB3C0_0002
+"""Constant of the read-only ``id`` register: bmcnn-hw periphery, interface version 2 (stream
+ports and the error register)."""
 
 
 def _signed_width(values) -> int:
     return max(int(v).bit_length() for v in list(values) + [1]) + 1
 
 
+def output_score_width(acc_width: int, score_scale) -> int:
+    """Bits of the output layer's score ``tuned_acc * S + B`` (tuned_acc has acc_width + 1 bits)."""
+    return acc_width + 1 + _signed_width(score_scale) + 1
+
+
 def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, flips=None) -> RegisterMap:
     """Register map of a periphery: id, channels, theta[], flip[] (hidden layers), tune_offset[]."""
     stride = max(256, 1 << (channels - 1).bit_length())
     regs = [
-        RegisterSpec("id", 0x0, 32, "ro", (ID_VALUE,), "constant 0xB3C00001: bmcnn-hw layer periphery, version 1"),
+        RegisterSpec("id", 0x0, 32, "ro", (ID_VALUE,),
+                     f"constant 0x{ID_VALUE:08X}: bmcnn-hw layer periphery, interface version 2"),
         RegisterSpec("channels", 0x1, 16, "ro", (channels,), "number of output channels of the layer"),
+        RegisterSpec("error", 0x2, len(ERROR_BITS), "w1c", (0,),
+                     "protocol errors, one sticky bit each: "
+                     + "; ".join(f"bit {bit} ({name}): {why}" for name, (bit, why) in ERROR_BITS.items())),
     ]
     if thetas is not None:
         regs.append(RegisterSpec("theta", stride, acc_width, "rw", tuple(int(t) for t in thetas),
@@ -73,18 +89,20 @@ class LayerPeriphery(wiring.Component):
         offsets: bipolar correction per channel; the sum becomes ``(sum + offset) >> 1``.
         score_scale, score_bias: integer score affine of the output layer.
         name: component name used in the register map.
+        group_errors: add the ``group_error`` input (a pool or argmax follows).
 
     Ports:
-        in_valid, in_ready, in_code (signed adc_bits), in_plane, in_channel, in_first, in_last:
-            input stream of ADC codes.
-        out_valid, out_ready, out_channel, out_acc (signed acc_width + 1, tuned), out_act,
-            out_score (output layer only): result stream.
-        reg_addr, reg_wdata, reg_we, reg_rdata: register bus (see :mod:`bmcnn_hw.rtl.regs`).
+        i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`).
+        o: stream of results: channel, acc (signed acc_width + 1, tuned), act, last (the beat's
+            ``group_last``), score (output layer only) (:func:`~bmcnn_hw.rtl.streams.result_layout`).
+        bus: register bus (:class:`~bmcnn_hw.rtl.regs.RegisterBus`).
+        group_error (only with ``group_errors``): strobe from the pool/argmax behind this
+            periphery; sets error bit ``group``.
     """
 
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
                  thetas=None, flips=None, acc_bound: int | None = None, offsets=None,
-                 score_scale=None, score_bias=None, name: str = "periphery"):
+                 score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False):
         for label, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
                              ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
@@ -116,85 +134,96 @@ class LayerPeriphery(wiring.Component):
         self.channels, self.adc_bits, self.planes, self.acc_width = channels, adc_bits, planes, acc_width
         self.thetas, self.flips, self.offsets = thetas, flips, offsets
         self.registers = periphery_registers(name, channels, acc_width, thetas, flips)
-        members = {
-            "in_valid": In(1), "in_ready": Out(1),
-            "in_code": In(signed(adc_bits)),
-            "in_plane": In(unsigned(_index_width(planes))),
-            "in_channel": In(unsigned(_index_width(channels))),
-            "in_first": In(1), "in_last": In(1),
-            "out_valid": Out(1), "out_ready": In(1),
-            "out_channel": Out(unsigned(_index_width(channels))),
-            "out_acc": Out(signed(acc_width + 1)),
-            "out_act": Out(1),
-            "reg_addr": In(unsigned(self.registers.addr_width)),
-            "reg_wdata": In(DATA_WIDTH), "reg_we": In(1),
-            "reg_rdata": Out(DATA_WIDTH),
-        }
+        score_width = None
         if self.scores is not None:
-            self.score_width = acc_width + 1 + _signed_width(self.scores[0]) + 1
-            members["out_score"] = Out(signed(self.score_width))
+            self.score_width = score_width = output_score_width(acc_width, self.scores[0])
+        members = {
+            "i": In(stream_signature(beat_layout(adc_bits, planes, channels))),
+            "o": Out(stream_signature(result_layout(channels, acc_width, score_width))),
+            "bus": In(RegisterBus(self.registers.addr_width)),
+        }
+        if group_errors:
+            members["group_error"] = In(1)
         super().__init__(members)
 
-    def _register_file(self, m: Module) -> dict:
-        """Register storage, bus writes (one decoder per register) and registered bus reads."""
-        storage, read_value = {}, Signal(DATA_WIDTH)
+    def _register_file(self, m: Module, sets: dict) -> dict:
+        """Register storage, bus writes (one decoder per register) and registered bus reads.
+
+        ``sets`` maps a ``w1c`` register to the bits hardware sets this cycle (a set wins
+        over a clear in the same cycle).
+        """
+        storage, read_value, bus = {}, Signal(DATA_WIDTH), self.bus
         m.d.comb += read_value.eq(0)
         for reg in self.registers.registers:
             shape = signed(reg.width) if reg.signed else unsigned(reg.width)
-            cells = [Signal(shape, init=int(v), name=f"{reg.name}_{k}") if reg.access == "rw"
-                     else Const(int(v), shape) for k, v in enumerate(reg.reset)]
+            cells = [Const(int(v), shape) if reg.access == "ro" else Signal(shape, init=int(v), name=f"{reg.name}_{k}")
+                     for k, v in enumerate(reg.reset)]
             storage[reg.name] = cells
-            data = self.reg_wdata[: reg.width]
+            data = bus.wdata[: reg.width]
             for k, cell in enumerate(cells):
+                write = bus.we & (bus.addr == reg.offset + k)
                 if reg.access == "rw":
-                    with m.If(self.reg_we & (self.reg_addr == reg.offset + k)):
+                    with m.If(write):
                         m.d.sync += cell.eq(data.as_signed() if reg.signed else data)
+                elif reg.access == "w1c":
+                    m.d.sync += cell.eq((cell & ~Mux(write, data, 0)) | sets[reg.name])
             # Arrays sit at a power-of-two aligned base, so the low address bits index them.
             index_bits = max(1, (reg.count - 1).bit_length())
-            in_range = self.reg_addr < reg.offset + reg.count
+            in_range = bus.addr < reg.offset + reg.count
             if reg.offset:
-                in_range &= self.reg_addr >= reg.offset
+                in_range &= bus.addr >= reg.offset
             with m.If(in_range):
-                cell = Array(cells)[self.reg_addr[:index_bits]] if reg.count > 1 else cells[0]
+                cell = Array(cells)[bus.addr[:index_bits]] if reg.count > 1 else cells[0]
                 m.d.comb += read_value.eq(cell.as_signed() if reg.signed else cell)
-        m.d.sync += self.reg_rdata.eq(read_value)
+        m.d.sync += bus.rdata.eq(read_value)
         return storage
+
+    def _protocol_errors(self, m: Module, accept) -> Signal:
+        """The error bits a beat (or the tail's strobe) sets this cycle, in :data:`ERROR_BITS` order."""
+        beat = self.i.payload
+        open_, open_channel = Signal(), Signal.like(beat.channel)
+        with m.If(accept):
+            m.d.sync += [open_.eq(~beat.last), open_channel.eq(beat.channel)]
+        framing = beat.first & open_ | ~beat.first & (~open_ | (beat.channel != open_channel))
+        flags = {"channel": accept & (beat.channel >= self.channels), "plane": accept & (beat.plane >= self.planes),
+                 "frame": accept & framing, "group": getattr(self, "group_error", 0)}
+        errors = Signal(len(ERROR_BITS))
+        m.d.comb += errors.eq(Cat(*(flags[name] for name in sorted(ERROR_BITS, key=lambda n: ERROR_BITS[n][0]))))
+        return errors
 
     def elaborate(self, platform):
         """Build the register file, the accumulator and the output register."""
         m = Module()
-        regs = self._register_file(m)
+        beat, result_out = self.i.payload, self.o.payload
+        accept = stage_handshake(m, self.i, self.o)
+        regs = self._register_file(m, {"error": self._protocol_errors(m, accept)})
         width = self.acc_width
         acc, total, result = Signal(signed(width)), Signal(signed(width)), Signal(signed(width))
         tuned = Signal(signed(width + 1))
         code = Signal(signed(width))
         m.d.comb += [
-            code.eq(self.in_code),
-            total.eq(Mux(self.in_first, 0, acc) + (code << self.in_plane)),
+            code.eq(beat.code),
+            total.eq(Mux(beat.first, 0, acc) + (code << beat.plane)),
         ]
         if self.offsets is None:
             m.d.comb += result.eq(total)
         else:
-            offset = Array(Const(o, signed(width)) for o in self.offsets)[self.in_channel]
+            offset = Array(Const(o, signed(width)) for o in self.offsets)[beat.channel]
             m.d.comb += result.eq((total + offset) >> 1)
-        m.d.comb += tuned.eq(result + Array(regs["tune_offset"])[self.in_channel])
+        m.d.comb += tuned.eq(result + Array(regs["tune_offset"])[beat.channel])
         act = Signal()
         if self.thetas is not None:
-            theta, flip = Array(regs["theta"])[self.in_channel], Array(regs["flip"])[self.in_channel]
+            theta, flip = Array(regs["theta"])[beat.channel], Array(regs["flip"])[beat.channel]
             m.d.comb += act.eq((tuned >= theta) ^ flip)
-        accept = Signal()
-        m.d.comb += [self.in_ready.eq(~self.out_valid | self.out_ready), accept.eq(self.in_valid & self.in_ready)]
-        with m.If(self.out_ready):
-            m.d.sync += self.out_valid.eq(0)
         with m.If(accept):
             m.d.sync += acc.eq(total)
-            with m.If(self.in_last):
-                m.d.sync += [self.out_valid.eq(1), self.out_channel.eq(self.in_channel),
-                             self.out_acc.eq(tuned), self.out_act.eq(act)]
+            with m.If(beat.last):
+                m.d.sync += [self.o.valid.eq(1), result_out.channel.eq(beat.channel),
+                             result_out.acc.eq(tuned), result_out.act.eq(act), result_out.last.eq(beat.group_last)]
                 if self.scores is not None:
                     scale = Array(Const(s, signed(_signed_width(self.scores[0]))) for s in self.scores[0])
                     bias = Array(Const(b, signed(_signed_width(self.scores[1]))) for b in self.scores[1])
-                    m.d.sync += self.out_score.eq(tuned * scale[self.in_channel] + bias[self.in_channel])
+                    m.d.sync += result_out.score.eq(tuned * scale[beat.channel] + bias[beat.channel])
         return m
 
 
@@ -203,12 +232,12 @@ def bipolar_offsets(layer) -> list[int]:
     return (layer.weight.sum(axis=0, dtype="int64") * (2 ** layer.input_bits - 1)).tolist()
 
 
-def periphery_for_layer(layer) -> LayerPeriphery:
-    """The periphery of a CompiledLayer."""
+def periphery_for_layer(layer, group_errors: bool = False) -> LayerPeriphery:
+    """The periphery of a CompiledLayer (``group_errors``: for a layer top with a pool or argmax)."""
     return LayerPeriphery(channels=layer.cols, adc_bits=layer.adc_bits, planes=layer.input_bits,
                           acc_width=layer.acc_width, thetas=None if layer.is_output else layer.theta,
                           flips=None if layer.is_output else layer.flip, acc_bound=layer.acc_bound,
                           offsets=bipolar_offsets(layer) if layer.bipolar else None,
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
-                          name=f"periphery_{layer.name}")
+                          name=f"periphery_{layer.name}", group_errors=group_errors)

@@ -1,23 +1,26 @@
-"""Binary max-pool: the OR of each group of ``group`` consecutive activation bits."""
+"""Binary max-pool: the OR of each window of ``group`` activation bits, ended by ``last``."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..errors import ConfigError
+from .streams import activation_layout, stage_handshake, stream_signature
 
 
 class BinaryMaxPool(wiring.Component):
     """Max-pool over {0, 1} activations (= OR), one window per ``group`` input items.
 
-    The producer sends a window's members consecutively (same channel); the channel of the
-    window's last member is passed through.
+    The producer sends a window's members consecutively (same channel) and marks the last
+    one ``last``; the window's OR and the channel of its last member go out then. A window
+    whose ``last`` comes after more or fewer than ``group`` items is still emitted at its
+    ``last`` (the pool re-synchronises) and raises the ``error`` strobe for one cycle.
 
     Ports:
-        in_valid, in_ready, in_bit, in_channel: activation stream.
-        out_valid, out_ready, out_bit, out_channel: pooled stream.
+        i: activation stream (bit, channel, last); o: pooled stream (bit, channel).
+        error: framing-error strobe (the periphery's sticky ``error`` register records it).
     """
 
     def __init__(self, *, group: int, channel_width: int):
@@ -27,26 +30,26 @@ class BinaryMaxPool(wiring.Component):
             raise ConfigError(f"channel_width must be a positive integer, not {channel_width!r}")
         self.group = group
         super().__init__({
-            "in_valid": In(1), "in_ready": Out(1), "in_bit": In(1), "in_channel": In(unsigned(channel_width)),
-            "out_valid": Out(1), "out_ready": In(1), "out_bit": Out(1), "out_channel": Out(unsigned(channel_width)),
+            "i": In(stream_signature(activation_layout(channel_width, last=True))),
+            "o": Out(stream_signature(activation_layout(channel_width))),
+            "error": Out(1),
         })
 
     def elaborate(self, platform):
         """Counter, running OR and output register."""
         m = Module()
-        count = Signal(range(self.group))
-        running = Signal()
-        merged = Signal()
-        accept = Signal()
-        m.d.comb += [self.in_ready.eq(~self.out_valid | self.out_ready), accept.eq(self.in_valid & self.in_ready),
-                     merged.eq(self.in_bit | (running & count.any()))]
-        with m.If(self.out_ready):
-            m.d.sync += self.out_valid.eq(0)
+        item = self.i.payload
+        count = Signal(range(self.group))  # items so far in this window, saturating at group - 1
+        running, merged = Signal(), Signal()
+        accept = stage_handshake(m, self.i, self.o)
+        full = count == self.group - 1
+        m.d.comb += [merged.eq(item.bit | (running & count.any())),
+                     self.error.eq(accept & (item.last ^ full))]
         with m.If(accept):
             m.d.sync += running.eq(merged)
-            with m.If(count == self.group - 1):
-                m.d.sync += [count.eq(0), self.out_valid.eq(1), self.out_bit.eq(merged),
-                             self.out_channel.eq(self.in_channel)]
-            with m.Else():
+            with m.If(item.last):
+                m.d.sync += [count.eq(0), self.o.valid.eq(1), self.o.payload.bit.eq(merged),
+                             self.o.payload.channel.eq(item.channel)]
+            with m.Elif(~full):
                 m.d.sync += count.eq(count + 1)
         return m

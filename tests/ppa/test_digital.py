@@ -83,7 +83,7 @@ def test_gate_level_layer_equals_golden_and_gives_activity(tmp_path, compiled, m
     assert sim.beats <= 3000
     assert sum(a.toggles for a in sim.activity.values()) > 0
     nominal = run_sta(synth, 10.0, tmp_path / "synth")
-    annotated = run_sta(synth, 10.0, tmp_path / "synth", sim.activity, sim.cycles, {"in_code", "in_valid"})
+    annotated = run_sta(synth, 10.0, tmp_path / "synth", sim.activity, sim.cycles, {"i__payload", "i__valid"})
     assert annotated.annotated_nets > 0.9 * len(sim.activity) - 2
     assert annotated.power_w["total"] != nominal.power_w["total"]
     assert nominal.fmax_mhz == pytest.approx(1e3 / (10.0 - nominal.slack_ns))

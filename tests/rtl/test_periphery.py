@@ -14,12 +14,15 @@ from hypothesis import strategies as st
 from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.cosim.rtl_check import check_rtl
 from bmcnn_hw.cosim.runner import run_stream_tb
+from bmcnn_hw.cosim.scenarios import PERIPHERY_IN
 from bmcnn_hw.errors import ConfigError, MismatchError, ToolNotFound
 from bmcnn_hw.rtl.emit import emit_layer, layer_texts
-from bmcnn_hw.rtl.periphery import LayerPeriphery, periphery_for_layer
+from bmcnn_hw.rtl.layer import layer_top_for
+from bmcnn_hw.rtl.periphery import ERROR_BITS, LayerPeriphery, layer_registers, periphery_for_layer
 from bmcnn_hw.rtl.reference import reference_model
 from bmcnn_hw.rtl.regs import RegisterMap, RegisterSpec
 from bmcnn_hw.rtl.simulators import check_simulator
+from bmcnn_hw.rtl.streams import stream_fields
 from tests.conftest import REPO, needs
 
 
@@ -83,13 +86,16 @@ def test_checked_in_rtl_is_current(tmp_path):
 def test_emitted_verilog_is_readable(compiled):
     text = emit_layer(compiled.layers[0])
     assert "module periphery_conv0(" in text
-    for port in ("in_code", "in_ready", "out_acc", "out_ready", "reg_addr", "reg_rdata", "clk", "rst"):
-        assert port in text
+    for port in ("i__valid", "i__ready", "i__payload", "o__valid", "o__ready", "o__payload", "bus__addr",
+                 "bus__wdata", "bus__we", "bus__rdata", "clk", "rst"):
+        assert f"put {port};" in text or f"] {port};" in text, port
+    for field in ("i__payload.code", "i__payload.first", "i__payload.group_last", "o__payload.acc"):
+        assert f"\\{field} " in text, field  # payload fields keep their names as wires
 
 
 def _register_scenario(layer):
     """Write then read back every rw register, read every ro register (the map document's claims)."""
-    registers = periphery_for_layer(layer).registers
+    registers = layer_registers(layer)
     rng = np.random.default_rng(0)
     steps = []
     for reg in registers.registers:
@@ -97,11 +103,14 @@ def _register_scenario(layer):
             if reg.access == "ro":
                 steps.append({"read": [addr, int(reg.reset[k])]})
                 continue
+            if reg.access == "w1c":  # nothing set it: writing ones clears nothing and sets nothing
+                steps += [{"read": [addr, 0]}, {"write": [addr, (1 << reg.width) - 1]}, {"read": [addr, 0]}]
+                continue
             lo, hi = (-(1 << (reg.width - 1)), (1 << (reg.width - 1)) - 1) if reg.signed else (0, (1 << reg.width) - 1)
             value = int(rng.integers(lo, hi + 1))
             steps += [{"read": [addr, int(reg.reset[k])]}, {"write": [addr, value]}, {"read": [addr, value]}]
     steps.append({"read": [max(r.offset + r.count for r in registers.registers), 0]})  # unmapped reads 0
-    return {"inputs": [], "outputs": [], "steps": steps, "expected": []}
+    return {"fields": {}, "inputs": [], "outputs": [], "steps": steps, "expected": []}
 
 
 @pytest.mark.icarus
@@ -114,7 +123,56 @@ def test_every_register_of_the_map_writes_and_reads_back(compiled, tmp_path):
         name = f"periphery_{layer.name}"
         run_stream_tb(tmp_path / "rtl" / f"{name}.v", name, _register_scenario(layer), tmp_path / name)
     doc = json.loads((tmp_path / "rtl" / "regmap_conv0.json").read_text())
-    assert [r["name"] for r in doc["registers"]] == ["id", "channels", "theta", "flip", "tune_offset"]
+    assert [r["name"] for r in doc["registers"]] == ["id", "channels", "error", "theta", "flip", "tune_offset"]
+
+
+def _protocol_scenario(component, groups: list) -> dict:
+    """Beats that break the protocol, each group followed by a read of the sticky error bits it
+    must set and a write-1-to-clear. ``groups``: (beats, output channels, error bits)."""
+    error = component.registers["error"].offset if hasattr(component, "registers") else \
+        component.periphery.registers["error"].offset
+    steps, expected = [], []
+    for beats, channels, bits in groups:
+        steps += [{"beat": b} for b in beats]
+        steps += [{"idle": 3}, {"read": [error, bits]}, {"write": [error, bits]}, {"read": [error, 0]}]
+        expected += [[c] for c in channels]
+    return {"fields": stream_fields(component), "inputs": PERIPHERY_IN, "outputs": ["channel"], "steps": steps,
+            "expected": expected, "idle_prob": 0.0, "stall_prob": 0.0, "seed": 0}
+
+
+@pytest.mark.icarus
+@needs("iverilog")
+def test_protocol_errors_set_sticky_bits_and_clear_on_write(compiled, tmp_path):
+    """Out-of-range channel and plane, broken first/last framing and a short pool window each set
+    their bit of the error register (the result still goes out); writing the bit clears it."""
+    from amaranth.back import verilog
+
+    fc2 = compiled.layers[2]  # 10 channels (4-bit index), binary input (1 plane, 1-bit index)
+    bit = {name: 1 << b for name, (b, _) in ERROR_BITS.items()}
+    periphery = periphery_for_layer(fc2)
+    scenario = _protocol_scenario(periphery, [
+        ([[0, 0, 12, 1, 1, 0]], [12], bit["channel"]),
+        ([[0, 1, 3, 1, 1, 0]], [3], bit["plane"]),
+        ([[0, 0, 3, 0, 1, 0]], [3], bit["frame"]),  # no first: nothing is open
+        ([[0, 0, 3, 1, 0, 0], [0, 0, 3, 1, 1, 0]], [3], bit["frame"]),  # first while open
+        ([[0, 0, 3, 1, 0, 0], [0, 0, 4, 0, 1, 0]], [4], bit["frame"]),  # channel changes inside a frame
+        ([[0, 0, 5, 1, 1, 1]], [5], 0),  # a well-framed beat sets nothing
+    ])
+    path = tmp_path / "periphery_fc2.v"
+    path.write_text(verilog.convert(periphery, name="periphery_fc2", emit_src=False))
+    assert run_stream_tb(path, "periphery_fc2", scenario, tmp_path / "periphery") == 6
+    conv0 = compiled.layers[0]  # pool 2: windows of 4 results; 8 planes, 1 row tile
+    top = layer_top_for(conv0)
+    channel = [[0, plane, 7, int(plane == 0), int(plane == 7), 0] for plane in range(8)]
+    closing = [row[:5] + [int(row[4])] for row in channel]  # the same beats, closing the window
+    scenario = _protocol_scenario(top, [
+        (channel * 2 + closing, [7], bit["group"]),  # a window of 3 results
+        (channel * 3 + closing, [7], 0),  # the pool re-synchronised: a window of 4 is clean
+        (channel * 4 + closing, [7], bit["group"]),  # 5 results
+    ])
+    path = tmp_path / "layer_conv0.v"
+    path.write_text(verilog.convert(top, name="layer_conv0", emit_src=False))
+    assert run_stream_tb(path, "layer_conv0", scenario, tmp_path / "top") == 3
 
 
 @pytest.mark.icarus
@@ -153,7 +211,7 @@ def test_a_wrong_golden_value_fails_and_leaves_a_vcd(compiled, mnist_test, tmp_p
     with pytest.raises(MismatchError, match="output 5: RTL") as info:
         run_stream_tb(tmp_path / "rtl" / "periphery_fc1.v", "periphery_fc1", scenario, tmp_path / "again")
     vcd = tmp_path / "again" / "periphery_fc1.vcd"
-    assert vcd.is_file() and "$enddefinitions" in vcd.read_text() and "out_acc" in vcd.read_text()
+    assert vcd.is_file() and "$enddefinitions" in vcd.read_text() and "o__payload" in vcd.read_text()
     assert str(vcd) in str(info.value) and (tmp_path / "again" / "sim.log").is_file()
 
 
@@ -203,3 +261,13 @@ def test_reference_rtl_is_lint_clean_and_has_cell_counts():
         assert lint(path) == [], path.name
     stats = cell_stats(REPO / "rtl" / "periphery_fc2.v", "periphery_fc2")
     assert stats["cells"] > 100 and any("DFF" in k for k in stats["by_type"])
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_scenario_payload_fields_are_the_components():
+    """The testbench packs beats with fields computed from the layer; they equal the RTL's layouts."""
+    from bmcnn_hw.rtl.layer import layer_stream_fields
+
+    for layer in reference_model().layers:
+        assert layer_stream_fields(layer, top=False) == stream_fields(periphery_for_layer(layer))
+        assert layer_stream_fields(layer, top=True) == stream_fields(layer_top_for(layer))
