@@ -10,8 +10,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from .errors import ConfigError
+
+CellType = Literal["linear", "sinh", "1t1r"]
+"""Memristor cell: linear resistor, sinh (nonlinear RRAM I-V), or 1T1R (RRAM + sky130 access transistor)."""
+Corner = Literal["tt", "ss", "ff"]
+"""sky130 process corner."""
+Encoding = Literal["differential", "reference"]
+"""Weight encoding: two devices per weight, or one device and a shared reference column."""
+InputMode = Literal["unipolar", "bipolar"]
+"""Row voltages of a binary input: {0, V_read} or {-V_read, +V_read}."""
+Distribution = Literal["normal", "lognormal"]
+"""Device-to-device distribution of R."""
 
 
 def _check_positive(name: str, value, *, allow_zero: bool = False) -> None:
@@ -63,7 +75,7 @@ class DeviceParams(_DictMixin):
     """Relative standard deviation of R_on from device to device (0.1 = 10 %)."""
     sigma_off_rel: float = 0.0
     """Relative standard deviation of R_off from device to device."""
-    distribution: str = "normal"
+    distribution: Distribution = "normal"
     """Device-to-device distribution of R: "normal" or "lognormal" (same mean and relative sigma)."""
     p_stuck_on: float = 0.0
     """Probability that a device is stuck in the ON state."""
@@ -77,7 +89,7 @@ class DeviceParams(_DictMixin):
     """Resistance of one wire segment between adjacent cells, on rows and columns (0 = ideal wires)."""
     r_source_ohm: float = 0.0
     """Output resistance of each row driver (0 = ideal source)."""
-    cell: str = "linear"
+    cell: CellType = "linear"
     """Cell model: "linear" (two-state resistor), "sinh" (filamentary RRAM read I-V,
     I = I_s sinh(V / V_0) with I(V_read) = V_read / R) or "1t1r" (a linear resistive device in
     series with a sky130 nMOS access transistor)."""
@@ -89,7 +101,7 @@ class DeviceParams(_DictMixin):
     """Length of the 1T1R access transistor (um; sky130 nfet_01v8 minimum 0.15)."""
     v_wordline_v: float = 1.8
     """Gate (word-line) voltage of the 1T1R access transistors during a read (V)."""
-    corner: str = "tt"
+    corner: Corner = "tt"
     """sky130 process corner of the access transistors: "tt", "ss" or "ff"."""
     sigma_vth_v: float = 0.0
     """Std of the access transistor's threshold voltage from cell to cell (V; 1T1R only)."""
@@ -101,8 +113,8 @@ class DeviceParams(_DictMixin):
             raise ConfigError(f"r_off_ohm ({self.r_off_ohm!r}) must be greater than r_on_ohm ({self.r_on_ohm!r})")
         _check_positive("sigma_on_rel", self.sigma_on_rel, allow_zero=True)
         _check_positive("sigma_off_rel", self.sigma_off_rel, allow_zero=True)
-        if self.distribution not in ("normal", "lognormal"):
-            raise ConfigError(f"distribution must be 'normal' or 'lognormal', not {self.distribution!r}")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ConfigError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, not {self.distribution!r}")
         for name in ("p_stuck_on", "p_stuck_off"):
             value = getattr(self, name)
             _check_positive(name, value, allow_zero=True)
@@ -163,10 +175,11 @@ class DeviceParams(_DictMixin):
         return self.r_wire_ohm > 0 or self.r_source_ohm > 0
 
 
-CELL_TYPES = ("linear", "sinh", "1t1r")
-CORNERS = ("tt", "ss", "ff")
-ENCODINGS = ("differential", "reference")
-INPUT_MODES = ("unipolar", "bipolar")
+CELL_TYPES: tuple[CellType, ...] = get_args(CellType)
+CORNERS: tuple[Corner, ...] = get_args(Corner)
+ENCODINGS: tuple[Encoding, ...] = get_args(Encoding)
+INPUT_MODES: tuple[InputMode, ...] = get_args(InputMode)
+DISTRIBUTIONS: tuple[Distribution, ...] = get_args(Distribution)
 
 
 @dataclass(frozen=True)
@@ -177,10 +190,10 @@ class CrossbarGeometry(_DictMixin):
     """Word lines (inputs) per tile."""
     tile_cols: int = 128
     """Weight columns per tile."""
-    encoding: str = "differential"
+    encoding: Encoding = "differential"
     """"differential": two devices per weight (G+, G-), output I+ - I-; "reference": one device
     per weight and one shared reference column at G_ref = (G_on + G_off) / 2, output I - I_ref."""
-    input_mode: str = "unipolar"
+    input_mode: InputMode = "unipolar"
     """Binary inputs drive rows at "unipolar" {0, V_read} or "bipolar" {-V_read, +V_read}."""
 
     def __post_init__(self):

@@ -11,10 +11,10 @@ import torch
 
 from .artefact import load_model
 from .build import build
+from .checks import CheckResult, physics_vs_golden, rtl_vs_golden, spice_vs_physics
 from .config import HardwareConfig
 from .data.mnist import load_mnist
 from .golden.chip import Chip
-from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_batched, run_integer
 from .io_utils import write_json_atomic, write_text_atomic
 from .train.checkpoint import load_checkpoint, save_checkpoint
@@ -32,6 +32,11 @@ class Summary:
         self.rows.append({"stage": stage, "result": result, "agreed": agreed})
         mark = {True: "OK  ", False: "FAIL", None: "    "}[agreed]
         print(f"[{mark}] {stage}: {result}", flush=True)
+
+    def add_check(self, check: CheckResult, qualifier: str = "") -> None:
+        """Record an agreement check (:mod:`bmcnn_hw.checks`) as a stage."""
+        stage = f"{check.name} {qualifier}".strip()
+        self.add(stage, f"{check.detail} ({check.seconds:.0f} s)", check.passed)
 
     @property
     def ok(self) -> bool:
@@ -89,14 +94,10 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
 
     model = load_model(out_dir / "build")
     chip = Chip(model, model.hardware.device, seed)
-    images = test_set.images[:physics_images]
-    physics, _ = run_crossbar(model, images, PhysicsReader(chip))
-    summary.add("crossbar physics (ideal chip) vs golden",
-                f"{physics_images} images, every accumulator and activation identical",
-                physics.same_as(run_integer(model, images)))
-
-    summary_spice(summary, model, out_dir / "build", test_set.images[:spice_images])
-    summary_rtl(summary, model, test_set.images[:2], out_dir / "rtl_check", rtl_sim, seed)
+    summary.add_check(physics_vs_golden(model, test_set.images[:physics_images], chip), "(ideal chip)")
+    summary.add_check(spice_vs_physics(out_dir / "build", test_set.images[:spice_images]))
+    summary.add_check(rtl_vs_golden(model, test_set.images[:2], out_dir / "rtl_check", sim=rtl_sim, seed=seed),
+                      f"(periphery and top of {len(model.layers)} layers)")
     summary_ppa(summary, out_dir / "build", test_set.images[:2], out_dir / "ppa")
 
     write_json_atomic(out_dir / "summary.json", {"ok": summary.ok, "rows": summary.rows})
@@ -110,19 +111,6 @@ def load_model_config():
     from .train.registry import DEFAULT_MODEL, resolve_model
 
     return resolve_model(DEFAULT_MODEL)
-
-
-def summary_spice(summary: Summary, model, build_dir: Path, images: np.ndarray) -> None:
-    """SPICE does every crossbar read of ``images``; compare with the physics model and golden."""
-    from .spice.report import disagreeing_layers, spice_report
-
-    report = spice_report(build_dir, images)
-    worst = max(row["max_rel_current_error"] for row in report["layers"])
-    golden = run_integer(model, images).predictions.tolist()
-    agreed = not disagreeing_layers(report) and report["predictions_spice"] == golden
-    summary.add("SPICE (ngspice) vs physics and golden",
-                f"{len(images)} images, {report['ngspice_solves']} ngspice solves in {report['seconds']:.0f} s, "
-                f"max relative current error {worst:.1e}, classes {report['predictions_spice']} = golden", agreed)
 
 
 def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path) -> None:
@@ -147,16 +135,3 @@ def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path
                 f"{t['area_mm2']:.3g} mm^2, {t['tops_per_w']:.3g} TOPS/W at {report['clock_mhz']:.0f} MHz; "
                 f"gate-level netlists = golden on {checked} outputs; {out / 'ppa.md'} "
                 f"({time.perf_counter() - start:.0f} s)", True)  # a gate-level mismatch raises above
-
-
-def summary_rtl(summary: Summary, model, images: np.ndarray, work_dir: Path, sim: str, seed: int) -> None:
-    """cocotb testbench of every layer's periphery against golden vectors."""
-    from .cosim.rtl_check import check_rtl
-
-    start = time.perf_counter()
-    checks = check_rtl(model, images, work_dir, sim=sim, seed=seed)
-    failed = [c for c in checks if not c.passed]
-    result = (f"{sum(c.outputs for c in checks)} outputs of {len(checks)} modules (periphery and top of "
-              f"{len(model.layers)} layers) bit-exact, with stalls, register writes and resets "
-              f"({time.perf_counter() - start:.0f} s)")
-    summary.add(f"RTL ({sim}, cocotb) vs golden", failed[0].message if failed else result, not failed)

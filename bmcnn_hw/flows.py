@@ -93,14 +93,11 @@ def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, lis
 def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     """Compile, sample the chip, and check physics/SPICE/RTL against golden for one case."""
     from .build import build
+    from .checks import physics_vs_golden, rtl_vs_golden, spice_vs_physics
     from .config import CrossbarGeometry, HardwareConfig
-    from .cosim.rtl_check import check_rtl
     from .data.mnist import load_mnist
     from .golden.chip import Chip, sized_readout
-    from .golden.crossbar import PhysicsReader, run_crossbar
-    from .golden.integer import run_integer
     from .presets import get_preset
-    from .spice.report import disagreeing_layers, spice_report
 
     start = time.perf_counter()
     base = get_preset(CELL_PRESETS[case.get("cell", "linear")])
@@ -109,21 +106,13 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     hardware = HardwareConfig(device=device, geometry=geometry, readout=sized_readout(device, geometry))
     model = build(Path(case["checkpoint"]), work / "build", hardware, chip_seed=case["seed"])
     test = load_mnist(data_dir, "test").images
-    failures = []
-    ideal_images = test[: settings.get("physics_images", 100)]
-    ideal = Chip(model, dataclasses.replace(base, r_wire_ohm=0.0, r_source_ohm=0.0, sigma_vth_v=0.0), 0)
-    physics, _ = run_crossbar(model, ideal_images, PhysicsReader(ideal))
-    golden = run_integer(model, ideal_images)
-    if not physics.same_as(golden):
-        failures.append("ideal-chip physics differs from the integer golden model")
-    report = spice_report(work / "build", test[: settings.get("spice_images", 1)])
-    bad = disagreeing_layers(report)
-    if bad:
-        failures.append(f"SPICE differs from physics in {', '.join(bad)}")
-    chip = Chip(model, device, case["seed"])
-    checks = check_rtl(model, test[:2], work / "rtl_check", sim=case["sim"], per_layer=settings.get("rtl_outputs", 100),
-                       seed=case["seed"], chip=chip, tops=False)
-    failures += [c.message for c in checks if not c.passed]
+    checks = [
+        physics_vs_golden(model, test[: settings.get("physics_images", 100)]),
+        spice_vs_physics(work / "build", test[: settings.get("spice_images", 1)]),
+        rtl_vs_golden(model, test[:2], work / "rtl_check", sim=case["sim"], seed=case["seed"],
+                      chip=Chip(model, device, case["seed"]), per_layer=settings.get("rtl_outputs", 100), tops=False),
+    ]
+    failures = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     if not failures:  # a passing case's build and simulator builds (~80 MB) are scratch; a failing one keeps them
         shutil.rmtree(work, ignore_errors=True)
     return {**case, "passed": not failures, "failures": failures, "seconds": round(time.perf_counter() - start, 2)}

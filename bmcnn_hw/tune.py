@@ -23,7 +23,7 @@ from .errors import ArtefactError
 from .golden.chip import Chip
 from .golden.crossbar import CrossbarAccumulator, PhysicsReader
 from .golden.integer import exact_matmul
-from .golden.layers import layer_output, layer_rows
+from .golden.layers import walk_layers
 from .io_utils import write_json_atomic
 
 SCHEMA = "bmcnn-hw/tuning"
@@ -59,16 +59,15 @@ def fit_column_corrections(layer, acc_chip: np.ndarray, acc_ideal: np.ndarray) -
 def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray, reader: PhysicsReader | None = None) -> Tuning:
     """Fit the tuning corrections of ``chip`` on calibration ``images`` (uint8, N x H x W); ``reader``
     shares its characterised tiles with other runs on the same chip."""
-    x = (images if images.ndim == 4 else images[:, None]).astype(np.int64)
     accumulate = CrossbarAccumulator(model, reader or PhysicsReader(chip))
     offsets = []
-    for i, layer in enumerate(model.layers):
-        rows = layer_rows(layer, x)
-        acc_chip = accumulate(i, layer, rows)
-        acc_ideal = exact_matmul(rows, layer.weight)
+    for step in walk_layers(model, images):
+        layer = step.layer
+        acc_chip = accumulate(step.index, layer, step.rows)
+        acc_ideal = exact_matmul(step.rows, layer.weight)
         correction = fit_column_corrections(layer, acc_chip.reshape(-1, layer.cols), acc_ideal.reshape(-1, layer.cols))
         offsets.append(correction)
-        x = layer_output(layer, acc_chip + correction)
+        step.finish(acc_chip + correction)
     return Tuning(offsets, {"calibration_images": len(images), "chip": chip.describe()})
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def _mnist_dir() -> Path:
@@ -82,16 +81,6 @@ def compiled(build_dir):
     from bmcnn_hw.artefact import load_model
 
     return load_model(build_dir)
-
-
-def needs(tool: str):
-    """Skip marker for a missing external tool (CI installs them all). ngspice means its shared
-    library (what PySpice loads), not the executable."""
-    if tool == "ngspice":
-        import ctypes.util
-
-        return pytest.mark.skipif(ctypes.util.find_library("ngspice") is None, reason="libngspice not installed")
-    return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,29 @@
-"""Small synthetic CompiledModels for back-end tests that need no training."""
+"""Test helpers: the repository root, skip markers for missing tools, small synthetic CompiledModels."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from bmcnn_hw.artefact import CompiledLayer, CompiledModel
 from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig
+
+REPO = Path(__file__).resolve().parents[1]
+"""The repository root."""
+
+
+def needs(tool: str):
+    """Skip marker for a missing external tool (CI installs them all). ngspice means its shared
+    library (what PySpice loads), not the executable."""
+    if tool == "ngspice":
+        import ctypes.util
+
+        return pytest.mark.skipif(ctypes.util.find_library("ngspice") is None, reason="libngspice not installed")
+    return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
 
 
 def random_fc_model(rows: int, cols: int, seed: int, tile_rows: int = 128, tile_cols: int = 128,

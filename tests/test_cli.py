@@ -7,14 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from bmcnn_hw import __version__
 from bmcnn_hw.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def run_cli(*args):

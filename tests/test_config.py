@@ -27,7 +27,7 @@ def test_round_trip_through_json():
     ({"r_on_ohm": 0}, "r_on_ohm must be a positive number"),
     ({"r_on_ohm": 2e5}, "r_off_ohm .* must be greater than r_on_ohm"),
     ({"sigma_on_rel": -0.1}, "sigma_on_rel must be a non-negative number"),
-    ({"distribution": "uniform"}, "distribution must be 'normal' or 'lognormal'"),
+    ({"distribution": "uniform"}, "distribution must be one of normal, lognormal"),
     ({"p_stuck_on": 1.5}, "p_stuck_on must be a probability"),
     ({"v_read_v": float("nan")}, "v_read_v must be a positive number"),
 ])

@@ -9,7 +9,7 @@ import pytest
 
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.flows import flow_argv, matrix_cases
-from tests.conftest import REPO, needs
+from tests.helpers import REPO, needs
 from tests.test_cli import run_cli
 
 

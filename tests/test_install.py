@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs
+from tests.helpers import REPO, needs
 
-REPO = Path(__file__).resolve().parents[1]
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "runs", "build", "sim_build", "__pycache__", ".pytest_cache",
                                     ".hypothesis", "*.egg-info", "rtl_check", "tests")
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..artefact import load_model
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
-from ..golden.layers import layer_output, layer_rows
+from ..golden.layers import layer_output, walk_layers
 from ..rtl.emit import top_name, write_rtl
 from ..spice.report import AGREEMENT_RTOL, compare_chip_reads
 from ..spice.run import SpiceReader
@@ -59,11 +59,11 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress)
-    x = (images if images.ndim == 4 else images[:, None]).astype(np.int64)
     n, layers, mismatch = len(images), [], None
-    for i, layer in enumerate(tqdm(model.layers, desc="cosim", unit="layer", disable=not progress)):
+    walk = walk_layers(model, images.astype(np.int64))
+    for step in tqdm(walk, desc="cosim", unit="layer", total=len(model.layers), disable=not progress):
+        i, layer, rows = step.index, step.layer, step.rows
         t0 = time.perf_counter()
-        rows = layer_rows(layer, x)
         spice_acc = CrossbarAccumulator(model, spice, record=True)
         # The RTL is checked bit for bit on the codes SPICE gave it; they equal the physics codes
         # except (1T1R) where a current sits within the stated tolerance of a rounding boundary.
@@ -103,7 +103,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
                        "rtl_equals_golden": not len(differs) and len(seen) == len(where) and rtl_error is None,
                        "seconds_spice": round(t1 - t0, 3), "seconds_rtl": round(t3 - t2, 3),
                        "seconds_python": round(t2 - t1, 3)})
-        x = rtl_out if not layer.is_output else x  # the RTL's bits feed the next layer
+        step.output = rtl_out  # the RTL's bits feed the next layer
     predictions = rtl_out.tolist()
     return {"build": str(build_dir), "images": n, "chip": chip.describe(), "simulator": sim,
             "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..artefact import CompiledModel
-from .layers import layer_output, layer_rows
+from .layers import walk_layers
 
 
 @dataclass
@@ -52,21 +52,16 @@ def run_integer(model: CompiledModel, images: np.ndarray, accumulate=None, tunin
         tuning: per layer, integer corrections (cols,) added to the accumulator before the
             threshold or score (the tuning registers), or None.
     """
-    x = images if images.ndim == 4 else images[:, None]
-    if x.dtype.kind not in "ui":  # integer pixels stay in their (small) dtype: im2col copies less
-        x = x.astype(np.int64)
     trace = Trace()
-    for i, layer in enumerate(model.layers):
-        rows = layer_rows(layer, x)
+    for step in walk_layers(model, images):
         if accumulate is None:
-            acc = exact_matmul(rows, layer.weight)
+            acc = exact_matmul(step.rows, step.layer.weight)
         else:
-            acc = accumulate(i, layer, rows)
-        if tuning is not None and tuning[i] is not None:
-            acc = acc + np.asarray(tuning[i], dtype=np.int64)
-        x = layer_output(layer, acc)
+            acc = accumulate(step.index, step.layer, step.rows)
+        if tuning is not None and tuning[step.index] is not None:
+            acc = acc + np.asarray(tuning[step.index], dtype=np.int64)
         trace.accumulators.append(acc)
-        trace.outputs.append(x)
+        trace.outputs.append(step.finish(acc))
     return trace
 
 

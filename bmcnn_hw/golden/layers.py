@@ -6,10 +6,58 @@ Shapes: images are (N, C, H, W) integer arrays; a layer's crossbar input is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..artefact import CompiledLayer
+from ..artefact import CompiledLayer, CompiledModel
+
+
+@dataclass
+class LayerStep:
+    """One layer of a :func:`walk_layers` run: where it is and its crossbar input."""
+
+    index: int
+    layer: CompiledLayer
+    rows: np.ndarray
+    """(N, P, rows) crossbar input vectors of this layer."""
+    output: np.ndarray | None = None
+    """Set by the consumer: this layer's output, the next layer's input."""
+
+    def finish(self, acc: np.ndarray) -> np.ndarray:
+        """Set and return the golden output of accumulators ``acc`` (:func:`layer_output`)."""
+        self.output = layer_output(self.layer, acc)
+        return self.output
+
+
+def network_input(images: np.ndarray) -> np.ndarray:
+    """Images (N, H, W) or (N, C, H, W) as an (N, C, H, W) integer array.
+
+    Integer pixels keep their (small) dtype: im2col then copies less.
+    """
+    x = images if images.ndim == 4 else images[:, None]
+    return x if x.dtype.kind in "ui" else x.astype(np.int64)
+
+
+def walk_layers(model: CompiledModel, images: np.ndarray) -> Iterator[LayerStep]:
+    """The one walk through a model's layers, shared by every executor.
+
+    Yields a :class:`LayerStep` per layer; the consumer computes the layer (integer matmul,
+    crossbar reads, SPICE, RTL, ...) and sets ``step.output`` (``step.finish(acc)`` for the
+    golden threshold/pool/score), which becomes the next layer's input.
+
+    Raises:
+        RuntimeError: a step was left without an output (a bug in the consumer).
+    """
+    x = network_input(images)
+    for index, layer in enumerate(model.layers):
+        step = LayerStep(index, layer, layer_rows(layer, x))
+        yield step
+        if step.output is None:
+            raise RuntimeError(f"layer {layer.name}: the walk needs the layer's output (set step.output)")
+        x = step.output
 
 
 def layer_rows(layer: CompiledLayer, x: np.ndarray) -> np.ndarray:

@@ -17,10 +17,16 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from ..errors import ConfigError
 
-PRECISIONS = ("binary", "fixed", "float")
+Precision = Literal["binary", "fixed", "float"]
+"""binary (memristive crossbar), fixed (digital k-bit MAC) or float (baseline only)."""
+LayerKind = Literal["conv", "fc"]
+"""conv (square kernel, stride 1, no padding) or fc."""
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+LAYER_KINDS: tuple[LayerKind, ...] = get_args(LayerKind)
 TRAIN_RECIPE_KEYS = ("epochs", "batch_size", "lr", "augment_shift")
 
 
@@ -70,21 +76,21 @@ class FixedFormat:
 class LayerSpec:
     """One layer: ``kind`` "conv" (square kernel, stride 1, no padding) or "fc"."""
 
-    kind: str
+    kind: LayerKind
     out: int
     """Output channels (conv) or features (fc)."""
     kernel: int = 0
     """Conv kernel size (ignored for fc)."""
     pool: int = 1
     """Max-pool window and stride after the activation (1 = none)."""
-    precision: str = "binary"
+    precision: Precision = "binary"
     """binary (memristive crossbar), fixed (digital k-bit MAC) or float (baseline only)."""
     weight_format: str = ""
     """Fixed-point format of the weights of a ``fixed`` layer, e.g. "Q1.7"."""
 
     def __post_init__(self):
-        if self.kind not in ("conv", "fc"):
-            raise ConfigError(f"layer kind must be 'conv' or 'fc', not {self.kind!r}")
+        if self.kind not in LAYER_KINDS:
+            raise ConfigError(f"layer kind must be one of {', '.join(LAYER_KINDS)}, not {self.kind!r}")
         if not isinstance(self.out, int) or self.out < 1:
             raise ConfigError(f"layer out must be a positive integer, not {self.out!r}")
         if self.kind == "conv" and (not isinstance(self.kernel, int) or self.kernel < 1):

@@ -20,7 +20,7 @@ from bmcnn_hw.ppa.synth import parse_stat, synthesize
 from bmcnn_hw.ppa.tools import DEFAULT_CELL_MODELS, DEFAULT_LIBERTY
 from bmcnn_hw.ppa.vcd import net_activity
 from bmcnn_hw.rtl.emit import top_name, write_rtl
-from tests.conftest import needs
+from tests.helpers import needs
 
 
 def ppa_tools(test):

@@ -8,7 +8,7 @@ import pytest
 
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.explore import design_points, load_grid, pareto_front
-from tests.conftest import needs
+from tests.helpers import needs
 from tests.test_cli import run_cli
 
 GRID = """[axes]

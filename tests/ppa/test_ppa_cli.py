@@ -8,7 +8,7 @@ import pytest
 
 from bmcnn_hw.ppa.records import COMPONENTS
 from bmcnn_hw.ppa.tools import DEFAULT_LIBERTY
-from tests.conftest import needs
+from tests.helpers import needs
 from tests.test_cli import run_cli
 
 TOOLS = [needs("yosys"), needs("sta"), needs("iverilog"), needs("ngspice"),

@@ -10,8 +10,7 @@ from bmcnn_hw.errors import SimulationError
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.ppa.cost_model import load_cost_model
 from bmcnn_hw.ppa.transient import feedback_cap_f, transient_read
-from tests.conftest import needs
-from tests.helpers import random_fc_model
+from tests.helpers import needs, random_fc_model
 
 pytestmark = [pytest.mark.ngspice, needs("ngspice")]
 

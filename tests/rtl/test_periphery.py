@@ -23,7 +23,7 @@ from bmcnn_hw.rtl.reference import reference_model
 from bmcnn_hw.rtl.regs import RegisterMap, RegisterSpec
 from bmcnn_hw.rtl.simulators import check_simulator
 from bmcnn_hw.rtl.streams import stream_fields
-from tests.conftest import REPO, needs
+from tests.helpers import REPO, needs
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -20,8 +20,7 @@ from bmcnn_hw.spice import sky130
 from bmcnn_hw.spice.netlist import write_netlists
 from bmcnn_hw.spice.ngspice import NgSpice
 from bmcnn_hw.spice.run import SpiceReader
-from tests.conftest import needs
-from tests.helpers import random_fc_model
+from tests.helpers import needs, random_fc_model
 
 pytestmark = [pytest.mark.ngspice, needs("ngspice")]
 RTOL = 1e-6
