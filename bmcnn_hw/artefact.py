@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,8 @@ class CompiledLayer:
 
     name: str
     kind: str
-    in_shape: tuple
-    out_shape: tuple
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
     kernel: int
     pool: int
     input_bits: int
@@ -83,12 +84,12 @@ class CompiledLayer:
     @property
     def rows(self) -> int:
         """Crossbar rows (fan-in)."""
-        return self.weight.shape[0]
+        return int(self.weight.shape[0])
 
     @property
     def cols(self) -> int:
         """Weight columns (outputs per position)."""
-        return self.weight.shape[1]
+        return int(self.weight.shape[1])
 
     @property
     def is_output(self) -> bool:
@@ -105,7 +106,7 @@ class CompiledLayer:
         """
         if self.digital:
             return max(-self.acc_min, self.acc_max + 1)
-        adc_peak = 2 ** max(self.adc_bits - 1, 0) * (2 ** self.input_bits - 1)
+        adc_peak: int = 2 ** max(self.adc_bits - 1, 0) * (2 ** self.input_bits - 1)
         n_row_tiles = self.tiling.n_row_tiles if self.tiling else 1
         bound = max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles)
         # Bipolar: the running sum holds codes plus column-sum offsets (2 dot) before halving.
@@ -121,11 +122,12 @@ class CompiledLayer:
 class CompiledModel:
     """A BMCNN compiled for crossbars: layers plus the hardware it was compiled for."""
 
-    layers: tuple
+    layers: tuple[Any, ...]  # CompiledLayer, once every reader of a memristive layer's tiling rules out None
+    """The :class:`CompiledLayer` of every layer, in order."""
     hardware: HardwareConfig
-    model_config: dict
+    model_config: dict[str, Any]
     score_frac_bits: int
-    provenance: dict = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tile_count(self) -> int:
@@ -144,7 +146,7 @@ class CompiledModel:
             raise ConfigError(f"{what}: layer(s) {', '.join(digital)} are digital fixed-point layers, for which "
                               f"no RTL is generated yet; use a model whose layers are all binary")
 
-    def replace_layer(self, index: int, **changes) -> CompiledModel:
+    def replace_layer(self, index: int, **changes: Any) -> CompiledModel:
         """A copy with layer ``index`` changed."""
         layers = list(self.layers)
         layers[index] = dataclasses.replace(layers[index], **changes)
@@ -154,7 +156,7 @@ class CompiledModel:
 _ARRAY_FIELDS = ("weight", "theta", "flip", "score_scale", "score_bias")
 
 
-def _layer_meta(layer: CompiledLayer) -> dict:
+def _layer_meta(layer: CompiledLayer) -> dict[str, Any]:
     meta = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in _ARRAY_FIELDS}
     meta["in_shape"], meta["out_shape"] = list(layer.in_shape), list(layer.out_shape)
     meta["tiling"] = dataclasses.asdict(layer.tiling) if layer.tiling else None
@@ -162,14 +164,14 @@ def _layer_meta(layer: CompiledLayer) -> dict:
     return meta
 
 
-def save_model(model: CompiledModel, build_dir: Path, extra_files: dict | None = None) -> Path:
+def save_model(model: CompiledModel, build_dir: Path, extra_files: dict[str, str] | None = None) -> Path:
     """Write ``arrays.npz`` then ``manifest.json`` (last, so a half-written build never loads).
 
     Args:
         extra_files: relative path -> SHA-256 of further files of the build to list.
     """
     build_dir = Path(build_dir)
-    arrays = {}
+    arrays: dict[str, Any] = {}  # arrays; Any as savez_compressed's **kwds share a name space with allow_pickle
     for i, layer in enumerate(model.layers):
         for name in _ARRAY_FIELDS:
             value = getattr(layer, name)
@@ -193,7 +195,7 @@ def save_model(model: CompiledModel, build_dir: Path, extra_files: dict | None =
     return build_dir / "manifest.json"
 
 
-def _read_manifest(build_dir: Path) -> dict:
+def _read_manifest(build_dir: Path) -> dict[str, Any]:
     path = build_dir / "manifest.json"
     if not path.is_file():
         raise ArtefactError(f"{path}: missing (is {build_dir} a build directory from `bmcnn-hw compile`?)")
@@ -209,7 +211,7 @@ def _read_manifest(build_dir: Path) -> dict:
     return manifest
 
 
-def verify_files(build_dir: Path, manifest: dict, names=None) -> None:
+def verify_files(build_dir: Path, manifest: dict[str, Any], names: Container[str] | None = None) -> None:
     """Check the SHA-256 of the listed build files.
 
     Raises:
@@ -250,7 +252,7 @@ def _verify_under(build_dir: Path, prefix: str) -> None:
     verify_files(Path(build_dir), manifest, names=names)
 
 
-def _check_weight(build_dir: Path, index: int, weight, meta: dict) -> None:
+def _check_weight(build_dir: Path, index: int, weight: np.ndarray | None, meta: dict[str, Any]) -> None:
     where = f"{build_dir / 'arrays.npz'}: layer{index}.weight"
     if weight is None or weight.ndim != 2:
         raise ArtefactError(f"{where} missing or not a matrix")

@@ -67,7 +67,7 @@ def _fmt(value: float) -> str:
 class _TileCircuit:
     """The element lines of one tile, with node names local to the tile."""
 
-    def __init__(self, model: CompiledModel, chip: Chip, index: int, rt: int, ct: int):
+    def __init__(self, model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> None:
         self.layer = layer = model.layers[index]
         t = layer.tiling
         self.rt, self.ct = rt, ct
@@ -229,8 +229,9 @@ def tile_netlist(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int)
 
 def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
     """A netlist of a whole layer: every tile subcircuit on the shared layer inputs."""
-    layer = model.layers[index]
+    layer: CompiledLayer = model.layers[index]
     t = layer.tiling
+    assert t is not None  # memristive layers are tiled
     lines = [f"* bmcnn-hw layer top: {layer.name} ({layer.kind}), {t.n_row_tiles} x {t.n_col_tiles} tiles",
              f"* inputs in0..in{layer.rows - 1} drive every column tile of their row tile; tile outputs are",
              "* TIA voltages out_<rt>_<ct>_<physical column>; accumulation across tiles is digital"] + _includes(chip)

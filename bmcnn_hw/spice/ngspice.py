@@ -10,9 +10,11 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import SimulationError, ToolNotFound
 
@@ -20,7 +22,7 @@ INSTALL_HINT = "install it with `apt-get install ngspice libngspice0` (Debian/Ub
 
 
 @contextlib.contextmanager
-def _deferred_interrupt():
+def _deferred_interrupt() -> Iterator[None]:
     """Hold Ctrl-C while ngspice runs a command, then deliver it once the command returns.
 
     A KeyboardInterrupt raised inside one of ngspice's output callbacks is swallowed by cffi
@@ -50,7 +52,7 @@ class NgSpice:
 
     _instance: NgSpice | None = None
 
-    def __init__(self):
+    def __init__(self) -> None:
         logging.getLogger("PySpice").setLevel(logging.CRITICAL)
         try:
             from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi
@@ -64,7 +66,7 @@ class NgSpice:
         # from 10 ms to 21 s on a busy 2-core machine.
         self._ng.exec_command("set num_threads=1")
         self.current: Path | None = None
-        self._stamp: list = []
+        self._stamp: list[tuple[int, int]] = []
         self.row_volts: dict[int, float] = {}
         """Row driver voltages set by ``alter`` on the current circuit (empty: as in the netlist)."""
 
@@ -85,7 +87,8 @@ class NgSpice:
 
         try:
             with _deferred_interrupt():
-                return self._ng.exec_command(cmd)
+                output: str = self._ng.exec_command(cmd)  # PySpice is untyped: ngspice's stdout, joined
+                return output
         except (NgSpiceCommandError, NameError) as exc:
             said = " ".join((self._ng.stderr or self._ng.stdout or str(exc)).split())
             raise SimulationError(f"{context}: ngspice failed on `{cmd}`: {said[:400]}") from None
@@ -118,7 +121,7 @@ class NgSpice:
             self.current = None
             self.row_volts = {}
 
-    def vector(self, name: str) -> np.ndarray:
+    def vector(self, name: str) -> npt.NDArray[np.float64]:
         """A real vector of the last analysis as a float64 array (a copy)."""
         info = self._ng._ngspice_shared.ngGet_Vec_Info(name.encode())
         if info == self._ffi.NULL or info.v_length < 1 or info.v_realdata == self._ffi.NULL:

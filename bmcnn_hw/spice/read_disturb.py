@@ -9,7 +9,7 @@ from .netlist import spice_models_dir
 from .ngspice import NgSpice
 
 
-def read_disturb(v_read_v: float, duration_s: float, x0: float = 0.0, steps: int = 200) -> dict:
+def read_disturb(v_read_v: float, duration_s: float, x0: float = 0.0, steps: int = 200) -> dict[str, float]:
     """Hold one VTEAM device (``bmcnn_hw/spice_models/vteam.lib``) at ``v_read_v`` for ``duration_s``.
 
     Returns the initial and final state (0 = ON, 1 = OFF) and their difference; a read is

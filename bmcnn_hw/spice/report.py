@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..artefact import load_model, verify_netlists
+from ..artefact import CompiledModel, load_model, verify_netlists
+from ..config import CellType
 from ..golden.chip import Chip
-from ..golden.crossbar import PhysicsReader, RecordedRead, adc_scale, run_crossbar
-from .run import SpiceReader
+from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, RecordedRead, adc_scale, run_crossbar
+from .run import SpiceMode, SpiceReader
 
-AGREEMENT_RTOL = {"linear": 1e-6, "sinh": 1e-6, "1t1r": 1e-5}
+AGREEMENT_RTOL: dict[CellType, float] = {"linear": 1e-6, "sinh": 1e-6, "1t1r": 1e-5}
 """Agreement of SPICE and physics column currents asserted per cell type, as a read's largest
 difference over its largest current (at least one ADC step). Linear and sinh cells: both solve
 the same equations (measured ~1e-13). 1T1R: the physics executor interpolates an
 ngspice-characterised transistor table; measured up to 7.1e-6 per read on the 10 kOhm preset
 with met1 wires (cosim, 1 image) and 4.2e-7 of a batch's largest current on a random 64 x 64
 tile of that preset (``bench/bench_cells.py``); 1e-5 leaves a margin."""
+Mismatch = tuple[RecordedRead, RecordedRead, int, int]
+"""An unexplained ADC-code difference: (SPICE read, physics read, vector, column)."""
 
 
 def compare_reads(spice_reads: list[RecordedRead], physics_reads: list[RecordedRead], codes_per_amp: float = 0.0,
-                  rtol: float = 0.0) -> tuple[float, tuple | None, int]:
+                  rtol: float = 0.0) -> tuple[float, Mismatch | None, int]:
     """Worst current error of paired tile reads, the first unexplained ADC-code difference, and
     the number of explained ones.
 
@@ -34,7 +38,8 @@ def compare_reads(spice_reads: list[RecordedRead], physics_reads: list[RecordedR
     current difference inside the stated tolerance can move it across. The mismatch is
     ``(spice record, physics record, vector, column)``; None when every difference is explained.
     """
-    worst, first, explained = 0.0, None, 0
+    worst, explained = 0.0, 0
+    first: Mismatch | None = None
     floor = 1.0 / codes_per_amp if codes_per_amp else 1e-30
     for s, p in zip(spice_reads, physics_reads, strict=True):
         scale = np.maximum(np.maximum(np.abs(p.i_plus), np.abs(p.i_minus)).max(axis=1), floor)  # per read
@@ -51,14 +56,16 @@ def compare_reads(spice_reads: list[RecordedRead], physics_reads: list[RecordedR
     return worst, first, explained
 
 
-def compare_chip_reads(model, chip, spice_reads: list, physics_reads: list) -> tuple[float, tuple | None, int]:
+def compare_chip_reads(model: CompiledModel, chip: Chip, spice_reads: list[RecordedRead],
+                       physics_reads: list[RecordedRead]) -> tuple[float, Mismatch | None, int]:
     """:func:`compare_reads` at the ADC scale of ``model`` on ``chip`` and its cell type's tolerance."""
     unit = chip.unit_current_a * model.hardware.geometry.unit_scale
     return compare_reads(spice_reads, physics_reads, adc_scale(unit, model.hardware.readout),
                          AGREEMENT_RTOL[chip.params.cell])
 
 
-def _layer_rows(model, chip, spice_acc, physics_acc, n_images: int) -> list[dict]:
+def _layer_rows(model: CompiledModel, chip: Chip, spice_acc: CrossbarAccumulator, physics_acc: CrossbarAccumulator,
+                n_images: int) -> list[dict[str, Any]]:
     rows = []
     rtol = AGREEMENT_RTOL[chip.params.cell]
     for i, layer in enumerate(model.layers):
@@ -79,8 +86,8 @@ def _layer_rows(model, chip, spice_acc, physics_acc, n_images: int) -> list[dict
     return rows
 
 
-def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto", jobs: int = 1,
-                 progress: bool = False) -> dict:
+def spice_report(build_dir: Path, images: np.ndarray, mode: SpiceMode = "auto", jobs: int = 1,
+                 progress: bool = False) -> dict[str, Any]:
     """Every crossbar read of ``images`` through ngspice and through the physics model.
 
     Returns per-layer rows (tiles, reads, worst relative current error, ADC agreement,
@@ -106,7 +113,7 @@ def spice_report(build_dir: Path, images: np.ndarray, mode: str = "auto", jobs: 
     }
 
 
-def disagreeing_layers(report: dict) -> list[str]:
+def disagreeing_layers(report: dict[str, Any]) -> list[str]:
     """Layers of a :func:`spice_report` where SPICE and physics disagree: a column current off by
     more than the cell type's ``AGREEMENT_RTOL``, or an ADC code that differs other than at a
     rounding boundary within it. The one agreement rule of ``spice``, ``demo`` and ``regress``."""
@@ -114,7 +121,7 @@ def disagreeing_layers(report: dict) -> list[str]:
             if not row["adc_codes_agree"] or row["max_rel_current_error"] > row["rtol"]]
 
 
-def format_report(report: dict) -> str:
+def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of :func:`spice_report`."""
     lines = [f"{'layer':6s} {'tiles':>5s} {'reads':>8s} {'dI/I_max':>11s} {'codes':>6s} "
              f"{'E/inference SPICE':>18s} {'physics':>11s} {'E/tile read':>12s}"]

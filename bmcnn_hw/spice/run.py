@@ -17,18 +17,29 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 from tqdm import tqdm
 
 from ..artefact import CompiledModel
 from ..errors import SimulationError
+from ..golden.chip import Chip
 from ..golden.crossbar import TileRead, split_columns
 from .netlist import driver_branch, sense_branch, tile_netlist_name
 from .ngspice import NgSpice
 from .stepped import stepped_netlist
+
+SpiceMode = Literal["auto", "superposition", "per-vector"]
+"""How :class:`SpiceReader` has ngspice solve a tile's reads (see its docstring)."""
+SPICE_MODES: tuple[SpiceMode, ...] = get_args(SpiceMode)
+TileKey = tuple[int, int, int]
+"""(layer index, row tile, column tile)."""
+Currents = tuple[np.ndarray, np.ndarray]
+"""A solve's (column currents, driver currents), or a tile's (transfer, admittance) response."""
 
 
 class NotLinearError(SimulationError):
@@ -42,7 +53,7 @@ class TileSolver:
     STEP_BATCH = 64
     """Input vectors per stepped DC sweep."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.ng = NgSpice.get()
 
     def load(self, cir: Path, hs_models: bool) -> None:
@@ -71,7 +82,8 @@ class TileSolver:
             return np.stack([c for c, _ in solved]), np.stack([d for _, d in solved])
         if not Path(cir).is_file():
             raise SimulationError(f"{cir}: netlist not found")
-        cols, drivers = [], []
+        cols: list[np.ndarray] = []
+        drivers: list[np.ndarray] = []
         with tempfile.TemporaryDirectory() as tmp:
             for start in range(0, len(volts), self.STEP_BATCH):
                 chunk = volts[start:start + self.STEP_BATCH]
@@ -122,7 +134,7 @@ class VectorJob:
     n_phys: int
     stepped: bool
 
-    def run(self, solver: TileSolver):
+    def run(self, solver: TileSolver) -> Currents:
         """(column currents (K, P), driver currents (K, R))."""
         return solver.vectors(self.cir, self.hs_models, self.volts, self.n_phys, self.stepped)
 
@@ -136,20 +148,23 @@ class ResponseJob:
     used_rows: int
     n_phys: int
     v_read: float
-    levels: tuple
+    levels: tuple[float, ...]
     check_vectors: int
     check_rtol: float
-    seed: tuple
+    seed: tuple[int, ...]
 
-    def run(self, solver: TileSolver):
+    def run(self, solver: TileSolver) -> Currents:
         """(transfer (R, P), admittance (R, R)); a NotLinearError if the tile is not linear."""
         return solver.response(self)
 
 
+Job = VectorJob | ResponseJob
+"""A unit of work for a worker process."""
+
 _WORKER_SOLVER: TileSolver | None = None
 
 
-def run_job(job):
+def run_job(job: Job) -> Currents | SimulationError:
     """Run ``job`` on this process's solver, returning the result or the SimulationError it
     raised (so that one nonlinear tile does not cancel the other jobs of a pool)."""
     global _WORKER_SOLVER
@@ -188,10 +203,10 @@ class SpiceReader:
     convergence tolerance (a stepped sweep split over workers starts Newton from other points).
     """
 
-    def __init__(self, model: CompiledModel, chip, netlist_dir: Path, mode: str = "auto",
+    def __init__(self, model: CompiledModel, chip: Chip, netlist_dir: Path, mode: str = "auto",
                  check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1,
-                 progress: bool = False):
-        if mode not in ("auto", "superposition", "per-vector"):
+                 progress: bool = False) -> None:
+        if mode not in SPICE_MODES:  # (narrows mode to SpiceMode)
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         if jobs < 1:
             raise SimulationError(f"SPICE jobs must be at least 1, not {jobs}")
@@ -200,7 +215,7 @@ class SpiceReader:
         self.check_vectors, self.check_rtol = check_vectors, check_rtol
         self.solver = TileSolver()
         p = chip.params
-        self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
+        self.level_linear: bool = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
         """Whether superposition of per-row solves is exact for binary inputs (as in PhysicsReader)."""
         if mode == "superposition" and not self.level_linear:
             raise SimulationError("SPICE mode 'superposition' needs tiles linear in their inputs; nonlinear "
@@ -210,10 +225,10 @@ class SpiceReader:
         instead of ``alter`` + ``op`` per vector."""
         self.hs_models = p.cell == "1t1r"
         self.solves = 0
-        self.responses: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.responses: dict[TileKey, Currents] = {}
         """Superposition responses (transfer, admittance) per characterised tile."""
-        self.nonlinear_tiles: set[tuple] = set()
-        self._solved: dict[tuple, dict[bytes, tuple[np.ndarray, np.ndarray]]] = {}
+        self.nonlinear_tiles: set[TileKey] = set()
+        self._solved: dict[TileKey, dict[bytes, Currents]] = {}
 
     def _netlist(self, index: int, rt: int, ct: int) -> Path:
         return self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
@@ -228,14 +243,14 @@ class SpiceReader:
                            (-v_read, 0.0, v_read) if bipolar else (0.0, v_read), self.check_vectors,
                            self.check_rtol, (index, rt, ct))
 
-    def _superposition(self, key: tuple, distinct: int, used_rows: int) -> bool:
+    def _superposition(self, key: TileKey, distinct: int, used_rows: int) -> bool:
         """Whether the reads of tile ``key`` come from its superposition response."""
         if self.mode != "auto":
             return self.mode == "superposition"
         cheaper = distinct > used_rows + self.check_vectors
         return self.level_linear and key not in self.nonlinear_tiles and (key in self.responses or cheaper)
 
-    def response(self, index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    def response(self, index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> Currents:
         """(transfer (R, P), admittance (R, R)) of a tile, characterised by ngspice and checked."""
         key = (index, rt, ct)
         if key not in self.responses:
@@ -243,15 +258,15 @@ class SpiceReader:
             self._keep_response(key, job, job.run(self.solver))
         return self.responses[key]
 
-    def _keep_response(self, key: tuple, job: ResponseJob, response: tuple[np.ndarray, np.ndarray]) -> None:
+    def _keep_response(self, key: TileKey, job: ResponseJob, response: Currents) -> None:
         self.responses[key] = response
         self.solves += job.used_rows + job.check_vectors
 
-    def _run(self, jobs: list, what: str, workers: int) -> list:
+    def _run(self, jobs: Sequence[Job], what: str, workers: int) -> list[Currents | SimulationError]:
         """Results of ``jobs`` (a result or the SimulationError it raised, in order), in
         ``workers`` processes when that is more than 1 and there is more than one job; a progress
         bar with ``progress``."""
-        results: list = []
+        results: list[Currents | SimulationError] = []
         quiet = not self.progress or len(jobs) < 2
         with tqdm(total=len(jobs), desc=what, unit="job", leave=False, disable=quiet) as bar:
             if workers == 1 or len(jobs) < 2:
@@ -267,7 +282,7 @@ class SpiceReader:
                     bar.update()
         return results
 
-    def prefetch(self, index: int, requests: list) -> None:
+    def prefetch(self, index: int, requests: list[tuple[int, int, np.ndarray, int]]) -> None:
         """Solve, ``jobs`` processes at a time, every read of layer ``index`` that ``requests``
         (``(rt, ct, volts (M, R), used_cols)`` per tile) names; :meth:`read` then serves them.
 
@@ -275,7 +290,7 @@ class SpiceReader:
         auto) its vectors are solved with the rest. Reads of other layers are forgotten.
         """
         self._solved = {key: v for key, v in self._solved.items() if key[0] == index}
-        wanted = []
+        wanted: list[tuple[TileKey, np.ndarray, int]] = []
         for rt, ct, volts, used_cols in requests:
             distinct = np.unique(volts, axis=0)
             wanted.append(((index, rt, ct), distinct, used_cols))
@@ -295,7 +310,8 @@ class SpiceReader:
         self._prefetch_vectors([(key, d, used) for key, d, used in wanted
                                 if not self._superposition(key, len(d), d.shape[1])])
 
-    def _announce(self, index: int, wanted: list, todo: list) -> None:
+    def _announce(self, index: int, wanted: list[tuple[TileKey, np.ndarray, int]],
+                  todo: list[tuple[TileKey, int, int]]) -> None:
         """Say, before a layer's solves start, how many there will be (the bars then give the pace)."""
         by_response = sum(rows + self.check_vectors for _, rows, _ in todo)
         superposed = {key for key, _, _ in todo} | set(self.responses)
@@ -305,7 +321,7 @@ class SpiceReader:
                    f"{per_vector:,} distinct input vectors), {self.jobs} ngspice process(es)",
                    file=sys.stderr)
 
-    def _prefetch_vectors(self, wanted: list, workers: int | None = None) -> None:
+    def _prefetch_vectors(self, wanted: list[tuple[TileKey, np.ndarray, int]], workers: int | None = None) -> None:
         """Solve the not yet solved vectors of ``(key, distinct volts, used_cols)`` tiles on
         ``workers`` processes (default ``jobs``), split so that every worker has work (a single
         large tile is shared out by vector chunks)."""
@@ -340,7 +356,7 @@ class SpiceReader:
                 known[v.tobytes()] = (c, d)
             self.solves += len(job.volts)
 
-    def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int):
+    def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
         """Currents for row voltages ``volts`` (M, used_rows), from ngspice (reads solved by
         :meth:`prefetch` are served from there)."""
         key = (layer_index, rt, ct)
@@ -365,7 +381,7 @@ class SpiceReader:
         return TileRead(i_plus, i_minus, i_drivers)
 
 
-def _result_or_error(job, solver: TileSolver):
+def _result_or_error(job: Job, solver: TileSolver) -> Currents | SimulationError:
     """``job.run(solver)``, or the SimulationError it raised."""
     try:
         return job.run(solver)

