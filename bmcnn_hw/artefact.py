@@ -122,7 +122,7 @@ class CompiledLayer:
 class CompiledModel:
     """A BMCNN compiled for crossbars: layers plus the hardware it was compiled for."""
 
-    layers: tuple[Any, ...]  # CompiledLayer, once every reader of a memristive layer's tiling rules out None
+    layers: tuple[CompiledLayer, ...]
     """The :class:`CompiledLayer` of every layer, in order."""
     hardware: HardwareConfig
     model_config: dict[str, Any]
@@ -132,7 +132,12 @@ class CompiledModel:
     @property
     def tile_count(self) -> int:
         """Crossbar tiles of the whole model (digital layers have none)."""
-        return sum(layer.tiling.n_row_tiles * layer.tiling.n_col_tiles for layer in self.layers if not layer.digital)
+        count = 0
+        for layer in self.layers:
+            if not layer.digital:
+                assert layer.tiling is not None  # memristive layers are tiled
+                count += layer.tiling.n_row_tiles * layer.tiling.n_col_tiles
+        return count
 
     @property
     def memristive_layers(self) -> list[int]:

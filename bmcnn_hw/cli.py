@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from . import commands as cmd
+from .config import CELL_TYPES, CORNERS, DISTRIBUTIONS, ENCODINGS, INPUT_MODES, SPICE_MODES
 from .errors import BmcnnError
 from .presets import PRESETS
 
@@ -56,17 +57,17 @@ def _add_device_overrides(parser, where: str) -> None:
     dev = parser.add_argument_group(f"device overrides ({where})")
     dev.add_argument("--sigma-on", type=float, help="relative std of R_on from device to device (0.1 = 10 %%)")
     dev.add_argument("--sigma-off", type=float, help="relative std of R_off from device to device")
-    dev.add_argument("--distribution", choices=["normal", "lognormal"], help="device-to-device distribution")
+    dev.add_argument("--distribution", choices=DISTRIBUTIONS, help="device-to-device distribution")
     dev.add_argument("--stuck-on", type=float, help="probability that a device is stuck ON")
     dev.add_argument("--stuck-off", type=float, help="probability that a device is stuck OFF")
     dev.add_argument("--read-noise", type=float, help="relative std of each device's conductance at each read")
     dev.add_argument("--r-wire", type=float, help="resistance of one wire segment between cells (ohm)")
     dev.add_argument("--r-source", type=float, help="output resistance of each row driver (ohm)")
     dev.add_argument("--v-read", type=float, help="read voltage (V)")
-    dev.add_argument("--cell", choices=["linear", "sinh", "1t1r"],
+    dev.add_argument("--cell", choices=CELL_TYPES,
                      help="cell model: linear resistor, sinh RRAM read I-V, or 1T1R (device + sky130 nMOS)")
     dev.add_argument("--sinh-v0", type=float, help="V_0 of the sinh read model (V; smaller = more nonlinear)")
-    dev.add_argument("--corner", choices=["tt", "ss", "ff"], help="sky130 process corner of 1T1R access transistors")
+    dev.add_argument("--corner", choices=CORNERS, help="sky130 process corner of 1T1R access transistors")
     dev.add_argument("--v-wordline", type=float, help="1T1R word-line (gate) voltage during reads (V)")
     dev.add_argument("--sigma-vth", type=float, help="std of the 1T1R access transistors' threshold voltage (V)")
     dev.add_argument("--access-w", type=float, help="1T1R access transistor width (um)")
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--variation-aware", action="store_true",
                     help="sample device variation into every memristive layer, fresh per batch")
     va.add_argument("--device", default="ideal", help="device preset or .json/.toml file whose spread is sampled")
-    va.add_argument("--encoding", choices=["differential", "reference"], default="differential",
+    va.add_argument("--encoding", choices=ENCODINGS, default="differential",
                     help="weight encoding assumed by the samples (default differential)")
     _add_device_overrides(tr, "variation-aware training")
     _add_data_dir(tr)
@@ -208,10 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "fields; 1T1R presets need `bmcnn-hw pdk fetch` once")
     co.add_argument("--adc-bits", type=non_negative_int, default=0, help="ADC resolution; 0 = exact for the tile rows")
     co.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip the netlists use")
-    co.add_argument("--encoding", default="differential", choices=["differential", "reference"],
+    co.add_argument("--encoding", default="differential", choices=ENCODINGS,
                     help="differential: two devices per weight; reference: one device per weight and a shared "
                          "reference column at (G_on + G_off) / 2")
-    co.add_argument("--input-mode", default="unipolar", choices=["unipolar", "bipolar"],
+    co.add_argument("--input-mode", default="unipolar", choices=INPUT_MODES,
                     help="binary inputs drive rows at {0, V_read} (unipolar) or {-V_read, +V_read} (bipolar)")
     co.add_argument("--tia-gain", type=float, default=0.0, help="op-amp open-loop gain of the TIA; 0 = ideal")
     co.add_argument("--v-swing", type=float,
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated relative sigmas (default 0 to 0.5 in steps of 0.05)")
     sw.add_argument("--mode", default="together", choices=["together", "on", "off"],
                     help="apply sigma to R_on and R_off together, or to one of them")
-    sw.add_argument("--distribution", choices=["normal", "lognormal"], help="override the build's distribution")
+    sw.add_argument("--distribution", choices=DISTRIBUTIONS, help="override the build's distribution")
     sw.add_argument("--chips", type=positive_int, default=10, help="sampled chips per sigma (default 10)")
     sw.add_argument("--images", type=positive_int, default=10000, help="test images per chip (default 10000)")
     sw.add_argument("--calib", type=positive_int, default=256, help="calibration (training) images for tuning")
@@ -307,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("spice", help="run a build's netlists in ngspice on test images; currents, codes, energy")
     sp.add_argument("build", type=Path, metavar="BUILD_DIR")
     sp.add_argument("--images", type=positive_int, default=1, help="test images to run (default 1)")
-    sp.add_argument("--mode", default="auto", choices=["auto", "superposition", "per-vector"],
+    sp.add_argument("--mode", default="auto", choices=SPICE_MODES,
                     help="superposition: one ngspice solve per tile row, then exact sums (linear tiles); "
                          "per-vector: one solve per distinct input; auto: the cheaper per tile")
     sp.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
@@ -323,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=positive_int, help="first N test images only")
     ev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     ev.add_argument("--checkpoint", type=Path, help="checkpoint for --backend torch (default: the build's)")
-    ev.add_argument("--mode", default="auto", choices=["auto", "superposition", "per-vector"],
+    ev.add_argument("--mode", default="auto", choices=SPICE_MODES,
                     help="--backend spice: superposition (one solve per tile row, then exact sums; tiles linear in "
                          "their inputs), per-vector (one solve per distinct input; nonlinear cells step through "
                          "inputs in one DC sweep), auto (the cheaper per tile; default)")

@@ -186,6 +186,7 @@ def cmd_compile(args) -> int:
             print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights, digital {layer.weight_bits}-bit "
                   f"fixed point (no crossbar, no netlist, no RTL yet), accumulator {layer.acc_width} bits")
             continue
+        assert t is not None  # memristive layers are tiled
         print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights -> {t.n_row_tiles} x {t.n_col_tiles} tiles "
               f"of {t.tile_rows}x{t.tile_cols} (padding {t.pad_rows} rows, {t.pad_cols} cols), "
               f"ADC {layer.adc_bits} bits, accumulator {layer.acc_width} bits")

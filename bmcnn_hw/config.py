@@ -24,6 +24,8 @@ InputMode = Literal["unipolar", "bipolar"]
 """Row voltages of a binary input: {0, V_read} or {-V_read, +V_read}."""
 Distribution = Literal["normal", "lognormal"]
 """Device-to-device distribution of R."""
+SpiceMode = Literal["auto", "superposition", "per-vector"]
+"""How :class:`~bmcnn_hw.spice.run.SpiceReader` has ngspice solve a tile's reads (see its docstring)."""
 
 
 def _check_positive(name: str, value, *, allow_zero: bool = False) -> None:
@@ -180,6 +182,7 @@ CORNERS: tuple[Corner, ...] = get_args(Corner)
 ENCODINGS: tuple[Encoding, ...] = get_args(Encoding)
 INPUT_MODES: tuple[InputMode, ...] = get_args(InputMode)
 DISTRIBUTIONS: tuple[Distribution, ...] = get_args(Distribution)
+SPICE_MODES: tuple[SpiceMode, ...] = get_args(SpiceMode)
 
 
 @dataclass(frozen=True)

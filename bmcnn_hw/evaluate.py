@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .artefact import load_model, verify_netlists
+from .config import SpiceMode
 from .data.mnist import Dataset
 from .errors import ArtefactError, ConfigError
 from .golden.chip import Chip
@@ -23,7 +24,7 @@ BACKENDS = ("torch", "golden", "physics", "spice")
 
 
 def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkpoint: Path | None = None,
-                    batch: int | None = None, progress: bool = True, spice_mode: str = "auto",
+                    batch: int | None = None, progress: bool = True, spice_mode: SpiceMode = "auto",
                     spice_jobs: int = 1) -> np.ndarray:
     """Predicted classes of ``images`` with one back end.
 

@@ -26,6 +26,7 @@ element to an internal node), so no per-cell inner solve is needed there.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,37 +51,47 @@ class TransistorTable:
     """Where the table comes from (model, corner, W/L), for reports."""
 
     @staticmethod
-    def _locate(grid: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _locate(grid: np.ndarray, value: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         f = np.clip((value - grid[0]) / (grid[1] - grid[0]), 0, len(grid) - 1 - 1e-9)
         i = f.astype(np.intp)
         return i, f - i
 
-    def current(self, vg, vd, vs) -> tuple[np.ndarray, np.ndarray]:
+    def current(self, vg: np.ndarray | float, vd: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Trilinear I_d and its derivative dI_d/dv_d at (vg, vd, vs) (broadcast shapes); values
         outside the grid are clamped to its edge."""
         (ig, tg), (id_, td), (is_, ts) = (self._locate(self.vg_v, vg), self._locate(self.vd_v, vd),
                                           self._locate(self.vs_v, vs))
         t = self.ids_a
 
-        def plane(d):  # bilinear in (vg, vs) at drain index id_ + d
+        def plane(d: int) -> np.ndarray:  # bilinear in (vg, vs) at drain index id_ + d
             low = t[ig, id_ + d, is_] * (1 - ts) + t[ig, id_ + d, is_ + 1] * ts
             high = t[ig + 1, id_ + d, is_] * (1 - ts) + t[ig + 1, id_ + d, is_ + 1] * ts
-            return low * (1 - tg) + high * tg
+            mixed: np.ndarray = low * (1 - tg) + high * tg
+            return mixed
 
         a, b = plane(0), plane(1)
         return a + (b - a) * td, (b - a) / (self.vd_v[1] - self.vd_v[0])
 
 
-class _TwoTerminalCell:
+class _TwoTerminalCell(ABC):
     """Cells whose nonlinear element in the nodal solve is the whole cell, row to column node."""
 
     series_resistor = False
 
-    def element(self, v_a, v_b, r, dvth=None):
+    @abstractmethod
+    def current(self, v: np.ndarray | float, r: np.ndarray, dvth: np.ndarray | None = None,
+                v_col: np.ndarray | float | None = None) -> np.ndarray:
+        """Current (A) from row to column for ``v`` across cells of resistance ``r``."""
+
+    @abstractmethod
+    def chord(self, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
+        """Chord conductance of the cell (S)."""
+
+    def element(self, v_a: np.ndarray, v_b: np.ndarray, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
         """Current of the nonlinear element from node a (row) to node b (column)."""
         return self.current(v_a - v_b, r)
 
-    def element_chord(self, r, dvth=None):
+    def element_chord(self, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
         """Chord conductance of the element: the cell's own :meth:`chord`."""
         return self.chord(r, dvth)
 
@@ -90,14 +101,15 @@ class LinearCell(_TwoTerminalCell):
 
     linear = True
 
-    def __init__(self, params: DeviceParams):
+    def __init__(self, params: DeviceParams) -> None:
         self.params = params
 
-    def current(self, v, r, dvth=None, v_col=None):
+    def current(self, v: np.ndarray | float, r: np.ndarray, dvth: np.ndarray | None = None,
+                v_col: np.ndarray | float | None = None) -> np.ndarray:
         """Current (A) from row to column for ``v`` across cells of resistance ``r``."""
         return v / r
 
-    def chord(self, r, dvth=None):
+    def chord(self, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
         """Fixed conductance used as the Jacobian of the nodal iteration (S)."""
         return 1.0 / r
 
@@ -107,18 +119,20 @@ class SinhCell(_TwoTerminalCell):
 
     linear = False
 
-    def __init__(self, params: DeviceParams):
+    def __init__(self, params: DeviceParams) -> None:
         self.params = params
         self.v0 = params.sinh_v0_v
-        self._shape = params.v_read_v / np.sinh(params.v_read_v / self.v0)  # I_s * r
+        self._shape: float = params.v_read_v / np.sinh(params.v_read_v / self.v0)  # I_s * r
 
-    def current(self, v, r, dvth=None, v_col=None):
+    def current(self, v: np.ndarray | float, r: np.ndarray, dvth: np.ndarray | None = None,
+                v_col: np.ndarray | float | None = None) -> np.ndarray:
         """Current (A) from row to column for ``v`` across cells of read resistance ``r``."""
         return (self._shape / r) * np.sinh(v / self.v0)
 
-    def chord(self, r, dvth=None):
+    def chord(self, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
         """Tangent conductance at V_read (the operating point of an active cell)."""
-        return (self._shape / r) * np.cosh(self.params.v_read_v / self.v0) / self.v0
+        g: np.ndarray = (self._shape / r) * np.cosh(self.params.v_read_v / self.v0) / self.v0
+        return g
 
 
 class OneTransistorOneResistorCell:
@@ -126,12 +140,12 @@ class OneTransistorOneResistorCell:
 
     linear = False
 
-    def __init__(self, params: DeviceParams, table: TransistorTable):
+    def __init__(self, params: DeviceParams, table: TransistorTable) -> None:
         self.params, self.table = params, table
         _, gds0 = table.current(np.array(params.v_wordline_v), np.array(0.0), np.array(0.0))
         self._r_channel = 1.0 / float(gds0)  # small-signal channel resistance at v_ds = 0
 
-    def _vds(self, v, r, vg, v_col):
+    def _vds(self, v: np.ndarray, r: np.ndarray, vg: np.ndarray, v_col: np.ndarray) -> np.ndarray:
         """Drain-source voltage solving ``(v - vds) / r = I_d(vg, v_col + vds, v_col)`` per cell
         (Newton on the table's interpolant, kept inside the bracket [min(v, 0), max(v, 0)])."""
         lo, hi = np.minimum(v, 0.0), np.maximum(v, 0.0)
@@ -148,15 +162,17 @@ class OneTransistorOneResistorCell:
             vds = nxt
         raise SimulationError("1T1R cell: the series device/transistor equation did not converge in 60 steps")
 
-    def current(self, v, r, dvth=None, v_col=None):
+    def current(self, v: np.ndarray | float, r: np.ndarray, dvth: np.ndarray | None = None,
+                v_col: np.ndarray | float | None = None) -> np.ndarray:
         """Current (A) from row to column for ``v`` across cells of device resistance ``r``, the
         column node at ``v_col`` (default 0 V) and gate at V_wl - ``dvth``."""
         vg = self.params.v_wordline_v - (0.0 if dvth is None else dvth)
         v_col = 0.0 if v_col is None else v_col
         v, r, vg, v_col = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (v, r, vg, v_col)))
-        return (v - self._vds(v, r, vg, v_col)) / r
+        i: np.ndarray = (v - self._vds(v, r, vg, v_col)) / r
+        return i
 
-    def chord(self, r, dvth=None):
+    def chord(self, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
         """Series conductance of the device and the channel at v_ds = 0."""
         return 1.0 / (r + self._r_channel)
 
@@ -164,17 +180,21 @@ class OneTransistorOneResistorCell:
     """The nodal solve gives each cell an internal node m: the linear device ``r`` from the row
     node to m, and the transistor (the nonlinear element) from m to the column node."""
 
-    def element(self, v_a, v_b, r, dvth=None):
+    def element(self, v_a: np.ndarray, v_b: np.ndarray, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
         """Drain current of the access transistor, drain at ``v_a`` (node m), source at ``v_b``."""
         vg = self.params.v_wordline_v - (0.0 if dvth is None else dvth)
         return self.table.current(vg, v_a, v_b)[0]
 
-    def element_chord(self, r, dvth=None):
+    def element_chord(self, r: np.ndarray, dvth: np.ndarray | None = None) -> np.ndarray:
         """The channel conductance at v_ds = 0 for every transistor."""
         return np.full(np.shape(r), 1.0 / self._r_channel)
 
 
-def cell_model(params: DeviceParams, table: TransistorTable | None = None):
+CellModel = LinearCell | SinhCell | OneTransistorOneResistorCell
+"""A read model of one crossbar cell (:func:`cell_model` picks it)."""
+
+
+def cell_model(params: DeviceParams, table: TransistorTable | None = None) -> CellModel:
     """The cell model of ``params.cell`` (1T1R needs the transistor ``table``).
 
     Raises:

@@ -8,13 +8,14 @@ golden physics model see identical devices. Sampling is deterministic: tile
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..artefact import CompiledModel
-from ..config import DeviceParams, ReadoutParams
+from ..config import CrossbarGeometry, DeviceParams, Encoding, ReadoutParams
 from ..errors import ConfigError
-from .cells import cell_model
+from .cells import CellModel, TransistorTable, cell_model
 from .device_map import (
     device_states,
     padded_tile,
@@ -55,7 +56,7 @@ class TileDevices:
             raise ValueError("a reference-encoded tile has no G- devices")
         return 1.0 / self.r_minus
 
-    def physical(self, used_rows: int, used_cols: int) -> tuple[np.ndarray, list]:
+    def physical(self, used_rows: int, used_cols: int) -> tuple[np.ndarray, list[tuple[str, int]]]:
         """Resistances (used_rows, P) of the used physical columns in layout order, and the layout."""
         return self._arrange(self.r_plus, self.r_minus, self.r_ref, used_rows, used_cols)
 
@@ -65,15 +66,19 @@ class TileDevices:
             return None
         return self._arrange(self.dvth_plus, self.dvth_minus, np.zeros(len(self.r_plus)), used_rows, used_cols)[0]
 
-    def _arrange(self, plus, minus, ref, used_rows: int, used_cols: int) -> tuple[np.ndarray, list]:
-        encoding = "differential" if self.r_minus is not None else "reference"
+    def _arrange(self, plus: np.ndarray, minus: np.ndarray | None, ref: np.ndarray | None, used_rows: int,
+                 used_cols: int) -> tuple[np.ndarray, list[tuple[str, int]]]:
+        encoding: Encoding = "differential" if self.r_minus is not None else "reference"
         layout = physical_columns(encoding, used_cols)
         columns = []
         for side, c in layout:
             if side == "ref":
+                assert ref is not None  # the reference encoding has a reference column
                 columns.append(ref[:used_rows])
             else:
-                columns.append((plus if side == "p" else minus)[:used_rows, c])
+                devices = plus if side == "p" else minus
+                assert devices is not None  # the differential encoding has G- devices
+                columns.append(devices[:used_rows, c])
         return np.stack(columns, axis=1), layout
 
 
@@ -84,7 +89,8 @@ def _sample(nominal: np.ndarray, sigma: float, params: DeviceParams, rng: np.ran
     if params.distribution == "lognormal":
         # Same mean and relative std as the normal case: var(R)/E(R)^2 = sigma^2.
         s2 = np.log1p(sigma ** 2)
-        return nominal * np.exp(np.sqrt(s2) * z - s2 / 2)
+        sampled: np.ndarray = nominal * np.exp(np.sqrt(s2) * z - s2 / 2)
+        return sampled
     return np.maximum(nominal * (1 + sigma * z), MIN_R_FRACTION * nominal)
 
 
@@ -104,14 +110,14 @@ def sample_devices(on: np.ndarray, params: DeviceParams, rng: np.random.Generato
     return _stuck(np.where(on, r_on, r_off), params, rng)
 
 
-def sample_state(on: bool, shape: tuple, params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
+def sample_state(on: bool, shape: tuple[int, ...], params: DeviceParams, rng: np.random.Generator) -> np.ndarray:
     """Resistances of ``shape`` devices all programmed ON (or all OFF): the distribution and
     faults of :func:`sample_devices`, drawing only the state that is needed."""
     nominal, sigma = (params.r_on_ohm, params.sigma_on_rel) if on else (params.r_off_ohm, params.sigma_off_rel)
     return _stuck(_sample(np.full(shape, nominal), sigma, params, rng), params, rng)
 
 
-def sample_dvth(shape: tuple, params: DeviceParams, rng: np.random.Generator) -> np.ndarray | None:
+def sample_dvth(shape: tuple[int, ...], params: DeviceParams, rng: np.random.Generator) -> np.ndarray | None:
     """Threshold shifts (V) of ``shape`` access transistors: normal with ``sigma_vth_v``, truncated at
     +-6 sigma (the span of the characterised transistor table); None for cells without transistors."""
     if params.cell != "1t1r":
@@ -121,7 +127,7 @@ def sample_dvth(shape: tuple, params: DeviceParams, rng: np.random.Generator) ->
     return params.sigma_vth_v * np.clip(rng.standard_normal(shape), -6.0, 6.0)
 
 
-def _transistor_table(params: DeviceParams):
+def _transistor_table(params: DeviceParams) -> TransistorTable | None:
     if params.cell != "1t1r":
         return None
     # ngspice characterises the access transistor
@@ -130,7 +136,7 @@ def _transistor_table(params: DeviceParams):
     return transistor_table(params)
 
 
-def nominal_cell_current(params: DeviceParams, r_ohm: float, cell=None) -> float:
+def nominal_cell_current(params: DeviceParams, r_ohm: float, cell: CellModel | None = None) -> float:
     """Current (A) of a nominal cell (no threshold offset) of device resistance ``r_ohm`` at V_read,
     its column at 0 V; ``cell`` is the cell model (default: built from ``params``)."""
     cell = cell or cell_model(params, _transistor_table(params))
@@ -148,7 +154,7 @@ SKY130_SWING_V = 0.9
 """TIA swing of a 1.8 V sky130 supply with the virtual ground at mid-rail (the 1T1R default)."""
 
 
-def sized_readout(device: DeviceParams, geometry, adc_bits: int = 0, tia_gain: float = 0.0,
+def sized_readout(device: DeviceParams, geometry: CrossbarGeometry, adc_bits: int = 0, tia_gain: float = 0.0,
                   v_swing_v: float | None = None, tia_rf: str | float | None = None) -> ReadoutParams:
     """ReadoutParams with the TIA rails and feedback resistor resolved.
 
@@ -188,7 +194,7 @@ class Chip:
     """
 
     def __init__(self, model: CompiledModel, params: DeviceParams | None = None, seed: int = 0,
-                 transistor_table=None):
+                 transistor_table: TransistorTable | None = None) -> None:
         self.params = params or model.hardware.device
         self.seed = int(seed)
         self.tiles: dict[tuple[int, int, int], TileDevices] = {}
@@ -201,6 +207,7 @@ class Chip:
         for i, layer in enumerate(model.layers):
             if layer.digital:
                 continue
+            assert layer.tiling is not None  # memristive layers are tiled
             for rt in range(layer.tiling.n_row_tiles):
                 for ct in range(layer.tiling.n_col_tiles):
                     plus_on, minus_on = device_states(padded_tile(layer, rt, ct), self.encoding)
@@ -232,7 +239,7 @@ class Chip:
         """True when every device is at its nominal resistance."""
         return self.params.is_ideal
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """Seed and device parameters (recorded in reports and netlist headers)."""
         described = {"seed": self.seed, "encoding": self.encoding, **self.params.to_dict()}
         if self.transistor_table is not None:
@@ -240,7 +247,7 @@ class Chip:
         return described
 
 
-def check_cell_geometry(params: DeviceParams, geometry) -> None:
+def check_cell_geometry(params: DeviceParams, geometry: CrossbarGeometry) -> None:
     """Reject cell and geometry combinations the models do not cover.
 
     Raises:

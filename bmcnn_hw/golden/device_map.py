@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..artefact import CompiledLayer
+from ..config import Encoding
 
-def padded_tile(layer, rt: int, ct: int) -> np.ndarray:
+
+def padded_tile(layer: CompiledLayer, rt: int, ct: int) -> np.ndarray:
     """(tile_rows, tile_cols) int8 weights of one tile; padding is 0."""
     t = layer.tiling
+    assert t is not None  # memristive layers are tiled
     r0, r1 = t.row_range(rt, layer.rows)
     c0, c1 = t.col_range(ct, layer.cols)
     out = np.zeros((t.tile_rows, t.tile_cols), dtype=np.int8)
@@ -27,14 +31,14 @@ def padded_tile(layer, rt: int, ct: int) -> np.ndarray:
     return out
 
 
-def device_states(weight_tile: np.ndarray, encoding: str = "differential") -> tuple[np.ndarray, np.ndarray | None]:
+def device_states(weight_tile: np.ndarray, encoding: Encoding = "differential") -> tuple[np.ndarray, np.ndarray | None]:
     """Boolean ON-state maps (positive devices, negative devices or None) of a tile."""
     if encoding == "reference":
         return weight_tile > 0, None
     return weight_tile > 0, weight_tile < 0
 
 
-def physical_columns(encoding: str, used_cols: int) -> list[tuple[str, int]]:
+def physical_columns(encoding: Encoding, used_cols: int) -> list[tuple[str, int]]:
     """Physical columns in layout order as (side, weight column); side is "p", "m" or "ref"."""
     if encoding == "reference":
         return [("p", c) for c in range(used_cols)] + [("ref", -1)]

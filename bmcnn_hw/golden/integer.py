@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..artefact import CompiledModel
+from ..artefact import CompiledLayer, CompiledModel
 from .layers import walk_layers
+
+Accumulate = Callable[[int, CompiledLayer, np.ndarray], np.ndarray]
+"""``f(layer_index, layer, rows) -> acc``: a layer's accumulators (N, P, cols) for crossbar input ``rows``."""
+TuningOffsets = Sequence[np.ndarray | None]
+"""Per layer, integer corrections (cols,) added to the accumulator, or None (untuned layer)."""
 
 
 @dataclass
 class Trace:
     """Every interface of one run: per layer the accumulators and outputs, then scores."""
 
-    accumulators: list = field(default_factory=list)
+    accumulators: list[np.ndarray] = field(default_factory=list)
     """Per layer (N, P, cols) int64."""
-    outputs: list = field(default_factory=list)
+    outputs: list[np.ndarray] = field(default_factory=list)
     """Per layer: bits (hidden) or integer scores (output layer)."""
 
     @property
@@ -32,7 +38,8 @@ class Trace:
     @property
     def predictions(self) -> np.ndarray:
         """(N,) predicted class (first maximum, like torch.argmax)."""
-        return np.argmax(self.scores, axis=1)
+        predicted: np.ndarray = np.argmax(self.scores, axis=1)
+        return predicted
 
 
 def exact_matmul(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -43,7 +50,8 @@ def exact_matmul(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.rint(rows.astype(np.float64) @ weight.astype(np.float64)).astype(np.int64)
 
 
-def run_integer(model: CompiledModel, images: np.ndarray, accumulate=None, tuning=None) -> Trace:
+def run_integer(model: CompiledModel, images: np.ndarray, accumulate: Accumulate | None = None,
+                tuning: TuningOffsets | None = None) -> Trace:
     """Run uint8 images (N, H, W) or (N, C, H, W) through the model.
 
     Args:
@@ -65,8 +73,8 @@ def run_integer(model: CompiledModel, images: np.ndarray, accumulate=None, tunin
     return trace
 
 
-def run_batched(model: CompiledModel, images: np.ndarray, batch: int = 500, accumulate=None,
-                tuning=None) -> np.ndarray:
+def run_batched(model: CompiledModel, images: np.ndarray, batch: int = 500, accumulate: Accumulate | None = None,
+                tuning: TuningOffsets | None = None) -> np.ndarray:
     """Predictions for many images, in batches (bounded memory)."""
     preds = [run_integer(model, images[i:i + batch], accumulate, tuning).predictions
              for i in range(0, len(images), batch)]

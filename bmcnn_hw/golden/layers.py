@@ -84,9 +84,10 @@ def layer_output(layer: CompiledLayer, acc: np.ndarray) -> np.ndarray:
     n = acc.shape[0]
     if layer.is_output:
         assert layer.score_scale is not None and layer.score_bias is not None  # is_output says so
-        return acc[:, 0, :].astype(np.int64) * layer.score_scale + layer.score_bias
+        scores: np.ndarray = acc[:, 0, :].astype(np.int64) * layer.score_scale + layer.score_bias
+        return scores
     assert layer.theta is not None and layer.flip is not None  # hidden layers have both
-    bits = ((acc >= layer.theta) ^ layer.flip.astype(bool)).astype(np.uint8)
+    bits: np.ndarray = ((acc >= layer.theta) ^ layer.flip.astype(bool)).astype(np.uint8)
     if layer.kind == "fc":
         return bits.reshape(n, -1)
     c = layer.cols

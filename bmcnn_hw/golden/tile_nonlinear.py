@@ -25,6 +25,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import SimulationError
+from .cells import CellModel
 from .tile_physics import conductance_matrix, node_maps
 
 _ORDERING = "MMD_AT_PLUS_A"
@@ -52,9 +53,9 @@ class NonlinearTile:
         name: the tile, for error messages.
     """
 
-    def __init__(self, cell, r_phys: np.ndarray, dvth: np.ndarray | None, r_wire_ohm: float,
+    def __init__(self, cell: CellModel, r_phys: np.ndarray, dvth: np.ndarray | None, r_wire_ohm: float,
                  r_source_ohm: float, r_tia_in_ohm: float, name: str = "tile", tol_v: float = 1e-11,
-                 max_iter: int = 300):
+                 max_iter: int = 300) -> None:
         self.cell, self.r, self.dvth, self.name = cell, r_phys, dvth, name
         self.tol_v, self.max_iter = tol_v, max_iter
         rows, cols = r_phys.shape

@@ -57,12 +57,16 @@ def node_maps(rows: int, cols: int, wires: bool) -> tuple[np.ndarray, np.ndarray
     return row_node, col_node, rows + cols
 
 
-def conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_diag=None):
+def conductance_matrix(g: np.ndarray, row_node: np.ndarray, col_node: np.ndarray, n: int, r_wire_ohm: float,
+                       r_last_ohm: float, extra_diag: tuple[np.ndarray, np.ndarray] | None = None) -> sp.csr_matrix:
     """Sparse nodal matrix: devices ``g``, wire segments, the last segment to ground (left out when
-    ``r_last_ohm`` is 0: the caller then holds the column nodes at 0 V) and ``extra_diag``."""
-    a, b, v = [], [], []
+    ``r_last_ohm`` is 0: the caller then holds the column nodes at 0 V) and ``extra_diag``
+    (nodes, conductances to ground)."""
+    a: list[np.ndarray] = []
+    b: list[np.ndarray] = []
+    v: list[np.ndarray] = []
 
-    def stamp(i, j, cond):
+    def stamp(i: np.ndarray, j: np.ndarray, cond: np.ndarray | float) -> None:
         cond = np.broadcast_to(cond, np.shape(i)).ravel()
         i, j = np.ravel(i), np.ravel(j)
         a.extend([i, j, i, j])
@@ -75,14 +79,18 @@ def conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last_ohm, extra_d
         stamp(col_node[:-1, :], col_node[1:, :], 1.0 / r_wire_ohm)
     if r_last_ohm > 0:
         bottom = col_node[-1, :]
-        a.append(bottom), b.append(bottom), v.append(np.full(bottom.shape, 1.0 / r_last_ohm))
+        a.append(bottom)
+        b.append(bottom)
+        v.append(np.full(bottom.shape, 1.0 / r_last_ohm))
     if extra_diag is not None:
         nodes, cond = extra_diag
-        a.append(nodes), b.append(nodes), v.append(cond)
+        a.append(nodes)
+        b.append(nodes)
+        v.append(cond)
     return sp.csr_matrix((np.concatenate(v), (np.concatenate(a), np.concatenate(b))), shape=(n, n))
 
 
-def _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm) -> TileResponse:
+def _nodal_response(g: np.ndarray, r_wire_ohm: float, r_source_ohm: float, r_tia_in_ohm: float) -> TileResponse:
     rows, cols = g.shape
     row_node, col_node, n = node_maps(rows, cols, r_wire_ohm > 0)
     first = row_node[:, 0]

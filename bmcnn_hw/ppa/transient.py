@@ -94,6 +94,7 @@ class _TransientTile:
         self.circuit = _TileCircuit(model, chip, index, rt, ct)
         self.chip, self.cost, self.window_s, self.ideal_tia = chip, cost, window_s, ideal_tia
         t = self.circuit.layer.tiling
+        assert t is not None  # memristive layers are tiled
         self.n_phys = len(self.circuit.layout)
         self.full_phys = 2 * t.tile_cols if chip.encoding == "differential" else t.tile_cols + 1
         self.full_rows = t.tile_rows
@@ -198,6 +199,7 @@ def estimated_window_s(model: CompiledModel, chip: Chip, index: int, rt: int, ct
     """
     devices = chip.tiles[(index, rt, ct)]
     layer = model.layers[index]
+    assert layer.tiling is not None  # memristive layers are tiled
     r_phys, _ = devices.physical(*[b - a for a, b in (layer.tiling.row_range(rt, layer.rows),
                                                       layer.tiling.col_range(ct, layer.cols))])
     g_col = float(np.max(np.sum(1.0 / r_phys, axis=0)))

@@ -70,6 +70,7 @@ class _TileCircuit:
     def __init__(self, model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> None:
         self.layer = layer = model.layers[index]
         t = layer.tiling
+        assert t is not None  # memristive layers are tiled
         self.rt, self.ct = rt, ct
         self.r0, self.r1 = t.row_range(rt, layer.rows)
         self.c0, self.c1 = t.col_range(ct, layer.cols)
@@ -177,6 +178,7 @@ class _TileCircuit:
 
     def header(self, chip: Chip) -> list[str]:
         t = self.layer.tiling
+        assert t is not None  # memristive layers are tiled
         chip_desc = ", ".join(f"{k}={v}" for k, v in chip.describe().items())
         return [
             f"* weight rows {self.r0}..{self.r1 - 1} on tile rows 0..{self.rows - 1} of {t.tile_rows}; "
@@ -275,6 +277,7 @@ def write_netlists(model: CompiledModel, chip: Chip, out_dir: Path) -> dict[str,
         if layer.digital:
             continue
         texts = {layer_top_name(layer): layer_top_netlist(model, chip, i)}
+        assert layer.tiling is not None  # memristive layers are tiled
         for rt in range(layer.tiling.n_row_tiles):
             for ct in range(layer.tiling.n_col_tiles):
                 texts[f"{tile_subckt_name(layer, rt, ct)}.sub"] = tile_subckt(model, chip, i, rt, ct)

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from ..artefact import CompiledModel, load_model, verify_netlists
-from ..config import CellType
+from ..config import CellType, SpiceMode
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, RecordedRead, adc_scale, run_crossbar
-from .run import SpiceMode, SpiceReader
+from .run import SpiceReader
 
 AGREEMENT_RTOL: dict[CellType, float] = {"linear": 1e-6, "sinh": 1e-6, "1t1r": 1e-5}
 """Agreement of SPICE and physics column currents asserted per cell type, as a read's largest
@@ -71,6 +71,7 @@ def _layer_rows(model: CompiledModel, chip: Chip, spice_acc: CrossbarAccumulator
     for i, layer in enumerate(model.layers):
         if layer.digital:
             continue
+        assert layer.tiling is not None  # memristive layers are tiled
         pairs = [(s, p) for s, p in zip(spice_acc.reads, physics_acc.reads, strict=True) if s.layer == i]
         worst, first, explained = compare_chip_reads(model, chip, [s for s, _ in pairs], [p for _, p in pairs])
         reads = sum(len(s.codes) for s, _ in pairs)

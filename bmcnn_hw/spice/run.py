@@ -20,12 +20,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 from tqdm import tqdm
 
 from ..artefact import CompiledModel
+from ..config import SPICE_MODES, SpiceMode
 from ..errors import SimulationError
 from ..golden.chip import Chip
 from ..golden.crossbar import TileRead, split_columns
@@ -33,9 +33,6 @@ from .netlist import driver_branch, sense_branch, tile_netlist_name
 from .ngspice import NgSpice
 from .stepped import stepped_netlist
 
-SpiceMode = Literal["auto", "superposition", "per-vector"]
-"""How :class:`SpiceReader` has ngspice solve a tile's reads (see its docstring)."""
-SPICE_MODES: tuple[SpiceMode, ...] = get_args(SpiceMode)
 TileKey = tuple[int, int, int]
 """(layer index, row tile, column tile)."""
 Currents = tuple[np.ndarray, np.ndarray]
@@ -203,10 +200,10 @@ class SpiceReader:
     convergence tolerance (a stepped sweep split over workers starts Newton from other points).
     """
 
-    def __init__(self, model: CompiledModel, chip: Chip, netlist_dir: Path, mode: str = "auto",
+    def __init__(self, model: CompiledModel, chip: Chip, netlist_dir: Path, mode: SpiceMode = "auto",
                  check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1,
                  progress: bool = False) -> None:
-        if mode not in SPICE_MODES:  # (narrows mode to SpiceMode)
+        if mode not in SPICE_MODES:  # callers outside the type checker may pass any string
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         if jobs < 1:
             raise SimulationError(f"SPICE jobs must be at least 1, not {jobs}")
@@ -355,6 +352,11 @@ class SpiceReader:
             for v, c, d in zip(job.volts, cols, drivers, strict=True):
                 known[v.tobytes()] = (c, d)
             self.solves += len(job.volts)
+
+    def linear_map(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> None:
+        """No tile is read as a precomputed linear map: ngspice solves (or superposes) every read
+        (:class:`~bmcnn_hw.golden.crossbar.TileReader`)."""
+        return None
 
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
         """Currents for row voltages ``volts`` (M, used_rows), from ngspice (reads solved by

@@ -147,6 +147,8 @@ def verify_cache(cache: Path | None = None) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((cache / "manifest.json").read_text())
         files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError("files must be a table")
     except (OSError, ValueError, KeyError, TypeError):
         raise DataError(f"{cache}: no valid sky130 model cache; {FETCH_HINT}") from None
     for name, digest in files.items():

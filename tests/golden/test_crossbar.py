@@ -95,7 +95,9 @@ def test_vectorised_physics_path_equals_the_reader_path(compiled, mnist_test, en
     images = mnist_test.images[:40]
     fast = CrossbarAccumulator(model, PhysicsReader(chip))
     slow = CrossbarAccumulator(model, PhysicsReader(chip), record=True)
-    assert fast._fast and not slow._fast
+    assert fast.dedupe and not slow.dedupe
     a, b = run_integer(model, images, fast), run_integer(model, images, slow)
     assert a.same_as(b)
+    assert fast._scaled and all(v is not None for v in fast._scaled.values())  # the linear maps served it
+    assert not slow._scaled
     assert np.allclose(fast.energy_j, slow.energy_j, rtol=1e-9)

