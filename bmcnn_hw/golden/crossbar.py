@@ -252,9 +252,11 @@ class CrossbarAccumulator:
     Attributes:
         energy_j: read energy per layer, summed over every read (J).
         reads: when ``record``: a :class:`RecordedRead` per tile read.
+        captured: when ``capture_codes``: the ADC codes of every read (no currents or voltages).
     """
 
-    def __init__(self, model: CompiledModel, reader: TileReader, record: bool = False, noise_seed: int = 0):
+    def __init__(self, model: CompiledModel, reader: TileReader, record: bool = False, noise_seed: int = 0,
+                 capture_codes: bool = False):
         self.model, self.reader = model, reader
         geometry = model.hardware.geometry
         self.unit = reader.chip.unit_current_a * geometry.unit_scale
@@ -264,6 +266,9 @@ class CrossbarAccumulator:
         self.dedupe = not (record or self.noisy)
         """Identical input rows are read once (a recorded or noisy read is kept per row)."""
         self.reads: list[RecordedRead] = []
+        self.captured: dict[tuple[int, int, int], dict[int, np.ndarray]] | None = {} if capture_codes else None
+        """With ``capture_codes``: (layer, plane, row tile) -> column tile -> ADC codes (M, used_cols)
+        of the last call for that layer (see :meth:`layer_codes`); lighter than ``record``."""
         self.energy_j = [0.0] * len(model.layers)
         self.rng = np.random.default_rng([reader.chip.seed, noise_seed])
         self._scaled: dict[TileKey, tuple[np.ndarray, TileDifference] | None] = {}
@@ -334,6 +339,8 @@ class CrossbarAccumulator:
                     c0, c1 = t.col_range(ct, layer.cols)
                     codes, energy = self._tile_codes(index, layer, rt, ct, group[0], unique, c1 - c0)
                     self.energy_j[index] += repeat * float(energy.sum() if found is None else energy @ found[2])
+                    if self.captured is not None:
+                        self._capture(index, group, rt, ct, codes if found is None else codes[found[1]], m)
                     if self.bipolar:  # code = 2 dot - colsum; keep 2 dot, halve at the end
                         codes = codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=codes.dtype)
                     codes = codes.astype(acc.dtype)
@@ -344,6 +351,18 @@ class CrossbarAccumulator:
         if self.bipolar:
             acc >>= 1  # exact for an ideal chip (the sum is even); floor otherwise
         return acc
+
+    def _capture(self, index: int, group: tuple[int, ...], rt: int, ct: int, codes: np.ndarray, m: int) -> None:
+        assert self.captured is not None
+        for k, plane in enumerate(group):
+            self.captured.setdefault((index, plane, rt), {})[ct] = codes[k * m:(k + 1) * m]
+
+    def layer_codes(self, index: int) -> dict[tuple[int, int], np.ndarray]:
+        """(plane, row tile) -> ADC codes (M, cols) of layer ``index`` (``capture_codes``): the
+        column tiles side by side, as the periphery's channels receive them."""
+        assert self.captured is not None, "construct with capture_codes=True"
+        return {(plane, rt): np.concatenate([tiles[ct] for ct in sorted(tiles)], axis=1)
+                for (layer, plane, rt), tiles in self.captured.items() if layer == index}
 
     def _prefetch(self, index: int, layer: CompiledLayer, flat: np.ndarray) -> None:
         """Let a reader that solves in bulk (``reader.prefetch``, e.g. ngspice in worker
@@ -374,7 +393,7 @@ class CrossbarAccumulator:
         self._prefetch(index, layer, flat)
         blank = ~flat.any(axis=1)
         blanks = int(blank.sum())
-        if not self.dedupe or blanks < 256:
+        if not self.dedupe or blanks < 256 or self.captured is not None:
             return self._accumulate(index, layer, flat).astype(np.int64).reshape(n, p, layer.cols)
         acc = np.empty((n * p, layer.cols), dtype=np.int64)
         acc[~blank] = self._accumulate(index, layer, flat[~blank])
