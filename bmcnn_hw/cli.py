@@ -281,7 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sample a chip with this seed (default: the build's chip)")
     cs.add_argument("--tuning", type=Path,
                     help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
-    cs.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"])
+    cs.add_argument("--sim", default=os.environ.get("SIM", "auto"), choices=["auto", "icarus", "verilator"],
+                    help="RTL simulator: verilator runs each layer top in a compiled harness fed through a pipe "
+                         "(fast); icarus runs the cocotb testbench (Python per beat); auto (default): verilator "
+                         "when installed, else icarus")
     cs.add_argument("--out", type=Path, default=Path("runs/cosim"), help="report directory (JSON, Markdown)")
     _add_device_overrides(cs, "applied on top of the build's device; the netlists are rewritten for the chip")
     _add_spice_jobs(cs)
@@ -301,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--batch", type=positive_int, default=100,
                     help="images per physics batch streamed to the simulators (default 100; memory grows with it)")
     rr.add_argument("--out", type=Path, default=Path("runs/rtl_regress"),
-                    help="report directory (rtl_regress.json, rtl_regress.md; Verilator builds in harness/)")
+                    help="report directory (rtl_regress.json, rtl_regress.md); the Verilator builds are cached "
+                         "in ~/.cache/bmcnn-hw/stream-harness")
     _add_device_overrides(rr, "applied on top of the build's device")
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 

@@ -339,9 +339,10 @@ def cmd_cosim(args) -> int:
     from .data.mnist import load_mnist
     from .golden.chip import Chip
     from .io_utils import write_json_atomic, write_text_atomic
-    from .rtl.simulators import check_simulator
+    from .rtl.simulators import check_simulator, resolve_simulator
 
-    check_simulator(args.sim)  # before minutes of SPICE
+    sim = resolve_simulator(args.sim)
+    check_simulator(sim)  # before minutes of SPICE
     model = load_model(args.build)
     device = _device_with_overrides(model.hardware.device, args)
     build_chip = Chip.of_build(model)
@@ -367,7 +368,7 @@ def cmd_cosim(args) -> int:
         tuning = load_tuning(args.tuning, model).offsets
         writes = json.loads(args.tuning.read_text())["register_writes"]
     images = load_mnist(_data_dir(args), "test").images[: args.images]
-    report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=args.sim,
+    report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=sim,
                         spice_jobs=_spice_jobs(args))
     write_json_atomic(args.out / "cosim.json", report)
     write_text_atomic(args.out / "cosim.md", cosim_markdown(report))

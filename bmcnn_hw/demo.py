@@ -33,10 +33,10 @@ class Summary:
         mark = {True: "OK  ", False: "FAIL", None: "    "}[agreed]
         print(f"[{mark}] {stage}: {result}", flush=True)
 
-    def add_check(self, check: CheckResult, qualifier: str = "") -> None:
-        """Record an agreement check (:mod:`bmcnn_hw.checks`) as a stage."""
-        stage = f"{check.name} {qualifier}".strip()
-        self.add(stage, f"{check.detail} ({check.seconds:.0f} s)", check.passed)
+    def add_check(self, check: CheckResult, note: str = "") -> None:
+        """Record an agreement check (:mod:`bmcnn_hw.checks`) as a stage (``note`` qualifies its result)."""
+        note = f" {note}" if note else ""
+        self.add(check.name, f"{check.detail}{note} ({check.seconds:.0f} s)", check.passed)
 
     @property
     def ok(self) -> bool:
@@ -94,7 +94,7 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
 
     model = load_model(out_dir / "build")
     chip = Chip(model, model.hardware.device, seed)
-    summary.add_check(physics_vs_golden(model, test_set.images[:physics_images], chip), "(ideal chip)")
+    summary.add_check(physics_vs_golden(model, test_set.images[:physics_images], chip), "on the ideal chip")
     summary.add_check(spice_vs_physics(out_dir / "build", test_set.images[:spice_images]))
     summary.add_check(rtl_vs_golden(model, test_set.images[:2], out_dir / "rtl_check", sim=rtl_sim, seed=seed),
                       f"(periphery and top of {len(model.layers)} layers)")

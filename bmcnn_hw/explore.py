@@ -38,7 +38,7 @@ from .golden.chip import Chip, check_cell_geometry, sized_readout
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
-from .parallel import dask_client, results_in_order, single_threaded_pool
+from .parallel import dask_client, results_in_order, shared_inputs, single_threaded_pool
 from .ppa.summary import si_units
 from .presets import get_preset
 
@@ -160,7 +160,7 @@ def _dask_point(point: dict, checkpoint: str, out_dir: str, grid: dict, images, 
 def _run_dask(scheduler: str, points: list[dict], args: tuple, progress: bool) -> list[dict]:
     with dask_client(scheduler) as client:
         checkpoint, out_dir, grid, images, labels = args
-        shared = client.scatter([images, labels], broadcast=True)
+        shared = shared_inputs(client, [images, labels])
         futures = client.map(_dask_point, points, checkpoint=checkpoint, out_dir=out_dir, grid=grid,
                              images=shared[0], labels=shared[1], retries=2, pure=False)
         return results_in_order(futures, "explore (dask)", "point", progress)

@@ -66,6 +66,25 @@ def dask_client(scheduler: str):
         yield client
 
 
+def _same(value):
+    return value
+
+
+def shared_inputs(client, values: list) -> list:
+    """Futures of ``values`` that many tasks depend on and that survive a worker's death.
+
+    Each value is a small task that returns it, so the scheduler can recompute it on another
+    worker when the one holding its result dies; data from ``client.scatter`` is not
+    recomputable and is lost with its workers (the retried tasks then fail as "already
+    forgotten"). The values travel once in the task graph (tens of MB at most here).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Large object.*")  # intended: see the docstring
+        return [client.submit(_same, value, pure=False) for value in values]
+
+
 def results_in_order(futures: list, desc: str, unit: str, progress: bool) -> list:
     """The results of Dask ``futures`` in submission order, collected as they complete (progress bar)."""
     from distributed import as_completed

@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
-from .parallel import dask_client, results_in_order, single_threaded_pool
+from .parallel import dask_client, results_in_order, shared_inputs, single_threaded_pool
 from .tune import calibrate
 
 MODES = ("together", "on", "off")
@@ -91,7 +91,7 @@ def dask_point(job: tuple, build_dir: str, test_images, test_labels, calib) -> d
 def _run_dask(scheduler: str, jobs: list, args: tuple, progress: bool) -> list:
     with dask_client(scheduler) as client:
         build_dir, *data = args
-        shared = client.scatter(data, broadcast=True)
+        shared = shared_inputs(client, list(data))
         futures = client.map(dask_point, jobs, build_dir=build_dir, test_images=shared[0], test_labels=shared[1],
                              calib=shared[2], retries=3, pure=False)
         return results_in_order(futures, "sweep (dask)", "chip", progress)

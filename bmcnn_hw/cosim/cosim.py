@@ -23,11 +23,14 @@ from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.layers import layer_output, walk_layers
 from ..rtl.emit import top_name, write_rtl
+from ..rtl.layer import layer_stream_fields
 from ..spice.report import AGREEMENT_RTOL, compare_chip_reads
 from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
+from .rtl_regress import beat_payloads, payload_bits, unpack_array
 from .runner import run_stream_tb
 from .scenarios import full_layer_scenario
+from .streamsim import StreamRun, build_harness
 
 
 def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: int) -> tuple[float, str | None, int]:
@@ -49,6 +52,56 @@ def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:
     return out
 
 
+def _rtl_cocotb(work_dir: Path, sim: str, layer, golden: np.ndarray, codes: dict, n: int,
+                writes: list) -> tuple[np.ndarray, str | None, int]:
+    """The layer top in the cocotb testbench (Python per beat): (layer output, error, outputs seen)."""
+    scenario, where = full_layer_scenario(layer, golden, codes, n, writes)
+    sim_dir = work_dir / "sim" / f"{sim}_{top_name(layer)}"
+    rtl_error = None
+    try:
+        run_stream_tb(work_dir / "rtl" / f"{top_name(layer)}.v", top_name(layer), scenario, sim_dir, sim)
+    except Exception as exc:  # the outputs file still tells which value differed  # noqa: BLE001
+        rtl_error = str(exc)
+    seen = json.loads((sim_dir / "outputs.json").read_text()) if (sim_dir / "outputs.json").is_file() else []
+    shape = (n,) if layer.is_output else golden.shape
+    return _rtl_outputs(layer, seen, where, shape), rtl_error, len(seen)
+
+
+def _harness(work_dir: Path, layer) -> Path:
+    """The (cached) Verilator stream harness of a layer top emitted under ``work_dir / "rtl"``."""
+    fields = layer_stream_fields(layer, top=True)
+    top = top_name(layer)
+    return build_harness(work_dir / "rtl" / f"{top}.v", top, payload_bits(fields["i"]), payload_bits(fields["o"]))
+
+
+def _rtl_stream(work_dir: Path, layer, golden: np.ndarray, codes: dict, n: int,
+                writes: list) -> tuple[np.ndarray, str | None, int]:
+    """The layer top in the compiled Verilator harness (binary beats through a pipe):
+    (layer output, error, outputs seen)."""
+    fields = layer_stream_fields(layer, top=True)
+    binary = _harness(work_dir, layer)
+    run = StreamRun(binary, payload_bits(fields["i"]), payload_bits(fields["o"]), work_dir / f"{top_name(layer)}.out")
+    run.write_registers([(int(a), int(v)) for a, v in writes])
+    run.send(beat_payloads(layer, codes, fields["i"]))
+    result = run.finish()
+    if layer.is_output:
+        hardware_order = np.zeros(n, dtype=np.int64)
+        name = "class"
+    else:
+        hardware_order = np.zeros(golden.size, dtype=np.int64)  # (n, py, px, ch) or (n, ch)
+        name = "bit"
+    got = unpack_array(fields["o"], result.outputs, name)[: hardware_order.size]
+    hardware_order[: got.size] = got
+    out: np.ndarray
+    if layer.is_output or golden.ndim == 2:
+        out = hardware_order.reshape((n,) if layer.is_output else golden.shape)
+    else:
+        nn, c, hp, wp = golden.shape
+        out = hardware_order.reshape(nn, hp, wp, c).transpose(0, 3, 1, 2)
+    error = f"error register {result.error} after the run" if result.error else None
+    return out, error, len(result.outputs)
+
+
 def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, *, tuning=None,
                register_writes: dict | None = None, sim: str = "icarus", progress: bool = True,
                spice_jobs: int = 1) -> dict:
@@ -58,6 +111,9 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
     model.require_all_memristive("cosim")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
+    if sim == "verilator":  # build (or find cached) every harness before minutes of SPICE
+        for layer in model.layers:
+            _harness(work_dir, layer)
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress)
     n, layers, mismatch = len(images), [], None
     walk = walk_layers(model, images.astype(np.int64))
@@ -77,30 +133,26 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         worst, code_mismatch, at_boundary = _compare_reads(model, chip, layer, spice_acc.reads, physics_acc.reads,
                                                            rows.shape[1])
         writes = (register_writes or {}).get(f"periphery_{layer.name}", [])
-        scenario, where = full_layer_scenario(layer, golden, layer_codes(spice_acc.reads, i), n, writes)
+        codes = layer_codes(spice_acc.reads, i)
         t2 = time.perf_counter()
-        sim_dir = work_dir / "sim" / f"{sim}_{top_name(layer)}"
-        rtl_error = None
-        try:
-            run_stream_tb(work_dir / "rtl" / f"{top_name(layer)}.v", top_name(layer), scenario, sim_dir, sim)
-        except Exception as exc:  # the outputs file still tells which value differed  # noqa: BLE001
-            rtl_error = str(exc)
-        seen = json.loads((sim_dir / "outputs.json").read_text()) if (sim_dir / "outputs.json").is_file() else []
+        if sim == "verilator":
+            rtl_out, rtl_error, rtl_count = _rtl_stream(work_dir, layer, golden, codes, n, writes)
+        else:
+            rtl_out, rtl_error, rtl_count = _rtl_cocotb(work_dir, sim, layer, golden, codes, n, writes)
         t3 = time.perf_counter()
-        shape = (n,) if layer.is_output else golden.shape
-        rtl_out = _rtl_outputs(layer, seen, where, shape)
+        n_outputs = n if layer.is_output else golden.size  # one prediction per image, else one per bit
         expected = golden.argmax(axis=1) if layer.is_output else golden
         differs = np.argwhere(rtl_out != expected)
         if mismatch is None and code_mismatch:
             mismatch = code_mismatch
-        if mismatch is None and (rtl_error or len(differs) or len(seen) != len(where)):
+        if mismatch is None and (rtl_error or len(differs) or rtl_count != n_outputs):
             place = tuple(differs[0]) if len(differs) else None
             mismatch = (f"layer {layer.name}, output {place} (image, channel, ...): RTL {rtl_out[place]}, "
                         f"golden {expected[place]}" if place is not None else f"layer {layer.name}: {rtl_error}")
-        layers.append({"layer": layer.name, "outputs": len(where), "rtl_outputs": len(seen),
+        layers.append({"layer": layer.name, "outputs": n_outputs, "rtl_outputs": rtl_count,
                        "max_rel_current_error": worst, "adc_codes_identical": code_mismatch is None and not at_boundary,
                        "codes_differing_at_boundary": at_boundary,
-                       "rtl_equals_golden": not len(differs) and len(seen) == len(where) and rtl_error is None,
+                       "rtl_equals_golden": not len(differs) and rtl_count == n_outputs and rtl_error is None,
                        "seconds_spice": round(t1 - t0, 3), "seconds_rtl": round(t3 - t2, 3),
                        "seconds_python": round(t2 - t1, 3)})
         step.output = rtl_out  # the RTL's bits feed the next layer

@@ -134,8 +134,7 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
     fields = [layer_stream_fields(layer, top=True) for layer in model.layers]
     started = time.perf_counter()
     binaries = [build_harness(work_dir / "rtl" / f"{top_name(la)}.v", top_name(la), payload_bits(f["i"]),
-                              payload_bits(f["o"]), work_dir / "harness") for la, f in zip(model.layers, fields,
-                                                                                            strict=True)]
+                              payload_bits(f["o"])) for la, f in zip(model.layers, fields, strict=True)]
     build_s = time.perf_counter() - started
     runs = [[StreamRun(binary, payload_bits(f["i"]), payload_bits(f["o"]), work_dir / f"{la.name}.{k}.out")
              for k in range(shards)] for binary, la, f in zip(binaries, model.layers, fields, strict=True)]

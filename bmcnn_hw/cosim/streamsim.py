@@ -128,8 +128,21 @@ def harness_source(top: str, in_bits: int, out_bits: int) -> str:
                            error_address=ERROR_ADDRESS)
 
 
-def build_harness(verilog: Path, top: str, in_bits: int, out_bits: int, work_dir: Path) -> Path:
-    """Verilate ``top`` with the harness (cached: rebuilt only when the Verilog or harness changes).
+def default_harness_cache() -> Path:
+    """``$BMCNN_HW_CACHE/stream-harness`` or ``~/.cache/bmcnn-hw/stream-harness``."""
+    root = os.environ.get("BMCNN_HW_CACHE") or Path.home() / ".cache" / "bmcnn-hw"
+    return Path(root) / "stream-harness"
+
+
+def _verilator_version() -> str:
+    done = subprocess.run(["verilator", "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def build_harness(verilog: Path, top: str, in_bits: int, out_bits: int, cache: Path | None = None) -> Path:
+    """Verilate ``top`` with the harness, cached under ``cache`` (default
+    :func:`default_harness_cache`) by the SHA-256 of the Verilog, the harness and Verilator's
+    version: a second run of the same RTL reuses the binary.
 
     Raises:
         ToolNotFound: Verilator missing.
@@ -137,22 +150,28 @@ def build_harness(verilog: Path, top: str, in_bits: int, out_bits: int, work_dir
     """
     check_simulator("verilator")
     source = harness_source(top, in_bits, out_bits)
-    digest = hashlib.sha256(Path(verilog).read_bytes() + source.encode()).hexdigest()[:16]
-    build = Path(work_dir) / f"{top}-{digest}"
+    key = Path(verilog).read_bytes() + source.encode() + _verilator_version().encode()
+    build = (cache or default_harness_cache()) / f"{top}-{hashlib.sha256(key).hexdigest()[:16]}"
     binary = build / "obj_dir" / f"V{top}"
     if binary.is_file():
         return binary
-    build.mkdir(parents=True, exist_ok=True)
-    (build / "harness.cpp").write_text(source)
-    log = build / "build.log"
+    staging = build.with_name(f".{build.name}.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (staging / "harness.cpp").write_text(source)
+    log = staging / "build.log"
     args = ["verilator", "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
             "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", top, "-CFLAGS", "-O2", "-j", "2",
             str(Path(verilog).resolve()), "harness.cpp"]
     env = {**os.environ, **verilator_make_flags()}
     with open(log, "w") as handle:
-        done = subprocess.run(args, cwd=build, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False)
-    if done.returncode or not binary.is_file():
+        done = subprocess.run(args, cwd=staging, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False)
+    if done.returncode or not (staging / "obj_dir" / f"V{top}").is_file():
         raise SimulationError(f"{top}: Verilator build of the stream harness failed; see {log}")
+    try:
+        staging.rename(build)
+    except OSError:  # another process built the same harness meanwhile: use theirs
+        shutil.rmtree(staging, ignore_errors=True)
     return binary
 
 

@@ -33,3 +33,20 @@ def check_simulator(sim: str) -> None:
     binary, hint = SIMULATORS[sim]
     if shutil.which(binary) is None:
         raise ToolNotFound(f"{binary} not found on PATH; {hint}")
+    if sim == "verilator":
+        missing = [tool for tool in ("make", "c++") if shutil.which(tool) is None]
+        if missing:
+            raise ToolNotFound(f"verilator needs {' and '.join(missing)} on PATH to build its models: "
+                               "`apt-get install build-essential`")
+
+
+def resolve_simulator(choice: str) -> str:
+    """``auto`` -> ``verilator`` when it can build (Verilator, make, a C++ compiler), else ``icarus``;
+    other choices unchanged."""
+    if choice != "auto":
+        return choice
+    try:
+        check_simulator("verilator")
+    except ToolNotFound:
+        return "icarus"
+    return "verilator"

@@ -13,25 +13,31 @@ pytestmark = [pytest.mark.ngspice, pytest.mark.icarus, pytest.mark.slow, needs("
 
 
 def test_cosim_ideal_chip_has_zero_mismatches(build_dir, mnist_dir, tmp_path):
-    code, out, err = run_cli("cosim", build_dir, "--images", "1", "--data-dir", mnist_dir, "--out", tmp_path)
+    """The cocotb path (Python drives every beat on Icarus)."""
+    code, out, err = run_cli("cosim", build_dir, "--images", "1", "--sim", "icarus", "--data-dir", mnist_dir,
+                             "--out", tmp_path)
     assert code == 0, err + out
     report = json.loads((tmp_path / "cosim.json").read_text())
-    assert report["mismatches"] == 0 and report["ok"]
+    assert report["mismatches"] == 0 and report["ok"] and report["simulator"] == "icarus"
     assert [r["layer"] for r in report["layers"]] == ["conv0", "fc1", "fc2"]
     assert all(r["rtl_equals_golden"] and r["adc_codes_identical"] for r in report["layers"])
     assert report["layers"][0]["outputs"] == 32 * 12 * 12  # every pooled activation of the image
 
 
+@pytest.mark.verilator
 def test_tuned_sampled_chip_rtl_equals_tuned_golden(build_dir, mnist_dir, tmp_path):
+    """The compiled-harness path (Verilator), two images, tuning registers loaded."""
     tuning = tmp_path / "tuning.json"
     code, out, err = run_cli("tune", build_dir, "--chip-seed", "5", "--sigma-on", "0.15", "--sigma-off", "0.15",
                              "--calib", "64", "--limit", "200", "--data-dir", mnist_dir, "-o", tuning)
     assert code == 0, err
     assert "after tuning" in out
-    code, out, err = run_cli("cosim", build_dir, "--images", "1", "--chip-seed", "5", "--sigma-on", "0.15",
-                             "--sigma-off", "0.15", "--tuning", tuning, "--data-dir", mnist_dir,
+    code, out, err = run_cli("cosim", build_dir, "--images", "2", "--chip-seed", "5", "--sigma-on", "0.15",
+                             "--sigma-off", "0.15", "--tuning", tuning, "--sim", "verilator", "--data-dir", mnist_dir,
                              "--out", tmp_path / "cs")
     assert code == 0, err + out
     report = json.loads((tmp_path / "cs" / "cosim.json").read_text())
     assert report["tuned"] and report["mismatches"] == 0 and report["chip"]["seed"] == 5
+    assert report["simulator"] == "verilator" and report["layers"][0]["outputs"] == 2 * 32 * 12 * 12
+    assert all(r["rtl_equals_golden"] for r in report["layers"])
     assert "seed=5" in next((tmp_path / "cs" / "build" / "netlists").glob("fc1_r0_c0.sub")).read_text()

@@ -82,6 +82,8 @@ def test_the_harness_reports_the_error_register(compiled, tmp_path):
     in_bits, out_bits = payload_bits(fields["i"]), payload_bits(fields["o"])
     binary = build_harness(tmp_path / "rtl" / f"{top_name(layer)}.v", top_name(layer), in_bits, out_bits,
                            tmp_path / "harness")
+    assert build_harness(tmp_path / "rtl" / f"{top_name(layer)}.v", top_name(layer), in_bits, out_bits,
+                         tmp_path / "harness") == binary  # cached
     run = StreamRun(binary, in_bits, out_bits, tmp_path / "out.bin")
     run.send(np.asarray([pack(fields["i"], ["code", "plane", "channel", "first", "last", "group_last"],
                               [1, 0, 12, 1, 1, 1])], dtype=np.uint32))
