@@ -1,4 +1,4 @@
-"""Process pools whose workers each use one BLAS/OpenMP thread.
+"""Process pools whose workers each use one BLAS/OpenMP thread, thread maps, Dask helpers.
 
 Workers run side by side on the cores; if each also started a BLAS thread per core,
 N workers would run N x cores threads and slow each other down (measured: a 2-worker
@@ -12,11 +12,15 @@ import contextlib
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
 
 from .errors import ConfigError
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @contextlib.contextmanager
@@ -102,3 +106,27 @@ def _worker_init(initializer, initargs: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int) -> Iterator[None]:
+    """BLAS/OpenMP pools limited to ``limit`` threads inside the block (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=limit):
+        yield
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], threads: int) -> list[R]:
+    """``[fn(x) for x in items]`` on ``threads`` threads, results in order.
+
+    For NumPy work that releases the GIL (gathers, sorts, matrix products on independent
+    batches); BLAS runs one thread per worker so ``threads`` is the number of busy cores.
+    """
+    if threads <= 1:
+        with blas_threads(1):
+            return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with blas_threads(1), ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fn, items))

@@ -343,11 +343,7 @@ class CrossbarAccumulator:
                         self._capture(index, group, rt, ct, codes if found is None else codes[found[1]], m)
                     if self.bipolar:  # code = 2 dot - colsum; keep 2 dot, halve at the end
                         codes = codes + layer.weight[r0:r1, c0:c1].sum(axis=0, dtype=codes.dtype)
-                    codes = codes.astype(acc.dtype)
-                    if found is not None:
-                        codes = np.take(codes, found[1], axis=0)
-                    for k, plane in enumerate(group):
-                        acc[:, c0:c1] += codes[k * m:(k + 1) * m] << plane
+                    _shift_add(acc[:, c0:c1], codes.astype(acc.dtype), group, None if found is None else found[1], m)
         if self.bipolar:
             acc >>= 1  # exact for an ideal chip (the sum is even); floor otherwise
         return acc
@@ -401,10 +397,25 @@ class CrossbarAccumulator:
         return acc.reshape(n, p, layer.cols)
 
 
+def _shift_add(acc: np.ndarray, codes: np.ndarray, planes: tuple[int, ...], inverse: np.ndarray | None,
+               m: int) -> None:
+    """``acc += codes_of_plane << plane`` for each plane of a group; with ``inverse`` the codes are
+    per distinct row and each plane's rows are gathered (the shift is done on the few distinct
+    rows, before the gather)."""
+    for k, plane in enumerate(planes):
+        if inverse is None:
+            acc += codes[k * m:(k + 1) * m] << plane
+        else:
+            acc += np.take(codes << plane, inverse[k * m:(k + 1) * m], axis=0)
+
+
 def _stacked_planes(rows: np.ndarray, planes: Sequence[int]) -> np.ndarray:
     """Bit planes ``planes`` of unsigned input rows (M, R) stacked plane after plane: (len(planes) * M, R) uint8."""
     if len(planes) == 1:
-        return ((rows >> planes[0]) & 1).astype(np.uint8)
+        return ((rows >> planes[0]) & 1).astype(np.uint8, copy=False)
+    if rows.dtype == np.uint8:  # every plane in one pass, then one copy into plane-major order
+        bits = np.unpackbits(rows[:, :, None], axis=2, bitorder="little")[:, :, list(planes)]
+        return np.ascontiguousarray(bits.transpose(2, 0, 1)).reshape(len(planes) * len(rows), rows.shape[1])
     return np.concatenate([((rows >> plane) & 1).astype(np.uint8) for plane in planes])
 
 
@@ -434,32 +445,42 @@ def run_crossbar(model: CompiledModel, images: np.ndarray, reader: TileReader,
 
 def physics_predictions_shared(model: CompiledModel, chip: Chip, images: np.ndarray,
                                tunings: Sequence[TuningOffsets | None],
-                               batch: int = 500, reader: PhysicsReader | None = None) -> list[np.ndarray]:
+                               batch: int = 500, reader: PhysicsReader | None = None,
+                               threads: int = 1) -> list[np.ndarray]:
     """Predictions on ``chip`` for each entry of ``tunings`` (None = untuned).
 
     Tuning acts after the first layer's accumulator, so that layer's crossbar reads (the
     bit-serial, costly ones) are done once per batch and shared by every tuning. ``reader``
-    (default: a new one) may carry tiles already characterised for this chip.
+    (default: a new one) may carry tiles already characterised for this chip. Batches share
+    nothing but the reader's caches, so ``threads`` run them side by side; batch ``k`` draws
+    its read noise from seed ``(chip seed, k)``, so results do not depend on ``threads``.
     """
-    accumulate = CrossbarAccumulator(model, reader or PhysicsReader(chip))
-    preds: list[list[np.ndarray]] = [[] for _ in tunings]
-    for start in range(0, len(images), batch):
+    from ..parallel import thread_map
+
+    reader = reader or PhysicsReader(chip)
+    starts = range(0, len(images), batch)
+
+    def one_batch(k: int) -> list[np.ndarray]:
+        accumulate = CrossbarAccumulator(model, reader, noise_seed=k)
         first: dict[str, np.ndarray] = {}
 
-        def shared(index: int, layer: CompiledLayer, rows: np.ndarray,
-                   first: dict[str, np.ndarray] = first) -> np.ndarray:
+        def shared(index: int, layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:
             if index:
                 return accumulate(index, layer, rows)
             if "acc" not in first:
                 first["acc"] = accumulate(index, layer, rows)
             return first["acc"]
 
-        for k, tuning in enumerate(tunings):
-            preds[k].append(run_integer(model, images[start:start + batch], shared, tuning).predictions)
-    return [np.concatenate(p) if p else np.zeros(0, dtype=np.int64) for p in preds]
+        chunk = images[starts[k]:starts[k] + batch]
+        return [run_integer(model, chunk, shared, tuning).predictions for tuning in tunings]
+
+    per_batch = thread_map(one_batch, range(len(starts)), threads)
+    return [np.concatenate([b[k] for b in per_batch]) if per_batch else np.zeros(0, dtype=np.int64)
+            for k in range(len(tunings))]
 
 
 def physics_predictions(model: CompiledModel, chip: Chip, images: np.ndarray,
-                        tuning: TuningOffsets | None = None) -> np.ndarray:
-    """Predicted classes of ``images`` on ``chip`` (crossbar physics), optionally tuned."""
-    return physics_predictions_shared(model, chip, images, [tuning])[0]
+                        tuning: TuningOffsets | None = None, threads: int = 1) -> np.ndarray:
+    """Predicted classes of ``images`` on ``chip`` (crossbar physics), optionally tuned, on
+    ``threads`` threads."""
+    return physics_predictions_shared(model, chip, images, [tuning], threads=threads)[0]

@@ -35,6 +35,7 @@ from tests.helpers import REPO, needs
     ({"thetas": [1], "flips": [0]}, "need 2 thresholds"),
     ({"thetas": [1, 2], "flips": [0, 2]}, "flips must be 0 or 1"),
 ])
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # construction fails on purpose
 def test_bad_parameters_raise_one_sentence(kwargs, message):
     args = dict(channels=2, adc_bits=6, planes=8, acc_width=16)
     args.update(kwargs)
