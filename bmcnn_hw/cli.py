@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="report directory (rtl_regress.json, rtl_regress.md); the Verilator builds are cached "
                          "in ~/.cache/bmcnn-hw/stream-harness")
     _add_device_overrides(rr, "applied on top of the build's device")
+    _add_data_dir(rr)
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 
     fl = sub.add_parser("flow", help="run a flow definition (TOML)").add_subparsers(dest="flow_command", required=True)

@@ -102,3 +102,16 @@ def test_every_beat_of_the_test_set_through_the_rtl_of_a_tuned_chip(compiled, mn
     conv0 = report["layers"][0]
     assert conv0["beats"] == 10000 * 24 * 24 * 32 * 8 and conv0["outputs"] == 10000 * 12 * 12 * 32
     assert report["layers"][-1]["outputs"] == 10000
+
+
+def test_rtl_regress_command_writes_its_report(build_dir, mnist_dir, tmp_path):
+    import json
+
+    from tests.test_cli import run_cli
+
+    code, out, err = run_cli("rtl-regress", build_dir, "--images", "3", "--chip-seed", "2", "--sigma-on", "0.1",
+                             "--sigma-off", "0.1", "--calibrate", "50", "--data-dir", mnist_dir, "--out", tmp_path)
+    assert code == 0, err + out
+    report = json.loads((tmp_path / "rtl_regress.json").read_text())
+    assert report["ok"] and report["images"] == 3 and report["tuned"] and report["chip"]["seed"] == 2
+    assert "Every activation and prediction = golden." in (tmp_path / "rtl_regress.md").read_text()

@@ -128,7 +128,7 @@ def test_bit_planes_read_together_equal_plane_by_plane(compiled, mnist_test):
     rows = layer_rows(layer, mnist_test.images[:2, None].astype(np.int64))
     reader = PhysicsReader(chip)
     together = CrossbarAccumulator(compiled, reader)
-    assert together._planes_shareable(layer, rows.shape[0] * rows.shape[1])
+    assert together._planes_shareable(0, layer, rows.shape[0] * rows.shape[1])
     apart = CrossbarAccumulator(compiled, reader)
     apart._planes_shareable = lambda *_: False
     assert np.array_equal(together(0, layer, rows), apart(0, layer, rows))

@@ -101,3 +101,19 @@ def test_vectorised_physics_path_equals_the_reader_path(compiled, mnist_test, en
     assert fast._scaled and all(v is not None for v in fast._scaled.values())  # the linear maps served it
     assert not slow._scaled
     assert np.allclose(fast.energy_j, slow.energy_j, rtol=1e-9)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 8, 9, 25, 64])
+@pytest.mark.parametrize("planes", [1, 3, 8])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_plane_keys_pack_every_plane_of_every_input(rows, planes, dtype):
+    """Bit r of the plane-k key of an input row is bit k of its input r (uint8 rows take the
+    multiply-gather path, wider ones the unpacking path)."""
+    from bmcnn_hw.golden.crossbar import _key_bits, _plane_keys
+
+    x = np.random.default_rng(rows * planes).integers(0, 2 ** planes, (300, rows)).astype(dtype)
+    keys = _plane_keys(x, range(planes))
+    for k in range(planes):
+        want = ((x >> k) & 1).astype(np.uint64) << np.arange(rows, dtype=np.uint64)
+        assert np.array_equal(keys[k * 300:(k + 1) * 300], want.sum(axis=1, dtype=np.uint64))
+        assert np.array_equal(_key_bits(keys[k * 300:(k + 1) * 300], rows), (x >> k) & 1)
