@@ -200,6 +200,13 @@ def save_model(model: CompiledModel, build_dir: Path, extra_files: dict[str, str
     return build_dir / "manifest.json"
 
 
+def record_files(build_dir: Path, files: dict[str, str]) -> None:
+    """List rewritten build files (relative path -> SHA-256) in ``manifest.json``."""
+    manifest = _read_manifest(Path(build_dir))
+    manifest["files"] = dict(sorted({**manifest.get("files", {}), **files}.items()))
+    write_json_atomic(Path(build_dir) / "manifest.json", manifest)
+
+
 def _read_manifest(build_dir: Path) -> dict[str, Any]:
     path = build_dir / "manifest.json"
     if not path.is_file():

@@ -239,6 +239,10 @@ def cmd_rtl(args) -> int:
         model, out = load_model(args.build), args.out or args.build / "rtl"
     files = write_rtl(model, out)
     print(f"{len(files)} files written to {out}")
+    if args.build is not None and Path(out).resolve() == (args.build / "rtl").resolve():
+        from .artefact import record_files
+
+        record_files(args.build, files)  # the build's own RTL, regenerated: list its new hashes
     failed = False
     if args.stats or args.lint:
         from .rtl.quality import cell_stats, lint
@@ -448,17 +452,19 @@ def cmd_spice(args) -> int:
 
 
 def cmd_ppa(args) -> int:
-    from .artefact import load_model, verify_rtl
+    from .artefact import load_model
     from .data.mnist import load_mnist
     from .ppa.command import check_out_dir, options_from_args, run_command
+    from .ppa.flow import verify_build_rtl
     from .ppa.summary import format_markdown
 
     out = args.out or args.build / "ppa"
     check_out_dir(out)
-    load_model(args.build).require_all_memristive("ppa")
+    model = load_model(args.build)
+    model.require_all_memristive("ppa")
     options = options_from_args(args)
     if options.digital:
-        verify_rtl(args.build)
+        verify_build_rtl(args.build, model)  # before minutes of SPICE
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = run_command(args.build, images, out, options)
     print(format_markdown(report).split("\n## Energy per inference")[0].rstrip())

@@ -23,7 +23,7 @@ from ..cosim.scenarios import full_layer_scenario
 from ..errors import ConfigError
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
-from ..rtl.emit import top_name
+from ..rtl.emit import check_interface_version, top_name
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
 from .records import LayerPpa, PpaOptions
@@ -154,6 +154,16 @@ def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, acc
                        f"({sim.beats} beats); {lp.sta.power_w['total'] * 1e3:.3f} mW at {1e3 / period:.1f} MHz")
 
 
+def verify_build_rtl(build: Path, model: CompiledModel) -> None:
+    """The build's Verilog is the one compile (or `bmcnn-hw rtl BUILD`) wrote, for this version's interface.
+
+    Raises:
+        ArtefactError: an edited or missing file, or RTL from an older interface version.
+    """
+    verify_rtl(build)
+    check_interface_version(build, model)
+
+
 def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
             progress: bool = True) -> dict[str, Any]:
     """Measure a build's PPA on ``images``; work files (netlists, logs) under ``out_dir / "work"``.
@@ -164,7 +174,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     model = load_model(build)
     model.require_all_memristive("ppa")
     if options.digital:
-        verify_rtl(build)
+        verify_build_rtl(build, model)
     cost = load_cost_model(options.cost_model)
     chip = Chip.of_build(model)
     work = Path(out_dir) / "work"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from amaranth.back import verilog
 
 from ..artefact import CompiledModel
+from ..errors import ArtefactError
 from ..io_utils import sha256_file, write_text_atomic
 from .layer import layer_top_for
-from .periphery import layer_registers, periphery_for_layer
+from .periphery import ID_VALUE, layer_registers, periphery_for_layer
 
 
 def module_name(layer) -> str:
@@ -54,3 +56,23 @@ def write_rtl(model: CompiledModel, out_dir: Path) -> dict[str, str]:
             write_text_atomic(out_dir / name, text)
             files[f"{out_dir.name}/{name}"] = sha256_file(out_dir / name)
     return files
+
+
+def check_interface_version(build_dir: Path, model: CompiledModel) -> None:
+    """Refuse a build whose Verilog an older bmcnn-hw wrote (another port and register interface).
+
+    Raises:
+        ArtefactError: naming the register map, its version and the command that regenerates it.
+    """
+    for layer in model.layers:
+        if layer.digital:
+            continue
+        path = Path(build_dir) / "rtl" / f"regmap_{layer.name}.json"
+        try:
+            ident = next(r for r in json.loads(path.read_text())["registers"] if r["name"] == "id")["reset"][0]
+        except (OSError, ValueError, KeyError, IndexError, StopIteration, TypeError):
+            raise ArtefactError(f"{path}: missing or not a register map; regenerate the RTL with "
+                                f"`bmcnn-hw rtl {build_dir}`") from None
+        if ident != ID_VALUE:
+            raise ArtefactError(f"{path}: RTL interface version {ident & 0xFFFF} from an older bmcnn-hw; this one "
+                                f"needs version {ID_VALUE & 0xFFFF}: regenerate it with `bmcnn-hw rtl {build_dir}`")

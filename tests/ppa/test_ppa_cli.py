@@ -79,3 +79,30 @@ def test_ppa_refuses_verilog_edited_after_compile(build_dir, tmp_path):
     code, _, err = run_cli("ppa", copy, "-o", tmp_path / "p", "--images", "1")
     assert code == 2 and "layer_fc2.v: SHA-256 differs from manifest.json" in err
     assert not (tmp_path / "p").exists()
+
+
+def test_ppa_refuses_rtl_of_an_older_interface_until_it_is_regenerated(build_dir, tmp_path):
+    """A build compiled by an older bmcnn-hw (register map id 0xB3C00001): one line naming the
+    file and the command; `bmcnn-hw rtl BUILD` rewrites the RTL and lists it in the manifest."""
+    import json
+    import shutil
+
+    from bmcnn_hw.artefact import record_files
+    from bmcnn_hw.io_utils import sha256_file
+
+    copy = tmp_path / "build"
+    shutil.copytree(build_dir, copy)
+    regmap = copy / "rtl" / "regmap_conv0.json"
+    doc = json.loads(regmap.read_text())
+    doc["registers"][0]["reset"] = [0xB3C00001]
+    regmap.write_text(json.dumps(doc))
+    record_files(copy, {"rtl/regmap_conv0.json": sha256_file(regmap)})  # as an old compile would have
+    code, _, err = run_cli("ppa", copy, "-o", tmp_path / "p", "--images", "1")
+    assert code == 2 and "regmap_conv0.json: RTL interface version 1 from an older bmcnn-hw" in err
+    assert f"bmcnn-hw rtl {copy}" in err and not (tmp_path / "p").exists()
+    code, _, err = run_cli("rtl", copy)
+    assert code == 0, err
+    from bmcnn_hw.artefact import load_model
+    from bmcnn_hw.ppa.flow import verify_build_rtl
+
+    verify_build_rtl(copy, load_model(copy))  # regenerated and listed: accepted
