@@ -15,6 +15,7 @@ Stimulus on the harness's stdin, little-endian 32-bit words:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
@@ -193,7 +194,7 @@ class StreamRun:
     caller computes the next batch while the simulator runs), outputs come back at the end."""
 
     def __init__(self, binary: Path, in_bits: int, out_bits: int, out_path: Path):
-        if shutil.which(str(binary)) is None and not Path(binary).is_file():
+        if not Path(binary).is_file():
             raise ToolNotFound(f"{binary}: stream harness missing")
         self.in_type = np.uint32 if in_bits <= 32 else np.uint64
         self.out_type = np.uint32 if out_bits <= 32 else np.uint64
@@ -207,14 +208,18 @@ class StreamRun:
         self._feeder.start()
 
     def _feed(self) -> None:
+        """Write queued chunks to the harness; after a failed write keep draining the queue, so
+        the caller never blocks on a full one (finish() reports the harness's stderr)."""
         stdin: IO[bytes] | None = self.process.stdin
         assert stdin is not None
-        try:
-            while (chunk := self._queue.get()) is not None:
-                stdin.write(chunk)
+        while (chunk := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    stdin.write(chunk)
+                except OSError as exc:  # the harness died
+                    self._failure = exc
+        with contextlib.suppress(OSError):
             stdin.close()
-        except (BrokenPipeError, OSError) as exc:  # the harness died: finish() reports its stderr
-            self._failure = exc
 
     def write_registers(self, writes: list[tuple[int, int]]) -> None:
         """Register writes (word address, value), applied in order before the next beats."""
