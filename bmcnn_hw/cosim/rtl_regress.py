@@ -28,6 +28,8 @@ from .scenarios import beat_order
 from .streamsim import StreamResult, StreamRun, build_harness
 
 Fields = dict[str, list[int]]
+CHUNK = 1 << 22
+"""Outputs compared at a time."""
 
 
 def payload_bits(fields: Fields) -> int:
@@ -78,7 +80,8 @@ def expected_outputs(layer: CompiledLayer, output: np.ndarray) -> dict[str, np.n
     if layer.is_output:
         return {"class": output.argmax(axis=1), "score": output.max(axis=1)}
     bits = output.transpose(0, 2, 3, 1) if output.ndim == 4 else output  # (n, py, px, ch) or (n, ch)
-    return {"bit": bits.ravel(), "channel": np.broadcast_to(np.arange(layer.cols), bits.shape).ravel()}
+    channels = np.broadcast_to(np.arange(layer.cols, dtype=np.int32), bits.shape)
+    return {"bit": bits.ravel().astype(np.uint8), "channel": channels.ravel()}  # small dtypes: 46 M of them
 
 
 def first_difference(layer: CompiledLayer, expected: dict[str, np.ndarray], words: np.ndarray,
@@ -87,18 +90,22 @@ def first_difference(layer: CompiledLayer, expected: dict[str, np.ndarray], word
     n = len(next(iter(expected.values())))
     if len(words) != n:
         return abs(len(words) - n), f"{len(words)} outputs, golden expects {n}"
-    bad = np.zeros(n, dtype=bool)
-    got = {name: unpack_array(fields, words, name) for name in expected}
-    for name, want in expected.items():
-        bad |= got[name] != want
-    if not bad.any():
+    count, first = 0, None
+    for start in range(0, n, CHUNK):  # unpacked a chunk at a time: int64 fields of every output would not fit
+        got = {name: unpack_array(fields, words[start:start + CHUNK], name) for name in expected}
+        bad = np.zeros(len(got[next(iter(got))]), dtype=bool)
+        for name, want in expected.items():
+            bad |= got[name] != want[start:start + CHUNK]
+        if first is None and bad.any():
+            k = int(np.argmax(bad))
+            first = start + k, {name: int(got[name][k]) for name in expected}
+        count += int(bad.sum())
+    if first is None:
         return None
-    k = int(np.argmax(bad))
+    k, rtl = first
     per_image = n // max(1, _images(layer, n))
-    values = {name: (int(got[name][k]), int(expected[name][k])) for name in expected}
-    return int(bad.sum()), (f"output {k} (image {k // per_image}): RTL "
-                            + ", ".join(f"{name} {g}" for name, (g, _) in values.items()) + "; golden "
-                            + ", ".join(f"{name} {w}" for name, (_, w) in values.items()))
+    return count, (f"output {k} (image {k // per_image}): RTL " + ", ".join(f"{name} {v}" for name, v in rtl.items())
+                   + "; golden " + ", ".join(f"{name} {int(expected[name][k])}" for name in expected))
 
 
 def _images(layer: CompiledLayer, outputs: int) -> int:
