@@ -30,7 +30,7 @@ from xml.etree import ElementTree
 from .errors import BmcnnError, ConfigError
 from .io_utils import write_text_atomic
 
-COMMANDS = ("compile", "cosim", "sweep", "spice", "evaluate", "tune", "rtl", "ppa", "explore")
+COMMANDS = ("compile", "cosim", "sweep", "spice", "evaluate", "tune", "rtl", "rtl-regress", "ppa", "explore")
 CELL_PRESETS = {"linear": "ideal", "sinh": "rram-sinh", "1t1r": "rram-1t1r-sky130"}
 """Device preset of each value of the regression matrix's optional ``cell`` axis (sigma from the case)."""
 

@@ -17,6 +17,7 @@ def test_shipped_flows_parse_into_command_lines():
     assert flow_argv(REPO / "flows" / "compile_to_netlist.toml")[:4] == ["compile", "runs/demo/checkpoint", "--out",
                                                                           "runs/flows/build"]
     assert "--sigmas" in flow_argv(REPO / "flows" / "sweep.toml")
+    assert flow_argv(REPO / "flows" / "rtl_regress.toml")[:4] == ["rtl-regress", "runs/demo/build", "--images", "10000"]
     _, cases = matrix_cases(REPO / "flows" / "regression.toml")
     assert len(cases) == 8 and len({c["name"] for c in cases}) == 8
 
