@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artefact import CompiledModel
+from .artefact import CompiledLayer, CompiledModel
 from .errors import ArtefactError
 from .golden.chip import Chip
 from .golden.crossbar import CrossbarAccumulator, PhysicsReader
@@ -37,7 +37,7 @@ class Tuning:
     meta: dict = field(default_factory=dict)
 
 
-def fit_column_corrections(layer, acc_chip: np.ndarray, acc_ideal: np.ndarray) -> np.ndarray:
+def fit_column_corrections(layer: CompiledLayer, acc_chip: np.ndarray, acc_ideal: np.ndarray) -> np.ndarray:
     """Integer correction per column from (samples, cols) chip and ideal accumulators."""
     chip, ideal = acc_chip.astype(np.float64), acc_ideal.astype(np.float64)
     mean_c, mean_i = chip.mean(axis=0), ideal.mean(axis=0)
@@ -50,6 +50,7 @@ def fit_column_corrections(layer, acc_chip: np.ndarray, acc_ideal: np.ndarray) -
         usable = (var_i > 0) & (cov > 0)
         gain = np.where(usable, cov / np.where(var_i > 0, var_i, 1.0), 1.0)
         bias = mean_c - gain * mean_i
+        assert layer.theta is not None  # hidden layers have thresholds
         theta = layer.theta.astype(np.float64)
         correction = np.where(usable, theta - (gain * theta + bias), offset_only)
     limit = 2 ** (layer.acc_width - 1) - 1

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..artefact import load_model
+from ..artefact import CompiledLayer, load_model
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.layers import layer_output, walk_layers
@@ -33,7 +33,8 @@ from .scenarios import full_layer_scenario
 from .streamsim import StreamRun, build_harness
 
 
-def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: int) -> tuple[float, str | None, int]:
+def _compare_reads(model, chip, layer: CompiledLayer, spice_reads, physics_reads,
+                   positions: int) -> tuple[float, str | None, int]:
     """Worst relative current error, the first unexplained ADC-code mismatch (described) and the
     number of codes that differ at a rounding boundary within the cell type's tolerance."""
     worst, first, explained = compare_chip_reads(model, chip, spice_reads, physics_reads)
@@ -45,14 +46,14 @@ def _compare_reads(model, chip, layer, spice_reads, physics_reads, positions: in
     return worst, where, explained
 
 
-def _rtl_outputs(layer, seen: list, where: list, shape: tuple) -> np.ndarray:
+def _rtl_outputs(layer: CompiledLayer, seen: list, where: list, shape: tuple) -> np.ndarray:
     out = np.zeros(shape, dtype=np.int64)
     for value, place in zip(seen, where, strict=False):  # a failing RTL may return fewer outputs (reported)
         out[place] = value[0] if layer.is_output else value[1]
     return out
 
 
-def _rtl_cocotb(work_dir: Path, sim: str, layer, golden: np.ndarray, codes: dict, n: int,
+def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarray, codes: dict, n: int,
                 writes: list) -> tuple[np.ndarray, str | None, int]:
     """The layer top in the cocotb testbench (Python per beat): (layer output, error, outputs seen)."""
     scenario, where = full_layer_scenario(layer, golden, codes, n, writes)
@@ -67,14 +68,14 @@ def _rtl_cocotb(work_dir: Path, sim: str, layer, golden: np.ndarray, codes: dict
     return _rtl_outputs(layer, seen, where, shape), rtl_error, len(seen)
 
 
-def _harness(work_dir: Path, layer) -> Path:
+def _harness(work_dir: Path, layer: CompiledLayer) -> Path:
     """The (cached) Verilator stream harness of a layer top emitted under ``work_dir / "rtl"``."""
     fields = layer_stream_fields(layer, top=True)
     top = top_name(layer)
     return build_harness(work_dir / "rtl" / f"{top}.v", top, payload_bits(fields["i"]), payload_bits(fields["o"]))
 
 
-def _rtl_stream(work_dir: Path, layer, golden: np.ndarray, codes: dict, n: int,
+def _rtl_stream(work_dir: Path, layer: CompiledLayer, golden: np.ndarray, codes: dict, n: int,
                 writes: list) -> tuple[np.ndarray, str | None, int]:
     """The layer top in the compiled Verilator harness (binary beats through a pipe):
     (layer output, error, outputs seen)."""

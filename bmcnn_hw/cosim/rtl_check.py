@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artefact import CompiledModel
+from ..artefact import CompiledLayer, CompiledModel
 from ..errors import BmcnnError
 from ..golden.chip import Chip
 from ..golden.crossbar import PhysicsReader, run_crossbar
@@ -40,7 +40,7 @@ def layer_codes(reads: list, index: int) -> dict:
     return {key: np.concatenate([parts[ct] for ct in sorted(parts)], axis=1) for key, parts in tiles.items()}
 
 
-def _run(work_dir: Path, sim: str, layer, module: str, scenario: dict) -> LayerCheck:
+def _run(work_dir: Path, sim: str, layer: CompiledLayer, module: str, scenario: dict) -> LayerCheck:
     try:
         n = run_stream_tb(work_dir / "rtl" / f"{module}.v", module, scenario, work_dir / "sim" / f"{sim}_{module}", sim)
         return LayerCheck(layer.name, module, n, True)

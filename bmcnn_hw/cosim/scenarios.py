@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..artefact import CompiledLayer
 from ..rtl.layer import layer_stream_fields
 from ..rtl.periphery import bipolar_offsets, layer_registers
 from ..rtl.streams import activation_layout, layout_fields, score_layout
@@ -18,17 +19,18 @@ PERIPHERY_IN = ["code", "plane", "channel", "first", "last", "group_last"]
 """Payload fields of a beat into a periphery, in the order scenarios list them."""
 
 
-def error_read(layer) -> dict:
+def error_read(layer: CompiledLayer) -> dict:
     """The step that reads the periphery's sticky ``error`` register and expects 0."""
     return {"read": [layer_registers(layer)["error"].offset, 0]}
 
 
-def beat_order(layer) -> list[tuple[int, int]]:
+def beat_order(layer: CompiledLayer) -> list[tuple[int, int]]:
     """(plane, row tile) order of the beats of one output."""
+    assert layer.tiling is not None  # memristive layers are tiled
     return [(plane, rt) for plane in range(layer.input_bits) for rt in range(layer.tiling.n_row_tiles)]
 
 
-def _beats(layer, codes: dict, m: int, ch: int, group_last: int = 0) -> list[dict]:
+def _beats(layer: CompiledLayer, codes: dict, m: int, ch: int, group_last: int = 0) -> list[dict]:
     """The beats of output (vector ``m``, channel ``ch``); ``group_last`` rides on its last beat."""
     order = beat_order(layer)
     end = len(order) - 1
@@ -40,7 +42,7 @@ def _beats(layer, codes: dict, m: int, ch: int, group_last: int = 0) -> list[dic
 class RegisterModel:
     """Python mirror of a periphery's registers (reset values from the CompiledModel)."""
 
-    def __init__(self, layer):
+    def __init__(self, layer: CompiledLayer):
         self.map = layer_registers(layer)
         self.reset()
 
@@ -58,17 +60,18 @@ class RegisterModel:
         self.values[reg.name][channel] = value
         return reg.offset + channel, value, reg.name
 
-    def evaluate(self, layer, acc: int, ch: int, last: int = 0) -> list[int]:
+    def evaluate(self, layer: CompiledLayer, acc: int, ch: int, last: int = 0) -> list[int]:
         """Expected (channel, acc, act, last[, score]) for a golden accumulator."""
         tuned = acc + self.values["tune_offset"][ch]
         act = 0 if layer.is_output else int((tuned >= self.values["theta"][ch]) ^ bool(self.values["flip"][ch]))
         out = [ch, tuned, act, last]
         if layer.is_output:
+            assert layer.score_scale is not None and layer.score_bias is not None  # is_output says so
             out.append(tuned * int(layer.score_scale[ch]) + int(layer.score_bias[ch]))
         return out
 
 
-def periphery_scenario(layer, acc: np.ndarray, codes: dict, picks: np.ndarray, *, seed: int = 0,
+def periphery_scenario(layer: CompiledLayer, acc: np.ndarray, codes: dict, picks: np.ndarray, *, seed: int = 0,
                        write_prob: float = 0.1, reset_prob: float = 0.02, idle_prob: float = 0.2,
                        stall_prob: float = 0.3) -> dict:
     """Golden vectors for one layer's periphery, with register traffic, resets and extremes.
@@ -102,7 +105,8 @@ def periphery_scenario(layer, acc: np.ndarray, codes: dict, picks: np.ndarray, *
             "steps": steps, "expected": expected, "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
 
 
-def _directed_thresholds(layer, regs: RegisterModel, acc: np.ndarray, codes: dict, expected: list) -> list[dict]:
+def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndarray, codes: dict,
+                         expected: list) -> list[dict]:
     """Channel 0 of vector 0 with theta at its minimum and maximum, each with flip 0 and 1."""
     if layer.is_output:
         return []
@@ -120,7 +124,7 @@ def _directed_thresholds(layer, regs: RegisterModel, acc: np.ndarray, codes: dic
     return steps
 
 
-def _with_extremes(layer, codes: dict, acc: np.ndarray) -> tuple[dict, np.ndarray]:
+def _with_extremes(layer: CompiledLayer, codes: dict, acc: np.ndarray) -> tuple[dict, np.ndarray]:
     """Append two directed vectors: every ADC code at its minimum, then at its maximum."""
     lo, hi = -(2 ** (layer.adc_bits - 1)), 2 ** (layer.adc_bits - 1) - 1
     cols = acc.shape[1]
@@ -172,11 +176,11 @@ def argmax_scenario(classes: int, images: int, score_width: int, seed: int = 0) 
             "steps": steps, "expected": expected, "idle_prob": 0.2, "stall_prob": 0.3, "seed": seed}
 
 
-def _top_outputs(layer) -> list[str]:
+def _top_outputs(layer: CompiledLayer) -> list[str]:
     return ["class", "score"] if layer.is_output else ["channel", "bit"]
 
 
-def _window_beats(layer, codes: dict, n: int, ch: int, py: int, px: int) -> list[dict]:
+def _window_beats(layer: CompiledLayer, codes: dict, n: int, ch: int, py: int, px: int) -> list[dict]:
     """The beats of one pool window (its members in turn; the last closes the window)."""
     h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
     p = layer.pool
@@ -187,7 +191,7 @@ def _window_beats(layer, codes: dict, n: int, ch: int, py: int, px: int) -> list
     return steps
 
 
-def _image_beats(layer, codes: dict, n: int) -> list[dict]:
+def _image_beats(layer: CompiledLayer, codes: dict, n: int) -> list[dict]:
     """The beats of every class of image ``n`` (output layer; the last class closes the image)."""
     steps: list[dict] = []
     for ch in range(layer.cols):
@@ -195,13 +199,14 @@ def _image_beats(layer, codes: dict, n: int) -> list[dict]:
     return steps
 
 
-def _top_scenario(layer, steps: list, expected: list, idle_prob: float, stall_prob: float, seed: int) -> dict:
+def _top_scenario(layer: CompiledLayer, steps: list, expected: list, idle_prob: float, stall_prob: float,
+                  seed: int) -> dict:
     return {"fields": layer_stream_fields(layer, top=True), "inputs": PERIPHERY_IN, "outputs": _top_outputs(layer),
             "steps": [*steps, error_read(layer)], "expected": expected, "idle_prob": idle_prob,
             "stall_prob": stall_prob, "seed": seed}
 
 
-def layer_top_scenario(layer, trace_acc: np.ndarray, output: np.ndarray, codes: dict, n_images: int,
+def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.ndarray, codes: dict, n_images: int,
                        picks: int, seed: int = 0) -> dict:
     """Golden vectors for a :class:`~bmcnn_hw.rtl.layer.LayerTop` (periphery + pool or argmax).
 
@@ -232,7 +237,8 @@ def layer_top_scenario(layer, trace_acc: np.ndarray, output: np.ndarray, codes: 
     return _top_scenario(layer, steps, expected, 0.1, 0.3, seed)
 
 
-def full_layer_scenario(layer, output: np.ndarray, codes: dict, n_images: int, register_writes=()) -> tuple[dict, list]:
+def full_layer_scenario(layer: CompiledLayer, output: np.ndarray, codes: dict, n_images: int,
+                        register_writes=()) -> tuple[dict, list]:
     """Every output of a layer top for ``n_images`` images, in hardware order.
 
     Returns the scenario and, per expected output, where it lands: (image, channel, y, x) for

@@ -7,34 +7,34 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from ..artefact import CompiledModel
+from ..artefact import CompiledLayer, CompiledModel
 from ..errors import ArtefactError
 from ..io_utils import sha256_file, write_text_atomic
 from .layer import layer_top_for
 from .periphery import ID_VALUE, layer_registers, periphery_for_layer
 
 
-def module_name(layer) -> str:
+def module_name(layer: CompiledLayer) -> str:
     """Verilog module of a layer's periphery, e.g. ``periphery_conv0``."""
     return f"periphery_{layer.name}"
 
 
-def top_name(layer) -> str:
+def top_name(layer: CompiledLayer) -> str:
     """Verilog module of a layer's top (periphery + pool/argmax), e.g. ``layer_conv0``."""
     return f"layer_{layer.name}"
 
 
-def emit_layer(layer) -> str:
+def emit_layer(layer: CompiledLayer) -> str:
     """Verilog text of one layer's periphery."""
     return verilog.convert(periphery_for_layer(layer), name=module_name(layer), emit_src=False)
 
 
-def emit_layer_top(layer) -> str:
+def emit_layer_top(layer: CompiledLayer) -> str:
     """Verilog text of one layer's top."""
     return verilog.convert(layer_top_for(layer), name=top_name(layer), emit_src=False)
 
 
-def layer_texts(layer) -> dict[str, str]:
+def layer_texts(layer: CompiledLayer) -> dict[str, str]:
     """File name -> text of everything emitted for one layer."""
     registers = layer_registers(layer)
     return {

@@ -6,6 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
+from ..artefact import CompiledLayer
 from .argmax import Argmax
 from .periphery import LayerPeriphery, output_score_width, periphery_for_layer
 from .pool import BinaryMaxPool
@@ -71,13 +72,13 @@ class LayerTop(wiring.Component):
         return m
 
 
-def layer_top_for(layer) -> LayerTop:
+def layer_top_for(layer: CompiledLayer) -> LayerTop:
     """The LayerTop of a CompiledLayer."""
     tail = layer.is_output or layer.pool > 1
     return LayerTop(periphery_for_layer(layer, group_errors=tail), pool=layer.pool, is_output=layer.is_output)
 
 
-def layer_stream_fields(layer, top: bool) -> dict[str, dict[str, list[int]]]:
+def layer_stream_fields(layer: CompiledLayer, top: bool) -> dict[str, dict[str, list[int]]]:
     """Payload fields of the periphery's (``top`` False) or the layer top's streams, without
     building the component (what :func:`~bmcnn_hw.rtl.streams.stream_fields` reads from one)."""
     score_width = output_score_width(layer.acc_width, layer.score_scale) if layer.is_output else None

@@ -18,6 +18,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..artefact import CompiledLayer
 from ..errors import ConfigError
 from .regs import DATA_WIDTH, RegisterBus, RegisterMap, RegisterSpec
 from .streams import beat_layout, result_layout, stage_handshake, stream_signature
@@ -69,7 +70,7 @@ def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, f
     return RegisterMap(name, tuple(regs))
 
 
-def layer_registers(layer) -> RegisterMap:
+def layer_registers(layer: CompiledLayer) -> RegisterMap:
     """The register map of a CompiledLayer's periphery (reset values from the layer)."""
     hidden = not layer.is_output
     return periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
@@ -227,12 +228,12 @@ class LayerPeriphery(wiring.Component):
         return m
 
 
-def bipolar_offsets(layer) -> list[int]:
+def bipolar_offsets(layer: CompiledLayer) -> list[int]:
     """Per-channel constant of the bipolar correction: column sum x (2**input_bits - 1)."""
     return (layer.weight.sum(axis=0, dtype="int64") * (2 ** layer.input_bits - 1)).tolist()
 
 
-def periphery_for_layer(layer, group_errors: bool = False) -> LayerPeriphery:
+def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False) -> LayerPeriphery:
     """The periphery of a CompiledLayer (``group_errors``: for a layer top with a pool or argmax)."""
     return LayerPeriphery(channels=layer.cols, adc_bits=layer.adc_bits, planes=layer.input_bits,
                           acc_width=layer.acc_width, thetas=None if layer.is_output else layer.theta,
