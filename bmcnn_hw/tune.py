@@ -74,15 +74,14 @@ def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray, reader: Phys
 
 def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
     """Write the tuning file: corrections per layer and the register writes that apply them."""
-    from .rtl.periphery import layer_registers
+    from .rtl.periphery import tune_offset_writes
 
     layers, writes = {}, {}
     for layer, offsets in zip(model.layers, tuning.offsets, strict=True):
         layers[layer.name] = [int(v) for v in offsets]
         if layer.digital:  # exact digital layer: nothing to tune, no periphery registers
             continue
-        base = layer_registers(layer)["tune_offset"].offset
-        writes[f"periphery_{layer.name}"] = [[base + k, int(v)] for k, v in enumerate(offsets) if v]
+        writes[f"periphery_{layer.name}"] = [list(w) for w in tune_offset_writes(layer, offsets)]
     write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
                              "register_writes": writes})
 

@@ -27,10 +27,9 @@ from ..rtl.layer import layer_stream_fields
 from ..spice.report import AGREEMENT_RTOL, compare_chip_reads
 from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
-from .rtl_regress import beat_payloads, payload_bits, unpack_array
+from .rtl_regress import beat_payloads, layer_harness, start_layer_run, unpack_array
 from .runner import run_stream_tb
 from .scenarios import full_layer_scenario
-from .streamsim import StreamRun, build_harness
 
 
 def _compare_reads(model, chip, layer: CompiledLayer, spice_reads, physics_reads,
@@ -68,20 +67,12 @@ def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarr
     return _rtl_outputs(layer, seen, where, shape), rtl_error, len(seen)
 
 
-def _harness(work_dir: Path, layer: CompiledLayer) -> Path:
-    """The (cached) Verilator stream harness of a layer top emitted under ``work_dir / "rtl"``."""
-    fields = layer_stream_fields(layer, top=True)
-    top = top_name(layer)
-    return build_harness(work_dir / "rtl" / f"{top}.v", top, payload_bits(fields["i"]), payload_bits(fields["o"]))
-
-
 def _rtl_stream(work_dir: Path, layer: CompiledLayer, golden: np.ndarray, codes: dict, n: int,
                 writes: list) -> tuple[np.ndarray, str | None, int]:
     """The layer top in the compiled Verilator harness (binary beats through a pipe):
     (layer output, error, outputs seen)."""
     fields = layer_stream_fields(layer, top=True)
-    binary = _harness(work_dir, layer)
-    run = StreamRun(binary, payload_bits(fields["i"]), payload_bits(fields["o"]), work_dir / f"{top_name(layer)}.out")
+    run = start_layer_run(layer_harness(work_dir / "rtl", layer), layer, work_dir / f"{top_name(layer)}.out")
     run.write_registers([(int(a), int(v)) for a, v in writes])
     run.send(beat_payloads(layer, codes, fields["i"]))
     result = run.finish()
@@ -114,7 +105,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
     write_rtl(model, work_dir / "rtl")
     if sim == "verilator":  # build (or find cached) every harness before minutes of SPICE
         for layer in model.layers:
-            _harness(work_dir, layer)
+            layer_harness(work_dir / "rtl", layer)
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress)
     n, layers, mismatch = len(images), [], None
     walk = walk_layers(model, images.astype(np.int64))

@@ -23,7 +23,7 @@ from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.integer import TuningOffsets, run_integer
 from ..rtl.emit import top_name, write_rtl
 from ..rtl.layer import layer_stream_fields
-from ..rtl.periphery import layer_registers
+from ..rtl.periphery import tune_offset_writes
 from .scenarios import beat_order
 from .streamsim import StreamResult, StreamRun, build_harness
 
@@ -115,11 +115,21 @@ def _images(layer: CompiledLayer, outputs: int) -> int:
 
 
 def tuning_writes(layer: CompiledLayer, offsets: np.ndarray | None) -> list[tuple[int, int]]:
-    """Register writes that load a layer's tuning offsets (``tune_offset``)."""
-    if offsets is None:
-        return []
-    base = layer_registers(layer)["tune_offset"].offset
-    return [(base + k, int(v)) for k, v in enumerate(offsets) if v]
+    """Register writes that load a layer's tuning offsets (none for an untuned layer)."""
+    return [] if offsets is None else tune_offset_writes(layer, offsets)
+
+
+def layer_harness(rtl_dir: Path, layer: CompiledLayer) -> Path:
+    """The (cached) Verilator stream harness of the layer top emitted in ``rtl_dir``."""
+    fields = layer_stream_fields(layer, top=True)
+    top = top_name(layer)
+    return build_harness(rtl_dir / f"{top}.v", top, payload_bits(fields["i"]), payload_bits(fields["o"]))
+
+
+def start_layer_run(binary: Path, layer: CompiledLayer, out_path: Path) -> StreamRun:
+    """A running harness ``binary`` of the layer top, its outputs going to ``out_path``."""
+    fields = layer_stream_fields(layer, top=True)
+    return StreamRun(binary, payload_bits(fields["i"]), payload_bits(fields["o"]), out_path)
 
 
 def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_dir: Path, *,
@@ -140,11 +150,10 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
     write_rtl(model, work_dir / "rtl")
     fields = [layer_stream_fields(layer, top=True) for layer in model.layers]
     started = time.perf_counter()
-    binaries = [build_harness(work_dir / "rtl" / f"{top_name(la)}.v", top_name(la), payload_bits(f["i"]),
-                              payload_bits(f["o"])) for la, f in zip(model.layers, fields, strict=True)]
+    binaries = [layer_harness(work_dir / "rtl", layer) for layer in model.layers]
     build_s = time.perf_counter() - started
-    runs = [[StreamRun(binary, payload_bits(f["i"]), payload_bits(f["o"]), work_dir / f"{la.name}.{k}.out")
-             for k in range(shards)] for binary, la, f in zip(binaries, model.layers, fields, strict=True)]
+    runs = [[start_layer_run(binary, layer, work_dir / f"{layer.name}.{k}.out") for k in range(shards)]
+            for binary, layer in zip(binaries, model.layers, strict=True)]
     for i, layer in enumerate(model.layers):
         for run in runs[i]:
             run.write_registers(tuning_writes(layer, None if tuning is None else tuning[i]))

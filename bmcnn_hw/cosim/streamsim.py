@@ -16,6 +16,7 @@ Stimulus on the harness's stdin, little-endian 32-bit words:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import queue
@@ -135,7 +136,9 @@ def default_harness_cache() -> Path:
     return Path(root) / "stream-harness"
 
 
+@functools.cache
 def _verilator_version() -> str:
+    """``verilator --version`` (part of the cache key; asked once per process)."""
     done = subprocess.run(["verilator", "--version"], capture_output=True, text=True, check=False)
     return done.stdout.strip()
 

@@ -340,7 +340,7 @@ class CrossbarAccumulator:
         for rt in range(t.n_row_tiles):
             r0, r1 = t.row_range(rt, layer.rows)
             tile_rows = flat[:, r0:r1]
-            keys = _plane_keys(tile_rows, planes) if self.dedupe and r1 - r0 <= 64 and m >= 256 else None
+            keys = _plane_keys(tile_rows, planes) if self.dedupe and r1 - r0 <= 64 else None
             for group in groups:
                 unique, found = _group_inputs(tile_rows, group, keys)
                 for ct in range(t.n_col_tiles):
@@ -469,7 +469,8 @@ def _key_bits(keys: np.ndarray, r: int) -> np.ndarray:
 def _group_inputs(rows: np.ndarray, group: tuple[int, ...],
                   keys: np.ndarray | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """The input-bit rows of a plane group to read, and (inverse index, count) when they are the
-    distinct ones (``keys`` of every plane given); a group is one plane or all planes, in order."""
+    distinct ones: ``keys`` of every plane given and at least 256 rows in the group (fewer are
+    read as they are). A group is one plane or all planes, in order."""
     m, r = rows.shape
     if keys is None or len(group) * m < 256:
         return _stacked_planes(rows, group), None

@@ -228,6 +228,13 @@ class LayerPeriphery(wiring.Component):
         return m
 
 
+def tune_offset_writes(layer: CompiledLayer, offsets) -> list[tuple[int, int]]:
+    """Register writes (word address, value) that load a layer's tuning corrections into
+    ``tune_offset`` (zero corrections are the reset value and are skipped)."""
+    base = layer_registers(layer)["tune_offset"].offset
+    return [(base + k, int(v)) for k, v in enumerate(offsets) if v]
+
+
 def bipolar_offsets(layer: CompiledLayer) -> list[int]:
     """Per-channel constant of the bipolar correction: column sum x (2**input_bits - 1)."""
     return (layer.weight.sum(axis=0, dtype="int64") * (2 ** layer.input_bits - 1)).tolist()
