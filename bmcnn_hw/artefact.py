@@ -80,6 +80,9 @@ class CompiledLayer:
     """A fixed-point layer computed by a digital MAC (no crossbar, no tiling, no ADC)."""
     weight_bits: int = 1
     """Width of the signed weight codes of a digital layer (1: binary +-1)."""
+    mac_lanes: int = 0
+    """MAC units of a digital layer's engine, each on its own output channel (divides ``cols``;
+    0 for crossbar layers)."""
 
     @property
     def rows(self) -> int:
@@ -144,12 +147,13 @@ class CompiledModel:
         """Indices of the layers that run on crossbars (the others are digital)."""
         return [i for i, layer in enumerate(self.layers) if not layer.digital]
 
-    def require_all_memristive(self, what: str) -> None:
-        """Raise ConfigError when a layer is digital (``what`` names the unsupported step)."""
+    def require_all_memristive(self, what: str, missing: str) -> None:
+        """Raise ConfigError when a layer is digital (``what`` names the unsupported step,
+        ``missing`` what it lacks for digital layers)."""
         digital = [layer.name for layer in self.layers if layer.digital]
         if digital:
             raise ConfigError(f"{what}: layer(s) {', '.join(digital)} are digital fixed-point layers, for which "
-                              f"no RTL is generated yet; use a model whose layers are all binary")
+                              f"{missing}; use a model whose layers are all binary")
 
     def replace_layer(self, index: int, **changes: Any) -> CompiledModel:
         """A copy with layer ``index`` changed."""

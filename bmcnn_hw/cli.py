@@ -222,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="TIA feedback resistor in ohm, or `auto`: sized so the worst-case column current (every "
                          "row on, every device ON at R_on (1 - 3 sigma_on)) just reaches --v-swing. Default: auto "
                          "with rails, else 10000")
+    co.add_argument("--mac-lanes", type=non_negative_int, default=0, metavar="N",
+                    help="multiply-accumulate units of each digital fixed-point layer's RTL engine, each on its own "
+                         "output channel; must divide every digital layer's output channels. 0 (default) = one per "
+                         "output channel (fastest); fewer take proportionally more cycles")
     _add_device_overrides(co, "applied on top of --device")
     co.set_defaults(func=cmd.cmd_compile)
 

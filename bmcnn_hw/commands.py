@@ -156,7 +156,7 @@ def implausible_device(device) -> list[str]:
 
 
 def _hardware(args):
-    from .config import CrossbarGeometry, HardwareConfig
+    from .config import CrossbarGeometry, DigitalParams, HardwareConfig
     from .golden.chip import check_cell_geometry, sized_readout
     from .presets import get_preset
     from .spice.sky130 import require_models
@@ -172,11 +172,13 @@ def _hardware(args):
               "(0 sizes the ADC exactly)", file=sys.stderr)
     return HardwareConfig(device=device, geometry=geometry,
                           readout=sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing,
-                                                args.tia_rf))
+                                                args.tia_rf),
+                          digital=DigitalParams(mac_lanes=args.mac_lanes))
 
 
 def cmd_compile(args) -> int:
     from .build import build
+    from .rtl.mac import layer_cycles
 
     model = build(args.checkpoint, args.out, _hardware(args), chip_seed=args.chip_seed)
     tiles = model.tile_count
@@ -184,7 +186,8 @@ def cmd_compile(args) -> int:
         t = layer.tiling
         if layer.digital:
             print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights, digital {layer.weight_bits}-bit "
-                  f"fixed point (no crossbar, no netlist, no RTL yet), accumulator {layer.acc_width} bits")
+                  f"fixed point (no crossbar): MAC engine with {layer.mac_lanes} lanes, {layer_cycles(layer):,} "
+                  f"cycles per image, accumulator {layer.acc_width} bits")
             continue
         assert t is not None  # memristive layers are tiled
         print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights -> {t.n_row_tiles} x {t.n_col_tiles} tiles "
@@ -390,7 +393,6 @@ def cmd_rtl_regress(args) -> int:
 
     check_simulator("verilator")
     model = load_model(args.build)
-    model.require_all_memristive("rtl-regress")
     build_chip = Chip.of_build(model)
     chip = Chip(model, _device_with_overrides(model.hardware.device, args),
                 args.chip_seed if args.chip_seed is not None else build_chip.seed)
@@ -461,7 +463,7 @@ def cmd_ppa(args) -> int:
     out = args.out or args.build / "ppa"
     check_out_dir(out)
     model = load_model(args.build)
-    model.require_all_memristive("ppa")
+    model.require_all_memristive("ppa", "the PPA flow has no energy, latency or area model yet")
     options = options_from_args(args)
     if options.digital:
         verify_build_rtl(args.build, model)  # before minutes of SPICE

@@ -284,16 +284,35 @@ class ReadoutParams(_DictMixin):
 
 
 @dataclass(frozen=True)
+class DigitalParams(_DictMixin):
+    """The digital MAC engines of fixed-point layers."""
+
+    mac_lanes: int = 0
+    """Multiply-accumulate units per digital layer, each on its own output channel; must divide
+    the output channels of every digital layer. 0 = one per output channel (fastest)."""
+
+    def __post_init__(self):
+        if not isinstance(self.mac_lanes, int) or isinstance(self.mac_lanes, bool) or self.mac_lanes < 0:
+            raise ConfigError(f"mac_lanes must be a non-negative integer (0 = one per output channel), "
+                              f"not {self.mac_lanes!r}")
+
+
+HARDWARE_SECTIONS = ("device", "geometry", "readout", "digital")
+"""The sections of a hardware config."""
+
+
+@dataclass(frozen=True)
 class HardwareConfig(_DictMixin):
     """Everything the compiler needs besides the trained network."""
 
     device: DeviceParams = field(default_factory=DeviceParams)
     geometry: CrossbarGeometry = field(default_factory=CrossbarGeometry)
     readout: ReadoutParams = field(default_factory=ReadoutParams)
+    digital: DigitalParams = field(default_factory=DigitalParams)
 
     def to_dict(self) -> dict:
         """Return nested plain dicts."""
-        return {"device": self.device.to_dict(), "geometry": self.geometry.to_dict(), "readout": self.readout.to_dict()}
+        return {name: getattr(self, name).to_dict() for name in HARDWARE_SECTIONS}
 
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "") -> HardwareConfig:
@@ -301,11 +320,12 @@ class HardwareConfig(_DictMixin):
         prefix = f"{where}: " if where else ""
         if not isinstance(data, dict):
             raise ConfigError(f"{prefix}hardware config must be an object")
-        unknown = sorted(set(data) - {"device", "geometry", "readout"})
+        unknown = sorted(set(data) - set(HARDWARE_SECTIONS))
         if unknown:
-            raise ConfigError(f"{prefix}unknown hardware section(s) {unknown}; expected device, geometry, readout")
+            raise ConfigError(f"{prefix}unknown hardware section(s) {unknown}; expected {', '.join(HARDWARE_SECTIONS)}")
         return cls(
             device=DeviceParams.from_dict(data.get("device", {}), where=f"{where}[device]"),
             geometry=CrossbarGeometry.from_dict(data.get("geometry", {}), where=f"{where}[geometry]"),
             readout=ReadoutParams.from_dict(data.get("readout", {}), where=f"{where}[readout]"),
+            digital=DigitalParams.from_dict(data.get("digital", {}), where=f"{where}[digital]"),
         )

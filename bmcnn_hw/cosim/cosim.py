@@ -1,12 +1,13 @@
 """SPICE + RTL co-simulation of a build on real images, checked against the golden model.
 
-Per layer: the layer's input bits drive its tile netlists in ngspice (the chip's sampled
+Per crossbar layer: the layer's input bits drive its tile netlists in ngspice (the chip's sampled
 devices); the readout gives ADC codes; the cocotb-driven RTL layer top (periphery + pool or
 argmax, tuning registers loaded) accumulates, thresholds and pools; its output bits feed the
 next layer, and the last layer's RTL argmax is the prediction. At every interface (column
 currents, ADC codes, activations, scores, class) the values are compared with the golden
 physics model of the same chip; the first mismatch names image, layer, tile, column and
-both values.
+both values. A digital fixed-point layer has no crossbar: its RTL layer top (MAC engine in
+front of the periphery) takes the layer's input elements and is checked the same way.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from tqdm import tqdm
 from ..artefact import CompiledLayer, load_model
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
+from ..golden.integer import exact_matmul
 from ..golden.layers import layer_output, walk_layers
 from ..rtl.emit import top_name, write_rtl
 from ..rtl.layer import layer_stream_fields
 from ..spice.report import AGREEMENT_RTOL, compare_chip_reads
 from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
-from .rtl_regress import beat_payloads, layer_harness, start_layer_run, unpack_array
+from .rtl_regress import layer_harness, layer_payloads, start_layer_run, unpack_array
 from .runner import run_stream_tb
 from .scenarios import full_layer_scenario
 
@@ -52,10 +54,12 @@ def _rtl_outputs(layer: CompiledLayer, seen: list, where: list, shape: tuple) ->
     return out
 
 
-def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarray, codes: dict, n: int,
+def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarray, stimulus, n: int,
                 writes: list) -> tuple[np.ndarray, str | None, int]:
-    """The layer top in the cocotb testbench (Python per beat): (layer output, error, outputs seen)."""
-    scenario, where = full_layer_scenario(layer, golden, codes, n, writes)
+    """The layer top in the cocotb testbench (Python per beat): (layer output, error, outputs seen).
+
+    ``stimulus``: ADC codes of a crossbar layer, input vectors of a digital one."""
+    scenario, where = full_layer_scenario(layer, golden, stimulus, n, writes)
     sim_dir = work_dir / "sim" / f"{sim}_{top_name(layer)}"
     rtl_error = None
     try:
@@ -67,14 +71,14 @@ def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarr
     return _rtl_outputs(layer, seen, where, shape), rtl_error, len(seen)
 
 
-def _rtl_stream(work_dir: Path, layer: CompiledLayer, golden: np.ndarray, codes: dict, n: int,
+def _rtl_stream(work_dir: Path, layer: CompiledLayer, golden: np.ndarray, stimulus, n: int,
                 writes: list) -> tuple[np.ndarray, str | None, int]:
     """The layer top in the compiled Verilator harness (binary beats through a pipe):
-    (layer output, error, outputs seen)."""
+    (layer output, error, outputs seen). ``stimulus`` as for :func:`_rtl_cocotb`."""
     fields = layer_stream_fields(layer, top=True)
     run = start_layer_run(layer_harness(work_dir / "rtl", layer), layer, work_dir / f"{top_name(layer)}.out")
     run.write_registers([(int(a), int(v)) for a, v in writes])
-    run.send(beat_payloads(layer, codes, fields["i"]))
+    run.send(layer_payloads(layer, stimulus, fields["i"]))
     result = run.finish()
     if layer.is_output:
         hardware_order = np.zeros(n, dtype=np.int64)
@@ -100,7 +104,6 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
     """Co-simulate ``images`` through SPICE tiles (``spice_jobs`` ngspice processes at a time) and
     RTL layer tops; returns the report dict."""
     model = load_model(build_dir)
-    model.require_all_memristive("cosim")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
     if sim == "verilator":  # build (or find cached) every harness before minutes of SPICE
@@ -112,25 +115,29 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
     for step in tqdm(walk, desc="cosim", unit="layer", total=len(model.layers), disable=not progress):
         i, layer, rows = step.index, step.layer, step.rows
         t0 = time.perf_counter()
-        spice_acc = CrossbarAccumulator(model, spice, record=True)
-        # The RTL is checked bit for bit on the codes SPICE gave it; they equal the physics codes
-        # except (1T1R) where a current sits within the stated tolerance of a rounding boundary.
-        acc = spice_acc(i, layer, rows)
-        t1 = time.perf_counter()
-        physics_acc = CrossbarAccumulator(model, PhysicsReader(chip), record=True)
-        physics_acc(i, layer, rows)
-        if tuning is not None:
+        if layer.digital:  # no crossbar: the RTL's MAC engine takes the layer's input itself
+            acc, stimulus, t1 = exact_matmul(rows, layer.weight), rows, time.perf_counter()
+            worst, code_mismatch, at_boundary = None, None, 0
+        else:
+            spice_acc = CrossbarAccumulator(model, spice, record=True)
+            # The RTL is checked bit for bit on the codes SPICE gave it; they equal the physics codes
+            # except (1T1R) where a current sits within the stated tolerance of a rounding boundary.
+            acc = spice_acc(i, layer, rows)
+            t1 = time.perf_counter()
+            physics_acc = CrossbarAccumulator(model, PhysicsReader(chip), record=True)
+            physics_acc(i, layer, rows)
+            worst, code_mismatch, at_boundary = _compare_reads(model, chip, layer, spice_acc.reads,
+                                                               physics_acc.reads, rows.shape[1])
+            stimulus = layer_codes(spice_acc.reads, i)
+        if tuning is not None and tuning[i] is not None:
             acc = acc + tuning[i]
         golden = layer_output(layer, acc)
-        worst, code_mismatch, at_boundary = _compare_reads(model, chip, layer, spice_acc.reads, physics_acc.reads,
-                                                           rows.shape[1])
         writes = (register_writes or {}).get(f"periphery_{layer.name}", [])
-        codes = layer_codes(spice_acc.reads, i)
         t2 = time.perf_counter()
         if sim == "verilator":
-            rtl_out, rtl_error, rtl_count = _rtl_stream(work_dir, layer, golden, codes, n, writes)
+            rtl_out, rtl_error, rtl_count = _rtl_stream(work_dir, layer, golden, stimulus, n, writes)
         else:
-            rtl_out, rtl_error, rtl_count = _rtl_cocotb(work_dir, sim, layer, golden, codes, n, writes)
+            rtl_out, rtl_error, rtl_count = _rtl_cocotb(work_dir, sim, layer, golden, stimulus, n, writes)
         t3 = time.perf_counter()
         n_outputs = n if layer.is_output else golden.size  # one prediction per image, else one per bit
         expected = golden.argmax(axis=1) if layer.is_output else golden
@@ -141,7 +148,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             place = tuple(differs[0]) if len(differs) else None
             mismatch = (f"layer {layer.name}, output {place} (image, channel, ...): RTL {rtl_out[place]}, "
                         f"golden {expected[place]}" if place is not None else f"layer {layer.name}: {rtl_error}")
-        layers.append({"layer": layer.name, "outputs": n_outputs, "rtl_outputs": rtl_count,
+        layers.append({"layer": layer.name, "digital": layer.digital, "outputs": n_outputs, "rtl_outputs": rtl_count,
                        "max_rel_current_error": worst, "adc_codes_identical": code_mismatch is None and not at_boundary,
                        "codes_differing_at_boundary": at_boundary,
                        "rtl_equals_golden": not len(differs) and rtl_count == n_outputs and rtl_error is None,
@@ -153,11 +160,13 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,
             "mismatches": 0 if mismatch is None else 1, "first_mismatch": mismatch,
             "rtol": AGREEMENT_RTOL[chip.params.cell],
-            "ok": mismatch is None and all(row["max_rel_current_error"] <= AGREEMENT_RTOL[chip.params.cell]
+            "ok": mismatch is None and all(row["digital"] or row["max_rel_current_error"] <= AGREEMENT_RTOL[chip.params.cell]
                                            for row in layers)}
 
 
 def _codes(row: dict) -> str:
+    if row.get("digital"):
+        return "digital MAC (no ADC)"
     if row["adc_codes_identical"]:
         return "same"
     at_boundary = row.get("codes_differing_at_boundary")
@@ -172,7 +181,8 @@ def cosim_markdown(report: dict) -> str:
              "| Python s |",
              "|---|---|---|---|---|---|---|---|"]
     for row in report["layers"]:
-        lines.append(f"| {row['layer']} | {row['outputs']} | {row['max_rel_current_error']:.1e} | "
+        current = "-" if row.get("digital") else f"{row['max_rel_current_error']:.1e}"
+        lines.append(f"| {row['layer']} | {row['outputs']} | {current} | "
                      f"{_codes(row)} | {'yes' if row['rtl_equals_golden'] else 'NO'} | "
                      f"{row['seconds_spice']} | {row['seconds_rtl']} | {row['seconds_python']} |")
     lines += ["", f"RTL predictions: {report['predictions_rtl']}; mismatches: {report['mismatches']}"

@@ -11,6 +11,7 @@ from ..artefact import CompiledLayer, CompiledModel
 from ..errors import BmcnnError
 from ..golden.chip import Chip
 from ..golden.crossbar import PhysicsReader, run_crossbar
+from ..golden.layers import layer_rows, network_input
 from ..rtl.emit import module_name, top_name, write_rtl
 from .runner import run_stream_tb
 from .scenarios import layer_top_scenario, periphery_scenario
@@ -54,23 +55,35 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
 
     Per layer: the periphery with ``per_layer`` sampled outputs plus directed extremes, random
     register writes/read-backs and resets; then (``tops``) the layer top (periphery + pool or
-    argmax) on pooled outputs / predictions. Stimuli and stalls are drawn with ``seed``.
+    argmax) on pooled outputs / predictions. A digital layer's periphery takes the golden dot
+    products as single beats, and its top (MAC engine in front) random frames of its input. Stimuli and stalls are drawn with ``seed``.
     """
-    model.require_all_memristive("RTL check")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
     chip = chip or Chip(model)
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=True)
     rng = np.random.default_rng(seed)
     results = []
+    layer_input = network_input(images)
     for i, layer in enumerate(model.layers):
-        codes = layer_codes(accumulator.reads, i)
         acc = trace.accumulators[i].reshape(-1, layer.cols)
+        # A digital layer's periphery takes whole dot products; its top takes the layer's input.
+        codes = {(0, 0): acc} if layer.digital else layer_codes(accumulator.reads, i)
         picks = np.stack([rng.integers(0, acc.shape[0], per_layer), rng.integers(0, layer.cols, per_layer)], axis=1)
         scenario = periphery_scenario(layer, acc, codes, picks, seed=seed + i)
         results.append(_run(work_dir, sim, layer, module_name(layer), scenario))
         if tops:
-            top = layer_top_scenario(layer, trace.accumulators[i], trace.outputs[i], codes, len(images),
-                                     max(per_layer // 4, 1), seed=seed + i)
+            stimulus = layer_rows(layer, layer_input) if layer.digital else codes
+            top = layer_top_scenario(layer, trace.accumulators[i], trace.outputs[i], stimulus, len(images),
+                                     _top_picks(layer, per_layer), seed=seed + i)
             results.append(_run(work_dir, sim, layer, top_name(layer), top))
+        layer_input = trace.outputs[i]
     return results
+
+
+def _top_picks(layer: CompiledLayer, per_layer: int) -> int:
+    """Items sent to a layer top: pool windows or images (crossbar), frames (digital: every
+    frame yields all channels, so fewer frames give as many outputs)."""
+    if layer.digital and not layer.is_output:
+        return max(per_layer // (4 * layer.cols), 2)
+    return max(per_layer // 4, 1)

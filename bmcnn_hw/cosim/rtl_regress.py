@@ -1,7 +1,7 @@
 """RTL regression at test-set scale: every beat of every image through every layer's RTL.
 
 The physics executor runs the images on a (sampled, optionally tuned) chip in batches and
-hands each layer's ADC codes, in hardware order, to that layer top's compiled Verilator
+hands each layer's ADC codes (a digital layer's input elements), in hardware order, to that layer top's compiled Verilator
 harness (:mod:`bmcnn_hw.cosim.streamsim`), which runs beside it; the tuning registers are
 written first. At the end every activation (hidden layers) and every prediction and score
 (output layer) the RTL produced is compared with the golden model's, and the sticky error
@@ -24,7 +24,7 @@ from ..golden.integer import TuningOffsets, run_integer
 from ..rtl.emit import top_name, write_rtl
 from ..rtl.layer import layer_stream_fields
 from ..rtl.periphery import tune_offset_writes
-from .scenarios import beat_order
+from .scenarios import beat_order, mac_frames
 from .streamsim import StreamResult, StreamRun, build_harness
 
 Fields = dict[str, list[int]]
@@ -73,6 +73,21 @@ def beat_payloads(layer: CompiledLayer, codes: dict[tuple[int, int], np.ndarray]
               | _field(fields, "last", last) | _field(fields, "channel", channel)
               | _field(fields, "group_last", closes & last))
     return (_field(fields, "code", ordered) | static).ravel()
+
+
+def mac_payloads(layer: CompiledLayer, rows: np.ndarray, fields: Fields) -> np.ndarray:
+    """Packed input payloads of a digital layer's MAC engine for its input vectors ``rows``
+    (N, P, rows), frame by frame in hardware order
+    (:func:`~bmcnn_hw.cosim.scenarios.mac_frames`), ``last`` on each frame's final element."""
+    frames = mac_frames(layer, rows)
+    closes = np.arange(frames.shape[2]) == frames.shape[2] - 1
+    return (_field(fields, "value", frames) | _field(fields, "last", closes)).ravel()
+
+
+def layer_payloads(layer: CompiledLayer, stimulus, fields: Fields) -> np.ndarray:
+    """The layer top's input payloads: ADC codes ((plane, rt) -> (M, cols)) of a crossbar layer
+    (:func:`beat_payloads`) or the input vectors (N, P, rows) of a digital one (:func:`mac_payloads`)."""
+    return mac_payloads(layer, stimulus, fields) if layer.digital else beat_payloads(layer, stimulus, fields)
 
 
 def expected_outputs(layer: CompiledLayer, output: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,11 +156,13 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
     image never spans two batches), so the simulators use every core while the physics executor
     prepares the next batch.
 
+    Digital layers' MAC engines take the layer's input vectors (the physics run's previous
+    layer output) instead of ADC codes.
+
     Raises:
-        ConfigError: a layer has no RTL (digital MAC layers).
+        ConfigError: a digital layer's RTL cannot be built (MAC lanes, accumulator width).
         ToolNotFound, SimulationError: Verilator missing, a build or a harness failed.
     """
-    model.require_all_memristive("RTL regression")
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")
     fields = [layer_stream_fields(layer, top=True) for layer in model.layers]
@@ -163,10 +180,18 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
     starts = range(0, len(images), batch)
     for b, start in enumerate(tqdm(starts, desc="rtl regression", unit="batch", disable=not progress)):
         accumulator = CrossbarAccumulator(model, reader, capture_codes=True)
-        trace = run_integer(model, images[start:start + batch], accumulator, tuning)
+        digital_rows: dict[int, np.ndarray] = {}
+
+        def accumulate(i: int, layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:
+            if layer.digital:  # its RTL takes the layer's input, not ADC codes
+                digital_rows[i] = rows
+            return accumulator(i, layer, rows)
+
+        trace = run_integer(model, images[start:start + batch], accumulate, tuning)
         predictions.append(trace.predictions)
         for i, layer in enumerate(model.layers):
-            runs[i][b % shards].send(beat_payloads(layer, accumulator.layer_codes(i), fields[i]["i"]))
+            stimulus = digital_rows[i] if layer.digital else accumulator.layer_codes(i)
+            runs[i][b % shards].send(layer_payloads(layer, stimulus, fields[i]["i"]))
             expected[i].append(expected_outputs(layer, trace.outputs[i]))
     results = [_merge([run.finish() for run in layer_runs], [len(next(iter(e.values()))) for e in parts])
                for layer_runs, parts in zip(runs, expected, strict=True)]

@@ -12,11 +12,14 @@ import numpy as np
 
 from ..artefact import CompiledLayer
 from ..rtl.layer import layer_stream_fields
-from ..rtl.periphery import bipolar_offsets, layer_registers
+from ..rtl.mac import frame_members, layer_cycles
+from ..rtl.periphery import bipolar_offsets, layer_registers, periphery_code_bits
 from ..rtl.streams import activation_layout, layout_fields, score_layout
 
 PERIPHERY_IN = ["code", "plane", "channel", "first", "last", "group_last"]
 """Payload fields of a beat into a periphery, in the order scenarios list them."""
+MAC_IN = ["value", "last"]
+"""Payload fields of an input element into a MAC engine, in the order scenarios list them."""
 
 
 def error_read(layer: CompiledLayer) -> dict:
@@ -25,7 +28,10 @@ def error_read(layer: CompiledLayer) -> dict:
 
 
 def beat_order(layer: CompiledLayer) -> list[tuple[int, int]]:
-    """(plane, row tile) order of the beats of one output."""
+    """(plane, row tile) order of the beats of one output (a digital layer's periphery takes
+    one beat, the whole dot product, as plane 0 of row tile 0)."""
+    if layer.digital:
+        return [(0, 0)]
     assert layer.tiling is not None  # memristive layers are tiled
     return [(plane, rt) for plane in range(layer.input_bits) for rt in range(layer.tiling.n_row_tiles)]
 
@@ -126,7 +132,8 @@ def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndar
 
 def _with_extremes(layer: CompiledLayer, codes: dict, acc: np.ndarray) -> tuple[dict, np.ndarray]:
     """Append two directed vectors: every ADC code at its minimum, then at its maximum."""
-    lo, hi = -(2 ** (layer.adc_bits - 1)), 2 ** (layer.adc_bits - 1) - 1
+    bits = periphery_code_bits(layer)
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     cols = acc.shape[1]
     extra = {key: np.vstack([value, np.full((1, cols), lo), np.full((1, cols), hi)]) for key, value in codes.items()}
     totals = []
@@ -201,20 +208,72 @@ def _image_beats(layer: CompiledLayer, codes: dict, n: int) -> list[dict]:
 
 def _top_scenario(layer: CompiledLayer, steps: list, expected: list, idle_prob: float, stall_prob: float,
                   seed: int) -> dict:
-    return {"fields": layer_stream_fields(layer, top=True), "inputs": PERIPHERY_IN, "outputs": _top_outputs(layer),
-            "steps": [*steps, error_read(layer)], "expected": expected, "idle_prob": idle_prob,
-            "stall_prob": stall_prob, "seed": seed}
+    scenario = {"fields": layer_stream_fields(layer, top=True), "inputs": MAC_IN if layer.digital else PERIPHERY_IN,
+                "outputs": _top_outputs(layer), "steps": [*steps, error_read(layer)], "expected": expected,
+                "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
+    if layer.digital:  # the engine computes for a while after a frame's last element
+        scenario["drain_cycles"] = 2 * layer_cycles(layer) + 100
+    return scenario
 
 
-def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.ndarray, codes: dict, n_images: int,
+def mac_frames(layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:
+    """A digital layer's input vectors (N, P, rows) as the frames its MAC engine takes, in
+    hardware order: (N, frames, frame length). A conv layer's frame is one pool window in raster
+    order, its members in turn; an fc layer's is its one input vector."""
+    n, positions, fan_in = rows.shape
+    if layer.kind != "conv":
+        return rows.reshape(n, positions, fan_in)
+    h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+    p = layer.pool
+    # position (py*p + dy)*w + px*p + dx -> order (n, py, px, dy, dx, row)
+    windows = rows.reshape(n, h // p, p, w // p, p, fan_in).transpose(0, 1, 3, 2, 4, 5)
+    return windows.reshape(n, (h // p) * (w // p), frame_members(layer) * fan_in)
+
+
+def _frame_beats(frame: np.ndarray) -> list[dict]:
+    """The beats of one MAC frame, ``last`` on its final element."""
+    end = len(frame) - 1
+    return [{"beat": [int(v), int(k == end)]} for k, v in enumerate(frame)]
+
+
+def _frame_outputs(layer: CompiledLayer, output: np.ndarray, n: int, frame: int) -> list[list[int]]:
+    """The layer top's outputs for frame ``frame`` of image ``n``: each channel's pooled bit, or
+    the image's prediction."""
+    if layer.is_output:
+        best = int(np.argmax(output[n]))
+        return [[best, int(output[n, best])]]
+    if layer.kind == "conv":
+        wp = (layer.in_shape[2] - layer.kernel + 1) // layer.pool
+        return [[ch, int(output[n, ch, frame // wp, frame % wp])] for ch in range(layer.cols)]
+    return [[ch, int(output[n, ch])] for ch in range(layer.cols)]
+
+
+def _digital_top_scenario(layer: CompiledLayer, rows: np.ndarray, output: np.ndarray, n_images: int, picks: int,
+                          seed: int) -> dict:
+    """Random frames of a digital layer top (MAC engine + periphery + pool or argmax)."""
+    rng = np.random.default_rng(seed)
+    frames = mac_frames(layer, rows)
+    steps, expected = [], []
+    for _ in range(picks):
+        n, f = int(rng.integers(n_images)), int(rng.integers(frames.shape[1]))
+        steps += _frame_beats(frames[n, f])
+        expected += _frame_outputs(layer, output, n, f)
+    return _top_scenario(layer, steps, expected, 0.1, 0.3, seed)
+
+
+def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.ndarray, stimulus, n_images: int,
                        picks: int, seed: int = 0) -> dict:
     """Golden vectors for a :class:`~bmcnn_hw.rtl.layer.LayerTop` (periphery + pool or argmax).
 
     Args:
         trace_acc: golden accumulators (N, P, cols); output: the golden layer output (pooled
             bits (N, C, H', W') / (N, F), or scores (N, classes) for the output layer).
-        codes: (plane, rt) -> ADC codes (N * P, cols).
+        stimulus: (plane, rt) -> ADC codes (N * P, cols) of a crossbar layer; the input vectors
+            (N, P, rows) of a digital layer (``picks`` random frames of them are sent).
     """
+    if layer.digital:
+        return _digital_top_scenario(layer, stimulus, output, n_images, picks, seed)
+    codes = stimulus
     rng = np.random.default_rng(seed)
     steps, expected = [], []
     if layer.is_output:
@@ -237,35 +296,61 @@ def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.n
     return _top_scenario(layer, steps, expected, 0.1, 0.3, seed)
 
 
-def full_layer_scenario(layer: CompiledLayer, output: np.ndarray, codes: dict, n_images: int,
-                        register_writes=()) -> tuple[dict, list]:
-    """Every output of a layer top for ``n_images`` images, in hardware order.
-
-    Returns the scenario and, per expected output, where it lands: (image, channel, y, x) for
-    conv, (image, channel) for fc, (image,) for the output layer's prediction.
-    """
-    steps: list[dict] = [{"write": [int(a), int(v)]} for a, v in register_writes]
+def _output_order(layer: CompiledLayer, output: np.ndarray, n_images: int) -> tuple[list, list]:
+    """Every output of a layer top in hardware order, and where each lands: (image, channel,
+    y, x) for conv, (image, channel) for fc, (image,) for the output layer's prediction."""
     expected: list[list[int]] = []
     where: list[tuple[int, ...]] = []
-    if layer.is_output:
-        for n in range(n_images):
-            steps += _image_beats(layer, codes, n)
+    for n in range(n_images):
+        if layer.is_output:
             best = int(np.argmax(output[n]))
             expected.append([best, int(output[n, best])])
             where.append((n,))
-    elif layer.kind == "conv":
-        h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
-        for n in range(n_images):
+        elif layer.kind == "conv":
+            for py in range(output.shape[2]):
+                for px in range(output.shape[3]):
+                    for ch in range(layer.cols):
+                        expected.append([ch, int(output[n, ch, py, px])])
+                        where.append((n, ch, py, px))
+        else:
+            for ch in range(layer.cols):
+                expected.append([ch, int(output[n, ch])])
+                where.append((n, ch))
+    return expected, where
+
+
+def _crossbar_steps(layer: CompiledLayer, codes: dict, n_images: int) -> list[dict]:
+    """Every beat of a crossbar layer top for ``n_images`` images, in hardware order."""
+    steps: list[dict] = []
+    for n in range(n_images):
+        if layer.is_output:
+            steps += _image_beats(layer, codes, n)
+        elif layer.kind == "conv":
+            h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
             for py in range(h // layer.pool):
                 for px in range(w // layer.pool):
                     for ch in range(layer.cols):
                         steps += _window_beats(layer, codes, n, ch, py, px)
-                        expected.append([ch, int(output[n, ch, py, px])])
-                        where.append((n, ch, py, px))
-    else:
-        for n in range(n_images):
+        else:
             for ch in range(layer.cols):
                 steps += _beats(layer, codes, n, ch, 1)
-                expected.append([ch, int(output[n, ch])])
-                where.append((n, ch))
+    return steps
+
+
+def full_layer_scenario(layer: CompiledLayer, output: np.ndarray, stimulus, n_images: int,
+                        register_writes=()) -> tuple[dict, list]:
+    """Every output of a layer top for ``n_images`` images, in hardware order.
+
+    ``stimulus``: ADC codes ((plane, rt) -> (N * P, cols)) of a crossbar layer, or the input
+    vectors (N, P, rows) of a digital one. Returns the scenario and, per expected output, where
+    it lands: (image, channel, y, x) for conv, (image, channel) for fc, (image,) for the output
+    layer's prediction.
+    """
+    steps: list[dict] = [{"write": [int(a), int(v)]} for a, v in register_writes]
+    if layer.digital:
+        for frame in mac_frames(layer, stimulus[:n_images]).reshape(-1, stimulus.shape[2] * frame_members(layer)):
+            steps += _frame_beats(frame)
+    else:
+        steps += _crossbar_steps(layer, stimulus, n_images)
+    expected, where = _output_order(layer, output, n_images)
     return _top_scenario(layer, steps, expected, 0.0, 0.0, 0), where

@@ -36,7 +36,11 @@ from .runner import verilator_make_flags
 
 BEATS, WRITE, END = 1, 2, 3
 DRAIN_CYCLES = 8
-"""Idle cycles after the last beat: the layer top's pipeline is two registers deep."""
+"""Idle cycles after the last beat (after a MAC engine is ready again): the periphery and its
+tail are two registers deep."""
+BUSY_LIMIT = 1 << 28
+"""Most cycles the harness waits at the end for a layer top to take input again (a digital
+layer's MAC engine finishing its last frame)."""
 ERROR_ADDRESS = 0x2
 """Word address of the periphery's sticky ``error`` register (:mod:`bmcnn_hw.rtl.periphery`)."""
 
@@ -100,6 +104,7 @@ int main(int argc, char** argv) {{
       if (!word(&addr) || !word(&data)) break;
       dut->bus___05Faddr = addr; dut->bus___05Fwdata = data; dut->bus___05Fwe = 1; tick(); dut->bus___05Fwe = 0;
     }} else if (tag == {end_tag}) {{
+      for (unsigned long long k = 0; k < {busy_limit}ULL && !dut->i___05Fready; k++) tick();  // a MAC engine computing
       for (int k = 0; k < {drain}; k++) tick();
       dut->bus___05Faddr = {error_address}; tick(); tick();
       fflush(out); fclose(out);
@@ -126,7 +131,7 @@ def _word_type(bits: int, what: str) -> str:
 def harness_source(top: str, in_bits: int, out_bits: int) -> str:
     """C++ harness for layer top ``top`` whose input/output payloads have ``in_bits``/``out_bits``."""
     return _HARNESS.format(top=top, in_t=_word_type(in_bits, "input"), out_t=_word_type(out_bits, "output"),
-                           beats_tag=BEATS, write_tag=WRITE, end_tag=END, drain=DRAIN_CYCLES,
+                           beats_tag=BEATS, write_tag=WRITE, end_tag=END, drain=DRAIN_CYCLES, busy_limit=BUSY_LIMIT,
                            error_address=ERROR_ADDRESS)
 
 

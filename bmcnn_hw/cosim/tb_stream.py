@@ -7,7 +7,8 @@ The scenario (JSON, path in ``$BMCNN_TB_SCENARIO``) comes from the golden model
      "inputs": [field of i, ...], "outputs": [field of o, ...],
      "steps": [{"beat": [v, ...]} | {"write": [addr, value]} | {"read": [addr, expected]}
                | {"reset": n_outputs_before} | {"idle": cycles}, ...],
-     "expected": [[v, ...], ...], "idle_prob": p, "stall_prob": q, "seed": s}
+     "expected": [[v, ...], ...], "idle_prob": p, "stall_prob": q, "seed": s,
+     "drain_cycles": c (optional: cycles the DUT may compute after its last input, default 100)}
 
 The DUT has the stream ports of :mod:`bmcnn_hw.rtl.streams` (``i__valid``/``i__ready``/
 ``i__payload``, ``o__...``) and, optionally, a register bus (``bus__addr``/``wdata``/``we``/
@@ -101,7 +102,7 @@ class Bench:
         await RisingEdge(self.dut.clk)
 
     async def drain(self, count: int) -> None:
-        for _ in range(100 + 10 * count):
+        for _ in range(self.sc.get("drain_cycles", 100) + 10 * count):
             if len(self.seen) >= count:
                 return
             await RisingEdge(self.dut.clk)

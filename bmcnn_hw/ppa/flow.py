@@ -172,7 +172,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
         ConfigError, ToolNotFound, SimulationError, MismatchError: as the steps do.
     """
     model = load_model(build)
-    model.require_all_memristive("ppa")
+    model.require_all_memristive("ppa", "the PPA flow has no energy, latency or area model yet")
     if options.digital:
         verify_build_rtl(build, model)
     cost = load_cost_model(options.cost_model)

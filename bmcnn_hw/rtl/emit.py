@@ -11,6 +11,7 @@ from ..artefact import CompiledLayer, CompiledModel
 from ..errors import ArtefactError
 from ..io_utils import sha256_file, write_text_atomic
 from .layer import layer_top_for
+from .mac import mac_engine_for
 from .periphery import ID_VALUE, layer_registers, periphery_for_layer
 
 
@@ -22,6 +23,11 @@ def module_name(layer: CompiledLayer) -> str:
 def top_name(layer: CompiledLayer) -> str:
     """Verilog module of a layer's top (periphery + pool/argmax), e.g. ``layer_conv0``."""
     return f"layer_{layer.name}"
+
+
+def mac_name(layer: CompiledLayer) -> str:
+    """Verilog module of a digital layer's MAC engine, e.g. ``mac_conv0``."""
+    return f"mac_{layer.name}"
 
 
 def emit_layer(layer: CompiledLayer) -> str:
@@ -37,21 +43,23 @@ def emit_layer_top(layer: CompiledLayer) -> str:
 def layer_texts(layer: CompiledLayer) -> dict[str, str]:
     """File name -> text of everything emitted for one layer."""
     registers = layer_registers(layer)
-    return {
+    texts = {
         f"{module_name(layer)}.v": emit_layer(layer),
         f"{top_name(layer)}.v": emit_layer_top(layer),
         f"regmap_{layer.name}.md": registers.to_markdown(),
         f"regmap_{layer.name}.json": registers.to_json(),
     }
+    if layer.digital:
+        texts[f"{mac_name(layer)}.v"] = verilog.convert(mac_engine_for(layer), name=mac_name(layer), emit_src=False)
+    return texts
 
 
 def write_rtl(model: CompiledModel, out_dir: Path) -> dict[str, str]:
-    """Write each layer's periphery and top Verilog and register map; returns path -> SHA-256."""
+    """Write each layer's periphery and top Verilog (and MAC engine, digital layers) and register
+    map; returns path -> SHA-256."""
     out_dir = Path(out_dir)
     files = {}
     for layer in model.layers:
-        if layer.digital:  # no RTL generator for digital MAC layers yet
-            continue
         for name, text in layer_texts(layer).items():
             write_text_atomic(out_dir / name, text)
             files[f"{out_dir.name}/{name}"] = sha256_file(out_dir / name)
@@ -65,8 +73,6 @@ def check_interface_version(build_dir: Path, model: CompiledModel) -> None:
         ArtefactError: naming the register map, its version and the command that regenerates it.
     """
     for layer in model.layers:
-        if layer.digital:
-            continue
         path = Path(build_dir) / "rtl" / f"regmap_{layer.name}.json"
         try:
             ident = next(r for r in json.loads(path.read_text())["registers"] if r["name"] == "id")["reset"][0]

@@ -8,13 +8,15 @@ from amaranth.lib.wiring import Out
 
 from ..artefact import CompiledLayer
 from .argmax import Argmax
-from .periphery import LayerPeriphery, output_score_width, periphery_for_layer
+from .mac import MacEngine, mac_engine_for
+from .periphery import LayerPeriphery, output_score_width, periphery_code_bits, periphery_for_layer, periphery_planes
 from .pool import BinaryMaxPool
 from .streams import (
     activation_layout,
     beat_layout,
     index_width,
     layout_fields,
+    mac_input_layout,
     result_layout,
     score_layout,
     stream_signature,
@@ -22,22 +24,30 @@ from .streams import (
 
 
 class LayerTop(wiring.Component):
-    """One layer's digital side: ``periphery`` -> ``pool`` (pool > 1) or ``argmax`` (output layer).
+    """One layer's digital side: [``engine`` ->] ``periphery`` -> ``pool`` (pool > 1) or ``argmax`` (output layer).
 
     Producer order: hidden layers send, per pooled position and channel, the beats of each
     window member in turn, so a window's activations reach the pool consecutively; the
     output layer sends the classes of one image in turn. The beat that closes a window (or
     an image's last class) carries ``group_last``.
 
+    A digital layer has a :class:`~bmcnn_hw.rtl.mac.MacEngine` in front: it takes the layer's
+    input elements frame by frame (a pool window's im2col vectors, or the fc input) and hands the
+    periphery one beat per channel and window member, in the same order.
+
     Ports:
-        i, bus: as :class:`~bmcnn_hw.rtl.periphery.LayerPeriphery` (connected to it unchanged).
+        i: as :class:`~bmcnn_hw.rtl.periphery.LayerPeriphery` (connected to it unchanged), or the
+            engine's input elements.
+        bus: the periphery's register bus.
         o: activation stream (bit, channel) of hidden layers, or the prediction (class, score)
             of the output layer.
     """
 
-    def __init__(self, periphery: LayerPeriphery, pool: int = 1, is_output: bool = False):
-        """``periphery`` needs ``group_errors`` when a tail follows (output layer or pool > 1)."""
-        self.periphery, self.pool, self.is_output = periphery, pool, is_output
+    def __init__(self, periphery: LayerPeriphery, pool: int = 1, is_output: bool = False,
+                 engine: MacEngine | None = None):
+        """``periphery`` needs ``group_errors`` when a tail follows (output layer or pool > 1), and
+        ``input_errors`` behind an ``engine``."""
+        self.periphery, self.pool, self.is_output, self.engine = periphery, pool, is_output, engine
         sig = periphery.signature.members
         channel_width = sig["o"].signature.members["payload"].shape["channel"].width
         self.tail: Argmax | BinaryMaxPool | None = None
@@ -47,13 +57,20 @@ class LayerTop(wiring.Component):
             self.tail = BinaryMaxPool(group=pool * pool, channel_width=channel_width)
         out = (self.tail.signature.members["o"] if self.tail is not None
                else Out(stream_signature(activation_layout(channel_width))))
-        super().__init__({"i": sig["i"], "bus": sig["bus"], "o": out})
+        inp = engine.signature.members["i"] if engine is not None else sig["i"]
+        super().__init__({"i": inp, "bus": sig["bus"], "o": out})
 
     def elaborate(self, platform):
-        """Connect input and bus to the periphery, the periphery to its tail, the tail to the output."""
+        """Connect input and bus to the engine or periphery, the periphery to its tail, the tail to the output."""
         m = Module()
         p = m.submodules.periphery = self.periphery
-        wiring.connect(m, wiring.flipped(self.i), p.i)
+        if self.engine is not None:
+            mac = m.submodules.mac = self.engine
+            wiring.connect(m, wiring.flipped(self.i), mac.i)
+            wiring.connect(m, mac.o, p.i)
+            m.d.comb += p.input_error.eq(mac.error)
+        else:
+            wiring.connect(m, wiring.flipped(self.i), p.i)
         wiring.connect(m, wiring.flipped(self.bus), p.bus)
         result = p.o.payload
         if self.tail is None:
@@ -73,9 +90,11 @@ class LayerTop(wiring.Component):
 
 
 def layer_top_for(layer: CompiledLayer) -> LayerTop:
-    """The LayerTop of a CompiledLayer."""
+    """The LayerTop of a CompiledLayer (with its MAC engine when the layer is digital)."""
     tail = layer.is_output or layer.pool > 1
-    return LayerTop(periphery_for_layer(layer, group_errors=tail), pool=layer.pool, is_output=layer.is_output)
+    engine = mac_engine_for(layer) if layer.digital else None
+    return LayerTop(periphery_for_layer(layer, group_errors=tail), pool=layer.pool, is_output=layer.is_output,
+                    engine=engine)
 
 
 def layer_stream_fields(layer: CompiledLayer, top: bool) -> dict[str, dict[str, list[int]]]:
@@ -88,4 +107,8 @@ def layer_stream_fields(layer: CompiledLayer, top: bool) -> dict[str, dict[str, 
         out = score_layout(layer.cols, score_width)
     else:
         out = activation_layout(index_width(layer.cols))
-    return {"i": layout_fields(beat_layout(layer.adc_bits, layer.input_bits, layer.cols)), "o": layout_fields(out)}
+    if top and layer.digital:
+        inp = mac_input_layout(layer.input_bits)
+    else:
+        inp = beat_layout(periphery_code_bits(layer), periphery_planes(layer), layer.cols)
+    return {"i": layout_fields(inp), "o": layout_fields(out)}

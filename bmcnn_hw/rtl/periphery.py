@@ -30,8 +30,24 @@ ERROR_BITS = {
                  "channel that is not open"),
     "group": (3, "the pool/argmax saw `last` after the wrong number of items (a pool window or an "
                  "image's classes)"),
+    "input": (4, "the MAC engine saw `last` after the wrong number of input elements (digital layers only)"),
 }
 """Bits of the sticky ``error`` register: name -> (bit, what sets it)."""
+
+
+def error_bits(input_errors: bool) -> dict[str, tuple[int, str]]:
+    """The :data:`ERROR_BITS` of a periphery (bit ``input`` only behind a MAC engine)."""
+    return {name: bit for name, bit in ERROR_BITS.items() if input_errors or name != "input"}
+
+
+def periphery_code_bits(layer: CompiledLayer) -> int:
+    """Width of a beat's code: the ADC's, or a digital layer's whole dot product (acc_width)."""
+    return layer.acc_width if layer.digital else layer.adc_bits
+
+
+def periphery_planes(layer: CompiledLayer) -> int:
+    """Bit planes of a layer's beats: the input bits of a crossbar layer, 1 behind a MAC engine."""
+    return 1 if layer.digital else layer.input_bits
 
 ID_VALUE = 0xB3C0_0002
 """Constant of the read-only ``id`` register: bmcnn-hw periphery, interface version 2 (stream
@@ -47,16 +63,19 @@ def output_score_width(acc_width: int, score_scale) -> int:
     return acc_width + 1 + _signed_width(score_scale) + 1
 
 
-def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, flips=None) -> RegisterMap:
-    """Register map of a periphery: id, channels, theta[], flip[] (hidden layers), tune_offset[]."""
+def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, flips=None,
+                        input_errors: bool = False) -> RegisterMap:
+    """Register map of a periphery: id, channels, error, theta[], flip[] (hidden layers), tune_offset[]
+    (``input_errors``: the error register has the ``input`` bit of a MAC engine's periphery)."""
+    bits = error_bits(input_errors)
     stride = max(256, 1 << (channels - 1).bit_length())
     regs = [
         RegisterSpec("id", 0x0, 32, "ro", (ID_VALUE,),
                      f"constant 0x{ID_VALUE:08X}: bmcnn-hw layer periphery, interface version 2"),
         RegisterSpec("channels", 0x1, 16, "ro", (channels,), "number of output channels of the layer"),
-        RegisterSpec("error", 0x2, len(ERROR_BITS), "w1c", (0,),
+        RegisterSpec("error", 0x2, len(bits), "w1c", (0,),
                      "protocol errors, one sticky bit each: "
-                     + "; ".join(f"bit {bit} ({name}): {why}" for name, (bit, why) in ERROR_BITS.items())),
+                     + "; ".join(f"bit {bit} ({name}): {why}" for name, (bit, why) in bits.items())),
     ]
     if thetas is not None:
         regs.append(RegisterSpec("theta", stride, acc_width, "rw", tuple(int(t) for t in thetas),
@@ -74,7 +93,8 @@ def layer_registers(layer: CompiledLayer) -> RegisterMap:
     """The register map of a CompiledLayer's periphery (reset values from the layer)."""
     hidden = not layer.is_output
     return periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
-                               layer.theta if hidden else None, layer.flip if hidden else None)
+                               layer.theta if hidden else None, layer.flip if hidden else None,
+                               input_errors=layer.digital)
 
 
 class LayerPeriphery(wiring.Component):
@@ -91,6 +111,7 @@ class LayerPeriphery(wiring.Component):
         score_scale, score_bias: integer score affine of the output layer.
         name: component name used in the register map.
         group_errors: add the ``group_error`` input (a pool or argmax follows).
+        input_errors: add the ``input_error`` input (a MAC engine feeds the periphery).
 
     Ports:
         i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`).
@@ -99,11 +120,14 @@ class LayerPeriphery(wiring.Component):
         bus: register bus (:class:`~bmcnn_hw.rtl.regs.RegisterBus`).
         group_error (only with ``group_errors``): strobe from the pool/argmax behind this
             periphery; sets error bit ``group``.
+        input_error (only with ``input_errors``): strobe from the MAC engine in front; sets error
+            bit ``input``.
     """
 
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
                  thetas=None, flips=None, acc_bound: int | None = None, offsets=None,
-                 score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False):
+                 score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False,
+                 input_errors: bool = False):
         for label, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
                              ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
@@ -134,7 +158,8 @@ class LayerPeriphery(wiring.Component):
                 raise ConfigError(f"need {channels} score scales and biases")
         self.channels, self.adc_bits, self.planes, self.acc_width = channels, adc_bits, planes, acc_width
         self.thetas, self.flips, self.offsets = thetas, flips, offsets
-        self.registers = periphery_registers(name, channels, acc_width, thetas, flips)
+        self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors)
+        self.error_bits = error_bits(input_errors)
         score_width = None
         if self.scores is not None:
             self.score_width = score_width = output_score_width(acc_width, self.scores[0])
@@ -145,6 +170,8 @@ class LayerPeriphery(wiring.Component):
         }
         if group_errors:
             members["group_error"] = In(1)
+        if input_errors:
+            members["input_error"] = In(1)
         super().__init__(members)
 
     def _register_file(self, m: Module, sets: dict) -> dict:
@@ -187,9 +214,11 @@ class LayerPeriphery(wiring.Component):
             m.d.sync += [open_.eq(~beat.last), open_channel.eq(beat.channel)]
         framing = beat.first & open_ | ~beat.first & (~open_ | (beat.channel != open_channel))
         flags = {"channel": accept & (beat.channel >= self.channels), "plane": accept & (beat.plane >= self.planes),
-                 "frame": accept & framing, "group": getattr(self, "group_error", 0)}
-        errors = Signal(len(ERROR_BITS))
-        m.d.comb += errors.eq(Cat(*(flags[name] for name in sorted(ERROR_BITS, key=lambda n: ERROR_BITS[n][0]))))
+                 "frame": accept & framing, "group": getattr(self, "group_error", 0),
+                 "input": getattr(self, "input_error", 0)}
+        errors = Signal(len(self.error_bits))
+        order = sorted(self.error_bits, key=lambda n: self.error_bits[n][0])
+        m.d.comb += errors.eq(Cat(*(flags[name] for name in order)))
         return errors
 
     def elaborate(self, platform):
@@ -242,10 +271,10 @@ def bipolar_offsets(layer: CompiledLayer) -> list[int]:
 
 def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False) -> LayerPeriphery:
     """The periphery of a CompiledLayer (``group_errors``: for a layer top with a pool or argmax)."""
-    return LayerPeriphery(channels=layer.cols, adc_bits=layer.adc_bits, planes=layer.input_bits,
+    return LayerPeriphery(channels=layer.cols, adc_bits=periphery_code_bits(layer), planes=periphery_planes(layer),
                           acc_width=layer.acc_width, thetas=None if layer.is_output else layer.theta,
                           flips=None if layer.is_output else layer.flip, acc_bound=layer.acc_bound,
                           offsets=bipolar_offsets(layer) if layer.bipolar else None,
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
-                          name=f"periphery_{layer.name}", group_errors=group_errors)
+                          name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=layer.digital)

@@ -28,6 +28,11 @@ def beat_layout(adc_bits: int, planes: int, channels: int) -> data.StructLayout:
                               "channel": unsigned(index_width(channels)), "first": 1, "last": 1, "group_last": 1})
 
 
+def mac_input_layout(input_bits: int) -> data.StructLayout:
+    """One input element into a digital layer's MAC engine (``last`` closes a frame)."""
+    return data.StructLayout({"value": unsigned(input_bits), "last": 1})
+
+
 def result_layout(channels: int, acc_width: int, score_width: int | None) -> data.StructLayout:
     """One channel's result out of a periphery (``score`` on the output layer only)."""
     fields = {"channel": unsigned(index_width(channels)), "acc": signed(acc_width + 1), "act": 1, "last": 1}
