@@ -93,8 +93,8 @@ def layer_top_for(layer: CompiledLayer) -> LayerTop:
     """The LayerTop of a CompiledLayer (with its MAC engine when the layer is digital)."""
     tail = layer.is_output or layer.pool > 1
     engine = mac_engine_for(layer) if layer.digital else None
-    return LayerTop(periphery_for_layer(layer, group_errors=tail), pool=layer.pool, is_output=layer.is_output,
-                    engine=engine)
+    return LayerTop(periphery_for_layer(layer, group_errors=tail, input_errors=layer.digital), pool=layer.pool,
+                    is_output=layer.is_output, engine=engine)
 
 
 def layer_stream_fields(layer: CompiledLayer, top: bool) -> dict[str, dict[str, list[int]]]:

@@ -269,12 +269,13 @@ def bipolar_offsets(layer: CompiledLayer) -> list[int]:
     return (layer.weight.sum(axis=0, dtype="int64") * (2 ** layer.input_bits - 1)).tolist()
 
 
-def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False) -> LayerPeriphery:
-    """The periphery of a CompiledLayer (``group_errors``: for a layer top with a pool or argmax)."""
+def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False, input_errors: bool = False) -> LayerPeriphery:
+    """The periphery of a CompiledLayer (``group_errors``: for a layer top with a pool or argmax;
+    ``input_errors``: behind a digital layer's MAC engine)."""
     return LayerPeriphery(channels=layer.cols, adc_bits=periphery_code_bits(layer), planes=periphery_planes(layer),
                           acc_width=layer.acc_width, thetas=None if layer.is_output else layer.theta,
                           flips=None if layer.is_output else layer.flip, acc_bound=layer.acc_bound,
                           offsets=bipolar_offsets(layer) if layer.bipolar else None,
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
-                          name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=layer.digital)
+                          name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors)

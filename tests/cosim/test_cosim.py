@@ -41,3 +41,18 @@ def test_tuned_sampled_chip_rtl_equals_tuned_golden(build_dir, mnist_dir, tmp_pa
     assert report["simulator"] == "verilator" and report["layers"][0]["outputs"] == 2 * 32 * 12 * 12
     assert all(r["rtl_equals_golden"] for r in report["layers"])
     assert "seed=5" in next((tmp_path / "cs" / "build" / "netlists").glob("fc1_r0_c0.sub")).read_text()
+
+
+@pytest.mark.verilator
+def test_hybrid_build_cosim_has_zero_mismatches(hybrid_build, mnist_dir, tmp_path):
+    """bmcnn-hybrid: SPICE for its binary layers, the MAC engine RTL for its fixed-point ones."""
+    code, out, err = run_cli("cosim", hybrid_build, "--images", "1", "--sim", "verilator", "--data-dir", mnist_dir,
+                             "--out", tmp_path)
+    assert code == 0, err + out
+    report = json.loads((tmp_path / "cosim.json").read_text())
+    assert report["mismatches"] == 0 and report["ok"]
+    assert [(r["layer"], r["digital"]) for r in report["layers"]] == [
+        ("conv0", True), ("conv1", False), ("conv2", False), ("fc3", False), ("fc4", True)]
+    assert all(r["rtl_equals_golden"] for r in report["layers"])
+    assert report["layers"][0]["outputs"] == 32 * 12 * 12
+    assert "digital MAC (no ADC)" in (tmp_path / "cosim.md").read_text()

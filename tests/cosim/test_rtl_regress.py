@@ -115,3 +115,26 @@ def test_rtl_regress_command_writes_its_report(build_dir, mnist_dir, tmp_path):
     report = json.loads((tmp_path / "rtl_regress.json").read_text())
     assert report["ok"] and report["images"] == 3 and report["tuned"] and report["chip"]["seed"] == 2
     assert "Every activation and prediction = golden." in (tmp_path / "rtl_regress.md").read_text()
+
+
+@pytest.mark.slow
+def test_hybrid_build_regression_checks_its_mac_layers(hybrid_build, mnist_dir, tmp_path):
+    """A bmcnn-hybrid build on a sampled, tuned chip: the digital layers' MAC engines take the
+    physics run's activations, the crossbar layers' peripheries its ADC codes; all = golden."""
+    import json
+
+    from bmcnn_hw.artefact import load_model
+    from bmcnn_hw.rtl.mac import layer_cycles
+    from tests.test_cli import run_cli
+
+    code, out, err = run_cli("rtl-regress", hybrid_build, "--images", "20", "--chip-seed", "3", "--sigma-on", "0.1",
+                             "--sigma-off", "0.1", "--calibrate", "50", "--data-dir", mnist_dir, "--out", tmp_path)
+    assert code == 0, err + out
+    report = json.loads((tmp_path / "rtl_regress.json").read_text())
+    assert report["ok"] and report["images"] == 20 and report["tuned"]
+    conv0, fc4 = report["layers"][0], report["layers"][-1]
+    assert conv0["beats"] == 20 * 144 * 4 * 25 and conv0["outputs"] == 20 * 144 * 32
+    assert fc4["beats"] == 20 * 512 and fc4["outputs"] == 20
+    model = load_model(hybrid_build)
+    # One batch (of up to 100 images) goes to one harness: 20 images' cycles plus its reset, drain and read
+    assert conv0["cycles"] == 20 * layer_cycles(model.layers[0]) + 12
