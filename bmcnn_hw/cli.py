@@ -314,6 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(rr)
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 
+    ex = sub.add_parser("export", help="write a build's programming map: one CSV row per physical device")
+    ex.add_argument("build", type=Path, metavar="BUILD_DIR")
+    ex.add_argument("--programming", type=Path, required=True, metavar="MAP.csv",
+                    help="CSV to write (one row per device: layer, tile, row, column, weight, side G+/G-/ref, "
+                         "target state and resistance, the sampled resistance); its JSON header (schema, chip seed, "
+                         "device parameters, SHA-256 of the build's manifest and of the CSV) goes to MAP.json")
+    ex.add_argument("--chip-seed", type=non_negative_int,
+                    help="sample a chip with this seed (default: the build's chip, the one its netlists hold)")
+    _add_device_overrides(ex, "applied on top of the build's device")
+    ex.set_defaults(func=cmd.cmd_export)
+
     fl = sub.add_parser("flow", help="run a flow definition (TOML)").add_subparsers(dest="flow_command", required=True)
     fr = fl.add_parser("run", help="run FLOW.toml: its [flow] command with its [options], as on the command line")
     fr.add_argument("file", type=Path, metavar="FLOW.toml")

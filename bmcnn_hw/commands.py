@@ -383,6 +383,21 @@ def cmd_cosim(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_export(args) -> int:
+    from .artefact import load_model
+    from .golden.chip import Chip
+    from .programming import header_path, write_programming_map
+
+    model = load_model(args.build)
+    build_chip = Chip.of_build(model)
+    chip = Chip(model, _device_with_overrides(model.hardware.device, args),
+                args.chip_seed if args.chip_seed is not None else build_chip.seed)
+    header = write_programming_map(model, chip, args.build, args.programming)
+    print(f"{header['devices']:,} devices of {len(header['tiles'])} tiles (chip seed {chip.seed}) written to "
+          f"{args.programming}; header {header_path(args.programming)}")
+    return 0
+
+
 def cmd_rtl_regress(args) -> int:
     from .artefact import load_model
     from .cosim.rtl_regress import regression_markdown, rtl_regression

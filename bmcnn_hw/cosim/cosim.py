@@ -155,12 +155,12 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
                        "seconds_spice": round(t1 - t0, 3), "seconds_rtl": round(t3 - t2, 3),
                        "seconds_python": round(t2 - t1, 3)})
         step.output = rtl_out  # the RTL's bits feed the next layer
-    predictions = rtl_out.tolist()
+    predictions, rtol = rtl_out.tolist(), AGREEMENT_RTOL[chip.params.cell]
     return {"build": str(build_dir), "images": n, "chip": chip.describe(), "simulator": sim,
             "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,
             "mismatches": 0 if mismatch is None else 1, "first_mismatch": mismatch,
-            "rtol": AGREEMENT_RTOL[chip.params.cell],
-            "ok": mismatch is None and all(row["digital"] or row["max_rel_current_error"] <= AGREEMENT_RTOL[chip.params.cell]
+            "rtol": rtol,
+            "ok": mismatch is None and all(row["digital"] or row["max_rel_current_error"] <= rtol
                                            for row in layers)}
 
 

@@ -56,7 +56,8 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
     Per layer: the periphery with ``per_layer`` sampled outputs plus directed extremes, random
     register writes/read-backs and resets; then (``tops``) the layer top (periphery + pool or
     argmax) on pooled outputs / predictions. A digital layer's periphery takes the golden dot
-    products as single beats, and its top (MAC engine in front) random frames of its input. Stimuli and stalls are drawn with ``seed``.
+    products as single beats, and its top (MAC engine in front) random frames of its input.
+    Stimuli and stalls are drawn with ``seed``.
     """
     work_dir = Path(work_dir)
     write_rtl(model, work_dir / "rtl")

@@ -1,8 +1,8 @@
 """RTL regression at test-set scale: every beat of every image through every layer's RTL.
 
 The physics executor runs the images on a (sampled, optionally tuned) chip in batches and
-hands each layer's ADC codes (a digital layer's input elements), in hardware order, to that layer top's compiled Verilator
-harness (:mod:`bmcnn_hw.cosim.streamsim`), which runs beside it; the tuning registers are
+hands each layer's ADC codes (a digital layer's input elements), in hardware order, to that
+layer top's compiled Verilator harness (:mod:`bmcnn_hw.cosim.streamsim`), which runs beside it; the tuning registers are
 written first. At the end every activation (hidden layers) and every prediction and score
 (output layer) the RTL produced is compared with the golden model's, and the sticky error
 register must be 0.
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..artefact import CompiledLayer, CompiledModel
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
-from ..golden.integer import TuningOffsets, run_integer
+from ..golden.integer import Accumulate, TuningOffsets, run_integer
 from ..rtl.emit import top_name, write_rtl
 from ..rtl.layer import layer_stream_fields
 from ..rtl.periphery import tune_offset_writes
@@ -181,13 +181,8 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
     for b, start in enumerate(tqdm(starts, desc="rtl regression", unit="batch", disable=not progress)):
         accumulator = CrossbarAccumulator(model, reader, capture_codes=True)
         digital_rows: dict[int, np.ndarray] = {}
-
-        def accumulate(i: int, layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:
-            if layer.digital:  # its RTL takes the layer's input, not ADC codes
-                digital_rows[i] = rows
-            return accumulator(i, layer, rows)
-
-        trace = run_integer(model, images[start:start + batch], accumulate, tuning)
+        trace = run_integer(model, images[start:start + batch], _keeping_digital_rows(accumulator, digital_rows),
+                            tuning)
         predictions.append(trace.predictions)
         for i, layer in enumerate(model.layers):
             stimulus = digital_rows[i] if layer.digital else accumulator.layer_codes(i)
@@ -197,6 +192,17 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
                for layer_runs, parts in zip(runs, expected, strict=True)]
     return _report(model, chip, len(images), expected, results, fields, build_s, time.perf_counter() - started,
                    tuning is not None, np.concatenate(predictions), shards)
+
+
+def _keeping_digital_rows(accumulator: Accumulate, captured: dict[int, np.ndarray]) -> Accumulate:
+    """``accumulator``, keeping each digital layer's input vectors in ``captured`` (its RTL
+    takes them, not ADC codes)."""
+    def accumulate(i: int, layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:
+        if layer.digital:
+            captured[i] = rows
+        return accumulator(i, layer, rows)
+
+    return accumulate
 
 
 def _merge(shards: list[StreamResult], batch_outputs: list[int]) -> StreamResult:

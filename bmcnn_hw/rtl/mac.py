@@ -27,7 +27,6 @@ from ..errors import ConfigError
 from .regs import DATA_WIDTH
 from .streams import beat_layout, mac_input_layout, stream_signature
 
-
 LOAD, MAC, HAND_ON = 1, 2, 3
 """Engine states: take a frame's inputs, multiply-accumulate, hand the sums to the periphery."""
 

@@ -13,8 +13,7 @@ import pytest
 
 from bmcnn_hw.artefact import CompiledLayer, load_model
 from bmcnn_hw.cosim.rtl_check import check_rtl
-from bmcnn_hw.cosim.rtl_regress import expected_outputs, first_difference, layer_harness, mac_payloads, \
-    start_layer_run
+from bmcnn_hw.cosim.rtl_regress import expected_outputs, first_difference, layer_harness, mac_payloads, start_layer_run
 from bmcnn_hw.cosim.runner import run_stream_tb
 from bmcnn_hw.cosim.scenarios import MAC_IN, layer_top_scenario, periphery_scenario
 from bmcnn_hw.errors import ConfigError
