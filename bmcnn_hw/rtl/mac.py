@@ -17,7 +17,7 @@ Cycles per frame, with the producer and the consumer never stalling (:func:`fram
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Module, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -95,6 +95,9 @@ class MacEngine(wiring.Component):
                              ("members", members), ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"layer {name}: {label} must be a positive integer, not {value!r}")
+        if members * rows < 2:
+            raise ConfigError(f"layer {name}: a MAC frame needs at least two input elements (fan-in x pool "
+                              f"window), not {members * rows}")
         if channels % lanes:
             raise ConfigError(f"layer {name}: {lanes} MAC lanes do not divide its {channels} output channels")
         bound = 1 << (weight_bits - 1)
@@ -139,7 +142,12 @@ class MacEngine(wiring.Component):
         m.submodules.inputs = buffer = Memory(shape=unsigned(self.input_bits), depth=frame, init=[])
         m.submodules.weights = rom = Memory(shape=unsigned(lanes * self.weight_bits),
                                             depth=self.groups * self.rows, init=self.rom_words())
-        store, element, row_weights = buffer.write_port(), buffer.read_port(domain="comb"), rom.read_port(domain="comb")
+        # Registered reads, as block RAMs have them, and not transparent: an asynchronous read (or a
+        # transparent one, which Yosys writes as one) of a word written while its address stays is
+        # not re-evaluated by Icarus, which keeps the old value. A frame's element 0 is never
+        # written in the cycle it is read (frames have at least two elements).
+        store = buffer.write_port()
+        element, row_weights = buffer.read_port(), rom.read_port()
         count, xaddr = _counter(frame, "count"), _counter(frame, "xaddr")
         row, member = _counter(self.rows, "row"), _counter(members, "member")
         group, wbase = _counter(self.groups, "group"), _counter(self.groups * self.rows, "wbase")
@@ -149,7 +157,6 @@ class MacEngine(wiring.Component):
         accs = [Signal(signed(width), name=f"acc_{lane}") for lane in range(lanes)]
         sums = [Signal(signed(width), name=f"sum_{lane}") for lane in range(lanes)]
         results = [Signal(signed(width), name=f"result_{lane}_{k}") for lane in range(lanes) for k in range(members)]
-        m.d.comb += [element.addr.eq(xaddr), row_weights.addr.eq(wbase + row)]
         for lane in range(lanes):
             code = row_weights.data[lane * self.weight_bits:(lane + 1) * self.weight_bits].as_signed()
             m.d.comb += sums[lane].eq(accs[lane] + element.data * code)
@@ -162,9 +169,12 @@ class MacEngine(wiring.Component):
                      beat.first.eq(1), beat.last.eq(1), beat.group_last.eq(closes)]
         # State codes start at 1: Verilog of an "== 0" test is a logical NOT that lint flags.
         state = Signal(range(4), init=LOAD, name="state")
+        self._next_reads(m, state, element, row_weights, xaddr, row, group, wbase)
+        m.d.comb += self.o.valid.eq(state == HAND_ON)
+        self._load(m, state, store, count, [xaddr, row, member, group, wbase, chbase, *accs])
         with m.Switch(state):
-            with m.Case(LOAD):
-                self._load(m, state, store, count, [xaddr, row, member, group, wbase, chbase, *accs])
+            with m.Case(HAND_ON):
+                self._hand_on(m, state, out_index, out_lane, out_member, group, wbase, chbase, xaddr, member)
             with m.Case(MAC):
                 m.d.sync += [xaddr.eq(xaddr + 1), row.eq(row + 1), *(a.eq(s) for a, s in zip(accs, sums, strict=True))]
                 with m.If(row == self.rows - 1):
@@ -176,18 +186,29 @@ class MacEngine(wiring.Component):
                         m.d.sync += [out_index.eq(0), out_lane.eq(0), out_member.eq(0), state.eq(HAND_ON)]
                     with m.Else():
                         m.d.sync += member.eq(member + 1)
-            with m.Case(HAND_ON):
-                m.d.comb += self.o.valid.eq(1)
-                self._hand_on(m, state, out_index, out_lane, out_member, group, wbase, chbase, xaddr, member)
+
         return m
 
+    def _next_reads(self, m: Module, state: Signal, element, row_weights, xaddr, row, group, wbase) -> None:
+        """Addresses of the registered reads: the input element and weight row of the next MAC
+        cycle (element 0 and the group's row 0 while loading or handing on)."""
+        frame = self.members * self.rows
+        mac, next_row = state == MAC, Mux(row == self.rows - 1, 0, row + 1)
+        next_base = Mux(group == self.groups - 1, 0, wbase + self.rows)
+        m.d.comb += [element.addr.eq(Mux(mac & (xaddr != frame - 1), xaddr + 1, 0)),
+                     row_weights.addr.eq(Mux(mac, wbase + next_row, Mux(state == HAND_ON, next_base, 0)))]
+
     def _load(self, m: Module, state: Signal, store, count: Signal, restart: list) -> None:
-        """LOAD: take one element per beat into the buffer; the frame ends at ``last`` or when full."""
-        m.d.comb += self.i.ready.eq(~ResetSignal())
-        accept, full = self.i.valid & self.i.ready, count == self.members * self.rows - 1
-        m.d.comb += [store.addr.eq(count), store.data.eq(self.i.payload.value), store.en.eq(accept)]
+        """LOAD: take one element per beat into the buffer; the frame ends at ``last`` or when full.
+
+        The combinational outputs are plain assignments outside the state switch: Verilog
+        ``always @*`` blocks that Icarus evaluates before the registers' initial values would
+        keep the write address unknown until ``count`` first changes."""
+        accept, full = Signal(), count == self.members * self.rows - 1
+        m.d.comb += [self.i.ready.eq((state == LOAD) & ~ResetSignal()), accept.eq(self.i.valid & self.i.ready),
+                     store.addr.eq(count), store.data.eq(self.i.payload.value), store.en.eq(accept),
+                     self.error.eq(accept & (self.i.payload.last ^ full))]
         with m.If(accept):
-            m.d.comb += self.error.eq(self.i.payload.last ^ full)
             with m.If(self.i.payload.last | full):
                 m.d.sync += [count.eq(0), state.eq(MAC), *(signal.eq(0) for signal in restart)]
             with m.Else():

@@ -15,7 +15,7 @@ from bmcnn_hw.artefact import CompiledLayer, load_model
 from bmcnn_hw.cosim.rtl_check import check_rtl
 from bmcnn_hw.cosim.rtl_regress import expected_outputs, first_difference, layer_harness, mac_payloads, start_layer_run
 from bmcnn_hw.cosim.runner import run_stream_tb
-from bmcnn_hw.cosim.scenarios import MAC_IN, layer_top_scenario, periphery_scenario
+from bmcnn_hw.cosim.scenarios import MAC_IN, full_layer_scenario, layer_top_scenario, periphery_scenario
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.golden.integer import exact_matmul
 from bmcnn_hw.golden.layers import layer_output, layer_rows, network_input
@@ -63,7 +63,9 @@ def test_bad_lanes_and_accumulators_raise_one_sentence_naming_the_layer():
     with pytest.raises(ConfigError, match="layer conv0: its dot products reach"):
         mac_engine_for(narrow)
     with pytest.raises(ConfigError, match="outside the signed 4-bit range"):
-        MacEngine(weight=[[9]], weight_bits=4, input_bits=1, lanes=1, members=1, acc_width=8)
+        MacEngine(weight=[[9], [1]], weight_bits=4, input_bits=1, lanes=1, members=1, acc_width=8)
+    with pytest.raises(ConfigError, match="a MAC frame needs at least two input elements"):
+        MacEngine(weight=[[3]], weight_bits=4, input_bits=1, lanes=1, members=1, acc_width=8)
     gc.collect()
 
 
@@ -101,6 +103,27 @@ def test_layer_top_equals_golden_and_takes_the_reported_cycles(tmp_path, kind, l
     assert first_difference(layer, expected_outputs(layer, golden), result.outputs, fields["o"]) is None
     assert result.error == 0 and result.beats == rows.size
     assert result.cycles == len(images) * layer_cycles(layer) + HARNESS_OVERHEAD
+
+
+@pytest.mark.parametrize("sim", [pytest.param("icarus", marks=[pytest.mark.icarus, needs("iverilog")]),
+                                 pytest.param("verilator", marks=[pytest.mark.verilator, needs("verilator")])])
+@pytest.mark.parametrize("kind, lanes", [("conv", 2), ("fc", 5)])
+def test_layer_top_in_cocotb_from_power_up(tmp_path, sim, kind, lanes):
+    """The cocotb bench (idles, stalls) with a non-zero first element right after power-up: an
+    earlier engine lost exactly that write on Icarus (its write address was unknown until the
+    element counter first moved), which zero borders of MNIST images hid."""
+    layer = digital_layer(kind, lanes, seed=7, cols=10)
+    for name, text in layer_texts(layer).items():
+        (tmp_path / name).write_text(text)
+    images = _images(layer, 3)
+    images[..., 0, 0] = 255
+    rows = layer_rows(layer, network_input(images))
+    scenario, _ = full_layer_scenario(layer, layer_output(layer, exact_matmul(rows, layer.weight)), rows,
+                                      len(images))
+    scenario.update(idle_prob=0.1, stall_prob=0.3, seed=1)
+    assert scenario["steps"][0]["beat"] == [255, 0]  # the first element after power-up
+    assert run_stream_tb(tmp_path / f"{top_name(layer)}.v", top_name(layer), scenario, tmp_path / sim,
+                         sim) == len(scenario["expected"])
 
 
 @needs("verilator")
