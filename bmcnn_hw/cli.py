@@ -314,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(rr)
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 
+    im = sub.add_parser("import", help="a network trained elsewhere -> a checkpoint directory `compile` accepts")
+    im.add_argument("weights", type=Path, metavar="STATE_DICT.pt",
+                    help="PyTorch state_dict saved with torch.save (keys and shapes of bmcnn-hw's BMCNN for --arch: "
+                         "weights.<i>, norms.<i>.weight/bias/running_mean/running_var, head.scale/bias)")
+    im.add_argument("--arch", required=True, metavar="NAME|FILE",
+                    help="architecture: a shipped model name (see `bmcnn-hw models`) or a model .toml file")
+    im.add_argument("-o", "--out", type=Path, required=True, metavar="CKPT_DIR", help="checkpoint directory to write")
+    im.add_argument("--force", action="store_true", help="overwrite a checkpoint already in CKPT_DIR")
+    im.set_defaults(func=cmd.cmd_import)
+
     ex = sub.add_parser("export", help="write a build's programming map: one CSV row per physical device")
     ex.add_argument("build", type=Path, metavar="BUILD_DIR")
     ex.add_argument("--programming", type=Path, required=True, metavar="MAP.csv",

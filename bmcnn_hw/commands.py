@@ -383,6 +383,21 @@ def cmd_cosim(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_import(args) -> int:
+    from .errors import ConfigError
+    from .importer import import_state_dict
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a directory")
+    if not args.force and (args.out / "model.pt").is_file():
+        raise ConfigError(f"--out {args.out}: holds a checkpoint (model.pt); pass --force to overwrite it")
+    model = import_state_dict(args.weights, args.arch, args.out)
+    layers = ", ".join(f"{spec.kind} {spec.precision}" for spec in model.config.layers)
+    print(f"{model.config.name} ({layers}) imported from {args.weights}; checkpoint written to {args.out} "
+          f"(next: `bmcnn-hw compile {args.out} -o BUILD_DIR`)")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .artefact import load_model
     from .golden.chip import Chip

@@ -21,13 +21,15 @@ def write_torch_atomic(path: Path, obj) -> None:
     write_atomic_bytes(Path(path), buffer.getvalue())
 
 
-def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: dict) -> None:
-    """Write a checkpoint directory (each file atomically)."""
+def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: dict, plot: bool = True) -> None:
+    """Write a checkpoint directory (each file atomically); ``plot``: the learning curve too."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     write_torch_atomic(directory / "model.pt", model.state_dict())
     write_json_atomic(directory / "config.json", {"model": model.config.to_dict(), "train": train_params})
     write_json_atomic(directory / "metrics.json", metrics)
+    if not plot:
+        return
     from .plots import plot_learning_curve
 
     plot_learning_curve(metrics.get("history", []), directory / "learning_curve.png",
