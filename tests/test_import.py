@@ -52,7 +52,7 @@ def test_a_state_dict_that_does_not_fit_names_the_key(state_dict_file, tmp_path,
     state = torch.load(state_dict_file, weights_only=True)
     edit(state)
     torch.save(state, tmp_path / "bad.pt")
-    code, out, err = run_cli("import", tmp_path / "bad.pt", "--arch", "bmcnn-compact", "-o", tmp_path / "ckpt")
+    code, _, err = run_cli("import", tmp_path / "bad.pt", "--arch", "bmcnn-compact", "-o", tmp_path / "ckpt")
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "ckpt").exists()
 
