@@ -4,7 +4,9 @@ Per crossbar layer: a SPICE transient read of its first tile (read time, worst-c
 energy), the physics executor's DC power on real test images (to scale that energy to the
 inputs the chip really sees), the cost model (ADC, TIA bias, array pitch), and the layer's
 Verilog through Yosys, a gate-level simulation of real beats (activity) and OpenSTA (fmax,
-power).
+power). A digital fixed-point layer has only the last part: its layer top (MAC engine,
+periphery, pool/argmax) through Yosys, a gate-level simulation of its real input elements and
+OpenSTA; its time is the engine's cycles per image.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ from ..cosim.scenarios import full_layer_scenario
 from ..errors import ConfigError
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
+from ..golden.layers import layer_rows, network_input
 from ..rtl.emit import check_interface_version, top_name
+from ..rtl.mac import frame_members, frames_per_image
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
-from .records import LayerPpa, PpaOptions
+from .records import COMPONENTS, LayerPpa, PpaOptions
 from .schedule import layer_schedule
 from .sta import StaResult, run_sta
-from .summary import summarize
+from .summary import AREA_COMPONENTS, summarize
 from .synth import SynthResult, synthesize
 from .transient import transient_read
 
@@ -53,11 +57,28 @@ def truncate_scenario(scenario: dict[str, Any], max_beats: int) -> dict[str, Any
     return {**scenario, "steps": beats[: keep * per_output], "expected": scenario["expected"][:keep]}
 
 
+def truncate_frames(scenario: dict[str, Any], layer: CompiledLayer, max_beats: int) -> dict[str, Any]:
+    """A digital layer's scenario cut to its first whole MAC frames that fit ``max_beats``
+    input elements (at least one frame), with the outputs those frames give."""
+    frame = layer.rows * frame_members(layer)
+    outputs_per_frame = 1 if layer.is_output else layer.cols
+    beats = [s for s in scenario["steps"] if "beat" in s]
+    keep = min(max(1, max_beats // frame), len(beats) // frame)
+    return {**scenario, "steps": beats[: keep * frame], "expected": scenario["expected"][: keep * outputs_per_frame]}
+
+
 def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator: CrossbarAccumulator,
-                       n_images: int, beats_per_image: int, budget: int) -> dict[str, Any]:
+                       images: np.ndarray, budget: int) -> dict[str, Any]:
     """The first whole outputs, in hardware order, that fit ``budget`` beats (built only for the
     images they need: conv0 of the compact model has 147,456 beats per image)."""
-    needed = min(n_images, max(1, -(-budget // max(beats_per_image, 1))))
+    if layer.digital:  # the MAC engine takes the layer's input elements
+        per_image = frames_per_image(layer) * layer.rows * frame_members(layer)
+        needed = min(len(images), max(1, -(-budget // per_image)))
+        layer_input = network_input(images[:needed]) if index == 0 else trace.outputs[index - 1][:needed]
+        scenario, _ = full_layer_scenario(layer, trace.outputs[index], layer_rows(layer, layer_input), needed)
+        return truncate_frames(scenario, layer, budget)
+    per_image = layer_schedule(layer, "differential").beats
+    needed = min(len(images), max(1, -(-budget // max(per_image, 1))))
     codes = layer_codes(accumulator.reads, index)
     scenario, _ = full_layer_scenario(layer, trace.outputs[index], codes, needed)
     return truncate_scenario(scenario, budget)
@@ -83,10 +104,22 @@ def _choose_clock(timings: list[tuple[str, StaResult]], clock_mhz: float | None)
     return 1e3 / clock_mhz
 
 
+def _digital_energy_and_area(lp: LayerPpa, period_ns: float) -> None:
+    """A digital layer: its gates only, busy for the engine's cycles."""
+    lp.digital_time_s = lp.schedule.beats * period_ns * 1e-9
+    power = lp.sta.power_w["total"] if lp.sta else 0.0
+    lp.energy_j = {component: 0.0 for component in COMPONENTS} | {"digital": power * lp.digital_time_s}
+    lp.area_um2 = {component: 0.0 for component in AREA_COMPONENTS} | {
+        "digital": lp.synth.area_um2 if lp.synth else 0.0}
+
+
 def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, cost: CostModel, period_ns: float,
                      options: PpaOptions) -> None:
+    if layer.digital:
+        _digital_energy_and_area(lp, period_ns)
+        return
     s, tr = lp.schedule, lp.transient
-    assert layer.tiling is not None  # memristive layers are tiled (require_all_memristive)
+    assert layer.tiling is not None and tr is not None  # crossbar layers are tiled and read in SPICE
     scale = lp.dc_power_per_inference_w_s / tr.power_dc_w if tr.power_dc_w else 0.0
     encoding = model.hardware.geometry.encoding
     used_phys = s.row_tiles * (2 * layer.cols if encoding == "differential" else layer.cols + s.col_tiles)
@@ -114,6 +147,9 @@ def _analog(model: CompiledModel, chip: Chip, cost: CostModel, trace_energy: lis
     layers = []
     for i, layer in enumerate(model.layers):
         schedule = layer_schedule(layer, model.hardware.geometry.encoding)
+        if layer.digital:
+            layers.append(LayerPpa(schedule, None, 0.0))
+            continue
         started = time.perf_counter()
         tr = transient_read(model, chip, i, 0, 0, cost, work / layer.name / "transient")
         _say(progress, f"ppa: {layer.name}: transient read of tile (0,0) settles in {tr.read_time_s * 1e9:.2f} ns "
@@ -139,13 +175,13 @@ def _synthesize_and_time(model: CompiledModel, options: PpaOptions, build: Path,
 
 
 def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, accumulator: CrossbarAccumulator,
-                   n_images: int, options: PpaOptions, period: float, work: Path, progress: bool) -> None:
+                   images: np.ndarray, options: PpaOptions, period: float, work: Path, progress: bool) -> None:
     """Per layer: gate-level simulation of real beats (checked against golden), then power at ``period``."""
     for i, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
         assert lp.synth is not None
-        scenario = _activity_scenario(layer, i, trace, accumulator, n_images, lp.schedule.beats,
-                                      options.activity_beats)
-        sim = run_gate_level(lp.synth.netlist, lp.synth.top, options.cell_models, scenario, work / layer.name / "gates")
+        scenario = _activity_scenario(layer, i, trace, accumulator, images, options.activity_beats)
+        sim = run_gate_level(lp.synth.netlist, lp.synth.top, options.cell_models, scenario, work / layer.name / "gates",
+                             busy_inputs=layer.digital)
         (work / layer.name / "gates" / "activity.vcd").unlink(missing_ok=True)  # large; the Tcl keeps the figures
         lp.gate_beats, lp.gate_outputs_checked = sim.beats, sim.outputs_checked
         lp.sta = run_sta(lp.synth, period, work / layer.name / "synth", sim.activity, sim.cycles,
@@ -172,7 +208,9 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
         ConfigError, ToolNotFound, SimulationError, MismatchError: as the steps do.
     """
     model = load_model(build)
-    model.require_all_memristive("ppa", "the PPA flow has no energy, latency or area model yet")
+    if not options.digital:
+        model.require_all_memristive("ppa --no-digital", "that skips the only part of their cost (synthesis, timing "
+                                     "and power)")
     if options.digital:
         verify_build_rtl(build, model)
     cost = load_cost_model(options.cost_model)
@@ -188,7 +226,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     for lp, (synth, sta) in zip(layers, timed, strict=False):
         lp.synth, lp.sta = synth, sta
     if options.digital:
-        _measure_power(model, layers, trace, accumulator, len(images), options, period, work, progress)
+        _measure_power(model, layers, trace, accumulator, images, options, period, work, progress)
     for layer, lp in zip(model.layers, layers, strict=True):
         _energy_and_area(lp, layer, model, cost, period, options)
     return summarize(model, chip, cost, layers, period, len(images), options, time.perf_counter() - started)

@@ -22,6 +22,8 @@ from .vcd import NetActivity, net_activity
 PERIOD_NS = 10
 """Clock period of the simulation (ns); activity is per cycle, so it does not depend on it."""
 RESET_CYCLES = 2
+IDLE_CYCLES = 8
+"""Quiet cycles (input ready, no output) that end a run of a design busy after its last input."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,15 @@ def port_widths(netlist_text: str, top: str) -> dict[str, tuple[str, int]]:
     return ports
 
 
-def testbench(top: str, ports: dict[str, tuple[str, int]]) -> str:
+def testbench(top: str, ports: dict[str, tuple[str, int]], busy_inputs: bool = False) -> str:
     """A Verilog testbench: payload words from ``beats.txt`` (one per line), result words to ``outputs.txt``.
 
     Inputs change on the falling edge; a beat is taken on the rising edge when ``i__valid``
     and ``i__ready`` hold (both are settled 1 ns after the falling edge, as nothing changes
     until the rising edge); ``o__ready`` is always 1, so a valid result is held for exactly
-    one cycle. The register bus (if any) stays idle.
+    one cycle. The register bus (if any) stays idle. ``busy_inputs``: the design keeps working
+    after its last input (a MAC engine), so the run ends only after :data:`IDLE_CYCLES` cycles
+    with ``i__ready`` high and no output.
     """
     def decl(name: str, kind: str) -> str:
         width = ports[name][1]
@@ -68,13 +72,13 @@ def testbench(top: str, ports: dict[str, tuple[str, int]]) -> str:
     return "\n".join([
         "`timescale 1ns/10ps", "module bmcnn_gate_tb;", *regs, *wires,
         f"  reg [{ports['i__payload'][1] - 1}:0] word;",
-        "  integer fin, fout, got, beats, cycles; reg take;",
+        "  integer fin, fout, got, beats, cycles, idle; reg take;",
         f"  {top} dut({conns});",
         f"  always #{half} clk = ~clk;",
         "  initial begin",
         '    fin = $fopen("beats.txt", "r"); fout = $fopen("outputs.txt", "w");',
         '    $dumpfile("activity.vcd"); $dumpvars(1, dut);',
-        "    clk = 0; rst = 1; i__valid = 0; o__ready = 1; take = 0; beats = 0; cycles = 0;",
+        "    clk = 0; rst = 1; i__valid = 0; o__ready = 1; take = 0; beats = 0; cycles = 0; idle = 0;",
         *[f"    {n} = 0;" for n in others],
         f"    repeat ({RESET_CYCLES}) @(negedge clk);",
         "    rst = 0;",
@@ -87,7 +91,9 @@ def testbench(top: str, ports: dict[str, tuple[str, int]]) -> str:
         "      #1 take = i__valid & i__ready;",
         "      @(negedge clk); cycles = cycles + 1;",
         '      if (o__valid) $fwrite(fout, "%0d\\n", o__payload);',
-        "      if (!i__valid && !o__valid && cycles > 8 && got != 1) begin",
+        *(["      if (!i__valid && !o__valid && i__ready) idle = idle + 1; else idle = 0;",
+            f"      if (idle > {IDLE_CYCLES} && got != 1) begin"] if busy_inputs else
+          ["      if (!i__valid && !o__valid && cycles > 8 && got != 1) begin"]),
         '        $fwrite(fout, "# beats %0d cycles %0d\\n", beats, cycles); $fclose(fout); $finish;',
         "      end",
         "    end",
@@ -96,7 +102,7 @@ def testbench(top: str, ports: dict[str, tuple[str, int]]) -> str:
 
 
 def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict[str, Any],
-                   work_dir: Path) -> GateSimResult:
+                   work_dir: Path, busy_inputs: bool = False) -> GateSimResult:
     """Simulate the gate-level ``netlist`` on the beats of ``scenario`` and check its outputs.
 
     ``scenario`` is a :func:`~bmcnn_hw.cosim.scenarios.full_layer_scenario` (beats only, no
@@ -116,7 +122,7 @@ def run_gate_level(netlist: Path, top: str, cell_models: Path, scenario: dict[st
     fields = scenario["fields"]
     beats = [step["beat"] for step in scenario["steps"] if "beat" in step]
     (work_dir / "beats.txt").write_text("".join(f"{pack(fields['i'], scenario['inputs'], b)}\n" for b in beats))
-    (work_dir / "tb.v").write_text(testbench(top, ports))
+    (work_dir / "tb.v").write_text(testbench(top, ports, busy_inputs))
     compile_args = ["iverilog", "-o", "sim.vvp", "-s", "bmcnn_gate_tb", "tb.v", str(Path(netlist).resolve()),
                     str(Path(cell_models).resolve())]
     run_tool(compile_args, work_dir, work_dir / "compile.log", f"{top}: gate-level compile", timeout_s=None)

@@ -37,7 +37,8 @@ class LayerPpa:
     """Everything measured for one layer."""
 
     schedule: LayerSchedule
-    transient: TransientRead
+    transient: TransientRead | None
+    """The SPICE read of the layer's tile (0, 0); None for a digital layer."""
     dc_power_per_inference_w_s: float
     """Sum over the layer's tile reads of the DC driver power of real inputs (W x reads)."""
     synth: SynthResult | None = None
@@ -52,7 +53,8 @@ class LayerPpa:
 
 def layer_record(lp: LayerPpa) -> dict[str, Any]:
     """JSON-able record of one layer."""
-    out = {"schedule": asdict(lp.schedule), "transient": asdict(lp.transient), "energy_j": lp.energy_j,
+    out = {"schedule": asdict(lp.schedule), "transient": asdict(lp.transient) if lp.transient else None,
+           "energy_j": lp.energy_j,
            "area_um2": lp.area_um2, "analog_time_s": lp.analog_time_s, "digital_time_s": lp.digital_time_s,
            "layer_time_s": max(lp.analog_time_s, lp.digital_time_s),
            "dc_power_x_reads_w": lp.dc_power_per_inference_w_s}

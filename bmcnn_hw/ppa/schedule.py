@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..artefact import CompiledLayer
+from ..rtl.mac import layer_cycles
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,11 @@ class LayerSchedule:
     conversions: int
     """ADC conversions: one per used weight column of every tile read."""
     beats: int
-    """Codes streamed into the periphery (one per clock cycle)."""
+    """Clock cycles of the layer's digital side: one per code streamed into the periphery, or a
+    digital layer's MAC engine cycles (load, multiply-accumulate, hand on)."""
     macs: int
-    """Binary multiply-accumulates of the layer (positions x fan-in x outputs; padding excluded)."""
+    """Multiply-accumulates of the layer (positions x fan-in x outputs; padding excluded): binary
+    on a crossbar, fixed-point in a digital layer's MAC engine."""
     tias: int
     """TIAs: one per physical column of every tile (differential: two per weight column)."""
     devices: int
@@ -48,6 +51,10 @@ def positions(layer: CompiledLayer) -> int:
 
 def layer_schedule(layer: CompiledLayer, encoding: str) -> LayerSchedule:
     """The counts of ``layer`` for one inference (``encoding``: "differential" or "reference")."""
+    if layer.digital:  # no crossbar: no reads, conversions, TIAs or devices
+        return LayerSchedule(name=layer.name, positions=positions(layer), planes=layer.input_bits, row_tiles=0,
+                             col_tiles=0, reads=0, tile_reads=0, conversions=0, beats=layer_cycles(layer),
+                             macs=positions(layer) * layer.rows * layer.cols, tias=0, devices=0)
     t = layer.tiling
     assert t is not None  # memristive layers are tiled
     pos, tiles = positions(layer), t.n_row_tiles * t.n_col_tiles

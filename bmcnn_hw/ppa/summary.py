@@ -34,7 +34,7 @@ def _warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> 
     notes = []
     rail = cost.tia.supply_v / 2
     for lp in layers:
-        if not model.hardware.readout.v_swing_v and lp.transient.v_out_max_v > rail:
+        if lp.transient is not None and not model.hardware.readout.v_swing_v and lp.transient.v_out_max_v > rail:
             notes.append(f"{lp.schedule.name}: worst-case TIA output {lp.transient.v_out_max_v:.3g} V exceeds the "
                          f"+-{rail:g} V a {cost.tia.supply_v:g} V TIA can swing; this build has no rails (compile with "
                          "--v-swing and --tia-rf auto for a realisable readout)")
@@ -71,7 +71,9 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
             "layer takes max(analog time, digital time); latency sums the layers, throughput is set by the "
             "slowest layer (layers pipelined across images)",
             "the periphery takes one ADC code per clock cycle and is clock-gated when idle",
-            "ops = 2 x binary MACs of the network (padding excluded)",
+            "a digital fixed-point layer's MAC engine is busy for its cycles per image (load, multiply-accumulate, "
+            "hand on; bmcnn_hw.rtl.mac.layer_cycles) and clock-gated when idle",
+            "ops = 2 x MACs of the network: binary on the crossbars, fixed-point in MAC engines (padding excluded)",
             "row drivers: ideal ramps (plus the build's source resistance); their own area is not counted",
         ],
         "warnings": _warnings(model, cost, layers),
@@ -118,7 +120,8 @@ def format_markdown(report: dict[str, Any]) -> str:
     for name, rec in report["layers"].items():
         d = rec.get("digital", {})
         fmax = f"{d['fmax_mhz']:.1f} MHz" if d else "-"
-        lines.append(f"| {name} | {rec['schedule']['reads']:,} | {si_units(rec['transient']['read_time_s'], 's')} | "
+        read_time = si_units(rec["transient"]["read_time_s"], "s") if rec["transient"] else "- (digital)"
+        lines.append(f"| {name} | {rec['schedule']['reads']:,} | {read_time} | "
                      f"{si_units(rec['analog_time_s'], 's')} | {rec['schedule']['beats']:,} | "
                      f"{si_units(rec['digital_time_s'], 's')} | {fmax} | {d.get('cells', '-')} |")
     lines += ["", "## Sources", ""] + [f"- **{k}**: {v}" for k, v in report["sources"].items()]

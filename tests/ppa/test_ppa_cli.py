@@ -106,3 +106,80 @@ def test_ppa_refuses_rtl_of_an_older_interface_until_it_is_regenerated(build_dir
     from bmcnn_hw.ppa.flow import verify_build_rtl
 
     verify_build_rtl(copy, load_model(copy))  # regenerated and listed: accepted
+
+
+TINY_HYBRID = """
+[model]
+name = "tiny-hybrid"
+description = "fixed conv3x3x4/pool2, binary fc32, fixed fc10 (PPA test)"
+input_shape = [1, 28, 28]
+input_bits = 8
+score_format = "Q8.10"
+
+[[layers]]
+kind = "conv"
+out = 4
+kernel = 3
+pool = 2
+precision = "fixed"
+weight_format = "Q1.3"
+
+[[layers]]
+kind = "fc"
+out = 32
+
+[[layers]]
+kind = "fc"
+out = 10
+precision = "fixed"
+weight_format = "Q1.3"
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_hybrid_build(tmp_path_factory, mnist_dir):
+    """A small hybrid model (digital first and last layers), trained on 300 images and compiled."""
+    root = tmp_path_factory.mktemp("tiny-hybrid")
+    (root / "tiny.toml").write_text(TINY_HYBRID)
+    code, _, err = run_cli("train", "--model", root / "tiny.toml", "--epochs", "1", "--limit", "300",
+                           "--val-size", "0", "--out", root / "ckpt", "--data-dir", mnist_dir)
+    assert code == 0, err
+    code, _, err = run_cli("compile", root / "ckpt", "-o", root / "build", "--tile", "64x64", "--mac-lanes", "2")
+    assert code == 0, err
+    return root / "build"
+
+
+@pytest.mark.ngspice
+@pytest.mark.icarus
+@pytest.mark.slow
+def test_ppa_of_a_hybrid_build_costs_its_mac_engines(tiny_hybrid_build, mnist_dir, tmp_path):
+    """Digital layers: gates only (synthesis, gate-level activity checked against golden, STA),
+    busy for the engine's cycles; crossbar layers as before."""
+    for mark in TOOLS:
+        if mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    from bmcnn_hw.artefact import load_model
+    from bmcnn_hw.rtl.mac import layer_cycles
+
+    out = tmp_path / "ppa"
+    code, stdout, err = run_cli("ppa", tiny_hybrid_build, "-o", out, "--images", "2", "--activity-beats", "600",
+                                "--data-dir", mnist_dir)
+    assert code == 0, err
+    report = json.loads((out / "ppa.json").read_text())
+    model = load_model(tiny_hybrid_build)
+    period_s = 1e-6 / report["clock_mhz"]
+    for layer in (model.layers[0], model.layers[2]):
+        record = report["layers"][layer.name]
+        assert record["transient"] is None and record["schedule"]["reads"] == 0
+        assert record["schedule"]["beats"] == layer_cycles(layer)
+        assert record["digital_time_s"] == pytest.approx(layer_cycles(layer) * period_s)
+        assert record["digital"]["gate_level_outputs_checked"] > 0
+        assert {k for k, v in record["energy_j"].items() if v} == {"digital"}
+        assert {k for k, v in record["area_um2"].items() if v} == {"digital"}
+    assert report["layers"]["fc1"]["transient"]["read_time_s"] > 0
+    totals = report["totals"]
+    assert totals["energy_per_inference_j"] == pytest.approx(sum(totals["energy_j"].values()))
+    assert totals["ops_per_inference"] == 2 * (26 * 26 * 9 * 4 + 676 * 32 + 32 * 10)  # fixed, binary, fixed MACs
+    assert "energy per inference" in stdout
+    code, _, err = run_cli("ppa", tiny_hybrid_build, "-o", tmp_path / "n", "--no-digital")
+    assert code == 2 and "layer(s) conv0, fc2 are digital" in err
