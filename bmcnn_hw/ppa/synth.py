@@ -47,6 +47,7 @@ def yosys_script(verilog: Path, top: str, liberty: Path, netlist: Path, target_n
         "opt_clean -purge",
         "rename -hide w:*",
         "splitnets",
+        "opt_clean -purge",  # aliases of split bits would be written as assign {a, b} = ..., which OpenSTA rejects
         "rename -enumerate -pattern n_%",
         f"tee -o stat.txt stat -liberty {liberty}",
         f"write_verilog -noattr -noexpr {netlist}",
