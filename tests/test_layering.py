@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bmcnn_hw"
 TORCH_FREE = ("bmcnn_hw.golden.integer", "bmcnn_hw.golden.chip", "bmcnn_hw.golden.crossbar",
               "bmcnn_hw.golden.tile_nonlinear", "bmcnn_hw.spice.netlist", "bmcnn_hw.spice.run",
               "bmcnn_hw.spice.report", "bmcnn_hw.spice.sky130", "bmcnn_hw.tune", "bmcnn_hw.sweep",
-              "bmcnn_hw.evaluate", "bmcnn_hw.cosim.cosim", "bmcnn_hw.rtl.emit", "bmcnn_hw.checks", "bmcnn_hw.cli")
+              "bmcnn_hw.evaluate", "bmcnn_hw.cosim.cosim", "bmcnn_hw.rtl.emit", "bmcnn_hw.checks", "bmcnn_hw.cli",
+              "bmcnn_hw.programming")
 """Modules a user without torch (or a sweep worker) imports: executors, netlists, tuning, RTL."""
 
 LAYERS = (
@@ -21,11 +22,11 @@ LAYERS = (
     ("config", "data"),
     ("presets", "artefact"),
     ("golden",),
-    ("spice", "train", "compile"),
+    ("spice", "train", "compile", "programming"),
     ("rtl", "tune"),
     ("cosim",),
     ("checks",),
-    ("build", "evaluate", "sweep", "flows", "demo", "ppa"),
+    ("build", "evaluate", "sweep", "flows", "demo", "ppa", "importer"),
     ("explore",),
     ("commands", "cli", "__init__", "__main__"),
 )
