@@ -109,7 +109,6 @@ def test_ppa_refuses_rtl_of_an_older_interface_until_it_is_regenerated(build_dir
 
 
 TINY_HYBRID = """
-[model]
 name = "tiny-hybrid"
 description = "fixed conv3x3x4/pool2, binary fc32, fixed fc10 (PPA test)"
 input_shape = [1, 28, 28]
