@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--mac-lanes", type=non_negative_int, default=0, metavar="N",
                     help="multiply-accumulate units of each digital fixed-point layer's RTL engine, each on its own "
                          "output channel; must divide every digital layer's output channels. 0 (default) = one per "
-                         "output channel (fastest); fewer take proportionally more cycles")
+                         "output channel (fastest); fewer lanes take more cycles (compile prints them per image)")
     _add_device_overrides(co, "applied on top of --device")
     co.set_defaults(func=cmd.cmd_compile)
 
