@@ -355,6 +355,14 @@ def cmd_cosim(args) -> int:
     build_chip = Chip.of_build(model)
     seed = args.chip_seed if args.chip_seed is not None else build_chip.seed
     chip = Chip(model, device, seed)
+    tuning, writes = None, None
+    if args.tuning:  # checked before any file is written
+        from .tune import check_tuning_chip, load_tuning
+
+        loaded = load_tuning(args.tuning, model)
+        check_tuning_chip(args.tuning, loaded, chip)
+        tuning = loaded.offsets
+        writes = json.loads(args.tuning.read_text())["register_writes"]
     build = args.build
     if device != build_chip.params or seed != build_chip.seed:
         from .spice.netlist import write_netlists
@@ -368,12 +376,6 @@ def cmd_cosim(args) -> int:
         from .artefact import verify_netlists
 
         verify_netlists(build)
-    tuning, writes = None, None
-    if args.tuning:
-        from .tune import load_tuning
-
-        tuning = load_tuning(args.tuning, model).offsets
-        writes = json.loads(args.tuning.read_text())["register_writes"]
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=sim,
                         spice_jobs=_spice_jobs(args))
@@ -428,9 +430,11 @@ def cmd_rtl_regress(args) -> int:
                 args.chip_seed if args.chip_seed is not None else build_chip.seed)
     tuning = None
     if args.tuning:
-        from .tune import load_tuning
+        from .tune import check_tuning_chip, load_tuning
 
-        tuning = load_tuning(args.tuning, model).offsets
+        loaded = load_tuning(args.tuning, model)
+        check_tuning_chip(args.tuning, loaded, chip)
+        tuning = loaded.offsets
     elif args.calibrate:
         from .tune import calibrate
 

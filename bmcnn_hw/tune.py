@@ -86,6 +86,24 @@ def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
                              "register_writes": writes})
 
 
+def check_tuning_chip(path: Path, tuning: Tuning, chip: Chip) -> None:
+    """Refuse corrections fitted on another chip: the file records the chip it was fitted on
+    (seed, encoding, device parameters), and corrections only fit that chip's devices.
+
+    Raises:
+        ArtefactError: naming the file and every field that differs.
+    """
+    fitted = tuning.meta.get("chip")
+    current = json.loads(json.dumps(chip.describe()))
+    if not isinstance(fitted, dict):
+        raise ArtefactError(f"{path}: records no chip; refit it with `bmcnn-hw tune` for this chip")
+    differ = [f"{key} {fitted.get(key)!r} (this chip: {current.get(key)!r})"
+              for key in sorted(set(fitted) | set(current)) if fitted.get(key) != current.get(key)]
+    if differ:
+        raise ArtefactError(f"{path}: fitted on another chip: " + "; ".join(differ)
+                            + " - fit this chip with `bmcnn-hw tune` (same --chip-seed and device options)")
+
+
 def load_tuning(path: Path, model: CompiledModel) -> Tuning:
     """Read a tuning file for ``model``.
 

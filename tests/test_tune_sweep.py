@@ -14,7 +14,8 @@ from bmcnn_hw.golden.crossbar import physics_predictions
 from bmcnn_hw.golden.integer import run_integer
 from bmcnn_hw.golden.layers import layer_output
 from bmcnn_hw.sweep import run_sweep, write_sweep
-from bmcnn_hw.tune import calibrate, load_tuning, save_tuning
+from bmcnn_hw.tune import calibrate, check_tuning_chip, load_tuning, save_tuning
+from tests.test_cli import run_cli
 
 
 def _accuracy(model, chip, test, offsets=None):
@@ -57,6 +58,24 @@ def test_tuning_file_round_trip_and_register_writes(compiled, mnist_train, tmp_p
     with pytest.raises(ArtefactError, match=r"tune_offset has layers \['conv0', 'conv1'\], this build has "
                                             r"\['conv0', 'fc1', 'fc2'\]: a tuning file of another build"):
         load_tuning(tmp_path / "other.json", compiled)
+
+
+def test_a_tuning_file_of_another_chip_is_refused(compiled, build_dir, mnist_dir, mnist_train, tmp_path):
+    """Corrections fit one chip's devices: another seed or spread is named, field by field."""
+    chip = Chip(compiled, DeviceParams(sigma_on_rel=0.2, sigma_off_rel=0.2), 3)
+    tuning = calibrate(compiled, chip, mnist_train.images[:32])
+    save_tuning(tmp_path / "t.json", compiled, tuning)
+    loaded = load_tuning(tmp_path / "t.json", compiled)
+    check_tuning_chip(tmp_path / "t.json", loaded, chip)  # its own chip: accepted
+    with pytest.raises(ArtefactError, match=r"t\.json: fitted on another chip: seed 3 \(this chip: 4\)"):
+        check_tuning_chip(tmp_path / "t.json", loaded, Chip(compiled, chip.params, 4))
+    other = Chip(compiled, DeviceParams(sigma_on_rel=0.1, sigma_off_rel=0.2), 3)
+    with pytest.raises(ArtefactError, match=r"sigma_on_rel 0\.2 \(this chip: 0\.1\)"):
+        check_tuning_chip(tmp_path / "t.json", loaded, other)
+    code, _, err = run_cli("cosim", build_dir, "--chip-seed", "5", "--sigma-on", "0.2", "--sigma-off", "0.2",
+                           "--tuning", tmp_path / "t.json", "--data-dir", mnist_dir, "--out", tmp_path / "cs")
+    assert code == 2 and "fitted on another chip: seed 3 (this chip: 5)" in err
+    assert not (tmp_path / "cs").exists()  # refused before the chip's netlists are written
 
 
 def test_tuning_offsets_add_to_the_accumulator_before_the_output_stage(compiled, mnist_test):
