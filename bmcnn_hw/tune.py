@@ -79,8 +79,6 @@ def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
     layers, writes = {}, {}
     for layer, offsets in zip(model.layers, tuning.offsets, strict=True):
         layers[layer.name] = [int(v) for v in offsets]
-        if layer.digital:  # an exact MAC: its corrections are 0, the tune_offset reset values
-            continue
         writes[f"periphery_{layer.name}"] = [list(w) for w in tune_offset_writes(layer, offsets)]
     write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
                              "register_writes": writes})
