@@ -15,13 +15,18 @@ TOOLS = [needs("yosys"), needs("sta"), needs("iverilog"), needs("ngspice"),
          pytest.mark.skipif(not DEFAULT_LIBERTY.is_file(), reason="qflow-tech-osu018 not installed")]
 
 
+def _require_tools() -> None:
+    """Skip unless Yosys, OpenSTA, Icarus, ngspice and the OSU cells are all installed."""
+    for mark in TOOLS:
+        if mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+
+
 @pytest.mark.ngspice
 @pytest.mark.icarus
 @pytest.mark.slow
 def test_ppa_writes_the_breakdown_with_sources(build_dir, mnist_dir, tmp_path):
-    for mark in TOOLS:
-        if mark.args[0]:
-            pytest.skip(mark.kwargs["reason"])
+    _require_tools()
     out = tmp_path / "ppa"
     code, stdout, err = run_cli("ppa", build_dir, "-o", out, "--images", "2", "--activity-beats", "1500",
                                 "--data-dir", mnist_dir)
@@ -60,9 +65,7 @@ def test_ppa_bad_input_is_one_line(build_dir, tmp_path, args, message):
 
 
 def test_ppa_refuses_a_clock_the_design_cannot_meet(build_dir, mnist_dir, tmp_path):
-    for mark in TOOLS:
-        if mark.args[0]:
-            pytest.skip(mark.kwargs["reason"])
+    _require_tools()
     code, _, err = run_cli("ppa", build_dir, "-o", tmp_path / "p", "--images", "1", "--clock-mhz", "5000",
                            "--data-dir", mnist_dir)
     assert code == 2 and "fails timing (slack -" in err and "Traceback" not in err
@@ -154,9 +157,7 @@ def tiny_hybrid_build(tmp_path_factory, mnist_dir):
 def test_ppa_of_a_hybrid_build_costs_its_mac_engines(tiny_hybrid_build, mnist_dir, tmp_path):
     """Digital layers: gates only (synthesis, gate-level activity checked against golden, STA),
     busy for the engine's cycles; crossbar layers as before."""
-    for mark in TOOLS:
-        if mark.args[0]:
-            pytest.skip(mark.kwargs["reason"])
+    _require_tools()
     from bmcnn_hw.artefact import load_model
     from bmcnn_hw.rtl.mac import layer_cycles
 
