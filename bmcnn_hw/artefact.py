@@ -95,6 +95,11 @@ class CompiledLayer:
         return int(self.weight.shape[1])
 
     @property
+    def conv_hw(self) -> tuple[int, int]:
+        """(H, W) of a conv layer's output positions before pooling (valid convolution)."""
+        return self.in_shape[1] - self.kernel + 1, self.in_shape[2] - self.kernel + 1
+
+    @property
     def is_output(self) -> bool:
         """True for the score layer."""
         return self.score_scale is not None

@@ -57,7 +57,7 @@ def beat_payloads(layer: CompiledLayer, codes: dict[tuple[int, int], np.ndarray]
     b, m, cols = stacked.shape
     beat = np.arange(b)
     if layer.kind == "conv" and not layer.is_output:
-        h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+        h, w = layer.conv_hw
         p = layer.pool
         n = m // (h * w)
         # position m = n*h*w + (py*p + dy)*w + px*p + dx -> order (n, py, px, channel, dy, dx, beat)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..artefact import CompiledLayer
 from ..rtl.layer import layer_stream_fields
-from ..rtl.mac import frame_members, layer_cycles
+from ..rtl.mac import frame_elements, frames_per_image, layer_cycles
 from ..rtl.periphery import bipolar_offsets, layer_registers, periphery_code_bits
 from ..rtl.streams import activation_layout, layout_fields, score_layout
 
@@ -189,7 +189,7 @@ def _top_outputs(layer: CompiledLayer) -> list[str]:
 
 def _window_beats(layer: CompiledLayer, codes: dict, n: int, ch: int, py: int, px: int) -> list[dict]:
     """The beats of one pool window (its members in turn; the last closes the window)."""
-    h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+    h, w = layer.conv_hw
     p = layer.pool
     members = [(dy, dx) for dy in range(p) for dx in range(p)]
     steps: list[dict] = []
@@ -223,11 +223,11 @@ def mac_frames(layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:
     n, positions, fan_in = rows.shape
     if layer.kind != "conv":
         return rows.reshape(n, positions, fan_in)
-    h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+    h, w = layer.conv_hw
     p = layer.pool
     # position (py*p + dy)*w + px*p + dx -> order (n, py, px, dy, dx, row)
     windows = rows.reshape(n, h // p, p, w // p, p, fan_in).transpose(0, 1, 3, 2, 4, 5)
-    return windows.reshape(n, (h // p) * (w // p), frame_members(layer) * fan_in)
+    return windows.reshape(n, (h // p) * (w // p), frame_elements(layer))
 
 
 def _frame_beats(frame: np.ndarray) -> list[dict]:
@@ -236,16 +236,18 @@ def _frame_beats(frame: np.ndarray) -> list[dict]:
     return [{"beat": [int(v), int(k == end)]} for k, v in enumerate(frame)]
 
 
-def _frame_outputs(layer: CompiledLayer, output: np.ndarray, n: int, frame: int) -> list[list[int]]:
-    """The layer top's outputs for frame ``frame`` of image ``n``: each channel's pooled bit, or
-    the image's prediction."""
+def _frame_outputs(layer: CompiledLayer, output: np.ndarray, n: int,
+                   frame: int) -> list[tuple[tuple[int, ...], list[int]]]:
+    """(where it lands, expected values) of each layer-top output of frame ``frame`` (a pooled
+    position in raster order) of image ``n``: each channel's bit at (image, channel, y, x) for
+    conv or (image, channel) for fc; the prediction at (image,) for the output layer."""
     if layer.is_output:
         best = int(np.argmax(output[n]))
-        return [[best, int(output[n, best])]]
+        return [((n,), [best, int(output[n, best])])]
     if layer.kind == "conv":
-        wp = (layer.in_shape[2] - layer.kernel + 1) // layer.pool
-        return [[ch, int(output[n, ch, frame // wp, frame % wp])] for ch in range(layer.cols)]
-    return [[ch, int(output[n, ch])] for ch in range(layer.cols)]
+        py, px = divmod(frame, output.shape[3])
+        return [((n, ch, py, px), [ch, int(output[n, ch, py, px])]) for ch in range(layer.cols)]
+    return [((n, ch), [ch, int(output[n, ch])]) for ch in range(layer.cols)]
 
 
 def _digital_top_scenario(layer: CompiledLayer, rows: np.ndarray, output: np.ndarray, n_images: int, picks: int,
@@ -257,7 +259,7 @@ def _digital_top_scenario(layer: CompiledLayer, rows: np.ndarray, output: np.nda
     for _ in range(picks):
         n, f = int(rng.integers(n_images)), int(rng.integers(frames.shape[1]))
         steps += _frame_beats(frames[n, f])
-        expected += _frame_outputs(layer, output, n, f)
+        expected += [values for _, values in _frame_outputs(layer, output, n, f)]
     return _top_scenario(layer, steps, expected, 0.1, 0.3, seed)
 
 
@@ -282,7 +284,7 @@ def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.n
             best = int(np.argmax(output[n]))
             expected.append([best, int(output[n, best])])
     elif layer.kind == "conv":
-        h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+        h, w = layer.conv_hw
         for _ in range(picks):
             n, ch = int(rng.integers(n_images)), int(rng.integers(layer.cols))
             py, px = int(rng.integers(h // layer.pool)), int(rng.integers(w // layer.pool))
@@ -297,26 +299,11 @@ def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.n
 
 
 def _output_order(layer: CompiledLayer, output: np.ndarray, n_images: int) -> tuple[list, list]:
-    """Every output of a layer top in hardware order, and where each lands: (image, channel,
-    y, x) for conv, (image, channel) for fc, (image,) for the output layer's prediction."""
-    expected: list[list[int]] = []
-    where: list[tuple[int, ...]] = []
-    for n in range(n_images):
-        if layer.is_output:
-            best = int(np.argmax(output[n]))
-            expected.append([best, int(output[n, best])])
-            where.append((n,))
-        elif layer.kind == "conv":
-            for py in range(output.shape[2]):
-                for px in range(output.shape[3]):
-                    for ch in range(layer.cols):
-                        expected.append([ch, int(output[n, ch, py, px])])
-                        where.append((n, ch, py, px))
-        else:
-            for ch in range(layer.cols):
-                expected.append([ch, int(output[n, ch])])
-                where.append((n, ch))
-    return expected, where
+    """Every output of a layer top in hardware order (frame by frame, :func:`_frame_outputs`),
+    and where each lands."""
+    pairs = [pair for n in range(n_images) for frame in range(frames_per_image(layer))
+             for pair in _frame_outputs(layer, output, n, frame)]
+    return [values for _, values in pairs], [where for where, _ in pairs]
 
 
 def _crossbar_steps(layer: CompiledLayer, codes: dict, n_images: int) -> list[dict]:
@@ -326,7 +313,7 @@ def _crossbar_steps(layer: CompiledLayer, codes: dict, n_images: int) -> list[di
         if layer.is_output:
             steps += _image_beats(layer, codes, n)
         elif layer.kind == "conv":
-            h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+            h, w = layer.conv_hw
             for py in range(h // layer.pool):
                 for px in range(w // layer.pool):
                     for ch in range(layer.cols):
@@ -348,7 +335,8 @@ def full_layer_scenario(layer: CompiledLayer, output: np.ndarray, stimulus, n_im
     """
     steps: list[dict] = [{"write": [int(a), int(v)]} for a, v in register_writes]
     if layer.digital:
-        for frame in mac_frames(layer, stimulus[:n_images]).reshape(-1, stimulus.shape[2] * frame_members(layer)):
+        frames = mac_frames(layer, stimulus[:n_images])
+        for frame in frames.reshape(-1, frames.shape[2]):
             steps += _frame_beats(frame)
     else:
         steps += _crossbar_steps(layer, stimulus, n_images)

@@ -91,7 +91,7 @@ def layer_output(layer: CompiledLayer, acc: np.ndarray) -> np.ndarray:
     if layer.kind == "fc":
         return bits.reshape(n, -1)
     c = layer.cols
-    h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+    h, w = layer.conv_hw
     bits = bits.reshape(n, h, w, c).transpose(0, 3, 1, 2)  # (N, C, H, W)
     p = layer.pool
     if p > 1:

@@ -27,7 +27,7 @@ from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
 from ..golden.layers import layer_rows, network_input
 from ..rtl.emit import check_interface_version, top_name
-from ..rtl.mac import frame_members, frames_per_image
+from ..rtl.mac import frame_elements, frames_per_image
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
 from .records import COMPONENTS, LayerPpa, PpaOptions
@@ -60,7 +60,7 @@ def truncate_scenario(scenario: dict[str, Any], max_beats: int) -> dict[str, Any
 def truncate_frames(scenario: dict[str, Any], layer: CompiledLayer, max_beats: int) -> dict[str, Any]:
     """A digital layer's scenario cut to its first whole MAC frames that fit ``max_beats``
     input elements (at least one frame), with the outputs those frames give."""
-    frame = layer.rows * frame_members(layer)
+    frame = frame_elements(layer)
     outputs_per_frame = 1 if layer.is_output else layer.cols
     beats = [s for s in scenario["steps"] if "beat" in s]
     keep = min(max(1, max_beats // frame), len(beats) // frame)
@@ -68,17 +68,17 @@ def truncate_frames(scenario: dict[str, Any], layer: CompiledLayer, max_beats: i
 
 
 def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator: CrossbarAccumulator,
-                       images: np.ndarray, budget: int) -> dict[str, Any]:
+                       images: np.ndarray, beats_per_image: int, budget: int) -> dict[str, Any]:
     """The first whole outputs, in hardware order, that fit ``budget`` beats (built only for the
-    images they need: conv0 of the compact model has 147,456 beats per image)."""
+    images they need: conv0 of the compact model has 147,456 beats per image). A digital
+    layer's beats are its input elements, ``beats_per_image`` those of a crossbar layer."""
     if layer.digital:  # the MAC engine takes the layer's input elements
-        per_image = frames_per_image(layer) * layer.rows * frame_members(layer)
+        per_image = frames_per_image(layer) * frame_elements(layer)
         needed = min(len(images), max(1, -(-budget // per_image)))
         layer_input = network_input(images[:needed]) if index == 0 else trace.outputs[index - 1][:needed]
         scenario, _ = full_layer_scenario(layer, trace.outputs[index], layer_rows(layer, layer_input), needed)
         return truncate_frames(scenario, layer, budget)
-    per_image = layer_schedule(layer, "differential").beats
-    needed = min(len(images), max(1, -(-budget // max(per_image, 1))))
+    needed = min(len(images), max(1, -(-budget // max(beats_per_image, 1))))
     codes = layer_codes(accumulator.reads, index)
     scenario, _ = full_layer_scenario(layer, trace.outputs[index], codes, needed)
     return truncate_scenario(scenario, budget)
@@ -179,7 +179,8 @@ def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, acc
     """Per layer: gate-level simulation of real beats (checked against golden), then power at ``period``."""
     for i, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
         assert lp.synth is not None
-        scenario = _activity_scenario(layer, i, trace, accumulator, images, options.activity_beats)
+        scenario = _activity_scenario(layer, i, trace, accumulator, images, lp.schedule.beats,
+                                      options.activity_beats)
         sim = run_gate_level(lp.synth.netlist, lp.synth.top, options.cell_models, scenario, work / layer.name / "gates",
                              busy_inputs=layer.digital)
         (work / layer.name / "gates" / "activity.vcd").unlink(missing_ok=True)  # large; the Tcl keeps the figures

@@ -46,7 +46,8 @@ def positions(layer: CompiledLayer) -> int:
     """Output positions of a layer before pooling."""
     if layer.kind != "conv":
         return 1
-    return int((layer.in_shape[1] - layer.kernel + 1) * (layer.in_shape[2] - layer.kernel + 1))
+    h, w = layer.conv_hw
+    return h * w
 
 
 def layer_schedule(layer: CompiledLayer, encoding: str) -> LayerSchedule:

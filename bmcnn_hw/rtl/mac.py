@@ -41,11 +41,16 @@ def frame_members(layer: CompiledLayer) -> int:
     return layer.pool * layer.pool if layer.kind == "conv" else 1
 
 
+def frame_elements(layer: CompiledLayer) -> int:
+    """Input elements of one frame: members x fan-in."""
+    return frame_members(layer) * layer.rows
+
+
 def frames_per_image(layer: CompiledLayer) -> int:
     """Frames of one image: pooled positions of a conv layer, 1 for fc."""
     if layer.kind != "conv":
         return 1
-    h, w = layer.in_shape[1] - layer.kernel + 1, layer.in_shape[2] - layer.kernel + 1
+    h, w = layer.conv_hw
     return (h // layer.pool) * (w // layer.pool)
 
 
@@ -121,6 +126,11 @@ class MacEngine(wiring.Component):
         })
 
     @property
+    def frame(self) -> int:
+        """Input elements of one frame (members x rows)."""
+        return self.members * self.rows
+
+    @property
     def groups(self) -> int:
         """Channel groups, one pass over the frame each."""
         return self.channels // self.lanes
@@ -138,7 +148,7 @@ class MacEngine(wiring.Component):
     def elaborate(self, platform):
         """Input buffer, weight ROM, lane accumulators, result registers and the load/MAC/hand-on FSM."""
         m = Module()
-        frame, lanes, members, width = self.members * self.rows, self.lanes, self.members, self.acc_width
+        frame, lanes, members, width = self.frame, self.lanes, self.members, self.acc_width
         m.submodules.inputs = buffer = Memory(shape=unsigned(self.input_bits), depth=frame, init=[])
         m.submodules.weights = rom = Memory(shape=unsigned(lanes * self.weight_bits),
                                             depth=self.groups * self.rows, init=self.rom_words())
@@ -192,7 +202,7 @@ class MacEngine(wiring.Component):
     def _next_reads(self, m: Module, state: Signal, element, row_weights, xaddr, row, group, wbase) -> None:
         """Addresses of the registered reads: the input element and weight row of the next MAC
         cycle (element 0 and the group's row 0 while loading or handing on)."""
-        frame = self.members * self.rows
+        frame = self.frame
         mac, next_row = state == MAC, Mux(row == self.rows - 1, 0, row + 1)
         next_base = Mux(group == self.groups - 1, 0, wbase + self.rows)
         m.d.comb += [element.addr.eq(Mux(mac & (xaddr != frame - 1), xaddr + 1, 0)),
@@ -204,7 +214,7 @@ class MacEngine(wiring.Component):
         The combinational outputs are plain assignments outside the state switch: Verilog
         ``always @*`` blocks that Icarus evaluates before the registers' initial values would
         keep the write address unknown until ``count`` first changes."""
-        accept, full = Signal(), count == self.members * self.rows - 1
+        accept, full = Signal(), count == self.frame - 1
         m.d.comb += [self.i.ready.eq((state == LOAD) & ~ResetSignal()), accept.eq(self.i.valid & self.i.ready),
                      store.addr.eq(count), store.data.eq(self.i.payload.value), store.en.eq(accept),
                      self.error.eq(accept & (self.i.payload.last ^ full))]
