@@ -26,7 +26,7 @@ demo: system-deps $(STAMP)
 	$(BIN)/bmcnn-hw demo $(DATA_FROM)
 
 test: system-deps $(STAMP)
-	$(BIN)/ruff check bmcnn_hw tests bench scripts
+	$(BIN)/ruff check bmcnn_hw tests bench scripts examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -314,14 +314,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(rr)
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 
-    im = sub.add_parser("import", help="a network trained elsewhere -> a checkpoint directory `compile` accepts")
-    im.add_argument("weights", type=Path, metavar="STATE_DICT.pt",
-                    help="PyTorch state_dict saved with torch.save (keys and shapes of bmcnn-hw's BMCNN for --arch: "
-                         "weights.<i>, norms.<i>.weight/bias/running_mean/running_var, head.scale/bias)")
-    im.add_argument("--arch", required=True, metavar="NAME|FILE",
-                    help="architecture: a shipped model name (see `bmcnn-hw models`) or a model .toml file")
+    im = sub.add_parser("import", help="a network trained elsewhere ((Q)ONNX or a PyTorch state_dict) -> a "
+                                       "checkpoint directory `compile` accepts",
+                        description="MODEL.onnx: a binarized QONNX graph (as Brevitas exports it: Quant, BipolarQuant, "
+                                    "Conv, Gemm/MatMul, BatchNormalization, MaxPool, Reshape/Flatten) or plain ONNX "
+                                    "with Sign on binary weights; thresholds and scores are read off the source "
+                                    "graph's own nodes, executed by qonnx on every reachable accumulator. "
+                                    "STATE_DICT.pt: the tensors of bmcnn-hw's BMCNN for --arch.")
+    im.add_argument("weights", type=Path, metavar="MODEL",
+                    help="MODEL.onnx ((Q)ONNX graph), or STATE_DICT.pt saved with torch.save (keys and shapes of "
+                         "bmcnn-hw's BMCNN for --arch: weights.<i>, norms.<i>.weight/bias/running_mean/running_var, "
+                         "head.scale/bias)")
+    im.add_argument("--arch", metavar="NAME|FILE",
+                    help="state_dict only: a shipped model name (see `bmcnn-hw models`) or a model .toml file")
     im.add_argument("-o", "--out", type=Path, required=True, metavar="CKPT_DIR", help="checkpoint directory to write")
     im.add_argument("--force", action="store_true", help="overwrite a checkpoint already in CKPT_DIR")
+    im.add_argument("--input-scale", type=positive_float, metavar="S",
+                    help="ONNX only, for a graph without an input quantizer: its input is pixel * S "
+                         "(default 1/256, the UQ0.8 pixels bmcnn-hw feeds)")
+    im.add_argument("--name", help="ONNX only: model name (default imported-<file name>)")
+    im.add_argument("--verify", type=non_negative_int, default=0, metavar="N",
+                    help="ONNX only: run the source graph (qonnx) and the imported model on the first N MNIST test "
+                         "images and report how many classes and scores agree (default 0: skip)")
+    _add_data_dir(im)
     im.set_defaults(func=cmd.cmd_import)
 
     ex = sub.add_parser("export", help="write a build's programming map: one CSV row per physical device")

@@ -387,16 +387,43 @@ def cmd_cosim(args) -> int:
 
 def cmd_import(args) -> int:
     from .errors import ConfigError
-    from .importer import import_state_dict
 
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a directory")
     if not args.force and (args.out / "model.pt").is_file():
         raise ConfigError(f"--out {args.out}: holds a checkpoint (model.pt); pass --force to overwrite it")
+    if args.weights.suffix.lower() == ".onnx":
+        return _import_onnx(args)
+    if args.input_scale is not None or args.verify or args.name:
+        raise ConfigError("--input-scale, --verify and --name are for ONNX models (MODEL.onnx)")
+    if not args.arch:
+        raise ConfigError(f"{args.weights}: a state_dict needs --arch NAME|FILE.toml (its architecture)")
+    from .importer import import_state_dict
+
     model = import_state_dict(args.weights, args.arch, args.out)
     layers = ", ".join(f"{spec.kind} {spec.precision}" for spec in model.config.layers)
     print(f"{model.config.name} ({layers}) imported from {args.weights}; checkpoint written to {args.out} "
           f"(next: `bmcnn-hw compile {args.out} -o BUILD_DIR`)")
+    return 0
+
+
+def _import_onnx(args) -> int:
+    from .errors import ConfigError
+    from .onnx_import import describe, import_onnx
+
+    if args.arch:
+        raise ConfigError(f"--arch is for state_dict files; {args.weights} carries its architecture in the graph")
+    images = None
+    if args.verify:
+        from .data.mnist import load_mnist
+
+        images = load_mnist(_data_dir(args), "test").head(args.verify).images
+    model, report = import_onnx(args.weights, args.out, input_scale=args.input_scale, name=args.name,
+                                verify_images=images)
+    print(f"{model.config.name} ({model.config.description}) imported from {args.weights}")
+    for line in describe(report):
+        print(f"  {line}")
+    print(f"checkpoint written to {args.out} (next: `bmcnn-hw compile {args.out} -o BUILD_DIR`)")
     return 0
 
 

@@ -37,9 +37,9 @@ class LayerNodes:
     """One layer of the source graph: its linear node, weights and the nodes after it."""
 
     linear: Any
-    weight: np.ndarray
+    weight: np.ndarray[Any, Any]
     """float weights, (out, in, k, k) for Conv, (out, in) for Gemm/MatMul."""
-    chain: list = field(default_factory=list)
+    chain: list[Any] = field(default_factory=list)
     """Elementwise nodes between the linear node and the activation (or the output)."""
     activation: Any = None
     pool: int = 1
@@ -55,7 +55,7 @@ class GraphPlan:
     folded: Any
     """Cleaned-up ModelWrapper with constant sub-graphs folded (weights as initializers)."""
     input_quant: Any
-    input_shape: tuple
+    input_shape: tuple[int, ...]
     layers: list[LayerNodes]
 
 
@@ -70,12 +70,12 @@ def require_qonnx() -> None:
                            "pip install -e '.[onnx]'") from None
 
 
-def node_label(node) -> str:
+def node_label(node: Any) -> str:
     """``'Conv_0' (Conv)``: how messages name a node."""
     return f"node {node.name!r} ({node.op_type})"
 
 
-def load_graph(path: Path):
+def load_graph(path: Path) -> Any:
     """The cleaned-up ``ModelWrapper`` of ONNX file ``path`` (weight quantizers kept).
 
     Raises:
@@ -91,11 +91,18 @@ def load_graph(path: Path):
     if not path.is_file():
         raise DataError(f"{path}: not found")
     try:
-        proto = onnx.load(str(path))
+        proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError and others  # noqa: BLE001
         raise DataError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
     if not proto.graph.node:
         raise DataError(f"{path}: not an ONNX model (no graph nodes)")
+    for name in external_data_files(proto):
+        if not (path.parent / name).is_file():
+            raise DataError(f"{path}: its weights are in the external data file {name!r}, which is missing "
+                            "(keep it beside the .onnx file)")
+    from onnx.external_data_helper import load_external_data_for_model
+
+    load_external_data_for_model(proto, str(path.parent))
     _check_opset(proto, path)
     if len(proto.graph.input) - len(proto.graph.initializer) > 1 or len(proto.graph.output) != 1:
         raise ConfigError(f"{path}: the graph must have one data input and one output (class scores)")
@@ -108,14 +115,38 @@ def load_graph(path: Path):
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
-def _check_opset(proto, path: Path) -> None:
+def external_data_files(proto: Any) -> list[str]:
+    """The external data files (relative paths) an ONNX model's initializers point to."""
+    from onnx import TensorProto
+
+    files: set[str] = set()
+    for tensor in proto.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            files.update(entry.value for entry in tensor.external_data if entry.key == "location")
+    return sorted(files)
+
+
+def source_hashes(path: Path) -> dict[str, str]:
+    """SHA-256 of an ONNX file and of each external data file it points to."""
+    import onnx
+
+    from .io_utils import sha256_file
+
+    path = Path(path)
+    hashes = {path.name: sha256_file(path)}
+    for name in external_data_files(onnx.load(str(path), load_external_data=False)):
+        hashes[name] = sha256_file(path.parent / name)
+    return hashes
+
+
+def _check_opset(proto: Any, path: Path) -> None:
     for entry in proto.opset_import:
         if entry.domain in ("", "ai.onnx") and not OPSET_RANGE[0] <= entry.version <= OPSET_RANGE[1]:
             raise ConfigError(f"{path}: ONNX opset {entry.version} is not supported "
                               f"(the importer knows opsets {OPSET_RANGE[0]} to {OPSET_RANGE[1]})")
 
 
-def fold_constants(model):
+def fold_constants(model: Any) -> Any:
     """A copy of ``model`` with every constant sub-graph (weight quantizers included) folded."""
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.infer_shapes import InferShapes
@@ -125,7 +156,7 @@ def fold_constants(model):
         return model.transform(FoldConstants(exclude_op_types=[])).transform(InferShapes())
 
 
-def walk_graph(model, path: Path) -> GraphPlan:
+def walk_graph(model: Any, path: Path) -> GraphPlan:
     """Split the graph into layers (see the module doc).
 
     Raises:
@@ -152,11 +183,11 @@ def walk_graph(model, path: Path) -> GraphPlan:
     return GraphPlan(model, folded, input_quant, input_shape, layers)
 
 
-def _consumers(model, tensor: str) -> list:
+def _consumers(model: Any, tensor: str) -> list[Any]:
     return [n for n in model.graph.node if tensor in n.input]
 
 
-def _only_consumer(model, tensor: str):
+def _only_consumer(model: Any, tensor: str) -> Any:
     consumers = _consumers(model, tensor)
     if len(consumers) > 1:
         names = ", ".join(node_label(n) for n in consumers)
@@ -164,7 +195,7 @@ def _only_consumer(model, tensor: str):
     return consumers[0] if consumers else None
 
 
-def _next(model, tensor: str, output: str, path: Path):
+def _next(model: Any, tensor: str, output: str, path: Path) -> tuple[Any, str]:
     """The node consuming ``tensor`` (skipping pass-through ops); None at the graph output."""
     while True:
         if tensor == output:
@@ -177,7 +208,7 @@ def _next(model, tensor: str, output: str, path: Path):
         tensor = node.output[0]
 
 
-def _walk_layer(model, tensor: str, output: str, path: Path) -> tuple[LayerNodes, str]:
+def _walk_layer(model: Any, tensor: str, output: str, path: Path) -> tuple[LayerNodes, str]:
     node, tensor = _next(model, tensor, output, path)
     while node is not None and node.op_type in ("Flatten", "Reshape"):
         _check_flatten(model, node)
@@ -192,6 +223,9 @@ def _walk_layer(model, tensor: str, output: str, path: Path) -> tuple[LayerNodes
         node, tensor = _next(model, tensor, output, path)
         if node is None or node.op_type in ACTIVATION_OPS:
             break
+        if node.op_type in ("MaxPool", "AveragePool"):
+            raise ConfigError(f"{path}: {node_label(node)} pools before the activation; bmcnn-hw pools the binary "
+                              "activations (put the pool after the activation quantizer)")
         if node.op_type not in ELEMENTWISE_OPS:
             raise ConfigError(f"{path}: {node_label(node)} after {node_label(layer.linear)} cannot be mapped "
                               f"(between a layer and its activation the importer takes {', '.join(ELEMENTWISE_OPS)})")
@@ -210,7 +244,7 @@ def _walk_layer(model, tensor: str, output: str, path: Path) -> tuple[LayerNodes
     return layer, tensor
 
 
-def linear_weight(model, node) -> np.ndarray:
+def linear_weight(model: Any, node: Any) -> np.ndarray[Any, Any]:
     """The float weight of a Conv / Gemm / MatMul node, as (out, in, k, k) or (out, in).
 
     Raises:
@@ -218,7 +252,7 @@ def linear_weight(model, node) -> np.ndarray:
     """
     from qonnx.util.basic import get_by_name
 
-    def attr(name: str, default):
+    def attr(name: str, default: Any) -> Any:
         found = get_by_name(node.attribute, name)
         if found is None:
             return default
@@ -250,7 +284,7 @@ def linear_weight(model, node) -> np.ndarray:
     return weight.T
 
 
-def linear_bias(model, node) -> np.ndarray | None:
+def linear_bias(model: Any, node: Any) -> np.ndarray[Any, Any] | None:
     """A Gemm's constant bias C per output (None when it has none)."""
     if node.op_type != "Gemm" or len(node.input) < 3 or not node.input[2]:
         return None
@@ -260,14 +294,14 @@ def linear_bias(model, node) -> np.ndarray | None:
     return np.asarray(bias, dtype=np.float64).reshape(-1)
 
 
-def _check_constant_operands(model, node) -> None:
+def _check_constant_operands(model: Any, node: Any) -> None:
     for name in node.input[1:]:
         if name and model.get_initializer(name) is None:
             raise ConfigError(f"{node_label(node)}: operand {name!r} is not a constant (only constant scales, "
                               "offsets and batch-norm parameters can be folded)")
 
 
-def _check_flatten(model, node) -> None:
+def _check_flatten(model: Any, node: Any) -> None:
     shape_in = model.get_tensor_shape(node.input[0]) or []
     shape_out = model.get_tensor_shape(node.output[0]) or []
     if len(shape_out) != 2 or int(np.prod(shape_in[1:])) != shape_out[1]:
@@ -275,7 +309,7 @@ def _check_flatten(model, node) -> None:
                           "(N, C, H, W) -> (N, C*H*W) is supported")
 
 
-def _pool_size(model, node, layer: LayerNodes) -> int:
+def _pool_size(model: Any, node: Any, layer: LayerNodes) -> int:
     from qonnx.util.basic import get_by_name
 
     def ints(name: str) -> list[int]:
@@ -298,14 +332,15 @@ def _pool_size(model, node, layer: LayerNodes) -> int:
     return kernel[0]
 
 
-def execute_source(model, inputs: np.ndarray, batch: int = 500) -> np.ndarray:
+def execute_source(model: Any, inputs: np.ndarray[Any, Any], batch: int = 500) -> np.ndarray[Any, Any]:
     """Outputs of the cleaned-up source graph for float ``inputs`` (N, C, H, W), executed by qonnx
     (custom quantizer ops in Python, standard ops by onnxruntime), ``batch`` images at a time."""
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
-    outputs, resized = [], {}
+    outputs: list[np.ndarray[Any, Any]] = []
+    resized: dict[int, Any] = {}
     for start in range(0, len(inputs), batch):
         chunk = inputs[start:start + batch].astype(np.float32)
         if len(chunk) not in resized:

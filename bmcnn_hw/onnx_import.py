@@ -30,10 +30,9 @@ such points (a batch-norm output of exactly 0) are driven as ``hi`` and counted 
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,8 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .io_utils import sha256_file
-from .onnx_graph import GraphPlan, LayerNodes, linear_bias, load_graph, node_label, walk_graph
-from .train.architecture import LayerSpec, ModelConfig
+from .onnx_graph import GraphPlan, LayerNodes, linear_bias, load_graph, node_label, source_hashes, walk_graph
+from .train.architecture import LayerKind, LayerSpec, ModelConfig
 from .train.checkpoint import save_checkpoint
 from .train.model import BMCNN
 
@@ -87,7 +85,7 @@ def binary_signs(layer: LayerNodes) -> tuple[np.ndarray, np.ndarray]:
     return np.where(weight > 0, 1.0, -1.0).astype(np.float32), scale
 
 
-def _chain_model(plan: GraphPlan, layer: LayerNodes, channels: int, points: int):
+def _chain_model(plan: GraphPlan, layer: LayerNodes, channels: int, points: int) -> tuple[Any, str, str]:
     """A ModelWrapper of the layer's elementwise nodes (and activation) alone, input (points, C[, 1, 1])."""
     import onnx
     from onnx import TensorProto, helper
@@ -213,7 +211,8 @@ def _format_holding(codes: np.ndarray, frac: int) -> str:
     peak = int(np.abs(codes).max()) if codes.size else 0
     bits = max(2, peak.bit_length() + 1)
     if bits > 32:
-        raise ConfigError(f"the output layer's score scale and offset need {bits} bits; the score format has at most 32")
+        raise ConfigError(f"the output layer's score scale and offset need {bits} bits; "
+                          "the score format has at most 32")
     return f"Q{max(1, bits - frac)}.{frac}"
 
 
@@ -227,7 +226,7 @@ class ImportedLayer:
     flip: np.ndarray | None = None
     score_a: np.ndarray | None = None
     score_b: np.ndarray | None = None
-    report: dict | None = None
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def _input_incoming(plan: GraphPlan, input_scale: float | None, path: Path) -> tuple[Incoming, int]:
@@ -254,13 +253,14 @@ def _input_incoming(plan: GraphPlan, input_scale: float | None, path: Path) -> t
     return Incoming(scale=float(scale.reshape(-1)[0])), 8
 
 
-def map_layers(plan: GraphPlan, incoming: Incoming, input_shape: tuple) -> list[ImportedLayer]:
+def map_layers(plan: GraphPlan, incoming: Incoming) -> list[ImportedLayer]:
     """Each source layer as bmcnn-hw parameters (see the module doc)."""
     imported: list[ImportedLayer] = []
     last = len(plan.layers) - 1
     for index, layer in enumerate(plan.layers):
         signs, scale = binary_signs(layer)
-        spec = LayerSpec(layer.kind, int(signs.shape[0]), kernel=int(signs.shape[-1]) if layer.kind == "conv" else 0,
+        kind: LayerKind = "conv" if layer.kind == "conv" else "fc"
+        spec = LayerSpec(kind, int(signs.shape[0]), kernel=int(signs.shape[-1]) if layer.kind == "conv" else 0,
                          pool=layer.pool)
         fan_in = int(np.prod(signs.shape[1:]))
         peak = fan_in * (2 ** 8 - 1 if incoming.pixels else 1)
@@ -318,7 +318,7 @@ def build_model(imported: list[ImportedLayer], name: str, description: str) -> B
             model.weights[i].copy_(torch.from_numpy(layer.signs))
             if layer.theta is None or layer.flip is None:
                 continue
-            norm = model.norms[i]
+            norm: Any = model.norms[i]
             norm.weight.copy_(torch.from_numpy(np.where(layer.flip, -1.0, 1.0)).float())
             norm.bias.zero_()
             norm.running_mean.copy_(torch.from_numpy(layer.theta.astype(np.float64) - 0.5))
@@ -349,9 +349,12 @@ def model_name(path: Path) -> str:
     return f"imported-{stem}"
 
 
-def import_onnx(path: Path, out: Path, *, input_scale: float | None = None,
-                name: str | None = None) -> tuple[BMCNN, dict]:
+def import_onnx(path: Path, out: Path, *, input_scale: float | None = None, name: str | None = None,
+                verify_images: np.ndarray | None = None) -> tuple[BMCNN, dict[str, Any]]:
     """Write checkpoint directory ``out`` for (Q)ONNX file ``path``; returns the model and the import report.
+
+    ``verify_images`` (uint8, (N, 28, 28)): run the source graph and the imported model on
+    them before writing; the counts (:func:`compare_with_source`) go into the report.
 
     Raises:
         DataError: the file is not ONNX. ConfigError: something in it cannot be mapped (names the node).
@@ -360,7 +363,7 @@ def import_onnx(path: Path, out: Path, *, input_scale: float | None = None,
     graph = load_graph(path)
     plan = walk_graph(graph, path)
     incoming, _ = _input_incoming(plan, input_scale, path)
-    imported = map_layers(plan, incoming, MNIST_SHAPE)
+    imported = map_layers(plan, incoming)
     last = imported[-1]
     assert last.score_a is not None and last.score_b is not None
     score_format, exact = score_format_for(last.score_a, last.score_b)
@@ -368,11 +371,13 @@ def import_onnx(path: Path, out: Path, *, input_scale: float | None = None,
                               (i.spec for i in imported))
     model = build_model(imported, name or model_name(path), f"imported from {path.name}: {description}")
     report: dict[str, Any] = {
-        "imported_from": str(path.resolve()), "sha256": sha256_file(path), "format": "onnx",
+        "imported_from": str(path.resolve()), "sha256": source_hashes(path), "format": "onnx",
         "input_scale": incoming.scale, "input_quantizer": plan.input_quant.name if plan.input_quant else None,
         "score_format": score_format, "scores_exact": exact, "score_factor": last.report["score_factor"],
         "layers": [layer.report for layer in imported],
     }
+    if verify_images is not None:
+        report["verification"] = compare_with_source(graph, model, verify_images, report)
     save_checkpoint(out, model, {"imported": report}, {"imported": report, "history": []}, plot=False)
     return model, report
 
@@ -382,14 +387,15 @@ def pixels_to_source_input(images: np.ndarray, scale: float) -> np.ndarray:
     return (images.astype(np.float64) * scale).astype(np.float32)[:, None]
 
 
-def compare_with_source(path: Path, model: BMCNN, images: np.ndarray, report: dict, batch: int = 500) -> dict:
-    """Run the source graph (qonnx) and the imported model on ``images``; count agreements.
+def compare_with_source(graph: Any, model: BMCNN, images: np.ndarray, report: dict[str, Any],
+                        batch: int = 500) -> dict[str, Any]:
+    """Run the source graph (a ModelWrapper from :func:`load_graph`, executed by qonnx) and the
+    imported model on ``images``; count agreements.
 
     Scores compare as ``score_factor * ours`` (the report's factor; 1 unless factored out).
     """
     from .onnx_graph import execute_source
 
-    graph = load_graph(Path(path))
     source = execute_source(graph, pixels_to_source_input(images, report["input_scale"]), batch).astype(np.float64)
     with torch.no_grad():
         ours = model(torch.from_numpy(images[:, None].astype(np.uint8))).double().numpy() * report["score_factor"]
@@ -404,9 +410,12 @@ def compare_with_source(path: Path, model: BMCNN, images: np.ndarray, report: di
     }
 
 
-def describe(report: dict) -> list[str]:
+def describe(report: dict[str, Any]) -> list[str]:
     """Human-readable lines about an import report."""
     lines = []
+    if report["score_factor"] != 1.0:
+        lines.append(f"scores are the source's divided by {report['score_factor']:.9g} (one scale shared by every "
+                     "class; the ranking is unchanged)")
     for i, layer in enumerate(report["layers"]):
         what = f"layer {i}: {layer['op']} {layer['node']!r}"
         if "activation" in layer:
@@ -416,9 +425,9 @@ def describe(report: dict) -> list[str]:
         else:
             what += f" -> scores in {report['score_format']} ({'exact' if report['scores_exact'] else 'rounded'})"
         lines.append(what)
+    check = report.get("verification")
+    if check:
+        lines.append(f"source graph (qonnx) vs imported model on {check['images']} test images: classes equal on "
+                     f"{check['classes_equal']}, scores equal on {check['scores_equal']} "
+                     f"(largest difference {check['max_score_difference']:.3g})")
     return lines
-
-
-def log2_exact(value: float) -> bool:
-    """True when ``value`` is a power of two (scales that keep every float32 sum exact)."""
-    return value > 0 and math.log2(value).is_integer()

@@ -1,6 +1,6 @@
 """Worked example: train a binarized CNN in Brevitas, export it to QONNX, for ``bmcnn-hw import``.
 
-    python examples/brevitas_mnist.py --data-dir DIR -o bnn.onnx [--steps 600] [--seed 0]
+    python examples/brevitas_mnist.py -o bnn.onnx [--data-dir DIR] [--steps 600] [--seed 0]
 
 The network is a plain Brevitas BNN (binary weights and activations, batch norm, max pool);
 nothing in it is specific to bmcnn-hw except two choices that make the import exact
@@ -31,7 +31,11 @@ with warnings.catch_warnings():  # brevitas warns about optional CUDA kernels on
     import brevitas.nn as qnn
     from brevitas.export import export_qonnx
     from brevitas.inject.enum import RestrictValueType, ScalingImplType
-    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFixedPoint
+    from brevitas.quant import (
+        SignedBinaryActPerTensorConst,
+        SignedBinaryWeightPerTensorConst,
+        Uint8ActPerTensorFixedPoint,
+    )
 
 
 class PixelQuant(Uint8ActPerTensorFixedPoint):
@@ -70,15 +74,19 @@ def pixels_to_input(images: np.ndarray) -> torch.Tensor:
 
 
 def train_bnn(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, steps: int, seed: int,
-              batch: int = 100, lr: float = 1e-2) -> None:
-    """``steps`` Adam steps on random batches of (images, labels), seeded."""
+              batch: int = 100, lr: float = 3e-3, logit_scale: float = 0.125) -> None:
+    """``steps`` Adam steps on random batches of (images, labels), seeded.
+
+    The loss sees the integer class scores times ``logit_scale`` (a temperature for training
+    only; the exported graph's scores stay the integer sums of +-1 products).
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for _ in range(steps):
         pick = rng.integers(0, len(labels), batch)
-        loss = nn.functional.cross_entropy(model(pixels_to_input(images[pick])),
+        loss = nn.functional.cross_entropy(model(pixels_to_input(images[pick])) * logit_scale,
                                            torch.from_numpy(labels[pick].astype(np.int64)))
         optimizer.zero_grad()
         loss.backward()
@@ -96,18 +104,21 @@ def export_bnn(model: nn.Module, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Train on MNIST from ``--data-dir`` and write the QONNX file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="directory with the four MNIST IDX files")
+    parser.add_argument("--data-dir", type=Path, help="directory with the MNIST IDX files (default: $BMCNN_HW_DATA, "
+                                                      "else the cache filled by `bmcnn-hw data fetch`)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="QONNX file to write")
     parser.add_argument("--steps", type=int, default=600, help="training steps of 100 images (default 600)")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default 0)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bmcnn_hw.commands import _data_dir
     from bmcnn_hw.data.mnist import load_mnist
 
-    train = load_mnist(args.data_dir, "train")
+    train = load_mnist(_data_dir(args), "train")
     torch.manual_seed(args.seed)
     model = build_bnn()
     train_bnn(model, train.images, train.labels, steps=args.steps, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     export_bnn(model, args.out)
     print(f"wrote {args.out} (Brevitas BNN, {args.steps} steps, seed {args.seed})")
     return 0

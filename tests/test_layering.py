@@ -26,7 +26,7 @@ LAYERS = (
     ("rtl", "tune"),
     ("cosim",),
     ("checks",),
-    ("build", "evaluate", "sweep", "flows", "demo", "ppa", "importer"),
+    ("build", "evaluate", "sweep", "flows", "demo", "ppa", "importer", "onnx_graph", "onnx_import"),
     ("explore",),
     ("commands", "cli", "__init__", "__main__"),
 )
