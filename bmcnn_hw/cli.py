@@ -74,6 +74,17 @@ def _add_device_overrides(parser, where: str) -> None:
     dev.add_argument("--access-l", type=float, help="1T1R access transistor length (um, >= 0.15)")
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     try:
@@ -263,6 +274,30 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
     _add_data_dir(sw)
     sw.set_defaults(func=cmd.cmd_sweep)
+
+    lt = sub.add_parser("lifetime", help="accuracy vs time since programming (drift, read disturb, wear): "
+                                         "untuned, tuned once at t0, re-tuned at each age")
+    lt.add_argument("build", type=Path, metavar="BUILD_DIR")
+    lt.add_argument("--times", default="1s,1h,1d,1mo,1y,10y",
+                    help="comma-separated ages since programming: s, min, h, d, w, mo, y (default 1s,1h,1d,1mo,1y,10y)")
+    lt.add_argument("--reads-per-s", type=non_negative_float, default=0.0, metavar="R",
+                    help="reads of every device per second, for read disturb (default 0)")
+    lt.add_argument("--retention", type=Path, metavar="FILE.toml",
+                    help="retention model parameters ([retention] table: drift_mean_us, drift_sd_us, t0_s, fail_10y, "
+                         "fail_shape, fail_on, read_pulse_s, VTEAM v_on/v_off/k_on/k_off/a_on/a_off); default: the "
+                         "cited HfOx preset (README, 'Chip lifetime')")
+    lt.add_argument("--chips", type=positive_int, default=5, help="sampled chips (default 5)")
+    lt.add_argument("--images", type=positive_int, default=10000, help="test images per chip and age (default 10000)")
+    lt.add_argument("--calib", type=positive_int, default=256, help="calibration (training) images for tuning")
+    lt.add_argument("--seed", type=non_negative_int, default=0, help="chip k uses seed SEED + k")
+    lt.add_argument("--workers", type=positive_int, help="processes (default: one per core)")
+    lt.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
+                    help="run on this Dask distributed scheduler instead")
+    lt.add_argument("--out", type=Path, default=Path("runs/lifetime"),
+                    help="output directory (JSON, Markdown, PNG, SVG)")
+    _add_device_overrides(lt, "applied on top of the build's device, e.g. --sigma-on 0.1 --sigma-off 0.1")
+    _add_data_dir(lt)
+    lt.set_defaults(func=cmd.cmd_lifetime)
 
     rt = sub.add_parser("rtl", help="emit each layer's Verilog and register map; lint, cell counts, cocotb check")
     rt.add_argument("build", type=Path, nargs="?", metavar="BUILD_DIR", help="build directory (omit with --reference)")

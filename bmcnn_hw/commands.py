@@ -337,6 +337,34 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _retention(args):
+    from .golden.aging import RetentionParams, load_retention
+
+    return load_retention(args.retention) if getattr(args, "retention", None) else RetentionParams()
+
+
+def cmd_lifetime(args) -> int:
+    from .artefact import load_model
+    from .data.mnist import load_mnist
+    from .golden.aging import parse_durations
+    from .lifetime import lifetime_markdown, run_lifetime, write_lifetime
+
+    times = parse_durations(args.times)
+    retention = _retention(args)
+    model = load_model(args.build)
+    device = _device_with_overrides(model.hardware.device, args)
+    data_dir = _data_dir(args)
+    test = load_mnist(data_dir, "test").head(args.images)
+    calib = load_mnist(data_dir, "train").images[: args.calib]
+    result = run_lifetime(args.build, test, calib, times, args.chips, device=device, retention=retention,
+                          reads_per_s=args.reads_per_s, seed=args.seed, workers=args.workers,
+                          scheduler=args.scheduler)
+    paths = write_lifetime(result, args.out)
+    print(lifetime_markdown(result))
+    print("written: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_cosim(args) -> int:
     import json
     import shutil

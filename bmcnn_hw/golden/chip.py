@@ -206,6 +206,9 @@ class Chip:
         check_cell_geometry(self.params, model.hardware.geometry)
         self.transistor_table = transistor_table or _transistor_table(self.params)
         self.cell = cell_model(self.params, self.transistor_table)
+        self.age: dict[str, Any] | None = None
+        """Set on an aged chip (:func:`~bmcnn_hw.golden.aging.aged_chip`): its age, read rate and
+        retention parameters; None for the chip as programmed."""
         if devices is not None:
             self.tiles = dict(devices)
             return
@@ -250,6 +253,8 @@ class Chip:
         described = {"seed": self.seed, "encoding": self.encoding, **self.params.to_dict()}
         if self.transistor_table is not None:
             described["transistor_model"] = self.transistor_table.source
+        if self.age is not None:
+            described["age"] = self.age
         return described
 
 
