@@ -85,6 +85,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def _add_age_options(parser) -> None:
+    age = parser.add_argument_group("chip age (README, 'Chip lifetime')")
+    age.add_argument("--age", metavar="T",
+                     help="age the chip to T after programming (e.g. 1d, 1y, 10y): retention drift, read disturb, wear")
+    age.add_argument("--reads-per-s", type=non_negative_float, default=0.0, metavar="R",
+                     help="with --age: reads of every device per second, for read disturb (default 0)")
+    age.add_argument("--retention", type=Path, metavar="FILE.toml",
+                     help="with --age: retention model parameters ([retention] table; default: the cited preset)")
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     try:
@@ -250,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"), help="tuning file to write")
     _add_device_overrides(tu, "applied on top of the build's device")
     _add_data_dir(tu)
+    _add_age_options(tu)
     tu.set_defaults(func=cmd.cmd_tune)
 
     sw = sub.add_parser("sweep", help="accuracy vs device variation over many chips, with and without tuning")
@@ -328,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_overrides(cs, "applied on top of the build's device; the netlists are rewritten for the chip")
     _add_spice_jobs(cs)
     _add_data_dir(cs)
+    _add_age_options(cs)
     cs.set_defaults(func=cmd.cmd_cosim)
 
     rr = sub.add_parser("rtl-regress", help="every beat of many test images through each layer's RTL (Verilator), "

@@ -288,7 +288,7 @@ def cmd_tune(args) -> int:
 
     model = load_model(args.build)
     data_dir = _data_dir(args)
-    chip = Chip(model, _device_with_overrides(model.hardware.device, args), args.chip_seed)
+    chip = _at_age(model, Chip(model, _device_with_overrides(model.hardware.device, args), args.chip_seed), args)
     tuning = calibrate(model, chip, load_mnist(data_dir, "train").images[: args.calib])
     tuning.meta["calibration"] = {"split": "train", "first_images": args.calib}
     save_tuning(args.out, model, tuning)
@@ -297,7 +297,8 @@ def cmd_tune(args) -> int:
     for label, offsets in (("before", None), ("after", tuning.offsets)):
         preds = physics_predictions(model, chip, test.images, offsets)
         accuracy[label] = float((preds == test.labels).mean())
-    print(f"chip seed {args.chip_seed}: accuracy on {len(test)} test images {100 * accuracy['before']:.2f} % -> "
+    age = f" at age {args.age}" if args.age else ""
+    print(f"chip seed {args.chip_seed}{age}: accuracy on {len(test)} test images {100 * accuracy['before']:.2f} % -> "
           f"{100 * accuracy['after']:.2f} % after tuning; corrections written to {args.out}")
     return 0
 
@@ -343,16 +344,26 @@ def _retention(args):
     return load_retention(args.retention) if getattr(args, "retention", None) else RetentionParams()
 
 
+def _at_age(model, chip, args):
+    """``chip`` aged to ``--age`` (with ``--reads-per-s`` and ``--retention``); unchanged without ``--age``."""
+    if getattr(args, "age", None) is None:
+        return chip
+    from .golden.aging import aged_chip, parse_duration
+
+    return aged_chip(model, chip, parse_duration(args.age, "--age"), _retention(args), args.reads_per_s)
+
+
 def cmd_lifetime(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
-    from .golden.aging import parse_durations
+    from .golden.aging import check_conductance, parse_durations
     from .lifetime import lifetime_markdown, run_lifetime, write_lifetime
 
     times = parse_durations(args.times)
     retention = _retention(args)
     model = load_model(args.build)
     device = _device_with_overrides(model.hardware.device, args)
+    check_conductance(retention, device.r_on_ohm, device.r_off_ohm, times)  # before loading data
     data_dir = _data_dir(args)
     test = load_mnist(data_dir, "test").head(args.images)
     calib = load_mnist(data_dir, "train").images[: args.calib]
@@ -382,7 +393,7 @@ def cmd_cosim(args) -> int:
     device = _device_with_overrides(model.hardware.device, args)
     build_chip = Chip.of_build(model)
     seed = args.chip_seed if args.chip_seed is not None else build_chip.seed
-    chip = Chip(model, device, seed)
+    chip = _at_age(model, Chip(model, device, seed), args)
     tuning, writes = None, None
     if args.tuning:  # checked before any file is written
         from .tune import check_tuning_chip, load_tuning
@@ -392,7 +403,7 @@ def cmd_cosim(args) -> int:
         tuning = loaded.offsets
         writes = json.loads(args.tuning.read_text())["register_writes"]
     build = args.build
-    if device != build_chip.params or seed != build_chip.seed:
+    if device != build_chip.params or seed != build_chip.seed or chip.age is not None:
         from .spice.netlist import write_netlists
 
         build = args.out / "build"  # the build's netlists are for another chip: write this chip's

@@ -3,7 +3,7 @@
 A flow file names one command and its options::
 
     [flow]
-    command = "compile"                 # compile | cosim | sweep | spice | evaluate | tune | rtl | ppa | explore
+    command = "compile"                 # one of COMMANDS (compile, cosim, sweep, lifetime, ...)
     args = ["runs/demo/checkpoint"]     # positional arguments
     [options]                           # long options, e.g. tile = "128x128" -> --tile 128x128
     tile = "128x128"
@@ -30,7 +30,8 @@ from xml.etree import ElementTree
 from .errors import BmcnnError, ConfigError
 from .io_utils import write_text_atomic
 
-COMMANDS = ("compile", "cosim", "sweep", "spice", "evaluate", "tune", "rtl", "rtl-regress", "ppa", "explore")
+COMMANDS = ("compile", "cosim", "sweep", "lifetime", "spice", "evaluate", "tune", "rtl", "rtl-regress", "ppa",
+            "explore")
 CELL_PRESETS = {"linear": "ideal", "sinh": "rram-sinh", "1t1r": "rram-1t1r-sky130"}
 """Device preset of each value of the regression matrix's optional ``cell`` axis (sigma from the case)."""
 

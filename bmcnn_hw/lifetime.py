@@ -32,7 +32,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init(build_dir: str, test_images: np.ndarray, test_labels: np.ndarray, calib_images: np.ndarray) -> None:
-    _WORKER.update(model=load_model(build_dir), test=(test_images, test_labels), calib=calib_images)
+    _WORKER.update(model=load_model(Path(build_dir)), test=(test_images, test_labels), calib=calib_images)
 
 
 def changed_registers(before: list[np.ndarray], after: list[np.ndarray]) -> int:

@@ -95,11 +95,23 @@ def check_tuning_chip(path: Path, tuning: Tuning, chip: Chip) -> None:
     current = json.loads(json.dumps(chip.describe()))
     if not isinstance(fitted, dict):
         raise ArtefactError(f"{path}: records no chip; refit it with `bmcnn-hw tune` for this chip")
-    differ = [f"{key} {fitted.get(key)!r} (this chip: {current.get(key)!r})"
+    differ = [f"{key} {_shown(key, fitted.get(key))} (this chip: {_shown(key, current.get(key))})"
               for key in sorted(set(fitted) | set(current)) if fitted.get(key) != current.get(key)]
     if differ:
         raise ArtefactError(f"{path}: fitted on another chip: " + "; ".join(differ)
                             + " - fit this chip with `bmcnn-hw tune` (same --chip-seed and device options)")
+
+
+def _shown(key: str, value) -> str:
+    """A chip field as a message shows it: ages as durations, the rest as Python literals."""
+    if key != "age":
+        return repr(value)
+    if not isinstance(value, dict):
+        return "none (as programmed)"
+    from .golden.aging import format_duration
+
+    return (f"{format_duration(value.get('age_s', 0.0))} at {value.get('reads_per_s', 0.0):g} reads/s "
+            "(or its retention parameters)")
 
 
 def load_tuning(path: Path, model: CompiledModel) -> Tuning:

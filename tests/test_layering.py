@@ -14,7 +14,7 @@ TORCH_FREE = ("bmcnn_hw.golden.integer", "bmcnn_hw.golden.chip", "bmcnn_hw.golde
               "bmcnn_hw.golden.tile_nonlinear", "bmcnn_hw.spice.netlist", "bmcnn_hw.spice.run",
               "bmcnn_hw.spice.report", "bmcnn_hw.spice.sky130", "bmcnn_hw.tune", "bmcnn_hw.sweep",
               "bmcnn_hw.evaluate", "bmcnn_hw.cosim.cosim", "bmcnn_hw.rtl.emit", "bmcnn_hw.checks", "bmcnn_hw.cli",
-              "bmcnn_hw.programming")
+              "bmcnn_hw.programming", "bmcnn_hw.golden.aging", "bmcnn_hw.lifetime")
 """Modules a user without torch (or a sweep worker) imports: executors, netlists, tuning, RTL."""
 
 LAYERS = (
@@ -26,7 +26,7 @@ LAYERS = (
     ("rtl", "tune"),
     ("cosim",),
     ("checks",),
-    ("build", "evaluate", "sweep", "flows", "demo", "ppa", "importer", "onnx_graph", "onnx_import"),
+    ("build", "evaluate", "sweep", "lifetime", "flows", "demo", "ppa", "importer", "onnx_graph", "onnx_import"),
     ("explore",),
     ("commands", "cli", "__init__", "__main__"),
 )

@@ -151,7 +151,7 @@ class RetentionParams:
         """Expected fraction of failed devices at ``age_s`` (the Weibull CDF)."""
         if self.fail_10y == 0:
             return 0.0
-        return 1.0 - (1.0 - self.fail_10y) ** ((max(age_s, 0.0) / TEN_YEARS_S) ** self.fail_shape)
+        return float(1.0 - (1.0 - self.fail_10y) ** ((max(age_s, 0.0) / TEN_YEARS_S) ** self.fail_shape))
 
     def log_age(self, age_s: float) -> float:
         """ln(t / t0), 0 up to t0."""
@@ -183,8 +183,11 @@ def load_retention(path: Any) -> RetentionParams:
         raise ConfigError(f"{path}: [retention] must be a table")
     try:
         return RetentionParams.from_dict(table, f"{path}: [retention]")
-    except (ConfigError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"{path}: [retention]: {exc}") from None
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
 
 def check_conductance(params: RetentionParams, r_on_ohm: float, r_off_ohm: float, ages_s: list[float]) -> None:
@@ -228,14 +231,19 @@ def _age_devices(r0: np.ndarray, params: RetentionParams, rng: np.random.Generat
     u_fail = rng.random(r0.shape)
     u_state = rng.random(r0.shape)
     r_on, r_off, v_read, stress = disturb
-    shift = (params.drift_mean_us + params.drift_sd_us * z) * 1e-6 * params.log_age(age_s)
-    r = 1.0 / np.maximum(1.0 / r0 + shift, MIN_R_FRACTION / r_off)
+    log_t = params.log_age(age_s)
+    r = r0.copy()
+    if log_t > 0:  # up to t0 the programmed resistances stand, bit for bit
+        shift = (params.drift_mean_us + params.drift_sd_us * z) * 1e-6 * log_t
+        # G = 1/r0 + shift, written so that a zero shift leaves r0 exact; G >= 1 % of G_off
+        r = r0 / np.maximum(1.0 + r0 * shift, MIN_R_FRACTION * r0 / r_off)
     r = _disturbed(r, params, r_on, r_off, v_read, stress)
     if params.fail_10y > 0:
         # Weibull failure times with F(10 y) = fail_10y: u <= F(t) <=> failed by t
         failed = u_fail <= params.failed_fraction(age_s)
         r = np.where(failed, np.where(u_state < params.fail_on, r_on, r_off), r)
-    return np.maximum(r, MIN_R_FRACTION * r_on)
+    floored: np.ndarray = np.maximum(r, MIN_R_FRACTION * r_on)
+    return floored
 
 
 def aged_chip(model: CompiledModel, chip: Chip, age_s: float, params: RetentionParams | None = None,
