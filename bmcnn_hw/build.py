@@ -26,9 +26,12 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
     checkpoint_dir, build_dir = Path(checkpoint_dir), Path(build_dir)
     if build_dir.exists() and not (build_dir / "manifest.json").is_file():  # checked before any work
         raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
-    torch_model, _ = load_checkpoint(checkpoint_dir)
+    torch_model, config = load_checkpoint(checkpoint_dir)
     provenance = {"checkpoint": str(checkpoint_dir.resolve()),
                   "checkpoint_sha256": sha256_file(checkpoint_dir / "model.pt"), "chip_seed": chip_seed}
+    variation = (config.get("train") or {}).get("variation")
+    if variation:  # the device model of variation-aware training: tuning aims at its expected accumulator
+        provenance["train_variation"] = {"device": variation, "encoding": config["train"].get("encoding")}
     if hardware.device.cell == "1t1r":
         from .spice.sky130 import verify_cache
 

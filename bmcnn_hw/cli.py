@@ -95,6 +95,14 @@ def _add_age_options(parser) -> None:
                      help="with --age: retention model parameters ([retention] table; default: the cited preset)")
 
 
+def _add_tuning_method(parser) -> None:
+    parser.add_argument("--tuning-method", choices=["guarded", "lsq"], default="guarded",
+                        help="guarded (default): per-column corrections fitted by a direct count on half the "
+                             "calibration images, each kept only where it lowers the held-out half's error, the "
+                             "whole tuning only if held-out accuracy does not drop; lsq: the least-squares fit on all "
+                             "calibration images, every correction kept (the method before guarded tuning)")
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     try:
@@ -261,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_overrides(tu, "applied on top of the build's device")
     _add_data_dir(tu)
     _add_age_options(tu)
+    _add_tuning_method(tu)
     tu.set_defaults(func=cmd.cmd_tune)
 
     sw = sub.add_parser("sweep", help="accuracy vs device variation over many chips, with and without tuning")
@@ -284,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also run N images of the first chip of every sigma through ngspice (spot check)")
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
     _add_data_dir(sw)
+    _add_tuning_method(sw)
     sw.set_defaults(func=cmd.cmd_sweep)
 
     lt = sub.add_parser("lifetime", help="accuracy vs time since programming (drift, read disturb, wear): "
@@ -308,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output directory (JSON, Markdown, PNG, SVG)")
     _add_device_overrides(lt, "applied on top of the build's device, e.g. --sigma-on 0.1 --sigma-off 0.1")
     _add_data_dir(lt)
+    _add_tuning_method(lt)
     lt.set_defaults(func=cmd.cmd_lifetime)
 
     rt = sub.add_parser("rtl", help="emit each layer's Verilog and register map; lint, cell counts, cocotb check")
@@ -359,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "in ~/.cache/bmcnn-hw/stream-harness")
     _add_device_overrides(rr, "applied on top of the build's device")
     _add_data_dir(rr)
+    _add_tuning_method(rr)
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 
     im = sub.add_parser("import", help="a network trained elsewhere ((Q)ONNX or a PyTorch state_dict) -> a "

@@ -289,7 +289,8 @@ def cmd_tune(args) -> int:
     model = load_model(args.build)
     data_dir = _data_dir(args)
     chip = _at_age(model, Chip(model, _device_with_overrides(model.hardware.device, args), args.chip_seed), args)
-    tuning = calibrate(model, chip, load_mnist(data_dir, "train").images[: args.calib])
+    train = load_mnist(data_dir, "train").head(args.calib)
+    tuning = calibrate(model, chip, train.images, labels=train.labels, method=args.tuning_method)
     tuning.meta["calibration"] = {"split": "train", "first_images": args.calib}
     save_tuning(args.out, model, tuning)
     test = load_mnist(data_dir, "test").head(args.limit)
@@ -322,10 +323,11 @@ def cmd_sweep(args) -> int:
         load_model(build)
     data_dir = _data_dir(args)
     test = load_mnist(data_dir, "test").head(args.images)
-    calib = load_mnist(data_dir, "train").images[: args.calib]
-    results = {label: run_sweep(build, test, calib, sigmas, args.chips, mode=args.mode,
+    calib = load_mnist(data_dir, "train").head(args.calib)
+    results = {label: run_sweep(build, test, calib.images, sigmas, args.chips, mode=args.mode,
                                 distribution=args.distribution, tune=not args.no_tune, seed=args.seed,
-                                workers=args.workers, scheduler=args.scheduler, spice_spot=args.spice_spot)
+                                workers=args.workers, scheduler=args.scheduler, spice_spot=args.spice_spot,
+                                calib_labels=calib.labels, tuning_method=args.tuning_method)
                for label, build in zip(labels, args.build, strict=True)}
     if len(results) == 1:
         result = next(iter(results.values()))
@@ -366,10 +368,10 @@ def cmd_lifetime(args) -> int:
     check_conductance(retention, device.r_on_ohm, device.r_off_ohm, times)  # before loading data
     data_dir = _data_dir(args)
     test = load_mnist(data_dir, "test").head(args.images)
-    calib = load_mnist(data_dir, "train").images[: args.calib]
-    result = run_lifetime(args.build, test, calib, times, args.chips, device=device, retention=retention,
+    calib = load_mnist(data_dir, "train").head(args.calib)
+    result = run_lifetime(args.build, test, calib.images, times, args.chips, device=device, retention=retention,
                           reads_per_s=args.reads_per_s, seed=args.seed, workers=args.workers,
-                          scheduler=args.scheduler)
+                          scheduler=args.scheduler, calib_labels=calib.labels, tuning_method=args.tuning_method)
     paths = write_lifetime(result, args.out)
     print(lifetime_markdown(result))
     print("written: " + ", ".join(str(p) for p in paths))
@@ -504,7 +506,8 @@ def cmd_rtl_regress(args) -> int:
     elif args.calibrate:
         from .tune import calibrate
 
-        tuning = calibrate(model, chip, load_mnist(_data_dir(args), "train").images[: args.calibrate]).offsets
+        train = load_mnist(_data_dir(args), "train").head(args.calibrate)
+        tuning = calibrate(model, chip, train.images, labels=train.labels, method=args.tuning_method).offsets
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = rtl_regression(model, chip, images, args.out, tuning=tuning, batch=args.batch)
     report["tuning"] = str(args.tuning) if args.tuning else (f"calibrated on {args.calibrate} training images"

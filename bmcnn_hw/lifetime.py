@@ -31,8 +31,10 @@ from .tune import calibrate
 _WORKER: dict[str, Any] = {}
 
 
-def _init(build_dir: str, test_images: np.ndarray, test_labels: np.ndarray, calib_images: np.ndarray) -> None:
-    _WORKER.update(model=load_model(Path(build_dir)), test=(test_images, test_labels), calib=calib_images)
+def _init(build_dir: str, test_images: np.ndarray, test_labels: np.ndarray, calib_images: np.ndarray,
+          calib_labels: np.ndarray | None = None) -> None:
+    _WORKER.update(model=load_model(Path(build_dir)), test=(test_images, test_labels),
+                   calib=(calib_images, calib_labels))
 
 
 def changed_registers(before: list[np.ndarray], after: list[np.ndarray]) -> int:
@@ -42,18 +44,18 @@ def changed_registers(before: list[np.ndarray], after: list[np.ndarray]) -> int:
 
 def run_chip(job: tuple[Any, ...]) -> dict[str, Any]:
     """Every age of one chip; runs in a worker (the model and data come from :func:`_init`)."""
-    seed, device_dict, retention_dict, reads_per_s, times = job
+    seed, device_dict, retention_dict, reads_per_s, times, method = job
     model = _WORKER["model"]
     images, labels = _WORKER["test"]
-    calib = _WORKER["calib"]
+    calib, calib_labels = _WORKER["calib"]
     retention = RetentionParams(**retention_dict)
     chip = Chip(model, DeviceParams(**device_dict), seed)
-    tuned_t0 = calibrate(model, chip, calib).offsets
+    tuned_t0 = calibrate(model, chip, calib, labels=calib_labels, method=method).offsets
     rows = []
     for age in times:
         aged = aged_chip(model, chip, age, retention, reads_per_s)
         reader = PhysicsReader(aged)  # tiles characterised once for the re-tune and the three runs
-        retuned = calibrate(model, aged, calib, reader).offsets
+        retuned = calibrate(model, aged, calib, reader, calib_labels, method).offsets
         preds = physics_predictions_shared(model, aged, images, [None, tuned_t0, retuned], reader=reader)
         untuned, once, again = (float((p == labels).mean()) for p in preds)
         rows.append({"age_s": float(age), "untuned": untuned, "tuned_t0": once, "retuned": again,
@@ -62,9 +64,9 @@ def run_chip(job: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _dask_chip(job: tuple[Any, ...], build_dir: str, test_images: np.ndarray, test_labels: np.ndarray,
-               calib: np.ndarray) -> dict[str, Any]:
+               calib: np.ndarray, calib_labels: np.ndarray | None = None) -> dict[str, Any]:
     if _WORKER.get("build") != build_dir:
-        _init(build_dir, test_images, test_labels, calib)
+        _init(build_dir, test_images, test_labels, calib, calib_labels)
         _WORKER["build"] = build_dir
     return run_chip(job)
 
@@ -76,7 +78,8 @@ def _run_jobs(jobs: list[tuple[Any, ...]], args: tuple[Any, ...], workers: int |
             build_dir, *data = args
             shared = shared_inputs(client, list(data))
             futures = client.map(_dask_chip, jobs, build_dir=build_dir, test_images=shared[0],
-                                 test_labels=shared[1], calib=shared[2], retries=3, pure=False)
+                                 test_labels=shared[1], calib=shared[2], calib_labels=shared[3], retries=3,
+                                 pure=False)
             return list(results_in_order(futures, "lifetime (dask)", "chip", progress))
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     with single_threaded_pool(workers, _init, args) as pool:
@@ -86,17 +89,18 @@ def _run_jobs(jobs: list[tuple[Any, ...]], args: tuple[Any, ...], workers: int |
 
 def run_lifetime(build_dir: Path, test_set: Any, calib_images: np.ndarray, times: list[float], chips: int, *,
                  device: DeviceParams, retention: RetentionParams, reads_per_s: float = 0.0, seed: int = 0,
-                 workers: int | None = None, scheduler: str | None = None, progress: bool = True) -> dict[str, Any]:
+                 workers: int | None = None, scheduler: str | None = None, progress: bool = True,
+                 calib_labels: np.ndarray | None = None, tuning_method: str = "guarded") -> dict[str, Any]:
     """Accuracy of ``chips`` chips (seeds ``seed``..) at every age in ``times`` (seconds); see the module doc.
 
     Raises:
         ConfigError: a negative time, or retention parameters that are not physical at some age.
     """
     check_conductance(retention, device.r_on_ohm, device.r_off_ohm, times)
-    jobs = [(seed + k, device.to_dict(), retention.to_dict(), float(reads_per_s), [float(t) for t in times])
-            for k in range(chips)]
-    points = _run_jobs(jobs, (str(build_dir), test_set.images, test_set.labels, calib_images), workers, scheduler,
-                       progress)
+    jobs = [(seed + k, device.to_dict(), retention.to_dict(), float(reads_per_s), [float(t) for t in times],
+             tuning_method) for k in range(chips)]
+    points = _run_jobs(jobs, (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels), workers,
+                       scheduler, progress)
     summary = []
     for k, age in enumerate(times):
         entry: dict[str, Any] = {"age_s": float(age), "label": format_duration(age),
@@ -108,7 +112,8 @@ def run_lifetime(build_dir: Path, test_set: Any, calib_images: np.ndarray, times
             entry[f"{key}_mean"], entry[f"{key}_std"] = float(values.mean()), float(values.std())
         summary.append(entry)
     return {"build": str(build_dir), "chips": chips, "seed": seed, "images": len(test_set),
-            "calibration_images": len(calib_images), "reads_per_s": float(reads_per_s), "device": device.to_dict(),
+            "calibration_images": len(calib_images), "tuning_method": tuning_method,
+            "reads_per_s": float(reads_per_s), "device": device.to_dict(),
             "retention": retention.to_dict(), "points": points, "summary": summary}
 
 
@@ -119,7 +124,8 @@ def lifetime_markdown(result: dict[str, Any]) -> str:
              f"{result['seed'] + result['chips'] - 1}; sigma_on {device['sigma_on_rel']}, sigma_off "
              f"{device['sigma_off_rel']}), {result['reads_per_s']:g} reads/s, drift {retention['drift_mean_us']:g} uS "
              f"+- {retention['drift_sd_us']:g} uS per ln(t/{retention['t0_s']:g} s), wear {retention['fail_10y']:g} "
-             f"failed at 10 y; tuning on {result['calibration_images']} calibration images.", "",
+             f"failed at 10 y; {result['tuning_method']} tuning on {result['calibration_images']} calibration images.",
+             "",
              "| age | G_on / G_off (uS) | failed | untuned | tuned at t0 | re-tuned | re-tune register writes |",
              "|---|---|---|---|---|---|---|"]
     for row in result["summary"]:

@@ -32,8 +32,9 @@ def _device(model, sigma: float, mode: str, distribution: str | None):
     return dataclasses.replace(base, **changes)
 
 
-def _init(build_dir, test_images, test_labels, calib_images):
-    _WORKER.update(model=load_model(build_dir), test=(test_images, test_labels), calib=calib_images)
+def _init(build_dir, test_images, test_labels, calib_images, calib_labels=None):
+    _WORKER.update(model=load_model(build_dir), test=(test_images, test_labels), calib=calib_images,
+                   calib_labels=calib_labels)
 
 
 def spice_spot_check(model, chip, images: np.ndarray) -> dict:
@@ -57,12 +58,14 @@ def spice_spot_check(model, chip, images: np.ndarray) -> dict:
 
 def run_point(job: tuple) -> dict:
     """Accuracy of one sampled chip (sigma, chip seed), plain and tuned; runs in a worker."""
-    sigma, seed, mode, distribution, tune, spot = job
+    sigma, seed, mode, distribution, tune, spot, method = job
     model = _WORKER["model"]
     images, labels = _WORKER["test"]
     chip = Chip(model, _device(model, sigma, mode, distribution), seed)
     reader = PhysicsReader(chip)  # tiles characterised once for calibration and evaluation
-    tunings = [None, calibrate(model, chip, _WORKER["calib"], reader).offsets] if tune else [None]
+    tunings: list = [None]
+    if tune:
+        tunings.append(calibrate(model, chip, _WORKER["calib"], reader, _WORKER["calib_labels"], method).offsets)
     preds = physics_predictions_shared(model, chip, images, tunings, reader=reader)
     result = {"sigma": sigma, "seed": seed, "plain": float((preds[0] == labels).mean())}
     if tune:
@@ -72,7 +75,7 @@ def run_point(job: tuple) -> dict:
     return result
 
 
-def dask_point(job: tuple, build_dir: str, test_images, test_labels, calib) -> dict:
+def dask_point(job: tuple, build_dir: str, test_images, test_labels, calib, calib_labels=None) -> dict:
     """:func:`run_point` for a Dask worker (loads the model once per worker process).
 
     Fault injection for tests: when ``$BMCNN_HW_CRASH_ONCE`` names a file that does not exist
@@ -83,7 +86,7 @@ def dask_point(job: tuple, build_dir: str, test_images, test_labels, calib) -> d
         Path(marker).touch()
         os._exit(1)
     if _WORKER.get("build") != build_dir:
-        _init(build_dir, test_images, test_labels, calib)
+        _init(build_dir, test_images, test_labels, calib, calib_labels)
         _WORKER["build"] = build_dir
     return run_point(job)
 
@@ -93,23 +96,27 @@ def _run_dask(scheduler: str, jobs: list, args: tuple, progress: bool) -> list:
         build_dir, *data = args
         shared = shared_inputs(client, list(data))
         futures = client.map(dask_point, jobs, build_dir=build_dir, test_images=shared[0], test_labels=shared[1],
-                             calib=shared[2], retries=3, pure=False)
+                             calib=shared[2], calib_labels=shared[3], retries=3, pure=False)
         return results_in_order(futures, "sweep (dask)", "chip", progress)
 
 
 def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips: int, *, mode: str = "together",
               distribution: str | None = None, tune: bool = True, seed: int = 0, workers: int | None = None,
-              progress: bool = True, scheduler: str | None = None, spice_spot: int = 0) -> dict:
+              progress: bool = True, scheduler: str | None = None, spice_spot: int = 0,
+              calib_labels: np.ndarray | None = None, tuning_method: str = "guarded") -> dict:
     """Every (sigma, chip) point; chip k of every sigma has seed ``seed + k`` (same seeds, same result).
+
+    Tuning (:func:`~bmcnn_hw.tune.calibrate` with ``tuning_method``) fits on ``calib_images``;
+    their ``calib_labels`` enable the guarded method's accuracy check.
 
     Runs on a local process pool, or on the Dask cluster at ``scheduler`` (tasks of a worker
     that dies are retried elsewhere). Returns the per-chip results and per-sigma mean and std.
     """
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    jobs = [(float(s), seed + k, mode, distribution, tune, spice_spot if k == 0 else 0)
+    jobs = [(float(s), seed + k, mode, distribution, tune, spice_spot if k == 0 else 0, tuning_method)
             for s in sigmas for k in range(chips)]
-    args = (str(build_dir), test_set.images, test_set.labels, calib_images)
+    args = (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels)
     if scheduler:
         points = _run_dask(scheduler, jobs, args, progress)
     else:
@@ -127,7 +134,8 @@ def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips
                 entry[f"{key}_mean"], entry[f"{key}_std"] = float(values.mean()), float(values.std())
         summary.append(entry)
     return {"build": str(build_dir), "mode": mode, "distribution": distribution, "chips": chips, "seed": seed,
-            "images": len(test_set), "calibration_images": len(calib_images), "points": points, "summary": summary}
+            "images": len(test_set), "calibration_images": len(calib_images), "tuning_method": tuning_method,
+            "points": points, "summary": summary}
 
 
 def sweep_markdown(result: dict) -> str:

@@ -2,12 +2,29 @@
 
 A chip is "programmed" once; its devices are never rewritten. A calibration set (training
 images, never test images) runs through the chip's readout layer by layer. For each column,
-a least-squares fit relates the chip's accumulator to the ideal one on the same inputs,
-``acc_chip ~= g * acc_ideal + b``. Hidden layers only need the threshold crossing right:
+a least-squares fit relates the chip's accumulator to the target one on the same inputs,
+``acc_chip ~= g * acc_target + b``. Hidden layers only need the threshold crossing right:
 the correction ``theta - round(g * theta + b)`` makes ``acc_chip + correction >= theta``
-switch where ``acc_ideal >= theta`` does. The output layer gets the mean offset. The
+switch where ``acc_target >= theta`` does. The output layer gets the mean offset. The
 corrections are integers for the ``tune_offset`` registers (clipped to their width); the
 next layer is calibrated on the tuned activations of this one.
+
+Two methods:
+
+* ``lsq``: the fit on every calibration image, every correction kept (the original method);
+* ``guarded`` (default): each hidden column's correction is the integer that makes the fewest
+  activations differ from the target's on the first half of the calibration images (a
+  direct count, :func:`count_corrections`, not the least-squares proxy); the output layer's
+  is the mean offset. A column keeps its correction only where it lowers that column's
+  error on the held-out second half (hidden layers: activations that differ from the
+  target's; output layer: squared score error), and the whole tuning is kept only if the
+  held-out images' accuracy (their training labels) is at least the untuned chip's, so it is
+  never worse than untuned there.
+
+The target accumulator is the ideal integer one, except for a network trained
+variation-aware (its batch norms learned noisy accumulators): there it is the expected
+accumulator under the training noise model, ``k * acc_ideal`` with ``k`` the mean
+effective weight of that model's device samples (:func:`training_gain`).
 """
 
 from __future__ import annotations
@@ -57,19 +74,136 @@ def fit_column_corrections(layer: CompiledLayer, acc_chip: np.ndarray, acc_ideal
     return np.clip(np.rint(correction), -limit - 1, limit).astype(np.int64)
 
 
-def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray, reader: PhysicsReader | None = None) -> Tuning:
-    """Fit the tuning corrections of ``chip`` on calibration ``images`` (uint8, N x H x W); ``reader``
-    shares its characterised tiles with other runs on the same chip."""
-    accumulate = CrossbarAccumulator(model, reader or PhysicsReader(chip))
-    offsets = []
+METHODS = ("guarded", "lsq")
+HOLDOUT = 0.5
+"""Fraction of the calibration images the guarded method holds out (the last ones)."""
+GAIN_SAMPLES = 1 << 20
+GAIN_SEED = 20261129
+
+
+def training_gain(model: CompiledModel) -> float:
+    """Mean effective weight magnitude of the variation-aware training's device model (1 when the
+    network was trained plainly): ``E[(G_on' - G_off') / (G_on - G_off)]`` over GAIN_SAMPLES draws of
+    its sampler with a fixed seed (differential; reference: the mean of both states' factors)."""
+    variation = model.provenance.get("train_variation")
+    if not variation:
+        return 1.0
+    from .config import DeviceParams
+    from .golden.chip import sample_state
+    from .golden.device_map import reference_resistance
+
+    params = DeviceParams(**variation["device"])
+    rng = np.random.default_rng(GAIN_SEED)
+    g_on = 1.0 / sample_state(True, (GAIN_SAMPLES,), params, rng)
+    g_off = 1.0 / sample_state(False, (GAIN_SAMPLES,), params, rng)
+    unit = 1.0 / params.r_on_ohm - 1.0 / params.r_off_ohm
+    if variation.get("encoding") == "reference":
+        g_ref = 1.0 / reference_resistance(params.r_on_ohm, params.r_off_ohm)
+        return float(((g_on - g_ref).mean() - (g_off - g_ref).mean()) / unit)
+    return float((g_on - g_off).mean() / unit)
+
+
+def count_corrections(layer: CompiledLayer, acc_chip: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per hidden column, the integer correction with the fewest activations differing from the
+    target's on (samples, cols) accumulators (ties: the smallest |correction|)."""
+    assert layer.theta is not None  # hidden layers have thresholds
+    corrections = np.zeros(layer.cols, dtype=np.int64)
+    for c in range(layer.cols):
+        corrections[c] = _best_correction(acc_chip[:, c], target[:, c] >= layer.theta[c], int(layer.theta[c]))
+    return corrections
+
+
+def _best_correction(acc: np.ndarray, want: np.ndarray, theta: int) -> int:
+    """The correction k minimising #((acc + k >= theta) != want), smallest |k| among the minima.
+
+    With the chip threshold t = theta - k, every t in (v[j-1], v[j]] (v: the distinct
+    accumulators, sorted) activates the same samples; the count is evaluated once per interval.
+    """
+    order = np.argsort(acc, kind="stable")
+    acc_sorted, want_sorted = acc[order], want[order]
+    values = np.unique(acc_sorted)
+    highs = np.concatenate([values, [np.iinfo(np.int64).max // 4]]).astype(np.int64)  # t <= high
+    lows = np.concatenate([[np.iinfo(np.int64).min // 4], values + 1]).astype(np.int64)  # t >= low
+    below = np.searchsorted(acc_sorted, highs, side="left")  # inactive samples for t in [low, high]
+    wanted_below = np.concatenate([[0], np.cumsum(want_sorted)])[below]
+    unwanted_above = (len(acc) - below) - (int(want_sorted.sum()) - wanted_below)
+    errors = wanted_below + unwanted_above
+    best = np.flatnonzero(errors == errors.min())
+    k_low, k_high = theta - highs[best], theta - lows[best]  # k = theta - t over each interval
+    nearest = np.clip(0, k_low, k_high)  # the smallest |k| inside each best interval
+    return int(nearest[np.argmin(np.abs(nearest))])
+
+
+def column_errors(layer: CompiledLayer, acc: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per column, the error of accumulators (samples, cols) against the target ones: activations
+    that differ (hidden layers) or the summed squared difference (output layer)."""
+    if layer.is_output:
+        return np.asarray(((acc - target) ** 2).sum(axis=0))
+    assert layer.theta is not None  # hidden layers have thresholds
+    return np.asarray(((acc >= layer.theta) != (target >= layer.theta)).sum(axis=0))
+
+
+def guard_columns(layer: CompiledLayer, acc_chip: np.ndarray, target: np.ndarray, correction: np.ndarray) -> np.ndarray:
+    """``correction`` where it lowers the column's error on held-out (samples, cols) accumulators, else 0."""
+    better = column_errors(layer, acc_chip + correction, target) < column_errors(layer, acc_chip, target)
+    return np.where(better, correction, 0).astype(np.int64)
+
+
+def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray, reader: PhysicsReader | None = None,
+              labels: np.ndarray | None = None, method: str = "guarded") -> Tuning:
+    """Fit the tuning corrections of ``chip`` on calibration ``images`` (uint8, N x H x W; see the
+    module doc for ``method``); ``labels`` (the images' training labels) enable the guarded
+    method's final accuracy check; ``reader`` shares its characterised tiles with other runs.
+
+    Raises:
+        ConfigError: an unknown method, or fewer than 2 images for the guarded one.
+    """
+    from .errors import ConfigError
+
+    if method not in METHODS:
+        raise ConfigError(f"tuning method must be one of {', '.join(METHODS)}, not {method!r}")
+    guarded = method == "guarded"
+    if guarded and len(images) < 2:
+        raise ConfigError(f"guarded tuning needs at least 2 calibration images (it holds some out), not {len(images)}")
+    reader = reader or PhysicsReader(chip)
+    fit = len(images) - max(1, round(len(images) * HOLDOUT)) if guarded else len(images)
+    gain = training_gain(model)
+    accumulate = CrossbarAccumulator(model, reader)
+    offsets, kept = [], 0
     for step in walk_layers(model, images):
         layer = step.layer
         acc_chip = accumulate(step.index, layer, step.rows)
-        acc_ideal = exact_matmul(step.rows, layer.weight)
-        correction = fit_column_corrections(layer, acc_chip.reshape(-1, layer.cols), acc_ideal.reshape(-1, layer.cols))
+        target = exact_matmul(step.rows, layer.weight) * gain
+        fit_chip, fit_target = acc_chip[:fit].reshape(-1, layer.cols), target[:fit].reshape(-1, layer.cols)
+        if guarded and not layer.is_output:
+            correction = count_corrections(layer, fit_chip, fit_target)
+        else:
+            correction = fit_column_corrections(layer, fit_chip, fit_target)
+        if guarded:
+            correction = guard_columns(layer, acc_chip[fit:].reshape(-1, layer.cols),
+                                       target[fit:].reshape(-1, layer.cols), correction)
+        kept += int(np.count_nonzero(correction))
         offsets.append(correction)
         step.finish(acc_chip + correction)
-    return Tuning(offsets, {"calibration_images": len(images), "chip": chip.describe()})
+    meta = {"calibration_images": len(images), "chip": chip.describe(), "method": method, "target_gain": gain}
+    if guarded:
+        meta.update(fit_images=fit, held_out_images=len(images) - fit, corrections_kept=kept)
+        if labels is not None:
+            offsets = _accuracy_guard(model, chip, images[fit:], labels[fit:], offsets, reader, meta)
+    return Tuning(offsets, meta)
+
+
+def _accuracy_guard(model: CompiledModel, chip: Chip, images: np.ndarray, labels: np.ndarray, offsets: list,
+                    reader: PhysicsReader, meta: dict) -> list:
+    """``offsets``, or all zeros where they lower the held-out images' accuracy below the untuned chip's."""
+    from .golden.crossbar import physics_predictions_shared
+
+    untuned, tuned = physics_predictions_shared(model, chip, images, [None, offsets], reader=reader)
+    meta["held_out_accuracy"] = {"untuned": float((untuned == labels).mean()), "tuned": float((tuned == labels).mean())}
+    if meta["held_out_accuracy"]["tuned"] >= meta["held_out_accuracy"]["untuned"]:
+        return offsets
+    meta["corrections_kept"] = 0
+    return [np.zeros_like(o) for o in offsets]
 
 
 def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:

@@ -138,15 +138,15 @@ def test_a_tuning_file_of_another_age_is_refused(compiled, mnist_train, tmp_path
 
 
 def test_lifetime_command_writes_table_plot_and_counts_register_writes(build_dir, mnist_dir, tmp_path):
-    code, out, err = run_cli("lifetime", build_dir, "--times", "1s,1d,10y", "--chips", "2", "--images", "300",
+    code, out, err = run_cli("lifetime", build_dir, "--times", "0s,1d,10y", "--chips", "2", "--images", "300",
                              "--calib", "64", "--sigma-on", "0.15", "--sigma-off", "0.15", "--retention",
                              WEAR, "--data-dir", mnist_dir, "--out", tmp_path / "lt")
     assert code == 0, err
     result = json.loads((tmp_path / "lt" / "lifetime.json").read_text())
-    assert [row["label"] for row in result["summary"]] == ["1s", "1d", "10y"]
+    assert [row["label"] for row in result["summary"]] == ["0s", "1d", "10y"]
     assert {p["seed"] for p in result["points"]} == {0, 1}
     first = result["summary"][0]
-    assert first["register_writes_mean"] == 0  # at t0 the re-tune is the t0 tuning
+    assert first["register_writes_mean"] == 0  # at age 0 the re-tune is the t0 tuning (wear starts after 0)
     assert first["tuned_t0_mean"] == first["retuned_mean"]
     assert result["summary"][-1]["register_writes_mean"] > 0
     assert result["summary"][-1]["failed_fraction"] == pytest.approx(0.01)
