@@ -261,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", help="fit per-column tuning-register corrections of a sampled chip (no reprogramming)")
     tu.add_argument("build", type=Path, metavar="BUILD_DIR")
     tu.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip")
-    tu.add_argument("--calib", type=positive_int, default=256,
-                    help="calibration images, the first N training images (default 256)")
+    tu.add_argument("--calib", type=positive_int, default=2048,
+                    help="calibration images, the first N training images (default 2048; guarded tuning holds out half)")
     tu.add_argument("--limit", type=positive_int,
                     default=2000, help="test images for the before/after accuracy (default 2000)")
     tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"), help="tuning file to write")
@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--distribution", choices=DISTRIBUTIONS, help="override the build's distribution")
     sw.add_argument("--chips", type=positive_int, default=10, help="sampled chips per sigma (default 10)")
     sw.add_argument("--images", type=positive_int, default=10000, help="test images per chip (default 10000)")
-    sw.add_argument("--calib", type=positive_int, default=256, help="calibration (training) images for tuning")
+    sw.add_argument("--calib", type=positive_int, default=2048,
+                    help="calibration (training) images for tuning (default 2048; guarded tuning holds out half)")
     sw.add_argument("--no-tune", action="store_true", help="skip the tuned accuracy")
     sw.add_argument("--seed", type=non_negative_int, default=0, help="chip k of every sigma uses seed SEED + k")
     sw.add_argument("--workers", type=positive_int, help="processes (default: one per core)")
@@ -309,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "cited HfOx preset (README, 'Chip lifetime')")
     lt.add_argument("--chips", type=positive_int, default=5, help="sampled chips (default 5)")
     lt.add_argument("--images", type=positive_int, default=10000, help="test images per chip and age (default 10000)")
-    lt.add_argument("--calib", type=positive_int, default=256, help="calibration (training) images for tuning")
+    lt.add_argument("--calib", type=positive_int, default=2048,
+                    help="calibration (training) images for tuning (default 2048; guarded tuning holds out half)")
     lt.add_argument("--seed", type=non_negative_int, default=0, help="chip k uses seed SEED + k")
     lt.add_argument("--workers", type=positive_int, help="processes (default: one per core)")
     lt.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",

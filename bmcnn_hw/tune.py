@@ -17,9 +17,9 @@ Two methods:
   direct count, :func:`count_corrections`, not the least-squares proxy); the output layer's
   is the mean offset. A column keeps its correction only where it lowers that column's
   error on the held-out second half (hidden layers: activations that differ from the
-  target's; output layer: squared score error), and the whole tuning is kept only if the
-  held-out images' accuracy (their training labels) is at least the untuned chip's, so it is
-  never worse than untuned there.
+  target's; output layer: squared score error), and the whole tuning is kept only if, on the
+  held-out images (with their training labels), it fixes significantly more images than it
+  breaks (:data:`SIGNIFICANCE`), so it is never worse than untuned there.
 
 The target accumulator is the ideal integer one, except for a network trained
 variation-aware (its batch norms learned noisy accumulators): there it is the expected
@@ -77,6 +77,10 @@ def fit_column_corrections(layer: CompiledLayer, acc_chip: np.ndarray, acc_ideal
 METHODS = ("guarded", "lsq")
 HOLDOUT = 0.5
 """Fraction of the calibration images the guarded method holds out (the last ones)."""
+SIGNIFICANCE = 1.5
+"""The accuracy guard keeps a tuning when, on the held-out images, the images it fixes (b) exceed
+those it breaks (c) by more than SIGNIFICANCE * sqrt(b + c) (a one-sided McNemar criterion):
+below that the difference is indistinguishable from calibration noise, and untuned is kept."""
 GAIN_SAMPLES = 1 << 20
 GAIN_SEED = 20261129
 
@@ -195,80 +199,17 @@ def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray, reader: Phys
 
 def _accuracy_guard(model: CompiledModel, chip: Chip, images: np.ndarray, labels: np.ndarray, offsets: list,
                     reader: PhysicsReader, meta: dict) -> list:
-    """``offsets``, or all zeros where they lower the held-out images' accuracy below the untuned chip's."""
+    """``offsets`` if they fix significantly more held-out images than they break (SIGNIFICANCE), else zeros."""
     from .golden.crossbar import physics_predictions_shared
 
     untuned, tuned = physics_predictions_shared(model, chip, images, [None, offsets], reader=reader)
+    fixed = int(((tuned == labels) & (untuned != labels)).sum())
+    broken = int(((untuned == labels) & (tuned != labels)).sum())
+    keep = fixed - broken > SIGNIFICANCE * np.sqrt(fixed + broken)
     meta["held_out_accuracy"] = {"untuned": float((untuned == labels).mean()), "tuned": float((tuned == labels).mean())}
-    if meta["held_out_accuracy"]["tuned"] >= meta["held_out_accuracy"]["untuned"]:
+    meta["held_out_fixed_broken"] = [fixed, broken]
+    meta["tuning_kept"] = bool(keep)
+    if keep:
         return offsets
     meta["corrections_kept"] = 0
     return [np.zeros_like(o) for o in offsets]
-
-
-def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
-    """Write the tuning file: corrections per layer and the register writes that apply them."""
-    from .rtl.periphery import tune_offset_writes
-
-    layers, writes = {}, {}
-    for layer, offsets in zip(model.layers, tuning.offsets, strict=True):
-        layers[layer.name] = [int(v) for v in offsets]
-        writes[f"periphery_{layer.name}"] = [list(w) for w in tune_offset_writes(layer, offsets)]
-    write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
-                             "register_writes": writes})
-
-
-def check_tuning_chip(path: Path, tuning: Tuning, chip: Chip) -> None:
-    """Refuse corrections fitted on another chip: the file records the chip it was fitted on
-    (seed, encoding, device parameters), and corrections only fit that chip's devices.
-
-    Raises:
-        ArtefactError: naming the file and every field that differs.
-    """
-    fitted = tuning.meta.get("chip")
-    current = json.loads(json.dumps(chip.describe()))
-    if not isinstance(fitted, dict):
-        raise ArtefactError(f"{path}: records no chip; refit it with `bmcnn-hw tune` for this chip")
-    differ = [f"{key} {_shown(key, fitted.get(key))} (this chip: {_shown(key, current.get(key))})"
-              for key in sorted(set(fitted) | set(current)) if fitted.get(key) != current.get(key)]
-    if differ:
-        raise ArtefactError(f"{path}: fitted on another chip: " + "; ".join(differ)
-                            + " - fit this chip with `bmcnn-hw tune` (same --chip-seed and device options)")
-
-
-def _shown(key: str, value) -> str:
-    """A chip field as a message shows it: ages as durations, the rest as Python literals."""
-    if key != "age":
-        return repr(value)
-    if not isinstance(value, dict):
-        return "none (as programmed)"
-    from .golden.aging import format_duration
-
-    return (f"{format_duration(value.get('age_s', 0.0))} at {value.get('reads_per_s', 0.0):g} reads/s "
-            "(or its retention parameters)")
-
-
-def load_tuning(path: Path, model: CompiledModel) -> Tuning:
-    """Read a tuning file for ``model``.
-
-    Raises:
-        ArtefactError: naming the file when it is not a tuning file of this model's layers.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise ArtefactError(f"{path}: field 'schema' must be {SCHEMA!r}")
-        table = data["tune_offset"]
-        names = [layer.name for layer in model.layers]
-        if not isinstance(table, dict) or sorted(table) != sorted(names):
-            found = sorted(table) if isinstance(table, dict) else type(table).__name__
-            raise ArtefactError(f"{path}: tune_offset has layers {found}, this build has {names}: a tuning file "
-                                "of another build")
-        offsets = [np.asarray(table[name], dtype=np.int64) for name in names]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ArtefactError(f"{path}: not a tuning file for this build ({type(exc).__name__}: {exc})") from None
-    for layer, off in zip(model.layers, offsets, strict=True):
-        if off.shape != (layer.cols,):
-            raise ArtefactError(f"{path}: tune_offset[{layer.name}] needs {layer.cols} values, has {off.size}")
-    return Tuning(offsets, {k: v for k, v in data.items() if k not in ("tune_offset", "register_writes")})
