@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("build", type=Path, metavar="BUILD_DIR")
     tu.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip")
     tu.add_argument("--calib", type=positive_int, default=2048,
-                    help="calibration images, the first N training images (default 2048; guarded tuning holds out half)")
+                    help="calibration images, the first N training images (default 2048; guarded tuning holds "
+                         "out half)")
     tu.add_argument("--limit", type=positive_int,
                     default=2000, help="test images for the before/after accuracy (default 2000)")
     tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"), help="tuning file to write")

@@ -213,3 +213,71 @@ def _accuracy_guard(model: CompiledModel, chip: Chip, images: np.ndarray, labels
         return offsets
     meta["corrections_kept"] = 0
     return [np.zeros_like(o) for o in offsets]
+
+
+def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
+    """Write the tuning file: corrections per layer and the register writes that apply them."""
+    from .rtl.periphery import tune_offset_writes
+
+    layers, writes = {}, {}
+    for layer, offsets in zip(model.layers, tuning.offsets, strict=True):
+        layers[layer.name] = [int(v) for v in offsets]
+        writes[f"periphery_{layer.name}"] = [list(w) for w in tune_offset_writes(layer, offsets)]
+    write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
+                             "register_writes": writes})
+
+
+def check_tuning_chip(path: Path, tuning: Tuning, chip: Chip) -> None:
+    """Refuse corrections fitted on another chip: the file records the chip it was fitted on
+    (seed, encoding, device parameters), and corrections only fit that chip's devices.
+
+    Raises:
+        ArtefactError: naming the file and every field that differs.
+    """
+    fitted = tuning.meta.get("chip")
+    current = json.loads(json.dumps(chip.describe()))
+    if not isinstance(fitted, dict):
+        raise ArtefactError(f"{path}: records no chip; refit it with `bmcnn-hw tune` for this chip")
+    differ = [f"{key} {_shown(key, fitted.get(key))} (this chip: {_shown(key, current.get(key))})"
+              for key in sorted(set(fitted) | set(current)) if fitted.get(key) != current.get(key)]
+    if differ:
+        raise ArtefactError(f"{path}: fitted on another chip: " + "; ".join(differ)
+                            + " - fit this chip with `bmcnn-hw tune` (same --chip-seed and device options)")
+
+
+def _shown(key: str, value) -> str:
+    """A chip field as a message shows it: ages as durations, the rest as Python literals."""
+    if key != "age":
+        return repr(value)
+    if not isinstance(value, dict):
+        return "none (as programmed)"
+    from .golden.aging import format_duration
+
+    return (f"{format_duration(value.get('age_s', 0.0))} at {value.get('reads_per_s', 0.0):g} reads/s "
+            "(or its retention parameters)")
+
+
+def load_tuning(path: Path, model: CompiledModel) -> Tuning:
+    """Read a tuning file for ``model``.
+
+    Raises:
+        ArtefactError: naming the file when it is not a tuning file of this model's layers.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ArtefactError(f"{path}: field 'schema' must be {SCHEMA!r}")
+        table = data["tune_offset"]
+        names = [layer.name for layer in model.layers]
+        if not isinstance(table, dict) or sorted(table) != sorted(names):
+            found = sorted(table) if isinstance(table, dict) else type(table).__name__
+            raise ArtefactError(f"{path}: tune_offset has layers {found}, this build has {names}: a tuning file "
+                                "of another build")
+        offsets = [np.asarray(table[name], dtype=np.int64) for name in names]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ArtefactError(f"{path}: not a tuning file for this build ({type(exc).__name__}: {exc})") from None
+    for layer, off in zip(model.layers, offsets, strict=True):
+        if off.shape != (layer.cols,):
+            raise ArtefactError(f"{path}: tune_offset[{layer.name}] needs {layer.cols} values, has {off.size}")
+    return Tuning(offsets, {k: v for k, v in data.items() if k not in ("tune_offset", "register_writes")})
