@@ -206,19 +206,27 @@ def check_conductance(params: RetentionParams, r_on_ohm: float, r_off_ohm: float
                               "conductance to or below zero (or ON to OFF): not physical for these devices")
 
 
+def vteam_state(x0: np.ndarray | float, v: float, stress_s: float, params: RetentionParams) -> np.ndarray:
+    """VTEAM state (0 = ON, 1 = OFF) after ``stress_s`` seconds at ``v`` from ``x0``: the closed form of
+    ``dx/dt = k_off (v/v_off - 1)^a_off (1 - x)`` above v_off, ``k_on (v/v_on - 1)^a_on x`` below v_on,
+    0 between (the equations of ``spice_models/vteam.lib``)."""
+    x = np.asarray(x0, dtype=np.float64)
+    if stress_s <= 0 or params.v_on <= v <= params.v_off:
+        return x
+    if v > params.v_off:
+        rate = params.k_off * (v / params.v_off - 1.0) ** params.a_off
+        return np.asarray(1.0 - (1.0 - x) * math.exp(-rate * stress_s))
+    rate = params.k_on * (v / params.v_on - 1.0) ** params.a_on  # < 0
+    return np.asarray(x * math.exp(rate * stress_s))
+
+
 def _disturbed(r: np.ndarray, params: RetentionParams, r_on: float, r_off: float, v_read: float,
                stress_s: float) -> np.ndarray:
-    """VTEAM state change after ``stress_s`` seconds at ``v_read`` (closed form; none below threshold)."""
+    """Resistances after ``stress_s`` seconds of reads at ``v_read``; the state x = (R - R_on) / (R_off - R_on)."""
     if stress_s <= 0 or params.v_on <= v_read <= params.v_off:
         return r
     x = np.clip((r - r_on) / (r_off - r_on), 0.0, 1.0)
-    if v_read > params.v_off:
-        rate = params.k_off * (v_read / params.v_off - 1.0) ** params.a_off
-        x_new = 1.0 - (1.0 - x) * math.exp(-rate * stress_s)
-    else:
-        rate = params.k_on * (v_read / params.v_on - 1.0) ** params.a_on  # < 0
-        x_new = x * math.exp(rate * stress_s)
-    return np.asarray(r + (r_off - r_on) * (x_new - x))
+    return np.asarray(r + (r_off - r_on) * (vteam_state(x, v_read, stress_s, params) - x))
 
 
 def _age_devices(r0: np.ndarray, params: RetentionParams, rng: np.random.Generator, age_s: float,

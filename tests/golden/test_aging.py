@@ -20,6 +20,7 @@ from bmcnn_hw.golden.aging import (
     load_retention,
     parse_duration,
     parse_durations,
+    vteam_state,
 )
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.tune import calibrate, check_tuning_chip, load_tuning, save_tuning
@@ -105,6 +106,18 @@ def test_read_disturb_equals_the_vteam_ode_and_is_zero_below_threshold(compiled)
     expected = 10e3 + (100e3 - 10e3) * x
     assert aged[on].mean() == pytest.approx(expected, rel=1e-3)
     assert aged[on].mean() > 10e3 * 1.01  # the disturb is visible
+
+
+@pytest.mark.ngspice
+@needs("ngspice")
+def test_read_disturb_closed_form_equals_the_vteam_subcircuit_in_ngspice():
+    """The physics side's VTEAM state change = ngspice's transient of spice_models/vteam.lib."""
+    from bmcnn_hw.spice.read_disturb import read_disturb
+
+    params = RetentionParams()
+    for v, seconds, x0 in ((0.51, 0.01, 0.0), (0.6, 1e-4, 0.2), (0.2, 1.0, 0.0)):
+        spice = read_disturb(v, seconds, x0=x0, steps=2000)["state_final"]
+        assert float(vteam_state(x0, v, seconds, params)) == pytest.approx(spice, abs=2e-3)
 
 
 def test_times_and_retention_parameters_are_checked(tmp_path):
