@@ -3,6 +3,7 @@ states, VTEAM read disturb equal to integrating its ODE; the lifetime command an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -186,3 +187,21 @@ def test_cosim_of_an_aged_retuned_chip_has_zero_mismatches(build_dir, mnist_dir,
     assert code == 0, err
     report = json.loads((tmp_path / "cs" / "cosim.json").read_text())
     assert report["ok"] and "mismatches: 0" in out
+
+
+def test_lifetime_on_a_dask_local_cluster_equals_the_process_pool(build_dir, mnist_train, mnist_test):
+    """Same seeds, same ages: the Dask run gives the pool's numbers (determinism across schedulers)."""
+    from distributed import LocalCluster
+
+    from bmcnn_hw.artefact import load_model
+    from bmcnn_hw.lifetime import run_lifetime
+
+    device = dataclasses.replace(load_model(build_dir).hardware.device, sigma_on_rel=0.15, sigma_off_rel=0.15)
+    common = {"device": device, "retention": RetentionParams(fail_10y=0.01), "reads_per_s": 10.0, "progress": False,
+              "calib_labels": mnist_train.labels[:32]}
+    test, calib, times = mnist_test.head(200), mnist_train.images[:32], [0.0, 86400.0, TEN_YEARS_S]
+    local = run_lifetime(build_dir, test, calib, times, 2, workers=2, **common)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        remote = run_lifetime(build_dir, test, calib, times, 2, scheduler=cluster.scheduler_address, **common)
+    assert remote["points"] == local["points"]
