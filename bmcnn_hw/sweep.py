@@ -138,12 +138,19 @@ def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips
             "points": points, "summary": summary}
 
 
+def _tuning_words(result: dict) -> str:
+    """How the tuned column was fitted, for table captions."""
+    return (f"tuned: {result.get('tuning_method', 'lsq')} tuning on {result['calibration_images']} "
+            "calibration (training) images")
+
+
 def sweep_markdown(result: dict) -> str:
     """Table of accuracy (mean +- std over chips) per sigma."""
     tuned = "tuned_mean" in result["summary"][0]
     lines = [f"Accuracy on {result['images']} test images, {result['chips']} chips per point "
              f"(seeds {result['seed']}..{result['seed'] + result['chips'] - 1}), sigma applied to "
-             f"{ {'together': 'R_on and R_off', 'on': 'R_on', 'off': 'R_off'}[result['mode']] }.", "",
+             f"{ {'together': 'R_on and R_off', 'on': 'R_on', 'off': 'R_off'}[result['mode']] }"
+             + (f"; {_tuning_words(result)}." if tuned else "."), "",
              "| sigma | plain | tuned |" if tuned else "| sigma | plain |", "|---|---|---|" if tuned else "|---|---|"]
     for row in result["summary"]:
         line = f"| {row['sigma']:.2f} | {100 * row['plain_mean']:.2f} +- {100 * row['plain_std']:.2f} % |"
@@ -209,7 +216,8 @@ def comparison_markdown(results: dict) -> str:
         header += [f"{name}, tuned" for name in results]
     lines = [f"Accuracy (mean +- std over {first['chips']} chips, seeds {first['seed']}.."
              f"{first['seed'] + first['chips'] - 1}, {first['images']} test images; sigma on "
-             f"{ {'together': 'R_on and R_off', 'on': 'R_on', 'off': 'R_off'}[first['mode']] }).", "",
+             f"{ {'together': 'R_on and R_off', 'on': 'R_on', 'off': 'R_off'}[first['mode']] }"
+             + (f"; {_tuning_words(first)})." if tuned else ")."), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for k, row in enumerate(first["summary"]):
         cells = [f"{row['sigma']:.2f}"]
