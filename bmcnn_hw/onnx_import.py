@@ -229,13 +229,14 @@ class ImportedLayer:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def _input_incoming(plan: GraphPlan, input_scale: float | None, path: Path) -> tuple[Incoming, int]:
+def _input_incoming(plan: GraphPlan, input_scale: float | None, path: Path) -> Incoming:
+    """What feeds the first layer: the input quantizer's codes and scale (8-bit pixels)."""
     if tuple(plan.input_shape[1:]) != MNIST_SHAPE:
         raise ConfigError(f"{path}: the graph's input {plan.folded.graph.input[0].name!r} has shape "
                           f"{list(plan.input_shape)}; bmcnn-hw runs MNIST, (N, 1, 28, 28)")
     quant = plan.input_quant
     if quant is None:
-        return Incoming(scale=input_scale or DEFAULT_INPUT_SCALE), 8
+        return Incoming(scale=input_scale or DEFAULT_INPUT_SCALE)
     if input_scale is not None:
         raise ConfigError(f"{path}: --input-scale is for graphs without an input quantizer; "
                           f"{node_label(quant)} gives the scale")
@@ -250,7 +251,7 @@ def _input_incoming(plan: GraphPlan, input_scale: float | None, path: Path) -> t
     if scale.size != 1 or float(scale.reshape(-1)[0]) <= 0 or int(bits.reshape(-1)[0]) != 8:
         raise ConfigError(f"{node_label(quant)}: the input quantizer must have one positive scale and 8 bits "
                           f"(MNIST pixels; got scale {scale.reshape(-1)[:3].tolist()}, {bits.reshape(-1)[0]} bits)")
-    return Incoming(scale=float(scale.reshape(-1)[0])), 8
+    return Incoming(scale=float(scale.reshape(-1)[0]))
 
 
 def map_layers(plan: GraphPlan, incoming: Incoming) -> list[ImportedLayer]:
@@ -362,18 +363,18 @@ def import_onnx(path: Path, out: Path, *, input_scale: float | None = None, name
     path = Path(path)
     graph = load_graph(path)
     plan = walk_graph(graph, path)
-    incoming, _ = _input_incoming(plan, input_scale, path)
+    incoming = _input_incoming(plan, input_scale, path)
     imported = map_layers(plan, incoming)
     last = imported[-1]
     assert last.score_a is not None and last.score_b is not None
-    score_format, exact = score_format_for(last.score_a, last.score_b)
+    _, exact = score_format_for(last.score_a, last.score_b)
     description = " -> ".join(f"{s.kind}{s.out}" + (f" pool{s.pool}" if s.pool > 1 else "") for s in
                               (i.spec for i in imported))
     model = build_model(imported, name or model_name(path), f"imported from {path.name}: {description}")
     report: dict[str, Any] = {
         "imported_from": str(path.resolve()), "sha256": source_hashes(path), "format": "onnx",
         "input_scale": incoming.scale, "input_quantizer": plan.input_quant.name if plan.input_quant else None,
-        "score_format": score_format, "scores_exact": exact, "score_factor": last.report["score_factor"],
+        "score_format": model.config.score_format, "scores_exact": exact, "score_factor": last.report["score_factor"],
         "layers": [layer.report for layer in imported],
     }
     if verify_images is not None:
