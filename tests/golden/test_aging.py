@@ -153,7 +153,7 @@ def test_a_tuning_file_of_another_age_is_refused(compiled, mnist_train, tmp_path
 
 def test_lifetime_command_writes_table_plot_and_counts_register_writes(build_dir, mnist_dir, tmp_path):
     code, out, err = run_cli("lifetime", build_dir, "--times", "0s,1d,10y", "--chips", "2", "--images", "300",
-                             "--calib", "64", "--sigma-on", "0.15", "--sigma-off", "0.15", "--retention",
+                             "--calib", "256", "--sigma-on", "0.3", "--sigma-off", "0.3", "--retention",
                              WEAR, "--data-dir", mnist_dir, "--out", tmp_path / "lt")
     assert code == 0, err
     result = json.loads((tmp_path / "lt" / "lifetime.json").read_text())
