@@ -23,12 +23,11 @@ import html
 import itertools
 import shutil
 import time
-import tomllib
 from pathlib import Path
 from xml.etree import ElementTree
 
 from .errors import BmcnnError, ConfigError
-from .io_utils import write_text_atomic
+from .io_utils import read_toml, write_text_atomic
 
 COMMANDS = ("compile", "cosim", "sweep", "lifetime", "spice", "evaluate", "tune", "rtl", "rtl-regress", "ppa",
             "explore")
@@ -38,13 +37,7 @@ CELL_PRESETS = {"linear": "ideal", "sinh": "rram-sinh", "1t1r": "rram-1t1r-sky13
 
 def load_toml(path: Path) -> dict:
     """Parse a TOML file; ConfigError names the file on bad syntax."""
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return read_toml(path)
 
 
 def flow_argv(path: Path) -> list[str]:

@@ -74,3 +74,38 @@ def write_json_atomic(path: Path, obj) -> None:
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file's bytes, hex."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_figure(fig, out_stem: Path, dpi: int = 120) -> list[Path]:
+    """A matplotlib figure as ``out_stem.png`` and ``out_stem.svg``, each written atomically."""
+    import io
+
+    paths = []
+    for ext in ("png", "svg"):
+        path, buffer = Path(f"{out_stem}.{ext}"), io.BytesIO()
+        fig.savefig(buffer, format=ext, dpi=dpi)
+        write_atomic_bytes(path, buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def read_toml(path: Path, what: str = "file") -> dict:
+    """A parsed TOML file.
+
+    Raises:
+        ConfigError: naming ``path`` when it is missing (``<what> not found``), unreadable, or not
+            valid TOML.
+    """
+    import tomllib
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None

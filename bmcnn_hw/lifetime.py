@@ -11,7 +11,6 @@ values is the register writes a re-tune costs). Local process pool or a Dask clu
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from .config import DeviceParams
 from .golden.aging import RetentionParams, aged_chip, check_conductance, format_duration
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
-from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
+from .io_utils import write_figure, write_json_atomic, write_text_atomic
 from .parallel import dask_client, results_in_order, shared_inputs, single_threaded_pool
 from .tune import calibrate
 
@@ -158,12 +157,7 @@ def plot_lifetime(result: dict[str, Any], out_stem: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        path, buffer = Path(f"{out_stem}.{ext}"), io.BytesIO()
-        fig.savefig(buffer, format=ext, dpi=120)
-        write_atomic_bytes(path, buffer.getvalue())
-        paths.append(path)
+    paths = write_figure(fig, Path(out_stem))
     plt.close(fig)
     return paths
 

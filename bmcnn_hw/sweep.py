@@ -4,7 +4,6 @@ with and without tuning, on a local process pool. Writes JSON, Markdown and a pl
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
-from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
+from .io_utils import write_figure, write_json_atomic, write_text_atomic
 from .parallel import dask_client, results_in_order, shared_inputs, single_threaded_pool
 from .tune import calibrate
 
@@ -188,12 +187,7 @@ def plot_sweep(result: dict, out_stem: Path, labelled: dict | None = None) -> li
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        path, buffer = Path(f"{out_stem}.{ext}"), io.BytesIO()
-        fig.savefig(buffer, format=ext, dpi=120)
-        write_atomic_bytes(path, buffer.getvalue())
-        paths.append(path)
+    paths = write_figure(fig, Path(out_stem))
     plt.close(fig)
     return paths
 

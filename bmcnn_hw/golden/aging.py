@@ -168,16 +168,12 @@ def load_retention(path: Any) -> RetentionParams:
     Raises:
         ConfigError: naming the file when it is missing, not TOML, or has unknown or bad keys.
     """
-    import tomllib
     from pathlib import Path
 
+    from ..io_utils import read_toml
+
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not TOML ({exc})") from None
+    data = read_toml(path, "retention file")
     table = data.get("retention", data)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [retention] must be a table")

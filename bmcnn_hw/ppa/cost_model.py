@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any, TypeVar
 
 from ..config import _check_positive
 from ..errors import ConfigError
+from ..io_utils import read_toml
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,6 @@ def load_cost_model(path: Path | None = None) -> CostModel:
         ConfigError: unreadable TOML, a missing or unknown field, a non-positive number, no source.
     """
     path = Path(path) if path is not None else default_cost_model_path()
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: cost-model file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "cost-model file")
     return CostModel(_section(data, "adc", AdcModel, path), _section(data, "tia", TiaModel, path),
                      _section(data, "array", ArrayModel, path), str(path))

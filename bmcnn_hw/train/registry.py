@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..io_utils import read_toml
 from .architecture import ModelConfig
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -24,12 +24,7 @@ def load_model_file(path: Path) -> ModelConfig:
         ConfigError: naming the file for bad TOML, unknown fields or inconsistent sizes.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read model file ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "model file")
     if "layers" not in data:
         raise ConfigError(f"{path}: missing [[layers]] tables")
     data.setdefault("name", path.stem)
