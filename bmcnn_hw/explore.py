@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .config import CrossbarGeometry, HardwareConfig
 from .errors import ConfigError
@@ -38,7 +37,7 @@ from .golden.chip import Chip, check_cell_geometry, sized_readout
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
 from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
-from .parallel import dask_client, results_in_order, shared_inputs, single_threaded_pool
+from .parallel import run_jobs
 from .ppa.summary import si_units
 from .presets import get_preset
 
@@ -151,21 +150,6 @@ def run_design_point(point: dict) -> dict:
             "seconds": time.perf_counter() - started}
 
 
-def _dask_point(point: dict, checkpoint: str, out_dir: str, grid: dict, images, labels) -> dict:
-    if _WORKER.get("out") != Path(out_dir):
-        _init(checkpoint, out_dir, grid, images, labels)
-    return run_design_point(point)
-
-
-def _run_dask(scheduler: str, points: list[dict], args: tuple, progress: bool) -> list[dict]:
-    with dask_client(scheduler) as client:
-        checkpoint, out_dir, grid, images, labels = args
-        shared = shared_inputs(client, [images, labels])
-        futures = client.map(_dask_point, points, checkpoint=checkpoint, out_dir=out_dir, grid=grid,
-                             images=shared[0], labels=shared[1], retries=2, pure=False)
-        return results_in_order(futures, "explore (dask)", "point", progress)
-
-
 def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, workers: int = 1,
                 scheduler: str | None = None, progress: bool = True) -> dict:
     """Every design point of ``grid``: accuracy (physics on sampled chips) and PPA; Pareto flags."""
@@ -175,12 +159,8 @@ def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, worker
     n = max(grid["accuracy"]["images"], grid["ppa"]["images"])
     args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, test_set.images[:n],
             test_set.labels[:n])
-    if scheduler:
-        results = _run_dask(scheduler, points, args, progress)
-    else:
-        with single_threaded_pool(min(workers, len(points)), _init, args) as pool:
-            results = list(tqdm(pool.map(run_design_point, points), total=len(points), desc="explore", unit="point",
-                                disable=not progress))
+    results = run_jobs(run_design_point, points, _init, args, workers=min(workers, len(points)), scheduler=scheduler,
+                       shared_from=3, retries=2, progress=progress, desc="explore", unit="point")
     for key in ("energy_per_inference_j", "area_mm2"):
         front = pareto_front([(r["accuracy"]["mean"], r[key]) for r in results])
         for r, on in zip(results, front, strict=True):

@@ -11,12 +11,10 @@ values is the register writes a re-tune costs). Local process pool or a Dask clu
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from .artefact import load_model
 from .config import DeviceParams
@@ -24,7 +22,7 @@ from .golden.aging import RetentionParams, aged_chip, check_conductance, format_
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
 from .io_utils import write_figure, write_json_atomic, write_text_atomic
-from .parallel import dask_client, results_in_order, shared_inputs, single_threaded_pool
+from .parallel import run_jobs
 from .tune import calibrate
 
 _WORKER: dict[str, Any] = {}
@@ -62,30 +60,6 @@ def run_chip(job: tuple[Any, ...]) -> dict[str, Any]:
     return {"seed": seed, "ages": rows}
 
 
-def _dask_chip(job: tuple[Any, ...], build_dir: str, test_images: np.ndarray, test_labels: np.ndarray,
-               calib: np.ndarray, calib_labels: np.ndarray | None = None) -> dict[str, Any]:
-    if _WORKER.get("build") != build_dir:
-        _init(build_dir, test_images, test_labels, calib, calib_labels)
-        _WORKER["build"] = build_dir
-    return run_chip(job)
-
-
-def _run_jobs(jobs: list[tuple[Any, ...]], args: tuple[Any, ...], workers: int | None, scheduler: str | None,
-              progress: bool) -> list[dict[str, Any]]:
-    if scheduler:
-        with dask_client(scheduler) as client:
-            build_dir, *data = args
-            shared = shared_inputs(client, list(data))
-            futures = client.map(_dask_chip, jobs, build_dir=build_dir, test_images=shared[0],
-                                 test_labels=shared[1], calib=shared[2], calib_labels=shared[3], retries=3,
-                                 pure=False)
-            return list(results_in_order(futures, "lifetime (dask)", "chip", progress))
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    with single_threaded_pool(workers, _init, args) as pool:
-        return list(tqdm(pool.map(run_chip, jobs), total=len(jobs), desc="lifetime", unit="chip",
-                         disable=not progress))
-
-
 def run_lifetime(build_dir: Path, test_set: Any, calib_images: np.ndarray, times: list[float], chips: int, *,
                  device: DeviceParams, retention: RetentionParams, reads_per_s: float = 0.0, seed: int = 0,
                  workers: int | None = None, scheduler: str | None = None, progress: bool = True,
@@ -98,8 +72,9 @@ def run_lifetime(build_dir: Path, test_set: Any, calib_images: np.ndarray, times
     check_conductance(retention, device.r_on_ohm, device.r_off_ohm, times)
     jobs = [(seed + k, device.to_dict(), retention.to_dict(), float(reads_per_s), [float(t) for t in times],
              tuning_method) for k in range(chips)]
-    points = _run_jobs(jobs, (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels), workers,
-                       scheduler, progress)
+    args = (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels)
+    points = run_jobs(run_chip, jobs, _init, args, workers=workers, scheduler=scheduler, progress=progress,
+                      desc="lifetime", unit="chip")
     summary = []
     for k, age in enumerate(times):
         entry: dict[str, Any] = {"age_s": float(age), "label": format_duration(age),

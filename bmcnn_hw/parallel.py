@@ -101,6 +101,49 @@ def results_in_order(futures: list, desc: str, unit: str, progress: bool) -> lis
     return results
 
 
+def run_jobs(point: Callable, jobs: list, initializer: Callable, initargs: tuple, *, workers: int | None = None,
+             scheduler: str | None = None, shared_from: int = 1, retries: int = 3, progress: bool = True,
+             desc: str = "jobs", unit: str = "job") -> list:
+    """``point(job)`` for every job, results in job order, in processes that ran ``initializer(*initargs)``.
+
+    Locally: a pool of ``workers`` single-threaded processes (default one per core, at most one
+    per job). With ``scheduler``: the Dask cluster there. ``initargs[shared_from:]`` (the data)
+    travel once as :func:`shared_inputs`, each worker runs the initializer once per distinct
+    ``initargs[:shared_from]``, and the tasks of a worker that dies are retried ``retries`` times.
+    """
+    if scheduler:
+        with dask_client(scheduler) as client:
+            shared = shared_inputs(client, list(initargs[shared_from:]))
+            # ``key`` is client.map's own keyword (task names): the worker's cache key is ``setup``
+            setup = (f"{initializer.__module__}.{initializer.__qualname__}", tuple(initargs[:shared_from]))
+            futures = client.map(_dask_job, jobs, point=point, initializer=initializer, setup=setup,
+                                 initargs=[*initargs[:shared_from], *shared], retries=retries, pure=False)
+            return results_in_order(futures, f"{desc} (dask)", unit, progress)
+    from tqdm import tqdm
+
+    with single_threaded_pool(workers or min(len(jobs), os.cpu_count() or 1), initializer, initargs) as pool:
+        return list(tqdm(pool.map(point, jobs), total=len(jobs), desc=desc, unit=unit, disable=not progress))
+
+
+_DASK_WORKER: dict = {}
+
+
+def _dask_job(job, point: Callable, initializer: Callable, setup: tuple, initargs: list):
+    """:func:`run_jobs`' task on a Dask worker (Dask resolves the shared futures in ``initargs``).
+
+    Fault injection for tests: when ``$BMCNN_HW_CRASH_ONCE`` names a file that does not exist
+    yet, the first task to see it creates it and kills its worker process.
+    """
+    marker = os.environ.get("BMCNN_HW_CRASH_ONCE")
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    if _DASK_WORKER.get("setup") != setup:
+        initializer(*initargs)
+        _DASK_WORKER["setup"] = setup
+    return point(job)
+
+
 def _worker_init(initializer, initargs: tuple) -> None:
     """Ignore Ctrl-C in a worker (the caller stops the pool), then run the pool's initializer."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -4,18 +4,16 @@ with and without tuning, on a local process pool. Writes JSON, Markdown and a pl
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
 from .io_utils import write_figure, write_json_atomic, write_text_atomic
-from .parallel import dask_client, results_in_order, shared_inputs, single_threaded_pool
+from .parallel import run_jobs
 from .tune import calibrate
 
 MODES = ("together", "on", "off")
@@ -74,31 +72,6 @@ def run_point(job: tuple) -> dict:
     return result
 
 
-def dask_point(job: tuple, build_dir: str, test_images, test_labels, calib, calib_labels=None) -> dict:
-    """:func:`run_point` for a Dask worker (loads the model once per worker process).
-
-    Fault injection for tests: when ``$BMCNN_HW_CRASH_ONCE`` names a file that does not exist
-    yet, the first task to see it creates it and kills its worker process.
-    """
-    marker = os.environ.get("BMCNN_HW_CRASH_ONCE")
-    if marker and not os.path.exists(marker):
-        Path(marker).touch()
-        os._exit(1)
-    if _WORKER.get("build") != build_dir:
-        _init(build_dir, test_images, test_labels, calib, calib_labels)
-        _WORKER["build"] = build_dir
-    return run_point(job)
-
-
-def _run_dask(scheduler: str, jobs: list, args: tuple, progress: bool) -> list:
-    with dask_client(scheduler) as client:
-        build_dir, *data = args
-        shared = shared_inputs(client, list(data))
-        futures = client.map(dask_point, jobs, build_dir=build_dir, test_images=shared[0], test_labels=shared[1],
-                             calib=shared[2], calib_labels=shared[3], retries=3, pure=False)
-        return results_in_order(futures, "sweep (dask)", "chip", progress)
-
-
 def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips: int, *, mode: str = "together",
               distribution: str | None = None, tune: bool = True, seed: int = 0, workers: int | None = None,
               progress: bool = True, scheduler: str | None = None, spice_spot: int = 0,
@@ -116,13 +89,8 @@ def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips
     jobs = [(float(s), seed + k, mode, distribution, tune, spice_spot if k == 0 else 0, tuning_method)
             for s in sigmas for k in range(chips)]
     args = (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels)
-    if scheduler:
-        points = _run_dask(scheduler, jobs, args, progress)
-    else:
-        workers = workers or min(len(jobs), os.cpu_count() or 1)
-        with single_threaded_pool(workers, _init, args) as pool:
-            points = list(tqdm(pool.map(run_point, jobs), total=len(jobs), desc="sweep", unit="chip",
-                               disable=not progress))
+    points = run_jobs(run_point, jobs, _init, args, workers=workers, scheduler=scheduler, progress=progress,
+                      desc="sweep", unit="chip")
     summary = []
     for s in sigmas:
         rows = [p for p in points if p["sigma"] == float(s)]
