@@ -62,6 +62,7 @@ def layer_record(lp: LayerPpa) -> dict[str, Any]:
         out["digital"] = {"cells": lp.synth.cells, "area_um2": lp.synth.area_um2, "cell_counts": lp.synth.cell_counts,
                           "critical_path_ns": lp.sta.critical_path_ns, "slack_ns": lp.sta.slack_ns,
                           "fmax_mhz": lp.sta.fmax_mhz, "power_w": lp.sta.power_w,
-                          "annotated_nets": lp.sta.annotated_nets, "gate_level_beats": lp.gate_beats,
+                          "annotated_nets": lp.sta.annotated_nets, "annotated_pins": lp.sta.annotated_pins,
+                          "activity_nets_sent": lp.sta.nets_sent, "gate_level_beats": lp.gate_beats,
                           "gate_level_outputs_checked": lp.gate_outputs_checked}
     return out

@@ -26,6 +26,11 @@ class StaResult:
     power_w: dict[str, float]
     """Internal, switching, leakage and total power (W) at ``period_ns`` with the annotated activity."""
     annotated_nets: int
+    """Nets whose measured activity OpenSTA accepted (counted by OpenSTA; 0 without activity)."""
+    annotated_pins: int = 0
+    """Cell pins of those nets that received the activity."""
+    nets_sent: int = 0
+    """Nets of the gate-level VCD the activity script sent (besides the clock)."""
 
 
 def sta_script(synth: SynthResult, period_ns: float, activity_file: Path | None, work_dir: Path) -> str:
@@ -54,27 +59,79 @@ def _relative(path: Path, base: Path) -> str:
     return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
+ACTIVITY_TAG = "bmcnn-activity:"
+"""Prefix of the line the activity script prints: what OpenSTA accepted (nets, pins, ports)."""
+
+_ACTIVITY_PROCS = """\
+# Per-pin activity. Debian's OpenSTA 2.0.17 breaks `set_power_activity -pins` (it calls a
+# missing get_pins_error and sets nothing), so the pins go to the command underneath it when
+# it exists. Every accepted net, pin and port is counted; the counts come back in the log.
+set bmcnn_nets 0; set bmcnn_pins 0; set bmcnn_ports 0
+proc bmcnn_pin_activity {pins a d} {
+  if {[llength [info commands sta::set_power_pin_activity]]} {
+    foreach p $pins { sta::set_power_pin_activity $p $a $d }
+  } else {
+    set_power_activity -pins $pins -activity $a -duty $d
+  }
+}
+proc bmcnn_act {names a d} {
+  global bmcnn_nets bmcnn_pins
+  set nets [get_nets -quiet $names]
+  if {![llength $nets]} { return }
+  set pins [get_pins -quiet -of_objects $nets]
+  if {[llength $pins]} { bmcnn_pin_activity $pins $a $d }
+  incr bmcnn_nets [llength $nets]; incr bmcnn_pins [llength $pins]
+}
+proc bmcnn_port {name a d} {
+  global bmcnn_ports
+  set ports [get_ports -quiet $name]
+  if {![llength $ports]} { return }
+  set_power_activity -input_ports $ports -activity $a -duty $d
+  incr bmcnn_ports [llength $ports]
+}
+"""
+
+
 def activity_tcl(activity: dict[str, NetActivity], cycles: int, inputs: set[str]) -> tuple[str, int]:
-    """``set_power_activity`` on every pin of each simulated net (and on input ports); skips the clock.
+    """Tcl that sets every simulated net's activity on all its pins (and on input ports); skips the clock.
 
     Nets with the same activity and duty are annotated in one command (most register-bank nets
-    hold still), which keeps OpenSTA's Tcl time small on large layers.
+    hold still), which keeps OpenSTA's Tcl time small on large layers. The script ends by
+    printing :data:`ACTIVITY_TAG` with the nets, pins and ports OpenSTA found and annotated.
+
+    Returns:
+        The script and the number of nets it sends (what was accepted comes from the log).
     """
-    lines = ["proc bmcnn_act {nets a d} {",
-             "  set pins [get_pins -quiet -of_objects [get_nets -quiet $nets]]",
-             "  if {[llength $pins]} { set_power_activity -pins $pins -activity $a -duty $d }",
-             "}"]
+    lines = [_ACTIVITY_PROCS]
     groups: dict[tuple[float, float], list[str]] = {}
     for name, act in sorted(activity.items()):
         if name == "clk":
             continue
         a, d = act.toggles / max(cycles, 1), act.high_fraction
         if name.split("[")[0] in inputs:
-            lines.append(f"set_power_activity -input_ports [get_ports {{{name}}}] -activity {a!r} -duty {d!r}")
+            lines.append(f"bmcnn_port {{{name}}} {a!r} {d!r}")
         groups.setdefault((a, d), []).append(name)
     for (a, d), names in groups.items():
         lines.append("bmcnn_act [list " + " ".join("{" + n + "}" for n in names) + f"] {a!r} {d!r}")
+    lines.append(f'puts "{ACTIVITY_TAG} nets $bmcnn_nets pins $bmcnn_pins ports $bmcnn_ports"')
     return "\n".join(lines) + "\n", sum(len(n) for n in groups.values())
+
+
+def parse_activity(text: str) -> dict[str, int]:
+    """Nets, pins and ports OpenSTA annotated, from the activity script's :data:`ACTIVITY_TAG` line.
+
+    Raises:
+        SimulationError: the line is missing (the script did not run to its end).
+    """
+    found = re.search(re.escape(ACTIVITY_TAG) + r" nets (\d+) pins (\d+) ports (\d+)", text)
+    if found is None:
+        raise SimulationError("OpenSTA did not finish the activity script (no per-net activity was confirmed)")
+    return dict(zip(("nets", "pins", "ports"), (int(x) for x in found.groups()), strict=True))
+
+
+def tool_errors(text: str) -> list[str]:
+    """The lines of an OpenSTA log that report an error (OpenSTA goes on after a failed Tcl command)."""
+    return [line.strip() for line in text.splitlines() if line.lstrip().startswith("Error")]
 
 
 def parse_sta(text: str, period_ns: float) -> tuple[float, float, dict[str, float]]:
@@ -94,18 +151,28 @@ def run_sta(synth: SynthResult, period_ns: float, work_dir: Path, activity: dict
 
     Raises:
         ToolNotFound: sta missing.
-        SimulationError: OpenSTA failed or printed no report.
+        SimulationError: OpenSTA failed, logged an error, printed no report, or did not find every
+            simulated net (a partial activity annotation).
     """
     sta = require_tool("sta")
     work_dir = Path(work_dir)
-    act_file, annotated = None, 0
+    act_file, sent = None, 0
     if activity is not None:
-        text, annotated = activity_tcl(activity, cycles, inputs or set())
+        text, sent = activity_tcl(activity, cycles, inputs or set())
         act_file = work_dir / "activity.tcl"
         act_file.write_text(text)
     script = work_dir / "sta.tcl"
     script.write_text(sta_script(synth, period_ns, act_file, work_dir))
-    out = run_tool([sta, "-no_splash", "-exit", str(script.resolve())], work_dir, work_dir / "sta.log",
-                   f"{synth.top}: static timing")
+    log = work_dir / "sta.log"
+    out = run_tool([sta, "-no_splash", "-exit", str(script.resolve())], work_dir, log, f"{synth.top}: static timing")
+    errors = tool_errors(out)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SimulationError(f"{synth.top}: OpenSTA reported an error: {errors[0]}{more}; see {log}")
+    accepted = parse_activity(out) if activity is not None else {"nets": 0, "pins": 0}
+    if accepted["nets"] < sent:
+        raise SimulationError(f"{synth.top}: OpenSTA found {accepted['nets']} of the {sent} simulated nets in the "
+                              f"netlist; the activity would be partial; see {log}")
     arrival, slack, power = parse_sta(out, period_ns)
-    return StaResult(period_ns, arrival, slack, 1e3 / (period_ns - slack), power, annotated)
+    return StaResult(period_ns, arrival, slack, 1e3 / (period_ns - slack), power, accepted["nets"],
+                     accepted["pins"], sent)
