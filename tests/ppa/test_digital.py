@@ -184,7 +184,7 @@ def test_a_net_opensta_does_not_find_or_a_tool_error_fails(tmp_path):
     src = tmp_path / "counter.v"
     src.write_text(COUNTER)
     synth = synthesize(src, "counter", DEFAULT_LIBERTY, tmp_path / "synth")
-    foreign = {name: NetActivity(1, 0.5) for name in _netlist_bits(synth.netlist)} | {"no_such_net": NetActivity(1, 0.5)}
+    foreign = {name: NetActivity(1, 0.5) for name in [*_netlist_bits(synth.netlist), "no_such_net"]}
     with pytest.raises(SimulationError, match=r"counter: OpenSTA found \d+ of the \d+ simulated nets"):
         run_sta(synth, 10.0, tmp_path / "synth", foreign, 10, {"rst", "en"})
     assert tool_errors("Warning: x\nError: activity.tcl, 5 invalid command name \"y\"\nok") == [
