@@ -15,20 +15,23 @@ from .spice.netlist import write_netlists
 from .train.checkpoint import load_checkpoint
 
 
-def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_seed: int = 0) -> CompiledModel:
+def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_seed: int = 0,
+          arch: str = "baseline") -> CompiledModel:
     """Compile a checkpoint into ``build_dir``.
 
     Everything is written into a sibling temp directory first and renamed into
     place at the end, so an interrupted compile leaves no build that loads.
     The netlists are for the chip sampled from ``hardware.device`` with ``chip_seed``
-    (the ideal chip when the device has no variation).
+    (the ideal chip when the device has no variation). ``arch`` names the architecture the
+    options came from (recorded in the provenance).
     """
     checkpoint_dir, build_dir = Path(checkpoint_dir), Path(build_dir)
     if build_dir.exists() and not (build_dir / "manifest.json").is_file():  # checked before any work
         raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
     torch_model, config = load_checkpoint(checkpoint_dir)
     provenance = {"checkpoint": str(checkpoint_dir.resolve()),
-                  "checkpoint_sha256": sha256_file(checkpoint_dir / "model.pt"), "chip_seed": chip_seed}
+                  "checkpoint_sha256": sha256_file(checkpoint_dir / "model.pt"), "chip_seed": chip_seed,
+                  "architecture": arch}
     variation = (config.get("train") or {}).get("variation")
     if variation:  # the device model of variation-aware training: tuning aims at its expected accumulator
         provenance["train_variation"] = {"device": variation, "encoding": config["train"].get("encoding")}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from . import commands as cmd
+from .arch import shipped_architectures
 from .config import CELL_TYPES, CORNERS, DISTRIBUTIONS, ENCODINGS, INPUT_MODES, SPICE_MODES
 from .errors import BmcnnError
 from .presets import PRESETS
@@ -232,17 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     co = sub.add_parser("compile", help="checkpoint -> CompiledModel, tile netlists and Verilog")
     co.add_argument("checkpoint", type=Path, metavar="CKPT_DIR", help="directory written by `bmcnn-hw train`")
     co.add_argument("-o", "--out", type=Path, required=True, metavar="BUILD_DIR", help="build directory to write")
-    co.add_argument("--tile", default="128x128", metavar="RxC", help="crossbar tile size in weights (default 128x128)")
-    co.add_argument("--device", default="ideal", metavar="PRESET",
+    co.add_argument("--arch", metavar="NAME|FILE",
+                    help="named architecture: a set of the options below (" + ", ".join(shipped_architectures())
+                         + ") or an architecture TOML file; options given on the command line win. Default: "
+                           "baseline (every option at its default)")
+    co.add_argument("--tile", metavar="RxC", help="crossbar tile size in weights (default 128x128)")
+    co.add_argument("--device", metavar="PRESET",
                     help="device preset name (" + ", ".join(PRESETS) + ") or a .json/.toml file of DeviceParams "
-                         "fields; 1T1R presets need `bmcnn-hw pdk fetch` once")
-    co.add_argument("--adc-bits", type=non_negative_int, default=0, help="ADC resolution; 0 = exact for the tile rows")
+                         "fields; 1T1R presets need `bmcnn-hw pdk fetch` once (default ideal)")
+    co.add_argument("--adc-bits", type=non_negative_int, help="ADC resolution; 0 (default) = exact for the tile rows")
     co.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip the netlists use")
-    co.add_argument("--encoding", default="differential", choices=ENCODINGS,
-                    help="differential: two devices per weight; reference: one device per weight and a shared "
-                         "reference column at (G_on + G_off) / 2")
-    co.add_argument("--input-mode", default="unipolar", choices=INPUT_MODES,
-                    help="binary inputs drive rows at {0, V_read} (unipolar) or {-V_read, +V_read} (bipolar)")
+    co.add_argument("--encoding", choices=ENCODINGS,
+                    help="differential (default): two devices per weight; reference: one device per weight and a "
+                         "shared reference column at (G_on + G_off) / 2")
+    co.add_argument("--input-mode", choices=INPUT_MODES,
+                    help="binary inputs drive rows at {0, V_read} (unipolar, default) or {-V_read, +V_read} "
+                         "(bipolar)")
     co.add_argument("--tia-gain", type=float, default=0.0, help="op-amp open-loop gain of the TIA; 0 = ideal")
     co.add_argument("--v-swing", type=float,
                     help="TIA output swing about its virtual ground (V): outputs clip at +-V; 0 = no rails. Default: "
@@ -251,10 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="TIA feedback resistor in ohm, or `auto`: sized so the worst-case column current (every "
                          "row on, every device ON at R_on (1 - 3 sigma_on)) just reaches --v-swing. Default: auto "
                          "with rails, else 10000")
-    co.add_argument("--mac-lanes", type=non_negative_int, default=0, metavar="N",
+    co.add_argument("--mac-lanes", type=non_negative_int, metavar="N",
                     help="multiply-accumulate units of each digital fixed-point layer's RTL engine, each on its own "
                          "output channel; must divide every digital layer's output channels. 0 (default) = one per "
                          "output channel (fastest); fewer lanes take more cycles (compile prints them per image)")
+    co.add_argument("--clock-gating", action=argparse.BooleanOptionalAction, default=None,
+                    help="clock-gate each periphery's configuration registers (thresholds, flips, tuning offsets): "
+                         "their clock runs only in reset and on register writes instead of on every beat "
+                         "(default: off, as in the baseline architecture)")
     _add_device_overrides(co, "applied on top of --device")
     co.set_defaults(func=cmd.cmd_compile)
 

@@ -173,14 +173,34 @@ def _hardware(args):
     return HardwareConfig(device=device, geometry=geometry,
                           readout=sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing,
                                                 args.tia_rf),
-                          digital=DigitalParams(mac_lanes=args.mac_lanes))
+                          digital=DigitalParams(mac_lanes=args.mac_lanes, clock_gating=args.clock_gating))
+
+
+_COMPILE_DEFAULTS = {"tile": "128x128", "device": "ideal", "adc_bits": 0, "encoding": "differential",
+                     "input_mode": "unipolar", "v_swing": None, "tia_rf": None, "mac_lanes": 0, "clock_gating": False}
+"""Built-in values of the compile options an architecture may set (:data:`bmcnn_hw.arch.ARCH_OPTIONS`)."""
+
+
+def _apply_architecture(args):
+    """``args`` with every architecture option resolved: command line, else ``--arch``, else default."""
+    from .arch import load_architecture, resolve_option
+
+    arch = load_architecture(args.arch) if args.arch else None
+    for key, default in _COMPILE_DEFAULTS.items():
+        value = resolve_option(getattr(args, key), arch, key, default)
+        setattr(args, key, str(value) if key == "tia_rf" and value is not None else value)
+    return args, arch
 
 
 def cmd_compile(args) -> int:
     from .build import build
     from .rtl.mac import layer_cycles
 
-    model = build(args.checkpoint, args.out, _hardware(args), chip_seed=args.chip_seed)
+    args, arch = _apply_architecture(args)
+    if arch is not None:
+        print(f"architecture {arch.name}: {arch.description or '(no description)'}")
+    model = build(args.checkpoint, args.out, _hardware(args), chip_seed=args.chip_seed,
+                  arch=arch.name if arch is not None else "baseline")
     tiles = model.tile_count
     for layer in model.layers:
         t = layer.tiling

@@ -290,11 +290,16 @@ class DigitalParams(_DictMixin):
     mac_lanes: int = 0
     """Multiply-accumulate units per digital layer, each on its own output channel; must divide
     the output channels of every digital layer. 0 = one per output channel (fastest)."""
+    clock_gating: bool = False
+    """Clock-gate every periphery's configuration registers (thresholds, flips, tuning offsets):
+    their clock runs only in reset and on a register write, not on every beat."""
 
     def __post_init__(self):
         if not isinstance(self.mac_lanes, int) or isinstance(self.mac_lanes, bool) or self.mac_lanes < 0:
             raise ConfigError(f"mac_lanes must be a non-negative integer (0 = one per output channel), "
                               f"not {self.mac_lanes!r}")
+        if not isinstance(self.clock_gating, bool):
+            raise ConfigError(f"clock_gating must be true or false, not {self.clock_gating!r}")
 
 
 HARDWARE_SECTIONS = ("device", "geometry", "readout", "digital")

@@ -31,10 +31,13 @@ def mac_lanes(layer: CompiledLayer, requested: int) -> int:
 
 
 def tile(model: CompiledModel) -> CompiledModel:
-    """Record tiling and ADC bits of every crossbar layer, and the MAC lanes of every digital
-    layer (from the model's HardwareConfig)."""
+    """Record tiling and ADC bits of every crossbar layer, the MAC lanes of every digital layer,
+    and whether each periphery's configuration registers are clock-gated (from the model's
+    HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout
     for i, layer in enumerate(model.layers):
+        model = model.replace_layer(i, gated_config=model.hardware.digital.clock_gating)
+        layer = model.layers[i]
         if layer.digital:
             model = model.replace_layer(i, mac_lanes=mac_lanes(layer, model.hardware.digital.mac_lanes))
             continue

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SimulationError
+from .liberty import clock_gate_outputs
 from .synth import SynthResult
 from .tools import require_tool, run_tool
 from .vcd import NetActivity
@@ -18,11 +19,12 @@ class StaResult:
 
     period_ns: float
     critical_path_ns: float
-    """Data arrival time of the worst setup path (register or input to register or output)."""
+    """The shortest clock period at which every setup and clock-gating check is met (for
+    full-cycle paths: the worst path's arrival plus setup)."""
     slack_ns: float
-    """Required minus arrival at ``period_ns`` (negative: the design fails timing)."""
+    """Worst setup slack at ``period_ns`` (negative: the design fails timing)."""
     fmax_mhz: float
-    """1 / (period - slack): the fastest clock the worst path allows."""
+    """1 / ``critical_path_ns``: the fastest clock every path allows."""
     power_w: dict[str, float]
     """Internal, switching, leakage and total power (W) at ``period_ns`` with the annotated activity."""
     annotated_nets: int
@@ -33,23 +35,58 @@ class StaResult:
     """Nets of the gate-level VCD the activity script sent (besides the clock)."""
 
 
-def sta_script(synth: SynthResult, period_ns: float, activity_file: Path | None, work_dir: Path) -> str:
-    """OpenSTA commands: link, clock, I/O delays of zero, worst setup path, power.
+TIMING_TAG = "bmcnn-timing:"
+"""Prefix of the lines where the script prints the shortest period and the worst slack."""
 
-    Files in ``work_dir`` (where OpenSTA runs) are named relative to it, so the script still
-    runs by hand after the output directory is moved into place.
+_TIMING_PROCS = """\
+proc bmcnn_clock {period} {
+  create_clock -name clk -period $period [get_ports clk]
+  set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]
+  set_output_delay 0 -clock clk [all_outputs]
+}
+# The shortest period every setup and clock-gating check meets, by bisection: a design with
+# half-cycle paths (a negative-edge clock-gate enable) has no single 'period - slack'.
+proc bmcnn_min_period {hi} {
+  bmcnn_clock $hi
+  while {[worst_slack -max] < 0} { set hi [expr {2.0 * $hi}]; bmcnn_clock $hi }
+  set lo 0.0
+  for {set k 0} {$k < 30} {incr k} {
+    set mid [expr {0.5 * ($lo + $hi)}]
+    bmcnn_clock $mid
+    if {[worst_slack -max] >= 0} { set hi $mid } else { set lo $mid }
+  }
+  return $hi
+}
+"""
+
+
+def sta_script(synth: SynthResult, period_ns: float, activity_file: Path | None, work_dir: Path,
+               gated_clocks: tuple[str, ...] = ()) -> str:
+    """OpenSTA commands: link; shortest period (bisection); clock, I/O delays of zero, worst setup
+    path and worst slack at ``period_ns``; measured activity; power.
+
+    ``gated_clocks`` are the output pins of the cells that gate the clock: with measured activity,
+    clock propagation stops there for the power report (after every timing check), so the gated
+    clock nets are priced at the toggles the gate-level simulation counted; OpenSTA would
+    otherwise give every pin of a clock network the full clock activity. Files in ``work_dir``
+    (where OpenSTA runs) are named relative to it, so the script still runs by hand after the
+    output directory is moved into place.
     """
     lines = [
         f"read_liberty {synth.liberty}",
         f"read_verilog {_relative(Path(synth.netlist), work_dir)}",
         f"link_design {synth.top}",
-        f"create_clock -name clk -period {period_ns!r} [get_ports clk]",
-        "set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]",
-        "set_output_delay 0 -clock clk [all_outputs]",
+        _TIMING_PROCS,
+        f'puts "{TIMING_TAG} min_period [bmcnn_min_period {period_ns!r}]"',
+        f"bmcnn_clock {period_ns!r}",
+        f'puts "{TIMING_TAG} worst_slack [worst_slack -max]"',
         "report_checks -path_delay max -digits 4",
     ]
     if activity_file is not None:
         lines.append(f"source {_relative(activity_file, work_dir)}")
+        if gated_clocks:
+            lines.append("set_sense -type clock -stop_propagation [get_pins [list "
+                         + " ".join("{" + pin + "}" for pin in gated_clocks) + "]]")
     lines += ["report_power -digits 8", "exit"]
     return "\n".join(lines) + "\n"
 
@@ -134,15 +171,19 @@ def tool_errors(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.lstrip().startswith("Error")]
 
 
-def parse_sta(text: str, period_ns: float) -> tuple[float, float, dict[str, float]]:
-    """(arrival, slack, power by group) from ``report_checks`` and ``report_power`` output."""
-    arrival = re.search(r"([-0-9.]+)\s+data arrival time", text)
-    slack = re.search(r"([-0-9.]+)\s+slack \((MET|VIOLATED)\)", text)
+def parse_sta(text: str) -> tuple[float, float, dict[str, float]]:
+    """(shortest period, worst slack at the script's period, power by group) from the script's output.
+
+    Raises:
+        SimulationError: a figure is missing (e.g. the clock port is not named clk).
+    """
+    period = re.search(re.escape(TIMING_TAG) + r" min_period ([-0-9.eE+]+)", text)
+    slack = re.search(re.escape(TIMING_TAG) + r" worst_slack ([-0-9.eE+]+)", text)
     total = re.search(r"^Total\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)\s+([-0-9.eE+]+)", text, re.MULTILINE)
-    if arrival is None or slack is None or total is None:
-        raise SimulationError("OpenSTA printed no setup path or power report (is the clock port named clk?)")
+    if period is None or slack is None or total is None:
+        raise SimulationError("OpenSTA printed no timing or power report (is the clock port named clk?)")
     power = dict(zip(("internal", "switching", "leakage", "total"), (float(x) for x in total.groups()), strict=True))
-    return float(arrival.group(1)), float(slack.group(1)), power
+    return float(period.group(1)), float(slack.group(1)), power
 
 
 def run_sta(synth: SynthResult, period_ns: float, work_dir: Path, activity: dict[str, NetActivity] | None = None,
@@ -162,7 +203,8 @@ def run_sta(synth: SynthResult, period_ns: float, work_dir: Path, activity: dict
         act_file = work_dir / "activity.tcl"
         act_file.write_text(text)
     script = work_dir / "sta.tcl"
-    script.write_text(sta_script(synth, period_ns, act_file, work_dir))
+    gated = clock_gate_outputs(Path(synth.netlist).read_text(), synth.liberty) if activity is not None else ()
+    script.write_text(sta_script(synth, period_ns, act_file, work_dir, gated))
     log = work_dir / "sta.log"
     out = run_tool([sta, "-no_splash", "-exit", str(script.resolve())], work_dir, log, f"{synth.top}: static timing")
     errors = tool_errors(out)
@@ -173,6 +215,6 @@ def run_sta(synth: SynthResult, period_ns: float, work_dir: Path, activity: dict
     if accepted["nets"] < sent:
         raise SimulationError(f"{synth.top}: OpenSTA found {accepted['nets']} of the {sent} simulated nets in the "
                               f"netlist; the activity would be partial; see {log}")
-    arrival, slack, power = parse_sta(out, period_ns)
-    return StaResult(period_ns, arrival, slack, 1e3 / (period_ns - slack), power, accepted["nets"],
+    min_period, slack, power = parse_sta(out)
+    return StaResult(period_ns, min_period, slack, 1e3 / min_period, power, accepted["nets"],
                      accepted["pins"], sent)

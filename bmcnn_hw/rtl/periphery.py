@@ -14,7 +14,7 @@ protocol (see :data:`ERROR_BITS`). The stream rule is
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -112,6 +112,10 @@ class LayerPeriphery(wiring.Component):
         name: component name used in the register map.
         group_errors: add the ``group_error`` input (a pool or argmax follows).
         input_errors: add the ``input_error`` input (a MAC engine feeds the periphery).
+        gated_config: clock-gate the read-write registers (theta, flip, tune_offset): their clock
+            ``cfg`` is ``clk & enable``, the enable (reset, or a bus write into one of them)
+            sampled on the falling edge so the gated clock cannot glitch. Same behaviour, same
+            register timing; the registers no longer take a clock edge on every beat.
 
     Ports:
         i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`).
@@ -127,7 +131,7 @@ class LayerPeriphery(wiring.Component):
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
                  thetas=None, flips=None, acc_bound: int | None = None, offsets=None,
                  score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False,
-                 input_errors: bool = False):
+                 input_errors: bool = False, gated_config: bool = False):
         for label, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
                              ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
@@ -158,6 +162,7 @@ class LayerPeriphery(wiring.Component):
                 raise ConfigError(f"need {channels} score scales and biases")
         self.channels, self.adc_bits, self.planes, self.acc_width = channels, adc_bits, planes, acc_width
         self.thetas, self.flips, self.offsets = thetas, flips, offsets
+        self.gated_config = bool(gated_config)
         self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors)
         self.error_bits = error_bits(input_errors)
         score_width = None
@@ -178,9 +183,11 @@ class LayerPeriphery(wiring.Component):
         """Register storage, bus writes (one decoder per register) and registered bus reads.
 
         ``sets`` maps a ``w1c`` register to the bits hardware sets this cycle (a set wins
-        over a clear in the same cycle).
+        over a clear in the same cycle). Read-write registers live in ``sync``, or with
+        ``gated_config`` in its gated copy ``cfg`` (:meth:`_gate_config_clock`).
         """
         storage, read_value, bus = {}, Signal(DATA_WIDTH), self.bus
+        config_writes, config_domain = [], "cfg" if self.gated_config else "sync"
         m.d.comb += read_value.eq(0)
         for reg in self.registers.registers:
             shape = signed(reg.width) if reg.signed else unsigned(reg.width)
@@ -192,7 +199,7 @@ class LayerPeriphery(wiring.Component):
                 write = bus.we & (bus.addr == reg.offset + k)
                 if reg.access == "rw":
                     with m.If(write):
-                        m.d.sync += cell.eq(data.as_signed() if reg.signed else data)
+                        m.d[config_domain] += cell.eq(data.as_signed() if reg.signed else data)
                 elif reg.access == "w1c":
                     m.d.sync += cell.eq((cell & ~Mux(write, data, 0)) | sets[reg.name])
             # Arrays sit at a power-of-two aligned base, so the low address bits index them.
@@ -200,11 +207,33 @@ class LayerPeriphery(wiring.Component):
             in_range = bus.addr < reg.offset + reg.count
             if reg.offset:
                 in_range &= bus.addr >= reg.offset
+            if reg.access == "rw":
+                config_writes.append(in_range)
             with m.If(in_range):
                 cell = Array(cells)[bus.addr[:index_bits]] if reg.count > 1 else cells[0]
                 m.d.comb += read_value.eq(cell.as_signed() if reg.signed else cell)
         m.d.sync += bus.rdata.eq(read_value)
+        if self.gated_config:
+            self._gate_config_clock(m, bus.we & Cat(*config_writes).any())
         return storage
+
+    @staticmethod
+    def _gate_config_clock(m: Module, writing) -> None:
+        """Domain ``cfg`` of the read-write registers: ``clk & enable``, with ``enable = rst |
+        writing`` taken on the falling edge of ``clk``.
+
+        The enable changes only while ``clk`` is low, so the gated clock has no glitch; it is
+        set up half a cycle after the bus inputs change (checked by OpenSTA in ``ppa`` as a
+        half-cycle path and a clock-gating check), and the registers take the write on the same
+        rising edge as without the gate.
+        """
+        m.domains.cfg = cfg = ClockDomain("cfg", local=True)
+        m.d.comb += cfg.rst.eq(ResetSignal())
+        m.domains.cfg_enable = enable_domain = ClockDomain("cfg_enable", clk_edge="neg", reset_less=True, local=True)
+        enable = Signal(init=1)  # open at power-up, so the first reset cycle reaches the registers
+        m.d.comb += enable_domain.clk.eq(ClockSignal())
+        m.d.cfg_enable += enable.eq(ResetSignal() | writing)
+        m.d.comb += cfg.clk.eq(ClockSignal() & enable)
 
     def _protocol_errors(self, m: Module, accept) -> Signal:
         """The error bits a beat (or the tail's strobe) sets this cycle, in :data:`ERROR_BITS` order."""
@@ -271,11 +300,13 @@ def bipolar_offsets(layer: CompiledLayer) -> list[int]:
 
 def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False, input_errors: bool = False) -> LayerPeriphery:
     """The periphery of a CompiledLayer (``group_errors``: for a layer top with a pool or argmax;
-    ``input_errors``: behind a digital layer's MAC engine)."""
+    ``input_errors``: behind a digital layer's MAC engine; clock-gated configuration registers
+    when the layer says so)."""
     return LayerPeriphery(channels=layer.cols, adc_bits=periphery_code_bits(layer), planes=periphery_planes(layer),
                           acc_width=layer.acc_width, thetas=None if layer.is_output else layer.theta,
                           flips=None if layer.is_output else layer.flip, acc_bound=layer.acc_bound,
                           offsets=bipolar_offsets(layer) if layer.bipolar else None,
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
-                          name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors)
+                          name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors,
+                          gated_config=layer.gated_config)
