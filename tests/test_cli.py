@@ -51,6 +51,9 @@ def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
     (["compile", "{tmp}/nope", "-o", "{tmp}/b"], "config.json: missing"),
     (["compile", "{ckpt}", "-o", "{tmp}/b", "--tile", "0x128"], "tile_rows must be a positive integer"),
     (["compile", "{ckpt}", "-o", "{tmp}/b", "--device", "unobtainium"], "unknown device preset 'unobtainium'"),
+    (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "fastest"], "--arch 'fastest': not a shipped architecture"),
+    (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "{tmp}/none.toml"], "none.toml: architecture file not found"),
+    (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "{tmp}/bad.toml"], "lanes is not an architecture option"),
     (["evaluate", "{tmp}", "--data-dir", "{tmp}"], "manifest.json: missing"),
     (["train", "--data-dir", "{tmp}/empty"], "no MNIST data here"),
     (["data", "fetch", "--from", "{tmp}", "--dest", "{tmp}/cache", "--mirror", "file:///nonexistent"],
@@ -61,6 +64,7 @@ def test_user_errors_are_one_line_without_traceback(args, message, tmp_path, che
     monkeypatch.setenv("PIP_INDEX_URL", "file:///nonexistent")  # keep the PyPI fallback offline
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     (tmp_path / "afile").write_text("x")
+    (tmp_path / "bad.toml").write_text("[compile]\nlanes = 4\n")
     args = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
     code, _, err = run_cli(*args)
     assert code == 2

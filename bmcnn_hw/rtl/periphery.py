@@ -113,7 +113,7 @@ class LayerPeriphery(wiring.Component):
         group_errors: add the ``group_error`` input (a pool or argmax follows).
         input_errors: add the ``input_error`` input (a MAC engine feeds the periphery).
         gated_config: clock-gate the read-write registers (theta, flip, tune_offset): their clock
-            ``cfg`` is ``clk & enable``, the enable (reset, or a bus write into one of them)
+            ``cfg`` is ``clk & enable``, the enable (reset, or a bus write)
             sampled on the falling edge so the gated clock cannot glitch. Same behaviour, same
             register timing; the registers no longer take a clock edge on every beat.
 
@@ -187,7 +187,7 @@ class LayerPeriphery(wiring.Component):
         ``gated_config`` in its gated copy ``cfg`` (:meth:`_gate_config_clock`).
         """
         storage, read_value, bus = {}, Signal(DATA_WIDTH), self.bus
-        config_writes, config_domain = [], "cfg" if self.gated_config else "sync"
+        config_domain = "cfg" if self.gated_config else "sync"
         m.d.comb += read_value.eq(0)
         for reg in self.registers.registers:
             shape = signed(reg.width) if reg.signed else unsigned(reg.width)
@@ -207,20 +207,19 @@ class LayerPeriphery(wiring.Component):
             in_range = bus.addr < reg.offset + reg.count
             if reg.offset:
                 in_range &= bus.addr >= reg.offset
-            if reg.access == "rw":
-                config_writes.append(in_range)
             with m.If(in_range):
                 cell = Array(cells)[bus.addr[:index_bits]] if reg.count > 1 else cells[0]
                 m.d.comb += read_value.eq(cell.as_signed() if reg.signed else cell)
         m.d.sync += bus.rdata.eq(read_value)
         if self.gated_config:
-            self._gate_config_clock(m, bus.we & Cat(*config_writes).any())
+            self._gate_config_clock(m, bus.we)
         return storage
 
     @staticmethod
     def _gate_config_clock(m: Module, writing) -> None:
         """Domain ``cfg`` of the read-write registers: ``clk & enable``, with ``enable = rst |
-        writing`` taken on the falling edge of ``clk``.
+        writing`` (any bus write: no address decode on this half-cycle path) taken on the falling
+        edge of ``clk``.
 
         The enable changes only while ``clk`` is low, so the gated clock has no glitch; it is
         set up half a cycle after the bus inputs change (checked by OpenSTA in ``ppa`` as a

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from amaranth.hdl import ClockDomain, ClockSignal, Signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,11 +118,20 @@ def _register_scenario(layer):
     return {"fields": {}, "inputs": [], "outputs": [], "steps": steps, "expected": []}
 
 
+def gated(model):
+    """``model`` with every periphery's configuration registers clock-gated (compile --clock-gating)."""
+    for i in range(len(model.layers)):
+        model = model.replace_layer(i, gated_config=True)
+    return model
+
+
 @pytest.mark.icarus
 @needs("iverilog")
-def test_every_register_of_the_map_writes_and_reads_back(compiled, tmp_path):
+@pytest.mark.parametrize("clock_gating", [False, True])
+def test_every_register_of_the_map_writes_and_reads_back(compiled, tmp_path, clock_gating):
     from bmcnn_hw.rtl.emit import write_rtl
 
+    compiled = gated(compiled) if clock_gating else compiled
     write_rtl(compiled, tmp_path / "rtl")
     for layer in compiled.layers[::2]:  # conv0 (hidden: theta, flip, tune_offset) and fc2 (output)
         name = f"periphery_{layer.name}"
@@ -181,7 +191,9 @@ def test_protocol_errors_set_sticky_bits_and_clear_on_write(compiled, tmp_path):
 
 @pytest.mark.icarus
 @needs("iverilog")
-def test_every_layer_and_top_matches_golden_on_icarus(compiled, mnist_test, tmp_path):
+@pytest.mark.parametrize("clock_gating", [False, True])
+def test_every_layer_and_top_matches_golden_on_icarus(compiled, mnist_test, tmp_path, clock_gating):
+    compiled = gated(compiled) if clock_gating else compiled
     checks = check_rtl(compiled, mnist_test.images[:3], tmp_path, sim="icarus", per_layer=300, seed=4)
     assert [c.module for c in checks] == ["periphery_conv0", "layer_conv0", "periphery_fc1", "layer_fc1",
                                           "periphery_fc2", "layer_fc2"]
@@ -247,12 +259,14 @@ def test_missing_simulator_is_tool_not_found(monkeypatch):
 
 
 @pytest.mark.verilator
-def test_every_layer_matches_golden_on_verilator(compiled, mnist_test, tmp_path):
+@pytest.mark.parametrize("clock_gating", [False, True])
+def test_every_layer_matches_golden_on_verilator(compiled, mnist_test, tmp_path, clock_gating):
     from bmcnn_hw.rtl.simulators import simulator_path
 
     simulator_path()
     if shutil.which("verilator") is None:
         pytest.skip("verilator not installed")
+    compiled = gated(compiled) if clock_gating else compiled
     checks = check_rtl(compiled, mnist_test.images[:2], tmp_path, sim="verilator", per_layer=200, tops=False)
     assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
 
@@ -276,3 +290,34 @@ def test_scenario_payload_fields_are_the_components():
         assert layer_stream_fields(layer, top=False) == stream_fields(periphery_for_layer(layer))
         assert layer_stream_fields(layer, top=True) == stream_fields(layer_top_for(layer))
     gc.collect()  # the components built only for their layouts are collected under this test's filter
+
+
+def test_gated_configuration_registers_take_a_gated_clock(compiled):
+    """The gate: registers on ``cfg_clk = clk & enable``, the enable on the falling edge; the
+    ungated periphery (the reference rtl/) has neither."""
+    text = emit_layer(gated(compiled).layers[0])
+    assert "assign cfg_clk = clk & enable;" in text
+    assert "always @(negedge clk)" in text
+    assert text.count("always @(posedge cfg_clk)") == 3 * compiled.layers[0].cols  # theta, flip, tune_offset
+    assert "cfg_clk" not in emit_layer(compiled.layers[0])
+
+
+@pytest.mark.icarus
+@needs("iverilog")
+def test_a_clock_gate_that_drops_writes_is_caught(compiled, tmp_path, monkeypatch):
+    """A gate whose enable ignores bus writes (opens only in reset) fails the register test."""
+    from amaranth.hdl import ResetSignal
+
+    def broken_gate(m, writing):
+        m.domains.cfg = cfg = ClockDomain("cfg", local=True)
+        m.domains.cfg_enable = domain = ClockDomain("cfg_enable", clk_edge="neg", reset_less=True, local=True)
+        enable = Signal(init=1)
+        m.d.comb += [cfg.rst.eq(ResetSignal()), domain.clk.eq(ClockSignal()), cfg.clk.eq(ClockSignal() & enable)]
+        m.d.cfg_enable += enable.eq(ResetSignal())
+
+    monkeypatch.setattr(LayerPeriphery, "_gate_config_clock", staticmethod(broken_gate))
+    layer = gated(compiled).layers[2]
+    path = tmp_path / "periphery_fc2.v"
+    path.write_text(emit_layer(layer))
+    with pytest.raises(MismatchError, match="register 0x"):
+        run_stream_tb(path, "periphery_fc2", _register_scenario(layer), tmp_path / "sim")
