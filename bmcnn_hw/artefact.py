@@ -83,7 +83,7 @@ class CompiledLayer:
     mac_lanes: int = 0
     """MAC units of a digital layer's engine, each on its own output channel (divides ``cols``;
     0 for crossbar layers)."""
-    gated_config: bool = False
+    clock_gating: bool = False
     """The periphery's configuration registers (theta, flip, tune_offset) sit behind a clock
     gate that opens only for reset and register writes, instead of being clocked every beat."""
 

@@ -36,8 +36,8 @@ def test_compile_records_the_architecture_and_the_gating(checkpoint, tmp_path, c
     assert manifest["provenance"]["architecture"] == "clock-gated"
     assert manifest["hardware"]["digital"]["clock_gating"] is True
     assert manifest["hardware"]["geometry"]["tile_rows"] == 64
-    assert all(layer["gated_config"] for layer in manifest["layers"])
+    assert all(layer["clock_gating"] for layer in manifest["layers"])
     assert "cfg_clk" in (build / "rtl" / "periphery_fc1.v").read_text()
     off = tmp_path / "off"
     assert main(["compile", str(checkpoint), "-o", str(off), "--arch", "clock-gated", "--no-clock-gating"]) == 0
-    assert not any(layer["gated_config"] for layer in json.loads((off / "manifest.json").read_text())["layers"])
+    assert not any(layer["clock_gating"] for layer in json.loads((off / "manifest.json").read_text())["layers"])

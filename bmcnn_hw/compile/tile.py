@@ -36,7 +36,7 @@ def tile(model: CompiledModel) -> CompiledModel:
     HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout
     for i, layer in enumerate(model.layers):
-        model = model.replace_layer(i, gated_config=model.hardware.digital.clock_gating)
+        model = model.replace_layer(i, clock_gating=model.hardware.digital.clock_gating)
         layer = model.layers[i]
         if layer.digital:
             model = model.replace_layer(i, mac_lanes=mac_lanes(layer, model.hardware.digital.mac_lanes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -29,14 +30,28 @@ class AdcModel:
 
 @dataclass(frozen=True)
 class TiaModel:
-    """Column readout amplifier: bias energy per read and area; op-amp macro-model for SPICE."""
+    """Column readout amplifier: its op-amp (the SPICE macro-model's GBW and gain), the bias that
+    GBW costs, and its area."""
 
-    energy_per_read_j: float
     area_um2: float
     gbw_hz: float
     open_loop_gain: float
     supply_v: float
+    load_cap_f: float
+    """Capacitance the op-amp's input stage drives at its unity-gain frequency (F)."""
+    gm_over_id_per_v: float
+    """Transconductance efficiency of the input pair (1/V; moderate inversion ~10-20)."""
+    supply_branches: float
+    """Bias currents drawn from the supply per input-pair branch current (2: a five-transistor
+    OTA; about 4: a folded cascode)."""
     source: str
+
+    @property
+    def bias_power_w(self) -> float:
+        """Supply power of one biased op-amp: branches x (2 pi GBW C_L / (gm/I_D)) x V_supply
+        (GBW = gm / (2 pi C_L) of a single-stage OTA)."""
+        gm = 2.0 * math.pi * self.gbw_hz * self.load_cap_f
+        return self.supply_branches * gm / self.gm_over_id_per_v * self.supply_v
 
 
 @dataclass(frozen=True)

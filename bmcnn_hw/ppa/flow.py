@@ -84,6 +84,15 @@ def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator
     return truncate_scenario(scenario, budget)
 
 
+def adc_count(layer: CompiledLayer, columns_per_adc: int) -> int:
+    """ADCs of a crossbar layer: per tile, one per ``columns_per_adc`` used weight columns
+    (padding columns of the last column tile get none)."""
+    t = layer.tiling
+    assert t is not None  # crossbar layers are tiled
+    used = [t.col_range(ct, layer.cols)[1] - t.col_range(ct, layer.cols)[0] for ct in range(t.n_col_tiles)]
+    return t.n_row_tiles * sum(math.ceil(u / columns_per_adc) for u in used)
+
+
 def _choose_clock(timings: list[tuple[str, StaResult]], clock_mhz: float | None) -> float:
     """Clock period (ns): the requested one, checked against every layer's timing, or the
     slowest layer's fmax rounded down to 1 MHz.
@@ -125,19 +134,20 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     used_phys = s.row_tiles * (2 * layer.cols if encoding == "differential" else layer.cols + s.col_tiles)
     digital_power = lp.sta.power_w["total"] if lp.sta else 0.0
     lp.digital_time_s = s.beats * period_ns * 1e-9
-    share = options.columns_per_adc
+    share = lp.columns_per_adc = options.columns_per_adc
     lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) / cost.adc.sample_rate_hz)
     lp.energy_j = {
         "array_drivers": tr.energy_drivers_j * scale,
         "tia_output": tr.energy_tia_output_j * scale,
-        "tia_bias": cost.tia.energy_per_read_j * s.reads * used_phys,
+        # every used column's op-amp is biased for the settling window of each read (off between reads)
+        "tia_bias": cost.tia.bias_power_w * tr.read_time_s * s.reads * used_phys,
         "adc": s.conversions * cost.adc.energy_per_conversion_j(layer.adc_bits),
         "digital": digital_power * lp.digital_time_s,
     }
     lp.area_um2 = {
         "array": s.devices * cost.array.cell_pitch_um ** 2,
         "tia": s.tias * cost.tia.area_um2,
-        "adc": s.col_tiles * s.row_tiles * math.ceil(layer.tiling.tile_cols / share) * cost.adc.area_um2,
+        "adc": adc_count(layer, share) * cost.adc.area_um2,
         "digital": lp.synth.area_um2 if lp.synth else 0.0,
     }
 

@@ -52,10 +52,11 @@ def port_widths(netlist_text: str, top: str) -> dict[str, tuple[str, int]]:
 def testbench(top: str, ports: dict[str, tuple[str, int]], busy_inputs: bool = False) -> str:
     """A Verilog testbench: payload words from ``beats.txt`` (one per line), result words to ``outputs.txt``.
 
-    Inputs change on the falling edge; a beat is taken on the rising edge when ``i__valid``
-    and ``i__ready`` hold (both are settled 1 ns after the falling edge, as nothing changes
-    until the rising edge); ``o__ready`` is always 1, so a valid result is held for exactly
-    one cycle. The register bus (if any) stays idle. ``busy_inputs``: the design keeps working
+    Inputs change 1 ns after the rising edge (a clock gate samples its enable on the falling
+    edge, so nothing may change there); a beat is taken on the rising edge when ``i__valid``
+    and ``i__ready`` hold (read on the falling edge, when both have settled); outputs are read
+    1 ns after the rising edge; ``o__ready`` is always 1, so a valid result is held for
+    exactly one cycle. The register bus (if any) stays idle. ``busy_inputs``: the design keeps working
     after its last input (a MAC engine), so the run ends only after :data:`IDLE_CYCLES` cycles
     with ``i__ready`` high and no output.
     """
@@ -80,16 +81,16 @@ def testbench(top: str, ports: dict[str, tuple[str, int]], busy_inputs: bool = F
         '    $dumpfile("activity.vcd"); $dumpvars(1, dut);',
         "    clk = 0; rst = 1; i__valid = 0; o__ready = 1; take = 0; beats = 0; cycles = 0; idle = 0;",
         *[f"    {n} = 0;" for n in others],
-        f"    repeat ({RESET_CYCLES}) @(negedge clk);",
-        "    rst = 0;",
+        f"    repeat ({RESET_CYCLES}) @(posedge clk);",
+        "    #1 rst = 0;",
         "    forever begin",
         "      if (take || !i__valid) begin",
         '        got = $fscanf(fin, "%d\\n", word);',
         "        if (got == 1) begin i__payload = word; i__valid = 1; beats = beats + 1; end",
         "        else i__valid = 0;",
         "      end",
-        "      #1 take = i__valid & i__ready;",
-        "      @(negedge clk); cycles = cycles + 1;",
+        "      @(negedge clk) take = i__valid & i__ready;",
+        "      @(posedge clk); #1 cycles = cycles + 1;",
         '      if (o__valid) $fwrite(fout, "%0d\\n", o__payload);',
         *(["      if (!i__valid && !o__valid && i__ready) idle = idle + 1; else idle = 0;",
             f"      if (idle > {IDLE_CYCLES} && got != 1) begin"] if busy_inputs else

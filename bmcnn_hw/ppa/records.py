@@ -49,6 +49,8 @@ class LayerPpa:
     area_um2: dict[str, float] = field(default_factory=dict)
     analog_time_s: float = 0.0
     digital_time_s: float = 0.0
+    columns_per_adc: int = 1
+    """Weight columns sharing one ADC in this layer."""
 
 
 def layer_record(lp: LayerPpa) -> dict[str, Any]:

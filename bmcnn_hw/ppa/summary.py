@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ def _sources(cost: CostModel, options: PpaOptions, n_images: int) -> dict[str, s
     spice = ("SPICE: ngspice transient of the worst-case read (all rows switched) of each layer's tile (0,0), "
              f"scaled by the physics executor's DC driver power on {n_images} test images relative to that read's")
     digital = (f"OpenSTA report_power on the Yosys netlist ({Path(options.liberty).name}), switching activity from a "
-               "gate-level Icarus simulation of real beats (functional transitions, no glitches), busy time only")
+               "gate-level Icarus simulation of real beats (functional transitions, no glitches; gated clock nets at "
+               "their simulated toggles), busy time only. Debian's OpenSTA 2.0.17 counts a flip-flop's clock-pin "
+               "internal energy twice and output-arc internal energy by cell-dependent factors (docs/ppa_method.md); "
+               "the figure is OpenSTA's, uncorrected")
     return {
         "energy.array_drivers": spice, "energy.tia_output": spice + "; output current drawn from a rail at supply/2",
         "energy.tia_bias": f"model [tia]: {cost.tia.source}", "energy.adc": f"model [adc]: {cost.adc.source}",
@@ -26,7 +30,8 @@ def _sources(cost: CostModel, options: PpaOptions, n_images: int) -> dict[str, s
         "area.tia": f"model [tia]: {cost.tia.source}", "area.adc": f"model [adc]: {cost.adc.source}",
         "area.digital": "Yosys stat -liberty" if options.digital else "not measured (--no-digital)",
         "read_time": "SPICE transient: latest time a TIA output stays within 1/2 ADC step, after rise and after fall",
-        "clock": "OpenSTA worst setup path of the slowest layer" if options.digital else "assumed",
+        "clock": ("OpenSTA: the shortest period meeting every setup and clock-gating check of the slowest layer "
+                  "(bisection)") if options.digital else "assumed",
     }
 
 
@@ -38,6 +43,24 @@ def _warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> 
             notes.append(f"{lp.schedule.name}: worst-case TIA output {lp.transient.v_out_max_v:.3g} V exceeds the "
                          f"+-{rail:g} V a {cost.tia.supply_v:g} V TIA can swing; this build has no rails (compile with "
                          "--v-swing and --tia-rf auto for a realisable readout)")
+    notes += _pitch_warnings(model, cost, layers)
+    return notes
+
+
+def _pitch_warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> list[str]:
+    """ADCs wider than the columns they serve: they cannot sit in one row under the tile."""
+    adc_side_um = cost.adc.area_um2 ** 0.5
+    per_weight = 2 if model.hardware.geometry.encoding == "differential" else 1
+    notes = []
+    for lp in layers:
+        share = lp.columns_per_adc
+        span_um = share * per_weight * cost.array.cell_pitch_um
+        if lp.transient is not None and adc_side_um > span_um:
+            need = math.ceil(adc_side_um / (per_weight * cost.array.cell_pitch_um))
+            notes.append(f"{lp.schedule.name}: an ADC of {cost.adc.area_um2 / 1e6:.4g} mm^2 (~{adc_side_um:.0f} um "
+                         f"wide) serves {share} column(s) spanning {span_um:g} um; in one row under the tile it needs "
+                         f"--columns-per-adc >= {need} (else the ADCs stack {math.ceil(adc_side_um / span_um)} rows "
+                         "deep)")
     return notes
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import DomainRenamer, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
 from ..artefact import CompiledLayer
 from .argmax import Argmax
+from .clock_gate import add_gated_domain
 from .mac import MacEngine, mac_engine_for
 from .periphery import LayerPeriphery, output_score_width, periphery_code_bits, periphery_for_layer, periphery_planes
 from .pool import BinaryMaxPool
@@ -77,7 +78,12 @@ class LayerTop(wiring.Component):
             m.d.comb += [self.o.valid.eq(p.o.valid), p.o.ready.eq(self.o.ready),
                          self.o.payload.bit.eq(result.act), self.o.payload.channel.eq(result.channel)]
             return m
-        t = m.submodules.tail = self.tail
+        t = self.tail
+        if self.periphery.clock_gating:  # the tail's registers change only while a result is offered or held
+            add_gated_domain(m, "tail", p.o.valid | t.o.valid)
+            m.submodules.tail = DomainRenamer({"sync": "tail"})(t)
+        else:
+            m.submodules.tail = t
         # The periphery's result carries more than the tail reads (acc), so its fields map by name.
         m.d.comb += [t.i.valid.eq(p.o.valid), p.o.ready.eq(t.i.ready), p.group_error.eq(t.error),
                      t.i.payload.last.eq(result.last)]

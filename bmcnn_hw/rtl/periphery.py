@@ -14,12 +14,13 @@ protocol (see :data:`ERROR_BITS`). The stream rule is
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..artefact import CompiledLayer
 from ..errors import ConfigError
+from .clock_gate import add_gated_domain
 from .regs import DATA_WIDTH, RegisterBus, RegisterMap, RegisterSpec
 from .streams import beat_layout, result_layout, stage_handshake, stream_signature
 
@@ -112,10 +113,10 @@ class LayerPeriphery(wiring.Component):
         name: component name used in the register map.
         group_errors: add the ``group_error`` input (a pool or argmax follows).
         input_errors: add the ``input_error`` input (a MAC engine feeds the periphery).
-        gated_config: clock-gate the read-write registers (theta, flip, tune_offset): their clock
-            ``cfg`` is ``clk & enable``, the enable (reset, or a bus write)
-            sampled on the falling edge so the gated clock cannot glitch. Same behaviour, same
-            register timing; the registers no longer take a clock edge on every beat.
+        clock_gating: clock-gate the read-write registers (theta, flip, tune_offset; open on reset
+            or a bus write) and the result registers (open when a channel closes), and isolate
+            the closing arithmetic from the beats before the last
+            (:mod:`~bmcnn_hw.rtl.clock_gate`). Same behaviour, same timing at the ports.
 
     Ports:
         i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`).
@@ -131,7 +132,7 @@ class LayerPeriphery(wiring.Component):
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
                  thetas=None, flips=None, acc_bound: int | None = None, offsets=None,
                  score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False,
-                 input_errors: bool = False, gated_config: bool = False):
+                 input_errors: bool = False, clock_gating: bool = False):
         for label, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
                              ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
@@ -162,7 +163,7 @@ class LayerPeriphery(wiring.Component):
                 raise ConfigError(f"need {channels} score scales and biases")
         self.channels, self.adc_bits, self.planes, self.acc_width = channels, adc_bits, planes, acc_width
         self.thetas, self.flips, self.offsets = thetas, flips, offsets
-        self.gated_config = bool(gated_config)
+        self.clock_gating = bool(clock_gating)
         self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors)
         self.error_bits = error_bits(input_errors)
         score_width = None
@@ -184,10 +185,10 @@ class LayerPeriphery(wiring.Component):
 
         ``sets`` maps a ``w1c`` register to the bits hardware sets this cycle (a set wins
         over a clear in the same cycle). Read-write registers live in ``sync``, or with
-        ``gated_config`` in its gated copy ``cfg`` (:meth:`_gate_config_clock`).
+        ``clock_gating`` in its gated copy ``cfg`` (:func:`~bmcnn_hw.rtl.clock_gate.add_gated_domain`).
         """
         storage, read_value, bus = {}, Signal(DATA_WIDTH), self.bus
-        config_domain = "cfg" if self.gated_config else "sync"
+        config_domain = "cfg" if self.clock_gating else "sync"
         m.d.comb += read_value.eq(0)
         for reg in self.registers.registers:
             shape = signed(reg.width) if reg.signed else unsigned(reg.width)
@@ -211,28 +212,9 @@ class LayerPeriphery(wiring.Component):
                 cell = Array(cells)[bus.addr[:index_bits]] if reg.count > 1 else cells[0]
                 m.d.comb += read_value.eq(cell.as_signed() if reg.signed else cell)
         m.d.sync += bus.rdata.eq(read_value)
-        if self.gated_config:
-            self._gate_config_clock(m, bus.we)
+        if self.clock_gating:  # any write opens it: no address decode on the half-cycle enable path
+            add_gated_domain(m, "cfg", bus.we)
         return storage
-
-    @staticmethod
-    def _gate_config_clock(m: Module, writing) -> None:
-        """Domain ``cfg`` of the read-write registers: ``clk & enable``, with ``enable = rst |
-        writing`` (any bus write: no address decode on this half-cycle path) taken on the falling
-        edge of ``clk``.
-
-        The enable changes only while ``clk`` is low, so the gated clock has no glitch; it is
-        set up half a cycle after the bus inputs change (checked by OpenSTA in ``ppa`` as a
-        half-cycle path and a clock-gating check), and the registers take the write on the same
-        rising edge as without the gate.
-        """
-        m.domains.cfg = cfg = ClockDomain("cfg", local=True)
-        m.d.comb += cfg.rst.eq(ResetSignal())
-        m.domains.cfg_enable = enable_domain = ClockDomain("cfg_enable", clk_edge="neg", reset_less=True, local=True)
-        enable = Signal(init=1)  # open at power-up, so the first reset cycle reaches the registers
-        m.d.comb += enable_domain.clk.eq(ClockSignal())
-        m.d.cfg_enable += enable.eq(ResetSignal() | writing)
-        m.d.comb += cfg.clk.eq(ClockSignal() & enable)
 
     def _protocol_errors(self, m: Module, accept) -> Signal:
         """The error bits a beat (or the tail's strobe) sets this cycle, in :data:`ERROR_BITS` order."""
@@ -263,25 +245,33 @@ class LayerPeriphery(wiring.Component):
             code.eq(beat.code),
             total.eq(Mux(beat.first, 0, acc) + (code << beat.plane)),
         ]
+        # Clock gating also isolates the closing arithmetic: it sees the sum only on a channel's
+        # last beat, so the tuning adder, comparator and score multiplier hold still between.
+        closing = Mux(beat.last, total, 0) if self.clock_gating else total
         if self.offsets is None:
-            m.d.comb += result.eq(total)
+            m.d.comb += result.eq(closing)
         else:
             offset = Array(Const(o, signed(width)) for o in self.offsets)[beat.channel]
-            m.d.comb += result.eq((total + offset) >> 1)
+            m.d.comb += result.eq((closing + offset) >> 1)
         m.d.comb += tuned.eq(result + Array(regs["tune_offset"])[beat.channel])
         act = Signal()
         if self.thetas is not None:
             theta, flip = Array(regs["theta"])[beat.channel], Array(regs["flip"])[beat.channel]
             m.d.comb += act.eq((tuned >= theta) ^ flip)
+        results = "sync"
+        if self.clock_gating:  # the result registers change only when a channel closes
+            results = "res"
+            add_gated_domain(m, results, accept & beat.last)
         with m.If(accept):
             m.d.sync += acc.eq(total)
             with m.If(beat.last):
-                m.d.sync += [self.o.valid.eq(1), result_out.channel.eq(beat.channel),
-                             result_out.acc.eq(tuned), result_out.act.eq(act), result_out.last.eq(beat.group_last)]
+                m.d.sync += self.o.valid.eq(1)
+                m.d[results] += [result_out.channel.eq(beat.channel), result_out.acc.eq(tuned),
+                                 result_out.act.eq(act), result_out.last.eq(beat.group_last)]
                 if self.scores is not None:
                     scale = Array(Const(s, signed(_signed_width(self.scores[0]))) for s in self.scores[0])
                     bias = Array(Const(b, signed(_signed_width(self.scores[1]))) for b in self.scores[1])
-                    m.d.sync += result_out.score.eq(tuned * scale[beat.channel] + bias[beat.channel])
+                    m.d[results] += result_out.score.eq(tuned * scale[beat.channel] + bias[beat.channel])
         return m
 
 
@@ -308,4 +298,4 @@ def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False, input_
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
                           name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors,
-                          gated_config=layer.gated_config)
+                          clock_gating=layer.clock_gating)

@@ -203,7 +203,7 @@ def test_clock_gated_periphery_is_golden_at_gate_level_and_cheaper_per_beat(tmp_
     scenario = truncate_scenario(scenario, 2000)
     power = {}
     for gated in (False, True):
-        model = compiled.replace_layer(0, gated_config=gated)
+        model = compiled.replace_layer(0, clock_gating=gated)
         write_rtl(model, tmp_path / f"rtl{gated}")
         top = top_name(model.layers[0])
         synth = synthesize(tmp_path / f"rtl{gated}" / f"{top}.v", top, DEFAULT_LIBERTY, tmp_path / f"synth{gated}")

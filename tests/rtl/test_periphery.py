@@ -121,7 +121,7 @@ def _register_scenario(layer):
 def gated(model):
     """``model`` with every periphery's configuration registers clock-gated (compile --clock-gating)."""
     for i in range(len(model.layers)):
-        model = model.replace_layer(i, gated_config=True)
+        model = model.replace_layer(i, clock_gating=True)
     return model
 
 
@@ -292,7 +292,7 @@ def test_scenario_payload_fields_are_the_components():
     gc.collect()  # the components built only for their layouts are collected under this test's filter
 
 
-def test_gated_configuration_registers_take_a_gated_clock(compiled):
+def test_clock_gatinguration_registers_take_a_gated_clock(compiled):
     """The gate: registers on ``cfg_clk = clk & enable``, the enable on the falling edge; the
     ungated periphery (the reference rtl/) has neither."""
     text = emit_layer(gated(compiled).layers[0])
