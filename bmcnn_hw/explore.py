@@ -7,6 +7,8 @@ The grid file (TOML) lists the axes and how each point is measured::
     adc_bits = [0, 5]                       # 0 = the exact width for the tile
     device = ["ideal", "rram-1t1r-sky130-hr"]
     encoding = ["differential"]
+    clock_gating = [false, true]            # compile --clock-gating (gated periphery registers)
+    columns_per_adc = [1, 16]               # ppa --columns-per-adc (ADC sharing, a cost-model option)
     [accuracy]                              # golden physics on sampled chips
     sigma = 0.1                             # relative spread of R_on and R_off of each chip
     chips = 3                               # chip k has seed k
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CrossbarGeometry, HardwareConfig
+from .config import CrossbarGeometry, DigitalParams, HardwareConfig
 from .errors import ConfigError
 from .flows import load_toml
 from .golden.chip import Chip, check_cell_geometry, sized_readout
@@ -41,7 +43,10 @@ from .parallel import run_jobs
 from .ppa.summary import si_units
 from .presets import get_preset
 
-AXES = {"tile": str, "adc_bits": int, "device": str, "encoding": str}
+AXES = {"tile": str, "adc_bits": int, "device": str, "encoding": str, "clock_gating": bool, "columns_per_adc": int}
+AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "device": "ideal", "encoding": "differential",
+                 "clock_gating": False, "columns_per_adc": 1}
+"""The value of an axis the grid leaves out."""
 SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int},
                                         "ppa": {"images": int, "digital": bool, "activity_beats": int}}
 DEFAULTS: dict[str, dict] = {"accuracy": {"sigma": 0.0, "chips": 1, "images": 1000},
@@ -65,9 +70,9 @@ def load_grid(path: Path) -> dict:
                           f"{', '.join(SECTIONS)}")
     grid: dict = {"axes": {}}
     for name, kind in AXES.items():
-        values = axes.get(name, [{"tile": "128x128", "adc_bits": 0, "device": "ideal",
-                                  "encoding": "differential"}[name]])
-        if not isinstance(values, list) or not values or not all(isinstance(v, kind) for v in values):
+        values = axes.get(name, [AXIS_DEFAULTS[name]])
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, kind) and (kind is bool or not isinstance(v, bool)) for v in values):
             raise ConfigError(f"{path}: [axes] {name} must be a non-empty list of {kind.__name__}")
         grid["axes"][name] = values
     for section, fields in SECTIONS.items():
@@ -81,6 +86,8 @@ def load_grid(path: Path) -> dict:
         get_preset(device)
     for tile in grid["axes"]["tile"]:
         CrossbarGeometry.parse(tile)
+    if any(share < 1 for share in grid["axes"]["columns_per_adc"]):
+        raise ConfigError(f"{path}: [axes] columns_per_adc must be whole numbers >= 1")
     return grid
 
 
@@ -100,8 +107,12 @@ def design_points(grid: dict) -> list[dict]:
 
 
 def point_label(point: dict) -> str:
-    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential``."""
-    return f"{point['tile']}_adc{point['adc_bits']}_{point['device']}_{point['encoding']}".replace("/", "-")
+    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``_gated`` and
+    ``_cpa16`` added for clock gating and 16 columns per ADC)."""
+    label = f"{point['tile']}_adc{point['adc_bits']}_{point['device']}_{point['encoding']}"
+    label += "_gated" if point.get("clock_gating") else ""
+    label += f"_cpa{point['columns_per_adc']}" if point.get("columns_per_adc", 1) != 1 else ""
+    return label.replace("/", "-")
 
 
 def point_hardware(point: dict) -> HardwareConfig:
@@ -109,7 +120,8 @@ def point_hardware(point: dict) -> HardwareConfig:
     device = get_preset(point["device"])
     geometry = CrossbarGeometry.parse(point["tile"], encoding=point["encoding"])
     check_cell_geometry(device, geometry)
-    return HardwareConfig(device=device, geometry=geometry, readout=sized_readout(device, geometry, point["adc_bits"]))
+    return HardwareConfig(device=device, geometry=geometry, readout=sized_readout(device, geometry, point["adc_bits"]),
+                          digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
 
 
 def _init(checkpoint: str, out_dir: str, grid: dict, images: np.ndarray, labels: np.ndarray) -> None:
@@ -139,7 +151,8 @@ def run_design_point(point: dict) -> dict:
     model = build(_WORKER["checkpoint"], work / "build", point_hardware(point))
     accuracy = _accuracy(model, grid, _WORKER["images"], _WORKER["labels"])
     ppa = grid["ppa"]
-    options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"])
+    options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"],
+                         columns_per_adc=point.get("columns_per_adc", 1))
     report = run_ppa(work / "build", _WORKER["images"][: ppa["images"]], work / "ppa", options, progress=False)
     write_json_atomic(work / "ppa.json", report)
     t = report["totals"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from bmcnn_hw.errors import ConfigError
@@ -13,12 +16,15 @@ from tests.helpers import random_fc_model
 def test_shipped_model_has_sources_and_the_survey_figures():
     cost = load_cost_model()
     assert all(len(s) > 40 for s in cost.sources().values())
-    assert cost.adc.energy_per_conversion_j(6) == pytest.approx(28.72e-15 * 64)
+    assert cost.adc.energy_per_conversion_j(6) == pytest.approx(104.8e-15 * 64)
+    assert cost.adc.area_um2 == 51500.0 and "130-180 nm" in cost.adc.source
+    # a five-transistor OTA at 1 GHz GBW into 0.25 pF, gm/I_D 15: 2 x 2 pi 1e9 0.25e-12 / 15 A at 1.8 V
+    assert cost.tia.bias_power_w == pytest.approx(2 * 2 * math.pi * 1e9 * 0.25e-12 / 15 * 1.8)
     assert cost.array.segment_cap_f == pytest.approx(0.14 * 25.7784e-18 + 2 * 40.567e-18, rel=1e-3)
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda t: t.replace("fom_walden_j = 28.72e-15", "fom_walden_j = -1.0"),
+    (lambda t: t.replace("fom_walden_j = 104.8e-15", "fom_walden_j = -1.0"),
      r"\[adc\] fom_walden_j must be a positive"),
     (lambda t: t.replace("area_um2 = 350.0\n", ""), r"\[tia\] lacks \['area_um2'\]"),
     (lambda t: t.replace("gbw_hz = 1e9", "gbw_hz = 1e9\nbandwidth = 2"), r"\[tia\] unknown field\(s\) \['bandwidth'\]"),
@@ -63,3 +69,15 @@ def test_missing_tools_and_files_name_the_apt_line(tmp_path):
         require_file(tmp_path / "nope.lib", "Liberty file")
     with pytest.raises(ToolNotFound, match="comes with `apt-get install yosys opensta qflow-tech-osu018`"):
         require_file(DEFAULT_LIBERTY.with_name("missing.lib"), "Liberty file")
+
+
+def test_adcs_serve_used_columns_only():
+    from bmcnn_hw.artefact import CompiledLayer
+    from bmcnn_hw.compile.tile import tile_layer
+    from bmcnn_hw.ppa.flow import adc_count
+
+    layer = CompiledLayer("fc", "fc", (300,), (200,), 1, 1, 1, np.ones((300, 200), np.int8), -300, 300,
+                          tiling=tile_layer(300, 200, 128, 128), adc_bits=8)
+    # 3 row tiles x (128 + 72 used columns of the two column tiles); 56 padding columns get none
+    assert adc_count(layer, 1) == 3 * 200
+    assert adc_count(layer, 16) == 3 * (8 + 5)

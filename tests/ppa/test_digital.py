@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,36 @@ def test_clock_gated_periphery_is_golden_at_gate_level_and_cheaper_per_beat(tmp_
         assert ("-stop_propagation" in script) == gated
         power[gated] = sta.power_w["total"]
     assert power[True] < 0.25 * power[False]
+
+
+def _liberty_table(liberty: Path, cell: str, pin: str, kind: str) -> tuple[list[float], list[float]]:
+    """(index_1, values) of a one-dimensional ``kind`` (rise_power / fall_power) table of ``cell``/``pin``."""
+    chunk = re.split(r"\n\s*cell\s*\(", liberty.read_text())
+    body = next(c for c in chunk if c.split(")")[0].strip() == cell)
+    pin_body = body.split(f"pin({pin})", 1)[1]
+    table = re.search(kind + r"\s*\(\w+\)\s*\{\s*index_1\s*\(\"([^\"]+)\"\);\s*values\s*\(\"([^\"]+)\"\)", pin_body)
+    return [float(x) for x in table.group(1).split(",")], [float(x) for x in table.group(2).split(",")]
+
+
+@needs("sta")
+@pytest.mark.skipif(not DEFAULT_LIBERTY.is_file(), reason="qflow-tech-osu018 not installed")
+def test_opensta_counts_clock_pin_energy_twice_against_the_liberty_tables(tmp_path):
+    """Documents a defect of the OpenSTA the flow uses (docs/ppa_method.md): an idle DFFPOSX1
+    clocked at 10 ns with a 0.24 ns clock slew (a table point, no interpolation) costs
+    rise + fall energy of its CLK pin per cycle by the Liberty definition (energy per
+    transition); Debian's OpenSTA 2.0.17 reports twice that. A newer OpenSTA fails this test."""
+    slews, rise = _liberty_table(DEFAULT_LIBERTY, "DFFPOSX1", "CLK", "rise_power")
+    _, fall = _liberty_table(DEFAULT_LIBERTY, "DFFPOSX1", "CLK", "fall_power")
+    k = slews.index(0.24)
+    liberty_w = (rise[k] + fall[k]) * 1e-12 / 10e-9  # pJ per cycle at 10 ns
+    (tmp_path / "dff.v").write_text("module dff_top (clk, d, q);\n  input clk;\n  input d;\n  output q;\n"
+                                    "  DFFPOSX1 r0 (.CLK(clk), .D(d), .Q(q));\nendmodule\n")
+    (tmp_path / "dff.tcl").write_text(
+        f"read_liberty {DEFAULT_LIBERTY}\nread_verilog dff.v\nlink_design dff_top\n"
+        "create_clock -name clk -period 10 [get_ports clk]\nset_input_transition 0.24 [get_ports {clk d}]\n"
+        "set_load 0 [get_ports q]\nset_power_activity -input_ports [get_ports d] -activity 0 -duty 0.5\n"
+        "report_power -digits 10\n")
+    out = subprocess.run(["sta", "-no_splash", "-exit", "dff.tcl"], cwd=tmp_path, capture_output=True, text=True).stdout
+    sequential = re.search(r"^Sequential\s+([-0-9.eE+]+)", out, re.MULTILINE)
+    assert sequential is not None, out
+    assert float(sequential.group(1)) == pytest.approx(2 * liberty_w, rel=1e-6)

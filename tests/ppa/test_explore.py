@@ -55,7 +55,8 @@ def test_grid_defaults_and_combinations(tmp_path):
     path.write_text('[axes]\ntile = ["32x32", "64x64"]\nadc_bits = [0, 5]\n')
     grid = load_grid(path)
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
-    assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "device": "ideal", "encoding": "differential"}
+    assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "device": "ideal", "encoding": "differential",
+                                      "clock_gating": False, "columns_per_adc": 1}
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bmcnn_hw.ppa.cost_model import load_cost_model
 from bmcnn_hw.ppa.records import COMPONENTS
 from bmcnn_hw.ppa.tools import DEFAULT_LIBERTY
 from tests.helpers import needs
@@ -46,6 +47,11 @@ def test_ppa_writes_the_breakdown_with_sources(build_dir, mnist_dir, tmp_path):
         assert all(v >= 0 for v in layer["energy_j"].values())
     assert report["clock_mhz"] <= min(la["digital"]["fmax_mhz"] for la in report["layers"].values())
     assert all(report["sources"][k] for k in report["sources"])
+    conv0, bias_w = report["layers"]["conv0"], load_cost_model().tia.bias_power_w
+    used_columns = conv0["schedule"]["row_tiles"] * 2 * 32  # differential: two TIAs per weight column
+    assert conv0["energy_j"]["tia_bias"] == pytest.approx(
+        bias_w * conv0["transient"]["read_time_s"] * conv0["schedule"]["reads"] * used_columns)
+    assert any("--columns-per-adc >= 114" in w for w in report["warnings"])  # a ~227 um ADC on 2 um columns
     assert not list(tmp_path.glob(".ppa.*")), "the staging directory was left behind"
 
 
