@@ -137,8 +137,9 @@ def _add_ppa_parser(sub) -> None:
     pp.add_argument("--clock-mhz", type=positive_float, metavar="F",
                     help="digital clock; a layer that fails timing at it is an error that reports the slack "
                          "(default: the slowest layer's fmax, rounded down to 1 MHz)")
-    pp.add_argument("--columns-per-adc", type=positive_int, default=1, metavar="N",
-                    help="weight columns sharing one ADC, converted one after another (default 1)")
+    pp.add_argument("--columns-per-adc", type=positive_int, metavar="N",
+                    help="weight columns sharing one ADC, converted one after another (default: the build's, "
+                         "set by `compile --columns-per-adc`)")
     pp.add_argument("--activity-beats", type=positive_int, default=20000, metavar="N",
                     help="beats of real images simulated at gate level per layer for switching activity "
                          "(whole outputs; default 20000)")
@@ -261,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="multiply-accumulate units of each digital fixed-point layer's RTL engine, each on its own "
                          "output channel; must divide every digital layer's output channels. 0 (default) = one per "
                          "output channel (fastest); fewer lanes take more cycles (compile prints them per image)")
+    co.add_argument("--columns-per-adc", type=positive_int, metavar="N",
+                    help="weight columns of a tile that share one ADC through a column multiplexer, converted one "
+                         "after another after each read; must divide the tile columns. Recorded in the build and "
+                         "costed by `ppa` (default 1: one ADC per weight column)")
     co.add_argument("--clock-gating", action=argparse.BooleanOptionalAction, default=None,
                     help="clock-gate each periphery's configuration registers (thresholds, flips, tuning offsets): "
                          "their clock runs only in reset and on register writes instead of on every beat "

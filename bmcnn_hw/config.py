@@ -245,6 +245,11 @@ class ReadoutParams(_DictMixin):
     v_swing_v: float = 0.0
     """Output swing of each TIA about its virtual ground (V): the output clips at +-v_swing_v
     (a 1.8 V supply with mid-rail virtual ground gives 0.9 V). 0 = no rails (ideal TIA)."""
+    columns_per_adc: int = 1
+    """Weight columns of a tile that share one ADC through a column multiplexer, converted one
+    after another after each read (the TIA outputs hold meanwhile); must divide the tile's
+    columns. Costed by ``ppa`` (ADC count and conversion time); codes reach the periphery in
+    the same order."""
 
     def __post_init__(self):
         if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
@@ -254,6 +259,9 @@ class ReadoutParams(_DictMixin):
         _check_positive("t_read_s", self.t_read_s)
         _check_positive("tia_gain", self.tia_gain, allow_zero=True)
         _check_positive("v_swing_v", self.v_swing_v, allow_zero=True)
+        if not isinstance(self.columns_per_adc, int) or isinstance(self.columns_per_adc, bool) \
+                or self.columns_per_adc < 1:
+            raise ConfigError(f"columns_per_adc must be a positive integer, not {self.columns_per_adc!r}")
         if self.v_swing_v and self.tia_gain:
             raise ConfigError("v_swing_v (TIA rails) needs an ideal TIA (tia_gain = 0): a clipped finite-gain "
                               "op-amp loses its virtual ground, which the models do not follow")
@@ -314,6 +322,13 @@ class HardwareConfig(_DictMixin):
     geometry: CrossbarGeometry = field(default_factory=CrossbarGeometry)
     readout: ReadoutParams = field(default_factory=ReadoutParams)
     digital: DigitalParams = field(default_factory=DigitalParams)
+
+    def __post_init__(self):
+        share, cols = self.readout.columns_per_adc, self.geometry.tile_cols
+        if cols % share:
+            legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)
+            raise ConfigError(f"columns_per_adc {share} does not divide the {cols} columns of a tile; choose one of "
+                              f"{legal}")
 
     def to_dict(self) -> dict:
         """Return nested plain dicts."""

@@ -8,7 +8,7 @@ The grid file (TOML) lists the axes and how each point is measured::
     device = ["ideal", "rram-1t1r-sky130-hr"]
     encoding = ["differential"]
     clock_gating = [false, true]            # compile --clock-gating (gated periphery registers)
-    columns_per_adc = [1, 16]               # ppa --columns-per-adc (ADC sharing, a cost-model option)
+    columns_per_adc = [1, 16]               # compile --columns-per-adc (ADCs shared through a column mux)
     [accuracy]                              # golden physics on sampled chips
     sigma = 0.1                             # relative spread of R_on and R_off of each chip
     chips = 3                               # chip k has seed k
@@ -120,7 +120,9 @@ def point_hardware(point: dict) -> HardwareConfig:
     device = get_preset(point["device"])
     geometry = CrossbarGeometry.parse(point["tile"], encoding=point["encoding"])
     check_cell_geometry(device, geometry)
-    return HardwareConfig(device=device, geometry=geometry, readout=sized_readout(device, geometry, point["adc_bits"]),
+    readout = dataclasses.replace(sized_readout(device, geometry, point["adc_bits"]),
+                                  columns_per_adc=point.get("columns_per_adc", 1))
+    return HardwareConfig(device=device, geometry=geometry, readout=readout,
                           digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
 
 
@@ -151,8 +153,7 @@ def run_design_point(point: dict) -> dict:
     model = build(_WORKER["checkpoint"], work / "build", point_hardware(point))
     accuracy = _accuracy(model, grid, _WORKER["images"], _WORKER["labels"])
     ppa = grid["ppa"]
-    options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"],
-                         columns_per_adc=point.get("columns_per_adc", 1))
+    options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"])
     report = run_ppa(work / "build", _WORKER["images"][: ppa["images"]], work / "ppa", options, progress=False)
     write_json_atomic(work / "ppa.json", report)
     t = report["totals"]

@@ -51,6 +51,8 @@ def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
     (["compile", "{tmp}/nope", "-o", "{tmp}/b"], "config.json: missing"),
     (["compile", "{ckpt}", "-o", "{tmp}/b", "--tile", "0x128"], "tile_rows must be a positive integer"),
     (["compile", "{ckpt}", "-o", "{tmp}/b", "--device", "unobtainium"], "unknown device preset 'unobtainium'"),
+    (["compile", "{ckpt}", "-o", "{tmp}/b", "--columns-per-adc", "3"],
+     "columns_per_adc 3 does not divide the 128 columns of a tile; choose one of 1, 2, 4, 8, 16, 32, 64, 128"),
     (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "fastest"], "--arch 'fastest': not a shipped architecture"),
     (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "{tmp}/none.toml"], "none.toml: architecture file not found"),
     (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "{tmp}/bad.toml"], "lanes is not an architecture option"),

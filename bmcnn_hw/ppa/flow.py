@@ -11,6 +11,7 @@ OpenSTA; its time is the engine's cycles per image.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -134,7 +135,7 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     used_phys = s.row_tiles * (2 * layer.cols if encoding == "differential" else layer.cols + s.col_tiles)
     digital_power = lp.sta.power_w["total"] if lp.sta else 0.0
     lp.digital_time_s = s.beats * period_ns * 1e-9
-    share = lp.columns_per_adc = options.columns_per_adc
+    share = lp.columns_per_adc = options.columns_per_adc or model.hardware.readout.columns_per_adc
     lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) / cost.adc.sample_rate_hz)
     lp.energy_j = {
         "array_drivers": tr.energy_drivers_j * scale,
@@ -219,6 +220,8 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
         ConfigError, ToolNotFound, SimulationError, MismatchError: as the steps do.
     """
     model = load_model(build)
+    if options.columns_per_adc is None:
+        options = dataclasses.replace(options, columns_per_adc=model.hardware.readout.columns_per_adc)
     if not options.digital:
         model.require_all_memristive("ppa --no-digital", "that skips the only part of their cost (synthesis, timing "
                                      "and power)")

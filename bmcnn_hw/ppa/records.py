@@ -28,8 +28,9 @@ class PpaOptions:
     """Gate-level simulation budget per layer (beats of real images, whole outputs)."""
     digital: bool = True
     """False: skip synthesis, timing and digital power (analog and model figures only)."""
-    columns_per_adc: int = 1
-    """Weight columns sharing one ADC (converted one after another after each read)."""
+    columns_per_adc: int | None = None
+    """Weight columns sharing one ADC (converted one after another after each read); None: the
+    build's (``ReadoutParams.columns_per_adc``)."""
 
 
 @dataclass
