@@ -40,3 +40,10 @@ def random_fc_model(rows: int, cols: int, seed: int, tile_rows: int = 128, tile_
                           score_scale=np.ones(cols, dtype=np.int64), score_bias=np.zeros(cols, dtype=np.int64))
     hardware = HardwareConfig(device=device or DeviceParams(), geometry=CrossbarGeometry(tile_rows, tile_cols))
     return tile(CompiledModel((layer,), hardware, {}, 0))
+
+
+def gated(model):
+    """``model`` with every periphery clock-gated, as ``compile --clock-gating`` builds it."""
+    for i in range(len(model.layers)):
+        model = model.replace_layer(i, clock_gating=True)
+    return model

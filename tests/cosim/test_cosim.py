@@ -24,6 +24,19 @@ def test_cosim_ideal_chip_has_zero_mismatches(build_dir, mnist_dir, tmp_path):
     assert report["layers"][0]["outputs"] == 32 * 12 * 12  # every pooled activation of the image
 
 
+def test_cosim_of_a_clock_gated_build_has_zero_mismatches(checkpoint, mnist_dir, tmp_path):
+    """SPICE tiles + clock-gated RTL (compile --arch clock-gated), every interface against golden."""
+    build = tmp_path / "gated"
+    code, _, err = run_cli("compile", checkpoint, "-o", build, "--arch", "clock-gated")
+    assert code == 0, err
+    code, out, err = run_cli("cosim", build, "--images", "1", "--sim", "icarus", "--data-dir", mnist_dir,
+                             "--out", tmp_path / "cosim")
+    assert code == 0, err + out
+    report = json.loads((tmp_path / "cosim" / "cosim.json").read_text())
+    assert report["mismatches"] == 0 and report["ok"]
+    assert all(r["rtl_equals_golden"] and r["adc_codes_identical"] for r in report["layers"])
+
+
 @pytest.mark.verilator
 def test_tuned_sampled_chip_rtl_equals_tuned_golden(build_dir, mnist_dir, tmp_path):
     """The compiled-harness path (Verilator), two images, tuning registers loaded."""

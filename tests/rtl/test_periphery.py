@@ -25,7 +25,7 @@ from bmcnn_hw.rtl.reference import reference_model
 from bmcnn_hw.rtl.regs import RegisterMap, RegisterSpec
 from bmcnn_hw.rtl.simulators import check_simulator
 from bmcnn_hw.rtl.streams import stream_fields
-from tests.helpers import REPO, needs
+from tests.helpers import REPO, gated, needs
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -116,13 +116,6 @@ def _register_scenario(layer):
             steps += [{"read": [addr, int(reg.reset[k])]}, {"write": [addr, value]}, {"read": [addr, value]}]
     steps.append({"read": [max(r.offset + r.count for r in registers.registers), 0]})  # unmapped reads 0
     return {"fields": {}, "inputs": [], "outputs": [], "steps": steps, "expected": []}
-
-
-def gated(model):
-    """``model`` with every periphery's configuration registers clock-gated (compile --clock-gating)."""
-    for i in range(len(model.layers)):
-        model = model.replace_layer(i, clock_gating=True)
-    return model
 
 
 @pytest.mark.icarus
