@@ -19,7 +19,7 @@ TORCH_FREE = ("bmcnn_hw.golden.integer", "bmcnn_hw.golden.chip", "bmcnn_hw.golde
 
 LAYERS = (
     ("errors", "parallel", "io_utils"),
-    ("config", "data"),
+    ("config", "data", "arch"),
     ("presets", "artefact"),
     ("golden",),
     ("spice", "train", "compile", "programming"),
