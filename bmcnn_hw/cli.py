@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -492,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``bmcnn-hw`` console script."""
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
@@ -499,6 +503,9 @@ def main(argv=None) -> int:
     except BmcnnError as exc:
         print(f"bmcnn-hw: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("bmcnn-hw: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("bmcnn-hw: interrupted", file=sys.stderr)
         return 130
@@ -509,6 +516,18 @@ def main(argv=None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"bmcnn-hw: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup (temp directories, worker pools) runs."""
+
+
+def _raise_terminated(signum, frame):
+    """The SIGTERM handler of :func:`main`."""
+    raise Terminated()
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
-"""Atomic file writes (temp file + rename) and hashing."""
+"""Safe output writes: atomic files (temp file + rename), atomically replaced and locked output
+directories, special files written through; and hashing."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+
+from .errors import BmcnnError
 
 
 def umask() -> int:
@@ -20,16 +25,54 @@ def umask() -> int:
 
 
 def write_atomic_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory and a rename.
+    """Write ``data`` to ``path`` so that no reader sees half of it and no special file is replaced.
 
-    The file gets the permissions a plain ``open`` would give (0666 less the umask), not the
-    temp file's 0600, so others on a shared machine can read results as they expect.
+    - A regular (or missing) file is written through a temp file in the same directory and a rename.
+      It gets the permissions a plain ``open`` would give (0666 less the umask), not the temp
+      file's 0600, so others on a shared machine can read results as they expect.
+    - A symlink to a regular file (or a dangling one) replaces the file it points at; the link stays.
+    - A device, FIFO or socket (``/dev/stdout``, a pipe made with ``mkfifo``) is written through,
+      as a shell redirection would; renaming over it would destroy the node.
+
+    Raises:
+        OSError: naming ``path`` on any failure (a full disk, a directory in the way); the temp
+            file is removed and a previous file at ``path`` is left as it was.
     """
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
+    try:
+        kind = _kind(path)
+        if kind == "directory":
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
+        if kind == "special":
+            _write_through(path, data)
+        else:
+            _write_by_rename(Path(os.path.realpath(path)) if path.is_symlink() else path, data)
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename).name.startswith(_temp_prefix(path)):
+            # a failed write() names no file and a failed temp file is ours: name the user's path
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        raise
+
+
+def _kind(path: Path) -> str:
+    """``missing``, ``regular``, ``directory`` or ``special`` for what ``path`` names (links followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "regular" if stat.S_ISREG(mode) else "special"
+
+
+def _write_through(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _write_by_rename(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -40,25 +83,131 @@ def write_atomic_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _temp_prefix(path: Path) -> str:
+    """A hidden name prefix beside ``path`` that keeps temp names within the 255-byte limit however
+    long ``path``'s own legal name is (a 254-byte name plus a dot and a random tail would not)."""
+    return "." + path.name.encode()[:100].decode(errors="ignore") + "."
+
+
+class OutputBusy(BmcnnError):
+    """Another process is writing the same output directory."""
+
+
+@contextlib.contextmanager
+def output_lock(target: Path):
+    """Hold an exclusive lock on writing ``target`` (a hidden lock file beside it), or fail at once.
+
+    The lock file is removed on release; a process that locked a just-removed file retries on the
+    new one, so two writers never both hold it.
+
+    Raises:
+        OutputBusy: another process holds the lock.
+    """
+    lock_path = target.parent / f"{_temp_prefix(target)}lock"
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputBusy(f"{target}: another process is writing it (lock {lock_path.name}); "
+                             "wait for it to finish or choose another output") from None
+        if _same_file(fd, lock_path):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
 @contextlib.contextmanager
 def replaced_directory(target: Path):
     """Yield a temp directory beside ``target``; when the block finishes, it replaces ``target``.
 
-    An interrupted or failing block leaves ``target`` as it was (the temp directory is
-    removed). The new directory gets the permissions ``mkdir`` would give (the umask).
+    - Checked before the block runs: ``target`` is a directory, a link to one, or missing (a
+      link's directory is replaced and the link kept), and no other process is writing it (a
+      lock beside it: a second writer fails at once with :class:`OutputBusy`).
+    - Old and new directory are swapped by one atomic ``renameat2(RENAME_EXCHANGE)`` where the
+      kernel and file system have it (else two renames), so ``target`` is never half-written; an
+      interrupted or failing block leaves ``target`` as it was and the temp directory removed.
+    - The new directory gets the permissions ``mkdir`` would give (the umask).
     """
-    target = Path(target)
+    target = Path(os.path.realpath(target)) if Path(target).is_symlink() else Path(target)
+    if _kind(target) not in ("missing", "directory"):
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    with output_lock(target):
+        try:
+            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target)))
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+        made = staging.stat()
+        try:
+            yield staging
+            _check_still_there(staging, made, target)
+            staging.chmod(0o777 & ~umask())  # mkdtemp's 0700 -> what mkdir would give
+            _swap_in(staging, target)
+        except OSError as exc:
+            raise _named_in(exc, staging, target) from None
+        finally:
+            if staging.exists():  # after a swap it holds the old directory
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_still_there(staging: Path, made: os.stat_result, target: Path) -> None:
+    """Raise when ``staging`` was removed (and perhaps re-created by a later write) during the
+    block: what it holds then is not everything that was written."""
     try:
-        yield staging
-        if target.exists():
-            shutil.rmtree(target)
-        staging.chmod(0o777 & ~umask())  # mkdtemp's 0700 -> what mkdir would give
+        same = os.path.samestat(made, staging.stat())
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise FileNotFoundError(errno.ENOENT, "its directory was removed while it was being written", str(target))
+
+
+def _named_in(exc: OSError, staging: Path, target: Path) -> OSError:
+    """``exc`` with a path inside ``staging`` told as the same path inside ``target`` (the user's name)."""
+    name = exc.filename
+    if name is None or not str(name).startswith(str(staging)):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(target) + str(name)[len(str(staging)):])
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put ``staging`` at ``target``; an old ``target`` ends at ``staging``, to be removed."""
+    if not target.exists():
         os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    elif not _exchange(staging, target):  # two renames: the old directory is never deleted in place
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target)))
+        os.replace(target, old)
+        os.replace(staging, target)
+        os.replace(old, staging)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
