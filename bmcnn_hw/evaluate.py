@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from .artefact import load_model, verify_netlists
 from .config import SpiceMode
@@ -16,6 +15,7 @@ from .errors import ArtefactError, ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
+from .progress import bar
 
 if TYPE_CHECKING:
     from .spice.run import SpiceReader
@@ -44,7 +44,7 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
         if not ckpt:
             raise ArtefactError(f"{build_dir}: manifest names no checkpoint; pass --checkpoint")
         return predict(load_checkpoint(Path(ckpt))[0], images)
-    reader: PhysicsReader | SpiceReader | None = None
+    reader: PhysicsReader | SpiceReader | TileReadProgress | None = None
     if backend == "physics":
         reader = PhysicsReader(Chip.of_build(model))
     elif backend == "spice":
@@ -53,14 +53,69 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
         verify_netlists(build_dir)
         reader = SpiceReader(model, Chip.of_build(model), Path(build_dir) / "netlists", mode=spice_mode,
                              jobs=spice_jobs, progress=progress)
-    # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads
-    batch = batch or (16 if backend == "spice" else 500)
+    # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads; nonlinear
+    # physics: 16 too, so the image count (and its time estimate) moves every minute or so
+    slow = backend == "spice" or (isinstance(reader, PhysicsReader) and not reader.level_linear)
+    batch = batch or (16 if slow else 500)
+    starts = range(0, len(images), batch)
+    if isinstance(reader, PhysicsReader) and slow:
+        reader = TileReadProgress(reader, tile_reads_per_batch(model), len(starts), enabled=progress)
     preds = []
-    for start in tqdm(range(0, len(images), batch), desc=f"{backend}", unit="batch", disable=not progress):
-        chunk = images[start:start + batch]
-        trace = run_integer(model, chunk) if reader is None else run_crossbar(model, chunk, reader)[0]
-        preds.append(trace.predictions)
+    with bar(total=len(images), desc=backend, unit="image", disable=not progress) as done:
+        for start in starts:
+            chunk = images[start:start + batch]
+            trace = run_integer(model, chunk) if reader is None else run_crossbar(model, chunk, reader)[0]
+            preds.append(trace.predictions)
+            done.update(len(chunk))
+            if isinstance(reader, TileReadProgress):
+                reader.batch_done()
+    if isinstance(reader, TileReadProgress):
+        reader.close()
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
+def tile_reads_per_batch(model) -> int:
+    """About the tile reads of one batch on the crossbar executor: one per tile and input bit plane
+    (planes read together, or extra reads, make it differ; :class:`TileReadProgress` corrects it)."""
+    return sum(layer.tiling.n_row_tiles * layer.tiling.n_col_tiles * layer.input_bits
+               for layer in model.layers if layer.tiling is not None)
+
+
+class TileReadProgress:
+    """A :class:`PhysicsReader` that counts its tile reads on a progress bar, so a slow (nonlinear)
+    read path shows life and a time estimate within seconds instead of once per batch."""
+
+    def __init__(self, reader: PhysicsReader, reads_per_batch: int, batches: int, enabled: bool = True):
+        self._reader = reader
+        self.chip = reader.chip
+        self._batches, self._done = batches, 0
+        self._bar = bar(total=reads_per_batch * batches, desc="physics: tile reads", unit="read",
+                        disable=not enabled, leave=False)
+
+    def batch_done(self) -> None:
+        """Re-estimate the total from the reads the finished batches really made."""
+        self._done += 1
+        self._bar.total = round(self._bar.n / self._done * self._batches)
+        self._bar.refresh()
+
+    def read(self, *args, **kwargs):
+        """The wrapped reader's :meth:`PhysicsReader.read`, counted."""
+        result = self._reader.read(*args, **kwargs)
+        if self._bar.n >= self._bar.total:  # more reads than estimated: grow the estimate by one batch's worth
+            self._bar.total = round(self._bar.total * (self._done + 2) / max(self._done + 1, 1))
+        self._bar.update(1)
+        return result
+
+    def linear_map(self, *args, **kwargs):
+        """The wrapped reader's :meth:`PhysicsReader.linear_map`."""
+        return self._reader.linear_map(*args, **kwargs)
+
+    def close(self) -> None:
+        """Close the bar."""
+        self._bar.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._reader, name)
 
 
 def evaluate(build_dir: Path, data: Dataset, backend: str, **kwargs) -> dict:

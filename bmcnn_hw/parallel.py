@@ -92,11 +92,12 @@ def shared_inputs(client, values: list) -> list:
 def results_in_order(futures: list, desc: str, unit: str, progress: bool) -> list:
     """The results of Dask ``futures`` in submission order, collected as they complete (progress bar)."""
     from distributed import as_completed
-    from tqdm import tqdm
+
+    from .progress import bar
 
     index = {f.key: k for k, f in enumerate(futures)}
     results: list = [None] * len(futures)
-    for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit=unit, disable=not progress):
+    for future in bar(as_completed(futures), total=len(futures), desc=desc, unit=unit, disable=not progress):
         results[index[future.key]] = future.result()
     return results
 
@@ -119,10 +120,10 @@ def run_jobs(point: Callable, jobs: list, initializer: Callable, initargs: tuple
             futures = client.map(_dask_job, jobs, point=point, initializer=initializer, setup=setup,
                                  initargs=[*initargs[:shared_from], *shared], retries=retries, pure=False)
             return results_in_order(futures, f"{desc} (dask)", unit, progress)
-    from tqdm import tqdm
+    from .progress import bar
 
     with single_threaded_pool(workers or min(len(jobs), os.cpu_count() or 1), initializer, initargs) as pool:
-        return list(tqdm(pool.map(point, jobs), total=len(jobs), desc=desc, unit=unit, disable=not progress))
+        return list(bar(pool.map(point, jobs), total=len(jobs), desc=desc, unit=unit, disable=not progress))
 
 
 _DASK_WORKER: dict = {}

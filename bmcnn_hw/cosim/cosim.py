@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..artefact import CompiledLayer, load_model
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.integer import exact_matmul
 from ..golden.layers import layer_output, walk_layers
+from ..progress import bar
 from ..rtl.emit import top_name, write_rtl
 from ..rtl.layer import layer_stream_fields
 from ..spice.report import AGREEMENT_RTOL, compare_chip_reads
@@ -112,7 +112,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress)
     n, layers, mismatch = len(images), [], None
     walk = walk_layers(model, images.astype(np.int64))
-    for step in tqdm(walk, desc="cosim", unit="layer", total=len(model.layers), disable=not progress):
+    for step in bar(walk, desc="cosim", unit="layer", total=len(model.layers), disable=not progress):
         i, layer, rows = step.index, step.layer, step.rows
         t0 = time.perf_counter()
         if layer.digital:  # no crossbar: the RTL's MAC engine takes the layer's input itself

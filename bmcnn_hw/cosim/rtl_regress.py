@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from ..artefact import CompiledLayer, CompiledModel
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.integer import Accumulate, TuningOffsets, run_integer
+from ..progress import bar
 from ..rtl.emit import top_name, write_rtl
 from ..rtl.layer import layer_stream_fields
 from ..rtl.periphery import tune_offset_writes
@@ -178,7 +178,7 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
     predictions = []
     reader = PhysicsReader(chip)
     starts = range(0, len(images), batch)
-    for b, start in enumerate(tqdm(starts, desc="rtl regression", unit="batch", disable=not progress)):
+    for b, start in enumerate(bar(starts, desc="rtl regression", unit="batch", disable=not progress)):
         accumulator = CrossbarAccumulator(model, reader, capture_codes=True)
         digital_rows: dict[int, np.ndarray] = {}
         trace = run_integer(model, images[start:start + batch], _keeping_digital_rows(accumulator, digital_rows),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from ..errors import ConfigError
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
 from ..golden.layers import layer_rows, network_input
+from ..progress import heartbeat, say
 from ..rtl.emit import check_interface_version, top_name
 from ..rtl.mac import frame_elements, frames_per_image
 from .cost_model import CostModel, load_cost_model
@@ -45,7 +45,7 @@ INPUT_PORTS = {"i__payload", "i__valid", "o__ready", "rst", "bus__addr", "bus__w
 
 def _say(progress: bool, text: str) -> None:
     if progress:
-        print(text, file=sys.stderr, flush=True)
+        say(text)
 
 
 def truncate_scenario(scenario: dict[str, Any], max_beats: int) -> dict[str, Any]:
@@ -162,7 +162,8 @@ def _analog(model: CompiledModel, chip: Chip, cost: CostModel, trace_energy: lis
             layers.append(LayerPpa(schedule, None, 0.0))
             continue
         started = time.perf_counter()
-        tr = transient_read(model, chip, i, 0, 0, cost, work / layer.name / "transient")
+        with heartbeat(f"ppa: {layer.name}: transient read of tile (0,0) (ngspice)", progress):
+            tr = transient_read(model, chip, i, 0, 0, cost, work / layer.name / "transient")
         _say(progress, f"ppa: {layer.name}: transient read of tile (0,0) settles in {tr.read_time_s * 1e9:.2f} ns "
                        f"({time.perf_counter() - started:.1f} s)")
         dc = trace_energy[i] / len(images) / model.hardware.readout.t_read_s
@@ -177,8 +178,9 @@ def _synthesize_and_time(model: CompiledModel, options: PpaOptions, build: Path,
     for layer in model.layers:
         top = top_name(layer)
         target = 1e3 / options.clock_mhz if options.clock_mhz else NOMINAL_PERIOD_NS
-        synth = synthesize(build / "rtl" / f"{top}.v", top, options.liberty, work / layer.name / "synth", target)
-        sta = run_sta(synth, NOMINAL_PERIOD_NS, work / layer.name / "synth")
+        with heartbeat(f"ppa: {layer.name}: synthesis (Yosys) and timing (OpenSTA)", progress):
+            synth = synthesize(build / "rtl" / f"{top}.v", top, options.liberty, work / layer.name / "synth", target)
+            sta = run_sta(synth, NOMINAL_PERIOD_NS, work / layer.name / "synth")
         _say(progress, f"ppa: {layer.name}: {synth.cells} cells, {synth.area_um2:,.0f} um^2, "
                        f"fmax {sta.fmax_mhz:.1f} MHz")
         results.append((synth, sta))
@@ -192,12 +194,14 @@ def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, acc
         assert lp.synth is not None
         scenario = _activity_scenario(layer, i, trace, accumulator, images, lp.schedule.beats,
                                       options.activity_beats)
-        sim = run_gate_level(lp.synth.netlist, lp.synth.top, options.cell_models, scenario, work / layer.name / "gates",
-                             busy_inputs=layer.digital)
+        beats = sum("beat" in step for step in scenario["steps"])
+        with heartbeat(f"ppa: {layer.name}: gate-level simulation of {beats:,} beats (Icarus)", progress):
+            sim = run_gate_level(lp.synth.netlist, lp.synth.top, options.cell_models, scenario,
+                                 work / layer.name / "gates", busy_inputs=layer.digital)
         (work / layer.name / "gates" / "activity.vcd").unlink(missing_ok=True)  # large; the Tcl keeps the figures
         lp.gate_beats, lp.gate_outputs_checked = sim.beats, sim.outputs_checked
-        lp.sta = run_sta(lp.synth, period, work / layer.name / "synth", sim.activity, sim.cycles,
-                         INPUT_PORTS)
+        with heartbeat(f"ppa: {layer.name}: power (OpenSTA)", progress):
+            lp.sta = run_sta(lp.synth, period, work / layer.name / "synth", sim.activity, sim.cycles, INPUT_PORTS)
         _say(progress, f"ppa: {layer.name}: gate-level netlist = golden on {sim.outputs_checked} outputs "
                        f"({sim.beats} beats); {lp.sta.power_w['total'] * 1e3:.3f} mW at {1e3 / period:.1f} MHz")
 

@@ -15,20 +15,20 @@ tile read a layer will ask for, in parallel, before the reads are made.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..artefact import CompiledModel
 from ..config import SPICE_MODES, SpiceMode
 from ..errors import SimulationError
 from ..golden.chip import Chip
 from ..golden.crossbar import TileRead, split_columns
+from ..progress import bar as progress_bar
+from ..progress import say
 from .netlist import driver_branch, sense_branch, tile_netlist_name
 from .ngspice import NgSpice
 from .stepped import stepped_netlist
@@ -265,7 +265,7 @@ class SpiceReader:
         bar with ``progress``."""
         results: list[Currents | SimulationError] = []
         quiet = not self.progress or len(jobs) < 2
-        with tqdm(total=len(jobs), desc=what, unit="job", leave=False, disable=quiet) as bar:
+        with progress_bar(total=len(jobs), desc=what, unit="job", leave=False, disable=quiet) as bar:
             if workers == 1 or len(jobs) < 2:
                 for job in jobs:
                     results.append(_result_or_error(job, self.solver))
@@ -313,10 +313,9 @@ class SpiceReader:
         by_response = sum(rows + self.check_vectors for _, rows, _ in todo)
         superposed = {key for key, _, _ in todo} | set(self.responses)
         per_vector = sum(len(d) for key, d, _ in wanted if key not in superposed)
-        tqdm.write(f"ngspice: {self.model.layers[index].name}: {len(wanted)} tile(s), about "
-                   f"{by_response + per_vector:,} solves ({by_response:,} for superposition responses, "
-                   f"{per_vector:,} distinct input vectors), {self.jobs} ngspice process(es)",
-                   file=sys.stderr)
+        say(f"ngspice: {self.model.layers[index].name}: {len(wanted)} tile(s), about "
+            f"{by_response + per_vector:,} solves ({by_response:,} for superposition responses, "
+            f"{per_vector:,} distinct input vectors), {self.jobs} ngspice process(es)")
 
     def _prefetch_vectors(self, wanted: list[tuple[TileKey, np.ndarray, int]], workers: int | None = None) -> None:
         """Solve the not yet solved vectors of ``(key, distinct volts, used_cols)`` tiles on

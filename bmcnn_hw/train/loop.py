@@ -9,7 +9,6 @@ So a run resumed from its last saved epoch continues exactly as if never interru
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..config import DeviceParams
 from ..data.mnist import Dataset
 from ..errors import ConfigError
+from ..progress import bar as progress_bar
+from ..progress import say
 from .model import BMCNN, ModelConfig
 from .seeds import derived_seed
 from .variation import DeviceNoise
@@ -162,8 +162,8 @@ def _run_epoch(model: BMCNN, state: TrainState, x_all, y_all, params: TrainParam
     order = torch.randperm(n, generator=generator)
     steps = (n + params.batch_size - 1) // params.batch_size
     total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress, unit="batch",
-               leave=False, mininterval=0.2 if sys.stderr.isatty() else 10.0)
+    bar = progress_bar(range(steps), desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress, unit="batch",
+                       leave=False, mininterval=0.2)
     for k in bar:
         idx = order[k * params.batch_size:(k + 1) * params.batch_size]
         x = x_all[idx]
@@ -213,7 +213,7 @@ def train(config: ModelConfig, train_set: Dataset, test_set: Dataset, params: Tr
     if resume and out_dir is not None and (Path(out_dir) / TrainState.FILE).is_file():
         state.load(out_dir, params)
         if progress and state.history:
-            tqdm.write(f"resuming after epoch {len(state.history)} from {out_dir / TrainState.FILE}")
+            say(f"resuming after epoch {len(state.history)} from {out_dir / TrainState.FILE}")
     noise: DeviceNoise | None = None
     if params.variation is not None and not config.is_float:
 
@@ -231,7 +231,7 @@ def train(config: ModelConfig, train_set: Dataset, test_set: Dataset, params: Tr
             state.save(out_dir, params)
         if progress:
             shown = f"  validation accuracy {val_acc:.4f}" if val_acc is not None else ""
-            tqdm.write(f"epoch {epoch + 1}/{params.epochs}: loss {loss:.4f}  train accuracy {train_acc:.4f}"
+            say(f"epoch {epoch + 1}/{params.epochs}: loss {loss:.4f}  train accuracy {train_acc:.4f}"
                        f"{shown}  ({seconds:.0f} s, {len(fit) / seconds:.0f} images/s)")
     model.weight_noise = None
     model.eval()
