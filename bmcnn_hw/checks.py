@@ -75,12 +75,18 @@ def spice_vs_physics(build_dir: Path, images: np.ndarray, *, jobs: int = 1) -> C
 
 
 def rtl_vs_golden(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: str = "icarus", seed: int = 0,
-                  chip: Chip | None = None, per_layer: int = 200, tops: bool = True) -> CheckResult:
-    """Every layer's periphery (and, with ``tops``, layer top) in a cocotb testbench on golden vectors."""
+                  chip: Chip | None = None, per_layer: int = 200, tops: bool = True,
+                  build_dir: Path | None = None) -> CheckResult:
+    """Every layer's periphery (and, with ``tops``, layer top) in a cocotb testbench on golden vectors:
+    the Verilog of ``build_dir``'s own ``rtl/`` after its hashes are checked (what is handed off),
+    or without a build the model's Verilog emitted into ``work_dir``."""
     from .cosim.rtl_check import check_rtl
+    from .rtl.emit import verified_rtl
 
     start = time.perf_counter()
-    checks = check_rtl(model, images, work_dir, sim=sim, per_layer=per_layer, seed=seed, chip=chip, tops=tops)
+    rtl_dir = None if build_dir is None else verified_rtl(build_dir, model)
+    checks = check_rtl(model, images, work_dir, sim=sim, per_layer=per_layer, seed=seed, chip=chip, tops=tops,
+                       rtl_dir=rtl_dir)
     failed = [c for c in checks if not c.passed]
     detail = failed[0].message if failed else (
         f"{sum(c.outputs for c in checks)} outputs of {len(checks)} modules bit-exact, with stalls, register "

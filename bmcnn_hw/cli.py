@@ -371,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spice_jobs(cs)
     _add_data_dir(cs)
     _add_age_options(cs)
+    _add_regenerate_rtl(cs)
     cs.set_defaults(func=cmd.cmd_cosim)
 
     rr = sub.add_parser("rtl-regress", help="every beat of many test images through each layer's RTL (Verilator), "
@@ -391,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_overrides(rr, "applied on top of the build's device")
     _add_data_dir(rr)
     _add_tuning_method(rr)
+    _add_regenerate_rtl(rr)
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 
     im = sub.add_parser("import", help="a network trained elsewhere ((Q)ONNX or a PyTorch state_dict) -> a "
@@ -489,6 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(de)
     de.set_defaults(func=cmd.cmd_demo)
     return parser
+
+
+def _add_regenerate_rtl(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--regenerate-rtl", action="store_true",
+                        help="simulate Verilog regenerated from the build's CompiledModel into --out/rtl instead of "
+                             "the build's own rtl/ (default: the build's rtl/, the files handed to synthesis, after "
+                             "checking their hashes); the report says which was simulated")
 
 
 def main(argv=None) -> int:

@@ -289,7 +289,7 @@ def cmd_rtl(args) -> int:
 
         images = load_mnist(_data_dir(args), "test").images[: args.check]
         scratch = out.parent / "rtl_check"
-        checks = check_rtl(model, images, scratch, sim=args.sim)
+        checks = check_rtl(model, images, scratch, sim=args.sim, rtl_dir=Path(out))  # the files just written
         for c in checks:
             print(f"{c.module:18s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
         if all(c.passed for c in checks):
@@ -442,7 +442,7 @@ def cmd_cosim(args) -> int:
         verify_netlists(build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=sim,
-                        spice_jobs=_spice_jobs(args))
+                        spice_jobs=_spice_jobs(args), regenerate_rtl=args.regenerate_rtl)
     write_json_atomic(args.out / "cosim.json", report)
     write_text_atomic(args.out / "cosim.md", cosim_markdown(report))
     print(cosim_markdown(report))
@@ -508,14 +508,17 @@ def cmd_export(args) -> int:
 
 def cmd_rtl_regress(args) -> int:
     from .artefact import load_model
+    from .cosim.cosim import rtl_source
     from .cosim.rtl_regress import regression_markdown, rtl_regression
     from .data.mnist import load_mnist
     from .golden.chip import Chip
     from .io_utils import write_json_atomic, write_text_atomic
+    from .rtl.emit import verified_rtl
     from .rtl.simulators import check_simulator
 
     check_simulator("verilator")
     model = load_model(args.build)
+    rtl_dir = None if args.regenerate_rtl else verified_rtl(args.build, model)  # what is handed off
     build_chip = Chip.of_build(model)
     chip = Chip(model, _device_with_overrides(model.hardware.device, args),
                 args.chip_seed if args.chip_seed is not None else build_chip.seed)
@@ -532,7 +535,8 @@ def cmd_rtl_regress(args) -> int:
         train = load_mnist(_data_dir(args), "train").head(args.calibrate)
         tuning = calibrate(model, chip, train.images, labels=train.labels, method=args.tuning_method).offsets
     images = load_mnist(_data_dir(args), "test").images[: args.images]
-    report = rtl_regression(model, chip, images, args.out, tuning=tuning, batch=args.batch)
+    report = rtl_regression(model, chip, images, args.out, tuning=tuning, batch=args.batch, rtl_dir=rtl_dir)
+    report["rtl"] = rtl_source(Path(report["rtl"]), args.regenerate_rtl)
     report["tuning"] = str(args.tuning) if args.tuning else (f"calibrated on {args.calibrate} training images"
                                                               if args.calibrate else None)
     write_json_atomic(args.out / "rtl_regress.json", report)
@@ -566,7 +570,7 @@ def cmd_regress(args) -> int:
 def cmd_spice(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
-    from .spice.report import disagreeing_layers, format_report, spice_report
+    from .spice.report import disagreement, format_report, spice_report
 
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
@@ -576,7 +580,10 @@ def cmd_spice(args) -> int:
         from .io_utils import write_json_atomic
 
         write_json_atomic(args.json, report)
-    return 1 if disagreeing_layers(report) else 0
+    failure = disagreement(report)
+    if failure:
+        print(f"bmcnn-hw: {failure}", file=sys.stderr)
+    return 1 if failure else 0
 
 
 def cmd_ppa(args) -> int:

@@ -96,7 +96,8 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
     chip = Chip(model, model.hardware.device, seed)
     summary.add_check(physics_vs_golden(model, test_set.images[:physics_images], chip), "on the ideal chip")
     summary.add_check(spice_vs_physics(out_dir / "build", test_set.images[:spice_images]))
-    summary.add_check(rtl_vs_golden(model, test_set.images[:2], out_dir / "rtl_check", sim=rtl_sim, seed=seed),
+    summary.add_check(rtl_vs_golden(model, test_set.images[:2], out_dir / "rtl_check", sim=rtl_sim, seed=seed,
+                                    build_dir=out_dir / "build"),
                       f"(periphery and top of {len(model.layers)} layers)")
     summary_ppa(summary, out_dir / "build", test_set.images[:2], out_dir / "ppa")
 

@@ -104,7 +104,8 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
         physics_vs_golden(model, test[: settings.get("physics_images", 100)]),
         spice_vs_physics(work / "build", test[: settings.get("spice_images", 1)]),
         rtl_vs_golden(model, test[:2], work / "rtl_check", sim=case["sim"], seed=case["seed"],
-                      chip=Chip(model, device, case["seed"]), per_layer=settings.get("rtl_outputs", 100), tops=False),
+                      chip=Chip(model, device, case["seed"]), per_layer=settings.get("rtl_outputs", 100), tops=False,
+                      build_dir=work / "build"),
     ]
     failures = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     if not failures:  # a passing case's build and simulator builds (~80 MB) are scratch; a failing one keeps them

@@ -24,9 +24,9 @@ from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.integer import exact_matmul
 from ..golden.layers import layer_output, walk_layers
 from ..progress import bar
-from ..rtl.emit import top_name, write_rtl
+from ..rtl.emit import emitted_rtl, top_name, verified_rtl
 from ..rtl.layer import layer_stream_fields
-from ..spice.report import AGREEMENT_RTOL, compare_chip_reads
+from ..spice.report import AGREEMENT_RTOL, compare_chip_reads, worst_tile
 from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
 from .rtl_regress import layer_harness, layer_payloads, start_layer_run, unpack_array
@@ -54,7 +54,7 @@ def _rtl_outputs(layer: CompiledLayer, seen: list, where: list, shape: tuple) ->
     return out
 
 
-def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarray, stimulus, n: int,
+def _rtl_cocotb(rtl_dir: Path, work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarray, stimulus, n: int,
                 writes: list) -> tuple[np.ndarray, str | None, int]:
     """The layer top in the cocotb testbench (Python per beat): (layer output, error, outputs seen).
 
@@ -63,7 +63,7 @@ def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarr
     sim_dir = work_dir / "sim" / f"{sim}_{top_name(layer)}"
     rtl_error = None
     try:
-        run_stream_tb(work_dir / "rtl" / f"{top_name(layer)}.v", top_name(layer), scenario, sim_dir, sim)
+        run_stream_tb(rtl_dir / f"{top_name(layer)}.v", top_name(layer), scenario, sim_dir, sim)
     except Exception as exc:  # the outputs file still tells which value differed  # noqa: BLE001
         rtl_error = str(exc)
     seen = json.loads((sim_dir / "outputs.json").read_text()) if (sim_dir / "outputs.json").is_file() else []
@@ -71,12 +71,12 @@ def _rtl_cocotb(work_dir: Path, sim: str, layer: CompiledLayer, golden: np.ndarr
     return _rtl_outputs(layer, seen, where, shape), rtl_error, len(seen)
 
 
-def _rtl_stream(work_dir: Path, layer: CompiledLayer, golden: np.ndarray, stimulus, n: int,
+def _rtl_stream(rtl_dir: Path, work_dir: Path, layer: CompiledLayer, golden: np.ndarray, stimulus, n: int,
                 writes: list) -> tuple[np.ndarray, str | None, int]:
     """The layer top in the compiled Verilator harness (binary beats through a pipe):
     (layer output, error, outputs seen). ``stimulus`` as for :func:`_rtl_cocotb`."""
     fields = layer_stream_fields(layer, top=True)
-    run = start_layer_run(layer_harness(work_dir / "rtl", layer), layer, work_dir / f"{top_name(layer)}.out")
+    run = start_layer_run(layer_harness(rtl_dir, layer), layer, work_dir / f"{top_name(layer)}.out")
     run.write_registers([(int(a), int(v)) for a, v in writes])
     run.send(layer_payloads(layer, stimulus, fields["i"]))
     result = run.finish()
@@ -100,15 +100,19 @@ def _rtl_stream(work_dir: Path, layer: CompiledLayer, golden: np.ndarray, stimul
 
 def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, *, tuning=None,
                register_writes: dict | None = None, sim: str = "icarus", progress: bool = True,
-               spice_jobs: int = 1) -> dict:
+               spice_jobs: int = 1, regenerate_rtl: bool = False) -> dict:
     """Co-simulate ``images`` through SPICE tiles (``spice_jobs`` ngspice processes at a time) and
-    RTL layer tops; returns the report dict."""
+    RTL layer tops; returns the report dict.
+
+    The RTL is the build's own ``rtl/`` after its hashes are checked (what is handed off), or with
+    ``regenerate_rtl`` the model's Verilog emitted into ``work_dir/rtl`` (the report says which).
+    """
     model = load_model(build_dir)
     work_dir = Path(work_dir)
-    write_rtl(model, work_dir / "rtl")
+    rtl_dir = emitted_rtl(model, work_dir, None if regenerate_rtl else verified_rtl(build_dir, model))
     if sim == "verilator":  # build (or find cached) every harness before minutes of SPICE
         for layer in model.layers:
-            layer_harness(work_dir / "rtl", layer)
+            layer_harness(rtl_dir, layer)
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress)
     n, layers, mismatch = len(images), [], None
     walk = walk_layers(model, images.astype(np.int64))
@@ -117,7 +121,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         t0 = time.perf_counter()
         if layer.digital:  # no crossbar: the RTL's MAC engine takes the layer's input itself
             acc, stimulus, t1 = exact_matmul(rows, layer.weight), rows, time.perf_counter()
-            worst, code_mismatch, at_boundary = None, None, 0
+            worst, code_mismatch, at_boundary, tile = None, None, 0, None
         else:
             spice_acc = CrossbarAccumulator(model, spice, record=True)
             # The RTL is checked bit for bit on the codes SPICE gave it; they equal the physics codes
@@ -129,15 +133,16 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             worst, code_mismatch, at_boundary = _compare_reads(model, chip, layer, spice_acc.reads,
                                                                physics_acc.reads, rows.shape[1])
             stimulus = layer_codes(spice_acc.reads, i)
+            tile = worst_tile(model, chip, layer.name, list(zip(spice_acc.reads, physics_acc.reads, strict=True)))
         if tuning is not None and tuning[i] is not None:
             acc = acc + tuning[i]
         golden = layer_output(layer, acc)
         writes = (register_writes or {}).get(f"periphery_{layer.name}", [])
         t2 = time.perf_counter()
         if sim == "verilator":
-            rtl_out, rtl_error, rtl_count = _rtl_stream(work_dir, layer, golden, stimulus, n, writes)
+            rtl_out, rtl_error, rtl_count = _rtl_stream(rtl_dir, work_dir, layer, golden, stimulus, n, writes)
         else:
-            rtl_out, rtl_error, rtl_count = _rtl_cocotb(work_dir, sim, layer, golden, stimulus, n, writes)
+            rtl_out, rtl_error, rtl_count = _rtl_cocotb(rtl_dir, work_dir, sim, layer, golden, stimulus, n, writes)
         t3 = time.perf_counter()
         n_outputs = n if layer.is_output else golden.size  # one prediction per image, else one per bit
         expected = golden.argmax(axis=1) if layer.is_output else golden
@@ -145,11 +150,14 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         if mismatch is None and code_mismatch:
             mismatch = code_mismatch
         if mismatch is None and (rtl_error or len(differs) or rtl_count != n_outputs):
-            place = tuple(differs[0]) if len(differs) else None
+            place = tuple(int(v) for v in differs[0]) if len(differs) else None
             mismatch = (f"layer {layer.name}, output {place} (image, channel, ...): RTL {rtl_out[place]}, "
                         f"golden {expected[place]}" if place is not None else f"layer {layer.name}: {rtl_error}")
+        wrong = len(differs) + abs(rtl_count - n_outputs) + bool(rtl_error) + bool(code_mismatch)
         layers.append({"layer": layer.name, "digital": layer.digital, "outputs": n_outputs, "rtl_outputs": rtl_count,
-                       "max_rel_current_error": worst, "adc_codes_identical": code_mismatch is None and not at_boundary,
+                       "mismatches": wrong,
+                       "max_rel_current_error": worst, "worst_tile": tile,
+                       "adc_codes_identical": code_mismatch is None and not at_boundary,
                        "codes_differing_at_boundary": at_boundary,
                        "rtl_equals_golden": not len(differs) and rtl_count == n_outputs and rtl_error is None,
                        "seconds_spice": round(t1 - t0, 3), "seconds_rtl": round(t3 - t2, 3),
@@ -157,11 +165,19 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         step.output = rtl_out  # the RTL's bits feed the next layer
     predictions, rtol = rtl_out.tolist(), AGREEMENT_RTOL[chip.params.cell]
     return {"build": str(build_dir), "images": n, "chip": chip.describe(), "simulator": sim,
+            "rtl": rtl_source(rtl_dir, regenerate_rtl),
             "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,
-            "mismatches": 0 if mismatch is None else 1, "first_mismatch": mismatch,
+            "mismatches": sum(row["mismatches"] for row in layers), "first_mismatch": mismatch,
             "rtol": rtol,
             "ok": mismatch is None and all(row["digital"] or row["max_rel_current_error"] <= rtol
                                            for row in layers)}
+
+
+def rtl_source(rtl_dir: Path, regenerated: bool) -> str:
+    """Which Verilog a report's RTL results are of, in words."""
+    if regenerated:
+        return f"regenerated from the CompiledModel into {rtl_dir} (not the build's rtl/)"
+    return f"the build's own {rtl_dir} (hashes checked)"
 
 
 def _codes(row: dict) -> str:
@@ -176,7 +192,7 @@ def _codes(row: dict) -> str:
 def cosim_markdown(report: dict) -> str:
     """The report as a Markdown table."""
     lines = [f"Co-simulation of {report['images']} image(s), chip seed {report['chip']['seed']}, "
-             f"{report['simulator']}, tuned: {report['tuned']}", "",
+             f"{report['simulator']}, tuned: {report['tuned']}", f"RTL simulated: {report['rtl']}", "",
              "| layer | outputs | max dI / I_max (SPICE vs golden) | ADC codes | RTL = golden | SPICE s | RTL s "
              "| Python s |",
              "|---|---|---|---|---|---|---|---|"]
@@ -187,4 +203,7 @@ def cosim_markdown(report: dict) -> str:
                      f"{row['seconds_spice']} | {row['seconds_rtl']} | {row['seconds_python']} |")
     lines += ["", f"RTL predictions: {report['predictions_rtl']}; mismatches: {report['mismatches']}"
               + (f" (first: {report['first_mismatch']})" if report["first_mismatch"] else "")]
+    lines += [f"FAILED: SPICE differs from physics beyond {report['rtol']:g} in layer {row['layer']}, worst tile "
+              f"{row['worst_tile']} (dI/I_max {row['max_rel_current_error']:.2e})" for row in report["layers"]
+              if not row.get("digital") and row["max_rel_current_error"] > report["rtol"]]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ from ..errors import BmcnnError
 from ..golden.chip import Chip
 from ..golden.crossbar import PhysicsReader, run_crossbar
 from ..golden.layers import layer_rows, network_input
-from ..rtl.emit import module_name, top_name, write_rtl
+from ..rtl.emit import emitted_rtl, module_name, top_name
 from .runner import run_stream_tb
 from .scenarios import layer_top_scenario, periphery_scenario
 
@@ -41,17 +41,19 @@ def layer_codes(reads: list, index: int) -> dict:
     return {key: np.concatenate([parts[ct] for ct in sorted(parts)], axis=1) for key, parts in tiles.items()}
 
 
-def _run(work_dir: Path, sim: str, layer: CompiledLayer, module: str, scenario: dict) -> LayerCheck:
+def _run(rtl_dir: Path, work_dir: Path, sim: str, layer: CompiledLayer, module: str, scenario: dict) -> LayerCheck:
     try:
-        n = run_stream_tb(work_dir / "rtl" / f"{module}.v", module, scenario, work_dir / "sim" / f"{sim}_{module}", sim)
+        n = run_stream_tb(rtl_dir / f"{module}.v", module, scenario, work_dir / "sim" / f"{sim}_{module}", sim)
         return LayerCheck(layer.name, module, n, True)
     except BmcnnError as exc:
         return LayerCheck(layer.name, module, len(scenario["expected"]), False, str(exc))
 
 
 def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: str = "icarus",
-              per_layer: int = 200, seed: int = 0, chip: Chip | None = None, tops: bool = True) -> list[LayerCheck]:
-    """Emit each layer's Verilog and run its cocotb testbenches with golden vectors.
+              per_layer: int = 200, seed: int = 0, chip: Chip | None = None, tops: bool = True,
+              rtl_dir: Path | None = None) -> list[LayerCheck]:
+    """Run each layer's cocotb testbenches on the Verilog in ``rtl_dir`` (a build's verified
+    ``rtl/``; None: the model's Verilog emitted into ``work_dir/rtl``) with golden vectors.
 
     Per layer: the periphery with ``per_layer`` sampled outputs plus directed extremes, random
     register writes/read-backs and resets; then (``tops``) the layer top (periphery + pool or
@@ -60,7 +62,7 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
     Stimuli and stalls are drawn with ``seed``.
     """
     work_dir = Path(work_dir)
-    write_rtl(model, work_dir / "rtl")
+    rtl_dir = emitted_rtl(model, work_dir, rtl_dir)
     chip = chip or Chip(model)
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=True)
     rng = np.random.default_rng(seed)
@@ -72,12 +74,12 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
         codes = {(0, 0): acc} if layer.digital else layer_codes(accumulator.reads, i)
         picks = np.stack([rng.integers(0, acc.shape[0], per_layer), rng.integers(0, layer.cols, per_layer)], axis=1)
         scenario = periphery_scenario(layer, acc, codes, picks, seed=seed + i)
-        results.append(_run(work_dir, sim, layer, module_name(layer), scenario))
+        results.append(_run(rtl_dir, work_dir, sim, layer, module_name(layer), scenario))
         if tops:
             stimulus = layer_rows(layer, layer_input) if layer.digital else codes
             top = layer_top_scenario(layer, trace.accumulators[i], trace.outputs[i], stimulus, len(images),
                                      _top_picks(layer, per_layer), seed=seed + i)
-            results.append(_run(work_dir, sim, layer, top_name(layer), top))
+            results.append(_run(rtl_dir, work_dir, sim, layer, top_name(layer), top))
         layer_input = trace.outputs[i]
     return results
 

@@ -21,7 +21,7 @@ from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.integer import Accumulate, TuningOffsets, run_integer
 from ..progress import bar
-from ..rtl.emit import top_name, write_rtl
+from ..rtl.emit import emitted_rtl, top_name
 from ..rtl.layer import layer_stream_fields
 from ..rtl.periphery import tune_offset_writes
 from .scenarios import beat_order, mac_frames
@@ -149,8 +149,11 @@ def start_layer_run(binary: Path, layer: CompiledLayer, out_path: Path) -> Strea
 
 def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_dir: Path, *,
                    tuning: TuningOffsets | None = None, batch: int = 100, shards: int = 2,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, rtl_dir: Path | None = None) -> dict[str, Any]:
     """Every beat of ``images`` through every layer top's RTL (Verilator), checked against golden.
+
+    The Verilog is ``rtl_dir``'s (a build's verified ``rtl/``, what is handed off), or, when None,
+    the model's emitted into ``work_dir/rtl``.
 
     Each layer runs in ``shards`` harness processes (batches go round-robin; a pool window or an
     image never spans two batches), so the simulators use every core while the physics executor
@@ -164,10 +167,10 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
         ToolNotFound, SimulationError: Verilator missing, a build or a harness failed.
     """
     work_dir = Path(work_dir)
-    write_rtl(model, work_dir / "rtl")
+    rtl_dir = emitted_rtl(model, work_dir, rtl_dir)
     fields = [layer_stream_fields(layer, top=True) for layer in model.layers]
     started = time.perf_counter()
-    binaries = [layer_harness(work_dir / "rtl", layer) for layer in model.layers]
+    binaries = [layer_harness(rtl_dir, layer) for layer in model.layers]
     build_s = time.perf_counter() - started
     runs = [[start_layer_run(binary, layer, work_dir / f"{layer.name}.{k}.out") for k in range(shards)]
             for binary, layer in zip(binaries, model.layers, strict=True)]
@@ -190,8 +193,10 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
             expected[i].append(expected_outputs(layer, trace.outputs[i]))
     results = [_merge([run.finish() for run in layer_runs], [len(next(iter(e.values()))) for e in parts])
                for layer_runs, parts in zip(runs, expected, strict=True)]
-    return _report(model, chip, len(images), expected, results, fields, build_s, time.perf_counter() - started,
-                   tuning is not None, np.concatenate(predictions), shards)
+    report = _report(model, chip, len(images), expected, results, fields, build_s, time.perf_counter() - started,
+                     tuning is not None, np.concatenate(predictions), shards)
+    report["rtl"] = str(rtl_dir)
+    return report
 
 
 def _keeping_digital_rows(accumulator: Accumulate, captured: dict[int, np.ndarray]) -> Accumulate:
@@ -243,12 +248,14 @@ def regression_markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown table."""
     lines = [f"RTL regression: {report['images']} images, chip seed {report['chip']['seed']}, tuned: "
              f"{report['tuned']}, Verilator, {report['shards']} process(es) per layer "
-             f"(build {report['build_seconds']} s, total {report['seconds']} s)", "",
+             f"(build {report['build_seconds']} s, total {report['seconds']} s)",
+             f"RTL simulated: {report.get('rtl', 'not recorded')}", "",
              "| layer | beats | outputs | mismatches | error register | seconds | beats/s |",
              "|---|---|---|---|---|---|---|"]
     for row in report["layers"]:
         lines.append(f"| {row['layer']} | {row['beats']:,} | {row['outputs']:,} | {row['mismatches']} | "
                      f"{row['error_register']} | {row['seconds']} | {row['beats_per_s']:,} |")
-    first = next((r["first_mismatch"] for r in report["layers"] if r["first_mismatch"]), None)
+    first = next((f"layer {r['layer']}, {r['first_mismatch']}" for r in report["layers"] if r["first_mismatch"]),
+                 None)
     lines += ["", "Every activation and prediction = golden." if report["ok"] else f"FAILED: {first}"]
     return "\n".join(lines) + "\n"

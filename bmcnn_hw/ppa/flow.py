@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artefact import CompiledLayer, CompiledModel, load_model, verify_rtl
+from ..artefact import CompiledLayer, CompiledModel, load_model
 from ..cosim.rtl_check import layer_codes
 from ..cosim.scenarios import full_layer_scenario
 from ..errors import ConfigError
@@ -27,7 +27,7 @@ from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
 from ..golden.layers import layer_rows, network_input
 from ..progress import heartbeat, say
-from ..rtl.emit import check_interface_version, top_name
+from ..rtl.emit import top_name, verified_rtl
 from ..rtl.mac import frame_elements, frames_per_image
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
@@ -212,8 +212,7 @@ def verify_build_rtl(build: Path, model: CompiledModel) -> None:
     Raises:
         ArtefactError: an edited or missing file, or RTL from an older interface version.
     """
-    verify_rtl(build)
-    check_interface_version(build, model)
+    verified_rtl(build, model)
 
 
 def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,

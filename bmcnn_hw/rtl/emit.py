@@ -7,7 +7,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from ..artefact import CompiledLayer, CompiledModel
+from ..artefact import CompiledLayer, CompiledModel, verify_rtl
 from ..errors import ArtefactError
 from ..io_utils import sha256_file, write_text_atomic
 from .layer import layer_top_for
@@ -64,6 +64,29 @@ def write_rtl(model: CompiledModel, out_dir: Path) -> dict[str, str]:
             write_text_atomic(out_dir / name, text)
             files[f"{out_dir.name}/{name}"] = sha256_file(out_dir / name)
     return files
+
+
+def verified_rtl(build_dir: Path, model: CompiledModel) -> Path:
+    """The build's own ``rtl/`` directory, the Verilog a user hands to synthesis, after checking
+    that every file is the one compile (or `bmcnn-hw rtl BUILD`) wrote and of this interface version.
+
+    Raises:
+        ArtefactError: an edited or missing file, or RTL from an older interface version.
+    """
+    verify_rtl(build_dir)
+    check_interface_version(build_dir, model)
+    return Path(build_dir) / "rtl"
+
+
+def emitted_rtl(model: CompiledModel, work_dir: Path, rtl_dir: Path | None) -> Path:
+    """``rtl_dir`` when given (a build's verified ``rtl/``), else the model's Verilog emitted into
+    ``work_dir/rtl`` (an in-memory model, or a regeneration the caller asked for and reports).
+    ``work_dir`` is created either way (simulations write there)."""
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    if rtl_dir is not None:
+        return Path(rtl_dir)
+    write_rtl(model, Path(work_dir) / "rtl")
+    return Path(work_dir) / "rtl"
 
 
 def check_interface_version(build_dir: Path, model: CompiledModel) -> None:

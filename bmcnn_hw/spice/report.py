@@ -78,6 +78,8 @@ def _layer_rows(model: CompiledModel, chip: Chip, spice_acc: CrossbarAccumulator
         rows.append({
             "layer": layer.name, "tiles": layer.tiling.n_row_tiles * layer.tiling.n_col_tiles,
             "tile_reads": reads, "max_rel_current_error": worst, "rtol": rtol,
+            "worst_tile": worst_tile(model, chip, layer.name, pairs),
+            "first_code_mismatch": None if first is None else _describe(layer.name, first),
             "adc_codes_identical": first is None and not explained,
             "adc_codes_agree": first is None, "codes_differing_at_boundary": explained,
             "energy_per_inference_j": spice_acc.energy_j[i] / n_images,
@@ -85,6 +87,39 @@ def _layer_rows(model: CompiledModel, chip: Chip, spice_acc: CrossbarAccumulator
             "energy_per_tile_read_j": spice_acc.energy_j[i] / max(reads, 1),
         })
     return rows
+
+
+def worst_tile(model: CompiledModel, chip: Chip, name: str,
+                pairs: list[tuple[RecordedRead, RecordedRead]]) -> str | None:
+    """The netlist name (``<layer>_r<rt>_c<ct>``) of the tile whose reads differ most from physics."""
+    by_tile: dict[tuple[int, int], list[tuple[RecordedRead, RecordedRead]]] = {}
+    for s, p in pairs:
+        by_tile.setdefault((s.rt, s.ct), []).append((s, p))
+    errors = {key: compare_chip_reads(model, chip, [s for s, _ in tile], [p for _, p in tile])[0]
+              for key, tile in by_tile.items()}
+    if not errors:
+        return None
+    rt, ct = max(errors, key=lambda key: errors[key])
+    return f"{name}_r{rt}_c{ct}"
+
+
+def _describe(name: str, mismatch: Mismatch) -> str:
+    """Where an unexplained ADC-code difference is: tile, bit plane, read vector, column, both codes."""
+    s, p, m, c = mismatch
+    return (f"tile {name}_r{s.rt}_c{s.ct}, bit plane {s.plane}, read vector {m}, column {c}: SPICE code "
+            f"{s.codes[m, c]}, physics {p.codes[m, c]}")
+
+
+def disagreement(report: dict[str, Any]) -> str | None:
+    """One line on where SPICE and physics disagree in a :func:`spice_report` (None when they agree)."""
+    for row in report["layers"]:
+        if row["max_rel_current_error"] > row["rtol"] or not row["adc_codes_agree"]:
+            line = (f"SPICE differs from physics in layer {row['layer']}: worst tile {row['worst_tile']} "
+                    f"(netlists/{row['worst_tile']}.sub), dI/I_max {row['max_rel_current_error']:.2e} "
+                    f"(tolerance {row['rtol']:g})")
+            return line + (f"; first ADC code difference: {row['first_code_mismatch']}"
+                           if row["first_code_mismatch"] else "")
+    return None
 
 
 def spice_report(build_dir: Path, images: np.ndarray, mode: SpiceMode = "auto", jobs: int = 1,
