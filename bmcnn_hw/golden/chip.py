@@ -7,6 +7,7 @@ golden physics model see identical devices. Sampling is deterministic: tile
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..artefact import CompiledModel
 from ..config import CrossbarGeometry, DeviceParams, Encoding, ReadoutParams
-from ..errors import ConfigError
+from ..errors import ArtefactError, ConfigError
 from .cells import CellModel, TransistorTable, cell_model
 from .device_map import (
     device_states,
@@ -178,6 +179,12 @@ def sized_readout(device: DeviceParams, geometry: CrossbarGeometry, adc_bits: in
     return ReadoutParams(adc_bits=adc_bits, tia_gain=tia_gain, v_swing_v=v_swing, tia_rf_ohm=rf)
 
 
+SAMPLER_VERSION = 1
+"""Version of the device sampler: raised whenever a seed would give other devices (another stream
+layout or distribution code), so a build made by another sampler is refused, not silently
+re-sampled into a chip its netlists were not written for."""
+
+
 class Chip:
     """Every device of a CompiledModel, sampled once from ``params`` with ``seed``.
 
@@ -233,8 +240,39 @@ class Chip:
 
     @classmethod
     def of_build(cls, model: CompiledModel) -> Chip:
-        """The chip a build's netlists were written for: its device parameters and chip seed."""
-        return cls(model, model.hardware.device, model.provenance.get("chip_seed", 0))
+        """The chip a build's netlists were written for: its device parameters and chip seed,
+        re-sampled and checked against the sampler version and device hash compile recorded.
+
+        Raises:
+            ArtefactError: the build was made by another sampler, or its devices differ.
+        """
+        chip = cls(model, model.hardware.device, model.provenance.get("chip_seed", 0))
+        recorded = model.provenance.get("chip_devices")
+        if recorded is None:  # builds before the record: nothing to check against
+            return chip
+        if recorded.get("sampler") != SAMPLER_VERSION:
+            raise ArtefactError(f"manifest.json: provenance.chip_devices.sampler is {recorded.get('sampler')!r}; "
+                                f"this bmcnn-hw samples devices with sampler {SAMPLER_VERSION}, so its chip would "
+                                "differ from the build's netlists: re-compile the build")
+        if recorded.get("sha256") != chip.devices_sha256():
+            raise ArtefactError("manifest.json: the devices sampled for chip seed "
+                                f"{chip.seed} differ from provenance.chip_devices.sha256 (the ones its netlists "
+                                "were written with): re-compile the build")
+        return chip
+
+    def devices_record(self) -> dict[str, Any]:
+        """What a build records of its chip: the sampler version and :meth:`devices_sha256`."""
+        return {"sampler": SAMPLER_VERSION, "sha256": self.devices_sha256()}
+
+    def devices_sha256(self) -> str:
+        """SHA-256 over every tile's device arrays (float64, in tile order): equal for equal chips."""
+        digest = hashlib.sha256()
+        for key in sorted(self.tiles):
+            tile = self.tiles[key]
+            digest.update(repr(key).encode())
+            for array in (tile.r_plus, tile.r_minus, tile.r_ref, tile.dvth_plus, tile.dvth_minus):
+                digest.update(b"-" if array is None else np.ascontiguousarray(array, dtype="<f8").tobytes())
+        return digest.hexdigest()
 
     @property
     def unit_current_a(self) -> float:
