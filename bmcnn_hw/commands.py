@@ -151,7 +151,7 @@ def implausible_device(device) -> list[str]:
                          "~50 %, and a normal draw that wide clips most devices at 1 % of nominal")
     if device.v_read_v > 0.5:
         found.append(f"--v-read {device.v_read_v:g} V: reads above ~0.5 V disturb filamentary RRAM (the VTEAM "
-                     "model in bmcnn_hw/spice_models switches near 1 V); typical reads are 0.1-0.3 V")
+                     "model in spice_models/ switches near 1 V); typical reads are 0.1-0.3 V")
     return found
 
 

@@ -47,3 +47,12 @@ def test_wheel_install_compiles_and_simulates(tmp_path, checkpoint, mnist_dir):
     assert (tmp_path / "b" / "netlists" / "lib" / "memristor.lib").is_file()
     report = _run([cli, "spice", tmp_path / "b", "--images", "1", "--data-dir", mnist_dir, "--jobs", "1"], tmp_path)
     assert "predictions SPICE" in report
+
+
+def test_spice_models_live_at_the_top_level_and_the_package_links_there():
+    """The brief's layout: spice_models/ beside bmcnn_hw/ is the source; the package reaches it by a link."""
+    from bmcnn_hw.spice.netlist import spice_models_dir
+
+    assert (REPO / "spice_models").is_dir() and not (REPO / "spice_models").is_symlink()
+    assert (REPO / "bmcnn_hw" / "spice_models").resolve() == (REPO / "spice_models").resolve()
+    assert spice_models_dir().resolve() == (REPO / "spice_models").resolve()

@@ -31,7 +31,8 @@ SIDE_NAMES = {"p": "G+", "m": "G-", "ref": "reference"}
 
 
 def spice_models_dir() -> Path:
-    """The package's ``spice_models/`` directory (package data: present in a wheel install too)."""
+    """The package's ``spice_models/`` (a link to the repository's top-level ``spice_models/``, the source;
+    a wheel carries the files themselves as package data)."""
     return Path(str(resources.files("bmcnn_hw") / "spice_models"))
 
 

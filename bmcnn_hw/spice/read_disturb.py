@@ -10,7 +10,7 @@ from .ngspice import NgSpice
 
 
 def read_disturb(v_read_v: float, duration_s: float, x0: float = 0.0, steps: int = 200) -> dict[str, float]:
-    """Hold one VTEAM device (``bmcnn_hw/spice_models/vteam.lib``) at ``v_read_v`` for ``duration_s``.
+    """Hold one VTEAM device (``spice_models/vteam.lib``) at ``v_read_v`` for ``duration_s``.
 
     Returns the initial and final state (0 = ON, 1 = OFF) and their difference; a read is
     non-disturbing when the difference is ~0, i.e. |V_read| stays inside the thresholds.
