@@ -54,5 +54,6 @@ def test_nonlinear_physics_reports_tile_reads_with_an_estimate(checkpoint, mnist
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr
     reads = [line for line in proc.stderr.splitlines() if line.startswith("physics: tile reads: ")]
-    assert reads and "left" in reads[0] and reads[-1].startswith("physics: tile reads: 155/155 read (100%)"), proc.stderr
+    assert reads and "left" in reads[0], proc.stderr
+    assert reads[-1].startswith("physics: tile reads: 155/155 read (100%)"), proc.stderr
     assert any(line.startswith("physics: 1/1 image (100%)") for line in proc.stderr.splitlines()), proc.stderr
