@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import zipfile
+import zlib
 from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +290,15 @@ def _check_weight(build_dir: Path, index: int, weight: np.ndarray | None, meta: 
         raise ArtefactError(f"{where} must be int8 with values -1 or +1")
 
 
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a build's ``arrays.npz`` (no pickled objects)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ArtefactError(f"{path}: not a readable NumPy .npz archive ({type(exc).__name__}: {exc})") from None
+
+
 def load_model(build_dir: Path) -> CompiledModel:
     """Load and verify a build directory.
 
@@ -298,9 +309,8 @@ def load_model(build_dir: Path) -> CompiledModel:
     build_dir = Path(build_dir)
     manifest = _read_manifest(build_dir)
     verify_files(build_dir, manifest, names={"arrays.npz"})
+    arrays = _read_arrays(build_dir / "arrays.npz")
     try:
-        with np.load(build_dir / "arrays.npz") as npz:
-            arrays = {k: npz[k] for k in npz.files}
         layers = []
         for i, meta in enumerate(manifest["layers"]):
             meta = dict(meta)

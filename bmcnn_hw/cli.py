@@ -283,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "out half)")
     tu.add_argument("--limit", type=positive_int,
                     default=2000, help="test images for the before/after accuracy (default 2000)")
-    tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"), help="tuning file to write")
+    tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"),
+                    help="tuning file to write (an existing file is never replaced unless it is a tuning file and "
+                         "--force is given)")
+    tu.add_argument("--force", action="store_true", help="replace a tuning file already at --out")
     _add_device_overrides(tu, "applied on top of the build's device")
     _add_data_dir(tu)
     _add_age_options(tu)
@@ -428,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "device parameters, SHA-256 of the build's manifest and of the CSV) goes to MAP.json")
     ex.add_argument("--chip-seed", type=non_negative_int,
                     help="sample a chip with this seed (default: the build's chip, the one its netlists hold)")
+    ex.add_argument("--force", action="store_true",
+                    help="replace a programming map (CSV and header) already at MAP.csv; other files are never "
+                         "replaced")
     _add_device_overrides(ex, "applied on top of the build's device")
     ex.set_defaults(func=cmd.cmd_export)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -142,13 +143,18 @@ def _device_with_overrides(base, args):
     return device
 
 
+def implausible_sigma(option: str, sigma: float) -> str | None:
+    """Why a device-to-device spread ``sigma`` (given with ``option``) is implausible, or None."""
+    if sigma <= 1.0:
+        return None
+    return (f"{option} {sigma:g} is a {100 * sigma:.0f} % spread; published RRAM spreads are below ~50 %, and a "
+            "normal draw that wide clips most devices at 1 % of nominal")
+
+
 def implausible_device(device) -> list[str]:
     """Valid but physically implausible device settings, each with the reason (warned, not refused)."""
-    found = []
-    for name, sigma in (("sigma-on", device.sigma_on_rel), ("sigma-off", device.sigma_off_rel)):
-        if sigma > 1.0:
-            found.append(f"--{name} {sigma:g} is a {100 * sigma:.0f} % spread; published RRAM spreads are below "
-                         "~50 %, and a normal draw that wide clips most devices at 1 % of nominal")
+    found = [warning for name, sigma in (("--sigma-on", device.sigma_on_rel), ("--sigma-off", device.sigma_off_rel))
+             if (warning := implausible_sigma(name, sigma))]
     if device.v_read_v > 0.5:
         found.append(f"--v-read {device.v_read_v:g} V: reads above ~0.5 V disturb filamentary RRAM (the VTEAM "
                      "model in spice_models/ switches near 1 V); typical reads are 0.1-0.3 V")
@@ -233,6 +239,10 @@ def cmd_evaluate(args) -> int:
     from .data.mnist import load_mnist
     from .evaluate import evaluate
 
+    if args.json:
+        from .io_utils import check_output_file
+
+        check_output_file(args.json, "--json")
     load_model(args.build)  # a broken build fails before the data is read
     data = load_mnist(_data_dir(args), "test").head(args.limit)
     report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode,
@@ -302,6 +312,36 @@ def cmd_rtl(args) -> int:
     return 1 if failed else 0
 
 
+def _calibration_images(data_dir: Path, count: int, option: str):
+    """The first ``count`` training images; more than the training set holds is an error, not a clamp."""
+    from .data.mnist import load_mnist
+    from .errors import ConfigError
+
+    train = load_mnist(data_dir, "train")
+    if count > len(train):
+        raise ConfigError(f"{option} {count}: the training set in {data_dir} has {len(train):,} images")
+    return train.head(count)
+
+
+def _check_tuning_out(path: Path, force: bool) -> None:
+    """A tuning file may replace an older tuning file with --force, never anything else."""
+    from .errors import ConfigError
+    from .io_utils import check_output_file
+    from .tune import SCHEMA
+
+    check_output_file(path, "--out")
+    if not path.exists():
+        return
+    try:
+        is_tuning = json.loads(path.read_text()).get("schema") == SCHEMA
+    except (OSError, ValueError, AttributeError):
+        is_tuning = False
+    if not is_tuning:
+        raise ConfigError(f"--out {path}: exists and is not a tuning file; choose another name")
+    if not force:
+        raise ConfigError(f"--out {path}: a tuning file is already there; pass --force to replace it")
+
+
 def cmd_tune(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
@@ -309,10 +349,11 @@ def cmd_tune(args) -> int:
     from .golden.crossbar import physics_predictions
     from .tune import calibrate, save_tuning
 
+    _check_tuning_out(args.out, args.force)
     model = load_model(args.build)
     data_dir = _data_dir(args)
     chip = _at_age(model, Chip(model, _device_with_overrides(model.hardware.device, args), args.chip_seed), args)
-    train = load_mnist(data_dir, "train").head(args.calib)
+    train = _calibration_images(data_dir, args.calib, "--calib")
     tuning = calibrate(model, chip, train.images, labels=train.labels, method=args.tuning_method)
     tuning.meta["calibration"] = {"split": "train", "first_images": args.calib}
     save_tuning(args.out, model, tuning)
@@ -342,11 +383,13 @@ def cmd_sweep(args) -> int:
     labels = args.labels.split(",") if args.labels else [b.name for b in args.build]
     if len(labels) != len(args.build) or len(set(labels)) != len(labels):
         raise ConfigError("--labels needs one distinct name per BUILD_DIR (build directory names must differ too)")
+    for warning in filter(None, (implausible_sigma("--sigmas", sigma) for sigma in sigmas)):
+        print(f"bmcnn-hw: warning: {warning}", file=sys.stderr)
     for build in args.build:
         load_model(build)
     data_dir = _data_dir(args)
     test = load_mnist(data_dir, "test").head(args.images)
-    calib = load_mnist(data_dir, "train").head(args.calib)
+    calib = _calibration_images(data_dir, args.calib, "--calib")
     results = {label: run_sweep(build, test, calib.images, sigmas, args.chips, mode=args.mode,
                                 distribution=args.distribution, tune=not args.no_tune, seed=args.seed,
                                 workers=args.workers, scheduler=args.scheduler, spice_spot=args.spice_spot,
@@ -391,7 +434,7 @@ def cmd_lifetime(args) -> int:
     check_conductance(retention, device.r_on_ohm, device.r_off_ohm, times)  # before loading data
     data_dir = _data_dir(args)
     test = load_mnist(data_dir, "test").head(args.images)
-    calib = load_mnist(data_dir, "train").head(args.calib)
+    calib = _calibration_images(data_dir, args.calib, "--calib")
     result = run_lifetime(args.build, test, calib.images, times, args.chips, device=device, retention=retention,
                           reads_per_s=args.reads_per_s, seed=args.seed, workers=args.workers,
                           scheduler=args.scheduler, calib_labels=calib.labels, tuning_method=args.tuning_method)
@@ -402,7 +445,6 @@ def cmd_lifetime(args) -> int:
 
 
 def cmd_cosim(args) -> int:
-    import json
     import shutil
 
     from .artefact import load_model
@@ -421,12 +463,12 @@ def cmd_cosim(args) -> int:
     chip = _at_age(model, Chip(model, device, seed), args)
     tuning, writes = None, None
     if args.tuning:  # checked before any file is written
-        from .tune import check_tuning_chip, load_tuning
+        from .tune import check_tuning_chip, load_tuning, register_writes
 
         loaded = load_tuning(args.tuning, model)
         check_tuning_chip(args.tuning, loaded, chip)
         tuning = loaded.offsets
-        writes = json.loads(args.tuning.read_text())["register_writes"]
+        writes = register_writes(model, tuning)
     build = args.build
     if device != build_chip.params or seed != build_chip.seed or chip.age is not None:
         from .spice.netlist import write_netlists
@@ -452,6 +494,8 @@ def cmd_cosim(args) -> int:
 def cmd_import(args) -> int:
     from .errors import ConfigError
 
+    if args.weights.is_dir():
+        raise ConfigError(f"MODEL {args.weights}: is a directory; give a MODEL.onnx or STATE_DICT.pt file")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a directory")
     if not args.force and (args.out / "model.pt").is_file():
@@ -491,11 +535,35 @@ def _import_onnx(args) -> int:
     return 0
 
 
+def _check_map_out(csv_path: Path, force: bool) -> None:
+    """A programming map may replace an older map with --force, never another file."""
+    from .errors import ConfigError
+    from .io_utils import check_output_file
+    from .programming import SCHEMA, header_path
+
+    if csv_path.suffix.lower() != ".csv":
+        raise ConfigError(f"--programming {csv_path}: must end in .csv (its JSON header goes beside it)")
+    check_output_file(csv_path, "--programming")
+    header = header_path(csv_path)
+    if not (csv_path.exists() or header.exists()):
+        return
+    try:
+        is_map = json.loads(header.read_text()).get("schema") == SCHEMA
+    except (OSError, ValueError, AttributeError):
+        is_map = False
+    if not is_map:
+        raise ConfigError(f"--programming {csv_path}: {header if header.exists() else csv_path} exists and is not "
+                          "part of a programming map; choose another name")
+    if not force:
+        raise ConfigError(f"--programming {csv_path}: a programming map is already there; pass --force to replace it")
+
+
 def cmd_export(args) -> int:
     from .artefact import load_model
     from .golden.chip import Chip
     from .programming import header_path, write_programming_map
 
+    _check_map_out(args.programming, args.force)
     model = load_model(args.build)
     build_chip = Chip.of_build(model)
     chip = Chip(model, _device_with_overrides(model.hardware.device, args),
@@ -532,7 +600,7 @@ def cmd_rtl_regress(args) -> int:
     elif args.calibrate:
         from .tune import calibrate
 
-        train = load_mnist(_data_dir(args), "train").head(args.calibrate)
+        train = _calibration_images(_data_dir(args), args.calibrate, "--calibrate")
         tuning = calibrate(model, chip, train.images, labels=train.labels, method=args.tuning_method).offsets
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = rtl_regression(model, chip, images, args.out, tuning=tuning, batch=args.batch, rtl_dir=rtl_dir)
@@ -572,6 +640,10 @@ def cmd_spice(args) -> int:
     from .data.mnist import load_mnist
     from .spice.report import disagreement, format_report, spice_report
 
+    if args.json:
+        from .io_utils import check_output_file
+
+        check_output_file(args.json, "--json")
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True)

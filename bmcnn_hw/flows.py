@@ -46,14 +46,25 @@ def flow_argv(path: Path) -> list[str]:
     flow = data.get("flow")
     if not isinstance(flow, dict) or flow.get("command") not in COMMANDS:
         raise ConfigError(f"{path}: [flow] command must be one of {', '.join(COMMANDS)}")
-    argv = [flow["command"], *[str(a) for a in flow.get("args", [])]]
-    for key, value in data.get("options", {}).items():
+    args, options = flow.get("args", []), data.get("options", {})
+    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
+        raise ConfigError(f"{path}: [flow] args must be a list of strings, like args = [\"runs/demo/build\"]")
+    if not isinstance(options, dict):
+        raise ConfigError(f"{path}: [options] must be a table of option = value")
+    argv = [flow["command"], *[str(a) for a in args]]
+    for key, value in options.items():
         option = "--" + key.replace("_", "-")
+        if isinstance(value, (dict, list)) and not _is_flat_list(value):
+            raise ConfigError(f"{path}: options.{key} must be a value or a list of values, not a table")
         if value is True:
             argv.append(option)
         elif value is not False:
             argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return argv
+
+
+def _is_flat_list(value) -> bool:
+    return isinstance(value, list) and not any(isinstance(v, (dict, list)) for v in value)
 
 
 def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, list[dict]]:
@@ -171,9 +182,9 @@ def run_regression(regression: Path, out_dir: Path, data_dir: Path, only: str | 
             raise ConfigError(f"{regression}: no case named {only!r}")
     args = [(c, settings, out_dir / c["name"], data_dir) for c in cases]
     if scheduler:
-        from distributed import Client
+        from .parallel import dask_client
 
-        with Client(scheduler, timeout="10s") as client:
+        with dask_client(scheduler) as client:
             futures = [client.submit(_guarded_case, *a, retries=3, pure=False) for a in args]
             results = client.gather(futures)
     elif workers > 1:

@@ -68,7 +68,7 @@ def import_state_dict(weights: Path, arch: str, out: Path) -> BMCNN:
         DataError: ``weights`` is not a readable state dict.
         ConfigError: ``arch`` is unknown or the state dict does not fit it (names the key).
     """
-    config = resolve_model(arch)
+    config = resolve_model(arch, "--arch")
     if config.is_float:
         raise ConfigError(f"{arch}: a float baseline has no hardware form; import a binary or hybrid model")
     state = load_state_dict_file(weights)

@@ -14,7 +14,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import BmcnnError
+from .errors import BmcnnError, ConfigError
 
 
 def umask() -> int:
@@ -54,11 +54,54 @@ def write_atomic_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file that could not be written: ``path`` (given with
+    ``option``) is a directory, or no file can be created where it goes.
+
+    Raises:
+        ConfigError: one line naming ``option`` and ``path``.
+    """
+    path = Path(path)
+    if _kind(path) == "directory":
+        raise ConfigError(f"{option} {path}: is a directory; give a file name")
+    if _kind(path) == "missing":
+        _check_creatable(path.parent, option, path)
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Refuse, before any work, an output directory that could not be made or written: ``path``
+    (given with ``option``) is a file, or it or its nearest existing parent is not writable.
+
+    Raises:
+        ConfigError: one line naming ``option`` and ``path``.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if kind not in ("missing", "directory"):
+        raise ConfigError(f"{option} {path}: exists and is not a directory")
+    _check_creatable(path if kind == "directory" else path.parent, option, path)
+
+
+def _check_creatable(directory: Path, option: str, path: Path) -> None:
+    """``directory`` (or its nearest existing ancestor, where missing parents would be made)
+    must be a writable directory."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path}: {existing} is not a directory")
+    try:  # trying is the only sure test (root passes os.access where /proc or a read-only mount refuse)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: {existing} is not writable ({exc.strerror})") from None
+
+
 def _kind(path: Path) -> str:
     """``missing``, ``regular``, ``directory`` or ``special`` for what ``path`` names (links followed)."""
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the latter: a file where a parent directory goes
         return "missing"
     if stat.S_ISDIR(mode):
         return "directory"

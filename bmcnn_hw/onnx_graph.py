@@ -102,7 +102,12 @@ def load_graph(path: Path) -> Any:
                             "(keep it beside the .onnx file)")
     from onnx.external_data_helper import load_external_data_for_model
 
-    load_external_data_for_model(proto, str(path.parent))
+    try:
+        load_external_data_for_model(proto, str(path.parent))
+    except (OSError, ValueError) as exc:  # a truncated file: onnx reads fewer bytes than a tensor's length
+        raise DataError(f"{path}: its external data ({', '.join(external_data_files(proto))}) cannot be read "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    _check_size_of_external_tensors(proto, path)
     _check_opset(proto, path)
     if len(proto.graph.input) - len(proto.graph.initializer) > 1 or len(proto.graph.output) != 1:
         raise ConfigError(f"{path}: the graph must have one data input and one output (class scores)")
@@ -113,6 +118,18 @@ def load_graph(path: Path) -> Any:
         except Exception as exc:  # qonnx/onnx shape inference raise many types  # noqa: BLE001
             raise ConfigError(f"{path}: qonnx cannot clean up the graph ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def _check_size_of_external_tensors(proto: Any, path: Path) -> None:
+    """Every initializer holds as many values as its shape says (a short external file gives fewer)."""
+    from onnx import numpy_helper
+
+    for tensor in proto.graph.initializer:
+        try:
+            numpy_helper.to_array(tensor)
+        except ValueError:
+            raise DataError(f"{path}: initializer {tensor.name!r} does not hold the values its shape "
+                            f"{list(tensor.dims)} needs (truncated external data?)") from None
 
 
 def external_data_files(proto: Any) -> list[str]:

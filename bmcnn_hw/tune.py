@@ -217,14 +217,18 @@ def _accuracy_guard(model: CompiledModel, chip: Chip, images: np.ndarray, labels
 
 def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
     """Write the tuning file: corrections per layer and the register writes that apply them."""
+    layers = {layer.name: [int(v) for v in offsets] for layer, offsets in zip(model.layers, tuning.offsets,
+                                                                                strict=True)}
+    write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
+                             "register_writes": register_writes(model, tuning.offsets)})
+
+
+def register_writes(model: CompiledModel, offsets: list) -> dict[str, list[list[int]]]:
+    """Per periphery, the [word address, value] writes that load ``offsets`` into tune_offset."""
     from .rtl.periphery import tune_offset_writes
 
-    layers, writes = {}, {}
-    for layer, offsets in zip(model.layers, tuning.offsets, strict=True):
-        layers[layer.name] = [int(v) for v in offsets]
-        writes[f"periphery_{layer.name}"] = [list(w) for w in tune_offset_writes(layer, offsets)]
-    write_json_atomic(path, {"schema": SCHEMA, "version": 1, **tuning.meta, "tune_offset": layers,
-                             "register_writes": writes})
+    return {f"periphery_{layer.name}": [list(w) for w in tune_offset_writes(layer, off)]
+            for layer, off in zip(model.layers, offsets, strict=True)}
 
 
 def check_tuning_chip(path: Path, tuning: Tuning, chip: Chip) -> None:
@@ -257,6 +261,17 @@ def _shown(key: str, value) -> str:
             "(or its retention parameters)")
 
 
+def _check_register_values(path: Path, layer: CompiledLayer, values: list[int]) -> None:
+    """One correction per column, each within the signed ``acc_width``-bit tune_offset register."""
+    if len(values) != layer.cols:
+        raise ArtefactError(f"{path}: tune_offset[{layer.name}] needs {layer.cols} values, has {len(values)}")
+    low, high = -(2 ** (layer.acc_width - 1)), 2 ** (layer.acc_width - 1) - 1
+    for k, value in enumerate(values):
+        if not low <= value <= high:
+            raise ArtefactError(f"{path}: tune_offset[{layer.name}][{k}] = {value} does not fit the "
+                                f"{layer.acc_width}-bit signed register [{low}, {high}]")
+
+
 def load_tuning(path: Path, model: CompiledModel) -> Tuning:
     """Read a tuning file for ``model``.
 
@@ -274,10 +289,16 @@ def load_tuning(path: Path, model: CompiledModel) -> Tuning:
             found = sorted(table) if isinstance(table, dict) else type(table).__name__
             raise ArtefactError(f"{path}: tune_offset has layers {found}, this build has {names}: a tuning file "
                                 "of another build")
-        offsets = [np.asarray(table[name], dtype=np.int64) for name in names]
+        for name in names:
+            if not isinstance(table[name], list) or not all(type(v) is int for v in table[name]):
+                raise ArtefactError(f"{path}: tune_offset[{name}] must be a list of whole numbers")
+        values = [table[name] for name in names]
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ArtefactError(f"{path}: not a tuning file for this build ({type(exc).__name__}: {exc})") from None
-    for layer, off in zip(model.layers, offsets, strict=True):
-        if off.shape != (layer.cols,):
-            raise ArtefactError(f"{path}: tune_offset[{layer.name}] needs {layer.cols} values, has {off.size}")
+    for layer, column_values in zip(model.layers, values, strict=True):
+        _check_register_values(path, layer, column_values)
+    offsets = [np.asarray(v, dtype=np.int64) for v in values]
+    if data.get("register_writes") != register_writes(model, offsets):
+        raise ArtefactError(f"{path}: register_writes do not load tune_offset (edited by hand?); write the file "
+                            "again with `bmcnn-hw tune`")
     return Tuning(offsets, {k: v for k, v in data.items() if k not in ("tune_offset", "register_writes")})

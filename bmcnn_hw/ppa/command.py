@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,27 @@ def check_tools(options: PpaOptions) -> None:
         require_tool("sta")
         require_file(options.liberty, "Liberty file")
         require_file(options.cell_models, "cell Verilog models")
+        _check_cell_files(options.liberty, options.cell_models)
         from ..rtl.simulators import check_simulator
 
         check_simulator("icarus")
+
+
+def _check_cell_files(liberty: Path, cell_models: Path) -> None:
+    """A Liberty library with at least one flip-flop, and Verilog with modules: checked before the
+    tools run, so that garbage is named here rather than in a log of a run that never finishes."""
+    from .liberty import liberty_cells
+
+    for option, path in (("--liberty", liberty), ("--cell-models", cell_models)):
+        try:
+            Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{option} {path}: cannot be read as text ({exc})") from None
+    cells, models = liberty_cells(Path(liberty)), Path(cell_models).read_text()
+    if not any(sequential for sequential, _ in cells.values()):
+        raise ConfigError(f"--liberty {liberty}: not a Liberty library with flip-flops (no cell with an ff group)")
+    if not re.search(r"^\s*module\s+\w+", models, re.MULTILINE):
+        raise ConfigError(f"--cell-models {cell_models}: no Verilog module in it")
 
 
 def write_report(report: dict[str, Any], staging: Path) -> None:

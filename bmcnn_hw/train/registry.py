@@ -31,8 +31,8 @@ def load_model_file(path: Path) -> ModelConfig:
     return ModelConfig.from_dict(data, where=str(path))
 
 
-def resolve_model(name_or_path: str) -> ModelConfig:
-    """A shipped model by name, or a model file by path.
+def resolve_model(name_or_path: str, option: str = "--model") -> ModelConfig:
+    """A shipped model by name, or a model file by path (``option``: how the user gave it).
 
     Raises:
         ConfigError: for an unknown name (listing the shipped ones) or a bad file.
@@ -44,7 +44,7 @@ def resolve_model(name_or_path: str) -> ModelConfig:
         if not path.is_file():
             raise ConfigError(f"{path}: model file not found")
         return load_model_file(path)
-    raise ConfigError(f"--model: unknown model {name_or_path!r}; shipped: {', '.join(shipped_models())} "
+    raise ConfigError(f"{option}: unknown model {name_or_path!r}; shipped: {', '.join(shipped_models())} "
                       f"(or give a .toml model file)")
 
 
