@@ -44,6 +44,13 @@ def _bounded_int(text: str, low: int) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {text!r}")
     return value
 
+def _add_results_force(parser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="write into an --out that holds results of another build, checkpoint or command "
+                             "(without it such an --out is refused before any work; this command's own results "
+                             "for the same input are always replaced)")
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="directory with MNIST-format IDX files (gzip or raw; Fashion-MNIST works too). "
@@ -167,6 +174,7 @@ def _add_explore_parser(sub) -> None:
     ex.add_argument("--scheduler", type=scheduler_address, metavar="ADDRESS",
                     help="run the points on this Dask distributed scheduler instead of local workers")
     _add_data_dir(ex)
+    _add_results_force(ex)
     ex.set_defaults(func=cmd.cmd_explore)
 
 
@@ -316,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", type=Path, default=Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
     _add_data_dir(sw)
     _add_tuning_method(sw)
+    _add_results_force(sw)
     sw.set_defaults(func=cmd.cmd_sweep)
 
     lt = sub.add_parser("lifetime", help="accuracy vs time since programming (drift, read disturb, wear): "
@@ -342,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_overrides(lt, "applied on top of the build's device, e.g. --sigma-on 0.1 --sigma-off 0.1")
     _add_data_dir(lt)
     _add_tuning_method(lt)
+    _add_results_force(lt)
     lt.set_defaults(func=cmd.cmd_lifetime)
 
     rt = sub.add_parser("rtl", help="emit each layer's Verilog and register map; lint, cell counts, cocotb check")
@@ -375,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(cs)
     _add_age_options(cs)
     _add_regenerate_rtl(cs)
+    _add_results_force(cs)
     cs.set_defaults(func=cmd.cmd_cosim)
 
     rr = sub.add_parser("rtl-regress", help="every beat of many test images through each layer's RTL (Verilator), "
@@ -396,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(rr)
     _add_tuning_method(rr)
     _add_regenerate_rtl(rr)
+    _add_results_force(rr)
     rr.set_defaults(func=cmd.cmd_rtl_regress)
 
     im = sub.add_parser("import", help="a network trained elsewhere ((Q)ONNX or a PyTorch state_dict) -> a "

@@ -369,6 +369,14 @@ def cmd_tune(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    """``bmcnn-hw sweep`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
+    from .io_utils import results_dir
+
+    with results_dir(args.out, "sweep", list(args.build), "sweep.md", args.force):
+        return _sweep(args)
+
+
+def _sweep(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .errors import ConfigError
@@ -422,6 +430,14 @@ def _at_age(model, chip, args):
 
 
 def cmd_lifetime(args) -> int:
+    """``bmcnn-hw lifetime`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
+    from .io_utils import results_dir
+
+    with results_dir(args.out, "lifetime", [args.build], "lifetime.json", args.force):
+        return _lifetime(args)
+
+
+def _lifetime(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .golden.aging import check_conductance, parse_durations
@@ -445,6 +461,14 @@ def cmd_lifetime(args) -> int:
 
 
 def cmd_cosim(args) -> int:
+    """``bmcnn-hw cosim`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
+    from .io_utils import results_dir
+
+    with results_dir(args.out, "cosim", [args.build], "cosim.json", args.force):
+        return _cosim(args)
+
+
+def _cosim(args) -> int:
     import shutil
 
     from .artefact import load_model
@@ -575,6 +599,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_rtl_regress(args) -> int:
+    """``bmcnn-hw rtl-regress`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
+    from .io_utils import results_dir
+
+    with results_dir(args.out, "rtl-regress", [args.build], "rtl_regress.json", args.force):
+        return _rtl_regress(args)
+
+
+def _rtl_regress(args) -> int:
     from .artefact import load_model
     from .cosim.cosim import rtl_source
     from .cosim.rtl_regress import regression_markdown, rtl_regression
@@ -684,6 +716,14 @@ def cmd_ppa(args) -> int:
 
 
 def cmd_explore(args) -> int:
+    """``bmcnn-hw explore`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
+    from .io_utils import results_dir
+
+    with results_dir(args.out, "explore", [args.checkpoint, args.grid], "explore.json", args.force):
+        return _explore(args)
+
+
+def _explore(args) -> int:
     from .data.mnist import load_mnist
     from .explore import explore_markdown, load_grid, run_explore, write_explore
     from .ppa.command import check_tools

@@ -18,15 +18,21 @@ The grid file (TOML) lists the axes and how each point is measured::
     digital = true                          # Yosys + gate-level activity + OpenSTA
     activity_beats = 5000
 
-Every point compiles the checkpoint into ``OUT/points/<label>/build`` and runs ``ppa`` on it.
+Every point compiles the checkpoint into ``OUT/points/<label>/build`` and runs ``ppa`` on it;
+``result.json``, written last, marks it finished. A re-run into the same OUT (after an
+interruption, or with a grid that grew) reuses every finished point whose checkpoint, settings
+and test images are unchanged and measures the rest afresh, removing their partial directories.
 Points run on a local process pool (one point per worker) or on a Dask cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import itertools
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -38,10 +44,11 @@ from .flows import load_toml
 from .golden.chip import Chip, check_cell_geometry, sized_readout
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
-from .io_utils import write_atomic_bytes, write_json_atomic, write_text_atomic
+from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
 from .ppa.summary import si_units
 from .presets import get_preset
+from .progress import say
 
 AXES = {"tile": str, "adc_bits": int, "device": str, "encoding": str, "clock_gating": bool, "columns_per_adc": int}
 AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "device": "ideal", "encoding": "differential",
@@ -157,11 +164,48 @@ def run_design_point(point: dict) -> dict:
     report = run_ppa(work / "build", _WORKER["images"][: ppa["images"]], work / "ppa", options, progress=False)
     write_json_atomic(work / "ppa.json", report)
     t = report["totals"]
-    return {"point": point, "label": point_label(point), "adc_bits": [la.adc_bits for la in model.layers],
-            "accuracy": accuracy, "energy_per_inference_j": t["energy_per_inference_j"], "area_mm2": t["area_mm2"],
-            "latency_s": t["latency_s"], "throughput_inferences_per_s": t["throughput_inferences_per_s"],
-            "tops_per_w": t["tops_per_w"], "clock_mhz": report["clock_mhz"], "warnings": report["warnings"],
-            "seconds": time.perf_counter() - started}
+    result = {"point": point, "label": point_label(point), "adc_bits": [la.adc_bits for la in model.layers],
+              "accuracy": accuracy, "energy_per_inference_j": t["energy_per_inference_j"], "area_mm2": t["area_mm2"],
+              "latency_s": t["latency_s"], "throughput_inferences_per_s": t["throughput_inferences_per_s"],
+              "tops_per_w": t["tops_per_w"], "clock_mhz": report["clock_mhz"], "warnings": report["warnings"],
+              "seconds": time.perf_counter() - started}
+    key = point_key(_WORKER["checkpoint"], grid, point, _WORKER["images"], _WORKER["labels"])
+    write_json_atomic(work / FINISHED, {"key": key, "result": result})  # last: the point is finished
+    return result
+
+
+FINISHED = "result.json"
+"""Written last into a point's directory: a point without it is partial and is measured again."""
+
+
+def point_key(checkpoint: Path, grid: dict, point: dict, images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of everything a point's result depends on: the checkpoint's files, the grid's
+    accuracy and PPA settings, the point, and the test images and labels it was measured on."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(checkpoint).iterdir() if p.is_file() and p.name != "train_state.pt"):
+        digest.update(path.name.encode() + bytes.fromhex(sha256_file(path)))
+    settings = {"accuracy": grid["accuracy"], "ppa": grid["ppa"], "point": point}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(images).tobytes() + np.ascontiguousarray(labels).tobytes())
+    return digest.hexdigest()
+
+
+def finished_points(out_dir: Path, points: list[dict], key_of) -> dict[str, dict]:
+    """Results of the points finished by an earlier run into ``out_dir`` (same key); the partial
+    directories of unfinished points are removed, so that nothing half-written is reused."""
+    done = {}
+    for point in points:
+        work = Path(out_dir) / "points" / point_label(point)
+        try:
+            record = json.loads((work / FINISHED).read_text())
+            if record["key"] == key_of(point):
+                done[point_label(point)] = record["result"]
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if work.exists():
+            shutil.rmtree(work)
+    return done
 
 
 def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, workers: int = 1,
@@ -171,10 +215,17 @@ def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, worker
     for point in points:
         point_hardware(point)  # bad combinations fail before any work
     n = max(grid["accuracy"]["images"], grid["ppa"]["images"])
-    args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, test_set.images[:n],
-            test_set.labels[:n])
-    results = run_jobs(run_design_point, points, _init, args, workers=min(workers, len(points)), scheduler=scheduler,
-                       shared_from=3, retries=2, progress=progress, desc="explore", unit="point")
+    images, labels = test_set.images[:n], test_set.labels[:n]
+    done = finished_points(out_dir, points, lambda p: point_key(checkpoint, grid, p, images, labels))
+    todo = [p for p in points if point_label(p) not in done]
+    if done:
+        say(f"explore: {len(done)} of {len(points)} points finished by an earlier run into {out_dir}; reusing them")
+    args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, images, labels)
+    fresh = run_jobs(run_design_point, todo, _init, args, workers=max(1, min(workers, len(todo))),
+                     scheduler=scheduler, shared_from=3, retries=2, progress=progress, desc="explore",
+                     unit="point") if todo else []
+    measured = dict(zip((point_label(p) for p in todo), fresh, strict=True))
+    results = [done.get(point_label(p)) or measured[point_label(p)] for p in points]
     for key in ("energy_per_inference_j", "area_mm2"):
         front = pareto_front([(r["accuracy"]["mean"], r[key]) for r in results])
         for r, on in zip(results, front, strict=True):
@@ -196,7 +247,8 @@ def explore_markdown(result: dict) -> str:
     acc = result["grid"]["accuracy"]
     lines = ["# Design-space exploration", "",
              f"Accuracy: physics executor on {acc['chips']} sampled chip(s) (sigma {acc['sigma']:g}, seeds 0..), "
-             f"first {acc['images']} test images; PPA: `bmcnn-hw ppa` on each point's build. "
+             f"first {acc['images']} test images; PPA: `bmcnn-hw ppa` on each point's build"
+             f"{'' if result['grid']['ppa']['digital'] else ' with the digital periphery LEFT OUT (digital = false)'}. "
              "P: on the Pareto front of accuracy vs energy (E) or area (A).", "",
              "| point | ADC bits | accuracy (golden) | accuracy (chips) | energy/inference | area | latency | "
              "TOPS/W | Pareto |", "|---|---|---|---|---|---|---|---|---|"]
@@ -226,11 +278,16 @@ def plot_pareto(result: dict) -> bytes:
             ax.annotate(r["label"].replace("_", " "), (r[key] * scale, 100 * r["accuracy"]["mean"]), fontsize=6,
                         textcoords="offset points", xytext=(3, 3))
         front = sorted((r[key] * scale, 100 * r["accuracy"]["mean"]) for r in points if r[f"pareto_{key}"])
-        ax.plot(*zip(*front, strict=True), color="C1", linestyle="--", label="Pareto front")
+        ax.plot(*zip(*front, strict=True), color="C1", linestyle="--", marker="o", label=f"Pareto front "
+                f"({len(front)} point{'s' if len(front) != 1 else ''})")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy on sampled chips (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    acc, ppa = result["grid"]["accuracy"], result["grid"]["ppa"]
+    cost = "analog + digital" if ppa["digital"] else "analog only: digital periphery LEFT OUT (grid: digital = false)"
+    fig.suptitle(f"Design-space exploration: {len(points)} points; accuracy on {acc['chips']} chip(s) at sigma "
+                 f"{acc['sigma']:g}, {acc['images']} images; energy and area {cost}", fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)

@@ -301,3 +301,54 @@ def read_toml(path: Path, what: str = "file") -> dict:
         raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+RESULTS_MARKER = ".bmcnn-hw-results.json"
+"""Written into a results directory: which command wrote it, for which build or checkpoint."""
+
+
+@contextlib.contextmanager
+def results_dir(out: Path, command: str, sources: list[Path], report: str, force: bool = False):
+    """Claim ``out`` for the results of ``bmcnn-hw COMMAND`` on ``sources`` and hold it locked.
+
+    A directory that holds this command's results for the same sources is reused (a re-run
+    replaces them); results for other sources (another build with the default ``--out``) are
+    replaced only with ``force``, as are results (``report``, e.g. ``cosim.json``) that carry no
+    record of their sources. Checked before any work.
+
+    Raises:
+        ConfigError: one line naming ``out``, whose results are there and what to do.
+        OutputBusy: another process is writing ``out``.
+    """
+    out = Path(out)
+    check_output_dir(out, "--out")
+    claim = {"command": command, "sources": [str(Path(s).resolve()) for s in sources]}
+    if not force:
+        _check_results_owner(out, claim, report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        created = not out.exists()
+        out.mkdir(exist_ok=True)
+        write_json_atomic(out / RESULTS_MARKER, claim)
+        try:
+            yield out
+        except BaseException:
+            if created and os.listdir(out) == [RESULTS_MARKER]:  # failed before writing anything: leave no trace
+                shutil.rmtree(out)
+            raise
+
+
+def _check_results_owner(out: Path, claim: dict, report: str) -> None:
+    try:
+        owner = json.loads((out / RESULTS_MARKER).read_text())
+    except FileNotFoundError:
+        if (out / report).exists():
+            raise ConfigError(f"--out {out}: holds a {report} of unknown origin; pass --force to replace it or "
+                              "choose another --out") from None
+        return
+    except (OSError, ValueError):
+        owner = None
+    if owner != claim:
+        what = (f"`bmcnn-hw {owner.get('command')}` results for {', '.join(owner.get('sources', []))}"
+                if isinstance(owner, dict) else f"an unreadable {RESULTS_MARKER}")
+        raise ConfigError(f"--out {out}: holds {what}; pass --force to replace them or choose another --out")

@@ -137,7 +137,24 @@ def garbage_cell_files(tmp: Path) -> None:
     (tmp / "cells.v").write_text("neither is this verilog\n")
 
 
+def results_of_another_build(tmp: Path) -> None:
+    """``res/``: a results directory claimed by `cosim` for another build (the default --out case)."""
+    (tmp / "res").mkdir()
+    (tmp / "res" / ".bmcnn-hw-results.json").write_text(json.dumps({"command": "cosim",
+                                                                    "sources": ["/elsewhere/build"]}))
+    (tmp / "res" / "cosim.md").write_text("the other build's report\n")
+
+
+def results_of_unknown_origin(tmp: Path) -> None:
+    """``res/``: results written before results directories were claimed (no record)."""
+    (tmp / "res").mkdir()
+    for name in ("cosim.json", "rtl_regress.json", "sweep.md", "lifetime.json", "explore.json"):
+        (tmp / "res" / name).write_text("{}")
+
+
 COMPILE = ("compile", "{ckpt}", "-o", "{tmp}/b")
+ANOTHER = "holds `bmcnn-hw cosim` results for /elsewhere/build; pass --force"
+UNKNOWN = "of unknown origin; pass --force"
 
 CATALOGUE: list[BadInput] = [
     # compile: configuration and cell options
@@ -202,6 +219,23 @@ CATALOGUE: list[BadInput] = [
     BadInput("cosim", ("cosim", "{copy}", "--images", "1", "--data-dir", "{data}", "--tuning", "{tmp}/t.json",
                        "--out", "{tmp}/co"), "does not fit the", setup=a_tuning_file_out_of_range,
              absent=("{tmp}/co",), tools=("iverilog",)),
+    # results directories: another build's (or command's) results are not replaced without --force
+    BadInput("cosim", ("cosim", "{build}", "--images", "1", "--data-dir", "{data}", "--out", "{tmp}/res"), ANOTHER,
+             setup=results_of_another_build, untouched=("{tmp}/res",)),
+    BadInput("cosim", ("cosim", "{build}", "--images", "1", "--data-dir", "{data}", "--out", "{tmp}/res"), UNKNOWN,
+             setup=results_of_unknown_origin, untouched=("{tmp}/res",)),
+    BadInput("rtl-regress", ("rtl-regress", "{build}", "--images", "1", "--data-dir", "{data}", "--out",
+                             "{tmp}/res"), ANOTHER, setup=results_of_another_build, untouched=("{tmp}/res",)),
+    BadInput("rtl-regress", ("rtl-regress", "{build}", "--images", "1", "--data-dir", "{data}", "--out",
+                             "{tmp}/res"), UNKNOWN, setup=results_of_unknown_origin, untouched=("{tmp}/res",)),
+    BadInput("sweep", ("sweep", "{build}", "--sigmas", "0.1", "--data-dir", "{data}", "--out", "{tmp}/res"), ANOTHER,
+             setup=results_of_another_build, untouched=("{tmp}/res",)),
+    BadInput("lifetime", ("lifetime", "{build}", "--data-dir", "{data}", "--out", "{tmp}/res"), ANOTHER,
+             setup=results_of_another_build, untouched=("{tmp}/res",)),
+    BadInput("lifetime", ("lifetime", "{build}", "--data-dir", "{data}", "--out", "{tmp}/res"), UNKNOWN,
+             setup=results_of_unknown_origin, untouched=("{tmp}/res",)),
+    BadInput("explore", ("explore", "{ckpt}", "--grid", "flows/explore_grid.toml", "--data-dir", "{data}", "--out",
+                         "{tmp}/res"), ANOTHER, setup=results_of_another_build, untouched=("{tmp}/res",)),
     # sweep: valid but implausible physics is warned, with the reason
     BadInput("sweep", ("sweep", "{build}", "--sigmas", "5", "--chips", "1", "--images", "10", "--no-tune",
                        "--data-dir", "{data}", "--out", "{tmp}/sw"), "--sigmas 5 is a 500 % spread", code=0),

@@ -43,6 +43,18 @@ def test_explore_small_grid_writes_table_and_pareto_plot(checkpoint, mnist_dir, 
         assert (out / "points" / point["label"] / "ppa.json").is_file()
     assert any(p["pareto_energy_per_inference_j"] for p in result["points"])
     assert (out / "explore.png").stat().st_size > 10_000 and "| point |" in stdout
+    # as after an interruption: the second point partial (no result.json, a half-written file)
+    second = out / "points" / result["points"][1]["label"]
+    (second / "result.json").unlink()
+    (second / "half-written").write_text("x")
+    code, _, err = run_cli("explore", checkpoint, "--grid", grid, "-o", out, "--data-dir", mnist_dir)
+    assert code == 0, err
+    assert "1 of 2 points finished by an earlier run" in err
+    again = json.loads((out / "explore.json").read_text())
+    assert again["points"][0] == result["points"][0]  # reused as recorded, not measured again
+    assert again["points"][1]["seconds"] != result["points"][1]["seconds"]  # measured afresh ...
+    assert again["points"][1]["accuracy"] == result["points"][1]["accuracy"]  # ... to the same figures
+    assert not (second / "half-written").exists() and (second / "result.json").is_file()
 
 
 def test_pareto_front_keeps_only_undominated_points():
