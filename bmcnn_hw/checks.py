@@ -13,6 +13,7 @@ Each comparison has one rule, named once:
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +77,12 @@ def spice_vs_physics(build_dir: Path, images: np.ndarray, *, jobs: int = 1) -> C
 
 def rtl_vs_golden(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: str = "icarus", seed: int = 0,
                   chip: Chip | None = None, per_layer: int = 200, tops: bool = True,
-                  build_dir: Path | None = None) -> CheckResult:
+                  build_dir: Path | None = None, keep_work: bool = False) -> CheckResult:
     """Every layer's periphery (and, with ``tops``, layer top) in a cocotb testbench on golden vectors:
     the Verilog of ``build_dir``'s own ``rtl/`` after its hashes are checked (what is handed off),
-    or without a build the model's Verilog emitted into ``work_dir``."""
+    or without a build the model's Verilog emitted into ``work_dir``. ``work_dir`` (simulator
+    builds, hundreds of MB) is removed when every check passes, unless ``keep_work``; a failing
+    check keeps it (logs, VCD) and the result says where."""
     from .cosim.rtl_check import check_rtl
     from .rtl.emit import verified_rtl
 
@@ -88,7 +91,9 @@ def rtl_vs_golden(model: CompiledModel, images: np.ndarray, work_dir: Path, *, s
     checks = check_rtl(model, images, work_dir, sim=sim, per_layer=per_layer, seed=seed, chip=chip, tops=tops,
                        rtl_dir=rtl_dir)
     failed = [c for c in checks if not c.passed]
-    detail = failed[0].message if failed else (
+    detail = f"{failed[0].message} (simulator builds, logs and VCD kept in {work_dir})" if failed else (
         f"{sum(c.outputs for c in checks)} outputs of {len(checks)} modules bit-exact, with stalls, register "
         "writes and resets")
+    if not failed and not keep_work:
+        shutil.rmtree(work_dir, ignore_errors=True)
     return CheckResult(f"RTL ({sim}, cocotb) vs golden", not failed, detail, time.perf_counter() - start)

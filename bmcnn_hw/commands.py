@@ -303,9 +303,10 @@ def cmd_rtl(args) -> int:
         for c in checks:
             print(f"{c.module:18s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
         if all(c.passed for c in checks):
-            import shutil
+            if not args.keep_work:
+                import shutil
 
-            shutil.rmtree(scratch, ignore_errors=True)  # simulator builds: hundreds of MB
+                shutil.rmtree(scratch, ignore_errors=True)  # simulator builds: hundreds of MB
         else:
             failed = True
             print(f"simulator builds, logs and waveforms of the failing checks kept in {scratch}")
@@ -746,5 +747,5 @@ def cmd_demo(args) -> int:
 
     data_dir = args.data_dir or fetch_mnist(source_dir=args.data_from)
     summary = run_demo(args.out, Path(data_dir), epochs=args.epochs, seed=args.seed, spice_images=args.spice_images,
-                       rtl_sim=args.sim, limit=args.limit)
+                       rtl_sim=args.sim, limit=args.limit, keep_work=args.keep_work)
     return 0 if summary.ok else 1

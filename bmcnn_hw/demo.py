@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,10 @@ def torch_activations_match(torch_model, model, images: np.ndarray) -> bool:
 
 
 def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, spice_images: int = 2,
-             physics_images: int = 200, rtl_sim: str = "icarus", limit: int | None = None) -> Summary:
-    """Run every stage end to end; returns the summary (also written to ``out_dir``)."""
+             physics_images: int = 200, rtl_sim: str = "icarus", limit: int | None = None,
+             keep_work: bool = False) -> Summary:
+    """Run every stage end to end; returns the summary (also written to ``out_dir``). Scratch of
+    passing checks (``rtl_check/``, ``ppa/work/``) is removed unless ``keep_work``."""
     out_dir = Path(out_dir)
     summary = Summary()
     train_set, test_set = load_mnist(data_dir, "train"), load_mnist(data_dir, "test")
@@ -89,7 +92,7 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
     acts = torch_activations_match(torch_model, model, test_set.images[:physics_images])
     summary.add("torch vs golden (integer)",
                 f"{same}/{len(test_set)} same class, golden accuracy {100 * (golden == test_set.labels).mean():.2f} %; "
-                f"activations and scores identical on {physics_images} images: {acts}",
+                f"activations and scores {'identical' if acts else 'DIFFER'} on {physics_images} images",
                 same == len(test_set) and acts)
 
     model = load_model(out_dir / "build")
@@ -97,13 +100,14 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
     summary.add_check(physics_vs_golden(model, test_set.images[:physics_images], chip), "on the ideal chip")
     summary.add_check(spice_vs_physics(out_dir / "build", test_set.images[:spice_images]))
     summary.add_check(rtl_vs_golden(model, test_set.images[:2], out_dir / "rtl_check", sim=rtl_sim, seed=seed,
-                                    build_dir=out_dir / "build"),
+                                    build_dir=out_dir / "build", keep_work=keep_work),
                       f"(periphery and top of {len(model.layers)} layers)")
-    summary_ppa(summary, out_dir / "build", test_set.images[:2], out_dir / "ppa")
+    summary_ppa(summary, out_dir / "build", test_set.images[:2], out_dir / "ppa", keep_work)
 
     write_json_atomic(out_dir / "summary.json", {"ok": summary.ok, "rows": summary.rows})
     write_text_atomic(out_dir / "summary.md", summary.markdown())
-    print("\n" + summary.markdown())
+    verdict = "every stage agreed" if summary.ok else "a stage DISAGREED (marked FAIL above)"
+    print(f"\ndemo: {verdict}; summary in {out_dir / 'summary.md'}")
     return summary
 
 
@@ -114,8 +118,9 @@ def load_model_config():
     return resolve_model(DEFAULT_MODEL)
 
 
-def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path) -> None:
-    """Energy, latency and area per inference (``bmcnn-hw ppa`` with a short activity run)."""
+def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path, keep_work: bool = False) -> None:
+    """Energy, latency and area per inference (``bmcnn-hw ppa`` with a short activity run); its
+    ``work/`` (netlists, logs, tens of MB) is removed after a pass unless ``keep_work``."""
     from .errors import BmcnnError
     from .ppa.command import check_out_dir, check_tools, run_command
     from .ppa.records import PpaOptions
@@ -129,6 +134,8 @@ def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path
     except BmcnnError as exc:
         summary.add("PPA (SPICE transient, cost model, Yosys + OpenSTA)", str(exc), False)
         return
+    if not keep_work:
+        shutil.rmtree(out / "work", ignore_errors=True)
     t = report["totals"]
     checked = sum(la["digital"]["gate_level_outputs_checked"] for la in report["layers"].values())
     summary.add("PPA (SPICE transient, cost model, Yosys + OpenSTA)",

@@ -167,6 +167,9 @@ def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
     text = (tmp_path / "summary.md").read_text()
     assert "| RTL (icarus, cocotb) vs golden |" in text and "TOPS/W" in text
     assert json.loads((tmp_path / "ppa" / "ppa.json").read_text())["totals"]["energy_per_inference_j"] > 0
+    assert "identical on 200 images |" in text and ": True" not in text  # said in words
+    assert out.count("| stage |") == 0 and "demo: every stage agreed" in out  # one summary, not two
+    assert not (tmp_path / "rtl_check").exists() and not (tmp_path / "ppa" / "work").exists()  # scratch removed
 
 
 @pytest.mark.parametrize("args, option", [

@@ -107,8 +107,9 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
 def si_units(value: float, unit: str) -> str:
     """``value`` with an SI prefix and three significant digits, e.g. ``47.7 uJ``."""
     for scale, prefix in ((1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, "")):
-        if abs(value) < scale * 1000:
-            return f"{value / scale:.3g} {prefix}{unit}"
+        shown = f"{value / scale:.3g}"
+        if abs(float(shown)) < 1000:  # decided on the rounded figure: 999.7 nJ is 1 uJ, not "1e+03 nJ"
+            return f"{shown} {prefix}{unit}"
     return f"{value:.3g} {unit}"
 
 
@@ -155,25 +156,27 @@ def format_markdown(report: dict[str, Any]) -> str:
 
 
 def plot_breakdown(report: dict[str, Any], path: Path) -> None:
-    """Stacked bars of energy and area per layer by component (PNG)."""
+    """Energy and area per layer by component, side-by-side bars on a log scale (PNG): the
+    components differ by orders of magnitude, and a linear stack hides all but the largest."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(report["layers"])
-    colors = {"array_drivers": "C0", "array": "C0", "tia_output": "C1", "tia": "C1", "tia_bias": "C2", "adc": "C3",
-              "digital": "C4"}
     fig, (ax_e, ax_a) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, comps, scale, label in ((ax_e, "energy_j", COMPONENTS, 1e6, "energy per inference (uJ)"),
                                          (ax_a, "area_um2", AREA_COMPONENTS, 1e-6, "area (mm$^2$)")):
-        bottom = [0.0] * len(names)
-        for comp in comps:
+        width = 0.8 / len(comps)
+        for k, comp in enumerate(comps):
             values = [report["layers"][n][key][comp] * scale for n in names]
-            ax.bar(names, values, bottom=bottom, label=comp, color=colors[comp])
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8)
+            x = [i - 0.4 + (k + 0.5) * width for i in range(len(names))]
+            ax.bar(x, [v if v > 0 else float("nan") for v in values], width, label=comp, color=f"C{k}")
+        ax.set_xticks(range(len(names)), names)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{label}, log scale")
+        ax.grid(axis="y", which="major", alpha=0.3)
+        ax.legend(fontsize=7)
     t = report["totals"]
     fig.suptitle(f"{si_units(t['energy_per_inference_j'], 'J')} per inference, {t['area_mm2']:.3g} mm$^2$, "
                  f"{t['tops_per_w']:.3g} TOPS/W, digital clock {report['clock_mhz']:.0f} MHz")

@@ -162,6 +162,8 @@ def _run_epoch(model: BMCNN, state: TrainState, x_all, y_all, params: TrainParam
     order = torch.randperm(n, generator=generator)
     steps = (n + params.batch_size - 1) // params.batch_size
     total_loss, correct, seen = 0.0, 0, 0
+    window = [0.0, 0, 0]  # loss sum, correct, images since the last curve point
+    curve = []
     bar = progress_bar(range(steps), desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress, unit="batch",
                        leave=False, mininterval=0.2)
     for k in bar:
@@ -178,13 +180,22 @@ def _run_epoch(model: BMCNN, state: TrainState, x_all, y_all, params: TrainParam
         state.opt.step()
         state.sched.step()
         model.clip_latent_weights()
+        batch_correct = (scores.argmax(1) == y_all[idx]).sum().item()
         total_loss += loss.item() * len(idx)
-        correct += (scores.argmax(1) == y_all[idx]).sum().item()
+        correct += batch_correct
         seen += len(idx)
+        window = [window[0] + loss.item() * len(idx), window[1] + batch_correct, window[2] + len(idx)]
+        if (k + 1) % CURVE_EVERY == 0 or k + 1 == steps:
+            curve.append([epoch + (k + 1) / steps, window[0] / window[2], window[1] / window[2]])
+            window = [0.0, 0, 0]
         if k % 20 == 0:
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
                             lr=f"{state.sched.get_last_lr()[0]:.1e}")
-    return total_loss / n, correct / n
+    return total_loss / n, correct / n, curve
+
+
+CURVE_EVERY = 10
+"""Batches per learning-curve point (mean loss and accuracy of those batches)."""
 
 
 def train(config: ModelConfig, train_set: Dataset, test_set: Dataset, params: TrainParams,
@@ -221,12 +232,12 @@ def train(config: ModelConfig, train_set: Dataset, test_set: Dataset, params: Tr
         model.weight_noise = noise
     for epoch in range(len(state.history), params.epochs if stop_after is None else min(stop_after, params.epochs)):
         start = time.perf_counter()
-        loss, train_acc = _run_epoch(model, state, x_all, y_all, params, epoch, noise, progress)
+        loss, train_acc, curve = _run_epoch(model, state, x_all, y_all, params, epoch, noise, progress)
         seconds = time.perf_counter() - start
         val_acc = float((predict(model, val.images) == val.labels).mean()) if val is not None else None
         state.history.append({"epoch": epoch + 1, "loss": loss, "train_acc": train_acc, "val_acc": val_acc,
                               "lr_end": sched.get_last_lr()[0], "seconds": seconds,
-                              "images_per_s": len(fit) / seconds})
+                              "images_per_s": len(fit) / seconds, "curve": curve})
         if out_dir is not None:
             state.save(out_dir, params)
         if progress:
