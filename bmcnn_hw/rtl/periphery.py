@@ -65,10 +65,13 @@ def output_score_width(acc_width: int, score_scale) -> int:
 
 
 def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, flips=None,
-                        input_errors: bool = False) -> RegisterMap:
+                        input_errors: bool = False, group_note: str | None = None) -> RegisterMap:
     """Register map of a periphery: id, channels, error, theta[], flip[] (hidden layers), tune_offset[]
-    (``input_errors``: the error register has the ``input`` bit of a MAC engine's periphery)."""
+    (``input_errors``: the error register has the ``input`` bit of a MAC engine's periphery;
+    ``group_note``: where this layer's ``group`` bit can fire, added to its description)."""
     bits = error_bits(input_errors)
+    if group_note:
+        bits["group"] = (bits["group"][0], f"{bits['group'][1]}; {group_note}")
     stride = max(256, 1 << (channels - 1).bit_length())
     regs = [
         RegisterSpec("id", 0x0, 32, "ro", (ID_VALUE,),
@@ -95,7 +98,16 @@ def layer_registers(layer: CompiledLayer) -> RegisterMap:
     hidden = not layer.is_output
     return periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
                                layer.theta if hidden else None, layer.flip if hidden else None,
-                               input_errors=layer.digital)
+                               input_errors=layer.digital, group_note=group_bit_note(layer))
+
+
+def group_bit_note(layer: CompiledLayer) -> str:
+    """Where a layer's ``group`` error bit can fire: only a layer top with a pool or argmax sets it."""
+    if layer.is_output or layer.pool > 1:
+        tail = "argmax" if layer.is_output else f"{layer.pool}x{layer.pool} pool"
+        return (f"set only in layer_{layer.name}.v (by its {tail}); the standalone periphery_{layer.name}.v "
+                "has no pool or argmax and reads 0 here")
+    return "never set in this layer (no pool or argmax follows its periphery): reads 0 in every module"
 
 
 class LayerPeriphery(wiring.Component):
