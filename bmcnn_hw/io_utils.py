@@ -200,6 +200,7 @@ def replaced_directory(target: Path):
             staging.chmod(0o777 & ~umask())  # mkdtemp's 0700 -> what mkdir would give
             _swap_in(staging, target)
         except OSError as exc:
+            _check_still_there(staging, made, target)  # a write failed because the directory went: say so
             raise _named_in(exc, staging, target) from None
         finally:
             if staging.exists():  # after a swap it holds the old directory

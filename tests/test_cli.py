@@ -233,7 +233,7 @@ def test_bad_paths_and_addresses_are_one_line_errors(tmp_path, build_dir, mnist_
     (tmp_path / "afile").write_text("x")
     cases = [(["sweep", build_dir, "--scheduler", "notaurl"], "must be a scheduler address like tcp://HOST:PORT"),
              (["evaluate", build_dir, "--limit", "2", "--data-dir", mnist_dir, "--json", tmp_path],
-              f"bmcnn-hw: error: {tmp_path}: is a directory, not a file"),
+              f"bmcnn-hw: error: --json {tmp_path}: is a directory; give a file name"),
              (["compile", tmp_path / "no-checkpoint", "-o", tmp_path / "afile"],
               f"bmcnn-hw: error: {tmp_path / 'afile'}: exists and is not a build directory")]
     for args, message in cases:

@@ -154,8 +154,9 @@ class TrainState:
 
 
 def _run_epoch(model: BMCNN, state: TrainState, x_all, y_all, params: TrainParams, epoch: int, noise,
-               progress: bool) -> tuple[float, float]:
-    """One pass over the training set; returns (mean loss, train accuracy)."""
+               progress: bool) -> tuple[float, float, list[list[float]]]:
+    """One pass over the training set; returns (mean loss, train accuracy, learning-curve points
+    [epoch fraction, mean loss, accuracy] every :data:`CURVE_EVERY` batches)."""
     model.train()
     n = len(y_all)
     generator = torch.Generator().manual_seed(derived_seed(params.seed, epoch))
@@ -163,7 +164,7 @@ def _run_epoch(model: BMCNN, state: TrainState, x_all, y_all, params: TrainParam
     steps = (n + params.batch_size - 1) // params.batch_size
     total_loss, correct, seen = 0.0, 0, 0
     window = [0.0, 0, 0]  # loss sum, correct, images since the last curve point
-    curve = []
+    curve: list[list[float]] = []
     bar = progress_bar(range(steps), desc=f"epoch {epoch + 1}/{params.epochs}", disable=not progress, unit="batch",
                        leave=False, mininterval=0.2)
     for k in bar:
