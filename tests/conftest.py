@@ -137,3 +137,19 @@ def pytest_terminal_summary(terminalreporter):
     counts = Counter(row.command for row in CATALOGUE)
     terminalreporter.write_line(f"bad-input catalogue: {len(CATALOGUE)} rows, {len(ran)} run: " +
                                 ", ".join(f"{command} {n}" for command, n in sorted(counts.items())))
+
+
+TOOL_MARKERS = {"icarus": "iverilog", "verilator": "verilator", "ngspice": "ngspice"}
+"""Marker -> the external tool a test so marked needs; a missing tool skips it, with the reason."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test marked ``icarus``, ``verilator`` or ``ngspice`` skips (saying why) where the tool
+    is missing, whether or not it also carries ``needs(...)``; CI installs them all."""
+    from tests.helpers import needs
+
+    skips = {marker: needs(tool) for marker, tool in TOOL_MARKERS.items()}
+    for item in items:
+        for marker, skip in skips.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(skip)

@@ -56,6 +56,7 @@ def _golden_equals_source(onnx_path: Path, ckpt: Path, build_dir: Path, images: 
             "scores": int(np.all(scores == source, axis=1).sum()), "report": report}
 
 
+@pytest.mark.slow  # the full test set or a large grid: the full tier only
 def test_brevitas_qonnx_golden_equals_source_on_all_test_images(brevitas_onnx, mnist_test, tmp_path):
     """The issue's exactness proof: import, compile, golden = source graph on all 10,000 images,
     scores included (power-of-two scales keep the source's float32 sums exact)."""

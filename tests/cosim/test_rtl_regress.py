@@ -104,6 +104,7 @@ def test_the_harness_reports_the_error_register(compiled, tmp_path):
     assert result.beats == 1 and result.error == (1 << 0) | (1 << 3)
 
 
+@pytest.mark.slow  # the full test set or a large grid: the full tier only
 def test_every_beat_of_the_test_set_through_the_rtl_of_a_tuned_chip(compiled, mnist_test, mnist_train, tmp_path):
     """All 10,000 test images, every layer, every activation and prediction = golden (issue 13)."""
     chip = _sampled(compiled, sigma=0.15, seed=7)

@@ -84,6 +84,7 @@ def _hardware_variant(compiled, encoding: str, input_mode: str, r_wire: float):
     return tile(dataclasses.replace(compiled, hardware=hardware))
 
 
+@pytest.mark.slow  # the full test set or a large grid: the full tier only
 @pytest.mark.parametrize("encoding,input_mode,r_wire", [("differential", "unipolar", 0.0),
                                                          ("reference", "bipolar", 0.0),
                                                          ("differential", "bipolar", 1.0)])

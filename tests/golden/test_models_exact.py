@@ -26,6 +26,7 @@ def trained(request, mnist_train, mnist_test):
     return model, compile_checkpoint(model, HardwareConfig())
 
 
+@pytest.mark.slow  # the full test set or a large grid: the full tier only
 def test_golden_equals_torch_on_the_full_test_set(trained, mnist_test):
     model, compiled = trained
     golden = run_batched(compiled, mnist_test.images)
