@@ -402,7 +402,8 @@ def _sweep(args) -> int:
     results = {label: run_sweep(build, test, calib.images, sigmas, args.chips, mode=args.mode,
                                 distribution=args.distribution, tune=not args.no_tune, seed=args.seed,
                                 workers=args.workers, scheduler=args.scheduler, spice_spot=args.spice_spot,
-                                calib_labels=calib.labels, tuning_method=args.tuning_method)
+                                calib_labels=calib.labels, tuning_method=args.tuning_method,
+                                records_dir=args.out / "points" if len(labels) == 1 else args.out / label / "points")
                for label, build in zip(labels, args.build, strict=True)}
     if len(results) == 1:
         result = next(iter(results.values()))
@@ -454,7 +455,8 @@ def _lifetime(args) -> int:
     calib = _calibration_images(data_dir, args.calib, "--calib")
     result = run_lifetime(args.build, test, calib.images, times, args.chips, device=device, retention=retention,
                           reads_per_s=args.reads_per_s, seed=args.seed, workers=args.workers,
-                          scheduler=args.scheduler, calib_labels=calib.labels, tuning_method=args.tuning_method)
+                          scheduler=args.scheduler, calib_labels=calib.labels, tuning_method=args.tuning_method,
+                          records_dir=args.out / "points")
     paths = write_lifetime(result, args.out)
     print(lifetime_markdown(result))
     print("written: " + ", ".join(str(p) for p in paths))

@@ -14,7 +14,7 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 
@@ -89,8 +89,10 @@ def shared_inputs(client, values: list) -> list:
         return [client.submit(_same, value, pure=False) for value in values]
 
 
-def results_in_order(futures: list, desc: str, unit: str, progress: bool) -> list:
-    """The results of Dask ``futures`` in submission order, collected as they complete (progress bar)."""
+def results_in_order(futures: list, desc: str, unit: str, progress: bool,
+                     on_result: Callable[[int, Any], None] | None = None) -> list:
+    """The results of Dask ``futures`` in submission order, collected as they complete (progress
+    bar); ``on_result(index, result)`` is called for each as it arrives."""
     from distributed import as_completed
 
     from .progress import bar
@@ -99,18 +101,21 @@ def results_in_order(futures: list, desc: str, unit: str, progress: bool) -> lis
     results: list = [None] * len(futures)
     for future in bar(as_completed(futures), total=len(futures), desc=desc, unit=unit, disable=not progress):
         results[index[future.key]] = future.result()
+        if on_result is not None:
+            on_result(index[future.key], results[index[future.key]])
     return results
 
 
 def run_jobs(point: Callable, jobs: list, initializer: Callable, initargs: tuple, *, workers: int | None = None,
              scheduler: str | None = None, shared_from: int = 1, retries: int = 3, progress: bool = True,
-             desc: str = "jobs", unit: str = "job") -> list:
+             desc: str = "jobs", unit: str = "job", on_result: Callable[[int, Any], None] | None = None) -> list:
     """``point(job)`` for every job, results in job order, in processes that ran ``initializer(*initargs)``.
 
     Locally: a pool of ``workers`` single-threaded processes (default one per core, at most one
     per job). With ``scheduler``: the Dask cluster there. ``initargs[shared_from:]`` (the data)
     travel once as :func:`shared_inputs`, each worker runs the initializer once per distinct
     ``initargs[:shared_from]``, and the tasks of a worker that dies are retried ``retries`` times.
+    ``on_result(index, result)`` runs in this process as each job's result arrives (to record it).
     """
     if scheduler:
         with dask_client(scheduler) as client:
@@ -119,11 +124,17 @@ def run_jobs(point: Callable, jobs: list, initializer: Callable, initargs: tuple
             setup = (f"{initializer.__module__}.{initializer.__qualname__}", tuple(initargs[:shared_from]))
             futures = client.map(_dask_job, jobs, point=point, initializer=initializer, setup=setup,
                                  initargs=[*initargs[:shared_from], *shared], retries=retries, pure=False)
-            return results_in_order(futures, f"{desc} (dask)", unit, progress)
+            return results_in_order(futures, f"{desc} (dask)", unit, progress, on_result)
     from .progress import bar
 
     with single_threaded_pool(workers or min(len(jobs), os.cpu_count() or 1), initializer, initargs) as pool:
-        return list(bar(pool.map(point, jobs), total=len(jobs), desc=desc, unit=unit, disable=not progress))
+        results = []
+        for k, result in enumerate(bar(pool.map(point, jobs), total=len(jobs), desc=desc, unit=unit,
+                                       disable=not progress)):
+            results.append(result)
+            if on_result is not None:
+                on_result(k, result)
+        return results
 
 
 _DASK_WORKER: dict = {}

@@ -12,8 +12,10 @@ from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
-from .io_utils import write_figure, write_json_atomic, write_text_atomic
+from .io_utils import sha256_file, write_figure, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
+from .progress import say
+from .records import PointRecords, fingerprint, run_recorded
 from .tune import calibrate
 
 MODES = ("together", "on", "off")
@@ -75,7 +77,8 @@ def run_point(job: tuple) -> dict:
 def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips: int, *, mode: str = "together",
               distribution: str | None = None, tune: bool = True, seed: int = 0, workers: int | None = None,
               progress: bool = True, scheduler: str | None = None, spice_spot: int = 0,
-              calib_labels: np.ndarray | None = None, tuning_method: str = "guarded") -> dict:
+              calib_labels: np.ndarray | None = None, tuning_method: str = "guarded",
+              records_dir: Path | None = None) -> dict:
     """Every (sigma, chip) point; chip k of every sigma has seed ``seed + k`` (same seeds, same result).
 
     Tuning (:func:`~bmcnn_hw.tune.calibrate` with ``tuning_method``) fits on ``calib_images``;
@@ -83,14 +86,22 @@ def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips
 
     Runs on a local process pool, or on the Dask cluster at ``scheduler`` (tasks of a worker
     that dies are retried elsewhere). Returns the per-chip results and per-sigma mean and std.
+    With ``records_dir``, each chip's result is recorded there as it completes and a re-run on
+    the same inputs reuses the records (:mod:`bmcnn_hw.records`).
     """
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     jobs = [(float(s), seed + k, mode, distribution, tune, spice_spot if k == 0 else 0, tuning_method)
             for s in sigmas for k in range(chips)]
     args = (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels)
-    points = run_jobs(run_point, jobs, _init, args, workers=workers, scheduler=scheduler, progress=progress,
-                      desc="sweep", unit="chip")
+    records = None
+    if records_dir is not None:
+        context = fingerprint(sha256_file(Path(build_dir) / "manifest.json"), test_set.images, test_set.labels,
+                              calib_images, calib_labels if calib_labels is not None else "no labels")
+        records = PointRecords(records_dir, context, lambda job: f"sigma{job[0]:g}_seed{job[1]}")
+    points = run_recorded(records, jobs, lambda todo, on_result: run_jobs(
+        run_point, todo, _init, args, workers=workers, scheduler=scheduler, progress=progress, desc="sweep",
+        unit="chip", on_result=on_result), say)
     summary = []
     for s in sigmas:
         rows = [p for p in points if p["sigma"] == float(s)]

@@ -167,6 +167,12 @@ def test_lifetime_command_writes_table_plot_and_counts_register_writes(build_dir
     for name in ("lifetime.md", "lifetime.png", "lifetime.svg"):
         assert (tmp_path / "lt" / name).stat().st_size > 0
     assert "| 10y |" in out
+    (tmp_path / "lt" / "points" / "chip_seed1.json").unlink()  # as if stopped before chip 1 was recorded
+    code, _, err = run_cli("lifetime", build_dir, "--times", "0s,1d,10y", "--chips", "2", "--images", "300",
+                           "--calib", "256", "--sigma-on", "0.3", "--sigma-off", "0.3", "--retention",
+                           WEAR, "--data-dir", mnist_dir, "--out", tmp_path / "lt")
+    assert code == 0 and "1 of 2 points finished by an earlier run" in err, err
+    assert json.loads((tmp_path / "lt" / "lifetime.json").read_text()) == result  # resumed = uninterrupted
     code, _, err = run_cli("lifetime", build_dir, "--times", "1s,-2d", "--data-dir", mnist_dir, "--out", tmp_path / "x")
     assert code == 2 and "'-2d' is negative" in err and not (tmp_path / "x").exists()
 
