@@ -37,9 +37,13 @@ def single_threaded_pool(workers: int, initializer=None, initargs: tuple = ()):
     try:
         yield pool
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in list((getattr(pool, "_processes", None) or {}).values()):  # 3.14 has terminate_workers()
+        # taken before shutdown(), which forgets them (3.14 has terminate_workers())
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
             process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=5)
         raise
     else:
         pool.shutdown(wait=True)

@@ -248,6 +248,24 @@ def _assert_group_gone(pgid: int, grace_s: float = 10.0) -> None:
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_a_campaign_at_once_with_its_workers(build_dir, mnist_dir, tmp_path):
+    """Ctrl-C while lifetime's worker processes compute: the command ends within seconds (it took
+    ~125 s, the workers finishing their chips, before the pool's workers were terminated) and
+    no process of it is left."""
+    args = ["lifetime", build_dir, "--chips", "2", "--images", "2000", "--sigma-on", "0.1", "--sigma-off", "0.1",
+            "--data-dir", mnist_dir, "--out", tmp_path / "lt"]
+    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(15)  # the workers are calibrating their chips
+    assert process.poll() is None, "lifetime finished before the signal: give it more work"
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and time.monotonic() - sent < 10, (time.monotonic() - sent, stderr)
+    _one_error_line(stderr, "interrupted")
+    _assert_group_gone(process.pid)
+
+
+@pytest.mark.slow
 def test_two_writers_of_one_build_never_mix(checkpoint, tmp_path):
     """Two compiles into one output at once: one wins (the other waits its turn or is refused in one
     line naming the lock), and the result is one valid build with no temp or lock file left."""
