@@ -254,7 +254,8 @@ def test_ctrl_c_stops_a_campaign_at_once_with_its_workers(build_dir, mnist_dir, 
     no process of it is left."""
     args = ["lifetime", build_dir, "--chips", "2", "--images", "2000", "--sigma-on", "0.1", "--sigma-off", "0.1",
             "--data-dir", mnist_dir, "--out", tmp_path / "lt"]
-    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
     time.sleep(15)  # the workers are calibrating their chips
     assert process.poll() is None, "lifetime finished before the signal: give it more work"
     sent = time.monotonic()
