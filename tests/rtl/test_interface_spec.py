@@ -64,8 +64,10 @@ def test_a_clear_on_the_edge_of_a_hardware_set_loses_to_the_set(model, tmp_path)
              {"idle": 2}, {"read": [error, BIT["channel"]]},  # the set won
              {"beat_with_write": [_beat(1, plane=1), error, BIT["channel"]]},  # clears channel, sets plane
              {"idle": 2}, {"read": [error, BIT["plane"]]},
+             {"beat": _beat(1, channel=12)}, {"idle": 2}, {"read": [error, BIT["plane"] | BIT["channel"]]},
+             {"write": [error, BIT["channel"]]}, {"read": [error, BIT["plane"]]},  # two set, one cleared
              {"write": [error, BIT["plane"] | BIT["channel"]]}, {"read": [error, 0]}]
-    assert _run(model, tmp_path, steps, [[12], [12], [CH]], outputs=("channel",)) == 3
+    assert _run(model, tmp_path, steps, [[12], [12], [CH], [12]], outputs=("channel",)) == 4
 
 
 def test_a_result_under_an_error_carries_its_beats_channel_and_the_next_channel_is_exact(model, tmp_path):
