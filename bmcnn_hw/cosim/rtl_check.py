@@ -13,6 +13,7 @@ from ..golden.chip import Chip
 from ..golden.crossbar import PhysicsReader, run_crossbar
 from ..golden.layers import layer_rows, network_input
 from ..rtl.emit import emitted_rtl, module_name, top_name
+from .directed import protocol_scenario
 from .runner import run_stream_tb
 from .scenarios import layer_top_scenario, periphery_scenario
 
@@ -41,12 +42,14 @@ def layer_codes(reads: list, index: int) -> dict:
     return {key: np.concatenate([parts[ct] for ct in sorted(parts)], axis=1) for key, parts in tiles.items()}
 
 
-def _run(rtl_dir: Path, work_dir: Path, sim: str, layer: CompiledLayer, module: str, scenario: dict) -> LayerCheck:
+def _run(rtl_dir: Path, work_dir: Path, sim: str, layer: CompiledLayer, module: str, scenario: dict,
+         tag: str = "") -> LayerCheck:
+    label, sim_dir = (f"{module} ({tag})", f"{sim}_{module}_{tag}") if tag else (module, f"{sim}_{module}")
     try:
-        n = run_stream_tb(rtl_dir / f"{module}.v", module, scenario, work_dir / "sim" / f"{sim}_{module}", sim)
-        return LayerCheck(layer.name, module, n, True)
+        n = run_stream_tb(rtl_dir / f"{module}.v", module, scenario, work_dir / "sim" / sim_dir, sim)
+        return LayerCheck(layer.name, label, n, True)
     except BmcnnError as exc:
-        return LayerCheck(layer.name, module, len(scenario["expected"]), False, str(exc))
+        return LayerCheck(layer.name, label, len(scenario["expected"]), False, str(exc))
 
 
 def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: str = "icarus",
@@ -56,7 +59,8 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
     ``rtl/``; None: the model's Verilog emitted into ``work_dir/rtl``) with golden vectors.
 
     Per layer: the periphery with ``per_layer`` sampled outputs plus directed extremes, random
-    register writes/read-backs and resets; then (``tops``) the layer top (periphery + pool or
+    register writes/read-backs and resets; a crossbar layer's periphery also runs the directed
+    protocol scenario (:mod:`bmcnn_hw.cosim.directed`); then (``tops``) the layer top (periphery + pool or
     argmax) on pooled outputs / predictions. A digital layer's periphery takes the golden dot
     products as single beats, and its top (MAC engine in front) random frames of its input.
     Stimuli and stalls are drawn with ``seed``.
@@ -75,6 +79,9 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
         picks = np.stack([rng.integers(0, acc.shape[0], per_layer), rng.integers(0, layer.cols, per_layer)], axis=1)
         scenario = periphery_scenario(layer, acc, codes, picks, seed=seed + i)
         results.append(_run(rtl_dir, work_dir, sim, layer, module_name(layer), scenario))
+        if not layer.digital:  # the interface answers of rtl/README.md, on the same Verilog
+            results.append(_run(rtl_dir, work_dir, sim, layer, module_name(layer), protocol_scenario(layer),
+                                "protocol"))
         if tops:
             stimulus = layer_rows(layer, layer_input) if layer.digital else codes
             top = layer_top_scenario(layer, trace.accumulators[i], trace.outputs[i], stimulus, len(images),

@@ -118,3 +118,26 @@ def test_cosim_fails_on_a_planted_netlist_fault_naming_the_tile(netlist_fault, m
     assert proc.returncode == 1, proc.stderr
     pattern = r"FAILED: SPICE differs from physics beyond \S+ in layer fc2, worst tile fc2_r0_c0"
     assert re.search(pattern, proc.stdout), proc.stdout
+
+
+@pytest.mark.icarus
+@needs("iverilog")
+@pytest.mark.parametrize("old, new, what", [
+    (">= 4'ha;", ">= 4'hb;", "the channel range compare off by one (channel 10 of 10 not flagged)"),
+    (" ? bus__wdata[3:0] : 4'h0;", " ? 4'hf : 4'h0;", "a write-1-to-clear that clears every error bit"),
+])
+def test_rtl_check_catches_interface_faults_in_the_builds_periphery(build_dir, mnist_test, tmp_path, old, new, what):
+    """The directed protocol scenario, part of every ``rtl --check``, fails on the build's own
+    periphery_fc2.v with ``what`` planted (re-hashed); the golden-vector scenarios alone pass it."""
+    from bmcnn_hw.artefact import load_model
+    from bmcnn_hw.cosim.rtl_check import check_rtl
+    from bmcnn_hw.rtl.emit import verified_rtl
+
+    build = tmp_path / "build"
+    shutil.copytree(build_dir, build)
+    _plant(build, "rtl/periphery_fc2.v", old, new)
+    model = load_model(build)
+    checks = check_rtl(model, mnist_test.images[:1], tmp_path / "work", per_layer=20, tops=False,
+                       rtl_dir=verified_rtl(build, model))
+    failed = {c.module for c in checks if not c.passed}
+    assert failed == {"periphery_fc2 (protocol)"}, (what, [(c.module, c.message) for c in checks])

@@ -188,8 +188,9 @@ def test_protocol_errors_set_sticky_bits_and_clear_on_write(compiled, tmp_path):
 def test_every_layer_and_top_matches_golden_on_icarus(compiled, mnist_test, tmp_path, clock_gating):
     compiled = gated(compiled) if clock_gating else compiled
     checks = check_rtl(compiled, mnist_test.images[:3], tmp_path, sim="icarus", per_layer=300, seed=4)
-    assert [c.module for c in checks] == ["periphery_conv0", "layer_conv0", "periphery_fc1", "layer_fc1",
-                                          "periphery_fc2", "layer_fc2"]
+    assert [c.module for c in checks] == [
+        "periphery_conv0", "periphery_conv0 (protocol)", "layer_conv0", "periphery_fc1", "periphery_fc1 (protocol)",
+        "layer_fc1", "periphery_fc2", "periphery_fc2 (protocol)", "layer_fc2"]
     assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
 
 
