@@ -301,7 +301,7 @@ def cmd_rtl(args) -> int:
         scratch = out.parent / "rtl_check"
         checks = check_rtl(model, images, scratch, sim=args.sim, rtl_dir=Path(out))  # the files just written
         for c in checks:
-            print(f"{c.module:18s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
+            print(f"{c.module:26s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
         if all(c.passed for c in checks):
             if not args.keep_work:
                 import shutil

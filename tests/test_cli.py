@@ -273,7 +273,7 @@ def test_a_missing_simulator_is_one_line_before_any_output(build_dir, mnist_dir,
 @pytest.mark.icarus
 def test_rtl_check_cleans_its_simulator_builds_when_everything_passes(build_dir, mnist_dir, tmp_path):
     code, out, err = run_cli("rtl", build_dir, "--out", tmp_path / "rtl", "--check", "1", "--data-dir", mnist_dir)
-    assert code == 0 and out.count("bit-exact") == 6, err[-2000:]
+    assert code == 0 and out.count("bit-exact") == 9, err[-2000:]  # 6 modules + 3 protocol scenarios
     assert not (tmp_path / "rtl_check").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["rtl"]
 
 
