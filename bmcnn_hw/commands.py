@@ -324,6 +324,16 @@ def _calibration_images(data_dir: Path, count: int, option: str):
     return train.head(count)
 
 
+def _json_schema(path: Path) -> str | None:
+    """The ``schema`` field of a JSON file of ours; None for anything else (unreadable, not JSON,
+    not an object)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("schema") if isinstance(data, dict) else None
+
+
 def _check_tuning_out(path: Path, force: bool) -> None:
     """A tuning file may replace an older tuning file with --force, never anything else."""
     from .errors import ConfigError
@@ -333,11 +343,7 @@ def _check_tuning_out(path: Path, force: bool) -> None:
     check_output_file(path, "--out")
     if not path.exists():
         return
-    try:
-        is_tuning = json.loads(path.read_text()).get("schema") == SCHEMA
-    except (OSError, ValueError, AttributeError):
-        is_tuning = False
-    if not is_tuning:
+    if _json_schema(path) != SCHEMA:
         raise ConfigError(f"--out {path}: exists and is not a tuning file; choose another name")
     if not force:
         raise ConfigError(f"--out {path}: a tuning file is already there; pass --force to replace it")
@@ -574,11 +580,7 @@ def _check_map_out(csv_path: Path, force: bool) -> None:
     header = header_path(csv_path)
     if not (csv_path.exists() or header.exists()):
         return
-    try:
-        is_map = json.loads(header.read_text()).get("schema") == SCHEMA
-    except (OSError, ValueError, AttributeError):
-        is_map = False
-    if not is_map:
+    if _json_schema(header) != SCHEMA:
         raise ConfigError(f"--programming {csv_path}: {header if header.exists() else csv_path} exists and is not "
                           "part of a programming map; choose another name")
     if not force:

@@ -28,7 +28,6 @@ Points run on a local process pool (one point per worker) or on a Dask cluster.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import itertools
 import json
@@ -49,6 +48,7 @@ from .parallel import run_jobs
 from .ppa.summary import si_units
 from .presets import get_preset
 from .progress import say
+from .records import fingerprint
 
 AXES = {"tile": str, "adc_bits": int, "device": str, "encoding": str, "clock_gating": bool, "columns_per_adc": int}
 AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "device": "ideal", "encoding": "differential",
@@ -133,8 +133,9 @@ def point_hardware(point: dict) -> HardwareConfig:
                           digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
 
 
-def _init(checkpoint: str, out_dir: str, grid: dict, images: np.ndarray, labels: np.ndarray) -> None:
-    _WORKER.update(checkpoint=Path(checkpoint), out=Path(out_dir), grid=grid, images=images, labels=labels)
+def _init(checkpoint: str, out_dir: str, grid: dict, context: str, images: np.ndarray, labels: np.ndarray) -> None:
+    _WORKER.update(checkpoint=Path(checkpoint), out=Path(out_dir), grid=grid, context=context, images=images,
+                   labels=labels)
 
 
 def _accuracy(model, grid: dict, images: np.ndarray, labels: np.ndarray) -> dict:
@@ -169,7 +170,7 @@ def run_design_point(point: dict) -> dict:
               "latency_s": t["latency_s"], "throughput_inferences_per_s": t["throughput_inferences_per_s"],
               "tops_per_w": t["tops_per_w"], "clock_mhz": report["clock_mhz"], "warnings": report["warnings"],
               "seconds": time.perf_counter() - started}
-    key = point_key(_WORKER["checkpoint"], grid, point, _WORKER["images"], _WORKER["labels"])
+    key = fingerprint(_WORKER["context"], point)
     write_json_atomic(work / FINISHED, {"key": key, "result": result})  # last: the point is finished
     return result
 
@@ -178,16 +179,13 @@ FINISHED = "result.json"
 """Written last into a point's directory: a point without it is partial and is measured again."""
 
 
-def point_key(checkpoint: Path, grid: dict, point: dict, images: np.ndarray, labels: np.ndarray) -> str:
-    """SHA-256 of everything a point's result depends on: the checkpoint's files, the grid's
-    accuracy and PPA settings, the point, and the test images and labels it was measured on."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(checkpoint).iterdir() if p.is_file() and p.name != "train_state.pt"):
-        digest.update(path.name.encode() + bytes.fromhex(sha256_file(path)))
-    settings = {"accuracy": grid["accuracy"], "ppa": grid["ppa"], "point": point}
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    digest.update(np.ascontiguousarray(images).tobytes() + np.ascontiguousarray(labels).tobytes())
-    return digest.hexdigest()
+def explore_context(checkpoint: Path, grid: dict, images: np.ndarray, labels: np.ndarray) -> str:
+    """A fingerprint of what every point's result depends on besides the point itself: the
+    checkpoint's files, the grid's accuracy and PPA settings, the test images and labels (a
+    point's key is ``fingerprint(context, point)``)."""
+    files = {p.name: sha256_file(p) for p in sorted(Path(checkpoint).iterdir())
+             if p.is_file() and p.name != "train_state.pt"}
+    return fingerprint(files, {"accuracy": grid["accuracy"], "ppa": grid["ppa"]}, images, labels)
 
 
 def finished_points(out_dir: Path, points: list[dict], key_of) -> dict[str, dict]:
@@ -216,13 +214,14 @@ def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, worker
         point_hardware(point)  # bad combinations fail before any work
     n = max(grid["accuracy"]["images"], grid["ppa"]["images"])
     images, labels = test_set.images[:n], test_set.labels[:n]
-    done = finished_points(out_dir, points, lambda p: point_key(checkpoint, grid, p, images, labels))
+    context = explore_context(checkpoint, grid, images, labels)
+    done = finished_points(out_dir, points, lambda p: fingerprint(context, p))
     todo = [p for p in points if point_label(p) not in done]
     if done:
         say(f"explore: {len(done)} of {len(points)} points finished by an earlier run into {out_dir}; reusing them")
-    args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, images, labels)
+    args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, context, images, labels)
     fresh = run_jobs(run_design_point, todo, _init, args, workers=max(1, min(workers, len(todo))),
-                     scheduler=scheduler, shared_from=3, retries=2, progress=progress, desc="explore",
+                     scheduler=scheduler, shared_from=4, retries=2, progress=progress, desc="explore",
                      unit="point") if todo else []
     measured = dict(zip((point_label(p) for p in todo), fresh, strict=True))
     results = [done.get(point_label(p)) or measured[point_label(p)] for p in points]

@@ -21,10 +21,10 @@ from .config import DeviceParams
 from .golden.aging import RetentionParams, aged_chip, check_conductance, format_duration
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
-from .io_utils import sha256_file, write_figure, write_json_atomic, write_text_atomic
+from .io_utils import write_figure, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
 from .progress import say
-from .records import PointRecords, fingerprint, run_recorded
+from .records import build_records, run_recorded
 from .tune import calibrate
 
 _WORKER: dict[str, Any] = {}
@@ -78,11 +78,8 @@ def run_lifetime(build_dir: Path, test_set: Any, calib_images: np.ndarray, times
     jobs = [(seed + k, device.to_dict(), retention.to_dict(), float(reads_per_s), [float(t) for t in times],
              tuning_method) for k in range(chips)]
     args = (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels)
-    records = None
-    if records_dir is not None:
-        context = fingerprint(sha256_file(Path(build_dir) / "manifest.json"), test_set.images, test_set.labels,
-                              calib_images, calib_labels if calib_labels is not None else "no labels")
-        records = PointRecords(records_dir, context, lambda job: f"chip_seed{job[0]}")
+    records = build_records(records_dir, build_dir, test_set, calib_images, calib_labels,
+                            lambda job: f"chip_seed{job[0]}")
     points = run_recorded(records, jobs, lambda todo, on_result: run_jobs(
         run_chip, todo, _init, args, workers=workers, scheduler=scheduler, progress=progress, desc="lifetime",
         unit="chip", on_result=on_result), say)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .io_utils import write_json_atomic
+from .io_utils import sha256_file, write_json_atomic
 
 
 def fingerprint(*parts: Any) -> str:
@@ -59,6 +59,18 @@ class PointRecords:
         """Record ``job``'s result (atomically: a record is whole or absent)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.directory / f"{self.name(job)}.json", {"key": self.key(job), "result": result})
+
+
+def build_records(directory: Path | None, build_dir: Path, test_set: Any, calib_images: np.ndarray,
+                  calib_labels: np.ndarray | None, name: Callable[[Any], str]) -> PointRecords | None:
+    """The records of a campaign over one build (``sweep``, ``lifetime``): keyed by the build's
+    manifest, the test images and labels and the calibration images and labels; None without
+    ``directory`` (nothing recorded)."""
+    if directory is None:
+        return None
+    context = fingerprint(sha256_file(Path(build_dir) / "manifest.json"), test_set.images, test_set.labels,
+                          calib_images, calib_labels if calib_labels is not None else "no labels")
+    return PointRecords(directory, context, name)
 
 
 def run_recorded(records: PointRecords | None, jobs: list, run: Callable[..., list],

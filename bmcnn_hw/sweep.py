@@ -12,10 +12,10 @@ from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
 from .golden.crossbar import PhysicsReader, physics_predictions_shared
-from .io_utils import sha256_file, write_figure, write_json_atomic, write_text_atomic
+from .io_utils import write_figure, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
 from .progress import say
-from .records import PointRecords, fingerprint, run_recorded
+from .records import build_records, run_recorded
 from .tune import calibrate
 
 MODES = ("together", "on", "off")
@@ -94,11 +94,8 @@ def run_sweep(build_dir: Path, test_set, calib_images: np.ndarray, sigmas, chips
     jobs = [(float(s), seed + k, mode, distribution, tune, spice_spot if k == 0 else 0, tuning_method)
             for s in sigmas for k in range(chips)]
     args = (str(build_dir), test_set.images, test_set.labels, calib_images, calib_labels)
-    records = None
-    if records_dir is not None:
-        context = fingerprint(sha256_file(Path(build_dir) / "manifest.json"), test_set.images, test_set.labels,
-                              calib_images, calib_labels if calib_labels is not None else "no labels")
-        records = PointRecords(records_dir, context, lambda job: f"sigma{job[0]:g}_seed{job[1]}")
+    records = build_records(records_dir, build_dir, test_set, calib_images, calib_labels,
+                            lambda job: f"sigma{job[0]:g}_seed{job[1]}")
     points = run_recorded(records, jobs, lambda todo, on_result: run_jobs(
         run_point, todo, _init, args, workers=workers, scheduler=scheduler, progress=progress, desc="sweep",
         unit="chip", on_result=on_result), say)
