@@ -44,6 +44,7 @@ def _bounded_int(text: str, low: int) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {text!r}")
     return value
 
+
 def _add_results_force(parser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="write into an --out that holds results of another build, checkpoint or command "

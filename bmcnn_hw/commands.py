@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import DataError
 
@@ -234,15 +237,20 @@ def _spice_jobs(args) -> int:
     return default_jobs() if args.jobs is None else args.jobs
 
 
+def _check_json_out(args) -> None:
+    """A ``--json`` file that could not be written is refused before the work, not after it."""
+    if args.json:
+        from .io_utils import check_output_file
+
+        check_output_file(args.json, "--json")
+
+
 def cmd_evaluate(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .evaluate import evaluate
 
-    if args.json:
-        from .io_utils import check_output_file
-
-        check_output_file(args.json, "--json")
+    _check_json_out(args)
     load_model(args.build)  # a broken build fails before the data is read
     data = load_mnist(_data_dir(args), "test").head(args.limit)
     report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode,
@@ -313,6 +321,20 @@ def cmd_rtl(args) -> int:
     return 1 if failed else 0
 
 
+def _claims_out(command: str, report: str, sources: Callable[[Any], list]) -> Callable:
+    """Run the decorated handler inside ``--out`` claimed for ``command`` on ``sources(args)``
+    (:func:`io_utils.results_dir`: another input's results are kept unless ``--force``)."""
+    def decorate(handler: Callable[[Any], int]) -> Callable[[Any], int]:
+        @functools.wraps(handler)
+        def claimed(args) -> int:
+            from .io_utils import results_dir
+
+            with results_dir(args.out, command, sources(args), report, args.force):
+                return handler(args)
+        return claimed
+    return decorate
+
+
 def _calibration_images(data_dir: Path, count: int, option: str):
     """The first ``count`` training images; more than the training set holds is an error, not a clamp."""
     from .data.mnist import load_mnist
@@ -375,15 +397,8 @@ def cmd_tune(args) -> int:
     return 0
 
 
+@_claims_out("sweep", "sweep.md", lambda args: list(args.build))
 def cmd_sweep(args) -> int:
-    """``bmcnn-hw sweep`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
-    from .io_utils import results_dir
-
-    with results_dir(args.out, "sweep", list(args.build), "sweep.md", args.force):
-        return _sweep(args)
-
-
-def _sweep(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .errors import ConfigError
@@ -437,15 +452,8 @@ def _at_age(model, chip, args):
     return aged_chip(model, chip, parse_duration(args.age, "--age"), _retention(args), args.reads_per_s)
 
 
+@_claims_out("lifetime", "lifetime.json", lambda args: [args.build])
 def cmd_lifetime(args) -> int:
-    """``bmcnn-hw lifetime`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
-    from .io_utils import results_dir
-
-    with results_dir(args.out, "lifetime", [args.build], "lifetime.json", args.force):
-        return _lifetime(args)
-
-
-def _lifetime(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .golden.aging import check_conductance, parse_durations
@@ -469,15 +477,8 @@ def _lifetime(args) -> int:
     return 0
 
 
+@_claims_out("cosim", "cosim.json", lambda args: [args.build])
 def cmd_cosim(args) -> int:
-    """``bmcnn-hw cosim`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
-    from .io_utils import results_dir
-
-    with results_dir(args.out, "cosim", [args.build], "cosim.json", args.force):
-        return _cosim(args)
-
-
-def _cosim(args) -> int:
     import shutil
 
     from .artefact import load_model
@@ -603,15 +604,8 @@ def cmd_export(args) -> int:
     return 0
 
 
+@_claims_out("rtl-regress", "rtl_regress.json", lambda args: [args.build])
 def cmd_rtl_regress(args) -> int:
-    """``bmcnn-hw rtl-regress`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
-    from .io_utils import results_dir
-
-    with results_dir(args.out, "rtl-regress", [args.build], "rtl_regress.json", args.force):
-        return _rtl_regress(args)
-
-
-def _rtl_regress(args) -> int:
     from .artefact import load_model
     from .cosim.cosim import rtl_source
     from .cosim.rtl_regress import regression_markdown, rtl_regression
@@ -677,10 +671,7 @@ def cmd_spice(args) -> int:
     from .data.mnist import load_mnist
     from .spice.report import disagreement, format_report, spice_report
 
-    if args.json:
-        from .io_utils import check_output_file
-
-        check_output_file(args.json, "--json")
+    _check_json_out(args)
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True)
@@ -720,15 +711,8 @@ def cmd_ppa(args) -> int:
     return 0
 
 
+@_claims_out("explore", "explore.json", lambda args: [args.checkpoint, args.grid])
 def cmd_explore(args) -> int:
-    """``bmcnn-hw explore`` into a results directory claimed for its sources (see :func:`io_utils.results_dir`)."""
-    from .io_utils import results_dir
-
-    with results_dir(args.out, "explore", [args.checkpoint, args.grid], "explore.json", args.force):
-        return _explore(args)
-
-
-def _explore(args) -> int:
     from .data.mnist import load_mnist
     from .explore import explore_markdown, load_grid, run_explore, write_explore
     from .ppa.command import check_tools

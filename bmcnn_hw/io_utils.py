@@ -62,9 +62,10 @@ def check_output_file(path: Path, option: str) -> None:
         ConfigError: one line naming ``option`` and ``path``.
     """
     path = Path(path)
-    if _kind(path) == "directory":
+    kind = _kind(path)
+    if kind == "directory":
         raise ConfigError(f"{option} {path}: is a directory; give a file name")
-    if _kind(path) == "missing":
+    if kind == "missing":
         _check_creatable(path.parent, option, path)
 
 
