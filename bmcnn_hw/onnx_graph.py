@@ -106,7 +106,7 @@ def load_graph(path: Path) -> Any:
         load_external_data_for_model(proto, str(path.parent))
     except (OSError, ValueError) as exc:  # a truncated file: onnx reads fewer bytes than a tensor's length
         raise DataError(f"{path}: its external data ({', '.join(external_data_files(proto))}) cannot be read "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                        f"({type(exc).__name__}: {first_line(exc)})") from None
     _check_size_of_external_tensors(proto, path)
     _check_opset(proto, path)
     if len(proto.graph.input) - len(proto.graph.initializer) > 1 or len(proto.graph.output) != 1:
@@ -117,7 +117,13 @@ def load_graph(path: Path) -> Any:
             return cleanup_model(ModelWrapper(proto), extract_conv_bias=True)
         except Exception as exc:  # qonnx/onnx shape inference raise many types  # noqa: BLE001
             raise ConfigError(f"{path}: qonnx cannot clean up the graph ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+                              f"{first_line(exc)})") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ('' for none): tools' errors can run to pages."""
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
 
 
 def _check_size_of_external_tensors(proto: Any, path: Path) -> None:

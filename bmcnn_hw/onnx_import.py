@@ -40,7 +40,16 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .onnx_graph import GraphPlan, LayerNodes, linear_bias, load_graph, node_label, source_hashes, walk_graph
+from .onnx_graph import (
+    GraphPlan,
+    LayerNodes,
+    first_line,
+    linear_bias,
+    load_graph,
+    node_label,
+    source_hashes,
+    walk_graph,
+)
 from .train.architecture import LayerKind, LayerSpec, ModelConfig
 from .train.checkpoint import save_checkpoint
 from .train.model import BMCNN
@@ -125,7 +134,7 @@ def run_chain(plan: GraphPlan, layer: LayerNodes, source_acc: np.ndarray) -> np.
         out = execute_onnx(model, {first: feed})[last]
     except Exception as exc:  # onnxruntime / qonnx raise many types  # noqa: BLE001
         raise ConfigError(f"{node_label(layer.linear)}: executing the nodes after it failed "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
     return np.asarray(out, dtype=np.float64).reshape(points, channels)
 
 
