@@ -351,6 +351,8 @@ def _check_results_owner(out: Path, claim: dict, report: str) -> None:
     except (OSError, ValueError):
         owner = None
     if owner != claim:
-        what = (f"`bmcnn-hw {owner.get('command')}` results for {', '.join(owner.get('sources', []))}"
-                if isinstance(owner, dict) else f"an unreadable {RESULTS_MARKER}")
+        readable = (isinstance(owner, dict) and isinstance(owner.get("command"), str)
+                    and isinstance(owner.get("sources"), list) and all(isinstance(s, str) for s in owner["sources"]))
+        what = (f"`bmcnn-hw {owner['command']}` results for {', '.join(owner['sources'])}"
+                if readable else f"an unreadable {RESULTS_MARKER}")
         raise ConfigError(f"--out {out}: holds {what}; pass --force to replace them or choose another --out")

@@ -43,3 +43,12 @@ def test_two_writers_of_one_results_directory(tmp_path):
         with pytest.raises(OutputBusy, match="another process is writing it"):
             with results_dir(out, "cosim", [tmp_path], "cosim.json"):
                 pass
+
+
+def test_a_marker_edited_into_nonsense_is_one_line(tmp_path):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / RESULTS_MARKER).write_text(json.dumps({"command": "cosim", "sources": [1, None]}))
+    with pytest.raises(ConfigError, match=f"holds an unreadable {RESULTS_MARKER}; pass --force"):
+        with results_dir(out, "cosim", [tmp_path], "cosim.json"):
+            pass
