@@ -1,0 +1,154 @@
+"""Compiled inner loop of the mesh iteration (:mod:`bmcnn_hw.golden.tile_mesh`), one read per thread.
+
+Each read of a batch is iterated on its own until no node moves by more than ``tol``: evaluate
+every cell's nonlinear element at the present voltages, solve the row chains with the column
+voltages held, then the column chains with the new row voltages (Thomas substitution with the
+factors the caller prepared), then (1T1R) each cell's internal node. Reads are independent, so
+they run in parallel (``prange``) and a read's result does not depend on the rest of its batch.
+
+Cell kinds: ``LINEAR`` (``I = v / r``), ``SINH`` (``I = (k / r) sinh(v / v0)``), ``ONE_T_ONE_R``
+(the element is the access transistor, drain at the internal node m, source at the column
+node, its current the trilinear interpolant of the ngspice table, the arithmetic of
+:meth:`bmcnn_hw.golden.cells.TransistorTable.current` with reciprocals prepared, so the two agree
+to rounding). The inner loop has no division: every reciprocal comes prepared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+LINEAR, SINH, ONE_T_ONE_R = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _locate(value: float, origin: float, inv_step: float, size: int) -> tuple[int, float]:
+    """Grid cell index and fraction of ``value`` on a uniform grid (``1 / step`` given: no division in
+    the inner loop), clamped to the grid."""
+    f = (value - origin) * inv_step
+    f = min(max(f, 0.0), size - 1 - 1e-9)
+    i = int(f)
+    return i, f - i
+
+
+@njit(cache=True)
+def _transistor(table: np.ndarray, grid: np.ndarray, sizes: np.ndarray, gate_base: int, tg: float,
+                vd: float, vs: float) -> float:
+    """Drain current of one transistor whose gate is at grid index ``gate_base`` (flat) + fraction ``tg``."""
+    id_, td = _locate(vd, grid[0], grid[1], sizes[0])
+    is_, ts = _locate(vs, grid[2], grid[3], sizes[1])
+    step_d, step_g = sizes[1], sizes[0] * sizes[1]
+    at = gate_base + id_ * step_d + is_  # drain index id_
+    low = table[at] * (1 - ts) + table[at + 1] * ts
+    high = table[at + step_g] * (1 - ts) + table[at + step_g + 1] * ts
+    a = low * (1 - tg) + high * tg
+    at += step_d  # drain index id_ + 1
+    low = table[at] * (1 - ts) + table[at + 1] * ts
+    high = table[at + step_g] * (1 - ts) + table[at + step_g + 1] * ts
+    b = low * (1 - tg) + high * tg
+    current: float = a + (b - a) * td
+    return current
+
+
+@njit(cache=True)
+def _element(kind: int, v_a: float, v_b: float, g_r: float, shape: float, v0: float, table: np.ndarray,
+             grid: np.ndarray, sizes: np.ndarray, gate_base: int, tg: float) -> float:
+    """Current of one cell's nonlinear element from node a to node b (``g_r`` = 1 / r, ``v0`` = 1 / V_0)."""
+    if kind == ONE_T_ONE_R:
+        return _transistor(table, grid, sizes, gate_base, tg, v_a, v_b)
+    if kind == SINH:
+        sinh: float = shape * g_r * np.sinh((v_a - v_b) * v0)
+        return sinh
+    return (v_a - v_b) * g_r
+
+
+@njit(cache=True)
+def _substitute(d: np.ndarray, inv: np.ndarray, cp: np.ndarray, g_w: float) -> None:
+    """Thomas substitution in place for one chain: ``d`` (n,) right-hand side, ``inv``/``cp`` (n,)
+    its prepared pivots and modified super-diagonal, off-diagonals ``-g_w``."""
+    n = d.shape[0]
+    d[0] *= inv[0]
+    for j in range(1, n):
+        d[j] = (d[j] + g_w * d[j - 1]) * inv[j]
+    for j in range(n - 2, -1, -1):
+        d[j] -= cp[j] * d[j + 1]
+
+
+@njit(cache=True, parallel=True)
+def mesh_reads(drive: np.ndarray, kind: int, g_rho: np.ndarray, m_den: np.ndarray, gc: np.ndarray, g: np.ndarray,
+               alpha: np.ndarray,
+               row_inv: np.ndarray, row_cp: np.ndarray, col_inv: np.ndarray, col_cp: np.ndarray, g_w: float,
+               gs: float, g_last: float, shape: float, v0: float, table: np.ndarray, grid: np.ndarray,
+               sizes: np.ndarray, gate_base: np.ndarray, tg: np.ndarray, tol: float, max_iter: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column currents (M, P), driver currents (M, R) and iterations (M,; ``max_iter + 1`` where a
+    read did not settle) for row drives ``drive`` (M, R). Row chains: ``row_inv``/``row_cp``
+    (R, P); column chains: ``col_inv``/``col_cp`` (P, R); ``gs`` 0 holds each row's first node at
+    its drive. Per-cell arrays are (R, P): ``g_rho`` 1 / device resistance, ``m_den``
+    1 / (1 / rho + g_c) (1T1R), ``gc`` element chords, ``g`` and ``alpha`` the linearised cells.
+    ``grid`` is (drain origin, 1 / drain step, source origin, 1 / source step); ``v0`` 1 / V_0."""
+    reads, rows = drive.shape
+    cols = g_rho.shape[1]
+    series = kind == ONE_T_ONE_R
+    i_cols = np.zeros((reads, cols))
+    drivers = np.zeros((reads, rows))
+    iterations = np.zeros(reads, dtype=np.int64)
+    for k in prange(reads):
+        r = np.empty((rows, cols))
+        c = np.zeros((rows, cols))
+        m = np.zeros((rows, cols))
+        dev = np.zeros((rows, cols))
+        line = np.empty(cols)
+        column = np.empty(rows)
+        for i in range(rows):
+            for j in range(cols):
+                r[i, j] = drive[k, i]
+                if series:  # KCL at m with the chord and no deviation
+                    m[i, j] = r[i, j] * g_rho[i, j] * m_den[i, j]
+        done = max_iter + 1
+        for it in range(1, max_iter + 1):
+            for i in range(rows):
+                for j in range(cols):
+                    v_a = m[i, j] if series else r[i, j]
+                    current = _element(kind, v_a, c[i, j], g_rho[i, j], shape, v0, table, grid, sizes,
+                                       gate_base[i, j], tg[i, j])
+                    dev[i, j] = current - gc[i, j] * (v_a - c[i, j])
+            moved = 0.0
+            for i in range(rows):
+                for j in range(cols):
+                    line[j] = g[i, j] * c[i, j] - alpha[i, j] * dev[i, j]
+                line[0] = drive[k, i] if gs == 0.0 else line[0] + gs * drive[k, i]
+                _substitute(line, row_inv[i], row_cp[i], g_w)
+                for j in range(cols):
+                    moved = max(moved, abs(line[j] - r[i, j]))
+                    r[i, j] = line[j]
+            for j in range(cols):
+                for i in range(rows):
+                    column[i] = g[i, j] * r[i, j] + alpha[i, j] * dev[i, j]
+                _substitute(column, col_inv[j], col_cp[j], g_w)
+                for i in range(rows):
+                    moved = max(moved, abs(column[i] - c[i, j]))
+                    c[i, j] = column[i]
+            if series:
+                for i in range(rows):
+                    for j in range(cols):
+                        new = (r[i, j] * g_rho[i, j] + gc[i, j] * c[i, j] - dev[i, j]) * m_den[i, j]
+                        moved = max(moved, abs(new - m[i, j]))
+                        m[i, j] = new
+            if moved <= tol:
+                done = it
+                break
+        iterations[k] = done
+        for j in range(cols):
+            i_cols[k, j] = c[rows - 1, j] * g_last
+        for i in range(rows):
+            if gs != 0.0:
+                drivers[k, i] = (drive[k, i] - r[i, 0]) * gs
+                continue
+            if series:  # the held first node feeds its own cell and the first segment
+                first = (r[i, 0] - m[i, 0]) * g_rho[i, 0]
+            else:
+                first = _element(kind, r[i, 0], c[i, 0], g_rho[i, 0], shape, v0, table, grid, sizes,
+                                 gate_base[i, 0], tg[i, 0])
+            drivers[k, i] = first + ((r[i, 0] - r[i, 1]) * g_w if cols > 1 else 0.0)
+    return i_cols, drivers, iterations
