@@ -62,6 +62,12 @@ def _add_spice_jobs(parser) -> None:
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="ngspice processes solving tiles side by side (default: one per core this process may "
                              "use); results equal within ngspice's convergence tolerance for any N")
+    parser.add_argument("--read-cache", type=Path, default=None, metavar="DIR",
+                        help="keep solved per-vector tile reads in DIR, keyed by the circuit's content, the "
+                             "engine and version, the solve options and the input vector, and serve repeated "
+                             "reads from there (a second run, cosim after spice); damaged entries are re-solved")
+    parser.add_argument("--read-cache-mb", type=positive_int, default=2048, metavar="MB",
+                        help="size limit of --read-cache; least recently used entries go first (default 2048)")
 
 
 def _add_device_overrides(parser, where: str) -> None:

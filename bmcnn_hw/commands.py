@@ -237,6 +237,22 @@ def _spice_jobs(args) -> int:
     return default_jobs() if args.jobs is None else args.jobs
 
 
+def _read_cache(args):
+    """The ``--read-cache`` of a SPICE command (None without one)."""
+    if getattr(args, "read_cache", None) is None:
+        return None
+    from .spice.read_cache import ReadCache
+
+    return ReadCache(args.read_cache, args.read_cache_mb << 20)
+
+
+def _say_cache(cache, report: dict) -> None:
+    """Print the read cache's hits and misses and add them to ``report``."""
+    if cache is not None:
+        print(cache.summary())
+        report["read_cache"] = cache.record()
+
+
 def _check_json_out(args) -> None:
     """A ``--json`` file that could not be written is refused before the work, not after it."""
     if args.json:
@@ -253,10 +269,16 @@ def cmd_evaluate(args) -> int:
     _check_json_out(args)
     load_model(args.build)  # a broken build fails before the data is read
     data = load_mnist(_data_dir(args), "test").head(args.limit)
+    cache = _read_cache(args)
     report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode,
-                      spice_jobs=_spice_jobs(args))
+                      spice_jobs=_spice_jobs(args), spice_cache=cache)
     print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "
           f"({report['seconds']} s)")
+    if "nonlinear_reads" in report:
+        served = report["nonlinear_reads"]
+        print(f"nonlinear tile reads (distinct per batch): {served['mesh']:,} by the mesh iteration, "
+              f"{served['sparse']:,} by the sparse factorisation")
+    _say_cache(cache, report)
     if args.json:
         from .io_utils import write_json_atomic
 
@@ -517,8 +539,10 @@ def cmd_cosim(args) -> int:
 
         verify_netlists(build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
+    cache = _read_cache(args)
     report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=sim,
-                        spice_jobs=_spice_jobs(args), regenerate_rtl=args.regenerate_rtl)
+                        spice_jobs=_spice_jobs(args), regenerate_rtl=args.regenerate_rtl, spice_cache=cache)
+    _say_cache(cache, report)
     write_json_atomic(args.out / "cosim.json", report)
     write_text_atomic(args.out / "cosim.md", cosim_markdown(report))
     print(cosim_markdown(report))
@@ -674,8 +698,10 @@ def cmd_spice(args) -> int:
     _check_json_out(args)
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
-    report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True)
+    cache = _read_cache(args)
+    report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True, cache=cache)
     print(format_report(report))
+    _say_cache(cache, report)
     if args.json:
         from .io_utils import write_json_atomic
 

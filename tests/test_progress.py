@@ -57,3 +57,5 @@ def test_nonlinear_physics_reports_tile_reads_with_an_estimate(checkpoint, mnist
     assert reads and "left" in reads[0], proc.stderr
     assert reads[-1].startswith("physics: tile reads: 155/155 read (100%)"), proc.stderr
     assert any(line.startswith("physics: 1/1 image (100%)") for line in proc.stderr.splitlines()), proc.stderr
+    # every distinct read settled on the mesh (sinh cells of 10 kOhm behind 1 ohm wires)
+    assert "by the mesh iteration, 0 by the sparse factorisation" in proc.stdout, proc.stdout

@@ -165,6 +165,15 @@ class PhysicsReader:
                                                  name=f"layer {layer_index} tile ({rt},{ct})")
         return self._nonlinear[key]
 
+    def nonlinear_reads(self) -> dict[str, int]:
+        """Distinct reads the nonlinear tiles solved so far: by the mesh iteration and by the sparse
+        factorisation (identical input vectors of one read call count once)."""
+        served = {"mesh": 0, "sparse": 0}
+        for tile in self._nonlinear.values():
+            for path, count in tile.served.items():
+                served[path] += count
+        return served
+
     def difference(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference:
         """The (cached) response of ``I+ - I-`` per volt and the read-power form of a tile."""
         key = (layer_index, rt, ct, used_rows, used_cols)

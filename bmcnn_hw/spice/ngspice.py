@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -76,6 +77,15 @@ class NgSpice:
         if cls._instance is None:
             cls._instance = NgSpice()
         return cls._instance
+
+    def engine(self) -> str:
+        """Name, version and build date of the loaded ngspice library (e.g. ``ngspice-39 built
+        Sun Feb  5 13:44:35 UTC 2023``), what a cached read records as its engine."""
+        said = self.command("version -s", "ngspice version")
+        name = re.search(r"ngspice-[\w.+-]+", said)
+        built = re.search(r"Creation Date:\s*(.+)", said)
+        return " ".join(filter(None, [name.group(0) if name else "ngspice",
+                                      f"built {built.group(1).strip()}" if built else ""]))
 
     def command(self, cmd: str, context: str) -> str:
         """Run an ngspice command.

@@ -12,6 +12,7 @@ from ..artefact import CompiledModel, load_model, verify_netlists
 from ..config import CellType, SpiceMode
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, RecordedRead, adc_scale, run_crossbar
+from .read_cache import ReadCache
 from .run import SpiceReader
 
 AGREEMENT_RTOL: dict[CellType, float] = {"linear": 1e-6, "sinh": 1e-6, "1t1r": 1e-5}
@@ -123,19 +124,20 @@ def disagreement(report: dict[str, Any]) -> str | None:
 
 
 def spice_report(build_dir: Path, images: np.ndarray, mode: SpiceMode = "auto", jobs: int = 1,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, cache: ReadCache | None = None) -> dict[str, Any]:
     """Every crossbar read of ``images`` through ngspice and through the physics model.
 
     Returns per-layer rows (tiles, reads, worst relative current error, ADC agreement,
     read energy per inference from SPICE and physics, energy per tile read), the
     predictions of both, ngspice solve count and seconds; ``jobs`` ngspice processes at a time
-    (a progress bar per layer with ``progress``).
+    (a progress bar per layer with ``progress``), per-vector reads through ``cache`` if given.
     """
     model = load_model(build_dir)
     verify_netlists(build_dir)
     chip = Chip.of_build(model)
     start = time.perf_counter()
-    reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode, jobs=jobs, progress=progress)
+    reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode, jobs=jobs, progress=progress,
+                         cache=cache)
     spice, spice_acc = run_crossbar(model, images, reader, record=True)
     seconds = time.perf_counter() - start
     physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)

@@ -31,6 +31,7 @@ from ..progress import bar as progress_bar
 from ..progress import say
 from .netlist import driver_branch, sense_branch, tile_netlist_name
 from .ngspice import NgSpice
+from .read_cache import ReadCache
 from .stepped import stepped_netlist
 
 TileKey = tuple[int, int, int]
@@ -198,11 +199,15 @@ class SpiceReader:
     ``jobs``: worker processes for :meth:`prefetch` (1: everything in this process). Each job
     solves the same netlist on the same vectors, so results depend on it only within ngspice's
     convergence tolerance (a stepped sweep split over workers starts Newton from other points).
+
+    ``cache``: a :class:`~bmcnn_hw.spice.read_cache.ReadCache`; per-vector reads it holds for the
+    same circuit, engine and options are served from it, and every solved batch is stored
+    (superposition responses are not cached: they cost one solve per row).
     """
 
     def __init__(self, model: CompiledModel, chip: Chip, netlist_dir: Path, mode: SpiceMode = "auto",
                  check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1,
-                 progress: bool = False) -> None:
+                 progress: bool = False, cache: ReadCache | None = None) -> None:
         if mode not in SPICE_MODES:  # callers outside the type checker may pass any string
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         if jobs < 1:
@@ -226,6 +231,14 @@ class SpiceReader:
         """Superposition responses (transfer, admittance) per characterised tile."""
         self.nonlinear_tiles: set[TileKey] = set()
         self._solved: dict[TileKey, dict[bytes, Currents]] = {}
+        self.cache = cache
+
+    def _cache_context(self, key: TileKey, used_cols: int) -> str | None:
+        """The read cache's context of tile ``key`` (None without a cache)."""
+        if self.cache is None:
+            return None
+        options = f"stepped={self.stepped} hsa={self.hs_models} columns={self._n_phys(used_cols)}"
+        return self.cache.context(self._netlist(*key), self.solver.ng.engine(), options)
 
     def _netlist(self, index: int, rt: int, ct: int) -> Path:
         return self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
@@ -322,10 +335,15 @@ class SpiceReader:
         ``workers`` processes (default ``jobs``), split so that every worker has work (a single
         large tile is shared out by vector chunks)."""
         workers = workers or self.jobs
-        pending = []
+        pending, contexts = [], {}
         for key, distinct, used in wanted:
             known = self._solved.setdefault(key, {})
             missing = np.array([v for v in distinct if v.tobytes() not in known]).reshape(-1, distinct.shape[1])
+            context = self._cache_context(key, used) if len(missing) else None
+            if self.cache is not None and context is not None:
+                contexts[key] = context
+                known.update(self.cache.lookup(context, missing))
+                missing = np.array([v for v in missing if v.tobytes() not in known]).reshape(-1, distinct.shape[1])
             if len(missing):
                 pending.append((key, missing, used))
         total = sum(len(m) for _, m, _ in pending)
@@ -351,6 +369,8 @@ class SpiceReader:
             for v, c, d in zip(job.volts, cols, drivers, strict=True):
                 known[v.tobytes()] = (c, d)
             self.solves += len(job.volts)
+            if self.cache is not None:
+                self.cache.store(contexts[key], job.volts, cols, drivers)
 
     def linear_map(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> None:
         """No tile is read as a precomputed linear map: ngspice solves (or superposes) every read
