@@ -108,7 +108,7 @@ def test_the_circuit_digest_follows_included_files(tmp_path):
 
 def test_a_cache_path_that_is_a_file_is_one_clear_error(tmp_path):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(ConfigError, match="--read-cache .*: not a directory"):
+    with pytest.raises(ConfigError, match=r"--read-cache .*: not a directory"):
         ReadCache(tmp_path / "f")
 
 
