@@ -188,6 +188,11 @@ CATALOGUE: list[BadInput] = [
              "arrays.npz: not a readable NumPy .npz archive", setup=rehashed_garbage_arrays),
     BadInput("spice", ("spice", "{build}", "--images", "1", "--data-dir", "{data}", "--json", "{tmp}/out"),
              "--json {tmp}/out: is a directory", setup=a_directory),
+    BadInput("spice", ("spice", "{build}", "--images", "1", "--data-dir", "{data}", "--read-cache", "{tmp}/afile"),
+             "--read-cache {tmp}/afile: not a directory", setup=a_file_and_a_bad_toml, untouched=("{tmp}/afile",)),
+    BadInput("evaluate", ("evaluate", "{build}", "--backend", "spice", "--limit", "1", "--data-dir", "{data}",
+                          "--read-cache", "{tmp}/afile"), "--read-cache {tmp}/afile: not a directory",
+             setup=a_file_and_a_bad_toml, untouched=("{tmp}/afile",)),
     # train and data
     BadInput("train", ("train", "--data-dir", "{tmp}/empty", "--out", "{tmp}/ck"), "no MNIST data here",
              absent=("{tmp}/ck",)),
