@@ -66,6 +66,11 @@ def _add_spice_jobs(parser) -> None:
                         help="keep solved per-vector tile reads in DIR, keyed by the circuit's content, the "
                              "engine and version, the solve options and the input vector, and serve repeated "
                              "reads from there (a second run, cosim after spice); damaged entries are re-solved")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help="solve the tile reads on this Dask scheduler's workers instead of local processes "
+                             "(each worker needs ngspice and bmcnn-hw; circuits travel by content and hash; the "
+                             "reads are split as --jobs local workers would split them, so results equal a local "
+                             "run's; a dead worker's reads are solved again elsewhere)")
     parser.add_argument("--read-cache-mb", type=positive_int, default=2048, metavar="MB",
                         help="size limit of --read-cache; least recently used entries go first (default 2048)")
 

@@ -237,6 +237,17 @@ def _spice_jobs(args) -> int:
     return default_jobs() if args.jobs is None else args.jobs
 
 
+def _spice_scheduler(args) -> str | None:
+    """``--scheduler`` of a SPICE command, checked reachable before any work (None without one)."""
+    if getattr(args, "scheduler", None) is None:
+        return None
+    from .parallel import dask_client
+
+    with dask_client(args.scheduler):
+        pass
+    return str(args.scheduler)
+
+
 def _read_cache(args):
     """The ``--read-cache`` of a SPICE command (None without one)."""
     if getattr(args, "read_cache", None) is None:
@@ -271,7 +282,8 @@ def cmd_evaluate(args) -> int:
     data = load_mnist(_data_dir(args), "test").head(args.limit)
     cache = _read_cache(args)
     report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode,
-                      spice_jobs=_spice_jobs(args), spice_cache=cache)
+                      spice_jobs=_spice_jobs(args), spice_cache=cache,
+                      spice_scheduler=_spice_scheduler(args) if args.backend == "spice" else None)
     print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "
           f"({report['seconds']} s)")
     if "nonlinear_reads" in report:
@@ -541,7 +553,8 @@ def cmd_cosim(args) -> int:
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     cache = _read_cache(args)
     report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=sim,
-                        spice_jobs=_spice_jobs(args), regenerate_rtl=args.regenerate_rtl, spice_cache=cache)
+                        spice_jobs=_spice_jobs(args), regenerate_rtl=args.regenerate_rtl, spice_cache=cache,
+                        spice_scheduler=_spice_scheduler(args))
     _say_cache(cache, report)
     write_json_atomic(args.out / "cosim.json", report)
     write_text_atomic(args.out / "cosim.md", cosim_markdown(report))
@@ -699,7 +712,8 @@ def cmd_spice(args) -> int:
     load_model(args.build)
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     cache = _read_cache(args)
-    report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True, cache=cache)
+    report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True, cache=cache,
+                          scheduler=_spice_scheduler(args))
     print(format_report(report))
     _say_cache(cache, report)
     if args.json:

@@ -100,9 +100,11 @@ def _rtl_stream(rtl_dir: Path, work_dir: Path, layer: CompiledLayer, golden: np.
 
 def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, *, tuning=None,
                register_writes: dict | None = None, sim: str = "icarus", progress: bool = True,
-               spice_jobs: int = 1, regenerate_rtl: bool = False, spice_cache=None) -> dict:
-    """Co-simulate ``images`` through SPICE tiles (``spice_jobs`` ngspice processes at a time, reads
-    through the read cache ``spice_cache`` if given) and RTL layer tops; returns the report dict.
+               spice_jobs: int = 1, regenerate_rtl: bool = False, spice_cache=None,
+               spice_scheduler: str | None = None) -> dict:
+    """Co-simulate ``images`` through SPICE tiles (``spice_jobs`` ngspice processes at a time, or on
+    the Dask cluster at ``spice_scheduler``; reads through the read cache ``spice_cache`` if given)
+    and RTL layer tops; returns the report dict.
 
     The RTL is the build's own ``rtl/`` after its hashes are checked (what is handed off), or with
     ``regenerate_rtl`` the model's Verilog emitted into ``work_dir/rtl`` (the report says which).
@@ -114,7 +116,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         for layer in model.layers:
             layer_harness(rtl_dir, layer)
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress,
-                        cache=spice_cache)
+                        cache=spice_cache, scheduler=spice_scheduler)
     n, layers, mismatch = len(images), [], None
     walk = walk_layers(model, images.astype(np.int64))
     for step in bar(walk, desc="cosim", unit="layer", total=len(model.layers), disable=not progress):

@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import io
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,31 +29,17 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..io_utils import write_atomic_bytes
+from .circuit import circuit_files, files_digest
 
 DEFAULT_MAX_BYTES = 2 << 30
 """Default size limit of a read cache (2 GiB)."""
 
-_INCLUDE = re.compile(r"^\s*\.(?:include|inc|lib)\s+\"?([^\"\s]+)\"?", re.IGNORECASE | re.MULTILINE)
 _ARRAYS = ("volts", "cols", "drivers")
 
 
 def circuit_digest(netlist: Path) -> str:
-    """sha256 over a netlist and, recursively, every file it ``.include``s / ``.lib``s (in order)."""
-    digest = hashlib.sha256()
-    seen: set[Path] = set()
-
-    def add(path: Path) -> None:
-        path = path.resolve()
-        if path in seen or not path.is_file():
-            return
-        seen.add(path)
-        data = path.read_bytes()
-        digest.update(str(len(data)).encode() + b":" + data)
-        for name in _INCLUDE.findall(data.decode(errors="replace")):
-            add(path.parent / name)
-
-    add(Path(netlist))
-    return digest.hexdigest()
+    """sha256 over a netlist and, recursively, every file it includes."""
+    return files_digest(circuit_files(netlist))
 
 
 def _touch(path: Path) -> None:

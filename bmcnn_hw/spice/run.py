@@ -200,6 +200,11 @@ class SpiceReader:
     solves the same netlist on the same vectors, so results depend on it only within ngspice's
     convergence tolerance (a stepped sweep split over workers starts Newton from other points).
 
+    ``scheduler``: a Dask scheduler address; the jobs :meth:`prefetch` would give local workers
+    go to the cluster instead, each carrying its circuit's files by content
+    (:mod:`bmcnn_hw.spice.shipped`), split exactly as ``jobs`` local workers would split them, so
+    the results equal a local run's; the tasks of a worker that dies are run again elsewhere.
+
     ``cache``: a :class:`~bmcnn_hw.spice.read_cache.ReadCache`; per-vector reads it holds for the
     same circuit, engine and options are served from it, and every solved batch is stored
     (superposition responses are not cached: they cost one solve per row).
@@ -207,7 +212,7 @@ class SpiceReader:
 
     def __init__(self, model: CompiledModel, chip: Chip, netlist_dir: Path, mode: SpiceMode = "auto",
                  check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1,
-                 progress: bool = False, cache: ReadCache | None = None) -> None:
+                 progress: bool = False, cache: ReadCache | None = None, scheduler: str | None = None) -> None:
         if mode not in SPICE_MODES:  # callers outside the type checker may pass any string
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         if jobs < 1:
@@ -231,7 +236,7 @@ class SpiceReader:
         """Superposition responses (transfer, admittance) per characterised tile."""
         self.nonlinear_tiles: set[TileKey] = set()
         self._solved: dict[TileKey, dict[bytes, Currents]] = {}
-        self.cache = cache
+        self.cache, self.scheduler = cache, scheduler
 
     def _cache_context(self, key: TileKey, used_cols: int) -> str | None:
         """The read cache's context of tile ``key`` (None without a cache)."""
@@ -278,6 +283,12 @@ class SpiceReader:
         bar with ``progress``."""
         results: list[Currents | SimulationError] = []
         quiet = not self.progress or len(jobs) < 2
+        if self.scheduler and jobs:
+            from ..parallel import run_jobs
+            from .shipped import no_setup, run_shipped, ship
+
+            return run_jobs(run_shipped, [ship(job) for job in jobs], no_setup, (), scheduler=self.scheduler,
+                            progress=not quiet, desc=what, unit="job")
         with progress_bar(total=len(jobs), desc=what, unit="job", leave=False, disable=quiet) as bar:
             if workers == 1 or len(jobs) < 2:
                 for job in jobs:

@@ -1,0 +1,79 @@
+"""SPICE jobs that carry their circuit by content, for workers that cannot see the caller's files.
+
+A tile netlist includes its subcircuit file and model libraries by relative path. A
+:class:`ShippedJob` holds every one of those files (the netlist and, recursively, what it
+``.include``s) with the sha256 over all of them; a worker writes them once per digest under
+its temp directory (checking the digest of what it wrote), points the job at its own copy and
+runs it on its own ngspice. What comes back is what a local worker returns: the currents, or
+the SimulationError the job raised, with the worker named when ngspice is missing there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SimulationError, ToolNotFound
+from .circuit import circuit_files, files_digest
+
+if TYPE_CHECKING:
+    from .run import Job
+
+
+@dataclass(frozen=True)
+class ShippedJob:
+    """A VectorJob or ResponseJob (``job``, its ``cir`` the netlist's name) with its circuit's files."""
+
+    job: Job
+    entry: str
+    """The netlist's name among ``files``."""
+    files: tuple[tuple[str, bytes], ...]
+    digest: str
+
+
+def ship(job: Job) -> ShippedJob:
+    """``job`` (with a ``cir`` path) made self-contained."""
+    files = circuit_files(job.cir)
+    entry = next(iter(files))
+    return ShippedJob(dataclasses.replace(job, cir=Path(entry)), entry, tuple(files.items()), files_digest(files))
+
+
+def _materialise(shipped: ShippedJob) -> Path:
+    """This worker's copy of the job's circuit (written once per digest); the netlist's path."""
+    folder = Path(tempfile.gettempdir()) / "bmcnn-hw-circuits" / shipped.digest
+    done = folder / ".complete"
+    if not done.exists():
+        files = dict(shipped.files)
+        if files_digest(files) != shipped.digest:
+            raise SimulationError(f"{shipped.entry}: the circuit's files do not match their digest")
+        for name, data in files.items():
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{target.name}.{os.getpid()}")
+            temp.write_bytes(data)
+            temp.replace(target)
+        done.touch()
+    return folder / shipped.entry
+
+
+def run_shipped(shipped: ShippedJob) -> Any:
+    """Run a shipped job on this process's ngspice: its result, or the SimulationError it raised
+    (a missing ngspice is one too, naming the worker's host)."""
+    from .run import run_job
+
+    try:
+        cir = _materialise(shipped)
+        return run_job(dataclasses.replace(shipped.job, cir=cir))
+    except ToolNotFound as exc:
+        return SimulationError(f"Dask worker on {socket.gethostname()}: {exc}")
+    except SimulationError as exc:
+        return exc
+
+
+def no_setup() -> None:
+    """Worker initializer of SPICE jobs: none needed (each job carries its circuit)."""
