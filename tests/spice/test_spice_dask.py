@@ -34,7 +34,7 @@ def test_a_shipped_job_runs_from_its_own_copy_of_the_circuit(tmp_path, monkeypat
     (tmp_path / "worker").mkdir()
     _tile(tmp_path)
     files = circuit_files(tmp_path / "n" / "fc0_r0_c0.cir")
-    assert list(files)[0] == "fc0_r0_c0.cir" and "fc0_r0_c0.sub" in files and "lib/rram_sinh.lib" in files
+    assert next(iter(files)) == "fc0_r0_c0.cir" and "fc0_r0_c0.sub" in files and "lib/rram_sinh.lib" in files
     volts = np.random.default_rng(1).integers(0, 2, (5, 10)) * 0.2
     job = VectorJob(tmp_path / "n" / "fc0_r0_c0.cir", False, volts, 12, True)
     shipped = ship(job)
