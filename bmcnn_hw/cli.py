@@ -66,6 +66,10 @@ def _add_spice_jobs(parser) -> None:
                         help="keep solved per-vector tile reads in DIR, keyed by the circuit's content, the "
                              "engine and version, the solve options and the input vector, and serve repeated "
                              "reads from there (a second run, cosim after spice); damaged entries are re-solved")
+    parser.add_argument("--engine", choices=("ngspice", "vacask"), default="ngspice",
+                        help="SPICE engine of the tile reads: ngspice (the reference; default) or vacask (KLU "
+                             "solver, OSDI BSIM4; every distinct input solved, no superposition; linear and 1T1R "
+                             "cells with ideal or railed TIAs; pip install -e '.[vacask]')")
     parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                         help="solve the tile reads on this Dask scheduler's workers instead of local processes "
                              "(each worker needs ngspice and bmcnn-hw; circuits travel by content and hash; the "

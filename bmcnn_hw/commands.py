@@ -283,9 +283,11 @@ def cmd_evaluate(args) -> int:
     cache = _read_cache(args)
     report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode,
                       spice_jobs=_spice_jobs(args), spice_cache=cache,
-                      spice_scheduler=_spice_scheduler(args) if args.backend == "spice" else None)
+                      spice_scheduler=_spice_scheduler(args) if args.backend == "spice" else None,
+                      spice_engine=args.engine)
+    engine = f", {report['spice_engine']}" if "spice_engine" in report else ""
     print(f"{args.backend}: {report['correct']}/{report['images']} correct, accuracy {100 * report['accuracy']:.2f} % "
-          f"({report['seconds']} s)")
+          f"({report['seconds']} s{engine})")
     if "nonlinear_reads" in report:
         served = report["nonlinear_reads"]
         print(f"nonlinear tile reads (distinct per batch): {served['mesh']:,} by the mesh iteration, "
@@ -554,7 +556,7 @@ def cmd_cosim(args) -> int:
     cache = _read_cache(args)
     report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=sim,
                         spice_jobs=_spice_jobs(args), regenerate_rtl=args.regenerate_rtl, spice_cache=cache,
-                        spice_scheduler=_spice_scheduler(args))
+                        spice_scheduler=_spice_scheduler(args), spice_engine=args.engine)
     _say_cache(cache, report)
     write_json_atomic(args.out / "cosim.json", report)
     write_text_atomic(args.out / "cosim.md", cosim_markdown(report))
@@ -713,7 +715,7 @@ def cmd_spice(args) -> int:
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     cache = _read_cache(args)
     report = spice_report(args.build, images, args.mode, jobs=_spice_jobs(args), progress=True, cache=cache,
-                          scheduler=_spice_scheduler(args))
+                          scheduler=_spice_scheduler(args), engine=args.engine)
     print(format_report(report))
     _say_cache(cache, report)
     if args.json:

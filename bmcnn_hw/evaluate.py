@@ -26,14 +26,14 @@ BACKENDS = ("torch", "golden", "physics", "spice")
 def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkpoint: Path | None = None,
                     batch: int | None = None, progress: bool = True, spice_mode: SpiceMode = "auto",
                     spice_jobs: int = 1, solved: dict | None = None, spice_cache=None,
-                    spice_scheduler: str | None = None) -> np.ndarray:
+                    spice_scheduler: str | None = None, spice_engine: str = "ngspice") -> np.ndarray:
     """Predicted classes of ``images`` with one back end.
 
     torch: the trained checkpoint; golden: exact integer model; physics: crossbar
     physics on the build's chip; spice: ngspice on the build's netlists, reads solved as
     ``spice_mode`` says, ``spice_jobs`` ngspice processes at a time (see
     :class:`~bmcnn_hw.spice.run.SpiceReader`; on the Dask cluster at ``spice_scheduler`` if given),
-    through the read cache ``spice_cache`` if given.
+    through the read cache ``spice_cache`` if given, solved by ``spice_engine``.
     ``solved``, if given, receives the physics executor's nonlinear read counts
     (:meth:`PhysicsReader.nonlinear_reads`).
     """
@@ -56,7 +56,8 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
 
         verify_netlists(build_dir)
         reader = SpiceReader(model, Chip.of_build(model), Path(build_dir) / "netlists", mode=spice_mode,
-                             jobs=spice_jobs, progress=progress, cache=spice_cache, scheduler=spice_scheduler)
+                             jobs=spice_jobs, progress=progress, cache=spice_cache, scheduler=spice_scheduler,
+                             engine=spice_engine)
     # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads; nonlinear
     # physics: 256 (repeated input vectors are solved once per read call, so larger batches repeat
     # more: conv0's bit planes 4.2x at 16 images, 6.0x at 128; about 1.2 GB at 256)
@@ -138,4 +139,8 @@ def evaluate(build_dir: Path, data: Dataset, backend: str, **kwargs) -> dict:
               "predictions": preds.tolist()}
     if solved:
         report["nonlinear_reads"] = solved
+    if backend == "spice":
+        from .spice.run import engine_label
+
+        report["spice_engine"] = engine_label(kwargs.get("spice_engine", "ngspice"))
     return report

@@ -101,10 +101,10 @@ def _rtl_stream(rtl_dir: Path, work_dir: Path, layer: CompiledLayer, golden: np.
 def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, *, tuning=None,
                register_writes: dict | None = None, sim: str = "icarus", progress: bool = True,
                spice_jobs: int = 1, regenerate_rtl: bool = False, spice_cache=None,
-               spice_scheduler: str | None = None) -> dict:
+               spice_scheduler: str | None = None, spice_engine: str = "ngspice") -> dict:
     """Co-simulate ``images`` through SPICE tiles (``spice_jobs`` ngspice processes at a time, or on
-    the Dask cluster at ``spice_scheduler``; reads through the read cache ``spice_cache`` if given)
-    and RTL layer tops; returns the report dict.
+    the Dask cluster at ``spice_scheduler``; reads through the read cache ``spice_cache`` if given;
+    solved by ``spice_engine``) and RTL layer tops; returns the report dict.
 
     The RTL is the build's own ``rtl/`` after its hashes are checked (what is handed off), or with
     ``regenerate_rtl`` the model's Verilog emitted into ``work_dir/rtl`` (the report says which).
@@ -116,7 +116,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         for layer in model.layers:
             layer_harness(rtl_dir, layer)
     spice = SpiceReader(model, chip, Path(build_dir) / "netlists", jobs=spice_jobs, progress=progress,
-                        cache=spice_cache, scheduler=spice_scheduler)
+                        cache=spice_cache, scheduler=spice_scheduler, engine=spice_engine)
     n, layers, mismatch = len(images), [], None
     walk = walk_layers(model, images.astype(np.int64))
     for step in bar(walk, desc="cosim", unit="layer", total=len(model.layers), disable=not progress):
@@ -168,6 +168,7 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
         step.output = rtl_out  # the RTL's bits feed the next layer
     predictions, rtol = rtl_out.tolist(), AGREEMENT_RTOL[chip.params.cell]
     return {"build": str(build_dir), "images": n, "chip": chip.describe(), "simulator": sim,
+            "spice_engine": spice.engine_name(),
             "rtl": rtl_source(rtl_dir, regenerate_rtl),
             "tuned": tuning is not None, "layers": layers, "predictions_rtl": predictions,
             "mismatches": sum(row["mismatches"] for row in layers), "first_mismatch": mismatch,
@@ -195,7 +196,8 @@ def _codes(row: dict) -> str:
 def cosim_markdown(report: dict) -> str:
     """The report as a Markdown table."""
     lines = [f"Co-simulation of {report['images']} image(s), chip seed {report['chip']['seed']}, "
-             f"{report['simulator']}, tuned: {report['tuned']}", f"RTL simulated: {report['rtl']}", "",
+             f"{report['simulator']}, tuned: {report['tuned']}", f"RTL simulated: {report['rtl']}",
+             f"SPICE engine: {report.get('spice_engine', 'ngspice')}", "",
              "| layer | outputs | max dI / I_max (SPICE vs golden) | ADC codes | RTL = golden | SPICE s | RTL s "
              "| Python s |",
              "|---|---|---|---|---|---|---|---|"]

@@ -124,27 +124,28 @@ def disagreement(report: dict[str, Any]) -> str | None:
 
 
 def spice_report(build_dir: Path, images: np.ndarray, mode: SpiceMode = "auto", jobs: int = 1,
-                 progress: bool = False, cache: ReadCache | None = None, scheduler: str | None = None
-                 ) -> dict[str, Any]:
+                 progress: bool = False, cache: ReadCache | None = None, scheduler: str | None = None,
+                 engine: str = "ngspice") -> dict[str, Any]:
     """Every crossbar read of ``images`` through ngspice and through the physics model.
 
     Returns per-layer rows (tiles, reads, worst relative current error, ADC agreement,
     read energy per inference from SPICE and physics, energy per tile read), the
     predictions of both, ngspice solve count and seconds; ``jobs`` ngspice processes at a time
     (a progress bar per layer with ``progress``; on the Dask cluster at ``scheduler`` if given),
-    per-vector reads through ``cache`` if given.
+    per-vector reads through ``cache`` if given, solved by ``engine`` (ngspice or vacask).
     """
     model = load_model(build_dir)
     verify_netlists(build_dir)
     chip = Chip.of_build(model)
     start = time.perf_counter()
     reader = SpiceReader(model, chip, Path(build_dir) / "netlists", mode=mode, jobs=jobs, progress=progress,
-                         cache=cache, scheduler=scheduler)
+                         cache=cache, scheduler=scheduler, engine=engine)
     spice, spice_acc = run_crossbar(model, images, reader, record=True)
     seconds = time.perf_counter() - start
     physics, physics_acc = run_crossbar(model, images, PhysicsReader(chip), record=True)
     return {
         "build": str(build_dir), "images": len(images), "mode": mode, "jobs": jobs, "scheduler": scheduler,
+        "engine": reader.engine_name(),
         "ngspice_solves": reader.solves,
         "characterised_tiles": len(reader.responses), "seconds": round(seconds, 3),
         "layers": _layer_rows(model, chip, spice_acc, physics_acc, len(images)),
@@ -177,7 +178,7 @@ def format_report(report: dict[str, Any]) -> str:
                  f"current) <= {report['layers'][0]['rtol']:g}; N@b = N codes differ where the current sits within "
                  "that tolerance of a rounding boundary")
     lines.append(f"read energy per inference {total:.4e} J (t_read {report['t_read_s']:g} s); "
-                 f"{report['ngspice_solves']} ngspice solves, {report['characterised_tiles']} tiles characterised by "
-                 f"superposition, {report['seconds']} s; predictions SPICE {report['predictions_spice']} "
-                 f"physics {report['predictions_physics']}")
+                 f"{report['ngspice_solves']} solves by {report.get('engine', 'ngspice')}, "
+                 f"{report['characterised_tiles']} tiles characterised by superposition, {report['seconds']} s; "
+                 f"predictions SPICE {report['predictions_spice']} physics {report['predictions_physics']}")
     return "\n".join(lines)

@@ -14,7 +14,9 @@ tile read a layer will ask for, in parallel, before the reads are made.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ import numpy as np
 
 from ..artefact import CompiledModel
 from ..config import SPICE_MODES, SpiceMode
-from ..errors import SimulationError
+from ..errors import SimulationError, ToolNotFound
 from ..golden.chip import Chip
 from ..golden.crossbar import TileRead, split_columns
 from ..progress import bar as progress_bar
@@ -32,6 +34,7 @@ from ..progress import say
 from .netlist import driver_branch, sense_branch, tile_netlist_name
 from .ngspice import NgSpice
 from .read_cache import ReadCache
+from .shipped import ShippedJob, materialise
 from .stepped import stepped_netlist
 
 TileKey = tuple[int, int, int]
@@ -52,7 +55,14 @@ class TileSolver:
     """Input vectors per stepped DC sweep."""
 
     def __init__(self) -> None:
-        self.ng = NgSpice.get()
+        self._ng: NgSpice | None = None
+
+    @property
+    def ng(self) -> NgSpice:
+        """This process's ngspice, started on first use (a VACASK-only solver never needs it)."""
+        if self._ng is None:
+            self._ng = NgSpice.get()
+        return self._ng
 
     def load(self, cir: Path, hs_models: bool) -> None:
         """Make tile netlist ``cir`` the current circuit (kept if it already is)."""
@@ -71,9 +81,14 @@ class TileSolver:
         return cols, drivers
 
     def vectors(self, cir: Path, hs_models: bool, volts: np.ndarray, n_phys: int,
-                stepped: bool) -> tuple[np.ndarray, np.ndarray]:
+                stepped: bool, engine: str = "ngspice") -> tuple[np.ndarray, np.ndarray]:
         """Column (K, P) and driver (K, R) currents of row voltages ``volts`` (K, R): one
-        ``alter`` + ``op`` per vector, or ``STEP_BATCH`` vectors per stepped DC sweep."""
+        ``alter`` + ``op`` per vector, or ``STEP_BATCH`` vectors per stepped DC sweep (ngspice), or
+        one VACASK run of ``alter`` + ``op`` per vector (``engine`` vacask)."""
+        if engine == "vacask":
+            from .vacask import solve_vectors
+
+            return solve_vectors(cir, volts, n_phys)
         if not stepped:
             self.load(cir, hs_models)
             solved = [self.operating_point(v, n_phys) for v in volts]
@@ -131,10 +146,11 @@ class VectorJob:
     volts: np.ndarray
     n_phys: int
     stepped: bool
+    engine: str = "ngspice"
 
     def run(self, solver: TileSolver) -> Currents:
         """(column currents (K, P), driver currents (K, R))."""
-        return solver.vectors(self.cir, self.hs_models, self.volts, self.n_phys, self.stepped)
+        return solver.vectors(self.cir, self.hs_models, self.volts, self.n_phys, self.stepped, self.engine)
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,19 @@ def run_job(job: Job) -> Currents | SimulationError:
     return _result_or_error(job, _WORKER_SOLVER)
 
 
+ENGINES = ("ngspice", "vacask")
+"""SPICE engines for tile reads (ngspice is the reference)."""
+
+
+def engine_label(engine: str) -> str:
+    """Name, version (and, for ngspice, build date) of SPICE engine ``engine``, as reports give it."""
+    if engine == "vacask":
+        from .vacask import engine_name
+
+        return engine_name()
+    return NgSpice.get().engine()
+
+
 def default_jobs() -> int:
     """Worker processes for SPICE reads when the user does not say: one per core this process
     may run on."""
@@ -205,6 +234,9 @@ class SpiceReader:
     (:mod:`bmcnn_hw.spice.shipped`), split exactly as ``jobs`` local workers would split them, so
     the results equal a local run's; the tasks of a worker that dies are run again elsewhere.
 
+    ``engine``: ``ngspice`` (the reference) or ``vacask`` (:mod:`bmcnn_hw.spice.vacask`: every
+    distinct vector solved by VACASK, no superposition responses; linear and 1T1R cells).
+
     ``cache``: a :class:`~bmcnn_hw.spice.read_cache.ReadCache`; per-vector reads it holds for the
     same circuit, engine and options are served from it, and every solved batch is stored
     (superposition responses are not cached: they cost one solve per row).
@@ -212,11 +244,17 @@ class SpiceReader:
 
     def __init__(self, model: CompiledModel, chip: Chip, netlist_dir: Path, mode: SpiceMode = "auto",
                  check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1,
-                 progress: bool = False, cache: ReadCache | None = None, scheduler: str | None = None) -> None:
+                 progress: bool = False, cache: ReadCache | None = None, scheduler: str | None = None,
+                 engine: str = "ngspice") -> None:
         if mode not in SPICE_MODES:  # callers outside the type checker may pass any string
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         if jobs < 1:
             raise SimulationError(f"SPICE jobs must be at least 1, not {jobs}")
+        if engine not in ENGINES:
+            raise SimulationError(f"SPICE engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if engine == "vacask" and mode == "superposition":
+            raise SimulationError("SPICE mode 'superposition' is ngspice's; --engine vacask solves every distinct "
+                                  "input (mode per-vector or auto)")
         self.model, self.chip, self.netlist_dir = model, chip, Path(netlist_dir)
         self.mode, self.jobs, self.progress = mode, jobs, progress
         self.check_vectors, self.check_rtol = check_vectors, check_rtol
@@ -236,14 +274,18 @@ class SpiceReader:
         """Superposition responses (transfer, admittance) per characterised tile."""
         self.nonlinear_tiles: set[TileKey] = set()
         self._solved: dict[TileKey, dict[bytes, Currents]] = {}
-        self.cache, self.scheduler = cache, scheduler
+        self.cache, self.scheduler, self.engine = cache, scheduler, engine
 
     def _cache_context(self, key: TileKey, used_cols: int) -> str | None:
         """The read cache's context of tile ``key`` (None without a cache)."""
         if self.cache is None:
             return None
         options = f"stepped={self.stepped} hsa={self.hs_models} columns={self._n_phys(used_cols)}"
-        return self.cache.context(self._netlist(*key), self.solver.ng.engine(), options)
+        return self.cache.context(self._netlist(*key), self.engine_name(), options)
+
+    def engine_name(self) -> str:
+        """Name and version of the engine that solves the per-vector reads."""
+        return engine_label(self.engine)
 
     def _netlist(self, index: int, rt: int, ct: int) -> Path:
         return self.netlist_dir / tile_netlist_name(self.model.layers[index], rt, ct)
@@ -260,6 +302,8 @@ class SpiceReader:
 
     def _superposition(self, key: TileKey, distinct: int, used_rows: int) -> bool:
         """Whether the reads of tile ``key`` come from its superposition response."""
+        if self.engine != "ngspice":
+            return False
         if self.mode != "auto":
             return self.mode == "superposition"
         cheaper = distinct > used_rows + self.check_vectors
@@ -285,7 +329,7 @@ class SpiceReader:
         quiet = not self.progress or len(jobs) < 2
         if self.scheduler and jobs:
             from ..parallel import run_jobs
-            from .shipped import no_setup, run_shipped, ship
+            from .shipped import no_setup, ship
 
             return run_jobs(run_shipped, [ship(job) for job in jobs], no_setup, (), scheduler=self.scheduler,
                             progress=not quiet, desc=what, unit="job")
@@ -368,7 +412,8 @@ class SpiceReader:
         for key, missing, used in pending:
             for start in range(0, len(missing), chunk):
                 part = missing[start:start + chunk]
-                jobs.append(VectorJob(self._netlist(*key), self.hs_models, part, self._n_phys(used), self.stepped))
+                jobs.append(VectorJob(self._netlist(*key), self.hs_models, part, self._n_phys(used), self.stepped,
+                                      self.engine))
                 owners.append(key)
         layer = self.model.layers[owners[0][0]].name
         results = self._run(jobs, f"ngspice: {layer} tile reads", workers)
@@ -411,6 +456,17 @@ class SpiceReader:
             i_drivers = np.stack([known[v.tobytes()][1] for v in unique])[inverse]
         i_plus, i_minus = split_columns(i_phys, self.chip.encoding)
         return TileRead(i_plus, i_minus, i_drivers)
+
+
+def run_shipped(shipped: ShippedJob) -> Currents | SimulationError:
+    """Run a job that carries its circuit (:mod:`bmcnn_hw.spice.shipped`) on this process's solver:
+    its result, or the SimulationError it raised (a missing engine is one too, naming the host)."""
+    try:
+        return run_job(dataclasses.replace(shipped.job, cir=materialise(shipped)))
+    except ToolNotFound as exc:
+        return SimulationError(f"Dask worker on {socket.gethostname()}: {exc}")
+    except SimulationError as exc:
+        return exc
 
 
 def _result_or_error(job: Job, solver: TileSolver) -> Currents | SimulationError:

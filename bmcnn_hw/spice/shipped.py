@@ -3,47 +3,43 @@
 A tile netlist includes its subcircuit file and model libraries by relative path. A
 :class:`ShippedJob` holds every one of those files (the netlist and, recursively, what it
 ``.include``s) with the sha256 over all of them; a worker writes them once per digest under
-its temp directory (checking the digest of what it wrote), points the job at its own copy and
-runs it on its own ngspice. What comes back is what a local worker returns: the currents, or
-the SimulationError the job raised, with the worker named when ngspice is missing there.
+its temp directory (checking the digest of what it received), points the job at its own copy and
+runs it (:func:`bmcnn_hw.spice.run.run_shipped`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import SimulationError, ToolNotFound
+from ..errors import SimulationError
 from .circuit import circuit_files, files_digest
-
-if TYPE_CHECKING:
-    from .run import Job
 
 
 @dataclass(frozen=True)
 class ShippedJob:
     """A VectorJob or ResponseJob (``job``, its ``cir`` the netlist's name) with its circuit's files."""
 
-    job: Job
+    job: Any
+    """A ``VectorJob`` or ``ResponseJob`` of :mod:`bmcnn_hw.spice.run`."""
     entry: str
     """The netlist's name among ``files``."""
     files: tuple[tuple[str, bytes], ...]
     digest: str
 
 
-def ship(job: Job) -> ShippedJob:
+def ship(job: Any) -> ShippedJob:
     """``job`` (with a ``cir`` path) made self-contained."""
     files = circuit_files(job.cir)
     entry = next(iter(files))
     return ShippedJob(dataclasses.replace(job, cir=Path(entry)), entry, tuple(files.items()), files_digest(files))
 
 
-def _materialise(shipped: ShippedJob) -> Path:
+def materialise(shipped: ShippedJob) -> Path:
     """This worker's copy of the job's circuit (written once per digest); the netlist's path."""
     folder = Path(tempfile.gettempdir()) / "bmcnn-hw-circuits" / shipped.digest
     done = folder / ".complete"
@@ -59,20 +55,6 @@ def _materialise(shipped: ShippedJob) -> Path:
             temp.replace(target)
         done.touch()
     return folder / shipped.entry
-
-
-def run_shipped(shipped: ShippedJob) -> Any:
-    """Run a shipped job on this process's ngspice: its result, or the SimulationError it raised
-    (a missing ngspice is one too, naming the worker's host)."""
-    from .run import run_job
-
-    try:
-        cir = _materialise(shipped)
-        return run_job(dataclasses.replace(shipped.job, cir=cir))
-    except ToolNotFound as exc:
-        return SimulationError(f"Dask worker on {socket.gethostname()}: {exc}")
-    except SimulationError as exc:
-        return exc
 
 
 def no_setup() -> None:

