@@ -26,12 +26,17 @@ thread (:mod:`bmcnn_hw.golden.mesh_kernel`).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 
 from .cells import CellModel, OneTransistorOneResistorCell, SinhCell
 from .mesh_kernel import LINEAR, ONE_T_ONE_R, SINH, mesh_reads
+
+_KERNEL = threading.Lock()
+"""One kernel call at a time per process: the call is parallel inside, and numba's fallback
+threading layer (workqueue, where no OpenMP runtime is found) aborts on concurrent calls."""
 
 
 def thomas_factors(diagonal: np.ndarray, g_w: float, held_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -99,12 +104,18 @@ class MeshSolver:
     def read(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Column currents (M, P) into the TIAs, driver currents (M, R) and a mask (M,) of the reads
         that settled, for row drives ``volts`` (M, R); the others' currents are not to be used."""
-        i_cols, drivers, iterations = mesh_reads(  # type: ignore[call-arg]  # numba's Dispatcher hides the signature
+        with _KERNEL:
+            i_cols, drivers, iterations = self._kernel(volts)
+        self.iterations = iterations
+        return i_cols, drivers, iterations <= self.max_iter
+
+    def _kernel(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The compiled iteration of every read of ``volts`` (:func:`mesh_kernel.mesh_reads`)."""
+        result: tuple[np.ndarray, np.ndarray, np.ndarray] = mesh_reads(  # type: ignore[call-arg]  # numba hides it
             np.ascontiguousarray(volts, dtype=float), self._cell_args[0], self.g_rho, self.m_den, self.gc, self.g,
             self.alpha, self.row_inv, self.row_cp, self.col_inv, self.col_cp, self.g_w, self.gs, self.g_last,
             *self._cell_args[1:], self.tol_v, self.max_iter)
-        self.iterations = iterations
-        return i_cols, drivers, iterations <= self.max_iter
+        return result
 
 
 def _cell_arguments(cell: CellModel, shape: tuple[int, int], dvth: np.ndarray | None) -> tuple[Any, ...]:
