@@ -1,6 +1,6 @@
 """Benchmark: SPICE engines on one tile of sky130 1T1R cells behind met1 wires.
 
-One tile of ROWS x ROWS devices (ROWS rows, ROWS/2 differential weight columns) of the
+One tile of ROWS rows and COLS differential weight columns (2 COLS devices per row) of the
 ``rram-1t1r-sky130-hr`` preset (100 kOhm, met1 wires, threshold mismatch), random binary
 inputs. Baseline (measured first, in the same run): ngspice as ``evaluate --backend spice``
 runs it for nonlinear cells (every vector a point of one stepped DC sweep, the default).
@@ -8,7 +8,7 @@ Then VACASK (``--engine vacask``: one run, ``alter`` + ``op`` per vector). Print
 operating point of each (process time of the engine included: VACASK runs as a child process),
 the ratio, and the largest current difference relative to the largest current.
 
-    python bench/bench_engines.py [--rows 64] [--vectors 4]
+    python bench/bench_engines.py [--rows 64] [--cols 64] [--vectors 4]
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from tests.helpers import random_fc_model
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=64, help="tile rows (= device columns)")
+    parser.add_argument("--rows", type=int, default=64, help="tile rows")
+    parser.add_argument("--cols", type=int, default=64, help="weight columns (two devices each)")
     parser.add_argument("--vectors", type=int, default=4, help="input vectors solved by each engine")
     args = parser.parse_args()
     device = dataclasses.replace(get_preset("rram-1t1r-sky130-hr"), sigma_on_rel=0.1, sigma_off_rel=0.1)
-    rows, cols = args.rows, args.rows // 2
+    rows, cols = args.rows, args.cols
     model = random_fc_model(rows, cols, 0, tile_rows=rows, tile_cols=cols, device=device)
     chip = Chip(model, device, 1)
     volts = np.random.default_rng(0).integers(0, 2, (args.vectors, rows)) * device.v_read_v
