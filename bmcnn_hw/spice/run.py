@@ -381,9 +381,9 @@ class SpiceReader:
         by_response = sum(rows + self.check_vectors for _, rows, _ in todo)
         superposed = {key for key, _, _ in todo} | set(self.responses)
         per_vector = sum(len(d) for key, d, _ in wanted if key not in superposed)
-        say(f"ngspice: {self.model.layers[index].name}: {len(wanted)} tile(s), about "
+        say(f"{self.engine}: {self.model.layers[index].name}: {len(wanted)} tile(s), about "
             f"{by_response + per_vector:,} solves ({by_response:,} for superposition responses, "
-            f"{per_vector:,} distinct input vectors), {self.jobs} ngspice process(es)")
+            f"{per_vector:,} distinct input vectors), {self.jobs} {self.engine} process(es)")
 
     def _prefetch_vectors(self, wanted: list[tuple[TileKey, np.ndarray, int]], workers: int | None = None) -> None:
         """Solve the not yet solved vectors of ``(key, distinct volts, used_cols)`` tiles on
@@ -416,7 +416,7 @@ class SpiceReader:
                                       self.engine))
                 owners.append(key)
         layer = self.model.layers[owners[0][0]].name
-        results = self._run(jobs, f"ngspice: {layer} tile reads", workers)
+        results = self._run(jobs, f"{self.engine}: {layer} tile reads", workers)
         for key, job, result in zip(owners, jobs, results, strict=True):
             if isinstance(result, SimulationError):
                 raise result
