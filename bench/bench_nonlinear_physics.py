@@ -33,7 +33,10 @@ from bmcnn_hw.golden.tile_nonlinear import BATCH_ELEMENTS, NonlinearTile
 
 
 class _PreviousTile(NonlinearTile):
-    """The previous read path: sparse chord iteration on every vector, in chunks, no de-duplication."""
+    """The previous read path: sparse chord iteration on every vector, in chunks, no mesh, no de-duplication."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs, mesh=False)
 
     def read(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows, cols = self.r.shape
@@ -46,16 +49,7 @@ class _PreviousTile(NonlinearTile):
 class _PreviousReader(PhysicsReader):
     """A PhysicsReader whose nonlinear tiles take the previous path."""
 
-    def nonlinear_tile(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> NonlinearTile:
-        key = (layer_index, rt, ct, used_rows, used_cols)
-        if key not in self._nonlinear:
-            tile = self.chip.tiles[(layer_index, rt, ct)]
-            r_phys, _ = tile.physical(used_rows, used_cols)
-            p = self.chip.params
-            self._nonlinear[key] = _PreviousTile(self.chip.cell, r_phys, tile.physical_dvth(used_rows, used_cols),
-                                                 p.r_wire_ohm, p.r_source_ohm, self.chip.readout.tia_input_ohm,
-                                                 mesh=False)
-        return self._nonlinear[key]
+    nonlinear_tile_class = _PreviousTile
 
 
 def _run(build: str, data_dir: str, images: int, previous: bool) -> dict:

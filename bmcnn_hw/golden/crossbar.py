@@ -124,6 +124,9 @@ class PhysicsReader:
     ``F(+-V_read) = +-V_read g_eff`` or nothing, with ``g_eff = F(V_read) / V_read``.
     """
 
+    nonlinear_tile_class: type[NonlinearTile] = NonlinearTile
+    """What :meth:`nonlinear_tile` builds (a benchmark swaps in the previous read path)."""
+
     def __init__(self, chip: Chip):
         self.chip = chip
         self._responses: dict[TileKey, TileResponse] = {}
@@ -160,9 +163,9 @@ class PhysicsReader:
             tile = self.chip.tiles[(layer_index, rt, ct)]
             r_phys, _ = tile.physical(used_rows, used_cols)
             p = self.chip.params
-            self._nonlinear[key] = NonlinearTile(self.chip.cell, r_phys, tile.physical_dvth(used_rows, used_cols),
-                                                 p.r_wire_ohm, p.r_source_ohm, self.chip.readout.tia_input_ohm,
-                                                 name=f"layer {layer_index} tile ({rt},{ct})")
+            self._nonlinear[key] = self.nonlinear_tile_class(
+                self.chip.cell, r_phys, tile.physical_dvth(used_rows, used_cols), p.r_wire_ohm, p.r_source_ohm,
+                self.chip.readout.tia_input_ohm, name=f"layer {layer_index} tile ({rt},{ct})")
         return self._nonlinear[key]
 
     def nonlinear_reads(self) -> dict[str, int]:
