@@ -14,8 +14,8 @@ current ``dev`` (as the sparse solver does), a cell is a conductance and a curre
 One iteration evaluates the elements at the present voltages (deviation currents), then solves
 every row chain with the column voltages held (``(L_row + diag g) r_i = s_i + g c_i - d_i``),
 then every column chain with the new row voltages (``(L_col + diag g) c_j = g r_j + d_j``):
-tridiagonal systems, solved by the Thomas algorithm for all rows (columns) and all reads of a
-batch at once, O(cells x reads) per iteration and no factorisation to store. It is the chord
+tridiagonal systems, solved by Thomas substitution with factors prepared once per tile,
+O(cells) per read and iteration and no factorisation to store. It is the chord
 iteration with its linear solve replaced by one block Gauss-Seidel sweep, so it has the same
 fixed point; it converges fast where the cells are weak against the wires (a cell conductance
 times a chain's resistance well below 1: high-resistance cells, short tiles) and slowly or not
