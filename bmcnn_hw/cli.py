@@ -60,12 +60,14 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def _add_spice_jobs(parser) -> None:
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="ngspice processes solving tiles side by side (default: one per core this process may "
-                             "use); results equal within ngspice's convergence tolerance for any N")
+                        help="SPICE processes solving tiles side by side (default: one per core this process may "
+                             "use); results equal within the engine's convergence tolerance for any N")
     parser.add_argument("--read-cache", type=Path, default=None, metavar="DIR",
                         help="keep solved per-vector tile reads in DIR, keyed by the circuit's content, the "
                              "engine and version, the solve options and the input vector, and serve repeated "
                              "reads from there (a second run, cosim after spice); damaged entries are re-solved")
+    parser.add_argument("--read-cache-mb", type=positive_int, default=2048, metavar="MB",
+                        help="size limit of --read-cache; least recently used entries go first (default 2048)")
     parser.add_argument("--engine", choices=("ngspice", "vacask"), default="ngspice",
                         help="SPICE engine of the tile reads: ngspice (the reference; default) or vacask (KLU "
                              "solver, OSDI BSIM4; every distinct input solved, no superposition; linear and 1T1R "
@@ -75,8 +77,6 @@ def _add_spice_jobs(parser) -> None:
                              "(each worker needs ngspice and bmcnn-hw; circuits travel by content and hash; the "
                              "reads are split as --jobs local workers would split them, so results equal a local "
                              "run's; a dead worker's reads are solved again elsewhere)")
-    parser.add_argument("--read-cache-mb", type=positive_int, default=2048, metavar="MB",
-                        help="size limit of --read-cache; least recently used entries go first (default 2048)")
 
 
 def _add_device_overrides(parser, where: str) -> None:
@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("build", type=Path, metavar="BUILD_DIR")
     ev.add_argument("--backend", default="golden", choices=["torch", "golden", "physics", "spice"],
                     help="torch: trained model; golden: exact integer; physics: crossbar model of the build's chip; "
-                         "spice: ngspice on the build's netlists (see --mode for how reads are solved)")
+                         "spice: SPICE (--engine) on the build's netlists (see --mode for how reads are solved)")
     ev.add_argument("--limit", type=positive_int, help="first N test images only")
     ev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     ev.add_argument("--checkpoint", type=Path, help="checkpoint for --backend torch (default: the build's)")
