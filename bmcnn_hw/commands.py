@@ -239,7 +239,7 @@ def _spice_jobs(args) -> int:
 
 def _spice_scheduler(args) -> str | None:
     """``--scheduler`` of a SPICE command, checked reachable before any work (None without one)."""
-    if getattr(args, "scheduler", None) is None:
+    if args.scheduler is None:
         return None
     from .parallel import dask_client
 
@@ -250,7 +250,7 @@ def _spice_scheduler(args) -> str | None:
 
 def _read_cache(args):
     """The ``--read-cache`` of a SPICE command (None without one)."""
-    if getattr(args, "read_cache", None) is None:
+    if args.read_cache is None:
         return None
     from .spice.read_cache import ReadCache
 

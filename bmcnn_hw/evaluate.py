@@ -59,14 +59,13 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
                              jobs=spice_jobs, progress=progress, cache=spice_cache, scheduler=spice_scheduler,
                              engine=spice_engine)
     # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads; nonlinear
-    # physics: 256 (repeated input vectors are solved once per read call, so larger batches repeat
-    # more: conv0's bit planes 4.2x at 16 images, 6.0x at 128; about 1.2 GB at 256)
-    nonlinear = isinstance(reader, PhysicsReader) and not reader.level_linear
+    # physics: 256 (the accumulator reads each distinct input row of a batch once, so larger batches
+    # repeat more: conv0's bit planes 4.2x at 16 images, 6.0x at 128; about 1.2 GB at 256)
+    nonlinear = reader if isinstance(reader, PhysicsReader) and not reader.level_linear else None
     batch = batch or (16 if backend == "spice" else 256 if nonlinear else 500)
-    physics = reader
     starts = range(0, len(images), batch)
-    if nonlinear and isinstance(reader, PhysicsReader):
-        reader = TileReadProgress(reader, tile_reads_per_batch(model), len(starts), enabled=progress)
+    if nonlinear is not None:
+        reader = TileReadProgress(nonlinear, tile_reads_per_batch(model), len(starts), enabled=progress)
     preds = []
     with bar(total=len(images), desc=backend, unit="image", disable=not progress) as done:
         for start in starts:
@@ -78,8 +77,8 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
                 reader.batch_done()
     if isinstance(reader, TileReadProgress):
         reader.close()
-    if solved is not None and isinstance(physics, PhysicsReader) and nonlinear:
-        solved.update(physics.nonlinear_reads())
+    if solved is not None and nonlinear is not None:
+        solved.update(nonlinear.nonlinear_reads())
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
 
 

@@ -63,15 +63,12 @@ class TransistorTable:
                                           self._locate(self.vs_v, vs))
         t = self.ids_a.ravel()  # flat gathers: one index computation instead of three per corner
         step_d, step_g = self.ids_a.shape[2], self.ids_a.shape[1] * self.ids_a.shape[2]
-        base = (ig * step_g + id_ * step_d + is_).ravel()
-        tg, td, ts = (np.broadcast_to(w, np.shape(base.reshape(np.broadcast_shapes(
-            np.shape(ig), np.shape(id_), np.shape(is_))))) for w in (tg, td, ts))
+        base = ig * step_g + id_ * step_d + is_
 
         def plane(d: int) -> np.ndarray:  # bilinear in (vg, vs) at drain index id_ + d
             at = base + d * step_d
-            shape = td.shape
-            low = t.take(at).reshape(shape) * (1 - ts) + t.take(at + 1).reshape(shape) * ts
-            high = t.take(at + step_g).reshape(shape) * (1 - ts) + t.take(at + step_g + 1).reshape(shape) * ts
+            low = t.take(at) * (1 - ts) + t.take(at + 1) * ts
+            high = t.take(at + step_g) * (1 - ts) + t.take(at + step_g + 1) * ts
             mixed: np.ndarray = low * (1 - tg) + high * tg
             return mixed
 

@@ -15,6 +15,7 @@ tile read a layer will ask for, in parallel, before the reads are made.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import tempfile
@@ -191,8 +192,10 @@ ENGINES = ("ngspice", "vacask")
 """SPICE engines for tile reads (ngspice is the reference)."""
 
 
+@functools.cache
 def engine_label(engine: str) -> str:
-    """Name, version (and, for ngspice, build date) of SPICE engine ``engine``, as reports give it."""
+    """Name, version (and, for ngspice, build date) of SPICE engine ``engine``, as reports give it
+    (asked once per process: the read cache keys every tile with it)."""
     if engine == "vacask":
         from .vacask import engine_name
 
