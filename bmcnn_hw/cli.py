@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from . import commands as cmd
 from .arch import shipped_architectures
-from .config import CELL_TYPES, CORNERS, DISTRIBUTIONS, ENCODINGS, INPUT_MODES, SPICE_MODES
+from .config import ADC_RANGES, CELL_TYPES, CORNERS, DISTRIBUTIONS, ENCODINGS, INPUT_MODES, SPICE_MODES
 from .errors import BmcnnError
 from .presets import PRESETS
 
@@ -268,7 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--device", metavar="PRESET",
                     help="device preset name (" + ", ".join(PRESETS) + ") or a .json/.toml file of DeviceParams "
                          "fields; 1T1R presets need `bmcnn-hw pdk fetch` once (default ideal)")
-    co.add_argument("--adc-bits", type=non_negative_int, help="ADC resolution; 0 (default) = exact for the tile rows")
+    co.add_argument("--adc-bits", type=non_negative_int,
+                    help="ADC resolution; 0 (default) = the smallest width that never clips an ideal chip's codes, "
+                         "for what --adc-range says")
+    co.add_argument("--adc-range", choices=ADC_RANGES,
+                    help="what a derived ADC width covers: rows (default), every code a tile's rows could produce "
+                         "(+-rows: 6 bits at 25 rows, 9 at 128); weights, every code the layer's own weights can "
+                         "produce (per layer; a column of p +1 and n -1 weights spans [-n, p] with {0,1} inputs)")
     co.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip the netlists use")
     co.add_argument("--encoding", choices=ENCODINGS,
                     help="differential (default): two devices per weight; reference: one device per weight and a "

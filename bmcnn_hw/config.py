@@ -227,12 +227,20 @@ class CrossbarGeometry(_DictMixin):
         return cls(int(parts[0]), int(parts[1]), **fields)
 
 
+ADC_RANGES = ("rows", "weights")
+"""What a derived ADC width covers (:attr:`ReadoutParams.adc_range`)."""
+
+
 @dataclass(frozen=True)
 class ReadoutParams(_DictMixin):
     """TIA + ADC that turn a differential column current into a signed code."""
 
     adc_bits: int = 0
-    """ADC resolution in bits; 0 derives the smallest exact width from the tile rows."""
+    """ADC resolution in bits; 0 derives the smallest exact width (see ``adc_range``)."""
+    adc_range: str = "rows"
+    """What a derived width (``adc_bits`` 0) covers: ``rows``, every code a tile's rows could
+    produce (+-rows); ``weights``, every code this layer's own weights can produce (per layer, the
+    smallest width that never clips on an ideal chip)."""
     lsb_units: float = 1.0
     """ADC step in units of dot product (1.0: one code per unit, exact for an ideal chip)."""
     tia_rf_ohm: float = 10e3
@@ -254,6 +262,8 @@ class ReadoutParams(_DictMixin):
     def __post_init__(self):
         if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
             raise ConfigError(f"adc_bits must be an integer in [0, 32] (0 = derive), not {self.adc_bits!r}")
+        if self.adc_range not in ADC_RANGES:
+            raise ConfigError(f"adc_range must be one of {', '.join(ADC_RANGES)}, not {self.adc_range!r}")
         _check_positive("lsb_units", self.lsb_units)
         _check_positive("tia_rf_ohm", self.tia_rf_ohm)
         _check_positive("t_read_s", self.t_read_s)

@@ -4,7 +4,8 @@ The grid file (TOML) lists the axes and how each point is measured::
 
     [axes]                                  # every combination is one design point
     tile = ["64x64", "128x128"]
-    adc_bits = [0, 5]                       # 0 = the exact width for the tile
+    adc_bits = [0, 5]                       # 0 = the exact width (for adc_range)
+    adc_range = ["rows", "weights"]         # compile --adc-range (what a derived width covers)
     device = ["ideal", "rram-1t1r-sky130-hr"]
     encoding = ["differential"]
     clock_gating = [false, true]            # compile --clock-gating (gated periphery registers)
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CrossbarGeometry, DigitalParams, HardwareConfig
+from .config import ADC_RANGES, CrossbarGeometry, DigitalParams, HardwareConfig
 from .errors import ConfigError
 from .flows import load_toml
 from .golden.chip import Chip, check_cell_geometry, sized_readout
@@ -50,8 +51,9 @@ from .presets import get_preset
 from .progress import say
 from .records import fingerprint
 
-AXES = {"tile": str, "adc_bits": int, "device": str, "encoding": str, "clock_gating": bool, "columns_per_adc": int}
-AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "device": "ideal", "encoding": "differential",
+AXES = {"tile": str, "adc_bits": int, "adc_range": str, "device": str, "encoding": str, "clock_gating": bool,
+        "columns_per_adc": int}
+AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "adc_range": "rows", "device": "ideal", "encoding": "differential",
                  "clock_gating": False, "columns_per_adc": 1}
 """The value of an axis the grid leaves out."""
 SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int},
@@ -93,6 +95,8 @@ def load_grid(path: Path) -> dict:
         get_preset(device)
     for tile in grid["axes"]["tile"]:
         CrossbarGeometry.parse(tile)
+    if any(value not in ADC_RANGES for value in grid["axes"]["adc_range"]):
+        raise ConfigError(f"{path}: [axes] adc_range values must be among {list(ADC_RANGES)}")
     if any(share < 1 for share in grid["axes"]["columns_per_adc"]):
         raise ConfigError(f"{path}: [axes] columns_per_adc must be whole numbers >= 1")
     return grid
@@ -114,9 +118,10 @@ def design_points(grid: dict) -> list[dict]:
 
 
 def point_label(point: dict) -> str:
-    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``_gated`` and
-    ``_cpa16`` added for clock gating and 16 columns per ADC)."""
-    label = f"{point['tile']}_adc{point['adc_bits']}_{point['device']}_{point['encoding']}"
+    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``adc0w`` for ADC
+    widths from the weights, ``_gated`` and ``_cpa16`` added for clock gating and 16 columns per ADC)."""
+    bits = f"{point['adc_bits']}{'w' if point.get('adc_range') == 'weights' and not point['adc_bits'] else ''}"
+    label = f"{point['tile']}_adc{bits}_{point['device']}_{point['encoding']}"
     label += "_gated" if point.get("clock_gating") else ""
     label += f"_cpa{point['columns_per_adc']}" if point.get("columns_per_adc", 1) != 1 else ""
     return label.replace("/", "-")
@@ -128,7 +133,8 @@ def point_hardware(point: dict) -> HardwareConfig:
     geometry = CrossbarGeometry.parse(point["tile"], encoding=point["encoding"])
     check_cell_geometry(device, geometry)
     readout = dataclasses.replace(sized_readout(device, geometry, point["adc_bits"]),
-                                  columns_per_adc=point.get("columns_per_adc", 1))
+                                  columns_per_adc=point.get("columns_per_adc", 1),
+                                  adc_range=point.get("adc_range", "rows"))
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
                           digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
 

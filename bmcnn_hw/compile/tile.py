@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..artefact import CompiledLayer, CompiledModel, Tiling
+from ..config import ReadoutParams
 from ..errors import ConfigError
 
 
@@ -30,6 +33,40 @@ def mac_lanes(layer: CompiledLayer, requested: int) -> int:
     return requested
 
 
+def signed_width(lo: int, hi: int) -> int:
+    """Bits of the smallest signed code (at least 2) that holds every integer in [lo, hi]."""
+    bits = 2
+    while -(2 ** (bits - 1)) > lo or hi > 2 ** (bits - 1) - 1:
+        bits += 1
+    return bits
+
+
+def weight_code_range(weight: np.ndarray, tile_rows: int, bipolar: bool) -> tuple[int, int]:
+    """Lowest and highest ADC code any column of any row tile of ``weight`` can produce from binary
+    inputs, in unit currents.
+
+    A column with p +1 and n -1 weights in a tile spans [-n, p] with inputs in {0, 1} (only the
+    -1 rows driven, only the +1 rows driven) and [-(p + n), p + n] with inputs in {-1, +1}.
+    Padding rows carry no weight and add nothing.
+    """
+    lo = hi = 0
+    for start in range(0, weight.shape[0], tile_rows):
+        block = weight[start:start + tile_rows]
+        plus, minus = (block > 0).sum(axis=0), (block < 0).sum(axis=0)
+        if bipolar:
+            plus = minus = plus + minus
+        lo, hi = min(lo, -int(minus.max())), max(hi, int(plus.max()))
+    return lo, hi
+
+
+def adc_bits(layer: CompiledLayer, readout: ReadoutParams, tile_rows: int, bipolar: bool) -> int:
+    """ADC bits of a crossbar layer: the readout's fixed width, or the smallest exact one for the
+    tile's rows (``adc_range`` rows) or for the layer's own weights (``adc_range`` weights)."""
+    if readout.adc_bits or readout.adc_range == "rows":
+        return int(readout.resolved_bits(min(layer.rows, tile_rows)))
+    return signed_width(*weight_code_range(layer.weight, tile_rows, bipolar))
+
+
 def tile(model: CompiledModel) -> CompiledModel:
     """Record tiling and ADC bits of every crossbar layer, the MAC lanes of every digital layer,
     and whether each periphery's configuration registers are clock-gated (from the model's
@@ -42,7 +79,7 @@ def tile(model: CompiledModel) -> CompiledModel:
             model = model.replace_layer(i, mac_lanes=mac_lanes(layer, model.hardware.digital.mac_lanes))
             continue
         tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
-        used_rows = min(layer.rows, geometry.tile_rows)
-        model = model.replace_layer(i, tiling=tiling, adc_bits=readout.resolved_bits(used_rows),
-                                    bipolar=geometry.input_mode == "bipolar")
+        bipolar = geometry.input_mode == "bipolar"
+        model = model.replace_layer(i, tiling=tiling, adc_bits=adc_bits(layer, readout, geometry.tile_rows, bipolar),
+                                    bipolar=bipolar)
     return model

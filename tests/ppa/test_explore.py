@@ -67,8 +67,8 @@ def test_grid_defaults_and_combinations(tmp_path):
     path.write_text('[axes]\ntile = ["32x32", "64x64"]\nadc_bits = [0, 5]\n')
     grid = load_grid(path)
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
-    assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "device": "ideal", "encoding": "differential",
-                                      "clock_gating": False, "columns_per_adc": 1}
+    assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "adc_range": "rows", "device": "ideal",
+                                      "encoding": "differential", "clock_gating": False, "columns_per_adc": 1}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -77,6 +77,7 @@ def test_grid_defaults_and_combinations(tmp_path):
     ("[axes]\nadc_bits = [5.5]\n", r"\[axes\] adc_bits must be a non-empty list of int"),
     ('[axes]\ndevice = ["unobtainium"]\n', "unknown device preset 'unobtainium'"),
     ('[axes]\ntile = ["64"]\n', "tile size must look like RxC"),
+    ('[axes]\nadc_range = ["tile"]\n', r"\[axes\] adc_range values must be among \['rows', 'weights'\]"),
     ('[axes]\ntile = ["64x64"]\n[accuracy]\nchips = 0\n', r"\[accuracy\] chips = 0"),
     ('[axes]\ntile = ["64x64"]\n[ppa]\ndigital = "yes"\n', r"\[ppa\] digital = 'yes'"),
 ])

@@ -1,0 +1,76 @@
+"""ADC widths from the layer's own weights (``compile --adc-range weights``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bmcnn_hw.compile.tile import signed_width, tile, weight_code_range
+from bmcnn_hw.config import ReadoutParams
+from bmcnn_hw.errors import ConfigError
+from bmcnn_hw.golden.chip import Chip
+from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.integer import run_integer
+from tests.helpers import random_fc_model
+
+
+@pytest.mark.parametrize(("lo", "hi", "bits"), [(0, 0, 2), (-2, 1, 2), (-2, 2, 3), (-3, 1, 3), (-64, 63, 7),
+                                                (-64, 64, 8), (-65, 0, 8), (-128, 128, 9)])
+def test_signed_width_is_the_smallest_that_holds_the_range(lo, hi, bits):
+    assert signed_width(lo, hi) == bits
+    assert bits == 2 or not (-(2 ** (bits - 2)) <= lo and hi <= 2 ** (bits - 2) - 1)
+
+
+def test_code_range_counts_each_tile_column_separately():
+    weight = np.ones((6, 2), dtype=np.int8)
+    weight[:3, 1] = -1  # tile 0 (rows 0-3): column 0 has 4 +1, column 1 three -1 and one +1
+    assert weight_code_range(weight, 4, bipolar=False) == (-3, 4)
+    assert weight_code_range(weight, 4, bipolar=True) == (-4, 4)
+    assert weight_code_range(weight, 2, bipolar=False) == (-2, 2)
+
+
+def with_range(model, adc_range: str, input_mode: str = "unipolar"):
+    """``model`` re-tiled with ``adc_range`` and ``input_mode``."""
+    hardware = dataclasses.replace(
+        model.hardware, readout=dataclasses.replace(model.hardware.readout, adc_range=adc_range),
+        geometry=dataclasses.replace(model.hardware.geometry, input_mode=input_mode))
+    return tile(dataclasses.replace(model, hardware=hardware))
+
+
+def test_weight_sizing_saves_a_bit_and_an_ideal_chip_still_never_clips():
+    """128 random +-1 rows: the rows rule needs 9 bits (+-128), the weights at most 8. The inputs
+    that reach each column's extremes (only its +1 rows on, only its -1 rows on) read exactly."""
+    model = random_fc_model(128, 16, seed=3)
+    narrow = with_range(model, "weights")
+    assert model.layers[0].adc_bits == 9 and narrow.layers[0].adc_bits == 8
+    weight = narrow.layers[0].weight
+    extremes = np.concatenate([(weight > 0).T, (weight < 0).T]).astype(np.uint8)
+    physics, _ = run_crossbar(narrow, extremes, PhysicsReader(Chip(narrow)))
+    golden = run_integer(narrow, extremes)
+    assert np.array_equal(physics.accumulators[0], golden.accumulators[0])
+    assert np.abs(golden.accumulators[0]).max() >= 2 ** 6  # the range is really used
+
+
+def test_bipolar_inputs_keep_the_full_range():
+    model = with_range(random_fc_model(100, 4, seed=0), "weights", "bipolar")
+    assert model.layers[0].adc_bits == 8  # +-100
+
+
+def test_an_unknown_range_is_refused():
+    with pytest.raises(ConfigError, match="adc_range must be one of rows, weights, not 'tile'"):
+        ReadoutParams(adc_range="tile")
+
+
+def test_real_network_with_weight_sized_adcs_equals_golden(compiled, mnist_test):
+    """The trained test network's fc layers need a bit less; an ideal chip still equals golden on
+    every accumulator and activation of real images."""
+    narrow = with_range(compiled, "weights")
+    pairs = [(a.adc_bits, b.adc_bits) for a, b in zip(narrow.layers, compiled.layers, strict=True)]
+    assert all(a <= b for a, b in pairs) and any(a < b for a, b in pairs)
+    images = mnist_test.images[:300]
+    physics, _ = run_crossbar(narrow, images, PhysicsReader(Chip(narrow)))
+    golden = run_integer(narrow, images)
+    for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs, strict=True):
+        assert np.array_equal(a, b)
