@@ -22,6 +22,16 @@ def test_shipped_flows_parse_into_command_lines():
     assert len(cases) == 8 and len({c["name"] for c in cases}) == 8
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "flows").glob("*.toml")
+                                         if "[flow]" in p.read_text()))
+def test_every_shipped_flow_is_a_command_line_the_cli_accepts(name):
+    """Option names and values of each shipped flow are the CLI's own (argparse exits on a typo)."""
+    from bmcnn_hw.cli import build_parser
+
+    argv = flow_argv(REPO / "flows" / name)
+    assert build_parser().parse_args(argv).func is not None
+
+
 def test_bad_flow_files_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[flow\n")
