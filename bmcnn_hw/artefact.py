@@ -9,6 +9,7 @@ fixed-point score parameters).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import zipfile
@@ -78,6 +79,9 @@ class CompiledLayer:
     adc_bits: int = 0
     bipolar: bool = False
     """Rows are driven at {-V, +V}: ADC codes are 2 dot - colsum, corrected digitally."""
+    adc_window: bool = False
+    """Each tile column's ADC converts ``code - low`` (:attr:`adc_low`) to an unsigned
+    ``adc_bits`` code, and the periphery adds the lows back per channel (:attr:`window_offsets`)."""
     digital: bool = False
     """A fixed-point layer computed by a digital MAC (no crossbar, no tiling, no ADC)."""
     weight_bits: int = 1
@@ -109,19 +113,43 @@ class CompiledLayer:
         """True for the score layer."""
         return self.score_scale is not None
 
+    @functools.cached_property
+    def adc_low(self) -> np.ndarray:
+        """(row tiles, cols) lowest code of each tile column: minus its -1 weights in the tile, the
+        least a column can read with inputs in {0, 1} (its ADC window starts there)."""
+        assert self.tiling is not None  # memristive layers are tiled
+        rows = self.tiling.tile_rows
+        return np.stack([-(self.weight[start:start + rows] < 0).sum(axis=0, dtype=np.int64)
+                         for start in range(0, self.rows, rows)])
+
+    @property
+    def window_offsets(self) -> np.ndarray:
+        """(cols,) what the lows of :attr:`adc_low` add to a channel's shift-added sum over every
+        plane and row tile: (2**input_bits - 1) x the sum of its lows."""
+        offsets: np.ndarray = self.adc_low.sum(axis=0) * (2 ** self.input_bits - 1)
+        return offsets
+
+    @property
+    def code_bits(self) -> int:
+        """Width of the signed code field a beat carries: ``adc_bits``, one more for an unsigned
+        windowed code (:attr:`adc_window`)."""
+        return self.adc_bits + 1 if self.adc_window else self.adc_bits
+
     @property
     def acc_bound(self) -> int:
         """Largest |value| the accumulator can ever hold.
 
         Covers the exact range [acc_min, acc_max + 1] (thresholds included) and any
         sequence of ADC codes, even clipped ones from a chip with variation: at most
-        2**(adc_bits-1) per read, shifted by up to input_bits-1, over all row tiles.
+        2**(code_bits-1) per read, shifted by up to input_bits-1, over all row tiles, plus the
+        window offsets.
         """
         if self.digital:
             return max(-self.acc_min, self.acc_max + 1)
-        adc_peak: int = 2 ** max(self.adc_bits - 1, 0) * (2 ** self.input_bits - 1)
+        adc_peak: int = 2 ** max(self.code_bits - 1, 0) * (2 ** self.input_bits - 1)
         n_row_tiles = self.tiling.n_row_tiles if self.tiling else 1
-        bound = max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles)
+        windows = int(np.abs(self.window_offsets).max()) if self.adc_window else 0
+        bound = max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles + windows)
         # Bipolar: the running sum holds codes plus column-sum offsets (2 dot) before halving.
         return 2 * bound if self.bipolar else bound
 

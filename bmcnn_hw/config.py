@@ -227,7 +227,7 @@ class CrossbarGeometry(_DictMixin):
         return cls(int(parts[0]), int(parts[1]), **fields)
 
 
-ADC_RANGES = ("rows", "weights")
+ADC_RANGES = ("rows", "weights", "columns")
 """What a derived ADC width covers (:attr:`ReadoutParams.adc_range`)."""
 
 
@@ -240,7 +240,10 @@ class ReadoutParams(_DictMixin):
     adc_range: str = "rows"
     """What a derived width (``adc_bits`` 0) covers: ``rows``, every code a tile's rows could
     produce (+-rows); ``weights``, every code this layer's own weights can produce (per layer, the
-    smallest width that never clips on an ideal chip)."""
+    smallest signed width that never clips on an ideal chip); ``columns``, each tile column's own
+    range in an ADC window of its own: the ADC converts ``code - low`` (``low`` = minus the
+    column's -1 weights in the tile) to an unsigned code, and the periphery adds the lows back
+    (unipolar inputs only)."""
     lsb_units: float = 1.0
     """ADC step in units of dot product (1.0: one code per unit, exact for an ideal chip)."""
     tia_rf_ohm: float = 10e3
@@ -264,6 +267,8 @@ class ReadoutParams(_DictMixin):
             raise ConfigError(f"adc_bits must be an integer in [0, 32] (0 = derive), not {self.adc_bits!r}")
         if self.adc_range not in ADC_RANGES:
             raise ConfigError(f"adc_range must be one of {', '.join(ADC_RANGES)}, not {self.adc_range!r}")
+        if self.adc_range == "columns" and self.adc_bits:
+            raise ConfigError("adc_range columns sizes the ADC windows itself: leave adc_bits at 0")
         _check_positive("lsb_units", self.lsb_units)
         _check_positive("tia_rf_ohm", self.tia_rf_ohm)
         _check_positive("t_read_s", self.t_read_s)
@@ -334,6 +339,9 @@ class HardwareConfig(_DictMixin):
     digital: DigitalParams = field(default_factory=DigitalParams)
 
     def __post_init__(self):
+        if self.readout.adc_range == "columns" and self.geometry.input_mode == "bipolar":
+            raise ConfigError("adc_range columns needs unipolar inputs (a bipolar column spans +-rows whatever its "
+                              "weights); choose adc_range rows or weights")
         share, cols = self.readout.columns_per_adc, self.geometry.tile_cols
         if cols % share:
             legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)

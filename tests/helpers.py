@@ -47,3 +47,15 @@ def gated(model):
     for i in range(len(model.layers)):
         model = model.replace_layer(i, clock_gating=True)
     return model
+
+
+def windowed(model):
+    """``model`` re-tiled with an ADC window per tile column, as ``compile --adc-range columns``
+    builds it (clock gating and the rest kept)."""
+    import dataclasses
+
+    readout = dataclasses.replace(model.hardware.readout, adc_range="columns", adc_bits=0)
+    retiled = tile(dataclasses.replace(model, hardware=dataclasses.replace(model.hardware, readout=readout)))
+    for i, layer in enumerate(model.layers):
+        retiled = retiled.replace_layer(i, clock_gating=layer.clock_gating)
+    return retiled

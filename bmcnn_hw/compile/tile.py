@@ -59,11 +59,22 @@ def weight_code_range(weight: np.ndarray, tile_rows: int, bipolar: bool) -> tupl
     return lo, hi
 
 
+def window_width(weight: np.ndarray, tile_rows: int) -> int:
+    """Bits of the smallest unsigned ADC window that holds every tile column's range [-n, p] (n -1
+    and p +1 weights in the tile; inputs in {0, 1}): p + n + 1 levels, at least 2 bits."""
+    levels = max(int((weight[start:start + tile_rows] != 0).sum(axis=0).max()) + 1
+                 for start in range(0, weight.shape[0], tile_rows))
+    return max(2, (levels - 1).bit_length())
+
+
 def adc_bits(layer: CompiledLayer, readout: ReadoutParams, tile_rows: int, bipolar: bool) -> int:
     """ADC bits of a crossbar layer: the readout's fixed width, or the smallest exact one for the
-    tile's rows (``adc_range`` rows) or for the layer's own weights (``adc_range`` weights)."""
+    tile's rows (``adc_range`` rows), for the layer's own weights (``weights``, signed) or for
+    each tile column's window (``columns``, unsigned)."""
     if readout.adc_bits or readout.adc_range == "rows":
         return int(readout.resolved_bits(min(layer.rows, tile_rows)))
+    if readout.adc_range == "columns":
+        return window_width(layer.weight, tile_rows)
     return signed_width(*weight_code_range(layer.weight, tile_rows, bipolar))
 
 
@@ -81,5 +92,5 @@ def tile(model: CompiledModel) -> CompiledModel:
         tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
         bipolar = geometry.input_mode == "bipolar"
         model = model.replace_layer(i, tiling=tiling, adc_bits=adc_bits(layer, readout, geometry.tile_rows, bipolar),
-                                    bipolar=bipolar)
+                                    bipolar=bipolar, adc_window=readout.adc_range == "columns")
     return model

@@ -59,7 +59,7 @@ def test_bipolar_inputs_keep_the_full_range():
 
 
 def test_an_unknown_range_is_refused():
-    with pytest.raises(ConfigError, match="adc_range must be one of rows, weights, not 'tile'"):
+    with pytest.raises(ConfigError, match="adc_range must be one of rows, weights, columns, not 'tile'"):
         ReadoutParams(adc_range="tile")
 
 
@@ -74,3 +74,51 @@ def test_real_network_with_weight_sized_adcs_equals_golden(compiled, mnist_test)
     golden = run_integer(narrow, images)
     for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_column_windows_fit_a_25_row_layer_in_5_bits():
+    """A 25-row column spans 26 codes whatever its weights: 5 unsigned bits in its own window, where
+    a signed code needs 6 once a column holds 16 or more -1 weights."""
+    model = random_fc_model(25, 8, seed=1)
+    weight = model.layers[0].weight.copy()
+    weight[:22, 0], weight[22:, 0] = -1, 1
+    model = model.replace_layer(0, weight=weight)
+    assert with_range(model, "weights").layers[0].adc_bits == 6
+    layer = with_range(model, "columns").layers[0]
+    assert (layer.adc_bits, layer.code_bits, layer.adc_window) == (5, 6, True)
+    assert layer.adc_low[0, 0] == -22 and np.array_equal(layer.window_offsets, layer.adc_low[0])
+
+
+def test_real_network_with_column_windows_equals_golden(compiled, mnist_test):
+    windowed = with_range(compiled, "columns")
+    assert windowed.layers[0].adc_bits < compiled.layers[0].adc_bits
+    images = mnist_test.images[:300]
+    physics, _ = run_crossbar(windowed, images, PhysicsReader(Chip(windowed)))
+    golden = run_integer(windowed, images)
+    for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_windowed_adc_clips_to_its_own_column_window():
+    """Variation pushes codes past a column's window: they clip at low and low + 2**bits - 1 of that
+    column, and the accumulator adds the low back (an unclipped column reads as without windows)."""
+    from bmcnn_hw.config import DeviceParams
+
+    base = random_fc_model(25, 8, seed=2, device=DeviceParams(sigma_on_rel=0.6, sigma_off_rel=0.6))
+    windowed, signed_ = with_range(base, "columns"), with_range(base, "rows")
+    images = np.random.default_rng(0).integers(0, 2, size=(400, 25), dtype=np.uint8)
+    reader = PhysicsReader(Chip(windowed, windowed.hardware.device, 3), )
+    acc_w = run_crossbar(windowed, images, reader)[0].accumulators[0]
+    acc_s = run_crossbar(signed_, images, PhysicsReader(Chip(signed_, signed_.hardware.device, 3)))[0].accumulators[0]
+    layer = windowed.layers[0]
+    low, high = layer.adc_low[0], layer.adc_low[0] + 2 ** layer.adc_bits - 1
+    assert np.array_equal(acc_w, np.clip(acc_s, low, high))
+    assert (acc_s < low).any() or (acc_s > high).any()
+
+
+def test_column_windows_refuse_bipolar_inputs_and_fixed_widths():
+    model = random_fc_model(25, 8, seed=1)
+    with pytest.raises(ConfigError, match="adc_range columns needs unipolar inputs"):
+        with_range(model, "columns", "bipolar")
+    with pytest.raises(ConfigError, match="adc_range columns sizes the ADC windows itself"):
+        ReadoutParams(adc_range="columns", adc_bits=6)

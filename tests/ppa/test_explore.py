@@ -77,7 +77,7 @@ def test_grid_defaults_and_combinations(tmp_path):
     ("[axes]\nadc_bits = [5.5]\n", r"\[axes\] adc_bits must be a non-empty list of int"),
     ('[axes]\ndevice = ["unobtainium"]\n', "unknown device preset 'unobtainium'"),
     ('[axes]\ntile = ["64"]\n', "tile size must look like RxC"),
-    ('[axes]\nadc_range = ["tile"]\n', r"\[axes\] adc_range values must be among \['rows', 'weights'\]"),
+    ('[axes]\nadc_range = ["tile"]\n', r"\[axes\] adc_range values must be among \['rows', 'weights', 'columns'\]"),
     ('[axes]\ntile = ["64x64"]\n[accuracy]\nchips = 0\n', r"\[accuracy\] chips = 0"),
     ('[axes]\ntile = ["64x64"]\n[ppa]\ndigital = "yes"\n', r"\[ppa\] digital = 'yes'"),
 ])

@@ -25,7 +25,7 @@ from bmcnn_hw.rtl.reference import reference_model
 from bmcnn_hw.rtl.regs import RegisterMap, RegisterSpec
 from bmcnn_hw.rtl.simulators import check_simulator
 from bmcnn_hw.rtl.streams import stream_fields
-from tests.helpers import REPO, gated, needs
+from tests.helpers import REPO, gated, needs, windowed
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -184,9 +184,13 @@ def test_protocol_errors_set_sticky_bits_and_clear_on_write(compiled, tmp_path):
 
 @pytest.mark.icarus
 @needs("iverilog")
-@pytest.mark.parametrize("clock_gating", [False, True])
+@pytest.mark.parametrize("clock_gating", [False, True], ids=["plain", "clock-gated+windowed-adcs"])
 def test_every_layer_and_top_matches_golden_on_icarus(compiled, mnist_test, tmp_path, clock_gating):
-    compiled = gated(compiled) if clock_gating else compiled
+    """Every periphery, its protocol scenario and every layer top = golden; the second variant
+    clock-gates the peripheries and gives every tile column its own ADC window (codes unsigned,
+    the lows added back per channel)."""
+    compiled = windowed(gated(compiled)) if clock_gating else compiled
+    assert compiled.layers[0].adc_window == clock_gating
     checks = check_rtl(compiled, mnist_test.images[:3], tmp_path, sim="icarus", per_layer=300, seed=4)
     assert [c.module for c in checks] == [
         "periphery_conv0", "periphery_conv0 (protocol)", "layer_conv0", "periphery_fc1", "periphery_fc1 (protocol)",
@@ -253,14 +257,14 @@ def test_missing_simulator_is_tool_not_found(monkeypatch):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("clock_gating", [False, True])
+@pytest.mark.parametrize("clock_gating", [False, True], ids=["plain", "clock-gated+windowed-adcs"])
 def test_every_layer_matches_golden_on_verilator(compiled, mnist_test, tmp_path, clock_gating):
     from bmcnn_hw.rtl.simulators import simulator_path
 
     simulator_path()
     if shutil.which("verilator") is None:
         pytest.skip("verilator not installed")
-    compiled = gated(compiled) if clock_gating else compiled
+    compiled = windowed(gated(compiled)) if clock_gating else compiled
     checks = check_rtl(compiled, mnist_test.images[:2], tmp_path, sim="verilator", per_layer=200, tops=False)
     assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
 
