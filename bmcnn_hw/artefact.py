@@ -80,8 +80,9 @@ class CompiledLayer:
     bipolar: bool = False
     """Rows are driven at {-V, +V}: ADC codes are 2 dot - colsum, corrected digitally."""
     adc_window: bool = False
-    """Each tile column's ADC converts ``code - low`` (:attr:`adc_low`) to an unsigned
-    ``adc_bits`` code, and the periphery adds the lows back per channel (:attr:`window_offsets`)."""
+    """Each column's ADC covers its own window of 2**adc_bits codes from :attr:`adc_low` and
+    gives the code's ``adc_bits`` low bits (two's complement); the periphery restores the code
+    from them and the window (code 0 stays 0, so an idle read toggles nothing)."""
     digital: bool = False
     """A fixed-point layer computed by a digital MAC (no crossbar, no tiling, no ADC)."""
     weight_bits: int = 1
@@ -115,25 +116,25 @@ class CompiledLayer:
 
     @functools.cached_property
     def adc_low(self) -> np.ndarray:
-        """(row tiles, cols) lowest code of each tile column: minus its -1 weights in the tile, the
-        least a column can read with inputs in {0, 1} (its ADC window starts there)."""
+        """(cols,) lowest code of each column's ADC window (:attr:`adc_window`), shared by its row
+        tiles. A column with at most p +1 and n -1 weights in any of its tiles reads [-n, p] with
+        inputs in {0, 1}; the window of 2**adc_bits codes holds that with the slack split evenly."""
         assert self.tiling is not None  # memristive layers are tiled
         rows = self.tiling.tile_rows
-        return np.stack([-(self.weight[start:start + rows] < 0).sum(axis=0, dtype=np.int64)
-                         for start in range(0, self.rows, rows)])
+        blocks = [self.weight[start:start + rows] for start in range(0, self.rows, rows)]
+        plus = np.max([(b > 0).sum(axis=0, dtype=np.int64) for b in blocks], axis=0)
+        minus = np.max([(b < 0).sum(axis=0, dtype=np.int64) for b in blocks], axis=0)
+        low: np.ndarray = -minus - (2 ** self.adc_bits - (plus + minus + 1)) // 2
+        return low
 
     @property
-    def window_offsets(self) -> np.ndarray:
-        """(cols,) what the lows of :attr:`adc_low` add to a channel's shift-added sum over every
-        plane and row tile: (2**input_bits - 1) x the sum of its lows."""
-        offsets: np.ndarray = self.adc_low.sum(axis=0) * (2 ** self.input_bits - 1)
-        return offsets
-
-    @property
-    def code_bits(self) -> int:
-        """Width of the signed code field a beat carries: ``adc_bits``, one more for an unsigned
-        windowed code (:attr:`adc_window`)."""
-        return self.adc_bits + 1 if self.adc_window else self.adc_bits
+    def code_peak(self) -> int:
+        """Largest |code| a beat adds: 2**(adc_bits-1), or for windowed ADCs the farthest end of a
+        column's window from 0."""
+        if not self.adc_window:
+            peak: int = 2 ** max(self.adc_bits - 1, 0)
+            return peak
+        return int(max(-self.adc_low.min(), (self.adc_low + 2 ** self.adc_bits - 1).max()))
 
     @property
     def acc_bound(self) -> int:
@@ -141,15 +142,13 @@ class CompiledLayer:
 
         Covers the exact range [acc_min, acc_max + 1] (thresholds included) and any
         sequence of ADC codes, even clipped ones from a chip with variation: at most
-        2**(code_bits-1) per read, shifted by up to input_bits-1, over all row tiles, plus the
-        window offsets.
+        :attr:`code_peak` per read, shifted by up to input_bits-1, over all row tiles.
         """
         if self.digital:
             return max(-self.acc_min, self.acc_max + 1)
-        adc_peak: int = 2 ** max(self.code_bits - 1, 0) * (2 ** self.input_bits - 1)
+        adc_peak: int = self.code_peak * (2 ** self.input_bits - 1)
         n_row_tiles = self.tiling.n_row_tiles if self.tiling else 1
-        windows = int(np.abs(self.window_offsets).max()) if self.adc_window else 0
-        bound = max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles + windows)
+        bound = max(-self.acc_min, self.acc_max + 1, adc_peak * n_row_tiles)
         # Bipolar: the running sum holds codes plus column-sum offsets (2 dot) before halving.
         return 2 * bound if self.bipolar else bound
 

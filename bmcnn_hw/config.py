@@ -240,10 +240,10 @@ class ReadoutParams(_DictMixin):
     adc_range: str = "rows"
     """What a derived width (``adc_bits`` 0) covers: ``rows``, every code a tile's rows could
     produce (+-rows); ``weights``, every code this layer's own weights can produce (per layer, the
-    smallest signed width that never clips on an ideal chip); ``columns``, each tile column's own
-    range in an ADC window of its own: the ADC converts ``code - low`` (``low`` = minus the
-    column's -1 weights in the tile) to an unsigned code, and the periphery adds the lows back
-    (unipolar inputs only)."""
+    smallest signed width that never clips on an ideal chip); ``columns``, each column's own range
+    [-n, p] (at most n -1 and p +1 weights in any of its tiles) in an ADC window of its own: the
+    ADC gives the low bits of the code, and the periphery restores the code from them and the
+    window (unipolar inputs only)."""
     lsb_units: float = 1.0
     """ADC step in units of dot product (1.0: one code per unit, exact for an ideal chip)."""
     tia_rf_ohm: float = 10e3

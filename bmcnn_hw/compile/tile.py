@@ -60,10 +60,13 @@ def weight_code_range(weight: np.ndarray, tile_rows: int, bipolar: bool) -> tupl
 
 
 def window_width(weight: np.ndarray, tile_rows: int) -> int:
-    """Bits of the smallest unsigned ADC window that holds every tile column's range [-n, p] (n -1
-    and p +1 weights in the tile; inputs in {0, 1}): p + n + 1 levels, at least 2 bits."""
-    levels = max(int((weight[start:start + tile_rows] != 0).sum(axis=0).max()) + 1
-                 for start in range(0, weight.shape[0], tile_rows))
+    """Bits of the smallest unsigned ADC window per column that holds the range [-n, p] of each
+    of its tiles (at most n -1 and p +1 weights in any; inputs in {0, 1}): p + n + 1 levels, at
+    least 2 bits."""
+    blocks = [weight[start:start + tile_rows] for start in range(0, weight.shape[0], tile_rows)]
+    plus = np.max([(b > 0).sum(axis=0) for b in blocks], axis=0)
+    minus = np.max([(b < 0).sum(axis=0) for b in blocks], axis=0)
+    levels = int((plus + minus).max()) + 1
     return max(2, (levels - 1).bit_length())
 
 

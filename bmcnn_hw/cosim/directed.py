@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..artefact import CompiledLayer
 from ..rtl.layer import layer_stream_fields
-from ..rtl.periphery import ERROR_BITS, closing_sum, layer_registers
+from ..rtl.periphery import ERROR_BITS, bipolar_offsets, layer_registers
 from ..rtl.streams import index_width
 from .scenarios import PERIPHERY_IN, beat_order
 
@@ -28,10 +28,14 @@ def _channel(layer: CompiledLayer, channel: int) -> list[list[int]]:
 
 
 def expected_acc(layer: CompiledLayer, channel: int, tune: int) -> int:
-    """The periphery's ``acc`` for :func:`_channel`: the shifted sum, bipolar-corrected or with the
-    window lows added, plus ``tune``."""
-    total = sum(CODE << plane for plane, _ in beat_order(layer))
-    return int(closing_sum(layer, total, channel)) + tune
+    """The periphery's ``acc`` for :func:`_channel`: the shifted sum, bipolar-corrected, plus ``tune``."""
+    value = CODE
+    if layer.adc_window:  # the one code of the channel's window whose low bits are CODE's
+        low = int(layer.adc_low[channel])
+        value = low + (CODE - low) % 2 ** layer.adc_bits
+    total = sum(value << plane for plane, _ in beat_order(layer))
+    result = (total + bipolar_offsets(layer)[channel]) >> 1 if layer.bipolar else total
+    return result + tune
 
 
 def protocol_scenario(layer: CompiledLayer) -> dict:

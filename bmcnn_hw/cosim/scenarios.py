@@ -13,7 +13,7 @@ import numpy as np
 from ..artefact import CompiledLayer
 from ..rtl.layer import layer_stream_fields
 from ..rtl.mac import frame_elements, frames_per_image, layer_cycles
-from ..rtl.periphery import closing_sum, layer_registers, periphery_code_bits
+from ..rtl.periphery import bipolar_offsets, layer_registers, periphery_code_bits
 from ..rtl.streams import activation_layout, layout_fields, score_layout
 
 PERIPHERY_IN = ["code", "plane", "channel", "first", "last", "group_last"]
@@ -134,11 +134,16 @@ def _with_extremes(layer: CompiledLayer, codes: dict, acc: np.ndarray) -> tuple[
     """Append two directed vectors: every ADC code at its minimum, then at its maximum."""
     bits = periphery_code_bits(layer)
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if layer.adc_window:  # each column's own window
+        lo, hi = layer.adc_low, layer.adc_low + 2 ** bits - 1
     cols = acc.shape[1]
-    extra = {key: np.vstack([value, np.full((1, cols), lo), np.full((1, cols), hi)]) for key, value in codes.items()}
+    extra = {key: np.vstack([value, np.broadcast_to(lo, (1, cols)), np.broadcast_to(hi, (1, cols))])
+             for key, value in codes.items()}
     totals = []
     for code in (lo, hi):
-        total = closing_sum(layer, sum(code << plane for plane, _ in beat_order(layer)))
+        total = sum(code << plane for plane, _ in beat_order(layer))
+        if layer.bipolar:
+            total = (total + np.asarray(bipolar_offsets(layer))) >> 1
         totals.append(np.broadcast_to(total, (cols,)))
     return extra, np.vstack([acc, np.stack(totals)])
 

@@ -227,25 +227,22 @@ def adc_scale(unit_current_a: float, readout: ReadoutParams) -> float:
 
 def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int,
               low: np.ndarray | None = None) -> np.ndarray:
-    """ADC codes of differential column currents: code = round(I * :func:`adc_scale`), clipped to
-    ``bits`` signed bits, or with ``low`` (per column) ``code - low`` clipped to ``bits`` unsigned
-    bits (each column's own window). Pass ``i_diff`` through :func:`tia_clip` first when the TIAs
-    have rails.
+    """Signed ADC codes of differential column currents: code = round(I * :func:`adc_scale`),
+    clipped to ``bits`` signed bits or (``low`` given, one per column: windowed ADCs) to each
+    column's window [low, low + 2**bits - 1]. Pass ``i_diff`` through :func:`tia_clip` first
+    when the TIAs have rails.
     """
     return quantize(i_diff * adc_scale(unit_current_a, readout), bits, low)
 
 
 def quantize(scaled: np.ndarray, bits: int, low: np.ndarray | None = None) -> np.ndarray:
     """The ADC's rounding of values already in codes (current x :func:`adc_scale`): round to
-    nearest (ties to even), clip to ``bits`` signed bits, or (``low`` given, one per column)
-    subtract each column's window start and clip to ``bits`` unsigned bits. The one rule every
-    read path uses; ``scaled`` (float) is overwritten."""
-    lo, hi = (0, 2 ** bits - 1) if low is not None else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    np.rint(scaled, out=scaled)
-    if low is not None:
-        scaled -= low
-    np.clip(scaled, lo, hi, out=scaled)
-    return scaled.astype(np.int32 if hi < 2 ** 31 - 1 else np.int64)
+    nearest (ties to even), clip to ``bits`` signed bits or (``low`` given, one per column) to
+    each column's window of 2**bits codes from ``low``. The one rule every read path uses;
+    ``scaled`` (float) is overwritten."""
+    lo, hi = (low, low + (2 ** bits - 1)) if low is not None else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    np.clip(np.rint(scaled, out=scaled), lo, hi, out=scaled)
+    return scaled.astype(np.int32 if bits < 31 else np.int64)
 
 
 def read_noise(chip: Chip, key: tuple[int, int, int], volts: np.ndarray, used_cols: int,
@@ -317,7 +314,7 @@ class CrossbarAccumulator:
         if layer.adc_window:
             assert layer.tiling is not None  # memristive layers are tiled
             c0 = ct * layer.tiling.tile_cols
-            low = layer.adc_low[rt, c0:c0 + used_cols].astype(np.float64)
+            low = layer.adc_low[c0:c0 + used_cols].astype(np.float64)
         if linear is not None:
             scaled, diff = linear
             energy = readout.t_read_s * diff.power_form(volts)
@@ -377,8 +374,6 @@ class CrossbarAccumulator:
                     _shift_add(acc[:, c0:c1], codes.astype(acc.dtype), group, None if found is None else found[0], m)
         if self.bipolar:
             acc >>= 1  # exact for an ideal chip (the sum is even); floor otherwise
-        if layer.adc_window:  # the codes were code - low: add every plane's and row tile's lows back
-            acc += layer.window_offsets.astype(acc.dtype)
         return acc
 
     def _capture(self, index: int, group: tuple[int, ...], rt: int, ct: int, codes: np.ndarray, m: int) -> None:

@@ -116,5 +116,5 @@ def layer_stream_fields(layer: CompiledLayer, top: bool) -> dict[str, dict[str, 
     if top and layer.digital:
         inp = mac_input_layout(layer.input_bits)
     else:
-        inp = beat_layout(periphery_code_bits(layer), periphery_planes(layer), layer.cols)
+        inp = beat_layout(periphery_code_bits(layer), periphery_planes(layer), layer.cols, windowed=layer.adc_window)
     return {"i": layout_fields(inp), "o": layout_fields(out)}

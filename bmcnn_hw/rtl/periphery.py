@@ -2,9 +2,9 @@
 
 One input beat (``i``, :func:`~bmcnn_hw.rtl.streams.beat_layout`) carries one ADC code of
 one output channel. A channel's beats arrive in sequence (bit planes x row tiles), the first
-flagged ``first`` and the last ``last``. On the last beat the sum (bipolar:
-``(sum + offset) >> 1``; windowed ADCs: ``sum + offset``, the lows of the channel's windows),
-plus the channel's tuning correction, is compared with the
+flagged ``first`` and the last ``last`` (a windowed ADC's code is first restored from its low
+bits and its column's window). On the last beat the sum (bipolar:
+``(sum + offset) >> 1``), plus the channel's tuning correction, is compared with the
 channel's threshold: ``act = (acc >= theta) XOR flip``. The output layer instead gives the
 integer score ``acc * S + B``. Thresholds, flips and tuning corrections are registers (reset
 values from the CompiledModel) on a :class:`~bmcnn_hw.rtl.regs.RegisterBus`, described once
@@ -15,7 +15,6 @@ protocol (see :data:`ERROR_BITS`). The stream rule is
 
 from __future__ import annotations
 
-import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -44,9 +43,8 @@ def error_bits(input_errors: bool) -> dict[str, tuple[int, str]]:
 
 
 def periphery_code_bits(layer: CompiledLayer) -> int:
-    """Width of a beat's signed code: the ADC's (one more for a windowed ADC's unsigned code), or a
-    digital layer's whole dot product (acc_width)."""
-    return layer.acc_width if layer.digital else layer.code_bits
+    """Width of a beat's code: the ADC's, or a digital layer's whole dot product (acc_width)."""
+    return layer.acc_width if layer.digital else layer.adc_bits
 
 
 def periphery_planes(layer: CompiledLayer) -> int:
@@ -123,9 +121,10 @@ class LayerPeriphery(wiring.Component):
         acc_width: accumulator width; must hold ``acc_bound`` (checked).
         thetas, flips: per-channel threshold and flip; ``None`` for the output layer.
         acc_bound: largest |accumulator| the layer can produce.
-        offsets: constant per channel added to the sum on its last beat: the bipolar correction
-            (``halve``: the sum becomes ``(sum + offset) >> 1``) or the lows of windowed ADCs.
-        halve: halve the offset sum (bipolar inputs).
+        offsets: bipolar correction per channel; the sum becomes ``(sum + offset) >> 1``.
+        code_lows: per channel, the low end of its windowed ADC (``compile --adc-range columns``):
+            codes arrive as their ``adc_bits`` low bits ``v`` and the periphery restores
+            ``low + ((v - low) mod 2**adc_bits)``, the one code of the window with those bits.
         score_scale, score_bias: integer score affine of the output layer.
         name: component name used in the register map.
         group_errors: add the ``group_error`` input (a pool or argmax follows).
@@ -147,7 +146,7 @@ class LayerPeriphery(wiring.Component):
     """
 
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
-                 thetas=None, flips=None, acc_bound: int | None = None, offsets=None, halve: bool = True,
+                 thetas=None, flips=None, acc_bound: int | None = None, offsets=None, code_lows=None,
                  score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False,
                  input_errors: bool = False, clock_gating: bool = False):
         for label, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
@@ -173,13 +172,17 @@ class LayerPeriphery(wiring.Component):
             offsets = [int(o) for o in offsets]
             if len(offsets) != channels or any(not lo <= o <= hi for o in offsets):
                 raise ConfigError(f"need {channels} offsets within [{lo}, {hi}]")
+        if code_lows is not None:
+            code_lows = [int(v) for v in code_lows]
+            if len(code_lows) != channels or any(not lo <= v <= hi for v in code_lows):
+                raise ConfigError(f"need {channels} code lows within [{lo}, {hi}]")
         self.scores = None
         if score_scale is not None:
             self.scores = ([int(s) for s in score_scale], [int(b) for b in score_bias])
             if len(self.scores[0]) != channels or len(self.scores[1]) != channels:
                 raise ConfigError(f"need {channels} score scales and biases")
         self.channels, self.adc_bits, self.planes, self.acc_width = channels, adc_bits, planes, acc_width
-        self.thetas, self.flips, self.offsets, self.halve = thetas, flips, offsets, bool(halve)
+        self.thetas, self.flips, self.offsets, self.code_lows = thetas, flips, offsets, code_lows
         self.clock_gating = bool(clock_gating)
         self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors)
         self.error_bits = error_bits(input_errors)
@@ -187,7 +190,7 @@ class LayerPeriphery(wiring.Component):
         if self.scores is not None:
             self.score_width = score_width = output_score_width(acc_width, self.scores[0])
         members = {
-            "i": In(stream_signature(beat_layout(adc_bits, planes, channels))),
+            "i": In(stream_signature(beat_layout(adc_bits, planes, channels, windowed=code_lows is not None))),
             "o": Out(stream_signature(result_layout(channels, acc_width, score_width))),
             "bus": In(RegisterBus(self.registers.addr_width)),
         }
@@ -258,10 +261,13 @@ class LayerPeriphery(wiring.Component):
         acc, total, result = Signal(signed(width)), Signal(signed(width)), Signal(signed(width))
         tuned = Signal(signed(width + 1))
         code = Signal(signed(width))
-        m.d.comb += [
-            code.eq(beat.code),
-            total.eq(Mux(beat.first, 0, acc) + (code << beat.plane)),
-        ]
+        if self.code_lows is None:
+            m.d.comb += code.eq(beat.code)
+        else:  # the window's one code with these low bits (code 0 stays 0: an idle read toggles nothing)
+            low = Array(Const(v, signed(width)) for v in self.code_lows)[beat.channel]
+            into = Signal(self.adc_bits)
+            m.d.comb += [into.eq(beat.code - low), code.eq(low + into)]
+        m.d.comb += total.eq(Mux(beat.first, 0, acc) + (code << beat.plane))
         # Clock gating also isolates the closing arithmetic: it sees the sum only on a channel's
         # last beat, so the tuning adder, comparator and score multiplier hold still between.
         closing = Mux(beat.last, total, 0) if self.clock_gating else total
@@ -269,7 +275,7 @@ class LayerPeriphery(wiring.Component):
             m.d.comb += result.eq(closing)
         else:
             offset = Array(Const(o, signed(width)) for o in self.offsets)[beat.channel]
-            m.d.comb += result.eq((closing + offset) >> 1 if self.halve else closing + offset)
+            m.d.comb += result.eq((closing + offset) >> 1)
         m.d.comb += tuned.eq(result + Array(regs["tune_offset"])[beat.channel])
         act = Signal()
         if self.thetas is not None:
@@ -299,24 +305,6 @@ def tune_offset_writes(layer: CompiledLayer, offsets) -> list[tuple[int, int]]:
     return [(base + k, int(v)) for k, v in enumerate(offsets) if v]
 
 
-def closing_offsets(layer: CompiledLayer) -> list[int] | None:
-    """Per-channel constant the periphery adds on a channel's last beat: the bipolar correction,
-    the lows of windowed ADCs, or None."""
-    if layer.bipolar:
-        return bipolar_offsets(layer)
-    return layer.window_offsets.tolist() if layer.adc_window else None
-
-
-def closing_sum(layer: CompiledLayer, total, channel=slice(None)):
-    """What the periphery makes of a channel's shift-added code sum ``total`` (a number or an array
-    over ``channel``) before tuning: the bipolar correction, the window lows, or ``total``."""
-    offsets = closing_offsets(layer)
-    if offsets is None:
-        return total
-    added = total + np.asarray(offsets)[channel]
-    return added >> 1 if layer.bipolar else added
-
-
 def bipolar_offsets(layer: CompiledLayer) -> list[int]:
     """Per-channel constant of the bipolar correction: column sum x (2**input_bits - 1)."""
     return (layer.weight.sum(axis=0, dtype="int64") * (2 ** layer.input_bits - 1)).tolist()
@@ -329,7 +317,8 @@ def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False, input_
     return LayerPeriphery(channels=layer.cols, adc_bits=periphery_code_bits(layer), planes=periphery_planes(layer),
                           acc_width=layer.acc_width, thetas=None if layer.is_output else layer.theta,
                           flips=None if layer.is_output else layer.flip, acc_bound=layer.acc_bound,
-                          offsets=closing_offsets(layer), halve=layer.bipolar,
+                          offsets=bipolar_offsets(layer) if layer.bipolar else None,
+                          code_lows=layer.adc_low.tolist() if layer.adc_window else None,
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
                           name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors,

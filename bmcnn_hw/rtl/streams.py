@@ -17,14 +17,16 @@ def index_width(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
-def beat_layout(adc_bits: int, planes: int, channels: int) -> data.StructLayout:
-    """One ADC code into a periphery.
+def beat_layout(adc_bits: int, planes: int, channels: int, windowed: bool = False) -> data.StructLayout:
+    """One ADC code into a periphery: signed, or (``windowed``) the code's low ``adc_bits`` bits,
+    restored by the periphery from its column's window.
 
     ``first``/``last`` open and close one channel's beats (bit planes x row tiles);
     ``group_last`` marks the last beat of a pool window or of an image's classes and is
     passed on to the pool/argmax as its ``last``.
     """
-    return data.StructLayout({"code": signed(adc_bits), "plane": unsigned(index_width(planes)),
+    code = unsigned(adc_bits) if windowed else signed(adc_bits)
+    return data.StructLayout({"code": code, "plane": unsigned(index_width(planes)),
                               "channel": unsigned(index_width(channels)), "first": 1, "last": 1, "group_last": 1})
 
 

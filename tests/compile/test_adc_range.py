@@ -85,8 +85,11 @@ def test_column_windows_fit_a_25_row_layer_in_5_bits():
     model = model.replace_layer(0, weight=weight)
     assert with_range(model, "weights").layers[0].adc_bits == 6
     layer = with_range(model, "columns").layers[0]
-    assert (layer.adc_bits, layer.code_bits, layer.adc_window) == (5, 6, True)
-    assert layer.adc_low[0, 0] == -22 and np.array_equal(layer.window_offsets, layer.adc_low[0])
+    assert (layer.adc_bits, layer.adc_window) == (5, True)
+    assert layer.adc_low[0] == -22 - 3  # [-22, 3] in 32 codes: 6 to spare, 3 below and 3 above
+    plus, minus = (layer.weight > 0).sum(axis=0), (layer.weight < 0).sum(axis=0)
+    assert (layer.adc_low <= -minus).all() and (layer.adc_low + 31 >= plus).all()
+    assert layer.code_peak == max(25, int((layer.adc_low + 31).max()))
 
 
 def test_real_network_with_column_windows_equals_golden(compiled, mnist_test):
@@ -111,7 +114,7 @@ def test_a_windowed_adc_clips_to_its_own_column_window():
     acc_w = run_crossbar(windowed, images, reader)[0].accumulators[0]
     acc_s = run_crossbar(signed_, images, PhysicsReader(Chip(signed_, signed_.hardware.device, 3)))[0].accumulators[0]
     layer = windowed.layers[0]
-    low, high = layer.adc_low[0], layer.adc_low[0] + 2 ** layer.adc_bits - 1
+    low, high = layer.adc_low, layer.adc_low + 2 ** layer.adc_bits - 1
     assert np.array_equal(acc_w, np.clip(acc_s, low, high))
     assert (acc_s < low).any() or (acc_s > high).any()
 
