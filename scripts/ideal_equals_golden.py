@@ -1,0 +1,48 @@
+"""Check that a build's ideal chip (physics executor, no variation) equals the integer golden model
+on every accumulator and activation of the whole MNIST test set.
+
+    python scripts/ideal_equals_golden.py BUILD_DIR [BUILD_DIR ...] [--data-dir DIR]
+
+Prints one line per build; exits 1 if any build differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bmcnn_hw.artefact import load_model
+from bmcnn_hw.data.mnist import load_mnist
+from bmcnn_hw.golden.chip import Chip
+from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.integer import run_integer
+
+
+def main() -> int:
+    """Compare each build; 1 if any differs."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("builds", type=Path, nargs="+", metavar="BUILD_DIR")
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/datasets/mnist"),
+                        help="directory with the MNIST IDX files (default ../shared/datasets/mnist)")
+    args = parser.parse_args()
+    images = load_mnist(args.data_dir, "test").images
+    differs = 0
+    for build in args.builds:
+        model = load_model(build)
+        physics, _ = run_crossbar(model, images, PhysicsReader(Chip(model)))
+        golden = run_integer(model, images)
+        same = all(np.array_equal(a, b) for a, b in zip(physics.accumulators + physics.outputs,
+                                                         golden.accumulators + golden.outputs, strict=True))
+        differs += not same
+        print(f"{build}: ADC bits {[layer.adc_bits for layer in model.layers]}; ideal physics "
+              f"{'=' if same else '!='} golden on every accumulator and activation of {len(images)} test images")
+    return 1 if differs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
