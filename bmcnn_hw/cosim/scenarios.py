@@ -286,6 +286,10 @@ def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.n
             steps += _image_beats(layer, codes, n)
             best = int(np.argmax(output[n]))
             expected.append([best, int(output[n, best])])
+        tie = tie_image(layer)
+        if tie is not None:  # two classes with the best score: the first must win
+            steps += _image_beats(layer, tie[0], 0)
+            expected.append(tie[1])
     elif layer.kind == "conv":
         h, w = layer.conv_hw
         for _ in range(picks):
@@ -299,6 +303,51 @@ def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.n
             steps += _beats(layer, codes, n, ch, 1)
             expected.append([ch, int(output[n, ch])])
     return _top_scenario(layer, steps, expected, 0.1, 0.3, seed)
+
+
+def _code_range(layer: CompiledLayer, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cols,) lowest and highest code each channel's ADC can give."""
+    if layer.adc_window:
+        return layer.adc_low, layer.adc_low + 2 ** bits - 1
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return np.full(layer.cols, lo), np.full(layer.cols, hi)
+
+
+def tie_image(layer: CompiledLayer) -> tuple[dict, list[int]] | None:
+    """A directed image for the output layer top whose two best classes score the same: its ADC
+    codes ((plane, rt) -> (1, cols); plane 0 only, every other class at its lowest score) and the
+    expected [class, score], the first of the two (as numpy's argmax). None when no pair of
+    reachable sums ties above the rest (bipolar layers are not tried)."""
+    assert layer.tiling is not None and layer.score_scale is not None and layer.score_bias is not None
+    if layer.bipolar:
+        return None
+    n_rt = layer.tiling.n_row_tiles
+    lo, hi = _code_range(layer, periphery_code_bits(layer))
+    scale, bias = layer.score_scale.astype(np.int64), layer.score_bias.astype(np.int64)
+    sums = [np.arange(n_rt * lo[c], n_rt * hi[c] + 1) for c in range(layer.cols)]
+    floor = np.array([(s * scale[c] + bias[c]).min() for c, s in enumerate(sums)])
+    best: tuple[int, int, int, int, int] | None = None
+    for i in range(layer.cols):
+        for j in range(i + 1, layer.cols):
+            rest = np.delete(floor, [i, j]).max(initial=np.iinfo(np.int64).min)
+            scores_j = {int(a * scale[j] + bias[j]): int(a) for a in sums[j]}
+            for a in sums[i]:
+                score = int(a * scale[i] + bias[i])
+                if score in scores_j and score > rest and (best is None or score > best[0]):
+                    best = (score, i, int(a), j, scores_j[score])
+    if best is None:
+        return None
+    score, i, a_i, j, a_j = best
+    totals = np.array([sums[c][int(np.argmin(s * scale[c] + bias[c]))] for c, s in enumerate(sums)])
+    totals[i], totals[j] = a_i, a_j
+    codes = {(plane, rt): np.zeros((1, layer.cols), dtype=np.int64)
+             for plane in range(layer.input_bits) for rt in range(n_rt)}
+    left = totals.copy()
+    for rt in range(n_rt):  # fill row tile by row tile, each code within its channel's range
+        share = np.clip(left - (n_rt - rt - 1) * hi, lo, hi)
+        codes[(0, rt)][0] = share
+        left -= share
+    return codes, [i, score]
 
 
 def _output_order(layer: CompiledLayer, output: np.ndarray, n_images: int) -> tuple[list, list]:

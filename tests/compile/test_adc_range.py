@@ -69,7 +69,7 @@ def test_real_network_with_weight_sized_adcs_equals_golden(compiled, mnist_test)
     narrow = with_range(compiled, "weights")
     pairs = [(a.adc_bits, b.adc_bits) for a, b in zip(narrow.layers, compiled.layers, strict=True)]
     assert all(a <= b for a, b in pairs) and any(a < b for a, b in pairs)
-    images = mnist_test.images[:300]
+    images = mnist_test.images[:100]
     physics, _ = run_crossbar(narrow, images, PhysicsReader(Chip(narrow)))
     golden = run_integer(narrow, images)
     for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs, strict=True):
@@ -95,7 +95,7 @@ def test_column_windows_fit_a_25_row_layer_in_5_bits():
 def test_real_network_with_column_windows_equals_golden(compiled, mnist_test):
     windowed = with_range(compiled, "columns")
     assert windowed.layers[0].adc_bits < compiled.layers[0].adc_bits
-    images = mnist_test.images[:300]
+    images = mnist_test.images[:100]
     physics, _ = run_crossbar(windowed, images, PhysicsReader(Chip(windowed)))
     golden = run_integer(windowed, images)
     for a, b in zip(physics.accumulators + physics.outputs, golden.accumulators + golden.outputs, strict=True):

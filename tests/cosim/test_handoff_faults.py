@@ -141,3 +141,28 @@ def test_rtl_check_catches_interface_faults_in_the_builds_periphery(build_dir, m
                        rtl_dir=verified_rtl(build, model))
     failed = {c.module for c in checks if not c.passed}
     assert failed == {"periphery_fc2 (protocol)"}, (what, [(c.module, c.message) for c in checks])
+
+
+@pytest.mark.icarus
+@needs("iverilog")
+def test_rtl_check_catches_an_argmax_that_lets_the_last_of_equal_scores_win(build_dir, mnist_test, tmp_path):
+    """Every ``rtl --check`` sends the output layer top an image whose two best classes tie (the
+    first must win, as numpy's argmax): the build's own layer_fc2.v with the argmax's ``>`` turned
+    into ``>=`` (re-hashed) fails there and only there; real images alone have no ties."""
+    from bmcnn_hw.artefact import load_model
+    from bmcnn_hw.cosim.rtl_check import check_rtl
+    from bmcnn_hw.cosim.scenarios import tie_image
+    from bmcnn_hw.rtl.emit import verified_rtl
+
+    build = tmp_path / "build"
+    shutil.copytree(build_dir, build, ignore=shutil.ignore_patterns("netlists"))
+    text = (build / "rtl" / "layer_fc2.v").read_text()
+    compare = re.search(r"\$signed\(i__payload\[\d+:\d+\]\) > \$signed\(\\\$like \);", text)
+    assert compare, "the argmax's score compare is not in layer_fc2.v"
+    _plant(build, "rtl/layer_fc2.v", compare.group(0), compare.group(0).replace(" > ", " >= "))
+    model = load_model(build)
+    assert tie_image(model.layers[2]) is not None
+    checks = check_rtl(model, mnist_test.images[:3], tmp_path / "work", per_layer=20,
+                       rtl_dir=verified_rtl(build, model))
+    failed = {c.module: c.message for c in checks if not c.passed}
+    assert list(failed) == ["layer_fc2"] and "output 3" in failed["layer_fc2"], failed
