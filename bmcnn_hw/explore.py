@@ -118,9 +118,11 @@ def design_points(grid: dict) -> list[dict]:
 
 
 def point_label(point: dict) -> str:
-    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``adc0w`` for ADC
-    widths from the weights, ``_gated`` and ``_cpa16`` added for clock gating and 16 columns per ADC)."""
-    bits = f"{point['adc_bits']}{'w' if point.get('adc_range') == 'weights' and not point['adc_bits'] else ''}"
+    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``adc0w`` and
+    ``adc0c`` for derived ADC widths from the weights or per-column windows, ``_gated`` and
+    ``_cpa16`` added for clock gating and 16 columns per ADC). Distinct points get distinct names."""
+    suffix = {"weights": "w", "columns": "c"}.get(point.get("adc_range", "rows"), "")
+    bits = f"{point['adc_bits']}{suffix}"
     label = f"{point['tile']}_adc{bits}_{point['device']}_{point['encoding']}"
     label += "_gated" if point.get("clock_gating") else ""
     label += f"_cpa{point['columns_per_adc']}" if point.get("columns_per_adc", 1) != 1 else ""

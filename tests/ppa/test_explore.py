@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bmcnn_hw.errors import ConfigError
-from bmcnn_hw.explore import design_points, load_grid, pareto_front
+from bmcnn_hw.explore import design_points, load_grid, pareto_front, point_label
 from tests.helpers import needs
 from tests.test_cli import run_cli
 
@@ -69,6 +69,16 @@ def test_grid_defaults_and_combinations(tmp_path):
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
     assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "adc_range": "rows", "device": "ideal",
                                       "encoding": "differential", "clock_gating": False, "columns_per_adc": 1}
+
+
+def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
+    """Labels name point directories: two points with one label would overwrite each other."""
+    path = tmp_path / "g.toml"
+    path.write_text('[axes]\ntile = ["32x32", "64x64"]\nadc_bits = [0, 5]\nadc_range = ["rows", "weights", "columns"]\n'
+                    'encoding = ["differential", "reference"]\nclock_gating = [false, true]\n'
+                    'columns_per_adc = [1, 16]\n')
+    points = design_points(load_grid(path))
+    assert len(points) == 96 and len({point_label(p) for p in points}) == 96
 
 
 @pytest.mark.parametrize(("text", "message"), [
