@@ -242,7 +242,7 @@ def quantize(scaled: np.ndarray, bits: int, low: np.ndarray | None = None) -> np
     ``scaled`` (float) is overwritten."""
     lo, hi = (low, low + (2 ** bits - 1)) if low is not None else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     np.clip(np.rint(scaled, out=scaled), lo, hi, out=scaled)
-    return scaled.astype(np.int32 if bits < 31 else np.int64)
+    return scaled.astype(np.int32 if bits < 32 else np.int64)
 
 
 def read_noise(chip: Chip, key: tuple[int, int, int], volts: np.ndarray, used_cols: int,
