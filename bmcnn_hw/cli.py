@@ -545,8 +545,13 @@ def _add_regenerate_rtl(parser: argparse.ArgumentParser) -> None:
                              "checking their hashes); the report says which was simulated")
 
 
-def main(argv=None) -> int:
-    """Entry point of the ``bmcnn-hw`` console script."""
+def main(argv=None, *, ending_process: bool = False) -> int:
+    """Run one ``bmcnn-hw`` command line; returns the exit code.
+
+    SIGTERM ends the command like Ctrl-C (cleanups run, exit 143). Afterwards the previous SIGTERM
+    handler is restored, or (``ending_process``: the console script, which exits next) SIGTERM is
+    ignored, so a signal arriving after the command has ended cannot kill the exiting process.
+    """
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal.signal needs it
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
@@ -572,7 +577,12 @@ def main(argv=None) -> int:
         return 2
     finally:
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN if ending_process else previous)
+
+
+def console_main() -> None:
+    """Entry point of the ``bmcnn-hw`` console script and of ``python -m bmcnn_hw.cli``."""
+    sys.exit(main(ending_process=True))
 
 
 class Terminated(KeyboardInterrupt):
@@ -585,4 +595,4 @@ def _raise_terminated(signum, frame):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

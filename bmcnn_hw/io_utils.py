@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -110,6 +111,11 @@ def _kind(path: Path) -> str:
 
 
 def _write_through(path: Path, data: bytes) -> None:
+    # The node may be this process's own stdout or stderr (/dev/stdout, a pipe): what print()
+    # still buffers must go first, or the report overtakes lines printed before it.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
     with open(path, "wb") as handle:
         handle.write(data)
 

@@ -88,11 +88,14 @@ def test_a_report_to_a_full_device_fails_and_the_device_stays(build_dir, mnist_d
 
 
 def test_a_report_through_a_link_to_stdout_is_written_through(build_dir, mnist_dir, tmp_path):
-    """A link to the process's stdout (as /dev/stdout is) carries the JSON down the pipe; the link stays."""
+    """A link to the process's stdout (as /dev/stdout is) carries the JSON down the pipe after the
+    lines printed before it, with Python's stdout block-buffered as in a plain pipe; the link stays."""
     link = tmp_path / "stdout"
     link.symlink_to("/proc/self/fd/1")
-    proc = _cli(*_evaluate(build_dir, mnist_dir, link))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = _cli(*_evaluate(build_dir, mnist_dir, link), env=env)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.index(" correct, accuracy ") < proc.stdout.index("{")
     report = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert report["images"] == 10
     assert link.is_symlink()
