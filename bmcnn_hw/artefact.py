@@ -51,6 +51,15 @@ class Tiling:
         return ct * self.tile_cols, min((ct + 1) * self.tile_cols, cols)
 
 
+def tile_sign_counts(weight: np.ndarray, tile_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row tiles, cols) counts of +1 and of -1 weights of each column in each row tile of
+    ``weight`` (rows, cols); padding rows carry no weight and count nothing."""
+    blocks = [weight[start:start + tile_rows] for start in range(0, weight.shape[0], tile_rows)]
+    plus = np.stack([(b > 0).sum(axis=0, dtype=np.int64) for b in blocks])
+    minus = np.stack([(b < 0).sum(axis=0, dtype=np.int64) for b in blocks])
+    return plus, minus
+
+
 @dataclass(frozen=True)
 class CompiledLayer:
     """One memristive layer in crossbar form.
@@ -120,10 +129,7 @@ class CompiledLayer:
         tiles. A column with at most p +1 and n -1 weights in any of its tiles reads [-n, p] with
         inputs in {0, 1}; the window of 2**adc_bits codes holds that with the slack split evenly."""
         assert self.tiling is not None  # memristive layers are tiled
-        rows = self.tiling.tile_rows
-        blocks = [self.weight[start:start + rows] for start in range(0, self.rows, rows)]
-        plus = np.max([(b > 0).sum(axis=0, dtype=np.int64) for b in blocks], axis=0)
-        minus = np.max([(b < 0).sum(axis=0, dtype=np.int64) for b in blocks], axis=0)
+        plus, minus = (counts.max(axis=0) for counts in tile_sign_counts(self.weight, self.tiling.tile_rows))
         low: np.ndarray = -minus - (2 ** self.adc_bits - (plus + minus + 1)) // 2
         return low
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..artefact import CompiledLayer, CompiledModel, Tiling
+from ..artefact import CompiledLayer, CompiledModel, Tiling, tile_sign_counts
 from ..config import ReadoutParams
 from ..errors import ConfigError
 
@@ -49,24 +49,18 @@ def weight_code_range(weight: np.ndarray, tile_rows: int, bipolar: bool) -> tupl
     -1 rows driven, only the +1 rows driven) and [-(p + n), p + n] with inputs in {-1, +1}.
     Padding rows carry no weight and add nothing.
     """
-    lo = hi = 0
-    for start in range(0, weight.shape[0], tile_rows):
-        block = weight[start:start + tile_rows]
-        plus, minus = (block > 0).sum(axis=0), (block < 0).sum(axis=0)
-        if bipolar:
-            plus = minus = plus + minus
-        lo, hi = min(lo, -int(minus.max())), max(hi, int(plus.max()))
-    return lo, hi
+    plus, minus = tile_sign_counts(weight, tile_rows)
+    if bipolar:
+        plus = minus = plus + minus
+    return -int(minus.max()), int(plus.max())
 
 
 def window_width(weight: np.ndarray, tile_rows: int) -> int:
     """Bits of the smallest unsigned ADC window per column that holds the range [-n, p] of each
     of its tiles (at most n -1 and p +1 weights in any; inputs in {0, 1}): p + n + 1 levels, at
     least 2 bits."""
-    blocks = [weight[start:start + tile_rows] for start in range(0, weight.shape[0], tile_rows)]
-    plus = np.max([(b > 0).sum(axis=0) for b in blocks], axis=0)
-    minus = np.max([(b < 0).sum(axis=0) for b in blocks], axis=0)
-    levels = int((plus + minus).max()) + 1
+    plus, minus = tile_sign_counts(weight, tile_rows)
+    levels = int((plus.max(axis=0) + minus.max(axis=0)).max()) + 1
     return max(2, (levels - 1).bit_length())
 
 

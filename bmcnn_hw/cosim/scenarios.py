@@ -132,10 +132,7 @@ def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndar
 
 def _with_extremes(layer: CompiledLayer, codes: dict, acc: np.ndarray) -> tuple[dict, np.ndarray]:
     """Append two directed vectors: every ADC code at its minimum, then at its maximum."""
-    bits = periphery_code_bits(layer)
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    if layer.adc_window:  # each column's own window
-        lo, hi = layer.adc_low, layer.adc_low + 2 ** bits - 1
+    lo, hi = _code_range(layer, periphery_code_bits(layer))
     cols = acc.shape[1]
     extra = {key: np.vstack([value, np.broadcast_to(lo, (1, cols)), np.broadcast_to(hi, (1, cols))])
              for key, value in codes.items()}
