@@ -94,11 +94,12 @@ class MeshSolver:
         self.g_rho = 1.0 / self.r
         self.m_den = 1.0 / (self.g_rho + self.gc)
         rows, cols = self.r.shape
-        self.row_inv, self.row_cp = thomas_factors(self.g + _chain_diagonal(cols, self.g_w, self.gs, 0.0), self.g_w,
-                                                   held_first=not self.gs)
+        row_inv, row_cp = thomas_factors(self.g + _chain_diagonal(cols, self.g_w, self.gs, 0.0), self.g_w,
+                                         held_first=not self.gs)
+        self.row_inv, self.row_cp = np.ascontiguousarray(row_inv.T), np.ascontiguousarray(row_cp.T)  # (P, R)
         col_inv, col_cp = thomas_factors((self.g + _chain_diagonal(rows, self.g_w, 0.0, self.g_last)[:, None]).T,
                                          self.g_w)
-        self.col_inv, self.col_cp = np.ascontiguousarray(col_inv), np.ascontiguousarray(col_cp)
+        self.col_inv, self.col_cp = np.ascontiguousarray(col_inv.T), np.ascontiguousarray(col_cp.T)  # (R, P)
         self._cell_args = _cell_arguments(cell, self.r.shape, dvth)
 
     def read(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
