@@ -144,6 +144,9 @@ def mesh_reads(drive: np.ndarray, kind: int, g_rho: np.ndarray, m_den: np.ndarra
                     m[i, j] = r[i, j] * g_rho[i, j] * m_den[i, j]
         done = max_iter + 1
         for it in range(1, max_iter + 1):
+            # Three passes per iteration, each fusing what the next step needs: the elements'
+            # deviations with the row chains' right-hand sides, the new row voltages with the
+            # column chains' right-hand sides, the new column voltages with the internal nodes.
             for i in range(rows):
                 for j in range(cols):
                     v_a = m[i, j] if series else r[i, j]
@@ -154,28 +157,21 @@ def mesh_reads(drive: np.ndarray, kind: int, g_rho: np.ndarray, m_den: np.ndarra
                         current = _element(kind, v_a, c[i, j], g_rho[i, j], shape, v0, table, grid, sizes,
                                            gate_base[i, j], tg[i, j])
                     dev[i, j] = current - gc[i, j] * (v_a - c[i, j])
-            moved = 0.0
-            for j in range(cols):  # every row chain at once, transposed: vectorised over rows
-                for i in range(rows):
                     lines[j, i] = g[i, j] * c[i, j] - alpha[i, j] * dev[i, j]
-            for i in range(rows):
                 lines[0, i] = drive[k, i] if gs == 0.0 else lines[0, i] + gs * drive[k, i]
-            _substitute_all(lines, row_inv, row_cp, g_w)
+            _substitute_all(lines, row_inv, row_cp, g_w)  # every row chain at once (transposed)
+            moved = 0.0
             for i in range(rows):
                 for j in range(cols):
                     moved = max(moved, abs(lines[j, i] - r[i, j]))
                     r[i, j] = lines[j, i]
-            for i in range(rows):  # every column chain at once, row by row: contiguous, vectorised over j
-                for j in range(cols):
                     columns[i, j] = g[i, j] * r[i, j] + alpha[i, j] * dev[i, j]
-            _substitute_all(columns, col_inv, col_cp, g_w)
+            _substitute_all(columns, col_inv, col_cp, g_w)  # every column chain at once
             for i in range(rows):
                 for j in range(cols):
                     moved = max(moved, abs(columns[i, j] - c[i, j]))
                     c[i, j] = columns[i, j]
-            if series:
-                for i in range(rows):
-                    for j in range(cols):
+                    if series:
                         new = (r[i, j] * g_rho[i, j] + gc[i, j] * c[i, j] - dev[i, j]) * m_den[i, j]
                         moved = max(moved, abs(new - m[i, j]))
                         m[i, j] = new
