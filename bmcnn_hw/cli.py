@@ -112,7 +112,7 @@ def non_negative_float(text: str) -> float:
 
 
 def _add_age_options(parser) -> None:
-    age = parser.add_argument_group("chip age (README, 'Chip lifetime')")
+    age = parser.add_argument_group("chip age (docs/guide/variation.md, 'Chip lifetime')")
     age.add_argument("--age", metavar="T",
                      help="age the chip to T after programming (e.g. 1d, 1y, 10y): retention drift, read disturb, wear")
     age.add_argument("--reads-per-s", type=non_negative_float, default=0.0, metavar="R",
@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--retention", type=Path, metavar="FILE.toml",
                     help="retention model parameters ([retention] table: drift_mean_us, drift_sd_us, t0_s, fail_10y, "
                          "fail_shape, fail_on, read_pulse_s, VTEAM v_on/v_off/k_on/k_off/a_on/a_off); default: the "
-                         "cited HfOx preset (README, 'Chip lifetime')")
+                         "cited HfOx preset (docs/guide/variation.md, 'Chip lifetime')")
     lt.add_argument("--chips", type=positive_int, default=5, help="sampled chips (default 5)")
     lt.add_argument("--images", type=positive_int, default=10000, help="test images per chip and age (default 10000)")
     lt.add_argument("--calib", type=positive_int, default=2048,

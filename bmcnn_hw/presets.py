@@ -62,7 +62,7 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
         "conductances RRAM compute-in-memory macros program, e.g. W. Wan et al., 'A compute-in-memory "
         "chip based on resistive random-access memory', Nature 608, 2022): ten times less column current, "
         "so ten times less IR drop on the same met1 wires. With 64 x 64 tiles and tuning it classifies "
-        "as the ideal chip does (README, 'Real wires').",
+        "as the ideal chip does (docs/guide/cells_and_wires.md, 'Real wires').",
     ),
 }
 

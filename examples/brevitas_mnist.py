@@ -4,7 +4,7 @@
 
 The network is a plain Brevitas BNN (binary weights and activations, batch norm, max pool);
 nothing in it is specific to bmcnn-hw except two choices that make the import exact
-(README, "Bring your own network"):
+(docs/guide/models.md, "Bring your own network"):
 
 * the input quantizer is unsigned 8-bit with the constant power-of-two scale 2**-8, so the
   graph's input for a pixel p is p / 256 and its integer code is the pixel itself;

@@ -202,9 +202,9 @@ def test_cli_import_verifies_and_refuses_to_overwrite(tmp_path, mnist_dir, capsy
 
 
 def _readme_example() -> list[str]:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "guide" / "models.md").read_text()
     block = re.search(r"<!-- example: byon -->\s*```sh\n(.*?)```", text, re.S)
-    assert block, "README.md lost its 'Bring your own network' example block"
+    assert block, "docs/guide/models.md lost its 'Bring your own network' example block"
     return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
 
 
@@ -214,7 +214,7 @@ def _readme_example() -> list[str]:
 @needs("ngspice")
 @needs("verilator")
 def test_readme_worked_example_runs(tmp_path, mnist_dir):
-    """The README's Brevitas -> QONNX -> bmcnn-hw example, command by command: the import
+    """The documented (docs/guide/models.md) Brevitas -> QONNX -> bmcnn-hw example, command by command: the import
     agrees with the source on all 10,000 images and SPICE + RTL agree with golden."""
     pytest.importorskip("brevitas")
     bin_dir = Path(sys.executable).parent

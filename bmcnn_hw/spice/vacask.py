@@ -14,7 +14,7 @@ tile netlists bmcnn-hw writes for ngspice are translated here, element by elemen
   (noise only) is left out, ``nigbacc``/``nigbinv``/``nigc`` (unused with igbmod = igcmod = 0,
   but VACASK's BSIM4 4.8.2 refuses 0) take BSIM4's defaults, and ``rbodymod`` is 0 (the body
   resistor network with these resistances makes VACASK's matrix singular; in ngspice the two
-  give the same currents to 12 digits, README).
+  give the same currents to 12 digits, docs/guide/spice.md).
 
 Elements VACASK has no equivalent for here (sinh cells' behavioural sources, op-amp TIAs) are a
 :class:`SimulationError` naming the netlist and the element. Every read of a batch is one
