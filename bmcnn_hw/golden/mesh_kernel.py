@@ -61,7 +61,7 @@ def _transistor_cached(table: np.ndarray, grid: np.ndarray, sizes: np.ndarray, g
                        vd: float, vs: float, key: np.ndarray, coef: np.ndarray, i: int, j: int) -> float:
     """:func:`_transistor` with the gate already interpolated: the cell's four (drain, source)
     corners at its own gate are kept in ``coef[i, j]`` while ``key[i, j]`` (the grid cell) holds,
-    so an iteration that stays in the same grid cell reads no table (the table is about 100 MB;
+    so an iteration that stays in the same grid cell reads no table (the table is about 50 MB;
     its gathers, not the arithmetic, set the cost). Same interpolant as :func:`_transistor`, summed in
     another order: equal to rounding."""
     id_, td = _locate(vd, grid[0], grid[1], sizes[0])

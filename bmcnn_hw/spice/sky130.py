@@ -173,14 +173,16 @@ def model_include(corner: Corner, cache: Path | None = None) -> Path:
 def table_grid(params: DeviceParams) -> Grid:
     """Gate, drain and source voltages (V) the table spans for ``params`` (unipolar reads).
 
-    Gate: V_wl +- (6 sigma_vth + 8 mV) in 2 mV steps; drain and source (the column node, raised
+    Gate: V_wl +- (6 sigma_vth + 8 mV) in 4 mV steps; drain and source (the column node, raised
     by IR drop): -20 mV to V_read + 10 mV in 0.5 mV steps. Measured against ngspice at the
-    midpoints of every step (tt, the rram-1t1r-sky130 preset's transistor): the trilinear
-    interpolant is within 1.8e-10 A, 6.4e-7 of the largest current in the table (with 4 mV gate
-    and 1 mV source steps: 4.8e-10 A, 1.7e-6, which put a 64-row 1T1R tile 1.04e-6 off ngspice).
+    midpoints of every step (tt, the rram-1t1r-sky130 preset's transistor,
+    ``scripts/transistor_table_error.py``): within 4.4e-10 A, 1.5e-6 of the table's largest
+    current, but a real 64-row tile's column currents within 3.5e-7 of ngspice's largest; with
+    1 mV source steps a real fc2 tile was 1.04e-6 off. 2 mV gate steps (1.8e-10 A) gave 3.2e-7 on
+    the same tiles for twice the table (99 MB) and characterisation time, so the gate stays at 4 mV.
     """
     half = 0.004 * np.ceil((6 * params.sigma_vth_v + 0.008) / 0.004)
-    vg = params.v_wordline_v + np.linspace(-half, half, int(np.rint(2 * half / 0.002)) + 1)
+    vg = params.v_wordline_v + np.linspace(-half, half, int(np.rint(2 * half / 0.004)) + 1)
     hi = params.v_read_v + 0.010
     vd = np.linspace(-0.020, hi, int(np.rint((hi + 0.020) / 0.0005)) + 1)
     vs = np.linspace(-0.020, hi, int(np.rint((hi + 0.020) / 0.0005)) + 1)
