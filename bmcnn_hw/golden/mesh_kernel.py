@@ -7,7 +7,7 @@ factors the caller prepared), then (1T1R) each cell's internal node. Reads are i
 they run in parallel (``prange``) and a read's result does not depend on the rest of its batch.
 Every chain of a kind is substituted at once, the chains side by side in memory, so the
 substitution's serial recurrence runs vectorised across chains instead of one chain at a time
-(with the transistor's cached corners and the fused passes below: 34.8 -> 12.3 ns per cell and
+(with the transistor's cached corners and the fused passes below: 34.8 -> 13.0 ns per cell and
 iteration on a 64 x 128 1T1R tile, ``bench/bench_mesh_kernel.py``).
 
 Cell kinds: ``LINEAR`` (``I = v / r``), ``SINH`` (``I = (k / r) sinh(v / v0)``), ``ONE_T_ONE_R``
