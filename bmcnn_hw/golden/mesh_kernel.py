@@ -37,33 +37,14 @@ def _locate(value: float, origin: float, inv_step: float, size: int) -> tuple[in
     return i, f - i
 
 
-@njit(cache=True)
-def _transistor(table: np.ndarray, grid: np.ndarray, sizes: np.ndarray, gate_base: int, tg: float,
-                vd: float, vs: float) -> float:
-    """Drain current of one transistor whose gate is at grid index ``gate_base`` (flat) + fraction ``tg``."""
-    id_, td = _locate(vd, grid[0], grid[1], sizes[0])
-    is_, ts = _locate(vs, grid[2], grid[3], sizes[1])
-    step_d, step_g = sizes[1], sizes[0] * sizes[1]
-    at = gate_base + id_ * step_d + is_  # drain index id_
-    low = table[at] * (1 - ts) + table[at + 1] * ts
-    high = table[at + step_g] * (1 - ts) + table[at + step_g + 1] * ts
-    a = low * (1 - tg) + high * tg
-    at += step_d  # drain index id_ + 1
-    low = table[at] * (1 - ts) + table[at + 1] * ts
-    high = table[at + step_g] * (1 - ts) + table[at + step_g + 1] * ts
-    b = low * (1 - tg) + high * tg
-    current: float = a + (b - a) * td
-    return current
-
-
 @njit(cache=True, inline="always")
 def _transistor_cached(table: np.ndarray, grid: np.ndarray, sizes: np.ndarray, gate_base: int, tg: float,
                        vd: float, vs: float, key: np.ndarray, coef: np.ndarray, i: int, j: int) -> float:
-    """:func:`_transistor` with the gate already interpolated: the cell's four (drain, source)
+    """Drain current of cell (i, j)'s transistor, its gate at grid index ``gate_base`` (flat) plus
+    fraction ``tg``: the trilinear interpolant of the table. The cell's four (drain, source)
     corners at its own gate are kept in ``coef[i, j]`` while ``key[i, j]`` (the grid cell) holds,
     so an iteration that stays in the same grid cell reads no table (the table is about 50 MB;
-    its gathers, not the arithmetic, set the cost). Same interpolant as :func:`_transistor`, summed in
-    another order: equal to rounding."""
+    its gathers, not the arithmetic, set the cost)."""
     id_, td = _locate(vd, grid[0], grid[1], sizes[0])
     is_, ts = _locate(vs, grid[2], grid[3], sizes[1])
     cell = id_ * sizes[1] + is_
@@ -83,11 +64,9 @@ def _transistor_cached(table: np.ndarray, grid: np.ndarray, sizes: np.ndarray, g
 
 
 @njit(cache=True)
-def _element(kind: int, v_a: float, v_b: float, g_r: float, shape: float, v0: float, table: np.ndarray,
-             grid: np.ndarray, sizes: np.ndarray, gate_base: int, tg: float) -> float:
-    """Current of one cell's nonlinear element from node a to node b (``g_r`` = 1 / r, ``v0`` = 1 / V_0)."""
-    if kind == ONE_T_ONE_R:
-        return _transistor(table, grid, sizes, gate_base, tg, v_a, v_b)
+def _element(kind: int, v_a: float, v_b: float, g_r: float, shape: float, v0: float) -> float:
+    """Current of a two-terminal cell (``LINEAR`` or ``SINH``) from node a to node b (``g_r`` = 1 / r,
+    ``v0`` = 1 / V_0); a 1T1R cell's element is :func:`_transistor_cached`."""
     if kind == SINH:
         sinh: float = shape * g_r * np.sinh((v_a - v_b) * v0)
         return sinh
@@ -155,8 +134,7 @@ def mesh_reads(drive: np.ndarray, kind: int, g_rho: np.ndarray, m_den: np.ndarra
                         current = _transistor_cached(table, grid, sizes, gate_base[i, j], tg[i, j], v_a, c[i, j],
                                                      key, coef, i, j)
                     else:
-                        current = _element(kind, v_a, c[i, j], g_rho[i, j], shape, v0, table, grid, sizes,
-                                           gate_base[i, j], tg[i, j])
+                        current = _element(kind, v_a, c[i, j], g_rho[i, j], shape, v0)
                     dev[i, j] = current - gc[i, j] * (v_a - c[i, j])
                     lines[j, i] = g[i, j] * c[i, j] - alpha[i, j] * dev[i, j]
                 lines[0, i] = drive[k, i] if gs == 0.0 else lines[0, i] + gs * drive[k, i]
@@ -189,7 +167,6 @@ def mesh_reads(drive: np.ndarray, kind: int, g_rho: np.ndarray, m_den: np.ndarra
             if series:  # the held first node feeds its own cell and the first segment
                 first = (r[i, 0] - m[i, 0]) * g_rho[i, 0]
             else:
-                first = _element(kind, r[i, 0], c[i, 0], g_rho[i, 0], shape, v0, table, grid, sizes,
-                                 gate_base[i, 0], tg[i, 0])
+                first = _element(kind, r[i, 0], c[i, 0], g_rho[i, 0], shape, v0)
             drivers[k, i] = first + ((r[i, 0] - r[i, 1]) * g_w if cols > 1 else 0.0)
     return i_cols, drivers, iterations

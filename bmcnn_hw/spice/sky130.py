@@ -185,8 +185,7 @@ def table_grid(params: DeviceParams) -> Grid:
     vg = params.v_wordline_v + np.linspace(-half, half, int(np.rint(2 * half / 0.004)) + 1)
     hi = params.v_read_v + 0.010
     vd = np.linspace(-0.020, hi, int(np.rint((hi + 0.020) / 0.0005)) + 1)
-    vs = np.linspace(-0.020, hi, int(np.rint((hi + 0.020) / 0.0005)) + 1)
-    return vg, vd, vs
+    return vg, vd, vd.copy()  # the source axis is the drain's
 
 
 def _table_key(params: DeviceParams, grid: Grid) -> str:
