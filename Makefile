@@ -9,7 +9,7 @@ SHARED_MNIST := ../shared/datasets/mnist
 DATA_FROM := $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS.uncompressed),--data-from $(SHARED_MNIST),)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast system-deps venv clean rtl
+.PHONY: demo test test-fast docs system-deps venv clean rtl
 
 system-deps:
 	@scripts/system-deps.sh
@@ -28,12 +28,16 @@ demo: system-deps $(STAMP)
 test: system-deps $(STAMP)
 	$(BIN)/ruff check bmcnn_hw tests bench scripts examples
 	$(BIN)/mypy
+	$(MAKE) docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: system-deps $(STAMP)  # the fast tier: no test marked slow (full test set, large grids, demo)
 	$(BIN)/ruff check bmcnn_hw tests bench scripts examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+docs: $(STAMP)  # the documentation site into site/; any warning (a broken link or anchor too) fails it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 rtl: $(STAMP)  # regenerate the checked-in Verilog of the reference model
 	$(BIN)/bmcnn-hw rtl --reference --out rtl

@@ -119,13 +119,15 @@ class LayerPeriphery(wiring.Component):
         adc_bits: width of a signed ADC code.
         planes: bit planes of the layer input (1 for binary inputs).
         acc_width: accumulator width; must hold ``acc_bound`` (checked).
-        thetas, flips: per-channel threshold and flip; ``None`` for the output layer.
+        thetas: per-channel threshold; ``None`` for the output layer.
+        flips: per-channel flip of the comparison; ``None`` for the output layer.
         acc_bound: largest |accumulator| the layer can produce.
         offsets: bipolar correction per channel; the sum becomes ``(sum + offset) >> 1``.
         code_lows: per channel, the low end of its windowed ADC (``compile --adc-range columns``):
             codes arrive as their ``adc_bits`` low bits ``v`` and the periphery restores
             ``low + ((v - low) mod 2**adc_bits)``, the one code of the window with those bits.
-        score_scale, score_bias: integer score affine of the output layer.
+        score_scale: integer score scale per class of the output layer.
+        score_bias: integer score bias per class of the output layer.
         name: component name used in the register map.
         group_errors: add the ``group_error`` input (a pool or argmax follows).
         input_errors: add the ``input_error`` input (a MAC engine feeds the periphery).
