@@ -148,7 +148,7 @@ def _add_ppa_parser(sub) -> None:
         "from a cited cost model, and the layer's Verilog through Yosys, a gate-level simulation of real beats "
         "(checked against golden; switching activity) and OpenSTA (fmax, power). Writes ppa.json, ppa.md and "
         "ppa.png (energy and area by component). Needs `apt-get install yosys opensta qflow-tech-osu018`."))
-    pp.add_argument("build", type=Path, metavar="BUILD_DIR")
+    pp.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     pp.add_argument("-o", "--out", type=Path, metavar="DIR", help="output directory (default BUILD_DIR/ppa)")
     pp.add_argument("--images", type=positive_int, default=20, metavar="N",
                     help="test images for the DC power of real inputs and the gate-level activity (default 20)")
@@ -180,7 +180,8 @@ def _add_explore_parser(sub) -> None:
                                     "preset x encoding, listed in a TOML file such as flows/explore_grid.toml), "
                                     "measure accuracy with the physics executor on sampled chips and PPA with "
                                     "`bmcnn-hw ppa`, and write explore.json, explore.md and explore.png.")
-    ex.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_DIR")
+    ex.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_DIR",
+                    help="checkpoint directory (from `bmcnn-hw train` or `import`) every design point compiles")
     ex.add_argument("--grid", type=Path, required=True, metavar="FILE", help="TOML file of axes and settings")
     ex.add_argument("-o", "--out", type=Path, default=Path("runs/explore"),
                     help="output directory: explore.*, and points/<label>/ with each build and ppa.json "
@@ -306,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.set_defaults(func=cmd.cmd_compile)
 
     tu = sub.add_parser("tune", help="fit per-column tuning-register corrections of a sampled chip (no reprogramming)")
-    tu.add_argument("build", type=Path, metavar="BUILD_DIR")
+    tu.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     tu.add_argument("--chip-seed", type=non_negative_int, default=0, help="seed of the sampled chip")
     tu.add_argument("--calib", type=positive_int, default=2048,
                     help="calibration images, the first N training images (default 2048; guarded tuning holds "
@@ -351,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lt = sub.add_parser("lifetime", help="accuracy vs time since programming (drift, read disturb, wear): "
                                          "untuned, tuned once at t0, re-tuned at each age")
-    lt.add_argument("build", type=Path, metavar="BUILD_DIR")
+    lt.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     lt.add_argument("--times", default="1s,1h,1d,1mo,1y,10y",
                     help="comma-separated ages since programming: s, min, h, d, w, mo, y (default 1s,1h,1d,1mo,1y,10y)")
     lt.add_argument("--reads-per-s", type=non_negative_float, default=0.0, metavar="R",
@@ -393,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.set_defaults(func=cmd.cmd_rtl)
 
     cs = sub.add_parser("cosim", help="SPICE tiles + cocotb RTL layer by layer on real images, checked against golden")
-    cs.add_argument("build", type=Path, metavar="BUILD_DIR")
+    cs.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     cs.add_argument("--images", type=positive_int, default=1, help="test images (default 1)")
     cs.add_argument("--chip-seed", type=non_negative_int,
                     help="sample a chip with this seed (default: the build's chip)")
@@ -414,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rr = sub.add_parser("rtl-regress", help="every beat of many test images through each layer's RTL (Verilator), "
                                             "on a sampled chip with tuning loaded, checked against golden")
-    rr.add_argument("build", type=Path, metavar="BUILD_DIR")
+    rr.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     rr.add_argument("--images", type=positive_int, default=10000, help="test images (default 10000: all)")
     rr.add_argument("--chip-seed", type=non_negative_int,
                     help="sample a chip with this seed (default: the build's chip)")
@@ -460,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.set_defaults(func=cmd.cmd_import)
 
     ex = sub.add_parser("export", help="write a build's programming map: one CSV row per physical device")
-    ex.add_argument("build", type=Path, metavar="BUILD_DIR")
+    ex.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     ex.add_argument("--programming", type=Path, required=True, metavar="MAP.csv",
                     help="CSV to write (one row per device: layer, tile, row, column, weight, side G+/G-/ref, "
                          "target state and resistance, the sampled resistance); its JSON header (schema, chip seed, "
@@ -475,11 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     fl = sub.add_parser("flow", help="run a flow definition (TOML)").add_subparsers(dest="flow_command", required=True)
     fr = fl.add_parser("run", help="run FLOW.toml: its [flow] command with its [options], as on the command line")
-    fr.add_argument("file", type=Path, metavar="FLOW.toml")
+    fr.add_argument("file", type=Path, metavar="FLOW.toml", help="flow definition (see flows/)")
     fr.set_defaults(func=cmd.cmd_flow_run, run_command_line=main)
 
     rg = sub.add_parser("regress", help="run a regression matrix; JUnit XML plus Markdown/HTML summaries")
-    rg.add_argument("file", type=Path, metavar="REGRESSION.toml")
+    rg.add_argument("file", type=Path, metavar="REGRESSION.toml",
+                    help="regression matrix (see flows/regression.toml)")
     rg.add_argument("--out", type=Path, default=Path("runs/regress"), help="output directory")
     rg.add_argument("--case", help="re-run only the case with this name (as printed in the summary)")
     rg.add_argument("--checkpoint", type=Path, action="append", metavar="CKPT_DIR",
@@ -491,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     rg.set_defaults(func=cmd.cmd_regress)
 
     sp = sub.add_parser("spice", help="run a build's netlists in ngspice on test images; currents, codes, energy")
-    sp.add_argument("build", type=Path, metavar="BUILD_DIR")
+    sp.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     sp.add_argument("--images", type=positive_int, default=1, help="test images to run (default 1)")
     sp.add_argument("--mode", default="auto", choices=SPICE_MODES,
                     help="superposition: one ngspice solve per tile row, then exact sums (linear tiles); "
@@ -502,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd.cmd_spice)
 
     ev = sub.add_parser("evaluate", help="accuracy of a build on the test set with one back end")
-    ev.add_argument("build", type=Path, metavar="BUILD_DIR")
+    ev.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
     ev.add_argument("--backend", default="golden", choices=["torch", "golden", "physics", "spice"],
                     help="torch: trained model; golden: exact integer; physics: crossbar model of the build's chip; "
                          "spice: SPICE (--engine) on the build's netlists (see --mode for how reads are solved)")
@@ -523,8 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     de = sub.add_parser("demo", help="end to end: data, training, compile, golden, SPICE, RTL, summary")
     de.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
     de.add_argument("--data-from", type=Path, metavar="DIR", help="local MNIST directory to fetch from first")
-    de.add_argument("--epochs", type=positive_int, default=1)
-    de.add_argument("--seed", type=non_negative_int, default=0)
+    de.add_argument("--epochs", type=positive_int, default=1, help="training epochs (default 1)")
+    de.add_argument("--seed", type=non_negative_int, default=0,
+                    help="seed of training and of the sampled chip (default 0)")
     de.add_argument("--spice-images", type=non_negative_int,
                     default=2, help="test images run through ngspice (default 2)")
     de.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
