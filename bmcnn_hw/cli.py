@@ -389,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
                     help="simulator for --check (default $SIM or icarus)")
     rt.add_argument("--keep-work", action="store_true",
-                    help="with --check: keep rtl_check/ (simulator builds) although every check passed")
+                    help="with --check: keep rtl_check/ (scenarios, logs, outputs) although every check passed; "
+                         "simulator builds are cached by content in ~/.cache/bmcnn-hw/cocotb-build")
     _add_data_dir(rt)
     rt.set_defaults(func=cmd.cmd_rtl)
 
@@ -534,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="RTL simulator (default $SIM or icarus)")
     de.add_argument("--limit", type=positive_int, help="train on the first N images only (smoke runs)")
     de.add_argument("--keep-work", action="store_true",
-                    help="keep the scratch of passing checks (rtl_check/ simulator builds, ppa/work/ netlists and "
+                    help="keep the scratch of passing checks (rtl_check/ scenarios and logs, ppa/work/ netlists and "
                          "logs); without it only a failing check's scratch is kept")
     _add_data_dir(de)
     de.set_defaults(func=cmd.cmd_demo)

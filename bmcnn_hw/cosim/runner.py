@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,7 +72,65 @@ def _build(runner, sources, toplevel, build_dir, sim, vcd):
                 os.environ[key] = value
 
 
-def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) -> Path:
+def default_build_cache() -> Path:
+    """``$BMCNN_HW_CACHE/cocotb-build`` or ``~/.cache/bmcnn-hw/cocotb-build``: simulator builds
+    of testbench tops, one directory per content key (removing it only costs rebuilds)."""
+    root = os.environ.get("BMCNN_HW_CACHE") or Path.home() / ".cache" / "bmcnn-hw"
+    return Path(root) / "cocotb-build"
+
+
+@functools.cache
+def _tool_versions(sim: str) -> str:
+    """The simulator's and cocotb's versions (part of the build key; asked once per process)."""
+    import cocotb
+
+    command = ["iverilog", "-V"] if sim == "icarus" else ["verilator", "--version"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    first = (done.stdout or done.stderr).splitlines()[:1]
+    return f"{first} cocotb {cocotb.__version__} {sys.executable}"
+
+
+def _cached_build(runner, verilog: Path, toplevel: str, sim: str, cache: Path) -> Path:
+    """The simulator build of ``toplevel`` from ``verilog``, made once per content: the key is the
+    SHA-256 of the Verilog, the top's name, the simulator's and cocotb's versions and the make
+    fixes; a build made by another process meanwhile is used instead of this one."""
+    key = hashlib.sha256()
+    for part in (verilog.read_bytes(), toplevel.encode(), sim.encode(), _tool_versions(sim).encode(),
+                 json.dumps(verilator_make_flags() if sim == "verilator" else {}).encode()):
+        key.update(hashlib.sha256(part).digest())
+    build = cache / f"{sim}-{toplevel}-{key.hexdigest()[:16]}"
+    if (build / ".complete").is_file():
+        return build
+    staging = build.with_name(f".{build.name}.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    _build(runner, [verilog], toplevel, staging, sim, vcd=False)
+    keep_only(staging, ["sim.vvp" if sim == "icarus" else toplevel, "build.log"])
+    (staging / ".complete").touch()
+    try:
+        staging.rename(build)
+    except OSError:  # another process built the same top meanwhile: use theirs
+        shutil.rmtree(staging, ignore_errors=True)
+    return build
+
+
+def keep_only(directory: Path, names: list[str]) -> None:
+    """Delete everything in ``directory`` but ``names`` (relative paths): a cached build keeps
+    what runs it, not the compiler's intermediates (a Verilator build's precompiled headers are
+    140 MB, its executable under 1 MB)."""
+    kept = {directory / name for name in names}
+    parents = {parent for path in kept for parent in path.parents}
+    for path in sorted(directory.rglob("*"), reverse=True):
+        if path in kept or path in parents:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            path.unlink()
+
+
+def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False, sim_dir: Path | None = None) -> Path:
     output = build_dir / "outputs.json"
     # Under pytest the cocotb runner exits on a failing test instead of returning its
     # results; hide pytest's marker so the CLI and the tests take the same path.
@@ -77,9 +138,9 @@ def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) ->
     if vcd:  # the runner passes vvp `-none` (no dumps); a later `-vcd` selects VCD output
         os.environ["SIM_CMD_SUFFIX"] = "-vcd"
     try:
-        return runner.test(hdl_toplevel=toplevel, test_module=TB_MODULE, build_dir=build_dir, test_dir=build_dir,
-                           log_file=log, extra_env={"BMCNN_TB_SCENARIO": str(scenario_path),
-                                                    "BMCNN_TB_OUTPUT": str(output)})
+        env = {"BMCNN_TB_SCENARIO": str(scenario_path), "BMCNN_TB_OUTPUT": str(output)}
+        return runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog", test_module=TB_MODULE,
+                           build_dir=sim_dir or build_dir, test_dir=build_dir, log_file=log, extra_env=env)
     except (SystemExit, Exception) as exc:  # noqa: BLE001 (cocotb raises anything; one clear error)
         raise SimulationError(f"{toplevel}: simulation failed ({exc}); see {log}") from None
     finally:
@@ -88,10 +149,14 @@ def _test(runner, toplevel, build_dir, scenario_path, log, vcd: bool = False) ->
             os.environ["PYTEST_CURRENT_TEST"] = saved
 
 
-def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: Path, sim: str = "icarus") -> int:
+def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: Path, sim: str = "icarus",
+                  cache: Path | None = None) -> int:
     """Build the Verilog, run the cocotb testbench on ``scenario``; returns the outputs checked.
 
-    The monitored outputs are left in ``<build_dir>/outputs.json``.
+    The simulator build is cached by content under ``cache`` (default
+    :func:`default_build_cache`): the same Verilog is compiled once, whichever scenario runs on
+    it. The monitored outputs and the logs are left in ``build_dir`` (``outputs.json``,
+    ``sim.log``).
 
     A failing run is repeated with waveform dumping (Icarus: ``<build_dir>/<toplevel>.vcd``),
     so the VCD lies next to ``sim.log``.
@@ -110,9 +175,9 @@ def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: 
     scenario_path = build_dir / "scenario.json"
     scenario_path.write_text(json.dumps(scenario))
     runner, log = get_runner(sim), build_dir / "sim.log"
-    _build(runner, [Path(verilog_path).resolve()], toplevel, build_dir, sim, vcd=False)
+    sim_dir = _cached_build(runner, Path(verilog_path).resolve(), toplevel, sim, cache or default_build_cache())
     (build_dir / "outputs.json").unlink(missing_ok=True)
-    _, failed = get_results(_test(runner, toplevel, build_dir, scenario_path, log))
+    _, failed = get_results(_test(runner, toplevel, build_dir, scenario_path, log, sim_dir=sim_dir))
     if not failed:
         return len(scenario["expected"])
     detail = next((line.strip() for line in log.read_text().splitlines() if "AssertionError" in line), "")

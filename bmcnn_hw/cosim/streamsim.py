@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import SimulationError, ToolNotFound
 from ..rtl.simulators import check_simulator
-from .runner import verilator_make_flags
+from .runner import keep_only, verilator_make_flags
 
 BEATS, WRITE, END = 1, 2, 3
 DRAIN_CYCLES = 8
@@ -177,6 +177,7 @@ def build_harness(verilog: Path, top: str, in_bits: int, out_bits: int, cache: P
         done = subprocess.run(args, cwd=staging, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False)
     if done.returncode or not (staging / "obj_dir" / f"V{top}").is_file():
         raise SimulationError(f"{top}: Verilator build of the stream harness failed; see {log}")
+    keep_only(staging, [f"obj_dir/V{top}", "build.log", "harness.cpp"])
     try:
         staging.rename(build)
     except OSError:  # another process built the same harness meanwhile: use theirs

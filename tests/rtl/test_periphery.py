@@ -217,6 +217,30 @@ def test_pool_and_argmax_components(tmp_path):
 
 @pytest.mark.icarus
 @needs("iverilog")
+def test_simulator_builds_are_cached_by_the_verilogs_content(tmp_path):
+    """A second scenario on the same Verilog reuses its simulator build (not rebuilt, same
+    files); the same module with other content gets a build of its own."""
+    from amaranth.back import verilog
+
+    from bmcnn_hw.cosim.scenarios import pool_scenario
+    from bmcnn_hw.rtl.pool import BinaryMaxPool
+
+    cache, path = tmp_path / "cache", tmp_path / "pool4.v"
+    path.write_text(verilog.convert(BinaryMaxPool(group=4, channel_width=5), name="pool4", emit_src=False))
+    for seed in (1, 2):
+        scenario = pool_scenario(4, 20, 5, seed=seed)
+        assert run_stream_tb(path, "pool4", scenario, tmp_path / f"run{seed}", cache=cache) == 20
+        if seed == 1:
+            (build,) = cache.iterdir()
+            stamp = (build / "sim.vvp").stat().st_mtime_ns
+    assert [p.name for p in cache.iterdir()] == [build.name] and (build / "sim.vvp").stat().st_mtime_ns == stamp
+    path.write_text(verilog.convert(BinaryMaxPool(group=4, channel_width=6), name="pool4", emit_src=False))
+    run_stream_tb(path, "pool4", pool_scenario(4, 20, 6, seed=3), tmp_path / "run3", cache=cache)
+    assert len(list(cache.iterdir())) == 2
+
+
+@pytest.mark.icarus
+@needs("iverilog")
 def test_a_wrong_golden_value_fails_and_leaves_a_vcd(compiled, mnist_test, tmp_path):
     check_rtl(compiled, mnist_test.images[:1], tmp_path, sim="icarus", per_layer=20, tops=False)
     sim_dir = tmp_path / "sim" / "icarus_periphery_fc1"
