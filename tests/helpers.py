@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +61,9 @@ def windowed(model):
     for i, layer in enumerate(model.layers):
         retiled = retiled.replace_layer(i, clock_gating=layer.clock_gating)
     return retiled
+
+
+def run_cli(*args):
+    """Run the CLI in a subprocess (as a user would); returns (code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", *map(str, args)], capture_output=True, text=True)
+    return proc.returncode, proc.stdout, proc.stderr

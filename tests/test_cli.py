@@ -13,13 +13,7 @@ import pytest
 
 from bmcnn_hw import __version__
 from bmcnn_hw.cli import main
-from tests.helpers import REPO
-
-
-def run_cli(*args):
-    """Run the CLI in a subprocess (as a user would); returns (code, stdout, stderr)."""
-    proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", *map(str, args)], capture_output=True, text=True)
-    return proc.returncode, proc.stdout, proc.stderr
+from tests.helpers import REPO, run_cli
 
 
 def test_compile_and_evaluate_golden_and_torch(checkpoint, mnist_dir, tmp_path, capsys):

@@ -9,8 +9,7 @@ import pytest
 
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.flows import flow_argv, matrix_cases
-from tests.helpers import REPO, needs
-from tests.test_cli import run_cli
+from tests.helpers import REPO, needs, run_cli
 
 
 def test_shipped_flows_parse_into_command_lines():

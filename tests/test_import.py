@@ -13,7 +13,7 @@ from bmcnn_hw.config import HardwareConfig
 from bmcnn_hw.golden.integer import run_integer
 from bmcnn_hw.train.checkpoint import load_checkpoint
 from bmcnn_hw.train.loop import predict
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ from bmcnn_hw.errors import ArtefactError, DataError
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.golden.crossbar import physics_predictions
 from bmcnn_hw.programming import COLUMNS, header_path, load_programming_map, write_programming_map
-from tests.helpers import needs, random_fc_model
-from tests.test_cli import run_cli
+from tests.helpers import needs, random_fc_model, run_cli
 
 
 def _same_devices(a: Chip, b: Chip) -> bool:

@@ -15,7 +15,7 @@ from bmcnn_hw.golden.integer import run_integer
 from bmcnn_hw.golden.layers import layer_output
 from bmcnn_hw.sweep import run_sweep, write_sweep
 from bmcnn_hw.tune import calibrate, check_tuning_chip, load_tuning, save_tuning
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 
 
 def _accuracy(model, chip, test, offsets=None):

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import needs
-from tests.test_cli import run_cli
+from tests.helpers import needs, run_cli
 
 pytestmark = [pytest.mark.ngspice, pytest.mark.icarus, pytest.mark.slow, needs("ngspice"), needs("iverilog")]
 

@@ -120,7 +120,7 @@ def test_every_beat_of_the_test_set_through_the_rtl_of_a_tuned_chip(compiled, mn
 def test_rtl_regress_command_writes_its_report(build_dir, mnist_dir, tmp_path):
     import json
 
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     code, out, err = run_cli("rtl-regress", build_dir, "--images", "3", "--chip-seed", "2", "--sigma-on", "0.1",
                              "--sigma-off", "0.1", "--calibrate", "50", "--data-dir", mnist_dir, "--out", tmp_path)
@@ -138,7 +138,7 @@ def test_hybrid_build_regression_checks_its_mac_layers(hybrid_build, mnist_dir, 
 
     from bmcnn_hw.artefact import load_model
     from bmcnn_hw.rtl.mac import layer_cycles
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     code, out, err = run_cli("rtl-regress", hybrid_build, "--images", "20", "--chip-seed", "3", "--sigma-on", "0.1",
                              "--sigma-off", "0.1", "--calibrate", "50", "--data-dir", mnist_dir, "--out", tmp_path)

@@ -25,8 +25,7 @@ from bmcnn_hw.golden.aging import (
 )
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.tune import calibrate, check_tuning_chip, load_tuning, save_tuning
-from tests.helpers import REPO, needs
-from tests.test_cli import run_cli
+from tests.helpers import REPO, needs, run_cli
 
 SIGMA = DeviceParams(sigma_on_rel=0.1, sigma_off_rel=0.1)
 WEAR = REPO / "flows" / "retention_wear.toml"

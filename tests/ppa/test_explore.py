@@ -8,8 +8,7 @@ import pytest
 
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.explore import design_points, load_grid, pareto_front, point_label
-from tests.helpers import needs
-from tests.test_cli import run_cli
+from tests.helpers import needs, run_cli
 
 GRID = """[axes]
 tile = ["64x64", "128x128"]

@@ -9,8 +9,7 @@ import pytest
 from bmcnn_hw.ppa.cost_model import load_cost_model
 from bmcnn_hw.ppa.records import COMPONENTS
 from bmcnn_hw.ppa.tools import DEFAULT_LIBERTY
-from tests.helpers import needs
-from tests.test_cli import run_cli
+from tests.helpers import needs, run_cli
 
 TOOLS = [needs("yosys"), needs("sta"), needs("iverilog"), needs("ngspice"),
          pytest.mark.skipif(not DEFAULT_LIBERTY.is_file(), reason="qflow-tech-osu018 not installed")]

@@ -23,8 +23,7 @@ from bmcnn_hw.rtl.emit import layer_texts, mac_name, module_name, top_name
 from bmcnn_hw.rtl.layer import layer_stream_fields
 from bmcnn_hw.rtl.mac import MacEngine, frame_cycles, layer_cycles, mac_engine_for
 from bmcnn_hw.rtl.periphery import ERROR_BITS, layer_registers
-from tests.helpers import needs
-from tests.test_cli import run_cli
+from tests.helpers import needs, run_cli
 
 HARNESS_OVERHEAD = 12
 """Cycles the stream harness adds to a run: 2 of reset, 8 of drain, 2 to read `error`."""
