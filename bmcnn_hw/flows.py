@@ -121,7 +121,8 @@ def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:
     failures = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
     if not failures:  # a passing case's build and simulator builds (~80 MB) are scratch; a failing one keeps them
         shutil.rmtree(work, ignore_errors=True)
-    return {**case, "passed": not failures, "failures": failures, "seconds": round(time.perf_counter() - start, 2)}
+    return {**case, "passed": not failures, "failures": failures, "checks": [f"{c.name}: {c.detail}" for c in checks],
+            "seconds": round(time.perf_counter() - start, 2)}
 
 
 def rerun_line(regression: Path, case: dict) -> str:

@@ -96,20 +96,31 @@ def test_the_default_regression_matrix_passes(checkpoint, mnist_dir, tmp_path):
     assert suite.get("tests") == "8" and suite.get("failures") == "0"
 
 
+@pytest.mark.ngspice
+@pytest.mark.icarus
+@pytest.mark.slow
+@needs("iverilog")
 def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
+    """One case does all its work on a Dask worker (compile, physics, SPICE, RTL) and passes;
+    the two that cannot compile fail with their reason; results come back in case order."""
     from distributed import LocalCluster
 
     from bmcnn_hw.flows import run_regression
 
     regression = tmp_path / "r.toml"
-    regression.write_text(f'[matrix]\ncheckpoint = ["{checkpoint}"]\n'
-                          'tile = ["0x5", "5x0"]\nencoding = ["differential"]\n'
-                          'sigma = [0.0]\nseed = [0]\nsim = ["icarus"]\n')
+    regression.write_text('[settings]\nphysics_images = 20\nspice_images = 1\nrtl_outputs = 20\n'
+                          f'[matrix]\ncheckpoint = ["{checkpoint}"]\n'
+                          'tile = ["0x5", "128x128", "5x0"]\nencoding = ["differential"]\n'
+                          'sigma = [0.1]\nseed = [0]\nsim = ["icarus"]\n')
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         results = run_regression(regression, tmp_path / "out", mnist_dir, scheduler=cluster.scheduler_address)
-    assert [r["tile"] for r in results] == ["0x5", "5x0"]  # case order kept
-    assert all(not r["passed"] and "must be a positive integer" in r["failures"][0] for r in results)
+    assert [r["tile"] for r in results] == ["0x5", "128x128", "5x0"]  # case order kept
+    assert [r["passed"] for r in results] == [False, True, False], results
+    assert all("must be a positive integer" in results[k]["failures"][0] for k in (0, 2))
+    physics = "crossbar physics vs golden: 20 images, every accumulator and activation identical"
+    assert results[1]["checks"][0] == physics
+    assert not (tmp_path / "out" / results[1]["name"]).exists()  # a passing case's scratch is removed
 
 
 def test_cell_axis_of_the_regression_matrix(tmp_path):
