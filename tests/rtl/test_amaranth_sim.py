@@ -120,3 +120,31 @@ def test_tuning_writes_round_trip_and_beats_shift_add_into_the_threshold(rows, c
         acc = sum(code << plane for (plane, _), code in zip(order, frame, strict=True)) + values["tune_offset"]
         expected.append((channel, acc, int((acc >= values["theta"]) ^ values["flip"])))
     assert seen["results"] == expected
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.integers(1, 512), adc_bits=st.integers(2, 12), planes=st.integers(1, 8),
+       n_row_tiles=st.integers(1, 12), bipolar=st.booleans())
+def test_the_accumulator_holds_every_code_sequence_at_its_extremes(rows, adc_bits, planes, n_row_tiles, bipolar):
+    """A channel whose every beat carries the lowest code, then one whose every beat carries the
+    highest, come out as the exact sum (bipolar: (sum + offset) >> 1): acc_width never wraps."""
+    from tests.rtl.test_periphery import _layer
+
+    layer = _layer(rows, 1, adc_bits, planes, n_row_tiles, bipolar)
+    order = beat_order(layer)
+    extremes = (-(1 << (adc_bits - 1)), (1 << (adc_bits - 1)) - 1)
+    offset = (2 ** planes - 1) * rows * n_row_tiles if bipolar else 0
+    dut = periphery_for_layer(layer)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for code in extremes:
+            for k, (plane, _) in enumerate(order):
+                await _beat(ctx, dut, code & ((1 << adc_bits) - 1), plane, 0, int(k == 0), int(k == len(order) - 1))
+            await ctx.tick().until(dut.o.valid)
+            seen.append(int(ctx.get(dut.o.payload.acc)))
+
+    _run(dut, bench)
+    exact = [sum(code << plane for plane, _ in order) for code in extremes]
+    assert seen == [(total + offset) >> 1 if bipolar else total for total in exact]
