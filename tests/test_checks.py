@@ -19,7 +19,9 @@ def test_the_ideal_chip_strips_variation_and_wires_from_a_real_device(compiled, 
     check's default (the ideal chip of that build) does not, so ``ideal_chip`` did the work."""
     device = dataclasses.replace(compiled.hardware.device, sigma_on_rel=0.3, sigma_off_rel=0.3, r_wire_ohm=2.5,
                                  r_source_ohm=20.0)
-    varied = tile(dataclasses.replace(compiled, hardware=dataclasses.replace(compiled.hardware, device=device)))
+    geometry = dataclasses.replace(compiled.hardware.geometry, tile_rows=32, tile_cols=32)  # wired tiles: small is fast
+    hardware = dataclasses.replace(compiled.hardware, device=device, geometry=geometry)
+    varied = tile(dataclasses.replace(compiled, hardware=hardware))
     images = mnist_test.images[:20]
     assert not physics_vs_golden(varied, images, Chip(varied, device, 1)).passed
     assert physics_vs_golden(varied, images).passed

@@ -75,11 +75,12 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "1/2 cases passed" in summary and (tmp_path / "out" / "summary.html").is_file()
     passing = next(c.get("name") for c in suite.iter("testcase") if c.find("failure") is None)
-    code, out, err = run_cli("regress", regression, "--out", tmp_path / "again", "--case", passing,
-                             "--data-dir", mnist_dir)
-    assert code == 0, err + out
-    assert "1/1 cases passed" in out
-    assert not (tmp_path / "again" / passing).exists(), "a passing case left its scratch builds"
+    assert not (tmp_path / "out" / passing).exists(), "a passing case left its scratch builds"
+    # the printed re-run line, as a user would paste it, runs the failing case alone
+    args = rerun.split()[1:]  # after "bmcnn-hw"
+    code, out, err = run_cli(*args, "--out", tmp_path / "again", "--data-dir", mnist_dir)
+    assert code == 1 and "0/1 cases passed" in out, err + out
+    assert ElementTree.parse(tmp_path / "again" / "junit.xml").getroot().get("tests") == "1"
 
 
 @pytest.mark.ngspice
