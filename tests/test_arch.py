@@ -28,6 +28,7 @@ def test_command_line_wins_over_the_architecture(tmp_path):
         load_architecture(str(path))
 
 
+@pytest.mark.slow
 def test_compile_records_the_architecture_and_the_gating(checkpoint, tmp_path, capsys):
     build = tmp_path / "b"
     assert main(["compile", str(checkpoint), "-o", str(build), "--arch", "clock-gated", "--tile", "64x64"]) == 0

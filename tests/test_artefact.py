@@ -51,6 +51,7 @@ def test_schema_version_and_malformed_manifest(build_dir, tmp_path):
         load_model(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_written_files_and_builds_follow_the_umask(tmp_path, checkpoint):
     """Atomic writes and build directories get open()/mkdir() permissions, not 0600/0700."""
     from bmcnn_hw.build import build

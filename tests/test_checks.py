@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from bmcnn_hw.checks import ideal_chip, physics_vs_golden
 from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.golden.chip import Chip
@@ -14,6 +16,7 @@ def test_physics_on_the_ideal_chip_equals_golden(compiled, mnist_test):
     assert result.passed and result.detail.startswith("20 images, every accumulator")
 
 
+@pytest.mark.slow
 def test_the_ideal_chip_strips_variation_and_wires_from_a_real_device(compiled, mnist_test):
     """A build whose device has spread and wire resistance: its own chip differs from golden, the
     check's default (the ideal chip of that build) does not, so ``ideal_chip`` did the work."""

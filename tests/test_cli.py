@@ -32,6 +32,7 @@ def test_compile_and_evaluate_golden_and_torch(checkpoint, mnist_dir, tmp_path, 
 
 
 @pytest.mark.ngspice
+@pytest.mark.slow
 def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
     path = tmp_path / "spice.json"
     code, _, err = run_cli("evaluate", build_dir, "--backend", "spice", "--limit", "1", "--data-dir", mnist_dir,
@@ -43,6 +44,7 @@ def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
 
 
 @pytest.mark.ngspice
+@pytest.mark.slow
 def test_sinh_cells_with_driver_resistance_through_spice(checkpoint, mnist_dir, tmp_path):
     build = tmp_path / "b"
     code, _, err = run_cli("compile", checkpoint, "-o", build, "--cell", "sinh", "--sinh-v0", "0.1",
@@ -110,6 +112,7 @@ def test_help_explains_every_option():
 
 
 @pytest.mark.ngspice
+@pytest.mark.slow
 def test_compile_sampled_chip_with_wires_then_spice_report(checkpoint, mnist_dir, tmp_path):
     build = tmp_path / "b"
     code, out, err = run_cli("compile", checkpoint, "-o", build, "--tile", "128x64", "--sigma-on", "0.2",
@@ -130,6 +133,7 @@ def test_compile_sampled_chip_with_wires_then_spice_report(checkpoint, mnist_dir
     assert "read energy per inference" in out
 
 
+@pytest.mark.slow
 def test_device_file_and_malformed_device_file(checkpoint, tmp_path):
     good = tmp_path / "dev.toml"
     good.write_text("r_on_ohm = 5000.0\nr_off_ohm = 80000.0\nsigma_on_rel = 0.05\n")
@@ -223,6 +227,7 @@ def test_a_netlist_edited_after_compile_is_refused(build_dir, mnist_dir, tmp_pat
                                             "changed or corrupt)", err
 
 
+@pytest.mark.slow
 def test_train_refuses_to_lose_work(tmp_path):
     """Checked before any data is read: a finished checkpoint, a missing saved state, a file as OUT."""
     done = tmp_path / "done"
@@ -251,6 +256,7 @@ def test_bad_paths_and_addresses_are_one_line_errors(tmp_path, build_dir, mnist_
     assert (tmp_path / "afile").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_implausible_physics_is_warned_with_the_reason(checkpoint, tmp_path):
     code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "b", "--sigma-on", "5", "--v-read", "5",
                            "--adc-bits", "2", "--tile", "128x128")

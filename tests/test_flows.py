@@ -44,6 +44,7 @@ def test_bad_flow_files_name_the_file(tmp_path):
         matrix_cases(bad)
 
 
+@pytest.mark.slow
 def test_flow_run_compiles(checkpoint, tmp_path):
     flow = tmp_path / "f.toml"
     flow.write_text(f'[flow]\ncommand = "compile"\nargs = ["{checkpoint}"]\n[options]\nout = "{tmp_path / "b"}"\n'

@@ -25,6 +25,7 @@ def state_dict_file(checkpoint, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_imported_state_dict_compiles_to_the_same_hardware(checkpoint, build_dir, state_dict_file, mnist_test,
                                                            tmp_path):
     code, out, err = run_cli("import", state_dict_file, "--arch", "bmcnn-compact", "-o", tmp_path / "ckpt")
@@ -57,6 +58,7 @@ def test_a_state_dict_that_does_not_fit_names_the_key(state_dict_file, tmp_path,
     assert not (tmp_path / "ckpt").exists()
 
 
+@pytest.mark.slow
 def test_bad_files_and_architectures_are_one_line(state_dict_file, tmp_path):
     (tmp_path / "notes.pt").write_text("not a tensor file")
     cases = [(("import", tmp_path / "notes.pt", "--arch", "bmcnn-compact"), "not a PyTorch state_dict file"),

@@ -70,6 +70,7 @@ def test_brevitas_qonnx_golden_equals_source_on_all_test_images(brevitas_onnx, m
     assert source_accuracy > 0.9  # a real, trained network, not a degenerate one
 
 
+@pytest.mark.slow
 def test_brevitas_default_weight_scale_is_counted(mnist_train, mnist_test, tmp_path):
     """Brevitas's default binary weight scale 0.1 is not dyadic: the class scores are then the
     source's divided by the shared scale, and the classes are counted (all equal, measured)."""

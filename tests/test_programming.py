@@ -28,6 +28,7 @@ def _same_devices(a: Chip, b: Chip) -> bool:
         and same(a.tiles[k].dvth_minus, b.tiles[k].dvth_minus) for k in a.tiles)
 
 
+@pytest.mark.slow
 def test_map_of_a_sampled_chip_rebuilds_the_same_chip(compiled, build_dir, mnist_test, tmp_path):
     device = dataclasses.replace(compiled.hardware.device, sigma_on_rel=0.2, sigma_off_rel=0.3, p_stuck_on=0.01)
     chip = Chip(compiled, device, 11)
@@ -89,6 +90,7 @@ def test_one_t_one_r_threshold_shifts_round_trip(tmp_path, nfet_table):
     assert _same_devices(chip, load_programming_map(model, tmp_path / "b", tmp_path / "map.csv"))
 
 
+@pytest.mark.slow
 def test_an_edited_truncated_or_foreign_map_is_refused(compiled, build_dir, tmp_path):
     path = tmp_path / "map.csv"
     write_programming_map(compiled, Chip(compiled), build_dir, path)
@@ -106,6 +108,7 @@ def test_an_edited_truncated_or_foreign_map_is_refused(compiled, build_dir, tmp_
         load_programming_map(compiled, build_dir, path)
 
 
+@pytest.mark.slow
 def test_a_malformed_row_names_its_line(compiled, build_dir, tmp_path):
     path = tmp_path / "map.csv"
     write_programming_map(compiled, Chip(compiled), build_dir, path)
@@ -122,6 +125,7 @@ def test_a_malformed_row_names_its_line(compiled, build_dir, tmp_path):
         load_programming_map(compiled, build_dir, path)
 
 
+@pytest.mark.slow
 def test_export_command(build_dir, tmp_path):
     code, out, err = run_cli("export", build_dir, "--programming", tmp_path / "map.csv", "--chip-seed", "3",
                              "--sigma-on", "0.1")

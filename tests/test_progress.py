@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bmcnn_hw import progress
 
 
@@ -42,6 +44,7 @@ def test_a_heartbeat_says_a_long_step_is_still_running(capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_nonlinear_physics_reports_tile_reads_with_an_estimate(checkpoint, mnist_dir, tmp_path):
     """`evaluate --backend physics` on sinh cells behind resistive wires (the slow nodal-solve path)
     logs tile reads with a time estimate, in plain lines, before the first image completes."""

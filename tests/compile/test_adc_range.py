@@ -65,6 +65,7 @@ def test_an_unknown_range_is_refused():
 
 
 @pytest.mark.parametrize(("adc_range", "narrower"), [("weights", "fc1"), ("columns", "conv0")])
+@pytest.mark.slow
 def test_real_network_with_derived_adc_widths_equals_golden(compiled, mnist_test, adc_range, narrower):
     """The trained test network needs a bit less where the range says (fc1 from its weights, conv0
     in per-column windows) and nowhere more; an ideal chip still equals golden on every

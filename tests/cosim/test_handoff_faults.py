@@ -61,6 +61,7 @@ def netlist_fault(build_dir, tmp_path_factory) -> Path:
 
 
 @needs("verilator")
+@pytest.mark.slow
 def test_rtl_regress_fails_on_a_planted_fault_in_the_builds_rtl(rtl_fault, mnist_dir, tmp_path):
     """The build's own Verilog is simulated: the inverted activation is found, named by layer, output
     and image; regenerated Verilog (asked for, and said so) passes."""
@@ -99,6 +100,7 @@ def test_cosim_fails_on_a_planted_fault_in_the_builds_rtl(rtl_fault, mnist_dir, 
 
 
 @needs("ngspice")
+@pytest.mark.slow
 def test_spice_fails_on_a_planted_netlist_fault_naming_the_tile(netlist_fault, mnist_dir):
     """One device at the wrong resistance: `spice` exits 1 with one line naming layer and tile."""
     proc = _cli("spice", netlist_fault, "--images", "1", "--data-dir", mnist_dir)

@@ -52,6 +52,7 @@ def _sampled(compiled, sigma=0.1, seed=5):
     return Chip(compiled, device, seed)
 
 
+@pytest.mark.slow
 def test_a_wrong_tuning_register_is_caught_and_named(compiled, mnist_test, mnist_train, tmp_path):
     """Golden is tuned; the RTL gets fc1's offsets pushed far up (every fc1 activation saturates):
     the regression must fail in fc1, and only there."""
@@ -75,6 +76,7 @@ def test_a_wrong_tuning_register_is_caught_and_named(compiled, mnist_test, mnist
     assert bad["layers"][0]["mismatches"] == 0
 
 
+@pytest.mark.slow
 def test_clock_gated_rtl_of_a_tuned_chip_equals_golden(compiled, mnist_test, mnist_train, tmp_path):
     """Clock-gated peripheries (compile --clock-gating) on a sampled chip: the tuning writes pass
     the configuration gate and every activation and prediction of 200 images equals golden."""
@@ -86,6 +88,7 @@ def test_clock_gated_rtl_of_a_tuned_chip_equals_golden(compiled, mnist_test, mni
     assert report["ok"] and report["predictions_checked"] == 200, report
 
 
+@pytest.mark.slow
 def test_the_harness_reports_the_error_register(compiled, tmp_path):
     """A beat with an out-of-range channel that also closes an image of one class: the harness
     reads both sticky bits at the end (channel, and group from the argmax)."""

@@ -150,6 +150,7 @@ def test_a_tuning_file_of_another_age_is_refused(compiled, mnist_train, tmp_path
         check_tuning_chip(tmp_path / "t.json", loaded, aged_chip(compiled, Chip(compiled, SIGMA, 3), TEN_YEARS_S / 10))
 
 
+@pytest.mark.slow
 def test_lifetime_command_writes_table_plot_and_counts_register_writes(build_dir, mnist_dir, tmp_path):
     code, out, err = run_cli("lifetime", build_dir, "--times", "0s,1d,10y", "--chips", "2", "--images", "300",
                              "--calib", "256", "--sigma-on", "0.3", "--sigma-off", "0.3", "--retention",
@@ -194,6 +195,7 @@ def test_cosim_of_an_aged_retuned_chip_has_zero_mismatches(build_dir, mnist_dir,
     assert report["ok"] and "mismatches: 0" in out
 
 
+@pytest.mark.slow
 def test_lifetime_on_a_dask_local_cluster_equals_the_process_pool(build_dir, mnist_train, mnist_test):
     """Same seeds, same ages: the Dask run gives the pool's numbers (determinism across schedulers)."""
     from distributed import LocalCluster

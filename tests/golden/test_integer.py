@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from bmcnn_hw.golden.integer import run_batched, run_integer
@@ -10,6 +11,7 @@ from bmcnn_hw.train.checkpoint import load_checkpoint
 from bmcnn_hw.train.loop import predict, to_tensor
 
 
+@pytest.mark.slow
 def test_golden_predicts_like_torch_on_full_test_set(checkpoint, compiled, mnist_test):
     model, _ = load_checkpoint(checkpoint)
     golden = run_batched(compiled, mnist_test.images)

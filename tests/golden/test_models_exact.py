@@ -36,6 +36,7 @@ def test_golden_equals_torch_on_the_full_test_set(trained, mnist_test):
     assert (golden == mnist_test.labels).mean() > 0.3
 
 
+@pytest.mark.slow
 def test_every_activation_and_score_is_identical(trained, mnist_test):
     model, compiled = trained
     images = mnist_test.images[:200]

@@ -69,6 +69,7 @@ def test_stat_without_liberty_areas_is_a_clear_error():
 @pytest.mark.icarus
 @ppa_tools
 @pytest.mark.parametrize("index", [0, 2])
+@pytest.mark.slow
 def test_gate_level_layer_equals_golden_and_gives_activity(tmp_path, compiled, mnist_test, index):
     """The synthesised layer top, simulated from its cells' Verilog, reproduces golden on real beats."""
     layer = compiled.layers[index]
@@ -194,6 +195,7 @@ def test_a_net_opensta_does_not_find_or_a_tool_error_fails(tmp_path):
 
 @pytest.mark.icarus
 @ppa_tools
+@pytest.mark.slow
 def test_clock_gated_periphery_is_golden_at_gate_level_and_cheaper_per_beat(tmp_path, compiled, mnist_test):
     """conv0's layer top with clock-gated configuration registers: the gate-level netlist equals
     golden on real beats, STA finds the gate, and the measured power per beat drops well below

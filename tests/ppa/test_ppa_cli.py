@@ -69,6 +69,7 @@ def test_ppa_bad_input_is_one_line(build_dir, tmp_path, args, message):
     assert (tmp_path / "afile").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_ppa_refuses_a_clock_the_design_cannot_meet(build_dir, mnist_dir, tmp_path):
     _require_tools()
     code, _, err = run_cli("ppa", build_dir, "-o", tmp_path / "p", "--images", "1", "--clock-mhz", "5000",
@@ -89,6 +90,7 @@ def test_ppa_refuses_verilog_edited_after_compile(build_dir, tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_ppa_refuses_rtl_of_an_older_interface_until_it_is_regenerated(build_dir, tmp_path):
     """A build compiled by an older bmcnn-hw (register map id 0xB3C00001): one line naming the
     file and the command; `bmcnn-hw rtl BUILD` rewrites the RTL and lists it in the manifest."""

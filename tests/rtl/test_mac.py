@@ -107,6 +107,7 @@ def test_layer_top_equals_golden_and_takes_the_reported_cycles(tmp_path, kind, l
 @pytest.mark.parametrize("sim", [pytest.param("icarus", marks=[pytest.mark.icarus, needs("iverilog")]),
                                  pytest.param("verilator", marks=[pytest.mark.verilator, needs("verilator")])])
 @pytest.mark.parametrize("kind, lanes", [("conv", 2), ("fc", 5)])
+@pytest.mark.slow
 def test_layer_top_in_cocotb_from_power_up(tmp_path, sim, kind, lanes):
     """The cocotb bench (idles, stalls) with a non-zero first element right after power-up: an
     earlier engine lost exactly that write on Icarus (its write address was unknown until the
@@ -145,6 +146,7 @@ def test_short_and_long_frames_set_the_input_error_bit(tmp_path):
 
 @pytest.mark.icarus
 @needs("iverilog")
+@pytest.mark.slow
 def test_digital_layers_of_a_hybrid_build_on_icarus(hybrid_build, mnist_test, tmp_path):
     """The periphery and the layer top of conv0 and fc4 of a real bmcnn-hybrid build, with
     register traffic, resets, idles and back-pressure (cocotb on Icarus)."""
@@ -155,6 +157,7 @@ def test_digital_layers_of_a_hybrid_build_on_icarus(hybrid_build, mnist_test, tm
 
 @pytest.mark.verilator
 @needs("verilator")
+@pytest.mark.slow
 def test_digital_layers_of_a_hybrid_build_on_verilator(hybrid_build, mnist_test, tmp_path):
     model = load_model(hybrid_build)
     _check_digital_layers(model, mnist_test.images[:2], tmp_path, "verilator")

@@ -106,6 +106,7 @@ def _register_scenario(layer):
 @pytest.mark.icarus
 @needs("iverilog")
 @pytest.mark.parametrize("clock_gating", [False, True])
+@pytest.mark.slow
 def test_every_register_of_the_map_writes_and_reads_back(compiled, tmp_path, clock_gating):
     from bmcnn_hw.rtl.emit import write_rtl
 
@@ -170,6 +171,7 @@ def test_protocol_errors_set_sticky_bits_and_clear_on_write(compiled, tmp_path):
 @pytest.mark.icarus
 @needs("iverilog")
 @pytest.mark.parametrize("clock_gating", [False, True], ids=["plain", "clock-gated+windowed-adcs"])
+@pytest.mark.slow
 def test_every_layer_and_top_matches_golden_on_icarus(compiled, mnist_test, tmp_path, clock_gating):
     """Every periphery, its protocol scenario and every layer top = golden; the second variant
     clock-gates the peripheries and gives every tile column its own ADC window (codes unsigned,
@@ -226,6 +228,7 @@ def test_simulator_builds_are_cached_by_the_verilogs_content(tmp_path):
 
 @pytest.mark.icarus
 @needs("iverilog")
+@pytest.mark.slow
 def test_a_wrong_golden_value_fails_and_leaves_a_vcd(compiled, mnist_test, tmp_path):
     check_rtl(compiled, mnist_test.images[:1], tmp_path, sim="icarus", per_layer=20, tops=False)
     sim_dir = tmp_path / "sim" / "icarus_periphery_fc1"

@@ -55,6 +55,7 @@ def test_full_128_tile_with_stuck_devices(tmp_path):
     _compare_tile(tmp_path, model, chip, bits)
 
 
+@pytest.mark.slow
 def test_real_model_tiles_and_image_through_spice(compiled, build_dir, mnist_test):
     chip = Chip(compiled)
     images = mnist_test.images[:1]

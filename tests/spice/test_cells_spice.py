@@ -78,6 +78,7 @@ def _agree(tmp_path, model, chip, index, volts, near_boundary_ok=True):
 
 
 @pytest.mark.parametrize("index, count", [(0, 12), (2, 8)])
+@pytest.mark.slow
 def test_sinh_cells_with_wires_on_real_tiles(tmp_path, compiled, mnist_test, index, count):
     device = DeviceParams(cell="sinh", sinh_v0_v=0.25, r_wire_ohm=2.5, r_source_ohm=50.0,
                           sigma_on_rel=0.2, sigma_off_rel=0.2)
@@ -89,6 +90,7 @@ def test_sinh_cells_with_wires_on_real_tiles(tmp_path, compiled, mnist_test, ind
 
 
 @pytest.mark.parametrize("index, count", [(0, 12), (2, 6)])
+@pytest.mark.slow
 def test_1t1r_sky130_cells_on_real_tiles(tmp_path, compiled, mnist_test, nfet_table, index, count):
     """The preset as shipped: met1 wire resistance, transistor threshold mismatch, ON/OFF spread."""
     device = dataclasses.replace(get_preset("rram-1t1r-sky130"), sigma_on_rel=0.1, sigma_off_rel=0.1)

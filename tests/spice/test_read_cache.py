@@ -138,6 +138,7 @@ def test_a_second_reader_is_served_from_the_cache_exactly(tmp_path):
 
 @pytest.mark.ngspice
 @needs("ngspice")
+@pytest.mark.slow
 def test_spice_command_reports_the_cache(tmp_path, build_dir, mnist_dir):
     cmd = [sys.executable, "-m", "bmcnn_hw.cli", "spice", str(build_dir), "--images", "1", "--mode", "per-vector",
            "--jobs", "1", "--data-dir", str(mnist_dir), "--read-cache", str(tmp_path / "c")]

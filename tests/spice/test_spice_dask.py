@@ -72,6 +72,7 @@ def test_reads_on_a_local_cluster_equal_local_workers_and_survive_a_crash(tmp_pa
         assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line_before_any_work(tmp_path, build_dir, mnist_dir):
     proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", "spice", str(build_dir), "--images", "1",
                            "--data-dir", str(mnist_dir), "--scheduler", "tcp://127.0.0.1:9"],

@@ -62,6 +62,7 @@ def test_a_cell_vacask_cannot_model_is_one_clear_error(tmp_path):
         reader.read(0, 0, 0, np.full((1, 4), 0.2), 3)
 
 
+@pytest.mark.slow
 def test_evaluate_names_the_engine_and_matches_physics(build_dir, mnist_dir):
     cli = [sys.executable, "-m", "bmcnn_hw.cli", "evaluate", str(build_dir), "--limit", "1", "--data-dir",
            str(mnist_dir), "--jobs", "1"]

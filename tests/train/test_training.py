@@ -77,6 +77,7 @@ def test_variation_aware_training_needs_variation(capsys):
     assert "--variation-aware needs device variation" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_command_writes_checkpoint_metrics_and_plot(tmp_path, mnist_dir):
     out = tmp_path / "ckpt"
     code = main(["train", "--model", "bmcnn-hybrid", "--epochs", "1", "--limit", "600", "--val-size", "100",
