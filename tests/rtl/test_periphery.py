@@ -269,6 +269,7 @@ def test_missing_simulator_is_tool_not_found(monkeypatch):
 
 
 @pytest.mark.verilator
+@pytest.mark.slow
 def test_every_clock_gated_windowed_periphery_matches_golden_on_verilator(compiled, mnist_test, tmp_path):
     """The clock-gated, windowed variant under cocotb on Verilator (the plain RTL runs under cocotb
     on Icarus above and through the Verilator stream harness in cosim and rtl-regress, on every
