@@ -102,10 +102,11 @@ def _tool_versions(sim: str) -> str:
     return f"{first} cocotb {cocotb.__version__} {sys.executable}"
 
 
-def _cached_build(runner, verilog: Path, toplevel: str, sim: str, cache: Path) -> Path:
+def _cached_build(runner, verilog: Path, toplevel: str, sim: str, cache: Path, fallback: Path) -> Path:
     """The simulator build of ``toplevel`` from ``verilog``, made once per content: the key is the
     SHA-256 of the Verilog, the top's name, the simulator's and cocotb's versions and the make
-    fixes; a build made by another process meanwhile is used instead of this one."""
+    fixes; a build made by another process meanwhile is used instead of this one. Where the cache
+    cannot be written, the build is made in ``fallback`` and not cached."""
     key = hashlib.sha256()
     for part in (verilog.read_bytes(), toplevel.encode(), sim.encode(), _tool_versions(sim).encode(),
                  json.dumps(_cocotb_make_flags() if sim == "verilator" else {}).encode()):
@@ -115,7 +116,13 @@ def _cached_build(runner, verilog: Path, toplevel: str, sim: str, cache: Path) -
         return build
     staging = build.with_name(f".{build.name}.{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError:  # no writable cache (a read-only home): build beside the run, uncached
+        staging = fallback
+        shutil.rmtree(staging, ignore_errors=True)
+        _build(runner, [verilog], toplevel, staging, sim, vcd=False)
+        return staging
     _build(runner, [verilog], toplevel, staging, sim, vcd=False)
     keep_only(staging, ["sim.vvp" if sim == "icarus" else toplevel, "build.log"])
     (staging / ".complete").touch()
@@ -187,7 +194,8 @@ def run_stream_tb(verilog_path: Path, toplevel: str, scenario: dict, build_dir: 
     scenario_path = build_dir / "scenario.json"
     scenario_path.write_text(json.dumps(scenario))
     runner, log = get_runner(sim), build_dir / "sim.log"
-    sim_dir = _cached_build(runner, Path(verilog_path).resolve(), toplevel, sim, cache or default_build_cache())
+    sim_dir = _cached_build(runner, Path(verilog_path).resolve(), toplevel, sim, cache or default_build_cache(),
+                            build_dir / "sim_build")
     (build_dir / "outputs.json").unlink(missing_ok=True)
     _, failed = get_results(_test(runner, toplevel, build_dir, scenario_path, log, sim_dir=sim_dir))
     if not failed:

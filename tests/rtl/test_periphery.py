@@ -206,7 +206,8 @@ def test_pool_and_argmax_components(tmp_path):
 @needs("iverilog")
 def test_simulator_builds_are_cached_by_the_verilogs_content(tmp_path):
     """A second scenario on the same Verilog reuses its simulator build (not rebuilt, same
-    files); the same module with other content gets a build of its own."""
+    files); the same module with other content gets a build of its own; where the cache cannot
+    be written, the build is made beside the run."""
     from amaranth.back import verilog
 
     from bmcnn_hw.cosim.scenarios import pool_scenario
@@ -224,6 +225,10 @@ def test_simulator_builds_are_cached_by_the_verilogs_content(tmp_path):
     path.write_text(verilog.convert(BinaryMaxPool(group=4, channel_width=6), name="pool4", emit_src=False))
     run_stream_tb(path, "pool4", pool_scenario(4, 20, 6, seed=3), tmp_path / "run3", cache=cache)
     assert len(list(cache.iterdir())) == 2
+    (tmp_path / "a_file").write_text("")  # a cache that cannot be made: built beside the run
+    unwritable = tmp_path / "a_file" / "cache"
+    assert run_stream_tb(path, "pool4", pool_scenario(4, 20, 6, seed=4), tmp_path / "run4", cache=unwritable) == 20
+    assert (tmp_path / "run4" / "sim_build" / "sim.vvp").is_file()
 
 
 @pytest.mark.icarus
