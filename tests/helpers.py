@@ -67,3 +67,20 @@ def run_cli(*args):
     """Run the CLI in a subprocess (as a user would); returns (code, stdout, stderr)."""
     proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", *map(str, args)], capture_output=True, text=True)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def hidden_fc_model(rows: int, cols: int, input_bits: int, tile_rows: int, seed: int) -> CompiledModel:
+    """A tiled two-layer model whose first layer is a hidden fc layer (threshold and flip per
+    channel) with random +-1 weights taking ``input_bits``-bit inputs, ADCs sized by compile's
+    rule for an ideal chip."""
+    rng = np.random.default_rng(seed)
+    weight = rng.choice(np.array([-1, 1], dtype=np.int8), size=(rows, cols))
+    peak = rows * (2 ** input_bits - 1)
+    hidden = CompiledLayer(name="fc0", kind="fc", in_shape=(rows,), out_shape=(cols,), kernel=0, pool=1,
+                           input_bits=input_bits, weight=weight, acc_min=-peak, acc_max=peak,
+                           theta=rng.integers(-peak, peak + 1, cols), flip=rng.integers(0, 2, cols).astype(bool))
+    out = CompiledLayer(name="fc1", kind="fc", in_shape=(cols,), out_shape=(2,), kernel=0, pool=1, input_bits=1,
+                        weight=np.ones((cols, 2), dtype=np.int8), acc_min=-cols, acc_max=cols,
+                        score_scale=np.ones(2, dtype=np.int64), score_bias=np.zeros(2, dtype=np.int64))
+    hardware = HardwareConfig(geometry=CrossbarGeometry(tile_rows, cols))
+    return tile(CompiledModel((hidden, out), hardware, {}, 0))

@@ -19,8 +19,7 @@ from bmcnn_hw.golden.device_map import padded_tile
 from bmcnn_hw.golden.integer import exact_matmul
 from bmcnn_hw.rtl.periphery import layer_registers
 from bmcnn_hw.tune import Tuning, load_tuning, save_tuning
-from tests.helpers import random_fc_model
-from tests.rtl.test_amaranth_sim import hidden_fc_model
+from tests.helpers import hidden_fc_model, random_fc_model
 
 SHAPES = {"rows": st.integers(1, 300), "cols": st.integers(1, 70), "tile_rows": st.integers(1, 130),
           "tile_cols": st.integers(1, 130), "seed": st.integers(0, 2**16)}

@@ -84,11 +84,15 @@ def _build(runner, sources, toplevel, build_dir, sim, vcd):
                 os.environ[key] = value
 
 
+def cache_root() -> Path:
+    """``$BMCNN_HW_CACHE``, else ``~/.cache/bmcnn-hw``: where simulator builds are cached."""
+    return Path(os.environ.get("BMCNN_HW_CACHE") or Path.home() / ".cache" / "bmcnn-hw")
+
+
 def default_build_cache() -> Path:
-    """``$BMCNN_HW_CACHE/cocotb-build`` or ``~/.cache/bmcnn-hw/cocotb-build``: simulator builds
-    of testbench tops, one directory per content key (removing it only costs rebuilds)."""
-    root = os.environ.get("BMCNN_HW_CACHE") or Path.home() / ".cache" / "bmcnn-hw"
-    return Path(root) / "cocotb-build"
+    """``<cache_root>/cocotb-build``: simulator builds of testbench tops, one directory per
+    content key (removing it only costs rebuilds)."""
+    return cache_root() / "cocotb-build"
 
 
 @functools.cache

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import SimulationError, ToolNotFound
 from ..rtl.simulators import check_simulator
-from .runner import keep_only, verilator_make_flags
+from .runner import cache_root, keep_only, verilator_make_flags
 
 BEATS, WRITE, END = 1, 2, 3
 DRAIN_CYCLES = 8
@@ -136,9 +136,8 @@ def harness_source(top: str, in_bits: int, out_bits: int) -> str:
 
 
 def default_harness_cache() -> Path:
-    """``$BMCNN_HW_CACHE/stream-harness`` or ``~/.cache/bmcnn-hw/stream-harness``."""
-    root = os.environ.get("BMCNN_HW_CACHE") or Path.home() / ".cache" / "bmcnn-hw"
-    return Path(root) / "stream-harness"
+    """``<cache_root>/stream-harness`` (:func:`~bmcnn_hw.cosim.runner.cache_root`)."""
+    return cache_root() / "stream-harness"
 
 
 @functools.cache

@@ -13,31 +13,13 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bmcnn_hw.artefact import CompiledLayer, CompiledModel
-from bmcnn_hw.compile.tile import tile
-from bmcnn_hw.config import CrossbarGeometry, HardwareConfig
+from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.cosim.scenarios import beat_order
 from bmcnn_hw.rtl.periphery import layer_registers, periphery_code_bits, periphery_for_layer
 from bmcnn_hw.rtl.regs import DATA_WIDTH
+from tests.helpers import hidden_fc_model
 
 WORD = (1 << DATA_WIDTH) - 1
-
-
-def hidden_fc_model(rows: int, cols: int, input_bits: int, tile_rows: int, seed: int) -> CompiledModel:
-    """A tiled two-layer model whose first layer is a hidden fc layer (threshold and flip per
-    channel) with random +-1 weights taking ``input_bits``-bit inputs, ADCs sized by compile's
-    rule for an ideal chip."""
-    rng = np.random.default_rng(seed)
-    weight = rng.choice(np.array([-1, 1], dtype=np.int8), size=(rows, cols))
-    peak = rows * (2 ** input_bits - 1)
-    hidden = CompiledLayer(name="fc0", kind="fc", in_shape=(rows,), out_shape=(cols,), kernel=0, pool=1,
-                           input_bits=input_bits, weight=weight, acc_min=-peak, acc_max=peak,
-                           theta=rng.integers(-peak, peak + 1, cols), flip=rng.integers(0, 2, cols).astype(bool))
-    out = CompiledLayer(name="fc1", kind="fc", in_shape=(cols,), out_shape=(2,), kernel=0, pool=1, input_bits=1,
-                        weight=np.ones((cols, 2), dtype=np.int8), acc_min=-cols, acc_max=cols,
-                        score_scale=np.ones(2, dtype=np.int64), score_bias=np.zeros(2, dtype=np.int64))
-    hardware = HardwareConfig(geometry=CrossbarGeometry(tile_rows, cols))
-    return tile(CompiledModel((hidden, out), hardware, {}, 0))
 
 
 def _register_values(reg) -> st.SearchStrategy[int]:
@@ -45,6 +27,16 @@ def _register_values(reg) -> st.SearchStrategy[int]:
     if reg.signed:
         return st.integers(-(1 << (reg.width - 1)), (1 << (reg.width - 1)) - 1)
     return st.integers(0, (1 << reg.width) - 1)
+
+
+def one_column_layer(rows, cols, adc_bits, planes, n_row_tiles, bipolar):
+    """A tiled fc layer of all +1 weights: ``n_row_tiles`` tiles of ``rows`` rows, ``planes``-bit inputs."""
+    weight = np.ones((rows * n_row_tiles, cols), dtype=np.int8)
+    peak = (2 ** planes - 1) * rows * n_row_tiles
+    return CompiledLayer(name="l", kind="fc", in_shape=(rows * n_row_tiles,), out_shape=(cols,), kernel=0, pool=1,
+                         input_bits=planes, weight=weight, acc_min=-peak, acc_max=peak,
+                         theta=np.zeros(cols, dtype=np.int64), flip=np.zeros(cols, dtype=np.uint8),
+                         tiling=Tiling(rows, cols, n_row_tiles, 1, 0, 0), adc_bits=adc_bits, bipolar=bipolar)
 
 
 async def _write(ctx, bus, addr: int, value: int) -> None:
@@ -128,9 +120,7 @@ def test_tuning_writes_round_trip_and_beats_shift_add_into_the_threshold(rows, c
 def test_the_accumulator_holds_every_code_sequence_at_its_extremes(rows, adc_bits, planes, n_row_tiles, bipolar):
     """A channel whose every beat carries the lowest code, then one whose every beat carries the
     highest, come out as the exact sum (bipolar: (sum + offset) >> 1): acc_width never wraps."""
-    from tests.rtl.test_periphery import _layer
-
-    layer = _layer(rows, 1, adc_bits, planes, n_row_tiles, bipolar)
+    layer = one_column_layer(rows, 1, adc_bits, planes, n_row_tiles, bipolar)
     order = beat_order(layer)
     extremes = (-(1 << (adc_bits - 1)), (1 << (adc_bits - 1)) - 1)
     offset = (2 ** planes - 1) * rows * n_row_tiles if bipolar else 0

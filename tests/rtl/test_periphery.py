@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from amaranth.hdl import Const
 
-from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.cosim.rtl_check import check_rtl
 from bmcnn_hw.cosim.runner import run_stream_tb
 from bmcnn_hw.cosim.scenarios import PERIPHERY_IN
@@ -53,15 +52,6 @@ def test_register_offset_collision_and_bad_specs():
         RegisterSpec("c", 0, 0, "rw", (0,), "c")
     with pytest.raises(ConfigError, match="reset value 300 out of range"):
         RegisterSpec("d", 0, 8, "rw", (300,), "d")
-
-
-def _layer(rows, cols, adc_bits, planes, n_row_tiles, bipolar):
-    weight = np.ones((rows * n_row_tiles, cols), dtype=np.int8)
-    peak = (2 ** planes - 1) * rows * n_row_tiles
-    return CompiledLayer(name="l", kind="fc", in_shape=(rows * n_row_tiles,), out_shape=(cols,), kernel=0, pool=1,
-                         input_bits=planes, weight=weight, acc_min=-peak, acc_max=peak,
-                         theta=np.zeros(cols, dtype=np.int64), flip=np.zeros(cols, dtype=np.uint8),
-                         tiling=Tiling(rows, cols, n_row_tiles, 1, 0, 0), adc_bits=adc_bits, bipolar=bipolar)
 
 
 def test_checked_in_rtl_is_current(tmp_path):
