@@ -27,6 +27,14 @@ from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic
 
 SCHEMA = "bmcnn-hw/compiled-model"
 SCHEMA_VERSION = 1
+PIXEL_BITS = 8
+"""Width of the dataset's pixels (MNIST: uint8)."""
+
+
+def pixel_shift(input_bits: int) -> int:
+    """Right shift that turns a ``PIXEL_BITS``-bit pixel into the first layer's input: a model with
+    ``input_bits`` < 8 sees the pixel's ``input_bits`` most significant bits (1 bit: pixel >= 128)."""
+    return max(0, PIXEL_BITS - input_bits)
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,10 @@ class CompiledLayer:
     clock_gating: bool = False
     """The periphery's configuration registers (theta, flip, tune_offset) sit behind a clock
     gate that opens only for reset and register writes, instead of being clocked every beat."""
+    input_shift: int = 0
+    """Right shift of the network's 8-bit pixels before this layer reads them: on the first layer
+    of a model of fewer than 8 input bits (:func:`pixel_shift`), so it sees the pixels' top
+    ``input_bits`` bits; 0 everywhere else (and in builds made before it existed)."""
 
     @property
     def rows(self) -> int:

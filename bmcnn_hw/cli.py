@@ -299,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weight columns of a tile that share one ADC through a column multiplexer, converted one "
                          "after another after each read; must divide the tile columns. Recorded in the build and "
                          "costed by `ppa` (default 1: one ADC per weight column)")
+    co.add_argument("--skip-zero-reads", action=argparse.BooleanOptionalAction, default=None,
+                    help="do not perform a tile read whose input rows are all 0 (a zero detector keeps the tile's "
+                         "TIAs and ADCs off and its codes at 0, the code such a read gives anyway); recorded in the "
+                         "build and costed by `ppa`, timing and RTL unchanged; unipolar inputs only (default: off)")
     co.add_argument("--clock-gating", action=argparse.BooleanOptionalAction, default=None,
                     help="clock-gate each periphery's configuration registers (thresholds, flips, tuning offsets): "
                          "their clock runs only in reset and on register writes instead of on every beat "

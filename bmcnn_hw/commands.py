@@ -183,14 +183,15 @@ def _hardware(args):
               "(0 sizes the ADC exactly)", file=sys.stderr)
     readout = dataclasses.replace(sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing,
                                                 args.tia_rf), columns_per_adc=args.columns_per_adc,
-                                  adc_range=args.adc_range)
+                                  adc_range=args.adc_range, skip_zero_reads=args.skip_zero_reads)
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
                           digital=DigitalParams(mac_lanes=args.mac_lanes, clock_gating=args.clock_gating))
 
 
 _COMPILE_DEFAULTS = {"tile": "128x128", "device": "ideal", "adc_bits": 0, "adc_range": "rows",
                      "encoding": "differential", "input_mode": "unipolar", "v_swing": None, "tia_rf": None,
-                     "mac_lanes": 0, "clock_gating": False, "columns_per_adc": 1}
+                     "mac_lanes": 0, "clock_gating": False, "columns_per_adc": 1,
+                     "skip_zero_reads": False}
 """Built-in values of the compile options an architecture may set (:data:`bmcnn_hw.arch.ARCH_OPTIONS`)."""
 
 

@@ -261,6 +261,11 @@ class ReadoutParams(_DictMixin):
     after another after each read (the TIA outputs hold meanwhile); must divide the tile's
     columns. Costed by ``ppa`` (ADC count and conversion time); codes reach the periphery in
     the same order."""
+    skip_zero_reads: bool = False
+    """A tile read whose input rows are all 0 is not performed: a zero detector (an OR of the
+    tile's row inputs) keeps its TIAs unbiased and its ADCs idle and the code register at 0,
+    the code every executor gives such a read (no row driven: no current). The read keeps its
+    time slot and its beats, so timing and the RTL are unchanged. Unipolar inputs only."""
 
     def __post_init__(self):
         if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
@@ -277,6 +282,8 @@ class ReadoutParams(_DictMixin):
         if not isinstance(self.columns_per_adc, int) or isinstance(self.columns_per_adc, bool) \
                 or self.columns_per_adc < 1:
             raise ConfigError(f"columns_per_adc must be a positive integer, not {self.columns_per_adc!r}")
+        if not isinstance(self.skip_zero_reads, bool):
+            raise ConfigError(f"skip_zero_reads must be true or false, not {self.skip_zero_reads!r}")
         if self.v_swing_v and self.tia_gain:
             raise ConfigError("v_swing_v (TIA rails) needs an ideal TIA (tia_gain = 0): a clipped finite-gain "
                               "op-amp loses its virtual ground, which the models do not follow")
@@ -342,6 +349,9 @@ class HardwareConfig(_DictMixin):
         if self.readout.adc_range == "columns" and self.geometry.input_mode == "bipolar":
             raise ConfigError("adc_range columns needs unipolar inputs (a bipolar column spans +-rows whatever its "
                               "weights); choose adc_range rows or weights")
+        if self.readout.skip_zero_reads and self.geometry.input_mode == "bipolar":
+            raise ConfigError("skip_zero_reads needs unipolar inputs (a bipolar input 0 drives its row at -V_read, "
+                              "so no read is all zero); choose input_mode unipolar or leave skip_zero_reads off")
         share, cols = self.readout.columns_per_adc, self.geometry.tile_cols
         if cols % share:
             legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)

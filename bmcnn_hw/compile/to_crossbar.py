@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..artefact import CompiledLayer, CompiledModel
+from ..artefact import CompiledLayer, CompiledModel, pixel_shift
 from ..config import HardwareConfig
 from ..errors import ArtefactError, ConfigError
 
@@ -56,5 +56,5 @@ def to_crossbar(torch_model, hardware: HardwareConfig) -> CompiledModel:
             name=f"{spec.kind}{i}", kind=spec.kind, in_shape=tuple(shapes[i]), out_shape=tuple(shapes[i + 1]),
             kernel=spec.kernel if spec.kind == "conv" else 0, pool=spec.pool, input_bits=input_bits,
             weight=matrix, acc_min=acc_min, acc_max=acc_max, digital=digital,
-            weight_bits=spec.weight_fmt.bits if digital else 1))
+            weight_bits=spec.weight_fmt.bits if digital else 1, input_shift=pixel_shift(input_bits) if i == 0 else 0))
     return CompiledModel(tuple(layers), hardware, config.to_dict(), config.score_frac_bits)

@@ -71,7 +71,7 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=True)
     rng = np.random.default_rng(seed)
     results = []
-    layer_input = network_input(images)
+    layer_input = network_input(images, model.layers[0].input_shift)
     for i, layer in enumerate(model.layers):
         acc = trace.accumulators[i].reshape(-1, layer.cols)
         # A digital layer's periphery takes whole dot products; its top takes the layer's input.

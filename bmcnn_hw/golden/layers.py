@@ -32,13 +32,16 @@ class LayerStep:
         return self.output
 
 
-def network_input(images: np.ndarray) -> np.ndarray:
-    """Images (N, H, W) or (N, C, H, W) as an (N, C, H, W) integer array.
+def network_input(images: np.ndarray, shift: int) -> np.ndarray:
+    """Images (N, H, W) or (N, C, H, W) as the first layer's (N, C, H, W) integer input.
 
-    Integer pixels keep their (small) dtype: im2col then copies less.
+    ``shift``: the first layer's :attr:`~bmcnn_hw.artefact.CompiledLayer.input_shift` (a model
+    of fewer than 8 input bits sees each pixel's top ``input_bits`` bits). Integer pixels keep
+    their (small) dtype: im2col then copies less.
     """
     x = images if images.ndim == 4 else images[:, None]
-    return x if x.dtype.kind in "ui" else x.astype(np.int64)
+    x = x if x.dtype.kind in "ui" else x.astype(np.int64)
+    return x >> shift if shift else x
 
 
 def walk_layers(model: CompiledModel, images: np.ndarray) -> Iterator[LayerStep]:
@@ -51,7 +54,7 @@ def walk_layers(model: CompiledModel, images: np.ndarray) -> Iterator[LayerStep]
     Raises:
         RuntimeError: a step was left without an output (a bug in the consumer).
     """
-    x = network_input(images)
+    x = network_input(images, model.layers[0].input_shift)
     for index, layer in enumerate(model.layers):
         step = LayerStep(index, layer, layer_rows(layer, x))
         yield step

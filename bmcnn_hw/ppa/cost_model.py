@@ -70,17 +70,45 @@ class ArrayModel:
 
 
 @dataclass(frozen=True)
+class ZeroDetectModel:
+    """The zero detector of a build that skips all-zero reads: an OR tree over a row tile's inputs."""
+
+    energy_per_gate_read_j: float
+    """Energy of one two-input OR gate per read (a rise and a fall at its load)."""
+    area_per_gate_um2: float
+    source: str
+
+    def energy_per_read_j(self, rows: int) -> float:
+        """Energy of one row tile's detector (``rows - 1`` gates) per read."""
+        return max(rows - 1, 0) * self.energy_per_gate_read_j
+
+
+@dataclass(frozen=True)
 class CostModel:
-    """The three sections of a cost-model TOML file."""
+    """The sections of a cost-model TOML file."""
 
     adc: AdcModel
     tia: TiaModel
     array: ArrayModel
     path: str
+    zero_detect: ZeroDetectModel | None = None
+    """Optional ``[zero_detect]``: needed only for builds that skip all-zero reads."""
 
     def sources(self) -> dict[str, str]:
         """Section -> source sentence."""
-        return {"adc": self.adc.source, "tia": self.tia.source, "array": self.array.source}
+        found = {"adc": self.adc.source, "tia": self.tia.source, "array": self.array.source}
+        return found | ({"zero_detect": self.zero_detect.source} if self.zero_detect else {})
+
+    def require_zero_detect(self) -> ZeroDetectModel:
+        """The ``[zero_detect]`` section.
+
+        Raises:
+            ConfigError: the file has none (naming it and the section's fields).
+        """
+        if self.zero_detect is None:
+            raise ConfigError(f"{self.path}: no [zero_detect] table, which a build compiled with --skip-zero-reads "
+                              f"needs; expected {[f.name for f in fields(ZeroDetectModel)]}")
+        return self.zero_detect
 
 
 def default_cost_model_path() -> Path:
@@ -88,7 +116,7 @@ def default_cost_model_path() -> Path:
     return Path(str(resources.files("bmcnn_hw.ppa") / "cost_model.toml"))
 
 
-_T = TypeVar("_T", AdcModel, TiaModel, ArrayModel)
+_T = TypeVar("_T", AdcModel, TiaModel, ArrayModel, ZeroDetectModel)
 
 
 def _section(data: dict[str, Any], name: str, cls: type[_T], path: Path) -> _T:
@@ -121,5 +149,11 @@ def load_cost_model(path: Path | None = None) -> CostModel:
     """
     path = Path(path) if path is not None else default_cost_model_path()
     data = read_toml(path, "cost-model file")
-    return CostModel(_section(data, "adc", AdcModel, path), _section(data, "tia", TiaModel, path),
-                     _section(data, "array", ArrayModel, path), str(path))
+    required = (_section(data, "adc", AdcModel, path), _section(data, "tia", TiaModel, path),
+                _section(data, "array", ArrayModel, path))
+    unknown = sorted(set(data) - {"adc", "tia", "array", "zero_detect"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {unknown}; expected [adc], [tia], [array] and optionally "
+                          "[zero_detect]")
+    zero_detect = _section(data, "zero_detect", ZeroDetectModel, path) if "zero_detect" in data else None
+    return CostModel(*required, str(path), zero_detect)

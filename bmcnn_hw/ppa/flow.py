@@ -32,7 +32,7 @@ from ..rtl.mac import frame_elements, frames_per_image
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
 from .records import COMPONENTS, LayerPpa, PpaOptions
-from .schedule import layer_schedule
+from .schedule import layer_schedule, performed_read_fraction
 from .sta import StaResult, run_sta
 from .summary import AREA_COMPONENTS, summarize
 from .synth import SynthResult, synthesize
@@ -76,7 +76,8 @@ def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator
     if layer.digital:  # the MAC engine takes the layer's input elements
         per_image = frames_per_image(layer) * frame_elements(layer)
         needed = min(len(images), max(1, -(-budget // per_image)))
-        layer_input = network_input(images[:needed]) if index == 0 else trace.outputs[index - 1][:needed]
+        layer_input = (network_input(images[:needed], layer.input_shift) if index == 0
+                       else trace.outputs[index - 1][:needed])
         scenario, _ = full_layer_scenario(layer, trace.outputs[index], layer_rows(layer, layer_input), needed)
         return truncate_frames(scenario, layer, budget)
     needed = min(len(images), max(1, -(-budget // max(beats_per_image, 1))))
@@ -137,20 +138,37 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     lp.digital_time_s = s.beats * period_ns * 1e-9
     share = lp.columns_per_adc = options.columns_per_adc or model.hardware.readout.columns_per_adc
     lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) / cost.adc.sample_rate_hz)
+    performed = lp.performed_read_fraction  # a skipped read biases no TIA and starts no ADC; it keeps its slot
+    detect_energy, detect_area = _zero_detect_cost(layer, cost, s.reads) if _skips(model) else (0.0, 0.0)
     lp.energy_j = {
         "array_drivers": tr.energy_drivers_j * scale,
         "tia_output": tr.energy_tia_output_j * scale,
         # every used column's op-amp is biased for the settling window of each read (off between reads)
-        "tia_bias": cost.tia.bias_power_w * tr.read_time_s * s.reads * used_phys,
-        "adc": s.conversions * cost.adc.energy_per_conversion_j(layer.adc_bits),
+        "tia_bias": cost.tia.bias_power_w * tr.read_time_s * s.reads * used_phys * performed,
+        "adc": s.conversions * cost.adc.energy_per_conversion_j(layer.adc_bits) * performed,
+        "zero_detect": detect_energy,
         "digital": digital_power * lp.digital_time_s,
     }
     lp.area_um2 = {
         "array": s.devices * cost.array.cell_pitch_um ** 2,
         "tia": s.tias * cost.tia.area_um2,
         "adc": adc_count(layer, share) * cost.adc.area_um2,
+        "zero_detect": detect_area,
         "digital": lp.synth.area_um2 if lp.synth else 0.0,
     }
+
+
+def _skips(model: CompiledModel) -> bool:
+    return model.hardware.readout.skip_zero_reads
+
+
+def _zero_detect_cost(layer: CompiledLayer, cost: CostModel, reads: int) -> tuple[float, float]:
+    """Energy per inference and area of a layer's zero detectors: one per row tile, evaluated on every read."""
+    detector, t = cost.require_zero_detect(), layer.tiling
+    assert t is not None  # crossbar layers are tiled
+    tile_rows = [min(t.tile_rows, layer.rows - r0) for r0 in range(0, layer.rows, t.tile_rows)]
+    energy = reads * sum(detector.energy_per_read_j(r) for r in tile_rows)
+    return energy, sum(max(r - 1, 0) for r in tile_rows) * detector.area_per_gate_um2
 
 
 def _analog(model: CompiledModel, chip: Chip, cost: CostModel, trace_energy: list[float], images: np.ndarray,
@@ -206,6 +224,18 @@ def _measure_power(model: CompiledModel, layers: list[LayerPpa], trace: Any, acc
                        f"({sim.beats} beats); {lp.sta.power_w['total'] * 1e3:.3f} mW at {1e3 / period:.1f} MHz")
 
 
+def _measure_skipped_reads(model: CompiledModel, layers: list[LayerPpa], trace: Any, images: np.ndarray,
+                           progress: bool) -> None:
+    """Each crossbar layer's share of performed (not all-zero) row-tile reads on ``images``."""
+    for index, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
+        if layer.digital:
+            continue
+        layer_input = network_input(images, layer.input_shift) if index == 0 else trace.outputs[index - 1]
+        lp.performed_read_fraction = performed_read_fraction(layer, layer_rows(layer, layer_input))
+        _say(progress, f"ppa: {layer.name}: {1 - lp.performed_read_fraction:.1%} of its row-tile reads are all "
+                       f"zero on {len(images)} image(s) and skipped")
+
+
 def verify_build_rtl(build: Path, model: CompiledModel) -> None:
     """The build's Verilog is the one compile (or `bmcnn-hw rtl BUILD`) wrote, for this version's interface.
 
@@ -231,6 +261,8 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     if options.digital:
         verify_build_rtl(build, model)
     cost = load_cost_model(options.cost_model)
+    if _skips(model):
+        cost.require_zero_detect()  # before any long step
     chip = Chip.of_build(model)
     work = Path(out_dir) / "work"
     started = time.perf_counter()
@@ -240,6 +272,8 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     _say(progress, f"ppa: physics executor on {len(images)} test image(s) (DC power of real inputs, ADC codes)")
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=options.digital)
     layers = _analog(model, chip, cost, accumulator.energy_j, images, work, progress)
+    if _skips(model):
+        _measure_skipped_reads(model, layers, trace, images, progress)
     for lp, (synth, sta) in zip(layers, timed, strict=False):
         lp.synth, lp.sta = synth, sta
     if options.digital:

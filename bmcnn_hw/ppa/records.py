@@ -12,7 +12,7 @@ from .synth import SynthResult
 from .tools import DEFAULT_CELL_MODELS, DEFAULT_LIBERTY
 from .transient import TransientRead
 
-COMPONENTS = ("array_drivers", "tia_output", "tia_bias", "adc", "digital")
+COMPONENTS = ("array_drivers", "tia_output", "tia_bias", "adc", "zero_detect", "digital")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class LayerPpa:
     digital_time_s: float = 0.0
     columns_per_adc: int = 1
     """Weight columns sharing one ADC in this layer."""
+    performed_read_fraction: float = 1.0
+    """Share of the layer's row-tile reads performed (below 1 only in a build that skips all-zero
+    reads; measured on the PPA's images)."""
 
 
 def layer_record(lp: LayerPpa) -> dict[str, Any]:
@@ -60,7 +63,8 @@ def layer_record(lp: LayerPpa) -> dict[str, Any]:
            "energy_j": lp.energy_j,
            "area_um2": lp.area_um2, "analog_time_s": lp.analog_time_s, "digital_time_s": lp.digital_time_s,
            "layer_time_s": max(lp.analog_time_s, lp.digital_time_s),
-           "dc_power_x_reads_w": lp.dc_power_per_inference_w_s}
+           "dc_power_x_reads_w": lp.dc_power_per_inference_w_s,
+           "performed_read_fraction": lp.performed_read_fraction}
     if lp.synth is not None and lp.sta is not None:
         out["digital"] = {"cells": lp.synth.cells, "area_um2": lp.synth.area_um2, "cell_counts": lp.synth.cell_counts,
                           "critical_path_ns": lp.sta.critical_path_ns, "slack_ns": lp.sta.slack_ns,

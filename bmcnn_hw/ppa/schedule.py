@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..artefact import CompiledLayer
 from ..rtl.mac import layer_cycles
 
@@ -66,3 +68,18 @@ def layer_schedule(layer: CompiledLayer, encoding: str) -> LayerSchedule:
         reads=reads, tile_reads=reads * tiles, conversions=reads * t.n_row_tiles * layer.cols,
         beats=reads * t.n_row_tiles * layer.cols, macs=pos * layer.rows * layer.cols,
         tias=tiles * phys, devices=tiles * t.tile_rows * phys)
+
+
+def performed_read_fraction(layer: CompiledLayer, rows: np.ndarray) -> float:
+    """Share of a crossbar layer's row-tile reads that are not all zero, for its input ``rows``
+    (N, P, rows): the reads a build compiled with ``skip_zero_reads`` performs. A read of row
+    tile ``rt`` in bit plane ``k`` is all zero when bit ``k`` of every input on its rows is 0."""
+    t = layer.tiling
+    assert t is not None  # crossbar layers are tiled
+    performed = 0
+    for r0 in range(0, layer.rows, t.tile_rows):
+        block = rows[..., r0:r0 + t.tile_rows]
+        performed += sum(int(np.count_nonzero(((block >> plane) & 1).any(axis=-1)))
+                         for plane in range(layer.input_bits))
+    total = rows.shape[0] * rows.shape[1] * layer.input_bits * t.n_row_tiles
+    return performed / total if total else 1.0

@@ -11,10 +11,10 @@ from ..golden.chip import Chip
 from .cost_model import CostModel
 from .records import COMPONENTS, LayerPpa, PpaOptions, layer_record
 
-AREA_COMPONENTS = ("array", "tia", "adc", "digital")
+AREA_COMPONENTS = ("array", "tia", "adc", "zero_detect", "digital")
 
 
-def _sources(cost: CostModel, options: PpaOptions, n_images: int) -> dict[str, str]:
+def _sources(cost: CostModel, options: PpaOptions, n_images: int, skips: bool) -> dict[str, str]:
     spice = ("SPICE: ngspice transient of the worst-case read (all rows switched) of each layer's tile (0,0), "
              f"scaled by the physics executor's DC driver power on {n_images} test images relative to that read's")
     digital = (f"OpenSTA report_power on the Yosys netlist ({Path(options.liberty).name}), switching activity from a "
@@ -29,10 +29,19 @@ def _sources(cost: CostModel, options: PpaOptions, n_images: int) -> dict[str, s
         "area.array": f"devices x cell pitch^2, model [array]: {cost.array.source}",
         "area.tia": f"model [tia]: {cost.tia.source}", "area.adc": f"model [adc]: {cost.adc.source}",
         "area.digital": "Yosys stat -liberty" if options.digital else "not measured (--no-digital)",
+        "energy.zero_detect": _zero_detect_source(cost, "energy", skips),
+        "area.zero_detect": _zero_detect_source(cost, "area", skips),
         "read_time": "SPICE transient: latest time a TIA output stays within 1/2 ADC step, after rise and after fall",
         "clock": ("OpenSTA: the shortest period meeting every setup and clock-gating check of the slowest layer "
                   "(bisection)") if options.digital else "assumed",
     }
+
+
+def _zero_detect_source(cost: CostModel, what: str, skips: bool) -> str:
+    if not skips or cost.zero_detect is None:
+        return "none (the build performs every read)"
+    per = "(rows - 1) gates x energy per gate per read, every read" if what == "energy" else "(rows - 1) gates"
+    return f"per row tile {per}, model [zero_detect]: {cost.zero_detect.source}"
 
 
 def _warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> list[str]:
@@ -85,7 +94,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
                    "ops_per_inference": ops, "tops_per_w": ops / e_total / 1e12 if e_total else 0.0,
                    "tops_per_mm2": ops * throughput / 1e12 / a_total_mm2 if a_total_mm2 else 0.0},
         "layers": {lp.schedule.name: layer_record(lp) for lp in layers},
-        "sources": _sources(cost, options, n_images),
+        "sources": _sources(cost, options, n_images, model.hardware.readout.skip_zero_reads),
         "assumptions": [
             "all tiles of a layer read in parallel, one read per output position and input bit plane",
             f"read cycle = SPICE settling time + {options.columns_per_adc} ADC conversion(s) (1 / sample rate each): "
@@ -98,7 +107,9 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
             "hand on; bmcnn_hw.rtl.mac.layer_cycles) and clock-gated when idle",
             "ops = 2 x MACs of the network: binary on the crossbars, fixed-point in MAC engines (padding excluded)",
             "row drivers: ideal ramps (plus the build's source resistance); their own area is not counted",
-        ],
+        ] + (["a row tile's read whose inputs are all 0 is skipped (skip_zero_reads): its TIAs stay unbiased and "
+              "its ADCs idle, the periphery still takes its code 0 in the same slot (time as without skipping)"]
+             if model.hardware.readout.skip_zero_reads else []),
         "warnings": _warnings(model, cost, layers),
         "seconds": seconds,
     }
@@ -139,13 +150,15 @@ def format_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{a[c] * 1e-6:.4g} mm^2" for c in AREA_COMPONENTS)
                      + f" | {sum(a.values()) * 1e-6:.4g} mm^2 |")
     lines += ["", "## Time per layer", "",
-              "| layer | reads | read time (SPICE) | analog time | beats | digital time | fmax | cells |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| layer | reads | reads performed | read time (SPICE) | analog time | beats | digital time | fmax "
+              "| cells |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, rec in report["layers"].items():
         d = rec.get("digital", {})
         fmax = f"{d['fmax_mhz']:.1f} MHz" if d else "-"
         read_time = si_units(rec["transient"]["read_time_s"], "s") if rec["transient"] else "- (digital)"
-        lines.append(f"| {name} | {rec['schedule']['reads']:,} | {read_time} | "
+        performed = f"{rec['performed_read_fraction']:.1%}" if rec["transient"] else "-"
+        lines.append(f"| {name} | {rec['schedule']['reads']:,} | {performed} | {read_time} | "
                      f"{si_units(rec['analog_time_s'], 's')} | {rec['schedule']['beats']:,} | "
                      f"{si_units(rec['digital_time_s'], 's')} | {fmax} | {d.get('cells', '-')} |")
     lines += ["", "## Sources", ""] + [f"- **{k}**: {v}" for k, v in report["sources"].items()]

@@ -125,7 +125,9 @@ class ModelConfig:
     name: str = "bmcnn-compact"
     input_shape: tuple = (1, 28, 28)
     input_bits: int = 8
-    """Unsigned pixel width: the input format is UQ0.<input_bits> (value p / 2**bits)."""
+    """Unsigned input width of the first layer: the input format is UQ0.<input_bits> (value
+    p / 2**bits). Below 8, the first layer sees each 8-bit pixel's top ``input_bits`` bits
+    (1: a binary image, pixel >= 128), read in as many bit planes."""
     layers: tuple = (
         LayerSpec("conv", 32, kernel=5, pool=2),
         LayerSpec("fc", 128),

@@ -5,7 +5,8 @@ Hardware semantics every layer follows (and the golden model reproduces):
 * binary weights w in {-1, +1} (memristive), or fixed-point weight codes (digital);
   activations in {0, 1} (rows driven at 0 or V_read);
 * the first layer takes unsigned ``input_bits``-bit pixels p (fixed point UQ0.8: value
-  p / 256; the integer accumulator is in units of that LSB);
+  p / 256; the integer accumulator is in units of that LSB); a model of fewer input bits
+  sees the 8-bit pixel's top ``input_bits`` bits (``pixel >> (8 - input_bits)``);
 * hidden layers: ``a = step(BN(acc))``, evaluated in float64 in eval mode so that the
   compiler can fold it into an exact integer threshold;
 * the output layer: integer scores ``acc * S + B`` with fixed-point S, B
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..artefact import pixel_shift
 from .architecture import FixedFormat, LayerSpec, ModelConfig
 from .binarize import binarize, quantize_fixed, step
 
@@ -182,6 +184,8 @@ class BMCNN(nn.Module):
         x = x.float()
         if self.config.is_float:
             x = x / (2 ** self.config.input_bits - 1)
+        elif pixel_shift(self.config.input_bits):  # the pixel's top input_bits bits, as the hardware reads them
+            x = torch.div(x, 2 ** pixel_shift(self.config.input_bits), rounding_mode="floor")
         activations = []
         for i, spec in enumerate(self.config.layers[:-1]):
             x = self.norms[i](self.layer_accumulators(x, i))

@@ -81,3 +81,18 @@ def test_adcs_serve_used_columns_only():
     # 3 row tiles x (128 + 72 used columns of the two column tiles); 56 padding columns get none
     assert adc_count(layer, 1) == 3 * 200
     assert adc_count(layer, 16) == 3 * (8 + 5)
+
+
+def test_zero_detect_is_optional_until_a_build_skips_reads(tmp_path):
+    text = default_cost_model_path().read_text()
+    start = text.index("[zero_detect]")
+    path = tmp_path / "cost.toml"
+    path.write_text(text[:start] + text[text.index("[array]"):])
+    model = load_cost_model(path)
+    assert model.zero_detect is None and "zero_detect" not in model.sources()
+    with pytest.raises(ConfigError, match=r"no \[zero_detect\] table, which a build compiled with --skip-zero-reads"):
+        model.require_zero_detect()
+    assert load_cost_model().require_zero_detect().energy_per_read_j(25) == pytest.approx(24 * 0.110e-12)
+    path.write_text(text + "\n[extra]\nx = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown table\(s\) \['extra'\]"):
+        load_cost_model(path)

@@ -93,7 +93,7 @@ def test_layer_top_equals_golden_and_takes_the_reported_cycles(tmp_path, kind, l
     for name, text in layer_texts(layer).items():
         (tmp_path / name).write_text(text)
     images = _images(layer, 20)
-    rows = layer_rows(layer, network_input(images))
+    rows = layer_rows(layer, network_input(images, layer.input_shift))
     golden = layer_output(layer, exact_matmul(rows, layer.weight))
     fields = layer_stream_fields(layer, top=True)
     run = start_layer_run(layer_harness(tmp_path, layer), layer, tmp_path / "out.bin")
@@ -117,7 +117,7 @@ def test_layer_top_in_cocotb_from_power_up(tmp_path, sim, kind, lanes):
         (tmp_path / name).write_text(text)
     images = _images(layer, 3)
     images[..., 0, 0] = 255
-    rows = layer_rows(layer, network_input(images))
+    rows = layer_rows(layer, network_input(images, layer.input_shift))
     scenario, _ = full_layer_scenario(layer, layer_output(layer, exact_matmul(rows, layer.weight)), rows,
                                       len(images))
     scenario.update(idle_prob=0.1, stall_prob=0.3, seed=1)
@@ -167,7 +167,7 @@ def _check_digital_layers(model, images, tmp_path, sim: str) -> None:
     from bmcnn_hw.golden.integer import run_integer
 
     trace = run_integer(model, images)
-    layer_input = network_input(images)
+    layer_input = network_input(images, model.layers[0].input_shift)
     checked = []
     for i, layer in enumerate(model.layers):
         if layer.digital:

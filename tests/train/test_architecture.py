@@ -11,7 +11,7 @@ from bmcnn_hw.train.registry import describe_models, load_model_file, resolve_mo
 
 
 def test_the_four_shipped_models_load_with_their_tile_counts():
-    assert shipped_models() == ["bmcnn-compact", "bmcnn-float", "bmcnn-hybrid", "bmcnn-large"]
+    assert shipped_models() == ["bmcnn-compact", "bmcnn-compact-1bit", "bmcnn-float", "bmcnn-hybrid", "bmcnn-large"]
     rows = {r["name"]: r for r in describe_models()}
     assert rows["bmcnn-compact"]["tiles_per_layer"] == [1, 36, 1]  # 25x32, 4608x128, 128x10 on 128x128
     assert rows["bmcnn-large"]["tiles_per_layer"] == [1, 3, 5, 32, 4]
