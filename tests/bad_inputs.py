@@ -165,6 +165,8 @@ CATALOGUE: list[BadInput] = [
              "columns_per_adc 3 does not divide the 128 columns of a tile; choose one of 1, 2, 4, 8, 16, 32, 64, 128"),
     BadInput("compile", (*COMPILE, "--adc-range", "columns", "--input-mode", "bipolar"),
              "adc_range columns needs unipolar inputs", absent=("{tmp}/b",)),
+    BadInput("compile", (*COMPILE, "--skip-zero-reads", "--input-mode", "bipolar"),
+             "skip_zero_reads needs unipolar inputs", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--adc-range", "columns", "--adc-bits", "6"),
              "adc_range columns sizes the ADC windows itself: leave adc_bits at 0", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--arch", "fastest"), "--arch 'fastest': not a shipped architecture"),

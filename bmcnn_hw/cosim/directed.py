@@ -44,12 +44,14 @@ def protocol_scenario(layer: CompiledLayer) -> dict:
     error, bit = regs["error"].offset, {name: 1 << b for name, (b, _) in ERROR_BITS.items()}
     edge = layer.cols - 1
     tune = regs["tune_offset"].offset + edge
+    late = min(100, 2 ** (layer.acc_width - 2) - 1)  # fits the register, and the accumulator with the sum
+    early = min(5, late // 2)
     beats = _channel(layer, edge)
-    steps: list[dict] = [{"write": [tune, 5]}, *({"beat": b} for b in beats),
-                         *({"beat": b} for b in beats[:-1]), {"beat_with_write": [beats[-1], tune, 100]},
-                         *({"beat": b} for b in beats), {"read": [tune, 100]}, {"write": [tune, 0]},
+    steps: list[dict] = [{"write": [tune, early]}, *({"beat": b} for b in beats),
+                         *({"beat": b} for b in beats[:-1]), {"beat_with_write": [beats[-1], tune, late]},
+                         *({"beat": b} for b in beats), {"read": [tune, late]}, {"write": [tune, 0]},
                          {"idle": 2}, {"read": [error, 0]}]
-    expected: list[list] = [[edge, expected_acc(layer, edge, t)] for t in (5, 5, 100)]
+    expected: list[list] = [[edge, expected_acc(layer, edge, t)] for t in (early, early, late)]
     stray = [CODE, 0, 0, 0, 1, 0]  # no `first` while no channel is open
     steps += [{"beat": stray}, {"idle": 2}, {"read": [error, bit["frame"]]}]
     expected.append([0, None])

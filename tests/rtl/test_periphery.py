@@ -177,6 +177,30 @@ def test_every_layer_and_top_matches_golden_on_icarus(compiled, mnist_test, tmp_
 
 @pytest.mark.icarus
 @needs("iverilog")
+@pytest.mark.slow
+def test_a_binary_pixel_build_matches_golden_on_icarus(mnist_test, tmp_path):
+    """conv0 of a 1-bit-pixel model reads once per position: one beat per channel, a 7-bit
+    accumulator and tuning register (the directed scenario's tuning values once overflowed it)."""
+    import dataclasses
+
+    import torch
+
+    from bmcnn_hw.compile import compile_checkpoint
+    from bmcnn_hw.config import HardwareConfig
+    from bmcnn_hw.train.model import BMCNN
+    from bmcnn_hw.train.registry import resolve_model
+
+    torch.manual_seed(0)
+    hardware = HardwareConfig()
+    hardware = dataclasses.replace(hardware, readout=dataclasses.replace(hardware.readout, skip_zero_reads=True))
+    compiled = compile_checkpoint(BMCNN(resolve_model("bmcnn-compact-1bit")).eval(), hardware)
+    assert compiled.layers[0].acc_width == 7 and compiled.layers[0].input_shift == 7
+    checks = check_rtl(compiled, mnist_test.images[:2], tmp_path, sim="icarus", per_layer=200, seed=1)
+    assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
+
+
+@pytest.mark.icarus
+@needs("iverilog")
 def test_pool_and_argmax_components(tmp_path):
     from amaranth.back import verilog
 
