@@ -111,11 +111,12 @@ def cmd_models(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<15} {'layers':>6} {'parameters':>11} {'tiles':>6}  precision per layer / description")
+    width = max(15, *(len(r["name"]) for r in rows))
+    print(f"{'model':<{width}} {'layers':>6} {'parameters':>11} {'tiles':>6}  precision per layer / description")
     for r in rows:
         tiles = "-" if r["tiles"] is None else str(r["tiles"])
-        print(f"{r['name']:<15} {r['layers']:>6} {r['parameters']:>11,} {tiles:>6}  {r['precision']}")
-        print(f"{'':<42}{r['description']}")
+        print(f"{r['name']:<{width}} {r['layers']:>6} {r['parameters']:>11,} {tiles:>6}  {r['precision']}")
+        print(" " * (width + 27) + r["description"])
     print(f"tiles: {geometry.tile_rows}x{geometry.tile_cols} crossbars of the binary (memristive) layers; "
           f"train one with `bmcnn-hw train --model NAME`")
     return 0
