@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bmcnn_hw.errors import ConfigError
-from bmcnn_hw.explore import design_points, load_grid, pareto_front, point_label
+from bmcnn_hw.explore import design_points, load_grid, pareto_front, point_hardware, point_label
 from tests.helpers import needs, run_cli
 
 GRID = """[axes]
@@ -67,7 +67,8 @@ def test_grid_defaults_and_combinations(tmp_path):
     grid = load_grid(path)
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
     assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "adc_range": "rows", "device": "ideal",
-                                      "encoding": "differential", "clock_gating": False, "columns_per_adc": 1}
+                                      "encoding": "differential", "clock_gating": False, "columns_per_adc": 1,
+                                      "skip_zero_reads": False}
 
 
 def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
@@ -75,9 +76,11 @@ def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
     path = tmp_path / "g.toml"
     path.write_text('[axes]\ntile = ["32x32", "64x64"]\nadc_bits = [0, 5]\nadc_range = ["rows", "weights", "columns"]\n'
                     'encoding = ["differential", "reference"]\nclock_gating = [false, true]\n'
-                    'columns_per_adc = [1, 16]\n')
+                    'columns_per_adc = [1, 16]\nskip_zero_reads = [false, true]\n')
     points = design_points(load_grid(path))
-    assert len(points) == 96 and len({point_label(p) for p in points}) == 96
+    assert len(points) == 192 and len({point_label(p) for p in points}) == 192
+    skipping = next(p for p in points if p["skip_zero_reads"])
+    assert point_hardware(skipping).readout.skip_zero_reads and point_label(skipping).endswith("_skip0")
 
 
 @pytest.mark.parametrize(("text", "message"), [
