@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 SHARED_MNIST := ../shared/datasets/mnist
 DATA_FROM := $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS.uncompressed),--data-from $(SHARED_MNIST),)
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast docs system-deps venv clean rtl
 
@@ -29,7 +30,7 @@ test: system-deps $(STAMP)
 	$(BIN)/ruff check bmcnn_hw tests bench scripts examples
 	$(BIN)/mypy
 	$(MAKE) docs
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)  # pytest-xdist: the full tier on two workers
 
 test-fast: system-deps $(STAMP)  # the fast tier: no test marked slow (full test set, large grids, demo)
 	$(BIN)/ruff check bmcnn_hw tests bench scripts examples
