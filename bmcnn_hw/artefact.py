@@ -323,6 +323,14 @@ def _verify_under(build_dir: Path, prefix: str) -> None:
     verify_files(Path(build_dir), manifest, names=names)
 
 
+def _check_input_shift(build_dir: Path, index: int, shift: Any) -> None:
+    """A first layer shifts 8-bit pixels right by 0..7; no other layer shifts its input."""
+    legal = range(PIXEL_BITS) if index == 0 else range(1)
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift not in legal:
+        raise ArtefactError(f"{build_dir / 'manifest.json'}: layers[{index}].input_shift = {shift!r}; expected an "
+                            f"integer in [0, {legal.stop - 1}]")
+
+
 def _check_weight(build_dir: Path, index: int, weight: np.ndarray | None, meta: dict[str, Any]) -> None:
     where = f"{build_dir / 'arrays.npz'}: layer{index}.weight"
     if weight is None or weight.ndim != 2:
@@ -364,6 +372,7 @@ def load_model(build_dir: Path) -> CompiledModel:
             tiling = meta.pop("tiling")
             fields: dict[str, Any] = {name: arrays.get(f"layer{i}.{name}") for name in _ARRAY_FIELDS}
             _check_weight(build_dir, i, fields["weight"], meta)
+            _check_input_shift(build_dir, i, meta.get("input_shift", 0))
             meta["in_shape"], meta["out_shape"] = tuple(meta["in_shape"]), tuple(meta["out_shape"])
             layers.append(CompiledLayer(**meta, **fields, tiling=Tiling(**tiling) if tiling else None))
         hardware = HardwareConfig.from_dict(manifest["hardware"], where=str(build_dir / "manifest.json"))

@@ -67,3 +67,14 @@ def test_written_files_and_builds_follow_the_umask(tmp_path, checkpoint):
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "b" / "manifest.json").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(("layer", "shift"), [(0, 8), (0, -1), (0, "7"), (1, 1)])
+def test_an_impossible_input_shift_is_refused(build_dir, tmp_path, layer, shift):
+    target = _copy(build_dir, tmp_path)
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert manifest["layers"][0]["input_shift"] == 0  # an 8-bit-pixel model
+    manifest["layers"][layer]["input_shift"] = shift
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtefactError, match=rf"layers\[{layer}\]\.input_shift = .*; expected an integer in \[0, "):
+        load_model(target)
