@@ -68,6 +68,13 @@ def truncate_frames(scenario: dict[str, Any], layer: CompiledLayer, max_beats: i
     return {**scenario, "steps": beats[: keep * frame], "expected": scenario["expected"][: keep * outputs_per_frame]}
 
 
+def _layer_rows(layer: CompiledLayer, index: int, trace: Any, images: np.ndarray) -> np.ndarray:
+    """The crossbar input vectors of layer ``index`` for the first ``len(images)`` images of ``trace``."""
+    layer_input = (network_input(images, layer.input_shift) if index == 0
+                   else trace.outputs[index - 1][:len(images)])
+    return layer_rows(layer, layer_input)
+
+
 def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator: CrossbarAccumulator,
                        images: np.ndarray, beats_per_image: int, budget: int) -> dict[str, Any]:
     """The first whole outputs, in hardware order, that fit ``budget`` beats (built only for the
@@ -76,9 +83,8 @@ def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator
     if layer.digital:  # the MAC engine takes the layer's input elements
         per_image = frames_per_image(layer) * frame_elements(layer)
         needed = min(len(images), max(1, -(-budget // per_image)))
-        layer_input = (network_input(images[:needed], layer.input_shift) if index == 0
-                       else trace.outputs[index - 1][:needed])
-        scenario, _ = full_layer_scenario(layer, trace.outputs[index], layer_rows(layer, layer_input), needed)
+        rows = _layer_rows(layer, index, trace, images[:needed])
+        scenario, _ = full_layer_scenario(layer, trace.outputs[index], rows, needed)
         return truncate_frames(scenario, layer, budget)
     needed = min(len(images), max(1, -(-budget // max(beats_per_image, 1))))
     codes = layer_codes(accumulator.reads, index)
@@ -166,7 +172,7 @@ def _zero_detect_cost(layer: CompiledLayer, cost: CostModel, reads: int) -> tupl
     """Energy per inference and area of a layer's zero detectors: one per row tile, evaluated on every read."""
     detector, t = cost.require_zero_detect(), layer.tiling
     assert t is not None  # crossbar layers are tiled
-    tile_rows = [min(t.tile_rows, layer.rows - r0) for r0 in range(0, layer.rows, t.tile_rows)]
+    tile_rows = [stop - start for start, stop in (t.row_range(rt, layer.rows) for rt in range(t.n_row_tiles))]
     energy = reads * sum(detector.energy_per_read_j(r) for r in tile_rows)
     return energy, sum(max(r - 1, 0) for r in tile_rows) * detector.area_per_gate_um2
 
@@ -230,8 +236,7 @@ def _measure_skipped_reads(model: CompiledModel, layers: list[LayerPpa], trace: 
     for index, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
         if layer.digital:
             continue
-        layer_input = network_input(images, layer.input_shift) if index == 0 else trace.outputs[index - 1]
-        lp.performed_read_fraction = performed_read_fraction(layer, layer_rows(layer, layer_input))
+        lp.performed_read_fraction = performed_read_fraction(layer, _layer_rows(layer, index, trace, images))
         _say(progress, f"ppa: {layer.name}: {1 - lp.performed_read_fraction:.1%} of its row-tile reads are all "
                        f"zero on {len(images)} image(s) and skipped")
 

@@ -77,8 +77,9 @@ def performed_read_fraction(layer: CompiledLayer, rows: np.ndarray) -> float:
     t = layer.tiling
     assert t is not None  # crossbar layers are tiled
     performed = 0
-    for r0 in range(0, layer.rows, t.tile_rows):
-        block = rows[..., r0:r0 + t.tile_rows]
+    for rt in range(t.n_row_tiles):
+        start, stop = t.row_range(rt, layer.rows)
+        block = rows[..., start:stop]
         performed += sum(int(np.count_nonzero(((block >> plane) & 1).any(axis=-1)))
                          for plane in range(layer.input_bits))
     total = rows.shape[0] * rows.shape[1] * layer.input_bits * t.n_row_tiles
