@@ -114,6 +114,11 @@ class CompiledLayer:
     """Right shift of the network's 8-bit pixels before this layer reads them: on the first layer
     of a model of fewer than 8 input bits (:func:`pixel_shift`), so it sees the pixels' top
     ``input_bits`` bits; 0 everywhere else (and in builds made before it existed)."""
+    sense: bool = False
+    """Read out by sense amplifiers (``ReadoutParams.sense_layers``): per column a comparator
+    decides ``code + tune_offset >= theta`` against a reference set from the periphery's
+    registers, and the periphery receives that decision, one beat per output, instead of an ADC
+    code. ``adc_bits`` is then the width of the comparator's reference DAC."""
 
     @property
     def rows(self) -> int:
@@ -331,6 +336,17 @@ def _check_input_shift(build_dir: Path, index: int, shift: Any) -> None:
                             f"integer in [0, {legal.stop - 1}]")
 
 
+def _check_sense(build_dir: Path, index: int, meta: dict[str, Any], is_output: bool) -> None:
+    """A sense layer is a hidden crossbar layer with binary inputs in one row tile."""
+    sense = meta.get("sense", False)
+    if not isinstance(sense, bool):
+        raise ArtefactError(f"{build_dir / 'manifest.json'}: layers[{index}].sense = {sense!r}; expected true or false")
+    tiling = meta.get("tiling") or {}
+    if sense and (is_output or meta.get("digital") or meta.get("input_bits") != 1 or tiling.get("n_row_tiles") != 1):
+        raise ArtefactError(f"{build_dir / 'manifest.json'}: layers[{index}] is marked sense but is not a hidden "
+                            "crossbar layer with 1-bit inputs in one row tile")
+
+
 def _check_weight(build_dir: Path, index: int, weight: np.ndarray | None, meta: dict[str, Any]) -> None:
     where = f"{build_dir / 'arrays.npz'}: layer{index}.weight"
     if weight is None or weight.ndim != 2:
@@ -373,6 +389,7 @@ def load_model(build_dir: Path) -> CompiledModel:
             fields: dict[str, Any] = {name: arrays.get(f"layer{i}.{name}") for name in _ARRAY_FIELDS}
             _check_weight(build_dir, i, fields["weight"], meta)
             _check_input_shift(build_dir, i, meta.get("input_shift", 0))
+            _check_sense(build_dir, i, {**meta, "tiling": tiling}, fields["theta"] is None)
             meta["in_shape"], meta["out_shape"] = tuple(meta["in_shape"]), tuple(meta["out_shape"])
             layers.append(CompiledLayer(**meta, **fields, tiling=Tiling(**tiling) if tiling else None))
         hardware = HardwareConfig.from_dict(manifest["hardware"], where=str(build_dir / "manifest.json"))

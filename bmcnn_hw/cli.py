@@ -303,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not perform a tile read whose input rows are all 0 (a zero detector keeps the tile's "
                          "TIAs and ADCs off and its codes at 0, the code such a read gives anyway); recorded in the "
                          "build and costed by `ppa`, timing and RTL unchanged; unipolar inputs only (default: off)")
+    co.add_argument("--sense-layers", metavar="NAMES|auto",
+                    help="layers read out by sense amplifiers instead of ADCs (comma-separated names, or `auto`: "
+                         "every layer that qualifies, a hidden layer with 1-bit inputs on one row tile): a comparator "
+                         "per column decides the activation against a reference set by the periphery's theta and "
+                         "tune_offset registers, so the layer has no ADC and no accumulator (default: none)")
+    co.add_argument("--comparator-offset", type=non_negative_float, metavar="V",
+                    help="std of each sense comparator's input-referred offset in volts at the TIA output, sampled "
+                         "per column of each chip (default 0: ideal comparators)")
     co.add_argument("--clock-gating", action=argparse.BooleanOptionalAction, default=None,
                     help="clock-gate each periphery's configuration registers (thresholds, flips, tuning offsets): "
                          "their clock runs only in reset and on register writes instead of on every beat "

@@ -184,7 +184,8 @@ def _hardware(args):
               "(0 sizes the ADC exactly)", file=sys.stderr)
     readout = dataclasses.replace(sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing,
                                                 args.tia_rf), columns_per_adc=args.columns_per_adc,
-                                  adc_range=args.adc_range, skip_zero_reads=args.skip_zero_reads)
+                                  adc_range=args.adc_range, skip_zero_reads=args.skip_zero_reads,
+                                  sense_layers=args.sense_layers, comparator_offset_v=args.comparator_offset)
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
                           digital=DigitalParams(mac_lanes=args.mac_lanes, clock_gating=args.clock_gating))
 
@@ -192,7 +193,7 @@ def _hardware(args):
 _COMPILE_DEFAULTS = {"tile": "128x128", "device": "ideal", "adc_bits": 0, "adc_range": "rows",
                      "encoding": "differential", "input_mode": "unipolar", "v_swing": None, "tia_rf": None,
                      "mac_lanes": 0, "clock_gating": False, "columns_per_adc": 1,
-                     "skip_zero_reads": False}
+                     "skip_zero_reads": False, "sense_layers": "", "comparator_offset": 0.0}
 """Built-in values of the compile options an architecture may set (:data:`bmcnn_hw.arch.ARCH_OPTIONS`)."""
 
 
@@ -227,7 +228,8 @@ def cmd_compile(args) -> int:
         assert t is not None  # memristive layers are tiled
         print(f"{layer.name:6s} {layer.rows:5d} x {layer.cols:4d} weights -> {t.n_row_tiles} x {t.n_col_tiles} tiles "
               f"of {t.tile_rows}x{t.tile_cols} (padding {t.pad_rows} rows, {t.pad_cols} cols), "
-              f"ADC {layer.adc_bits} bits, accumulator {layer.acc_width} bits")
+              + (f"sense amplifiers ({layer.adc_bits}-bit references), no accumulator" if layer.sense else
+                 f"ADC {layer.adc_bits} bits, accumulator {layer.acc_width} bits"))
     verilog = sorted(p.name for p in (Path(args.out) / "rtl").glob("*.v"))
     print(f"{tiles} tile netlists and {len(verilog)} Verilog files ({', '.join(verilog)}) written to {args.out}")
     return 0

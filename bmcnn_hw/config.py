@@ -266,6 +266,16 @@ class ReadoutParams(_DictMixin):
     tile's row inputs) keeps its TIAs unbiased and its ADCs idle and the code register at 0,
     the code every executor gives such a read (no row driven: no current). The read keeps its
     time slot and its beats, so timing and the RTL are unchanged. Unipolar inputs only."""
+    sense_layers: str = ""
+    """Layers read out by sense amplifiers instead of ADCs: comma-separated layer names, ``auto``
+    (every layer that qualifies) or empty (none). A sense layer's comparators decide each
+    activation in the analog domain, comparing a column's ``I+ - I-`` with a reference of
+    ``theta - tune_offset - 1/2`` unit currents set through the periphery's registers (a
+    reference DAC per comparator), so the layer has no ADC and no accumulator. Qualifies: a
+    hidden crossbar layer with binary unipolar inputs whose columns fit one row tile."""
+    comparator_offset_v: float = 0.0
+    """Std of a sense comparator's input-referred offset (V at the TIA output), sampled once per
+    column of each chip; 0 = ideal comparators."""
 
     def __post_init__(self):
         if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
@@ -284,9 +294,23 @@ class ReadoutParams(_DictMixin):
             raise ConfigError(f"columns_per_adc must be a positive integer, not {self.columns_per_adc!r}")
         if not isinstance(self.skip_zero_reads, bool):
             raise ConfigError(f"skip_zero_reads must be true or false, not {self.skip_zero_reads!r}")
+        self._check_sense()
         if self.v_swing_v and self.tia_gain:
             raise ConfigError("v_swing_v (TIA rails) needs an ideal TIA (tia_gain = 0): a clipped finite-gain "
                               "op-amp loses its virtual ground, which the models do not follow")
+
+    def _check_sense(self) -> None:
+        names = self.sense_layers
+        if not isinstance(names, str) or not all(n.strip() and n.strip().isidentifier()
+                                                 for n in names.split(",")) and names != "":
+            raise ConfigError(f"sense_layers must be layer names separated by commas, `auto` or empty, not {names!r}")
+        _check_positive("comparator_offset_v", self.comparator_offset_v, allow_zero=True)
+
+    def sense_names(self, eligible: list[str]) -> list[str]:
+        """The layers ``sense_layers`` names, given the model's ``eligible`` ones (``auto``: all)."""
+        if self.sense_layers.strip() == "auto":
+            return list(eligible)
+        return [n.strip() for n in self.sense_layers.split(",") if n.strip()]
 
     @property
     def clip_current_a(self) -> float:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel, Tiling, tile_sign_counts
-from ..config import ReadoutParams
+from ..config import CrossbarGeometry, ReadoutParams
 from ..errors import ConfigError
 
 
@@ -75,11 +75,44 @@ def adc_bits(layer: CompiledLayer, readout: ReadoutParams, tile_rows: int, bipol
     return signed_width(*weight_code_range(layer.weight, tile_rows, bipolar))
 
 
+def sense_eligible(layer: CompiledLayer, geometry: CrossbarGeometry) -> bool:
+    """Whether a layer can be read out by sense amplifiers: a hidden crossbar layer whose binary
+    unipolar inputs fit one row tile (one read per output decides it)."""
+    return (not layer.digital and not layer.is_output and layer.input_bits == 1
+            and layer.rows <= geometry.tile_rows and geometry.input_mode == "unipolar")
+
+
+def sense_layers(model: CompiledModel) -> set[str]:
+    """Names of the layers the model's ``readout.sense_layers`` asks for.
+
+    Raises:
+        ConfigError: a name that is not a layer, or a layer that cannot be sensed (naming the
+            layers that can).
+    """
+    geometry = model.hardware.geometry
+    eligible = [la.name for la in model.layers if sense_eligible(la, geometry)]
+    names = model.hardware.readout.sense_names(eligible)
+    legal = ", ".join(eligible) if eligible else "none in this model"
+    for name in names:
+        layer = next((la for la in model.layers if la.name == name), None)
+        if layer is None:
+            raise ConfigError(f"--sense-layers: no layer {name!r} (layers: "
+                              f"{', '.join(la.name for la in model.layers)}); layers that qualify: {legal}")
+        if name not in eligible:
+            raise ConfigError(f"--sense-layers: layer {name} cannot be read out by sense amplifiers (it needs a "
+                              f"hidden crossbar layer with 1-bit unipolar inputs on at most {geometry.tile_rows} "
+                              f"rows; it has {layer.rows} rows of {layer.input_bits}-bit inputs"
+                              f"{', and is the output layer' if layer.is_output else ''}); layers that qualify: "
+                              f"{legal}")
+    return set(names)
+
+
 def tile(model: CompiledModel) -> CompiledModel:
     """Record tiling and ADC bits of every crossbar layer, the MAC lanes of every digital layer,
     and whether each periphery's configuration registers are clock-gated (from the model's
     HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout
+    sensed = sense_layers(model)
     for i, layer in enumerate(model.layers):
         model = model.replace_layer(i, clock_gating=model.hardware.digital.clock_gating)
         layer = model.layers[i]
@@ -88,6 +121,9 @@ def tile(model: CompiledModel) -> CompiledModel:
             continue
         tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
         bipolar = geometry.input_mode == "bipolar"
-        model = model.replace_layer(i, tiling=tiling, adc_bits=adc_bits(layer, readout, geometry.tile_rows, bipolar),
-                                    bipolar=bipolar, adc_window=readout.adc_range == "columns")
+        bits = (ReadoutParams().resolved_bits(layer.rows) if layer.name in sensed  # reference DAC: +-rows exactly
+                else adc_bits(layer, readout, geometry.tile_rows, bipolar))
+        model = model.replace_layer(i, tiling=tiling, adc_bits=bits,
+                                    bipolar=bipolar, sense=layer.name in sensed,
+                                    adc_window=readout.adc_range == "columns" and layer.name not in sensed)
     return model

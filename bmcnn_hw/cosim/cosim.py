@@ -22,7 +22,7 @@ from ..artefact import CompiledLayer, load_model
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.integer import exact_matmul
-from ..golden.layers import layer_output, walk_layers
+from ..golden.layers import layer_output, periphery_inputs, walk_layers
 from ..progress import bar
 from ..rtl.emit import emitted_rtl, top_name, verified_rtl
 from ..rtl.layer import layer_stream_fields
@@ -135,7 +135,9 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             physics_acc(i, layer, rows)
             worst, code_mismatch, at_boundary = _compare_reads(model, chip, layer, spice_acc.reads,
                                                                physics_acc.reads, rows.shape[1])
-            stimulus = layer_codes(spice_acc.reads, i)
+            # a sense layer's comparators decide against references set by theta and the tuning
+            stimulus = periphery_inputs(layer, layer_codes(spice_acc.reads, i),
+                                        None if tuning is None else tuning[i])
             tile = worst_tile(model, chip, layer.name, list(zip(spice_acc.reads, physics_acc.reads, strict=True)))
         if tuning is not None and tuning[i] is not None:
             acc = acc + tuning[i]

@@ -28,7 +28,10 @@ def _channel(layer: CompiledLayer, channel: int) -> list[list[int]]:
 
 
 def expected_acc(layer: CompiledLayer, channel: int, tune: int) -> int:
-    """The periphery's ``acc`` for :func:`_channel`: the shifted sum, bipolar-corrected, plus ``tune``."""
+    """The periphery's ``acc`` for :func:`_channel`: the shifted sum, bipolar-corrected, plus ``tune``
+    (a sense layer's: the decision CODE itself, which tuning does not touch)."""
+    if layer.sense:
+        return CODE
     value = CODE
     if layer.adc_window:  # the one code of the channel's window whose low bits are CODE's
         low = int(layer.adc_low[channel])

@@ -11,7 +11,7 @@ from ..artefact import CompiledLayer, CompiledModel
 from ..errors import BmcnnError
 from ..golden.chip import Chip
 from ..golden.crossbar import PhysicsReader, run_crossbar
-from ..golden.layers import layer_rows, network_input
+from ..golden.layers import layer_rows, network_input, periphery_inputs
 from ..rtl.emit import emitted_rtl, module_name, top_name
 from .directed import protocol_scenario
 from .runner import run_stream_tb
@@ -83,7 +83,7 @@ def check_rtl(model: CompiledModel, images: np.ndarray, work_dir: Path, *, sim: 
             results.append(_run(rtl_dir, work_dir, sim, layer, module_name(layer), protocol_scenario(layer),
                                 "protocol"))
         if tops:
-            stimulus = layer_rows(layer, layer_input) if layer.digital else codes
+            stimulus = layer_rows(layer, layer_input) if layer.digital else periphery_inputs(layer, codes)
             top = layer_top_scenario(layer, trace.accumulators[i], trace.outputs[i], stimulus, len(images),
                                      _top_picks(layer, per_layer), seed=seed + i)
             results.append(_run(rtl_dir, work_dir, sim, layer, top_name(layer), top))

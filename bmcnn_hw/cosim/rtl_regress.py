@@ -20,6 +20,7 @@ from ..artefact import CompiledLayer, CompiledModel
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
 from ..golden.integer import Accumulate, TuningOffsets, run_integer
+from ..golden.layers import periphery_inputs
 from ..progress import bar
 from ..rtl.emit import emitted_rtl, top_name
 from ..rtl.layer import layer_stream_fields
@@ -188,7 +189,8 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
                             tuning)
         predictions.append(trace.predictions)
         for i, layer in enumerate(model.layers):
-            stimulus = digital_rows[i] if layer.digital else accumulator.layer_codes(i)
+            stimulus = digital_rows[i] if layer.digital else periphery_inputs(
+                layer, accumulator.layer_codes(i), None if tuning is None else tuning[i])
             runs[i][b % shards].send(layer_payloads(layer, stimulus, fields[i]["i"]))
             expected[i].append(expected_outputs(layer, trace.outputs[i]))
     results = [_merge([run.finish() for run in layer_runs], [len(next(iter(e.values()))) for e in parts])

@@ -36,13 +36,18 @@ def beat_order(layer: CompiledLayer) -> list[tuple[int, int]]:
     return [(plane, rt) for plane in range(layer.input_bits) for rt in range(layer.tiling.n_row_tiles)]
 
 
-def _beats(layer: CompiledLayer, codes: dict, m: int, ch: int, group_last: int = 0) -> list[dict]:
-    """The beats of output (vector ``m``, channel ``ch``); ``group_last`` rides on its last beat."""
+def _beats(layer: CompiledLayer, codes: dict, m: int, ch: int, group_last: int = 0,
+           regs: RegisterModel | None = None) -> list[dict]:
+    """The beats of output (vector ``m``, channel ``ch``); ``group_last`` rides on its last beat.
+    With ``regs``, a sense layer's ``codes`` are its reads' codes and the beat carries the
+    comparator's decision against the reference the registers set now (theta - tune_offset)."""
     order = beat_order(layer)
     end = len(order) - 1
-    return [{"beat": [int(codes[(plane, rt)][m, ch]), plane, ch, int(k == 0), int(k == end),
-                      int(group_last and k == end)]}
-            for k, (plane, rt) in enumerate(order)]
+    values = [int(codes[(plane, rt)][m, ch]) for plane, rt in order]
+    if layer.sense and regs is not None:
+        values = [regs.decision(value, ch) for value in values]
+    return [{"beat": [value, plane, ch, int(k == 0), int(k == end), int(group_last and k == end)]}
+            for k, (value, (plane, rt)) in enumerate(zip(values, order, strict=True))]
 
 
 class RegisterModel:
@@ -66,8 +71,16 @@ class RegisterModel:
         self.values[reg.name][channel] = value
         return reg.offset + channel, value, reg.name
 
+    def decision(self, code: int, ch: int) -> int:
+        """A sense comparator's decision on ``code`` against the reference theta - tune_offset."""
+        return int(code >= self.values["theta"][ch] - self.values["tune_offset"][ch])
+
     def evaluate(self, layer: CompiledLayer, acc: int, ch: int, last: int = 0) -> list[int]:
-        """Expected (channel, acc, act, last[, score]) for a golden accumulator."""
+        """Expected (channel, acc, act, last[, score]) for a golden accumulator (a sense layer's
+        periphery gives the comparator's decision as ``acc`` and ``act = decision XOR flip``)."""
+        if layer.sense:
+            decision = self.decision(acc, ch)
+            return [ch, decision, decision ^ int(self.values["flip"][ch]), last]
         tuned = acc + self.values["tune_offset"][ch]
         act = 0 if layer.is_output else int((tuned >= self.values["theta"][ch]) ^ bool(self.values["flip"][ch]))
         out = [ch, tuned, act, last]
@@ -102,7 +115,7 @@ def periphery_scenario(layer: CompiledLayer, acc: np.ndarray, codes: dict, picks
             steps.append({"reset": len(expected)})
             regs.reset()
         last = int(rng.integers(2))  # passed through to the pool/argmax
-        steps += _beats(layer, codes, m, ch, last)
+        steps += _beats(layer, codes, m, ch, last, regs)
         expected.append(regs.evaluate(layer, int(acc[m, ch]), ch, last))
     outputs = ["channel", "acc", "act", "last"] + (["score"] if layer.is_output else [])
     ident = regs.map["id"]
@@ -123,7 +136,7 @@ def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndar
         for flip in (0, 1):
             regs.values["theta"][0], regs.values["flip"][0] = value, flip
             steps += [{"write": [theta.offset, value]}, {"write": [regs.map["flip"].offset, flip]}]
-            steps += _beats(layer, codes, 0, 0)
+            steps += _beats(layer, codes, 0, 0, regs=regs)
             expected.append(regs.evaluate(layer, int(acc[0, 0]), 0, 0))
     steps.append({"reset": len(expected)})  # back to the CompiledModel's values
     regs.reset()
@@ -132,8 +145,11 @@ def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndar
 
 def _with_extremes(layer: CompiledLayer, codes: dict, acc: np.ndarray) -> tuple[dict, np.ndarray]:
     """Append two directed vectors: every ADC code at its minimum, then at its maximum."""
-    lo, hi = _code_range(layer, periphery_code_bits(layer))
     cols = acc.shape[1]
+    if layer.sense:  # the comparator's inputs at the ends of its reference DAC's range
+        lo, hi = -(2 ** (layer.adc_bits - 1)), 2 ** (layer.adc_bits - 1) - 1
+    else:
+        lo, hi = _code_range(layer, periphery_code_bits(layer))
     extra = {key: np.vstack([value, np.broadcast_to(lo, (1, cols)), np.broadcast_to(hi, (1, cols))])
              for key, value in codes.items()}
     totals = []

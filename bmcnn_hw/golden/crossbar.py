@@ -93,6 +93,11 @@ class TileDifference:
 
 
 TileKey = tuple[int, int, int, int, int]
+SENSE_CODE_BITS = 32
+"""A sense layer's codes are not clipped: its comparator sees the whole column current (a TIA's
+rails still clip it); 32 signed bits stand for "unbounded"."""
+COMPARATOR_STREAM = 0x5E45E
+"""Seed-sequence tag of the comparator offsets' random stream (apart from the devices')."""
 """(layer index, row tile, column tile, used rows, used columns) of a tile read."""
 
 
@@ -287,6 +292,7 @@ class CrossbarAccumulator:
         self.energy_j = [0.0] * len(model.layers)
         self.rng = np.random.default_rng([reader.chip.seed, noise_seed])
         self._scaled: dict[TileKey, tuple[np.ndarray, TileDifference] | None] = {}
+        self._offsets: dict[int, np.ndarray] = {}
 
     def drive(self, bits: np.ndarray) -> np.ndarray:
         """Row voltages for input bits: {0, V} (unipolar) or {-V, +V} (bipolar)."""
@@ -323,26 +329,46 @@ class CrossbarAccumulator:
         readout = self.model.hardware.readout
         volts = self.drive(bits.astype(np.float64))
         linear = self._linear((index, rt, ct, bits.shape[1], used_cols))
-        low = None
-        if layer.adc_window:
-            assert layer.tiling is not None  # memristive layers are tiled
-            c0 = ct * layer.tiling.tile_cols
-            low = layer.adc_low[c0:c0 + used_cols].astype(np.float64)
+        assert layer.tiling is not None  # memristive layers are tiled
+        c0 = ct * layer.tiling.tile_cols
+        low = layer.adc_low[c0:c0 + used_cols].astype(np.float64) if layer.adc_window else None
+        bits_out = SENSE_CODE_BITS if layer.sense else layer.adc_bits
+        offset = self._comparator_offsets(index, layer)
         if linear is not None:
             scaled, diff = linear
             energy = readout.t_read_s * diff.power_form(volts)
             if not readout.v_swing_v:  # without rails the code is linear in the drive
-                return quantize(volts @ scaled, layer.adc_bits, low), energy
+                values = volts @ scaled
+                if offset is not None:
+                    values += offset[c0:c0 + used_cols]
+                return quantize(values, bits_out, low), energy
         read = self.reader.read(index, rt, ct, volts, used_cols)
         i_diff = tia_clip(read.i_plus, read.i_minus, readout)
         if self.noisy:
             i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), volts, used_cols, self.rng)
-        codes = adc_codes(i_diff, self.unit, readout, layer.adc_bits, low)
+        values = i_diff * adc_scale(self.unit, readout)
+        if offset is not None:
+            values += offset[c0:c0 + used_cols]
+        codes = quantize(values, bits_out, low)
         if linear is None:
             energy = readout.t_read_s * np.sum(volts * read.i_drivers, axis=1)
         if self.record:
             self.reads.append(RecordedRead(index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
         return codes, energy
+
+    def _comparator_offsets(self, index: int, layer: CompiledLayer) -> np.ndarray | None:
+        """(cols,) input-referred offsets of a sense layer's comparators, in codes (None: ideal).
+
+        Sampled once per chip and layer from the chip's seed on a stream of their own (the
+        devices' draws are unchanged); a volt at the TIA output is 1 / (R_f * unit * lsb) codes."""
+        readout = self.model.hardware.readout
+        if not (layer.sense and readout.comparator_offset_v):
+            return None
+        if index not in self._offsets:
+            rng = np.random.default_rng([self.reader.chip.seed, COMPARATOR_STREAM, index])
+            per_volt = 1.0 / (readout.tia_rf_ohm * self.unit * readout.lsb_units)
+            self._offsets[index] = readout.comparator_offset_v * per_volt * rng.standard_normal(layer.cols)
+        return self._offsets[index]
 
     def _planes_shareable(self, index: int, layer: CompiledLayer, m: int) -> bool:
         """Bit planes are read together when reads are costly (no linear map: nonlinear or SPICE

@@ -78,6 +78,18 @@ def layer_rows(layer: CompiledLayer, x: np.ndarray) -> np.ndarray:
     return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho * wo, -1)
 
 
+def periphery_inputs(layer: CompiledLayer, codes: dict, tune: np.ndarray | None = None) -> dict:
+    """What a layer's periphery receives per beat, from its reads' codes ((plane, row tile) ->
+    (M, cols)): the codes themselves, or for a sense layer (one plane, one row tile) each
+    comparator's decision ``code >= theta - tune`` (0/1; ``tune``: the layer's tuning offsets
+    (cols,), which set the comparators' references with theta)."""
+    if not layer.sense:
+        return codes
+    assert layer.theta is not None  # sense layers are hidden layers
+    ref = layer.theta.astype(np.int64) - (0 if tune is None else np.asarray(tune, dtype=np.int64))
+    return {key: (value >= ref).astype(np.uint8) for key, value in codes.items()}
+
+
 def layer_output(layer: CompiledLayer, acc: np.ndarray) -> np.ndarray:
     """Turn integer accumulators (N, P, cols) into the layer's output.
 

@@ -27,6 +27,15 @@ class AdcModel:
         """Energy of one conversion at ``bits`` effective bits."""
         return self.fom_walden_j * 2.0 ** bits
 
+    def energy_per_decision_j(self, bits: int) -> float:
+        """A sense amplifier's decision against a ``bits``-bit reference, costed as one bit cycle of
+        this SAR at that resolution (its comparator and DAC): E_conv / bits."""
+        return self.energy_per_conversion_j(bits) / bits
+
+    def decision_time_s(self, bits: int) -> float:
+        """Time of one sense decision: one of the SAR's ``bits`` bit cycles, 1 / (sample rate * bits)."""
+        return 1.0 / (self.sample_rate_hz * bits)
+
 
 @dataclass(frozen=True)
 class TiaModel:

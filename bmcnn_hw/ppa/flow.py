@@ -25,7 +25,7 @@ from ..cosim.scenarios import full_layer_scenario
 from ..errors import ConfigError
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
-from ..golden.layers import layer_rows, network_input
+from ..golden.layers import layer_rows, network_input, periphery_inputs
 from ..progress import heartbeat, say
 from ..rtl.emit import top_name, verified_rtl
 from ..rtl.mac import frame_elements, frames_per_image
@@ -87,7 +87,7 @@ def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator
         scenario, _ = full_layer_scenario(layer, trace.outputs[index], rows, needed)
         return truncate_frames(scenario, layer, budget)
     needed = min(len(images), max(1, -(-budget // max(beats_per_image, 1))))
-    codes = layer_codes(accumulator.reads, index)
+    codes = periphery_inputs(layer, layer_codes(accumulator.reads, index))  # a sense layer: decisions
     scenario, _ = full_layer_scenario(layer, trace.outputs[index], codes, needed)
     return truncate_scenario(scenario, budget)
 
@@ -143,7 +143,11 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     digital_power = lp.sta.power_w["total"] if lp.sta else 0.0
     lp.digital_time_s = s.beats * period_ns * 1e-9
     share = lp.columns_per_adc = options.columns_per_adc or model.hardware.readout.columns_per_adc
-    lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) / cost.adc.sample_rate_hz)
+    # A sense layer's comparators decide in one SAR bit cycle each, against a reference of adc_bits
+    # (a SAR's comparator and DAC, costed as one of its bit cycles; area: a whole SAR per comparator).
+    convert_s = cost.adc.decision_time_s(layer.adc_bits) if layer.sense else 1.0 / cost.adc.sample_rate_hz
+    convert_j = (cost.adc.energy_per_decision_j if layer.sense else cost.adc.energy_per_conversion_j)(layer.adc_bits)
+    lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) * convert_s)
     performed = lp.performed_read_fraction  # a skipped read biases no TIA and starts no ADC; it keeps its slot
     detect_energy, detect_area = _zero_detect_cost(layer, cost, s.reads) if _skips(model) else (0.0, 0.0)
     lp.energy_j = {
@@ -151,7 +155,7 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
         "tia_output": tr.energy_tia_output_j * scale,
         # every used column's op-amp is biased for the settling window of each read (off between reads)
         "tia_bias": cost.tia.bias_power_w * tr.read_time_s * s.reads * used_phys * performed,
-        "adc": s.conversions * cost.adc.energy_per_conversion_j(layer.adc_bits) * performed,
+        "adc": s.conversions * convert_j * performed,
         "zero_detect": detect_energy,
         "digital": digital_power * lp.digital_time_s,
     }

@@ -109,10 +109,23 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
             "row drivers: ideal ramps (plus the build's source resistance); their own area is not counted",
         ] + (["a row tile's read whose inputs are all 0 is skipped (skip_zero_reads): its TIAs stay unbiased and "
               "its ADCs idle, the periphery still takes its code 0 in the same slot (time as without skipping)"]
-             if model.hardware.readout.skip_zero_reads else []),
+             if model.hardware.readout.skip_zero_reads else []) + _sense_assumptions(model),
         "warnings": _warnings(model, cost, layers),
         "seconds": seconds,
     }
+
+
+def _sense_assumptions(model: CompiledModel) -> list[str]:
+    """How the layers read out by sense amplifiers are costed (none: no line)."""
+    sensed = [la for la in model.layers if la.sense]
+    if not sensed:
+        return []
+    names = ", ".join(f"{la.name} ({la.adc_bits}-bit references)" for la in sensed)
+    return [f"sense amplifiers read out {names}: their `adc` entries are the comparators, each costed as one bit "
+            "cycle of the [adc] model's SAR at the reference width (energy E_conv / bits, time 1 / (sample rate x "
+            "bits)) and, for area, a whole SAR (comparator and DAC) per comparator, shared like ADCs over "
+            "columns_per_adc columns; a skipped all-zero read takes its decision (reference <= 0) without firing "
+            "the comparator"]
 
 
 def si_units(value: float, unit: str) -> str:

@@ -40,6 +40,7 @@ class LayerTop(wiring.Component):
         i: as :class:`~bmcnn_hw.rtl.periphery.LayerPeriphery` (connected to it unchanged), or the
             engine's input elements.
         bus: the periphery's register bus.
+        cmp_ref: a sense layer's comparator references (the periphery's ``cmp_ref``).
         o: activation stream (bit, channel) of hidden layers, or the prediction (class, score)
             of the output layer.
     """
@@ -59,7 +60,10 @@ class LayerTop(wiring.Component):
         out = (self.tail.signature.members["o"] if self.tail is not None
                else Out(stream_signature(activation_layout(channel_width))))
         inp = engine.signature.members["i"] if engine is not None else sig["i"]
-        super().__init__({"i": inp, "bus": sig["bus"], "o": out})
+        members = {"i": inp, "bus": sig["bus"], "o": out}
+        if "cmp_ref" in sig:  # a sense layer's comparator references go out to the analog macro
+            members["cmp_ref"] = sig["cmp_ref"]
+        super().__init__(members)
 
     def elaborate(self, platform):
         """Connect input and bus to the engine or periphery, the periphery to its tail, the tail to the output."""
@@ -73,6 +77,8 @@ class LayerTop(wiring.Component):
         else:
             wiring.connect(m, wiring.flipped(self.i), p.i)
         wiring.connect(m, wiring.flipped(self.bus), p.bus)
+        if p.sense:
+            m.d.comb += self.cmp_ref.eq(p.cmp_ref)
         result = p.o.payload
         if self.tail is None:
             m.d.comb += [self.o.valid.eq(p.o.valid), p.o.ready.eq(self.o.ready),
@@ -116,5 +122,6 @@ def layer_stream_fields(layer: CompiledLayer, top: bool) -> dict[str, dict[str, 
     if top and layer.digital:
         inp = mac_input_layout(layer.input_bits)
     else:
-        inp = beat_layout(periphery_code_bits(layer), periphery_planes(layer), layer.cols, windowed=layer.adc_window)
+        inp = beat_layout(periphery_code_bits(layer), periphery_planes(layer), layer.cols,
+                          windowed=layer.adc_window or layer.sense)
     return {"i": layout_fields(inp), "o": layout_fields(out)}

@@ -16,7 +16,7 @@ protocol (see :data:`ERROR_BITS`). The stream rule is
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..artefact import CompiledLayer
@@ -43,7 +43,10 @@ def error_bits(input_errors: bool) -> dict[str, tuple[int, str]]:
 
 
 def periphery_code_bits(layer: CompiledLayer) -> int:
-    """Width of a beat's code: the ADC's, or a digital layer's whole dot product (acc_width)."""
+    """Width of a beat's code: the ADC's, a digital layer's whole dot product (acc_width), or a
+    sense layer's one-bit comparator decision."""
+    if layer.sense:
+        return 1
     return layer.acc_width if layer.digital else layer.adc_bits
 
 
@@ -135,6 +138,11 @@ class LayerPeriphery(wiring.Component):
             or a bus write) and the result registers (open when a channel closes), and isolate
             the closing arithmetic from the beats before the last
             (:mod:`~bmcnn_hw.rtl.clock_gate`). Same behaviour, same timing at the ports.
+        sense: the layer is read out by sense amplifiers: a beat's code is the unsigned one-bit
+            decision of the channel's comparator (``first`` and ``last`` both set), the result is
+            ``act = code XOR flip`` (``acc`` carries the decision); no accumulator, adder or
+            threshold comparator. The same registers set the comparators' references, driven on
+            the ``cmp_ref`` port: ``cmp_ref[c] = theta[c] - tune_offset[c]`` per channel.
 
     Ports:
         i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`).
@@ -150,7 +158,7 @@ class LayerPeriphery(wiring.Component):
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
                  thetas=None, flips=None, acc_bound: int | None = None, offsets=None, code_lows=None,
                  score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False,
-                 input_errors: bool = False, clock_gating: bool = False):
+                 input_errors: bool = False, clock_gating: bool = False, sense: bool = False):
         for label, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
                              ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
@@ -185,14 +193,20 @@ class LayerPeriphery(wiring.Component):
                 raise ConfigError(f"need {channels} score scales and biases")
         self.channels, self.adc_bits, self.planes, self.acc_width = channels, adc_bits, planes, acc_width
         self.thetas, self.flips, self.offsets, self.code_lows = thetas, flips, offsets, code_lows
-        self.clock_gating = bool(clock_gating)
+        self.clock_gating, self.sense = bool(clock_gating), bool(sense)
+        if self.sense and (thetas is None or planes != 1 or adc_bits != 1 or offsets is not None
+                           or code_lows is not None):
+            raise ConfigError("a sense periphery takes one 1-bit decision per output of a hidden layer (one plane, "
+                              "no bipolar offsets or ADC windows)")
         self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors)
         self.error_bits = error_bits(input_errors)
         score_width = None
         if self.scores is not None:
             self.score_width = score_width = output_score_width(acc_width, self.scores[0])
         members = {
-            "i": In(stream_signature(beat_layout(adc_bits, planes, channels, windowed=code_lows is not None))),
+            # a windowed code and a comparator decision are both unsigned
+            "i": In(stream_signature(beat_layout(adc_bits, planes, channels,
+                                                 windowed=code_lows is not None or self.sense))),
             "o": Out(stream_signature(result_layout(channels, acc_width, score_width))),
             "bus": In(RegisterBus(self.registers.addr_width)),
         }
@@ -200,6 +214,8 @@ class LayerPeriphery(wiring.Component):
             members["group_error"] = In(1)
         if input_errors:
             members["input_error"] = In(1)
+        if self.sense:
+            members["cmp_ref"] = Out(data.ArrayLayout(signed(acc_width + 1), channels))
         super().__init__(members)
 
     def _register_file(self, m: Module, sets: dict) -> dict:
@@ -253,12 +269,34 @@ class LayerPeriphery(wiring.Component):
         m.d.comb += errors.eq(Cat(*(flags[name] for name in order)))
         return errors
 
+    def _result_domain(self, m: Module, accept) -> str:
+        """The result registers' domain: ``sync``, or with clock gating one open only when a channel closes."""
+        if not self.clock_gating:
+            return "sync"
+        add_gated_domain(m, "res", accept & self.i.payload.last)
+        return "res"
+
+    def _elaborate_sense(self, m: Module, accept, regs: dict) -> Module:
+        """Sense read-out: the comparators' references out, ``act = decision XOR flip`` in."""
+        beat, result_out = self.i.payload, self.o.payload
+        for k in range(self.channels):
+            m.d.comb += self.cmp_ref[k].eq(regs["theta"][k] - regs["tune_offset"][k])
+        results = self._result_domain(m, accept)
+        with m.If(accept & beat.last):
+            m.d.sync += self.o.valid.eq(1)
+            m.d[results] += [result_out.channel.eq(beat.channel), result_out.acc.eq(beat.code),
+                             result_out.act.eq(beat.code ^ Array(regs["flip"])[beat.channel]),
+                             result_out.last.eq(beat.group_last)]
+        return m
+
     def elaborate(self, platform):
         """Build the register file, the accumulator and the output register."""
         m = Module()
         beat, result_out = self.i.payload, self.o.payload
         accept = stage_handshake(m, self.i, self.o)
         regs = self._register_file(m, {"error": self._protocol_errors(m, accept)})
+        if self.sense:
+            return self._elaborate_sense(m, accept, regs)
         width = self.acc_width
         acc, total, result = Signal(signed(width)), Signal(signed(width)), Signal(signed(width))
         tuned = Signal(signed(width + 1))
@@ -283,10 +321,7 @@ class LayerPeriphery(wiring.Component):
         if self.thetas is not None:
             theta, flip = Array(regs["theta"])[beat.channel], Array(regs["flip"])[beat.channel]
             m.d.comb += act.eq((tuned >= theta) ^ flip)
-        results = "sync"
-        if self.clock_gating:  # the result registers change only when a channel closes
-            results = "res"
-            add_gated_domain(m, results, accept & beat.last)
+        results = self._result_domain(m, accept)  # gated: the result registers change only when a channel closes
         with m.If(accept):
             m.d.sync += acc.eq(total)
             with m.If(beat.last):
@@ -324,4 +359,4 @@ def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False, input_
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
                           name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors,
-                          clock_gating=layer.clock_gating)
+                          clock_gating=layer.clock_gating, sense=layer.sense)

@@ -8,12 +8,16 @@ correction, thresholded with the written theta and flip.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bmcnn_hw.artefact import CompiledLayer, Tiling
+from bmcnn_hw.compile.tile import tile
+from bmcnn_hw.config import ReadoutParams
 from bmcnn_hw.cosim.scenarios import beat_order
 from bmcnn_hw.rtl.periphery import layer_registers, periphery_code_bits, periphery_for_layer
 from bmcnn_hw.rtl.regs import DATA_WIDTH
@@ -138,3 +142,38 @@ def test_the_accumulator_holds_every_code_sequence_at_its_extremes(rows, adc_bit
     _run(dut, bench)
     exact = [sum(code << plane for plane, _ in order) for code in extremes]
     assert seen == [(total + offset) >> 1 if bipolar else total for total in exact]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.integers(2, 30), cols=st.integers(1, 6), seed=st.integers(0, 2**16), data=st.data())
+def test_a_sense_periphery_drives_its_references_and_flips_the_decisions(rows, cols, seed, data):
+    """A sense layer's periphery: after random theta and tune_offset writes, every channel's ``ref``
+    port holds theta - tune_offset (what its comparator's DAC is set to), and each one-beat
+    decision comes out as ``act = decision XOR flip`` with ``acc`` = the decision."""
+    model = hidden_fc_model(rows, cols, 1, 64, seed)
+    hardware = dataclasses.replace(model.hardware, readout=ReadoutParams(sense_layers="fc0"))
+    layer = tile(dataclasses.replace(model, hardware=hardware)).layers[0]
+    assert layer.sense and periphery_code_bits(layer) == 1
+    regs = layer_registers(layer)
+    writes = {name: [data.draw(_register_values(regs[name]), f"{name}[{c}]") for c in range(cols)]
+              for name in ("theta", "tune_offset", "flip")}
+    decisions = data.draw(st.lists(st.tuples(st.integers(0, cols - 1), st.integers(0, 1)), min_size=1, max_size=8),
+                          "(channel, decision) beats")
+    seen: dict = {"results": []}
+    dut = periphery_for_layer(layer)
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for name, values in writes.items():
+            for c, value in enumerate(values):
+                await _write(ctx, dut.bus, regs[name].offset + c, value)
+        seen["ref"] = [int(ctx.get(dut.cmp_ref[c])) for c in range(cols)]
+        for channel, decision in decisions:
+            await _beat(ctx, dut, decision, 0, channel, 1, 1)
+            await ctx.tick().until(dut.o.valid)
+            out = dut.o.payload
+            seen["results"].append((int(ctx.get(out.channel)), int(ctx.get(out.acc)), int(ctx.get(out.act))))
+
+    _run(dut, bench)
+    assert seen["ref"] == [t - o for t, o in zip(writes["theta"], writes["tune_offset"], strict=True)]
+    assert seen["results"] == [(c, d, d ^ writes["flip"][c]) for c, d in decisions]
