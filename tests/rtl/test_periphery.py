@@ -199,6 +199,40 @@ def test_a_binary_pixel_build_matches_golden_on_icarus(mnist_test, tmp_path):
     assert all(c.passed for c in checks), [c.message for c in checks if not c.passed]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", [pytest.param("icarus", marks=[pytest.mark.icarus, needs("iverilog")]),
+                                 pytest.param("verilator", marks=pytest.mark.verilator)])
+def test_a_sense_read_out_layer_matches_golden(sim, mnist_test, tmp_path):
+    """conv0 of a 1-bit-pixel model read out by sense amplifiers, half its flips set: the
+    periphery in sense mode under cocotb (random theta / tune_offset / flip writes move the
+    comparators' references between beats), its protocol scenario and its layer top."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from bmcnn_hw.compile import compile_checkpoint
+    from bmcnn_hw.config import HardwareConfig
+    from bmcnn_hw.rtl.simulators import simulator_path
+    from bmcnn_hw.train.model import BMCNN
+    from bmcnn_hw.train.registry import resolve_model
+
+    if sim == "verilator":
+        simulator_path()
+        if shutil.which("verilator") is None:
+            pytest.skip("verilator not installed")
+    torch.manual_seed(0)
+    hardware = HardwareConfig()
+    hardware = dataclasses.replace(hardware, readout=dataclasses.replace(hardware.readout, sense_layers="conv0"))
+    compiled = compile_checkpoint(BMCNN(resolve_model("bmcnn-compact-1bit")).eval(), hardware)
+    conv0 = compiled.layers[0]
+    compiled = compiled.replace_layer(0, flip=(np.arange(conv0.cols) % 2).astype(conv0.flip.dtype))
+    assert compiled.layers[0].sense and not compiled.layers[1].sense
+    checks = check_rtl(compiled, mnist_test.images[:2], tmp_path, sim=sim, per_layer=200, seed=2)
+    assert [c.module for c in checks if c.layer == "conv0"] and all(c.passed for c in checks), \
+        [c.message for c in checks if not c.passed]
+
+
 @pytest.mark.icarus
 @needs("iverilog")
 def test_pool_and_argmax_components(tmp_path):
