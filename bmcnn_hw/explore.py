@@ -11,6 +11,7 @@ The grid file (TOML) lists the axes and how each point is measured::
     clock_gating = [false, true]            # compile --clock-gating (gated periphery registers)
     columns_per_adc = [1, 16]               # compile --columns-per-adc (ADCs shared through a column mux)
     skip_zero_reads = [false, true]         # compile --skip-zero-reads (all-zero reads not performed)
+    sense_layers = ["", "auto"]             # compile --sense-layers (read-out adc | sense amplifiers)
     [accuracy]                              # golden physics on sampled chips
     sigma = 0.1                             # relative spread of R_on and R_off of each chip
     chips = 3                               # chip k has seed k
@@ -53,9 +54,9 @@ from .progress import say
 from .records import fingerprint
 
 AXES = {"tile": str, "adc_bits": int, "adc_range": str, "device": str, "encoding": str, "clock_gating": bool,
-        "columns_per_adc": int, "skip_zero_reads": bool}
+        "columns_per_adc": int, "skip_zero_reads": bool, "sense_layers": str}
 AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "adc_range": "rows", "device": "ideal", "encoding": "differential",
-                 "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False}
+                 "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False, "sense_layers": ""}
 """The value of an axis the grid leaves out."""
 SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int},
                                         "ppa": {"images": int, "digital": bool, "activity_beats": int}}
@@ -121,14 +122,15 @@ def design_points(grid: dict) -> list[dict]:
 def point_label(point: dict) -> str:
     """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``adc0w`` and
     ``adc0c`` for derived ADC widths from the weights or per-column windows, ``_gated``, ``_cpa16``
-    and ``_skip0`` added for clock gating, 16 columns per ADC and skipped all-zero reads). Distinct
-    points get distinct names."""
+    ``_skip0`` and ``_sense-auto`` added for clock gating, 16 columns per ADC, skipped all-zero reads
+    and sense read-out). Distinct points get distinct names."""
     suffix = {"weights": "w", "columns": "c"}.get(point.get("adc_range", "rows"), "")
     bits = f"{point['adc_bits']}{suffix}"
     label = f"{point['tile']}_adc{bits}_{point['device']}_{point['encoding']}"
     label += "_gated" if point.get("clock_gating") else ""
     label += f"_cpa{point['columns_per_adc']}" if point.get("columns_per_adc", 1) != 1 else ""
     label += "_skip0" if point.get("skip_zero_reads") else ""
+    label += f"_sense-{point['sense_layers'].replace(',', '+')}" if point.get("sense_layers") else ""
     return label.replace("/", "-")
 
 
@@ -140,7 +142,8 @@ def point_hardware(point: dict) -> HardwareConfig:
     readout = dataclasses.replace(sized_readout(device, geometry, point["adc_bits"]),
                                   columns_per_adc=point.get("columns_per_adc", 1),
                                   adc_range=point.get("adc_range", "rows"),
-                                  skip_zero_reads=point.get("skip_zero_reads", False))
+                                  skip_zero_reads=point.get("skip_zero_reads", False),
+                                  sense_layers=point.get("sense_layers", ""))
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
                           digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
 

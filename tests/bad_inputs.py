@@ -167,6 +167,8 @@ CATALOGUE: list[BadInput] = [
              "adc_range columns needs unipolar inputs", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--skip-zero-reads", "--input-mode", "bipolar"),
              "skip_zero_reads needs unipolar inputs", absent=("{tmp}/b",)),
+    BadInput("compile", (*COMPILE, "--sense-layers", "conv0"),
+             "--sense-layers: layer conv0 cannot be read out by sense amplifiers", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--adc-range", "columns", "--adc-bits", "6"),
              "adc_range columns sizes the ADC windows itself: leave adc_bits at 0", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--arch", "fastest"), "--arch 'fastest': not a shipped architecture"),
