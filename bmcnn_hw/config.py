@@ -301,8 +301,9 @@ class ReadoutParams(_DictMixin):
 
     def _check_sense(self) -> None:
         names = self.sense_layers
-        if not isinstance(names, str) or not all(n.strip() and n.strip().isidentifier()
-                                                 for n in names.split(",")) and names != "":
+        well_formed = isinstance(names, str) and (
+            names == "" or all(n.strip() and n.strip().isidentifier() for n in names.split(",")))
+        if not well_formed:
             raise ConfigError(f"sense_layers must be layer names separated by commas, `auto` or empty, not {names!r}")
         _check_positive("comparator_offset_v", self.comparator_offset_v, allow_zero=True)
 

@@ -78,7 +78,8 @@ def layer_rows(layer: CompiledLayer, x: np.ndarray) -> np.ndarray:
     return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n, ho * wo, -1)
 
 
-def periphery_inputs(layer: CompiledLayer, codes: dict, tune: np.ndarray | None = None) -> dict:
+def periphery_inputs(layer: CompiledLayer, codes: dict[tuple[int, int], np.ndarray],
+                     tune: np.ndarray | None = None) -> dict[tuple[int, int], np.ndarray]:
     """What a layer's periphery receives per beat, from its reads' codes ((plane, row tile) ->
     (M, cols)): the codes themselves, or for a sense layer (one plane, one row tile) each
     comparator's decision ``code >= theta - tune`` (0/1; ``tune``: the layer's tuning offsets

@@ -42,7 +42,7 @@ def test_only_hidden_layers_with_binary_inputs_on_one_row_tile_qualify():
     with pytest.raises(ConfigError, match=r"no layer 'conv9' \(layers: fc0, fc1\); layers that qualify: fc0"):
         with_readout(model, sense_layers="conv9")
     two_tiles = hidden_fc_model(40, 4, input_bits=1, tile_rows=32, seed=0)
-    with pytest.raises(ConfigError, match="at most 32 rows; it has 40 rows of 1-bit inputs.*qualify: none"):
+    with pytest.raises(ConfigError, match=r"at most 32 rows; it has 40 rows of 1-bit inputs.*qualify: none"):
         with_readout(two_tiles, sense_layers="fc0")
     multibit = hidden_fc_model(20, 4, input_bits=3, tile_rows=32, seed=0)
     with pytest.raises(ConfigError, match="it has 20 rows of 3-bit inputs"):
