@@ -45,8 +45,12 @@ def ideal_chip(model: CompiledModel) -> Chip:
 
 
 def physics_vs_golden(model: CompiledModel, images: np.ndarray, chip: Chip | None = None) -> CheckResult:
-    """The physics executor on ``chip`` (default: :func:`ideal_chip`) equals the integer golden model."""
+    """The physics executor on ``chip`` (default: :func:`ideal_chip`, with ideal sense comparators)
+    equals the integer golden model."""
     start = time.perf_counter()
+    if chip is None:  # ideal comparators too: a sense layer's offsets are the readout's, not the devices'
+        readout = dataclasses.replace(model.hardware.readout, comparator_offset_v=0.0)
+        model = dataclasses.replace(model, hardware=dataclasses.replace(model.hardware, readout=readout))
     physics, _ = run_crossbar(model, images, PhysicsReader(chip or ideal_chip(model)))
     golden = run_integer(model, images)
     passed = physics.same_as(golden)

@@ -93,12 +93,12 @@ class TileDifference:
 
 
 TileKey = tuple[int, int, int, int, int]
+"""(layer index, row tile, column tile, used rows, used columns) of a tile read."""
 SENSE_CODE_BITS = 32
 """A sense layer's codes are not clipped: its comparator sees the whole column current (a TIA's
 rails still clip it); 32 signed bits stand for "unbounded"."""
 COMPARATOR_STREAM = 0x5E45E
 """Seed-sequence tag of the comparator offsets' random stream (apart from the devices')."""
-"""(layer index, row tile, column tile, used rows, used columns) of a tile read."""
 
 
 class TileReader(Protocol):
@@ -230,21 +230,12 @@ def adc_scale(unit_current_a: float, readout: ReadoutParams) -> float:
     return readout.tia_gain_factor / (unit_current_a * readout.lsb_units)
 
 
-def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int,
-              low: np.ndarray | None = None) -> np.ndarray:
-    """Signed ADC codes of differential column currents: code = round(I * :func:`adc_scale`),
-    clipped to ``bits`` signed bits or (``low`` given, one per column: windowed ADCs) to each
-    column's window [low, low + 2**bits - 1]. Pass ``i_diff`` through :func:`tia_clip` first
-    when the TIAs have rails.
-    """
-    return quantize(i_diff * adc_scale(unit_current_a, readout), bits, low)
-
-
 def quantize(scaled: np.ndarray, bits: int, low: np.ndarray | None = None) -> np.ndarray:
     """The ADC's rounding of values already in codes (current x :func:`adc_scale`): round to
     nearest (ties to even), clip to ``bits`` signed bits or (``low`` given, one per column) to
     each column's window of 2**bits codes from ``low``. The one rule every read path uses;
-    ``scaled`` (float) is overwritten."""
+    ``scaled`` (float) is overwritten. Pass currents through :func:`tia_clip` first when the TIAs
+    have rails."""
     lo, hi = (low, low + (2 ** bits - 1)) if low is not None else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     np.clip(np.rint(scaled, out=scaled), lo, hi, out=scaled)
     return scaled.astype(np.int32 if bits < 32 else np.int64)

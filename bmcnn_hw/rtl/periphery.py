@@ -9,7 +9,9 @@ channel's threshold: ``act = (acc >= theta) XOR flip``. The output layer instead
 integer score ``acc * S + B``. Thresholds, flips and tuning corrections are registers (reset
 values from the CompiledModel) on a :class:`~bmcnn_hw.rtl.regs.RegisterBus`, described once
 in :func:`periphery_registers`; the sticky ``error`` register flags beats that break the
-protocol (see :data:`ERROR_BITS`). The stream rule is
+protocol (see :data:`ERROR_BITS`). A layer read out by sense amplifiers (``sense``) instead
+takes each output's comparator decision as a one-bit beat, gives ``act = decision XOR flip``
+and drives the comparators' references ``theta - tune_offset`` on its ``cmp_ref`` port. The stream rule is
 :func:`~bmcnn_hw.rtl.streams.stage_handshake`; the interface spec is in ``rtl/README.md``.
 """
 

@@ -139,3 +139,15 @@ def test_a_build_that_marks_an_unqualified_layer_sense_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtefactError, match=r"layers\[1\] is marked sense but is not a hidden crossbar layer"):
         load_model(tmp_path)
+
+
+def test_the_ideal_chip_check_has_ideal_comparators():
+    """``physics_vs_golden``'s ideal chip strips comparator offsets with the devices' spread: a
+    build with 0.5 V offsets (~3 codes) still checks exact, while its sampled chip does not."""
+    from bmcnn_hw.checks import physics_vs_golden
+
+    model = with_readout(hidden_fc_model(30, 8, input_bits=1, tile_rows=32, seed=2), sense_layers="fc0",
+                         comparator_offset_v=0.5)
+    rows = binary_rows(300, 30, 3).reshape(300, 1, 1, 30)
+    assert physics_vs_golden(model, rows).passed
+    assert not physics_vs_golden(model, rows, chip=Chip(model)).passed
