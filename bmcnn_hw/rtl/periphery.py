@@ -251,23 +251,10 @@ class LayerPeriphery(wiring.Component):
             with m.If(in_range):
                 cell = Array(cells)[bus.addr[:index_bits]] if reg.count > 1 else cells[0]
                 m.d.comb += read_value.eq(cell.as_signed() if reg.signed else cell)
+        m.d.sync += bus.rdata.eq(read_value)
         if self.clock_gating:  # any write opens it: no address decode on the half-cycle enable path
             add_gated_domain(m, "cfg", bus.we)
-            self._gated_read_port(m, read_value, sets)
-        else:
-            m.d.sync += bus.rdata.eq(read_value)
         return storage
-
-    def _gated_read_port(self, m: Module, read_value: Signal, sets: dict) -> None:
-        """``rdata`` on a clock that runs only when what it shows may change: a new address, a
-        register written or set by hardware in the last cycle, or the first cycle out of reset.
-        Same values in the same cycles as ``m.d.sync += rdata.eq(read_value)``, without clocking
-        32 flip-flops on every beat."""
-        bus = self.bus
-        addr_q, touched = Signal.like(bus.addr), Signal(init=1)  # 1 after reset: rdata shows its address then
-        m.d.sync += [addr_q.eq(bus.addr), touched.eq(bus.we | Cat(*sets.values()).any())]
-        add_gated_domain(m, "rd", (bus.addr != addr_q) | touched)
-        m.d.rd += bus.rdata.eq(read_value)
 
     def _protocol_errors(self, m: Module, accept) -> Signal:
         """The error bits a beat (or the tail's strobe) sets this cycle, in :data:`ERROR_BITS` order."""
