@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.config import ReadoutParams
 from bmcnn_hw.cosim.scenarios import beat_order
-from bmcnn_hw.rtl.periphery import layer_registers, periphery_code_bits, periphery_for_layer
+from bmcnn_hw.rtl.periphery import ERROR_BITS, layer_registers, periphery_code_bits, periphery_for_layer
 from bmcnn_hw.rtl.regs import DATA_WIDTH
 from tests.helpers import hidden_fc_model
 
@@ -177,3 +178,37 @@ def test_a_sense_periphery_drives_its_references_and_flips_the_decisions(rows, c
     _run(dut, bench)
     assert seen["ref"] == [t - o for t, o in zip(writes["theta"], writes["tune_offset"], strict=True)]
     assert seen["results"] == [(c, d, d ^ writes["flip"][c]) for c, d in decisions]
+
+
+@pytest.mark.parametrize("clock_gating", [False, True])
+def test_rdata_follows_the_register_it_shows_while_the_address_is_held(clock_gating):
+    """``rdata`` one cycle after the register it shows changes, with the address held all along:
+    the error bit a stray beat sets, its write-1-to-clear, and a tuning write (ungated and
+    clock-gated peripheries)."""
+    layer = hidden_fc_model(12, 3, 1, 16, 0).layers[0]
+    layer = dataclasses.replace(layer, clock_gating=clock_gating)
+    regs = layer_registers(layer)
+    dut = periphery_for_layer(layer)
+    seen: list[int] = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.bus.addr, regs["error"].offset)
+        for _ in range(3):
+            await ctx.tick()
+        seen.append(int(ctx.get(dut.bus.rdata)))  # 0: no error yet
+        await _beat(ctx, dut, 0, 0, 0, 0, 1)  # no `first`: sets the frame bit
+        await ctx.tick()
+        seen.append(int(ctx.get(dut.bus.rdata)))
+        await _write(ctx, dut.bus, regs["error"].offset, WORD)  # clear every bit, address unchanged
+        await ctx.tick()
+        seen.append(int(ctx.get(dut.bus.rdata)))
+        ctx.set(dut.bus.addr, regs["tune_offset"].offset)
+        await ctx.tick().repeat(2)
+        seen.append(int(ctx.get(dut.bus.rdata)))
+        await _write(ctx, dut.bus, regs["tune_offset"].offset, 7)
+        await ctx.tick()
+        seen.append(int(ctx.get(dut.bus.rdata)))
+
+    _run(dut, bench)
+    assert seen == [0, 1 << ERROR_BITS["frame"][0], 0, 0, 7]
