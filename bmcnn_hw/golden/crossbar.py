@@ -230,6 +230,17 @@ def adc_scale(unit_current_a: float, readout: ReadoutParams) -> float:
     return readout.tia_gain_factor / (unit_current_a * readout.lsb_units)
 
 
+def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int,
+              low: np.ndarray | None = None) -> np.ndarray:
+    """Signed ADC codes of differential column currents: code = round(I * :func:`adc_scale`),
+    clipped to ``bits`` signed bits or (``low`` given, one per column: windowed ADCs) to each
+    column's window [low, low + 2**bits - 1]. Pass ``i_diff`` through :func:`tia_clip` first
+    when the TIAs have rails. (The reads themselves go through :func:`quantize` directly, which
+    also takes a sense layer's comparator offsets.)
+    """
+    return quantize(i_diff * adc_scale(unit_current_a, readout), bits, low)
+
+
 def quantize(scaled: np.ndarray, bits: int, low: np.ndarray | None = None) -> np.ndarray:
     """The ADC's rounding of values already in codes (current x :func:`adc_scale`): round to
     nearest (ties to even), clip to ``bits`` signed bits or (``low`` given, one per column) to
