@@ -9,9 +9,6 @@ SHARED_MNIST := ../shared/datasets/mnist
 DATA_FROM := $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS.uncompressed),--data-from $(SHARED_MNIST),)
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
-# One BLAS / OpenMP / Numba thread per test worker: two workers that each start two spinning
-# OpenMP threads on two cores oversubscribe them (training keeps its own --threads).
-ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
 .PHONY: demo test test-fast docs system-deps venv clean rtl
 
@@ -33,7 +30,7 @@ test: system-deps $(STAMP)
 	$(BIN)/ruff check bmcnn_hw tests bench scripts examples
 	$(BIN)/mypy
 	$(MAKE) docs
-	$(ONE_THREAD) $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)  # pytest-xdist: the full tier on two workers
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)  # pytest-xdist: the full tier on two workers
 
 test-fast: system-deps $(STAMP)  # the fast tier: no test marked slow (full test set, large grids, demo)
 	$(BIN)/ruff check bmcnn_hw tests bench scripts examples
