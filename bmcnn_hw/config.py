@@ -333,9 +333,12 @@ class ReadoutParams(_DictMixin):
 
         Codes span [-rows, rows] in both input modes (bipolar codes are 2*dot - colsum).
         """
-        if self.adc_bits:
-            return self.adc_bits
-        return max(2, math.ceil(math.log2(tile_rows + 1)) + 1)
+        return self.adc_bits or rows_code_bits(tile_rows)
+
+
+def rows_code_bits(rows: int) -> int:
+    """Signed bits of every code ``rows`` binary inputs can give, [-rows, rows] (at least 2)."""
+    return max(2, math.ceil(math.log2(rows + 1)) + 1)
 
 
 @dataclass(frozen=True)

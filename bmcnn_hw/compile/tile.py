@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel, Tiling, tile_sign_counts
-from ..config import CrossbarGeometry, ReadoutParams
+from ..config import CrossbarGeometry, ReadoutParams, rows_code_bits
 from ..errors import ConfigError
 
 
@@ -121,7 +121,7 @@ def tile(model: CompiledModel) -> CompiledModel:
             continue
         tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
         bipolar = geometry.input_mode == "bipolar"
-        bits = (ReadoutParams().resolved_bits(layer.rows) if layer.name in sensed  # reference DAC: +-rows exactly
+        bits = (rows_code_bits(layer.rows) if layer.name in sensed  # reference DAC: +-rows exactly
                 else adc_bits(layer, readout, geometry.tile_rows, bipolar))
         model = model.replace_layer(i, tiling=tiling, adc_bits=bits,
                                     bipolar=bipolar, sense=layer.name in sensed,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..artefact import CompiledLayer
+from ..golden.layers import comparator_decisions
 from ..rtl.layer import layer_stream_fields
 from ..rtl.mac import frame_elements, frames_per_image, layer_cycles
 from ..rtl.periphery import bipolar_offsets, layer_registers, periphery_code_bits
@@ -73,7 +74,7 @@ class RegisterModel:
 
     def decision(self, code: int, ch: int) -> int:
         """A sense comparator's decision on ``code`` against the reference theta - tune_offset."""
-        return int(code >= self.values["theta"][ch] - self.values["tune_offset"][ch])
+        return int(comparator_decisions(code, self.values["theta"][ch], self.values["tune_offset"][ch]))
 
     def evaluate(self, layer: CompiledLayer, acc: int, ch: int, last: int = 0) -> list[int]:
         """Expected (channel, acc, act, last[, score]) for a golden accumulator (a sense layer's

@@ -335,23 +335,18 @@ class CrossbarAccumulator:
         c0 = ct * layer.tiling.tile_cols
         low = layer.adc_low[c0:c0 + used_cols].astype(np.float64) if layer.adc_window else None
         bits_out = SENSE_CODE_BITS if layer.sense else layer.adc_bits
-        offset = self._comparator_offsets(index, layer)
+        offsets = self._comparator_offsets(index, layer)
+        offset = None if offsets is None else offsets[c0:c0 + used_cols]
         if linear is not None:
             scaled, diff = linear
             energy = readout.t_read_s * diff.power_form(volts)
             if not readout.v_swing_v:  # without rails the code is linear in the drive
-                values = volts @ scaled
-                if offset is not None:
-                    values += offset[c0:c0 + used_cols]
-                return quantize(values, bits_out, low), energy
+                return quantize(_plus(volts @ scaled, offset), bits_out, low), energy
         read = self.reader.read(index, rt, ct, volts, used_cols)
         i_diff = tia_clip(read.i_plus, read.i_minus, readout)
         if self.noisy:
             i_diff = i_diff + read_noise(self.reader.chip, (index, rt, ct), volts, used_cols, self.rng)
-        values = i_diff * adc_scale(self.unit, readout)
-        if offset is not None:
-            values += offset[c0:c0 + used_cols]
-        codes = quantize(values, bits_out, low)
+        codes = quantize(_plus(i_diff * adc_scale(self.unit, readout), offset), bits_out, low)
         if linear is None:
             energy = readout.t_read_s * np.sum(volts * read.i_drivers, axis=1)
         if self.record:
@@ -464,6 +459,14 @@ class CrossbarAccumulator:
         acc[~blank] = self._accumulate(index, layer, flat[~blank])
         acc[blank] = self._accumulate(index, layer, np.zeros((1, layer.rows), flat.dtype), repeat=blanks)
         return acc.reshape(n, p, layer.cols)
+
+
+def _plus(values: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+    """``values`` (a fresh array) with ``offset`` added in place, or as they are (no copy on the
+    hot path of layers without comparator offsets)."""
+    if offset is not None:
+        values += offset
+    return values
 
 
 def _shift_add(acc: np.ndarray, codes: np.ndarray, planes: tuple[int, ...], inverse: np.ndarray | None,

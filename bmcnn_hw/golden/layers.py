@@ -87,8 +87,17 @@ def periphery_inputs(layer: CompiledLayer, codes: dict[tuple[int, int], np.ndarr
     if not layer.sense:
         return codes
     assert layer.theta is not None  # sense layers are hidden layers
-    ref = layer.theta.astype(np.int64) - (0 if tune is None else np.asarray(tune, dtype=np.int64))
-    return {key: (value >= ref).astype(np.uint8) for key, value in codes.items()}
+    return {key: comparator_decisions(value, layer.theta, tune) for key, value in codes.items()}
+
+
+def comparator_decisions(codes: np.ndarray | int, theta: np.ndarray | int,
+                         tune: np.ndarray | int | None = None) -> np.ndarray:
+    """A sense comparator's decisions (uint8 0/1): ``code >= theta - tune``, i.e. the column
+    current against a reference of ``theta - tune - 1/2`` unit currents (arrays broadcast; no
+    ``tune``: untuned)."""
+    ref = np.asarray(theta, dtype=np.int64) - (0 if tune is None else np.asarray(tune, dtype=np.int64))
+    decided: np.ndarray = (np.asarray(codes) >= ref).astype(np.uint8)
+    return decided
 
 
 def layer_output(layer: CompiledLayer, acc: np.ndarray) -> np.ndarray:
