@@ -31,7 +31,7 @@ from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
 from .rtl_regress import layer_harness, layer_payloads, start_layer_run, unpack_array
 from .runner import run_stream_tb
-from .scenarios import full_layer_scenario
+from .scenarios import full_layer_scenario, unpack_words
 
 
 def _compare_reads(model, chip, layer: CompiledLayer, spice_reads, physics_reads,
@@ -50,7 +50,10 @@ def _compare_reads(model, chip, layer: CompiledLayer, spice_reads, physics_reads
 def _rtl_outputs(layer: CompiledLayer, seen: list, where: list, shape: tuple) -> np.ndarray:
     out = np.zeros(shape, dtype=np.int64)
     for value, place in zip(seen, where, strict=False):  # a failing RTL may return fewer outputs (reported)
-        out[place] = value[0] if layer.is_output else value[1]
+        if layer.sense:  # a word of every channel's bit at (image[, y, x])
+            out[(place[0], slice(None), *place[1:])] = unpack_words(np.asarray(value[0], dtype=np.uint64), layer.cols)
+        else:
+            out[place] = value[0] if layer.is_output else value[1]
     return out
 
 
@@ -80,6 +83,8 @@ def _rtl_stream(rtl_dir: Path, work_dir: Path, layer: CompiledLayer, golden: np.
     run.write_registers([(int(a), int(v)) for a, v in writes])
     run.send(layer_payloads(layer, stimulus, fields["i"]))
     result = run.finish()
+    if layer.sense:
+        return _sense_outputs(layer, golden, fields, result)
     if layer.is_output:
         hardware_order = np.zeros(n, dtype=np.int64)
         name = "class"
@@ -94,6 +99,19 @@ def _rtl_stream(rtl_dir: Path, work_dir: Path, layer: CompiledLayer, golden: np.
     else:
         nn, c, hp, wp = golden.shape
         out = hardware_order.reshape(nn, hp, wp, c).transpose(0, 3, 1, 2)
+    error = f"error register {result.error} after the run" if result.error else None
+    return out, error, len(result.outputs)
+
+
+def _sense_outputs(layer: CompiledLayer, golden: np.ndarray, fields: dict,
+                   result) -> tuple[np.ndarray, str | None, int]:
+    """A sense layer top's activation words from the stream harness, as the layer output's shape."""
+    per_position = golden.transpose(0, 2, 3, 1) if golden.ndim == 4 else golden  # (n, [py, px,] ch)
+    words = np.zeros(per_position.shape[:-1], dtype=np.uint64)
+    got = unpack_array(fields["o"], result.outputs, "bits")[: words.size]
+    words.ravel()[: got.size] = got.astype(np.uint64)
+    bits = unpack_words(words, layer.cols).astype(np.int64)
+    out = bits.transpose(0, 3, 1, 2) if golden.ndim == 4 else bits
     error = f"error register {result.error} after the run" if result.error else None
     return out, error, len(result.outputs)
 

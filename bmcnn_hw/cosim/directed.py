@@ -28,10 +28,7 @@ def _channel(layer: CompiledLayer, channel: int) -> list[list[int]]:
 
 
 def expected_acc(layer: CompiledLayer, channel: int, tune: int) -> int:
-    """The periphery's ``acc`` for :func:`_channel`: the shifted sum, bipolar-corrected, plus ``tune``
-    (a sense layer's: the decision CODE itself, which tuning does not touch)."""
-    if layer.sense:
-        return CODE
+    """The periphery's ``acc`` for :func:`_channel`: the shifted sum, bipolar-corrected, plus ``tune``."""
     value = CODE
     if layer.adc_window:  # the one code of the channel's window whose low bits are CODE's
         low = int(layer.adc_low[channel])
@@ -42,7 +39,7 @@ def expected_acc(layer: CompiledLayer, channel: int, tune: int) -> int:
 
 
 def protocol_scenario(layer: CompiledLayer) -> dict:
-    """The directed scenario (module doc) for ``periphery_<layer>`` of a crossbar layer."""
+    """The directed scenario (module doc) for ``periphery_<layer>`` of a crossbar layer read out by ADCs."""
     regs = layer_registers(layer)
     error, bit = regs["error"].offset, {name: 1 << b for name, (b, _) in ERROR_BITS.items()}
     edge = layer.cols - 1

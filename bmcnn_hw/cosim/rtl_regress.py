@@ -24,8 +24,9 @@ from ..golden.layers import periphery_inputs
 from ..progress import bar
 from ..rtl.emit import emitted_rtl, top_name
 from ..rtl.layer import layer_stream_fields
+from ..rtl.mac import frames_per_image
 from ..rtl.periphery import tune_offset_writes
-from .scenarios import beat_order, mac_frames
+from .scenarios import beat_order, mac_frames, pack_words
 from .streamsim import StreamResult, StreamRun, build_harness
 
 Fields = dict[str, list[int]]
@@ -53,6 +54,8 @@ def unpack_array(fields: Fields, words: np.ndarray, name: str) -> np.ndarray:
 def beat_payloads(layer: CompiledLayer, codes: dict[tuple[int, int], np.ndarray], fields: Fields) -> np.ndarray:
     """Packed input payloads of every beat of ``codes`` ((plane, rt) -> (M, cols)) in hardware
     order (:func:`~bmcnn_hw.cosim.scenarios.full_layer_scenario`'s order, vectorised)."""
+    if layer.sense:
+        return sense_payloads(layer, codes[(0, 0)], fields)
     order = beat_order(layer)
     stacked = np.stack([codes[key] for key in order])  # (B, M, cols)
     b, m, cols = stacked.shape
@@ -76,6 +79,22 @@ def beat_payloads(layer: CompiledLayer, codes: dict[tuple[int, int], np.ndarray]
     return (_field(fields, "code", ordered) | static).ravel()
 
 
+def sense_payloads(layer: CompiledLayer, decisions: np.ndarray, fields: Fields) -> np.ndarray:
+    """Packed beats of a sense layer: one decision word per read of ``decisions`` (M, cols), in
+    hardware order (a conv layer's pool windows in raster order, each window's members in turn,
+    ``group_last`` on the last; an fc layer's reads in turn, each closing its image)."""
+    words = pack_words(decisions)
+    if layer.kind == "conv" and layer.pool > 1:
+        h, w = layer.conv_hw
+        p = layer.pool
+        # position m = n*h*w + (py*p + dy)*w + px*p + dx -> order (n, py, px, dy, dx)
+        words = words.reshape(-1, h // p, p, w // p, p).transpose(0, 1, 3, 2, 4)
+        closes = (np.arange(p)[:, None] == p - 1) & (np.arange(p)[None, :] == p - 1)
+    else:
+        closes = np.ones(1, dtype=bool)
+    return (_field(fields, "code", words) | _field(fields, "group_last", np.broadcast_to(closes, words.shape))).ravel()
+
+
 def mac_payloads(layer: CompiledLayer, rows: np.ndarray, fields: Fields) -> np.ndarray:
     """Packed input payloads of a digital layer's MAC engine for its input vectors ``rows``
     (N, P, rows), frame by frame in hardware order
@@ -95,6 +114,9 @@ def expected_outputs(layer: CompiledLayer, output: np.ndarray) -> dict[str, np.n
     """The layer top's outputs, field by field, in hardware order, from the golden layer output."""
     if layer.is_output:
         return {"class": output.argmax(axis=1), "score": output.max(axis=1)}
+    if layer.sense:  # one word per pooled position (conv) or image (fc)
+        per_position = output.transpose(0, 2, 3, 1) if output.ndim == 4 else output
+        return {"bits": pack_words(per_position).ravel()}
     bits = output.transpose(0, 2, 3, 1) if output.ndim == 4 else output  # (n, py, px, ch) or (n, ch)
     channels = np.broadcast_to(np.arange(layer.cols, dtype=np.int32), bits.shape)
     return {"bit": bits.ravel().astype(np.uint8), "channel": channels.ravel()}  # small dtypes: 46 M of them
@@ -127,6 +149,8 @@ def first_difference(layer: CompiledLayer, expected: dict[str, np.ndarray], word
 def _images(layer: CompiledLayer, outputs: int) -> int:
     if layer.is_output:
         return outputs
+    if layer.sense:  # one word per pooled position
+        return outputs // frames_per_image(layer)
     return outputs // int(np.prod(layer.out_shape))
 
 

@@ -19,6 +19,25 @@ from ..rtl.streams import activation_layout, layout_fields, score_layout
 
 PERIPHERY_IN = ["code", "plane", "channel", "first", "last", "group_last"]
 """Payload fields of a beat into a periphery, in the order scenarios list them."""
+SENSE_IN = ["code", "group_last"]
+"""Payload fields of a sense read-out layer's beat (one read's decision word)."""
+
+
+def periphery_fields(layer: CompiledLayer) -> list[str]:
+    """The payload fields a crossbar layer's periphery beat lists: :data:`SENSE_IN` or :data:`PERIPHERY_IN`."""
+    return SENSE_IN if layer.sense else PERIPHERY_IN
+
+
+def pack_words(bits: np.ndarray) -> np.ndarray:
+    """Rows of channel bits (..., C) as words, bit ``c`` = channel ``c`` (uint64; C <= 64)."""
+    weights = np.left_shift(np.uint64(1), np.arange(bits.shape[-1], dtype=np.uint64))
+    return (bits.astype(np.uint64) * weights).sum(axis=-1, dtype=np.uint64)
+
+
+def unpack_words(words: np.ndarray, channels: int) -> np.ndarray:
+    """Words as rows of channel bits (..., C) uint8 (inverse of :func:`pack_words`)."""
+    shifts = np.arange(channels, dtype=np.uint64)
+    return ((np.asarray(words, dtype=np.uint64)[..., None] >> shifts) & np.uint64(1)).astype(np.uint8)
 MAC_IN = ["value", "last"]
 """Payload fields of an input element into a MAC engine, in the order scenarios list them."""
 
@@ -40,13 +59,16 @@ def beat_order(layer: CompiledLayer) -> list[tuple[int, int]]:
 def _beats(layer: CompiledLayer, codes: dict, m: int, ch: int, group_last: int = 0,
            regs: RegisterModel | None = None) -> list[dict]:
     """The beats of output (vector ``m``, channel ``ch``); ``group_last`` rides on its last beat.
-    With ``regs``, a sense layer's ``codes`` are its reads' codes and the beat carries the
-    comparator's decision against the reference the registers set now (theta - tune_offset)."""
+    A sense layer's one beat carries every channel's decision of vector ``m``: ``codes`` are
+    decisions, or with ``regs`` its reads' codes, each decided against the reference the
+    registers set now (theta - tune_offset)."""
+    if layer.sense:  # one beat per read: every channel's decision (``ch`` is not used)
+        row = codes[(0, 0)][m]
+        decided = row if regs is None else np.array([regs.decision(int(v), c) for c, v in enumerate(row)])
+        return [{"beat": [int(pack_words(decided)), int(group_last)]}]
     order = beat_order(layer)
     end = len(order) - 1
     values = [int(codes[(plane, rt)][m, ch]) for plane, rt in order]
-    if layer.sense and regs is not None:
-        values = [regs.decision(value, ch) for value in values]
     return [{"beat": [value, plane, ch, int(k == 0), int(k == end), int(group_last and k == end)]}
             for k, (value, (plane, rt)) in enumerate(zip(values, order, strict=True))]
 
@@ -76,12 +98,15 @@ class RegisterModel:
         """A sense comparator's decision on ``code`` against the reference theta - tune_offset."""
         return int(comparator_decisions(code, self.values["theta"][ch], self.values["tune_offset"][ch]))
 
+    def sense_result(self, codes: np.ndarray, last: int) -> list[int]:
+        """A sense periphery's expected (decision word, activation word, last) for one read's codes (cols,)."""
+        decided = np.array([self.decision(int(v), c) for c, v in enumerate(codes)], dtype=np.uint8)
+        flips = np.asarray(self.values["flip"], dtype=np.uint8)
+        return [int(pack_words(decided)), int(pack_words(decided ^ flips)), last]
+
     def evaluate(self, layer: CompiledLayer, acc: int, ch: int, last: int = 0) -> list[int]:
-        """Expected (channel, acc, act, last[, score]) for a golden accumulator (a sense layer's
-        periphery gives the comparator's decision as ``acc`` and ``act = decision XOR flip``)."""
-        if layer.sense:
-            decision = self.decision(acc, ch)
-            return [ch, decision, decision ^ int(self.values["flip"][ch]), last]
+        """Expected (channel, acc, act, last[, score]) for a golden accumulator (ADC layers; a sense
+        layer's is :meth:`sense_result`)."""
         tuned = acc + self.values["tune_offset"][ch]
         act = 0 if layer.is_output else int((tuned >= self.values["theta"][ch]) ^ bool(self.values["flip"][ch]))
         out = [ch, tuned, act, last]
@@ -100,6 +125,9 @@ def periphery_scenario(layer: CompiledLayer, acc: np.ndarray, codes: dict, picks
         acc: golden accumulators (M, cols); codes: (plane, rt) -> ADC codes (M, cols).
         picks: (K, 2) (vector index, channel) outputs to send, in order.
     """
+    if layer.sense:
+        return _sense_periphery_scenario(layer, codes, picks[:, 0], seed, write_prob, reset_prob, idle_prob,
+                                         stall_prob)
     rng = np.random.default_rng(seed)
     regs = RegisterModel(layer)
     steps: list[dict] = []
@@ -125,6 +153,33 @@ def periphery_scenario(layer: CompiledLayer, acc: np.ndarray, codes: dict, picks
             "steps": steps, "expected": expected, "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
 
 
+def _sense_periphery_scenario(layer: CompiledLayer, codes: dict, picks: np.ndarray, seed: int, write_prob: float,
+                              reset_prob: float, idle_prob: float, stall_prob: float) -> dict:
+    """:func:`periphery_scenario` of a sense layer: one beat per picked read (``picks``: vector
+    indices), each channel decided against the references the random register writes leave."""
+    rng = np.random.default_rng(seed)
+    regs = RegisterModel(layer)
+    steps: list[dict] = []
+    expected: list[list[int]] = []
+    codes, _ = _with_extremes(layer, codes, codes[(0, 0)])
+    reads = codes[(0, 0)]
+    steps += _directed_thresholds(layer, regs, reads, codes, expected)
+    for m in [len(reads) - 2, len(reads) - 1, *picks.tolist()]:
+        if rng.random() < write_prob:
+            addr, value, _ = regs.random_write(rng, int(rng.integers(layer.cols)))
+            steps += [{"write": [addr, value]}, {"read": [addr, value]}]
+        if rng.random() < reset_prob:
+            steps.append({"reset": len(expected)})
+            regs.reset()
+        last = int(rng.integers(2))  # passed through to the pool
+        steps += _beats(layer, codes, m, 0, last, regs)
+        expected.append(regs.sense_result(reads[m], last))
+    ident = regs.map["id"]
+    steps += [{"read": [ident.offset, int(ident.reset[0])]}, error_read(layer)]
+    return {"fields": layer_stream_fields(layer, top=False), "inputs": SENSE_IN, "outputs": ["acc", "act", "last"],
+            "steps": steps, "expected": expected, "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
+
+
 def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndarray, codes: dict,
                          expected: list) -> list[dict]:
     """Channel 0 of vector 0 with theta at its minimum and maximum, each with flip 0 and 1."""
@@ -138,7 +193,7 @@ def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndar
             regs.values["theta"][0], regs.values["flip"][0] = value, flip
             steps += [{"write": [theta.offset, value]}, {"write": [regs.map["flip"].offset, flip]}]
             steps += _beats(layer, codes, 0, 0, regs=regs)
-            expected.append(regs.evaluate(layer, int(acc[0, 0]), 0, 0))
+            expected.append(regs.sense_result(acc[0], 0) if layer.sense else regs.evaluate(layer, int(acc[0, 0]), 0, 0))
     steps.append({"reset": len(expected)})  # back to the CompiledModel's values
     regs.reset()
     return steps
@@ -201,6 +256,8 @@ def argmax_scenario(classes: int, images: int, score_width: int, seed: int = 0) 
 
 
 def _top_outputs(layer: CompiledLayer) -> list[str]:
+    if layer.sense:
+        return ["bits"]
     return ["class", "score"] if layer.is_output else ["channel", "bit"]
 
 
@@ -225,7 +282,8 @@ def _image_beats(layer: CompiledLayer, codes: dict, n: int) -> list[dict]:
 
 def _top_scenario(layer: CompiledLayer, steps: list, expected: list, idle_prob: float, stall_prob: float,
                   seed: int) -> dict:
-    scenario = {"fields": layer_stream_fields(layer, top=True), "inputs": MAC_IN if layer.digital else PERIPHERY_IN,
+    scenario = {"fields": layer_stream_fields(layer, top=True),
+                "inputs": MAC_IN if layer.digital else periphery_fields(layer),
                 "outputs": _top_outputs(layer), "steps": [*steps, error_read(layer)], "expected": expected,
                 "idle_prob": idle_prob, "stall_prob": stall_prob, "seed": seed}
     if layer.digital:  # the engine computes for a while after a frame's last element
@@ -261,6 +319,10 @@ def _frame_outputs(layer: CompiledLayer, output: np.ndarray, n: int,
     if layer.is_output:
         best = int(np.argmax(output[n]))
         return [((n,), [best, int(output[n, best])])]
+    if layer.sense:  # one word of every channel's bit
+        where = (n, *divmod(frame, output.shape[3])) if layer.kind == "conv" else (n,)
+        bits = output[n, :, where[1], where[2]] if layer.kind == "conv" else output[n]
+        return [(where, [int(pack_words(bits))])]
     if layer.kind == "conv":
         py, px = divmod(frame, output.shape[3])
         return [((n, ch, py, px), [ch, int(output[n, ch, py, px])]) for ch in range(layer.cols)]
@@ -304,6 +366,12 @@ def layer_top_scenario(layer: CompiledLayer, trace_acc: np.ndarray, output: np.n
         if tie is not None:  # two classes with the best score: the first must win
             steps += _image_beats(layer, tie[0], 0)
             expected.append(tie[1])
+    elif layer.sense:  # whole reads: every channel of a pool window (conv) or of an image (fc)
+        frames = frames_per_image(layer)
+        for _ in range(picks):
+            n, frame = int(rng.integers(n_images)), int(rng.integers(frames))
+            steps += _frame_beats_of(layer, codes, n, frame)
+            expected += [values for _, values in _frame_outputs(layer, output, n, frame)]
     elif layer.kind == "conv":
         h, w = layer.conv_hw
         for _ in range(picks):
@@ -372,11 +440,22 @@ def _output_order(layer: CompiledLayer, output: np.ndarray, n_images: int) -> tu
     return [values for _, values in pairs], [where for where, _ in pairs]
 
 
+def _frame_beats_of(layer: CompiledLayer, codes: dict, n: int, frame: int) -> list[dict]:
+    """A sense layer's beats of frame ``frame`` (a pooled position in raster order) of image ``n``."""
+    if layer.kind != "conv":
+        return _beats(layer, codes, n, 0, 1)
+    py, px = divmod(frame, layer.conv_hw[1] // layer.pool)
+    return _window_beats(layer, codes, n, 0, py, px)
+
+
 def _crossbar_steps(layer: CompiledLayer, codes: dict, n_images: int) -> list[dict]:
     """Every beat of a crossbar layer top for ``n_images`` images, in hardware order."""
     steps: list[dict] = []
     for n in range(n_images):
-        if layer.is_output:
+        if layer.sense:
+            for frame in range(frames_per_image(layer)):
+                steps += _frame_beats_of(layer, codes, n, frame)
+        elif layer.is_output:
             steps += _image_beats(layer, codes, n)
         elif layer.kind == "conv":
             h, w = layer.conv_hw

@@ -33,8 +33,9 @@ class LayerSchedule:
     conversions: int
     """ADC conversions: one per used weight column of every tile read."""
     beats: int
-    """Clock cycles of the layer's digital side: one per code streamed into the periphery, or a
-    digital layer's MAC engine cycles (load, multiply-accumulate, hand on)."""
+    """Clock cycles of the layer's digital side: one per code streamed into the periphery (a sense
+    layer's: one per read, every channel's decision in one word), or a digital layer's MAC
+    engine cycles (load, multiply-accumulate, hand on)."""
     macs: int
     """Multiply-accumulates of the layer (positions x fan-in x outputs; padding excluded): binary
     on a crossbar, fixed-point in a digital layer's MAC engine."""
@@ -66,7 +67,7 @@ def layer_schedule(layer: CompiledLayer, encoding: str) -> LayerSchedule:
     return LayerSchedule(
         name=layer.name, positions=pos, planes=layer.input_bits, row_tiles=t.n_row_tiles, col_tiles=t.n_col_tiles,
         reads=reads, tile_reads=reads * tiles, conversions=reads * t.n_row_tiles * layer.cols,
-        beats=reads * t.n_row_tiles * layer.cols, macs=pos * layer.rows * layer.cols,
+        beats=reads if layer.sense else reads * t.n_row_tiles * layer.cols, macs=pos * layer.rows * layer.cols,
         tias=tiles * phys, devices=tiles * t.tile_rows * phys)
 
 

@@ -10,8 +10,9 @@ integer score ``acc * S + B``. Thresholds, flips and tuning corrections are regi
 values from the CompiledModel) on a :class:`~bmcnn_hw.rtl.regs.RegisterBus`, described once
 in :func:`periphery_registers`; the sticky ``error`` register flags beats that break the
 protocol (see :data:`ERROR_BITS`). A layer read out by sense amplifiers (``sense``) instead
-takes each output's comparator decision as a one-bit beat, gives ``act = decision XOR flip``
-and drives the comparators' references ``theta - tune_offset`` on its ``cmp_ref`` port. The stream rule is
+takes one beat per read carrying every channel's comparator decision (one lane per channel),
+gives ``act = decision XOR flip`` for all of them in the same clock, and drives the comparators'
+references ``theta - tune_offset`` on its ``cmp_ref`` port. The stream rule is
 :func:`~bmcnn_hw.rtl.streams.stage_handshake`; the interface spec is in ``rtl/README.md``.
 """
 
@@ -25,7 +26,14 @@ from ..artefact import CompiledLayer
 from ..errors import ConfigError
 from .clock_gate import add_gated_domain
 from .regs import DATA_WIDTH, RegisterBus, RegisterMap, RegisterSpec
-from .streams import beat_layout, result_layout, stage_handshake, stream_signature
+from .streams import (
+    beat_layout,
+    result_layout,
+    sense_beat_layout,
+    sense_result_layout,
+    stage_handshake,
+    stream_signature,
+)
 
 ERROR_BITS = {
     "channel": (0, "a beat's channel is >= the number of channels"),
@@ -46,7 +54,7 @@ def error_bits(input_errors: bool) -> dict[str, tuple[int, str]]:
 
 def periphery_code_bits(layer: CompiledLayer) -> int:
     """Width of a beat's code: the ADC's, a digital layer's whole dot product (acc_width), or a
-    sense layer's one-bit comparator decision."""
+    sense layer's one-bit comparator decision (per lane)."""
     if layer.sense:
         return 1
     return layer.acc_width if layer.digital else layer.adc_bits
@@ -70,14 +78,23 @@ def output_score_width(acc_width: int, score_scale) -> int:
     return acc_width + 1 + _signed_width(score_scale) + 1
 
 
+SENSE_UNFRAMED = ("never set by a sense read-out periphery: its beats carry every channel at once, with no "
+                  "channel, plane or framing fields")
+
+
 def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, flips=None,
-                        input_errors: bool = False, group_note: str | None = None) -> RegisterMap:
+                        input_errors: bool = False, group_note: str | None = None,
+                        sense: bool = False) -> RegisterMap:
     """Register map of a periphery: id, channels, error, theta[], flip[] (hidden layers), tune_offset[]
     (``input_errors``: the error register has the ``input`` bit of a MAC engine's periphery;
-    ``group_note``: where this layer's ``group`` bit can fire, added to its description)."""
+    ``group_note``: where this layer's ``group`` bit can fire, added to its description;
+    ``sense``: a sense read-out periphery, whose beats cannot break the channel framing)."""
     bits = error_bits(input_errors)
     if group_note:
         bits["group"] = (bits["group"][0], f"{bits['group'][1]}; {group_note}")
+    if sense:
+        bits.update({name: (bits[name][0], f"{bits[name][1]}; {SENSE_UNFRAMED}")
+                     for name in ("channel", "plane", "frame")})
     stride = max(256, 1 << (channels - 1).bit_length())
     regs = [
         RegisterSpec("id", 0x0, 32, "ro", (ID_VALUE,),
@@ -104,7 +121,7 @@ def layer_registers(layer: CompiledLayer) -> RegisterMap:
     hidden = not layer.is_output
     return periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
                                layer.theta if hidden else None, layer.flip if hidden else None,
-                               input_errors=layer.digital, group_note=group_bit_note(layer))
+                               input_errors=layer.digital, group_note=group_bit_note(layer), sense=layer.sense)
 
 
 def group_bit_note(layer: CompiledLayer) -> str:
@@ -140,16 +157,21 @@ class LayerPeriphery(wiring.Component):
             or a bus write) and the result registers (open when a channel closes), and isolate
             the closing arithmetic from the beats before the last
             (:mod:`~bmcnn_hw.rtl.clock_gate`). Same behaviour, same timing at the ports.
-        sense: the layer is read out by sense amplifiers: a beat's code is the unsigned one-bit
-            decision of the channel's comparator (``first`` and ``last`` both set), the result is
-            ``act = code XOR flip`` (``acc`` carries the decision); no accumulator, adder or
-            threshold comparator. The same registers set the comparators' references, driven on
-            the ``cmp_ref`` port: ``cmp_ref[c] = theta[c] - tune_offset[c]`` per channel.
+        sense: the layer is read out by sense amplifiers: one beat per read carries every
+            channel's comparator decision (bit ``c`` of ``code``,
+            :func:`~bmcnn_hw.rtl.streams.sense_beat_layout`), and one result gives all the
+            activations ``act = code XOR flip`` (``acc`` carries the decisions,
+            :func:`~bmcnn_hw.rtl.streams.sense_result_layout`); no accumulator, adder or
+            threshold comparator, and no per-channel multiplexer. The same registers set the
+            comparators' references, driven on the ``cmp_ref`` port:
+            ``cmp_ref[c] = theta[c] - tune_offset[c]`` per channel.
 
     Ports:
-        i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`).
+        i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`), or of a sense layer's
+            decision words.
         o: stream of results: channel, acc (signed acc_width + 1, tuned), act, last (the beat's
-            ``group_last``), score (output layer only) (:func:`~bmcnn_hw.rtl.streams.result_layout`).
+            ``group_last``), score (output layer only) (:func:`~bmcnn_hw.rtl.streams.result_layout`);
+            a sense layer's decision and activation words.
         bus: register bus (:class:`~bmcnn_hw.rtl.regs.RegisterBus`).
         group_error (only with ``group_errors``): strobe from the pool/argmax behind this
             periphery; sets error bit ``group``.
@@ -200,18 +222,18 @@ class LayerPeriphery(wiring.Component):
                            or code_lows is not None):
             raise ConfigError("a sense periphery takes one 1-bit decision per output of a hidden layer (one plane, "
                               "no bipolar offsets or ADC windows)")
-        self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors)
+        self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors, sense=self.sense)
         self.error_bits = error_bits(input_errors)
         score_width = None
         if self.scores is not None:
             self.score_width = score_width = output_score_width(acc_width, self.scores[0])
-        members = {
-            # a windowed code and a comparator decision are both unsigned
-            "i": In(stream_signature(beat_layout(adc_bits, planes, channels,
-                                                 windowed=code_lows is not None or self.sense))),
-            "o": Out(stream_signature(result_layout(channels, acc_width, score_width))),
-            "bus": In(RegisterBus(self.registers.addr_width)),
-        }
+        if self.sense:
+            beats, results = sense_beat_layout(channels), sense_result_layout(channels)
+        else:  # a windowed code is unsigned
+            beats = beat_layout(adc_bits, planes, channels, windowed=code_lows is not None)
+            results = result_layout(channels, acc_width, score_width)
+        members = {"i": In(stream_signature(beats)), "o": Out(stream_signature(results)),
+                   "bus": In(RegisterBus(self.registers.addr_width))}
         if group_errors:
             members["group_error"] = In(1)
         if input_errors:
@@ -258,36 +280,42 @@ class LayerPeriphery(wiring.Component):
 
     def _protocol_errors(self, m: Module, accept) -> Signal:
         """The error bits a beat (or the tail's strobe) sets this cycle, in :data:`ERROR_BITS` order."""
+        errors = Signal(len(self.error_bits))
+        order = sorted(self.error_bits, key=lambda n: self.error_bits[n][0])
+        flags = {"group": getattr(self, "group_error", 0), "input": getattr(self, "input_error", 0)}
+        if not self.sense:  # a sense beat has no channel, plane or framing to get wrong
+            flags.update(self._framing_errors(m, accept))
+        m.d.comb += errors.eq(Cat(*(flags.get(name, 0) for name in order)))
+        return errors
+
+    def _framing_errors(self, m: Module, accept) -> dict:
+        """The ``channel``, ``plane`` and ``frame`` strobes of an ADC-code beat."""
         beat = self.i.payload
         open_, open_channel = Signal(), Signal.like(beat.channel)
         with m.If(accept):
             m.d.sync += [open_.eq(~beat.last), open_channel.eq(beat.channel)]
         framing = beat.first & open_ | ~beat.first & (~open_ | (beat.channel != open_channel))
-        flags = {"channel": accept & (beat.channel >= self.channels), "plane": accept & (beat.plane >= self.planes),
-                 "frame": accept & framing, "group": getattr(self, "group_error", 0),
-                 "input": getattr(self, "input_error", 0)}
-        errors = Signal(len(self.error_bits))
-        order = sorted(self.error_bits, key=lambda n: self.error_bits[n][0])
-        m.d.comb += errors.eq(Cat(*(flags[name] for name in order)))
-        return errors
+        return {"channel": accept & (beat.channel >= self.channels), "plane": accept & (beat.plane >= self.planes),
+                "frame": accept & framing}
 
-    def _result_domain(self, m: Module, accept) -> str:
-        """The result registers' domain: ``sync``, or with clock gating one open only when a channel closes."""
+    def _result_domain(self, m: Module, closes) -> str:
+        """The result registers' domain: ``sync``, or with clock gating one open only in the cycles
+        ``closes`` (a beat closes an output)."""
         if not self.clock_gating:
             return "sync"
-        add_gated_domain(m, "res", accept & self.i.payload.last)
+        add_gated_domain(m, "res", closes)
         return "res"
 
     def _elaborate_sense(self, m: Module, accept, regs: dict) -> Module:
-        """Sense read-out: the comparators' references out, ``act = decision XOR flip`` in."""
+        """Sense read-out: the comparators' references out; every ``act = decision XOR flip`` of a
+        read in one clock (the flips side by side: no multiplexer)."""
         beat, result_out = self.i.payload, self.o.payload
         for k in range(self.channels):
             m.d.comb += self.cmp_ref[k].eq(regs["theta"][k] - regs["tune_offset"][k])
         results = self._result_domain(m, accept)
-        with m.If(accept & beat.last):
+        with m.If(accept):
             m.d.sync += self.o.valid.eq(1)
-            m.d[results] += [result_out.channel.eq(beat.channel), result_out.acc.eq(beat.code),
-                             result_out.act.eq(beat.code ^ Array(regs["flip"])[beat.channel]),
+            m.d[results] += [result_out.acc.eq(beat.code), result_out.act.eq(beat.code ^ Cat(*regs["flip"])),
                              result_out.last.eq(beat.group_last)]
         return m
 
@@ -323,7 +351,7 @@ class LayerPeriphery(wiring.Component):
         if self.thetas is not None:
             theta, flip = Array(regs["theta"])[beat.channel], Array(regs["flip"])[beat.channel]
             m.d.comb += act.eq((tuned >= theta) ^ flip)
-        results = self._result_domain(m, accept)  # gated: the result registers change only when a channel closes
+        results = self._result_domain(m, accept & beat.last)  # gated: they change only when a channel closes
         with m.If(accept):
             m.d.sync += acc.eq(total)
             with m.If(beat.last):

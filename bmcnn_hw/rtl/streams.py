@@ -30,6 +30,27 @@ def beat_layout(adc_bits: int, planes: int, channels: int, windowed: bool = Fals
                               "channel": unsigned(index_width(channels)), "first": 1, "last": 1, "group_last": 1})
 
 
+def sense_beat_layout(channels: int) -> data.StructLayout:
+    """One read of a sense read-out layer: every channel's comparator decision at once (bit ``c``
+    of ``code`` is channel ``c``'s); ``group_last`` marks a pool window's last member."""
+    return data.StructLayout({"code": unsigned(channels), "group_last": 1})
+
+
+def sense_result_layout(channels: int) -> data.StructLayout:
+    """A sense periphery's result: the decisions (``acc``), the activations ``act = decision XOR
+    flip`` (bit ``c`` per channel), and ``last`` (the beat's ``group_last``)."""
+    return data.StructLayout({"acc": unsigned(channels), "act": unsigned(channels), "last": 1})
+
+
+def activation_word_layout(channels: int, last: bool = False) -> data.StructLayout:
+    """Every channel's activation bit of one position (bit ``c`` is channel ``c``; ``last`` ends
+    a pool window on the pool's input)."""
+    fields = {"bits": unsigned(channels)}
+    if last:
+        fields["last"] = 1
+    return data.StructLayout(fields)
+
+
 def mac_input_layout(input_bits: int) -> data.StructLayout:
     """One input element into a digital layer's MAC engine (``last`` closes a frame)."""
     return data.StructLayout({"value": unsigned(input_bits), "last": 1})

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from bmcnn_hw.artefact import CompiledLayer, Tiling
 from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.config import ReadoutParams
-from bmcnn_hw.cosim.scenarios import beat_order
+from bmcnn_hw.cosim.scenarios import beat_order, pack_words
 from bmcnn_hw.rtl.periphery import ERROR_BITS, layer_registers, periphery_code_bits, periphery_for_layer
+from bmcnn_hw.rtl.pool import LaneMaxPool
 from bmcnn_hw.rtl.regs import DATA_WIDTH
 from tests.helpers import hidden_fc_model
 
@@ -146,20 +147,23 @@ def test_the_accumulator_holds_every_code_sequence_at_its_extremes(rows, adc_bit
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.integers(2, 30), cols=st.integers(1, 6), seed=st.integers(0, 2**16), data=st.data())
-def test_a_sense_periphery_drives_its_references_and_flips_the_decisions(rows, cols, seed, data):
-    """A sense layer's periphery: after random theta and tune_offset writes, every channel's ``ref``
-    port holds theta - tune_offset (what its comparator's DAC is set to), and each one-beat
-    decision comes out as ``act = decision XOR flip`` with ``acc`` = the decision."""
+@given(rows=st.integers(2, 30), cols=st.integers(1, 6), clock_gating=st.booleans(), seed=st.integers(0, 2**16),
+       data=st.data())
+def test_a_sense_periphery_drives_its_references_and_flips_every_lane(rows, cols, clock_gating, seed, data):
+    """A sense layer's periphery: after random theta and tune_offset writes, every channel's
+    ``cmp_ref`` holds theta - tune_offset (what its comparator's DAC is set to), and each read's
+    decision word comes out in one result as ``act = decisions XOR flips`` with ``acc`` = the
+    decisions and ``last`` = the beat's ``group_last`` (ungated and clock-gated)."""
     model = hidden_fc_model(rows, cols, 1, 64, seed)
     hardware = dataclasses.replace(model.hardware, readout=ReadoutParams(sense_layers="fc0"))
     layer = tile(dataclasses.replace(model, hardware=hardware)).layers[0]
+    layer = dataclasses.replace(layer, clock_gating=clock_gating)
     assert layer.sense and periphery_code_bits(layer) == 1
     regs = layer_registers(layer)
     writes = {name: [data.draw(_register_values(regs[name]), f"{name}[{c}]") for c in range(cols)]
               for name in ("theta", "tune_offset", "flip")}
-    decisions = data.draw(st.lists(st.tuples(st.integers(0, cols - 1), st.integers(0, 1)), min_size=1, max_size=8),
-                          "(channel, decision) beats")
+    reads = data.draw(st.lists(st.tuples(st.integers(0, 2 ** cols - 1), st.integers(0, 1)), min_size=1, max_size=8),
+                      "(decision word, group_last) beats")
     seen: dict = {"results": []}
     dut = periphery_for_layer(layer)
 
@@ -169,15 +173,20 @@ def test_a_sense_periphery_drives_its_references_and_flips_the_decisions(rows, c
             for c, value in enumerate(values):
                 await _write(ctx, dut.bus, regs[name].offset + c, value)
         seen["ref"] = [int(ctx.get(dut.cmp_ref[c])) for c in range(cols)]
-        for channel, decision in decisions:
-            await _beat(ctx, dut, decision, 0, channel, 1, 1)
+        for word, group_last in reads:
+            ctx.set(dut.i.payload.code, word)
+            ctx.set(dut.i.payload.group_last, group_last)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
             await ctx.tick().until(dut.o.valid)
             out = dut.o.payload
-            seen["results"].append((int(ctx.get(out.channel)), int(ctx.get(out.acc)), int(ctx.get(out.act))))
+            seen["results"].append((int(ctx.get(out.acc)), int(ctx.get(out.act)), int(ctx.get(out.last))))
 
     _run(dut, bench)
+    flips = sum(f << c for c, f in enumerate(writes["flip"]))
     assert seen["ref"] == [t - o for t, o in zip(writes["theta"], writes["tune_offset"], strict=True)]
-    assert seen["results"] == [(c, d, d ^ writes["flip"][c]) for c, d in decisions]
+    assert seen["results"] == [(word, word ^ flips, last) for word, last in reads]
 
 
 @pytest.mark.parametrize("clock_gating", [False, True])
@@ -212,3 +221,49 @@ def test_rdata_follows_the_register_it_shows_while_the_address_is_held(clock_gat
 
     _run(dut, bench)
     assert seen == [0, 1 << ERROR_BITS["frame"][0], 0, 0, 7]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(group=st.integers(1, 5), lanes=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_the_lane_pool_ors_each_window_under_back_pressure(group, lanes, seed):
+    """:class:`LaneMaxPool` gives the OR of each window's words, once per window, with the
+    output held while ``o.ready`` is low (one register collects and offers the word); a window
+    closed one item early still comes out and strobes ``error``."""
+    rng = np.random.default_rng(seed)
+    windows = [rng.integers(0, 2, (group, lanes)) * (rng.random((group, lanes)) < rng.choice([0.1, 0.5]))
+               for _ in range(6)]
+    short = max(1, group - 1)  # a last window closed early (the same length when group is 1)
+    windows.append(rng.integers(0, 2, (short, lanes)))
+    words = [[int(pack_words(member)) for member in window] for window in windows]
+    dut = LaneMaxPool(group=group, lanes=lanes)
+    stalls = np.random.default_rng(seed + 1)
+    seen: dict = {"out": [], "errors": 0}
+
+    async def consumer(ctx):  # random back-pressure, a new draw every cycle; records every transfer
+        ctx.set(dut.o.ready, 0)
+        async for _, _, valid, ready, bits, error in ctx.tick().sample(
+                dut.o.valid, dut.o.ready, dut.o.payload.bits, dut.error):
+            seen["errors"] += int(error)
+            if valid and ready:
+                seen["out"].append(int(bits))
+            ctx.set(dut.o.ready, int(stalls.random() < 0.6))
+
+    async def bench(ctx):
+        for window in words:
+            for k, word in enumerate(window):
+                ctx.set(dut.i.payload.bits, word)
+                ctx.set(dut.i.payload.last, int(k == len(window) - 1))
+                ctx.set(dut.i.valid, 1)
+                await ctx.tick().until(dut.i.ready)
+                ctx.set(dut.i.valid, 0)
+        for _ in range(40):  # the last window drains through the random stalls
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_process(consumer)  # processes run in the background
+    sim.add_testbench(bench)
+    sim.run()
+    expected = [int(np.bitwise_or.reduce(np.asarray(w, dtype=np.uint64))) for w in words]
+    assert seen["out"] == expected
+    assert seen["errors"] == (1 if short != group else 0)
