@@ -311,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--comparator-offset", type=non_negative_float, metavar="V",
                     help="std of each sense comparator's input-referred offset in volts at the TIA output, sampled "
                          "per column of each chip (default 0: ideal comparators)")
+    co.add_argument("--columns-per-comparator", type=non_negative_int, metavar="N",
+                    help="weight columns of a sense layer's tile that share one comparator and reference DAC through "
+                         "a column multiplexer, deciding one after another after each read; must divide the tile "
+                         "columns. Recorded in the build and costed by `ppa` (default 0: as --columns-per-adc)")
     co.add_argument("--clock-gating", action=argparse.BooleanOptionalAction, default=None,
                     help="clock-gate each periphery's configuration registers (thresholds, flips, tuning offsets): "
                          "their clock runs only in reset and on register writes instead of on every beat "

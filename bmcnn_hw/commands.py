@@ -185,7 +185,8 @@ def _hardware(args):
     readout = dataclasses.replace(sized_readout(device, geometry, args.adc_bits, args.tia_gain, args.v_swing,
                                                 args.tia_rf), columns_per_adc=args.columns_per_adc,
                                   adc_range=args.adc_range, skip_zero_reads=args.skip_zero_reads,
-                                  sense_layers=args.sense_layers, comparator_offset_v=args.comparator_offset)
+                                  sense_layers=args.sense_layers, comparator_offset_v=args.comparator_offset,
+                                  columns_per_comparator=args.columns_per_comparator)
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
                           digital=DigitalParams(mac_lanes=args.mac_lanes, clock_gating=args.clock_gating))
 
@@ -193,7 +194,8 @@ def _hardware(args):
 _COMPILE_DEFAULTS = {"tile": "128x128", "device": "ideal", "adc_bits": 0, "adc_range": "rows",
                      "encoding": "differential", "input_mode": "unipolar", "v_swing": None, "tia_rf": None,
                      "mac_lanes": 0, "clock_gating": False, "columns_per_adc": 1,
-                     "skip_zero_reads": False, "sense_layers": "", "comparator_offset": 0.0}
+                     "skip_zero_reads": False, "sense_layers": "", "comparator_offset": 0.0,
+                     "columns_per_comparator": 0}
 """Built-in values of the compile options an architecture may set (:data:`bmcnn_hw.arch.ARCH_OPTIONS`)."""
 
 

@@ -276,6 +276,11 @@ class ReadoutParams(_DictMixin):
     comparator_offset_v: float = 0.0
     """Std of a sense comparator's input-referred offset (V at the TIA output), sampled once per
     column of each chip; 0 = ideal comparators."""
+    columns_per_comparator: int = 0
+    """Weight columns of a sense layer's tile that share one comparator (and its reference DAC)
+    through a column multiplexer, deciding one after another after each read; must divide the
+    tile's columns. 0 = ``columns_per_adc``. Costed by ``ppa`` (comparator count and decision
+    time); the periphery takes the read's decisions as one word either way."""
 
     def __post_init__(self):
         if not isinstance(self.adc_bits, int) or isinstance(self.adc_bits, bool) or not 0 <= self.adc_bits <= 32:
@@ -292,6 +297,10 @@ class ReadoutParams(_DictMixin):
         if not isinstance(self.columns_per_adc, int) or isinstance(self.columns_per_adc, bool) \
                 or self.columns_per_adc < 1:
             raise ConfigError(f"columns_per_adc must be a positive integer, not {self.columns_per_adc!r}")
+        if not isinstance(self.columns_per_comparator, int) or isinstance(self.columns_per_comparator, bool) \
+                or self.columns_per_comparator < 0:
+            raise ConfigError("columns_per_comparator must be a whole number (0 = columns_per_adc), not "
+                              f"{self.columns_per_comparator!r}")
         if not isinstance(self.skip_zero_reads, bool):
             raise ConfigError(f"skip_zero_reads must be true or false, not {self.skip_zero_reads!r}")
         self._check_sense()
@@ -327,6 +336,10 @@ class ReadoutParams(_DictMixin):
     def tia_gain_factor(self) -> float:
         """Closed-loop gain error A / (1 + A) of the TIA output (1 for an ideal TIA)."""
         return self.tia_gain / (1.0 + self.tia_gain) if self.tia_gain else 1.0
+
+    def comparator_share(self) -> int:
+        """Weight columns per sense comparator: ``columns_per_comparator``, or ``columns_per_adc`` (0)."""
+        return self.columns_per_comparator or self.columns_per_adc
 
     def resolved_bits(self, tile_rows: int) -> int:
         """ADC bits actually used: ``adc_bits`` or the exact width for ``tile_rows`` binary inputs.
@@ -380,11 +393,13 @@ class HardwareConfig(_DictMixin):
         if self.readout.skip_zero_reads and self.geometry.input_mode == "bipolar":
             raise ConfigError("skip_zero_reads needs unipolar inputs (a bipolar input 0 drives its row at -V_read, "
                               "so no read is all zero); choose input_mode unipolar or leave skip_zero_reads off")
-        share, cols = self.readout.columns_per_adc, self.geometry.tile_cols
-        if cols % share:
-            legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)
-            raise ConfigError(f"columns_per_adc {share} does not divide the {cols} columns of a tile; choose one of "
-                              f"{legal}")
+        cols = self.geometry.tile_cols
+        for name in ("columns_per_adc", "columns_per_comparator"):
+            share = getattr(self.readout, name)
+            if share and cols % share:
+                legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)
+                raise ConfigError(f"{name} {share} does not divide the {cols} columns of a tile; choose one of "
+                                  f"{legal}")
 
     def to_dict(self) -> dict:
         """Return nested plain dicts."""

@@ -25,6 +25,13 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
         "Round numbers (R_on 10 kOhm, R_off/R_on = 10, V_read 0.2 V) typical of HfOx/TaOx "
         "RRAM read conditions; no variation. Not fitted to a specific device.",
     ),
+    "ideal-hr": (
+        DeviceParams(r_on_ohm=100e3, r_off_ohm=1e6, v_read_v=0.2),
+        "The ideal preset with high-resistance states (R_on 100 kOhm, R_off 1 MOhm, V_read 0.2 V; the "
+        "conductances of rram-1t1r-sky130-hr, of the order RRAM compute-in-memory macros program, e.g. "
+        "W. Wan et al., Nature 608, 2022): linear cells, ideal wires, no variation. Not fitted to a "
+        "specific device.",
+    ),
     "hfox-yu2016": (
         DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, sigma_on_rel=0.1, sigma_off_rel=0.2,
                      distribution="lognormal", v_read_v=0.1),

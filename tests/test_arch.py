@@ -41,7 +41,8 @@ def test_compile_records_the_architecture_and_the_gating(checkpoint, tmp_path, c
     assert "cfg_clk" in (build / "rtl" / "periphery_fc1.v").read_text()
     shared = tmp_path / "shared"
     assert main(["compile", str(checkpoint), "-o", str(shared), "--columns-per-adc", "16"]) == 0
-    assert json.loads((shared / "manifest.json").read_text())["hardware"]["readout"]["columns_per_adc"] == 16
+    readout = json.loads((shared / "manifest.json").read_text())["hardware"]["readout"]
+    assert readout["columns_per_adc"] == 16 and readout["columns_per_comparator"] == 0
     off = tmp_path / "off"
     assert main(["compile", str(checkpoint), "-o", str(off), "--arch", "clock-gated", "--no-clock-gating"]) == 0
     assert not any(layer["clock_gating"] for layer in json.loads((off / "manifest.json").read_text())["layers"])

@@ -168,21 +168,23 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             rtl_out, rtl_error, rtl_count = _rtl_cocotb(rtl_dir, work_dir, sim, layer, golden, stimulus, n, writes)
         t3 = time.perf_counter()
         n_outputs = n if layer.is_output else golden.size  # one prediction per image, else one per bit
+        transfers = n_outputs // layer.cols if layer.sense else n_outputs  # a sense layer's: one word per position
         expected = golden.argmax(axis=1) if layer.is_output else golden
         differs = np.argwhere(rtl_out != expected)
         if mismatch is None and code_mismatch:
             mismatch = code_mismatch
-        if mismatch is None and (rtl_error or len(differs) or rtl_count != n_outputs):
+        if mismatch is None and (rtl_error or len(differs) or rtl_count != transfers):
             place = tuple(int(v) for v in differs[0]) if len(differs) else None
+            short = rtl_error or f"the RTL gave {rtl_count} outputs, golden expects {transfers}"
             mismatch = (f"layer {layer.name}, output {place} (image, channel, ...): RTL {rtl_out[place]}, "
-                        f"golden {expected[place]}" if place is not None else f"layer {layer.name}: {rtl_error}")
-        wrong = len(differs) + abs(rtl_count - n_outputs) + bool(rtl_error) + bool(code_mismatch)
+                        f"golden {expected[place]}" if place is not None else f"layer {layer.name}: {short}")
+        wrong = len(differs) + abs(rtl_count - transfers) + bool(rtl_error) + bool(code_mismatch)
         layers.append({"layer": layer.name, "digital": layer.digital, "outputs": n_outputs, "rtl_outputs": rtl_count,
                        "mismatches": wrong,
                        "max_rel_current_error": worst, "worst_tile": tile,
                        "adc_codes_identical": code_mismatch is None and not at_boundary,
                        "codes_differing_at_boundary": at_boundary,
-                       "rtl_equals_golden": not len(differs) and rtl_count == n_outputs and rtl_error is None,
+                       "rtl_equals_golden": not len(differs) and rtl_count == transfers and rtl_error is None,
                        "seconds_spice": round(t1 - t0, 3), "seconds_rtl": round(t3 - t2, 3),
                        "seconds_python": round(t2 - t1, 3)})
         step.output = rtl_out  # the RTL's bits feed the next layer

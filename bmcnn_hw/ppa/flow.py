@@ -101,6 +101,15 @@ def adc_count(layer: CompiledLayer, columns_per_adc: int) -> int:
     return t.n_row_tiles * sum(math.ceil(u / columns_per_adc) for u in used)
 
 
+def converter_share(layer: CompiledLayer, model: CompiledModel, options: PpaOptions) -> int:
+    """Weight columns per converter of a crossbar layer: per ADC (``ppa --columns-per-adc``, else
+    the build's), or for a sense layer per comparator (the build's ``columns_per_comparator``,
+    else as ADCs)."""
+    readout = model.hardware.readout
+    per_adc = options.columns_per_adc or readout.columns_per_adc
+    return (readout.columns_per_comparator or per_adc) if layer.sense else per_adc
+
+
 def _choose_clock(timings: list[tuple[str, StaResult]], clock_mhz: float | None) -> float:
     """Clock period (ns): the requested one, checked against every layer's timing, or the
     slowest layer's fmax rounded down to 1 MHz.
@@ -142,7 +151,7 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     used_phys = s.row_tiles * (2 * layer.cols if encoding == "differential" else layer.cols + s.col_tiles)
     digital_power = lp.sta.power_w["total"] if lp.sta else 0.0
     lp.digital_time_s = s.beats * period_ns * 1e-9
-    share = lp.columns_per_adc = options.columns_per_adc or model.hardware.readout.columns_per_adc
+    share = lp.columns_per_adc = converter_share(layer, model, options)
     # A sense layer's comparators decide in one SAR bit cycle each, against a reference of adc_bits
     # (a SAR's comparator and DAC, costed as one of its bit cycles; area: a whole SAR per comparator).
     convert_s = cost.adc.decision_time_s(layer.adc_bits) if layer.sense else 1.0 / cost.adc.sample_rate_hz

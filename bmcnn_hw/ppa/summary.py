@@ -61,15 +61,17 @@ def _pitch_warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa
     adc_side_um = cost.adc.area_um2 ** 0.5
     per_weight = 2 if model.hardware.geometry.encoding == "differential" else 1
     notes = []
+    sensed = {la.name for la in model.layers if la.sense}
     for lp in layers:
         share = lp.columns_per_adc
         span_um = share * per_weight * cost.array.cell_pitch_um
+        what, option = ("a comparator costed as ", "--columns-per-comparator") if lp.schedule.name in sensed \
+            else ("", "--columns-per-adc")
         if lp.transient is not None and adc_side_um > span_um:
             need = math.ceil(adc_side_um / (per_weight * cost.array.cell_pitch_um))
-            notes.append(f"{lp.schedule.name}: an ADC of {cost.adc.area_um2 / 1e6:.4g} mm^2 (~{adc_side_um:.0f} um "
-                         f"wide) serves {share} column(s) spanning {span_um:g} um; in one row under the tile it needs "
-                         f"--columns-per-adc >= {need} (else the ADCs stack {math.ceil(adc_side_um / span_um)} rows "
-                         "deep)")
+            notes.append(f"{lp.schedule.name}: {what}an ADC of {cost.adc.area_um2 / 1e6:.4g} mm^2 (~{adc_side_um:.0f} "
+                         f"um wide) serves {share} column(s) spanning {span_um:g} um; in one row under the tile it "
+                         f"needs {option} >= {need} (else they stack {math.ceil(adc_side_um / span_um)} rows deep)")
     return notes
 
 
@@ -121,11 +123,12 @@ def _sense_assumptions(model: CompiledModel) -> list[str]:
     if not sensed:
         return []
     names = ", ".join(f"{la.name} ({la.adc_bits}-bit references)" for la in sensed)
+    share = model.hardware.readout.comparator_share()
     return [f"sense amplifiers read out {names}: their `adc` entries are the comparators, each costed as one bit "
             "cycle of the [adc] model's SAR at the reference width (energy E_conv / bits, time 1 / (sample rate x "
-            "bits)) and, for area, a whole SAR (comparator and DAC) per comparator, shared like ADCs over "
-            "columns_per_adc columns; a skipped all-zero read takes its decision (reference <= 0) without firing "
-            "the comparator"]
+            f"bits)) and, for area, a whole SAR (comparator and DAC) per comparator, one per {share} weight "
+            "column(s) of a tile (columns_per_comparator), deciding them one after another after each read; a "
+            "skipped all-zero read takes its decision (reference <= 0) without firing the comparator"]
 
 
 def si_units(value: float, unit: str) -> str:

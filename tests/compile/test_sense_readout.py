@@ -151,3 +151,24 @@ def test_the_ideal_chip_check_has_ideal_comparators():
     rows = binary_rows(300, 30, 3).reshape(300, 1, 1, 30)
     assert physics_vs_golden(model, rows).passed
     assert not physics_vs_golden(model, rows, chip=Chip(model)).passed
+
+
+def test_sense_comparators_share_columns_on_their_own_and_decide_one_word_per_read():
+    """``columns_per_comparator`` sets a sense layer's converter sharing in ``ppa`` (0: as ADCs),
+    leaves the ADC layers to ``columns_per_adc``, must divide the tile; a sense layer's periphery
+    takes one beat per read."""
+    from bmcnn_hw.ppa.flow import converter_share
+    from bmcnn_hw.ppa.records import PpaOptions
+    from bmcnn_hw.ppa.schedule import layer_schedule
+
+    base = hidden_fc_model(20, 4, input_bits=1, tile_rows=32, seed=0)
+    model = with_readout(base, sense_layers="fc0", columns_per_adc=4, columns_per_comparator=2)
+    sensed, other = model.layers
+    options = PpaOptions()
+    assert converter_share(sensed, model, options) == 2 and converter_share(other, model, options) == 4
+    same = with_readout(base, sense_layers="fc0", columns_per_adc=4)
+    assert converter_share(same.layers[0], same, options) == 4
+    assert layer_schedule(sensed, "differential").beats == 1  # one read, every channel in one word
+    assert layer_schedule(other, "differential").beats == other.cols
+    with pytest.raises(ConfigError, match="columns_per_comparator must be a whole number"):
+        ReadoutParams(columns_per_comparator=-1)

@@ -68,3 +68,37 @@ def test_hybrid_build_cosim_has_zero_mismatches(hybrid_build, mnist_dir, tmp_pat
     assert all(r["rtl_equals_golden"] for r in report["layers"])
     assert report["layers"][0]["outputs"] == 32 * 12 * 12
     assert "digital MAC (no ADC)" in (tmp_path / "cosim.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def sense_build(tmp_path_factory, mnist_train, mnist_test):
+    """``bmcnn-compact-1bit`` trained for one epoch on 2,000 images, compiled with ``--arch
+    efficient`` (conv0 read out by sense amplifiers, one decision word per read)."""
+    from bmcnn_hw.train.checkpoint import save_checkpoint
+    from bmcnn_hw.train.loop import TrainParams, train
+    from bmcnn_hw.train.registry import resolve_model
+
+    params = TrainParams(epochs=1, seed=3, limit=2000, val_size=0)
+    model, metrics = train(resolve_model("bmcnn-compact-1bit"), mnist_train, mnist_test.head(200), params,
+                           progress=False)
+    root = tmp_path_factory.mktemp("sense")
+    save_checkpoint(root / "ckpt", model, params.to_dict(), metrics, plot=False)
+    code, out, err = run_cli("compile", root / "ckpt", "-o", root / "build", "--arch", "efficient")
+    assert code == 0, err
+    assert "conv0" in out and "sense amplifiers" in out
+    return root / "build"
+
+
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.verilator)])
+def test_cosim_of_a_sense_read_out_build_has_zero_mismatches(sense_build, sim, mnist_dir, tmp_path):
+    """SPICE column currents -> comparator decisions -> the sense conv0's word beats, on the cocotb
+    (Icarus) and compiled-harness (Verilator) paths: every activation bit equals golden and the
+    RTL gives one word per pooled position."""
+    code, out, err = run_cli("cosim", sense_build, "--images", "1", "--sim", sim, "--data-dir", mnist_dir,
+                             "--out", tmp_path)
+    assert code == 0, err + out
+    report = json.loads((tmp_path / "cosim.json").read_text())
+    assert report["mismatches"] == 0 and report["ok"]
+    conv0 = report["layers"][0]
+    assert conv0["outputs"] == 32 * 12 * 12 and conv0["rtl_outputs"] == 12 * 12 and conv0["rtl_equals_golden"]
+    assert all(r["rtl_equals_golden"] for r in report["layers"])
