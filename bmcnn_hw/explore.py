@@ -12,6 +12,8 @@ The grid file (TOML) lists the axes and how each point is measured::
     columns_per_adc = [1, 16]               # compile --columns-per-adc (ADCs shared through a column mux)
     skip_zero_reads = [false, true]         # compile --skip-zero-reads (all-zero reads not performed)
     sense_layers = ["", "auto"]             # compile --sense-layers (read-out adc | sense amplifiers)
+    columns_per_comparator = [0, 8]         # compile --columns-per-comparator (0: as columns_per_adc)
+    rails = [false, true]                   # TIA rails at +-0.9 V, R_f sized (--v-swing 0.9 --tia-rf auto)
     [accuracy]                              # golden physics on sampled chips
     sigma = 0.1                             # relative spread of R_on and R_off of each chip
     chips = 3                               # chip k has seed k
@@ -43,7 +45,7 @@ import numpy as np
 from .config import ADC_RANGES, CrossbarGeometry, DigitalParams, HardwareConfig
 from .errors import ConfigError
 from .flows import load_toml
-from .golden.chip import Chip, check_cell_geometry, sized_readout
+from .golden.chip import SKY130_SWING_V, Chip, check_cell_geometry, sized_readout
 from .golden.crossbar import PhysicsReader, run_crossbar
 from .golden.integer import run_integer
 from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic, write_text_atomic
@@ -54,9 +56,11 @@ from .progress import say
 from .records import fingerprint
 
 AXES = {"tile": str, "adc_bits": int, "adc_range": str, "device": str, "encoding": str, "clock_gating": bool,
-        "columns_per_adc": int, "skip_zero_reads": bool, "sense_layers": str}
+        "columns_per_adc": int, "skip_zero_reads": bool, "sense_layers": str, "columns_per_comparator": int,
+        "rails": bool}
 AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "adc_range": "rows", "device": "ideal", "encoding": "differential",
-                 "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False, "sense_layers": ""}
+                 "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False, "sense_layers": "",
+                 "columns_per_comparator": 0, "rails": False}
 """The value of an axis the grid leaves out."""
 SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int},
                                         "ppa": {"images": int, "digital": bool, "activity_beats": int}}
@@ -101,6 +105,8 @@ def load_grid(path: Path) -> dict:
         raise ConfigError(f"{path}: [axes] adc_range values must be among {list(ADC_RANGES)}")
     if any(share < 1 for share in grid["axes"]["columns_per_adc"]):
         raise ConfigError(f"{path}: [axes] columns_per_adc must be whole numbers >= 1")
+    if any(share < 0 for share in grid["axes"]["columns_per_comparator"]):
+        raise ConfigError(f"{path}: [axes] columns_per_comparator must be whole numbers >= 0 (0: as columns_per_adc)")
     return grid
 
 
@@ -123,7 +129,8 @@ def point_label(point: dict) -> str:
     """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``adc0w`` and
     ``adc0c`` for derived ADC widths from the weights or per-column windows, ``_gated``, ``_cpa16``
     ``_skip0`` and ``_sense-auto`` added for clock gating, 16 columns per ADC, skipped all-zero reads
-    and sense read-out). Distinct points get distinct names."""
+    and sense read-out; ``_cpc8`` and ``_rails`` for 8 columns per comparator and TIA rails).
+    Distinct points get distinct names."""
     suffix = {"weights": "w", "columns": "c"}.get(point.get("adc_range", "rows"), "")
     bits = f"{point['adc_bits']}{suffix}"
     label = f"{point['tile']}_adc{bits}_{point['device']}_{point['encoding']}"
@@ -131,19 +138,24 @@ def point_label(point: dict) -> str:
     label += f"_cpa{point['columns_per_adc']}" if point.get("columns_per_adc", 1) != 1 else ""
     label += "_skip0" if point.get("skip_zero_reads") else ""
     label += f"_sense-{point['sense_layers'].replace(',', '+')}" if point.get("sense_layers") else ""
+    label += f"_cpc{point['columns_per_comparator']}" if point.get("columns_per_comparator") else ""
+    label += "_rails" if point.get("rails") else ""
     return label.replace("/", "-")
 
 
 def point_hardware(point: dict) -> HardwareConfig:
-    """The HardwareConfig of a point (TIA rails and R_f sized as ``compile`` sizes them)."""
+    """The HardwareConfig of a point (TIA rails and R_f sized as ``compile`` sizes them; ``rails``:
+    +-0.9 V whatever the cell, as ``--v-swing 0.9 --tia-rf auto``)."""
     device = get_preset(point["device"])
     geometry = CrossbarGeometry.parse(point["tile"], encoding=point["encoding"])
     check_cell_geometry(device, geometry)
-    readout = dataclasses.replace(sized_readout(device, geometry, point["adc_bits"]),
+    swing = SKY130_SWING_V if point.get("rails") else None
+    readout = dataclasses.replace(sized_readout(device, geometry, point["adc_bits"], v_swing_v=swing),
                                   columns_per_adc=point.get("columns_per_adc", 1),
                                   adc_range=point.get("adc_range", "rows"),
                                   skip_zero_reads=point.get("skip_zero_reads", False),
-                                  sense_layers=point.get("sense_layers", ""))
+                                  sense_layers=point.get("sense_layers", ""),
+                                  columns_per_comparator=point.get("columns_per_comparator", 0))
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
                           digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
 

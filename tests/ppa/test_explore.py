@@ -68,7 +68,8 @@ def test_grid_defaults_and_combinations(tmp_path):
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
     assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "adc_range": "rows", "device": "ideal",
                                       "encoding": "differential", "clock_gating": False, "columns_per_adc": 1,
-                                      "skip_zero_reads": False, "sense_layers": ""}
+                                      "skip_zero_reads": False, "sense_layers": "", "columns_per_comparator": 0,
+                                      "rails": False}
 
 
 def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
@@ -83,6 +84,11 @@ def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
     assert point_hardware(skipping).readout.skip_zero_reads and point_label(skipping).endswith("_skip0")
     sensing = next(p for p in points if p["sense_layers"])
     assert point_hardware(sensing).readout.sense_layers == "auto" and point_label(sensing).endswith("_sense-auto")
+    railed = {**sensing, "columns_per_comparator": 8, "rails": True}
+    readout = point_hardware(railed).readout
+    assert readout.columns_per_comparator == 8 and readout.v_swing_v == 0.9 and point_label(railed).endswith(
+        "_sense-auto_cpc8_rails")
+    assert point_hardware(sensing).readout.v_swing_v == 0  # linear cells: no rails unless asked
 
 
 @pytest.mark.parametrize(("text", "message"), [
