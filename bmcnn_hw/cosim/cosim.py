@@ -31,7 +31,7 @@ from ..spice.run import SpiceReader
 from .rtl_check import layer_codes
 from .rtl_regress import layer_harness, layer_payloads, start_layer_run, unpack_array
 from .runner import run_stream_tb
-from .scenarios import full_layer_scenario, unpack_words
+from .scenarios import full_layer_scenario, unpack_words, word_bits
 
 
 def _compare_reads(model, chip, layer: CompiledLayer, spice_reads, physics_reads,
@@ -51,7 +51,7 @@ def _rtl_outputs(layer: CompiledLayer, seen: list, where: list, shape: tuple) ->
     out = np.zeros(shape, dtype=np.int64)
     for value, place in zip(seen, where, strict=False):  # a failing RTL may return fewer outputs (reported)
         if layer.sense:  # a word of every channel's bit at (image[, y, x])
-            out[(place[0], slice(None), *place[1:])] = unpack_words(np.asarray(value[0], dtype=np.uint64), layer.cols)
+            out[(place[0], slice(None), *place[1:])] = word_bits(value[0], layer.cols)
         else:
             out[place] = value[0] if layer.is_output else value[1]
     return out

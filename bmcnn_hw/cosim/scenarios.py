@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..artefact import CompiledLayer
+from ..errors import SimulationError
 from ..golden.layers import comparator_decisions
 from ..rtl.layer import layer_stream_fields
 from ..rtl.mac import frame_elements, frames_per_image, layer_cycles
@@ -21,6 +22,8 @@ PERIPHERY_IN = ["code", "plane", "channel", "first", "last", "group_last"]
 """Payload fields of a beat into a periphery, in the order scenarios list them."""
 SENSE_IN = ["code", "group_last"]
 """Payload fields of a sense read-out layer's beat (one read's decision word)."""
+MAC_IN = ["value", "last"]
+"""Payload fields of an input element into a MAC engine, in the order scenarios list them."""
 
 
 def periphery_fields(layer: CompiledLayer) -> list[str]:
@@ -29,17 +32,34 @@ def periphery_fields(layer: CompiledLayer) -> list[str]:
 
 
 def pack_words(bits: np.ndarray) -> np.ndarray:
-    """Rows of channel bits (..., C) as words, bit ``c`` = channel ``c`` (uint64; C <= 64)."""
+    """Rows of channel bits (..., C) as words, bit ``c`` = channel ``c`` (uint64, for the compiled
+    stream harness's 64-bit payloads).
+
+    Raises:
+        SimulationError: more than 64 channels (the cocotb testbenches take any width: :func:`word`).
+    """
+    if bits.shape[-1] > 64:
+        raise SimulationError(f"a word of {bits.shape[-1]} channels does not fit the stream harness's 64-bit "
+                              "payloads; use the cocotb testbenches (--sim icarus)")
     weights = np.left_shift(np.uint64(1), np.arange(bits.shape[-1], dtype=np.uint64))
     return (bits.astype(np.uint64) * weights).sum(axis=-1, dtype=np.uint64)
+
+
+def word(bits) -> int:
+    """One row of channel bits as a Python int of any width, bit ``c`` = channel ``c`` (what the
+    cocotb testbenches pack: a sense layer may have more than 64 channels)."""
+    return sum(int(b) << c for c, b in enumerate(bits))
+
+
+def word_bits(value: int, channels: int) -> list[int]:
+    """The channel bits of a word of any width (inverse of :func:`word`)."""
+    return [(int(value) >> c) & 1 for c in range(channels)]
 
 
 def unpack_words(words: np.ndarray, channels: int) -> np.ndarray:
     """Words as rows of channel bits (..., C) uint8 (inverse of :func:`pack_words`)."""
     shifts = np.arange(channels, dtype=np.uint64)
     return ((np.asarray(words, dtype=np.uint64)[..., None] >> shifts) & np.uint64(1)).astype(np.uint8)
-MAC_IN = ["value", "last"]
-"""Payload fields of an input element into a MAC engine, in the order scenarios list them."""
 
 
 def error_read(layer: CompiledLayer) -> dict:
@@ -65,7 +85,7 @@ def _beats(layer: CompiledLayer, codes: dict, m: int, ch: int, group_last: int =
     if layer.sense:  # one beat per read: every channel's decision (``ch`` is not used)
         row = codes[(0, 0)][m]
         decided = row if regs is None else np.array([regs.decision(int(v), c) for c, v in enumerate(row)])
-        return [{"beat": [int(pack_words(decided)), int(group_last)]}]
+        return [{"beat": [word(decided), int(group_last)]}]
     order = beat_order(layer)
     end = len(order) - 1
     values = [int(codes[(plane, rt)][m, ch]) for plane, rt in order]
@@ -102,7 +122,7 @@ class RegisterModel:
         """A sense periphery's expected (decision word, activation word, last) for one read's codes (cols,)."""
         decided = np.array([self.decision(int(v), c) for c, v in enumerate(codes)], dtype=np.uint8)
         flips = np.asarray(self.values["flip"], dtype=np.uint8)
-        return [int(pack_words(decided)), int(pack_words(decided ^ flips)), last]
+        return [word(decided), word(decided ^ flips), last]
 
     def evaluate(self, layer: CompiledLayer, acc: int, ch: int, last: int = 0) -> list[int]:
         """Expected (channel, acc, act, last[, score]) for a golden accumulator (ADC layers; a sense
@@ -322,7 +342,7 @@ def _frame_outputs(layer: CompiledLayer, output: np.ndarray, n: int,
     if layer.sense:  # one word of every channel's bit
         where = (n, *divmod(frame, output.shape[3])) if layer.kind == "conv" else (n,)
         bits = output[n, :, where[1], where[2]] if layer.kind == "conv" else output[n]
-        return [(where, [int(pack_words(bits))])]
+        return [(where, [word(bits)])]
     if layer.kind == "conv":
         py, px = divmod(frame, output.shape[3])
         return [((n, ch, py, px), [ch, int(output[n, ch, py, px])]) for ch in range(layer.cols)]

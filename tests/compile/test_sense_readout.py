@@ -172,3 +172,19 @@ def test_sense_comparators_share_columns_on_their_own_and_decide_one_word_per_re
     assert layer_schedule(other, "differential").beats == other.cols
     with pytest.raises(ConfigError, match="columns_per_comparator must be a whole number"):
         ReadoutParams(columns_per_comparator=-1)
+
+
+def test_decision_words_pack_any_width_for_cocotb_and_64_bits_for_the_stream_harness():
+    """Bit c of a word is channel c: the Python-int words (cocotb) take any number of channels and
+    match the numpy words of the compiled harness up to 64; wider numpy words are refused."""
+    from bmcnn_hw.cosim.scenarios import pack_words, unpack_words, word, word_bits
+    from bmcnn_hw.errors import SimulationError
+
+    rng = np.random.default_rng(4)
+    wide = rng.integers(0, 2, 100)
+    assert word_bits(word(wide), 100) == wide.tolist() and word(wide) >> 99 == wide[99]
+    rows = rng.integers(0, 2, (5, 64))
+    words = pack_words(rows)
+    assert [int(w) for w in words] == [word(r) for r in rows] and (unpack_words(words, 64) == rows).all()
+    with pytest.raises(SimulationError, match="100 channels does not fit"):
+        pack_words(wide)
