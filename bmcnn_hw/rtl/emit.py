@@ -12,7 +12,7 @@ from ..errors import ArtefactError
 from ..io_utils import sha256_file, write_text_atomic
 from .layer import layer_top_for
 from .mac import mac_engine_for
-from .periphery import ID_VALUE, layer_registers, periphery_for_layer
+from .periphery import layer_registers, periphery_for_layer
 
 
 def module_name(layer: CompiledLayer) -> str:
@@ -102,6 +102,7 @@ def check_interface_version(build_dir: Path, model: CompiledModel) -> None:
         except (OSError, ValueError, KeyError, IndexError, StopIteration, TypeError):
             raise ArtefactError(f"{path}: missing or not a register map; regenerate the RTL with "
                                 f"`bmcnn-hw rtl {build_dir}`") from None
-        if ident != ID_VALUE:
+        expected = layer_registers(layer)["id"].reset[0]
+        if ident != expected:
             raise ArtefactError(f"{path}: RTL interface version {ident & 0xFFFF} from an older bmcnn-hw; this one "
-                                f"needs version {ID_VALUE & 0xFFFF}: regenerate it with `bmcnn-hw rtl {build_dir}`")
+                                f"needs version {expected & 0xFFFF}: regenerate it with `bmcnn-hw rtl {build_dir}`")

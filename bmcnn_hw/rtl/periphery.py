@@ -67,6 +67,9 @@ def periphery_planes(layer: CompiledLayer) -> int:
 ID_VALUE = 0xB3C0_0002
 """Constant of the read-only ``id`` register: bmcnn-hw periphery, interface version 2 (stream
 ports and the error register)."""
+SENSE_ID_VALUE = 0xB3C0_0003
+"""The ``id`` of a sense read-out periphery: interface version 3, one word beat per read (version
+2 sense peripheries took one beat per decision)."""
 
 
 def _signed_width(values) -> int:
@@ -96,9 +99,10 @@ def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, f
         bits.update({name: (bits[name][0], f"{bits[name][1]}; {SENSE_UNFRAMED}")
                      for name in ("channel", "plane", "frame")})
     stride = max(256, 1 << (channels - 1).bit_length())
+    ident = SENSE_ID_VALUE if sense else ID_VALUE
     regs = [
-        RegisterSpec("id", 0x0, 32, "ro", (ID_VALUE,),
-                     f"constant 0x{ID_VALUE:08X}: bmcnn-hw layer periphery, interface version 2"),
+        RegisterSpec("id", 0x0, 32, "ro", (ident,),
+                     f"constant 0x{ident:08X}: bmcnn-hw layer periphery, interface version {ident & 0xFFFF}"),
         RegisterSpec("channels", 0x1, 16, "ro", (channels,), "number of output channels of the layer"),
         RegisterSpec("error", 0x2, len(bits), "w1c", (0,),
                      "protocol errors, one sticky bit each: "

@@ -188,3 +188,23 @@ def test_decision_words_pack_any_width_for_cocotb_and_64_bits_for_the_stream_har
     assert [int(w) for w in words] == [word(r) for r in rows] and (unpack_words(words, 64) == rows).all()
     with pytest.raises(SimulationError, match="100 channels does not fit"):
         pack_words(wide)
+
+
+def test_a_sense_periphery_is_interface_version_3_and_older_sense_rtl_is_refused(tmp_path):
+    """A sense periphery's ``id`` says interface version 3 (one word beat per read); ADC layers keep
+    version 2. RTL whose sense layer says version 2 (one beat per decision) is refused in one line."""
+    from bmcnn_hw.rtl.emit import check_interface_version
+    from bmcnn_hw.rtl.periphery import ID_VALUE, SENSE_ID_VALUE, layer_registers
+
+    model = with_readout(hidden_fc_model(20, 4, input_bits=1, tile_rows=32, seed=0), sense_layers="fc0")
+    ids = [layer_registers(layer)["id"].reset[0] for layer in model.layers]
+    assert ids == [SENSE_ID_VALUE, ID_VALUE] == [0xB3C00003, 0xB3C00002]
+    (tmp_path / "rtl").mkdir()
+    for layer, ident in zip(model.layers, ids, strict=True):
+        (tmp_path / "rtl" / f"regmap_{layer.name}.json").write_text(
+            json.dumps({"registers": [{"name": "id", "reset": [ident]}]}))
+    check_interface_version(tmp_path, model)
+    (tmp_path / "rtl" / "regmap_fc0.json").write_text(json.dumps({"registers": [{"name": "id", "reset": [ID_VALUE]}]}))
+    with pytest.raises(ArtefactError, match=r"regmap_fc0\.json: RTL interface version 2 from an older bmcnn-hw; "
+                                            r"this one needs version 3"):
+        check_interface_version(tmp_path, model)
