@@ -83,6 +83,7 @@ def output_score_width(acc_width: int, score_scale) -> int:
 
 SENSE_UNFRAMED = ("never set by a sense read-out periphery: its beats carry every channel at once, with no "
                   "channel, plane or framing fields")
+"""Added to the description of the error bits a sense periphery's word beats cannot set."""
 
 
 def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, flips=None,
@@ -96,8 +97,7 @@ def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, f
     if group_note:
         bits["group"] = (bits["group"][0], f"{bits['group'][1]}; {group_note}")
     if sense:
-        bits.update({name: (bits[name][0], f"{bits[name][1]}; {SENSE_UNFRAMED}")
-                     for name in ("channel", "plane", "frame")})
+        bits.update({bit: (bits[bit][0], f"{bits[bit][1]}; {SENSE_UNFRAMED}") for bit in ("channel", "plane", "frame")})
     stride = max(256, 1 << (channels - 1).bit_length())
     ident = SENSE_ID_VALUE if sense else ID_VALUE
     regs = [
