@@ -337,10 +337,6 @@ class ReadoutParams(_DictMixin):
         """Closed-loop gain error A / (1 + A) of the TIA output (1 for an ideal TIA)."""
         return self.tia_gain / (1.0 + self.tia_gain) if self.tia_gain else 1.0
 
-    def comparator_share(self) -> int:
-        """Weight columns per sense comparator: ``columns_per_comparator``, or ``columns_per_adc`` (0)."""
-        return self.columns_per_comparator or self.columns_per_adc
-
     def resolved_bits(self, tile_rows: int) -> int:
         """ADC bits actually used: ``adc_bits`` or the exact width for ``tile_rows`` binary inputs.
 

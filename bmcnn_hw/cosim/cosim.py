@@ -83,15 +83,16 @@ def _rtl_stream(rtl_dir: Path, work_dir: Path, layer: CompiledLayer, golden: np.
     run.write_registers([(int(a), int(v)) for a, v in writes])
     run.send(layer_payloads(layer, stimulus, fields["i"]))
     result = run.finish()
-    if layer.sense:
-        return _sense_outputs(layer, golden, fields, result)
     if layer.is_output:
         hardware_order = np.zeros(n, dtype=np.int64)
         name = "class"
     else:
         hardware_order = np.zeros(golden.size, dtype=np.int64)  # (n, py, px, ch) or (n, ch)
-        name = "bit"
-    got = unpack_array(fields["o"], result.outputs, name)[: hardware_order.size]
+        name = "bits" if layer.sense else "bit"
+    got = unpack_array(fields["o"], result.outputs, name)
+    if layer.sense:  # one word per position: its channels' bits in order
+        got = unpack_words(got.astype(np.uint64), layer.cols).ravel()
+    got = got[: hardware_order.size]
     hardware_order[: got.size] = got
     out: np.ndarray
     if layer.is_output or golden.ndim == 2:
@@ -99,19 +100,6 @@ def _rtl_stream(rtl_dir: Path, work_dir: Path, layer: CompiledLayer, golden: np.
     else:
         nn, c, hp, wp = golden.shape
         out = hardware_order.reshape(nn, hp, wp, c).transpose(0, 3, 1, 2)
-    error = f"error register {result.error} after the run" if result.error else None
-    return out, error, len(result.outputs)
-
-
-def _sense_outputs(layer: CompiledLayer, golden: np.ndarray, fields: dict,
-                   result) -> tuple[np.ndarray, str | None, int]:
-    """A sense layer top's activation words from the stream harness, as the layer output's shape."""
-    per_position = golden.transpose(0, 2, 3, 1) if golden.ndim == 4 else golden  # (n, [py, px,] ch)
-    words = np.zeros(per_position.shape[:-1], dtype=np.uint64)
-    got = unpack_array(fields["o"], result.outputs, "bits")[: words.size]
-    words.ravel()[: got.size] = got.astype(np.uint64)
-    bits = unpack_words(words, layer.cols).astype(np.int64)
-    out = bits.transpose(0, 3, 1, 2) if golden.ndim == 4 else bits
     error = f"error register {result.error} after the run" if result.error else None
     return out, error, len(result.outputs)
 

@@ -114,10 +114,9 @@ def expected_outputs(layer: CompiledLayer, output: np.ndarray) -> dict[str, np.n
     """The layer top's outputs, field by field, in hardware order, from the golden layer output."""
     if layer.is_output:
         return {"class": output.argmax(axis=1), "score": output.max(axis=1)}
-    if layer.sense:  # one word per pooled position (conv) or image (fc)
-        per_position = output.transpose(0, 2, 3, 1) if output.ndim == 4 else output
-        return {"bits": pack_words(per_position).ravel()}
     bits = output.transpose(0, 2, 3, 1) if output.ndim == 4 else output  # (n, py, px, ch) or (n, ch)
+    if layer.sense:  # one word per pooled position (conv) or image (fc)
+        return {"bits": pack_words(bits).ravel()}
     channels = np.broadcast_to(np.arange(layer.cols, dtype=np.int32), bits.shape)
     return {"bit": bits.ravel().astype(np.uint8), "channel": channels.ravel()}  # small dtypes: 46 M of them
 

@@ -111,24 +111,26 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
             "row drivers: ideal ramps (plus the build's source resistance); their own area is not counted",
         ] + (["a row tile's read whose inputs are all 0 is skipped (skip_zero_reads): its TIAs stay unbiased and "
               "its ADCs idle, the periphery still takes its code 0 in the same slot (time as without skipping)"]
-             if model.hardware.readout.skip_zero_reads else []) + _sense_assumptions(model),
+             if model.hardware.readout.skip_zero_reads else []) + _sense_assumptions(model, layers),
         "warnings": _warnings(model, cost, layers),
         "seconds": seconds,
     }
 
 
-def _sense_assumptions(model: CompiledModel) -> list[str]:
-    """How the layers read out by sense amplifiers are costed (none: no line)."""
+def _sense_assumptions(model: CompiledModel, layers: list[LayerPpa]) -> list[str]:
+    """How the layers read out by sense amplifiers are costed (none: no line); the columns per
+    comparator are those each layer was costed with (:func:`~bmcnn_hw.ppa.flow.converter_share`)."""
+    shares = {lp.schedule.name: lp.columns_per_adc for lp in layers}
     sensed = [la for la in model.layers if la.sense]
     if not sensed:
         return []
-    names = ", ".join(f"{la.name} ({la.adc_bits}-bit references)" for la in sensed)
-    share = model.hardware.readout.comparator_share()
+    names = ", ".join(f"{la.name} ({la.adc_bits}-bit references, one comparator per {shares[la.name]} weight "
+                      "column(s) of a tile)" for la in sensed)
     return [f"sense amplifiers read out {names}: their `adc` entries are the comparators, each costed as one bit "
             "cycle of the [adc] model's SAR at the reference width (energy E_conv / bits, time 1 / (sample rate x "
-            f"bits)) and, for area, a whole SAR (comparator and DAC) per comparator, one per {share} weight "
-            "column(s) of a tile (columns_per_comparator), deciding them one after another after each read; a "
-            "skipped all-zero read takes its decision (reference <= 0) without firing the comparator"]
+            "bits)) and, for area, a whole SAR (comparator and DAC) per comparator, deciding its columns one after "
+            "another after each read (columns_per_comparator); a skipped all-zero read takes its decision "
+            "(reference <= 0) without firing the comparator"]
 
 
 def si_units(value: float, unit: str) -> str:
