@@ -771,8 +771,11 @@ def cmd_explore(args) -> int:
     grid = load_grid(args.grid)
     load_checkpoint(args.checkpoint)
     check_tools(PpaOptions(digital=grid["ppa"]["digital"]))
-    result = run_explore(args.checkpoint, grid, load_mnist(_data_dir(args), "test"), args.out, workers=args.jobs,
-                         scheduler=args.scheduler)
+    data_dir = _data_dir(args)
+    calib = _calibration_images(data_dir, grid["accuracy"]["calib"], "[accuracy] calib") \
+        if grid["accuracy"]["calib"] else None
+    result = run_explore(args.checkpoint, grid, load_mnist(data_dir, "test"), args.out, workers=args.jobs,
+                         scheduler=args.scheduler, calib_set=calib)
     print(explore_markdown(result))
     print(f"wrote {', '.join(str(p) for p in write_explore(result, args.out))}")
     return 0

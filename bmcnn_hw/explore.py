@@ -18,6 +18,8 @@ The grid file (TOML) lists the axes and how each point is measured::
     sigma = 0.1                             # relative spread of R_on and R_off of each chip
     chips = 3                               # chip k has seed k
     images = 1000                           # first N test images
+    calib = 2048                            # guarded tuning of every chip on the first N training
+                                            # images (0: untuned); fronts rank the tuned accuracy
     [ppa]                                   # bmcnn-hw ppa on each point's build
     images = 5
     digital = true                          # Yosys + gate-level activity + OpenSTA
@@ -37,6 +39,7 @@ import io
 import itertools
 import json
 import shutil
+import textwrap
 import time
 from pathlib import Path
 
@@ -46,7 +49,7 @@ from .config import ADC_RANGES, CrossbarGeometry, DigitalParams, HardwareConfig
 from .errors import ConfigError
 from .flows import load_toml
 from .golden.chip import SKY130_SWING_V, Chip, check_cell_geometry, sized_readout
-from .golden.crossbar import PhysicsReader, run_crossbar
+from .golden.crossbar import PhysicsReader, physics_predictions_shared
 from .golden.integer import run_integer
 from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
@@ -54,6 +57,7 @@ from .ppa.summary import si_units
 from .presets import get_preset
 from .progress import say
 from .records import fingerprint
+from .tune import calibrate
 
 AXES = {"tile": str, "adc_bits": int, "adc_range": str, "device": str, "encoding": str, "clock_gating": bool,
         "columns_per_adc": int, "skip_zero_reads": bool, "sense_layers": str, "columns_per_comparator": int,
@@ -62,10 +66,12 @@ AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "adc_range": "rows", "device"
                  "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False, "sense_layers": "",
                  "columns_per_comparator": 0, "rails": False}
 """The value of an axis the grid leaves out."""
-SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int},
+SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int, "calib": int},
                                         "ppa": {"images": int, "digital": bool, "activity_beats": int}}
-DEFAULTS: dict[str, dict] = {"accuracy": {"sigma": 0.0, "chips": 1, "images": 1000},
+DEFAULTS: dict[str, dict] = {"accuracy": {"sigma": 0.0, "chips": 1, "images": 1000, "calib": 0},
                              "ppa": {"images": 5, "digital": True, "activity_beats": 5000}}
+MAY_BE_ZERO = {"calib"}
+"""Whole-number settings for which 0 means "none" (every other whole number is at least 1)."""
 _WORKER: dict = {}
 
 
@@ -93,9 +99,10 @@ def load_grid(path: Path) -> dict:
     for section, fields in SECTIONS.items():
         table = {**DEFAULTS[section], **data.get(section, {})}
         for key, value in table.items():
-            if key not in fields or not _valid(fields[key], value, at_least=1 if fields[key] is int else 0):
+            at_least = 1 if fields.get(key) is int and key not in MAY_BE_ZERO else 0
+            if key not in fields or not _valid(fields[key], value, at_least=at_least):
                 raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected one of {sorted(fields)} "
-                                  "with a positive value of the right type")
+                                  "with a positive value of the right type (calib may be 0: untuned)")
         grid[section] = table
     for device in grid["axes"]["device"]:
         get_preset(device)
@@ -160,21 +167,40 @@ def point_hardware(point: dict) -> HardwareConfig:
                           digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
 
 
-def _init(checkpoint: str, out_dir: str, grid: dict, context: str, images: np.ndarray, labels: np.ndarray) -> None:
+def _init(checkpoint: str, out_dir: str, grid: dict, context: str, images: np.ndarray, labels: np.ndarray,
+          calib: tuple[np.ndarray, np.ndarray]) -> None:
     _WORKER.update(checkpoint=Path(checkpoint), out=Path(out_dir), grid=grid, context=context, images=images,
-                   labels=labels)
+                   labels=labels, calib=calib)
 
 
-def _accuracy(model, grid: dict, images: np.ndarray, labels: np.ndarray) -> dict:
+def _chip_accuracies(model, chip: Chip, images: np.ndarray, labels: np.ndarray,
+                     calib: tuple[np.ndarray, np.ndarray]) -> list[float]:
+    """Accuracy of one sampled chip untuned and, when there are calibration images, after guarded
+    tuning on them (one characterisation of its tiles serves both)."""
+    reader = PhysicsReader(chip)
+    tunings: list = [None]
+    if len(calib[0]):
+        tunings.append(calibrate(model, chip, calib[0], reader, calib[1], "guarded").offsets)
+    predictions = physics_predictions_shared(model, chip, images, tunings, reader=reader)
+    return [float((p == labels).mean()) for p in predictions]
+
+
+def _accuracy(model, grid: dict, images: np.ndarray, labels: np.ndarray, calib: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Golden accuracy and the accuracies of the sampled chips: ``chips``, ``mean`` and ``std``
+    are the tuned ones when the grid tunes (``tuned`` true; the untuned ones under ``untuned_*``)."""
     acc = grid["accuracy"]
     n = acc["images"]
     golden = float((run_integer(model, images[:n]).predictions == labels[:n]).mean())
     device = dataclasses.replace(model.hardware.device, sigma_on_rel=acc["sigma"], sigma_off_rel=acc["sigma"])
-    chips = []
-    for seed in range(acc["chips"]):
-        preds = run_crossbar(model, images[:n], PhysicsReader(Chip(model, device, seed)))[0].predictions
-        chips.append(float((preds == labels[:n]).mean()))
-    return {"golden": golden, "chips": chips, "mean": float(np.mean(chips)), "std": float(np.std(chips))}
+    runs = [_chip_accuracies(model, Chip(model, device, seed), images[:n], labels[:n], calib)
+            for seed in range(acc["chips"])]
+    ranked, untuned = [run[-1] for run in runs], [run[0] for run in runs]
+    result = {"golden": golden, "chips": ranked, "mean": float(np.mean(ranked)), "std": float(np.std(ranked)),
+              "tuned": len(calib[0]) > 0}
+    if result["tuned"]:
+        result |= {"untuned_chips": untuned, "untuned_mean": float(np.mean(untuned)),
+                   "untuned_std": float(np.std(untuned))}
+    return result
 
 
 def run_design_point(point: dict) -> dict:
@@ -186,7 +212,7 @@ def run_design_point(point: dict) -> dict:
     started = time.perf_counter()
     grid, work = _WORKER["grid"], _WORKER["out"] / "points" / point_label(point)
     model = build(_WORKER["checkpoint"], work / "build", point_hardware(point))
-    accuracy = _accuracy(model, grid, _WORKER["images"], _WORKER["labels"])
+    accuracy = _accuracy(model, grid, _WORKER["images"], _WORKER["labels"], _WORKER["calib"])
     ppa = grid["ppa"]
     options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"])
     report = run_ppa(work / "build", _WORKER["images"][: ppa["images"]], work / "ppa", options, progress=False)
@@ -206,13 +232,14 @@ FINISHED = "result.json"
 """Written last into a point's directory: a point without it is partial and is measured again."""
 
 
-def explore_context(checkpoint: Path, grid: dict, images: np.ndarray, labels: np.ndarray) -> str:
+def explore_context(checkpoint: Path, grid: dict, images: np.ndarray, labels: np.ndarray,
+                    calib: tuple[np.ndarray, np.ndarray]) -> str:
     """A fingerprint of what every point's result depends on besides the point itself: the
-    checkpoint's files, the grid's accuracy and PPA settings, the test images and labels (a
-    point's key is ``fingerprint(context, point)``)."""
+    checkpoint's files, the grid's accuracy and PPA settings, the test images and labels and the
+    calibration images and labels (a point's key is ``fingerprint(context, point)``)."""
     files = {p.name: sha256_file(p) for p in sorted(Path(checkpoint).iterdir())
              if p.is_file() and p.name != "train_state.pt"}
-    return fingerprint(files, {"accuracy": grid["accuracy"], "ppa": grid["ppa"]}, images, labels)
+    return fingerprint(files, {"accuracy": grid["accuracy"], "ppa": grid["ppa"]}, images, labels, *calib)
 
 
 def finished_points(out_dir: Path, points: list[dict], key_of) -> dict[str, dict]:
@@ -234,19 +261,25 @@ def finished_points(out_dir: Path, points: list[dict], key_of) -> dict[str, dict
 
 
 def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, workers: int = 1,
-                scheduler: str | None = None, progress: bool = True) -> dict:
-    """Every design point of ``grid``: accuracy (physics on sampled chips) and PPA; Pareto flags."""
+                scheduler: str | None = None, progress: bool = True, calib_set=None) -> dict:
+    """Every design point of ``grid``: accuracy (physics on sampled chips, tuned on the first
+    ``[accuracy] calib`` images of ``calib_set`` when that is > 0) and PPA; Pareto flags.
+
+    Raises:
+        ConfigError: the grid tunes but ``calib_set`` holds fewer images than it asks for.
+    """
     points = design_points(grid)
     for point in points:
         point_hardware(point)  # bad combinations fail before any work
     n = max(grid["accuracy"]["images"], grid["ppa"]["images"])
     images, labels = test_set.images[:n], test_set.labels[:n]
-    context = explore_context(checkpoint, grid, images, labels)
+    calib = _calibration(grid, calib_set)
+    context = explore_context(checkpoint, grid, images, labels, calib)
     done = finished_points(out_dir, points, lambda p: fingerprint(context, p))
     todo = [p for p in points if point_label(p) not in done]
     if done:
         say(f"explore: {len(done)} of {len(points)} points finished by an earlier run into {out_dir}; reusing them")
-    args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, context, images, labels)
+    args = (str(Path(checkpoint).resolve()), str(Path(out_dir).resolve()), grid, context, images, labels, calib)
     fresh = run_jobs(run_design_point, todo, _init, args, workers=max(1, min(workers, len(todo))),
                      scheduler=scheduler, shared_from=4, retries=2, progress=progress, desc="explore",
                      unit="point") if todo else []
@@ -257,6 +290,17 @@ def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, worker
         for r, on in zip(results, front, strict=True):
             r[f"pareto_{key}"] = on
     return {"checkpoint": str(checkpoint), "grid": grid, "points": results}
+
+
+def _calibration(grid: dict, calib_set) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``[accuracy] calib`` images and labels of ``calib_set`` (none when it is 0)."""
+    count = grid["accuracy"]["calib"]
+    if not count:
+        return np.zeros((0, 28, 28), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    if calib_set is None or len(calib_set.images) < count:
+        held = 0 if calib_set is None else len(calib_set.images)
+        raise ConfigError(f"[accuracy] calib = {count}: the calibration (training) set holds {held:,} images")
+    return calib_set.images[:count], calib_set.labels[:count]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -271,21 +315,39 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 def explore_markdown(result: dict) -> str:
     """The table of design points (Pareto points marked)."""
     acc = result["grid"]["accuracy"]
+    tuned = acc.get("calib", 0) > 0
     lines = ["# Design-space exploration", "",
              f"Accuracy: physics executor on {acc['chips']} sampled chip(s) (sigma {acc['sigma']:g}, seeds 0..), "
-             f"first {acc['images']} test images; PPA: `bmcnn-hw ppa` on each point's build"
+             f"first {acc['images']} test images, {_tuning_words(acc)}; PPA: `bmcnn-hw ppa` on each point's build"
              f"{'' if result['grid']['ppa']['digital'] else ' with the digital periphery LEFT OUT (digital = false)'}. "
              "P: on the Pareto front of accuracy vs energy (E) or area (A).", "",
-             "| point | ADC bits | accuracy (golden) | accuracy (chips) | energy/inference | area | latency | "
-             "TOPS/W | Pareto |", "|---|---|---|---|---|---|---|---|---|"]
+             f"| point | ADC bits | accuracy (golden) | accuracy (chips{', tuned' if tuned else ''}) | "
+             f"{'accuracy (chips, untuned) | ' if tuned else ''}energy/inference | area | latency | TOPS/W | Pareto |",
+             "|---|---|---|---|" + ("---|" if tuned else "") + "---|---|---|---|---|"]
     for r in result["points"]:
         a = r["accuracy"]
         pareto = "".join(k for k, key in (("E", "pareto_energy_per_inference_j"), ("A", "pareto_area_mm2")) if r[key])
         energy, latency = si_units(r["energy_per_inference_j"], "J"), si_units(r["latency_s"], "s")
+        untuned = f"{100 * a['untuned_mean']:.2f} +- {100 * a['untuned_std']:.2f} % | " if tuned else ""
         lines.append(f"| {r['label']} | {','.join(map(str, r['adc_bits']))} | {100 * a['golden']:.2f} % | "
-                     f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} % | {energy} | {r['area_mm2']:.4g} mm^2 | "
-                     f"{latency} | {r['tops_per_w']:.3g} | {pareto or '-'} |")
+                     f"{100 * a['mean']:.2f} +- {100 * a['std']:.2f} % | {untuned}{energy} | "
+                     f"{r['area_mm2']:.4g} mm^2 | {latency} | {r['tops_per_w']:.3g} | {pareto or '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def distinguishing_labels(labels: list[str]) -> tuple[list[str], str]:
+    """Each point's label without the ``_``-separated parts every point shares (what tells the
+    points apart, for the plot), and the shared parts."""
+    parts = [label.split("_") for label in labels]
+    shared = [p for p in parts[0] if all(p in other for other in parts)] if len(parts) > 1 else []
+    names = [" ".join(p for p in label if p not in shared) or " ".join(label) for label in parts]
+    return names, " ".join(shared)
+
+
+def _tuning_words(acc: dict) -> str:
+    """How the chips' accuracy was taken: untuned, or after guarded tuning on N training images."""
+    calib = acc.get("calib", 0)
+    return f"after guarded tuning on {calib:,} calibration (training) images" if calib else "untuned"
 
 
 def plot_pareto(result: dict) -> bytes:
@@ -295,25 +357,28 @@ def plot_pareto(result: dict) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    points = result["points"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    points, acc = result["points"], result["grid"]["accuracy"]
+    names, common = distinguishing_labels([r["label"] for r in points])
     for ax, key, scale, label in ((axes[0], "energy_per_inference_j", 1e6, "energy per inference (uJ)"),
                                   (axes[1], "area_mm2", 1.0, "area (mm$^2$)")):
-        for r in points:
+        for r, name in zip(points, names, strict=True):
             ax.scatter(r[key] * scale, 100 * r["accuracy"]["mean"], color="C1" if r[f"pareto_{key}"] else "C0")
-            ax.annotate(r["label"].replace("_", " "), (r[key] * scale, 100 * r["accuracy"]["mean"]), fontsize=6,
+            ax.annotate(name, (r[key] * scale, 100 * r["accuracy"]["mean"]), fontsize=6, rotation=20,
                         textcoords="offset points", xytext=(3, 3))
         front = sorted((r[key] * scale, 100 * r["accuracy"]["mean"]) for r in points if r[f"pareto_{key}"])
         ax.plot(*zip(*front, strict=True), color="C1", linestyle="--", marker="o", label=f"Pareto front "
                 f"({len(front)} point{'s' if len(front) != 1 else ''})")
         ax.set_xlabel(label)
-        ax.set_ylabel("test accuracy on sampled chips (%)")
+        ax.set_ylabel(f"test accuracy on sampled chips{', tuned' if acc.get('calib', 0) else ''} (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    acc, ppa = result["grid"]["accuracy"], result["grid"]["ppa"]
+    ppa = result["grid"]["ppa"]
     cost = "analog + digital" if ppa["digital"] else "analog only: digital periphery LEFT OUT (grid: digital = false)"
-    fig.suptitle(f"Design-space exploration: {len(points)} points; accuracy on {acc['chips']} chip(s) at sigma "
-                 f"{acc['sigma']:g}, {acc['images']} images; energy and area {cost}", fontsize=9)
+    title = (f"Design-space exploration: {len(points)} points; accuracy on {acc['chips']} chip(s) at sigma "
+             f"{acc['sigma']:g}, {acc['images']} images, {_tuning_words(acc)}; energy and area {cost}"
+             + (f"; every point: {common}" if common else ""))
+    fig.suptitle(textwrap.fill(title, 150), fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)

@@ -310,4 +310,5 @@ def check_cell_geometry(params: DeviceParams, geometry: CrossbarGeometry) -> Non
         raise ConfigError("cell '1t1r' needs input_mode 'unipolar' (the access transistor is characterised "
                           "for non-negative bit-line voltages)")
     if geometry.encoding != "differential":
-        raise ConfigError("cell '1t1r' needs the 'differential' encoding (no 1T1R reference column is modelled)")
+        raise ConfigError("cell '1t1r' needs the 'differential' encoding (no 1T1R reference column is modelled); "
+                          "compile with --encoding differential (--arch efficient sets the reference encoding)")

@@ -6,9 +6,20 @@ import json
 
 import pytest
 
+from bmcnn_hw.build import build
 from bmcnn_hw.errors import ConfigError
-from bmcnn_hw.explore import design_points, load_grid, pareto_front, point_hardware, point_label
-from tests.helpers import needs, run_cli
+from bmcnn_hw.explore import (
+    _accuracy,
+    _calibration,
+    design_points,
+    distinguishing_labels,
+    explore_markdown,
+    load_grid,
+    pareto_front,
+    point_hardware,
+    point_label,
+)
+from tests.helpers import REPO, needs, run_cli
 
 GRID = """[axes]
 tile = ["64x64", "128x128"]
@@ -66,6 +77,7 @@ def test_grid_defaults_and_combinations(tmp_path):
     path.write_text('[axes]\ntile = ["32x32", "64x64"]\nadc_bits = [0, 5]\n')
     grid = load_grid(path)
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
+    assert grid["accuracy"]["calib"] == 0  # untuned unless the grid asks
     assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "adc_range": "rows", "device": "ideal",
                                       "encoding": "differential", "clock_gating": False, "columns_per_adc": 1,
                                       "skip_zero_reads": False, "sense_layers": "", "columns_per_comparator": 0,
@@ -99,6 +111,7 @@ def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
     ('[axes]\ntile = ["64"]\n', "tile size must look like RxC"),
     ('[axes]\nadc_range = ["tile"]\n', r"\[axes\] adc_range values must be among \['rows', 'weights', 'columns'\]"),
     ('[axes]\ntile = ["64x64"]\n[accuracy]\nchips = 0\n', r"\[accuracy\] chips = 0"),
+    ('[axes]\ntile = ["64x64"]\n[accuracy]\ncalib = -1\n', r"\[accuracy\] calib = -1"),
     ('[axes]\ntile = ["64x64"]\n[ppa]\ndigital = "yes"\n', r"\[ppa\] digital = 'yes'"),
 ])
 def test_bad_grid_names_the_field(tmp_path, text, message):
@@ -114,3 +127,42 @@ def test_explore_bad_grid_is_one_line(checkpoint, tmp_path):
     code, _, err = run_cli("explore", checkpoint, "--grid", path, "-o", tmp_path / "x")
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_a_tuning_grid_ranks_the_tuned_accuracy_and_keeps_the_untuned(checkpoint, mnist_train, mnist_test, tmp_path):
+    """With ``[accuracy] calib`` every sampled chip is measured untuned and after guarded tuning;
+    a reference-encoded chip at sigma 0.2 (a fixed reference column, so every device's spread
+    shifts every column) is near chance untuned and recovered by tuning."""
+    path = tmp_path / "g.toml"
+    path.write_text('[axes]\ntile = ["128x128"]\nencoding = ["reference"]\n'
+                    "[accuracy]\nsigma = 0.2\nchips = 2\nimages = 300\ncalib = 256\n")
+    grid = load_grid(path)
+    model = build(checkpoint, tmp_path / "b", point_hardware(design_points(grid)[0]))
+    calib = _calibration(grid, mnist_train)
+    assert len(calib[0]) == 256
+    acc = _accuracy(model, grid, mnist_test.images, mnist_test.labels, calib)
+    assert acc["tuned"] and len(acc["chips"]) == len(acc["untuned_chips"]) == 2
+    assert acc["untuned_mean"] < 0.5 < 0.9 < acc["mean"], acc
+    result = {"grid": grid, "points": [{"label": "p", "adc_bits": [6], "accuracy": acc, "energy_per_inference_j": 1e-9,
+                                        "area_mm2": 1.0, "latency_s": 1e-6, "tops_per_w": 1.0,
+                                        "pareto_energy_per_inference_j": True, "pareto_area_mm2": True}]}
+    table = explore_markdown(result)
+    assert "after guarded tuning on 256 calibration (training) images" in table
+    assert f"{100 * acc['untuned_mean']:.2f} +- " in table
+    with pytest.raises(ConfigError, match=r"\[accuracy\] calib = 256: the calibration \(training\) set holds 0 images"):
+        _calibration(grid, None)
+
+
+@pytest.mark.parametrize("name", ["explore_grid.toml", "explore_efficient.toml"])
+def test_shipped_grids_load_and_every_point_is_a_valid_build(name):
+    grid = load_grid(REPO / "flows" / name)
+    for point in design_points(grid):
+        point_hardware(point)
+    if name == "explore_efficient.toml":
+        assert grid["accuracy"]["calib"] == 2048
+
+
+def test_plot_labels_keep_what_tells_points_apart():
+    names, shared = distinguishing_labels(["512x128_adc0w_reference_cpa64", "512x128_adc0w_differential_cpa128"])
+    assert names == ["reference cpa64", "differential cpa128"] and shared == "512x128 adc0w"
+    assert distinguishing_labels(["64x64_adc0"]) == (["64x64 adc0"], "")
