@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import io
 import json
+import math
 import zipfile
 import zlib
 from collections.abc import Container
@@ -136,6 +137,13 @@ class CompiledLayer:
         return self.in_shape[1] - self.kernel + 1, self.in_shape[2] - self.kernel + 1
 
     @property
+    def reads_per_image(self) -> int:
+        """Reads of a crossbar layer per image: one per output position (a conv layer's
+        positions before pooling) and input bit plane."""
+        positions = math.prod(self.conv_hw) if self.kind == "conv" else 1
+        return positions * self.input_bits
+
+    @property
     def is_output(self) -> bool:
         """True for the score layer."""
         return self.score_scale is not None
@@ -214,6 +222,10 @@ class CompiledModel:
         if digital:
             raise ConfigError(f"{what}: layer(s) {', '.join(digital)} are digital fixed-point layers, for which "
                               f"{missing}; use a model whose layers are all binary")
+
+    def skips_zero_reads(self, layer: CompiledLayer) -> bool:
+        """Whether ``layer`` has zero detectors (:attr:`~bmcnn_hw.config.ReadoutParams.skip_zero_reads`)."""
+        return self.hardware.readout.skips_zero_reads(layer.name, layer.reads_per_image)
 
     def replace_layer(self, index: int, **changes: Any) -> CompiledModel:
         """A copy with layer ``index`` changed."""

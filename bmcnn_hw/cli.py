@@ -299,10 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weight columns of a tile that share one ADC through a column multiplexer, converted one "
                          "after another after each read; must divide the tile columns. Recorded in the build and "
                          "costed by `ppa` (default 1: one ADC per weight column)")
-    co.add_argument("--skip-zero-reads", action=argparse.BooleanOptionalAction, default=None,
+    co.add_argument("--skip-zero-reads", nargs="?", const=True, default=None, metavar="auto|NAMES",
                     help="do not perform a tile read whose input rows are all 0 (a zero detector keeps the tile's "
                          "TIAs and ADCs off and its codes at 0, the code such a read gives anyway); recorded in the "
-                         "build and costed by `ppa`, timing and RTL unchanged; unipolar inputs only (default: off)")
+                         "build and costed by `ppa`, timing and RTL unchanged; unipolar inputs only. Without a value "
+                         "every crossbar layer gets detectors; `auto`: the layers read more than once per image "
+                         "(conv windows, bit planes of multi-bit inputs), where all-zero reads happen; or "
+                         "comma-separated layer names (default: off)")
+    co.add_argument("--no-skip-zero-reads", dest="skip_zero_reads", action="store_const", const=False,
+                    help="perform every read (overrides an architecture that skips)")
     co.add_argument("--sense-layers", metavar="NAMES|auto",
                     help="layers read out by sense amplifiers instead of ADCs (comma-separated names, or `auto`: "
                          "every layer that qualifies, a hidden layer with 1-bit inputs on one row tile): a comparator "

@@ -261,11 +261,15 @@ class ReadoutParams(_DictMixin):
     after another after each read (the TIA outputs hold meanwhile); must divide the tile's
     columns. Costed by ``ppa`` (ADC count and conversion time); codes reach the periphery in
     the same order."""
-    skip_zero_reads: bool = False
+    skip_zero_reads: bool | str = False
     """A tile read whose input rows are all 0 is not performed: a zero detector (an OR of the
     tile's row inputs) keeps its TIAs unbiased and its ADCs idle and the code register at 0,
     the code every executor gives such a read (no row driven: no current). The read keeps its
-    time slot and its beats, so timing and the RTL are unchanged. Unipolar inputs only."""
+    time slot and its beats, so timing and the RTL are unchanged. Unipolar inputs only. True:
+    every crossbar layer has detectors; ``auto``: the layers read more than once per image (a
+    conv layer's windows, or the bit planes of multi-bit inputs), where all-zero reads happen (a
+    binary fc layer reads its whole input once, and a row tile of it is rarely all zero); or
+    comma-separated layer names; False: none."""
     sense_layers: str = ""
     """Layers read out by sense amplifiers instead of ADCs: comma-separated layer names, ``auto``
     (every layer that qualifies) or empty (none). A sense layer's comparators decide each
@@ -301,12 +305,28 @@ class ReadoutParams(_DictMixin):
                 or self.columns_per_comparator < 0:
             raise ConfigError("columns_per_comparator must be a whole number (0 = columns_per_adc), not "
                               f"{self.columns_per_comparator!r}")
-        if not isinstance(self.skip_zero_reads, bool):
-            raise ConfigError(f"skip_zero_reads must be true or false, not {self.skip_zero_reads!r}")
+        self._check_skip()
         self._check_sense()
         if self.v_swing_v and self.tia_gain:
             raise ConfigError("v_swing_v (TIA rails) needs an ideal TIA (tia_gain = 0): a clipped finite-gain "
                               "op-amp loses its virtual ground, which the models do not follow")
+
+    def _check_skip(self) -> None:
+        value = self.skip_zero_reads
+        names_ok = isinstance(value, str) and value.strip() != "" and all(
+            n.strip() and n.strip().isidentifier() for n in value.split(","))
+        if not isinstance(value, bool) and not names_ok:
+            raise ConfigError(f"skip_zero_reads must be true, false, `auto` or layer names separated by commas, "
+                              f"not {value!r}")
+
+    def skips_zero_reads(self, name: str, reads_per_image: int) -> bool:
+        """Whether layer ``name``, read ``reads_per_image`` times per image, has zero detectors."""
+        value = self.skip_zero_reads
+        if isinstance(value, bool):
+            return value
+        if value.strip() == "auto":
+            return reads_per_image > 1
+        return name in [n.strip() for n in value.split(",")]
 
     def _check_sense(self) -> None:
         names = self.sense_layers

@@ -10,7 +10,7 @@ The grid file (TOML) lists the axes and how each point is measured::
     encoding = ["differential"]
     clock_gating = [false, true]            # compile --clock-gating (gated periphery registers)
     columns_per_adc = [1, 16]               # compile --columns-per-adc (ADCs shared through a column mux)
-    skip_zero_reads = [false, true]         # compile --skip-zero-reads (all-zero reads not performed)
+    skip_zero_reads = [false, true, "auto"] # compile --skip-zero-reads (all-zero reads not performed)
     sense_layers = ["", "auto"]             # compile --sense-layers (read-out adc | sense amplifiers)
     columns_per_comparator = [0, 8]         # compile --columns-per-comparator (0: as columns_per_adc)
     rails = [false, true]                   # TIA rails at +-0.9 V, R_f sized (--v-swing 0.9 --tia-rf auto)
@@ -60,7 +60,7 @@ from .records import fingerprint
 from .tune import calibrate
 
 AXES = {"tile": str, "adc_bits": int, "adc_range": str, "device": str, "encoding": str, "clock_gating": bool,
-        "columns_per_adc": int, "skip_zero_reads": bool, "sense_layers": str, "columns_per_comparator": int,
+        "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str, "columns_per_comparator": int,
         "rails": bool}
 AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "adc_range": "rows", "device": "ideal", "encoding": "differential",
                  "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False, "sense_layers": "",
@@ -92,9 +92,11 @@ def load_grid(path: Path) -> dict:
     grid: dict = {"axes": {}}
     for name, kind in AXES.items():
         values = axes.get(name, [AXIS_DEFAULTS[name]])
+        kinds = kind if isinstance(kind, tuple) else (kind,)
         if not isinstance(values, list) or not values or not all(
-                isinstance(v, kind) and (kind is bool or not isinstance(v, bool)) for v in values):
-            raise ConfigError(f"{path}: [axes] {name} must be a non-empty list of {kind.__name__}")
+                isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool)) for v in values):
+            raise ConfigError(f"{path}: [axes] {name} must be a non-empty list of "
+                              f"{' or '.join(k.__name__ for k in kinds)}")
         grid["axes"][name] = values
     for section, fields in SECTIONS.items():
         table = {**DEFAULTS[section], **data.get(section, {})}
@@ -135,15 +137,17 @@ def design_points(grid: dict) -> list[dict]:
 def point_label(point: dict) -> str:
     """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``adc0w`` and
     ``adc0c`` for derived ADC widths from the weights or per-column windows, ``_gated``, ``_cpa16``
-    ``_skip0`` and ``_sense-auto`` added for clock gating, 16 columns per ADC, skipped all-zero reads
-    and sense read-out; ``_cpc8`` and ``_rails`` for 8 columns per comparator and TIA rails).
+    ``_skip0`` (``_skip0-auto``, ``_skip0-conv0``) and ``_sense-auto`` added for clock gating, 16
+    columns per ADC, skipped all-zero reads (in every layer, the layers read more than once per image,
+    conv0) and sense read-out; ``_cpc8`` and ``_rails`` for 8 columns per comparator and TIA rails).
     Distinct points get distinct names."""
     suffix = {"weights": "w", "columns": "c"}.get(point.get("adc_range", "rows"), "")
     bits = f"{point['adc_bits']}{suffix}"
     label = f"{point['tile']}_adc{bits}_{point['device']}_{point['encoding']}"
     label += "_gated" if point.get("clock_gating") else ""
     label += f"_cpa{point['columns_per_adc']}" if point.get("columns_per_adc", 1) != 1 else ""
-    label += "_skip0" if point.get("skip_zero_reads") else ""
+    skip = point.get("skip_zero_reads", False)
+    label += "_skip0" + ("" if skip is True else f"-{str(skip).replace(',', '+')}") if skip else ""
     label += f"_sense-{point['sense_layers'].replace(',', '+')}" if point.get("sense_layers") else ""
     label += f"_cpc{point['columns_per_comparator']}" if point.get("columns_per_comparator") else ""
     label += "_rails" if point.get("rails") else ""

@@ -107,12 +107,29 @@ def sense_layers(model: CompiledModel) -> set[str]:
     return set(names)
 
 
+def check_skip_layers(model: CompiledModel) -> None:
+    """The layers ``readout.skip_zero_reads`` names (when it names layers) are crossbar layers.
+
+    Raises:
+        ConfigError: naming the layer and the crossbar layers.
+    """
+    value = model.hardware.readout.skip_zero_reads
+    if isinstance(value, bool) or value.strip() == "auto":
+        return
+    crossbar = [la.name for la in model.layers if not la.digital]
+    for name in (n.strip() for n in value.split(",")):
+        if name not in crossbar:
+            raise ConfigError(f"--skip-zero-reads: no crossbar layer {name!r} (crossbar layers: "
+                              f"{', '.join(crossbar) or 'none'}); give `auto`, layer names, or no value for all")
+
+
 def tile(model: CompiledModel) -> CompiledModel:
     """Record tiling and ADC bits of every crossbar layer, the MAC lanes of every digital layer,
     and whether each periphery's configuration registers are clock-gated (from the model's
     HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout
     sensed = sense_layers(model)
+    check_skip_layers(model)
     for i, layer in enumerate(model.layers):
         model = model.replace_layer(i, clock_gating=model.hardware.digital.clock_gating)
         layer = model.layers[i]

@@ -319,7 +319,7 @@ class CrossbarAccumulator:
         A build that skips all-zero reads gives such a read code 0 and no energy (the hardware
         does not perform it); every cell model gives it no current anyway, which tests check."""
         codes, energy = self._performed_codes(index, layer, rt, ct, plane, bits, used_cols)
-        if self.model.hardware.readout.skip_zero_reads:
+        if self.model.skips_zero_reads(layer):
             idle = ~bits.any(axis=1)
             if idle.any():
                 codes, energy = codes.copy(), energy.copy()

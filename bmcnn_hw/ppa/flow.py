@@ -158,7 +158,8 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     convert_j = (cost.adc.energy_per_decision_j if layer.sense else cost.adc.energy_per_conversion_j)(layer.adc_bits)
     lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) * convert_s)
     performed = lp.performed_read_fraction  # a skipped read biases no TIA and starts no ADC; it keeps its slot
-    detect_energy, detect_area = _zero_detect_cost(layer, cost, s.reads) if _skips(model) else (0.0, 0.0)
+    skips = model.skips_zero_reads(layer)
+    detect_energy, detect_area = _zero_detect_cost(layer, cost, s.reads) if skips else (0.0, 0.0)
     lp.energy_j = {
         "array_drivers": tr.energy_drivers_j * scale,
         "tia_output": tr.energy_tia_output_j * scale,
@@ -178,7 +179,8 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
 
 
 def _skips(model: CompiledModel) -> bool:
-    return model.hardware.readout.skip_zero_reads
+    """Whether any crossbar layer of the build has zero detectors."""
+    return any(model.skips_zero_reads(layer) for layer in model.layers if not layer.digital)
 
 
 def _zero_detect_cost(layer: CompiledLayer, cost: CostModel, reads: int) -> tuple[float, float]:
@@ -247,8 +249,8 @@ def _measure_skipped_reads(model: CompiledModel, layers: list[LayerPpa], trace: 
                            progress: bool) -> None:
     """Each crossbar layer's share of performed (not all-zero) row-tile reads on ``images``."""
     for index, (layer, lp) in enumerate(zip(model.layers, layers, strict=True)):
-        if layer.digital:
-            continue
+        if layer.digital or not model.skips_zero_reads(layer):
+            continue  # a layer without zero detectors performs every read
         lp.performed_read_fraction = performed_read_fraction(layer, _layer_rows(layer, index, trace, images))
         _say(progress, f"ppa: {layer.name}: {1 - lp.performed_read_fraction:.1%} of its row-tile reads are all "
                        f"zero on {len(images)} image(s) and skipped")

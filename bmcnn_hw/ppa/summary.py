@@ -96,7 +96,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
                    "ops_per_inference": ops, "tops_per_w": ops / e_total / 1e12 if e_total else 0.0,
                    "tops_per_mm2": ops * throughput / 1e12 / a_total_mm2 if a_total_mm2 else 0.0},
         "layers": {lp.schedule.name: layer_record(lp) for lp in layers},
-        "sources": _sources(cost, options, n_images, model.hardware.readout.skip_zero_reads),
+        "sources": _sources(cost, options, n_images, bool(_skipping(model))),
         "assumptions": [
             "all tiles of a layer read in parallel, one read per output position and input bit plane",
             f"read cycle = SPICE settling time + {options.columns_per_adc} ADC conversion(s) (1 / sample rate each): "
@@ -109,12 +109,25 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
             "hand on; bmcnn_hw.rtl.mac.layer_cycles) and clock-gated when idle",
             "ops = 2 x MACs of the network: binary on the crossbars, fixed-point in MAC engines (padding excluded)",
             "row drivers: ideal ramps (plus the build's source resistance); their own area is not counted",
-        ] + (["a row tile's read whose inputs are all 0 is skipped (skip_zero_reads): its TIAs stay unbiased and "
-              "its ADCs idle, the periphery still takes its code 0 in the same slot (time as without skipping)"]
-             if model.hardware.readout.skip_zero_reads else []) + _sense_assumptions(model, layers),
+        ] + _skip_assumptions(model) + _sense_assumptions(model, layers),
         "warnings": _warnings(model, cost, layers),
         "seconds": seconds,
     }
+
+
+def _skipping(model: CompiledModel) -> list[str]:
+    """Names of the crossbar layers with zero detectors (skip_zero_reads)."""
+    return [la.name for la in model.layers if not la.digital and model.skips_zero_reads(la)]
+
+
+def _skip_assumptions(model: CompiledModel) -> list[str]:
+    """How skipped all-zero reads are costed, naming the layers with zero detectors (none: no line)."""
+    layers = _skipping(model)
+    if not layers:
+        return []
+    return [f"a row tile's read whose inputs are all 0 is skipped in {', '.join(layers)} (skip_zero_reads): its TIAs "
+            "stay unbiased and its ADCs idle, the periphery still takes its code 0 in the same slot (time as without "
+            "skipping)"]
 
 
 def _sense_assumptions(model: CompiledModel, layers: list[LayerPpa]) -> list[str]:

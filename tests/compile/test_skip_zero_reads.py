@@ -84,8 +84,8 @@ def test_ppa_costs_only_the_performed_reads(tmp_path, checkpoint, mnist_test):
     from bmcnn_hw.ppa.records import PpaOptions
 
     reports = {}
-    for skip in (False, True):
-        flags = ["--skip-zero-reads"] if skip else []
+    for skip in (False, True, "auto"):
+        flags = {False: [], True: ["--skip-zero-reads"], "auto": ["--skip-zero-reads", "auto"]}[skip]
         assert run_cli("compile", checkpoint, "-o", tmp_path / f"b{skip}", "--tile", "64x64", *flags)[0] == 0
         reports[skip] = run_ppa(tmp_path / f"b{skip}", mnist_test.images[:4], tmp_path / f"p{skip}",
                                 PpaOptions(digital=False), progress=False)
@@ -104,3 +104,30 @@ def test_ppa_costs_only_the_performed_reads(tmp_path, checkpoint, mnist_test):
             skip["schedule"]["reads"] * sum(r - 1 for r in rows) * gate.energy_per_gate_read_j)
         assert plain["energy_j"]["zero_detect"] == 0
     assert reports[True]["layers"]["conv0"]["performed_read_fraction"] < 0.7  # MNIST's background
+    # auto: conv0 (576 windows x 8 planes per image) skips as above; fc1 and fc2 (one read) cost as the plain build
+    for name, like in (("conv0", True), ("fc1", False), ("fc2", False)):
+        auto, same = reports["auto"]["layers"][name], reports[like]["layers"][name]
+        assert auto["performed_read_fraction"] == same["performed_read_fraction"]
+        assert auto["energy_j"] == pytest.approx(same["energy_j"])
+        assert auto["area_um2"] == pytest.approx(same["area_um2"])
+    assert "skipped in conv0 (skip_zero_reads)" in " ".join(reports["auto"]["assumptions"])
+
+
+def test_which_layers_skip_auto_names_or_all(tmp_path, checkpoint):
+    """``auto`` gives detectors to the layers read more than once per image (the compact model's
+    conv0: 576 windows), not to a binary fc layer read once; names pick layers; True all."""
+    code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "auto", "--skip-zero-reads", "auto",
+                           "--tile", "64x64")
+    assert code == 0, err
+    model = load_model(tmp_path / "auto")
+    assert [la.reads_per_image for la in model.layers] == [576 * 8, 1, 1]  # conv0 takes 8-bit pixels
+    assert [model.skips_zero_reads(la) for la in model.layers] == [True, False, False]
+    for value, expected in ((True, [True] * 3), (False, [False] * 3), ("fc1, fc2", [False, True, True])):
+        named = skipping(model, value)
+        assert [named.skips_zero_reads(la) for la in named.layers] == expected
+    code, _, err = run_cli("compile", checkpoint, "-o", tmp_path / "bad", "--skip-zero-reads", "fc9")
+    assert code == 2 and "--skip-zero-reads: no crossbar layer 'fc9' (crossbar layers: conv0, fc1, fc2)" in err
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="skip_zero_reads must be true, false, `auto` or layer names"):
+        ReadoutParams(skip_zero_reads="conv0,,fc1")
+

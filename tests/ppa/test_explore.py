@@ -94,6 +94,13 @@ def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
     assert len(points) == 384 and len({point_label(p) for p in points}) == 384
     skipping = next(p for p in points if p["skip_zero_reads"] and not p["sense_layers"])
     assert point_hardware(skipping).readout.skip_zero_reads and point_label(skipping).endswith("_skip0")
+    auto = {**skipping, "skip_zero_reads": "auto"}
+    assert point_hardware(auto).readout.skip_zero_reads == "auto" and point_label(auto).endswith("_skip0-auto")
+    path.write_text('[axes]\nskip_zero_reads = [false, "auto", "fc1,fc2"]\n')
+    assert load_grid(path)["axes"]["skip_zero_reads"] == [False, "auto", "fc1,fc2"]
+    path.write_text('[axes]\nskip_zero_reads = [1]\n')
+    with pytest.raises(ConfigError, match=r"\[axes\] skip_zero_reads must be a non-empty list of bool or str"):
+        load_grid(path)
     sensing = next(p for p in points if p["sense_layers"])
     assert point_hardware(sensing).readout.sense_layers == "auto" and point_label(sensing).endswith("_sense-auto")
     railed = {**sensing, "columns_per_comparator": 8, "rails": True}
