@@ -227,6 +227,10 @@ class CompiledModel:
         """Whether ``layer`` has zero detectors (:attr:`~bmcnn_hw.config.ReadoutParams.skip_zero_reads`)."""
         return self.hardware.readout.skips_zero_reads(layer.name, layer.reads_per_image)
 
+    def zero_detect_layers(self) -> list[str]:
+        """Names of the crossbar layers with zero detectors (none: the build performs every read)."""
+        return [la.name for la in self.layers if not la.digital and self.skips_zero_reads(la)]
+
     def replace_layer(self, index: int, **changes: Any) -> CompiledModel:
         """A copy with layer ``index`` changed."""
         layers = list(self.layers)

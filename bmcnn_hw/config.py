@@ -227,6 +227,16 @@ class CrossbarGeometry(_DictMixin):
         return cls(int(parts[0]), int(parts[1]), **fields)
 
 
+def _names_well_formed(text: object) -> bool:
+    """``text`` is empty or comma-separated identifiers (layer names, or ``auto``)."""
+    return isinstance(text, str) and (text == "" or all(n.strip().isidentifier() for n in text.split(",")))
+
+
+def _layer_names(text: str) -> list[str]:
+    """The comma-separated names in ``text``, stripped."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 ADC_RANGES = ("rows", "weights", "columns")
 """What a derived ADC width covers (:attr:`ReadoutParams.adc_range`)."""
 
@@ -313,26 +323,25 @@ class ReadoutParams(_DictMixin):
 
     def _check_skip(self) -> None:
         value = self.skip_zero_reads
-        names_ok = isinstance(value, str) and value.strip() != "" and all(
-            n.strip() and n.strip().isidentifier() for n in value.split(","))
-        if not isinstance(value, bool) and not names_ok:
+        if not isinstance(value, bool) and not (_names_well_formed(value) and value.strip()):
             raise ConfigError(f"skip_zero_reads must be true, false, `auto` or layer names separated by commas, "
                               f"not {value!r}")
+
+    def skip_names(self) -> list[str]:
+        """The layers ``skip_zero_reads`` names (none when it is true, false or ``auto``)."""
+        value = self.skip_zero_reads
+        return [] if isinstance(value, bool) or value.strip() == "auto" else _layer_names(value)
 
     def skips_zero_reads(self, name: str, reads_per_image: int) -> bool:
         """Whether layer ``name``, read ``reads_per_image`` times per image, has zero detectors."""
         value = self.skip_zero_reads
         if isinstance(value, bool):
             return value
-        if value.strip() == "auto":
-            return reads_per_image > 1
-        return name in [n.strip() for n in value.split(",")]
+        return reads_per_image > 1 if value.strip() == "auto" else name in self.skip_names()
 
     def _check_sense(self) -> None:
         names = self.sense_layers
-        well_formed = isinstance(names, str) and (
-            names == "" or all(n.strip() and n.strip().isidentifier() for n in names.split(",")))
-        if not well_formed:
+        if not _names_well_formed(names):
             raise ConfigError(f"sense_layers must be layer names separated by commas, `auto` or empty, not {names!r}")
         _check_positive("comparator_offset_v", self.comparator_offset_v, allow_zero=True)
 
@@ -340,7 +349,7 @@ class ReadoutParams(_DictMixin):
         """The layers ``sense_layers`` names, given the model's ``eligible`` ones (``auto``: all)."""
         if self.sense_layers.strip() == "auto":
             return list(eligible)
-        return [n.strip() for n in self.sense_layers.split(",") if n.strip()]
+        return _layer_names(self.sense_layers)
 
     @property
     def clip_current_a(self) -> float:

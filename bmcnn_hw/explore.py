@@ -49,7 +49,6 @@ from .config import ADC_RANGES, CrossbarGeometry, DigitalParams, HardwareConfig
 from .errors import ConfigError
 from .flows import load_toml
 from .golden.chip import SKY130_SWING_V, Chip, check_cell_geometry, sized_readout
-from .golden.crossbar import PhysicsReader, physics_predictions_shared
 from .golden.integer import run_integer
 from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
@@ -57,7 +56,7 @@ from .ppa.summary import si_units
 from .presets import get_preset
 from .progress import say
 from .records import fingerprint
-from .tune import calibrate
+from .sweep import chip_accuracies
 
 AXES = {"tile": str, "adc_bits": int, "adc_range": str, "device": str, "encoding": str, "clock_gating": bool,
         "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str, "columns_per_comparator": int,
@@ -172,35 +171,25 @@ def point_hardware(point: dict) -> HardwareConfig:
 
 
 def _init(checkpoint: str, out_dir: str, grid: dict, context: str, images: np.ndarray, labels: np.ndarray,
-          calib: tuple[np.ndarray, np.ndarray]) -> None:
+          calib: tuple[np.ndarray, np.ndarray] | None) -> None:
     _WORKER.update(checkpoint=Path(checkpoint), out=Path(out_dir), grid=grid, context=context, images=images,
                    labels=labels, calib=calib)
 
 
-def _chip_accuracies(model, chip: Chip, images: np.ndarray, labels: np.ndarray,
-                     calib: tuple[np.ndarray, np.ndarray]) -> list[float]:
-    """Accuracy of one sampled chip untuned and, when there are calibration images, after guarded
-    tuning on them (one characterisation of its tiles serves both)."""
-    reader = PhysicsReader(chip)
-    tunings: list = [None]
-    if len(calib[0]):
-        tunings.append(calibrate(model, chip, calib[0], reader, calib[1], "guarded").offsets)
-    predictions = physics_predictions_shared(model, chip, images, tunings, reader=reader)
-    return [float((p == labels).mean()) for p in predictions]
-
-
-def _accuracy(model, grid: dict, images: np.ndarray, labels: np.ndarray, calib: tuple[np.ndarray, np.ndarray]) -> dict:
+def _accuracy(model, grid: dict, images: np.ndarray, labels: np.ndarray,
+              calib: tuple[np.ndarray, np.ndarray] | None) -> dict:
     """Golden accuracy and the accuracies of the sampled chips: ``chips``, ``mean`` and ``std``
-    are the tuned ones when the grid tunes (``tuned`` true; the untuned ones under ``untuned_*``)."""
+    are the tuned ones when ``calib`` (images, labels) is given (``tuned`` true; the untuned ones
+    under ``untuned_*``)."""
     acc = grid["accuracy"]
     n = acc["images"]
     golden = float((run_integer(model, images[:n]).predictions == labels[:n]).mean())
     device = dataclasses.replace(model.hardware.device, sigma_on_rel=acc["sigma"], sigma_off_rel=acc["sigma"])
-    runs = [_chip_accuracies(model, Chip(model, device, seed), images[:n], labels[:n], calib)
+    runs = [chip_accuracies(model, Chip(model, device, seed), images[:n], labels[:n], *(calib or (None, None)))
             for seed in range(acc["chips"])]
     ranked, untuned = [run[-1] for run in runs], [run[0] for run in runs]
     result = {"golden": golden, "chips": ranked, "mean": float(np.mean(ranked)), "std": float(np.std(ranked)),
-              "tuned": len(calib[0]) > 0}
+              "tuned": calib is not None}
     if result["tuned"]:
         result |= {"untuned_chips": untuned, "untuned_mean": float(np.mean(untuned)),
                    "untuned_std": float(np.std(untuned))}
@@ -237,13 +226,13 @@ FINISHED = "result.json"
 
 
 def explore_context(checkpoint: Path, grid: dict, images: np.ndarray, labels: np.ndarray,
-                    calib: tuple[np.ndarray, np.ndarray]) -> str:
+                    calib: tuple[np.ndarray, np.ndarray] | None) -> str:
     """A fingerprint of what every point's result depends on besides the point itself: the
     checkpoint's files, the grid's accuracy and PPA settings, the test images and labels and the
     calibration images and labels (a point's key is ``fingerprint(context, point)``)."""
     files = {p.name: sha256_file(p) for p in sorted(Path(checkpoint).iterdir())
              if p.is_file() and p.name != "train_state.pt"}
-    return fingerprint(files, {"accuracy": grid["accuracy"], "ppa": grid["ppa"]}, images, labels, *calib)
+    return fingerprint(files, {"accuracy": grid["accuracy"], "ppa": grid["ppa"]}, images, labels, *(calib or ()))
 
 
 def finished_points(out_dir: Path, points: list[dict], key_of) -> dict[str, dict]:
@@ -296,11 +285,11 @@ def run_explore(checkpoint: Path, grid: dict, test_set, out_dir: Path, *, worker
     return {"checkpoint": str(checkpoint), "grid": grid, "points": results}
 
 
-def _calibration(grid: dict, calib_set) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``[accuracy] calib`` images and labels of ``calib_set`` (none when it is 0)."""
+def _calibration(grid: dict, calib_set) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first ``[accuracy] calib`` images and labels of ``calib_set`` (None when it is 0: untuned)."""
     count = grid["accuracy"]["calib"]
     if not count:
-        return np.zeros((0, 28, 28), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+        return None
     if calib_set is None or len(calib_set.images) < count:
         held = 0 if calib_set is None else len(calib_set.images)
         raise ConfigError(f"[accuracy] calib = {count}: the calibration (training) set holds {held:,} images")

@@ -55,20 +55,29 @@ def spice_spot_check(model, chip, images: np.ndarray) -> dict:
             "spice_predictions_equal": bool((spice.predictions == physics.predictions).all())}
 
 
+def chip_accuracies(model, chip: Chip, images: np.ndarray, labels: np.ndarray, calib_images: np.ndarray | None = None,
+                    calib_labels: np.ndarray | None = None, method: str = "guarded") -> list[float]:
+    """Test accuracy of ``chip`` untuned and, given ``calib_images``, after tuning on them by
+    ``method`` (:func:`~bmcnn_hw.tune.calibrate`); one characterisation of its tiles serves both."""
+    reader = PhysicsReader(chip)
+    tunings: list = [None]
+    if calib_images is not None:
+        tunings.append(calibrate(model, chip, calib_images, reader, calib_labels, method).offsets)
+    predictions = physics_predictions_shared(model, chip, images, tunings, reader=reader)
+    return [float((p == labels).mean()) for p in predictions]
+
+
 def run_point(job: tuple) -> dict:
     """Accuracy of one sampled chip (sigma, chip seed), plain and tuned; runs in a worker."""
     sigma, seed, mode, distribution, tune, spot, method = job
     model = _WORKER["model"]
     images, labels = _WORKER["test"]
     chip = Chip(model, _device(model, sigma, mode, distribution), seed)
-    reader = PhysicsReader(chip)  # tiles characterised once for calibration and evaluation
-    tunings: list = [None]
+    accuracies = chip_accuracies(model, chip, images, labels, _WORKER["calib"] if tune else None,
+                                 _WORKER["calib_labels"], method)
+    result = {"sigma": sigma, "seed": seed, "plain": accuracies[0]}
     if tune:
-        tunings.append(calibrate(model, chip, _WORKER["calib"], reader, _WORKER["calib_labels"], method).offsets)
-    preds = physics_predictions_shared(model, chip, images, tunings, reader=reader)
-    result = {"sigma": sigma, "seed": seed, "plain": float((preds[0] == labels).mean())}
-    if tune:
-        result["tuned"] = float((preds[1] == labels).mean())
+        result["tuned"] = accuracies[1]
     if spot:
         result.update(spice_spot_check(model, chip, images[:spot]))
     return result

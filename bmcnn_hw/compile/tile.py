@@ -113,11 +113,8 @@ def check_skip_layers(model: CompiledModel) -> None:
     Raises:
         ConfigError: naming the layer and the crossbar layers.
     """
-    value = model.hardware.readout.skip_zero_reads
-    if isinstance(value, bool) or value.strip() == "auto":
-        return
     crossbar = [la.name for la in model.layers if not la.digital]
-    for name in (n.strip() for n in value.split(",")):
+    for name in model.hardware.readout.skip_names():
         if name not in crossbar:
             raise ConfigError(f"--skip-zero-reads: no crossbar layer {name!r} (crossbar layers: "
                               f"{', '.join(crossbar) or 'none'}); give `auto`, layer names, or no value for all")

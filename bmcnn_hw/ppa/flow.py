@@ -178,11 +178,6 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     }
 
 
-def _skips(model: CompiledModel) -> bool:
-    """Whether any crossbar layer of the build has zero detectors."""
-    return any(model.skips_zero_reads(layer) for layer in model.layers if not layer.digital)
-
-
 def _zero_detect_cost(layer: CompiledLayer, cost: CostModel, reads: int) -> tuple[float, float]:
     """Energy per inference and area of a layer's zero detectors: one per row tile, evaluated on every read."""
     detector, t = cost.require_zero_detect(), layer.tiling
@@ -281,7 +276,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     if options.digital:
         verify_build_rtl(build, model)
     cost = load_cost_model(options.cost_model)
-    if _skips(model):
+    if model.zero_detect_layers():
         cost.require_zero_detect()  # before any long step
     chip = Chip.of_build(model)
     work = Path(out_dir) / "work"
@@ -292,7 +287,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     _say(progress, f"ppa: physics executor on {len(images)} test image(s) (DC power of real inputs, ADC codes)")
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=options.digital)
     layers = _analog(model, chip, cost, accumulator.energy_j, images, work, progress)
-    if _skips(model):
+    if model.zero_detect_layers():
         _measure_skipped_reads(model, layers, trace, images, progress)
     for lp, (synth, sta) in zip(layers, timed, strict=False):
         lp.synth, lp.sta = synth, sta

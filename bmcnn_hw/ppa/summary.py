@@ -96,7 +96,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
                    "ops_per_inference": ops, "tops_per_w": ops / e_total / 1e12 if e_total else 0.0,
                    "tops_per_mm2": ops * throughput / 1e12 / a_total_mm2 if a_total_mm2 else 0.0},
         "layers": {lp.schedule.name: layer_record(lp) for lp in layers},
-        "sources": _sources(cost, options, n_images, bool(_skipping(model))),
+        "sources": _sources(cost, options, n_images, bool(model.zero_detect_layers())),
         "assumptions": [
             "all tiles of a layer read in parallel, one read per output position and input bit plane",
             f"read cycle = SPICE settling time + {options.columns_per_adc} ADC conversion(s) (1 / sample rate each): "
@@ -115,14 +115,9 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
     }
 
 
-def _skipping(model: CompiledModel) -> list[str]:
-    """Names of the crossbar layers with zero detectors (skip_zero_reads)."""
-    return [la.name for la in model.layers if not la.digital and model.skips_zero_reads(la)]
-
-
 def _skip_assumptions(model: CompiledModel) -> list[str]:
     """How skipped all-zero reads are costed, naming the layers with zero detectors (none: no line)."""
-    layers = _skipping(model)
+    layers = model.zero_detect_layers()
     if not layers:
         return []
     return [f"a row tile's read whose inputs are all 0 is skipped in {', '.join(layers)} (skip_zero_reads): its TIAs "
