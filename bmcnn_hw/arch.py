@@ -17,7 +17,8 @@ from .io_utils import read_toml
 
 ARCH_DIR = Path(__file__).parent / "archs"
 ARCH_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "tile": str, "device": str, "adc_bits": int, "adc_range": str, "encoding": str, "input_mode": str,
+    "tile": str, "fit_tiles": bool, "device": str, "adc_bits": int, "adc_range": str, "encoding": str,
+    "input_mode": str,
     "v_swing": (int, float), "tia_rf": (str, int, float), "mac_lanes": int, "clock_gating": bool,
     "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str, "comparator_offset": (int, float),
     "columns_per_comparator": int,

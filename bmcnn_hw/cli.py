@@ -266,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
                          + ") or an architecture TOML file; options given on the command line win. Default: "
                            "baseline (every option at its default)")
     co.add_argument("--tile", metavar="RxC", help="crossbar tile size in weights (default 128x128)")
+    co.add_argument("--fit-tiles", action=argparse.BooleanOptionalAction, default=None,
+                    help="give a layer smaller than a tile a tile of its own size (e.g. a 25x32 conv layer on "
+                         "512x128 tiles gets one 25x32 tile) instead of a padded full tile: fewer devices and TIAs, "
+                         "the same reads and codes (default: off, every tile the --tile size)")
     co.add_argument("--device", metavar="PRESET",
                     help="device preset name (" + ", ".join(PRESETS) + ") or a .json/.toml file of DeviceParams "
                          "fields; 1T1R presets need `bmcnn-hw pdk fetch` once (default ideal)")
@@ -296,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "output channel; must divide every digital layer's output channels. 0 (default) = one per "
                          "output channel (fastest); fewer lanes take more cycles (compile prints them per image)")
     co.add_argument("--columns-per-adc", type=positive_int, metavar="N",
-                    help="weight columns of a tile that share one ADC through a column multiplexer, converted one "
-                         "after another after each read; must divide the tile columns. Recorded in the build and "
-                         "costed by `ppa` (default 1: one ADC per weight column)")
+                    help="weight columns that share one ADC through a column multiplexer, converted one after "
+                         "another after each read: a divisor of the tile columns, or a multiple of them (one ADC "
+                         "across that many tiles of a layer side by side). Recorded in the build and costed by `ppa` "
+                         "(default 1: one ADC per weight column)")
     co.add_argument("--skip-zero-reads", nargs="?", const=True, default=None, metavar="auto|NAMES",
                     help="do not perform a tile read whose input rows are all 0 (a zero detector keeps the tile's "
                          "TIAs and ADCs off and its codes at 0, the code such a read gives anyway); recorded in the "

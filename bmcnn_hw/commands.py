@@ -174,7 +174,8 @@ def _hardware(args):
     from .spice.sky130 import require_models
 
     device = _device_with_overrides(get_preset(args.device), args)
-    geometry = CrossbarGeometry.parse(args.tile, encoding=args.encoding, input_mode=args.input_mode)
+    geometry = CrossbarGeometry.parse(args.tile, encoding=args.encoding, input_mode=args.input_mode,
+                                      fit_tiles=args.fit_tiles)
     check_cell_geometry(device, geometry)
     require_models(device)
     if 0 < args.adc_bits < 4:
@@ -191,7 +192,7 @@ def _hardware(args):
                           digital=DigitalParams(mac_lanes=args.mac_lanes, clock_gating=args.clock_gating))
 
 
-_COMPILE_DEFAULTS = {"tile": "128x128", "device": "ideal", "adc_bits": 0, "adc_range": "rows",
+_COMPILE_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "device": "ideal", "adc_bits": 0, "adc_range": "rows",
                      "encoding": "differential", "input_mode": "unipolar", "v_swing": None, "tia_rf": None,
                      "mac_lanes": 0, "clock_gating": False, "columns_per_adc": 1,
                      "skip_zero_reads": False, "sense_layers": "", "comparator_offset": 0.0,

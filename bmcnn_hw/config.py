@@ -198,8 +198,14 @@ class CrossbarGeometry(_DictMixin):
     per weight and one shared reference column at G_ref = (G_on + G_off) / 2, output I - I_ref."""
     input_mode: InputMode = "unipolar"
     """Binary inputs drive rows at "unipolar" {0, V_read} or "bipolar" {-V_read, +V_read}."""
+    fit_tiles: bool = False
+    """A layer smaller than a tile gets a tile of its own size (rows and columns no larger than
+    the layer's) instead of a padded full tile: fewer devices, TIAs and array area, the same
+    reads and codes. False: every tile is tile_rows x tile_cols (earlier releases)."""
 
     def __post_init__(self):
+        if not isinstance(self.fit_tiles, bool):
+            raise ConfigError(f"fit_tiles must be true or false, not {self.fit_tiles!r}")
         for name in ("tile_rows", "tile_cols"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -213,6 +219,13 @@ class CrossbarGeometry(_DictMixin):
     def unit_scale(self) -> float:
         """Output current of one unit of dot product, in units of V_read * (G_on - G_off)."""
         return 1.0 if self.encoding == "differential" else 0.5
+
+    def layer_tile(self, rows: int, cols: int) -> tuple[int, int]:
+        """The tile shape of a ``rows x cols`` layer: the geometry's, or with ``fit_tiles`` no
+        larger than the layer."""
+        if not self.fit_tiles:
+            return self.tile_rows, self.tile_cols
+        return min(self.tile_rows, rows), min(self.tile_cols, cols)
 
     @classmethod
     def parse(cls, text: str, **fields) -> CrossbarGeometry:
@@ -267,10 +280,12 @@ class ReadoutParams(_DictMixin):
     """Output swing of each TIA about its virtual ground (V): the output clips at +-v_swing_v
     (a 1.8 V supply with mid-rail virtual ground gives 0.9 V). 0 = no rails (ideal TIA)."""
     columns_per_adc: int = 1
-    """Weight columns of a tile that share one ADC through a column multiplexer, converted one
-    after another after each read (the TIA outputs hold meanwhile); must divide the tile's
-    columns. Costed by ``ppa`` (ADC count and conversion time); codes reach the periphery in
-    the same order."""
+    """Weight columns that share one ADC through a column multiplexer, converted one after
+    another after each read (the TIA outputs hold meanwhile): a divisor of the tile's columns
+    (ADCs within a tile), or a multiple of them (one ADC across that many tiles of a layer side
+    by side, e.g. 256 on 128-column tiles: a 227 um wide ADC then fits under its columns).
+    Costed by ``ppa`` (ADC count and conversion time); codes reach the periphery in the same
+    order."""
     skip_zero_reads: bool | str = False
     """A tile read whose input rows are all 0 is not performed: a zero detector (an OR of the
     tile's row inputs) keeps its TIAs unbiased and its ADCs idle and the code register at 0,
@@ -421,10 +436,11 @@ class HardwareConfig(_DictMixin):
         cols = self.geometry.tile_cols
         for name in ("columns_per_adc", "columns_per_comparator"):
             share = getattr(self.readout, name)
-            if share and cols % share:
+            if share and cols % share and share % cols:
                 legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)
-                raise ConfigError(f"{name} {share} does not divide the {cols} columns of a tile; choose one of "
-                                  f"{legal}")
+                raise ConfigError(f"{name} {share} neither divides the {cols} columns of a tile nor is a multiple of "
+                                  f"them; choose one of {legal}, or {2 * cols}, {3 * cols}, ... (one converter across "
+                                  "tiles)")
 
     def to_dict(self) -> dict:
         """Return nested plain dicts."""

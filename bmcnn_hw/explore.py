@@ -4,6 +4,7 @@ The grid file (TOML) lists the axes and how each point is measured::
 
     [axes]                                  # every combination is one design point
     tile = ["64x64", "128x128"]
+    fit_tiles = [false, true]               # compile --fit-tiles (tiles no larger than their layer)
     adc_bits = [0, 5]                       # 0 = the exact width (for adc_range)
     adc_range = ["rows", "weights"]         # compile --adc-range (what a derived width covers)
     device = ["ideal", "rram-1t1r-sky130-hr"]
@@ -58,12 +59,12 @@ from .progress import say
 from .records import fingerprint
 from .sweep import chip_accuracies
 
-AXES = {"tile": str, "adc_bits": int, "adc_range": str, "device": str, "encoding": str, "clock_gating": bool,
-        "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str, "columns_per_comparator": int,
-        "rails": bool}
-AXIS_DEFAULTS = {"tile": "128x128", "adc_bits": 0, "adc_range": "rows", "device": "ideal", "encoding": "differential",
-                 "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False, "sense_layers": "",
-                 "columns_per_comparator": 0, "rails": False}
+AXES = {"tile": str, "fit_tiles": bool, "adc_bits": int, "adc_range": str, "device": str, "encoding": str,
+        "clock_gating": bool, "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str,
+        "columns_per_comparator": int, "rails": bool}
+AXIS_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "adc_bits": 0, "adc_range": "rows", "device": "ideal",
+                 "encoding": "differential", "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False,
+                 "sense_layers": "", "columns_per_comparator": 0, "rails": False}
 """The value of an axis the grid leaves out."""
 SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int, "calib": int},
                                         "ppa": {"images": int, "digital": bool, "activity_beats": int}}
@@ -134,7 +135,8 @@ def design_points(grid: dict) -> list[dict]:
 
 
 def point_label(point: dict) -> str:
-    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``adc0w`` and
+    """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``128x128-fit`` with
+    fitted tiles, ``adc0w`` and
     ``adc0c`` for derived ADC widths from the weights or per-column windows, ``_gated``, ``_cpa16``
     ``_skip0`` (``_skip0-auto``, ``_skip0-conv0``) and ``_sense-auto`` added for clock gating, 16
     columns per ADC, skipped all-zero reads (in every layer, the layers read more than once per image,
@@ -142,7 +144,7 @@ def point_label(point: dict) -> str:
     Distinct points get distinct names."""
     suffix = {"weights": "w", "columns": "c"}.get(point.get("adc_range", "rows"), "")
     bits = f"{point['adc_bits']}{suffix}"
-    label = f"{point['tile']}_adc{bits}_{point['device']}_{point['encoding']}"
+    label = f"{point['tile']}{'-fit' if point.get('fit_tiles') else ''}_adc{bits}_{point['device']}_{point['encoding']}"
     label += "_gated" if point.get("clock_gating") else ""
     label += f"_cpa{point['columns_per_adc']}" if point.get("columns_per_adc", 1) != 1 else ""
     skip = point.get("skip_zero_reads", False)
@@ -157,7 +159,8 @@ def point_hardware(point: dict) -> HardwareConfig:
     """The HardwareConfig of a point (TIA rails and R_f sized as ``compile`` sizes them; ``rails``:
     +-0.9 V whatever the cell, as ``--v-swing 0.9 --tia-rf auto``)."""
     device = get_preset(point["device"])
-    geometry = CrossbarGeometry.parse(point["tile"], encoding=point["encoding"])
+    geometry = CrossbarGeometry.parse(point["tile"], encoding=point["encoding"],
+                                      fit_tiles=point.get("fit_tiles", False))
     check_cell_geometry(device, geometry)
     swing = SKY130_SWING_V if point.get("rails") else None
     readout = dataclasses.replace(sized_readout(device, geometry, point["adc_bits"], v_swing_v=swing),

@@ -162,9 +162,14 @@ CATALOGUE: list[BadInput] = [
     BadInput("compile", (*COMPILE, "--tile", "0x128"), "tile_rows must be a positive integer", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--device", "unobtainium"), "unknown device preset 'unobtainium'"),
     BadInput("compile", (*COMPILE, "--columns-per-adc", "3"),
-             "columns_per_adc 3 does not divide the 128 columns of a tile; choose one of 1, 2, 4, 8, 16, 32, 64, 128"),
+             "columns_per_adc 3 neither divides the 128 columns of a tile nor is a multiple of them; choose one of 1, "
+             "2, 4, 8, 16, 32, 64, 128, or 256, 384, ... (one converter across tiles)"),
+    BadInput("compile", (*COMPILE, "--tile", "1024x128", "--fit-tiles"),
+             "fc1: a 1024x128 tile is a netlist subcircuit of 1280 ports (1024 rows + 256 differential columns); "
+             "ngspice accepts at most 1004", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--tile", "64x64", "--columns-per-comparator", "48"),
-             "columns_per_comparator 48 does not divide the 64 columns of a tile; choose one of 1, 2, 4, 8, 16, 32, 64",
+             "columns_per_comparator 48 neither divides the 64 columns of a tile nor is a multiple of them; choose one "
+             "of 1, 2, 4, 8, 16, 32, 64, or 128, 192, ... (one converter across tiles)",
              absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--adc-range", "columns", "--input-mode", "bipolar"),
              "adc_range columns needs unipolar inputs", absent=("{tmp}/b",)),
@@ -269,6 +274,9 @@ CATALOGUE: list[BadInput] = [
     BadInput("ppa", ("ppa", "{build}", "--images", "1", "--data-dir", "{data}", "--liberty", "{tmp}/lib.lib",
                      "--cell-models", "{tmp}/cells.v", "--out", "{tmp}/ppa"), "not a Liberty library with flip-flops",
              setup=garbage_cell_files, absent=("{tmp}/ppa",), tools=("yosys", "sta", "iverilog")),
+    BadInput("ppa", ("ppa", "{build}", "--images", "1", "--data-dir", "{data}", "--columns-per-adc", "200",
+                     "--out", "{tmp}/ppa"), "columns_per_adc 200 neither divides the 128 columns of a tile",
+             absent=("{tmp}/ppa",)),
     # export: what --programming may replace
     BadInput("export", ("export", "{build}", "--programming", "{tmp}/spice.json"), "must end in .csv",
              setup=a_spice_report, untouched=("{tmp}/spice.json",)),

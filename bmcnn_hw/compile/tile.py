@@ -7,14 +7,34 @@ import math
 import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel, Tiling, tile_sign_counts
-from ..config import CrossbarGeometry, ReadoutParams, rows_code_bits
+from ..config import CrossbarGeometry, Encoding, ReadoutParams, rows_code_bits
 from ..errors import ConfigError
+from ..golden.device_map import physical_columns
+
+NGSPICE_MAX_PORTS = 1004
+"""Most ports a subcircuit instance may have in ngspice 39 (its subckt expansion stops with
+"N_GLOBAL_NODES overflow" at 1005, measured): a tile's netlist is one subcircuit whose ports are
+its used rows and physical columns."""
 
 
 def tile_layer(rows: int, cols: int, tile_rows: int, tile_cols: int) -> Tiling:
     """Tiling of a rows x cols matrix with explicit padding of the last tiles."""
     n_rt, n_ct = math.ceil(rows / tile_rows), math.ceil(cols / tile_cols)
     return Tiling(tile_rows, tile_cols, n_rt, n_ct, n_rt * tile_rows - rows, n_ct * tile_cols - cols)
+
+
+def check_spice_ports(layer: CompiledLayer, tiling: Tiling, encoding: Encoding) -> None:
+    """Refuse a tile whose netlist ngspice cannot load (more than :data:`NGSPICE_MAX_PORTS` ports).
+
+    Raises:
+        ConfigError: naming the layer, its tile, the port count and the limit.
+    """
+    rows = min(tiling.tile_rows, layer.rows)
+    phys = len(physical_columns(encoding, min(tiling.tile_cols, layer.cols)))
+    if rows + phys > NGSPICE_MAX_PORTS:
+        raise ConfigError(f"{layer.name}: a {tiling.tile_rows}x{tiling.tile_cols} tile is a netlist subcircuit of "
+                          f"{rows + phys} ports ({rows} rows + {phys} {encoding} columns); ngspice accepts at most "
+                          f"{NGSPICE_MAX_PORTS}: choose --tile with rows + physical columns <= {NGSPICE_MAX_PORTS}")
 
 
 def mac_lanes(layer: CompiledLayer, requested: int) -> int:
@@ -133,7 +153,8 @@ def tile(model: CompiledModel) -> CompiledModel:
         if layer.digital:
             model = model.replace_layer(i, mac_lanes=mac_lanes(layer, model.hardware.digital.mac_lanes))
             continue
-        tiling = tile_layer(layer.rows, layer.cols, geometry.tile_rows, geometry.tile_cols)
+        tiling = tile_layer(layer.rows, layer.cols, *geometry.layer_tile(layer.rows, layer.cols))
+        check_spice_ports(layer, tiling, geometry.encoding)
         bipolar = geometry.input_mode == "bipolar"
         bits = (rows_code_bits(layer.rows) if layer.name in sensed  # reference DAC: +-rows exactly
                 else adc_bits(layer, readout, geometry.tile_rows, bipolar))

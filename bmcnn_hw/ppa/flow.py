@@ -32,7 +32,7 @@ from ..rtl.mac import frame_elements, frames_per_image
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
 from .records import COMPONENTS, LayerPpa, PpaOptions
-from .schedule import layer_schedule, performed_read_fraction
+from .schedule import adc_count, conversions_per_read, layer_schedule, performed_read_fraction
 from .sta import StaResult, run_sta
 from .summary import AREA_COMPONENTS, summarize
 from .synth import SynthResult, synthesize
@@ -92,15 +92,6 @@ def _activity_scenario(layer: CompiledLayer, index: int, trace: Any, accumulator
     return truncate_scenario(scenario, budget)
 
 
-def adc_count(layer: CompiledLayer, columns_per_adc: int) -> int:
-    """ADCs of a crossbar layer: per tile, one per ``columns_per_adc`` used weight columns
-    (padding columns of the last column tile get none)."""
-    t = layer.tiling
-    assert t is not None  # crossbar layers are tiled
-    used = [t.col_range(ct, layer.cols)[1] - t.col_range(ct, layer.cols)[0] for ct in range(t.n_col_tiles)]
-    return t.n_row_tiles * sum(math.ceil(u / columns_per_adc) for u in used)
-
-
 def converter_share(layer: CompiledLayer, model: CompiledModel, options: PpaOptions) -> int:
     """Weight columns per converter of a crossbar layer: per ADC (``ppa --columns-per-adc``, else
     the build's), or for a sense layer per comparator (the build's ``columns_per_comparator``,
@@ -156,7 +147,7 @@ def _energy_and_area(lp: LayerPpa, layer: CompiledLayer, model: CompiledModel, c
     # (a SAR's comparator and DAC, costed as one of its bit cycles; area: a whole SAR per comparator).
     convert_s = cost.adc.decision_time_s(layer.adc_bits) if layer.sense else 1.0 / cost.adc.sample_rate_hz
     convert_j = (cost.adc.energy_per_decision_j if layer.sense else cost.adc.energy_per_conversion_j)(layer.adc_bits)
-    lp.analog_time_s = s.reads * (tr.read_time_s + min(share, layer.cols) * convert_s)
+    lp.analog_time_s = s.reads * (tr.read_time_s + conversions_per_read(layer, share) * convert_s)
     performed = lp.performed_read_fraction  # a skipped read biases no TIA and starts no ADC; it keeps its slot
     skips = model.skips_zero_reads(layer)
     detect_energy, detect_area = _zero_detect_cost(layer, cost, s.reads) if skips else (0.0, 0.0)
@@ -270,6 +261,9 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     model = load_model(build)
     if options.columns_per_adc is None:
         options = dataclasses.replace(options, columns_per_adc=model.hardware.readout.columns_per_adc)
+    else:  # compile's rule (a divisor of the tile's columns or a multiple), checked by HardwareConfig
+        readout = dataclasses.replace(model.hardware.readout, columns_per_adc=options.columns_per_adc)
+        dataclasses.replace(model.hardware, readout=readout)
     if not options.digital:
         model.require_all_memristive("ppa --no-digital", "that skips the only part of their cost (synthesis, timing "
                                      "and power)")

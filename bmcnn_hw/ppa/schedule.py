@@ -8,6 +8,7 @@ codes then stream into the layer's periphery one ADC code per clock cycle, order
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,3 +86,30 @@ def performed_read_fraction(layer: CompiledLayer, rows: np.ndarray) -> float:
                          for plane in range(layer.input_bits))
     total = rows.shape[0] * rows.shape[1] * layer.input_bits * t.n_row_tiles
     return performed / total if total else 1.0
+
+
+def _used_columns(layer: CompiledLayer) -> list[int]:
+    """Used weight columns of each column tile of a crossbar layer (the last may be padded)."""
+    t = layer.tiling
+    assert t is not None  # crossbar layers are tiled
+    return [t.col_range(ct, layer.cols)[1] - t.col_range(ct, layer.cols)[0] for ct in range(t.n_col_tiles)]
+
+
+def adc_count(layer: CompiledLayer, columns_per_adc: int) -> int:
+    """ADCs of a crossbar layer: per tile, one per ``columns_per_adc`` used weight columns
+    (padding columns of the last column tile get none); a share larger than a tile's columns
+    spans the used columns of that many tiles of the layer side by side."""
+    t, used = layer.tiling, _used_columns(layer)
+    assert t is not None  # crossbar layers are tiled
+    if columns_per_adc > t.tile_cols:
+        return math.ceil(t.n_row_tiles * sum(used) / columns_per_adc)
+    return t.n_row_tiles * sum(math.ceil(u / columns_per_adc) for u in used)
+
+
+def conversions_per_read(layer: CompiledLayer, columns_per_adc: int) -> int:
+    """Conversions one ADC of a crossbar layer makes one after another after each read: its
+    share, or fewer where the layer's tiles have fewer used columns."""
+    t, used = layer.tiling, _used_columns(layer)
+    assert t is not None  # crossbar layers are tiled
+    columns = t.n_row_tiles * sum(used) if columns_per_adc > t.tile_cols else max(used)
+    return min(columns_per_adc, columns)

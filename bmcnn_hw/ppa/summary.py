@@ -10,6 +10,7 @@ from ..artefact import CompiledModel
 from ..golden.chip import Chip
 from .cost_model import CostModel
 from .records import COMPONENTS, LayerPpa, PpaOptions, layer_record
+from .schedule import adc_count, conversions_per_read
 
 AREA_COMPONENTS = ("array", "tia", "adc", "zero_detect", "digital")
 
@@ -57,13 +58,19 @@ def _warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> 
 
 
 def _pitch_warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa]) -> list[str]:
-    """ADCs wider than the columns they serve: they cannot sit in one row under the tile."""
+    """ADCs wider than the columns they serve: several cannot sit in one row under the tile."""
     adc_side_um = cost.adc.area_um2 ** 0.5
     per_weight = 2 if model.hardware.geometry.encoding == "differential" else 1
     notes = []
     sensed = {la.name for la in model.layers if la.sense}
+    crossbar = {la.name: la for la in model.layers if la.tiling is not None}
     for lp in layers:
-        share = lp.columns_per_adc
+        if lp.schedule.name not in crossbar:
+            continue
+        layer = crossbar[lp.schedule.name]
+        if adc_count(layer, lp.columns_per_adc) < 2:  # a lone converter sits beside its tile
+            continue
+        share = conversions_per_read(layer, lp.columns_per_adc)  # the columns it serves
         span_um = share * per_weight * cost.array.cell_pitch_um
         what, option = ("a comparator costed as ", "--columns-per-comparator") if lp.schedule.name in sensed \
             else ("", "--columns-per-adc")
@@ -100,7 +107,10 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
         "assumptions": [
             "all tiles of a layer read in parallel, one read per output position and input bit plane",
             f"read cycle = SPICE settling time + {options.columns_per_adc} ADC conversion(s) (1 / sample rate each): "
-            f"{options.columns_per_adc} weight column(s) share one ADC",
+            f"{options.columns_per_adc} weight column(s) share one ADC ("
+            + (f"the columns of {options.columns_per_adc // model.hardware.geometry.tile_cols} tiles side by side; "
+               if options.columns_per_adc > model.hardware.geometry.tile_cols else "")
+            + "a layer with fewer used columns converts those)",
             "ADC codes are double-buffered: a layer's next read overlaps the streaming of the last one, so a "
             "layer takes max(analog time, digital time); latency sums the layers, throughput is set by the "
             "slowest layer (layers pipelined across images)",

@@ -74,13 +74,21 @@ def test_missing_tools_and_files_name_the_apt_line(tmp_path):
 def test_adcs_serve_used_columns_only():
     from bmcnn_hw.artefact import CompiledLayer
     from bmcnn_hw.compile.tile import tile_layer
-    from bmcnn_hw.ppa.flow import adc_count
+    from bmcnn_hw.ppa.schedule import adc_count, conversions_per_read
 
     layer = CompiledLayer("fc", "fc", (300,), (200,), 1, 1, 1, np.ones((300, 200), np.int8), -300, 300,
                           tiling=tile_layer(300, 200, 128, 128), adc_bits=8)
     # 3 row tiles x (128 + 72 used columns of the two column tiles); 56 padding columns get none
     assert adc_count(layer, 1) == 3 * 200
     assert adc_count(layer, 16) == 3 * (8 + 5)
+    assert conversions_per_read(layer, 16) == 16 and conversions_per_read(layer, 128) == 128
+    # across tiles: 600 used columns of 6 tiles side by side, 256 per ADC: 3 ADCs, the last with 88
+    assert adc_count(layer, 256) == 3 and conversions_per_read(layer, 256) == 256
+    assert adc_count(layer, 768) == 1 and conversions_per_read(layer, 768) == 600
+    narrow = CompiledLayer("fc2", "fc", (128,), (10,), 1, 1, 1, np.ones((128, 10), np.int8), -128, 128,
+                           tiling=tile_layer(128, 10, 128, 10), adc_bits=8)  # a fitted 128 x 10 tile
+    assert adc_count(narrow, 128) == 1 and conversions_per_read(narrow, 128) == 10
+    assert adc_count(narrow, 4) == 3 and conversions_per_read(narrow, 4) == 4
 
 
 def test_zero_detect_is_optional_until_a_build_skips_reads(tmp_path):

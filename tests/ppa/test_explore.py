@@ -78,7 +78,7 @@ def test_grid_defaults_and_combinations(tmp_path):
     grid = load_grid(path)
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
     assert grid["accuracy"]["calib"] == 0  # untuned unless the grid asks
-    assert design_points(grid)[1] == {"tile": "32x32", "adc_bits": 5, "adc_range": "rows", "device": "ideal",
+    assert design_points(grid)[1] == {"tile": "32x32", "fit_tiles": False, "adc_bits": 5, "adc_range": "rows", "device": "ideal",
                                       "encoding": "differential", "clock_gating": False, "columns_per_adc": 1,
                                       "skip_zero_reads": False, "sense_layers": "", "columns_per_comparator": 0,
                                       "rails": False}
@@ -89,9 +89,12 @@ def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
     path = tmp_path / "g.toml"
     path.write_text('[axes]\ntile = ["32x32", "64x64"]\nadc_bits = [0, 5]\nadc_range = ["rows", "weights", "columns"]\n'
                     'encoding = ["differential", "reference"]\nclock_gating = [false, true]\n'
-                    'columns_per_adc = [1, 16]\nskip_zero_reads = [false, true]\nsense_layers = ["", "auto"]\n')
+                    'columns_per_adc = [1, 16]\nskip_zero_reads = [false, true]\nsense_layers = ["", "auto"]\n'
+                    'fit_tiles = [false, true]\n')
     points = design_points(load_grid(path))
-    assert len(points) == 384 and len({point_label(p) for p in points}) == 384
+    assert len(points) == 768 and len({point_label(p) for p in points}) == 768
+    fitted = next(p for p in points if p["fit_tiles"])
+    assert point_hardware(fitted).geometry.fit_tiles and point_label(fitted).startswith("32x32-fit_adc0_")
     skipping = next(p for p in points if p["skip_zero_reads"] and not p["sense_layers"])
     assert point_hardware(skipping).readout.skip_zero_reads and point_label(skipping).endswith("_skip0")
     auto = {**skipping, "skip_zero_reads": "auto"}
