@@ -21,7 +21,7 @@ ARCH_OPTIONS: dict[str, type | tuple[type, ...]] = {
     "input_mode": str,
     "v_swing": (int, float), "tia_rf": (str, int, float), "mac_lanes": int, "clock_gating": bool,
     "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str, "comparator_offset": (int, float),
-    "columns_per_comparator": int,
+    "columns_per_comparator": int, "hardwired_thresholds": bool,
 }
 """Compile options an architecture may set, and their TOML types."""
 

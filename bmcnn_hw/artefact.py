@@ -111,6 +111,9 @@ class CompiledLayer:
     clock_gating: bool = False
     """The periphery's configuration registers (theta, flip, tune_offset) sit behind a clock
     gate that opens only for reset and register writes, instead of being clocked every beat."""
+    hardwired_thresholds: bool = False
+    """A hidden layer's ``theta`` and ``flip`` are constants in its periphery's logic (read-only
+    registers holding this layer's values) instead of rewritable flip-flops."""
     input_shift: int = 0
     """Right shift of the network's 8-bit pixels before this layer reads them: on the first layer
     of a model of fewer than 8 input bits (:func:`pixel_shift`), so it sees the pixels' top

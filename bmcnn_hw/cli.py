@@ -329,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="clock-gate each periphery's configuration registers (thresholds, flips, tuning offsets): "
                          "their clock runs only in reset and on register writes instead of on every beat "
                          "(default: off, as in the baseline architecture)")
+    co.add_argument("--hardwired-thresholds", action=argparse.BooleanOptionalAction, default=None,
+                    help="make every hidden layer's thresholds and flips (the trained network's folded batch norm) "
+                         "constants in its periphery's logic, read-only registers, instead of flip-flops the host "
+                         "may rewrite; tune_offset stays the per-chip register tuning writes. Smaller peripheries, the "
+                         "same results for the compiled network (default: off, every threshold rewritable)")
     _add_device_overrides(co, "applied on top of --device")
     co.set_defaults(func=cmd.cmd_compile)
 

@@ -189,14 +189,15 @@ def _hardware(args):
                                   sense_layers=args.sense_layers, comparator_offset_v=args.comparator_offset,
                                   columns_per_comparator=args.columns_per_comparator)
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
-                          digital=DigitalParams(mac_lanes=args.mac_lanes, clock_gating=args.clock_gating))
+                          digital=DigitalParams(mac_lanes=args.mac_lanes, clock_gating=args.clock_gating,
+                                                hardwired_thresholds=args.hardwired_thresholds))
 
 
 _COMPILE_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "device": "ideal", "adc_bits": 0, "adc_range": "rows",
                      "encoding": "differential", "input_mode": "unipolar", "v_swing": None, "tia_rf": None,
                      "mac_lanes": 0, "clock_gating": False, "columns_per_adc": 1,
                      "skip_zero_reads": False, "sense_layers": "", "comparator_offset": 0.0,
-                     "columns_per_comparator": 0}
+                     "columns_per_comparator": 0, "hardwired_thresholds": False}
 """Built-in values of the compile options an architecture may set (:data:`bmcnn_hw.arch.ARCH_OPTIONS`)."""
 
 

@@ -404,13 +404,20 @@ class DigitalParams(_DictMixin):
     clock_gating: bool = False
     """Clock-gate every periphery's configuration registers (thresholds, flips, tuning offsets):
     their clock runs only in reset and on a register write, not on every beat."""
+    hardwired_thresholds: bool = False
+    """Every hidden layer's thresholds and flips (the trained network's folded batch norm) are
+    constants in the periphery's logic, read-only registers, instead of flip-flops the host may
+    rewrite; ``tune_offset`` stays the per-chip register the tuning method writes. Same results
+    for the network it was compiled from; smaller (no storage, write decode or read
+    multiplexer for them)."""
 
     def __post_init__(self):
         if not isinstance(self.mac_lanes, int) or isinstance(self.mac_lanes, bool) or self.mac_lanes < 0:
             raise ConfigError(f"mac_lanes must be a non-negative integer (0 = one per output channel), "
                               f"not {self.mac_lanes!r}")
-        if not isinstance(self.clock_gating, bool):
-            raise ConfigError(f"clock_gating must be true or false, not {self.clock_gating!r}")
+        for name in ("clock_gating", "hardwired_thresholds"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
 
 
 HARDWARE_SECTIONS = ("device", "geometry", "readout", "digital")

@@ -15,6 +15,7 @@ The grid file (TOML) lists the axes and how each point is measured::
     sense_layers = ["", "auto"]             # compile --sense-layers (read-out adc | sense amplifiers)
     columns_per_comparator = [0, 8]         # compile --columns-per-comparator (0: as columns_per_adc)
     rails = [false, true]                   # TIA rails at +-0.9 V, R_f sized (--v-swing 0.9 --tia-rf auto)
+    hardwired_thresholds = [false, true]    # compile --hardwired-thresholds (theta, flip in logic)
     [accuracy]                              # golden physics on sampled chips
     sigma = 0.1                             # relative spread of R_on and R_off of each chip
     chips = 3                               # chip k has seed k
@@ -61,10 +62,10 @@ from .sweep import chip_accuracies
 
 AXES = {"tile": str, "fit_tiles": bool, "adc_bits": int, "adc_range": str, "device": str, "encoding": str,
         "clock_gating": bool, "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str,
-        "columns_per_comparator": int, "rails": bool}
+        "columns_per_comparator": int, "rails": bool, "hardwired_thresholds": bool}
 AXIS_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "adc_bits": 0, "adc_range": "rows", "device": "ideal",
                  "encoding": "differential", "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False,
-                 "sense_layers": "", "columns_per_comparator": 0, "rails": False}
+                 "sense_layers": "", "columns_per_comparator": 0, "rails": False, "hardwired_thresholds": False}
 """The value of an axis the grid leaves out."""
 SECTIONS: dict[str, dict[str, type]] = {"accuracy": {"sigma": float, "chips": int, "images": int, "calib": int},
                                         "ppa": {"images": int, "digital": bool, "activity_beats": int}}
@@ -136,11 +137,11 @@ def design_points(grid: dict) -> list[dict]:
 
 def point_label(point: dict) -> str:
     """A directory name for a point, e.g. ``128x128_adc0_ideal_differential`` (``128x128-fit`` with
-    fitted tiles, ``adc0w`` and
-    ``adc0c`` for derived ADC widths from the weights or per-column windows, ``_gated``, ``_cpa16``
-    ``_skip0`` (``_skip0-auto``, ``_skip0-conv0``) and ``_sense-auto`` added for clock gating, 16
-    columns per ADC, skipped all-zero reads (in every layer, the layers read more than once per image,
-    conv0) and sense read-out; ``_cpc8`` and ``_rails`` for 8 columns per comparator and TIA rails).
+    fitted tiles, ``adc0w`` and ``adc0c`` for derived ADC widths from the weights or per-column
+    windows, ``_gated``, ``_cpa16`` ``_skip0`` (``_skip0-auto``, ``_skip0-conv0``) and
+    ``_sense-auto`` added for clock gating, 16 columns per ADC, skipped all-zero reads (in every
+    layer, the layers read more than once per image, conv0) and sense read-out; ``_cpc8``,
+    ``_rails`` and ``_hwtheta`` for 8 columns per comparator, TIA rails and hard-wired thresholds).
     Distinct points get distinct names."""
     suffix = {"weights": "w", "columns": "c"}.get(point.get("adc_range", "rows"), "")
     bits = f"{point['adc_bits']}{suffix}"
@@ -152,6 +153,7 @@ def point_label(point: dict) -> str:
     label += f"_sense-{point['sense_layers'].replace(',', '+')}" if point.get("sense_layers") else ""
     label += f"_cpc{point['columns_per_comparator']}" if point.get("columns_per_comparator") else ""
     label += "_rails" if point.get("rails") else ""
+    label += "_hwtheta" if point.get("hardwired_thresholds") else ""
     return label.replace("/", "-")
 
 
@@ -170,7 +172,8 @@ def point_hardware(point: dict) -> HardwareConfig:
                                   sense_layers=point.get("sense_layers", ""),
                                   columns_per_comparator=point.get("columns_per_comparator", 0))
     return HardwareConfig(device=device, geometry=geometry, readout=readout,
-                          digital=DigitalParams(clock_gating=point.get("clock_gating", False)))
+                          digital=DigitalParams(clock_gating=point.get("clock_gating", False),
+                                                hardwired_thresholds=point.get("hardwired_thresholds", False)))
 
 
 def _init(checkpoint: str, out_dir: str, grid: dict, context: str, images: np.ndarray, labels: np.ndarray,

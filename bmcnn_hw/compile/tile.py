@@ -142,13 +142,14 @@ def check_skip_layers(model: CompiledModel) -> None:
 
 def tile(model: CompiledModel) -> CompiledModel:
     """Record tiling and ADC bits of every crossbar layer, the MAC lanes of every digital layer,
-    and whether each periphery's configuration registers are clock-gated (from the model's
-    HardwareConfig)."""
+    and whether each periphery's configuration registers are clock-gated and its thresholds
+    hard-wired (from the model's HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout
     sensed = sense_layers(model)
     check_skip_layers(model)
     for i, layer in enumerate(model.layers):
-        model = model.replace_layer(i, clock_gating=model.hardware.digital.clock_gating)
+        model = model.replace_layer(i, clock_gating=model.hardware.digital.clock_gating,
+                                    hardwired_thresholds=model.hardware.digital.hardwired_thresholds)
         layer = model.layers[i]
         if layer.digital:
             model = model.replace_layer(i, mac_lanes=mac_lanes(layer, model.hardware.digital.mac_lanes))

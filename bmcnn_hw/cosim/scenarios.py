@@ -202,16 +202,21 @@ def _sense_periphery_scenario(layer: CompiledLayer, codes: dict, picks: np.ndarr
 
 def _directed_thresholds(layer: CompiledLayer, regs: RegisterModel, acc: np.ndarray, codes: dict,
                          expected: list) -> list[dict]:
-    """Channel 0 of vector 0 with theta at its minimum and maximum, each with flip 0 and 1."""
+    """Channel 0 of vector 0 with theta at its minimum and maximum, each with flip 0 and 1; with
+    hard-wired (read-only) thresholds, tune_offset at its minimum and maximum instead."""
     if layer.is_output:
         return []
     theta = regs.map["theta"]
-    lo, hi = -(1 << (theta.width - 1)), (1 << (theta.width - 1)) - 1
+    moved = regs.map["tune_offset"] if theta.access == "ro" else theta
+    lo, hi = -(1 << (moved.width - 1)), (1 << (moved.width - 1)) - 1
     steps: list[dict] = []
     for value in (lo, hi):
-        for flip in (0, 1):
-            regs.values["theta"][0], regs.values["flip"][0] = value, flip
-            steps += [{"write": [theta.offset, value]}, {"write": [regs.map["flip"].offset, flip]}]
+        for flip in (0, 1) if moved is theta else (None,):
+            regs.values[moved.name][0] = value
+            steps.append({"write": [moved.offset, value]})
+            if flip is not None:
+                regs.values["flip"][0] = flip
+                steps.append({"write": [regs.map["flip"].offset, flip]})
             steps += _beats(layer, codes, 0, 0, regs=regs)
             expected.append(regs.sense_result(acc[0], 0) if layer.sense else regs.evaluate(layer, int(acc[0, 0]), 0, 0))
     steps.append({"reset": len(expected)})  # back to the CompiledModel's values

@@ -311,5 +311,5 @@ def check_cell_geometry(params: DeviceParams, geometry: CrossbarGeometry) -> Non
                           "for non-negative bit-line voltages)")
     if geometry.encoding != "differential":
         raise ConfigError("cell '1t1r' needs the 'differential' encoding (no 1T1R reference column is modelled); "
-                          "compile with --encoding differential (with --arch efficient, whose 768x128 reference tiles would "
-                          "have 1024 ports as differential ones, add --tile 512x128)")
+                          "compile with --encoding differential (with --arch efficient, whose 768x128 reference "
+                          "tiles would have 1024 ports as differential ones, add --tile 512x128)")

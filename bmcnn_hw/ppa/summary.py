@@ -82,6 +82,13 @@ def _pitch_warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa
     return notes
 
 
+def _share_assumption(share: int, tile_cols: int) -> str:
+    """The assumption line of ``share`` weight columns per ADC on tiles of ``tile_cols`` columns."""
+    across = f"the columns of {share // tile_cols} tiles side by side; " if share > tile_cols else ""
+    return (f"read cycle = SPICE settling time + {share} ADC conversion(s) (1 / sample rate each): {share} weight "
+            f"column(s) share one ADC ({across}a layer with fewer used columns converts those)")
+
+
 def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[LayerPpa], period_ns: float,
               n_images: int, options: PpaOptions, seconds: float) -> dict[str, Any]:
     """The report dict (JSON-able): totals, per layer, sources, assumptions, warnings."""
@@ -106,11 +113,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
         "sources": _sources(cost, options, n_images, bool(model.zero_detect_layers())),
         "assumptions": [
             "all tiles of a layer read in parallel, one read per output position and input bit plane",
-            f"read cycle = SPICE settling time + {options.columns_per_adc} ADC conversion(s) (1 / sample rate each): "
-            f"{options.columns_per_adc} weight column(s) share one ADC ("
-            + (f"the columns of {options.columns_per_adc // model.hardware.geometry.tile_cols} tiles side by side; "
-               if options.columns_per_adc > model.hardware.geometry.tile_cols else "")
-            + "a layer with fewer used columns converts those)",
+            _share_assumption(options.columns_per_adc or 1, model.hardware.geometry.tile_cols),
             "ADC codes are double-buffered: a layer's next read overlaps the streaming of the last one, so a "
             "layer takes max(analog time, digital time); latency sums the layers, throughput is set by the "
             "slowest layer (layers pipelined across images)",

@@ -18,6 +18,8 @@ references ``theta - tune_offset`` on its ``cmp_ref`` port. The stream rule is
 
 from __future__ import annotations
 
+from typing import Literal
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -88,11 +90,12 @@ SENSE_UNFRAMED = ("never set by a sense read-out periphery: its beats carry ever
 
 def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, flips=None,
                         input_errors: bool = False, group_note: str | None = None,
-                        sense: bool = False) -> RegisterMap:
+                        sense: bool = False, hardwired: bool = False) -> RegisterMap:
     """Register map of a periphery: id, channels, error, theta[], flip[] (hidden layers), tune_offset[]
     (``input_errors``: the error register has the ``input`` bit of a MAC engine's periphery;
     ``group_note``: where this layer's ``group`` bit can fire, added to its description;
-    ``sense``: a sense read-out periphery, whose beats cannot break the channel framing)."""
+    ``sense``: a sense read-out periphery, whose beats cannot break the channel framing;
+    ``hardwired``: theta and flip are read-only constants, this layer's values)."""
     bits = error_bits(input_errors)
     if group_note:
         bits["group"] = (bits["group"][0], f"{bits['group'][1]}; {group_note}")
@@ -109,11 +112,14 @@ def periphery_registers(name: str, channels: int, acc_width: int, thetas=None, f
                      + "; ".join(f"bit {bit} ({name}): {why}" for name, (bit, why) in bits.items())),
     ]
     if thetas is not None:
-        regs.append(RegisterSpec("theta", stride, acc_width, "rw", tuple(int(t) for t in thetas),
-                                 "per-channel threshold: act = (acc + tune_offset >= theta) XOR flip",
+        access: Literal["ro", "rw"] = "ro" if hardwired else "rw"
+        fixed = " (hard-wired: the compiled network's, in logic; tune_offset moves it)" if hardwired else ""
+        regs.append(RegisterSpec("theta", stride, acc_width, access, tuple(int(t) for t in thetas),
+                                 "per-channel threshold: act = (acc + tune_offset >= theta) XOR flip" + fixed,
                                  signed=True, count=channels))
-        regs.append(RegisterSpec("flip", 2 * stride, 1, "rw", tuple(int(f) for f in flips),
-                                 "per-channel flip of the activation (folded negative BN scale)", count=channels))
+        regs.append(RegisterSpec("flip", 2 * stride, 1, access, tuple(int(f) for f in flips),
+                                 "per-channel flip of the activation (folded negative BN scale)"
+                                 + (" (hard-wired)" if hardwired else ""), count=channels))
     regs.append(RegisterSpec("tune_offset", 3 * stride, acc_width, "rw", (0,) * channels,
                              "per-channel tuning correction added to the accumulator before the threshold "
                              "(and before the score affine of the output layer)", signed=True, count=channels))
@@ -125,7 +131,8 @@ def layer_registers(layer: CompiledLayer) -> RegisterMap:
     hidden = not layer.is_output
     return periphery_registers(f"periphery_{layer.name}", layer.cols, layer.acc_width,
                                layer.theta if hidden else None, layer.flip if hidden else None,
-                               input_errors=layer.digital, group_note=group_bit_note(layer), sense=layer.sense)
+                               input_errors=layer.digital, group_note=group_bit_note(layer), sense=layer.sense,
+                               hardwired=layer.hardwired_thresholds)
 
 
 def group_bit_note(layer: CompiledLayer) -> str:
@@ -169,6 +176,10 @@ class LayerPeriphery(wiring.Component):
             threshold comparator, and no per-channel multiplexer. The same registers set the
             comparators' references, driven on the ``cmp_ref`` port:
             ``cmp_ref[c] = theta[c] - tune_offset[c]`` per channel.
+        hardwired_thresholds: ``theta`` and ``flip`` are read-only registers holding ``thetas`` and
+            ``flips`` as constants in the logic (no flip-flops, write decode or bus multiplexer for
+            them; their per-channel multiplexer becomes a constant table); ``tune_offset`` stays
+            read-write. Same ports and timing; writes to theta or flip are ignored.
 
     Ports:
         i: stream of ADC codes (:func:`~bmcnn_hw.rtl.streams.beat_layout`), or of a sense layer's
@@ -186,7 +197,8 @@ class LayerPeriphery(wiring.Component):
     def __init__(self, *, channels: int, adc_bits: int, planes: int, acc_width: int,
                  thetas=None, flips=None, acc_bound: int | None = None, offsets=None, code_lows=None,
                  score_scale=None, score_bias=None, name: str = "periphery", group_errors: bool = False,
-                 input_errors: bool = False, clock_gating: bool = False, sense: bool = False):
+                 input_errors: bool = False, clock_gating: bool = False, sense: bool = False,
+                 hardwired_thresholds: bool = False):
         for label, value in (("channels", channels), ("adc_bits", adc_bits), ("planes", planes),
                              ("acc_width", acc_width)):
             if not isinstance(value, int) or value < 1:
@@ -226,7 +238,9 @@ class LayerPeriphery(wiring.Component):
                            or code_lows is not None):
             raise ConfigError("a sense periphery takes one 1-bit decision per output of a hidden layer (one plane, "
                               "no bipolar offsets or ADC windows)")
-        self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors, sense=self.sense)
+        self.hardwired_thresholds = bool(hardwired_thresholds)
+        self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors, sense=self.sense,
+                                             hardwired=self.hardwired_thresholds)
         self.error_bits = error_bits(input_errors)
         score_width = None
         if self.scores is not None:
@@ -393,4 +407,5 @@ def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False, input_
                           score_scale=layer.score_scale if layer.is_output else None,
                           score_bias=layer.score_bias if layer.is_output else None,
                           name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors,
-                          clock_gating=layer.clock_gating, sense=layer.sense)
+                          clock_gating=layer.clock_gating, sense=layer.sense,
+                          hardwired_thresholds=layer.hardwired_thresholds and not layer.is_output)

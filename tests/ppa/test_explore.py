@@ -78,10 +78,10 @@ def test_grid_defaults_and_combinations(tmp_path):
     grid = load_grid(path)
     assert len(design_points(grid)) == 4 and grid["accuracy"]["chips"] == 1 and grid["ppa"]["digital"] is True
     assert grid["accuracy"]["calib"] == 0  # untuned unless the grid asks
-    assert design_points(grid)[1] == {"tile": "32x32", "fit_tiles": False, "adc_bits": 5, "adc_range": "rows", "device": "ideal",
-                                      "encoding": "differential", "clock_gating": False, "columns_per_adc": 1,
-                                      "skip_zero_reads": False, "sense_layers": "", "columns_per_comparator": 0,
-                                      "rails": False}
+    assert design_points(grid)[1] == {"tile": "32x32", "fit_tiles": False, "adc_bits": 5, "adc_range": "rows",
+                                      "device": "ideal", "encoding": "differential", "clock_gating": False,
+                                      "columns_per_adc": 1, "skip_zero_reads": False, "sense_layers": "",
+                                      "columns_per_comparator": 0, "rails": False, "hardwired_thresholds": False}
 
 
 def test_every_point_of_a_grid_has_its_own_directory(tmp_path):

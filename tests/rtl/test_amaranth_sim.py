@@ -120,6 +120,42 @@ def test_tuning_writes_round_trip_and_beats_shift_add_into_the_threshold(rows, c
     assert seen["results"] == expected
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.integers(2, 40), cols=st.integers(2, 5), clock_gating=st.booleans(), seed=st.integers(0, 2**16),
+       data=st.data())
+def test_hardwired_thresholds_ignore_writes_and_threshold_with_the_compiled_values(rows, cols, clock_gating, seed,
+                                                                                   data):
+    """With ``hardwired_thresholds`` theta and flip are read-only: writes to them change nothing,
+    they read back the compiled values, and a channel thresholds its sum plus the written
+    tune_offset against the compiled theta and flip; tune_offset stays read-write."""
+    layer = dataclasses.replace(hidden_fc_model(rows, cols, 1, 64, seed).layers[0], hardwired_thresholds=True,
+                                clock_gating=clock_gating)
+    regs = layer_registers(layer)
+    assert regs["theta"].access == regs["flip"].access == "ro" and regs["tune_offset"].access == "rw"
+    channel = data.draw(st.integers(0, cols - 1), "channel")
+    writes = {name: data.draw(_register_values(regs[name]), name) for name in ("theta", "flip", "tune_offset")}
+    codes = data.draw(st.lists(st.integers(-rows, rows), min_size=1, max_size=1), "code of the one beat")
+    seen: dict = {}
+    dut = periphery_for_layer(layer)
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for name, value in writes.items():
+            await _write(ctx, dut.bus, regs[name].offset + channel, value)
+            seen[name] = await _read(ctx, dut.bus, regs[name].offset + channel)
+        bits = periphery_code_bits(layer)
+        await _beat(ctx, dut, codes[0] & ((1 << bits) - 1), 0, channel, 1, 1)
+        await ctx.tick().until(dut.o.valid)
+        seen["result"] = (int(ctx.get(dut.o.payload.acc)), int(ctx.get(dut.o.payload.act)))
+
+    _run(dut, bench)
+    theta, flip = int(layer.theta[channel]), int(layer.flip[channel])
+    assert seen["theta"] == theta & WORD and seen["flip"] == flip  # the compiled values, whatever was written
+    assert seen["tune_offset"] == writes["tune_offset"] & WORD
+    acc = codes[0] + writes["tune_offset"]
+    assert seen["result"] == (acc, int((acc >= theta) ^ flip))
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.integers(1, 512), adc_bits=st.integers(2, 12), planes=st.integers(1, 8),
        n_row_tiles=st.integers(1, 12), bipolar=st.booleans())

@@ -74,14 +74,16 @@ def test_emitted_verilog_is_readable(compiled):
 
 
 def _register_scenario(layer):
-    """Write then read back every rw register, read every ro register (the map document's claims)."""
+    """Write then read back every rw register, read every ro register, write it and read it
+    unchanged (the map document's claims)."""
     registers = layer_registers(layer)
     rng = np.random.default_rng(0)
     steps = []
     for reg in registers.registers:
         for k, addr in enumerate(reg.addresses):
             if reg.access == "ro":
-                steps.append({"read": [addr, int(reg.reset[k])]})
+                steps += [{"read": [addr, int(reg.reset[k])]}, {"write": [addr, ~int(reg.reset[k]) & 1]},
+                          {"read": [addr, int(reg.reset[k])]}]
                 continue
             if reg.access == "w1c":  # nothing set it: writing ones clears nothing and sets nothing
                 steps += [{"read": [addr, 0]}, {"write": [addr, (1 << reg.width) - 1]}, {"read": [addr, 0]}]
@@ -95,12 +97,15 @@ def _register_scenario(layer):
 
 @pytest.mark.icarus
 @needs("iverilog")
-@pytest.mark.parametrize("clock_gating", [False, True])
+@pytest.mark.parametrize("clock_gating, hardwired", [(False, False), (True, False), (True, True)],
+                         ids=["plain", "clock-gated", "clock-gated+hardwired"])
 @pytest.mark.slow
-def test_every_register_of_the_map_writes_and_reads_back(compiled, tmp_path, clock_gating):
+def test_every_register_of_the_map_writes_and_reads_back(compiled, tmp_path, clock_gating, hardwired):
     from bmcnn_hw.rtl.emit import write_rtl
 
     compiled = gated(compiled) if clock_gating else compiled
+    compiled = compiled.replace_layer(0, hardwired_thresholds=hardwired)
+    assert (layer_registers(compiled.layers[0])["theta"].access == "ro") == hardwired
     write_rtl(compiled, tmp_path / "rtl")
     for layer in compiled.layers[::2]:  # conv0 (hidden: theta, flip, tune_offset) and fc2 (output)
         name = f"periphery_{layer.name}"
@@ -202,10 +207,13 @@ def test_a_binary_pixel_build_matches_golden_on_icarus(mnist_test, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("sim", [pytest.param("icarus", marks=[pytest.mark.icarus, needs("iverilog")]),
                                  pytest.param("verilator", marks=pytest.mark.verilator)])
-def test_a_sense_read_out_layer_matches_golden(sim, mnist_test, tmp_path):
+@pytest.mark.parametrize("hardwired", [False, True], ids=["rewritable", "hardwired"])
+def test_a_sense_read_out_layer_matches_golden(sim, hardwired, mnist_test, tmp_path):
     """conv0 of a 1-bit-pixel model read out by sense amplifiers, half its flips set: the
     periphery in sense mode under cocotb (random theta / tune_offset / flip writes move the
-    comparators' references between beats), its protocol scenario and its layer top."""
+    comparators' references between beats; with hard-wired thresholds only tune_offset writes
+    do, and the directed threshold edges come from tune_offset), its protocol scenario and its
+    layer top; with hard-wired thresholds the ADC peripheries of fc1 and fc2 too."""
     import dataclasses
 
     import numpy as np
@@ -223,11 +231,13 @@ def test_a_sense_read_out_layer_matches_golden(sim, mnist_test, tmp_path):
             pytest.skip("verilator not installed")
     torch.manual_seed(0)
     hardware = HardwareConfig()
-    hardware = dataclasses.replace(hardware, readout=dataclasses.replace(hardware.readout, sense_layers="conv0"))
+    hardware = dataclasses.replace(hardware, readout=dataclasses.replace(hardware.readout, sense_layers="conv0"),
+                                   digital=dataclasses.replace(hardware.digital, hardwired_thresholds=hardwired))
     compiled = compile_checkpoint(BMCNN(resolve_model("bmcnn-compact-1bit")).eval(), hardware)
     conv0 = compiled.layers[0]
     compiled = compiled.replace_layer(0, flip=(np.arange(conv0.cols) % 2).astype(conv0.flip.dtype))
     assert compiled.layers[0].sense and not compiled.layers[1].sense
+    assert compiled.layers[1].hardwired_thresholds == hardwired
     checks = check_rtl(compiled, mnist_test.images[:2], tmp_path, sim=sim, per_layer=200, seed=2)
     assert [c.module for c in checks if c.layer == "conv0"] and all(c.passed for c in checks), \
         [c.message for c in checks if not c.passed]
