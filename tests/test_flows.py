@@ -87,15 +87,25 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
 @pytest.mark.slow
 @needs("iverilog")
 def test_the_default_regression_matrix_passes(checkpoint, mnist_dir, tmp_path):
-    """flows/regression.toml as shipped (8 cases), on the test checkpoint instead of runs/demo's."""
-    code, out, err = run_cli("regress", REPO / "flows" / "regression.toml", "--checkpoint", checkpoint,
-                             "--out", tmp_path / "out", "--data-dir", mnist_dir, "--workers", "2")
-    assert code == 0, out + err
-    assert "8/8 cases passed" in out
-    suite = ElementTree.parse(tmp_path / "out" / "junit.xml").getroot()
-    assert suite.get("tests") == "8" and suite.get("failures") == "0"
-    left = [c.get("name") for c in suite.iter("testcase") if (tmp_path / "out" / c.get("name")).exists()]
-    assert left == [], "a passing case left its scratch builds"
+    """flows/regression.toml as shipped, on the test checkpoint instead of runs/demo's: its two
+    opposite corners end to end (128 x 128 differential tiles on the ideal chip; 64 x 64
+    reference tiles on a chip at sigma 0.2), each as `regress --case` runs it. The other six
+    cases combine the same tiles, encodings and sigmas (their names and settings expand in
+    test_shipped_flows_parse_into_command_lines); all eight took 217 s of this tier."""
+    regression = REPO / "flows" / "regression.toml"
+    _, cases = matrix_cases(regression, [checkpoint])
+    corners = [c for c in cases if (c["tile"], c["encoding"], c["sigma"]) in
+               {("128x128", "differential", 0.0), ("64x64", "reference", 0.2)}]
+    assert len(corners) == 2
+    for case in corners:
+        out_dir = tmp_path / case["name"]
+        code, out, err = run_cli("regress", regression, "--checkpoint", checkpoint, "--case", case["name"],
+                                 "--out", out_dir, "--data-dir", mnist_dir)
+        assert code == 0, out + err
+        assert "1/1 cases passed" in out
+        suite = ElementTree.parse(out_dir / "junit.xml").getroot()
+        assert suite.get("tests") == "1" and suite.get("failures") == "0"
+        assert not (out_dir / case["name"]).exists(), "a passing case left its scratch builds"
 
 
 @pytest.mark.ngspice

@@ -92,7 +92,7 @@ def test_tuning_offsets_add_to_the_accumulator_before_the_output_stage(compiled,
 
 @pytest.mark.slow
 def test_sweep_is_reproducible_and_writes_table_and_plot(build_dir, mnist_train, mnist_test, tmp_path):
-    test = mnist_test.head(300)
+    test = mnist_test.head(150)
     calib = mnist_train.images[:64]
     a = run_sweep(build_dir, test, calib, [0.0, 0.3], 2, workers=2, progress=False, spice_spot=1)
     b = run_sweep(build_dir, test, calib, [0.0, 0.3], 2, workers=1, progress=False)
