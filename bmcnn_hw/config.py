@@ -420,6 +420,19 @@ class DigitalParams(_DictMixin):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
 
 
+def check_converter_share(name: str, share: int, cols: int) -> None:
+    """Columns per converter (``name``) must divide a tile's ``cols`` columns or be a multiple of
+    them (one converter across tiles side by side); 0 means unset.
+
+    Raises:
+        ConfigError: naming ``name``, the value and the legal ones.
+    """
+    if share and cols % share and share % cols:
+        legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)
+        raise ConfigError(f"{name} {share} neither divides the {cols} columns of a tile nor is a multiple of them; "
+                          f"choose one of {legal}, or {2 * cols}, {3 * cols}, ... (one converter across tiles)")
+
+
 HARDWARE_SECTIONS = ("device", "geometry", "readout", "digital")
 """The sections of a hardware config."""
 
@@ -440,14 +453,8 @@ class HardwareConfig(_DictMixin):
         if self.readout.skip_zero_reads and self.geometry.input_mode == "bipolar":
             raise ConfigError("skip_zero_reads needs unipolar inputs (a bipolar input 0 drives its row at -V_read, "
                               "so no read is all zero); choose input_mode unipolar or leave skip_zero_reads off")
-        cols = self.geometry.tile_cols
         for name in ("columns_per_adc", "columns_per_comparator"):
-            share = getattr(self.readout, name)
-            if share and cols % share and share % cols:
-                legal = ", ".join(str(d) for d in range(1, cols + 1) if cols % d == 0)
-                raise ConfigError(f"{name} {share} neither divides the {cols} columns of a tile nor is a multiple of "
-                                  f"them; choose one of {legal}, or {2 * cols}, {3 * cols}, ... (one converter across "
-                                  "tiles)")
+            check_converter_share(name, getattr(self.readout, name), self.geometry.tile_cols)
 
     def to_dict(self) -> dict:
         """Return nested plain dicts."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel, load_model
+from ..config import check_converter_share
 from ..cosim.rtl_check import layer_codes
 from ..cosim.scenarios import full_layer_scenario
 from ..errors import ConfigError
@@ -261,9 +262,8 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     model = load_model(build)
     if options.columns_per_adc is None:
         options = dataclasses.replace(options, columns_per_adc=model.hardware.readout.columns_per_adc)
-    else:  # compile's rule (a divisor of the tile's columns or a multiple), checked by HardwareConfig
-        readout = dataclasses.replace(model.hardware.readout, columns_per_adc=options.columns_per_adc)
-        dataclasses.replace(model.hardware, readout=readout)
+    else:
+        check_converter_share("columns_per_adc", options.columns_per_adc, model.hardware.geometry.tile_cols)
     if not options.digital:
         model.require_all_memristive("ppa --no-digital", "that skips the only part of their cost (synthesis, timing "
                                      "and power)")

@@ -238,9 +238,8 @@ class LayerPeriphery(wiring.Component):
                            or code_lows is not None):
             raise ConfigError("a sense periphery takes one 1-bit decision per output of a hidden layer (one plane, "
                               "no bipolar offsets or ADC windows)")
-        self.hardwired_thresholds = bool(hardwired_thresholds)
         self.registers = periphery_registers(name, channels, acc_width, thetas, flips, input_errors, sense=self.sense,
-                                             hardwired=self.hardwired_thresholds)
+                                             hardwired=bool(hardwired_thresholds))
         self.error_bits = error_bits(input_errors)
         score_width = None
         if self.scores is not None:
@@ -408,4 +407,4 @@ def periphery_for_layer(layer: CompiledLayer, group_errors: bool = False, input_
                           score_bias=layer.score_bias if layer.is_output else None,
                           name=f"periphery_{layer.name}", group_errors=group_errors, input_errors=input_errors,
                           clock_gating=layer.clock_gating, sense=layer.sense,
-                          hardwired_thresholds=layer.hardwired_thresholds and not layer.is_output)
+                          hardwired_thresholds=layer.hardwired_thresholds)
