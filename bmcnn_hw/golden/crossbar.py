@@ -29,6 +29,7 @@ from ..artefact import CompiledLayer, CompiledModel
 from ..config import ReadoutParams
 from ..errors import SimulationError
 from .chip import Chip
+from .code_memo import BUDGET_BYTES, CodeMemo, packed_keys
 from .integer import Trace, TuningOffsets, exact_matmul, run_integer
 from .tile_nonlinear import NonlinearTile
 from .tile_physics import TileResponse, tile_response
@@ -44,6 +45,9 @@ class TileRead:
     """(M, C) current of each G- column (or the reference column, repeated), A."""
     i_drivers: np.ndarray
     """(M, R) current delivered by each row driver, A."""
+    reusable: np.ndarray | None = None
+    """(M,) True where a read's currents depend on its input vector alone, not on the other reads
+    of the call (a :class:`CodeMemo` keeps only those); None: none may be kept."""
 
 
 class RecordedRead(NamedTuple):
@@ -110,6 +114,8 @@ class TileReader(Protocol):
     """
 
     chip: Chip
+    memo: CodeMemo | None
+    """Codes of earlier reads kept across accumulators (batches), or None."""
 
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
         """Currents of ``volts`` (M, used_rows) on the used part of tile (rt, ct) of a layer."""
@@ -132,7 +138,7 @@ class PhysicsReader:
     nonlinear_tile_class: type[NonlinearTile] = NonlinearTile
     """What :meth:`nonlinear_tile` builds (a benchmark swaps in the previous read path)."""
 
-    def __init__(self, chip: Chip):
+    def __init__(self, chip: Chip, memo_bytes: int = BUDGET_BYTES):
         self.chip = chip
         self._responses: dict[TileKey, TileResponse] = {}
         self._differences: dict[TileKey, TileDifference] = {}
@@ -140,6 +146,9 @@ class PhysicsReader:
         p = chip.params
         self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
         """True when every tile read is a linear map of the row voltages (see class docstring)."""
+        self.memo = None if self.level_linear else CodeMemo(memo_bytes)
+        """Nonlinear reads' codes kept across batches (:mod:`bmcnn_hw.golden.code_memo`); None when
+        every read is a linear map (a matrix product is cheaper than a look-up)."""
 
     def _effective_resistance(self, key: tuple[int, int, int], used_rows: int, used_cols: int) -> np.ndarray:
         tile = self.chip.tiles[key]
@@ -175,8 +184,9 @@ class PhysicsReader:
 
     def nonlinear_reads(self) -> dict[str, int]:
         """Distinct reads the nonlinear tiles solved so far: by the mesh iteration and by the sparse
-        factorisation (identical input vectors of one read call count once)."""
-        served = {"mesh": 0, "sparse": 0}
+        factorisation (identical input vectors of one read call count once), and ``memo``: distinct
+        reads of a batch served by an earlier batch's codes (:attr:`memo`), not solved again."""
+        served = {"mesh": 0, "sparse": 0, "memo": self.memo.hits if self.memo is not None else 0}
         for tile in self._nonlinear.values():
             for path, count in tile.served.items():
                 served[path] += count
@@ -205,9 +215,10 @@ class PhysicsReader:
         netlist writer does the same).
         """
         if not self.level_linear:
-            i_phys, i_drivers = self.nonlinear_tile(layer_index, rt, ct, volts.shape[1], used_cols).read(volts)
+            tile = self.nonlinear_tile(layer_index, rt, ct, volts.shape[1], used_cols)
+            i_phys, i_drivers, reusable = tile.read_reusable(volts)
             i_plus, i_minus = split_columns(i_phys, self.chip.encoding)
-            return TileRead(i_plus, i_minus, i_drivers)
+            return TileRead(i_plus, i_minus, i_drivers, reusable)
         resp = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
         i_plus, i_minus = split_columns(volts @ resp.transfer, self.chip.encoding)
         return TileRead(i_plus, i_minus, volts @ resp.admittance)
@@ -249,7 +260,7 @@ def quantize(scaled: np.ndarray, bits: int, low: np.ndarray | None = None) -> np
     have rails."""
     lo, hi = (low, low + (2 ** bits - 1)) if low is not None else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     np.clip(np.rint(scaled, out=scaled), lo, hi, out=scaled)
-    return scaled.astype(np.int32 if bits < 32 else np.int64)
+    return scaled.astype(_code_type(bits))
 
 
 def read_noise(chip: Chip, key: tuple[int, int, int], volts: np.ndarray, used_cols: int,
@@ -287,6 +298,9 @@ class CrossbarAccumulator:
         self.noisy = bool(reader.chip.params.read_noise_rel)
         self.dedupe = not (record or self.noisy)
         """Identical input rows are read once (a recorded or noisy read is kept per row)."""
+        self.memo = reader.memo if self.dedupe else None
+        """The reader's codes of earlier batches (:mod:`bmcnn_hw.golden.code_memo`), when reads are
+        deduplicated."""
         self.reads: list[RecordedRead] = []
         self.captured: dict[tuple[int, int, int], dict[int, np.ndarray]] | None = {} if capture_codes else None
         """With ``capture_codes``: (layer, plane, row tile) -> column tile -> ADC codes (M, used_cols)
@@ -328,20 +342,47 @@ class CrossbarAccumulator:
 
     def _performed_codes(self, index: int, layer: CompiledLayer, rt: int, ct: int, plane: int, bits: np.ndarray,
                          used_cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Codes and energies of the reads of ``bits``: those an earlier batch kept in the reader's
+        :class:`CodeMemo` from there, the rest read (and kept where they may be)."""
+        tile = (index, rt, ct, bits.shape[1], used_cols)
+        memo = self.memo if self._linear(tile) is None else None
+        if memo is None:
+            codes, energy, _ = self._read_codes(index, layer, rt, ct, plane, bits, used_cols)
+            return codes, energy
+        keys = packed_keys(bits)
+        found, known_codes, known_energy = memo.lookup(self.model, tile, keys)
+        missing = ~found
+        if not missing.any():
+            return known_codes.astype(_code_type(_code_bits(layer))), known_energy
+        solved_codes, solved_energy, reusable = self._read_codes(index, layer, rt, ct, plane, bits[missing],
+                                                                 used_cols)
+        if reusable is not None:
+            memo.store(self.model, tile, keys[missing][reusable], solved_codes[reusable], solved_energy[reusable])
+        codes = np.empty((len(bits), used_cols), dtype=solved_codes.dtype)
+        energy = np.empty(len(bits))
+        codes[missing], energy[missing] = solved_codes, solved_energy
+        if found.any():
+            codes[found], energy[found] = known_codes, known_energy
+        return codes, energy
+
+    def _read_codes(self, index: int, layer: CompiledLayer, rt: int, ct: int, plane: int, bits: np.ndarray,
+                    used_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Codes, energies and the reader's reusable mask (:attr:`TileRead.reusable`; None for a
+        linear map's codes) of the reads of ``bits`` on one tile."""
         readout = self.model.hardware.readout
         volts = self.drive(bits.astype(np.float64))
         linear = self._linear((index, rt, ct, bits.shape[1], used_cols))
         assert layer.tiling is not None  # memristive layers are tiled
         c0 = ct * layer.tiling.tile_cols
         low = layer.adc_low[c0:c0 + used_cols].astype(np.float64) if layer.adc_window else None
-        bits_out = SENSE_CODE_BITS if layer.sense else layer.adc_bits
+        bits_out = _code_bits(layer)
         offsets = self._comparator_offsets(index, layer)
         offset = None if offsets is None else offsets[c0:c0 + used_cols]
         if linear is not None:
             scaled, diff = linear
             energy = readout.t_read_s * diff.power_form(volts)
             if not readout.v_swing_v:  # without rails the code is linear in the drive
-                return quantize(_plus(volts @ scaled, offset), bits_out, low), energy
+                return quantize(_plus(volts @ scaled, offset), bits_out, low), energy, None
         read = self.reader.read(index, rt, ct, volts, used_cols)
         i_diff = tia_clip(read.i_plus, read.i_minus, readout)
         if self.noisy:
@@ -351,7 +392,7 @@ class CrossbarAccumulator:
             energy = readout.t_read_s * np.sum(volts * read.i_drivers, axis=1)
         if self.record:
             self.reads.append(RecordedRead(index, rt, ct, plane, volts, read.i_plus, read.i_minus, codes))
-        return codes, energy
+        return codes, energy, read.reusable
 
     def _comparator_offsets(self, index: int, layer: CompiledLayer) -> np.ndarray | None:
         """(cols,) input-referred offsets of a sense layer's comparators, in codes (None: ideal).
@@ -459,6 +500,16 @@ class CrossbarAccumulator:
         acc[~blank] = self._accumulate(index, layer, flat[~blank])
         acc[blank] = self._accumulate(index, layer, np.zeros((1, layer.rows), flat.dtype), repeat=blanks)
         return acc.reshape(n, p, layer.cols)
+
+
+def _code_bits(layer: CompiledLayer) -> int:
+    """Signed bits of a layer's read codes: its ADC's, or :data:`SENSE_CODE_BITS` for a sense layer."""
+    return SENSE_CODE_BITS if layer.sense else layer.adc_bits
+
+
+def _code_type(bits: int) -> type[np.signedinteger]:
+    """The integer type of codes of ``bits`` signed bits (what :func:`quantize` gives)."""
+    return np.int32 if bits < 32 else np.int64
 
 
 def _plus(values: np.ndarray, offset: np.ndarray | None) -> np.ndarray:

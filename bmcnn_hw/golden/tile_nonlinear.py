@@ -156,6 +156,13 @@ class NonlinearTile:
         all-zero slices); each distinct one by the mesh iteration where the tile has wires and
         the read settles there, else by the sparse factorisation (:attr:`served` counts both).
         """
+        i_cols, drivers, _ = self.read_reusable(volts)
+        return i_cols, drivers
+
+    def read_reusable(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`read`, and a mask (M,) of the reads whose currents depend on their own vector only:
+        those the mesh iteration settled (each iterated alone, so its result is the same in any
+        batch), not the sparse path's (a chunk iterates until all of its reads have settled)."""
         unique, inverse = np.unique(volts, axis=0, return_inverse=True)
         i_cols = np.zeros((len(unique), self.r.shape[1]))
         drivers = np.zeros((len(unique), self.r.shape[0]))
@@ -165,13 +172,15 @@ class NonlinearTile:
             pending = np.flatnonzero(~settled)
         self.served["mesh"] += len(unique) - len(pending)
         self.served["sparse"] += len(pending)
+        reusable = np.ones(len(unique), dtype=bool) if self.mesh is not None else np.zeros(len(unique), dtype=bool)
+        reusable[pending] = False
         rows, cols = self.r.shape
         batch = max(1, BATCH_ELEMENTS // (rows * cols))
         for start in range(0, len(pending), batch):
             which = pending[start:start + batch]
             i_cols[which], drivers[which] = self._read_sparse(unique[which])
         inverse = inverse.ravel()
-        return i_cols[inverse], drivers[inverse]
+        return i_cols[inverse], drivers[inverse], reusable[inverse]
 
     def _read_sparse(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Column and driver currents of ``chunk`` by the chord iteration on the sparse LU."""

@@ -29,6 +29,7 @@ from ..artefact import CompiledModel
 from ..config import SPICE_MODES, SpiceMode
 from ..errors import SimulationError, ToolNotFound
 from ..golden.chip import Chip
+from ..golden.code_memo import CodeMemo
 from ..golden.crossbar import TileRead, split_columns
 from ..progress import bar as progress_bar
 from ..progress import say
@@ -244,6 +245,9 @@ class SpiceReader:
     same circuit, engine and options are served from it, and every solved batch is stored
     (superposition responses are not cached: they cost one solve per row).
     """
+
+    memo: CodeMemo | None = None
+    """No codes kept across batches here (the on-disk read cache keeps SPICE reads)."""
 
     def __init__(self, model: CompiledModel, chip: Chip, netlist_dir: Path, mode: SpiceMode = "auto",
                  check_vectors: int = 3, check_rtol: float = 1e-9, stepped: bool | None = None, jobs: int = 1,
