@@ -143,7 +143,7 @@ def positive_float(text: str) -> float:
 def _add_ppa_parser(sub) -> None:
     pp = sub.add_parser("ppa", help="energy, latency, throughput and area per inference (SPICE, cited models, "
                                     "Yosys + OpenSTA)", description=(
-        "Per crossbar layer: an ngspice transient read of its first tile (read time = settling to 1/2 ADC step; "
+        "Per crossbar layer: a SPICE transient read of its first tile (read time = settling to 1/2 ADC step; "
         "worst-case read energy, scaled to real inputs by the physics executor's DC power), ADC and TIA figures "
         "from a cited cost model, and the layer's Verilog through Yosys, a gate-level simulation of real beats "
         "(checked against golden; switching activity) and OpenSTA (fmax, power). Writes ppa.json, ppa.md and "
@@ -170,6 +170,11 @@ def _add_ppa_parser(sub) -> None:
                          "(whole outputs; default 20000)")
     pp.add_argument("--no-digital", action="store_true",
                     help="skip synthesis, timing and digital power (analog and model figures only)")
+    pp.add_argument("--engine", choices=("ngspice", "vacask"), default="ngspice",
+                    help="SPICE engine of the transient reads: ngspice (the reference; default) or vacask (KLU "
+                         "solver, OSDI BSIM4, the op-amp TIA as Verilog-A; starts from the operating point where "
+                         "ngspice starts from zero; the 1T1R tiles ngspice cannot finish; pip install -e "
+                         "'.[vacask]')")
     _add_data_dir(pp)
     pp.set_defaults(func=cmd.cmd_ppa)
 

@@ -40,19 +40,24 @@ def options_from_args(args: argparse.Namespace) -> PpaOptions:
                           "switching activity needs the Verilog models of the Liberty file's cells")
     options = PpaOptions(liberty=liberty or DEFAULT_LIBERTY, cell_models=models or DEFAULT_CELL_MODELS,
                          cost_model=args.cost_model, clock_mhz=args.clock_mhz, activity_beats=args.activity_beats,
-                         digital=not args.no_digital, columns_per_adc=args.columns_per_adc)
+                         digital=not args.no_digital, columns_per_adc=args.columns_per_adc, engine=args.engine)
     check_tools(options)
     return options
 
 
 def check_tools(options: PpaOptions) -> None:
-    """Load the cost model and, for the digital flow, find Yosys, OpenSTA, Icarus and the cell files.
+    """Load the cost model, find VACASK where it is the engine and, for the digital flow, Yosys,
+    OpenSTA, Icarus and the cell files.
 
     Raises:
         ConfigError: a bad cost-model file.
         ToolNotFound: a missing tool or file (with the apt line).
     """
     load_cost_model(options.cost_model)
+    if options.engine == "vacask":
+        from ..spice.vacask import openvaf_command
+
+        openvaf_command()  # VACASK and its Verilog-A compiler
     if options.digital:
         require_tool("yosys")
         require_tool("sta")

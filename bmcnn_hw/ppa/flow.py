@@ -180,7 +180,7 @@ def _zero_detect_cost(layer: CompiledLayer, cost: CostModel, reads: int) -> tupl
 
 
 def _analog(model: CompiledModel, chip: Chip, cost: CostModel, trace_energy: list[float], images: np.ndarray,
-            work: Path, progress: bool) -> list[LayerPpa]:
+            work: Path, progress: bool, engine: str) -> list[LayerPpa]:
     layers = []
     for i, layer in enumerate(model.layers):
         schedule = layer_schedule(layer, model.hardware.geometry.encoding)
@@ -188,8 +188,8 @@ def _analog(model: CompiledModel, chip: Chip, cost: CostModel, trace_energy: lis
             layers.append(LayerPpa(schedule, None, 0.0))
             continue
         started = time.perf_counter()
-        with heartbeat(f"ppa: {layer.name}: transient read of tile (0,0) (ngspice)", progress):
-            tr = transient_read(model, chip, i, 0, 0, cost, work / layer.name / "transient")
+        with heartbeat(f"ppa: {layer.name}: transient read of tile (0,0) ({engine})", progress):
+            tr = transient_read(model, chip, i, 0, 0, cost, work / layer.name / "transient", engine=engine)
         _say(progress, f"ppa: {layer.name}: transient read of tile (0,0) settles in {tr.read_time_s * 1e9:.2f} ns "
                        f"({time.perf_counter() - started:.1f} s)")
         dc = trace_energy[i] / len(images) / model.hardware.readout.t_read_s
@@ -280,7 +280,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
                            options.clock_mhz)
     _say(progress, f"ppa: physics executor on {len(images)} test image(s) (DC power of real inputs, ADC codes)")
     trace, accumulator = run_crossbar(model, images, PhysicsReader(chip), record=options.digital)
-    layers = _analog(model, chip, cost, accumulator.energy_j, images, work, progress)
+    layers = _analog(model, chip, cost, accumulator.energy_j, images, work, progress, options.engine)
     if model.zero_detect_layers():
         _measure_skipped_reads(model, layers, trace, images, progress)
     for lp, (synth, sta) in zip(layers, timed, strict=False):

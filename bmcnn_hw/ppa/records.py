@@ -31,6 +31,8 @@ class PpaOptions:
     columns_per_adc: int | None = None
     """Weight columns sharing one ADC (converted one after another after each read); None: the
     build's (``ReadoutParams.columns_per_adc``)."""
+    engine: str = "ngspice"
+    """SPICE engine of the transient reads: ``ngspice`` (the reference) or ``vacask``."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..artefact import CompiledModel
 from ..golden.chip import Chip
+from ..spice.run import engine_label
 from .cost_model import CostModel
 from .records import COMPONENTS, LayerPpa, PpaOptions, layer_record
 from .schedule import adc_count, conversions_per_read
@@ -16,7 +17,8 @@ AREA_COMPONENTS = ("array", "tia", "adc", "zero_detect", "digital")
 
 
 def _sources(cost: CostModel, options: PpaOptions, n_images: int, skips: bool) -> dict[str, str]:
-    spice = ("SPICE: ngspice transient of the worst-case read (all rows switched) of each layer's tile (0,0), "
+    spice = (f"SPICE: {engine_label(options.engine)} transient of the worst-case read (all rows switched) of each "
+             "layer's tile (0,0), "
              f"scaled by the physics executor's DC driver power on {n_images} test images relative to that read's")
     digital = (f"OpenSTA report_power on the Yosys netlist ({Path(options.liberty).name}), switching activity from a "
                "gate-level Icarus simulation of real beats (functional transitions, no glitches; gated clock nets at "
@@ -103,6 +105,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
         "build": {"layers": [la.name for la in model.layers], "device": chip.describe(),
                   "geometry": model.hardware.geometry.to_dict(), "readout": model.hardware.readout.to_dict()},
         "images": n_images, "clock_mhz": 1e3 / period_ns, "columns_per_adc": options.columns_per_adc,
+        "spice_engine": engine_label(options.engine),
         "cost_model": cost.path,
         "liberty": str(options.liberty) if options.digital else None,
         "totals": {"energy_per_inference_j": e_total, "energy_j": energy, "area_mm2": a_total_mm2,

@@ -1,4 +1,4 @@
-"""Transient tile reads in ngspice: settling time to half an ADC step, and read energy.
+"""Transient tile reads in ngspice (or VACASK): settling time to half an ADC step, and read energy.
 
 A worst-case read of one tile: every row driver ramps from 0 to V_read (rise time from the
 cost model), holds for half the window, and ramps back. Wires carry their sky130 met1
@@ -70,7 +70,8 @@ class TransientRead:
     power_dc_w: float
     lsb_v: float
     v_out_max_v: float
-    """Largest |TIA output| of the read (compare with the supply rails)."""
+    """Largest |TIA output| of the read, from the start of the rising ramp (compare with the supply
+    rails; the pre-roll in which 1T1R word lines come up is not part of a read)."""
     cf_f: float
     window_s: float
     solve_s: float
@@ -146,22 +147,71 @@ class _TransientTile:
         pwl = f"PWL(0 0 {t0!r} 0 {t0 + tr!r} {v!r} {t1!r} {v!r} {t1 + tr!r} 0)"
         return [f"Vr{r} in{r} 0 {pwl}" for r in range(self.circuit.rows)]
 
-    def text(self) -> str:
-        """The netlist: includes, the tile subcircuit with capacitors and TIAs, drivers, saves."""
+    def subckt_text(self) -> str:
+        """The ``.sub`` file: the tile's static circuit with wire capacitors and op-amp TIAs."""
         c = self.circuit
         name = tile_subckt_name(c.layer, c.rt, c.ct)
         ports = [c.port(r) for r in range(c.rows)] + [f"o{j}" for j in range(self.n_phys)]
         body = [re.sub(r"tia_(ideal|rails|opamp) [^$]*", self.tia() + " ", line) for line in c.body()]
+        return "\n".join([f".subckt {name} {' '.join(ports)}", *body, *self.capacitors(), f".ends {name}"]) + "\n"
+
+    def text(self, sub_file: str) -> str:
+        """The ``.cir`` file: includes, the subcircuit ``sub_file`` (beside it), ramped drivers, saves."""
+        c = self.circuit
+        name = tile_subckt_name(c.layer, c.rt, c.ct)
         nodes = [f"in{r}" for r in range(c.rows)] + [f"o{j}" for j in range(self.n_phys)]
         saves = ["time"] + [f"in{r}" for r in range(c.rows)] + [f"o{j}" for j in range(self.n_phys)]
         saves += [driver_branch(r) for r in range(c.rows)] + [sense_branch(j) for j in range(self.n_phys)]
         lines = [f"* bmcnn-hw transient read: layer {c.layer.name}, tile ({c.rt},{c.ct}), all {c.rows} rows "
                  f"switched 0 -> V_read -> 0; window {self.window_s!r} s",
                  *[line for line in _includes(self.chip) if not line.startswith(".options")], TRAN_OPTIONS,
-                 f".subckt {name} {' '.join(ports)}", *body, *self.capacitors(),
-                 f".ends {name}", *self.ramps(), f"Xtile {' '.join(nodes)} {name}",
+                 f".include {sub_file}", *self.ramps(), f"Xtile {' '.join(nodes)} {name}",
                  ".save " + " ".join(saves[1:]), ".end"]
         return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _Waves:
+    """A transient's waveforms: time (T,), row voltages and driver currents (R, T), TIA input
+    currents and outputs (P, T)."""
+
+    time: np.ndarray
+    v_in: np.ndarray
+    i_drv: np.ndarray
+    i_col: np.ndarray
+    v_out: np.ndarray
+
+
+def _ngspice_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: float, max_step_s: float) -> _Waves:
+    """The transient by ngspice (the reference engine)."""
+    c = tile.circuit
+    ng = NgSpice.get()
+    ng.load(netlist, hs_models=tile.chip.params.cell == "1t1r")
+    ng.command("destroy all", str(netlist))
+    # uic: start from the all-zero state the sources define at t = 0 (no DC operating point: the
+    # op-amp loops around 1T1R columns defeat ngspice's gmin stepping, and nothing is biased yet).
+    ng.command(f"tran {step_s!r} {stop_s!r} 0 {max_step_s!r} uic", str(netlist))
+    waves = _Waves(ng.vector("time"), np.stack([ng.vector(f"in{r}") for r in range(c.rows)]),
+                   -np.stack([ng.vector(driver_branch(r)) for r in range(c.rows)]),
+                   np.stack([ng.vector(sense_branch(j)) for j in range(tile.n_phys)]),
+                   np.stack([ng.vector(f"o{j}") for j in range(tile.n_phys)]))
+    ng.unload()
+    return waves
+
+
+def _vacask_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: float, max_step_s: float) -> _Waves:
+    """The same transient by VACASK (:func:`bmcnn_hw.spice.vacask.solve_transient`; its row nodes are
+    the subcircuit's ports, its currents the ``flow(br)`` of each source)."""
+    from ..spice.vacask import solve_transient
+
+    c = tile.circuit
+    # convergence on the solution's change, as in ngspice (VACASK's residual check cannot pass at abstol 1e-15)
+    options = TRAN_OPTIONS.removeprefix(".options ") + " nr_residualcheck=0"
+    translation, w = solve_transient(netlist, step_s, stop_s, max_step_s, options)
+    return _Waves(w["time"], np.stack([w[c.port(r)] for r in range(c.rows)]),
+                  -np.stack([w[f"vr{r}:flow(br)"] for r in range(c.rows)]),
+                  np.stack([w[f"{s}:flow(br)"] for s in translation.senses]),
+                  np.stack([w[f"o{j}"] for j in range(tile.n_phys)]))
 
 
 def _settle(time: np.ndarray, wave: np.ndarray, start: float, stop: float, tol: float) -> float | None:
@@ -210,20 +260,22 @@ def estimated_window_s(model: CompiledModel, chip: Chip, index: int, rt: int, ct
 
 def transient_read(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel,
                    work_dir: Path, window_s: float | None = None, ideal_tia: bool = False,
-                   attempts: int = 3) -> TransientRead:
+                   attempts: int = 3, engine: str = "ngspice") -> TransientRead:
     """Run the worst-case transient read of tile (rt, ct) of layer ``index``.
 
     ``window_s`` (default :func:`estimated_window_s`) is doubled up to ``attempts`` - 1 times
-    while some TIA output has not settled.
+    while some TIA output has not settled. ``engine``: ``ngspice`` (the reference) or ``vacask``
+    (KLU; the same netlist translated by :mod:`bmcnn_hw.spice.vacask`, the op-amp TIAs as the
+    Verilog-A module of the same equations).
 
     Raises:
-        SimulationError: ngspice failed, or a TIA output did not settle within the longest
+        SimulationError: the engine failed, or a TIA output did not settle within the longest
             window (the message names the tile).
     """
     window = window_s or estimated_window_s(model, chip, index, rt, ct, cost)
     for attempt in range(attempts):
         try:
-            return _transient_once(model, chip, index, rt, ct, cost, Path(work_dir), window, ideal_tia)
+            return _transient_once(model, chip, index, rt, ct, cost, Path(work_dir), window, ideal_tia, engine)
         except _NotSettled as exc:
             if attempt == attempts - 1:
                 raise SimulationError(str(exc)) from None
@@ -236,7 +288,7 @@ class _NotSettled(Exception):
 
 
 def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel,
-                    work_dir: Path, window_s: float, ideal_tia: bool) -> TransientRead:
+                    work_dir: Path, window_s: float, ideal_tia: bool, engine: str) -> TransientRead:
     import time as clock
 
     tile = _TransientTile(model, chip, index, rt, ct, cost, window_s, ideal_tia)
@@ -244,23 +296,15 @@ def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: i
     name = f"{tile_subckt_name(c.layer, rt, ct)}_tran"
     copy_model_libs(chip, work_dir / "lib")
     netlist = work_dir / f"{name}.cir"
-    write_text_atomic(netlist, tile.text())
-    ng = NgSpice.get()
-    ng.load(netlist, hs_models=chip.params.cell == "1t1r")
+    write_text_atomic(work_dir / f"{name}.sub", tile.subckt_text())
+    write_text_atomic(netlist, tile.text(f"{name}.sub"))
     tr, t0 = cost.array.driver_rise_s, tile.t_start
     t1, stop = t0 + window_s / 2, t0 + window_s + tr
     started = clock.perf_counter()
-    ng.command("destroy all", str(netlist))
-    # uic: start from the all-zero state the sources define at t = 0 (no DC operating point: the
-    # op-amp loops around 1T1R columns defeat ngspice's gmin stepping, and nothing is biased yet).
-    ng.command(f"tran {tr / 10!r} {stop!r} 0 {window_s / POINTS!r} uic", str(netlist))
+    simulate = _vacask_waves if engine == "vacask" else _ngspice_waves
+    waves = simulate(tile, netlist, tr / 10, stop, window_s / POINTS)
     solve_s = clock.perf_counter() - started
-    time = ng.vector("time")
-    v_in = np.stack([ng.vector(f"in{r}") for r in range(c.rows)])
-    i_drv = -np.stack([ng.vector(driver_branch(r)) for r in range(c.rows)])
-    i_col = np.stack([ng.vector(sense_branch(j)) for j in range(tile.n_phys)])
-    v_out = np.stack([ng.vector(f"o{j}") for j in range(tile.n_phys)])
-    ng.unload()
+    time, v_in, i_drv, i_col, v_out = waves.time, waves.v_in, waves.i_drv, waves.i_col, waves.v_out
     lsb_v = model.hardware.readout.tia_rf_ohm * chip.unit_current_a * model.hardware.readout.lsb_units
     tol = SETTLE_LSB * lsb_v
     rise = [_settle(time, w, t0, t1, tol) for w in v_out]
@@ -285,5 +329,5 @@ def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: i
     e_dc = power_dc * float(np.trapezoid(np.mean((v_in[:, on] / v_read) ** 2, axis=0), t_on))
     return TransientRead(c.layer.name, (rt, ct), c.rows, tile.n_phys, settle_rise, settle_fall,
                          max(settle_rise, settle_fall), e_drv, e_tia, e_dc, power_dc, lsb_v,
-                         float(np.max(np.abs(v_out))), tile.cf, window_s,
+                         float(np.max(np.abs(v_out[:, time >= t0]))), tile.cf, window_s,
                          solve_s)

@@ -71,3 +71,32 @@ def test_evaluate_names_the_engine_and_matches_physics(build_dir, mnist_dir):
     assert spice.returncode == 0 and physics.returncode == 0, spice.stderr + physics.stderr
     assert ", vacask 0.3.4.dev3)" in spice.stdout
     assert spice.stdout.split(":")[1].split(",")[0] == physics.stdout.split(":")[1].split(",")[0]  # same correct
+
+
+def _transients(tmp_path, model, chip):
+    from bmcnn_hw.ppa.cost_model import load_cost_model
+    from bmcnn_hw.ppa.transient import transient_read
+
+    cost = load_cost_model()
+    return [transient_read(model, chip, 0, 0, 0, cost, tmp_path / engine, engine=engine)
+            for engine in ("ngspice", "vacask")]
+
+
+@pytest.mark.parametrize("cell", ["linear", "1t1r"])
+def test_transient_reads_equal_ngspice_within_the_time_steps(tmp_path, cell, request):
+    """The ppa transient (op-amp TIAs with rails, met1 wire capacitance, ramps) by VACASK: the
+    same settling times and energies as ngspice, within what their different time steps and
+    integration (trapezoidal, each with its own step control) allow (measured: within 0.3 %)."""
+    if cell == "1t1r":
+        device = dataclasses.replace(get_preset("rram-1t1r-sky130-hr"), sigma_on_rel=0.1, sigma_off_rel=0.1)
+        model = random_fc_model(10, 6, 0, tile_rows=10, tile_cols=6, device=device)
+        chip = Chip(model, device, 1, transistor_table=request.getfixturevalue("nfet_table"))
+    else:
+        device = DeviceParams(r_wire_ohm=2.0, sigma_on_rel=0.1, sigma_off_rel=0.1)
+        model = random_fc_model(24, 6, 3, tile_rows=32, tile_cols=8, device=device)
+        chip = Chip(model, device, 1)
+    ngspice, vacask = _transients(tmp_path, model, chip)
+    assert vacask.read_time_s == pytest.approx(ngspice.read_time_s, rel=0.01)
+    for field in ("energy_drivers_j", "energy_tia_output_j", "energy_dc_j", "power_dc_w", "v_out_max_v"):
+        assert getattr(vacask, field) == pytest.approx(getattr(ngspice, field), rel=0.01), field
+    assert (tmp_path / "vacask" / "fc0_r0_c0_tran.sub").is_file()
