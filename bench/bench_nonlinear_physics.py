@@ -1,17 +1,22 @@
 """Benchmark: the physics executor on a build of nonlinear cells behind wires, today's path vs the
-previous one, on the same images and chip.
+previous ones, on the same chip.
 
-Baseline (measured first, in the same run): the previous release's path: every tile's chord
-matrix factorised (sparse LU, kept for the whole run) and each read's chord iteration solved
-on it, every input vector solved, even repeated ones. Fast path: what ``evaluate --backend
-physics`` runs now: distinct input vectors only, each iterated on the mesh (rows and columns
-in turn, compiled, one read per thread), the sparse path only for reads that do not settle.
-Each runs in its own process, so the peak resident memory of each is its own. Prints seconds
-per image, the ratio, peak memory, the reads each path solved, and whether every layer's
-accumulators, activations and class scores are equal (the ADC codes of both paths agree; the
-currents differ within the solvers' 1e-11 V tolerance).
+Baseline (measured first, in the same run): the path before the mesh iteration: every tile's
+chord matrix factorised (sparse LU, kept for the whole run) and each read's chord iteration
+solved on it, every input vector solved, even repeated ones, on ``--images`` images in one
+batch. Then the mesh path on those images in one batch (its trace must equal the baseline's),
+and what ``evaluate --backend physics`` runs, on the first ``--fast-images`` test images in
+batches of 256 sharing one reader: distinct input vectors of a batch only, each iterated on
+the mesh (rows and columns in turn, compiled, one read per thread), the sparse path only for
+reads that do not settle; once without the code memo (every batch solves its own reads, the
+previous release) and once with it (a read solved in an earlier batch is served from its kept
+codes, :mod:`bmcnn_hw.golden.code_memo`). Each run is its own process, so the peak resident
+memory of each is its own. Prints seconds per image, the ratios to the baseline, peak memory,
+the reads each path solved or served, and whether the traces (every layer's accumulators,
+activations and class scores) are equal: baseline = mesh on the same images (the ADC codes
+agree; the currents differ within the solvers' 1e-11 V tolerance), memo = no memo bit for bit.
 
-    python bench/bench_nonlinear_physics.py BUILD_DIR [--images 16] [--data-dir DIR]
+    python bench/bench_nonlinear_physics.py BUILD_DIR [--images 16] [--fast-images 1024] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from common import timed  # noqa: F401  (puts the repository on sys.path)
 from bmcnn_hw.artefact import load_model
 from bmcnn_hw.data.mnist import load_mnist
 from bmcnn_hw.golden.chip import Chip
+from bmcnn_hw.golden.code_memo import BUDGET_BYTES
 from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
 from bmcnn_hw.golden.tile_nonlinear import BATCH_ELEMENTS, NonlinearTile
 
@@ -38,12 +44,13 @@ class _PreviousTile(NonlinearTile):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs, mesh=False)
 
-    def read(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def read_reusable(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows, cols = self.r.shape
         batch = max(1, BATCH_ELEMENTS // (rows * cols))
         parts = [self._read_sparse(volts[start:start + batch]) for start in range(0, len(volts), batch)]
         self.served["sparse"] += len(volts)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                np.zeros(len(volts), dtype=bool))
 
 
 class _PreviousReader(PhysicsReader):
@@ -52,17 +59,20 @@ class _PreviousReader(PhysicsReader):
     nonlinear_tile_class = _PreviousTile
 
 
-def _run(build: str, data_dir: str, images: int, previous: bool) -> dict:
-    """One path in a fresh process: seconds, the layer trace, peak RSS, reads served."""
+def _run(build: str, data_dir: str, images: int, path: str, batch: int) -> dict:
+    """One path (``previous``, ``mesh`` or ``memo``) in a fresh process: seconds, the layer traces of
+    its batches, peak RSS, reads served."""
     model = load_model(Path(build))
     data = load_mnist(Path(data_dir), "test").head(images)
     chip = Chip.of_build(model)
-    reader = (_PreviousReader if previous else PhysicsReader)(chip)
+    reader = _PreviousReader(chip, memo_bytes=0) if path == "previous" else \
+        PhysicsReader(chip, memo_bytes=0 if path == "mesh" else BUDGET_BYTES)
     start = time.perf_counter()
-    trace, _ = run_crossbar(model, data.images, reader)
+    traces = [run_crossbar(model, data.images[k:k + batch], reader)[0] for k in range(0, images, batch)]
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "trace": trace, "rss_mb": peak_mb, "served": reader.nonlinear_reads()}
+    return {"seconds": seconds, "traces": traces, "rss_mb": peak_mb, "served": reader.nonlinear_reads(),
+            "images": images}
 
 
 def _in_process(*args) -> dict:
@@ -70,22 +80,36 @@ def _in_process(*args) -> dict:
         return pool.apply(_run, args)
 
 
+def _line(name: str, run: dict, base: dict | None) -> str:
+    per_image = run["seconds"] / run["images"]
+    ratio = f", {base['seconds'] / base['images'] / per_image:5.1f}x the baseline" if base else ""
+    served = run["served"]
+    return (f"{name:<28}: {per_image:7.3f} s per image on {run['images']:,} images{ratio}, peak {run['rss_mb']:,.0f} "
+            f"MB; reads solved: {served['mesh']:,} mesh, {served['sparse']:,} sparse LU; served from the memo: "
+            f"{served['memo']:,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("build", help="a build of nonlinear cells (sinh or 1T1R) with wire resistance")
-    parser.add_argument("--images", type=int, default=16, help="test images, one batch, the same for both paths")
+    parser.add_argument("--images", type=int, default=16, help="test images of the baseline, one batch")
+    parser.add_argument("--fast-images", type=int, default=1024,
+                        help="test images of today's path, in batches of 256 (evaluate's)")
     parser.add_argument("--data-dir", default="../shared/datasets/mnist", help="MNIST IDX directory")
     args = parser.parse_args()
-    old = _in_process(args.build, args.data_dir, args.images, True)
-    new = _in_process(args.build, args.data_dir, args.images, False)
     n = args.images
-    print(f"previous path: {old['seconds'] / n:7.3f} s per image, peak {old['rss_mb']:,.0f} MB, "
-          f"{old['served']['sparse']:,} reads solved (sparse LU)")
-    print(f"mesh path    : {new['seconds'] / n:7.3f} s per image, peak {new['rss_mb']:,.0f} MB, "
-          f"{new['served']['mesh']:,} distinct reads by the mesh, {new['served']['sparse']:,} by the sparse LU")
-    same = old["trace"].same_as(new["trace"])
-    print(f"speed-up {old['seconds'] / new['seconds']:.1f}x on {n} images; every layer's accumulators, "
-          f"activations and scores equal: {same}")
+    old = _in_process(args.build, args.data_dir, n, "previous", n)
+    same_images = _in_process(args.build, args.data_dir, n, "mesh", n)
+    plain = _in_process(args.build, args.data_dir, args.fast_images, "mesh", 256)
+    memo = _in_process(args.build, args.data_dir, args.fast_images, "memo", 256)
+    print(_line("sparse LU, every vector", old, None))
+    print(_line("mesh, one batch", same_images, old))
+    print(_line("mesh, 256 per batch", plain, old))
+    print(_line("mesh + memo, 256 per batch", memo, old))
+    same = all(a.same_as(b) for a, b in zip(old["traces"], same_images["traces"], strict=True))
+    exact = all(a.same_as(b) for a, b in zip(plain["traces"], memo["traces"], strict=True))
+    print(f"traces equal: sparse LU = mesh on the same {n} images: {same}; memo = no memo on "
+          f"{args.fast_images:,} images: {exact}")
 
 
 if __name__ == "__main__":
