@@ -342,8 +342,8 @@ class CrossbarAccumulator:
 
     def _performed_codes(self, index: int, layer: CompiledLayer, rt: int, ct: int, plane: int, bits: np.ndarray,
                          used_cols: int) -> tuple[np.ndarray, np.ndarray]:
-        """Codes and energies of the reads of ``bits``: those an earlier batch kept in the reader's
-        :class:`CodeMemo` from there, the rest read (and kept where they may be)."""
+        """Codes and energies of the reads of ``bits``: served from the reader's :class:`CodeMemo`
+        where an earlier batch kept them, the rest read (and kept where they may be)."""
         tile = (index, rt, ct, bits.shape[1], used_cols)
         memo = self.memo if self._linear(tile) is None else None
         if memo is None:
