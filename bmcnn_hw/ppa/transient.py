@@ -204,6 +204,9 @@ def _vacask_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: fl
     the subcircuit's ports, its currents the ``flow(br)`` of each source)."""
     from ..spice.vacask import solve_transient
 
+    if tile.ideal_tia:
+        raise SimulationError(f"{netlist}: transients with ideal TIAs (no output node in VACASK's translation) "
+                              "are ngspice's only; use engine ngspice")
     c = tile.circuit
     # As ngspice does it: convergence on the solution's change (VACASK's residual check cannot pass
     # at abstol 1e-15) and SPICE's truncation-error formula (VACASK's own took 3.5x the time points and
