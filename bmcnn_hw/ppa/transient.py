@@ -213,7 +213,8 @@ def _vacask_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: fl
     # time on a 64 x 20 1T1R tile; with SPICE's and ngspice's trtol of 7, reads and energies moved by
     # up to 1.2 % from ngspice's on a 10 x 12 1T1R tile, at VACASK's ratio of 3.5 by up to 0.65 %)
     options = TRAN_OPTIONS.removeprefix(".options ") + " nr_residualcheck=0 tran_spicelte=1"
-    translation, w = solve_transient(netlist, step_s, stop_s, max_step_s, options)
+    nodes = [c.port(r) for r in range(c.rows)] + [f"o{j}" for j in range(tile.n_phys)]
+    translation, w = solve_transient(netlist, step_s, stop_s, max_step_s, options, nodes)
     return _Waves(w["time"], np.stack([w[c.port(r)] for r in range(c.rows)]),
                   -np.stack([w[f"vr{r}:flow(br)"] for r in range(c.rows)]),
                   np.stack([w[f"{s}:flow(br)"] for s in translation.senses]),

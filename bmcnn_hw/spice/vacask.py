@@ -271,13 +271,15 @@ def solve_vectors(cir: Path, volts: np.ndarray, n_phys: int, timeout_s: float = 
     return cols, drivers
 
 
-def solve_transient(cir: Path, step_s: float, stop_s: float, max_step_s: float, options: str,
+def solve_transient(cir: Path, step_s: float, stop_s: float, max_step_s: float, options: str, nodes: list[str],
                     timeout_s: float = 4 * 3600) -> tuple[Translation, dict[str, np.ndarray]]:
     """A transient of the tile netlist ``cir`` from its operating point at t = 0 (``icmode="op"``:
     drivers at 0 V, word lines and gates biased; from ngspice's all-zero ``uic`` state VACASK's
     Newton steps fail within picoseconds on 1T1R tiles, and both starts reach the same state in
     the pre-roll before the read): the translation and every saved waveform by VACASK's name
-    (``time``, nodes, ``<source>:flow(br)`` currents).
+    (``time``, the voltages of ``nodes``, and ``<source>:flow(br)`` of every row driver and TIA
+    sense source: only these are saved, since all of a 64 x 128 1T1R tile's nodes at every time
+    step make a raw file of several GB).
 
     Raises:
         SimulationError: VACASK failed or a time step could not be solved (quoting it), or the
@@ -285,7 +287,10 @@ def solve_transient(cir: Path, step_s: float, stop_s: float, max_step_s: float, 
         ToolNotFound: VACASK or its Verilog-A compiler is not installed.
     """
     tile = Translation(cir)
+    sources = [f"vr{r}" for r in range(tile.rows)] + tile.senses
+    saves = [f"v({node})" for node in nodes] + [f"i({source})" for source in sources]
     control = ["control", f"  options {options}",
+               *[f"  save {' '.join(saves[k:k + 16])}" for k in range(0, len(saves), 16)],
                f'  analysis tran1 tran step={step_s!r} stop={stop_s!r} maxstep={max_step_s!r} icmode="op"', "endc"]
     with tempfile.TemporaryDirectory() as tmp:
         return tile, _run(tile, control, Path(tmp), ["tran1"], timeout_s)[0]
