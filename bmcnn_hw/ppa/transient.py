@@ -221,6 +221,10 @@ def _vacask_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: fl
                   np.stack([w[f"o{j}"] for j in range(tile.n_phys)]))
 
 
+_ENGINES = {"ngspice": _ngspice_waves, "vacask": _vacask_waves}
+"""How each engine runs a transient netlist (ngspice is the reference)."""
+
+
 def _settle(time: np.ndarray, wave: np.ndarray, start: float, stop: float, tol: float) -> float | None:
     """Time after ``start`` from which ``wave`` stays within ``tol`` of its value at ``stop``; None if never."""
     inside = (time >= start) & (time <= stop)
@@ -279,6 +283,8 @@ def transient_read(model: CompiledModel, chip: Chip, index: int, rt: int, ct: in
         SimulationError: the engine failed, or a TIA output did not settle within the longest
             window (the message names the tile).
     """
+    if engine not in _ENGINES:
+        raise SimulationError(f"transient engine must be {' or '.join(_ENGINES)}, not {engine!r}")
     window = window_s or estimated_window_s(model, chip, index, rt, ct, cost)
     for attempt in range(attempts):
         try:
@@ -308,7 +314,7 @@ def _transient_once(model: CompiledModel, chip: Chip, index: int, rt: int, ct: i
     tr, t0 = cost.array.driver_rise_s, tile.t_start
     t1, stop = t0 + window_s / 2, t0 + window_s + tr
     started = clock.perf_counter()
-    simulate = _vacask_waves if engine == "vacask" else _ngspice_waves
+    simulate = _ENGINES[engine]
     waves = simulate(tile, netlist, tr / 10, stop, window_s / POINTS)
     solve_s = clock.perf_counter() - started
     time, v_in, i_drv, i_col, v_out = waves.time, waves.v_in, waves.i_drv, waves.i_col, waves.v_out
