@@ -300,7 +300,7 @@ def cmd_evaluate(args) -> int:
     if "nonlinear_reads" in report:
         served = report["nonlinear_reads"]
         print(f"nonlinear tile reads (distinct per batch): {served['mesh']:,} by the mesh iteration, "
-              f"{served['sparse']:,} by the sparse factorisation, {served.get('memo', 0):,} served by an earlier "
+              f"{served['sparse']:,} by the sparse factorisation, {served['memo']:,} served by an earlier "
               "batch's codes")
     _say_cache(cache, report)
     if args.json:

@@ -20,7 +20,7 @@ nothing but the inputs seen so far).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,7 @@ class _TileTable:
 
     keys: np.ndarray
     codes: np.ndarray
-    energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    energy: np.ndarray
 
 
 def packed_keys(bits: np.ndarray) -> np.ndarray:
@@ -56,9 +56,7 @@ class CodeMemo:
         self.budget_bytes = budget_bytes
         self.bytes = 0
         self.hits = 0
-        """Reads served from the memo."""
-        self.misses = 0
-        """Reads looked up and not found (then solved)."""
+        """Reads served from the memo (those solved instead are counted by the tiles that solved them)."""
         self._tables: dict[tuple[int, Any], _TileTable] = {}
         self._models: dict[int, object] = {}  # keeps each model alive, so its id is not reused
         self._lock = threading.Lock()
@@ -73,13 +71,10 @@ class CodeMemo:
         with self._lock:
             table = self._tables.get((id(model), tile))
             if table is None or not len(table.keys):
-                self.misses += len(keys)
                 return np.zeros(len(keys), dtype=bool), np.zeros((0, 0)), np.zeros(0)
             at = np.minimum(np.searchsorted(table.keys, keys), len(table.keys) - 1)
             found = table.keys[at] == keys
-            hits = int(found.sum())
-            self.hits += hits
-            self.misses += len(keys) - hits
+            self.hits += int(found.sum())
             return found, table.codes[at[found]], table.energy[at[found]]
 
     def store(self, model: object, tile: Any, keys: np.ndarray, codes: np.ndarray, energy: np.ndarray) -> None:
