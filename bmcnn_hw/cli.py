@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from . import commands as cmd
 from .arch import shipped_architectures
-from .config import ADC_RANGES, CELL_TYPES, CORNERS, DISTRIBUTIONS, ENCODINGS, INPUT_MODES, SPICE_MODES
+from .config import ADC_RANGES, CELL_TYPES, CORNERS, DISTRIBUTIONS, ENCODINGS, ENGINE_CHOICES, INPUT_MODES, SPICE_MODES
 from .errors import BmcnnError
 from .presets import PRESETS
 
@@ -68,10 +68,12 @@ def _add_spice_jobs(parser) -> None:
                              "reads from there (a second run, cosim after spice); damaged entries are re-solved")
     parser.add_argument("--read-cache-mb", type=positive_int, default=2048, metavar="MB",
                         help="size limit of --read-cache; least recently used entries go first (default 2048)")
-    parser.add_argument("--engine", choices=("ngspice", "vacask"), default="ngspice",
-                        help="SPICE engine of the tile reads: ngspice (the reference; default) or vacask (KLU "
-                             "solver, OSDI BSIM4; every distinct input solved, no superposition; linear and 1T1R "
-                             "cells with ideal or railed TIAs; pip install -e '.[vacask]')")
+    parser.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
+                        help="SPICE engine of the tile reads: ngspice (the reference), vacask (KLU solver, OSDI "
+                             "BSIM4; every distinct input solved, no superposition; linear and 1T1R cells with "
+                             "ideal or railed TIAs; pip install -e '.[vacask]'), or auto (default): vacask for 1T1R "
+                             "cells read one input at a time (wires, driver or TIA resistance) where it is "
+                             "installed and no --scheduler is given, else ngspice. Reports name the engine that ran")
     parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                         help="solve the tile reads on this Dask scheduler's workers instead of local processes "
                              "(each worker needs ngspice and bmcnn-hw; circuits travel by content and hash; the "
@@ -170,11 +172,12 @@ def _add_ppa_parser(sub) -> None:
                          "(whole outputs; default 20000)")
     pp.add_argument("--no-digital", action="store_true",
                     help="skip synthesis, timing and digital power (analog and model figures only)")
-    pp.add_argument("--engine", choices=("ngspice", "vacask"), default="ngspice",
-                    help="SPICE engine of the transient reads: ngspice (the reference; default) or vacask (KLU "
-                         "solver, OSDI BSIM4, the op-amp TIA as Verilog-A; starts from the operating point where "
-                         "ngspice starts from zero; the 1T1R tiles ngspice cannot finish; pip install -e "
-                         "'.[vacask]')")
+    pp.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
+                    help="SPICE engine of the transient reads: ngspice (the reference), vacask (KLU solver, OSDI "
+                         "BSIM4, the op-amp TIA as Verilog-A; starts from the operating point where ngspice starts "
+                         "from zero; the 1T1R tiles ngspice cannot finish; pip install -e '.[vacask]'), or auto "
+                         "(default): vacask for 1T1R cells where it is installed, else ngspice. The report names "
+                         "the engine that ran")
     _add_data_dir(pp)
     pp.set_defaults(func=cmd.cmd_ppa)
 

@@ -25,6 +25,8 @@ InputMode = Literal["unipolar", "bipolar"]
 Distribution = Literal["normal", "lognormal"]
 """Device-to-device distribution of R."""
 SpiceMode = Literal["auto", "superposition", "per-vector"]
+SpiceEngine = Literal["auto", "ngspice", "vacask"]
+"""``--engine``: a SPICE engine, or ``auto`` (:func:`bmcnn_hw.spice.run.resolve_engine`)."""
 """How :class:`~bmcnn_hw.spice.run.SpiceReader` has ngspice solve a tile's reads (see its docstring)."""
 
 
@@ -183,6 +185,7 @@ ENCODINGS: tuple[Encoding, ...] = get_args(Encoding)
 INPUT_MODES: tuple[InputMode, ...] = get_args(InputMode)
 DISTRIBUTIONS: tuple[Distribution, ...] = get_args(Distribution)
 SPICE_MODES: tuple[SpiceMode, ...] = get_args(SpiceMode)
+ENGINE_CHOICES: tuple[SpiceEngine, ...] = get_args(SpiceEngine)
 
 
 @dataclass(frozen=True)

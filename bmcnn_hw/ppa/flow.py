@@ -30,6 +30,7 @@ from ..golden.layers import layer_rows, network_input, periphery_inputs
 from ..progress import heartbeat, say
 from ..rtl.emit import top_name, verified_rtl
 from ..rtl.mac import frame_elements, frames_per_image
+from ..spice.run import resolve_engine
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
 from .records import COMPONENTS, LayerPpa, PpaOptions
@@ -273,6 +274,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     if model.zero_detect_layers():
         cost.require_zero_detect()  # before any long step
     chip = Chip.of_build(model)
+    options = dataclasses.replace(options, engine=resolve_engine(options.engine, chip, transient=True))
     work = Path(out_dir) / "work"
     started = time.perf_counter()
     timed = _synthesize_and_time(model, options, Path(build), work, progress) if options.digital else []

@@ -32,7 +32,8 @@ class PpaOptions:
     """Weight columns sharing one ADC (converted one after another after each read); None: the
     build's (``ReadoutParams.columns_per_adc``)."""
     engine: str = "ngspice"
-    """SPICE engine of the transient reads: ``ngspice`` (the reference) or ``vacask``."""
+    """SPICE engine of the transient reads: ``ngspice`` (the reference), ``vacask``, or ``auto``
+    (:func:`bmcnn_hw.spice.run.resolve_engine`: VACASK for 1T1R cells where it is installed)."""
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artefact import CompiledModel
-from ..config import SPICE_MODES, SpiceMode
+from ..config import ENGINE_CHOICES, SPICE_MODES, SpiceMode
 from ..errors import SimulationError, ToolNotFound
 from ..golden.chip import Chip
 from ..golden.code_memo import CodeMemo
@@ -193,6 +193,26 @@ ENGINES = ("ngspice", "vacask")
 """SPICE engines for tile reads (ngspice is the reference)."""
 
 
+def resolve_engine(engine: str, chip: Chip, *, transient: bool = False, scheduler: str | None = None) -> str:
+    """The engine a run on ``chip`` uses: ``engine`` itself, or for ``auto`` the faster one installed.
+
+    ``auto`` is VACASK where it was measured faster: 1T1R cells whose reads are solved one input at
+    a time (wires, driver or TIA input resistance; every ``transient``), when VACASK is installed
+    here and no Dask ``scheduler`` is named (its workers are only required to have ngspice).
+    Otherwise ngspice, whose superposition serves linear reads in one solve per tile row and which
+    alone runs sinh cells."""
+    if engine != "auto":
+        return engine
+    p = chip.params
+    one_by_one = transient or p.has_parasitics or bool(chip.readout.tia_input_ohm)
+    if p.cell == "1t1r" and one_by_one and scheduler is None:
+        from .vacask import installed
+
+        if installed():
+            return "vacask"
+    return "ngspice"
+
+
 @functools.cache
 def engine_label(engine: str) -> str:
     """Name, version (and, for ngspice, build date) of SPICE engine ``engine``, as reports give it
@@ -239,7 +259,8 @@ class SpiceReader:
     the results equal a local run's; the tasks of a worker that dies are run again elsewhere.
 
     ``engine``: ``ngspice`` (the reference) or ``vacask`` (:mod:`bmcnn_hw.spice.vacask`: every
-    distinct vector solved by VACASK, no superposition responses; linear and 1T1R cells).
+    distinct vector solved by VACASK, no superposition responses; linear and 1T1R cells), or
+    ``auto`` (:func:`resolve_engine`); :attr:`engine` is the one resolved.
 
     ``cache``: a :class:`~bmcnn_hw.spice.read_cache.ReadCache`; per-vector reads it holds for the
     same circuit, engine and options are served from it, and every solved batch is stored
@@ -257,8 +278,9 @@ class SpiceReader:
             raise SimulationError(f"SPICE mode must be auto, superposition or per-vector, not {mode!r}")
         if jobs < 1:
             raise SimulationError(f"SPICE jobs must be at least 1, not {jobs}")
-        if engine not in ENGINES:
-            raise SimulationError(f"SPICE engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if engine not in ENGINE_CHOICES:
+            raise SimulationError(f"SPICE engine must be one of {', '.join(ENGINE_CHOICES)}, not {engine!r}")
+        engine = resolve_engine(engine, chip, scheduler=scheduler)
         if engine == "vacask" and mode == "superposition":
             raise SimulationError("SPICE mode 'superposition' is ngspice's; --engine vacask solves every distinct "
                                   "input (mode per-vector or auto)")

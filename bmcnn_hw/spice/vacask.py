@@ -101,6 +101,15 @@ def compile_module(source: Path, out_dir: Path) -> Path:
     return target
 
 
+def installed() -> bool:
+    """Whether VACASK and its Verilog-A compiler can be found (what ``--engine auto`` asks)."""
+    try:
+        openvaf_command()
+    except ToolNotFound:
+        return False
+    return True
+
+
 def engine_name() -> str:
     """``vacask <version>`` of the installed engine (what reports and the read cache record)."""
     try:
