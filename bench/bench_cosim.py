@@ -7,7 +7,7 @@ layer top in a compiled Verilator harness fed through a pipe (`cosim --sim veril
 first with an empty harness cache (the Verilator builds counted), then again with the
 builds cached. Shares of SPICE, RTL and Python per image, and the ratios.
 
-    python bench/bench_cosim.py BUILD_DIR [--images 10] [--jobs 1] [--data-dir DIR]
+    python bench/bench_cosim.py BUILD_DIR [--images 10] [--workers 1] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("build", type=Path)
     parser.add_argument("--images", type=int, default=10, help="images of the fast path (default 10)")
-    parser.add_argument("--jobs", type=int, default=1, help="ngspice processes, both paths (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="ngspice processes, both paths (default 1)")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("BMCNN_HW_TEST_DATA",
                                                                              "../shared/datasets/mnist")))
     args = parser.parse_args()
@@ -51,13 +51,13 @@ def main() -> None:
     images = load_mnist(args.data_dir, "test").images[: args.images]
     print(f"{args.build}: co-simulation, chip seed {chip.seed}")
     print("baseline: cocotb + Icarus, 1 image")
-    base = _run(args.build, images[:1], chip, "icarus", args.jobs)
+    base = _run(args.build, images[:1], chip, "icarus", args.workers)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["BMCNN_HW_CACHE"] = cache  # an empty harness cache: the first run builds
         print(f"fast path, {args.images} images, Verilator builds included")
-        cold = _run(args.build, images, chip, "verilator", args.jobs)
+        cold = _run(args.build, images, chip, "verilator", args.workers)
         print(f"fast path, {args.images} images, Verilator builds cached")
-        warm = _run(args.build, images, chip, "verilator", args.jobs)
+        warm = _run(args.build, images, chip, "verilator", args.workers)
     print(f"speed-up per image: {base / cold:.1f}x with the builds, {base / warm:.1f}x with them cached")
 
 

@@ -7,7 +7,7 @@ through the crossbar accumulator (which prefetches every tile read) once in this
 whether the accumulators are identical.
 
     python bench/bench_spice_jobs.py [--device rram-1t1r-sky130] [--tiles 8] [--rows 64]
-        [--cols 32] [--vectors 4] [--jobs N]
+        [--cols 32] [--vectors 4] [--workers N]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=64, help="rows per tile")
     parser.add_argument("--cols", type=int, default=32, help="weight columns (one column tile)")
     parser.add_argument("--vectors", type=int, default=4, help="random input vectors read through the layer")
-    parser.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: one per core)")
+    parser.add_argument("--workers", type=int, default=default_jobs(), help="worker processes (default: one per core)")
     args = parser.parse_args()
     device = get_preset(args.device)
     model = random_fc_model(args.tiles * args.rows, args.cols, 0, tile_rows=args.rows, tile_cols=args.cols,
@@ -45,13 +45,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_netlists(model, chip, Path(tmp))
         results = []
-        for jobs in (1, args.jobs):
+        for jobs in (1, args.workers):
             reader = SpiceReader(model, chip, Path(tmp), jobs=jobs)
             acc, seconds = timed(CrossbarAccumulator(model, reader), 0, model.layers[0], rows)
             results.append((acc, seconds, reader.solves))
             print(f"jobs={jobs}: {seconds:7.1f} s, {reader.solves} ngspice solves")
     (acc1, s1, _), (acc_n, s_n, _) = results
-    print(f"speed-up with {args.jobs} workers: {s1 / s_n:.2f}x; accumulators identical: {np.array_equal(acc1, acc_n)}")
+    same = np.array_equal(acc1, acc_n)
+    print(f"speed-up with {args.workers} workers: {s1 / s_n:.2f}x; accumulators identical: {same}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,33 @@ def _bounded_int(text: str, low: int) -> int:
     return value
 
 
+class _DeprecatedAlias(argparse.Action):
+    """An option's old spelling, kept for one release: stores into the new option's destination and
+    warns on stderr (``warning: ... use NEW``)."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"warning: {option_string} is deprecated and goes in the next release; use {self.new}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_alias(parser, old: str, new: str, dest: str, convert) -> None:
+    """Accept ``old`` as a deprecated spelling of ``new`` (hidden from --help; values ``convert``-ed)."""
+    parser.add_argument(old, dest=dest, type=convert, action=_DeprecatedAlias, new=new, help=argparse.SUPPRESS)
+
+
+def _add_sim(parser, what: str) -> None:
+    """``--sim``, spelt and defaulted alike in every command that simulates RTL."""
+    parser.add_argument("--sim", default=os.environ.get("SIM", "auto"), choices=["auto", "icarus", "verilator"],
+                        help=f"{what}; auto (default, or $SIM): verilator when it can build (Verilator, make, a C++ "
+                             "compiler), else icarus. Verilator's first build of a module takes about a minute; "
+                             "builds are cached by content in ~/.cache/bmcnn-hw")
+
+
 def _add_results_force(parser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="write into an --out that holds results of another build, checkpoint or command "
@@ -59,9 +86,10 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def _add_spice_jobs(parser) -> None:
-    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="SPICE processes solving tiles side by side (default: one per core this process may "
                              "use); results equal within the engine's convergence tolerance for any N")
+    _add_alias(parser, "--jobs", "--workers", "workers", positive_int)
     parser.add_argument("--read-cache", type=Path, default=None, metavar="DIR",
                         help="keep solved per-vector tile reads in DIR, keyed by the circuit's content, the "
                              "engine and version, the solve options and the input vector, and serve repeated "
@@ -77,7 +105,7 @@ def _add_spice_jobs(parser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                         help="solve the tile reads on this Dask scheduler's workers instead of local processes "
                              "(each worker needs ngspice and bmcnn-hw; circuits travel by content and hash; the "
-                             "reads are split as --jobs local workers would split them, so results equal a local "
+                             "reads are split as --workers local processes would split them, so results equal a local "
                              "run's; a dead worker's reads are solved again elsewhere)")
 
 
@@ -194,9 +222,10 @@ def _add_explore_parser(sub) -> None:
     ex.add_argument("-o", "--out", type=Path, default=Path("runs/explore"),
                     help="output directory: explore.*, and points/<label>/ with each build and ppa.json "
                          "(default runs/explore)")
-    ex.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+    ex.add_argument("--workers", type=positive_int, default=1, metavar="N",
                     help="design points measured side by side in worker processes (default 1)")
-    ex.add_argument("--scheduler", type=scheduler_address, metavar="ADDRESS",
+    _add_alias(ex, "--jobs", "--workers", "workers", positive_int)
+    ex.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
                     help="run the points on this Dask distributed scheduler instead of local workers")
     _add_data_dir(ex)
     _add_results_force(ex)
@@ -250,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--force", action="store_true", help="overwrite a trained checkpoint already in OUT")
     tr.add_argument("--threads", type=positive_int,
                     default=2, help="torch CPU threads (default 2; the weights depend on it)")
-    tr.add_argument("--limit", type=positive_int, help="train on the first N images only (smoke runs)")
+    tr.add_argument("--train-images", type=positive_int, metavar="N",
+                    help="train on the first N training images only (smoke runs)")
+    _add_alias(tr, "--limit", "--train-images", "train_images", positive_int)
     va = tr.add_argument_group("variation-aware training")
     va.add_argument("--variation-aware", action="store_true",
                     help="sample device variation into every memristive layer, fresh per batch")
@@ -351,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--calib", type=positive_int, default=2048,
                     help="calibration images, the first N training images (default 2048; guarded tuning holds "
                          "out half)")
-    tu.add_argument("--limit", type=positive_int,
+    tu.add_argument("--images", type=positive_int, metavar="N",
                     default=2000, help="test images for the before/after accuracy (default 2000)")
+    _add_alias(tu, "--limit", "--images", "images", positive_int)
     tu.add_argument("-o", "--out", type=Path, default=Path("tuning.json"),
                     help="tuning file to write (an existing file is never replaced unless it is a tuning file and "
                          "--force is given)")
@@ -425,8 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--lint", action="store_true", help="verilator --lint-only -Wall (justified waivers only)")
     rt.add_argument("--check", type=non_negative_int, default=0, metavar="N",
                     help="run every layer's cocotb testbench on N test images (0 = skip)")
-    rt.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
-                    help="simulator for --check (default $SIM or icarus)")
+    _add_sim(rt, "simulator of --check's cocotb testbenches")
     rt.add_argument("--keep-work", action="store_true",
                     help="with --check: keep rtl_check/ (scenarios, logs, outputs) although every check passed; "
                          "simulator builds are cached by content in ~/.cache/bmcnn-hw/cocotb-build")
@@ -440,10 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sample a chip with this seed (default: the build's chip)")
     cs.add_argument("--tuning", type=Path,
                     help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
-    cs.add_argument("--sim", default=os.environ.get("SIM", "auto"), choices=["auto", "icarus", "verilator"],
-                    help="RTL simulator: verilator runs each layer top in a compiled harness fed through a pipe "
-                         "(fast); icarus runs the cocotb testbench (Python per beat); auto (default): verilator "
-                         "when installed, else icarus")
+    _add_sim(cs, "RTL simulator: verilator runs each layer top in a compiled harness fed through a pipe (fast); "
+                 "icarus runs the cocotb testbench (Python per beat)")
     cs.add_argument("--out", type=Path, default=Path("runs/cosim"), help="report directory (JSON, Markdown)")
     _add_device_overrides(cs, "applied on top of the build's device; the netlists are rewritten for the chip")
     _add_spice_jobs(cs)
@@ -548,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--backend", default="golden", choices=["torch", "golden", "physics", "spice"],
                     help="torch: trained model; golden: exact integer; physics: crossbar model of the build's chip; "
                          "spice: SPICE (--engine) on the build's netlists (see --mode for how reads are solved)")
-    ev.add_argument("--limit", type=positive_int, help="first N test images only")
+    ev.add_argument("--images", type=positive_int, metavar="N", help="the first N test images only (default: all)")
+    _add_alias(ev, "--limit", "--images", "images", positive_int)
     ev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
     ev.add_argument("--checkpoint", type=Path, help="checkpoint for --backend torch (default: the build's)")
     ev.add_argument("--mode", default="auto", choices=SPICE_MODES,
@@ -570,9 +600,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seed of training and of the sampled chip (default 0)")
     de.add_argument("--spice-images", type=non_negative_int,
                     default=2, help="test images run through ngspice (default 2)")
-    de.add_argument("--sim", default=os.environ.get("SIM", "icarus"), choices=["icarus", "verilator"],
-                    help="RTL simulator (default $SIM or icarus)")
-    de.add_argument("--limit", type=positive_int, help="train on the first N images only (smoke runs)")
+    _add_sim(de, "simulator of the RTL check's cocotb testbenches")
+    de.add_argument("--train-images", type=positive_int, metavar="N",
+                    help="train on the first N training images only (smoke runs)")
+    _add_alias(de, "--limit", "--train-images", "train_images", positive_int)
     de.add_argument("--keep-work", action="store_true",
                     help="keep the scratch of passing checks (rtl_check/ scenarios and logs, ppa/work/ netlists and "
                          "logs); without it only a failing check's scratch is kept")

@@ -47,7 +47,7 @@ def _train_params(args, config):
             raise ConfigError("--variation-aware needs device variation: pass --sigma-on/--sigma-off "
                               "or a --device with spread")
     try:
-        return TrainParams(**{**config.train, **chosen}, seed=args.seed, threads=args.threads, limit=args.limit,
+        return TrainParams(**{**config.train, **chosen}, seed=args.seed, threads=args.threads, limit=args.train_images,
                            val_size=args.val_size, variation=variation, encoding=args.encoding)
     except TypeError as exc:  # e.g. lr = "fast" in a model file's [train] table
         raise ConfigError(f"{config.name} [train]: values of the wrong type ({exc})") from None
@@ -240,10 +240,10 @@ def cmd_compile(args) -> int:
 
 
 def _spice_jobs(args) -> int:
-    """``--jobs`` (ngspice worker processes; the parser keeps it >= 1), default one per core."""
+    """``--workers`` (SPICE worker processes; the parser keeps it >= 1), default one per core."""
     from .spice.run import default_jobs
 
-    return default_jobs() if args.jobs is None else args.jobs
+    return default_jobs() if args.workers is None else args.workers
 
 
 def _spice_scheduler(args) -> str | None:
@@ -288,7 +288,7 @@ def cmd_evaluate(args) -> int:
 
     _check_json_out(args)
     load_model(args.build)  # a broken build fails before the data is read
-    data = load_mnist(_data_dir(args), "test").head(args.limit)
+    data = load_mnist(_data_dir(args), "test").head(args.images)
     cache = _read_cache(args)
     report = evaluate(args.build, data, args.backend, checkpoint=args.checkpoint, spice_mode=args.mode,
                       spice_jobs=_spice_jobs(args), spice_cache=cache,
@@ -318,8 +318,9 @@ def cmd_rtl(args) -> int:
     if args.reference == (args.build is not None):
         raise ConfigError("give either BUILD_DIR or --reference")
     if args.check:
-        from .rtl.simulators import check_simulator
+        from .rtl.simulators import check_simulator, resolve_simulator
 
+        args.sim = resolve_simulator(args.sim)
         check_simulator(args.sim)  # before any file is written
     if args.reference:
         from .rtl.reference import reference_model
@@ -432,7 +433,7 @@ def cmd_tune(args) -> int:
     tuning = calibrate(model, chip, train.images, labels=train.labels, method=args.tuning_method)
     tuning.meta["calibration"] = {"split": "train", "first_images": args.calib}
     save_tuning(args.out, model, tuning)
-    test = load_mnist(data_dir, "test").head(args.limit)
+    test = load_mnist(data_dir, "test").head(args.images)
     accuracy = {}
     for label, offsets in (("before", None), ("after", tuning.offsets)):
         preds = physics_predictions(model, chip, test.images, offsets)
@@ -777,7 +778,7 @@ def cmd_explore(args) -> int:
     data_dir = _data_dir(args)
     calib = _calibration_images(data_dir, grid["accuracy"]["calib"], "[accuracy] calib") \
         if grid["accuracy"]["calib"] else None
-    result = run_explore(args.checkpoint, grid, load_mnist(data_dir, "test"), args.out, workers=args.jobs,
+    result = run_explore(args.checkpoint, grid, load_mnist(data_dir, "test"), args.out, workers=args.workers,
                          scheduler=args.scheduler, calib_set=calib)
     print(explore_markdown(result))
     print(f"wrote {', '.join(str(p) for p in write_explore(result, args.out))}")
@@ -787,8 +788,11 @@ def cmd_explore(args) -> int:
 def cmd_demo(args) -> int:
     from .data.fetch import fetch_mnist
     from .demo import run_demo
+    from .rtl.simulators import check_simulator, resolve_simulator
 
+    sim = resolve_simulator(args.sim)
+    check_simulator(sim)  # before minutes of training
     data_dir = args.data_dir or fetch_mnist(source_dir=args.data_from)
     summary = run_demo(args.out, Path(data_dir), epochs=args.epochs, seed=args.seed, spice_images=args.spice_images,
-                       rtl_sim=args.sim, limit=args.limit, keep_work=args.keep_work)
+                       rtl_sim=sim, limit=args.train_images, keep_work=args.keep_work)
     return 0 if summary.ok else 1

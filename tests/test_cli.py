@@ -24,7 +24,7 @@ def test_compile_and_evaluate_golden_and_torch(checkpoint, mnist_dir, tmp_path, 
     reports = {}
     for backend in ("golden", "torch", "physics"):
         path = tmp_path / f"{backend}.json"
-        assert main(["evaluate", str(build), "--backend", backend, "--limit", "300", "--data-dir", str(mnist_dir),
+        assert main(["evaluate", str(build), "--backend", backend, "--images", "300", "--data-dir", str(mnist_dir),
                      "--json", str(path)]) == 0
         reports[backend] = json.loads(path.read_text())
     assert reports["golden"]["predictions"] == reports["torch"]["predictions"] == reports["physics"]["predictions"]
@@ -35,11 +35,11 @@ def test_compile_and_evaluate_golden_and_torch(checkpoint, mnist_dir, tmp_path, 
 @pytest.mark.slow
 def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
     path = tmp_path / "spice.json"
-    code, _, err = run_cli("evaluate", build_dir, "--backend", "spice", "--limit", "1", "--data-dir", mnist_dir,
+    code, _, err = run_cli("evaluate", build_dir, "--backend", "spice", "--images", "1", "--data-dir", mnist_dir,
                              "--json", path)
     assert code == 0, err
     golden = tmp_path / "golden.json"
-    run_cli("evaluate", build_dir, "--backend", "golden", "--limit", "1", "--data-dir", mnist_dir, "--json", golden)
+    run_cli("evaluate", build_dir, "--backend", "golden", "--images", "1", "--data-dir", mnist_dir, "--json", golden)
     assert json.loads(path.read_text())["predictions"] == json.loads(golden.read_text())["predictions"]
 
 
@@ -78,13 +78,13 @@ def test_corrupt_data_file_names_the_file(tmp_path, mnist_dir, checkpoint):
     shutil.copytree(mnist_dir, data)
     target = find_file(data, "t10k-images-idx3-ubyte")  # gzip or raw, however the directory was filled
     target.write_bytes(b"\x1f\x8b\x08\x00garbage" if target.suffix == ".gz" else b"\x00\x00\x08\x03garbage")
-    code, _, err = run_cli("train", "--data-dir", data, "--limit", "10", "--out", tmp_path / "c")
+    code, _, err = run_cli("train", "--data-dir", data, "--train-images", "10", "--out", tmp_path / "c")
     assert code == 2 and target.name in err and "Traceback" not in err
     assert not (tmp_path / "c").exists()  # a refused run leaves no empty checkpoint directory
 
 
 def test_a_validation_set_larger_than_the_data_leaves_nothing(tmp_path, mnist_dir):
-    code, _, err = run_cli("train", "--data-dir", mnist_dir, "--limit", "10", "--val-size", "5000",
+    code, _, err = run_cli("train", "--data-dir", mnist_dir, "--train-images", "10", "--val-size", "5000",
                            "--out", tmp_path / "c")
     assert code == 2 and "val_size 5000" in err and not (tmp_path / "c").exists()
 
@@ -172,8 +172,8 @@ def test_non_binary_weight_array_is_rejected(build_dir, tmp_path):
 @pytest.mark.ngspice
 @pytest.mark.icarus
 def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
-    code, out, err = run_cli("demo", "--data-dir", mnist_dir, "--out", tmp_path, "--limit", "3000",
-                             "--spice-images", "1")
+    code, out, err = run_cli("demo", "--data-dir", mnist_dir, "--out", tmp_path, "--train-images", "3000",
+                             "--spice-images", "1", "--sim", "icarus")
     assert code == 0, err[-2000:] + out[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["ok"] and len(summary["rows"]) == 8
@@ -186,15 +186,15 @@ def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, option", [
-    (["evaluate", "B", "--limit", "-1"], "--limit"),
-    (["evaluate", "B", "--limit", "0"], "--limit"),
-    (["train", "--out", "X", "--limit", "-1"], "--limit"),
+    (["evaluate", "B", "--images", "-1"], "--images"),
+    (["evaluate", "B", "--images", "0"], "--images"),
+    (["train", "--out", "X", "--train-images", "-1"], "--train-images"),
     (["sweep", "B", "--images", "-1"], "--images"),
     (["spice", "B", "--images", "0"], "--images"),
     (["spice", "B", "--images", "-1"], "--images"),
     (["rtl", "B", "--check", "-1"], "--check"),
     (["cosim", "B", "--images", "0"], "--images"),
-    (["evaluate", "B", "--backend", "spice", "--jobs", "0"], "--jobs"),
+    (["evaluate", "B", "--backend", "spice", "--workers", "0"], "--workers"),
     (["compile", "C", "-o", "B", "--adc-bits", "-2"], "--adc-bits"),
     (["sweep", "B", "--chips", "two"], "--chips"),
 ])
@@ -221,7 +221,7 @@ def test_a_netlist_edited_after_compile_is_refused(build_dir, mnist_dir, tmp_pat
     shutil.copytree(build_dir, build)
     sub = build / "netlists" / "fc2_r0_c0.sub"
     sub.write_text(sub.read_text().replace("r=", "r=1", 1))
-    for args in (("spice", build, "--images", "1"), ("evaluate", build, "--backend", "spice", "--limit", "1")):
+    for args in (("spice", build, "--images", "1"), ("evaluate", build, "--backend", "spice", "--images", "1")):
         code, _, err = run_cli(*args, "--data-dir", mnist_dir)
         assert code == 2 and err.strip() == f"bmcnn-hw: error: {sub}: SHA-256 differs from manifest.json (file " \
                                             "changed or corrupt)", err
@@ -246,7 +246,7 @@ def test_train_refuses_to_lose_work(tmp_path):
 def test_bad_paths_and_addresses_are_one_line_errors(tmp_path, build_dir, mnist_dir):
     (tmp_path / "afile").write_text("x")
     cases = [(["sweep", build_dir, "--scheduler", "notaurl"], "must be a scheduler address like tcp://HOST:PORT"),
-             (["evaluate", build_dir, "--limit", "2", "--data-dir", mnist_dir, "--json", tmp_path],
+             (["evaluate", build_dir, "--images", "2", "--data-dir", mnist_dir, "--json", tmp_path],
               f"bmcnn-hw: error: --json {tmp_path}: is a directory; give a file name"),
              (["compile", tmp_path / "no-checkpoint", "-o", tmp_path / "afile"],
               f"bmcnn-hw: error: {tmp_path / 'afile'}: exists and is not a build directory")]
@@ -275,19 +275,21 @@ def test_regress_with_a_missing_checkpoint_is_one_error(tmp_path):
 
 def test_a_missing_simulator_is_one_line_before_any_output(build_dir, mnist_dir, tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # no iverilog (nor anything else) on PATH
-    for args in (["rtl", build_dir, "--out", tmp_path / "rtl", "--check", "1"],
-                 ["cosim", build_dir, "--out", tmp_path / "cosim"]):
+    for args in (["rtl", build_dir, "--out", tmp_path / "rtl", "--check", "1", "--sim", "icarus"],
+                 ["cosim", build_dir, "--out", tmp_path / "cosim", "--sim", "icarus"],
+                 ["demo", "--out", tmp_path / "demo", "--sim", "icarus"]):
         proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", *map(str, args), "--data-dir", str(mnist_dir)],
                               capture_output=True, text=True, env=env)
         assert proc.returncode == 2 and proc.stderr.strip() == ("bmcnn-hw: error: iverilog not found on PATH; "
                                                                 "install Icarus Verilog: `apt-get install iverilog`")
-    assert not (tmp_path / "rtl").exists() and not (tmp_path / "cosim").exists()
+    assert not any((tmp_path / name).exists() for name in ("rtl", "cosim", "demo"))
 
 
 @pytest.mark.slow
 @pytest.mark.icarus
 def test_rtl_check_cleans_its_simulator_builds_when_everything_passes(build_dir, mnist_dir, tmp_path):
-    code, out, err = run_cli("rtl", build_dir, "--out", tmp_path / "rtl", "--check", "1", "--data-dir", mnist_dir)
+    code, out, err = run_cli("rtl", build_dir, "--out", tmp_path / "rtl", "--check", "1", "--sim", "icarus",
+                             "--data-dir", mnist_dir)
     assert code == 0 and out.count("bit-exact") == 9, err[-2000:]  # 6 modules + 3 protocol scenarios
     assert not (tmp_path / "rtl_check").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["rtl"]
 
@@ -315,3 +317,24 @@ def test_ctrl_c_inside_ngspice_is_held_until_the_command_returns():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, saved)
+
+
+@pytest.mark.parametrize("argv, dest, new", [
+    (["evaluate", "B", "--limit", "7"], "images", "--images"),
+    (["tune", "B", "--limit", "7"], "images", "--images"),
+    (["train", "--out", "X", "--limit", "7"], "train_images", "--train-images"),
+    (["demo", "--limit", "7"], "train_images", "--train-images"),
+    (["spice", "B", "--jobs", "7"], "workers", "--workers"),
+    (["cosim", "B", "--jobs", "7"], "workers", "--workers"),
+    (["evaluate", "B", "--jobs", "7"], "workers", "--workers"),
+    (["explore", "C", "--grid", "G", "--jobs", "7"], "workers", "--workers"),
+])
+def test_old_option_spellings_still_work_and_name_the_new_one(argv, dest, new, capsys):
+    """One spelling per meaning (test images, training images, local processes); the old ones are
+    deprecated aliases for one release: same value, one warning line naming the new spelling."""
+    from bmcnn_hw.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert getattr(args, dest) == 7
+    err = capsys.readouterr().err
+    assert err.strip() == f"warning: {argv[-2]} is deprecated and goes in the next release; use {new}"

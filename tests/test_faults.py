@@ -37,7 +37,7 @@ def _cli(*args, **kwargs) -> subprocess.CompletedProcess:
 
 def _evaluate(build: Path, mnist_dir: Path, json_path: Path | str) -> list[str]:
     """argv of a quick golden evaluation that writes its report to ``json_path``."""
-    return ["evaluate", str(build), "--backend", "golden", "--limit", "10", "--data-dir", str(mnist_dir),
+    return ["evaluate", str(build), "--backend", "golden", "--images", "10", "--data-dir", str(mnist_dir),
             "--json", str(json_path)]
 
 

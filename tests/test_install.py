@@ -45,7 +45,7 @@ def test_wheel_install_compiles_and_simulates(tmp_path, checkpoint, mnist_dir):
     cli = venv / "bin" / "bmcnn-hw"
     _run([cli, "compile", checkpoint, "-o", tmp_path / "b", "--tile", "64x64"], tmp_path)
     assert (tmp_path / "b" / "netlists" / "lib" / "memristor.lib").is_file()
-    report = _run([cli, "spice", tmp_path / "b", "--images", "1", "--data-dir", mnist_dir, "--jobs", "1"], tmp_path)
+    report = _run([cli, "spice", tmp_path / "b", "--images", "1", "--data-dir", mnist_dir, "--workers", "1"], tmp_path)
     assert "predictions SPICE" in report
 
 

@@ -53,7 +53,7 @@ def test_nonlinear_physics_reports_tile_reads_with_an_estimate(checkpoint, mnist
     cli = [sys.executable, "-m", "bmcnn_hw.cli"]
     subprocess.run([*cli, "compile", str(checkpoint), "-o", str(build), "--tile", "64x64", "--device", "rram-sinh",
                     "--r-wire", "1"], check=True, capture_output=True)
-    proc = subprocess.run([*cli, "evaluate", str(build), "--backend", "physics", "--limit", "1",
+    proc = subprocess.run([*cli, "evaluate", str(build), "--backend", "physics", "--images", "1",
                            "--data-dir", str(mnist_dir)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr

@@ -41,7 +41,7 @@ def test_tuned_sampled_chip_rtl_equals_tuned_golden(build_dir, mnist_dir, tmp_pa
     """The compiled-harness path (Verilator), two images, tuning registers loaded."""
     tuning = tmp_path / "tuning.json"
     code, out, err = run_cli("tune", build_dir, "--chip-seed", "5", "--sigma-on", "0.15", "--sigma-off", "0.15",
-                             "--calib", "64", "--limit", "200", "--data-dir", mnist_dir, "-o", tuning)
+                             "--calib", "64", "--images", "200", "--data-dir", mnist_dir, "-o", tuning)
     assert code == 0, err
     assert "after tuning" in out
     code, out, err = run_cli("cosim", build_dir, "--images", "2", "--chip-seed", "5", "--sigma-on", "0.15",

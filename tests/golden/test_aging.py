@@ -186,7 +186,7 @@ def test_cosim_of_an_aged_retuned_chip_has_zero_mismatches(build_dir, mnist_dir,
     """The issue's item 4: the chip at 10 years (with wear), re-tuned: SPICE + RTL = golden."""
     common = ["--chip-seed", "1", "--sigma-on", "0.1", "--sigma-off", "0.1", "--age", "10y", "--retention",
               WEAR, "--data-dir", mnist_dir]
-    code, _, err = run_cli("tune", build_dir, *common, "--calib", "64", "--limit", "200", "-o", tmp_path / "t.json")
+    code, _, err = run_cli("tune", build_dir, *common, "--calib", "64", "--images", "200", "-o", tmp_path / "t.json")
     assert code == 0, err
     code, out, err = run_cli("cosim", build_dir, *common, "--images", "2", "--sim", "verilator", "--tuning",
                              tmp_path / "t.json", "--out", tmp_path / "cs")

@@ -55,7 +55,7 @@ def test_a_build_of_another_sampler_version_is_one_line(build_dir, mnist_dir, tm
     (build / "manifest.json").write_text(json.dumps(manifest))
     assert load_model(build).provenance["chip_devices"]["sampler"] == SAMPLER_VERSION + 1
     proc = subprocess.run([sys.executable, "-m", "bmcnn_hw.cli", "evaluate", str(build), "--backend", "physics",
-                           "--limit", "5", "--data-dir", str(mnist_dir)], capture_output=True, text=True)
+                           "--images", "5", "--data-dir", str(mnist_dir)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f"bmcnn-hw: error: manifest.json: provenance.chip_devices.sampler is {SAMPLER_VERSION + 1}; this bmcnn-hw "

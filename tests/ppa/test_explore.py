@@ -41,7 +41,7 @@ def test_explore_small_grid_writes_table_and_pareto_plot(checkpoint, mnist_dir, 
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID)
     out = tmp_path / "explore"
-    code, stdout, err = run_cli("explore", checkpoint, "--grid", grid, "-o", out, "--jobs", "2",
+    code, stdout, err = run_cli("explore", checkpoint, "--grid", grid, "-o", out, "--workers", "2",
                                 "--data-dir", mnist_dir)
     assert code == 0, err
     result = json.loads((out / "explore.json").read_text())

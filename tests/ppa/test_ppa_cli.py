@@ -150,7 +150,7 @@ def tiny_hybrid_build(tmp_path_factory, mnist_dir):
     """A small hybrid model (digital first and last layers), trained on 300 images and compiled."""
     root = tmp_path_factory.mktemp("tiny-hybrid")
     (root / "tiny.toml").write_text(TINY_HYBRID)
-    code, _, err = run_cli("train", "--model", root / "tiny.toml", "--epochs", "1", "--limit", "300",
+    code, _, err = run_cli("train", "--model", root / "tiny.toml", "--epochs", "1", "--train-images", "300",
                            "--val-size", "0", "--out", root / "ckpt", "--data-dir", mnist_dir)
     assert code == 0, err
     code, _, err = run_cli("compile", root / "ckpt", "-o", root / "build", "--tile", "64x64", "--mac-lanes", "2")

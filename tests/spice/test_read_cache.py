@@ -141,7 +141,7 @@ def test_a_second_reader_is_served_from_the_cache_exactly(tmp_path):
 @pytest.mark.slow
 def test_spice_command_reports_the_cache(tmp_path, build_dir, mnist_dir):
     cmd = [sys.executable, "-m", "bmcnn_hw.cli", "spice", str(build_dir), "--images", "1", "--mode", "per-vector",
-           "--jobs", "1", "--data-dir", str(mnist_dir), "--read-cache", str(tmp_path / "c")]
+           "--workers", "1", "--data-dir", str(mnist_dir), "--read-cache", str(tmp_path / "c")]
     first = subprocess.run(cmd, capture_output=True, text=True)
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr

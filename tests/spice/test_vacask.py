@@ -64,8 +64,8 @@ def test_a_cell_vacask_cannot_model_is_one_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_names_the_engine_and_matches_physics(build_dir, mnist_dir):
-    cli = [sys.executable, "-m", "bmcnn_hw.cli", "evaluate", str(build_dir), "--limit", "1", "--data-dir",
-           str(mnist_dir), "--jobs", "1"]
+    cli = [sys.executable, "-m", "bmcnn_hw.cli", "evaluate", str(build_dir), "--images", "1", "--data-dir",
+           str(mnist_dir), "--workers", "1"]
     spice = subprocess.run([*cli, "--backend", "spice", "--engine", "vacask"], capture_output=True, text=True)
     physics = subprocess.run([*cli, "--backend", "physics"], capture_output=True, text=True)
     assert spice.returncode == 0 and physics.returncode == 0, spice.stderr + physics.stderr

@@ -80,7 +80,7 @@ def test_variation_aware_training_needs_variation(capsys):
 @pytest.mark.slow
 def test_train_command_writes_checkpoint_metrics_and_plot(tmp_path, mnist_dir):
     out = tmp_path / "ckpt"
-    code = main(["train", "--model", "bmcnn-hybrid", "--epochs", "1", "--limit", "600", "--val-size", "100",
+    code = main(["train", "--model", "bmcnn-hybrid", "--epochs", "1", "--train-images", "600", "--val-size", "100",
                  "--variation-aware", "--sigma-on", "0.1", "--sigma-off", "0.1", "--out", str(out),
                  "--data-dir", str(mnist_dir)])
     assert code == 0
