@@ -313,6 +313,7 @@ def cmd_evaluate(args) -> int:
 def cmd_rtl(args) -> int:
     from .artefact import load_model
     from .errors import ConfigError
+    from .io_utils import staged_files
     from .rtl.emit import write_rtl
 
     if args.reference == (args.build is not None):
@@ -328,7 +329,9 @@ def cmd_rtl(args) -> int:
         model, out = reference_model(), args.out or Path("rtl")
     else:
         model, out = load_model(args.build), args.out or args.build / "rtl"
-    files = write_rtl(model, out)
+    with staged_files(out) as staging:  # all files or none: a full disk or Ctrl-C leaves --out as it was
+        staged = write_rtl(model, staging)
+    files = {f"{Path(out).name}/{Path(name).name}": digest for name, digest in staged.items()}
     print(f"{len(files)} files written to {out}")
     if args.build is not None and Path(out).resolve() == (args.build / "rtl").resolve():
         from .artefact import record_files
@@ -395,7 +398,9 @@ def _calibration_images(data_dir: Path, count: int, option: str):
 
 def _json_schema(path: Path) -> str | None:
     """The ``schema`` field of a JSON file of ours; None for anything else (unreadable, not JSON,
-    not an object)."""
+    not an object, not a regular file: a device such as /dev/zero reads forever)."""
+    if not path.is_file():
+        return None
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -214,6 +214,34 @@ def replaced_directory(target: Path):
                 shutil.rmtree(staging, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_files(target: Path):
+    """Yield a temp directory beside ``target``; when the block finishes, every file written into it
+    is moved into ``target`` (created if missing; other files there are kept).
+
+    For a set of files that goes into a directory the user may share with other files (``rtl
+    --out``): a failing or interrupted block (a full disk, Ctrl-C) leaves ``target`` as it was,
+    and the moves are renames on one file system, which need no space. Errors name paths in
+    ``target``, never the temp directory.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(target):
+        try:
+            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target)))
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+        try:
+            yield staging
+            target.mkdir(exist_ok=True)
+            for path in sorted(staging.iterdir()):
+                os.replace(path, target / path.name)
+        except OSError as exc:
+            raise _named_in(exc, staging, target) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def _check_still_there(staging: Path, made: os.stat_result, target: Path) -> None:
     """Raise when ``staging`` was removed (and perhaps re-created by a later write) during the
     block: what it holds then is not everything that was written."""
@@ -337,11 +365,11 @@ def results_dir(out: Path, command: str, sources: list[Path], report: str, force
     with output_lock(out):
         created = not out.exists()
         out.mkdir(exist_ok=True)
-        write_json_atomic(out / RESULTS_MARKER, claim)
         try:
+            write_json_atomic(out / RESULTS_MARKER, claim)  # a full disk fails here, leaving an empty directory
             yield out
         except BaseException:
-            if created and os.listdir(out) == [RESULTS_MARKER]:  # failed before writing anything: leave no trace
+            if created and set(os.listdir(out)) <= {RESULTS_MARKER}:  # failed before writing results: no trace
                 shutil.rmtree(out)
             raise
 

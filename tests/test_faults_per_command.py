@@ -1,0 +1,172 @@
+"""Faults for every command that writes: its output in a read-only directory, on a full disk, or
+naming a device node. Each command runs as a user's would (a subprocess of the CLI) and must end
+with one clear line and exit 2, leave nothing half-written where its output goes, and leave the
+device node a device.
+
+``WRITERS`` is the table: one cheap invocation per command, its output at ``{out}``. A new command
+that writes adds its row. ``tests/test_faults.py`` holds the deeper cases (signals at random
+points, two writers at once, FIFOs and links, a directory that vanishes) on compile and evaluate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "bmcnn_hw.cli"]
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="mknod and mount need root (CI runs as root)")
+
+
+@dataclass(frozen=True)
+class Writer:
+    """``bmcnn-hw ARGV`` writes a directory or a file at ``{out}``."""
+
+    argv: tuple[str, ...]
+    kind: str  # "dir" or "file"
+    tools: tuple[str, ...] = ()
+    suffix: str = ".json"  # of a file output
+
+    def out(self, directory: Path, stem: str = "out") -> Path:
+        """Where this command's output goes in ``directory``."""
+        return directory / (stem if self.kind == "dir" else stem + self.suffix)
+
+    @property
+    def id(self) -> str:
+        """The command's name (and a distinguishing option)."""
+        return self.argv[0] + ("-json" if self.kind == "file" and self.argv[0] in ("evaluate", "spice") else "")
+
+
+FLOW = '[flow]\ncommand = "evaluate"\nargs = ["{build}"]\n[options]\nimages = 5\ndata_dir = "{data}"\njson = "{out}"\n'
+
+WRITERS = [
+    Writer(("train", "--data-dir", "{data}", "--train-images", "300", "--val-size", "100", "--epochs", "1",
+            "--out", "{out}"), "dir"),
+    Writer(("compile", "{ckpt}", "-o", "{out}"), "dir"),
+    Writer(("rtl", "{build}", "--out", "{out}"), "dir"),
+    Writer(("evaluate", "{build}", "--images", "5", "--data-dir", "{data}", "--json", "{out}"), "file"),
+    Writer(("spice", "{build}", "--images", "1", "--workers", "1", "--data-dir", "{data}", "--json", "{out}"),
+           "file", ("ngspice",)),
+    Writer(("tune", "{build}", "--calib", "64", "--images", "20", "--sigma-on", "0.1", "--sigma-off", "0.1",
+            "--data-dir", "{data}", "-o", "{out}"), "file"),
+    Writer(("export", "{build}", "--programming", "{out}"), "file", suffix=".csv"),
+    Writer(("sweep", "{build}", "--sigmas", "0.1", "--chips", "1", "--images", "20", "--calib", "64",
+            "--workers", "1", "--data-dir", "{data}", "--out", "{out}"), "dir"),
+    Writer(("lifetime", "{build}", "--chips", "1", "--images", "20", "--times", "1s,1d", "--calib", "64", "--workers", "1",
+            "--data-dir", "{data}", "--out", "{out}"), "dir"),
+    Writer(("cosim", "{build}", "--images", "1", "--sim", "icarus", "--workers", "1", "--data-dir", "{data}",
+            "--out", "{out}"), "dir", ("ngspice", "iverilog")),
+    Writer(("rtl-regress", "{build}", "--images", "2", "--data-dir", "{data}", "--out", "{out}"), "dir",
+           ("verilator",)),
+    Writer(("ppa", "{build}", "--images", "1", "--no-digital", "-o", "{out}", "--data-dir", "{data}"), "dir",
+           ("ngspice",)),
+    Writer(("flow", "run", "{flow}"), "file"),
+]
+
+
+def _argv(writer: Writer, out: Path, build: Path, ckpt: Path, data: Path, tmp: Path) -> list[str]:
+    flow = tmp / "flow.toml"
+    fields = {"out": out, "build": build, "ckpt": ckpt, "data": data, "flow": flow}
+    flow.write_text(FLOW.format(**fields))
+    return [a.format(**fields) for a in writer.argv]
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=900)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit 2, no traceback, and one ``bmcnn-hw: error:`` line on stderr naming ``needles``."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("bmcnn-hw:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def _skip_without(writer: Writer) -> None:
+    for tool in writer.tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str, *options: str):
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(disk: Path) -> None:
+    """Write ``disk/filler`` until the file system is full."""
+    with open(disk / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 4096)
+
+
+@contextlib.contextmanager
+def _read_only(path: Path):
+    """A directory nobody may write: a read-only tmpfs as root (root ignores modes), else mode 0555."""
+    if IS_ROOT:
+        with _tmpfs(path, "1m", "ro") as mounted:
+            yield mounted
+    else:
+        path.mkdir()
+        path.chmod(0o555)
+        try:
+            yield path
+        finally:
+            path.chmod(0o755)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
+def test_an_output_in_a_read_only_directory_is_one_line(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+    _skip_without(writer)
+    with _read_only(tmp_path / "ro") as ro:
+        out = writer.out(ro)
+        proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
+        _one_error_line(proc, str(ro))
+        assert not out.exists()
+
+
+@needs_root
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
+def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(writer, build_dir, checkpoint, mnist_dir,
+                                                                  tmp_path):
+    _skip_without(writer)
+    with _tmpfs(tmp_path / "disk", "1m") as disk:
+        _fill(disk)
+        out = writer.out(disk)
+        proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
+        _one_error_line(proc, "No space left on device")
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+@needs_root
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
+def test_an_output_that_is_a_device_stays_a_device(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+    """A private /dev/full (``mknod c 1 7``) where the output goes: a directory output is refused in
+    one line naming it; a file output is written through and its write error is the one line."""
+    _skip_without(writer)
+    node = writer.out(tmp_path, "full")
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    proc = _run(_argv(writer, node, build_dir, checkpoint, mnist_dir, tmp_path))
+    _one_error_line(proc, str(node))
+    assert stat.S_ISCHR(node.stat().st_mode)
