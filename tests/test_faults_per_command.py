@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CLI = [sys.executable, "-m", "bmcnn_hw.cli"]
@@ -60,8 +63,8 @@ WRITERS = [
     Writer(("export", "{build}", "--programming", "{out}"), "file", suffix=".csv"),
     Writer(("sweep", "{build}", "--sigmas", "0.1", "--chips", "1", "--images", "20", "--calib", "64",
             "--workers", "1", "--data-dir", "{data}", "--out", "{out}"), "dir"),
-    Writer(("lifetime", "{build}", "--chips", "1", "--images", "20", "--times", "1s,1d", "--calib", "64", "--workers", "1",
-            "--data-dir", "{data}", "--out", "{out}"), "dir"),
+    Writer(("lifetime", "{build}", "--chips", "1", "--images", "20", "--times", "1s,1d", "--calib", "64",
+            "--workers", "1", "--data-dir", "{data}", "--out", "{out}"), "dir"),
     Writer(("cosim", "{build}", "--images", "1", "--sim", "icarus", "--workers", "1", "--data-dir", "{data}",
             "--out", "{out}"), "dir", ("ngspice", "iverilog")),
     Writer(("rtl-regress", "{build}", "--images", "2", "--data-dir", "{data}", "--out", "{out}"), "dir",
@@ -170,3 +173,61 @@ def test_an_output_that_is_a_device_stays_a_device(writer, build_dir, checkpoint
     proc = _run(_argv(writer, node, build_dir, checkpoint, mnist_dir, tmp_path))
     _one_error_line(proc, str(node))
     assert stat.S_ISCHR(node.stat().st_mode)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
+def test_a_non_ascii_directory_is_a_legal_output(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+    _skip_without(writer)
+    out = writer.out(tmp_path / "résultats ü")
+    proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.exists() and _hidden(out.parent) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
+def test_ctrl_c_at_a_random_point_is_one_line_and_leaves_no_temp(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+    """SIGINT at a seeded random moment of the run (0.5-6 s in): the command either finished or
+    ends with exit 130 and one line; no temp or lock file is left beside the output, no process
+    of its group survives, and an output that is there after an interrupt is not a partial one
+    (a file parses, a directory is absent or the previous complete one)."""
+    _skip_without(writer)
+    out = writer.out(tmp_path / "o")
+    delay = np.random.default_rng(len(writer.id)).uniform(0.5, 6.0)
+    process = subprocess.Popen([*CLI, *_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=_default_sigint)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode in (0, 130), (delay, process.returncode, stderr[-2000:])
+    if process.returncode:
+        assert "Traceback" not in stderr, stderr[-2000:]
+        lines = [line for line in stderr.splitlines() if line.startswith("bmcnn-hw:")]
+        assert len(lines) == 1 and "interrupted" in lines[0], stderr[-2000:]
+    assert _hidden(out.parent) == [], delay
+    _assert_group_gone(process.pid)
+
+
+def _hidden(directory: Path) -> list[str]:
+    """Hidden temp or lock entries an output write left in ``directory``."""
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".")) if directory.is_dir() else []
+
+
+def _default_sigint() -> None:
+    """In the child: Ctrl-C at its default and unblocked, whatever the test process set."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _assert_group_gone(pgid: int, grace_s: float = 10.0) -> None:
+    """Nothing of the run's process group is left once ``grace_s`` has passed."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of group {pgid} still running {grace_s:.0f} s after the command ended")

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +49,26 @@ def _deferred_interrupt() -> Iterator[None]:
         if callable(previous):
             previous(signal.SIGINT, None)
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ascii_path(netlist: Path) -> Iterator[Path]:
+    """``netlist`` by a name ngspice's command line can take: PySpice sends commands as ASCII, so a
+    netlist under a non-ASCII directory (``résultats/``) is sourced through a link to its directory
+    from a temp directory (its relative ``.include`` lines resolve there), removed once it is read."""
+    if str(netlist).isascii():
+        yield netlist
+        return
+    roots = [r for r in (tempfile.gettempdir(), "/tmp") if r.isascii() and os.path.isdir(r)]
+    if not roots or not netlist.name.isascii():
+        raise SimulationError(f"{netlist}: ngspice takes ASCII paths only, and no ASCII temp directory is there to "
+                              "link it from; move the output to an ASCII path")
+    alias = Path(tempfile.mkdtemp(prefix="bmcnn-hw-ngspice-", dir=roots[0]))
+    try:
+        (alias / "d").symlink_to(netlist.parent, target_is_directory=True)
+        yield alias / "d" / netlist.name
+    finally:
+        shutil.rmtree(alias, ignore_errors=True)  # the link, not what it points to
 
 
 class NgSpice:
@@ -120,7 +143,8 @@ class NgSpice:
         self.unload()
         # ngspice reads ngbehavior whenever it reads a netlist, so it applies to this one only.
         self.command("set ngbehavior=hsa" if hs_models else "unset ngbehavior", str(netlist))
-        self.command(f"source {netlist}", str(netlist))
+        with _ascii_path(netlist) as source:
+            self.command(f"source {source}", str(netlist))
         self.current, self._stamp = netlist, stamp
         self.row_volts = {}
 
