@@ -652,6 +652,8 @@ def main(argv=None, *, ending_process: bool = False) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_IGN if ending_process else previous)
+            if ending_process:  # the work is done or reported: a Ctrl-C during interpreter shutdown killed the
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # process by signal with nothing said (exit -2)
 
 
 def console_main() -> None:
