@@ -231,3 +231,23 @@ def _assert_group_gone(pgid: int, grace_s: float = 10.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"processes of group {pgid} still running {grace_s:.0f} s after the command ended")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
+def test_two_writers_of_one_output_never_mix(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+    """The same command twice at once into one output: each run finishes or is refused in one line
+    naming the lock; at least one finishes, and no temp or lock file is left."""
+    _skip_without(writer)
+    out = writer.out(tmp_path / "o")
+    argv = _argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path)
+    runs = [subprocess.Popen([*CLI, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(run.wait(timeout=900), run.stderr.read()) for run in runs]
+    assert 0 in [code for code, _ in results], results
+    for code, stderr in results:
+        if code:
+            assert code == 2 and "Traceback" not in stderr, stderr[-2000:]
+            lines = [line for line in stderr.splitlines() if line.startswith("bmcnn-hw:")]
+            assert len(lines) == 1 and "another process is writing it" in lines[0], stderr[-2000:]
+    assert out.exists() and _hidden(out.parent) == []
