@@ -351,10 +351,9 @@ def _tuning_words(acc: dict) -> str:
 
 def plot_pareto(result: dict) -> bytes:
     """Accuracy vs energy per inference and vs area, Pareto fronts drawn: PNG bytes."""
-    import matplotlib
+    from .plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     points, acc = result["points"], result["grid"]["accuracy"]

@@ -120,10 +120,9 @@ def lifetime_markdown(result: dict[str, Any]) -> str:
 
 def plot_lifetime(result: dict[str, Any], out_stem: Path) -> list[Path]:
     """Accuracy vs age (log time axis) for the three tunings, with std error bars (PNG and SVG)."""
-    import matplotlib
+    from .plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ages = [max(r["age_s"], 0.1) for r in result["summary"]]

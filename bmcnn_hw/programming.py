@@ -29,7 +29,7 @@ import numpy as np
 
 from .artefact import CompiledModel
 from .errors import ArtefactError, DataError
-from .golden.chip import Chip, TileDevices
+from .golden.chip import Chip, TileDevices, TileKey
 from .golden.device_map import padded_tile, physical_columns, reference_resistance
 from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic
 
@@ -128,7 +128,7 @@ def _read_header(csv_path: Path, build_dir: Path) -> dict[str, Any]:
     return header
 
 
-def _empty_tiles(model: CompiledModel, chip_encoding: str, has_dvth: bool) -> dict[tuple[int, int, int], TileArrays]:
+def _empty_tiles(model: CompiledModel, chip_encoding: str, has_dvth: bool) -> dict[TileKey, TileArrays]:
     tiles = {}
     for i, layer in enumerate(model.layers):
         if layer.digital:
@@ -178,7 +178,7 @@ def load_programming_map(model: CompiledModel, build_dir: Path, csv_path: Path) 
     return Chip(model, params, seed, devices=devices)
 
 
-def _place(tiles: dict[tuple[int, int, int], TileArrays], names: dict[str, int], row: list[str], where: str,
+def _place(tiles: dict[TileKey, TileArrays], names: dict[str, int], row: list[str], where: str,
            encoding: str) -> None:
     """Put one CSV row's device into its tile's arrays."""
     if len(row) != len(COLUMNS):

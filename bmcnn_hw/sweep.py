@@ -153,10 +153,9 @@ def sweep_markdown(result: dict) -> str:
 
 def plot_sweep(result: dict, out_stem: Path, labelled: dict | None = None) -> list[Path]:
     """Accuracy vs sigma with error bars (PNG and SVG); ``labelled`` maps labels to more results."""
-    import matplotlib
+    from .plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, res in (labelled or {"": result}).items():

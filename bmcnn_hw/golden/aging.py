@@ -41,7 +41,7 @@ import numpy as np
 
 from ..artefact import CompiledModel
 from ..errors import ConfigError
-from .chip import MIN_R_FRACTION, Chip, TileDevices
+from .chip import MIN_R_FRACTION, Chip, TileDevices, TileKey
 
 AGING_STREAM = 2
 """Last entry of the per-tile seed sequence of the aging draws."""
@@ -265,7 +265,7 @@ def aged_chip(model: CompiledModel, chip: Chip, age_s: float, params: RetentionP
     device = chip.params
     check_conductance(params, device.r_on_ohm, device.r_off_ohm, [age_s])
     disturb = (device.r_on_ohm, device.r_off_ohm, device.v_read_v, reads_per_s * age_s * params.read_pulse_s)
-    tiles: dict[tuple[int, int, int], TileDevices] = {}
+    tiles: dict[TileKey, TileDevices] = {}
     for (i, rt, ct), tile in chip.tiles.items():
         rng = np.random.default_rng([chip.seed, i, rt, ct, AGING_STREAM])
         r_plus = _age_devices(tile.r_plus, params, rng, age_s, disturb)

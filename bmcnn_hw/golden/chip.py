@@ -28,6 +28,9 @@ MIN_R_FRACTION = 0.01
 """A normal sample below 1 % of its nominal R is clipped there (a resistance stays positive)."""
 
 
+TileKey = tuple[int, int, int]
+"""(layer index, row tile, column tile): one tile of a build, as every executor names it."""
+
 @dataclass(frozen=True)
 class TileDevices:
     """Resistances (ohm) of one tile's devices.
@@ -204,10 +207,10 @@ class Chip:
 
     def __init__(self, model: CompiledModel, params: DeviceParams | None = None, seed: int = 0,
                  transistor_table: TransistorTable | None = None,
-                 devices: dict[tuple[int, int, int], TileDevices] | None = None) -> None:
+                 devices: dict[TileKey, TileDevices] | None = None) -> None:
         self.params = params or model.hardware.device
         self.seed = int(seed)
-        self.tiles: dict[tuple[int, int, int], TileDevices] = {}
+        self.tiles: dict[TileKey, TileDevices] = {}
         self.encoding = model.hardware.geometry.encoding
         self.readout = model.hardware.readout
         check_cell_geometry(self.params, model.hardware.geometry)

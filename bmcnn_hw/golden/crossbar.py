@@ -28,7 +28,7 @@ import numpy as np
 from ..artefact import CompiledLayer, CompiledModel
 from ..config import ReadoutParams
 from ..errors import SimulationError
-from .chip import Chip
+from .chip import Chip, TileKey
 from .code_memo import BUDGET_BYTES, CodeMemo, packed_keys
 from .integer import Trace, TuningOffsets, exact_matmul, run_integer
 from .tile_nonlinear import NonlinearTile
@@ -96,8 +96,8 @@ class TileDifference:
         return power
 
 
-TileKey = tuple[int, int, int, int, int]
-"""(layer index, row tile, column tile, used rows, used columns) of a tile read."""
+ReadKey = tuple[int, int, int, int, int]
+"""A tile and what a read of it uses: (layer index, row tile, column tile, used rows, used columns)."""
 SENSE_CODE_BITS = 32
 """A sense layer's codes are not clipped: its comparator sees the whole column current (a TIA's
 rails still clip it); 32 signed bits stand for "unbounded"."""
@@ -140,9 +140,9 @@ class PhysicsReader:
 
     def __init__(self, chip: Chip, memo_bytes: int = BUDGET_BYTES):
         self.chip = chip
-        self._responses: dict[TileKey, TileResponse] = {}
-        self._differences: dict[TileKey, TileDifference] = {}
-        self._nonlinear: dict[TileKey, NonlinearTile] = {}
+        self._responses: dict[ReadKey, TileResponse] = {}
+        self._differences: dict[ReadKey, TileDifference] = {}
+        self._nonlinear: dict[ReadKey, NonlinearTile] = {}
         p = chip.params
         self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
         """True when every tile read is a linear map of the row voltages (see class docstring)."""
@@ -150,7 +150,7 @@ class PhysicsReader:
         """Nonlinear reads' codes kept across batches (:mod:`bmcnn_hw.golden.code_memo`); None when
         every read is a linear map (a matrix product is cheaper than a look-up)."""
 
-    def _effective_resistance(self, key: tuple[int, int, int], used_rows: int, used_cols: int) -> np.ndarray:
+    def _effective_resistance(self, key: TileKey, used_rows: int, used_cols: int) -> np.ndarray:
         tile = self.chip.tiles[key]
         r_phys, _ = tile.physical(used_rows, used_cols)
         if self.chip.cell.linear:
@@ -263,7 +263,7 @@ def quantize(scaled: np.ndarray, bits: int, low: np.ndarray | None = None) -> np
     return scaled.astype(_code_type(bits))
 
 
-def read_noise(chip: Chip, key: tuple[int, int, int], volts: np.ndarray, used_cols: int,
+def read_noise(chip: Chip, key: TileKey, volts: np.ndarray, used_cols: int,
                rng: np.random.Generator) -> np.ndarray:
     """Gaussian read noise on ``I+ - I-`` (M, C): each device's conductance varies by ``read_noise_rel``.
 
@@ -302,12 +302,12 @@ class CrossbarAccumulator:
         """The reader's codes of earlier batches (:mod:`bmcnn_hw.golden.code_memo`), when reads are
         deduplicated."""
         self.reads: list[RecordedRead] = []
-        self.captured: dict[tuple[int, int, int], dict[int, np.ndarray]] | None = {} if capture_codes else None
+        self.captured: dict[TileKey, dict[int, np.ndarray]] | None = {} if capture_codes else None
         """With ``capture_codes``: (layer, plane, row tile) -> column tile -> ADC codes (M, used_cols)
         of the last call for that layer (see :meth:`layer_codes`); lighter than ``record``."""
         self.energy_j = [0.0] * len(model.layers)
         self.rng = np.random.default_rng([reader.chip.seed, noise_seed])
-        self._scaled: dict[TileKey, tuple[np.ndarray, TileDifference] | None] = {}
+        self._scaled: dict[ReadKey, tuple[np.ndarray, TileDifference] | None] = {}
         self._offsets: dict[int, np.ndarray] = {}
 
     def drive(self, bits: np.ndarray) -> np.ndarray:
@@ -315,7 +315,7 @@ class CrossbarAccumulator:
         v = self.reader.chip.params.v_read_v
         return (2.0 * bits - 1.0) * v if self.bipolar else bits * v
 
-    def _linear(self, key: TileKey) -> tuple[np.ndarray, TileDifference] | None:
+    def _linear(self, key: ReadKey) -> tuple[np.ndarray, TileDifference] | None:
         """The tile's linear map with the ADC scale folded in, when the reader offers one and the
         reads need nothing per read (record, noise)."""
         if not self.dedupe:

@@ -213,10 +213,9 @@ def format_markdown(report: dict[str, Any]) -> str:
 def plot_breakdown(report: dict[str, Any], path: Path) -> None:
     """Energy and area per layer by component, side-by-side bars on a log scale (PNG): the
     components differ by orders of magnitude, and a linear stack hides all but the largest."""
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(report["layers"])
     fig, (ax_e, ax_a) = plt.subplots(1, 2, figsize=(10, 4))

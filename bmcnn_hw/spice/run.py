@@ -28,7 +28,7 @@ import numpy as np
 from ..artefact import CompiledModel
 from ..config import ENGINE_CHOICES, SPICE_MODES, SpiceMode
 from ..errors import SimulationError, ToolNotFound
-from ..golden.chip import Chip
+from ..golden.chip import Chip, TileKey
 from ..golden.code_memo import CodeMemo
 from ..golden.crossbar import TileRead, split_columns
 from ..progress import bar as progress_bar
@@ -39,8 +39,6 @@ from .read_cache import ReadCache
 from .shipped import ShippedJob, materialise
 from .stepped import stepped_netlist
 
-TileKey = tuple[int, int, int]
-"""(layer index, row tile, column tile)."""
 Currents = tuple[np.ndarray, np.ndarray]
 """A solve's (column currents, driver currents), or a tile's (transfer, admittance) response."""
 

@@ -10,10 +10,9 @@ def plot_learning_curve(history: list[dict], path: Path, title: str) -> Path | N
     (per epoch, when there is a validation set) as a PNG; None without epochs."""
     if not history:
         return None
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [h["epoch"] for h in history]
     curve = [point for h in history for point in h.get("curve", [])]  # [epoch fraction, loss, accuracy]
