@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,32 +50,40 @@ def yosys_script(verilog: Path, top: str, liberty: Path, netlist: Path, target_n
         "splitnets",
         "opt_clean -purge",  # aliases of split bits would be written as assign {a, b} = ..., which OpenSTA rejects
         "rename -enumerate -pattern n_%",
-        f"tee -o stat.txt stat -liberty {liberty}",
+        "tee -q -o stat.json stat -json",  # cell counts, machine-readable
+        f"tee -q -o stat.txt stat -liberty {liberty}",  # the area: Yosys 0.23's JSON has none
         f"write_verilog -noattr -noexpr {netlist}",
     ]) + "\n"
 
 
-def parse_stat(text: str, top: str) -> tuple[int, float, dict[str, int]]:
-    """(cells, chip area, cell type -> count) from ``stat -liberty`` output.
+def parse_stat(stat_json: str, stat_text: str, top: str) -> tuple[int, float, dict[str, int]]:
+    """(cells, chip area, cell type -> count): the counts from ``stat -json``, the area from its
+    ``area`` field where the Yosys is new enough to give one, else from ``stat -liberty``'s text.
 
     Raises:
-        SimulationError: when a cell type has no Liberty area or was left unmapped.
+        SimulationError: when a cell type has no Liberty area or was left unmapped, or Yosys
+            reported nothing for ``top``.
     """
-    unknown = re.findall(r"Area for cell type (\S+) is unknown", text)
+    unknown = re.findall(r"Area for cell type (\S+) is unknown", stat_text)
     if unknown:
         raise SimulationError(f"the Liberty library lacks cells the design needs ({', '.join(sorted(set(unknown)))}"
                               f" have no area): map them or pick another library")
-    cells = re.search(r"Number of cells:\s+(\d+)", text)
-    area = re.search(r"Chip area for module '\\?" + re.escape(top) + r"':\s+([0-9.eE+-]+)", text)
-    if cells is None or area is None:
-        raise SimulationError(f"{top}: Yosys printed no cell count or chip area (stat -liberty)")
-    counts = {name: int(n) for name, n in re.findall(r"^\s+(\S+)\s+(\d+)$", text.split("Number of cells:")[1],
-                                                     re.MULTILINE)}
+    try:
+        module = json.loads(stat_json)["modules"][f"\\{top}"]
+        cells, counts = int(module["num_cells"]), {str(k): int(v) for k, v in module["num_cells_by_type"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SimulationError(f"{top}: Yosys' stat -json gave no cell counts for the module") from None
+    area = module.get("area")
+    if area is None:
+        found = re.search(r"Chip area for module '\\?" + re.escape(top) + r"':\s+([0-9.eE+-]+)", stat_text)
+        if found is None:
+            raise SimulationError(f"{top}: Yosys printed no chip area (stat -liberty)")
+        area = found.group(1)
     unmapped = sorted(name for name in counts if name.startswith("$"))
     if unmapped:
         raise SimulationError(f"the Liberty library has no cell for {', '.join(unmapped)}: pick a library with "
                               "flip-flops and basic gates")
-    return int(cells.group(1)), float(area.group(1)), counts
+    return cells, float(area), counts
 
 
 def synthesize(verilog: Path, top: str, liberty: Path, work_dir: Path, target_ns: float = 10.0) -> SynthResult:
@@ -92,5 +101,5 @@ def synthesize(verilog: Path, top: str, liberty: Path, work_dir: Path, target_ns
     script = work_dir / "synth.ys"
     script.write_text(yosys_script(Path(verilog).resolve(), top, liberty, Path(netlist.name), target_ns))
     run_tool([yosys, "-q", "-s", str(script.resolve())], work_dir, work_dir / "yosys.log", f"{top}: synthesis")
-    cells, area, counts = parse_stat((work_dir / "stat.txt").read_text(), top)
+    cells, area, counts = parse_stat((work_dir / "stat.json").read_text(), (work_dir / "stat.txt").read_text(), top)
     return SynthResult(top, netlist, cells, area, counts, liberty)

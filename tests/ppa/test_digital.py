@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -57,13 +58,27 @@ def test_synthesis_area_is_the_sum_of_liberty_cell_areas(tmp_path):
     assert "n_" in result.netlist.read_text()
 
 
+def _stat_json(counts: dict[str, int]) -> str:
+    return json.dumps({"modules": {"\\top": {"num_cells": sum(counts.values()), "num_cells_by_type": counts}}})
+
+
 def test_stat_without_liberty_areas_is_a_clear_error():
     text = "Number of cells: 3\n  FOO 3\n   Area for cell type \\FOO is unknown!\nChip area for module '\\top': 0\n"
     with pytest.raises(SimulationError, match="lacks cells the design needs"):
-        parse_stat(text, "top")
+        parse_stat(_stat_json({"FOO": 3}), text, "top")
     unmapped = "Number of cells: 2\n  $_DFF_P_ 2\nChip area for module '\\top': 0.000000\n"
     with pytest.raises(SimulationError, match=r"no cell for \$_DFF_P_"):
-        parse_stat(unmapped, "top")
+        parse_stat(_stat_json({"$_DFF_P_": 2}), unmapped, "top")
+    with pytest.raises(SimulationError, match="stat -json gave no cell counts"):
+        parse_stat("{}", unmapped, "top")
+
+
+def test_stat_counts_come_from_json_and_the_area_from_json_where_yosys_gives_it():
+    text = "Chip area for module '\\top': 12.5\n"
+    assert parse_stat(_stat_json({"A": 2, "B": 1}), text, "top") == (3, 12.5, {"A": 2, "B": 1})
+    newer = json.loads(_stat_json({"A": 2}))
+    newer["modules"]["\\top"]["area"] = 7.0
+    assert parse_stat(json.dumps(newer), text, "top")[1] == 7.0
 
 
 @pytest.mark.icarus
