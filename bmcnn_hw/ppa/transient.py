@@ -17,7 +17,6 @@ tile without capacitance and with an ideal TIA the two are the same number.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +27,8 @@ from ..errors import SimulationError
 from ..golden.chip import Chip
 from ..io_utils import write_text_atomic
 from ..spice.netlist import (
+    TileCircuit,
     _includes,
-    _TileCircuit,
     copy_model_libs,
     driver_branch,
     sense_branch,
@@ -92,7 +91,7 @@ class _TransientTile:
 
     def __init__(self, model: CompiledModel, chip: Chip, index: int, rt: int, ct: int, cost: CostModel,
                  window_s: float, ideal_tia: bool = False):
-        self.circuit = _TileCircuit(model, chip, index, rt, ct)
+        self.circuit = TileCircuit(model, chip, index, rt, ct)
         self.chip, self.cost, self.window_s, self.ideal_tia = chip, cost, window_s, ideal_tia
         t = self.circuit.layer.tiling
         assert t is not None  # memristive layers are tiled
@@ -124,13 +123,16 @@ class _TransientTile:
         lines += [f"Cc{j} {c.bottom_node(j)} 0 {self.full_rows * c_seg!r}" for j in range(self.n_phys)]
         return lines
 
-    def tia(self) -> str:
-        """The instance parameters of every column's TIA."""
+    def tia(self) -> tuple[str, str]:
+        """(comment, instance) of every column's TIA in the transient: the op-amp macro-model of the
+        cost model's GBW (or an ideal one, ``ideal_tia``)."""
         ro, tia = self.readout, self.cost.tia
         if self.ideal_tia:
-            return f"tia_ideal rf={ro.tia_rf_ohm!r}"
+            return ("* column readout: ideal TIA per physical column (transient)", f"tia_ideal rf={ro.tia_rf_ohm!r}")
         vsw = ro.v_swing_v or 1e3
-        return (f"tia_gbw rf={ro.tia_rf_ohm!r} cf={self.cf!r} a0={tia.open_loop_gain!r} "
+        return (f"* column readout: op-amp TIA per physical column, GBW {tia.gbw_hz!r} Hz, open-loop gain "
+                f"{tia.open_loop_gain!r}, feedback C {self.cf!r} F",
+                f"tia_gbw rf={ro.tia_rf_ohm!r} cf={self.cf!r} a0={tia.open_loop_gain!r} "
                 f"fp={tia.gbw_hz / tia.open_loop_gain!r} vsw={vsw!r}")
 
     @property
@@ -152,8 +154,8 @@ class _TransientTile:
         c = self.circuit
         name = tile_subckt_name(c.layer, c.rt, c.ct)
         ports = [c.port(r) for r in range(c.rows)] + [f"o{j}" for j in range(self.n_phys)]
-        body = [re.sub(r"tia_(ideal|rails|opamp) [^$]*", self.tia() + " ", line) for line in c.body()]
-        return "\n".join([f".subckt {name} {' '.join(ports)}", *body, *self.capacitors(), f".ends {name}"]) + "\n"
+        return "\n".join([f".subckt {name} {' '.join(ports)}", *c.body(self.tia()), *self.capacitors(),
+                          f".ends {name}"]) + "\n"
 
     def text(self, sub_file: str) -> str:
         """The ``.cir`` file: includes, the subcircuit ``sub_file`` (beside it), ramped drivers, saves."""

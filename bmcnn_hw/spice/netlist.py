@@ -65,7 +65,7 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
-class _TileCircuit:
+class TileCircuit:
     """The element lines of one tile, with node names local to the tile."""
 
     def __init__(self, model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> None:
@@ -95,8 +95,21 @@ class _TileCircuit:
         """Node a row driver connects to."""
         return f"d{r}" if self.params.r_source_ohm > 0 else self.row_node(r, 0)
 
-    def body(self) -> list[str]:
-        """Source resistors, wires, devices and TIAs."""
+    def readout_tia(self) -> tuple[str, str]:
+        """(comment, instance: subcircuit and parameters) of the build's column TIA for DC reads."""
+        ro = self.readout
+        if ro.v_swing_v:
+            return (f"* column readout: ideal TIA per physical column, output clipped at +-{ro.v_swing_v!r} V",
+                    f"tia_rails rf={_fmt(ro.tia_rf_ohm)} vsw={_fmt(ro.v_swing_v)}")
+        if ro.tia_gain:
+            return (f"* column readout: op-amp TIA per physical column, open-loop gain {ro.tia_gain!r}",
+                    f"tia_opamp rf={_fmt(ro.tia_rf_ohm)} gain={_fmt(ro.tia_gain)}")
+        return ("* column readout: each physical column held at virtual ground by an ideal TIA",
+                f"tia_ideal rf={_fmt(ro.tia_rf_ohm)}")
+
+    def body(self, tia: tuple[str, str] | None = None) -> list[str]:
+        """Source resistors, wires, devices and TIAs: ``tia`` (comment, instance), default
+        :meth:`readout_tia` (a transient gives its op-amp macro-model here)."""
         p, n_phys = self.params, len(self.layout)
         lines = []
         if p.r_source_ohm > 0:
@@ -113,19 +126,11 @@ class _TileCircuit:
                 for r in range(self.rows):
                     nxt = self.col_node(r + 1, j) if r + 1 < self.rows else self.bottom_node(j)
                     lines.append(f"Rwc{j}_{r} {self.col_node(r, j)} {nxt} {_fmt(p.r_wire_ohm)}")
-        ro = self.readout
-        if ro.v_swing_v:
-            lines.append(f"* column readout: ideal TIA per physical column, output clipped at +-{ro.v_swing_v!r} V")
-            tia = f"tia_rails rf={_fmt(ro.tia_rf_ohm)} vsw={_fmt(ro.v_swing_v)}"
-        elif ro.tia_gain:
-            lines.append(f"* column readout: op-amp TIA per physical column, open-loop gain {ro.tia_gain!r}")
-            tia = f"tia_opamp rf={_fmt(ro.tia_rf_ohm)} gain={_fmt(ro.tia_gain)}"
-        else:
-            lines.append("* column readout: each physical column held at virtual ground by an ideal TIA")
-            tia = f"tia_ideal rf={_fmt(ro.tia_rf_ohm)}"
+        comment, instance = tia or self.readout_tia()
+        lines.append(comment)
         for j, (side, c) in enumerate(self.layout):
             what = "reference column" if side == "ref" else f"weight column {self.c0 + c} {SIDE_NAMES[side]}"
-            lines.append(f"Xt{j} {self.bottom_node(j)} o{j} {tia} $ {what}")
+            lines.append(f"Xt{j} {self.bottom_node(j)} o{j} {instance} $ {what}")
         return lines
 
     def where(self, r: int, side: str, c: int) -> str:
@@ -201,13 +206,13 @@ def _includes(chip: Chip) -> list[str]:
     return lines
 
 
-def _ports(tile: _TileCircuit) -> list[str]:
+def _ports(tile: TileCircuit) -> list[str]:
     return [tile.port(r) for r in range(tile.rows)] + [f"o{j}" for j in range(len(tile.layout))]
 
 
 def tile_subckt(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> str:
     """The ``.sub`` text of a tile: its circuit as a subcircuit (ports: row inputs, TIA outputs)."""
-    tile = _TileCircuit(model, chip, index, rt, ct)
+    tile = TileCircuit(model, chip, index, rt, ct)
     name = tile_subckt_name(tile.layer, rt, ct)
     lines = [f"* bmcnn-hw crossbar tile: layer {tile.layer.name} ({tile.layer.kind}), row tile {rt}, column tile {ct}"]
     lines += tile.header(chip)
@@ -218,7 +223,7 @@ def tile_subckt(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) 
 
 def tile_netlist(model: CompiledModel, chip: Chip, index: int, rt: int, ct: int) -> str:
     """The SPICE netlist text of tile (rt, ct) of layer ``index``: its subcircuit and row drivers."""
-    tile = _TileCircuit(model, chip, index, rt, ct)
+    tile = TileCircuit(model, chip, index, rt, ct)
     name = tile_subckt_name(tile.layer, rt, ct)
     lines = [f"* bmcnn-hw tile netlist: layer {tile.layer.name}, row tile {rt}, column tile {ct} "
              f"(circuit in {name}.sub)"] + _includes(chip) + [f".include {name}.sub"]
@@ -241,7 +246,7 @@ def layer_top_netlist(model: CompiledModel, chip: Chip, index: int) -> str:
     instances = []
     for rt in range(t.n_row_tiles):
         for ct in range(t.n_col_tiles):
-            tile = _TileCircuit(model, chip, index, rt, ct)
+            tile = TileCircuit(model, chip, index, rt, ct)
             name = tile_subckt_name(layer, rt, ct)
             lines.append(f".include {name}.sub")
             nodes = [f"in{tile.r0 + r}" for r in range(tile.rows)] + \
