@@ -3,9 +3,10 @@ naming a device node. Each command runs as a user's would (a subprocess of the C
 with one clear line and exit 2, leave nothing half-written where its output goes, and leave the
 device node a device.
 
-``WRITERS`` is the table: one cheap invocation per command, its output at ``{out}``. A new command
-that writes adds its row. ``tests/test_faults.py`` holds the deeper cases (signals at random
-points, two writers at once, FIFOs and links, a directory that vanishes) on compile and evaluate.
+``WRITERS`` is the table: one cheap invocation per command, its output at ``{out}`` (15 rows:
+every command that writes). A new command that writes adds its row. ``tests/test_faults.py``
+holds the deeper cases (signals at random points, FIFOs and links, a directory that vanishes) on
+compile and evaluate.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ class Writer:
 
 
 FLOW = '[flow]\ncommand = "evaluate"\nargs = ["{build}"]\n[options]\nimages = 5\ndata_dir = "{data}"\njson = "{out}"\n'
+GRID = ('[axes]\ntile = ["64x64"]\nadc_bits = [0]\n[accuracy]\nsigma = 0.1\nchips = 1\nimages = 50\n'
+        '[ppa]\nimages = 1\ndigital = false\n')
 
 WRITERS = [
     Writer(("train", "--data-dir", "{data}", "--train-images", "300", "--val-size", "100", "--epochs", "1",
             "--out", "{out}"), "dir"),
+    Writer(("import", "{onnx}", "-o", "{out}"), "dir"),
     Writer(("compile", "{ckpt}", "-o", "{out}"), "dir"),
     Writer(("rtl", "{build}", "--out", "{out}"), "dir"),
     Writer(("evaluate", "{build}", "--images", "5", "--data-dir", "{data}", "--json", "{out}"), "file"),
@@ -71,14 +75,23 @@ WRITERS = [
            ("verilator",)),
     Writer(("ppa", "{build}", "--images", "1", "--no-digital", "-o", "{out}", "--data-dir", "{data}"), "dir",
            ("ngspice",)),
+    Writer(("explore", "{ckpt}", "--grid", "{grid}", "-o", "{out}", "--data-dir", "{data}"), "dir", ("ngspice",)),
     Writer(("flow", "run", "{flow}"), "file"),
 ]
 
 
 def _argv(writer: Writer, out: Path, build: Path, ckpt: Path, data: Path, tmp: Path) -> list[str]:
-    flow = tmp / "flow.toml"
-    fields = {"out": out, "build": build, "ckpt": ckpt, "data": data, "flow": flow}
-    flow.write_text(FLOW.format(**fields))
+    """The row's argv, with the flow, grid or ONNX file it names written into ``tmp``."""
+    fields = {"out": out, "build": build, "ckpt": ckpt, "data": data, "flow": tmp / "flow.toml",
+              "grid": tmp / "grid.toml", "onnx": tmp / "plain.onnx"}
+    if "{flow}" in writer.argv:
+        fields["flow"].write_text(FLOW.format(**fields))
+    if "{grid}" in writer.argv:
+        fields["grid"].write_text(GRID)
+    if "{onnx}" in writer.argv:
+        from tests.test_onnx_import import _plain_bnn
+
+        _plain_bnn(fields["onnx"])
     return [a.format(**fields) for a in writer.argv]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -22,18 +23,25 @@ def write_torch_atomic(path: Path, obj) -> None:
 
 
 def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: dict, plot: bool = True) -> None:
-    """Write a checkpoint directory (each file atomically); ``plot``: the learning curve too."""
+    """Write a checkpoint directory (each file atomically); ``plot``: the learning curve too. A
+    directory this call created is removed again when a write fails (a full disk, Ctrl-C), so no
+    half checkpoint is left where none was."""
     directory = Path(directory)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    write_torch_atomic(directory / "model.pt", model.state_dict())
-    write_json_atomic(directory / "config.json", {"model": model.config.to_dict(), "train": train_params})
-    write_json_atomic(directory / "metrics.json", metrics)
-    if not plot:
-        return
-    from .plots import plot_learning_curve
+    try:
+        write_torch_atomic(directory / "model.pt", model.state_dict())
+        write_json_atomic(directory / "config.json", {"model": model.config.to_dict(), "train": train_params})
+        write_json_atomic(directory / "metrics.json", metrics)
+        if plot:
+            from .plots import plot_learning_curve
 
-    plot_learning_curve(metrics.get("history", []), directory / "learning_curve.png",
-                        f"{model.config.name}: test accuracy {100 * (metrics.get('test_acc') or 0):.2f} %")
+            plot_learning_curve(metrics.get("history", []), directory / "learning_curve.png",
+                                f"{model.config.name}: test accuracy {100 * (metrics.get('test_acc') or 0):.2f} %")
+    except BaseException:
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
 
 
 def load_checkpoint(directory: Path) -> tuple[BMCNN, dict]:
