@@ -194,24 +194,16 @@ def replaced_directory(target: Path):
     target = Path(os.path.realpath(target)) if Path(target).is_symlink() else Path(target)
     if _kind(target) not in ("missing", "directory"):
         raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(target):
-        try:
-            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=_temp_prefix(target)))
-        except OSError as exc:
-            raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+    with _locked_staging(target) as staging:
         made = staging.stat()
         try:
             yield staging
             _check_still_there(staging, made, target)
             staging.chmod(0o777 & ~umask())  # mkdtemp's 0700 -> what mkdir would give
-            _swap_in(staging, target)
+            _swap_in(staging, target)  # afterwards staging holds the old directory, removed on exit
         except OSError as exc:
             _check_still_there(staging, made, target)  # a write failed because the directory went: say so
             raise _named_in(exc, staging, target) from None
-        finally:
-            if staging.exists():  # after a swap it holds the old directory
-                shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -225,6 +217,20 @@ def staged_files(target: Path):
     ``target``, never the temp directory.
     """
     target = Path(target)
+    with _locked_staging(target) as staging:
+        try:
+            yield staging
+            target.mkdir(exist_ok=True)
+            for path in sorted(staging.iterdir()):
+                os.replace(path, target / path.name)
+        except OSError as exc:
+            raise _named_in(exc, staging, target) from None
+
+
+@contextlib.contextmanager
+def _locked_staging(target: Path):
+    """A temp directory beside ``target`` while holding ``target``'s output lock; removed (with
+    whatever it holds then) when the block ends. A failure to make it names ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(target):
         try:
@@ -233,13 +239,9 @@ def staged_files(target: Path):
             raise type(exc)(exc.errno, exc.strerror, str(target)) from None
         try:
             yield staging
-            target.mkdir(exist_ok=True)
-            for path in sorted(staging.iterdir()):
-                os.replace(path, target / path.name)
-        except OSError as exc:
-            raise _named_in(exc, staging, target) from None
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
 
 
 def _check_still_there(staging: Path, made: os.stat_result, target: Path) -> None:

@@ -7,14 +7,12 @@ line and a non-zero exit, leave a previous valid artefact intact and no temp fil
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,10 +22,15 @@ import pytest
 
 from bmcnn_hw.artefact import _read_manifest as read_manifest
 from bmcnn_hw.artefact import verify_files
-
-CLI = [sys.executable, "-m", "bmcnn_hw.cli"]
-IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="mknod and mount need root (CI runs as root)")
+from tests.fault_helpers import (
+    CLI,
+    assert_group_gone,
+    default_sigint,
+    leftovers,
+    needs_root,
+    read_only_dir,
+    tmpfs,
+)
 
 
 def _cli(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -51,26 +54,9 @@ def _one_error_line(stderr: str, *needles: str) -> str:
     return lines[0]
 
 
-def _leftovers(directory: Path) -> list[str]:
-    """Hidden temp or lock entries that an output write left in ``directory``."""
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
-
-
 def _assert_valid_build(build: Path) -> None:
     """Every file the manifest lists is there with its hash."""
     verify_files(build, read_manifest(build))
-
-
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str, *options: str):
-    """A private tmpfs of ``size`` mounted at ``path`` for the block."""
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(path)],
-                   check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 # --- outputs that are special files --------------------------------------------------------
@@ -124,7 +110,7 @@ def test_a_report_through_a_link_to_a_file_replaces_the_file_and_keeps_the_link(
     link.symlink_to(target)
     assert _cli(*_evaluate(build_dir, mnist_dir, link)).returncode == 0
     assert link.is_symlink() and json.loads(target.read_text())["images"] == 10
-    assert _leftovers(target.parent) == []
+    assert leftovers(target.parent) == []
 
 
 def test_a_build_onto_a_file_is_refused_before_any_work(checkpoint, tmp_path):
@@ -145,7 +131,7 @@ def test_a_build_onto_a_file_is_refused_before_any_work(checkpoint, tmp_path):
 def test_a_full_disk_keeps_the_previous_build(checkpoint, tmp_path):
     """A 150 MB tmpfs holds one ~100 MB build, not two: the second compile fails in one line and
     the first build is intact, with no temp directory left."""
-    with _tmpfs(tmp_path / "disk", "150m") as disk:
+    with tmpfs(tmp_path / "disk", "150m") as disk:
         build = disk / "build"
         assert _cli("compile", checkpoint, "-o", build).returncode == 0
         before = read_manifest(build)
@@ -154,7 +140,7 @@ def test_a_full_disk_keeps_the_previous_build(checkpoint, tmp_path):
         _one_error_line(proc.stderr, "No space left on device")
         assert read_manifest(build) == before
         _assert_valid_build(build)
-        assert _leftovers(disk) == []
+        assert leftovers(disk) == []
 
 
 def test_a_file_size_limit_is_one_line_and_leaves_nothing(checkpoint, tmp_path):
@@ -171,24 +157,9 @@ def test_a_file_size_limit_is_one_line_and_leaves_nothing(checkpoint, tmp_path):
 # --- read-only and vanished directories ----------------------------------------------------
 
 
-@contextlib.contextmanager
-def _read_only_dir(path: Path):
-    """A directory nobody may write: a read-only tmpfs as root (root ignores modes), else mode 0555."""
-    if IS_ROOT:
-        with _tmpfs(path, "1m", "ro") as mounted:
-            yield mounted
-    else:
-        path.mkdir()
-        path.chmod(0o555)
-        try:
-            yield path
-        finally:
-            path.chmod(0o755)
-
-
 def test_outputs_in_a_read_only_directory_are_one_line(checkpoint, build_dir, mnist_dir, tmp_path):
     """A build and a report into a read-only directory: exit 2, one line naming the path."""
-    with _read_only_dir(tmp_path / "ro") as ro:
+    with read_only_dir(tmp_path / "ro") as ro:
         proc = _cli("compile", checkpoint, "-o", ro / "build")
         assert proc.returncode == 2
         _one_error_line(proc.stderr, str(ro))
@@ -234,21 +205,8 @@ def test_a_signal_at_a_random_point_keeps_the_previous_build(checkpoint, tmp_pat
         if process.returncode:
             _one_error_line(stderr, "interrupted" if signum == signal.SIGINT else "terminated")
         _assert_valid_build(build)
-        assert _leftovers(tmp_path) == []
-        _assert_group_gone(process.pid)
-
-
-def _assert_group_gone(pgid: int, grace_s: float = 10.0) -> None:
-    """Nothing of a run's process group is left once ``grace_s`` has passed (multiprocessing's
-    resource tracker exits on its own shortly after the process that started it)."""
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"processes of group {pgid} still running {grace_s:.0f} s after the command ended")
+        assert leftovers(tmp_path) == []
+        assert_group_gone(process.pid)
 
 
 @pytest.mark.slow
@@ -259,7 +217,7 @@ def test_ctrl_c_stops_a_campaign_at_once_with_its_workers(build_dir, mnist_dir, 
     args = ["lifetime", build_dir, "--chips", "2", "--images", "2000", "--sigma-on", "0.1", "--sigma-off", "0.1",
             "--data-dir", mnist_dir, "--out", tmp_path / "lt"]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True, preexec_fn=_default_sigint)
+                               text=True, start_new_session=True, preexec_fn=default_sigint)
     time.sleep(15)  # the workers are calibrating their chips
     assert process.poll() is None, "lifetime finished before the signal: give it more work"
     state = _sigint_state(process.pid)
@@ -268,15 +226,7 @@ def test_ctrl_c_stops_a_campaign_at_once_with_its_workers(build_dir, mnist_dir, 
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and time.monotonic() - sent < 10, (time.monotonic() - sent, state, stderr)
     _one_error_line(stderr, "interrupted")
-    _assert_group_gone(process.pid)
-
-
-def _default_sigint() -> None:
-    """In the child before exec: Ctrl-C at its default, unblocked, whatever the test process
-    inherited or set (an ignored or blocked SIGINT survives exec, and Python then never raises
-    KeyboardInterrupt: the full tier saw lifetime finish its work after the signal, twice)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    assert_group_gone(process.pid)
 
 
 def _sigint_state(pid: int) -> str:
@@ -300,7 +250,7 @@ def test_two_writers_of_one_build_never_mix(checkpoint, tmp_path):
             assert code == 2
             _one_error_line(stderr, "another process is writing it")
     _assert_valid_build(build)
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
 
 
 # --- odd but legal paths --------------------------------------------------------------------
@@ -314,4 +264,4 @@ def test_non_ascii_and_255_byte_names_are_legal_outputs(build_dir, mnist_dir, tm
         proc = _cli(*_evaluate(build_dir, mnist_dir, path))
         assert proc.returncode == 0, proc.stderr
         assert json.loads(path.read_text())["images"] == 10
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []

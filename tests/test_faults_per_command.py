@@ -17,7 +17,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CLI = [sys.executable, "-m", "bmcnn_hw.cli"]
-IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="mknod and mount need root (CI runs as root)")
+from tests.fault_helpers import CLI, assert_group_gone, default_sigint, leftovers, needs_root, read_only_dir, tmpfs
 
 
 @dataclass(frozen=True)
@@ -116,17 +113,6 @@ def _skip_without(writer: Writer) -> None:
             pytest.skip(f"{tool} not installed")
 
 
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str, *options: str):
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(path)],
-                   check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def _fill(disk: Path) -> None:
     """Write ``disk/filler`` until the file system is full."""
     with open(disk / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
@@ -134,26 +120,11 @@ def _fill(disk: Path) -> None:
             handle.write(b"\0" * 4096)
 
 
-@contextlib.contextmanager
-def _read_only(path: Path):
-    """A directory nobody may write: a read-only tmpfs as root (root ignores modes), else mode 0555."""
-    if IS_ROOT:
-        with _tmpfs(path, "1m", "ro") as mounted:
-            yield mounted
-    else:
-        path.mkdir()
-        path.chmod(0o555)
-        try:
-            yield path
-        finally:
-            path.chmod(0o755)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
 def test_an_output_in_a_read_only_directory_is_one_line(writer, build_dir, checkpoint, mnist_dir, tmp_path):
     _skip_without(writer)
-    with _read_only(tmp_path / "ro") as ro:
+    with read_only_dir(tmp_path / "ro") as ro:
         out = writer.out(ro)
         proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
         _one_error_line(proc, str(ro))
@@ -166,7 +137,7 @@ def test_an_output_in_a_read_only_directory_is_one_line(writer, build_dir, check
 def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(writer, build_dir, checkpoint, mnist_dir,
                                                                   tmp_path):
     _skip_without(writer)
-    with _tmpfs(tmp_path / "disk", "1m") as disk:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
         _fill(disk)
         out = writer.out(disk)
         proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
@@ -195,7 +166,7 @@ def test_a_non_ascii_directory_is_a_legal_output(writer, build_dir, checkpoint, 
     out = writer.out(tmp_path / "résultats ü")
     proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert out.exists() and _hidden(out.parent) == []
+    assert out.exists() and leftovers(out.parent) == []
 
 
 FLAKY_CTRL_C = pytest.mark.xfail(strict=False, reason=(
@@ -220,7 +191,7 @@ def test_ctrl_c_at_a_random_point_is_one_line_and_leaves_no_temp(writer, build_d
     delay = np.random.default_rng(len(writer.id)).uniform(0.5, 6.0)
     process = subprocess.Popen([*CLI, *_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               preexec_fn=_default_sigint)
+                               preexec_fn=default_sigint)
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=600)
@@ -229,31 +200,8 @@ def test_ctrl_c_at_a_random_point_is_one_line_and_leaves_no_temp(writer, build_d
         assert "Traceback" not in stderr, stderr[-2000:]
         lines = [line for line in stderr.splitlines() if line.startswith("bmcnn-hw:")]
         assert len(lines) == 1 and "interrupted" in lines[0], stderr[-2000:]
-    assert _hidden(out.parent) == [], delay
-    _assert_group_gone(process.pid)
-
-
-def _hidden(directory: Path) -> list[str]:
-    """Hidden temp or lock entries an output write left in ``directory``."""
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith(".")) if directory.is_dir() else []
-
-
-def _default_sigint() -> None:
-    """In the child: Ctrl-C at its default and unblocked, whatever the test process set."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
-def _assert_group_gone(pgid: int, grace_s: float = 10.0) -> None:
-    """Nothing of the run's process group is left once ``grace_s`` has passed."""
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"processes of group {pgid} still running {grace_s:.0f} s after the command ended")
+    assert leftovers(out.parent) == [], delay
+    assert_group_gone(process.pid)
 
 
 @pytest.mark.slow
@@ -273,4 +221,4 @@ def test_two_writers_of_one_output_never_mix(writer, build_dir, checkpoint, mnis
             assert code == 2 and "Traceback" not in stderr, stderr[-2000:]
             lines = [line for line in stderr.splitlines() if line.startswith("bmcnn-hw:")]
             assert len(lines) == 1 and "another process is writing it" in lines[0], stderr[-2000:]
-    assert out.exists() and _hidden(out.parent) == []
+    assert out.exists() and leftovers(out.parent) == []
