@@ -285,6 +285,14 @@ class Chip:
         return nominal_cell_current(p, p.r_on_ohm, self.cell) - nominal_cell_current(p, p.r_off_ohm, self.cell)
 
     @property
+    def level_linear(self) -> bool:
+        """True when every tile read is a linear map of its row voltages, so that a read of binary
+        inputs is an exact sum of one-row responses: linear cells, or nonlinear ones whose voltage
+        no other cell changes (no wire, driver or TIA input resistance)."""
+        p = self.params
+        return self.cell.linear or not (p.has_parasitics or self.readout.tia_input_ohm)
+
+    @property
     def is_ideal(self) -> bool:
         """True when every device is at its nominal resistance."""
         return self.params.is_ideal

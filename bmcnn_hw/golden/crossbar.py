@@ -143,8 +143,7 @@ class PhysicsReader:
         self._responses: dict[ReadKey, TileResponse] = {}
         self._differences: dict[ReadKey, TileDifference] = {}
         self._nonlinear: dict[ReadKey, NonlinearTile] = {}
-        p = chip.params
-        self.level_linear = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
+        self.level_linear = chip.level_linear
         """True when every tile read is a linear map of the row voltages (see class docstring)."""
         self.memo = None if self.level_linear else CodeMemo(memo_bytes)
         """Nonlinear reads' codes kept across batches (:mod:`bmcnn_hw.golden.code_memo`); None when

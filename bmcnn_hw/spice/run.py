@@ -201,9 +201,8 @@ def resolve_engine(engine: str, chip: Chip, *, transient: bool = False, schedule
     alone runs sinh cells."""
     if engine != "auto":
         return engine
-    p = chip.params
-    one_by_one = transient or p.has_parasitics or bool(chip.readout.tia_input_ohm)
-    if p.cell == "1t1r" and one_by_one and scheduler is None:
+    one_by_one = transient or not chip.level_linear
+    if chip.params.cell == "1t1r" and one_by_one and scheduler is None:
         from .vacask import installed
 
         if installed():
@@ -287,7 +286,7 @@ class SpiceReader:
         self.check_vectors, self.check_rtol = check_vectors, check_rtol
         self.solver = TileSolver()
         p = chip.params
-        self.level_linear: bool = chip.cell.linear or not (p.has_parasitics or chip.readout.tia_input_ohm)
+        self.level_linear: bool = chip.level_linear
         """Whether superposition of per-row solves is exact for binary inputs (as in PhysicsReader)."""
         if mode == "superposition" and not self.level_linear:
             raise SimulationError("SPICE mode 'superposition' needs tiles linear in their inputs; nonlinear "
