@@ -13,7 +13,17 @@ from pathlib import Path
 from . import __version__
 from . import commands as cmd
 from .arch import shipped_architectures
-from .config import ADC_RANGES, CELL_TYPES, CORNERS, DISTRIBUTIONS, ENCODINGS, ENGINE_CHOICES, INPUT_MODES, SPICE_MODES
+from .config import (
+    ADC_RANGES,
+    CELL_TYPES,
+    CORNERS,
+    DISTRIBUTIONS,
+    ENCODINGS,
+    ENGINE_CHOICES,
+    INPUT_MODES,
+    SPICE_MODES,
+    TRANSIENT_ENGINE_CHOICES,
+)
 from .errors import BmcnnError
 from .presets import PRESETS
 
@@ -200,12 +210,14 @@ def _add_ppa_parser(sub) -> None:
                          "(whole outputs; default 20000)")
     pp.add_argument("--no-digital", action="store_true",
                     help="skip synthesis, timing and digital power (analog and model figures only)")
-    pp.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
-                    help="SPICE engine of the transient reads: ngspice (the reference), vacask (KLU solver, OSDI "
+    pp.add_argument("--engine", choices=TRANSIENT_ENGINE_CHOICES, default="auto",
+                    help="engine of the transient reads: ngspice (the reference), vacask (KLU solver, OSDI "
                          "BSIM4, the op-amp TIA as Verilog-A; starts from the operating point where ngspice starts "
-                         "from zero; the 1T1R tiles ngspice cannot finish; pip install -e '.[vacask]'), or auto "
-                         "(default): vacask for 1T1R cells where it is installed, else ngspice. The report names "
-                         "the engine that ran")
+                         "from zero; the 1T1R tiles ngspice cannot finish; pip install -e '.[vacask]'), linear "
+                         "(bmcnn-hw's own fixed-step solver of linear-cell tiles, the mesh factorised once; checked "
+                         "against ngspice in the tests; the wired tiles SPICE cannot finish), or auto (default): "
+                         "vacask for 1T1R cells where it is installed, linear for linear cells behind wires, else "
+                         "ngspice. The report names the engine that ran")
     _add_data_dir(pp)
     pp.set_defaults(func=cmd.cmd_ppa)
 

@@ -27,6 +27,9 @@ Distribution = Literal["normal", "lognormal"]
 SpiceMode = Literal["auto", "superposition", "per-vector"]
 SpiceEngine = Literal["auto", "ngspice", "vacask"]
 """``--engine``: a SPICE engine, or ``auto`` (:func:`bmcnn_hw.spice.run.resolve_engine`)."""
+TransientEngine = Literal["auto", "ngspice", "vacask", "linear"]
+"""``ppa --engine``: the SPICE engines, or bmcnn-hw's own fixed-step solver of linear-cell tiles
+(:mod:`bmcnn_hw.ppa.linear_transient`)."""
 """How :class:`~bmcnn_hw.spice.run.SpiceReader` has ngspice solve a tile's reads (see its docstring)."""
 
 
@@ -186,6 +189,7 @@ INPUT_MODES: tuple[InputMode, ...] = get_args(InputMode)
 DISTRIBUTIONS: tuple[Distribution, ...] = get_args(Distribution)
 SPICE_MODES: tuple[SpiceMode, ...] = get_args(SpiceMode)
 ENGINE_CHOICES: tuple[SpiceEngine, ...] = get_args(SpiceEngine)
+TRANSIENT_ENGINE_CHOICES: tuple[TransientEngine, ...] = get_args(TransientEngine)
 
 
 @dataclass(frozen=True)

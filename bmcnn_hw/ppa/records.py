@@ -32,8 +32,10 @@ class PpaOptions:
     """Weight columns sharing one ADC (converted one after another after each read); None: the
     build's (``ReadoutParams.columns_per_adc``)."""
     engine: str = "ngspice"
-    """SPICE engine of the transient reads: ``ngspice`` (the reference), ``vacask``, or ``auto``
-    (:func:`bmcnn_hw.spice.run.resolve_engine`: VACASK for 1T1R cells where it is installed)."""
+    """Engine of the transient reads: ``ngspice`` (the reference), ``vacask``, ``linear``
+    (:mod:`bmcnn_hw.ppa.linear_transient`, linear cells only) or ``auto``
+    (:func:`bmcnn_hw.spice.run.resolve_engine`: VACASK for 1T1R cells where it is installed,
+    ``linear`` for linear cells behind wires)."""
 
 
 @dataclass

@@ -223,7 +223,19 @@ def _vacask_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: fl
                   np.stack([w[f"o{j}"] for j in range(tile.n_phys)]))
 
 
-_ENGINES = {"ngspice": _ngspice_waves, "vacask": _vacask_waves}
+def _linear_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: float, max_step_s: float) -> _Waves:
+    """The same transient by bmcnn-hw's fixed-step solver of linear tiles
+    (:mod:`bmcnn_hw.ppa.linear_transient`: one factorisation of the mesh, BDF2 steps)."""
+    from .linear_transient import solve_transient
+
+    if tile.chip.params.cell != "linear":
+        raise SimulationError(f"{netlist}: the linear engine solves tiles of linear cells, not "
+                              f"{tile.chip.params.cell} cells; use engine ngspice or vacask")
+    w = solve_transient(netlist, step_s, stop_s, max_step_s, tile.cost.array.driver_rise_s)
+    return _Waves(w.time, w.v_drivers, w.i_drivers, w.i_tia, w.v_tia_out)
+
+
+_ENGINES = {"ngspice": _ngspice_waves, "vacask": _vacask_waves, "linear": _linear_waves}
 """How each engine runs a transient netlist (ngspice is the reference)."""
 
 

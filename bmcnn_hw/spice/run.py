@@ -196,11 +196,15 @@ def resolve_engine(engine: str, chip: Chip, *, transient: bool = False, schedule
 
     ``auto`` is VACASK where it was measured faster: 1T1R cells whose reads are solved one input at
     a time (wires, driver or TIA input resistance; every ``transient``), when VACASK is installed
-    here and no Dask ``scheduler`` is named (its workers are only required to have ngspice).
-    Otherwise ngspice, whose superposition serves linear reads in one solve per tile row and which
-    alone runs sinh cells."""
+    here and no Dask ``scheduler`` is named (its workers are only required to have ngspice). A
+    ``transient`` of linear cells behind wires is ``linear``, bmcnn-hw's own solver
+    (:mod:`bmcnn_hw.ppa.linear_transient`: a 768-row wired tile in minutes, where ngspice had
+    not finished in 40). Otherwise ngspice, whose superposition serves linear reads in one solve
+    per tile row and which alone runs sinh cells."""
     if engine != "auto":
         return engine
+    if transient and chip.params.cell == "linear" and chip.params.r_wire_ohm > 0:
+        return "linear"
     one_by_one = transient or not chip.level_linear
     if chip.params.cell == "1t1r" and one_by_one and scheduler is None:
         from .vacask import installed
@@ -218,6 +222,10 @@ def engine_label(engine: str) -> str:
         from .vacask import engine_name
 
         return engine_name()
+    if engine == "linear":
+        from .. import __version__
+
+        return f"bmcnn-hw {__version__} linear transient (BDF2, fixed step, one factorisation)"
     return NgSpice.get().engine()
 
 
