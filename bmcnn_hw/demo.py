@@ -125,7 +125,7 @@ def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path
     from .ppa.command import check_out_dir, check_tools, run_command
     from .ppa.records import PpaOptions
 
-    options = PpaOptions(activity_beats=2000)
+    options = PpaOptions(activity_beats=2000, engine="auto")
     start = time.perf_counter()
     try:
         check_out_dir(out)

@@ -213,7 +213,7 @@ def run_design_point(point: dict) -> dict:
     model = build(_WORKER["checkpoint"], work / "build", point_hardware(point))
     accuracy = _accuracy(model, grid, _WORKER["images"], _WORKER["labels"], _WORKER["calib"])
     ppa = grid["ppa"]
-    options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"])
+    options = PpaOptions(digital=ppa["digital"], activity_beats=ppa["activity_beats"], engine="auto")
     report = run_ppa(work / "build", _WORKER["images"][: ppa["images"]], work / "ppa", options, progress=False)
     write_json_atomic(work / "ppa.json", report)
     t = report["totals"]

@@ -4,17 +4,19 @@ A wired tile of linear cells is a linear RC mesh (row and column wire segments, 
 capacitance) around one op-amp TIA per column, whose only nonlinearity is its output clamp at
 the rails. SPICE refactors the whole mesh at every Newton iteration of every time step: a
 768 x 129 met1 tile (198,000 nodes) had not finished in 40 minutes of ngspice. Here the mesh is
-factorised once and every step costs two sparse triangular solves:
+factorised once and every step costs one sparse triangular solve (two for meshes whose response to
+the outputs exceeds ``KEEP_RESPONSE_BYTES``):
 
 - the netlist is the one ngspice runs (the transient ``.cir`` and its ``.sub``), parsed into
   resistors, capacitors, ramped row drivers and TIAs; any other element is refused;
-- fixed time step ``h``, second-order backward differentiation (BDF2: stable on the stiff
-  op-amp loop and wire segments, where the trapezoidal rule rings); the all-zero start of
-  ngspice's ``uic``;
+- fixed time step ``h``, second-order backward differentiation (BDF2, L-stable: the stiff
+  op-amp loop and wire segments are damped, where the trapezoidal rule lets stiff modes ring);
+  the all-zero start of ngspice's ``uic``;
 - per step, the mesh with every TIA output taken as a source gives the column inputs as
   ``b0 + K o`` (``K``: the mesh's discrete response to the P outputs, solved once); each TIA's
   pole node is then a P-dimensional problem ``p = q - L clamp(p)``, solved exactly by active-set
-  iteration over which outputs sit at a rail, and the mesh is solved again with those outputs.
+  iteration over which outputs sit at a rail; the mesh state follows from those outputs by the
+  same response.
 
 The op-amp is ``tia.lib``'s ``tia_gbw`` (VCCS ``a0 / 1k`` into 1 kOhm || C_p with pole ``fp``,
 output = clamp(pole node, +-vsw), feedback R_f || C_f); ``tia_ideal`` holds its input at 0 V.
@@ -40,6 +42,9 @@ R_POLE = 1e3
 STEPS_PER_MAX_STEP = 2
 """Fixed steps per SPICE ``max_step`` (the window / 1000): finer than ngspice's largest step."""
 MAX_ACTIVE_SET_ROUNDS = 64
+KEEP_RESPONSE_BYTES = 1 << 30
+"""The mesh's response to each TIA output is kept (one product per step instead of a second
+solve) up to this size."""
 
 
 @dataclass
@@ -270,7 +275,8 @@ class _Solver:
         try:
             self.lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A")
         except RuntimeError as exc:
-            raise SimulationError(f"the tile's mesh matrix is singular ({exc}): a node without a path to a source")
+            raise SimulationError(f"the tile's mesh matrix is singular ({exc}): a node without a path to a "
+                                  "source") from None
         self.gbw = [t for _, t in gbw]
         self.inputs = np.array([position[t.inp - 1] for t in self.gbw], dtype=np.int64)
         if np.any(self.inputs < 0):
@@ -282,18 +288,22 @@ class _Solver:
         sources), and the pole constants of each op-amp."""
         p = len(self.gbw)
         self.k = np.zeros((p, p))
+        keep = len(self.free) * p * 8 <= KEEP_RESPONSE_BYTES
+        self.w = np.empty((len(self.free), p)) if keep else None
         if p:
             coupling = self.a_uf[:, self.outs].toarray()  # free rows x output columns
             for start in range(0, p, 32):
                 block = self.lu.solve(np.ascontiguousarray(coupling[:, start:start + 32]))
                 self.k[:, start:start + 32] = -block[self.inputs]
+                if self.w is not None:
+                    self.w[:, start:start + 32] = block
         a0 = np.array([t.a0 for t in self.gbw])
         cp = 1.0 / (2 * math.pi * np.array([t.fp for t in self.gbw]) * R_POLE)
         self.cp, self.gm = cp, a0 / R_POLE
         self.d = self.alpha * cp + 1.0 / R_POLE
         self.l_matrix = (self.gm / self.d)[:, None] * self.k
         self.vsw = np.array([t.vsw for t in self.gbw], dtype=float)
-        self._lu_cache: dict[bytes, tuple] = {}
+        self._lu_cache: dict[bytes, tuple[np.ndarray, np.ndarray] | None] = {}
 
     def _outputs(self, q: np.ndarray, guess: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Pole voltages p and outputs o = clamp(p) with p = q - L o, exactly (active-set iteration)."""
@@ -305,6 +315,8 @@ class _Solver:
             free = ~rail
             key = rail.tobytes()
             if key not in self._lu_cache:
+                if len(self._lu_cache) >= 256:  # rail states seen: bounded memory
+                    self._lu_cache.clear()
                 sub = np.eye(int(free.sum())) + self.l_matrix[np.ix_(free, free)]
                 self._lu_cache[key] = la.lu_factor(sub) if sub.size else None
             p = np.empty_like(q)
@@ -323,7 +335,7 @@ class _Solver:
     def run(self, stop_s: float) -> Waves:
         """Step from 0 to ``stop_s``; every quantity is zero at t = 0 (SPICE's ``uic``)."""
         h, n_all = self.h, self.g_all.shape[0]
-        steps = int(math.ceil(stop_s / h - 1e-9))
+        steps = math.ceil(stop_s / h - 1e-9)
         time = np.arange(steps + 1) * h
         x_prev, x_now = np.zeros(n_all), np.zeros(n_all)
         p_prev, p_now = np.zeros(len(self.gbw)), np.zeros(len(self.gbw))
@@ -349,7 +361,7 @@ class _Solver:
                 q = (self.cp * hist_p - self.gm * y0[self.inputs]) / self.d
                 p, o = self._outputs(q, 2 * p_now - p_prev, time[s])
                 x[self.outs] = o
-                x[self.free] = y0 - self.lu.solve(coupling @ o)
+                x[self.free] = y0 - (self.w @ o if self.w is not None else self.lu.solve(coupling @ o))
                 p_prev, p_now = p_now, p
             else:
                 x[self.free] = y0

@@ -48,6 +48,14 @@ def test_auto_keeps_ngspice_where_superposition_or_sinh_serve(vacask_here, chip_
     assert resolve_engine("auto", chip_of(no_wires)[1], transient=True) == "vacask"  # a transient is one solve
 
 
+def test_auto_takes_the_linear_engine_for_transients_of_wired_linear_tiles(vacask_here, chip_of):
+    wired = chip_of(DeviceParams(r_wire_ohm=0.893))[1]
+    assert resolve_engine("auto", wired, transient=True) == "linear"  # ngspice did not finish a 768-row tile
+    assert resolve_engine("auto", wired) == "ngspice"  # DC reads: superposition
+    assert resolve_engine("auto", chip_of(DeviceParams())[1], transient=True) == "ngspice"  # small circuits
+    assert resolve_engine("auto", chip_of(DeviceParams(cell="sinh", r_wire_ohm=1.0))[1], transient=True) == "ngspice"
+
+
 def test_auto_falls_back_to_ngspice_without_vacask(monkeypatch, chip_of):
     monkeypatch.setattr(vacask, "installed", lambda: False)
     assert resolve_engine("auto", chip_of(get_preset("rram-1t1r-sky130-hr"))[1]) == "ngspice"
