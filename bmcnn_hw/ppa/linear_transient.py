@@ -250,57 +250,61 @@ def solve_transient(netlist: Path, step_s: float, stop_s: float, max_step_s: flo
 
 
 class _Solver:
+    """The discretised tile: node partition, the factorised mesh and the TIAs' response to their
+    outputs (everything that does not change from step to step)."""
+
     def __init__(self, net: TileNetlist, h: float):
         self.net, self.h = net, h
-        gbw = [(name, t) for name, t in net.tias if t.vsw is not None]
-        self.out_nodes = {t.out: len(net.nodes) + k for k, (_, t) in enumerate(gbw)}
-        stamps = _Stamps(net, self.out_nodes)
-        n = stamps.n - 1
+        self.alpha = 1.5 / h  # BDF2: x' = alpha x_{n+1} - (4 x_n - x_{n-1}) / (2 h)
+        self.gbw = [t for _, t in net.tias if t.vsw is not None]
+        self.held_tias = [t for _, t in net.tias if t.vsw is None]
+        out_nodes = {t.out: len(net.nodes) + k for k, t in enumerate(self.gbw)}
+        stamps = _Stamps(net, out_nodes)
+        self.g_all, self.c_all = stamps.g, stamps.c
+        self._partition(stamps.n - 1, [out_nodes[t.out] - 1 for t in self.gbw])
+        self._factorise()
+        self._response_to_outputs()
+
+    def _partition(self, n: int, outs: list[int]) -> None:
+        """Fixed nodes (drivers, inputs of ideal TIAs at 0 V, op-amp outputs) and the free rest."""
+        self.drv = np.array([node - 1 for _, node, _, _ in self.net.drivers], dtype=np.int64)
+        self.held = np.array([t.inp - 1 for t in self.held_tias], dtype=np.int64)
+        self.outs = np.array(outs, dtype=np.int64)
         fixed = np.zeros(n, dtype=bool)
-        self.drv = np.array([node - 1 for _, node, _, _ in net.drivers], dtype=np.int64)
-        self.held = np.array([t.inp - 1 for _, t in net.tias if t.vsw is None], dtype=np.int64)
-        self.outs = np.array([self.out_nodes[t.out] - 1 for _, t in gbw], dtype=np.int64)
         for idx in (self.drv, self.held, self.outs):
             fixed[idx] = True
         self.free = np.nonzero(~fixed)[0]
         position = np.full(n, -1)
         position[self.free] = np.arange(len(self.free))
-        self.alpha = 1.5 / h  # BDF2: x' = alpha x_{n+1} - (4 x_n - x_{n-1}) / (2 h)
-        g, c = stamps.g.tocsc(), stamps.c.tocsc()
-        self.g_all, self.c_all = stamps.g, stamps.c
-        a = (g + self.alpha * c)[self.free][:, self.free].tocsc()
-        self.c_uu = c[self.free][:, self.free].tocsr()
-        self.c_ua = c[self.free].tocsr()
-        self.a_uf = (g + self.alpha * c)[self.free].tocsr()
+        self.inputs = position[np.array([t.inp - 1 for t in self.gbw], dtype=np.int64)]
+        if np.any(self.inputs < 0):
+            raise SimulationError("a TIA input is tied to a source; the linear engine needs it on the mesh")
+
+    def _factorise(self) -> None:
+        system = (self.g_all + self.alpha * self.c_all).tocsr()
+        self.a_uf = system[self.free]  # free rows, every column: sources enter the right-hand side
+        self.c_ua = self.c_all.tocsr()[self.free]
         try:
-            self.lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A")
+            self.lu = spla.splu(self.a_uf[:, self.free].tocsc(), permc_spec="MMD_AT_PLUS_A")
         except RuntimeError as exc:
             raise SimulationError(f"the tile's mesh matrix is singular ({exc}): a node without a path to a "
                                   "source") from None
-        self.gbw = [t for _, t in gbw]
-        self.inputs = np.array([position[t.inp - 1] for t in self.gbw], dtype=np.int64)
-        if np.any(self.inputs < 0):
-            raise SimulationError("a TIA input is tied to a source; the linear engine needs it on the mesh")
-        self._response_to_outputs()
 
     def _response_to_outputs(self) -> None:
         """K: the column inputs' change per volt of each TIA output (the mesh with the outputs as
-        sources), and the pole constants of each op-amp."""
+        sources; the whole response W kept when it fits), and the pole constants of each op-amp."""
         p = len(self.gbw)
         self.k = np.zeros((p, p))
-        keep = len(self.free) * p * 8 <= KEEP_RESPONSE_BYTES
-        self.w = np.empty((len(self.free), p)) if keep else None
-        if p:
-            coupling = self.a_uf[:, self.outs].toarray()  # free rows x output columns
-            for start in range(0, p, 32):
-                block = self.lu.solve(np.ascontiguousarray(coupling[:, start:start + 32]))
-                self.k[:, start:start + 32] = -block[self.inputs]
-                if self.w is not None:
-                    self.w[:, start:start + 32] = block
-        a0 = np.array([t.a0 for t in self.gbw])
-        cp = 1.0 / (2 * math.pi * np.array([t.fp for t in self.gbw]) * R_POLE)
-        self.cp, self.gm = cp, a0 / R_POLE
-        self.d = self.alpha * cp + 1.0 / R_POLE
+        self.w = np.empty((len(self.free), p)) if len(self.free) * p * 8 <= KEEP_RESPONSE_BYTES else None
+        self.coupling = self.a_uf[:, self.outs]
+        for start in range(0, p, 32):
+            block = self.lu.solve(np.ascontiguousarray(self.coupling[:, start:start + 32].toarray()))
+            self.k[:, start:start + 32] = -block[self.inputs]
+            if self.w is not None:
+                self.w[:, start:start + 32] = block
+        self.cp = 1.0 / (2 * math.pi * np.array([t.fp for t in self.gbw]) * R_POLE)
+        self.gm = np.array([t.a0 for t in self.gbw]) / R_POLE
+        self.d = self.alpha * self.cp + 1.0 / R_POLE
         self.l_matrix = (self.gm / self.d)[:, None] * self.k
         self.vsw = np.array([t.vsw for t in self.gbw], dtype=float)
         self._lu_cache: dict[bytes, tuple[np.ndarray, np.ndarray] | None] = {}
@@ -326,56 +330,72 @@ class _Solver:
             o = np.where(rail, o_rail, p)
             p[rail] = (q - self.l_matrix @ o)[rail]
             new_rail = np.abs(p) >= self.vsw
-            consistent = np.array_equal(new_rail, rail) and np.all(np.sign(p[rail]) == np.sign(o_rail[rail]))
-            if consistent:
+            if np.array_equal(new_rail, rail) and np.all(np.sign(p[rail]) == np.sign(o_rail[rail])):
                 return p, np.clip(p, -self.vsw, self.vsw)
             rail, guess = new_rail, p
         raise SimulationError(f"the TIA rail states did not settle at t = {t:.4g} s")
 
+    def _step(self, drive: np.ndarray, x_now: np.ndarray, x_prev: np.ndarray, poles: list[np.ndarray],
+              t: float) -> np.ndarray:
+        """Node voltages at the next time point (``poles`` = [p_prev, p_now] advances in place)."""
+        hist = (4 * x_now - x_prev) / (2 * self.h)
+        x = np.zeros_like(x_now)
+        x[self.drv] = drive  # ideal TIAs' inputs stay at 0 V; op-amp outputs enter through W below
+        y0 = self.lu.solve(self.c_ua @ hist - self.a_uf @ x)
+        x[self.free] = y0
+        if self.gbw:
+            p_prev, p_now = poles
+            q = (self.cp * (4 * p_now - p_prev) / (2 * self.h) - self.gm * y0[self.inputs]) / self.d
+            p, o = self._outputs(q, 2 * p_now - p_prev, t)
+            x[self.outs] = o
+            x[self.free] -= self.w @ o if self.w is not None else self.lu.solve(self.coupling @ o)
+            poles[:] = [p_now, p]
+        return x
+
     def run(self, stop_s: float) -> Waves:
         """Step from 0 to ``stop_s``; every quantity is zero at t = 0 (SPICE's ``uic``)."""
-        h, n_all = self.h, self.g_all.shape[0]
-        steps = math.ceil(stop_s / h - 1e-9)
-        time = np.arange(steps + 1) * h
-        x_prev, x_now = np.zeros(n_all), np.zeros(n_all)
-        p_prev, p_now = np.zeros(len(self.gbw)), np.zeros(len(self.gbw))
-        n_d, n_t = len(self.drv), len(self.net.tias)
-        v_d, i_d = np.zeros((n_d, steps + 1)), np.zeros((n_d, steps + 1))
-        i_t, v_t = np.zeros((n_t, steps + 1)), np.zeros((n_t, steps + 1))
-        gbw_rows = [k for k, (_, t) in enumerate(self.net.tias) if t.vsw is not None]
-        held_rows = [k for k, (_, t) in enumerate(self.net.tias) if t.vsw is None]
-        rf_held = np.array([self.net.tias[k][1].rf for k in held_rows])
-        rf_gbw = np.array([t.rf for t in self.gbw])
-        cf_gbw = np.array([t.cf for t in self.gbw])
-        coupling = self.a_uf[:, self.outs]
+        steps = math.ceil(stop_s / self.h - 1e-9)
+        time = np.arange(steps + 1) * self.h
         drive = np.array([np.interp(time, times, values) for _, _, times, values in self.net.drivers])
+        record = _Recorder(self, steps + 1)
+        x_prev = x_now = np.zeros(self.g_all.shape[0])
+        poles = [np.zeros(len(self.gbw)), np.zeros(len(self.gbw))]
         for s in range(1, steps + 1):
-            hist = (4 * x_now - x_prev) / (2 * h)
-            x = np.zeros(n_all)
-            x[self.drv] = drive[:, s]
-            known = x.copy()  # sources: drivers, held inputs at 0 V; outputs added below
-            rhs0 = self.c_ua @ hist - self.a_uf @ known
-            y0 = self.lu.solve(rhs0)
-            if len(self.gbw):
-                hist_p = (4 * p_now - p_prev) / (2 * h)
-                q = (self.cp * hist_p - self.gm * y0[self.inputs]) / self.d
-                p, o = self._outputs(q, 2 * p_now - p_prev, time[s])
-                x[self.outs] = o
-                x[self.free] = y0 - (self.w @ o if self.w is not None else self.lu.solve(coupling @ o))
-                p_prev, p_now = p_now, p
-            else:
-                x[self.free] = y0
-            x_dot = self.alpha * x - hist
-            current = self.g_all @ x + self.c_all @ x_dot  # current each node's source must inject
-            v_d[:, s], i_d[:, s] = x[self.drv], current[self.drv]
-            if held_rows:
-                i_t[held_rows, s] = -current[self.held]
-                v_t[held_rows, s] = -rf_held * i_t[held_rows, s]
-            if gbw_rows:
-                vin, vout = x[self.free[self.inputs]], x[self.outs]
-                dv = x_dot[self.free[self.inputs]] - x_dot[self.outs]
-                i_t[gbw_rows, s] = (vin - vout) / rf_gbw + cf_gbw * dv
-                v_t[gbw_rows, s] = vout
+            x = self._step(drive[:, s], x_now, x_prev, poles, float(time[s]))
+            record(s, x, self.alpha * x - (4 * x_now - x_prev) / (2 * self.h))
             x_prev, x_now = x_now, x
-        return Waves(time, v_d, i_d, i_t, v_t, [name for name, _, _, _ in self.net.drivers],
+        return Waves(time, *record.arrays(), [name for name, _, _, _ in self.net.drivers],
                      [name for name, _ in self.net.tias])
+
+
+class _Recorder:
+    """Driver and TIA waveforms, from the node voltages and their BDF2 derivatives at each step."""
+
+    def __init__(self, solver: _Solver, points: int):
+        self.s = solver
+        tias = [t for _, t in solver.net.tias]
+        self.gbw_rows = [k for k, t in enumerate(tias) if t.vsw is not None]
+        self.held_rows = [k for k, t in enumerate(tias) if t.vsw is None]
+        self.rf_held = np.array([t.rf for t in solver.held_tias])
+        self.rf = np.array([t.rf for t in solver.gbw])
+        self.cf = np.array([t.cf for t in solver.gbw])
+        self.inputs = solver.free[solver.inputs]
+        n_d, n_t = len(solver.drv), len(tias)
+        self.v_d, self.i_d = np.zeros((n_d, points)), np.zeros((n_d, points))
+        self.i_t, self.v_t = np.zeros((n_t, points)), np.zeros((n_t, points))
+
+    def __call__(self, s: int, x: np.ndarray, x_dot: np.ndarray) -> None:
+        current = self.s.g_all @ x + self.s.c_all @ x_dot  # what each node's source must inject
+        self.v_d[:, s], self.i_d[:, s] = x[self.s.drv], current[self.s.drv]
+        if self.held_rows:  # an ideal TIA takes what the mesh delivers to its grounded input
+            self.i_t[self.held_rows, s] = -current[self.s.held]
+            self.v_t[self.held_rows, s] = -self.rf_held * self.i_t[self.held_rows, s]
+        if self.gbw_rows:  # an op-amp TIA's input current flows through R_f || C_f
+            vin, vout = x[self.inputs], x[self.s.outs]
+            dv = x_dot[self.inputs] - x_dot[self.s.outs]
+            self.i_t[self.gbw_rows, s] = (vin - vout) / self.rf + self.cf * dv
+            self.v_t[self.gbw_rows, s] = vout
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(driver voltages, driver currents, TIA input currents, TIA outputs)."""
+        return self.v_d, self.i_d, self.i_t, self.v_t

@@ -16,8 +16,16 @@ from .schedule import adc_count, conversions_per_read
 AREA_COMPONENTS = ("array", "tia", "adc", "zero_detect", "digital")
 
 
+def _transient_source(engine: str) -> str:
+    """Who solved the transients: a SPICE engine, or bmcnn-hw's linear engine (checked against ngspice)."""
+    if engine == "linear":
+        return (f"{engine_label(engine)}: the netlist's transient solved by bmcnn-hw (linear cells; read times and "
+                "energies within 1 % of ngspice on the tiles of tests/ppa/test_linear_transient.py)")
+    return f"SPICE: {engine_label(engine)} transient"
+
+
 def _sources(cost: CostModel, options: PpaOptions, n_images: int, skips: bool) -> dict[str, str]:
-    spice = (f"SPICE: {engine_label(options.engine)} transient of the worst-case read (all rows switched) of each "
+    spice = (f"{_transient_source(options.engine)} of the worst-case read (all rows switched) of each "
              "layer's tile (0,0), "
              f"scaled by the physics executor's DC driver power on {n_images} test images relative to that read's")
     digital = (f"OpenSTA report_power on the Yosys netlist ({Path(options.liberty).name}), switching activity from a "
@@ -34,7 +42,8 @@ def _sources(cost: CostModel, options: PpaOptions, n_images: int, skips: bool) -
         "area.digital": "Yosys stat -liberty" if options.digital else "not measured (--no-digital)",
         "energy.zero_detect": _zero_detect_source(cost, "energy", skips),
         "area.zero_detect": _zero_detect_source(cost, "area", skips),
-        "read_time": "SPICE transient: latest time a TIA output stays within 1/2 ADC step, after rise and after fall",
+        "read_time": f"{_transient_source(options.engine)}: latest time a TIA output stays within 1/2 ADC step, "
+                     "after rise and after fall",
         "clock": ("OpenSTA: the shortest period meeting every setup and clock-gating check of the slowest layer "
                   "(bisection)") if options.digital else "assumed",
     }
@@ -87,7 +96,7 @@ def _pitch_warnings(model: CompiledModel, cost: CostModel, layers: list[LayerPpa
 def _share_assumption(share: int, tile_cols: int) -> str:
     """The assumption line of ``share`` weight columns per ADC on tiles of ``tile_cols`` columns."""
     across = f"the columns of {share // tile_cols} tiles side by side; " if share > tile_cols else ""
-    return (f"read cycle = SPICE settling time + {share} ADC conversion(s) (1 / sample rate each): {share} weight "
+    return (f"read cycle = transient settling time + {share} ADC conversion(s) (1 / sample rate each): {share} weight "
             f"column(s) share one ADC ({across}a layer with fewer used columns converts those)")
 
 
@@ -192,7 +201,7 @@ def format_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{a[c] * 1e-6:.4g} mm^2" for c in AREA_COMPONENTS)
                      + f" | {sum(a.values()) * 1e-6:.4g} mm^2 |")
     lines += ["", "## Time per layer", "",
-              "| layer | reads | reads performed | read time (SPICE) | analog time | beats | digital time | fmax "
+              "| layer | reads | reads performed | read time (transient) | analog time | beats | digital time | fmax "
               "| cells |",
               "|---|---|---|---|---|---|---|---|---|"]
     for name, rec in report["layers"].items():
