@@ -110,7 +110,8 @@ def _add_spice_jobs(parser) -> None:
                         help="SPICE engine of the tile reads: ngspice (the reference), vacask (KLU solver, OSDI "
                              "BSIM4; every distinct input solved, no superposition; linear and 1T1R cells with "
                              "ideal or railed TIAs; pip install -e '.[vacask]'), or auto (default): vacask for 1T1R "
-                             "cells read one input at a time (wires, driver or TIA resistance) where it is "
+                             "cells read one input at a time (wires, driver or TIA resistance) and for linear cells "
+                             "behind wires (large wired meshes ngspice cannot factorise in minutes), where it is "
                              "installed and no --scheduler is given, else ngspice. Reports name the engine that ran")
     parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                         help="solve the tile reads on this Dask scheduler's workers instead of local processes "
