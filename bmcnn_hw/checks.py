@@ -61,21 +61,22 @@ def physics_vs_golden(model: CompiledModel, images: np.ndarray, chip: Chip | Non
     return CheckResult("crossbar physics vs golden", passed, detail, time.perf_counter() - start)
 
 
-def spice_vs_physics(build_dir: Path, images: np.ndarray, *, jobs: int = 1) -> CheckResult:
-    """Every crossbar read of ``images`` through the build's netlists in ngspice vs the physics
-    model of the build's chip (same devices), and the classes of both."""
+def spice_vs_physics(build_dir: Path, images: np.ndarray, *, jobs: int = 1, engine: str = "ngspice") -> CheckResult:
+    """Every crossbar read of ``images`` through the build's netlists in SPICE (``engine``: ngspice,
+    vacask or auto) vs the physics model of the build's chip (same devices), and the classes of both."""
     from .spice.report import disagreeing_layers, spice_report
 
     start = time.perf_counter()
-    report = spice_report(build_dir, images, jobs=jobs)
+    report = spice_report(build_dir, images, jobs=jobs, engine=engine)
     bad = disagreeing_layers(report)
     worst = max((row["max_rel_current_error"] for row in report["layers"]), default=0.0)
     spice, physics = report["predictions_spice"], report["predictions_physics"]
-    detail = (f"{len(images)} images, {report['ngspice_solves']} ngspice solves, max relative current error "
+    name = report["engine"].split()[0]
+    detail = (f"{len(images)} images, {report['ngspice_solves']} {name} solves, max relative current error "
               f"{worst:.1e}, classes {spice} " + ("= physics" if spice == physics else f"!= physics {physics}"))
     if bad:
         detail += f"; SPICE differs from physics in {', '.join(bad)}"
-    return CheckResult("SPICE (ngspice) vs physics", not bad and spice == physics, detail,
+    return CheckResult(f"SPICE ({name}) vs physics", not bad and spice == physics, detail,
                        time.perf_counter() - start)
 
 

@@ -32,6 +32,13 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
         "W. Wan et al., Nature 608, 2022): linear cells, ideal wires, no variation. Not fitted to a "
         "specific device.",
     ),
+    "linear-hr-met1": (
+        DeviceParams(r_on_ohm=100e3, r_off_ohm=1e6, v_read_v=0.2, r_wire_ohm=WIRE_MET1_OHM),
+        "The cells of ideal-hr (linear, R_on 100 kOhm, R_off 1 MOhm, V_read 0.2 V) behind minimum-width "
+        f"sky130 met1 wires ({WIRE_MET1_OHM:.3f} ohm per 1 um cell segment, as rram-1t1r-sky130): a circuit "
+        "that could exist with its wires, the default of `bmcnn-hw demo`. Large tiles need register-only "
+        "tuning behind these wires (docs/guide/ppa.md, 'The efficient point behind real wires'). No variation.",
+    ),
     "hfox-yu2016": (
         DeviceParams(r_on_ohm=10e3, r_off_ohm=100e3, sigma_on_rel=0.1, sigma_off_rel=0.2,
                      distribution="lognormal", v_read_v=0.1),

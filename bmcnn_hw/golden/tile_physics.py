@@ -14,6 +14,8 @@ matrices: ``transfer`` (R, P), column currents ``I = V @ transfer``, and ``admit
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,11 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 _ORDERING = "MMD_AT_PLUS_A"  # the nodal matrix is structurally symmetric: ~25 % less fill than COLAMD
+NODAL_MEMO_SIZE = 64
+"""Nodal responses kept per process, by content: a 768 x 129 met1 tile takes ~30 s to characterise,
+and the commands that read one chip several times (tuning, then its before/after accuracy, SPICE
+against physics, ``ppa``, the demo) would otherwise pay that each time."""
+_NODAL_MEMO: OrderedDict[tuple, TileResponse] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,18 @@ def tile_response(r_phys: np.ndarray, r_wire_ohm: float = 0.0, r_source_ohm: flo
         gs = 1.0 / r_source_ohm
         a = gs / (gs + g.sum(axis=1))
         return TileResponse(g * a[:, None], np.diag(a * g.sum(axis=1)))
-    return _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm)
+    key = (hashlib.sha256(np.ascontiguousarray(r_phys, dtype=float).tobytes()).hexdigest(), r_phys.shape,
+           float(r_wire_ohm), float(r_source_ohm), float(r_tia_in_ohm))
+    if key in _NODAL_MEMO:
+        _NODAL_MEMO.move_to_end(key)
+        return _NODAL_MEMO[key]
+    response = _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm)
+    for array in (response.transfer, response.admittance):
+        array.flags.writeable = False  # shared between readers of the same tile
+    _NODAL_MEMO[key] = response
+    if len(_NODAL_MEMO) > NODAL_MEMO_SIZE:
+        _NODAL_MEMO.popitem(last=False)
+    return response
 
 
 def node_maps(rows: int, cols: int, wires: bool) -> tuple[np.ndarray, np.ndarray, int]:
