@@ -611,8 +611,23 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--epochs", type=positive_int, default=1, help="training epochs (default 1)")
     de.add_argument("--seed", type=non_negative_int, default=0,
                     help="seed of training and of the sampled chip (default 0)")
+    de.add_argument("--model", default="bmcnn-compact-1bit", metavar="NAME|FILE",
+                    help="model to train, as `train --model` (default bmcnn-compact-1bit: binary pixels, whose "
+                         "conv0 --arch efficient reads out by sense amplifiers; bmcnn-compact for 8-bit pixels)")
+    de.add_argument("--arch", default="efficient", metavar="NAME|FILE",
+                    help="architecture of the demo's build, as `compile --arch` (default efficient: the most "
+                         "efficient exact point; baseline for the first design)")
+    de.add_argument("--device", default="linear-hr-met1", metavar="PRESET|FILE",
+                    help="device preset or file of the demo's build, as `compile --device` (default "
+                         "linear-hr-met1: 100 kOhm / 1 MOhm linear cells behind sky130 met1 wires, a circuit that "
+                         "could exist; ideal for ideal wires, whose chip needs no tuning)")
+    de.add_argument("--calib", type=positive_int, default=1024, metavar="N",
+                    help="training images that tune a chip that is not ideal (wires, spread) by its registers "
+                         "(default 1024)")
+    de.add_argument("--tune-images", type=positive_int, default=500, metavar="N",
+                    help="test images of that chip's accuracy before and after tuning (default 500)")
     de.add_argument("--spice-images", type=non_negative_int,
-                    default=2, help="test images run through ngspice (default 2)")
+                    default=2, help="test images run through SPICE (--engine auto) against physics (default 2)")
     _add_sim(de, "simulator of the RTL check's cocotb testbenches")
     de.add_argument("--train-images", type=positive_int, metavar="N",
                     help="train on the first N training images only (smoke runs)")
@@ -621,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep the scratch of passing checks (rtl_check/ scenarios and logs, ppa/work/ netlists and "
                          "logs); without it only a failing check's scratch is kept")
     _add_data_dir(de)
-    de.set_defaults(func=cmd.cmd_demo)
+    de.set_defaults(func=cmd.cmd_demo, compile_parser=co)
     return parser
 
 

@@ -792,12 +792,18 @@ def cmd_explore(args) -> int:
 
 def cmd_demo(args) -> int:
     from .data.fetch import fetch_mnist
-    from .demo import run_demo
+    from .demo import load_model_config, run_demo
     from .rtl.simulators import check_simulator, resolve_simulator
 
     sim = resolve_simulator(args.sim)
     check_simulator(sim)  # before minutes of training
+    compile_args, arch = _apply_architecture(args.compile_parser.parse_args(
+        ["CKPT", "-o", str(args.out / "build"), "--arch", args.arch, "--device", args.device]))
+    hardware = _hardware(compile_args)  # a bad --arch, --device or --model fails here, before training
+    load_model_config(args.model)
     data_dir = args.data_dir or fetch_mnist(source_dir=args.data_from)
-    summary = run_demo(args.out, Path(data_dir), epochs=args.epochs, seed=args.seed, spice_images=args.spice_images,
-                       rtl_sim=sim, limit=args.train_images, keep_work=args.keep_work)
+    summary = run_demo(args.out, Path(data_dir), hardware=hardware, arch=arch.name if arch else "baseline",
+                       model_name=args.model, epochs=args.epochs, seed=args.seed,
+                       spice_images=args.spice_images, rtl_sim=sim, limit=args.train_images, calib=args.calib,
+                       tune_images=args.tune_images, keep_work=args.keep_work)
     return 0 if summary.ok else 1

@@ -12,7 +12,7 @@ import torch
 
 from .artefact import load_model
 from .build import build
-from .checks import CheckResult, physics_vs_golden, rtl_vs_golden, spice_vs_physics
+from .checks import CheckResult, ideal_chip, physics_vs_golden, rtl_vs_golden, spice_vs_physics
 from .config import HardwareConfig
 from .data.mnist import load_mnist
 from .golden.chip import Chip
@@ -63,11 +63,15 @@ def torch_activations_match(torch_model, model, images: np.ndarray) -> bool:
     return same and np.array_equal(scores.numpy() * 2 ** model.score_frac_bits, trace.scores)
 
 
-def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, spice_images: int = 2,
-             physics_images: int = 200, rtl_sim: str = "icarus", limit: int | None = None,
-             keep_work: bool = False) -> Summary:
-    """Run every stage end to end; returns the summary (also written to ``out_dir``). Scratch of
-    passing checks (``rtl_check/``, ``ppa/work/``) is removed unless ``keep_work``."""
+def run_demo(out_dir: Path, data_dir: Path, *, hardware: HardwareConfig | None = None, arch: str = "baseline",
+             model_name: str = "bmcnn-compact", epochs: int = 1, seed: int = 0, spice_images: int = 2,
+             physics_images: int = 200, rtl_sim: str = "icarus", limit: int | None = None, calib: int = 1024,
+             tune_images: int = 500, keep_work: bool = False) -> Summary:
+    """Train ``model_name`` and run every stage end to end on ``hardware`` (default: the ideal
+    baseline) from architecture ``arch``; returns the summary (also written to ``out_dir``). A
+    build whose chip is not ideal (wires, spread) is checked for exactness on its ideal chip and
+    tuned on its own (``calib`` training images, accuracy on ``tune_images`` test images).
+    Scratch of passing checks (``rtl_check/``, ``ppa/work/``) is removed unless ``keep_work``."""
     out_dir = Path(out_dir)
     summary = Summary()
     train_set, test_set = load_mnist(data_dir, "train"), load_mnist(data_dir, "test")
@@ -75,15 +79,15 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
 
     start = time.perf_counter()
     params = TrainParams(epochs=epochs, seed=seed, limit=limit, val_size=0)
-    torch_model, metrics = train(load_model_config(), train_set, test_set, params)
+    torch_model, metrics = train(load_model_config(model_name), train_set, test_set, params)
     save_checkpoint(out_dir / "checkpoint", torch_model, params.to_dict(), metrics)
-    summary.add(f"train ({epochs} epoch, seed {seed})",
+    summary.add(f"train {model_name} ({epochs} epoch, seed {seed})",
                 f"test accuracy {100 * metrics['test_acc']:.2f} % in {time.perf_counter() - start:.0f} s")
 
-    model = build(out_dir / "checkpoint", out_dir / "build", HardwareConfig(), chip_seed=seed)
+    model = build(out_dir / "checkpoint", out_dir / "build", hardware or HardwareConfig(), chip_seed=seed, arch=arch)
     tiles = model.tile_count
-    summary.add("compile", f"{len(model.layers)} layers, {tiles} tiles -> {tiles} tile netlists, "
-                           f"{2 * len(model.layers)} Verilog files + register maps in {out_dir / 'build'}")
+    summary.add("compile", f"{_circuit(model, arch)}: {len(model.layers)} layers, {tiles} tiles -> {tiles} tile "
+                           f"netlists, {2 * len(model.layers)} Verilog files + register maps in {out_dir / 'build'}")
 
     torch_model, _ = load_checkpoint(out_dir / "checkpoint")
     golden = run_batched(model, test_set.images)
@@ -96,9 +100,13 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
                 same == len(test_set) and acts)
 
     model = load_model(out_dir / "build")
-    chip = Chip(model, model.hardware.device, seed)
-    summary.add_check(physics_vs_golden(model, test_set.images[:physics_images], chip), "on the ideal chip")
-    summary.add_check(spice_vs_physics(out_dir / "build", test_set.images[:spice_images]))
+    chip = Chip.of_build(model)
+    ideal = chip.is_ideal and not chip.params.has_parasitics
+    note = "on the ideal chip" if ideal else "on the build's ideal chip (nominal devices, no wire or driver resistance)"
+    summary.add_check(physics_vs_golden(model, test_set.images[:physics_images], ideal_chip(model)), note)
+    if not ideal:
+        summary_tuning(summary, model, chip, train_set, test_set.head(tune_images), calib, out_dir / "tuning.json")
+    summary.add_check(spice_vs_physics(out_dir / "build", test_set.images[:spice_images], engine="auto"))
     summary.add_check(rtl_vs_golden(model, test_set.images[:2], out_dir / "rtl_check", sim=rtl_sim, seed=seed,
                                     build_dir=out_dir / "build", keep_work=keep_work),
                       f"(periphery and top of {len(model.layers)} layers)")
@@ -111,11 +119,38 @@ def run_demo(out_dir: Path, data_dir: Path, *, epochs: int = 1, seed: int = 0, s
     return summary
 
 
-def load_model_config():
-    """The shipped compact BMCNN (``bmcnn_hw/models/bmcnn-compact.toml``)."""
-    from .train.registry import DEFAULT_MODEL, resolve_model
+def _circuit(model, arch: str) -> str:
+    """The build in words: architecture, cells, wires and rails."""
+    device, readout = model.hardware.device, model.hardware.readout
+    wires = f"{device.r_wire_ohm:.3g} ohm wire segments" if device.r_wire_ohm else "ideal wires"
+    rails = f"TIA rails +-{readout.v_swing_v:g} V" if readout.v_swing_v else "no TIA rails"
+    return (f"--arch {arch}, {device.cell} cells {device.r_on_ohm / 1e3:g} kOhm / {device.r_off_ohm / 1e3:g} kOhm, "
+            f"{wires}, {rails}")
 
-    return resolve_model(DEFAULT_MODEL)
+
+def summary_tuning(summary: Summary, model, chip: Chip, train_set, test_set, calib: int, out: Path) -> None:
+    """Register-only tuning of the build's own chip (:func:`bmcnn_hw.tune.calibrate` on the first
+    ``calib`` training images) and its physics accuracy before and after; corrections to ``out``."""
+    from .golden.crossbar import physics_predictions
+    from .tune import calibrate, save_tuning
+
+    start = time.perf_counter()
+    calibration = train_set.head(calib)
+    tuning = calibrate(model, chip, calibration.images, labels=calibration.labels)
+    tuning.meta["calibration"] = {"split": "train", "first_images": calib}
+    save_tuning(out, model, tuning)
+    before, after = (float((physics_predictions(model, chip, test_set.images, offsets) == test_set.labels).mean())
+                     for offsets in (None, tuning.offsets))
+    summary.add("physics on the build's chip, register-only tuning",
+                f"accuracy on {len(test_set)} test images {100 * before:.2f} % untuned -> {100 * after:.2f} % tuned "
+                f"({calib} calibration images; corrections in {out}) ({time.perf_counter() - start:.0f} s)")
+
+
+def load_model_config(name: str = "bmcnn-compact"):
+    """A shipped model (``bmcnn_hw/models/NAME.toml``) or a model file."""
+    from .train.registry import resolve_model
+
+    return resolve_model(name)
 
 
 def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path, keep_work: bool = False) -> None:
@@ -132,14 +167,15 @@ def summary_ppa(summary: Summary, build_dir: Path, images: np.ndarray, out: Path
         check_tools(options)
         report = run_command(build_dir, images, out, options, progress=False)
     except BmcnnError as exc:
-        summary.add("PPA (SPICE transient, cost model, Yosys + OpenSTA)", str(exc), False)
+        summary.add("PPA (transients, cost model, Yosys + OpenSTA)", str(exc), False)
         return
     if not keep_work:
         shutil.rmtree(out / "work", ignore_errors=True)
     t = report["totals"]
     checked = sum(la["digital"]["gate_level_outputs_checked"] for la in report["layers"].values())
-    summary.add("PPA (SPICE transient, cost model, Yosys + OpenSTA)",
-                f"{t['energy_per_inference_j'] * 1e6:.3g} uJ and {t['latency_s'] * 1e6:.3g} us per inference, "
+    engine = report["spice_engine"].split(" (")[0]
+    summary.add("PPA (transients, cost model, Yosys + OpenSTA)",
+                f"{t['energy_per_inference_j'] * 1e9:.4g} nJ and {t['latency_s'] * 1e6:.3g} us per inference, "
                 f"{t['area_mm2']:.3g} mm^2, {t['tops_per_w']:.3g} TOPS/W at {report['clock_mhz']:.0f} MHz; "
-                f"gate-level netlists = golden on {checked} outputs; {out / 'ppa.md'} "
+                f"transients by {engine}; gate-level netlists = golden on {checked} outputs; {out / 'ppa.md'} "
                 f"({time.perf_counter() - start:.0f} s)", True)  # a gate-level mismatch raises above

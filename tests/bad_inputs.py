@@ -270,6 +270,13 @@ CATALOGUE: list[BadInput] = [
     # flow run
     BadInput("flow run", ("flow", "run", "{tmp}/f.toml"), "[flow] args must be a list of strings",
              setup=a_flow_with_a_string_list),
+    # demo: its architecture and device checked before the data and the minutes of training
+    BadInput("demo", ("demo", "--out", "{tmp}/demo", "--data-dir", "{data}", "--sim", "icarus", "--arch", "nonesuch"),
+             "--arch 'nonesuch': not a shipped architecture", absent=("{tmp}/demo",), tools=("iverilog",)),
+    BadInput("demo", ("demo", "--out", "{tmp}/demo", "--data-dir", "{data}", "--sim", "icarus", "--model",
+                      "nonesuch"), "--model: unknown model 'nonesuch'", absent=("{tmp}/demo",), tools=("iverilog",)),
+    BadInput("demo", ("demo", "--out", "{tmp}/demo", "--data-dir", "{data}", "--sim", "icarus", "--device",
+                      "nonesuch"), "unknown device preset 'nonesuch'", absent=("{tmp}/demo",), tools=("iverilog",)),
     # ppa: cell files checked before any tool runs
     BadInput("ppa", ("ppa", "{build}", "--images", "1", "--data-dir", "{data}", "--liberty", "{tmp}/lib.lib",
                      "--cell-models", "{tmp}/cells.v", "--out", "{tmp}/ppa"), "not a Liberty library with flip-flops",

@@ -172,11 +172,14 @@ def test_non_binary_weight_array_is_rejected(build_dir, tmp_path):
 @pytest.mark.ngspice
 @pytest.mark.icarus
 def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
+    """The demo on the ideal baseline design (the exactness study): no tuning stage."""
     code, out, err = run_cli("demo", "--data-dir", mnist_dir, "--out", tmp_path, "--train-images", "3000",
-                             "--spice-images", "1", "--sim", "icarus")
+                             "--spice-images", "1", "--sim", "icarus", "--model", "bmcnn-compact", "--arch", "baseline",
+                             "--device", "ideal")
     assert code == 0, err[-2000:] + out[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["ok"] and len(summary["rows"]) == 8
+    assert "--arch baseline, linear cells 10 kOhm / 100 kOhm, ideal wires" in summary["rows"][2]["result"]
     text = (tmp_path / "summary.md").read_text()
     assert "| RTL (icarus, cocotb) vs golden |" in text and "TOPS/W" in text
     assert json.loads((tmp_path / "ppa" / "ppa.json").read_text())["totals"]["energy_per_inference_j"] > 0

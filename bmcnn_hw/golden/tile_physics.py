@@ -27,7 +27,7 @@ NODAL_MEMO_SIZE = 64
 """Nodal responses kept per process, by content: a 768 x 129 met1 tile takes ~30 s to characterise,
 and the commands that read one chip several times (tuning, then its before/after accuracy, SPICE
 against physics, ``ppa``, the demo) would otherwise pay that each time."""
-_NODAL_MEMO: OrderedDict[tuple, TileResponse] = OrderedDict()
+_NODAL_MEMO: OrderedDict[tuple[object, ...], TileResponse] = OrderedDict()
 
 
 @dataclass(frozen=True)
