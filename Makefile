@@ -1,5 +1,5 @@
 # Two entry points, both self-installing on a fresh machine:
-#   make demo   - the main job end to end (data, training, compile, golden, SPICE, RTL)
+#   make demo   - the main job end to end (data, training, compile, golden, tuning, SPICE, RTL, PPA)
 #   make test   - the test suite
 PYTHON ?= python3
 VENV := .venv
