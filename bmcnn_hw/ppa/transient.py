@@ -1,4 +1,5 @@
-"""Transient tile reads in ngspice (or VACASK): settling time to half an ADC step, and read energy.
+"""Transient tile reads in ngspice (or VACASK, or bmcnn-hw's linear engine): settling time to half an
+ADC step, and read energy.
 
 A worst-case read of one tile: every row driver ramps from 0 to V_read (rise time from the
 cost model), holds for half the window, and ramps back. Wires carry their sky130 met1
@@ -289,9 +290,10 @@ def transient_read(model: CompiledModel, chip: Chip, index: int, rt: int, ct: in
     """Run the worst-case transient read of tile (rt, ct) of layer ``index``.
 
     ``window_s`` (default :func:`estimated_window_s`) is doubled up to ``attempts`` - 1 times
-    while some TIA output has not settled. ``engine``: ``ngspice`` (the reference) or ``vacask``
+    while some TIA output has not settled. ``engine``: ``ngspice`` (the reference), ``vacask``
     (KLU; the same netlist translated by :mod:`bmcnn_hw.spice.vacask`, the op-amp TIAs as the
-    Verilog-A module of the same equations).
+    Verilog-A module of the same equations) or ``linear`` (:mod:`bmcnn_hw.ppa.linear_transient`,
+    linear cells only: the same netlist, the mesh factorised once).
 
     Raises:
         SimulationError: the engine failed, or a TIA output did not settle within the longest
