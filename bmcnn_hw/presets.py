@@ -34,8 +34,10 @@ PRESETS: dict[str, tuple[DeviceParams, str]] = {
     ),
     "linear-hr-met1": (
         DeviceParams(r_on_ohm=100e3, r_off_ohm=1e6, v_read_v=0.2, r_wire_ohm=WIRE_MET1_OHM),
-        "The cells of ideal-hr (linear, R_on 100 kOhm, R_off 1 MOhm, V_read 0.2 V) behind minimum-width "
-        f"sky130 met1 wires ({WIRE_MET1_OHM:.3f} ohm per 1 um cell segment, as rram-1t1r-sky130): a circuit "
+        "The cells of ideal-hr (linear, R_on 100 kOhm, R_off 1 MOhm, V_read 0.2 V: conductances of the order "
+        "RRAM compute-in-memory macros program, e.g. W. Wan et al., Nature 608, 2022) behind minimum-width "
+        f"sky130 met1 wires ({WIRE_MET1_OHM:.3f} ohm per 1 um cell segment, from the sky130 tech LEF as in "
+        "rram-1t1r-sky130): a circuit "
         "that could exist with its wires, the default of `bmcnn-hw demo`. Large tiles need register-only "
         "tuning behind these wires (docs/guide/ppa.md, 'The efficient point behind real wires'). No variation.",
     ),

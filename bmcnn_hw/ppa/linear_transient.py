@@ -37,6 +37,8 @@ import scipy.sparse.linalg as spla
 
 from ..errors import SimulationError
 
+ENGINE_LABEL = "bmcnn-hw linear transient (BDF2, fixed step, one factorisation)"
+"""How reports name this engine (``ppa.json``'s ``spice_engine``)."""
 R_POLE = 1e3
 """The resistor of ``tia_gbw``'s pole node (``Rp``), which sets its transconductance ``a0 / R_POLE``."""
 STEPS_PER_MAX_STEP = 2

@@ -16,11 +16,20 @@ from .schedule import adc_count, conversions_per_read
 AREA_COMPONENTS = ("array", "tia", "adc", "zero_detect", "digital")
 
 
+def transient_engine_label(engine: str) -> str:
+    """Name (and version) of the engine that solved ``ppa``'s transients."""
+    if engine == "linear":
+        from .linear_transient import ENGINE_LABEL
+
+        return ENGINE_LABEL
+    return engine_label(engine)
+
+
 def _transient_source(engine: str) -> str:
     """Who solved the transients: a SPICE engine, or bmcnn-hw's linear engine (checked against ngspice)."""
     if engine == "linear":
-        return (f"{engine_label(engine)}: the netlist's transient solved by bmcnn-hw (linear cells; read times and "
-                "energies within 1 % of ngspice on the tiles of tests/ppa/test_linear_transient.py)")
+        return (f"{transient_engine_label(engine)}: the netlist's transient solved by bmcnn-hw (linear cells; read "
+                "times and energies within 1 % of ngspice on the tiles of tests/ppa/test_linear_transient.py)")
     return f"SPICE: {engine_label(engine)} transient"
 
 
@@ -114,7 +123,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
         "build": {"layers": [la.name for la in model.layers], "device": chip.describe(),
                   "geometry": model.hardware.geometry.to_dict(), "readout": model.hardware.readout.to_dict()},
         "images": n_images, "clock_mhz": 1e3 / period_ns, "columns_per_adc": options.columns_per_adc,
-        "spice_engine": engine_label(options.engine),
+        "spice_engine": transient_engine_label(options.engine),
         "cost_model": cost.path,
         "liberty": str(options.liberty) if options.digital else None,
         "totals": {"energy_per_inference_j": e_total, "energy_j": energy, "area_mm2": a_total_mm2,

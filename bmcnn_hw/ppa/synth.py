@@ -52,7 +52,7 @@ def yosys_script(verilog: Path, top: str, liberty: Path, netlist: Path, target_n
         "rename -enumerate -pattern n_%",
         "tee -q -o stat.json stat -json",  # cell counts, machine-readable
         f"tee -q -o stat.txt stat -liberty {liberty}",  # the area: Yosys 0.23's JSON has none
-        f"write_verilog -noattr -noexpr {netlist}",
+        f"write_verilog -noattr -noexpr -simple-lhs {netlist}",  # OpenSTA 2.0 rejects assign {a, b} = ...
     ]) + "\n"
 
 

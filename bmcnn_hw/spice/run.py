@@ -224,10 +224,6 @@ def engine_label(engine: str) -> str:
         from .vacask import engine_name
 
         return engine_name()
-    if engine == "linear":
-        from .. import __version__
-
-        return f"bmcnn-hw {__version__} linear transient (BDF2, fixed step, one factorisation)"
     return NgSpice.get().engine()
 
 

@@ -196,6 +196,30 @@ def test_measured_activity_is_what_opensta_uses(tmp_path):
     assert "bmcnn-activity: nets" in (tmp_path / "synth" / "sta.log").read_text()
 
 
+TIED_PORTS = """module tied(input clk, input [3:0] d, output [7:0] r);
+  reg [3:0] a;
+  always @(posedge clk) a <= d;
+  assign r[7:4] = a;
+  assign r[3] = a[3];  // output bits that copy other output bits, between bits driven by gates
+  assign r[2] = ~d[0];
+  assign r[1] = a[1];
+  assign r[0] = ~d[1];
+endmodule
+"""
+
+
+@ppa_tools
+def test_output_bits_tied_together_reach_opensta(tmp_path):
+    """Output port bits that alias one another (a hard-wired register's equal constant bits did) were
+    written as `assign {r[2], r[0]} = {r[3], r[1]}`, which OpenSTA 2.0 rejects ("no network has been
+    linked"); the netlist now has one simple assignment per bit and OpenSTA times and prices it."""
+    src = tmp_path / "tied.v"
+    src.write_text(TIED_PORTS)
+    synth = synthesize(src, "tied", DEFAULT_LIBERTY, tmp_path / "synth")
+    assert not re.search(r"assign\s*\{", synth.netlist.read_text())
+    assert run_sta(synth, 10.0, tmp_path / "synth").power_w["internal"] > 0
+
+
 @ppa_tools
 def test_a_net_opensta_does_not_find_or_a_tool_error_fails(tmp_path):
     src = tmp_path / "counter.v"
