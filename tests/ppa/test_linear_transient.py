@@ -97,20 +97,24 @@ def test_nonlinear_cells_are_refused_naming_the_engines_that_can(tmp_path):
         transient_read(model, Chip(model, device, 0), 0, 0, 0, load_cost_model(), tmp_path, engine="linear")
 
 
-def test_an_element_it_cannot_solve_is_named_by_file_and_line(tmp_path):
-    (tmp_path / "t.sub").write_text(".subckt t a o0\nR1 a b 1e3\nBx b 0 V = v(a) * v(a)\n"
-                                    "Xt0 b o0 tia_gbw rf=1e4 cf=1e-14 a0=1e4 fp=1e5 vsw=0.9\n.ends t\n")
+def _hand_netlist(tmp_path, body: str):
+    """A one-row transient ``t.cir`` around subcircuit ``t`` whose element lines are ``body``."""
+    (tmp_path / "t.sub").write_text(f".subckt t a o0\n{body}.ends t\n")
     (tmp_path / "t.cir").write_text("* t\n.include t.sub\nVr0 in0 0 PWL(0 0 1e-10 0.1)\nXtile in0 o0 t\n.end\n")
+    return tmp_path / "t.cir"
+
+
+def test_an_element_it_cannot_solve_is_named_by_file_and_line(tmp_path):
+    netlist = _hand_netlist(tmp_path, "R1 a b 1e3\nBx b 0 V = v(a) * v(a)\n"
+                                      "Xt0 b o0 tia_gbw rf=1e4 cf=1e-14 a0=1e4 fp=1e5 vsw=0.9\n")
     with pytest.raises(SimulationError, match=r"t\.sub:3: Bx b 0 V is not an element the linear engine solves"):
-        parse_transient(tmp_path / "t.cir")
+        parse_transient(netlist)
 
 
 def test_a_missing_tia_parameter_is_named(tmp_path):
-    (tmp_path / "t.sub").write_text(".subckt t a o0\nXd a b memristor_read r=1e5\nXt0 b o0 tia_gbw rf=1e4 a0=1e4\n"
-                                    ".ends t\n")
-    (tmp_path / "t.cir").write_text("* t\n.include t.sub\nVr0 in0 0 PWL(0 0 1e-10 0.1)\nXtile in0 o0 t\n.end\n")
+    netlist = _hand_netlist(tmp_path, "Xd a b memristor_read r=1e5\nXt0 b o0 tia_gbw rf=1e4 a0=1e4\n")
     with pytest.raises(SimulationError, match=r"t\.sub:3: parameter cf= missing"):
-        parse_transient(tmp_path / "t.cir")
+        parse_transient(netlist)
 
 
 def test_the_step_divides_the_driver_rise_time():
