@@ -427,8 +427,7 @@ def cmd_tune(args) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .golden.chip import Chip
-    from .golden.crossbar import physics_predictions
-    from .tune import calibrate, save_tuning
+    from .tune import accuracy_before_after, calibrate, save_tuning
 
     _check_tuning_out(args.out, args.force)
     model = load_model(args.build)
@@ -439,13 +438,10 @@ def cmd_tune(args) -> int:
     tuning.meta["calibration"] = {"split": "train", "first_images": args.calib}
     save_tuning(args.out, model, tuning)
     test = load_mnist(data_dir, "test").head(args.images)
-    accuracy = {}
-    for label, offsets in (("before", None), ("after", tuning.offsets)):
-        preds = physics_predictions(model, chip, test.images, offsets)
-        accuracy[label] = float((preds == test.labels).mean())
+    before, after = accuracy_before_after(model, chip, test.images, test.labels, tuning.offsets)
     age = f" at age {args.age}" if args.age else ""
-    print(f"chip seed {args.chip_seed}{age}: accuracy on {len(test)} test images {100 * accuracy['before']:.2f} % -> "
-          f"{100 * accuracy['after']:.2f} % after tuning; corrections written to {args.out}")
+    print(f"chip seed {args.chip_seed}{age}: accuracy on {len(test)} test images {100 * before:.2f} % -> "
+          f"{100 * after:.2f} % after tuning; corrections written to {args.out}")
     return 0
 
 

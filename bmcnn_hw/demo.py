@@ -132,16 +132,14 @@ def _circuit(model, arch: str) -> str:
 def summary_tuning(summary: Summary, model, chip: Chip, train_set, test_set, calib: int, out: Path) -> None:
     """Register-only tuning of the build's own chip (:func:`bmcnn_hw.tune.calibrate` on the first
     ``calib`` training images) and its physics accuracy before and after; corrections to ``out``."""
-    from .golden.crossbar import physics_predictions
-    from .tune import calibrate, save_tuning
+    from .tune import accuracy_before_after, calibrate, save_tuning
 
     start = time.perf_counter()
     calibration = train_set.head(calib)
     tuning = calibrate(model, chip, calibration.images, labels=calibration.labels)
     tuning.meta["calibration"] = {"split": "train", "first_images": calib}
     save_tuning(out, model, tuning)
-    before, after = (float((physics_predictions(model, chip, test_set.images, offsets) == test_set.labels).mean())
-                     for offsets in (None, tuning.offsets))
+    before, after = accuracy_before_after(model, chip, test_set.images, test_set.labels, tuning.offsets)
     summary.add("physics on the build's chip, register-only tuning",
                 f"accuracy on {len(test_set)} test images {100 * before:.2f} % untuned -> {100 * after:.2f} % tuned "
                 f"({calib} calibration images; corrections in {out}) ({time.perf_counter() - start:.0f} s)")

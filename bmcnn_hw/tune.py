@@ -215,6 +215,17 @@ def _accuracy_guard(model: CompiledModel, chip: Chip, images: np.ndarray, labels
     return [np.zeros_like(o) for o in offsets]
 
 
+def accuracy_before_after(model: CompiledModel, chip: Chip, images: np.ndarray, labels: np.ndarray,
+                          offsets: list) -> tuple[float, float]:
+    """Physics accuracy of ``chip`` on ``images`` untuned and with tuning ``offsets``, each run on its
+    own (with read noise, sharing the first layer's reads would change the noise draws)."""
+    from .golden.crossbar import physics_predictions
+
+    before, after = (float((physics_predictions(model, chip, images, tuning) == labels).mean())
+                     for tuning in (None, offsets))
+    return before, after
+
+
 def save_tuning(path: Path, model: CompiledModel, tuning: Tuning) -> None:
     """Write the tuning file: corrections per layer and the register writes that apply them."""
     layers = {layer.name: [int(v) for v in offsets] for layer, offsets in zip(model.layers, tuning.offsets,
