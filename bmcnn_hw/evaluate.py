@@ -70,7 +70,8 @@ def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkp
     with bar(total=len(images), desc=backend, unit="image", disable=not progress) as done:
         for start in starts:
             chunk = images[start:start + batch]
-            trace = run_integer(model, chunk) if reader is None else run_crossbar(model, chunk, reader)[0]
+            trace = (run_integer(model, chunk) if reader is None
+                     else run_crossbar(model, chunk, reader, count_energy=False)[0])
             preds.append(trace.predictions)
             done.update(len(chunk))
             if isinstance(reader, TileReadProgress):

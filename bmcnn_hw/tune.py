@@ -172,7 +172,7 @@ def calibrate(model: CompiledModel, chip: Chip, images: np.ndarray, reader: Phys
     reader = reader or PhysicsReader(chip)
     fit = len(images) - max(1, round(len(images) * HOLDOUT)) if guarded else len(images)
     gain = training_gain(model)
-    accumulate = CrossbarAccumulator(model, reader)
+    accumulate = CrossbarAccumulator(model, reader, count_energy=False)
     offsets, kept = [], 0
     for step in walk_layers(model, images):
         layer = step.layer

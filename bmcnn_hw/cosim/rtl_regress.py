@@ -206,7 +206,7 @@ def rtl_regression(model: CompiledModel, chip: Chip, images: np.ndarray, work_di
     reader = PhysicsReader(chip)
     starts = range(0, len(images), batch)
     for b, start in enumerate(bar(starts, desc="rtl regression", unit="batch", disable=not progress)):
-        accumulator = CrossbarAccumulator(model, reader, capture_codes=True)
+        accumulator = CrossbarAccumulator(model, reader, capture_codes=True, count_energy=False)
         digital_rows: dict[int, np.ndarray] = {}
         trace = run_integer(model, images[start:start + batch], _keeping_digital_rows(accumulator, digital_rows),
                             tuning)

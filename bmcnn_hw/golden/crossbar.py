@@ -78,20 +78,40 @@ def split_columns(i_phys: np.ndarray, encoding: str) -> tuple[np.ndarray, np.nda
     return i_phys[:, 0::2], i_phys[:, 1::2]
 
 
-@dataclass(frozen=True)
 class TileDifference:
     """Linear response of a tile reduced to what the ADC and the energy meter need."""
 
-    transfer: np.ndarray
-    """(R, C) differential column current ``I+ - I-`` per volt on each row (A/V)."""
-    admittance: np.ndarray
-    """(R, R) driver admittance (read power is ``V . V @ admittance``)."""
-    diagonal: np.ndarray | None
-    """The admittance's diagonal when it is diagonal (ideal wires), else None."""
+    def __init__(self, response: TileResponse, encoding: str):
+        self.encoding = encoding
+        plus, minus = split_columns(response.transfer, encoding)
+        self.transfer = plus - minus
+        """(R, C) differential column current ``I+ - I-`` per volt on each row (A/V)."""
+        self._response = response
+        self._diagonal: tuple[np.ndarray | None] | None = None
+
+    def column_currents(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(i_plus, i_minus), each (M, C), for row voltages ``volts`` (M, R): what the TIAs see
+        before their rails clip."""
+        return split_columns(volts @ self._response.transfer, self.encoding)
+
+    @property
+    def admittance(self) -> np.ndarray:
+        """(R, R) driver admittance (read power is ``V . V @ admittance``); a wired tile's is
+        computed when first asked for (see :class:`TileResponse`)."""
+        return self._response.admittance
+
+    @property
+    def diagonal(self) -> np.ndarray | None:
+        """The admittance's diagonal when it is diagonal (ideal wires), else None."""
+        if self._diagonal is None:
+            adm = self.admittance
+            self._diagonal = (np.diag(adm) if np.count_nonzero(adm - np.diag(np.diag(adm))) == 0 else None,)
+        return self._diagonal[0]
 
     def power_form(self, volts: np.ndarray) -> np.ndarray:
         """``V . (V @ admittance)`` per read (W)."""
-        power: np.ndarray = ((volts * volts) @ self.diagonal if self.diagonal is not None
+        diagonal = self.diagonal
+        power: np.ndarray = ((volts * volts) @ diagonal if diagonal is not None
                              else np.sum(volts * (volts @ self.admittance), axis=1))
         return power
 
@@ -196,10 +216,7 @@ class PhysicsReader:
         key = (layer_index, rt, ct, used_rows, used_cols)
         if key not in self._differences:
             resp = self.response(layer_index, rt, ct, used_rows, used_cols)
-            plus, minus = split_columns(resp.transfer, self.chip.encoding)
-            adm = resp.admittance
-            diagonal = np.diag(adm) if np.count_nonzero(adm - np.diag(np.diag(adm))) == 0 else None
-            self._differences[key] = TileDifference(plus - minus, adm, diagonal)
+            self._differences[key] = TileDifference(resp, self.chip.encoding)
         return self._differences[key]
 
     def linear_map(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference | None:
@@ -288,8 +305,11 @@ class CrossbarAccumulator:
     """
 
     def __init__(self, model: CompiledModel, reader: TileReader, record: bool = False, noise_seed: int = 0,
-                 capture_codes: bool = False):
+                 capture_codes: bool = False, count_energy: bool = True):
         self.model, self.reader = model, reader
+        self.count_energy = count_energy
+        """False: :attr:`energy_j` stays 0 for reads by a linear map, whose read power needs the
+        tile's driver admittance (one solve per row of a wired tile; accuracy runs skip it)."""
         geometry = model.hardware.geometry
         self.unit = reader.chip.unit_current_a * geometry.unit_scale
         self.bipolar = geometry.input_mode == "bipolar"
@@ -379,9 +399,11 @@ class CrossbarAccumulator:
         offset = None if offsets is None else offsets[c0:c0 + used_cols]
         if linear is not None:
             scaled, diff = linear
-            energy = readout.t_read_s * diff.power_form(volts)
+            energy = readout.t_read_s * diff.power_form(volts) if self.count_energy else np.zeros(len(volts))
             if not readout.v_swing_v:  # without rails the code is linear in the drive
                 return quantize(_plus(volts @ scaled, offset), bits_out, low), energy, None
+            i_diff = tia_clip(*diff.column_currents(volts), readout)  # rails clip each column
+            return quantize(_plus(i_diff * adc_scale(self.unit, readout), offset), bits_out, low), energy, None
         read = self.reader.read(index, rt, ct, volts, used_cols)
         i_diff = tia_clip(read.i_plus, read.i_minus, readout)
         if self.noisy:
@@ -593,10 +615,11 @@ def _group_inputs(rows: np.ndarray, group: tuple[int, ...],
     return _key_bits(distinct, r), (inverse.reshape(-1), counts)
 
 
-def run_crossbar(model: CompiledModel, images: np.ndarray, reader: TileReader,
-                 record: bool = False) -> tuple[Trace, CrossbarAccumulator]:
-    """Run images through the crossbar executor with ``reader`` doing every tile read."""
-    accumulator = CrossbarAccumulator(model, reader, record)
+def run_crossbar(model: CompiledModel, images: np.ndarray, reader: TileReader, record: bool = False,
+                 count_energy: bool = True) -> tuple[Trace, CrossbarAccumulator]:
+    """Run images through the crossbar executor with ``reader`` doing every tile read
+    (``count_energy``: see :attr:`CrossbarAccumulator.count_energy`)."""
+    accumulator = CrossbarAccumulator(model, reader, record, count_energy=count_energy)
     return run_integer(model, images, accumulator), accumulator
 
 
@@ -618,7 +641,7 @@ def physics_predictions_shared(model: CompiledModel, chip: Chip, images: np.ndar
     starts = range(0, len(images), batch)
 
     def one_batch(k: int) -> list[np.ndarray]:
-        accumulate = CrossbarAccumulator(model, reader, noise_seed=k)
+        accumulate = CrossbarAccumulator(model, reader, noise_seed=k, count_energy=False)
         first: dict[str, np.ndarray] = {}
 
         def shared(index: int, layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:

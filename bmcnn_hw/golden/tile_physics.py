@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,14 +30,30 @@ against physics, ``ppa``, the demo) would otherwise pay that each time."""
 _NODAL_MEMO: OrderedDict[tuple[object, ...], TileResponse] = OrderedDict()
 
 
-@dataclass(frozen=True)
 class TileResponse:
-    """Exact linear response of a tile (see module docstring)."""
+    """Exact linear response of a tile (see module docstring).
 
-    transfer: np.ndarray
-    """(R, P) column current per volt on each row (A/V)."""
-    admittance: np.ndarray
-    """(R, R) current delivered by driver k per volt on row r (A/V)."""
+    ``admittance`` may be given as a function that computes it: a wired tile's driver
+    admittance costs one solve per row while its transfer costs one per column, and reads
+    that count no energy (accuracy runs) never need it. It is computed once, when first read.
+    """
+
+    def __init__(self, transfer: np.ndarray, admittance: np.ndarray | Callable[[], np.ndarray]):
+        self.transfer = transfer
+        """(R, P) column current per volt on each row (A/V)."""
+        self._admittance = admittance
+
+    @property
+    def admittance(self) -> np.ndarray:
+        """(R, R) current delivered by driver k per volt on row r (A/V)."""
+        if callable(self._admittance):
+            self._admittance = _read_only(self._admittance())
+        return self._admittance
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # shared between readers of the same tile
+    return array
 
 
 def tile_response(r_phys: np.ndarray, r_wire_ohm: float = 0.0, r_source_ohm: float = 0.0,
@@ -57,8 +73,7 @@ def tile_response(r_phys: np.ndarray, r_wire_ohm: float = 0.0, r_source_ohm: flo
         _NODAL_MEMO.move_to_end(key)
         return _NODAL_MEMO[key]
     response = _nodal_response(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm)
-    for array in (response.transfer, response.admittance):
-        array.flags.writeable = False  # shared between readers of the same tile
+    _read_only(response.transfer)
     _NODAL_MEMO[key] = response
     if len(_NODAL_MEMO) > NODAL_MEMO_SIZE:
         _NODAL_MEMO.popitem(last=False)
@@ -109,26 +124,72 @@ def conductance_matrix(g: np.ndarray, row_node: np.ndarray, col_node: np.ndarray
 
 
 def _nodal_response(g: np.ndarray, r_wire_ohm: float, r_source_ohm: float, r_tia_in_ohm: float) -> TileResponse:
+    """The transfer now (by the adjoint when the tile has fewer columns than rows), the driver
+    admittance when first asked for."""
+    def circuit() -> _NodalCircuit:
+        return _NodalCircuit(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm)
+
     rows, cols = g.shape
-    row_node, col_node, n = node_maps(rows, cols, r_wire_ohm > 0)
-    first = row_node[:, 0]
-    r_last = r_wire_ohm + r_tia_in_ohm  # last wire segment in series with the TIA input
-    eye = np.arange(rows)
-    if r_source_ohm > 0:
-        gs = 1.0 / r_source_ohm
-        matrix = conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last, (first, np.full(rows, gs)))
-        rhs = np.zeros((n, rows))
-        rhs[first, eye] = gs
-        x = spla.splu(matrix.tocsc(), permc_spec=_ORDERING).solve(rhs)
-        drivers = (np.eye(rows) - x[first, :]) * gs  # (k, r): driver k's current for 1 V on row r
-    else:
-        # Ideal drivers fix the first node of each row; solve for the other nodes.
-        matrix = conductance_matrix(g, row_node, col_node, n, r_wire_ohm, r_last)
-        free = np.setdiff1d(np.arange(n), first)
-        x = np.zeros((n, rows))
-        x[first, eye] = 1.0
-        lu = spla.splu(matrix[free][:, free].tocsc(), permc_spec=_ORDERING)
-        x[free] = lu.solve(-matrix[free][:, first].toarray())
-        drivers = np.asarray(matrix[first] @ x)  # net current injected at each driven node
-    currents = x[col_node[-1, :], :] / r_last  # (P, R)
-    return TileResponse(np.ascontiguousarray(currents.T), np.ascontiguousarray(drivers.T))
+    if cols < rows:  # the circuit is built again for the admittance: it keeps only g meanwhile
+        return TileResponse(circuit().transfer_adjoint(), lambda: circuit().solve_rows()[1])
+    transfer, admittance = circuit().solve_rows()
+    return TileResponse(transfer, admittance)
+
+
+class _NodalCircuit:
+    """The nodal equations of a wired tile: the driven first node of each row is either behind
+    ``r_source`` (a port node with a Norton source) or held at its row's voltage (eliminated).
+
+    The matrix is symmetric (a reciprocal resistor network), which the adjoint solve uses: the
+    current into TIA p for 1 V on row r is the row-r entry of one solve per column instead of
+    the column-p entry of one solve per row.
+    """
+
+    def __init__(self, g: np.ndarray, r_wire_ohm: float, r_source_ohm: float, r_tia_in_ohm: float):
+        rows, cols = g.shape
+        row_node, col_node, n = node_maps(rows, cols, r_wire_ohm > 0)
+        self.rows, self.first, self.bottom = rows, row_node[:, 0], col_node[-1, :]
+        self.r_last = r_wire_ohm + r_tia_in_ohm  # last wire segment in series with the TIA input
+        self.gs = 1.0 / r_source_ohm if r_source_ohm > 0 else 0.0
+        extra = (self.first, np.full(rows, self.gs)) if self.gs else None
+        matrix = conductance_matrix(g, row_node, col_node, n, r_wire_ohm, self.r_last, extra)
+        if self.gs:
+            self.free = np.arange(n)
+            self.system, self.coupling = matrix.tocsc(), None
+        else:  # ideal drivers fix the first node of each row; the other nodes are unknown
+            self.free = np.setdiff1d(np.arange(n), self.first)
+            self.system = matrix[self.free][:, self.free].tocsc()
+            self.coupling = matrix[self.free][:, self.first].tocsc()  # (free, R)
+        self.matrix = matrix
+        self._lu: spla.SuperLU | None = None
+
+    def _solve(self, rhs: np.ndarray) -> np.ndarray:
+        if self._lu is None:
+            self._lu = spla.splu(self.system, permc_spec=_ORDERING)
+        solution: np.ndarray = self._lu.solve(rhs)
+        return solution
+
+    def transfer_adjoint(self) -> np.ndarray:
+        """(R, P) transfer from one solve per TIA column (the matrix is symmetric)."""
+        bottom = np.searchsorted(self.free, self.bottom)  # column nodes are never driven nodes
+        unit = np.zeros((len(self.free), len(bottom)))
+        unit[bottom, np.arange(len(bottom))] = 1.0
+        z = self._solve(unit)  # z[:, p] = A^-1 e_p, so e_p . A^-1 b = z[:, p] . b
+        transfer = self.gs * z[self.first, :] if self.coupling is None else -(self.coupling.T @ z)
+        return np.ascontiguousarray(transfer / self.r_last)
+
+    def solve_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(transfer (R, P), admittance (R, R)) from one solve per driven row."""
+        rows, eye = self.rows, np.arange(self.rows)
+        if self.coupling is None:
+            rhs = np.zeros((len(self.free), rows))
+            rhs[self.first, eye] = self.gs
+            x = self._solve(rhs)
+            drivers = (np.eye(rows) - x[self.first, :]) * self.gs  # (k, r): driver k's current for 1 V on row r
+        else:
+            x = np.zeros((self.matrix.shape[0], rows))
+            x[self.first, eye] = 1.0
+            x[self.free] = self._solve(-self.coupling.toarray())
+            drivers = np.asarray(self.matrix[self.first] @ x)  # net current injected at each driven node
+        currents = x[self.bottom, :] / self.r_last  # (P, R)
+        return np.ascontiguousarray(currents.T), np.ascontiguousarray(drivers.T)

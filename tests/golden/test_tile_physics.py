@@ -45,6 +45,44 @@ def test_reciprocity_and_ir_drop():
     assert 0 < power < volts @ ideal.admittance @ volts
 
 
+@pytest.mark.parametrize("r_source", [0.0, 40.0])
+def test_adjoint_transfer_equals_one_solve_per_row(r_source):
+    """A tile with fewer columns than rows gets its transfer from one solve per column (the
+    nodal matrix is symmetric); it must equal the solve per row, and its admittance (computed on
+    first use) the row solve's. A mutant that drops the symmetric coupling term or the source
+    conductance in ``transfer_adjoint`` fails here."""
+    from bmcnn_hw.golden.tile_physics import _NodalCircuit
+
+    r = _tile(4, 30, 7) * (1 + 0.1 * np.random.default_rng(5).standard_normal((30, 7)))
+    resp = tile_response(r, r_wire_ohm=2.0, r_source_ohm=r_source, r_tia_in_ohm=15.0)
+    transfer, admittance = _NodalCircuit(1 / r, 2.0, r_source, 15.0).solve_rows()
+    assert np.allclose(resp.transfer, transfer, rtol=1e-12, atol=0)
+    assert np.array_equal(resp.admittance, admittance)
+    assert not resp.transfer.flags.writeable and not resp.admittance.flags.writeable
+
+
+@pytest.mark.parametrize("v_swing", [0.0, 0.05])
+def test_accuracy_runs_read_the_linear_map_without_the_admittance(v_swing, monkeypatch):
+    """Reads that count no energy (evaluate, tuning) take their codes from the tile's transfer,
+    rails clipping each column as the reader's own read does, and never pay a wired tile's
+    admittance (one solve per row); the codes equal the per-read path's (``record``) bit for bit."""
+    from bmcnn_hw.golden import tile_physics
+    from tests.helpers import random_fc_model
+
+    monkeypatch.setattr(tile_physics, "_NODAL_MEMO", type(tile_physics._NODAL_MEMO)())  # no earlier test's tiles
+    inputs = np.random.default_rng(1).integers(0, 2, (100, 1, 1, 200))
+    model = random_fc_model(200, 6, 2, tile_rows=200, tile_cols=6, device=DeviceParams(r_wire_ohm=5.0))
+    readout = dataclasses.replace(model.hardware.readout, v_swing_v=v_swing)
+    model = dataclasses.replace(model, hardware=dataclasses.replace(model.hardware, readout=readout))
+    reader = PhysicsReader(Chip(model))
+    fast, acc = run_crossbar(model, inputs, reader, count_energy=False)
+    assert acc.energy_j == [0.0] and all(callable(r._admittance) for r in reader._responses.values())
+    per_read, counted = run_crossbar(model, inputs, PhysicsReader(Chip(model)), record=True)
+    assert np.array_equal(fast.accumulators[0], per_read.accumulators[0]) and counted.energy_j[0] > 0
+    if v_swing:  # the rails bite: some column saturates
+        assert (np.abs(np.concatenate([r.i_plus for r in counted.reads])) > readout.clip_current_a).any()
+
+
 def test_finite_gain_tia_input_resistance():
     r = np.array([[1e4], [3e4]])
     rin = 10e3 / (1 + 1e3)
