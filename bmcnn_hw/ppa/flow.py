@@ -274,9 +274,9 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     if model.zero_detect_layers():
         cost.require_zero_detect()  # before any long step
     chip = Chip.of_build(model)
-    if options.engine == "linear" and chip.params.cell != "linear":
-        raise ConfigError(f"--engine linear solves tiles of linear cells; {build} has {chip.params.cell} cells "
-                          "(use ngspice, vacask or auto)")
+    if options.engine == "linear" and chip.params.cell not in ("linear", "1t1r"):
+        raise ConfigError(f"--engine linear solves tiles of linear or 1T1R cells; {build} has {chip.params.cell} "
+                          "cells (use ngspice, vacask or auto)")
     options = dataclasses.replace(options, engine=resolve_engine(options.engine, chip, transient=True))
     work = Path(out_dir) / "work"
     started = time.perf_counter()

@@ -18,6 +18,14 @@ the outputs exceeds ``KEEP_RESPONSE_BYTES``):
   iteration over which outputs sit at a rail; the mesh state follows from those outputs by the
   same response.
 
+1T1R cells (a device in series with a sky130 access transistor whose gate a DC source holds on)
+are solved linearised at the read when the caller gives an :class:`AccessLinearisation`: each
+transistor becomes its channel resistance at the read (chosen so that the cell carries the physics
+executor's DC current at V_read, column at 0 V) and the cell's small-signal capacitance at its column
+node (from an ngspice AC analysis of one cell at the read); the gate sources and nodes drop out. This
+is an approximation, not the netlist's own equations: ``tests/ppa/test_linear_transient.py``
+measures it against ngspice.
+
 The op-amp is ``tia.lib``'s ``tia_gbw`` (VCCS ``a0 / 1k`` into 1 kOhm || C_p with pole ``fp``,
 output = clamp(pole node, +-vsw), feedback R_f || C_f); ``tia_ideal`` holds its input at 0 V.
 Currents are those of the discrete equations, so Kirchhoff's law holds step by step.
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +48,9 @@ from ..errors import SimulationError
 
 ENGINE_LABEL = "bmcnn-hw linear transient (BDF2, fixed step, one factorisation)"
 """How reports name this engine (``ppa.json``'s ``spice_engine``)."""
+LINEARISED_1T1R_LABEL = (f"{ENGINE_LABEL}, 1T1R access transistors linearised at the read (channel resistance from "
+                         "the characterised table, the cell's column capacitance from an ngspice AC analysis)")
+"""How reports name this engine on tiles of 1T1R cells."""
 R_POLE = 1e3
 """The resistor of ``tia_gbw``'s pole node (``Rp``), which sets its transconductance ``a0 / R_POLE``."""
 STEPS_PER_MAX_STEP = 2
@@ -62,6 +74,24 @@ class _Tia:
     """Rail of the output clamp; None for an ideal TIA (input held at 0 V, output -R_f I)."""
 
 
+@dataclass(frozen=True)
+class AccessLinearisation:
+    """How 1T1R access transistors enter the linear engine (see the module docstring)."""
+
+    channel_ohm: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    """(device resistances, gate threshold offsets dVth) -> channel resistance of each transistor."""
+    c_column_f: float
+    """Small-signal capacitance a cell adds to its column node (F): the transistor's, both terminals."""
+
+
+@dataclass
+class _Transistor:
+    where: str
+    drain: int
+    gate: str
+    source: int
+
+
 @dataclass
 class TileNetlist:
     """The elements of a transient netlist that this engine solves (node 0 is ground)."""
@@ -72,6 +102,11 @@ class TileNetlist:
     drivers: list[tuple[str, int, np.ndarray, np.ndarray]] = field(default_factory=list)
     """(source name, node, PWL times, PWL values)."""
     tias: list[tuple[str, _Tia]] = field(default_factory=list)
+    device_into: dict[int, float] = field(default_factory=dict)
+    """Resistance of the cell device ending at each node (a 1T1R cell's middle node)."""
+    dc_sources: list[tuple[str, str, str, float]] = field(default_factory=list)
+    """(where, + node, - node, volts) of the DC sources inside the tile (word line, gate offsets)."""
+    transistors: list[_Transistor] = field(default_factory=list)
 
     def node(self, name: str) -> int:
         """Index of node ``name`` (a new one on first sight)."""
@@ -141,12 +176,13 @@ def _pwl(tokens: list[str], where: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(values[0::2]), np.array(values[1::2])
 
 
-def parse_transient(netlist: Path) -> TileNetlist:
-    """The tile, drivers and TIAs of a transient ``.cir`` written by :mod:`bmcnn_hw.ppa.transient`.
+def parse_transient(netlist: Path, access: AccessLinearisation | None = None) -> TileNetlist:
+    """The tile, drivers and TIAs of a transient ``.cir`` written by :mod:`bmcnn_hw.ppa.transient`;
+    1T1R access transistors linearised by ``access`` (refused without it).
 
     Raises:
-        SimulationError: an element this engine does not solve (nonlinear cells, transistors,
-            other sources), or a malformed line; the message names the file and line.
+        SimulationError: an element this engine does not solve (nonlinear cells, transistors
+            without ``access``, other sources), or a malformed line; the message names the file and line.
     """
     net = TileNetlist()
     instance: tuple[str, list[str], str] | None = None
@@ -172,12 +208,63 @@ def parse_transient(netlist: Path) -> TileNetlist:
         raise SimulationError(f"{where}: {len(nodes)} nodes for the {len(ports)} ports of {name}")
     rename = {p.lower(): n.lower() for p, n in zip(ports, nodes, strict=True)}
     for where, tokens in body:
-        _add_element(net, [rename.get(t.lower(), t) if i in (1, 2) else t for i, t in enumerate(tokens)], where)
+        _add_element(net, [rename.get(t.lower(), t) if i and "=" not in t else t for i, t in enumerate(tokens)],
+                     where)
+    if net.transistors:
+        _linearise_access(net, access)
     return net
+
+
+def _linearise_access(net: TileNetlist, access: AccessLinearisation | None) -> None:
+    """Each access transistor -> its channel resistance and drain/source capacitances to ground."""
+    first = net.transistors[0]
+    if access is None:
+        raise SimulationError(f"{first.where}: an access transistor; the linear engine solves 1T1R cells only "
+                              "linearised by their cell model (ppa --engine linear passes it)")
+    volts = _dc_node_voltages(net.dc_sources)
+    r_dev, dvth = [], []
+    for t in net.transistors:
+        if t.drain not in net.device_into:
+            raise SimulationError(f"{t.where}: the transistor's drain is not the end of a cell device")
+        if t.gate.lower() not in volts:
+            raise SimulationError(f"{t.where}: gate {t.gate} is not held by a DC source from the word line")
+        r_dev.append(net.device_into[t.drain])
+        dvth.append(volts["wl"] - volts[t.gate.lower()])
+    channel = access.channel_ohm(np.array(r_dev), np.array(dvth))
+    for t, r_ch in zip(net.transistors, channel, strict=True):
+        net.resistors.append((t.drain, t.source, float(r_ch)))
+        net.capacitors.append((t.source, 0, access.c_column_f))
+
+
+def _dc_node_voltages(sources: list[tuple[str, str, str, float]]) -> dict[str, float]:
+    """Voltages of the nodes the tile's DC sources fix, from ground (``V(+) - V(-) = volts``)."""
+    known = {"0": 0.0}
+    pending = list(sources)
+    while pending:
+        rest = [(w, a, b, v) for w, a, b, v in pending if not (a in known or b in known)]
+        for _, a, b, v in pending:
+            if a in known and b not in known:
+                known[b] = known[a] - v
+            elif b in known and a not in known:
+                known[a] = known[b] + v
+        if len(rest) == len(pending):
+            raise SimulationError(f"{rest[0][0]}: a DC source without a path to ground through others")
+        pending = rest
+    if "wl" not in known:
+        raise SimulationError("the tile has access transistors but no word line node wl held by a DC source")
+    return known
 
 
 def _add_element(net: TileNetlist, tokens: list[str], where: str) -> None:
     head = tokens[0].lower()
+    if head[0] == "v" and len(tokens) == 5 and tokens[3].lower() == "dc":
+        net.dc_sources.append((where, tokens[1].lower(), tokens[2].lower(), _value(tokens[4], where)))
+        return
+    if head[0] == "x" and len(tokens) >= 6 and tokens[5].lower().startswith("sky130_fd_pr__nfet"):
+        if tokens[4] != "0":
+            raise SimulationError(f"{where}: the linear engine takes access transistors with the body at 0 V")
+        net.transistors.append(_Transistor(where, net.node(tokens[1]), tokens[2], net.node(tokens[3])))
+        return
     if head[0] in "rc" and len(tokens) == 4:
         a, b, value = net.node(tokens[1]), net.node(tokens[2]), _value(tokens[3], where)
         (net.resistors if head[0] == "r" else net.capacitors).append((a, b, value))
@@ -185,7 +272,9 @@ def _add_element(net: TileNetlist, tokens: list[str], where: str) -> None:
     if head[0] == "x" and len(tokens) >= 4:
         model, params = tokens[3].lower(), _Params(tokens[4:], where)
         if model == "memristor_read":
-            net.resistors.append((net.node(tokens[1]), net.node(tokens[2]), params["r"]))
+            a, b = net.node(tokens[1]), net.node(tokens[2])
+            net.resistors.append((a, b, params["r"]))
+            net.device_into[b] = params["r"]
             return
         if model == "tia_gbw":
             tia = _Tia(net.node(tokens[1]), tokens[2].lower(), params["rf"], params["cf"], params["a0"],
@@ -196,7 +285,8 @@ def _add_element(net: TileNetlist, tokens: list[str], where: str) -> None:
             net.tias.append((head, _Tia(net.node(tokens[1]), tokens[2].lower(), params["rf"])))
             return
     raise SimulationError(f"{where}: {' '.join(tokens[:4])} is not an element the linear engine solves "
-                          "(linear resistors and cells, capacitors, tia_gbw or tia_ideal); use engine ngspice")
+                          "(linear resistors and cells, 1T1R access transistors, DC sources, capacitors, tia_gbw "
+                          "or tia_ideal); use engine ngspice")
 
 
 @dataclass(frozen=True)
@@ -247,14 +337,16 @@ class _Stamps:
         return m[1:, 1:].tocsr()  # ground removed: index i of the result is node i + 1
 
 
-def solve_transient(netlist: Path, step_s: float, stop_s: float, max_step_s: float, rise_s: float) -> Waves:
-    """Solve transient ``netlist`` from the all-zero state to ``stop_s`` with a fixed BDF2 step.
+def solve_transient(netlist: Path, step_s: float, stop_s: float, max_step_s: float, rise_s: float,
+                    access: AccessLinearisation | None = None) -> Waves:
+    """Solve transient ``netlist`` from the all-zero state to ``stop_s`` with a fixed BDF2 step
+    (1T1R access transistors linearised by ``access``).
 
     Raises:
         SimulationError: an element this engine does not solve, or the rail states of the TIAs
             not found in a step (the message names the time).
     """
-    net = parse_transient(netlist)
+    net = parse_transient(netlist, access)
     return _Solver(net, step_for(step_s, rise_s, max_step_s)).run(stop_s)
 
 

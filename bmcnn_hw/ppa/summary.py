@@ -16,25 +16,33 @@ from .schedule import adc_count, conversions_per_read
 AREA_COMPONENTS = ("array", "tia", "adc", "zero_detect", "digital")
 
 
-def transient_engine_label(engine: str) -> str:
-    """Name (and version) of the engine that solved ``ppa``'s transients."""
+def transient_engine_label(engine: str, cell: str = "linear") -> str:
+    """Name (and version) of the engine that solved ``ppa``'s transients of ``cell`` cells."""
     if engine == "linear":
-        from .linear_transient import ENGINE_LABEL
+        from .linear_transient import ENGINE_LABEL, LINEARISED_1T1R_LABEL
 
-        return ENGINE_LABEL
+        return LINEARISED_1T1R_LABEL if cell == "1t1r" else ENGINE_LABEL
     return engine_label(engine)
 
 
-def _transient_source(engine: str) -> str:
+def _transient_source(engine: str, cell: str) -> str:
     """Who solved the transients: a SPICE engine, or bmcnn-hw's linear engine (checked against ngspice)."""
+    if engine == "linear" and cell == "1t1r":
+        return (f"{transient_engine_label(engine, cell)}: the netlist's transient solved by bmcnn-hw with each access "
+                f"transistor linearised (an approximation: {LINEARISED_1T1R_CHECK})")
     if engine == "linear":
         return (f"{transient_engine_label(engine)}: the netlist's transient solved by bmcnn-hw (linear cells; read "
                 "times and energies within 1 % of ngspice on the tiles of tests/ppa/test_linear_transient.py)")
     return f"SPICE: {engine_label(engine)} transient"
 
 
-def _sources(cost: CostModel, options: PpaOptions, n_images: int, skips: bool) -> dict[str, str]:
-    spice = (f"{_transient_source(options.engine)} of the worst-case read (all rows switched) of each "
+LINEARISED_1T1R_CHECK = ("read times and energies within 2.5 % of ngspice on the 1T1R tiles of "
+                         "tests/ppa/test_linear_transient.py")
+"""What the test file asserts of the linearised 1T1R transient (kept equal to its tolerance)."""
+
+
+def _sources(cost: CostModel, options: PpaOptions, n_images: int, skips: bool, cell: str) -> dict[str, str]:
+    spice = (f"{_transient_source(options.engine, cell)} of the worst-case read (all rows switched) of each "
              "layer's tile (0,0), "
              f"scaled by the physics executor's DC driver power on {n_images} test images relative to that read's")
     digital = (f"OpenSTA report_power on the Yosys netlist ({Path(options.liberty).name}), switching activity from a "
@@ -51,7 +59,7 @@ def _sources(cost: CostModel, options: PpaOptions, n_images: int, skips: bool) -
         "area.digital": "Yosys stat -liberty" if options.digital else "not measured (--no-digital)",
         "energy.zero_detect": _zero_detect_source(cost, "energy", skips),
         "area.zero_detect": _zero_detect_source(cost, "area", skips),
-        "read_time": f"{_transient_source(options.engine)}: latest time a TIA output stays within 1/2 ADC step, "
+        "read_time": f"{_transient_source(options.engine, cell)}: latest time a TIA output stays within 1/2 ADC step, "
                      "after rise and after fall",
         "clock": ("OpenSTA: the shortest period meeting every setup and clock-gating check of the slowest layer "
                   "(bisection)") if options.digital else "assumed",
@@ -123,7 +131,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
         "build": {"layers": [la.name for la in model.layers], "device": chip.describe(),
                   "geometry": model.hardware.geometry.to_dict(), "readout": model.hardware.readout.to_dict()},
         "images": n_images, "clock_mhz": 1e3 / period_ns, "columns_per_adc": options.columns_per_adc,
-        "spice_engine": transient_engine_label(options.engine),
+        "spice_engine": transient_engine_label(options.engine, chip.params.cell),
         "cost_model": cost.path,
         "liberty": str(options.liberty) if options.digital else None,
         "totals": {"energy_per_inference_j": e_total, "energy_j": energy, "area_mm2": a_total_mm2,
@@ -131,7 +139,7 @@ def summarize(model: CompiledModel, chip: Chip, cost: CostModel, layers: list[La
                    "ops_per_inference": ops, "tops_per_w": ops / e_total / 1e12 if e_total else 0.0,
                    "tops_per_mm2": ops * throughput / 1e12 / a_total_mm2 if a_total_mm2 else 0.0},
         "layers": {lp.schedule.name: layer_record(lp) for lp in layers},
-        "sources": _sources(cost, options, n_images, bool(model.zero_detect_layers())),
+        "sources": _sources(cost, options, n_images, bool(model.zero_detect_layers()), chip.params.cell),
         "assumptions": [
             "all tiles of a layer read in parallel, one read per output position and input bit plane",
             _share_assumption(options.columns_per_adc or 1, model.hardware.geometry.tile_cols),

@@ -37,6 +37,7 @@ from ..spice.netlist import (
 )
 from ..spice.ngspice import NgSpice
 from .cost_model import CostModel
+from .linear_transient import AccessLinearisation
 
 SETTLE_LSB = 0.5
 TRAN_OPTIONS = ".options reltol=1e-6 abstol=1e-15 vntol=1e-9"
@@ -226,14 +227,33 @@ def _vacask_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: fl
 
 def _linear_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: float, max_step_s: float) -> _Waves:
     """The same transient by bmcnn-hw's fixed-step solver of linear tiles
-    (:mod:`bmcnn_hw.ppa.linear_transient`: one factorisation of the mesh, BDF2 steps)."""
+    (:mod:`bmcnn_hw.ppa.linear_transient`: one factorisation of the mesh, BDF2 steps; 1T1R cells
+    linearised at the read by :func:`access_linearisation`)."""
     from .linear_transient import solve_transient
 
-    if tile.chip.params.cell != "linear":
-        raise SimulationError(f"{netlist}: the linear engine solves tiles of linear cells, not "
-                              f"{tile.chip.params.cell} cells; use engine ngspice or vacask")
-    w = solve_transient(netlist, step_s, stop_s, max_step_s, tile.cost.array.driver_rise_s)
+    cell = tile.chip.params.cell
+    if cell not in ("linear", "1t1r"):
+        raise SimulationError(f"{netlist}: the linear engine solves tiles of linear or 1T1R cells, not "
+                              f"{cell} cells; use engine ngspice or vacask")
+    access = access_linearisation(tile.chip) if cell == "1t1r" else None
+    w = solve_transient(netlist, step_s, stop_s, max_step_s, tile.cost.array.driver_rise_s, access)
     return _Waves(w.time, w.v_drivers, w.i_drivers, w.i_tia, w.v_tia_out)
+
+
+def access_linearisation(chip: Chip) -> AccessLinearisation:
+    """The 1T1R access transistors of ``chip`` as the linear engine takes them: the channel
+    resistance that makes each cell carry the physics executor's DC current at V_read (column at
+    0 V), and the cell's capacitance at its column node
+    (:func:`bmcnn_hw.spice.sky130.access_column_capacitance`)."""
+    from ..spice.sky130 import access_column_capacitance
+
+    v = chip.params.v_read_v
+
+    def channel_ohm(r_device: np.ndarray, dvth: np.ndarray) -> np.ndarray:
+        current = chip.cell.current(np.full(r_device.shape, v), r_device, dvth)
+        return np.asarray(v / current - r_device)
+
+    return AccessLinearisation(channel_ohm, access_column_capacitance(chip.params))
 
 
 _ENGINES = {"ngspice": _ngspice_waves, "vacask": _vacask_waves, "linear": _linear_waves}

@@ -169,6 +169,14 @@ class NgSpice:
             raise SimulationError(f"{self.current}: ngspice produced no vector {vector!r}")
         return float(info.v_realdata[info.v_length - 1])
 
+    def complex_value(self, vector: str) -> complex:
+        """The last point of a complex vector of the last analysis (an AC analysis' current)."""
+        info = self._ng._ngspice_shared.ngGet_Vec_Info(vector.encode())
+        if info == self._ffi.NULL or info.v_length < 1 or info.v_compdata == self._ffi.NULL:
+            raise SimulationError(f"{self.current}: ngspice produced no complex vector {vector!r}")
+        point = info.v_compdata[info.v_length - 1]
+        return complex(point.cx_real, point.cx_imag)
+
     def operating_point(self) -> None:
         """Solve the DC operating point of the current circuit."""
         self.command("destroy all", str(self.current))
