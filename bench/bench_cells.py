@@ -24,7 +24,7 @@ import numpy as np
 from common import timed
 
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.presets import get_preset
 from bmcnn_hw.spice.netlist import write_netlists
 from bmcnn_hw.spice.run import SpiceReader

@@ -24,8 +24,8 @@ from common import timed  # noqa: F401  (puts the repository on sys.path)
 
 from bmcnn_hw.artefact import load_model
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader
 from bmcnn_hw.golden.tile_nonlinear import NonlinearTile
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 
 
 def main() -> None:

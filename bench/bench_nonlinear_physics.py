@@ -34,8 +34,9 @@ from bmcnn_hw.artefact import load_model
 from bmcnn_hw.data.mnist import load_mnist
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.golden.code_memo import BUDGET_BYTES
-from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import run_crossbar
 from bmcnn_hw.golden.tile_nonlinear import BATCH_ELEMENTS, NonlinearTile
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 
 
 class _PreviousTile(NonlinearTile):

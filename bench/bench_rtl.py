@@ -25,7 +25,8 @@ from bmcnn_hw.cosim.runner import run_stream_tb
 from bmcnn_hw.cosim.scenarios import periphery_scenario
 from bmcnn_hw.data import load_mnist
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import run_crossbar
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.rtl.emit import write_rtl
 from bmcnn_hw.rtl.periphery import periphery_for_layer
 from bmcnn_hw.rtl.reference import reference_model

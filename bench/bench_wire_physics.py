@@ -18,7 +18,7 @@ from common import timed
 
 from bmcnn_hw.config import DeviceParams
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.spice.netlist import write_netlists
 from bmcnn_hw.spice.run import SpiceReader
 from tests.helpers import random_fc_model

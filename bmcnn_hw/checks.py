@@ -22,8 +22,9 @@ import numpy as np
 
 from .artefact import CompiledModel
 from .golden.chip import Chip
-from .golden.crossbar import PhysicsReader, run_crossbar
+from .golden.crossbar import run_crossbar
 from .golden.integer import run_integer
+from .golden.tile_reader import PhysicsReader
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from .config import SpiceMode
 from .data.mnist import Dataset
 from .errors import ArtefactError, ConfigError
 from .golden.chip import Chip
-from .golden.crossbar import PhysicsReader, run_crossbar
+from .golden.crossbar import run_crossbar
 from .golden.integer import run_integer
+from .golden.tile_reader import PhysicsReader
 from .progress import bar
 
 if TYPE_CHECKING:

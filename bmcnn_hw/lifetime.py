@@ -20,7 +20,8 @@ from .artefact import load_model
 from .config import DeviceParams
 from .golden.aging import RetentionParams, aged_chip, check_conductance, format_duration
 from .golden.chip import Chip
-from .golden.crossbar import PhysicsReader, physics_predictions_shared
+from .golden.crossbar import physics_predictions_shared
+from .golden.tile_reader import PhysicsReader
 from .io_utils import write_figure, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
 from .progress import say

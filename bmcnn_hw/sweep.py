@@ -11,7 +11,8 @@ import numpy as np
 from .artefact import load_model
 from .errors import ConfigError
 from .golden.chip import Chip
-from .golden.crossbar import PhysicsReader, physics_predictions_shared
+from .golden.crossbar import physics_predictions_shared
+from .golden.tile_reader import PhysicsReader
 from .io_utils import write_figure, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
 from .progress import say
@@ -40,7 +41,8 @@ def spice_spot_check(model, chip, images: np.ndarray) -> dict:
     """Every crossbar read of ``images`` through ngspice on this chip's netlists vs the physics model."""
     import tempfile
 
-    from .golden.crossbar import PhysicsReader, run_crossbar
+    from .golden.crossbar import run_crossbar
+    from .golden.tile_reader import PhysicsReader
     from .spice.netlist import write_netlists
     from .spice.report import compare_chip_reads
     from .spice.run import SpiceReader

@@ -38,9 +38,10 @@ import numpy as np
 from .artefact import CompiledLayer, CompiledModel
 from .errors import ArtefactError
 from .golden.chip import Chip
-from .golden.crossbar import CrossbarAccumulator, PhysicsReader
+from .golden.crossbar import CrossbarAccumulator
 from .golden.integer import exact_matmul
 from .golden.layers import walk_layers
+from .golden.tile_reader import PhysicsReader
 from .io_utils import write_json_atomic
 
 SCHEMA = "bmcnn-hw/tuning"

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bmcnn_hw.artefact import load_model
 from bmcnn_hw.data.mnist import load_mnist
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, physics_predictions_shared
+from bmcnn_hw.golden.crossbar import physics_predictions_shared
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.io_utils import write_json_atomic, write_text_atomic
 from bmcnn_hw.parallel import single_threaded_pool
 from bmcnn_hw.presets import get_preset

@@ -48,9 +48,10 @@ def test_guarded_tuning_is_never_worse_than_untuned_on_its_held_out_images(compi
 
 def test_each_kept_correction_lowers_its_columns_held_out_error(compiled, mnist_train):
     """Layer 0 (its inputs do not depend on tuning): a kept column's held-out error drops."""
-    from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader
+    from bmcnn_hw.golden.crossbar import CrossbarAccumulator
     from bmcnn_hw.golden.integer import exact_matmul
     from bmcnn_hw.golden.layers import walk_layers
+    from bmcnn_hw.golden.tile_reader import PhysicsReader
 
     chip = Chip(compiled, DeviceParams(sigma_on_rel=0.25, sigma_off_rel=0.25), 4)
     images = mnist_train.images[:64]

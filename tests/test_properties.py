@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from bmcnn_hw.cosim.scenarios import _beats, beat_order
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator
 from bmcnn_hw.golden.device_map import padded_tile
 from bmcnn_hw.golden.integer import exact_matmul
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.rtl.periphery import layer_registers
 from bmcnn_hw.tune import Tuning, load_tuning, save_tuning
 from tests.helpers import hidden_fc_model, random_fc_model

@@ -20,9 +20,10 @@ import numpy as np
 
 from ..artefact import CompiledLayer, load_model
 from ..golden.chip import Chip
-from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
+from ..golden.crossbar import CrossbarAccumulator
 from ..golden.integer import exact_matmul
 from ..golden.layers import layer_output, periphery_inputs, walk_layers
+from ..golden.tile_reader import PhysicsReader
 from ..progress import bar
 from ..rtl.emit import emitted_rtl, top_name, verified_rtl
 from ..rtl.layer import layer_stream_fields

@@ -10,8 +10,9 @@ import numpy as np
 from ..artefact import CompiledLayer, CompiledModel
 from ..errors import BmcnnError
 from ..golden.chip import Chip
-from ..golden.crossbar import PhysicsReader, run_crossbar
+from ..golden.crossbar import run_crossbar
 from ..golden.layers import layer_rows, network_input, periphery_inputs
+from ..golden.tile_reader import PhysicsReader
 from ..rtl.emit import emitted_rtl, module_name, top_name
 from .directed import protocol_scenario
 from .runner import run_stream_tb

@@ -18,9 +18,10 @@ import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel
 from ..golden.chip import Chip
-from ..golden.crossbar import CrossbarAccumulator, PhysicsReader
+from ..golden.crossbar import CrossbarAccumulator
 from ..golden.integer import Accumulate, TuningOffsets, run_integer
 from ..golden.layers import periphery_inputs
+from ..golden.tile_reader import PhysicsReader
 from ..progress import bar
 from ..rtl.emit import emitted_rtl, top_name
 from ..rtl.layer import layer_stream_fields

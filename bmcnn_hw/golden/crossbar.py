@@ -1,294 +1,30 @@
-"""Crossbar physics executor: tiles of sampled devices, TIA + ADC, bit-serial accumulation.
+"""Crossbar physics executor: bit-serial accumulation of tile reads, TIA + ADC, energy.
 
-A tile read drives its used rows with voltages ``volts`` (M, rows): {0, V_read} for
-unipolar inputs, {-V_read, +V_read} for bipolar ones. The reader returns the physical
-column currents split into ``i_plus`` / ``i_minus`` (differential: G+ and G- columns;
-reference encoding: each weight column and the shared reference column) and the
-current of every row driver. The ADC turns ``I+ - I-`` into a signed code with one
-step per ``lsb_units`` units of the nominal unit current (``V_read (G_on - G_off)``,
-halved for the reference encoding); for an ideal chip the code is the tile's integer
-dot product (bipolar: ``2 dot - colsum``, corrected digitally). The accumulator sums
-codes over row tiles and shift-adds bit planes.
-
-The tile reader is pluggable (:class:`TileReader`): :class:`PhysicsReader` here
-(NumPy/SciPy) and the SPICE reader in :mod:`bmcnn_hw.spice.run`; everything around the read
-(bit planes, tiles, deduplication, TIA rails, ADC, energy) is shared. A reader that knows a
-tile's exact linear map offers it (:meth:`TileReader.linear_map`), and the accumulator then
-reads distinct inputs with one matrix product instead of a read call.
+:class:`CrossbarAccumulator` is the one loop around every tile reader
+(:mod:`bmcnn_hw.golden.tile_reader`): bit-plane groups x row tiles x column tiles, distinct input
+rows read once, the ADC of :mod:`bmcnn_hw.golden.readout`, the bipolar correction and the
+shift-add. For an ideal chip a code is the tile's integer dot product (bipolar: ``2 dot -
+colsum``, corrected digitally), so the accumulators equal the integer golden model's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel
-from ..config import ReadoutParams
-from ..errors import SimulationError
 from .chip import Chip, TileKey
-from .code_memo import BUDGET_BYTES, CodeMemo, packed_keys
+from .code_memo import packed_keys
 from .integer import Trace, TuningOffsets, exact_matmul, run_integer
-from .tile_nonlinear import NonlinearTile
-from .tile_physics import TileResponse, tile_response
+from .readout import adc_scale, code_type, quantize, read_noise, tia_clip
+from .tile_reader import PhysicsReader, ReadKey, RecordedRead, TileDifference, TileReader
 
-
-@dataclass(frozen=True)
-class TileRead:
-    """Currents of one batch of reads of one tile."""
-
-    i_plus: np.ndarray
-    """(M, C) current of each G+ column (or weight column, reference encoding), A."""
-    i_minus: np.ndarray
-    """(M, C) current of each G- column (or the reference column, repeated), A."""
-    i_drivers: np.ndarray
-    """(M, R) current delivered by each row driver, A."""
-    reusable: np.ndarray | None = None
-    """(M,) True where a read's currents depend on its input vector alone, not on the other reads
-    of the call (a :class:`CodeMemo` keeps only those); None: none may be kept."""
-
-
-class RecordedRead(NamedTuple):
-    """One tile read as :class:`CrossbarAccumulator` records it (``record=True``)."""
-
-    layer: int
-    """Layer index."""
-    rt: int
-    """Row tile."""
-    ct: int
-    """Column tile."""
-    plane: int
-    """Input bit plane (0 = least significant)."""
-    volts: np.ndarray
-    """(M, R) row voltages."""
-    i_plus: np.ndarray
-    """(M, C) G+ (or weight) column currents, A."""
-    i_minus: np.ndarray
-    """(M, C) G- (or reference) column currents, A."""
-    codes: np.ndarray
-    """(M, C) ADC codes."""
-
-
-def split_columns(i_phys: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray]:
-    """Physical column currents (M, P) in layout order -> (i_plus, i_minus), each (M, C)."""
-    if encoding == "reference":
-        return i_phys[:, :-1], np.repeat(i_phys[:, -1:], i_phys.shape[1] - 1, axis=1)
-    return i_phys[:, 0::2], i_phys[:, 1::2]
-
-
-class TileDifference:
-    """Linear response of a tile reduced to what the ADC and the energy meter need."""
-
-    def __init__(self, response: TileResponse, encoding: str):
-        self.encoding = encoding
-        plus, minus = split_columns(response.transfer, encoding)
-        self.transfer = plus - minus
-        """(R, C) differential column current ``I+ - I-`` per volt on each row (A/V)."""
-        self._response = response
-        self._diagonal: tuple[np.ndarray | None] | None = None
-
-    def column_currents(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(i_plus, i_minus), each (M, C), for row voltages ``volts`` (M, R): what the TIAs see
-        before their rails clip."""
-        return split_columns(volts @ self._response.transfer, self.encoding)
-
-    @property
-    def admittance(self) -> np.ndarray:
-        """(R, R) driver admittance (read power is ``V . V @ admittance``); a wired tile's is
-        computed when first asked for (see :class:`TileResponse`)."""
-        return self._response.admittance
-
-    @property
-    def diagonal(self) -> np.ndarray | None:
-        """The admittance's diagonal when it is diagonal (ideal wires), else None."""
-        if self._diagonal is None:
-            adm = self.admittance
-            self._diagonal = (np.diag(adm) if np.count_nonzero(adm - np.diag(np.diag(adm))) == 0 else None,)
-        return self._diagonal[0]
-
-    def power_form(self, volts: np.ndarray) -> np.ndarray:
-        """``V . (V @ admittance)`` per read (W)."""
-        diagonal = self.diagonal
-        power: np.ndarray = ((volts * volts) @ diagonal if diagonal is not None
-                             else np.sum(volts * (volts @ self.admittance), axis=1))
-        return power
-
-
-ReadKey = tuple[int, int, int, int, int]
-"""A tile and what a read of it uses: (layer index, row tile, column tile, used rows, used columns)."""
 SENSE_CODE_BITS = 32
 """A sense layer's codes are not clipped: its comparator sees the whole column current (a TIA's
 rails still clip it); 32 signed bits stand for "unbounded"."""
 COMPARATOR_STREAM = 0x5E45E
 """Seed-sequence tag of the comparator offsets' random stream (apart from the devices')."""
-
-
-class TileReader(Protocol):
-    """What :class:`CrossbarAccumulator` needs of a tile reader.
-
-    Optional: a ``prefetch(layer_index, requests)`` method, called with every distinct
-    ``(rt, ct, volts, used_cols)`` of a layer before it is read, for readers that solve in
-    bulk (ngspice worker processes).
-    """
-
-    chip: Chip
-    memo: CodeMemo | None
-    """Codes of earlier reads kept across accumulators (batches), or None."""
-
-    def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
-        """Currents of ``volts`` (M, used_rows) on the used part of tile (rt, ct) of a layer."""
-        ...
-
-    def linear_map(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference | None:
-        """The tile's exact linear map, when every read of it is one (else None: call :meth:`read`)."""
-        ...
-
-
-class PhysicsReader:
-    """Tile reads of a chip: from each tile's exact linear response where the tile is linear in
-    its binary inputs, else by the nonlinear nodal solve of :mod:`bmcnn_hw.golden.tile_nonlinear`.
-
-    A tile is linear in its inputs when its cells are linear resistors, or when every cell sees
-    exactly its row's drive (ideal wires, drivers and TIA): a cell then carries
-    ``F(+-V_read) = +-V_read g_eff`` or nothing, with ``g_eff = F(V_read) / V_read``.
-    """
-
-    nonlinear_tile_class: type[NonlinearTile] = NonlinearTile
-    """What :meth:`nonlinear_tile` builds (a benchmark swaps in the previous read path)."""
-
-    def __init__(self, chip: Chip, memo_bytes: int = BUDGET_BYTES):
-        self.chip = chip
-        self._responses: dict[ReadKey, TileResponse] = {}
-        self._differences: dict[ReadKey, TileDifference] = {}
-        self._nonlinear: dict[ReadKey, NonlinearTile] = {}
-        self.level_linear = chip.level_linear
-        """True when every tile read is a linear map of the row voltages (see class docstring)."""
-        self.memo = None if self.level_linear else CodeMemo(memo_bytes)
-        """Nonlinear reads' codes kept across batches (:mod:`bmcnn_hw.golden.code_memo`); None when
-        every read is a linear map (a matrix product is cheaper than a look-up)."""
-
-    def _effective_resistance(self, key: TileKey, used_rows: int, used_cols: int) -> np.ndarray:
-        tile = self.chip.tiles[key]
-        r_phys, _ = tile.physical(used_rows, used_cols)
-        if self.chip.cell.linear:
-            return r_phys
-        v = self.chip.params.v_read_v
-        return v / self.chip.cell.current(np.full(r_phys.shape, v), r_phys, tile.physical_dvth(used_rows, used_cols))
-
-    def response(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileResponse:
-        """The (cached) linear response of the used part of a tile (for ``level_linear`` chips)."""
-        key = (layer_index, rt, ct, used_rows, used_cols)
-        if not self.level_linear:
-            raise SimulationError("a tile of nonlinear cells with wire, driver or TIA resistance has no linear "
-                                  "response; read it with PhysicsReader.read")
-        if key not in self._responses:
-            r_phys = self._effective_resistance((layer_index, rt, ct), used_rows, used_cols)
-            p = self.chip.params
-            self._responses[key] = tile_response(r_phys, p.r_wire_ohm, p.r_source_ohm, self.chip.readout.tia_input_ohm)
-        return self._responses[key]
-
-    def nonlinear_tile(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> NonlinearTile:
-        """The (cached) factorised nonlinear circuit of the used part of a tile."""
-        key = (layer_index, rt, ct, used_rows, used_cols)
-        if key not in self._nonlinear:
-            tile = self.chip.tiles[(layer_index, rt, ct)]
-            r_phys, _ = tile.physical(used_rows, used_cols)
-            p = self.chip.params
-            self._nonlinear[key] = self.nonlinear_tile_class(
-                self.chip.cell, r_phys, tile.physical_dvth(used_rows, used_cols), p.r_wire_ohm, p.r_source_ohm,
-                self.chip.readout.tia_input_ohm, name=f"layer {layer_index} tile ({rt},{ct})")
-        return self._nonlinear[key]
-
-    def nonlinear_reads(self) -> dict[str, int]:
-        """Distinct reads the nonlinear tiles solved so far: by the mesh iteration and by the sparse
-        factorisation (identical input vectors of one read call count once), and ``memo``: distinct
-        reads of a batch served by an earlier batch's codes (:attr:`memo`), not solved again."""
-        served = {"mesh": 0, "sparse": 0, "memo": self.memo.hits if self.memo is not None else 0}
-        for tile in self._nonlinear.values():
-            for path, count in tile.served.items():
-                served[path] += count
-        return served
-
-    def difference(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference:
-        """The (cached) response of ``I+ - I-`` per volt and the read-power form of a tile."""
-        key = (layer_index, rt, ct, used_rows, used_cols)
-        if key not in self._differences:
-            resp = self.response(layer_index, rt, ct, used_rows, used_cols)
-            self._differences[key] = TileDifference(resp, self.chip.encoding)
-        return self._differences[key]
-
-    def linear_map(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference | None:
-        """:meth:`difference` on ``level_linear`` chips, else None (:class:`TileReader`)."""
-        return self.difference(layer_index, rt, ct, used_rows, used_cols) if self.level_linear else None
-
-    def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
-        """Currents for row voltages ``volts`` (M, used_rows).
-
-        Padding rows sit at 0 V and padding columns are not read: with ideal wires they
-        carry no current; with resistive wires they are left out of the circuit (the
-        netlist writer does the same).
-        """
-        if not self.level_linear:
-            tile = self.nonlinear_tile(layer_index, rt, ct, volts.shape[1], used_cols)
-            i_phys, i_drivers, reusable = tile.read_reusable(volts)
-            i_plus, i_minus = split_columns(i_phys, self.chip.encoding)
-            return TileRead(i_plus, i_minus, i_drivers, reusable)
-        resp = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
-        i_plus, i_minus = split_columns(volts @ resp.transfer, self.chip.encoding)
-        return TileRead(i_plus, i_minus, volts @ resp.admittance)
-
-
-def tia_clip(i_plus: np.ndarray, i_minus: np.ndarray, readout: ReadoutParams) -> np.ndarray:
-    """``I+ - I-`` as the ADC sees it: each TIA output clips at its rails (+-v_swing), i.e. each
-    column current at +-``clip_current_a``, before the difference is digitised."""
-    if not readout.v_swing_v:
-        diff: np.ndarray = i_plus - i_minus
-        return diff
-    limit = readout.clip_current_a
-    clipped: np.ndarray = np.clip(i_plus, -limit, limit) - np.clip(i_minus, -limit, limit)
-    return clipped
-
-
-def adc_scale(unit_current_a: float, readout: ReadoutParams) -> float:
-    """ADC codes per ampere of ``I+ - I-``: the TIA output is ``-R_f I A/(1+A)`` and the ADC step
-    is the ideal TIA's output for ``lsb_units`` unit currents, so A/(1+A) / (unit * lsb_units)."""
-    return readout.tia_gain_factor / (unit_current_a * readout.lsb_units)
-
-
-def adc_codes(i_diff: np.ndarray, unit_current_a: float, readout: ReadoutParams, bits: int,
-              low: np.ndarray | None = None) -> np.ndarray:
-    """Signed ADC codes of differential column currents: code = round(I * :func:`adc_scale`),
-    clipped to ``bits`` signed bits or (``low`` given, one per column: windowed ADCs) to each
-    column's window [low, low + 2**bits - 1]. Pass ``i_diff`` through :func:`tia_clip` first
-    when the TIAs have rails. (The reads themselves go through :func:`quantize` directly, which
-    also takes a sense layer's comparator offsets.)
-    """
-    return quantize(i_diff * adc_scale(unit_current_a, readout), bits, low)
-
-
-def quantize(scaled: np.ndarray, bits: int, low: np.ndarray | None = None) -> np.ndarray:
-    """The ADC's rounding of values already in codes (current x :func:`adc_scale`): round to
-    nearest (ties to even), clip to ``bits`` signed bits or (``low`` given, one per column) to
-    each column's window of 2**bits codes from ``low``. The one rule every read path uses;
-    ``scaled`` (float) is overwritten. Pass currents through :func:`tia_clip` first when the TIAs
-    have rails."""
-    lo, hi = (low, low + (2 ** bits - 1)) if low is not None else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    np.clip(np.rint(scaled, out=scaled), lo, hi, out=scaled)
-    return scaled.astype(_code_type(bits))
-
-
-def read_noise(chip: Chip, key: TileKey, volts: np.ndarray, used_cols: int,
-               rng: np.random.Generator) -> np.ndarray:
-    """Gaussian read noise on ``I+ - I-`` (M, C): each device's conductance varies by ``read_noise_rel``.
-
-    The std of a column current is ``sigma * sqrt(sum_r V_r^2 G_r^2)`` (ideal-wire approximation).
-    """
-    r_phys, _ = chip.tiles[key].physical(volts.shape[1], used_cols)
-    var_plus, var_minus = split_columns((volts ** 2) @ (1.0 / r_phys) ** 2, chip.encoding)
-    noise: np.ndarray = chip.params.read_noise_rel * np.sqrt(var_plus + var_minus) * rng.standard_normal(var_plus.shape)
-    return noise
 
 
 class CrossbarAccumulator:
@@ -372,7 +108,7 @@ class CrossbarAccumulator:
         found, known_codes, known_energy = memo.lookup(self.model, tile, keys)
         missing = ~found
         if not missing.any():
-            return known_codes.astype(_code_type(_code_bits(layer))), known_energy
+            return known_codes.astype(code_type(_code_bits(layer))), known_energy
         solved_codes, solved_energy, reusable = self._read_codes(index, layer, rt, ct, plane, bits[missing],
                                                                  used_cols)
         if reusable is not None:
@@ -526,11 +262,6 @@ class CrossbarAccumulator:
 def _code_bits(layer: CompiledLayer) -> int:
     """Signed bits of a layer's read codes: its ADC's, or :data:`SENSE_CODE_BITS` for a sense layer."""
     return SENSE_CODE_BITS if layer.sense else layer.adc_bits
-
-
-def _code_type(bits: int) -> type[np.signedinteger]:
-    """The integer type of codes of ``bits`` signed bits (what :func:`quantize` gives)."""
-    return np.int32 if bits < 32 else np.int64
 
 
 def _plus(values: np.ndarray, offset: np.ndarray | None) -> np.ndarray:

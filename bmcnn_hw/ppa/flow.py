@@ -25,8 +25,9 @@ from ..cosim.rtl_check import layer_codes
 from ..cosim.scenarios import full_layer_scenario
 from ..errors import ConfigError
 from ..golden.chip import Chip
-from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
+from ..golden.crossbar import CrossbarAccumulator, run_crossbar
 from ..golden.layers import layer_rows, network_input, periphery_inputs
+from ..golden.tile_reader import PhysicsReader
 from ..progress import heartbeat, say
 from ..rtl.emit import top_name, verified_rtl
 from ..rtl.mac import frame_elements, frames_per_image

@@ -11,7 +11,9 @@ import numpy as np
 from ..artefact import CompiledModel, load_model, verify_netlists
 from ..config import CellType, SpiceMode
 from ..golden.chip import Chip
-from ..golden.crossbar import CrossbarAccumulator, PhysicsReader, RecordedRead, adc_scale, run_crossbar
+from ..golden.crossbar import CrossbarAccumulator, run_crossbar
+from ..golden.readout import adc_scale
+from ..golden.tile_reader import PhysicsReader, RecordedRead
 from .read_cache import ReadCache
 from .run import SpiceReader
 

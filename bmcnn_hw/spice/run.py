@@ -30,7 +30,8 @@ from ..config import ENGINE_CHOICES, SPICE_MODES, SpiceMode
 from ..errors import SimulationError, ToolNotFound
 from ..golden.chip import Chip, TileKey
 from ..golden.code_memo import CodeMemo
-from ..golden.crossbar import TileRead, split_columns
+from ..golden.readout import split_columns
+from ..golden.tile_reader import TileRead
 from ..progress import bar as progress_bar
 from ..progress import say
 from .netlist import driver_branch, sense_branch, tile_netlist_name
@@ -462,7 +463,7 @@ class SpiceReader:
 
     def linear_map(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> None:
         """No tile is read as a precomputed linear map: ngspice solves (or superposes) every read
-        (:class:`~bmcnn_hw.golden.crossbar.TileReader`)."""
+        (:class:`~bmcnn_hw.golden.tile_reader.TileReader`)."""
         return None
 
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:

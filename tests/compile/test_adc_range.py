@@ -12,8 +12,9 @@ from bmcnn_hw.compile.tile import signed_width, tile, weight_code_range
 from bmcnn_hw.config import ReadoutParams
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import run_crossbar
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from tests.helpers import random_fc_model
 
 

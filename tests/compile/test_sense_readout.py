@@ -14,9 +14,11 @@ from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.config import CrossbarGeometry, ReadoutParams
 from bmcnn_hw.errors import ArtefactError, ConfigError
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader, adc_scale, run_crossbar
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator, run_crossbar
 from bmcnn_hw.golden.integer import run_integer
 from bmcnn_hw.golden.layers import periphery_inputs
+from bmcnn_hw.golden.readout import adc_scale
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.presets import get_preset
 from tests.helpers import hidden_fc_model
 

@@ -12,8 +12,9 @@ from bmcnn_hw.artefact import load_model
 from bmcnn_hw.config import CrossbarGeometry, HardwareConfig, ReadoutParams
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import run_crossbar
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.ppa.schedule import performed_read_fraction
 from bmcnn_hw.presets import get_preset
 from tests.helpers import hidden_fc_model, needs, run_cli

@@ -13,8 +13,9 @@ from bmcnn_hw.cosim.rtl_regress import beat_payloads, payload_bits, rtl_regressi
 from bmcnn_hw.cosim.scenarios import full_layer_scenario
 from bmcnn_hw.cosim.streamsim import StreamRun, build_harness
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator, run_crossbar
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.rtl.emit import top_name, write_rtl
 from bmcnn_hw.rtl.layer import layer_stream_fields
 from bmcnn_hw.rtl.simulators import simulator_path

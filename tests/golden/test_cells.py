@@ -11,10 +11,12 @@ from bmcnn_hw.config import CrossbarGeometry, DeviceParams, ReadoutParams
 from bmcnn_hw.errors import ConfigError
 from bmcnn_hw.golden.cells import LinearCell, SinhCell, cell_model
 from bmcnn_hw.golden.chip import Chip, check_cell_geometry, sample_dvth
-from bmcnn_hw.golden.crossbar import PhysicsReader, adc_codes, run_crossbar, tia_clip
+from bmcnn_hw.golden.crossbar import run_crossbar
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.readout import adc_codes, tia_clip
 from bmcnn_hw.golden.tile_nonlinear import NonlinearTile
 from bmcnn_hw.golden.tile_physics import tile_response
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.presets import get_preset
 
 

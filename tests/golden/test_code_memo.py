@@ -9,7 +9,8 @@ import numpy as np
 from bmcnn_hw.config import DeviceParams
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.golden.code_memo import CodeMemo, packed_keys
-from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from tests.helpers import random_fc_model
 
 SINH_WIRES = DeviceParams(cell="sinh", sinh_v0_v=0.15, r_wire_ohm=2.0, sigma_on_rel=0.2, sigma_off_rel=0.2)

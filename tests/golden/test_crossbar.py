@@ -9,13 +9,10 @@ import pytest
 
 from bmcnn_hw.config import DeviceParams, ReadoutParams
 from bmcnn_hw.golden.chip import Chip, sample_state
-from bmcnn_hw.golden.crossbar import (
-    CrossbarAccumulator,
-    PhysicsReader,
-    adc_codes,
-    run_crossbar,
-)
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator, run_crossbar
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.readout import adc_codes
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 
 
 def test_ideal_chip_reproduces_integer_model_exactly(compiled, mnist_test):

@@ -10,9 +10,10 @@ import pytest
 from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import run_crossbar
 from bmcnn_hw.golden.integer import run_integer
 from bmcnn_hw.golden.tile_physics import tile_response
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 
 
 def _tile(seed=0, rows=12, cols=10):

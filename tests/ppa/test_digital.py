@@ -14,7 +14,8 @@ from bmcnn_hw.cosim.rtl_check import layer_codes
 from bmcnn_hw.cosim.scenarios import full_layer_scenario
 from bmcnn_hw.errors import ConfigError, MismatchError, SimulationError
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import run_crossbar
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.ppa.flow import _choose_clock, truncate_scenario
 from bmcnn_hw.ppa.gatesim import run_gate_level
 from bmcnn_hw.ppa.sta import StaResult, run_sta, tool_errors

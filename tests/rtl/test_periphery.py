@@ -311,7 +311,8 @@ def test_regression_of_10000_vectors_through_one_layer(compiled, mnist_test, tmp
     from bmcnn_hw.cosim.rtl_check import layer_codes
     from bmcnn_hw.cosim.scenarios import periphery_scenario
     from bmcnn_hw.golden.chip import Chip
-    from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+    from bmcnn_hw.golden.crossbar import run_crossbar
+    from bmcnn_hw.golden.tile_reader import PhysicsReader
     from bmcnn_hw.rtl.emit import write_rtl
 
     images = mnist_test.images[:100]

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from bmcnn_hw.config import DeviceParams
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, run_crossbar
+from bmcnn_hw.golden.crossbar import run_crossbar
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.spice.netlist import write_netlists
 from bmcnn_hw.spice.run import SpiceReader
 from tests.helpers import needs, random_fc_model

@@ -13,8 +13,10 @@ from bmcnn_hw.compile.tile import tile
 from bmcnn_hw.config import DeviceParams, ReadoutParams
 from bmcnn_hw.errors import DataError, SimulationError
 from bmcnn_hw.golden.chip import Chip, size_tia_rf
-from bmcnn_hw.golden.crossbar import CrossbarAccumulator, PhysicsReader, adc_codes
+from bmcnn_hw.golden.crossbar import CrossbarAccumulator
 from bmcnn_hw.golden.integer import exact_matmul, run_integer
+from bmcnn_hw.golden.readout import adc_codes
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.presets import get_preset
 from bmcnn_hw.spice import sky130
 from bmcnn_hw.spice.netlist import write_netlists

@@ -11,7 +11,8 @@ import pytest
 
 from bmcnn_hw.config import CrossbarGeometry, DeviceParams, ReadoutParams
 from bmcnn_hw.golden.chip import Chip
-from bmcnn_hw.golden.crossbar import PhysicsReader, adc_codes
+from bmcnn_hw.golden.readout import adc_codes
+from bmcnn_hw.golden.tile_reader import PhysicsReader
 from bmcnn_hw.spice.netlist import layer_top_netlist, write_netlists
 from bmcnn_hw.spice.ngspice import NgSpice
 from bmcnn_hw.spice.read_disturb import read_disturb
