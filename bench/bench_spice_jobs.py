@@ -22,8 +22,9 @@ from common import timed
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.golden.crossbar import CrossbarAccumulator
 from bmcnn_hw.presets import get_preset
+from bmcnn_hw.spice.engines import default_jobs
 from bmcnn_hw.spice.netlist import write_netlists
-from bmcnn_hw.spice.run import SpiceReader, default_jobs
+from bmcnn_hw.spice.run import SpiceReader
 from tests.helpers import random_fc_model
 
 

@@ -18,7 +18,8 @@ from common import timed
 
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.spice.netlist import write_netlists
-from bmcnn_hw.spice.run import NgSpice, SpiceReader
+from bmcnn_hw.spice.ngspice import NgSpice
+from bmcnn_hw.spice.run import SpiceReader
 from tests.helpers import random_fc_model
 
 

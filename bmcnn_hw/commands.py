@@ -241,7 +241,7 @@ def cmd_compile(args) -> int:
 
 def _spice_jobs(args) -> int:
     """``--workers`` (SPICE worker processes; the parser keeps it >= 1), default one per core."""
-    from .spice.run import default_jobs
+    from .spice.engines import default_jobs
 
     return default_jobs() if args.workers is None else args.workers
 

@@ -26,7 +26,7 @@ Distribution = Literal["normal", "lognormal"]
 """Device-to-device distribution of R."""
 SpiceMode = Literal["auto", "superposition", "per-vector"]
 SpiceEngine = Literal["auto", "ngspice", "vacask"]
-"""``--engine``: a SPICE engine, or ``auto`` (:func:`bmcnn_hw.spice.run.resolve_engine`)."""
+"""``--engine``: a SPICE engine, or ``auto`` (:func:`bmcnn_hw.spice.engines.resolve_engine`)."""
 TransientEngine = Literal["auto", "ngspice", "vacask", "linear"]
 """``ppa --engine``: the SPICE engines, or bmcnn-hw's own fixed-step solver of linear-cell tiles
 (:mod:`bmcnn_hw.ppa.linear_transient`)."""

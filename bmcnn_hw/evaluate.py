@@ -141,7 +141,7 @@ def evaluate(build_dir: Path, data: Dataset, backend: str, **kwargs) -> dict:
     if solved:
         report["nonlinear_reads"] = solved
     if backend == "spice":
-        from .spice.run import engine_label
+        from .spice.engines import engine_label
 
         report["spice_engine"] = engine_label(kwargs.get("spice_engine", "ngspice"))
     return report

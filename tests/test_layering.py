@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bmcnn_hw"
 
 TORCH_FREE = ("bmcnn_hw.golden.integer", "bmcnn_hw.golden.chip", "bmcnn_hw.golden.crossbar",
               "bmcnn_hw.golden.tile_reader", "bmcnn_hw.golden.readout", "bmcnn_hw.golden.tile_nonlinear",
-              "bmcnn_hw.spice.netlist", "bmcnn_hw.spice.run",
+              "bmcnn_hw.spice.netlist", "bmcnn_hw.spice.run", "bmcnn_hw.spice.solver",
+              "bmcnn_hw.spice.engines",
               "bmcnn_hw.spice.report", "bmcnn_hw.spice.sky130", "bmcnn_hw.tune", "bmcnn_hw.sweep",
               "bmcnn_hw.evaluate", "bmcnn_hw.cosim.cosim", "bmcnn_hw.rtl.emit", "bmcnn_hw.checks", "bmcnn_hw.cli",
               "bmcnn_hw.programming", "bmcnn_hw.golden.aging", "bmcnn_hw.lifetime")

@@ -31,7 +31,7 @@ from ..golden.tile_reader import PhysicsReader
 from ..progress import heartbeat, say
 from ..rtl.emit import top_name, verified_rtl
 from ..rtl.mac import frame_elements, frames_per_image
-from ..spice.run import resolve_engine
+from ..spice.engines import resolve_engine
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
 from .records import COMPONENTS, LayerPpa, PpaOptions

@@ -34,7 +34,7 @@ class PpaOptions:
     engine: str = "ngspice"
     """Engine of the transient reads: ``ngspice`` (the reference), ``vacask``, ``linear``
     (:mod:`bmcnn_hw.ppa.linear_transient`, linear cells only) or ``auto``
-    (:func:`bmcnn_hw.spice.run.resolve_engine`: VACASK for 1T1R cells where it is installed,
+    (:func:`bmcnn_hw.spice.engines.resolve_engine`: VACASK for 1T1R cells where it is installed,
     ``linear`` for linear cells behind wires)."""
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..artefact import CompiledModel
 from ..golden.chip import Chip
-from ..spice.run import engine_label
+from ..spice.engines import engine_label
 from .cost_model import CostModel
 from .records import COMPONENTS, LayerPpa, PpaOptions, layer_record
 from .schedule import adc_count, conversions_per_read

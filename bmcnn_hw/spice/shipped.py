@@ -4,7 +4,7 @@ A tile netlist includes its subcircuit file and model libraries by relative path
 :class:`ShippedJob` holds every one of those files (the netlist and, recursively, what it
 ``.include``s) with the sha256 over all of them; a worker writes them once per digest under
 its temp directory (checking the digest of what it received), points the job at its own copy and
-runs it (:func:`bmcnn_hw.spice.run.run_shipped`).
+runs it (:func:`bmcnn_hw.spice.solver.run_shipped`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ShippedJob:
     """A VectorJob or ResponseJob (``job``, its ``cir`` the netlist's name) with its circuit's files."""
 
     job: Any
-    """A ``VectorJob`` or ``ResponseJob`` of :mod:`bmcnn_hw.spice.run`."""
+    """A ``VectorJob`` or ``ResponseJob`` of :mod:`bmcnn_hw.spice.solver`."""
     entry: str
     """The netlist's name among ``files``."""
     files: tuple[tuple[str, bytes], ...]

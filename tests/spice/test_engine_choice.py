@@ -14,7 +14,8 @@ from bmcnn_hw.errors import SimulationError, ToolNotFound
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.presets import get_preset
 from bmcnn_hw.spice import vacask
-from bmcnn_hw.spice.run import SpiceReader, resolve_engine
+from bmcnn_hw.spice.engines import resolve_engine
+from bmcnn_hw.spice.run import SpiceReader
 from tests.helpers import needs, random_fc_model
 
 pytestmark = [pytest.mark.ngspice, needs("ngspice")]

@@ -152,7 +152,7 @@ def test_missing_ngspice_is_tool_not_found():
 
 
 def test_auto_mode_falls_back_to_per_vector_when_a_tile_is_not_linear(tmp_path, monkeypatch):
-    from bmcnn_hw.spice.run import NotLinearError
+    from bmcnn_hw.spice.solver import NotLinearError
 
     model = _model(12, 6, 3)
     chip = Chip(model)

@@ -14,8 +14,9 @@ from bmcnn_hw.errors import SimulationError
 from bmcnn_hw.golden.chip import Chip
 from bmcnn_hw.spice.circuit import circuit_files
 from bmcnn_hw.spice.netlist import write_netlists
-from bmcnn_hw.spice.run import SpiceReader, TileSolver, VectorJob, run_shipped
+from bmcnn_hw.spice.run import SpiceReader
 from bmcnn_hw.spice.shipped import ShippedJob, ship
+from bmcnn_hw.spice.solver import TileSolver, VectorJob, run_shipped
 from tests.helpers import needs, random_fc_model
 
 pytestmark = [pytest.mark.ngspice, needs("ngspice")]
