@@ -217,7 +217,7 @@ def _add_ppa_parser(sub) -> None:
                          "from zero; the 1T1R tiles ngspice cannot finish; pip install -e '.[vacask]'), linear "
                          "(bmcnn-hw's own fixed-step solver of linear-cell tiles, the mesh factorised once; checked "
                          "against ngspice in the tests; the wired tiles SPICE cannot finish; 1T1R tiles with each "
-                         "access transistor linearised at the read, within 2.5 %% of ngspice on the tests' tiles, "
+                         "access transistor linearised at the read, within 1 %% of ngspice on the tests' tiles, "
                          "where VACASK takes hours), or auto (default): "
                          "vacask for 1T1R cells where it is installed, linear for linear cells behind wires, else "
                          "ngspice. The report names the engine that ran")

@@ -36,7 +36,7 @@ def _transient_source(engine: str, cell: str) -> str:
     return f"SPICE: {engine_label(engine)} transient"
 
 
-LINEARISED_1T1R_CHECK = ("read times and energies within 2.5 % of ngspice on the 1T1R tiles of "
+LINEARISED_1T1R_CHECK = ("read times and energies within 1 % of ngspice on the 1T1R tiles of "
                          "tests/ppa/test_linear_transient.py")
 """What the test file asserts of the linearised 1T1R transient (kept equal to its tolerance)."""
 

@@ -101,8 +101,19 @@ class _TransientTile:
         self.full_phys = 2 * t.tile_cols if chip.encoding == "differential" else t.tile_cols + 1
         self.full_rows = t.tile_rows
         self.readout = model.hardware.readout
-        c_seg = cost.array.segment_cap_f
-        self.cf = feedback_cap_f(self.full_rows * c_seg, self.readout.tia_rf_ohm, cost.tia.gbw_hz)
+        self.cf = feedback_cap_f(self.column_cap_f(), self.readout.tia_rf_ohm, cost.tia.gbw_hz)
+
+    def column_cap_f(self) -> float:
+        """Capacitance at a TIA input that its compensation is sized for: the full column's wire
+        segments and, for 1T1R cells, each cell's access transistor (ngspice AC analysis of one
+        cell, :func:`bmcnn_hw.spice.sky130.access_column_capacitance`: ~2 fF a cell, 25 times a
+        met1 segment; sizing C_f for the wire alone left a 512-row 1T1R column ringing)."""
+        c = self.full_rows * self.cost.array.segment_cap_f
+        if self.chip.params.cell == "1t1r" and not self.ideal_tia:
+            from ..spice.sky130 import access_column_capacitance
+
+            c += self.full_rows * access_column_capacitance(self.chip.params)
+        return c
 
     def capacitors(self) -> list[str]:
         """Wire capacitance to ground per cell segment (lumped per wire without wire resistance)."""

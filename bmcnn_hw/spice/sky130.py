@@ -259,8 +259,8 @@ def access_column_capacitance(params: DeviceParams, cache: Path | None = None) -
     AC analysis of the cell (an R_on device from a row held at V_read, the access transistor's gate
     at V_wl, body at 0 V) driven from the column node at 0 V DC, ``Im(Y) / omega``. It holds the
     transistor's intrinsic, overlap and junction capacitances of both terminals (the middle node
-    follows the column through the ~670 ohm channel; 1.4 fF of BSIM4's cdd + capbd and css + capbs
-    alone left ringing reads up to 23 % off ngspice, the measured 2.1 fF within 2 %). Kept per process.
+    follows the column through the ~670 ohm channel). The linearised transient puts it on the
+    column node, and ``ppa`` sizes the TIA's feedback capacitor for it. Kept per process.
 
     Raises:
         DataError: for a missing or corrupted model cache. ToolNotFound: when ngspice is missing.
