@@ -101,6 +101,8 @@ class TileDifference:
 
 ReadKey = tuple[int, int, int, int, int]
 """A tile and what a read of it uses: (layer index, row tile, column tile, used rows, used columns)."""
+
+
 class TileReader(Protocol):
     """What :class:`CrossbarAccumulator` needs of a tile reader.
 
