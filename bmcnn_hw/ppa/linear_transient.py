@@ -216,7 +216,7 @@ def parse_transient(netlist: Path, access: AccessLinearisation | None = None) ->
 
 
 def _linearise_access(net: TileNetlist, access: AccessLinearisation | None) -> None:
-    """Each access transistor -> its channel resistance and drain/source capacitances to ground."""
+    """Each access transistor -> its channel resistance, and the cell's capacitance on its column node."""
     first = net.transistors[0]
     if access is None:
         raise SimulationError(f"{first.where}: an access transistor; the linear engine solves 1T1R cells only "
