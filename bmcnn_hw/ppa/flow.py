@@ -34,6 +34,7 @@ from ..rtl.mac import frame_elements, frames_per_image
 from ..spice.engines import resolve_engine
 from .cost_model import CostModel, load_cost_model
 from .gatesim import run_gate_level
+from .linear_transient import CELLS as LINEAR_ENGINE_CELLS
 from .records import COMPONENTS, LayerPpa, PpaOptions
 from .schedule import adc_count, conversions_per_read, layer_schedule, performed_read_fraction
 from .sta import StaResult, run_sta
@@ -275,7 +276,7 @@ def run_ppa(build: Path, images: np.ndarray, out_dir: Path, options: PpaOptions,
     if model.zero_detect_layers():
         cost.require_zero_detect()  # before any long step
     chip = Chip.of_build(model)
-    if options.engine == "linear" and chip.params.cell not in ("linear", "1t1r"):
+    if options.engine == "linear" and chip.params.cell not in LINEAR_ENGINE_CELLS:
         raise ConfigError(f"--engine linear solves tiles of linear or 1T1R cells; {build} has {chip.params.cell} "
                           "cells (use ngspice, vacask or auto)")
     options = dataclasses.replace(options, engine=resolve_engine(options.engine, chip, transient=True))

@@ -51,6 +51,8 @@ ENGINE_LABEL = "bmcnn-hw linear transient (BDF2, fixed step, one factorisation)"
 LINEARISED_1T1R_LABEL = (f"{ENGINE_LABEL}, 1T1R access transistors linearised at the read (channel resistance from "
                          "the characterised table, the cell's column capacitance from an ngspice AC analysis)")
 """How reports name this engine on tiles of 1T1R cells."""
+CELLS = ("linear", "1t1r")
+"""Cell types whose tiles this engine solves (1T1R linearised)."""
 R_POLE = 1e3
 """The resistor of ``tia_gbw``'s pole node (``Rp``), which sets its transconductance ``a0 / R_POLE``."""
 STEPS_PER_MAX_STEP = 2

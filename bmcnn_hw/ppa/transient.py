@@ -37,6 +37,7 @@ from ..spice.netlist import (
 )
 from ..spice.ngspice import NgSpice
 from .cost_model import CostModel
+from .linear_transient import CELLS as LINEAR_ENGINE_CELLS
 from .linear_transient import AccessLinearisation
 
 SETTLE_LSB = 0.5
@@ -243,7 +244,7 @@ def _linear_waves(tile: _TransientTile, netlist: Path, step_s: float, stop_s: fl
     from .linear_transient import solve_transient
 
     cell = tile.chip.params.cell
-    if cell not in ("linear", "1t1r"):
+    if cell not in LINEAR_ENGINE_CELLS:
         raise SimulationError(f"{netlist}: the linear engine solves tiles of linear or 1T1R cells, not "
                               f"{cell} cells; use engine ngspice or vacask")
     access = access_linearisation(tile.chip) if cell == "1t1r" else None
