@@ -1,5 +1,6 @@
-"""The compiler: named passes ``pass(model, cfg) -> model`` over one CompiledModel."""
+"""The compiler: named passes ``model = run(model, ctx)`` over one CompiledModel (:mod:`.pipeline`)."""
 
-from .pipeline import PASSES, compile_checkpoint
+from .pipeline import PASSES, CompilerPass, compile_checkpoint, run_passes
+from .to_crossbar import PassContext, empty_model
 
-__all__ = ["PASSES", "compile_checkpoint"]
+__all__ = ["PASSES", "CompilerPass", "PassContext", "compile_checkpoint", "empty_model", "run_passes"]

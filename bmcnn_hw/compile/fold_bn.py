@@ -15,6 +15,7 @@ import torch
 
 from ..artefact import CompiledModel
 from ..errors import ArtefactError
+from .to_crossbar import PassContext
 
 GRID_LIMIT = 1 << 16
 """Accumulator ranges up to this many integers are folded on the full grid (and checked
@@ -80,8 +81,10 @@ def _check_switch(norm, theta: np.ndarray, acc_min: int, acc_max: int, decreasin
         raise ArtefactError(f"channel {bad}: batch-norm activation is not monotone (NaN in the checkpoint?)")
 
 
-def fold_bn(model: CompiledModel, torch_model) -> CompiledModel:
-    """Attach theta/flip to hidden layers and integer S/B to the output layer."""
+def fold_bn(model: CompiledModel, ctx: PassContext) -> CompiledModel:
+    """Pass: attach theta/flip to hidden layers and integer S/B to the output layer, from the
+    norms and head of ``ctx.network``."""
+    torch_model = ctx.network
     for i, norm in enumerate(torch_model.norms):
         layer = model.layers[i]
         theta, flip = fold_threshold(norm, layer.acc_min, layer.acc_max)

@@ -1,24 +1,58 @@
-"""The compiler pipeline: the list of named passes and the driver that runs them."""
+"""The compiler pipeline: named passes of one signature and the driver that runs them.
+
+Every pass is ``model = run(model, ctx)``: it takes the CompiledModel so far and the
+:class:`PassContext` (the hardware target and the trained network being lowered) and returns
+the next CompiledModel. The first pass, ``to_crossbar``, lowers the network into the empty
+model :func:`empty_model` gives; ``fold_bn`` reads the network's norms; ``tile`` reads only the
+model. :func:`run_passes` runs a list of them and times each; ``compile_checkpoint`` records
+those times in the build's provenance (``provenance["passes"]``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from ..artefact import CompiledModel
 from ..config import HardwareConfig
 from .fold_bn import fold_bn
 from .tile import tile
-from .to_crossbar import to_crossbar
+from .to_crossbar import PassContext, empty_model, to_crossbar
 
-PASSES = ("to_crossbar", "fold_bn", "tile")
-"""Pass names in execution order (each is a module of this package)."""
+PassFunction = Callable[[CompiledModel, PassContext], CompiledModel]
+"""What a pass computes: the next CompiledModel from the present one and the context."""
+
+
+@dataclass(frozen=True)
+class CompilerPass:
+    """A pass and the name it is reported under (provenance, errors)."""
+
+    name: str
+    run: PassFunction
+
+
+PASSES: tuple[CompilerPass, ...] = (CompilerPass("to_crossbar", to_crossbar), CompilerPass("fold_bn", fold_bn),
+                                    CompilerPass("tile", tile))
+"""The passes ``compile_checkpoint`` runs, in order."""
+
+
+def run_passes(model: CompiledModel, ctx: PassContext,
+               passes: Sequence[CompilerPass] = PASSES) -> tuple[CompiledModel, list[dict[str, Any]]]:
+    """Run ``passes`` in order on ``model``; the result and each pass's name and wall time (s)."""
+    timings: list[dict[str, Any]] = []
+    for compiler_pass in passes:
+        start = time.perf_counter()
+        model = compiler_pass.run(model, ctx)
+        timings.append({"name": compiler_pass.name, "seconds": round(time.perf_counter() - start, 6)})
+    return model, timings
 
 
 def compile_checkpoint(torch_model, hardware: HardwareConfig, provenance: dict | None = None) -> CompiledModel:
-    """Run every pass on a trained BMCNN (eval mode) and return the CompiledModel."""
-    model = to_crossbar(torch_model, hardware)
-    model = fold_bn(model, torch_model)
-    model = tile(model)
-    if provenance:
-        model = dataclasses.replace(model, provenance=provenance)
-    return model
+    """Run every pass of :data:`PASSES` on a trained BMCNN (eval mode) and return the CompiledModel,
+    its provenance ``provenance`` plus ``passes``: each pass's name and wall time."""
+    ctx = PassContext(hardware, torch_model)
+    model, timings = run_passes(empty_model(hardware), ctx)
+    return dataclasses.replace(model, provenance={**(provenance or {}), "passes": timings})

@@ -10,6 +10,7 @@ from ..artefact import CompiledLayer, CompiledModel, Tiling, tile_sign_counts
 from ..config import CrossbarGeometry, Encoding, ReadoutParams, rows_code_bits
 from ..errors import ConfigError
 from ..golden.device_map import physical_columns
+from .to_crossbar import PassContext
 
 NGSPICE_MAX_PORTS = 1004
 """Most ports a subcircuit instance may have in ngspice 39 (its subckt expansion stops with
@@ -140,8 +141,8 @@ def check_skip_layers(model: CompiledModel) -> None:
                               f"{', '.join(crossbar) or 'none'}); give `auto`, layer names, or no value for all")
 
 
-def tile(model: CompiledModel) -> CompiledModel:
-    """Record tiling and ADC bits of every crossbar layer, the MAC lanes of every digital layer,
+def tile(model: CompiledModel, ctx: PassContext | None = None) -> CompiledModel:
+    """Pass: record tiling and ADC bits of every crossbar layer, the MAC lanes of every digital layer,
     and whether each periphery's configuration registers are clock-gated and its thresholds
     hard-wired (from the model's HardwareConfig)."""
     geometry, readout = model.hardware.geometry, model.hardware.readout

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from ..artefact import CompiledLayer, CompiledModel, pixel_shift
@@ -31,16 +34,34 @@ def _weight_matrix(index: int, spec, w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(matrix, dtype=np.int8 if spec.precision == "binary" else np.int16)
 
 
-def to_crossbar(torch_model, hardware: HardwareConfig) -> CompiledModel:
-    """Build the CompiledModel skeleton (weights, shapes, ranges) from a trained BMCNN.
+@dataclass(frozen=True)
+class PassContext:
+    """What a compiler pass reads besides the model: the hardware target and the trained network
+    (a BMCNN in eval mode) that ``to_crossbar`` lowers and ``fold_bn`` takes the norms of."""
+
+    hardware: HardwareConfig
+    network: Any = None
+
+
+def empty_model(hardware: HardwareConfig) -> CompiledModel:
+    """The model the pipeline starts from: no layers yet, the target hardware."""
+    return CompiledModel((), hardware, {}, 0)
+
+
+def to_crossbar(model: CompiledModel, ctx: PassContext) -> CompiledModel:
+    """Pass: lower ``ctx.network`` into ``model`` (an :func:`empty_model`): the CompiledModel
+    skeleton (weights, shapes, ranges) for ``ctx.hardware``.
 
     Binary layers become crossbar matrices of +-1; fixed-point layers become digital
     layers holding their integer weight codes.
 
     Raises:
         ConfigError: for the float baseline (it has no hardware form).
-        ArtefactError: when a binarized weight is not exactly -1 or +1.
+        ArtefactError: when a binarized weight is not exactly -1 or +1, or ``model`` has layers already.
     """
+    if model.layers:
+        raise ArtefactError("to_crossbar: lowers a network into an empty model; this one has layers already")
+    torch_model, hardware = ctx.network, ctx.hardware
     config = torch_model.config
     if config.is_float:
         raise ConfigError(f"model {config.name!r} is a float baseline: only binary and fixed-point "
