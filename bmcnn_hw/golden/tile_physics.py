@@ -36,12 +36,19 @@ class TileResponse:
     ``admittance`` may be given as a function that computes it: a wired tile's driver
     admittance costs one solve per row while its transfer costs one per column, and reads
     that count no energy (accuracy runs) never need it. It is computed once, when first read.
+    ``drivers``, given with such a function, solves driver currents for a few reads directly (one
+    solve per distinct read, :meth:`driver_currents`), so that a check of a few images does not pay
+    a solve per row.
     """
 
-    def __init__(self, transfer: np.ndarray, admittance: np.ndarray | Callable[[], np.ndarray]):
+    def __init__(self, transfer: np.ndarray, admittance: np.ndarray | Callable[[], np.ndarray],
+                 drivers: Callable[[np.ndarray], np.ndarray] | None = None):
         self.transfer = transfer
         """(R, P) column current per volt on each row (A/V)."""
         self._admittance = admittance
+        self._drivers = drivers
+        self.solved_reads = 0
+        """Distinct reads whose driver currents were solved one by one (:meth:`driver_currents`)."""
 
     @property
     def admittance(self) -> np.ndarray:
@@ -49,6 +56,25 @@ class TileResponse:
         if callable(self._admittance):
             self._admittance = _read_only(self._admittance())
         return self._admittance
+
+    @property
+    def diagonal_admittance(self) -> bool | None:
+        """Whether the admittance is diagonal (ideal wires), None if it is not computed yet."""
+        return None if callable(self._admittance) else not np.count_nonzero(
+            self._admittance - np.diag(np.diag(self._admittance)))
+
+    def driver_currents(self, volts: np.ndarray) -> np.ndarray:
+        """(M, R) driver currents for row voltages ``volts`` (M, R): ``volts @ admittance``, or, while
+        the admittance is not computed and the distinct reads solved so far stay below half the
+        rows, one solve per distinct read (equal to rounding; the admittance is computed once
+        that would cost more)."""
+        if self._drivers is None or not callable(self._admittance):
+            return volts @ self.admittance
+        unique, inverse = np.unique(volts, axis=0, return_inverse=True)
+        if 2 * (self.solved_reads + len(unique)) >= volts.shape[1]:
+            return volts @ self.admittance
+        self.solved_reads += len(unique)
+        return self._drivers(unique)[inverse.ravel()]
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -131,7 +157,8 @@ def _nodal_response(g: np.ndarray, r_wire_ohm: float, r_source_ohm: float, r_tia
 
     rows, cols = g.shape
     if cols < rows:  # the circuit is built again for the admittance: it keeps only g meanwhile
-        return TileResponse(circuit().transfer_adjoint(), lambda: circuit().solve_rows()[1])
+        return TileResponse(circuit().transfer_adjoint(), lambda: circuit().solve_rows()[1],
+                            lambda volts: circuit().driver_currents(volts))
     transfer, admittance = circuit().solve_rows()
     return TileResponse(transfer, admittance)
 
@@ -177,6 +204,18 @@ class _NodalCircuit:
         z = self._solve(unit)  # z[:, p] = A^-1 e_p, so e_p . A^-1 b = z[:, p] . b
         transfer = self.gs * z[self.first, :] if self.coupling is None else -(self.coupling.T @ z)
         return np.ascontiguousarray(transfer / self.r_last)
+
+    def driver_currents(self, volts: np.ndarray) -> np.ndarray:
+        """(M, R) driver currents for row voltages ``volts`` (M, R), one solve per read."""
+        if self.coupling is None:
+            rhs = np.zeros((len(self.free), len(volts)))
+            rhs[self.first] = self.gs * volts.T
+            x = self._solve(rhs)
+            return np.ascontiguousarray(((volts.T - x[self.first]) * self.gs).T)
+        x = np.zeros((self.matrix.shape[0], len(volts)))
+        x[self.first] = volts.T
+        x[self.free] = self._solve(-(self.coupling @ volts.T))
+        return np.ascontiguousarray(np.asarray(self.matrix[self.first] @ x).T)
 
     def solve_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(transfer (R, P), admittance (R, R)) from one solve per driven row."""

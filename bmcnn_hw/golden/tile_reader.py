@@ -85,17 +85,18 @@ class TileDifference:
 
     @property
     def diagonal(self) -> np.ndarray | None:
-        """The admittance's diagonal when it is diagonal (ideal wires), else None."""
+        """The admittance's diagonal when it is diagonal (ideal wires), else None (a wired tile's
+        admittance, not computed for it)."""
         if self._diagonal is None:
-            adm = self.admittance
-            self._diagonal = (np.diag(adm) if np.count_nonzero(adm - np.diag(np.diag(adm))) == 0 else None,)
+            diagonal = self._response.diagonal_admittance
+            self._diagonal = (np.diag(self.admittance) if diagonal else None,)
         return self._diagonal[0]
 
     def power_form(self, volts: np.ndarray) -> np.ndarray:
         """``V . (V @ admittance)`` per read (W)."""
         diagonal = self.diagonal
         power: np.ndarray = ((volts * volts) @ diagonal if diagonal is not None
-                             else np.sum(volts * (volts @ self.admittance), axis=1))
+                             else np.sum(volts * self._response.driver_currents(volts), axis=1))
         return power
 
 
@@ -215,4 +216,4 @@ class PhysicsReader:
             return TileRead(i_plus, i_minus, i_drivers, reusable)
         resp = self.response(layer_index, rt, ct, volts.shape[1], used_cols)
         i_plus, i_minus = split_columns(volts @ resp.transfer, self.chip.encoding)
-        return TileRead(i_plus, i_minus, volts @ resp.admittance)
+        return TileRead(i_plus, i_minus, resp.driver_currents(volts))

@@ -62,6 +62,27 @@ def test_adjoint_transfer_equals_one_solve_per_row(r_source):
     assert not resp.transfer.flags.writeable and not resp.admittance.flags.writeable
 
 
+@pytest.mark.parametrize("r_source", [0.0, 40.0])
+def test_a_few_reads_solve_their_driver_currents_without_the_admittance(r_source):
+    """Energy of a few reads (a SPICE check of two images) comes from one solve per distinct read,
+    equal to ``volts @ admittance``; once the reads solved reach half the rows the admittance is
+    computed and serves the rest. A mutant that drops the coupling's sign or the source
+    conductance in ``driver_currents`` fails here."""
+    from bmcnn_hw.golden.tile_physics import _NodalCircuit
+
+    r = _tile(6, 40, 9) * (1 + 0.1 * np.random.default_rng(7).standard_normal((40, 9)))
+    admittance = _NodalCircuit(1 / r, 2.0, r_source, 15.0).solve_rows()[1]
+    resp = tile_response(r, r_wire_ohm=2.0, r_source_ohm=r_source, r_tia_in_ohm=15.0 + 1e-9)  # not memoised
+    volts = 0.2 * np.random.default_rng(8).integers(0, 2, (12, 40))
+    volts[6:] = volts[:6]  # repeated reads are solved once
+    few = resp.driver_currents(volts)
+    assert callable(resp._admittance) and resp.solved_reads == 6
+    assert np.allclose(few, volts @ admittance, rtol=1e-10, atol=1e-12 * np.abs(few).max())
+    more = 0.2 * np.random.default_rng(9).integers(0, 2, (20, 40))
+    assert np.allclose(resp.driver_currents(more), more @ admittance, rtol=1e-10, atol=1e-12 * np.abs(few).max())
+    assert not callable(resp._admittance) and resp.solved_reads == 6  # 6 + 20 >= 40 / 2: the admittance now
+
+
 @pytest.mark.parametrize("v_swing", [0.0, 0.05])
 def test_accuracy_runs_read_the_linear_map_without_the_admittance(v_swing, monkeypatch):
     """Reads that count no energy (evaluate, tuning) take their codes from the tile's transfer,
