@@ -68,13 +68,14 @@ class TileResponse:
         the admittance is not computed and the distinct reads solved so far stay below half the
         rows, one solve per distinct read (equal to rounding; the admittance is computed once
         that would cost more)."""
-        if self._drivers is None or not callable(self._admittance):
-            return volts @ self.admittance
-        unique, inverse = np.unique(volts, axis=0, return_inverse=True)
-        if 2 * (self.solved_reads + len(unique)) >= volts.shape[1]:
-            return volts @ self.admittance
-        self.solved_reads += len(unique)
-        return self._drivers(unique)[inverse.ravel()]
+        if self._drivers is not None and callable(self._admittance):
+            unique, inverse = np.unique(volts, axis=0, return_inverse=True)
+            if 2 * (self.solved_reads + len(unique)) < volts.shape[1]:
+                self.solved_reads += len(unique)
+                solved: np.ndarray = self._drivers(unique)[inverse.ravel()]
+                return solved
+        currents: np.ndarray = volts @ self.admittance
+        return currents
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
