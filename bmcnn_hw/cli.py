@@ -25,6 +25,7 @@ from .config import (
     TRANSIENT_ENGINE_CHOICES,
 )
 from .errors import BmcnnError
+from .evaluate import BACKENDS
 from .presets import PRESETS
 
 
@@ -589,9 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="accuracy of a build on the test set with one back end")
     ev.add_argument("build", type=Path, metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
-    ev.add_argument("--backend", default="golden", choices=["torch", "golden", "physics", "spice"],
-                    help="torch: trained model; golden: exact integer; physics: crossbar model of the build's chip; "
-                         "spice: SPICE (--engine) on the build's netlists (see --mode for how reads are solved)")
+    ev.add_argument("--backend", default="golden", choices=list(BACKENDS),
+                    help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()))
     ev.add_argument("--images", type=positive_int, metavar="N", help="the first N test images only (default: all)")
     _add_alias(ev, "--limit", "--images", "images", positive_int)
     ev.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")

@@ -3,85 +3,154 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-
-from .artefact import load_model, verify_netlists
 from .config import SpiceMode
-from .data.mnist import Dataset
 from .errors import ArtefactError, ConfigError
-from .golden.chip import Chip
-from .golden.crossbar import run_crossbar
-from .golden.integer import run_integer
-from .golden.tile_reader import PhysicsReader
-from .progress import bar
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the CLI reads BACKENDS for --help: numpy and the executors load when a back end runs
+    import numpy as np
+
+    from .artefact import CompiledModel
+    from .data.mnist import Dataset
+    from .golden.tile_reader import PhysicsReader, TileReader
+
+
+@dataclass
+class PredictOptions:
+    """How a back end predicts; each back end reads the fields it needs.
+
+    ``checkpoint``: the trained model for ``torch`` (default: the build's). ``batch``: images per
+    batch (default: the back end's). ``spice_*``: how SPICE solves reads (see
+    :class:`~bmcnn_hw.spice.run.SpiceReader`: mode, processes, read cache, Dask scheduler, engine).
+    """
+
+    checkpoint: Path | None = None
+    batch: int | None = None
+    progress: bool = True
+    spice_mode: SpiceMode = "auto"
+    spice_jobs: int = 1
+    spice_cache: Any = None
+    spice_scheduler: str | None = None
+    spice_engine: str = "ngspice"
+
+
+Predictor: TypeAlias = "Callable[[Path, CompiledModel, np.ndarray, PredictOptions, dict], np.ndarray]"
+"""A back end's prediction: (build dir, its model, images, options, a dict the back end may fill
+with counts of the work it did) -> predicted classes."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An executor ``evaluate`` predicts with: its name, what it is (``--backend``'s help) and how."""
+
+    name: str
+    description: str
+    predict: Predictor
+
+
+def _predict_torch(build_dir: Path, model: CompiledModel, images: np.ndarray, options: PredictOptions,
+                   solved: dict) -> np.ndarray:
+    from .train.checkpoint import load_checkpoint
+    from .train.loop import predict
+
+    ckpt = options.checkpoint or model.provenance.get("checkpoint")
+    if not ckpt:
+        raise ArtefactError(f"{build_dir}: manifest names no checkpoint; pass --checkpoint")
+    return predict(load_checkpoint(Path(ckpt))[0], images)
+
+
+def _predict_golden(build_dir: Path, model: CompiledModel, images: np.ndarray, options: PredictOptions,
+                    solved: dict) -> np.ndarray:
+    return _batched(model, images, None, options.batch or 500, "golden", options.progress)
+
+
+def _predict_physics(build_dir: Path, model: CompiledModel, images: np.ndarray, options: PredictOptions,
+                     solved: dict) -> np.ndarray:
+    from .golden.chip import Chip
+    from .golden.tile_reader import PhysicsReader
+
+    reader = PhysicsReader(Chip.of_build(model))
+    if reader.level_linear:
+        return _batched(model, images, reader, options.batch or 500, "physics", options.progress)
+    # 256 images per batch: the accumulator reads each distinct input row of a batch once, so larger
+    # batches repeat more (conv0's bit planes 4.2x at 16 images, 6.0x at 128; about 1.2 GB at 256)
+    batch = options.batch or 256
+    counted = TileReadProgress(reader, tile_reads_per_batch(model), -(-len(images) // batch),
+                               enabled=options.progress)
+    try:
+        return _batched(model, images, counted, batch, "physics", options.progress, counted.batch_done)
+    finally:
+        counted.close()
+        solved.update(reader.nonlinear_reads())
+
+
+def _predict_spice(build_dir: Path, model: CompiledModel, images: np.ndarray, options: PredictOptions,
+                   solved: dict) -> np.ndarray:
+    from .artefact import verify_netlists
+    from .golden.chip import Chip
     from .spice.run import SpiceReader
 
-BACKENDS = ("torch", "golden", "physics", "spice")
+    verify_netlists(build_dir)
+    reader = SpiceReader(model, Chip.of_build(model), Path(build_dir) / "netlists", mode=options.spice_mode,
+                         jobs=options.spice_jobs, progress=options.progress, cache=options.spice_cache,
+                         scheduler=options.spice_scheduler, engine=options.spice_engine)
+    # 16 images per batch, so each tile netlist is loaded once for all their reads
+    return _batched(model, images, reader, options.batch or 16, "spice", options.progress)
 
 
-def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, checkpoint: Path | None = None,
-                    batch: int | None = None, progress: bool = True, spice_mode: SpiceMode = "auto",
-                    spice_jobs: int = 1, solved: dict | None = None, spice_cache=None,
-                    spice_scheduler: str | None = None, spice_engine: str = "ngspice") -> np.ndarray:
-    """Predicted classes of ``images`` with one back end.
+def _batched(model: CompiledModel, images: np.ndarray, reader: TileReader | None, batch: int, label: str,
+             progress: bool, after_batch: Callable[[], None] | None = None) -> np.ndarray:
+    """Predicted classes of ``images`` in batches: by the integer model (``reader`` None) or the
+    crossbar executor on ``reader``'s tile reads."""
+    import numpy as np
 
-    torch: the trained checkpoint; golden: exact integer model; physics: crossbar
-    physics on the build's chip; spice: ngspice on the build's netlists, reads solved as
-    ``spice_mode`` says, ``spice_jobs`` ngspice processes at a time (see
-    :class:`~bmcnn_hw.spice.run.SpiceReader`; on the Dask cluster at ``spice_scheduler`` if given),
-    through the read cache ``spice_cache`` if given, solved by ``spice_engine``.
-    ``solved``, if given, receives the physics executor's nonlinear read counts
-    (:meth:`PhysicsReader.nonlinear_reads`).
-    """
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    model = load_model(build_dir)
-    if backend == "torch":
-        from .train.checkpoint import load_checkpoint
-        from .train.loop import predict
+    from .golden.crossbar import run_crossbar
+    from .golden.integer import run_integer
+    from .progress import bar
 
-        ckpt = checkpoint or model.provenance.get("checkpoint")
-        if not ckpt:
-            raise ArtefactError(f"{build_dir}: manifest names no checkpoint; pass --checkpoint")
-        return predict(load_checkpoint(Path(ckpt))[0], images)
-    reader: PhysicsReader | SpiceReader | TileReadProgress | None = None
-    if backend == "physics":
-        reader = PhysicsReader(Chip.of_build(model))
-    elif backend == "spice":
-        from .spice.run import SpiceReader
-
-        verify_netlists(build_dir)
-        reader = SpiceReader(model, Chip.of_build(model), Path(build_dir) / "netlists", mode=spice_mode,
-                             jobs=spice_jobs, progress=progress, cache=spice_cache, scheduler=spice_scheduler,
-                             engine=spice_engine)
-    # SPICE: 16 images per batch, so each tile netlist is loaded once for all their reads; nonlinear
-    # physics: 256 (the accumulator reads each distinct input row of a batch once, so larger batches
-    # repeat more: conv0's bit planes 4.2x at 16 images, 6.0x at 128; about 1.2 GB at 256)
-    nonlinear = reader if isinstance(reader, PhysicsReader) and not reader.level_linear else None
-    batch = batch or (16 if backend == "spice" else 256 if nonlinear else 500)
-    starts = range(0, len(images), batch)
-    if nonlinear is not None:
-        reader = TileReadProgress(nonlinear, tile_reads_per_batch(model), len(starts), enabled=progress)
     preds = []
-    with bar(total=len(images), desc=backend, unit="image", disable=not progress) as done:
-        for start in starts:
+    with bar(total=len(images), desc=label, unit="image", disable=not progress) as done:
+        for start in range(0, len(images), batch):
             chunk = images[start:start + batch]
             trace = (run_integer(model, chunk) if reader is None
                      else run_crossbar(model, chunk, reader, count_energy=False)[0])
             preds.append(trace.predictions)
             done.update(len(chunk))
-            if isinstance(reader, TileReadProgress):
-                reader.batch_done()
-    if isinstance(reader, TileReadProgress):
-        reader.close()
-    if solved is not None and nonlinear is not None:
-        solved.update(nonlinear.nonlinear_reads())
+            if after_batch is not None:
+                after_batch()
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+
+
+BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (
+    Backend("torch", "trained model", _predict_torch),
+    Backend("golden", "exact integer", _predict_golden),
+    Backend("physics", "crossbar model of the build's chip", _predict_physics),
+    Backend("spice", "SPICE (--engine) on the build's netlists (see --mode for how reads are solved)",
+            _predict_spice),
+)}
+"""The back ends by name: ``evaluate --backend`` offers exactly these (a new one is one entry)."""
+
+
+def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, solved: dict | None = None,
+                    **options: Any) -> np.ndarray:
+    """Predicted classes of ``images`` with the back end named ``backend`` (:data:`BACKENDS`);
+    ``options`` are :class:`PredictOptions` fields. ``solved``, if given, receives the physics
+    executor's nonlinear read counts (:meth:`~bmcnn_hw.golden.tile_reader.PhysicsReader.nonlinear_reads`).
+
+    Raises:
+        ConfigError: for a name that is not a back end.
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    from .artefact import load_model
+
+    model = load_model(build_dir)
+    return BACKENDS[backend].predict(Path(build_dir), model, images, PredictOptions(**options),
+                                     solved if solved is not None else {})
 
 
 def tile_reads_per_batch(model) -> int:
@@ -96,6 +165,8 @@ class TileReadProgress:
     read path shows life and a time estimate within seconds instead of once per batch."""
 
     def __init__(self, reader: PhysicsReader, reads_per_batch: int, batches: int, enabled: bool = True):
+        from .progress import bar
+
         self._reader = reader
         self.chip = reader.chip
         self._batches, self._done = batches, 0

@@ -223,10 +223,9 @@ class CrossbarAccumulator:
                 for (layer, plane, rt), tiles in self.captured.items() if layer == index}
 
     def _prefetch(self, index: int, layer: CompiledLayer, flat: np.ndarray) -> None:
-        """Let a reader that solves in bulk (``reader.prefetch``, e.g. ngspice in worker
+        """Let a reader that solves in bulk (``reader.solves_in_bulk``, e.g. ngspice in worker
         processes) solve every distinct tile input of this layer before it is read."""
-        prefetch = getattr(self.reader, "prefetch", None)
-        if prefetch is None:
+        if not self.reader.solves_in_bulk:
             return
         t, requests = layer.tiling, []
         assert t is not None  # memristive layers are tiled
@@ -237,7 +236,7 @@ class CrossbarAccumulator:
             for ct in range(t.n_col_tiles):
                 c0, c1 = t.col_range(ct, layer.cols)
                 requests.append((rt, ct, volts, c1 - c0))
-        prefetch(index, requests)
+        self.reader.prefetch(index, requests)
 
     def __call__(self, index: int, layer: CompiledLayer, rows: np.ndarray) -> np.ndarray:
         """Accumulators (N, P, cols) of crossbar input vectors ``rows`` (N, P, rows) of layer ``index``.

@@ -152,16 +152,44 @@ def conductance_matrix(g: np.ndarray, row_node: np.ndarray, col_node: np.ndarray
 
 def _nodal_response(g: np.ndarray, r_wire_ohm: float, r_source_ohm: float, r_tia_in_ohm: float) -> TileResponse:
     """The transfer now (by the adjoint when the tile has fewer columns than rows), the driver
-    admittance when first asked for."""
+    admittance when first asked for, and driver currents of a few reads on the circuit factorised
+    once (held while such reads come, :data:`HELD_CIRCUITS` tiles at most)."""
     def circuit() -> _NodalCircuit:
         return _NodalCircuit(g, r_wire_ohm, r_source_ohm, r_tia_in_ohm)
 
     rows, cols = g.shape
-    if cols < rows:  # the circuit is built again for the admittance: it keeps only g meanwhile
-        return TileResponse(circuit().transfer_adjoint(), lambda: circuit().solve_rows()[1],
-                            lambda volts: circuit().driver_currents(volts))
-    transfer, admittance = circuit().solve_rows()
-    return TileResponse(transfer, admittance)
+    if cols >= rows:
+        transfer, admittance = circuit().solve_rows()
+        return TileResponse(transfer, admittance)
+    token = object()  # this response's place among the held circuits
+
+    def drivers(volts: np.ndarray) -> np.ndarray:
+        return _held_circuit(token, circuit).driver_currents(volts)
+
+    def full_admittance() -> np.ndarray:
+        _HELD.pop(token, None)  # the admittance serves every later read
+        return circuit().solve_rows()[1]
+
+    # the circuit is built again for the admittance: the response keeps only g meanwhile
+    return TileResponse(circuit().transfer_adjoint(), full_admittance, drivers)
+
+
+HELD_CIRCUITS = 8
+"""Factorised circuits kept for tiles whose driver currents are solved read by read (a check of a
+few images asks one tile many times, a few reads each)."""
+_HELD: OrderedDict[object, _NodalCircuit] = OrderedDict()
+"""Keyed by the response's own token object (kept alive here, so never confused with another's)."""
+
+
+def _held_circuit(token: object, build: Callable[[], _NodalCircuit]) -> _NodalCircuit:
+    """The circuit held for ``token``'s tile, built (and the least recently used one let go) if none is."""
+    if token in _HELD:
+        _HELD.move_to_end(token)
+        return _HELD[token]
+    _HELD[token] = circuit = build()
+    if len(_HELD) > HELD_CIRCUITS:
+        _HELD.popitem(last=False)
+    return circuit
 
 
 class _NodalCircuit:

@@ -105,16 +105,19 @@ ReadKey = tuple[int, int, int, int, int]
 
 
 class TileReader(Protocol):
-    """What :class:`CrossbarAccumulator` needs of a tile reader.
-
-    Optional: a ``prefetch(layer_index, requests)`` method, called with every distinct
-    ``(rt, ct, volts, used_cols)`` of a layer before it is read, for readers that solve in
-    bulk (ngspice worker processes).
-    """
+    """What :class:`CrossbarAccumulator` needs of a tile reader (:class:`PhysicsReader`,
+    :class:`~bmcnn_hw.spice.run.SpiceReader`)."""
 
     chip: Chip
     memo: CodeMemo | None
     """Codes of earlier reads kept across accumulators (batches), or None."""
+    solves_in_bulk: bool
+    """Whether :meth:`prefetch` wants every distinct read of a layer before the layer is read
+    (ngspice worker processes); the accumulator skips collecting them where it does not."""
+
+    def prefetch(self, layer_index: int, requests: list[tuple[int, int, np.ndarray, int]]) -> None:
+        """Solve the ``(rt, ct, volts, used_cols)`` reads of a layer ahead (if :attr:`solves_in_bulk`)."""
+        ...
 
     def read(self, layer_index: int, rt: int, ct: int, volts: np.ndarray, used_cols: int) -> TileRead:
         """Currents of ``volts`` (M, used_rows) on the used part of tile (rt, ct) of a layer."""
@@ -136,6 +139,8 @@ class PhysicsReader:
 
     nonlinear_tile_class: type[NonlinearTile] = NonlinearTile
     """What :meth:`nonlinear_tile` builds (a benchmark swaps in the previous read path)."""
+    solves_in_bulk = False
+    """Reads are solved when read (:class:`TileReader`)."""
 
     def __init__(self, chip: Chip, memo_bytes: int = BUDGET_BYTES):
         self.chip = chip
@@ -197,6 +202,9 @@ class PhysicsReader:
             resp = self.response(layer_index, rt, ct, used_rows, used_cols)
             self._differences[key] = TileDifference(resp, self.chip.encoding)
         return self._differences[key]
+
+    def prefetch(self, layer_index: int, requests: list[tuple[int, int, np.ndarray, int]]) -> None:
+        """Nothing: physics solves each read when it is read (:class:`TileReader`)."""
 
     def linear_map(self, layer_index: int, rt: int, ct: int, used_rows: int, used_cols: int) -> TileDifference | None:
         """:meth:`difference` on ``level_linear`` chips, else None (:class:`TileReader`)."""

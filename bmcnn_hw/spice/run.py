@@ -81,6 +81,9 @@ class SpiceReader:
     (superposition responses are not cached: they cost one solve per row).
     """
 
+    solves_in_bulk = True
+    """Every distinct read of a layer is solved ahead, in worker processes (:meth:`prefetch`)."""
+
     memo: CodeMemo | None = None
     """No codes kept across batches here (the on-disk read cache keeps SPICE reads)."""
 
