@@ -17,6 +17,9 @@ from bmcnn_hw.config import CrossbarGeometry, DeviceParams, HardwareConfig
 REPO = Path(__file__).resolve().parents[1]
 """The repository root."""
 
+TINY_MODELS = REPO / "tests" / "models"
+"""Model files with few channels (bmcnn-tiny.toml, bmcnn-tiny-1bit.toml) for smoke tests of whole flows."""
+
 
 def needs(tool: str):
     """Skip marker for a missing external tool (CI installs them all). ngspice means its shared

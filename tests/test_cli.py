@@ -15,7 +15,7 @@ import pytest
 
 from bmcnn_hw import __version__
 from bmcnn_hw.cli import main
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, TINY_MODELS, run_cli
 
 
 def test_compile_and_evaluate_golden_and_torch(checkpoint, mnist_dir, tmp_path, capsys):
@@ -174,10 +174,12 @@ def test_non_binary_weight_array_is_rejected(build_dir, tmp_path):
 @pytest.mark.ngspice
 @pytest.mark.icarus
 def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
-    """The demo on the ideal baseline design (the exactness study): no tuning stage."""
+    """The demo on the ideal baseline design (the exactness study): no tuning stage. The model is
+    bmcnn-compact's 8-bit pixels and layer kinds with fewer channels (tests/models/bmcnn-tiny.toml,
+    11 tiles instead of 38), which keeps every stage and takes a quarter of the time."""
     code, out, err = run_cli("demo", "--data-dir", mnist_dir, "--out", tmp_path, "--train-images", "3000",
-                             "--spice-images", "1", "--sim", "icarus", "--model", "bmcnn-compact", "--arch", "baseline",
-                             "--device", "ideal")
+                             "--spice-images", "1", "--sim", "icarus", "--model", TINY_MODELS / "bmcnn-tiny.toml",
+                             "--arch", "baseline", "--device", "ideal")
     assert code == 0, err[-2000:] + out[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["ok"] and len(summary["rows"]) == 8
@@ -194,19 +196,21 @@ def test_demo_end_to_end_smoke(mnist_dir, tmp_path):
 @pytest.mark.ngspice
 @pytest.mark.icarus
 def test_demo_default_circuit_smoke(mnist_dir, tmp_path):
-    """The demo's default (--model bmcnn-compact-1bit, --arch efficient, --device linear-hr-met1), here
-    with the efficient architecture on 128-row tiles (an --arch file) to keep it short: the ideal chip
-    = golden, the wired chip tuned by registers, SPICE by VACASK and transients by the linear engine
-    (both `--engine auto`), every check agreeing."""
+    """The demo's default (--arch efficient, --device linear-hr-met1), here with the efficient
+    architecture on 128-row tiles (an --arch file) and bmcnn-compact-1bit's binary pixels with fewer
+    channels (tests/models/bmcnn-tiny-1bit.toml) to keep it short: the ideal chip = golden, the wired
+    chip tuned by registers, conv0 read out by sense amplifiers, SPICE by VACASK and transients by
+    the linear engine (both `--engine auto`), every check agreeing."""
     efficient = (REPO / "bmcnn_hw" / "archs" / "efficient.toml").read_text()
     (tmp_path / "arch.toml").write_text(efficient.replace('tile = "768x128"', 'tile = "128x128"'))
     out = tmp_path / "demo"
     code, stdout, err = run_cli("demo", "--data-dir", mnist_dir, "--out", out, "--train-images", "3000",
                                 "--spice-images", "1", "--sim", "icarus", "--arch", tmp_path / "arch.toml",
+                                "--model", TINY_MODELS / "bmcnn-tiny-1bit.toml",
                                 "--calib", "256", "--tune-images", "100")
     assert code == 0, err[-2000:] + stdout[-2000:]
     rows = {row["stage"]: row["result"] for row in json.loads((out / "summary.json").read_text())["rows"]}
-    assert "train bmcnn-compact-1bit (1 epoch, seed 0)" in rows
+    assert f"train {TINY_MODELS / 'bmcnn-tiny-1bit.toml'} (1 epoch, seed 0)" in rows
     assert "linear cells 100 kOhm / 1000 kOhm, 0.893 ohm wire segments, TIA rails +-0.9 V" in rows["compile"]
     assert "on the build's ideal chip" in rows["crossbar physics vs golden"]
     tuned = re.search(r"(\d+\.\d+) % untuned -> (\d+\.\d+) % tuned", rows["physics on the build's chip, "
