@@ -202,7 +202,11 @@ def _analog(model: CompiledModel, chip: Chip, cost: CostModel, trace_energy: lis
 
 def _synthesize_and_time(model: CompiledModel, options: PpaOptions, build: Path, work: Path,
                          progress: bool) -> list[tuple[SynthResult, StaResult]]:
-    """Per layer: the Yosys netlist and its OpenSTA timing at the nominal period (before any long run)."""
+    """Per layer: the Yosys netlist and its OpenSTA timing at the nominal period (before any long run).
+
+    Raises:
+        ConfigError: a requested ``--clock-mhz`` that a layer fails, as soon as that layer is timed.
+    """
     results = []
     for layer in model.layers:
         top = top_name(layer)
@@ -212,6 +216,8 @@ def _synthesize_and_time(model: CompiledModel, options: PpaOptions, build: Path,
             sta = run_sta(synth, NOMINAL_PERIOD_NS, work / layer.name / "synth")
         _say(progress, f"ppa: {layer.name}: {synth.cells} cells, {synth.area_um2:,.0f} um^2, "
                        f"fmax {sta.fmax_mhz:.1f} MHz")
+        if options.clock_mhz:
+            _choose_clock([(layer.name, sta)], options.clock_mhz)  # refuse now, not after synthesising the rest
         results.append((synth, sta))
     return results
 
