@@ -76,6 +76,35 @@ def build_dir(tmp_path_factory, checkpoint) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, mnist_train, mnist_test) -> Path:
+    """tests/models/bmcnn-tiny.toml (bmcnn-compact's layers and 8-bit pixels with 8 conv channels
+    and 32 hidden units) trained for one epoch on 3,000 real images: for tests of a command's
+    behaviour that does not depend on the network's size (faults, SPICE of cell models, PPA's report)."""
+    from bmcnn_hw.train.checkpoint import save_checkpoint
+    from bmcnn_hw.train.loop import TrainParams, train
+    from bmcnn_hw.train.registry import resolve_model
+    from tests.helpers import TINY_MODELS
+
+    params = TrainParams(epochs=1, seed=1, limit=3000, val_size=0)
+    config = resolve_model(str(TINY_MODELS / "bmcnn-tiny.toml"))
+    model, metrics = train(config, mnist_train, mnist_test.head(500), params, progress=False)
+    out = tmp_path_factory.mktemp("tiny-ckpt")
+    save_checkpoint(out, model, params.to_dict(), metrics)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory, tiny_checkpoint) -> Path:
+    """``tiny_checkpoint`` compiled with the default hardware (ideal chip): 11 tiles."""
+    from bmcnn_hw.build import build
+    from bmcnn_hw.config import HardwareConfig
+
+    out = tmp_path_factory.mktemp("tiny-build") / "build"
+    build(tiny_checkpoint, out, HardwareConfig())
+    return out
+
+
+@pytest.fixture(scope="session")
 def hybrid_build(tmp_path_factory, mnist_train, mnist_test) -> Path:
     """bmcnn-hybrid (digital fixed-point first and last layers) trained for one epoch on 1,000
     real images and compiled with the default hardware (one MAC lane per output channel)."""

@@ -47,9 +47,9 @@ def test_evaluate_with_spice_backend(build_dir, mnist_dir, tmp_path):
 
 @pytest.mark.ngspice
 @pytest.mark.slow
-def test_sinh_cells_with_driver_resistance_through_spice(checkpoint, mnist_dir, tmp_path):
+def test_sinh_cells_with_driver_resistance_through_spice(tiny_checkpoint, mnist_dir, tmp_path):
     build = tmp_path / "b"
-    code, _, err = run_cli("compile", checkpoint, "-o", build, "--cell", "sinh", "--sinh-v0", "0.1",
+    code, _, err = run_cli("compile", tiny_checkpoint, "-o", build, "--cell", "sinh", "--sinh-v0", "0.1",
                              "--r-source", "20", "--sigma-on", "0.1", "--v-swing", "0.9", "--tia-rf", "auto")
     assert code == 0, err
     manifest = json.loads((build / "manifest.json").read_text())

@@ -4,7 +4,9 @@ with one clear line and exit 2, leave nothing half-written where its output goes
 device node a device.
 
 ``WRITERS`` is the table: one cheap invocation per command, its output at ``{out}`` (15 rows:
-every command that writes). A new command that writes adds its row. ``tests/test_faults.py``
+every command that writes), on the small network of ``tests/models/bmcnn-tiny.toml`` (what is
+tested does not depend on its size), except the Ctrl-C test, whose random moment needs runs of a
+few seconds and keeps the compact network. A new command that writes adds its row. ``tests/test_faults.py``
 holds the deeper cases (signals at random points, FIFOs and links, a directory that vanishes) on
 compile and evaluate.
 """
@@ -122,11 +124,11 @@ def _fill(disk: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_an_output_in_a_read_only_directory_is_one_line(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+def test_an_output_in_a_read_only_directory_is_one_line(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
     _skip_without(writer)
     with read_only_dir(tmp_path / "ro") as ro:
         out = writer.out(ro)
-        proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
+        proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
         _one_error_line(proc, str(ro))
         assert not out.exists()
 
@@ -134,13 +136,13 @@ def test_an_output_in_a_read_only_directory_is_one_line(writer, build_dir, check
 @needs_root
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(writer, build_dir, checkpoint, mnist_dir,
+def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(writer, tiny_build, tiny_checkpoint, mnist_dir,
                                                                   tmp_path):
     _skip_without(writer)
     with tmpfs(tmp_path / "disk", "1m") as disk:
         _fill(disk)
         out = writer.out(disk)
-        proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
+        proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
         _one_error_line(proc, "No space left on device")
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
 
@@ -148,23 +150,23 @@ def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(writer, build_d
 @needs_root
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_an_output_that_is_a_device_stays_a_device(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+def test_an_output_that_is_a_device_stays_a_device(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
     """A private /dev/full (``mknod c 1 7``) where the output goes: a directory output is refused in
     one line naming it; a file output is written through and its write error is the one line."""
     _skip_without(writer)
     node = writer.out(tmp_path, "full")
     os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
-    proc = _run(_argv(writer, node, build_dir, checkpoint, mnist_dir, tmp_path))
+    proc = _run(_argv(writer, node, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
     _one_error_line(proc, str(node))
     assert stat.S_ISCHR(node.stat().st_mode)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_a_non_ascii_directory_is_a_legal_output(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+def test_a_non_ascii_directory_is_a_legal_output(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
     _skip_without(writer)
     out = writer.out(tmp_path / "résultats ü")
-    proc = _run(_argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path))
+    proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.exists() and leftovers(out.parent) == []
 
@@ -206,12 +208,12 @@ def test_ctrl_c_at_a_random_point_is_one_line_and_leaves_no_temp(writer, build_d
 
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_two_writers_of_one_output_never_mix(writer, build_dir, checkpoint, mnist_dir, tmp_path):
+def test_two_writers_of_one_output_never_mix(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
     """The same command twice at once into one output: each run finishes or is refused in one line
     naming the lock; at least one finishes, and no temp or lock file is left."""
     _skip_without(writer)
     out = writer.out(tmp_path / "o")
-    argv = _argv(writer, out, build_dir, checkpoint, mnist_dir, tmp_path)
+    argv = _argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path)
     runs = [subprocess.Popen([*CLI, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
     results = [(run.wait(timeout=900), run.stderr.read()) for run in runs]

@@ -25,10 +25,10 @@ def _require_tools() -> None:
 @pytest.mark.ngspice
 @pytest.mark.icarus
 @pytest.mark.slow
-def test_ppa_writes_the_breakdown_with_sources(build_dir, mnist_dir, tmp_path):
+def test_ppa_writes_the_breakdown_with_sources(tiny_build, mnist_dir, tmp_path):
     _require_tools()
     out = tmp_path / "ppa"
-    code, stdout, err = run_cli("ppa", build_dir, "-o", out, "--images", "2", "--activity-beats", "1500",
+    code, stdout, err = run_cli("ppa", tiny_build, "-o", out, "--images", "2", "--activity-beats", "1500",
                                 "--data-dir", mnist_dir)
     assert code == 0, err
     assert "TOPS/W" in stdout and "energy per inference" in stdout
@@ -47,7 +47,7 @@ def test_ppa_writes_the_breakdown_with_sources(build_dir, mnist_dir, tmp_path):
     assert report["clock_mhz"] <= min(la["digital"]["fmax_mhz"] for la in report["layers"].values())
     assert all(report["sources"][k] for k in report["sources"])
     conv0, bias_w = report["layers"]["conv0"], load_cost_model().tia.bias_power_w
-    used_columns = conv0["schedule"]["row_tiles"] * 2 * 32  # differential: two TIAs per weight column
+    used_columns = conv0["schedule"]["row_tiles"] * 2 * 8  # 8 channels, differential: two TIAs per weight column
     assert conv0["energy_j"]["tia_bias"] == pytest.approx(
         bias_w * conv0["transient"]["read_time_s"] * conv0["schedule"]["reads"] * used_columns)
     assert any("--columns-per-adc >= 114" in w for w in report["warnings"])  # a ~227 um ADC on 2 um columns
@@ -70,9 +70,9 @@ def test_ppa_bad_input_is_one_line(build_dir, tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_ppa_refuses_a_clock_the_design_cannot_meet(build_dir, mnist_dir, tmp_path):
+def test_ppa_refuses_a_clock_the_design_cannot_meet(tiny_build, mnist_dir, tmp_path):
     _require_tools()
-    code, _, err = run_cli("ppa", build_dir, "-o", tmp_path / "p", "--images", "1", "--clock-mhz", "5000",
+    code, _, err = run_cli("ppa", tiny_build, "-o", tmp_path / "p", "--images", "1", "--clock-mhz", "5000",
                            "--data-dir", mnist_dir)
     assert code == 2 and "fails timing (slack -" in err and "Traceback" not in err
     assert not (tmp_path / "p").exists()
