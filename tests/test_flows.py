@@ -86,20 +86,20 @@ def test_regression_reports_and_reruns_a_failing_case(checkpoint, mnist_dir, tmp
 @pytest.mark.icarus
 @pytest.mark.slow
 @needs("iverilog")
-def test_the_default_regression_matrix_passes(checkpoint, mnist_dir, tmp_path):
-    """flows/regression.toml as shipped, on the test checkpoint instead of runs/demo's: its two
+def test_the_default_regression_matrix_passes(tiny_checkpoint, mnist_dir, tmp_path):
+    """flows/regression.toml as shipped, on the small test checkpoint instead of runs/demo's: its two
     opposite corners end to end (128 x 128 differential tiles on the ideal chip; 64 x 64
     reference tiles on a chip at sigma 0.2), each as `regress --case` runs it. The other six
     cases combine the same tiles, encodings and sigmas (their names and settings expand in
     test_shipped_flows_parse_into_command_lines); all eight took 217 s of this tier."""
     regression = REPO / "flows" / "regression.toml"
-    _, cases = matrix_cases(regression, [checkpoint])
+    _, cases = matrix_cases(regression, [tiny_checkpoint])
     corners = [c for c in cases if (c["tile"], c["encoding"], c["sigma"]) in
                {("128x128", "differential", 0.0), ("64x64", "reference", 0.2)}]
     assert len(corners) == 2
     for case in corners:
         out_dir = tmp_path / case["name"]
-        code, out, err = run_cli("regress", regression, "--checkpoint", checkpoint, "--case", case["name"],
+        code, out, err = run_cli("regress", regression, "--checkpoint", tiny_checkpoint, "--case", case["name"],
                                  "--out", out_dir, "--data-dir", mnist_dir)
         assert code == 0, out + err
         assert "1/1 cases passed" in out
@@ -112,7 +112,7 @@ def test_the_default_regression_matrix_passes(checkpoint, mnist_dir, tmp_path):
 @pytest.mark.icarus
 @pytest.mark.slow
 @needs("iverilog")
-def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
+def test_regression_runs_on_a_dask_cluster(tiny_checkpoint, mnist_dir, tmp_path):
     """One case does all its work on a Dask worker (compile, physics, SPICE, RTL) and passes;
     the two that cannot compile fail with their reason; results come back in case order."""
     from distributed import LocalCluster
@@ -121,7 +121,7 @@ def test_regression_runs_on_a_dask_cluster(checkpoint, mnist_dir, tmp_path):
 
     regression = tmp_path / "r.toml"
     regression.write_text('[settings]\nphysics_images = 20\nspice_images = 1\nrtl_outputs = 20\n'
-                          f'[matrix]\ncheckpoint = ["{checkpoint}"]\n'
+                          f'[matrix]\ncheckpoint = ["{tiny_checkpoint}"]\n'
                           'tile = ["0x5", "128x128", "5x0"]\nencoding = ["differential"]\n'
                           'sigma = [0.1]\nseed = [0]\nsim = ["icarus"]\n')
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",

@@ -23,10 +23,11 @@ def test_cosim_ideal_chip_has_zero_mismatches(build_dir, mnist_dir, tmp_path):
     assert report["layers"][0]["outputs"] == 32 * 12 * 12  # every pooled activation of the image
 
 
-def test_cosim_of_a_clock_gated_build_has_zero_mismatches(checkpoint, mnist_dir, tmp_path):
-    """SPICE tiles + clock-gated RTL (compile --arch clock-gated), every interface against golden."""
+def test_cosim_of_a_clock_gated_build_has_zero_mismatches(tiny_checkpoint, mnist_dir, tmp_path):
+    """SPICE tiles + clock-gated RTL (compile --arch clock-gated), every interface against golden
+    (the small network: the compact one's cosim is test_cosim_ideal_chip_has_zero_mismatches)."""
     build = tmp_path / "gated"
-    code, _, err = run_cli("compile", checkpoint, "-o", build, "--arch", "clock-gated")
+    code, _, err = run_cli("compile", tiny_checkpoint, "-o", build, "--arch", "clock-gated")
     assert code == 0, err
     code, out, err = run_cli("cosim", build, "--images", "1", "--sim", "icarus", "--data-dir", mnist_dir,
                              "--out", tmp_path / "cosim")

@@ -37,11 +37,11 @@ digital = false
 @pytest.mark.ngspice
 @pytest.mark.slow
 @needs("ngspice")
-def test_explore_small_grid_writes_table_and_pareto_plot(checkpoint, mnist_dir, tmp_path):
+def test_explore_small_grid_writes_table_and_pareto_plot(tiny_checkpoint, mnist_dir, tmp_path):
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID)
     out = tmp_path / "explore"
-    code, stdout, err = run_cli("explore", checkpoint, "--grid", grid, "-o", out, "--workers", "2",
+    code, stdout, err = run_cli("explore", tiny_checkpoint, "--grid", grid, "-o", out, "--workers", "2",
                                 "--data-dir", mnist_dir)
     assert code == 0, err
     result = json.loads((out / "explore.json").read_text())
@@ -57,7 +57,7 @@ def test_explore_small_grid_writes_table_and_pareto_plot(checkpoint, mnist_dir, 
     second = out / "points" / result["points"][1]["label"]
     (second / "result.json").unlink()
     (second / "half-written").write_text("x")
-    code, _, err = run_cli("explore", checkpoint, "--grid", grid, "-o", out, "--data-dir", mnist_dir)
+    code, _, err = run_cli("explore", tiny_checkpoint, "--grid", grid, "-o", out, "--data-dir", mnist_dir)
     assert code == 0, err
     assert "1 of 2 points finished by an earlier run" in err
     again = json.loads((out / "explore.json").read_text())
