@@ -75,9 +75,10 @@ def test_a_skip_build_records_the_option_and_stays_golden(tmp_path, checkpoint, 
 @needs("ngspice")
 @pytest.mark.ngspice
 @pytest.mark.slow
-def test_ppa_costs_only_the_performed_reads(tmp_path, checkpoint, mnist_test):
+def test_ppa_costs_only_the_performed_reads(tmp_path, tiny_checkpoint, mnist_test):
     """TIA bias and conversions scale by the performed share measured on the images; the zero
-    detectors cost (rows - 1) gates per row tile and read; the rest is the plain build's."""
+    detectors cost (rows - 1) gates per row tile and read; the rest is the plain build's (on the
+    small network: 8 conv channels, 20 tiles of 64 x 64)."""
     from bmcnn_hw.golden.integer import exact_matmul
     from bmcnn_hw.golden.layers import walk_layers
     from bmcnn_hw.ppa.cost_model import load_cost_model
@@ -87,7 +88,7 @@ def test_ppa_costs_only_the_performed_reads(tmp_path, checkpoint, mnist_test):
     reports = {}
     for skip in (False, True, "auto"):
         flags = {False: [], True: ["--skip-zero-reads"], "auto": ["--skip-zero-reads", "auto"]}[skip]
-        assert run_cli("compile", checkpoint, "-o", tmp_path / f"b{skip}", "--tile", "64x64", *flags)[0] == 0
+        assert run_cli("compile", tiny_checkpoint, "-o", tmp_path / f"b{skip}", "--tile", "64x64", *flags)[0] == 0
         reports[skip] = run_ppa(tmp_path / f"b{skip}", mnist_test.images[:4], tmp_path / f"p{skip}",
                                 PpaOptions(digital=False), progress=False)
     model, gate = load_model(tmp_path / "bTrue"), load_cost_model().require_zero_detect()
