@@ -139,8 +139,8 @@ def test_a_second_reader_is_served_from_the_cache_exactly(tmp_path):
 @pytest.mark.ngspice
 @needs("ngspice")
 @pytest.mark.slow
-def test_spice_command_reports_the_cache(tmp_path, build_dir, mnist_dir):
-    cmd = [sys.executable, "-m", "bmcnn_hw.cli", "spice", str(build_dir), "--images", "1", "--mode", "per-vector",
+def test_spice_command_reports_the_cache(tmp_path, tiny_build, mnist_dir):
+    cmd = [sys.executable, "-m", "bmcnn_hw.cli", "spice", str(tiny_build), "--images", "1", "--mode", "per-vector",
            "--workers", "1", "--data-dir", str(mnist_dir), "--read-cache", str(tmp_path / "c")]
     first = subprocess.run(cmd, capture_output=True, text=True)
     second = subprocess.run(cmd, capture_output=True, text=True)
