@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import Encoding, InputMode
 from .errors import ConfigError
 from .io_utils import read_toml
+from .tables import check_table
 
 ARCH_DIR = Path(__file__).parent / "archs"
-ARCH_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "tile": str, "fit_tiles": bool, "device": str, "adc_bits": int, "adc_range": str, "encoding": str,
-    "input_mode": str,
-    "v_swing": (int, float), "tia_rf": (str, int, float), "mac_lanes": int, "clock_gating": bool,
-    "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str, "comparator_offset": (int, float),
+ARCH_OPTIONS: dict[str, Any] = {
+    "tile": str, "fit_tiles": bool, "device": str, "adc_bits": int, "adc_range": str, "encoding": Encoding,
+    "input_mode": InputMode,
+    "v_swing": float, "tia_rf": str | float, "mac_lanes": int, "clock_gating": bool,
+    "columns_per_adc": int, "skip_zero_reads": bool | str, "sense_layers": str, "comparator_offset": float,
     "columns_per_comparator": int, "hardwired_thresholds": bool,
 }
 """Compile options an architecture may set, and their TOML types."""
@@ -55,20 +57,8 @@ def load_architecture(name_or_path: str) -> Architecture:
     elif path.suffix != ".toml":
         raise ConfigError(f"--arch {name_or_path!r}: not a shipped architecture ({', '.join(shipped_architectures())})"
                           " or a .toml file")
-    data = read_toml(path, "architecture file")
-    unknown = sorted(set(data) - {"description", "compile"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; an architecture has `description` and [compile]")
-    options = data.get("compile", {})
-    if not isinstance(options, dict):
-        raise ConfigError(f"{path}: [compile] must be a table")
-    for key, value in options.items():
-        if key not in ARCH_OPTIONS:
-            raise ConfigError(f"{path}: [compile] {key} is not an architecture option; expected some of "
-                              f"{sorted(ARCH_OPTIONS)}")
-        expected = ARCH_OPTIONS[key]
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-            raise ConfigError(f"{path}: [compile] {key} = {value!r} has the wrong type")
+    data = check_table(read_toml(path, "architecture file"), {"description": str, "compile": dict}, str(path))
+    options = check_table(data.get("compile", {}), ARCH_OPTIONS, f"{path}: [compile]")
     return Architecture(path.stem, str(data.get("description", "")), dict(options), str(path))
 
 

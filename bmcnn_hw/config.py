@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from .errors import ConfigError
+from .tables import check_table, from_table
 
 CellType = Literal["linear", "sinh", "1t1r"]
 """Memristor cell: linear resistor, sinh (nonlinear RRAM I-V), or 1T1R (RRAM + sky130 access transistor)."""
@@ -53,21 +54,10 @@ class _DictMixin:
         """Build from a dict, naming ``where`` (file or section) in errors.
 
         Raises:
-            ConfigError: on unknown fields or invalid values.
+            ConfigError: on unknown fields, values of the wrong type or invalid values
+                (:func:`bmcnn_hw.tables.from_table`).
         """
-        prefix = f"{where}: " if where else ""
-        if not isinstance(data, dict):
-            raise ConfigError(f"{prefix}{cls.__name__} must be a table/object, not {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # subclasses are dataclasses
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"{prefix}unknown {cls.__name__} field(s) {unknown}; expected some of {sorted(names)}")
-        try:
-            return cls(**data)
-        except ConfigError as exc:
-            raise ConfigError(f"{prefix}{exc}") from None
-        except TypeError as exc:
-            raise ConfigError(f"{prefix}{cls.__name__}: {exc}") from None
+        return from_table(cls, data, where or cls.__name__)
 
 
 @dataclass(frozen=True)
@@ -470,12 +460,7 @@ class HardwareConfig(_DictMixin):
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "") -> HardwareConfig:
         """Build from nested dicts (missing sections take defaults)."""
-        prefix = f"{where}: " if where else ""
-        if not isinstance(data, dict):
-            raise ConfigError(f"{prefix}hardware config must be an object")
-        unknown = sorted(set(data) - set(HARDWARE_SECTIONS))
-        if unknown:
-            raise ConfigError(f"{prefix}unknown hardware section(s) {unknown}; expected {', '.join(HARDWARE_SECTIONS)}")
+        check_table(data, dict.fromkeys(HARDWARE_SECTIONS, dict), where or "hardware config")
         return cls(
             device=DeviceParams.from_dict(data.get("device", {}), where=f"{where}[device]"),
             geometry=CrossbarGeometry.from_dict(data.get("geometry", {}), where=f"{where}[geometry]"),

@@ -24,10 +24,12 @@ import itertools
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 from xml.etree import ElementTree
 
 from .errors import BmcnnError, ConfigError
 from .io_utils import read_toml, write_text_atomic
+from .tables import check_table
 
 COMMANDS = ("compile", "cosim", "sweep", "lifetime", "spice", "evaluate", "tune", "rtl", "rtl-regress", "ppa",
             "explore")
@@ -42,15 +44,12 @@ def load_toml(path: Path) -> dict:
 
 def flow_argv(path: Path) -> list[str]:
     """The ``bmcnn-hw`` argument list a flow file stands for."""
-    data = load_toml(path)
-    flow = data.get("flow")
-    if not isinstance(flow, dict) or flow.get("command") not in COMMANDS:
-        raise ConfigError(f"{path}: [flow] command must be one of {', '.join(COMMANDS)}")
+    data = check_table(load_toml(path), {"flow": dict, "options": dict}, str(path), required=("flow",))
+    schema = {"command": Literal.__getitem__(tuple(COMMANDS)), "args": list[str]}
+    flow = check_table(data["flow"], schema, f"{path}: [flow]", required=("command",))
     args, options = flow.get("args", []), data.get("options", {})
-    if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
-        raise ConfigError(f"{path}: [flow] args must be a list of strings, like args = [\"runs/demo/build\"]")
-    if not isinstance(options, dict):
-        raise ConfigError(f"{path}: [options] must be a table of option = value")
+    if not all(isinstance(a, (str, int, float)) for a in args):
+        raise ConfigError(f"{path}: [flow]: args must be a list of strings, like args = [\"runs/demo/build\"]")
     argv = [flow["command"], *[str(a) for a in args]]
     for key, value in options.items():
         option = "--" + key.replace("_", "-")

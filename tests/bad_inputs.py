@@ -181,7 +181,8 @@ CATALOGUE: list[BadInput] = [
              "adc_range columns sizes the ADC windows itself: leave adc_bits at 0", absent=("{tmp}/b",)),
     BadInput("compile", (*COMPILE, "--arch", "fastest"), "--arch 'fastest': not a shipped architecture"),
     BadInput("compile", (*COMPILE, "--arch", "{tmp}/none.toml"), "none.toml: architecture file not found"),
-    BadInput("compile", (*COMPILE, "--arch", "{tmp}/bad.toml"), "lanes is not an architecture option",
+    BadInput("compile", (*COMPILE, "--arch", "{tmp}/bad.toml"),
+             "bad.toml: [compile]: unknown key(s) lanes; expected some of ",
              setup=a_file_and_a_bad_toml),
     BadInput("compile", (*COMPILE, "--device", "rram-1t1r-sky130"), "no valid sky130 model cache",
              env=(("BMCNN_HW_CACHE", "{tmp}/empty-cache"),), absent=("{tmp}/b",)),
@@ -268,7 +269,7 @@ CATALOGUE: list[BadInput] = [
     BadInput("import", ("import", "{tmp}/m.onnx", "-o", "{tmp}/ck"), "m.onnx: its external data (w.bin)",
              setup=truncated_external_data, absent=("{tmp}/ck",)),
     # flow run
-    BadInput("flow run", ("flow", "run", "{tmp}/f.toml"), "[flow] args must be a list of strings",
+    BadInput("flow run", ("flow", "run", "{tmp}/f.toml"), "f.toml: [flow]: args = 'runs/demo/build' is not a list",
              setup=a_flow_with_a_string_list),
     # demo: its architecture and device checked before the data and the minutes of training
     BadInput("demo", ("demo", "--out", "{tmp}/demo", "--data-dir", "{data}", "--sim", "icarus", "--arch", "nonesuch"),

@@ -24,7 +24,7 @@ def test_command_line_wins_over_the_architecture(tmp_path):
     assert resolve_option(None, arch, "tile", "128x128") == "128x128"
     path = tmp_path / "mine.toml"
     path.write_text('description = "x"\n[compile]\ntile = "64x64"\nadc_bits = true\n')
-    with pytest.raises(ConfigError, match=r"mine.toml: \[compile\] adc_bits = True has the wrong type"):
+    with pytest.raises(ConfigError, match=r"mine.toml: \[compile\]: adc_bits = True is not a whole number$"):
         load_architecture(str(path))
 
 

@@ -43,8 +43,12 @@ def test_tile_size_parse_errors(text):
 
 
 def test_unknown_field_and_preset():
-    with pytest.raises(ConfigError, match="unknown DeviceParams field"):
+    with pytest.raises(ConfigError, match=r"^DeviceParams: unknown key\(s\) r_onn; expected some of access_l_um, "):
         DeviceParams.from_dict({"r_onn": 1})
+    with pytest.raises(ConfigError, match=r"^d.toml: r_on_ohm = '10k' is not a number$"):
+        DeviceParams.from_dict({"r_on_ohm": "10k"}, where="d.toml")
+    with pytest.raises(ConfigError, match=r"^\[device\]: cell = 'memristor' is not one of 'linear', 'sinh', '1t1r'$"):
+        DeviceParams.from_dict({"cell": "memristor"}, where="[device]")
     with pytest.raises(ConfigError, match="unknown device preset 'nope'"):
         get_preset("nope")
 

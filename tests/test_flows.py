@@ -37,7 +37,7 @@ def test_bad_flow_files_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
         flow_argv(bad)
     bad.write_text('[flow]\ncommand = "format-disk"\n')
-    with pytest.raises(ConfigError, match="command must be one of"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[flow\]: command = 'format-disk' is not one of 'compile', "):
         flow_argv(bad)
     bad.write_text('[matrix]\ntile = ["128x128"]\n')
     with pytest.raises(ConfigError, match="needs non-empty lists for checkpoint"):

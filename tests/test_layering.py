@@ -20,7 +20,7 @@ TORCH_FREE = ("bmcnn_hw.golden.integer", "bmcnn_hw.golden.chip", "bmcnn_hw.golde
 """Modules a user without torch (or a sweep worker) imports: executors, netlists, tuning, RTL."""
 
 LAYERS = (
-    ("errors", "parallel", "io_utils", "progress", "records", "plotting"),
+    ("errors", "parallel", "io_utils", "progress", "records", "plotting", "tables"),
     ("config", "data", "arch"),
     ("presets", "artefact"),
     ("golden",),

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..artefact import CompiledModel
 from ..errors import ConfigError
+from ..tables import from_table
 from .chip import MIN_R_FRACTION, Chip, TileDevices, TileKey
 
 AGING_STREAM = 2
@@ -140,12 +141,9 @@ class RetentionParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "retention") -> RetentionParams:
-        """Build from a table (e.g. a TOML ``[retention]``); unknown keys are refused by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-        return cls(**data)
+        """Build from a table (e.g. a TOML ``[retention]``); unknown keys and values that are not
+        numbers are refused by name (:func:`bmcnn_hw.tables.from_table`)."""
+        return from_table(cls, data, where)
 
     def failed_fraction(self, age_s: float) -> float:
         """Expected fraction of failed devices at ``age_s`` (the Weibull CDF)."""
@@ -174,16 +172,7 @@ def load_retention(path: Any) -> RetentionParams:
 
     path = Path(path)
     data = read_toml(path, "retention file")
-    table = data.get("retention", data)
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [retention] must be a table")
-    try:
-        return RetentionParams.from_dict(table, f"{path}: [retention]")
-    except TypeError as exc:
-        raise ConfigError(f"{path}: [retention]: {exc}") from None
-    except ConfigError as exc:
-        message = str(exc)
-        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    return RetentionParams.from_dict(data.get("retention", data), f"{path}: [retention]")
 
 
 def check_conductance(params: RetentionParams, r_on_ohm: float, r_off_ohm: float, ages_s: list[float]) -> None:

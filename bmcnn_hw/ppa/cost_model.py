@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from ..config import _check_positive
 from ..errors import ConfigError
 from ..io_utils import read_toml
+from ..tables import check_table, schema_of
 
 
 @dataclass(frozen=True)
@@ -129,23 +130,22 @@ _T = TypeVar("_T", AdcModel, TiaModel, ArrayModel, ZeroDetectModel)
 
 
 def _section(data: dict[str, Any], name: str, cls: type[_T], path: Path) -> _T:
-    table = data.get(name)
-    if not isinstance(table, dict):
+    """Section ``[name]`` as ``cls``: every field given (:func:`bmcnn_hw.tables.check_table`), the
+    numbers positive, the source a sentence."""
+    if name not in data:
         raise ConfigError(f"{path}: missing [{name}] table")
-    names = [f.name for f in fields(cls)]
-    unknown, missing = sorted(set(table) - set(names)), [n for n in names if n not in table]
-    if unknown or missing:
-        raise ConfigError(f"{path}: [{name}] " + (f"unknown field(s) {unknown}" if unknown else f"lacks {missing}")
-                          + f"; expected {names}")
-    for key in names:
+    where = f"{path}: [{name}]"
+    schema = schema_of(cls)
+    table = check_table(data[name], schema, where, required=list(schema))
+    for key, value in table.items():
         if key == "source":
-            if not isinstance(table[key], str) or not table[key].strip():
-                raise ConfigError(f"{path}: [{name}] source must name where the numbers come from")
-        else:
-            try:
-                _check_positive(key, table[key])
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: [{name}] {exc}") from None
+            if not value.strip():
+                raise ConfigError(f"{where}: source must name where the numbers come from")
+            continue
+        try:
+            _check_positive(key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     values: dict[str, Any] = {k: (float(v) if k != "source" else v) for k, v in table.items()}
     return cls(**values)
 

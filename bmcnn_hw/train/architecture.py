@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from ..errors import ConfigError
+from ..tables import check_table, from_table, schema_of
 
 Precision = Literal["binary", "fixed", "float"]
 """binary (memristive crossbar), fixed (digital k-bit MAC) or float (baseline only)."""
@@ -246,14 +247,14 @@ class ModelConfig:
         Raises:
             ConfigError: naming ``where`` on unknown fields or invalid sizes and formats.
         """
+        schema = schema_of(cls) | {"score_frac_bits": int}  # checkpoints written before score_format existed
+        data = check_table(data, schema, where, required=("layers",))
+        if "score_frac_bits" in data:
+            data["score_format"] = f"Q8.{data.pop('score_frac_bits')}"
+        layers = tuple(from_table(LayerSpec, spec, f"{where}: layers[{k}]")
+                       for k, spec in enumerate(data.pop("layers")))
+        shape = tuple(data.pop("input_shape", (1, 28, 28)))
         try:
-            data = dict(data)
-            if "score_frac_bits" in data:  # checkpoints written before score_format existed
-                data["score_format"] = f"Q8.{data.pop('score_frac_bits')}"
-            layers = tuple(LayerSpec(**spec) for spec in data.pop("layers"))
-            shape = tuple(data.pop("input_shape", (1, 28, 28)))
             return cls(layers=layers, input_shape=shape, **data)
-        except (TypeError, KeyError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None

@@ -25,10 +25,11 @@ def test_shipped_model_has_sources_and_the_survey_figures():
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: t.replace("fom_walden_j = 104.8e-15", "fom_walden_j = -1.0"),
-     r"\[adc\] fom_walden_j must be a positive"),
-    (lambda t: t.replace("area_um2 = 350.0\n", ""), r"\[tia\] lacks \['area_um2'\]"),
-    (lambda t: t.replace("gbw_hz = 1e9", "gbw_hz = 1e9\nbandwidth = 2"), r"\[tia\] unknown field\(s\) \['bandwidth'\]"),
+     r"\[adc\]: fom_walden_j must be a positive"),
+    (lambda t: t.replace("area_um2 = 350.0\n", ""), r"\[tia\]: lacks area_um2; expected "),
+    (lambda t: t.replace("gbw_hz = 1e9", "gbw_hz = 1e9\nbandwidth = 2"), r"\[tia\]: unknown key\(s\) bandwidth; "),
     (lambda t: t.replace("[array]", "[arrays]"), r"missing \[array\] table"),
+    (lambda t: t.replace("gbw_hz = 1e9", 'gbw_hz = "1 GHz"'), r"\[tia\]: gbw_hz = '1 GHz' is not a number"),
     (lambda t: t + "\n[[", "not valid TOML"),
 ])
 def test_bad_cost_model_names_file_and_field(tmp_path, edit, message):
@@ -45,7 +46,7 @@ def test_a_cost_model_without_sources_is_refused(tmp_path):
     lines = [line if not line.startswith("source") or "Murmann" not in line else 'source = " "'
              for line in text.splitlines()]
     path.write_text("\n".join(lines))
-    with pytest.raises(ConfigError, match=r"\[adc\] source must name where the numbers come from"):
+    with pytest.raises(ConfigError, match=r"\[adc\]: source must name where the numbers come from"):
         load_cost_model(path)
 
 
