@@ -247,8 +247,10 @@ def _layer_names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-ADC_RANGES = ("rows", "weights", "columns")
+AdcRange = Literal["rows", "weights", "columns"]
 """What a derived ADC width covers (:attr:`ReadoutParams.adc_range`)."""
+ADC_RANGES: tuple[str, ...] = get_args(AdcRange)
+"""The values of :data:`AdcRange`."""
 
 
 @dataclass(frozen=True)

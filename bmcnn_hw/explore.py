@@ -44,10 +44,11 @@ import shutil
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .config import ADC_RANGES, CrossbarGeometry, DigitalParams, HardwareConfig
+from .config import AdcRange, CrossbarGeometry, DigitalParams, Encoding, HardwareConfig
 from .errors import ConfigError
 from .flows import load_toml
 from .golden.chip import SKY130_SWING_V, Chip, check_cell_geometry, sized_readout
@@ -59,10 +60,15 @@ from .presets import get_preset
 from .progress import say
 from .records import fingerprint
 from .sweep import chip_accuracies
+from .tables import check_table
 
-AXES = {"tile": str, "fit_tiles": bool, "adc_bits": int, "adc_range": str, "device": str, "encoding": str,
-        "clock_gating": bool, "columns_per_adc": int, "skip_zero_reads": (bool, str), "sense_layers": str,
-        "columns_per_comparator": int, "rails": bool, "hardwired_thresholds": bool}
+AXES: dict[str, Any] = {
+    "tile": list[str], "fit_tiles": list[bool], "adc_bits": list[int],
+    "adc_range": list[AdcRange], "device": list[str], "encoding": list[Encoding],
+    "clock_gating": list[bool], "columns_per_adc": list[int],
+    "skip_zero_reads": list[bool | str], "sense_layers": list[str], "columns_per_comparator": list[int],
+    "rails": list[bool], "hardwired_thresholds": list[bool]}
+"""The axes of a grid file (``[axes]``) and their types: each a list of the values to try."""
 AXIS_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "adc_bits": 0, "adc_range": "rows", "device": "ideal",
                  "encoding": "differential", "clock_gating": False, "columns_per_adc": 1, "skip_zero_reads": False,
                  "sense_layers": "", "columns_per_comparator": 0, "rails": False, "hardwired_thresholds": False}
@@ -82,51 +88,28 @@ def load_grid(path: Path) -> dict:
     Raises:
         ConfigError: naming the file and the field.
     """
-    data = load_toml(path)
-    axes = data.get("axes")
-    if not isinstance(axes, dict) or not axes:
-        raise ConfigError(f"{path}: [axes] must list at least one of {', '.join(AXES)}")
-    unknown = sorted(set(axes) - set(AXES)) + sorted(set(data) - {"axes", *SECTIONS})
-    if unknown:
-        raise ConfigError(f"{path}: unknown field(s) {unknown}; axes are {', '.join(AXES)}, sections "
-                          f"{', '.join(SECTIONS)}")
-    grid: dict = {"axes": {}}
-    for name, kind in AXES.items():
-        values = axes.get(name, [AXIS_DEFAULTS[name]])
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if not isinstance(values, list) or not values or not all(
-                isinstance(v, kinds) and (bool in kinds or not isinstance(v, bool)) for v in values):
-            raise ConfigError(f"{path}: [axes] {name} must be a non-empty list of "
-                              f"{' or '.join(k.__name__ for k in kinds)}")
-        grid["axes"][name] = values
+    data = check_table(load_toml(path), {"axes": dict} | dict.fromkeys(SECTIONS, dict), str(path), required=("axes",))
+    axes = check_table(data["axes"], AXES, f"{path}: [axes]")
+    if not axes or not all(axes.values()):
+        raise ConfigError(f"{path}: [axes] must list at least one of {', '.join(AXES)}, each with one value or more")
+    grid: dict = {"axes": {name: axes.get(name, [AXIS_DEFAULTS[name]]) for name in AXES}}
     for section, fields in SECTIONS.items():
-        table = {**DEFAULTS[section], **data.get(section, {})}
+        table = {**DEFAULTS[section], **check_table(data.get(section, {}), fields, f"{path}: [{section}]")}
         for key, value in table.items():
-            at_least = 1 if fields.get(key) is int and key not in MAY_BE_ZERO else 0
-            if key not in fields or not _valid(fields[key], value, at_least=at_least):
-                raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected one of {sorted(fields)} "
-                                  "with a positive value of the right type (calib may be 0: untuned)")
+            at_least = 1 if fields[key] is int and key not in MAY_BE_ZERO else 0
+            if fields[key] is not bool and value < at_least:
+                raise ConfigError(f"{path}: [{section}]: {key} = {value!r} must be >= {at_least}"
+                                  + (" (0: untuned)" if key in MAY_BE_ZERO else ""))
         grid[section] = table
     for device in grid["axes"]["device"]:
         get_preset(device)
     for tile in grid["axes"]["tile"]:
         CrossbarGeometry.parse(tile)
-    if any(value not in ADC_RANGES for value in grid["axes"]["adc_range"]):
-        raise ConfigError(f"{path}: [axes] adc_range values must be among {list(ADC_RANGES)}")
     if any(share < 1 for share in grid["axes"]["columns_per_adc"]):
         raise ConfigError(f"{path}: [axes] columns_per_adc must be whole numbers >= 1")
     if any(share < 0 for share in grid["axes"]["columns_per_comparator"]):
         raise ConfigError(f"{path}: [axes] columns_per_comparator must be whole numbers >= 0 (0: as columns_per_adc)")
     return grid
-
-
-def _valid(kind: type, value: object, at_least: float) -> bool:
-    """``value`` is a ``kind`` (an int counts as a float, a bool as nothing else) of at least ``at_least``."""
-    if kind is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
-        return False
-    return isinstance(value, (int, float)) and value >= at_least
 
 
 def design_points(grid: dict) -> list[dict]:

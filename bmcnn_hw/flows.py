@@ -24,9 +24,10 @@ import itertools
 import shutil
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from xml.etree import ElementTree
 
+from .config import Encoding
 from .errors import BmcnnError, ConfigError
 from .io_utils import read_toml, write_text_atomic
 from .tables import check_table
@@ -35,6 +36,12 @@ COMMANDS = ("compile", "cosim", "sweep", "lifetime", "spice", "evaluate", "tune"
             "explore")
 CELL_PRESETS = {"linear": "ideal", "sinh": "rram-sinh", "1t1r": "rram-1t1r-sky130"}
 """Device preset of each value of the regression matrix's optional ``cell`` axis (sigma from the case)."""
+MATRIX_AXES: dict[str, Any] = {
+    "checkpoint": list[str], "tile": list[str], "encoding": list[Encoding], "sigma": list[float], "seed": list[int],
+    "sim": list[Literal["icarus", "verilator"]], "cell": list[Literal["linear", "sinh", "1t1r"]]}
+"""A regression file's ``[matrix]``: each axis a list of values (``cell`` optional, linear by default)."""
+MATRIX_SETTINGS = {"physics_images": int, "spice_images": int, "rtl_outputs": int}
+"""A regression file's optional ``[settings]``: images per check (defaults 100, 1) and RTL outputs per layer (100)."""
 
 
 def load_toml(path: Path) -> dict:
@@ -45,11 +52,9 @@ def load_toml(path: Path) -> dict:
 def flow_argv(path: Path) -> list[str]:
     """The ``bmcnn-hw`` argument list a flow file stands for."""
     data = check_table(load_toml(path), {"flow": dict, "options": dict}, str(path), required=("flow",))
-    schema = {"command": Literal.__getitem__(tuple(COMMANDS)), "args": list[str]}
+    schema = {"command": Literal.__getitem__(tuple(COMMANDS)), "args": list[str | float]}
     flow = check_table(data["flow"], schema, f"{path}: [flow]", required=("command",))
     args, options = flow.get("args", []), data.get("options", {})
-    if not all(isinstance(a, (str, int, float)) for a in args):
-        raise ConfigError(f"{path}: [flow]: args must be a list of strings, like args = [\"runs/demo/build\"]")
     argv = [flow["command"], *[str(a) for a in args]]
     for key, value in options.items():
         option = "--" + key.replace("_", "-")
@@ -71,19 +76,15 @@ def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, lis
 
     ``checkpoints`` replaces the matrix's checkpoint list (``regress --checkpoint``).
     """
-    data = load_toml(path)
-    matrix = data.get("matrix")
-    if not isinstance(matrix, dict) or not matrix:
-        raise ConfigError(f"{path}: needs a [matrix] table of lists")
-    if checkpoints:
-        matrix = {**matrix, "checkpoint": [str(c) for c in checkpoints]}
+    data = check_table(load_toml(path), {"settings": dict, "matrix": dict}, str(path), required=("matrix",))
+    settings = check_table(data.get("settings", {}), MATRIX_SETTINGS, f"{path}: [settings]")
+    matrix = {**data["matrix"], "checkpoint": [str(c) for c in checkpoints]} if checkpoints else data["matrix"]
     keys = ("checkpoint", "tile", "encoding", "sigma", "seed", "sim")
-    missing = [k for k in keys if not isinstance(matrix.get(k), list) or not matrix[k]]
-    if missing:
-        raise ConfigError(f"{path}: [matrix] needs non-empty lists for {', '.join(missing)}")
+    matrix = check_table(matrix, MATRIX_AXES, f"{path}: [matrix]", required=keys)
+    empty = [k for k, values in matrix.items() if not values]
+    if empty:
+        raise ConfigError(f"{path}: [matrix] needs non-empty lists for {', '.join(empty)}")
     cells = matrix.get("cell", ["linear"])
-    if not isinstance(cells, list) or not cells or any(c not in CELL_PRESETS for c in cells):
-        raise ConfigError(f"{path}: [matrix] cell must be a non-empty list of {', '.join(CELL_PRESETS)}")
     axes = keys + ("cell",)
     cases = [dict(zip(axes, values, strict=True)) for values in itertools.product(*(matrix[k] for k in keys), cells)]
     for k, case in enumerate(cases):
@@ -91,7 +92,7 @@ def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, lis
         cell = "" if case["cell"] == "linear" else f"_{case['cell']}"
         case["name"] = f"case{k}_{Path(case['checkpoint']).name}_{case['tile']}_{case['encoding']}_s{case['sigma']}_" \
                        f"seed{case['seed']}_{case['sim']}{cell}"
-    return data.get("settings", {}), cases
+    return settings, cases
 
 
 def run_case(case: dict, settings: dict, work: Path, data_dir: Path) -> dict:

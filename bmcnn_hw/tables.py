@@ -53,10 +53,20 @@ def describe(annotation: Any) -> str | None:
         known = [arm for arm in arms if arm is not None]
         return " or ".join(dict.fromkeys(known)) if len(known) == len(arms) else None
     if origin in (list, tuple, Collection):
-        return "a list"
+        item = _item_type(annotation)
+        words = describe(item) if item is not None else None
+        return f"a list (each item {words})" if words else "a list"
     if origin is dict or annotation is dict:
         return "a table"
     return _SIMPLE.get(annotation)
+
+
+def _item_type(annotation: Any) -> Any:
+    """The item type of ``list[X]``, ``tuple[X, ...]`` or ``Collection[X]``; None when not one type."""
+    args = get_args(annotation)
+    if get_origin(annotation) is tuple:
+        return args[0] if len(args) == 2 and args[1] is Ellipsis else None
+    return args[0] if len(args) == 1 else None
 
 
 _SIMPLE: dict[Any, str] = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
@@ -70,7 +80,8 @@ def _fits(value: Any, annotation: Any) -> bool:
     if origin in (Union, types.UnionType):
         return any(_fits(value, arm) for arm in get_args(annotation))
     if origin in (list, tuple, Collection) or annotation in (list, tuple):
-        return isinstance(value, (list, tuple))
+        item = _item_type(annotation) if origin else None
+        return isinstance(value, (list, tuple)) and (item is None or all(_fits(v, item) for v in value))
     if origin is dict or annotation is dict:
         return isinstance(value, dict)
     if annotation is bool:

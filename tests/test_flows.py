@@ -40,7 +40,14 @@ def test_bad_flow_files_name_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"bad\.toml: \[flow\]: command = 'format-disk' is not one of 'compile', "):
         flow_argv(bad)
     bad.write_text('[matrix]\ntile = ["128x128"]\n')
-    with pytest.raises(ConfigError, match="needs non-empty lists for checkpoint"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[matrix\]: lacks checkpoint, encoding, sigma, seed, sim; "):
+        matrix_cases(bad)
+    bad.write_text('[matrix]\ncheckpoint = ["c"]\ntile = []\nencoding = ["reference"]\nsigma = [0]\nseed = [0]\n'
+                   'sim = ["icarus"]\n[settings]\nphysics_images = "all"\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[settings\]: physics_images = 'all' is not a whole number$"):
+        matrix_cases(bad)
+    bad.write_text(bad.read_text().replace('"all"', "100"))
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[matrix\] needs non-empty lists for tile$"):
         matrix_cases(bad)
 
 
@@ -143,5 +150,5 @@ def test_cell_axis_of_the_regression_matrix(tmp_path):
     assert {c["cell"] for c in default} == {"linear"}
     bad = tmp_path / "bad.toml"
     bad.write_text((REPO / "flows" / "regression_cells.toml").read_text().replace('"1t1r"]', '"memristor"]'))
-    with pytest.raises(ConfigError, match="cell must be a non-empty list of linear, sinh, 1t1r"):
+    with pytest.raises(ConfigError, match=r"\[matrix\]: cell = .* is not a list \(each item one of 'linear', 'sinh', "):
         matrix_cases(bad)

@@ -32,7 +32,9 @@ class _Example:
     ("exact", Literal["fast", "exact"], None), ("slow", Literal["fast", "exact"], "is not one of 'fast', 'exact'"),
     (1, Literal[1, 2], None), (True, Literal[1, 2], "is not one of 1, 2"),
     ("auto", bool | str, None), (3, bool | str, "is not true or false or a string"),
-    (None, str | None, None), ([1, 2], tuple, None), ((1,), list[int], None), ("ab", list[str], "is not a list"),
+    (None, str | None, None), ([1, 2], tuple, None), ((1,), list[int], None),
+    ("ab", list[str], "is not a list (each item a string)"),
+    ([1, "x"], list[int], "is not a list (each item a whole number)"), ([1, 2], tuple[int, ...], None),
     ({}, dict, None), ([], dict, "is not a table"),
 ])
 def test_a_value_is_checked_against_its_declared_type(value, annotation, problem):
@@ -57,5 +59,5 @@ def test_a_table_becomes_the_dataclass_or_one_line_naming_where():
 def test_check_table_takes_a_plain_schema():
     schema = {"command": Literal["compile", "spice"], "args": list[str]}
     assert check_table({"command": "spice"}, schema, "flow.toml: [flow]") == {"command": "spice"}
-    with pytest.raises(ConfigError, match=r"^flow\.toml: \[flow\]: args = 'b' is not a list$"):
+    with pytest.raises(ConfigError, match=r"^flow\.toml: \[flow\]: args = 'b' is not a list \(each item a string\)$"):
         check_table({"command": "spice", "args": "b"}, schema, "flow.toml: [flow]")

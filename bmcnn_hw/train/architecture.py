@@ -28,7 +28,9 @@ LayerKind = Literal["conv", "fc"]
 """conv (square kernel, stride 1, no padding) or fc."""
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 LAYER_KINDS: tuple[LayerKind, ...] = get_args(LayerKind)
-TRAIN_RECIPE_KEYS = ("epochs", "batch_size", "lr", "augment_shift")
+TRAIN_RECIPE = {"epochs": int, "batch_size": int, "lr": float, "augment_shift": int}
+"""The keys of a model file's ``[train]`` table and their types."""
+TRAIN_RECIPE_KEYS = tuple(TRAIN_RECIPE)
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,7 @@ class ModelConfig:
         if "float" in precisions and precisions != {"float"}:
             raise ConfigError("precision: a float baseline must have every layer float (mixing is not supported)")
         FixedFormat.parse(self.score_format, "score_format")
-        unknown = sorted(set(self.train) - set(TRAIN_RECIPE_KEYS))
-        if unknown:
-            raise ConfigError(f"[train]: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(TRAIN_RECIPE_KEYS)}")
+        check_table(self.train, TRAIN_RECIPE, "[train]")
         if not 8 <= self.accumulator_bits <= 48:
             raise ConfigError(f"accumulator_bits must be in [8, 48], not {self.accumulator_bits!r}")
         self.shapes()  # raises on sizes that do not fit

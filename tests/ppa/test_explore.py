@@ -102,7 +102,8 @@ def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
     path.write_text('[axes]\nskip_zero_reads = [false, "auto", "fc1,fc2"]\n')
     assert load_grid(path)["axes"]["skip_zero_reads"] == [False, "auto", "fc1,fc2"]
     path.write_text('[axes]\nskip_zero_reads = [1]\n')
-    with pytest.raises(ConfigError, match=r"\[axes\] skip_zero_reads must be a non-empty list of bool or str"):
+    with pytest.raises(ConfigError, match=r"\[axes\]: skip_zero_reads = \[1\] is not a list \(each item true or "
+                                          r"false or a string\)$"):
         load_grid(path)
     sensing = next(p for p in points if p["sense_layers"])
     assert point_hardware(sensing).readout.sense_layers == "auto" and point_label(sensing).endswith("_sense-auto")
@@ -114,15 +115,18 @@ def test_every_point_of_a_grid_has_its_own_directory(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[axes]\n", r"\[axes\] must list at least one"),
-    ('[axes]\ntiles = ["64x64"]\n', r"unknown field\(s\) \['tiles'\]"),
-    ("[axes]\nadc_bits = [5.5]\n", r"\[axes\] adc_bits must be a non-empty list of int"),
+    ("[axes]\n", r"\[axes\] must list at least one of tile, "),
+    ('[axes]\ntile = []\n', r"\[axes\] must list at least one of .*, each with one value or more"),
+    ("[accuracy]\nchips = 2\n", r"g\.toml: lacks axes"),
+    ('[axes]\ntiles = ["64x64"]\n', r"\[axes\]: unknown key\(s\) tiles; expected some of "),
+    ("[axes]\nadc_bits = [5.5]\n", r"\[axes\]: adc_bits = \[5\.5\] is not a list \(each item a whole number\)$"),
     ('[axes]\ndevice = ["unobtainium"]\n', "unknown device preset 'unobtainium'"),
     ('[axes]\ntile = ["64"]\n', "tile size must look like RxC"),
-    ('[axes]\nadc_range = ["tile"]\n', r"\[axes\] adc_range values must be among \['rows', 'weights', 'columns'\]"),
-    ('[axes]\ntile = ["64x64"]\n[accuracy]\nchips = 0\n', r"\[accuracy\] chips = 0"),
-    ('[axes]\ntile = ["64x64"]\n[accuracy]\ncalib = -1\n', r"\[accuracy\] calib = -1"),
-    ('[axes]\ntile = ["64x64"]\n[ppa]\ndigital = "yes"\n', r"\[ppa\] digital = 'yes'"),
+    ('[axes]\nadc_range = ["tile"]\n', r"\[axes\]: adc_range = \['tile'\] is not a list \(each "
+                                         r"item one of 'rows', 'weights', 'columns'\)$"),
+    ('[axes]\ntile = ["64x64"]\n[accuracy]\nchips = 0\n', r"\[accuracy\]: chips = 0 must be >= 1$"),
+    ('[axes]\ntile = ["64x64"]\n[accuracy]\ncalib = -1\n', r"\[accuracy\]: calib = -1 must be >= 0 \(0: untuned\)$"),
+    ('[axes]\ntile = ["64x64"]\n[ppa]\ndigital = "yes"\n', r"\[ppa\]: digital = 'yes' is not true or false$"),
 ])
 def test_bad_grid_names_the_field(tmp_path, text, message):
     path = tmp_path / "g.toml"
