@@ -118,13 +118,21 @@ def check_table(table: Any, schema: Mapping[str, Any], where: str, *, required: 
     return dict(table)
 
 
+def required_fields(cls: type) -> list[str]:
+    """The init fields of dataclass ``cls`` that have no default, in declaration order."""
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING]
+
+
 def from_table(cls: type[_T], table: Any, where: str, *, required: Collection[str] = ()) -> _T:
-    """An instance of dataclass ``cls`` from ``table``, checked by :func:`check_table`; an error of
-    its own validation is prefixed with ``where``.
+    """An instance of dataclass ``cls`` from ``table``, checked by :func:`check_table` (the fields
+    without a default are required, besides ``required``); an error of its own validation is
+    prefixed with ``where``.
 
     Raises:
         ConfigError: as :func:`check_table`, or the class's own check of a value.
     """
+    required = list(dict.fromkeys([*required_fields(cls), *required]))
     values = check_table(table, schema_of(cls), where, required=required)
     try:
         return cls(**values)

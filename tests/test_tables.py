@@ -53,7 +53,9 @@ def test_a_table_becomes_the_dataclass_or_one_line_naming_where():
     ]
     for table, message in cases:
         with pytest.raises(ConfigError, match=message):
-            from_table(_Example, table, "f.toml: [x]", required=("count",))
+            from_table(_Example, table, "f.toml: [x]")  # count, which has no default, is required
+    with pytest.raises(ConfigError, match=r"^f\.toml: \[x\]: lacks count, gain; "):  # and what the caller adds
+        from_table(_Example, {}, "f.toml: [x]", required=("gain",))
 
 
 def test_check_table_takes_a_plain_schema():

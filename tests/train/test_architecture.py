@@ -58,6 +58,8 @@ def test_bad_model_files_name_the_file_and_field(tmp_path):
         load_model_file(_write(tmp_path, FC + "[train]\nmomentum = 0.9\n"))
     with pytest.raises(ConfigError, match=r"m.toml: layers\[0\]: unknown key\(s\) outs; expected some of kernel, "):
         load_model_file(_write(tmp_path, '[[layers]]\nkind = "fc"\nouts = 10\n'))
+    with pytest.raises(ConfigError, match=r"m.toml: layers\[0\]: lacks out; expected kind, out, "):
+        load_model_file(_write(tmp_path, '[[layers]]\nkind = "fc"\n'))
     with pytest.raises(ConfigError, match=r"m.toml: layers\[0\]: out = '10' is not a whole number$"):
         load_model_file(_write(tmp_path, '[[layers]]\nkind = "fc"\nout = "10"\n'))
     with pytest.raises(ConfigError, match=r"m.toml: missing \[\[layers\]\] tables"):
