@@ -50,29 +50,41 @@ def mnist_train(mnist_dir):
     return load_mnist(mnist_dir, "train", verify=True)
 
 
+def _trained(tmp_path_factory, name: str, config, params, train_set, val_set) -> Path:
+    """``config`` trained by ``params`` on ``train_set`` and saved as a checkpoint in a new temp dir ``name``."""
+    from bmcnn_hw.train.checkpoint import save_checkpoint
+    from bmcnn_hw.train.loop import train
+
+    model, metrics = train(config, train_set, val_set, params, progress=False)
+    out = tmp_path_factory.mktemp(name)
+    save_checkpoint(out, model, params.to_dict(), metrics)
+    return out
+
+
+def _compiled(tmp_path_factory, name: str, checkpoint: Path) -> Path:
+    """``checkpoint`` compiled with the default hardware (ideal chip) into a new temp dir ``name``."""
+    from bmcnn_hw.build import build
+    from bmcnn_hw.config import HardwareConfig
+
+    out = tmp_path_factory.mktemp(name) / "build"
+    build(checkpoint, out, HardwareConfig())
+    return out
+
+
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory, mnist_train, mnist_test) -> Path:
     """A BMCNN trained for one epoch on 6,000 real images (seconds), saved as a checkpoint."""
-    from bmcnn_hw.train.checkpoint import save_checkpoint
-    from bmcnn_hw.train.loop import TrainParams, train
+    from bmcnn_hw.train.loop import TrainParams
     from bmcnn_hw.train.model import ModelConfig
 
     params = TrainParams(epochs=1, seed=1, limit=6000, val_size=0)
-    model, metrics = train(ModelConfig(), mnist_train, mnist_test.head(1000), params, progress=False)
-    out = tmp_path_factory.mktemp("ckpt")
-    save_checkpoint(out, model, params.to_dict(), metrics)
-    return out
+    return _trained(tmp_path_factory, "ckpt", ModelConfig(), params, mnist_train, mnist_test.head(1000))
 
 
 @pytest.fixture(scope="session")
 def build_dir(tmp_path_factory, checkpoint) -> Path:
     """The checkpoint compiled with the default hardware (ideal chip)."""
-    from bmcnn_hw.build import build
-    from bmcnn_hw.config import HardwareConfig
-
-    out = tmp_path_factory.mktemp("build") / "build"
-    build(checkpoint, out, HardwareConfig())
-    return out
+    return _compiled(tmp_path_factory, "build", checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -80,47 +92,32 @@ def tiny_checkpoint(tmp_path_factory, mnist_train, mnist_test) -> Path:
     """tests/models/bmcnn-tiny.toml (bmcnn-compact's layers and 8-bit pixels with 8 conv channels
     and 32 hidden units) trained for one epoch on 3,000 real images: for tests of a command's
     behaviour that does not depend on the network's size (faults, SPICE of cell models, PPA's report)."""
-    from bmcnn_hw.train.checkpoint import save_checkpoint
-    from bmcnn_hw.train.loop import TrainParams, train
+    from bmcnn_hw.train.loop import TrainParams
     from bmcnn_hw.train.registry import resolve_model
     from tests.helpers import TINY_MODELS
 
     params = TrainParams(epochs=1, seed=1, limit=3000, val_size=0)
     config = resolve_model(str(TINY_MODELS / "bmcnn-tiny.toml"))
-    model, metrics = train(config, mnist_train, mnist_test.head(500), params, progress=False)
-    out = tmp_path_factory.mktemp("tiny-ckpt")
-    save_checkpoint(out, model, params.to_dict(), metrics)
-    return out
+    return _trained(tmp_path_factory, "tiny-ckpt", config, params, mnist_train, mnist_test.head(500))
 
 
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory, tiny_checkpoint) -> Path:
     """``tiny_checkpoint`` compiled with the default hardware (ideal chip): 11 tiles."""
-    from bmcnn_hw.build import build
-    from bmcnn_hw.config import HardwareConfig
-
-    out = tmp_path_factory.mktemp("tiny-build") / "build"
-    build(tiny_checkpoint, out, HardwareConfig())
-    return out
+    return _compiled(tmp_path_factory, "tiny-build", tiny_checkpoint)
 
 
 @pytest.fixture(scope="session")
 def hybrid_build(tmp_path_factory, mnist_train, mnist_test) -> Path:
     """bmcnn-hybrid (digital fixed-point first and last layers) trained for one epoch on 1,000
     real images and compiled with the default hardware (one MAC lane per output channel)."""
-    from bmcnn_hw.build import build
-    from bmcnn_hw.config import HardwareConfig
-    from bmcnn_hw.train.checkpoint import save_checkpoint
-    from bmcnn_hw.train.loop import TrainParams, train
+    from bmcnn_hw.train.loop import TrainParams
     from bmcnn_hw.train.registry import resolve_model
 
     params = TrainParams(epochs=1, seed=1, limit=1000, val_size=0, batch_size=64)
-    model, metrics = train(resolve_model("bmcnn-hybrid"), mnist_train, mnist_test.head(200), params, progress=False)
-    checkpoint = tmp_path_factory.mktemp("hybrid-ckpt")
-    save_checkpoint(checkpoint, model, params.to_dict(), metrics)
-    out = tmp_path_factory.mktemp("hybrid") / "build"
-    build(checkpoint, out, HardwareConfig())
-    return out
+    checkpoint = _trained(tmp_path_factory, "hybrid-ckpt", resolve_model("bmcnn-hybrid"), params, mnist_train,
+                          mnist_test.head(200))
+    return _compiled(tmp_path_factory, "hybrid", checkpoint)
 
 
 @pytest.fixture(scope="session")
