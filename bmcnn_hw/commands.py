@@ -122,22 +122,13 @@ def cmd_models(args) -> int:
     return 0
 
 
-_DEVICE_OVERRIDES = {
-    "sigma_on": "sigma_on_rel", "sigma_off": "sigma_off_rel", "distribution": "distribution",
-    "stuck_on": "p_stuck_on", "stuck_off": "p_stuck_off", "read_noise": "read_noise_rel",
-    "r_wire": "r_wire_ohm", "r_source": "r_source_ohm", "v_read": "v_read_v",
-    "cell": "cell", "sinh_v0": "sinh_v0_v", "corner": "corner", "v_wordline": "v_wordline_v",
-    "sigma_vth": "sigma_vth_v", "access_w": "access_w_um", "access_l": "access_l_um",
-}
-
-
 def _device_with_overrides(base, args):
     import dataclasses
 
     from .errors import ConfigError
+    from .options.common import DEVICE_FIELDS
 
-    changes = {field: getattr(args, opt) for opt, field in _DEVICE_OVERRIDES.items()
-               if getattr(args, opt, None) is not None}
+    changes = {field: getattr(args, opt) for opt, field in DEVICE_FIELDS.items() if getattr(args, opt) is not None}
     try:
         device = dataclasses.replace(base, **changes)
     except ConfigError as exc:
@@ -203,13 +194,16 @@ _COMPILE_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "device": "ideal", "
 
 def _apply_architecture(args):
     """``args`` with every architecture option resolved: command line, else ``--arch``, else default."""
+    import dataclasses
+
     from .arch import load_architecture, resolve_option
 
     arch = load_architecture(args.arch) if args.arch else None
-    for key, default in _COMPILE_DEFAULTS.items():
-        value = resolve_option(getattr(args, key), arch, key, default)
-        setattr(args, key, str(value) if key == "tia_rf" and value is not None else value)
-    return args, arch
+    resolved = {key: resolve_option(getattr(args, key), arch, key, default)
+                for key, default in _COMPILE_DEFAULTS.items()}
+    if resolved["tia_rf"] is not None:
+        resolved["tia_rf"] = str(resolved["tia_rf"])
+    return dataclasses.replace(args, **resolved), arch
 
 
 def cmd_compile(args) -> int:
@@ -452,13 +446,10 @@ def cmd_sweep(args) -> int:
     from .errors import ConfigError
     from .sweep import comparison_markdown, run_sweep, sweep_markdown, write_comparison, write_sweep
 
-    try:
-        sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--sigmas must be comma-separated numbers, not {args.sigmas!r}") from None
-    if not sigmas or any(s < 0 for s in sigmas) or args.chips < 1:
+    sigmas = list(args.sigmas)
+    if not sigmas or any(not sigma >= 0 for sigma in sigmas) or args.chips < 1:
         raise ConfigError("--sigmas needs non-negative values and --chips a positive count")
-    labels = args.labels.split(",") if args.labels else [b.name for b in args.build]
+    labels = list(args.labels) if args.labels else [b.name for b in args.build]
     if len(labels) != len(args.build) or len(set(labels)) != len(labels):
         raise ConfigError("--labels needs one distinct name per BUILD_DIR (build directory names must differ too)")
     for warning in filter(None, (implausible_sigma("--sigmas", sigma) for sigma in sigmas)):
@@ -696,11 +687,12 @@ def cmd_rtl_regress(args) -> int:
 
 
 def cmd_flow_run(args) -> int:
-    from .flows import flow_argv
+    from .options.fields import command_line
+    from .options.flow_file import load_flow
 
-    argv = flow_argv(args.file)
-    print("bmcnn-hw " + " ".join(argv), flush=True)
-    return args.run_command_line(argv)  # the CLI's main, handed over by the parser (no import cycle)
+    command, options = load_flow(args.file)
+    print(command_line(command, options), flush=True)
+    return run_command(command, options)
 
 
 def cmd_regress(args) -> int:
@@ -793,8 +785,10 @@ def cmd_demo(args) -> int:
 
     sim = resolve_simulator(args.sim)
     check_simulator(sim)  # before minutes of training
-    compile_args, arch = _apply_architecture(args.compile_parser.parse_args(
-        ["CKPT", "-o", str(args.out / "build"), "--arch", args.arch, "--device", args.device]))
+    from .options import CompileOptions
+
+    compile_args, arch = _apply_architecture(CompileOptions(checkpoint=Path("CKPT"), out=args.out / "build",
+                                                            arch=args.arch, device=args.device))
     hardware = _hardware(compile_args)  # a bad --arch, --device or --model fails here, before training
     load_model_config(args.model)
     data_dir = args.data_dir or fetch_mnist(source_dir=args.data_from)
@@ -803,3 +797,33 @@ def cmd_demo(args) -> int:
                        spice_images=args.spice_images, rtl_sim=sim, limit=args.train_images, calib=args.calib,
                        tune_images=args.tune_images, keep_work=args.keep_work)
     return 0 if summary.ok else 1
+
+
+HANDLERS: dict[str, Callable[[Any], int]] = {
+    "data fetch": cmd_data_fetch, "pdk fetch": cmd_pdk_fetch, "train": cmd_train, "models": cmd_models,
+    "compile": cmd_compile, "tune": cmd_tune, "sweep": cmd_sweep, "lifetime": cmd_lifetime, "rtl": cmd_rtl,
+    "cosim": cmd_cosim, "rtl-regress": cmd_rtl_regress, "import": cmd_import, "export": cmd_export,
+    "flow run": cmd_flow_run, "regress": cmd_regress, "spice": cmd_spice, "evaluate": cmd_evaluate, "ppa": cmd_ppa,
+    "explore": cmd_explore, "demo": cmd_demo,
+}
+"""The handler of every command (:data:`bmcnn_hw.options.COMMANDS` names them)."""
+
+
+def run_command(name: str, options: Any) -> int:
+    """Run the command ``name`` (e.g. ``"compile"``, ``"data fetch"``) with its options dataclass
+    (:mod:`bmcnn_hw.options`); returns the exit code (0 done, 1 a check failed). A user error raises
+    :class:`~bmcnn_hw.errors.BmcnnError` (the CLI prints it as one line).
+
+    Raises:
+        ConfigError: ``options`` is not the options class of ``name``.
+    """
+    from .errors import ConfigError
+    from .options import command_named
+
+    try:
+        expected = command_named(name).options
+    except KeyError:
+        raise ConfigError(f"no command {name!r}; expected one of {', '.join(HANDLERS)}") from None
+    if not isinstance(options, expected):
+        raise ConfigError(f"{name}: options must be a {expected.__name__}, not {type(options).__name__}")
+    return HANDLERS[name](options)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .config import SpiceMode
 from .errors import ArtefactError, ConfigError
@@ -133,6 +133,8 @@ BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (
             _predict_spice),
 )}
 """The back ends by name: ``evaluate --backend`` offers exactly these (a new one is one entry)."""
+BackendName = Literal["torch", "golden", "physics", "spice"]
+"""The names of :data:`BACKENDS`, as a type (``evaluate --backend``'s choices; a test keeps them equal)."""
 
 
 def predict_backend(build_dir: Path, images: np.ndarray, backend: str, *, solved: dict | None = None,

@@ -50,10 +50,9 @@ import numpy as np
 
 from .config import AdcRange, CrossbarGeometry, DigitalParams, Encoding, HardwareConfig
 from .errors import ConfigError
-from .flows import load_toml
 from .golden.chip import SKY130_SWING_V, Chip, check_cell_geometry, sized_readout
 from .golden.integer import run_integer
-from .io_utils import sha256_file, write_atomic_bytes, write_json_atomic, write_text_atomic
+from .io_utils import read_toml, sha256_file, write_atomic_bytes, write_json_atomic, write_text_atomic
 from .parallel import run_jobs
 from .ppa.summary import si_units
 from .presets import get_preset
@@ -88,7 +87,7 @@ def load_grid(path: Path) -> dict:
     Raises:
         ConfigError: naming the file and the field.
     """
-    data = check_table(load_toml(path), {"axes": dict} | dict.fromkeys(SECTIONS, dict), str(path), required=("axes",))
+    data = check_table(read_toml(path), {"axes": dict} | dict.fromkeys(SECTIONS, dict), str(path), required=("axes",))
     axes = check_table(data["axes"], AXES, f"{path}: [axes]")
     if not axes or not all(axes.values()):
         raise ConfigError(f"{path}: [axes] must list at least one of {', '.join(AXES)}, each with one value or more")

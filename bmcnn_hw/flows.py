@@ -1,19 +1,10 @@
-"""Flow definitions (TOML) and the regression matrix.
+"""The regression matrix (a TOML file of cases).
 
-A flow file names one command and its options::
-
-    [flow]
-    command = "compile"                 # one of COMMANDS (compile, cosim, sweep, lifetime, ...)
-    args = ["runs/demo/checkpoint"]     # positional arguments
-    [options]                           # long options, e.g. tile = "128x128" -> --tile 128x128
-    tile = "128x128"
-
-``bmcnn-hw flow run FILE`` runs it exactly as the command line would. A regression file
-describes a matrix of cases (see ``flows/regression.toml``); every case compiles the
-checkpoint for its tile size and encoding, samples the chip of its sigma and seed, and
-checks physics = golden, SPICE = physics and RTL = golden on real images. Results go to
-JUnit XML plus Markdown and HTML summaries; each failing case prints the command that
-re-runs it alone.
+A regression file describes a matrix of cases (see ``flows/regression.toml``); every case compiles
+the checkpoint for its tile size and encoding, samples the chip of its sigma and seed, and checks
+physics = golden, SPICE = physics and RTL = golden on real images. Results go to JUnit XML plus
+Markdown and HTML summaries; each failing case prints the command that re-runs it alone. (Flow
+files, one command and its options, are read by :mod:`bmcnn_hw.options.flow_file`.)
 """
 
 from __future__ import annotations
@@ -32,8 +23,6 @@ from .errors import BmcnnError, ConfigError
 from .io_utils import read_toml, write_text_atomic
 from .tables import check_table
 
-COMMANDS = ("compile", "cosim", "sweep", "lifetime", "spice", "evaluate", "tune", "rtl", "rtl-regress", "ppa",
-            "explore")
 CELL_PRESETS = {"linear": "ideal", "sinh": "rram-sinh", "1t1r": "rram-1t1r-sky130"}
 """Device preset of each value of the regression matrix's optional ``cell`` axis (sigma from the case)."""
 MATRIX_AXES: dict[str, Any] = {
@@ -44,39 +33,12 @@ MATRIX_SETTINGS = {"physics_images": int, "spice_images": int, "rtl_outputs": in
 """A regression file's optional ``[settings]``: images per check (defaults 100, 1) and RTL outputs per layer (100)."""
 
 
-def load_toml(path: Path) -> dict:
-    """Parse a TOML file; ConfigError names the file on bad syntax."""
-    return read_toml(path)
-
-
-def flow_argv(path: Path) -> list[str]:
-    """The ``bmcnn-hw`` argument list a flow file stands for."""
-    data = check_table(load_toml(path), {"flow": dict, "options": dict}, str(path), required=("flow",))
-    schema = {"command": Literal.__getitem__(tuple(COMMANDS)), "args": list[str | float]}
-    flow = check_table(data["flow"], schema, f"{path}: [flow]", required=("command",))
-    args, options = flow.get("args", []), data.get("options", {})
-    argv = [flow["command"], *[str(a) for a in args]]
-    for key, value in options.items():
-        option = "--" + key.replace("_", "-")
-        if isinstance(value, (dict, list)) and not _is_flat_list(value):
-            raise ConfigError(f"{path}: options.{key} must be a value or a list of values, not a table")
-        if value is True:
-            argv.append(option)
-        elif value is not False:
-            argv += [option, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
-    return argv
-
-
-def _is_flat_list(value) -> bool:
-    return isinstance(value, list) and not any(isinstance(v, (dict, list)) for v in value)
-
-
 def matrix_cases(path: Path, checkpoints: list | None = None) -> tuple[dict, list[dict]]:
     """The regression settings and the list of cases (the cartesian product of [matrix]).
 
     ``checkpoints`` replaces the matrix's checkpoint list (``regress --checkpoint``).
     """
-    data = check_table(load_toml(path), {"settings": dict, "matrix": dict}, str(path), required=("matrix",))
+    data = check_table(read_toml(path), {"settings": dict, "matrix": dict}, str(path), required=("matrix",))
     settings = check_table(data.get("settings", {}), MATRIX_SETTINGS, f"{path}: [settings]")
     matrix = {**data["matrix"], "checkpoint": [str(c) for c in checkpoints]} if checkpoints else data["matrix"]
     keys = ("checkpoint", "tile", "encoding", "sigma", "seed", "sim")

@@ -369,9 +369,9 @@ def test_ctrl_c_inside_ngspice_is_held_until_the_command_returns():
 def test_old_option_spellings_still_work_and_name_the_new_one(argv, dest, new, capsys):
     """One spelling per meaning (test images, training images, local processes); the old ones are
     deprecated aliases for one release: same value, one warning line naming the new spelling."""
-    from bmcnn_hw.cli import build_parser
+    from bmcnn_hw.cli import parse_command
 
-    args = build_parser().parse_args(argv)
-    assert getattr(args, dest) == 7
+    _, options = parse_command(argv)
+    assert getattr(options, dest) == 7
     err = capsys.readouterr().err
     assert err.strip() == f"warning: {argv[-2]} is deprecated and goes in the next release; use {new}"

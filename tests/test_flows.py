@@ -3,42 +3,55 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
 from bmcnn_hw.errors import ConfigError
-from bmcnn_hw.flows import flow_argv, matrix_cases
+from bmcnn_hw.flows import matrix_cases
+from bmcnn_hw.options.flow_file import load_flow
 from tests.helpers import REPO, needs, run_cli
 
 
-def test_shipped_flows_parse_into_command_lines():
-    assert flow_argv(REPO / "flows" / "compile_to_netlist.toml")[:4] == ["compile", "runs/demo/checkpoint", "--out",
-                                                                          "runs/flows/build"]
-    assert "--sigmas" in flow_argv(REPO / "flows" / "sweep.toml")
-    assert flow_argv(REPO / "flows" / "rtl_regress.toml")[:4] == ["rtl-regress", "runs/demo/build", "--images", "10000"]
+def test_shipped_flows_parse_into_typed_options():
+    from bmcnn_hw.options import CompileOptions, RtlRegressOptions, SweepOptions
+
+    command, options = load_flow(REPO / "flows" / "compile_to_netlist.toml")
+    assert command == "compile" and isinstance(options, CompileOptions)
+    assert options.checkpoint == Path("runs/demo/checkpoint") and options.out == Path("runs/flows/build")
+    assert options.chip_seed == 1 and options.sigma_on == 0.1 and options.input_mode == "unipolar"
+    command, options = load_flow(REPO / "flows" / "sweep.toml")
+    assert isinstance(options, SweepOptions) and options.sigmas == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert options.build == [Path("runs/demo/build")] and options.workers is None
+    command, options = load_flow(REPO / "flows" / "rtl_regress.toml")
+    assert isinstance(options, RtlRegressOptions) and (options.images, options.calibrate) == (10000, 500)
     _, cases = matrix_cases(REPO / "flows" / "regression.toml")
     assert len(cases) == 8 and len({c["name"] for c in cases}) == 8
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "flows").glob("*.toml")
                                          if "[flow]" in p.read_text()))
-def test_every_shipped_flow_is_a_command_line_the_cli_accepts(name):
-    """Option names and values of each shipped flow are the CLI's own (argparse exits on a typo)."""
-    from bmcnn_hw.cli import build_parser
+def test_every_shipped_flow_equals_its_command_line(name):
+    """A shipped flow's options are the ones its printed command line parses into: the flow reader
+    and the CLI read the one declaration alike (types, defaults, spellings)."""
+    import shlex
 
-    argv = flow_argv(REPO / "flows" / name)
-    assert build_parser().parse_args(argv).func is not None
+    from bmcnn_hw.cli import parse_command
+    from bmcnn_hw.options.fields import command_line
+
+    command, options = load_flow(REPO / "flows" / name)
+    assert parse_command(shlex.split(command_line(command, options))[1:]) == (command, options)
 
 
 def test_bad_flow_files_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[flow\n")
     with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
-        flow_argv(bad)
+        load_flow(bad)
     bad.write_text('[flow]\ncommand = "format-disk"\n')
     with pytest.raises(ConfigError, match=r"bad\.toml: \[flow\]: command = 'format-disk' is not one of 'compile', "):
-        flow_argv(bad)
+        load_flow(bad)
     bad.write_text('[matrix]\ntile = ["128x128"]\n')
     with pytest.raises(ConfigError, match=r"bad\.toml: \[matrix\]: lacks checkpoint, encoding, sigma, seed, sim; "):
         matrix_cases(bad)

@@ -30,7 +30,7 @@ LAYERS = (
     ("checks",),
     ("build", "evaluate", "sweep", "lifetime", "flows", "demo", "ppa", "importer", "onnx_graph", "onnx_import"),
     ("explore",),
-    ("commands", "cli", "__init__", "__main__"),
+    ("options", "commands", "cli", "__init__", "__main__"),
 )
 """Top-level parts of the package, lowest first: a part may import its own layer and below."""
 
