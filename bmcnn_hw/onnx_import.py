@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compile.thresholds import Thresholds
 from .errors import ConfigError
 from .onnx_graph import (
     GraphPlan,
@@ -388,8 +389,18 @@ def import_onnx(path: Path, out: Path, *, input_scale: float | None = None, name
     }
     if verify_images is not None:
         report["verification"] = compare_with_source(graph, model, verify_images, report)
-    save_checkpoint(out, model, {"imported": report}, {"imported": report, "history": []}, plot=False)
+    save_checkpoint(out, model, {"imported": report}, {"imported": report, "history": []}, plot=False,
+                    thresholds=carried_thresholds(imported, model).to_dict())
     return model, report
+
+
+def carried_thresholds(imported: list[ImportedLayer], model: BMCNN) -> Thresholds:
+    """The thresholds read off the source graph and the output layer's score codes, as the
+    checkpoint's ``thresholds.json`` carries them into ``compile`` (no batch-norm round trip)."""
+    hidden = [layer for layer in imported if layer.theta is not None and layer.flip is not None]
+    scale, bias = (t.numpy().astype(np.int64) for t in model.head.integer_params())
+    return Thresholds(tuple(layer.theta.astype(np.int64) for layer in hidden if layer.theta is not None),
+                      tuple(layer.flip.astype(np.uint8) for layer in hidden if layer.flip is not None), scale, bias)
 
 
 def pixels_to_source_input(images: np.ndarray, scale: float) -> np.ndarray:

@@ -284,6 +284,14 @@ def _check_register_values(path: Path, layer: CompiledLayer, values: list[int]) 
                                 f"{layer.acc_width}-bit signed register [{low}, {high}]")
 
 
+def tuning_for_chip(path: Path, model: CompiledModel, chip: Chip) -> Tuning:
+    """The tuning file at ``path`` for ``model``, refused unless it was fitted on ``chip``
+    (:func:`load_tuning`, :func:`check_tuning_chip`)."""
+    tuning = load_tuning(path, model)
+    check_tuning_chip(path, tuning, chip)
+    return tuning
+
+
 def load_tuning(path: Path, model: CompiledModel) -> Tuning:
     """Read a tuning file for ``model``.
 

@@ -27,7 +27,7 @@ LAYERS = (
     ("spice", "train", "compile", "programming"),
     ("rtl", "tune"),
     ("cosim",),
-    ("checks",),
+    ("checks", "rtl_build"),
     ("build", "evaluate", "sweep", "lifetime", "flows", "demo", "ppa", "importer", "onnx_graph", "onnx_import"),
     ("explore",),
     ("options", "commands", "cli", "__init__", "__main__"),

@@ -19,8 +19,9 @@ from bmcnn_hw.artefact import load_model
 from bmcnn_hw.build import build
 from bmcnn_hw.cli import main
 from bmcnn_hw.config import HardwareConfig
-from bmcnn_hw.errors import ConfigError, DataError
+from bmcnn_hw.errors import BmcnnError, ConfigError, DataError
 from bmcnn_hw.golden.integer import run_integer
+from bmcnn_hw.io_utils import sha256_file
 from bmcnn_hw.onnx_graph import execute_source
 from bmcnn_hw.onnx_import import import_onnx, load_graph, pixels_to_source_input
 from tests.helpers import REPO, needs
@@ -231,3 +232,60 @@ def test_readme_worked_example_runs(tmp_path, mnist_dir):
                                         test.images)
     assert result["classes"] == 10_000 and result["scores"] == 10_000
     assert (result["predictions"] == test.labels).mean() > 0.9  # a real, trained network, not a degenerate one
+
+
+def test_imported_thresholds_are_compiled_as_read_not_folded_back(mnist_test, tmp_path):
+    """The thresholds read off the source graph travel in the checkpoint's thresholds.json and the
+    compiler sets them (pass set_thresholds, no batch-norm round trip); the build equals the one
+    folded from the torch model's batch norms, and golden still equals the source graph."""
+    import json
+
+    from bmcnn_hw.compile import compile_checkpoint
+    from bmcnn_hw.train.checkpoint import load_checkpoint
+
+    path = _plain_bnn(tmp_path / "plain.onnx")
+    result = _golden_equals_source(path, tmp_path / "ckpt", tmp_path / "build", mnist_test.images[:500])
+    assert result["classes"] == 500
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert [p["name"] for p in manifest["provenance"]["passes"]] == ["to_crossbar", "set_thresholds", "tile"]
+    assert manifest["provenance"]["thresholds_sha256"] == sha256_file(tmp_path / "ckpt" / "thresholds.json")
+    carried = json.loads((tmp_path / "ckpt" / "thresholds.json").read_text())
+    built = load_model(tmp_path / "build")
+    folded = compile_checkpoint(load_checkpoint(tmp_path / "ckpt")[0], HardwareConfig())  # the BN round trip
+    for a, b in zip(built.layers, folded.layers, strict=True):
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("theta", "flip", "score_scale",
+                                                                            "score_bias")
+                   if getattr(a, f) is not None), a.name
+    assert carried["hidden"][0]["flip"] == built.layers[0].flip.tolist()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t["hidden"][0]["theta"].__setitem__(1, t["hidden"][0]["theta"][1] + 1),
+     r"thresholds\.json: layer conv0 channel 1: threshold -?\d+ flip \d, but model\.pt's batch norm folds to "),
+    (lambda t: t["score_bias"].__setitem__(0, t["score_bias"][0] + 1), r"the score codes differ from model\.pt's"),
+    (lambda t: t["hidden"][0].__setitem__("flip", [2, 0, 0, 0]), r"hidden\[0\]\.flip must hold 0 or 1"),
+    (lambda t: t.pop("score_scale"), r"lacks 'score_scale'"),
+])
+def test_a_checkpoint_whose_thresholds_disagree_with_its_weights_is_refused(tmp_path, edit, message):
+    """compile checks the carried thresholds against the torch model's batch norms: a planted
+    difference in one channel (or a malformed file) is one error naming it, and no build is left."""
+    _, _ = import_onnx(_plain_bnn(tmp_path / "plain.onnx"), tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / "thresholds.json"
+    carried = json.loads(path.read_text())
+    edit(carried)
+    path.write_text(json.dumps(carried))
+    with pytest.raises(BmcnnError, match=message):
+        build(tmp_path / "ckpt", tmp_path / "build", HardwareConfig())
+    assert not (tmp_path / "build").exists()
+
+
+def test_saving_other_weights_removes_the_carried_thresholds(tmp_path):
+    """thresholds.json belongs to the weights it was imported with: a checkpoint saved again into the
+    directory (train --force, a state_dict import) drops it."""
+    from bmcnn_hw.train.checkpoint import load_checkpoint, save_checkpoint
+
+    import_onnx(_plain_bnn(tmp_path / "plain.onnx"), tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "thresholds.json").is_file()
+    model, _ = load_checkpoint(tmp_path / "ckpt")
+    save_checkpoint(tmp_path / "ckpt", model, {}, {"history": []}, plot=False)
+    assert not (tmp_path / "ckpt" / "thresholds.json").exists()

@@ -37,10 +37,12 @@ def _weight_matrix(index: int, spec, w: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class PassContext:
     """What a compiler pass reads besides the model: the hardware target and the trained network
-    (a BMCNN in eval mode) that ``to_crossbar`` lowers and ``fold_bn`` takes the norms of."""
+    (a BMCNN in eval mode) that ``to_crossbar`` lowers and ``fold_bn`` takes the norms of, and the
+    integer thresholds an imported checkpoint carries (``thresholds.json``; ``set_thresholds``)."""
 
     hardware: HardwareConfig
     network: Any = None
+    thresholds: Any = None
 
 
 def empty_model(hardware: HardwareConfig) -> CompiledModel:

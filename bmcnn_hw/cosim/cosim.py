@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artefact import CompiledLayer, load_model
+from ..artefact import CompiledLayer, CompiledModel, load_model
 from ..golden.chip import Chip
 from ..golden.crossbar import CrossbarAccumulator
 from ..golden.integer import exact_matmul
@@ -186,6 +186,27 @@ def cosimulate(build_dir: Path, images: np.ndarray, chip: Chip, work_dir: Path, 
             "rtol": rtol,
             "ok": mismatch is None and all(row["digital"] or row["max_rel_current_error"] <= rtol
                                            for row in layers)}
+
+
+def build_for_chip(build_dir: Path, model: CompiledModel, chip: Chip, scratch: Path) -> Path:
+    """The build directory whose netlists hold ``chip``: ``build_dir`` itself (its netlists checked
+    against their hashes) when ``chip`` is the chip the build was written for, else a copy at
+    ``scratch`` with this chip's netlists written (another seed, device or age)."""
+    build_chip = Chip.of_build(model)
+    if chip.params == build_chip.params and chip.seed == build_chip.seed and chip.age is None:
+        from ..artefact import verify_netlists
+
+        verify_netlists(Path(build_dir))
+        return Path(build_dir)
+    import shutil
+
+    from ..spice.netlist import write_netlists
+
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shutil.copytree(build_dir, scratch, ignore=shutil.ignore_patterns("netlists"))
+    write_netlists(model, chip, scratch / "netlists")
+    return scratch
 
 
 def rtl_source(rtl_dir: Path, regenerated: bool) -> str:

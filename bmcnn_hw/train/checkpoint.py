@@ -22,17 +22,26 @@ def write_torch_atomic(path: Path, obj) -> None:
     write_atomic_bytes(Path(path), buffer.getvalue())
 
 
-def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: dict, plot: bool = True) -> None:
-    """Write a checkpoint directory (each file atomically); ``plot``: the learning curve too. A
-    directory this call created is removed again when a write fails (a full disk, Ctrl-C), so no
-    half checkpoint is left where none was."""
+THRESHOLDS_FILE = "thresholds.json"
+"""The integer thresholds an imported checkpoint carries (:mod:`bmcnn_hw.compile.thresholds`)."""
+
+
+def save_checkpoint(directory: Path, model: BMCNN, train_params: dict, metrics: dict, plot: bool = True,
+                    thresholds: dict | None = None) -> None:
+    """Write a checkpoint directory (each file atomically); ``plot``: the learning curve too;
+    ``thresholds``: the JSON of ``thresholds.json`` (an import), else an older one is removed (it
+    belonged to other weights). A directory this call created is removed again when a write fails
+    (a full disk, Ctrl-C), so no half checkpoint is left where none was."""
     directory = Path(directory)
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     try:
+        (directory / THRESHOLDS_FILE).unlink(missing_ok=True)  # first: never beside weights it does not fit
         write_torch_atomic(directory / "model.pt", model.state_dict())
         write_json_atomic(directory / "config.json", {"model": model.config.to_dict(), "train": train_params})
         write_json_atomic(directory / "metrics.json", metrics)
+        if thresholds is not None:
+            write_json_atomic(directory / THRESHOLDS_FILE, thresholds)
         if plot:
             from .plots import plot_learning_curve
 
