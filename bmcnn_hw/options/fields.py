@@ -313,8 +313,7 @@ def _converted_value(field: dataclasses.Field, annotation: Any, value: Any, wher
     if get_origin(kind) is not list:
         return _converted(field, _converter(arg, kind), value, where)
     if arg.positional or arg.repeat:  # one word per item
-        convert = _converter(dataclasses.replace(arg, convert=None), get_args(kind)[0]) if arg.positional \
-            else _converter(arg, get_args(kind)[0])
+        convert = _converter(arg, get_args(kind)[0])
         return [_converted(field, convert, v, where) for v in value]
     return _converted(field, arg.convert, ",".join(map(str, value)), where)  # a comma-separated option
 
