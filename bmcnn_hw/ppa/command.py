@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ def check_out_dir(out: Path) -> None:
         raise ConfigError(f"{out}: exists and is not a PPA output directory (no ppa.json); refusing to replace it")
 
 
-def options_from_args(args: argparse.Namespace) -> PpaOptions:
-    """PpaOptions from the command line, with the tools and files checked up front.
+def options_from_args(args: Any) -> PpaOptions:
+    """PpaOptions from ``ppa``'s command options (:class:`bmcnn_hw.options.PpaCommandOptions`), with
+    the tools and files checked up front.
 
     Raises:
         ConfigError: a Liberty file without the Verilog models of its cells for the gate-level
