@@ -217,7 +217,7 @@ _COMPILE_DEFAULTS = {"tile": "128x128", "fit_tiles": False, "device": "ideal", "
 """Built-in values of the compile options an architecture may set (:data:`bmcnn_hw.arch.ARCH_OPTIONS`)."""
 
 
-def _apply_architecture(args: CompileOptions):
+def _apply_architecture(args: CompileOptions) -> tuple[CompileOptions, Any]:
     """``args`` with every architecture option resolved: command line, else ``--arch``, else default."""
     import dataclasses
 

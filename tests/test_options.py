@@ -70,6 +70,7 @@ def _subparser(name):
     ["regress", "r.toml", "--checkpoint", "c1", "--checkpoint", "c2", "--scheduler", "tcp://h:8786"],
     ["evaluate", "B", "--backend", "spice", "--images", "7", "--engine", "ngspice", "--json", "r.json"],
     ["rtl-regress", "B", "--calibrate", "50", "--tuning-method", "lsq", "--regenerate-rtl"],
+    ["cosim", "my build", "--out", "runs/it's here", "--age", "1y"],
 ])
 def test_command_line_writes_back_what_parses_into_the_same_options(argv):
     name, options = parse_command(argv)
@@ -121,6 +122,7 @@ def test_from_table_builds_typed_options_with_the_command_lines_checks(capsys):
     (SweepOptions, ["b"], {"sigmas": "0,0.1"}, r"sigmas = '0,0.1' is not a list \(each item a number\)"),
     (SweepOptions, ["b"], {"sigmas": [0, -1]}, r"sigmas = '0,-1' must be a number >= 0, not '-1'"),
     (EvaluateOptions, ["b"], {"images": 0}, r"images = 0 must be a whole number >= 1, not '0'"),
+    (EvaluateOptions, ["b"], {"images": 3, "limit": 4}, r"f\.toml: images is given twice \(under two spellings\)"),
 ])
 def test_bad_flow_options_are_one_error_naming_the_file(cls, args, table, message):
     with pytest.raises(ConfigError, match=message):

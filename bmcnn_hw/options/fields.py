@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import shlex
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -128,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         arg = arg_of(field)
         target: Any = parser
         if arg.group:
-            title = arg.group.format(where=getattr(cls, "DEVICE_WHERE", ""))
+            title = arg.group.format(where=getattr(cls, "DEVICE_WHERE", ""))  # e.g. "device overrides ({where})"
             if title not in groups:
                 groups[title] = parser.add_argument_group(title)
             target = groups[title]
@@ -156,7 +157,7 @@ def _argparse_spelling(field: dataclasses.Field, arg: Arg, annotation: Any) -> t
     """Names and keyword arguments of ``add_argument`` for one field."""
     kind, nullable = _strip_none(annotation)
     kwargs: dict[str, Any] = {"help": arg.help.replace("%", "%%")}  # argparse %-formats help
-    if arg.metavar and not (arg.positional and get_origin(kind) is not list and not nullable):
+    if arg.metavar:
         kwargs["metavar"] = arg.metavar
     if arg.positional:
         names = [field.name]
@@ -165,8 +166,6 @@ def _argparse_spelling(field: dataclasses.Field, arg: Arg, annotation: Any) -> t
             kind = get_args(kind)[0]
         elif nullable:
             kwargs["nargs"] = "?"
-        if arg.metavar:
-            kwargs["metavar"] = arg.metavar
     else:
         names = [n for n in (arg.short, flag_of(field)) if n]
         kwargs["dest"] = field.name
@@ -256,12 +255,15 @@ def _option_values(cls: type, fields: list[dataclasses.Field], table: dict, wher
     """The option fields' values from a flow's ``[options]`` table, type-checked and converted."""
     hints = _hints(cls)
     spellings = _table_spellings(fields)
-    renamed = {}
+    renamed: dict[str, Any] = {}
     for key, value in table.items():
         field = spellings.get(str(key).replace("-", "_"))
         if field is not None and str(key).replace("-", "_") != field.name:
             _warn_deprecated(f"{where}: {key}", field.name)
-        renamed[field.name if field is not None else key] = value
+        name = field.name if field is not None else str(key)
+        if name in renamed:
+            raise ConfigError(f"{where}: {name} is given twice (under two spellings); give it once")
+        renamed[name] = value
     by_name = {f.name: f for f in fields if not arg_of(f).positional}
     schema = {name: _toml_type(hints[name]) for name in by_name}
     checked = check_table(renamed, schema, where)
@@ -328,7 +330,8 @@ def _converted(field: dataclasses.Field, convert: Callable[[str], Any] | None, v
 
 
 def command_line(command: str, options: Any) -> str:
-    """The ``bmcnn-hw`` command line that stands for ``options`` (values equal to the defaults left out)."""
+    """The ``bmcnn-hw`` command line that stands for ``options`` (values equal to the defaults left
+    out; words quoted for a POSIX shell where they need it)."""
     words = ["bmcnn-hw", command]
     for field in argument_fields(type(options)):
         value = getattr(options, field.name)
@@ -336,7 +339,7 @@ def command_line(command: str, options: Any) -> str:
             words += [str(v) for v in value] if isinstance(value, list) else [] if value is None else [str(value)]
         elif value != _default(field):
             words += _option_words(field, value)
-    return " ".join(words)
+    return " ".join(words[:2] + [shlex.quote(word) for word in words[2:]])
 
 
 def _option_words(field: dataclasses.Field, value: Any) -> list[str]:
