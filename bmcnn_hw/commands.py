@@ -801,10 +801,12 @@ def run_command(name: str, options: Any) -> int:
     :class:`~bmcnn_hw.errors.BmcnnError` (the CLI prints it as one line).
 
     Raises:
-        ConfigError: ``options`` is not the options class of ``name``.
+        ConfigError: ``options`` is not the options class of ``name``, or a value is not of its
+            field's type or out of its range (as on the command line).
     """
     from .errors import ConfigError
     from .options import command_named
+    from .options.fields import check_options
 
     try:
         expected = command_named(name).options
@@ -812,4 +814,5 @@ def run_command(name: str, options: Any) -> int:
         raise ConfigError(f"no command {name!r}; expected one of {', '.join(HANDLERS)}") from None
     if not isinstance(options, expected):
         raise ConfigError(f"{name}: options must be a {expected.__name__}, not {type(options).__name__}")
+    check_options(options, name)  # a script's values get the command line's checks
     return HANDLERS[name](options)

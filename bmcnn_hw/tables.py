@@ -14,6 +14,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from .errors import ConfigError
@@ -70,7 +71,7 @@ def _item_type(annotation: Any) -> Any:
 
 
 _SIMPLE: dict[Any, str] = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
-                           type(None): "absent (none)", list: "a list", tuple: "a list"}
+                           type(None): "absent (none)", list: "a list", tuple: "a list", Path: "a path"}
 
 
 def _fits(value: Any, annotation: Any) -> bool:

@@ -150,6 +150,22 @@ def test_run_command_from_python(capsys):
         run_command("format-disk", ModelsOptions())
 
 
+@pytest.mark.parametrize("options, message", [
+    (EvaluateOptions(build=Path("b"), images=0), r"^evaluate: images = 0 must be a whole number >= 1, not '0'$"),
+    (EvaluateOptions(build=Path("b"), images="10"), r"^evaluate: images = '10' is not a whole number or absent"),
+    (EvaluateOptions(build=Path("b"), backend="gold"), r"^evaluate: backend = 'gold' is not one of 'torch', "),
+    (SweepOptions(build=[Path("b")], sigmas=[0.1, -0.1]), r"^sweep: sigmas = '0.1,-0.1' must be a number >= 0"),
+    (SweepOptions(build=["b"]), r"^sweep: build = \['b'\] is not a list \(each item a path\)$"),
+])
+def test_run_command_checks_a_scripts_values_as_the_command_line_does(options, message):
+    """Options built in Python get the command line's type, choice and range checks before any work."""
+    from bmcnn_hw.commands import run_command
+
+    command = {EvaluateOptions: "evaluate", SweepOptions: "sweep"}[type(options)]
+    with pytest.raises(ConfigError, match=message):
+        run_command(command, options)
+
+
 def test_compile_with_an_architecture_leaves_the_callers_options_alone(tmp_path):
     """The architecture's settings are resolved into a copy: a Python caller's options object is
     not changed by running the command."""

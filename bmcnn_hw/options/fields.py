@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from ..errors import ConfigError
-from ..tables import check_table
+from ..tables import check_table, type_problem
 
 _T = TypeVar("_T")
 
@@ -327,6 +327,22 @@ def _converted(field: dataclasses.Field, convert: Callable[[str], Any] | None, v
         return convert(str(value))
     except (argparse.ArgumentTypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {field.name} = {value!r} {exc}") from None
+
+
+def check_options(options: Any, where: str) -> None:
+    """Check an options instance built in Python as the command line checks its words: each value
+    of its field's type (choices included) and through the field's converter (ranges).
+
+    Raises:
+        ConfigError: "WHERE: FIELD = VALUE is not ..." or "... must be ...".
+    """
+    hints = _hints(type(options))
+    for field in argument_fields(type(options)):
+        value = getattr(options, field.name)
+        problem = type_problem(value, hints[field.name])
+        if problem:
+            raise ConfigError(f"{where}: {field.name} = {value!r} {problem}")
+        _converted_value(field, hints[field.name], value, where)
 
 
 def command_line(command: str, options: Any) -> str:
