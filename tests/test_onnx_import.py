@@ -261,8 +261,9 @@ def test_imported_thresholds_are_compiled_as_read_not_folded_back(mnist_test, tm
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: t["hidden"][0]["theta"].__setitem__(1, t["hidden"][0]["theta"][1] + 1),
-     r"thresholds\.json: layer conv0 channel 1: threshold -?\d+ flip \d, but model\.pt's batch norm folds to "),
-    (lambda t: t["score_bias"].__setitem__(0, t["score_bias"][0] + 1), r"the score codes differ from model\.pt's"),
+     r"ckpt/thresholds\.json: layer conv0 channel 1: threshold -?\d+ flip \d, but model\.pt's batch norm folds to "),
+    (lambda t: t["score_bias"].__setitem__(0, t["score_bias"][0] + 1),
+     r"ckpt/thresholds\.json: the score codes differ from model\.pt's"),
     (lambda t: t["hidden"][0].__setitem__("flip", [2, 0, 0, 0]), r"hidden\[0\]\.flip must hold 0 or 1"),
     (lambda t: t.pop("score_scale"), r"lacks 'score_scale'"),
 ])

@@ -33,12 +33,14 @@ SCHEMA = "bmcnn-hw-thresholds/1"
 @dataclass(frozen=True)
 class Thresholds:
     """Per hidden layer ``theta`` (int64) and ``flip`` (uint8) per channel; the output layer's
-    integer score codes ``score_scale`` and ``score_bias`` per class."""
+    integer score codes ``score_scale`` and ``score_bias`` per class; ``path``: the file they were
+    read from (errors name it)."""
 
     theta: tuple[np.ndarray, ...]
     flip: tuple[np.ndarray, ...]
     score_scale: np.ndarray
     score_bias: np.ndarray
+    path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``thresholds.json``)."""
@@ -70,7 +72,7 @@ def load_thresholds(directory: Path) -> Thresholds | None:
                           tuple(_integers(path, f"hidden[{k}].flip", h["flip"], np.uint8)
                                 for k, h in enumerate(hidden)),
                           _integers(path, "score_scale", data["score_scale"], np.int64),
-                          _integers(path, "score_bias", data["score_bias"], np.int64))
+                          _integers(path, "score_bias", data["score_bias"], np.int64), path)
     except (KeyError, TypeError) as exc:
         raise ArtefactError(f"{path}: lacks {exc}; expected hidden[k].theta/flip, score_scale, score_bias") from None
 
@@ -95,31 +97,31 @@ def set_thresholds(model: CompiledModel, ctx: PassContext) -> CompiledModel:
     carried = ctx.thresholds
     if not isinstance(carried, Thresholds):
         raise ArtefactError("set_thresholds needs the checkpoint's thresholds (PassContext.thresholds)")
-    hidden = len(model.layers) - 1
+    where, hidden = carried.path or FILE, len(model.layers) - 1
     if len(carried.theta) != hidden:
-        raise ArtefactError(f"{FILE}: {len(carried.theta)} hidden layers, the model has {hidden}")
+        raise ArtefactError(f"{where}: {len(carried.theta)} hidden layers, the model has {hidden}")
     for i, (theta, flip) in enumerate(zip(carried.theta, carried.flip, strict=True)):
         layer = model.layers[i]
-        _check_folds_to(ctx.network.norms[i], layer, theta, flip)
+        _check_folds_to(ctx.network.norms[i], layer, theta, flip, where)
         # a threshold outside the reachable range acts as the range's end (as a folded one sits)
         model = model.replace_layer(i, theta=np.clip(theta, layer.acc_min, layer.acc_max + 1), flip=flip)
     scale, bias = (t.numpy().astype(np.int64) for t in ctx.network.head.integer_params())
     if not (np.array_equal(scale, carried.score_scale) and np.array_equal(bias, carried.score_bias)):
-        raise ArtefactError(f"{FILE}: the score codes differ from model.pt's head (S, B); the checkpoint's files "
+        raise ArtefactError(f"{where}: the score codes differ from model.pt's head (S, B); the checkpoint's files "
                             "do not belong together")
     return model.replace_layer(hidden, score_scale=carried.score_scale, score_bias=carried.score_bias)
 
 
-def _check_folds_to(norm: Any, layer: Any, theta: np.ndarray, flip: np.ndarray) -> None:
+def _check_folds_to(norm: Any, layer: Any, theta: np.ndarray, flip: np.ndarray, where: Any) -> None:
     """The batch norm folds to ``theta``/``flip`` (thresholds outside the reachable range compare as clipped)."""
     if theta.shape != (layer.cols,) or flip.shape != (layer.cols,):
-        raise ArtefactError(f"{FILE}: layer {layer.name} needs {layer.cols} thresholds and flips, has "
+        raise ArtefactError(f"{where}: layer {layer.name} needs {layer.cols} thresholds and flips, has "
                             f"{theta.size} and {flip.size}")
     folded_theta, folded_flip = fold_threshold(norm, layer.acc_min, layer.acc_max)
     low, high = layer.acc_min, layer.acc_max + 1
     same = (np.clip(folded_theta, low, high) == np.clip(theta, low, high)) & (folded_flip == flip)
     if not same.all():
         channel = int(np.argmin(same))
-        raise ArtefactError(f"{FILE}: layer {layer.name} channel {channel}: threshold {theta[channel]} flip "
+        raise ArtefactError(f"{where}: layer {layer.name} channel {channel}: threshold {theta[channel]} flip "
                             f"{flip[channel]}, but model.pt's batch norm folds to {folded_theta[channel]} flip "
                             f"{folded_flip[channel]}; the checkpoint's files do not belong together")
