@@ -39,11 +39,17 @@ def single_threaded_pool(workers: int, initializer=None, initargs: tuple = ()):
     except BaseException:
         # taken before shutdown(), which forgets them (3.14 has terminate_workers())
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)
         for process in processes:
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.join(timeout=5)
+        if manager is not None:
+            # Its exit closes the pool's wake-up pipe. Left running, it can close the pipe while the
+            # interpreter's exit hook writes to it (Python 3.11): "Exception ignored ... Bad file
+            # descriptor" with a traceback after the one line of a Ctrl-C.
+            manager.join(timeout=10)
         raise
     else:
         pool.shutdown(wait=True)
