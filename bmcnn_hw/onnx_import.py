@@ -397,10 +397,10 @@ def import_onnx(path: Path, out: Path, *, input_scale: float | None = None, name
 def carried_thresholds(imported: list[ImportedLayer], model: BMCNN) -> Thresholds:
     """The thresholds read off the source graph and the output layer's score codes, as the
     checkpoint's ``thresholds.json`` carries them into ``compile`` (no batch-norm round trip)."""
-    hidden = [layer for layer in imported if layer.theta is not None and layer.flip is not None]
+    theta = tuple(layer.theta.astype(np.int64) for layer in imported if layer.theta is not None)
+    flip = tuple(layer.flip.astype(np.uint8) for layer in imported if layer.flip is not None)
     scale, bias = (t.numpy().astype(np.int64) for t in model.head.integer_params())
-    return Thresholds(tuple(layer.theta.astype(np.int64) for layer in hidden if layer.theta is not None),
-                      tuple(layer.flip.astype(np.uint8) for layer in hidden if layer.flip is not None), scale, bias)
+    return Thresholds(theta, flip, scale, bias)
 
 
 def pixels_to_source_input(images: np.ndarray, scale: float) -> np.ndarray:
