@@ -6,7 +6,6 @@ from pathlib import Path
 
 from .artefact import CompiledModel, save_model
 from .compile import compile_checkpoint
-from .compile.thresholds import FILE as THRESHOLDS_FILE
 from .compile.thresholds import load_thresholds
 from .config import HardwareConfig
 from .errors import ArtefactError
@@ -14,7 +13,7 @@ from .golden.chip import Chip
 from .io_utils import replaced_directory, sha256_file
 from .rtl.emit import write_rtl
 from .spice.netlist import write_netlists
-from .train.checkpoint import load_checkpoint
+from .train.checkpoint import THRESHOLDS_FILE, load_checkpoint
 
 
 def build(checkpoint_dir: Path, build_dir: Path, hardware: HardwareConfig, chip_seed: int = 0,

@@ -174,3 +174,16 @@ def test_compile_with_an_architecture_leaves_the_callers_options_alone(tmp_path)
     options = CompileOptions(checkpoint=Path("c"), out=Path("b"), arch="efficient")
     resolved, arch = _apply_architecture(options)
     assert arch is not None and resolved.encoding == "reference" and options.encoding is None
+
+
+def test_the_tables_beside_the_declarations_name_the_same_things():
+    """Two maps kept beside the options classes: every device override sets a DeviceParams field
+    (a field missing from the map would be parsed and silently ignored), and every command has a
+    handler."""
+    from bmcnn_hw.commands import HANDLERS
+    from bmcnn_hw.config import DeviceParams
+    from bmcnn_hw.options.common import DEVICE_FIELDS, DeviceOverrides
+
+    assert set(DEVICE_FIELDS) == {f.name for f in dataclasses.fields(DeviceOverrides)}
+    assert set(DEVICE_FIELDS.values()) <= {f.name for f in dataclasses.fields(DeviceParams)}
+    assert set(HANDLERS) == {c.name for c in COMMANDS}

@@ -26,7 +26,6 @@ from ..train.checkpoint import THRESHOLDS_FILE
 from .fold_bn import fold_threshold
 from .to_crossbar import PassContext
 
-FILE = THRESHOLDS_FILE
 SCHEMA = "bmcnn-hw-thresholds/1"
 
 
@@ -56,7 +55,7 @@ def load_thresholds(directory: Path) -> Thresholds | None:
     Raises:
         ArtefactError: ``thresholds.json`` is not JSON or not of this schema (names the field).
     """
-    path = Path(directory) / FILE
+    path = Path(directory) / THRESHOLDS_FILE
     if not path.is_file():
         return None
     try:
@@ -97,7 +96,7 @@ def set_thresholds(model: CompiledModel, ctx: PassContext) -> CompiledModel:
     carried = ctx.thresholds
     if not isinstance(carried, Thresholds):
         raise ArtefactError("set_thresholds needs the checkpoint's thresholds (PassContext.thresholds)")
-    where, hidden = carried.path or FILE, len(model.layers) - 1
+    where, hidden = carried.path or THRESHOLDS_FILE, len(model.layers) - 1
     if len(carried.theta) != hidden:
         raise ArtefactError(f"{where}: {len(carried.theta)} hidden layers, the model has {hidden}")
     for i, (theta, flip) in enumerate(zip(carried.theta, carried.flip, strict=True)):

@@ -27,6 +27,9 @@ from .common import (
     Simulator,
     SpiceJobs,
     TuningMethod,
+    build_positional,
+    calib_option,
+    chip_seed_option,
     data_dir_option,
     name_list,
     non_negative_float,
@@ -187,7 +190,7 @@ class CompileOptions(DeviceOverrides):
 class TuneOptions(DeviceOverrides, AgeOptions):
     """Options of ``bmcnn-hw tune``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     chip_seed: int = option(0, convert=non_negative_int, help="seed of the sampled chip")
     calib: int = option(2048, convert=positive_int, help=(
         "calibration images, the first N training images (default 2048; guarded tuning holds out half)"))
@@ -217,8 +220,7 @@ class SweepOptions:
     distribution: Distribution | None = option(None, help="override the build's distribution")
     chips: int = option(10, convert=positive_int, help="sampled chips per sigma (default 10)")
     images: int = option(10000, convert=positive_int, help="test images per chip (default 10000)")
-    calib: int = option(2048, convert=positive_int, help=(
-        "calibration (training) images for tuning (default 2048; guarded tuning holds out half)"))
+    calib: int = calib_option()
     no_tune: bool = option(False, help="skip the tuned accuracy")
     seed: int = option(0, convert=non_negative_int, help="chip k of every sigma uses seed SEED + k")
     workers: int | None = workers_option("processes (default: one per core)", default=None)
@@ -235,7 +237,7 @@ class SweepOptions:
 class LifetimeOptions(DeviceOverrides):
     """Options of ``bmcnn-hw lifetime``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     times: str = option("1s,1h,1d,1mo,1y,10y", help=(
         "comma-separated ages since programming: s, min, h, d, w, mo, y (default 1s,1h,1d,1mo,1y,10y)"))
     reads_per_s: float = option(0.0, convert=non_negative_float, metavar="R", help=(
@@ -246,8 +248,7 @@ class LifetimeOptions(DeviceOverrides):
         "(docs/guide/variation.md, 'Chip lifetime')"))
     chips: int = option(5, convert=positive_int, help="sampled chips (default 5)")
     images: int = option(10000, convert=positive_int, help="test images per chip and age (default 10000)")
-    calib: int = option(2048, convert=positive_int, help=(
-        "calibration (training) images for tuning (default 2048; guarded tuning holds out half)"))
+    calib: int = calib_option()
     seed: int = option(0, convert=non_negative_int, help="chip k uses seed SEED + k")
     workers: int | None = workers_option("processes (default: one per core)", default=None)
     scheduler: str | None = scheduler_option()
@@ -282,10 +283,9 @@ class RtlOptions:
 class CosimOptions(DeviceOverrides, SpiceJobs, AgeOptions):
     """Options of ``bmcnn-hw cosim``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     images: int = option(1, convert=positive_int, help="test images (default 1)")
-    chip_seed: int | None = option(None, convert=non_negative_int, help=(
-        "sample a chip with this seed (default: the build's chip)"))
+    chip_seed: int | None = chip_seed_option()
     tuning: Path | None = option(None, help="tuning file from `bmcnn-hw tune` (loaded into RTL registers and golden)")
     sim: Simulator = sim_option("RTL simulator: verilator runs each layer top in a compiled harness fed through a "
                                 "pipe (fast); icarus runs the cocotb testbench (Python per beat)")
@@ -301,10 +301,9 @@ class CosimOptions(DeviceOverrides, SpiceJobs, AgeOptions):
 class RtlRegressOptions(DeviceOverrides):
     """Options of ``bmcnn-hw rtl-regress``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     images: int = option(10000, convert=positive_int, help="test images (default 10000: all)")
-    chip_seed: int | None = option(None, convert=non_negative_int, help=(
-        "sample a chip with this seed (default: the build's chip)"))
+    chip_seed: int | None = chip_seed_option()
     tuning: Path | None = option(None, exclusive="tuning", help=(
         "tuning file from `bmcnn-hw tune` (loaded into the RTL's registers)"))
     calibrate: int | None = option(None, convert=positive_int, metavar="N", exclusive="tuning", help=(
@@ -347,7 +346,7 @@ class ImportOptions:
 class ExportOptions(DeviceOverrides):
     """Options of ``bmcnn-hw export``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     programming: Path = option(metavar="MAP.csv", help=(
         "CSV to write (one row per device: layer, tile, row, column, weight, side G+/G-/ref, target state and "
         "resistance, the sampled resistance); its JSON header (schema, chip seed, device parameters, SHA-256 of the "
@@ -385,7 +384,7 @@ class RegressOptions:
 class SpiceOptions(SpiceJobs):
     """Options of ``bmcnn-hw spice``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     images: int = option(1, convert=positive_int, help="test images to run (default 1)")
     mode: SpiceMode = option("auto", help=(
         "superposition: one ngspice solve per tile row, then exact sums (linear tiles); per-vector: one solve per "
@@ -398,7 +397,7 @@ class SpiceOptions(SpiceJobs):
 class EvaluateOptions(SpiceJobs):
     """Options of ``bmcnn-hw evaluate``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     backend: BackendName = option("golden", help="; ".join(f"{b.name}: {b.description}" for b in BACKENDS.values()))
     images: int | None = option(None, convert=positive_int, metavar="N", aliases=("--limit",), help=(
         "the first N test images only (default: all)"))
@@ -415,7 +414,7 @@ class EvaluateOptions(SpiceJobs):
 class PpaCommandOptions:
     """Options of ``bmcnn-hw ppa``."""
 
-    build: Path = positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+    build: Path = build_positional()
     out: Path | None = option(None, metavar="DIR", short="-o", help="output directory (default BUILD_DIR/ppa)")
     images: int = option(20, convert=positive_int, metavar="N", help=(
         "test images for the DC power of real inputs and the gate-level activity (default 20)"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ..config import CellType, Corner, Distribution, SpiceEngine
-from .fields import option
+from .fields import option, positional
 
 Simulator = Literal["auto", "icarus", "verilator"]
 TuningMethod = Literal["guarded", "lsq"]
@@ -58,7 +59,7 @@ def _finite(text: str, expected: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be {expected}, not {text!r}")
     return value
 
@@ -110,7 +111,7 @@ def sim_option(what: str) -> Any:
 
 def _sim_default() -> Simulator:
     chosen = os.environ.get("SIM", "auto")
-    return chosen if chosen in ("auto", "icarus", "verilator") else "auto"  # type: ignore[return-value]
+    return chosen if chosen in get_args(Simulator) else "auto"  # type: ignore[return-value]
 
 
 def tuning_method_option() -> Any:
@@ -120,6 +121,22 @@ def tuning_method_option() -> Any:
         "kept only where it lowers the held-out half's error, the whole tuning only if held-out accuracy does not "
         "drop; lsq: the least-squares fit on all calibration images, every correction kept (the method before "
         "guarded tuning)"))
+
+
+def build_positional() -> Any:
+    """``BUILD_DIR``: the build directory a command reads."""
+    return positional(metavar="BUILD_DIR", help="build directory written by `bmcnn-hw compile`")
+
+
+def chip_seed_option() -> Any:
+    """``--chip-seed`` of a command that samples another chip than the build's (None: the build's)."""
+    return option(None, convert=non_negative_int, help="sample a chip with this seed (default: the build's chip)")
+
+
+def calib_option() -> Any:
+    """``--calib`` of a command that tunes many chips."""
+    return option(2048, convert=positive_int, help=(
+        "calibration (training) images for tuning (default 2048; guarded tuning holds out half)"))
 
 
 def regenerate_rtl_option() -> Any:
